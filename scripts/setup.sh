@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set-up on a fresh Debian machine: OpenBLAS for the native CPU backend (optional, see README), then npm ci.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libopenblas0-pthread >/dev/null \
+      || echo "warning: could not install libopenblas0-pthread; lorasft will run on the slow 'cpu' backend" >&2
+  else
+    echo "warning: libopenblas0-pthread is not installed and this user cannot install it; lorasft will use the slow 'cpu' backend" >&2
+  fi
+fi
+npm ci --no-audit --no-fund

@@ -1,0 +1,42 @@
+// lorasft command line: `lorasft <command> [flags]`. Each command lives in src/commands/<command>.ts
+// and exports `run(argv): Promise<number>` (the exit code).
+import { UserError } from './errors.ts';
+
+const COMMANDS: Record<string, { help: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  validate: { help: 'check a JSONL dataset against the managed-job rules', load: () => import('./commands/validate.ts') },
+  preview: { help: 'show rendered, tokenized and masked training examples', load: () => import('./commands/preview.ts') },
+  'loss-grad': { help: 'loss and LoRA gradients of one batch (for parity checks)', load: () => import('./commands/loss-grad.ts') },
+  train: { help: 'run a LoRA SFT job', load: () => import('./commands/train.ts') },
+  generate: { help: 'generate text with a base model and optional adapter', load: () => import('./commands/generate.ts') },
+  merge: { help: 'merge an adapter into the base weights as a new HF model dir', load: () => import('./commands/merge.ts') },
+  plot: { help: 'plot the loss curves of a job', load: () => import('./commands/plot.ts') },
+};
+
+function usage(): string {
+  const lines = ['usage: lorasft <command> [flags]   (lorasft <command> --help for its flags)', '', 'commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.help}`);
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(usage());
+    return cmd ? 0 : 1;
+  }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    console.error(`lorasft: unknown command '${cmd}'\n\n${usage()}`);
+    return 1;
+  }
+  try {
+    const mod = await entry.load();
+    return await mod.run(rest);
+  } catch (e) {
+    if (e instanceof UserError) {
+      console.error(`error: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

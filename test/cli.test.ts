@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+
+const BIN = new URL('../bin/lorasft.js', import.meta.url).pathname;
+
+describe('lorasft cli', () => {
+  it('prints usage with --help', () => {
+    const out = execFileSync('node', [BIN, '--help'], { encoding: 'utf8' });
+    expect(out).toContain('usage: lorasft');
+    expect(out).toContain('train');
+  });
+  it('rejects an unknown command with exit 1', () => {
+    const r = spawnSync('node', [BIN, 'frobnicate'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("unknown command 'frobnicate'");
+  });
+});
