@@ -1,0 +1,39 @@
+// `lorasft plot OUT_DIR [--out FILE.svg]`: loss curves of a job from its metrics.jsonl.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors.ts';
+import { parseFlags } from '../util/args.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { metricsFile, readMetrics } from '../train/metrics.ts';
+import { lossCurveSvg } from '../train/plot.ts';
+
+const HELP = `usage: lorasft plot OUT_DIR [--out FILE.svg]
+
+Writes the train/eval loss curves of the job in OUT_DIR (from OUT_DIR/metrics.jsonl) as an SVG,
+by default OUT_DIR/loss.svg.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('plot', argv, { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UserError(`lorasft plot: expected one OUT_DIR, got ${positionals.length}\n${HELP}`);
+  const dir = positionals[0];
+  if (!fs.existsSync(metricsFile(dir))) throw new UserError(`${metricsFile(dir)}: not found (is ${dir} the output dir of a lorasft train run?)`);
+  const rows = readMetrics(dir);
+  if (!rows.some((r) => ('train_loss' in r && Number.isFinite(r.train_loss)) || ('eval_loss' in r && Number.isFinite(r.eval_loss)))) {
+    throw new UserError(`${metricsFile(dir)}: no loss values yet`);
+  }
+  let title = path.basename(path.resolve(dir));
+  try {
+    const job = JSON.parse(fs.readFileSync(path.join(dir, 'job.json'), 'utf8'));
+    title = `${job.displayName || job.name} (${job.state})`;
+  } catch {
+    // job.json is optional for plotting
+  }
+  const out = values.out ?? path.join(dir, 'loss.svg');
+  writeFileAtomic(out, lossCurveSvg(rows, title));
+  console.log(`wrote ${out}`);
+  return 0;
+}

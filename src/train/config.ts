@@ -1,0 +1,237 @@
+// The one typed training config. Every field has a default and a help string; values come from
+// CLI flags > --config FILE (the managed job's REST request body, camelCase, as-is) > defaults.
+// Unknown keys are rejected by name; request fields with no local meaning are accepted with a notice.
+import * as fs from 'node:fs';
+import { UserError } from '../errors.ts';
+
+export type LrScheduler = 'constant' | 'linear' | 'cosine';
+
+export interface TrainConfig {
+  dataset: string;
+  baseModel: string;
+  outputModel: string;
+  warmStartFrom: string;
+  jinjaTemplate: string;
+  displayName: string;
+  jobId: string;
+  evaluationDataset: string;
+  evalAutoCarveout: boolean;
+  earlyStop: boolean;
+  epochs: number;
+  learningRate: number;
+  learningRateWarmupSteps: number;
+  lrScheduler: LrScheduler;
+  maxContextLength: number;
+  batchSize: number;
+  batchSizeSamples: number;
+  gradientAccumulationSteps: number;
+  loraRank: number;
+  loraAlpha: number;
+  loraDropout: number;
+  optimizerWeightDecay: number;
+  maxGradNorm: number;
+  evalEverySteps: number;
+  earlyStopPatience: number;
+  checkpointEverySteps: number;
+  keepCheckpoints: number;
+  maxSteps: number;
+  seed: number;
+  backend: string;
+  threads: number;
+}
+
+type Kind = 'string' | 'number' | 'int' | 'boolean';
+interface Field {
+  kind: Kind;
+  default: string | number | boolean;
+  help: string;
+  /** Accepted values of a string field. */
+  choices?: readonly string[];
+  /** True for fields of the managed job's request body (echoed in job.json); false for local extras. */
+  rest: boolean;
+}
+
+/** Defaults that depend on other fields are 0 or '' here and resolved in `finalize`. */
+export const FIELDS: { [K in keyof TrainConfig]: Field } = {
+  dataset: { kind: 'string', default: '', rest: true, help: 'training data, a JSONL file of chat examples (empty with no base model: the bundled demo)' },
+  baseModel: { kind: 'string', default: '', rest: true, help: 'HF model directory (config.json, *.safetensors, tokenizer files); empty with no dataset: the demo model' },
+  outputModel: { kind: 'string', default: '', rest: true, help: 'output directory for the adapter, job.json, metrics (default: out/<jobId>, the demo: out/demo)' },
+  warmStartFrom: { kind: 'string', default: '', rest: true, help: 'PEFT adapter directory to continue training (its rank wins; base model from its adapter_config.json if no base model)' },
+  jinjaTemplate: { kind: 'string', default: '', rest: true, help: 'chat template (file path or template text) instead of the model\'s own' },
+  displayName: { kind: 'string', default: '', rest: true, help: 'human-readable job name, stored in job.json' },
+  jobId: { kind: 'string', default: '', rest: false, help: 'job id used in job.json name (default: a random UUID, like the managed service)' },
+  evaluationDataset: { kind: 'string', default: '', rest: true, help: 'separate JSONL dataset for evaluation (instead of a carve-out)' },
+  evalAutoCarveout: { kind: 'boolean', default: true, rest: true, help: 'without an evaluation dataset, hold out min(10%, 100) training examples (seeded) for eval' },
+  earlyStop: { kind: 'boolean', default: false, rest: true, help: 'stop when eval loss has not improved for earlyStopPatience evaluations; keep the best adapter' },
+  epochs: { kind: 'number', default: 1, rest: true, help: 'passes over the training data; fractional values stop part-way through the last epoch' },
+  learningRate: { kind: 'number', default: 1e-4, rest: true, help: 'peak AdamW learning rate' },
+  learningRateWarmupSteps: { kind: 'int', default: 0, rest: true, help: 'optimizer steps of linear warmup from 0 to learningRate' },
+  lrScheduler: { kind: 'string', default: 'constant', rest: false, choices: ['constant', 'linear', 'cosine'], help: 'after warmup: constant (managed default), or linear / cosine decay to 0 at the last step' },
+  maxContextLength: { kind: 'int', default: 4096, rest: true, help: 'examples are truncated to this many tokens (default: 4096, or batchSize if that is smaller)' },
+  batchSize: { kind: 'int', default: 0, rest: true, help: 'tokens packed into one forward pass (one micro-batch); default: maxContextLength' },
+  batchSizeSamples: { kind: 'int', default: 0, rest: true, help: 'at most this many examples per packed micro-batch (0: no limit)' },
+  gradientAccumulationSteps: { kind: 'int', default: 1, rest: true, help: 'micro-batches per optimizer step (loss is token-weighted over all of them)' },
+  loraRank: { kind: 'int', default: 8, rest: true, help: 'LoRA rank r: a power of 2 up to 32' },
+  loraAlpha: { kind: 'number', default: 0, rest: false, help: 'LoRA alpha (scale = alpha / r); default: 2 * loraRank' },
+  loraDropout: { kind: 'number', default: 0, rest: false, help: 'dropout on the LoRA input, in [0, 1)' },
+  optimizerWeightDecay: { kind: 'number', default: 0.01, rest: true, help: 'decoupled AdamW weight decay (LoRA A/B matrices only; there are no trainable biases or norms)' },
+  maxGradNorm: { kind: 'number', default: 1.0, rest: false, help: 'clip the global gradient L2 norm to this value (0: no clipping)' },
+  evalEverySteps: { kind: 'int', default: 0, rest: false, help: 'evaluate every N optimizer steps and at every epoch end (0: about 10 evaluations per run)' },
+  earlyStopPatience: { kind: 'int', default: 3, rest: false, help: 'with earlyStop: evaluations without improvement before stopping' },
+  checkpointEverySteps: { kind: 'int', default: 0, rest: false, help: 'write a resumable checkpoint every N steps and at epoch ends (0: at every evaluation)' },
+  keepCheckpoints: { kind: 'int', default: 2, rest: false, help: 'how many most recent checkpoints to keep' },
+  maxSteps: { kind: 'int', default: 0, rest: false, help: 'stop after this many optimizer steps (0: no limit); counts as completed' },
+  seed: { kind: 'int', default: 42, rest: false, help: 'seed for LoRA init, carve-out, data order and dropout' },
+  backend: { kind: 'string', default: '', rest: false, help: 'tensor backend: native, cpu, tensorflow (default: the fastest present)' },
+  threads: { kind: 'int', default: 0, rest: false, help: 'compute threads for the native backend (0: all cores)' },
+};
+
+/** Request-body fields that mean nothing on one machine: accepted, ignored, with a notice. */
+export const IGNORED_FIELDS: Record<string, string> = {
+  awsS3Config: 'datasets are local files',
+  azureBlobStorageConfig: 'datasets are local files',
+  wandbConfig: 'metrics go to OUT_DIR/metrics.jsonl (plot them with `lorasft plot`)',
+  nodes: 'training runs in this process',
+  mtpEnabled: 'multi-token prediction is not trained',
+  mtpNumDraftTokens: 'multi-token prediction is not trained',
+  mtpFreezeBaseModel: 'multi-token prediction is not trained',
+  isTurbo: 'there is one speed',
+  purpose: 'there is no scheduler',
+  metricsFileSignedUrl: 'metrics go to OUT_DIR/metrics.jsonl',
+};
+
+/** CLI flag of a field: kebab-case of the camelCase name (firectl's names). */
+export function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** Options for parseFlags: one string option per field, booleans also with a `--no-` form. */
+export function configFlagOptions() {
+  const o: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const [key, f] of Object.entries(FIELDS)) {
+    if (f.kind === 'boolean') {
+      o[flagName(key)] = { type: 'boolean' };
+      o['no-' + flagName(key)] = { type: 'boolean' };
+    } else o[flagName(key)] = { type: 'string' };
+  }
+  return o;
+}
+
+export function defaultConfig(): TrainConfig {
+  const c: Record<string, unknown> = {};
+  for (const [key, f] of Object.entries(FIELDS)) c[key] = f.default;
+  return c as unknown as TrainConfig;
+}
+
+function coerce(key: string, f: Field, v: unknown, where: string): string | number | boolean {
+  const bad = (what: string) => new UserError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
+  if (f.kind === 'boolean') {
+    if (typeof v === 'boolean') return v;
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    throw bad('true or false');
+  }
+  if (f.kind === 'string') {
+    if (typeof v !== 'string') throw bad('a string');
+    if (f.choices && !f.choices.includes(v)) throw bad(`one of ${f.choices.join(', ')}`);
+    return v;
+  }
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isFinite(n)) throw bad('a number');
+  if (f.kind === 'int' && !Number.isInteger(n)) throw bad('an integer');
+  return n;
+}
+
+/** Read a REST request body JSON (full-line `//` comments allowed, so config files can say how to run them). */
+export function readConfigFile(file: string, notice: (msg: string) => void): Partial<TrainConfig> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const stripped = text.split('\n').map((l) => (/^\s*\/\//.test(l) ? '' : l)).join('\n');
+  let body: unknown;
+  try {
+    body = JSON.parse(stripped);
+  } catch (e) {
+    throw new UserError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UserError(`${file}: expected a JSON object (the job's request body)`);
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(body)) {
+    if (key in IGNORED_FIELDS) {
+      notice(`${file}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
+      continue;
+    }
+    const f = (FIELDS as Record<string, Field>)[key];
+    if (!f) throw new UserError(`${file}: unknown field '${key}' (known: ${Object.keys(FIELDS).join(', ')})`);
+    if (v === null) continue;
+    out[key] = coerce(key, f, v, file);
+  }
+  return out as Partial<TrainConfig>;
+}
+
+/** Config values given as flags (already parsed by parseFlags with configFlagOptions()). */
+export function configFromFlags(values: Record<string, string | boolean | undefined | (string | boolean)[]>): Partial<TrainConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [key, f] of Object.entries(FIELDS)) {
+    const flag = flagName(key);
+    const v = values[flag];
+    if (f.kind === 'boolean') {
+      if (v === true && values['no-' + flag] === true) throw new UserError(`--${flag} and --no-${flag} contradict each other`);
+      if (v === true) out[key] = true;
+      else if (values['no-' + flag] === true) out[key] = false;
+    } else if (v !== undefined) out[key] = coerce(key, f, v, `--${flag}`);
+  }
+  return out as Partial<TrainConfig>;
+}
+
+/** Merge layers (later wins), fill dependent defaults, and validate. */
+export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
+  const c = Object.assign(defaultConfig(), ...layers) as TrainConfig;
+  const given = (k: keyof TrainConfig) => layers.some((l) => l[k] !== undefined);
+  // A small batch size alone also shortens the context, so that every example still fits one row.
+  if (given('batchSize') && !given('maxContextLength')) c.maxContextLength = Math.min(c.maxContextLength, c.batchSize);
+  if (c.batchSize === 0) c.batchSize = c.maxContextLength;
+  if (c.loraAlpha === 0) c.loraAlpha = 2 * c.loraRank;
+  validateConfig(c);
+  return c;
+}
+
+export function validateConfig(c: TrainConfig): void {
+  const problems: string[] = [];
+  const need = (ok: boolean, msg: string) => ok || problems.push(msg);
+  need(c.epochs > 0, `epochs must be > 0, got ${c.epochs}`);
+  need(c.learningRate > 0, `learningRate must be > 0, got ${c.learningRate}`);
+  need(c.learningRateWarmupSteps >= 0, `learningRateWarmupSteps must be >= 0, got ${c.learningRateWarmupSteps}`);
+  need([1, 2, 4, 8, 16, 32].includes(c.loraRank), `loraRank must be a power of 2 up to 32 (1, 2, 4, 8, 16, 32), got ${c.loraRank}`);
+  need(c.loraAlpha > 0, `loraAlpha must be > 0, got ${c.loraAlpha}`);
+  need(c.loraDropout >= 0 && c.loraDropout < 1, `loraDropout must be in [0, 1), got ${c.loraDropout}`);
+  need(c.maxContextLength >= 2, `maxContextLength must be >= 2, got ${c.maxContextLength}`);
+  need(c.batchSize >= c.maxContextLength, `batchSize (${c.batchSize} tokens) must be >= maxContextLength (${c.maxContextLength}) so every example fits one packed row`);
+  need(c.batchSizeSamples >= 0, `batchSizeSamples must be >= 0, got ${c.batchSizeSamples}`);
+  need(c.gradientAccumulationSteps >= 1, `gradientAccumulationSteps must be >= 1, got ${c.gradientAccumulationSteps}`);
+  need(c.optimizerWeightDecay >= 0, `optimizerWeightDecay must be >= 0, got ${c.optimizerWeightDecay}`);
+  need(c.maxGradNorm >= 0, `maxGradNorm must be >= 0 (0: no clipping), got ${c.maxGradNorm}`);
+  need(c.evalEverySteps >= 0, `evalEverySteps must be >= 0, got ${c.evalEverySteps}`);
+  need(c.earlyStopPatience >= 1, `earlyStopPatience must be >= 1, got ${c.earlyStopPatience}`);
+  need(c.checkpointEverySteps >= 0, `checkpointEverySteps must be >= 0, got ${c.checkpointEverySteps}`);
+  need(c.keepCheckpoints >= 1, `keepCheckpoints must be >= 1, got ${c.keepCheckpoints}`);
+  need(c.maxSteps >= 0, `maxSteps must be >= 0, got ${c.maxSteps}`);
+  need(c.threads >= 0, `threads must be >= 0, got ${c.threads}`);
+  need(c.seed >= 0 && c.seed <= 0xffffffff, `seed must be in [0, 2^32), got ${c.seed}`);
+  need(!/[\\/]/.test(c.jobId), `jobId must not contain '/' or '\\', got '${c.jobId}'`);
+  if (problems.length) throw new UserError(`invalid training config:\n  ${problems.join('\n  ')}`);
+}
+
+/** `--help` text listing every field as flag, default and help. */
+export function configHelp(): string {
+  const lines: string[] = [];
+  for (const [key, f] of Object.entries(FIELDS)) {
+    const flag = `--${flagName(key)}${f.kind === 'boolean' ? ` / --no-${flagName(key)}` : ''}`;
+    const def = f.default === '' ? '' : ` (default ${f.default})`;
+    lines.push(`  ${flag.padEnd(34)} ${f.help}${f.help.includes('default:') ? '' : def}   [${key}]`);
+  }
+  return lines.join('\n');
+}

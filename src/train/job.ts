@@ -1,0 +1,93 @@
+// job.json: the managed job's REST response object (SupervisedFineTuningJob), kept up to date on disk.
+// State machine: VALIDATING -> RUNNING -> COMPLETED | EARLY_STOPPED | FAILED | CANCELLED.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { FIELDS, type TrainConfig } from './config.ts';
+
+export type JobState =
+  | 'JOB_STATE_VALIDATING'
+  | 'JOB_STATE_RUNNING'
+  | 'JOB_STATE_COMPLETED'
+  | 'JOB_STATE_FAILED'
+  | 'JOB_STATE_CANCELLED'
+  | 'JOB_STATE_EARLY_STOPPED';
+
+export const TERMINAL_STATES: JobState[] = ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EARLY_STOPPED'];
+
+export interface JobProgress {
+  percent: number;
+  epoch: number;
+  /** Tokens the model read (all input tokens of the trained micro-batches, padding excluded). */
+  inputTokens: number;
+  /** Tokens trained on (weight != 0), the managed job's billable "trained tokens". */
+  outputTokens: number;
+  totalInputRequests: number;
+  totalProcessedRequests: number;
+  successfullyProcessedRequests: number;
+  failedRequests: number;
+  outputRows: number;
+  cachedInputTokenCount: number;
+}
+
+export interface Job {
+  name: string;
+  state: JobState;
+  status: { code: string; message: string };
+  createTime: string;
+  updateTime: string;
+  completedTime?: string;
+  createdBy: string;
+  jobProgress: JobProgress;
+  [requestField: string]: unknown;
+}
+
+/** google.rpc.Code names for the final status. */
+const STATUS_CODE: Record<JobState, string> = {
+  JOB_STATE_VALIDATING: 'OK',
+  JOB_STATE_RUNNING: 'OK',
+  JOB_STATE_COMPLETED: 'OK',
+  JOB_STATE_EARLY_STOPPED: 'OK',
+  JOB_STATE_FAILED: 'INTERNAL',
+  JOB_STATE_CANCELLED: 'CANCELLED',
+};
+
+export function jobName(jobId: string): string {
+  return `accounts/local/supervisedFineTuningJobs/${jobId}`;
+}
+
+/** A new job in VALIDATING, echoing every request-body field of the config (local extras stay in resolved_config.json). */
+export function createJob(cfg: TrainConfig, now = new Date()): Job {
+  const job: Job = {
+    name: jobName(cfg.jobId),
+    state: 'JOB_STATE_VALIDATING',
+    status: { code: 'OK', message: 'validating dataset and model' },
+    createTime: now.toISOString(),
+    updateTime: now.toISOString(),
+    createdBy: process.env.USER ?? 'local',
+    jobProgress: {
+      percent: 0, epoch: 0, inputTokens: 0, outputTokens: 0, totalInputRequests: 0, totalProcessedRequests: 0,
+      successfullyProcessedRequests: 0, failedRequests: 0, outputRows: 0, cachedInputTokenCount: 0,
+    },
+  };
+  for (const [key, f] of Object.entries(FIELDS)) if (f.rest) job[key] = (cfg as unknown as Record<string, unknown>)[key];
+  return job;
+}
+
+/** Move to `state` (terminal states set completedTime) and write job.json atomically. */
+export function setJobState(job: Job, state: JobState, message: string, outDir: string, now = new Date()): void {
+  job.state = state;
+  job.status = { code: STATUS_CODE[state], message };
+  job.updateTime = now.toISOString();
+  if (TERMINAL_STATES.includes(state)) job.completedTime = now.toISOString();
+  else delete job.completedTime;
+  writeJob(job, outDir);
+}
+
+export function writeJob(job: Job, outDir: string): void {
+  writeFileAtomic(path.join(outDir, 'job.json'), JSON.stringify(job, null, 2) + '\n');
+}
+
+export function readJob(outDir: string): Job {
+  return JSON.parse(fs.readFileSync(path.join(outDir, 'job.json'), 'utf8')) as Job;
+}

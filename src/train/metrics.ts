@@ -1,0 +1,57 @@
+// metrics.jsonl: one JSON object per line. A train row per optimizer step, an eval row per evaluation.
+// Each row is appended with one write (whole lines); on resume the rows after the checkpoint step are
+// dropped (atomic rewrite) so the file reads as one uninterrupted run.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../util/atomic.ts';
+
+export interface TrainRow {
+  step: number;
+  epoch: number;
+  train_loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  /** Trained (weighted) tokens in this step. */
+  tokens: number;
+  time: string;
+}
+
+export interface EvalRow {
+  step: number;
+  epoch: number;
+  eval_loss: number;
+  time: string;
+}
+
+export type MetricsRow = TrainRow | EvalRow;
+
+export function metricsFile(outDir: string): string {
+  return path.join(outDir, 'metrics.jsonl');
+}
+
+export function appendMetrics(outDir: string, row: MetricsRow): void {
+  fs.appendFileSync(metricsFile(outDir), JSON.stringify(row) + '\n');
+}
+
+/** All complete rows (a torn last line from a killed process is skipped). */
+export function readMetrics(outDir: string): MetricsRow[] {
+  const file = metricsFile(outDir);
+  if (!fs.existsSync(file)) return [];
+  const rows: MetricsRow[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      rows.push(JSON.parse(line) as MetricsRow);
+    } catch {
+      // A line cut off by SIGKILL: the step it describes is redone after resume.
+    }
+  }
+  return rows;
+}
+
+/** Keep only rows with step <= lastStep (used when resuming from the checkpoint at lastStep). */
+export function truncateMetrics(outDir: string, lastStep: number): void {
+  const rows = readMetrics(outDir).filter((r) => r.step <= lastStep);
+  writeFileAtomic(metricsFile(outDir), rows.map((r) => JSON.stringify(r) + '\n').join(''));
+}

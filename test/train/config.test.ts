@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { configFlagOptions, configFromFlags, defaultConfig, FIELDS, readConfigFile, resolveConfig } from '../../src/train/config.ts';
+import { parseFlags } from '../../src/util/args.ts';
+
+function tmpFile(content: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-cfg-'));
+  const f = path.join(dir, 'job.json');
+  fs.writeFileSync(f, content);
+  return f;
+}
+const flags = (argv: string[]) => configFromFlags(parseFlags('train', argv, configFlagOptions()).values as never);
+
+describe('training config', () => {
+  it('has a help string and a default for every field', () => {
+    for (const [k, f] of Object.entries(FIELDS)) {
+      expect(f.help.length, k).toBeGreaterThan(10);
+      expect(f.default, k).not.toBeUndefined();
+    }
+    const d = resolveConfig();
+    expect(d).toMatchObject({ epochs: 1, learningRate: 1e-4, loraRank: 8, loraAlpha: 16, optimizerWeightDecay: 0.01, gradientAccumulationSteps: 1, lrScheduler: 'constant', evalAutoCarveout: true });
+    expect(d.batchSize).toBe(d.maxContextLength);
+  });
+
+  it('takes CLI over file over defaults', () => {
+    const f = tmpFile(JSON.stringify({ dataset: 'a.jsonl', epochs: 3, learningRate: 0.001, loraRank: 16, earlyStop: true }));
+    const notices: string[] = [];
+    const file = readConfigFile(f, (m) => notices.push(m));
+    const cli = flags(['--epochs', '2.5', '--lora-rank', '4', '--no-early-stop']);
+    const c = resolveConfig(file, cli);
+    expect(c.epochs).toBe(2.5);
+    expect(c.loraRank).toBe(4);
+    expect(c.loraAlpha).toBe(8);
+    expect(c.learningRate).toBe(0.001);
+    expect(c.dataset).toBe('a.jsonl');
+    expect(c.earlyStop).toBe(false);
+    expect(c.optimizerWeightDecay).toBe(defaultConfig().optimizerWeightDecay);
+    expect(notices).toEqual([]);
+  });
+
+  it('rejects unknown keys by name', () => {
+    const f = tmpFile(JSON.stringify({ dataset: 'a.jsonl', learning_rate: 0.1 }));
+    expect(() => readConfigFile(f, () => {})).toThrow(`${f}: unknown field 'learning_rate'`);
+  });
+
+  it('accepts fields without local meaning with a one-line notice each', () => {
+    const f = tmpFile(`// lorasft train --config ${'x'}\n` + JSON.stringify({ wandbConfig: { enabled: true }, nodes: 2, isTurbo: true, purpose: 'PURPOSE_PILOT', epochs: 2 }));
+    const notices: string[] = [];
+    const c = readConfigFile(f, (m) => notices.push(m));
+    expect(c).toEqual({ epochs: 2 });
+    expect(notices).toHaveLength(4);
+    expect(notices[0]).toMatch(/'wandbConfig' has no local meaning/);
+  });
+
+  it('reports bad values clearly', () => {
+    expect(() => resolveConfig({ loraRank: 12 })).toThrow(/loraRank must be a power of 2 up to 32/);
+    expect(() => resolveConfig({ loraRank: 64 })).toThrow(/loraRank must be a power of 2 up to 32/);
+    expect(() => resolveConfig({ learningRate: 0 })).toThrow(/learningRate must be > 0/);
+    expect(() => resolveConfig({ epochs: -1 })).toThrow(/epochs must be > 0/);
+    expect(() => flags(['--epochs', 'abc'])).toThrow("--epochs: epochs must be a number, got \"abc\"");
+    expect(() => flags(['--gradient-accumulation-steps', '1.5'])).toThrow(/must be an integer/);
+    expect(() => flags(['--bogus'])).toThrow(/Unknown option '--bogus'/);
+    const f = tmpFile(JSON.stringify({ epochs: 'two' }));
+    expect(() => readConfigFile(f, () => {})).toThrow(`${f}: epochs must be a number, got "two"`);
+    const g = tmpFile('{ not json');
+    expect(() => readConfigFile(g, () => {})).toThrow(/not valid JSON/);
+  });
+
+  it('shortens the context to a smaller batch size, but rejects an explicit conflict', () => {
+    expect(resolveConfig({ batchSize: 512 }).maxContextLength).toBe(512);
+    expect(() => resolveConfig({ batchSize: 512, maxContextLength: 1024 })).toThrow(/batchSize \(512 tokens\) must be >= maxContextLength \(1024\)/);
+  });
+
+  it('names flags as firectl does', () => {
+    const names = Object.keys(configFlagOptions());
+    for (const f of ['epochs', 'learning-rate', 'learning-rate-warmup-steps', 'gradient-accumulation-steps', 'batch-size', 'batch-size-samples', 'lora-rank', 'lora-alpha', 'max-context-length', 'evaluation-dataset', 'eval-auto-carveout', 'early-stop', 'optimizer-weight-decay', 'jinja-template', 'warm-start-from', 'display-name', 'job-id', 'seed', 'backend', 'threads', 'base-model', 'dataset', 'output-model']) {
+      expect(names).toContain(f);
+    }
+  });
+});
