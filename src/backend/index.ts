@@ -1,16 +1,77 @@
-// Backend choice: 'tensorflow' (tfjs-node(-gpu), if the user installed it) > 'native' > 'cpu'.
-// Placeholder until the native backend lands: always 'cpu'.
+// Backend choice: 'tensorflow' (tfjs-node(-gpu), only if the user installed it) > 'native' (C++ addon + OpenBLAS)
+// > 'cpu' (pure JS). `--backend NAME` forces one; a forced or default 'native' that cannot run falls back to 'cpu'
+// with a one-line warning, never a crash. Threads: `--threads N`, else LORASFT_THREADS, else all cores.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import os from 'node:os';
+import { UserError } from '../errors.ts';
+import { registerTfjsGradients } from './gradients.ts';
+import { nativeAvailability, quiet, registerNativeBackend } from './native_backend.ts';
+import { registerOpKernels } from './registry.ts';
 
 export interface BackendChoice {
   name: string;
+  /** Why this backend, for the start-up line: `backend: ${name} (${reason})`. */
   reason: string;
+  /** Set when the wanted backend could not be used (also printed to stderr). */
+  warning?: string;
+}
+
+export const BACKENDS = ['tensorflow', 'native', 'cpu'] as const;
+
+/** Imports tfjs-node-gpu or tfjs-node if installed (never a dependency); returns the package name or null. */
+async function tryTensorflow(): Promise<string | null> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await import(pkg);
+      if (tf.findBackend('tensorflow')) return pkg;
+    } catch {
+      // not installed or failed to load its native library: try the next one
+    }
+  }
+  return null;
+}
+
+function resolveThreads(threads?: number): number {
+  const env = Number(process.env.LORASFT_THREADS);
+  const n = threads ?? (Number.isInteger(env) && env > 0 ? env : os.availableParallelism());
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--threads: expected a positive integer, got ${threads}`);
+  return n;
 }
 
 export async function initBackend(opts: { backend?: string; threads?: number } = {}): Promise<BackendChoice> {
-  await tf.setBackend(opts.backend ?? 'cpu');
+  const want = opts.backend;
+  if (want !== undefined && !(BACKENDS as readonly string[]).includes(want)) {
+    throw new UserError(`--backend: unknown backend '${want}', expected one of ${BACKENDS.join(', ')}`);
+  }
+  const threads = resolveThreads(opts.threads);
+  await registerTfjsGradients();
+  registerOpKernels();
+  let choice: BackendChoice | undefined;
+  let warning: string | undefined;
+  if (want === undefined || want === 'tensorflow') {
+    const pkg = await tryTensorflow();
+    if (pkg) choice = { name: 'tensorflow', reason: `${pkg} is installed` };
+    else if (want === 'tensorflow') warning = "backend 'tensorflow' needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu installed";
+  }
+  if (!choice && want !== 'cpu') {
+    const nat = nativeAvailability();
+    if (nat.ok) {
+      registerNativeBackend(threads);
+      choice = { name: 'native', reason: `${nat.detail}, ${threads} thread${threads > 1 ? 's' : ''}` };
+    } else {
+      warning = warning ? `${warning}; native: ${nat.detail}` : `native backend unavailable: ${nat.detail}`;
+    }
+  }
+  if (!choice) {
+    choice = want === 'cpu' ? { name: 'cpu', reason: '--backend cpu' } : { name: 'cpu', reason: 'fallback, slow pure-JS kernels' };
+  }
+  if (warning) {
+    choice.warning = `${warning}; using '${choice.name}'${choice.name === 'cpu' ? ' (slow)' : ''}`;
+    process.stderr.write(`warning: ${choice.warning}\n`);
+  }
+  if (!(await tf.setBackend(choice.name))) throw new Error(`tfjs could not initialise backend '${choice.name}'`);
   await tf.ready();
-  return { name: tf.getBackend(), reason: 'default' };
+  quiet(tf.findBackend('cpu'));
+  return choice;
 }

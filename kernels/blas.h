@@ -1,0 +1,38 @@
+// blas.h: OpenBLAS entry points resolved with dlopen at addon load (no headers needed), plus shared helpers.
+#pragma once
+#include <napi.h>
+#include <string>
+
+// CBLAS enums (values fixed by the CBLAS standard).
+enum { CblasRowMajor = 101 };
+enum { CblasNoTrans = 111, CblasTrans = 112 };
+
+typedef void (*sgemm_fn)(int order, int transA, int transB, int M, int N, int K, float alpha, const float* A,
+                         int lda, const float* B, int ldb, float beta, float* C, int ldc);
+
+struct Blas {
+  bool ok = false;
+  std::string error;    // why OpenBLAS is unavailable
+  std::string path;     // library name that was loaded
+  std::string config;   // openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64"
+  sgemm_fn sgemm = nullptr;
+  void (*set_threads)(int) = nullptr;
+  int (*get_threads)() = nullptr;
+};
+extern Blas g_blas;
+extern int g_threads;  // threads for our own loops (OpenMP), same as OpenBLAS
+
+// Row-major C[M,N] = alpha * op(A) op(B) + beta * C, with op(A) [M,K], op(B) [K,N], dense leading dims.
+inline void sgemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+                  float* C) {
+  g_blas.sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+               tA ? M : K, B, tB ? K : N, beta, C, N);
+}
+
+// Argument helpers: a Float32Array's data and length; throws a JS TypeError otherwise.
+float* f32(const Napi::Value& v, size_t* len = nullptr);
+int32_t* i32(const Napi::Value& v, size_t* len = nullptr);
+void requireBlas(Napi::Env env);
+
+// Per-file registration functions, called from addon.cc.
+void InitMatMul(Napi::Env env, Napi::Object exports);

@@ -1,0 +1,45 @@
+// Loads the C++ addon built from kernels/ (build/Release/lorasft_native.node) once; null + reason if absent.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The functions kernels/*.cc export (see each file's Init). Shapes are in the C++ comments. */
+export interface NativeAddon {
+  info(): { available: boolean; error: string; path: string; config: string; threads: number };
+  setThreads(n: number): void;
+  batchMatMul(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, M: number,
+    N: number, K: number, transA: boolean, transB: boolean, bias?: Float32Array | null, act?: number, alpha?: number,
+    idxA?: Int32Array | null, idxB?: Int32Array | null): void;
+  [fn: string]: unknown;
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CANDIDATES = ['build/Release/lorasft_native.node', 'build/Debug/lorasft_native.node'];
+
+let loaded: { addon: NativeAddon | null; error: string } | undefined;
+
+/** The addon whether or not OpenBLAS loaded (check info().available), or null with the reason it could not load. */
+export function loadAddon(): { addon: NativeAddon | null; error: string } {
+  if (loaded) return loaded;
+  // LORASFT_ADDON=/path/x.node picks another build (tests use a missing path to check the fallback).
+  const forced = process.env.LORASFT_ADDON;
+  const file = forced || CANDIDATES.map((c) => path.join(ROOT, c)).find((f) => existsSync(f));
+  if (!file || !existsSync(file)) {
+    loaded = { addon: null, error: 'native addon not built (no build/Release/lorasft_native.node; run `npm rebuild` or `node kernels/install.mjs`)' };
+    return loaded;
+  }
+  try {
+    loaded = { addon: createRequire(import.meta.url)(file) as NativeAddon, error: '' };
+  } catch (e) {
+    loaded = { addon: null, error: `native addon failed to load: ${(e as Error).message.split('\n')[0]}` };
+  }
+  return loaded;
+}
+
+/** The addon if it loaded AND OpenBLAS is available; kernels registered for 'native' use this. */
+export function nativeAddon(): NativeAddon {
+  const { addon } = loadAddon();
+  if (!addon || !addon.info().available) throw new Error('lorasft native addon with OpenBLAS is not available');
+  return addon;
+}
