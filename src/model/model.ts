@@ -1,0 +1,275 @@
+// Qwen3 / Qwen2 / Llama decoder with LoRA, following HF transformers modeling_{qwen3,qwen2,llama}.py:
+// embed -> L x [x += o_proj(attn(rope(norm_qk(q)), rope(norm_qk(k)), v)); x += down(silu(gate) * up)] -> norm -> lm_head.
+// Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../errors.ts';
+import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
+import { loadModelConfig, type ModelConfig } from './config.ts';
+import { linearShape, loraAName, loraBName, LoraWeights } from './lora.ts';
+import { chunkedWeightedCE } from './loss.ts';
+import { applyRope, ropeInvFreq, ropeTables } from './rope.ts';
+import { listModelTensors, readSafetensors } from './safetensors.ts';
+
+export interface BaseModel {
+  config: ModelConfig;
+  dir: string;
+  /** HF names -> float32 tensors; 'lm_head.weight' aliases the embedding when tied. */
+  weights: Map<string, tf.Tensor>;
+  /** RoPE inverse frequencies [D/2] (scaling applied). */
+  invFreq: Float64Array;
+}
+
+/**
+ * B rows of T tokens, flattened row-major. weights[b*T+t] is the loss weight of predicting inputIds[b*T+t] from
+ * the row's prefix (HF unshifted labels; 0 = ignored; t = 0 is never trained). positionIds restart at 0 (or
+ * anywhere not +1) at each packed document; attention never crosses documents.
+ */
+export interface Batch {
+  B: number;
+  T: number;
+  inputIds: Int32Array;
+  positionIds: Int32Array;
+  weights: Float32Array;
+}
+
+/** Past keys/values per layer for incremental decoding of one sequence: k/v [1, Hkv, length, D]. */
+export interface KVCache {
+  length: number;
+  k: Array<tf.Tensor4D | null>;
+  v: Array<tf.Tensor4D | null>;
+}
+
+export interface LossOpts {
+  /** Training mode: LoRA dropout (cfg.dropout > 0) is applied with masks derived from this seed. */
+  dropoutSeed?: number;
+}
+
+/** HF tensor names and shapes the config implies ('lm_head.weight' only when untied). */
+export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
+  const C = cfg.hiddenSize;
+  const w = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, C]], ['model.norm.weight', [C]]]);
+  if (!cfg.tieWordEmbeddings) w.set('lm_head.weight', [cfg.vocabSize, C]);
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    w.set(`${p}.input_layernorm.weight`, [C]);
+    w.set(`${p}.post_attention_layernorm.weight`, [C]);
+    for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) {
+      const [out, inp] = linearShape(cfg, t);
+      w.set(`${p}.self_attn.${t}.weight`, [out, inp]);
+      if (t === 'o_proj' ? cfg.oBias : cfg.qkvBias) w.set(`${p}.self_attn.${t}.bias`, [out]);
+    }
+    if (cfg.qkNorm) {
+      w.set(`${p}.self_attn.q_norm.weight`, [cfg.headDim]);
+      w.set(`${p}.self_attn.k_norm.weight`, [cfg.headDim]);
+    }
+    for (const t of ['gate_proj', 'up_proj', 'down_proj']) {
+      const [out, inp] = linearShape(cfg, t);
+      w.set(`${p}.mlp.${t}.weight`, [out, inp]);
+      if (cfg.mlpBias) w.set(`${p}.mlp.${t}.bias`, [out]);
+    }
+  }
+  return w;
+}
+
+/** Load a local HF model dir (config.json + model.safetensors or sharded index), converting weights to float32. */
+export async function loadBaseModel(dir: string): Promise<BaseModel> {
+  const config = loadModelConfig(dir);
+  const available = listModelTensors(dir);
+  const want = expectedWeights(config);
+  const byFile = new Map<string, string[]>();
+  for (const [name, shape] of want) {
+    const a = available.get(name);
+    if (!a) throw new UserError(`${dir}: weight '${name}' is missing (model_type ${config.modelType}, tie_word_embeddings ${config.tieWordEmbeddings})`);
+    if (a.info.shape.join() !== shape.join()) throw new UserError(`${a.file}: weight '${name}' has shape [${a.info.shape}], config.json implies [${shape}]`);
+    byFile.set(a.file, [...(byFile.get(a.file) ?? []), name]);
+  }
+  const weights = new Map<string, tf.Tensor>();
+  for (const [file, names] of byFile) {
+    for (const [name, t] of readSafetensors(file, { names })) weights.set(name, tf.tensor(t.data, t.shape, 'float32'));
+  }
+  if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
+  return { config, dir, weights, invFreq: ropeInvFreq(config) };
+}
+
+export function disposeBaseModel(base: BaseModel): void {
+  for (const t of new Set(base.weights.values())) t.dispose();
+  base.weights.clear();
+}
+
+/** RMSNorm over the last axis, in float32: x * rsqrt(mean(x^2) + eps) * w. */
+function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
+}
+
+interface Ctx {
+  base: BaseModel;
+  lora: LoraWeights | null;
+  dropoutSeed?: number;
+}
+
+function weight(base: BaseModel, name: string): tf.Tensor {
+  const w = base.weights.get(name);
+  if (!w) throw new Error(`model weight '${name}' not loaded`);
+  return w;
+}
+
+/** y = x W^T (+ b) + s * (dropout(x) A^T) B^T for a target linear; x [N, in] -> [N, out]. */
+function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
+  let y = tf.matMul(x, weight(ctx.base, `${module}.weight`), false, true);
+  const bias = ctx.base.weights.get(`${module}.bias`);
+  if (bias) y = tf.add(y, bias);
+  const A = ctx.lora?.get(loraAName(module));
+  const Bm = ctx.lora?.get(loraBName(module));
+  if (A && Bm && ctx.lora) {
+    const p = ctx.lora.cfg.dropout;
+    const xa = p > 0 && ctx.dropoutSeed !== undefined ? tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) : x;
+    const ax = tf.mul(tf.matMul(xa, A, false, true), ctx.lora.scale); // [N, r]
+    y = tf.add(y, tf.matMul(ax, Bm, false, true));
+  }
+  return y as tf.Tensor2D;
+}
+
+/**
+ * Decoder stack: ids/pos [B*T] -> hidden states [B*T, C] before the final norm. With a cache (B = 1) the new
+ * keys/values are appended to it (kept tensors; the old ones are disposed).
+ */
+function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: number, cache?: KVCache): tf.Tensor2D {
+  const cfg = ctx.base.config;
+  const { numHeads: H, numKvHeads: Hkv, headDim: D, rmsNormEps: eps } = cfg;
+  const N = B * T;
+  const P = cache?.length ?? 0;
+  const mask = attentionMask(segmentsFromPositions(pos, B, T), B, T, P);
+  const { cos, sin } = ropeTables(ctx.base.invFreq, pos);
+  let x = tf.gather(weight(ctx.base, 'model.embed_tokens.weight'), tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [N, C]
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    const h = rmsNorm(x, weight(ctx.base, `${p}.input_layernorm.weight`), eps) as tf.Tensor2D;
+    let q = tf.reshape(linear(ctx, h, `${p}.self_attn.q_proj`), [N, H, D]) as tf.Tensor3D;
+    let k = tf.reshape(linear(ctx, h, `${p}.self_attn.k_proj`), [N, Hkv, D]) as tf.Tensor3D;
+    const v = tf.reshape(linear(ctx, h, `${p}.self_attn.v_proj`), [N, Hkv, D]) as tf.Tensor3D;
+    if (cfg.qkNorm) {
+      // Qwen3: RMSNorm over D on each head of q and k, before RoPE.
+      q = rmsNorm(q, weight(ctx.base, `${p}.self_attn.q_norm.weight`), eps) as tf.Tensor3D;
+      k = rmsNorm(k, weight(ctx.base, `${p}.self_attn.k_norm.weight`), eps) as tf.Tensor3D;
+    }
+    q = applyRope(q, cos, sin);
+    k = applyRope(k, cos, sin);
+    const toHeads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [B, T, Hkv, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
+    let k4 = toHeads(k);
+    let v4 = toHeads(v);
+    if (cache) {
+      const [pk, pv] = [cache.k[l], cache.v[l]];
+      if (pk && pv) {
+        k4 = tf.concat([pk, k4], 2);
+        v4 = tf.concat([pv, v4], 2);
+        pk.dispose();
+        pv.dispose();
+      }
+      cache.k[l] = tf.keep(k4);
+      cache.v[l] = tf.keep(v4);
+    }
+    const attn = attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask);
+    x = tf.add(x, linear(ctx, attn, `${p}.self_attn.o_proj`));
+    const h2 = rmsNorm(x, weight(ctx.base, `${p}.post_attention_layernorm.weight`), eps) as tf.Tensor2D;
+    const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
+    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(ctx, h2, `${p}.mlp.up_proj`)) as tf.Tensor2D; // silu(gate) * up
+    x = tf.add(x, linear(ctx, act, `${p}.mlp.down_proj`));
+  }
+  if (cache) cache.length += T;
+  return x;
+}
+
+function checkIds(cfg: ModelConfig, ids: Int32Array, what: string): void {
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] < 0 || ids[i] >= cfg.vocabSize) throw new UserError(`${what}: token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${cfg.vocabSize})`);
+  }
+}
+
+/** Rows of the hidden state that predict a weighted token: row b*T+t-1 predicts inputIds[b*T+t]. */
+export function lossRows(batch: Batch): { rows: Int32Array; labels: Int32Array; w: Float32Array; weightSum: number } {
+  const { B, T, inputIds, weights } = batch;
+  const rows: number[] = [];
+  for (let b = 0; b < B; b++) for (let t = 1; t < T; t++) if (weights[b * T + t] !== 0) rows.push(b * T + t);
+  const w = new Float32Array(rows.map((i) => weights[i]));
+  return {
+    rows: new Int32Array(rows.map((i) => i - 1)),
+    labels: new Int32Array(rows.map((i) => inputIds[i])),
+    w,
+    weightSum: w.reduce((a, b) => a + b, 0),
+  };
+}
+
+function checkBatch(cfg: ModelConfig, batch: Batch): void {
+  const n = batch.B * batch.T;
+  for (const k of ['inputIds', 'positionIds', 'weights'] as const) {
+    if (batch[k].length !== n) throw new UserError(`batch: ${k} has ${batch[k].length} values, expected B*T = ${n}`);
+  }
+  checkIds(cfg, batch.inputIds, 'batch');
+}
+
+/** sum_t w_t * CE(logits_{t-1}, inputIds_t) as a scalar differentiable wrt the LoRA variables, and sum_t w_t. */
+export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch, opts: LossOpts = {}): { loss: tf.Scalar; weightSum: number } {
+  checkBatch(base.config, batch);
+  const { rows, labels, w, weightSum } = lossRows(batch);
+  const ctx: Ctx = { base, lora, dropoutSeed: opts.dropoutSeed };
+  const loss = tf.tidy(() => {
+    const hidden = decoder(ctx, batch.inputIds, batch.positionIds, batch.B, batch.T);
+    if (rows.length === 0) return tf.mul(tf.sum(hidden), 0) as tf.Scalar; // nothing trained: 0, still connected
+    const h = rmsNorm(tf.gather(hidden, tf.tensor1d(rows, 'int32')), weight(base, 'model.norm.weight'), base.config.rmsNormEps);
+    return chunkedWeightedCE(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, labels, w);
+  });
+  return { loss, weightSum };
+}
+
+/** Loss sum and its gradients wrt every LoRA tensor (keyed by PEFT name), of the UNNORMALISED sum. */
+export function lossAndGrads(base: BaseModel, lora: LoraWeights, batch: Batch, opts: LossOpts = {}): { lossSum: number; weightSum: number; grads: Map<string, tf.Tensor> } {
+  let weightSum = 0;
+  const vars = [...lora.values()];
+  const { value, grads } = tf.variableGrads(() => {
+    const r = lossSum(base, lora, batch, opts);
+    weightSum = r.weightSum;
+    return r.loss;
+  }, vars);
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, v] of lora) out.set(name, grads[v.name]);
+  const lossValue = value.dataSync()[0];
+  value.dispose();
+  return { lossSum: lossValue, weightSum, grads: out };
+}
+
+export function createKVCache(base: BaseModel): KVCache {
+  const L = base.config.numLayers;
+  return { length: 0, k: new Array(L).fill(null), v: new Array(L).fill(null) };
+}
+
+export function disposeKVCache(cache: KVCache): void {
+  for (const t of [...cache.k, ...cache.v]) t?.dispose();
+  cache.k.fill(null);
+  cache.v.fill(null);
+  cache.length = 0;
+}
+
+/**
+ * Logits [T, V] of one sequence (or [1, V] for the last position with lastOnly). positionIds default to
+ * cache.length + 0..T-1. With a cache the tokens continue the cached sequence and the cache is extended.
+ */
+export function forwardLogits(
+  base: BaseModel,
+  lora: LoraWeights | null,
+  inputIds: Int32Array,
+  positionIds?: Int32Array,
+  cache?: KVCache,
+  opts: { lastOnly?: boolean } = {},
+): tf.Tensor2D {
+  const T = inputIds.length;
+  if (T === 0) throw new UserError('forwardLogits: no input tokens');
+  checkIds(base.config, inputIds, 'input');
+  const P = cache?.length ?? 0;
+  const pos = positionIds ?? Int32Array.from({ length: T }, (_, i) => P + i);
+  return tf.tidy(() => {
+    let hidden: tf.Tensor2D = decoder({ base, lora }, inputIds, pos, 1, T, cache);
+    if (opts.lastOnly) hidden = tf.slice(hidden, [T - 1, 0], [1, -1]);
+    const h = rmsNorm(hidden, weight(base, 'model.norm.weight'), base.config.rmsNormEps);
+    return tf.matMul(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, false, true);
+  });
+}
