@@ -23,6 +23,8 @@ export interface ChatMessage {
 /** One validated dataset row. `line` is the 1-based source line in the JSONL file. */
 export interface DatasetExample {
   line: number;
+  /** Source file, for `FILE:LINE:` messages in later stages (set by loadDataset). */
+  file?: string;
   messages: ChatMessage[];
   tools?: unknown[];
   /** Root sample weight: multiplies the loss of every trained token (any finite float). */
@@ -36,6 +38,8 @@ export interface DatasetExample {
  */
 export interface TokenizedExample {
   line: number;
+  /** Source file (copied from the DatasetExample when known). */
+  file?: string;
   inputIds: number[];
   weights: number[];
 }

@@ -1,0 +1,55 @@
+// `lorasft validate FILE.jsonl [--epochs N] [--max-problems N]`: check a dataset against the managed-job rules.
+import { UserError } from '../errors.ts';
+import { parseFlags } from '../util/args.ts';
+import { formatProblems, validateDataset } from '../data/validate.ts';
+
+const HELP = `usage: lorasft validate FILE.jsonl [--epochs N] [--max-problems N]
+
+Checks every line of a JSONL chat dataset against the managed-job rules (messages, roles, content,
+message weight 0/1, root weight on all rows or none, tools/tool_calls, reasoning_content,
+3 <= examples <= 3,000,000, examples x epochs <= 3,000,000). Prints every problem as FILE:LINE: message
+and exits 1, or prints a summary and exits 0.
+
+  --epochs N          also check examples x N <= 3,000,000
+  --max-problems N    problems to print before only counting the rest (default 100)`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('validate', argv, {
+    epochs: { type: 'string' },
+    'max-problems': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UserError(`lorasft validate: expected one dataset file, got ${positionals.length} (see lorasft validate --help)`);
+  const num = (flag: string, v: string | undefined, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new UserError(`lorasft validate: --${flag} must be a number >= ${min}, got '${v}'`);
+    return n;
+  };
+  const epochs = num('epochs', values.epochs, Number.MIN_VALUE);
+  const maxProblems = num('max-problems', values['max-problems'], 1);
+  const file = positionals[0];
+  const res = validateDataset(file, { epochs, maxProblems });
+  if (res.problemCount > 0) {
+    console.error(formatProblems(res));
+    console.error(`${file}: INVALID: ${res.problemCount} problem(s)`);
+    return 1;
+  }
+  const s = res.stats;
+  const lines = [
+    `${file}: OK`,
+    `  examples:               ${s.examples}`,
+    `  messages:               ${s.messages}`,
+    `  assistant turns:        ${s.assistantTurns} (${s.trainedTurns} trained, ${s.contextOnlyTurns} context only with weight 0)`,
+    `  with reasoning_content: ${s.withReasoning} examples (expanded to one training example per trained turn)`,
+    `  with tools:             ${s.withTools} examples, ${s.toolCalls} tool calls`,
+    `  sample weights:         ${s.sampleWeights ? `on every row, ${s.sampleWeights.min} .. ${s.sampleWeights.max}` : 'not used'}`,
+  ];
+  if (epochs !== undefined) lines.push(`  examples x epochs:      ${s.examples * epochs} (limit 3000000)`);
+  console.log(lines.join('\n'));
+  return 0;
+}

@@ -1,0 +1,148 @@
+// Sequence packing: examples -> rows of at most batchSize tokens, best-fit decreasing.
+import { UserError } from '../errors.ts';
+import type { PackedRow, TokenizedExample } from './types.ts';
+
+/** mulberry32: small deterministic PRNG, uniform in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher-Yates shuffle of 0..n-1 with `rand`. */
+export function shuffledIndices(n: number, rand: () => number): number[] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx;
+}
+
+/**
+ * Open rows indexed by free space, so "the fullest row that still fits L tokens" is one O(log C) query:
+ * a segment tree over free = 0..C holding, per leaf, how many open rows have that much room.
+ */
+class FreeSpaceIndex {
+  private size = 1;
+  private count: Int32Array;
+  private rows: Map<number, number[]> = new Map(); // free -> open row ids (LIFO)
+  constructor(capacity: number) {
+    while (this.size < capacity + 1) this.size *= 2;
+    this.count = new Int32Array(2 * this.size);
+  }
+  private bump(free: number, d: number) {
+    for (let i = free + this.size; i >= 1; i >>= 1) this.count[i] += d;
+  }
+  add(row: number, free: number) {
+    const list = this.rows.get(free) ?? [];
+    list.push(row);
+    this.rows.set(free, list);
+    this.bump(free, 1);
+  }
+  /** Remove and return an open row with the least free space >= need, or -1. */
+  takeBestFit(need: number): { row: number; free: number } | null {
+    // walk down from the root to the leftmost leaf >= need with a non-zero count
+    const find = (node: number, lo: number, hi: number): number => {
+      if (hi < need || this.count[node] === 0) return -1;
+      if (lo === hi) return lo;
+      const mid = (lo + hi) >> 1;
+      const l = find(2 * node, lo, mid);
+      return l !== -1 ? l : find(2 * node + 1, mid + 1, hi);
+    };
+    const free = find(1, 0, this.size - 1);
+    if (free === -1) return null;
+    const row = this.rows.get(free)!.pop()!;
+    this.bump(free, -1);
+    return { row, free };
+  }
+}
+
+export interface PackOptions {
+  /** Tokens per row (the managed job's batch size). */
+  batchSize: number;
+  /** At most this many examples per row (default: no cap). */
+  batchSizeSamples?: number;
+  seed: number;
+}
+
+/**
+ * Best-fit decreasing packing. Examples are shuffled with `seed` (so equal lengths are ordered at
+ * random but reproducibly), stably sorted longest first, and each goes to the open row with the least
+ * room that still fits it; an example longer than batchSize gets a row of its own. Rows are returned in a
+ * seeded random order. Example: batchSize 8, examples a (5 tokens), b (3), c (2), d (4):
+ *
+ *   row 0: a0 a1 a2 a3 a4 b0 b1 b2      segmentIds 0 0 0 0 0 1 1 1   positionIds 0 1 2 3 4 0 1 2
+ *   row 1: d0 d1 d2 d3 c0 c1            segmentIds 0 0 0 0 1 1       positionIds 0 1 2 3 0 1
+ *
+ * Attention inside a row is block-diagonal and causal: a token sees only earlier tokens of its own
+ * segment (row 0, x = attends):
+ *
+ *        a0 a1 a2 a3 a4 b0 b1 b2
+ *   a0   x
+ *   a1   x  x
+ *   a2   x  x  x
+ *   a3   x  x  x  x
+ *   a4   x  x  x  x  x
+ *   b0                  x
+ *   b1                  x  x
+ *   b2                  x  x  x
+ *
+ * weights[i] is the weight of predicting inputIds[i] from position i-1 of the same segment, so the first
+ * token of every segment (a0, b0) has weight 0: nothing in its segment predicts it.
+ */
+export function packExamples(examples: TokenizedExample[], opts: PackOptions): PackedRow[] {
+  const C = opts.batchSize;
+  const maxSamples = opts.batchSizeSamples ?? Infinity;
+  if (!Number.isInteger(C) || C < 1) throw new UserError(`batchSize must be a positive integer, got ${C}`);
+  if (!(maxSamples >= 1)) throw new UserError(`batchSizeSamples must be >= 1, got ${opts.batchSizeSamples}`);
+  const rand = mulberry32(opts.seed);
+  const order = shuffledIndices(examples.length, rand);
+  order.sort((i, j) => examples[j].inputIds.length - examples[i].inputIds.length); // stable (ES2019)
+
+  const rows: number[][] = []; // example indices per row
+  const index = new FreeSpaceIndex(C);
+  for (const e of order) {
+    const len = examples[e].inputIds.length;
+    if (len === 0) continue;
+    if (len >= C) {
+      rows.push([e]); // fills (or overflows) a row by itself
+      continue;
+    }
+    const hit = index.takeBestFit(len);
+    let row: number;
+    let free: number;
+    if (hit) ({ row, free } = hit);
+    else {
+      row = rows.push([]) - 1;
+      free = C;
+    }
+    rows[row].push(e);
+    free -= len;
+    if (free > 0 && rows[row].length < maxSamples) index.add(row, free);
+  }
+  return shuffledIndices(rows.length, rand).map((r) => buildRow(rows[r], examples));
+}
+
+function buildRow(members: number[], examples: TokenizedExample[]): PackedRow {
+  const T = members.reduce((n, e) => n + examples[e].inputIds.length, 0);
+  const row: PackedRow = {
+    inputIds: new Int32Array(T), weights: new Float32Array(T), positionIds: new Int32Array(T), segmentIds: new Int32Array(T), examples: members,
+  };
+  let t = 0;
+  members.forEach((e, seg) => {
+    const { inputIds, weights } = examples[e];
+    for (let i = 0; i < inputIds.length; i++, t++) {
+      row.inputIds[t] = inputIds[i];
+      row.weights[t] = i === 0 ? 0 : weights[i];
+      row.positionIds[t] = i;
+      row.segmentIds[t] = seg;
+    }
+  });
+  return row;
+}

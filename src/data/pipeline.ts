@@ -1,0 +1,121 @@
+// Dataset rows -> training examples: expand -> render + mask (mask.ts) -> weights -> truncate.
+import { UserError, at } from '../errors.ts';
+import { renderWithSpans, tokenizeWithSpans } from './mask.ts';
+import type { ChatTokenizer } from './tokenizer.ts';
+import type { ChatMessage, DatasetExample, TokenizedExample } from './types.ts';
+
+export const DEFAULT_MAX_CONTEXT_LENGTH = 32768;
+
+/** One conversation to render, and which of its assistant messages (indices) are trained. */
+export interface Conversation {
+  messages: ChatMessage[];
+  trainTurns: number[];
+}
+
+const trainedTurns = (messages: ChatMessage[]): number[] =>
+  messages.flatMap((m, i) => (m.role === 'assistant' && m.weight !== 0 ? [i] : []));
+
+/**
+ * Reasoning expansion (seed guide): a conversation whose assistant turns carry reasoning_content becomes
+ * one conversation per trained assistant turn k: messages[0..k] with reasoning_content removed from the
+ * earlier assistant turns (at inference the model never sees its past thinking), tuning only turn k.
+ * Without reasoning: one conversation with every trained turn, cut after the last trained turn (messages
+ * after it would add untrained tokens only).
+ */
+export function expandConversation(messages: ChatMessage[]): Conversation[] {
+  const turns = trainedTurns(messages);
+  if (turns.length === 0) return [];
+  if (!messages.some((m) => m.role === 'assistant' && m.reasoning_content)) {
+    return [{ messages: messages.slice(0, turns[turns.length - 1] + 1), trainTurns: turns }];
+  }
+  return turns.map((k) => ({
+    messages: messages.slice(0, k + 1).map((m, i) => {
+      if (i === k || m.reasoning_content === undefined) return m;
+      const { reasoning_content: _drop, ...rest } = m;
+      return rest;
+    }),
+    trainTurns: [k],
+  }));
+}
+
+export interface BuildStats {
+  /** Tokens of every dataset conversation rendered once, whole (before expansion and truncation). */
+  rawTokens: number;
+  /** Tokens of all training examples (after expansion and truncation): what is fed to the model. */
+  tunedTokens: number;
+  /** Tokens with a loss (trained spans), after truncation. */
+  trainedTokens: number;
+  /** Examples cut to maxContextLength. */
+  truncated: number;
+  /** Examples dropped because truncation left no trained token. */
+  dropped: number;
+  /** Training examples produced (after expansion). */
+  examples: number;
+  /** Examples whose mask needed the decode fallback (tokens merged across a span boundary). */
+  decodeFallback: number;
+}
+
+export interface BuildOptions {
+  maxContextLength: number;
+  warn?: (msg: string) => void;
+  /** Test hook: always map spans to tokens by decoding. */
+  forceDecode?: boolean;
+}
+
+/**
+ * Render, mask, expand and truncate every example. Template failures and broken prefix properties throw
+ * UserError `FILE:LINE: ...`; truncation warns through `opts.warn`, naming the example.
+ */
+export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, opts: BuildOptions): { examples: TokenizedExample[]; stats: BuildStats } {
+  const max = opts.maxContextLength;
+  if (!Number.isInteger(max) || max < 2) throw new UserError(`maxContextLength must be an integer >= 2, got ${max}`);
+  const warn = opts.warn ?? ((m: string) => console.warn(m));
+  const stats: BuildStats = { rawTokens: 0, tunedTokens: 0, trainedTokens: 0, truncated: 0, dropped: 0, examples: 0, decodeFallback: 0 };
+  const out: TokenizedExample[] = [];
+  for (const ex of examples) {
+    const where = (msg: string) => at(ex.file ?? 'dataset', ex.line, msg);
+    try {
+      const convs = expandConversation(ex.messages);
+      if (convs.length === 0) throw new UserError('no trainable assistant message');
+      const w = ex.weight ?? 1;
+      let rawCounted = false;
+      for (const conv of convs) {
+        const { text, spans } = renderWithSpans(conv.messages, conv.trainTurns, tok, ex.tools);
+        const masked = tokenizeWithSpans(text, spans, tok, { forceDecode: opts.forceDecode });
+        if (masked.method === 'decode') stats.decodeFallback++;
+        if (convs.length === 1 && conv.messages.length === ex.messages.length) {
+          stats.rawTokens += masked.ids.length;
+          rawCounted = true;
+        }
+        let ids = masked.ids;
+        let trained = masked.trained;
+        trained[0] = 0; // nothing in the example predicts its first token
+        if (!trained.some((t) => t === 1)) throw new UserError('the chat template leaves no trained token in this example');
+        if (ids.length > max) {
+          const lost = trained.subarray(max).reduce((a, b) => a + b, 0);
+          ids = ids.slice(0, max);
+          trained = trained.subarray(0, max);
+          stats.truncated++;
+          const left = trained.reduce((a, b) => a + b, 0);
+          if (left === 0) {
+            stats.dropped++;
+            warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} it has no trained token left, so it is skipped`));
+            continue;
+          }
+          warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} (${lost} trained tokens cut)`));
+        }
+        const weights = Array.from(trained, (t) => (t ? w : 0));
+        stats.tunedTokens += ids.length;
+        stats.trainedTokens += trained.reduce((a, b) => a + b, 0);
+        out.push({ line: ex.line, file: ex.file, inputIds: ids, weights });
+      }
+      if (!rawCounted) stats.rawTokens += tok.encode(tok.render(ex.messages, { tools: ex.tools })).length;
+    } catch (e) {
+      if (e instanceof UserError) throw new UserError(where(e.message));
+      throw e;
+    }
+  }
+  stats.examples = out.length;
+  if (examples.length > 0 && out.length === 0) throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);
+  return { examples: out, stats };
+}

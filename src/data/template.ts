@@ -1,0 +1,91 @@
+// Chat-template selection and rendering with @huggingface/jinja, the way HF apply_chat_template does:
+// the model's tokenizer_config.json `chat_template` (a string, or a list of named templates) or an
+// override, rendered with messages, tools, the special tokens and add_generation_prompt.
+import * as fs from 'node:fs';
+import { Template } from '@huggingface/jinja';
+import { UserError } from '../errors.ts';
+import type { ChatMessage } from './types.ts';
+
+export interface RenderOptions {
+  tools?: unknown[];
+  addGenerationPrompt?: boolean;
+}
+
+/** A compiled chat template; `render` throws UserError('chat template error: ...') on template failures. */
+export interface ChatTemplate {
+  render(messages: ChatMessage[], opts?: RenderOptions): string;
+  /** Where the template came from (for messages). */
+  source: string;
+}
+
+/** `jinjaTemplate` is template text when it contains `{{` or `{%`, otherwise a path to a template file. */
+export function readTemplateOverride(jinjaTemplate: string): { text: string; source: string } {
+  if (jinjaTemplate.includes('{{') || jinjaTemplate.includes('{%')) return { text: jinjaTemplate, source: 'jinjaTemplate text' };
+  if (!fs.existsSync(jinjaTemplate)) throw new UserError(`${jinjaTemplate}: jinja template file not found`);
+  return { text: fs.readFileSync(jinjaTemplate, 'utf8'), source: jinjaTemplate };
+}
+
+/**
+ * Pick the template text. `chat_template` may be a list of {name, template}: use 'tool_use' when
+ * the example has tools and that template exists, else 'default' (HF get_chat_template rules).
+ */
+export function pickTemplate(chatTemplate: unknown, hasTools: boolean, where: string): string {
+  if (typeof chatTemplate === 'string') return chatTemplate;
+  if (Array.isArray(chatTemplate)) {
+    const byName = new Map<string, string>();
+    for (const t of chatTemplate) if (t && typeof t.name === 'string' && typeof t.template === 'string') byName.set(t.name, t.template);
+    const hit = (hasTools && byName.get('tool_use')) || byName.get('default');
+    if (hit) return hit;
+    throw new UserError(`${where}: chat_template has no 'default' template (has: ${[...byName.keys()].join(', ') || 'none'}); pass --jinja-template`);
+  }
+  throw new UserError(`${where}: no chat_template in tokenizer_config.json; pass --jinja-template FILE`);
+}
+
+/** Plain objects for the template: role, content and the optional fields; never our `weight`. */
+function toTemplateMessage(m: ChatMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = { role: m.role, content: m.content };
+  if (m.reasoning_content !== undefined) out.reasoning_content = m.reasoning_content;
+  if (m.tool_calls) out.tool_calls = m.tool_calls;
+  if (m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
+  if (m.name !== undefined) out.name = m.name;
+  return out;
+}
+
+/**
+ * Build a ChatTemplate. `chatTemplate` is the raw tokenizer_config value (or override text);
+ * `specialTokens` are bos_token, eos_token, ... passed to the template as variables.
+ */
+export function createChatTemplate(chatTemplate: unknown, specialTokens: Record<string, string>, source: string): ChatTemplate {
+  const compiled = new Map<string, Template>();
+  const compile = (text: string): Template => {
+    let t = compiled.get(text);
+    if (!t) {
+      try {
+        t = new Template(text);
+      } catch (e) {
+        throw new UserError(`${source}: chat template does not parse: ${(e as Error).message}`);
+      }
+      compiled.set(text, t);
+    }
+    return t;
+  };
+  if (typeof chatTemplate === 'string') compile(chatTemplate); // fail early on a broken override
+  return {
+    source,
+    render(messages, opts = {}) {
+      const hasTools = !!opts.tools && opts.tools.length > 0;
+      const tpl = compile(pickTemplate(chatTemplate, hasTools, source));
+      try {
+        return tpl.render({
+          ...specialTokens,
+          messages: messages.map(toTemplateMessage),
+          tools: hasTools ? opts.tools : null,
+          documents: null,
+          add_generation_prompt: opts.addGenerationPrompt ?? false,
+        });
+      } catch (e) {
+        throw new UserError(`chat template error: ${(e as Error).message}`);
+      }
+    },
+  };
+}
