@@ -1,0 +1,110 @@
+// Resumable checkpoints: OUT_DIR/checkpoints/step-NNNNNN/ holding
+//   state.safetensors   param/<name>, adam_m/<name>, adam_v/<name>, best/<name> (the best-eval adapter, if any)
+//   trainer_state.json  step, optimizer step, early-stop bookkeeping, token counters (data order and dropout
+//                       are functions of (seed, epoch, step), so the step is all the data-order state needed)
+//   adapter_config.json + adapter_model.safetensors   the PEFT adapter at this step (usable as-is)
+// A checkpoint is written to a temp dir and renamed into place, so a killed process leaves either the old
+// set of checkpoints or the old set plus one complete new one.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
+
+export interface TrainerState {
+  /** Optimizer steps completed. */
+  step: number;
+  totalSteps: number;
+  /** Best eval loss so far and the step it was measured at (null before the first evaluation). */
+  bestEvalLoss: number | null;
+  bestStep: number;
+  /** Evaluations since the best one (early stop when it reaches earlyStopPatience). */
+  evalsWithoutImprovement: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** Wall-clock seconds spent training before this checkpoint (summed over resumed runs). */
+  elapsedS: number;
+}
+
+export interface Checkpoint {
+  state: TrainerState;
+  params: Map<string, FloatTensor>;
+  adam: { step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> };
+  best: Map<string, FloatTensor> | null;
+}
+
+export function checkpointsDir(outDir: string): string {
+  return path.join(outDir, 'checkpoints');
+}
+
+function stepDirName(step: number): string {
+  return `step-${String(step).padStart(6, '0')}`;
+}
+
+/** Write checkpoint atomically; `writeAdapter(dir)` adds the PEFT adapter files. Keeps the newest `keep` checkpoints. */
+export function saveCheckpoint(outDir: string, ck: Checkpoint, writeAdapter: (dir: string) => void, keep: number): string {
+  const root = checkpointsDir(outDir);
+  fs.mkdirSync(root, { recursive: true });
+  const final = path.join(root, stepDirName(ck.state.step));
+  const tmp = path.join(root, `.tmp-${stepDirName(ck.state.step)}-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp);
+  const tensors = new Map<string, FloatTensor>();
+  for (const [k, t] of ck.params) {
+    tensors.set(`param/${k}`, t);
+    tensors.set(`adam_m/${k}`, { shape: t.shape, data: ck.adam.m.get(k)! });
+    tensors.set(`adam_v/${k}`, { shape: t.shape, data: ck.adam.v.get(k)! });
+  }
+  if (ck.best) for (const [k, t] of ck.best) tensors.set(`best/${k}`, t);
+  writeSafetensors(path.join(tmp, 'state.safetensors'), tensors, { format: 'lorasft-checkpoint' });
+  writeFileAtomic(path.join(tmp, 'trainer_state.json'), JSON.stringify({ ...ck.state, adamStep: ck.adam.step }, null, 2) + '\n');
+  writeAdapter(tmp);
+  // Replace a checkpoint of the same step (a resumed run redoing steps) via a side name, never deleting first.
+  if (fs.existsSync(final)) {
+    const old = `${final}.old-${process.pid}`;
+    fs.renameSync(final, old);
+    fs.renameSync(tmp, final);
+    fs.rmSync(old, { recursive: true, force: true });
+  } else fs.renameSync(tmp, final);
+  for (const stale of listCheckpoints(outDir).slice(0, -keep)) fs.rmSync(stale, { recursive: true, force: true });
+  return final;
+}
+
+/** Complete checkpoint dirs, oldest first. */
+export function listCheckpoints(outDir: string): string[] {
+  const root = checkpointsDir(outDir);
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .filter((d) => /^step-\d+$/.test(d))
+    .sort()
+    .map((d) => path.join(root, d));
+}
+
+export function loadCheckpoint(dir: string): Checkpoint {
+  const s = JSON.parse(fs.readFileSync(path.join(dir, 'trainer_state.json'), 'utf8')) as TrainerState & { adamStep: number };
+  const tensors = readSafetensors(path.join(dir, 'state.safetensors'));
+  const params = new Map<string, FloatTensor>();
+  const m = new Map<string, Float32Array>();
+  const v = new Map<string, Float32Array>();
+  let best: Map<string, FloatTensor> | null = null;
+  for (const [name, t] of tensors) {
+    const slash = name.indexOf('/');
+    const kind = name.slice(0, slash);
+    const key = name.slice(slash + 1);
+    const ft = { shape: t.shape, data: t.data };
+    if (kind === 'param') params.set(key, ft);
+    else if (kind === 'adam_m') m.set(key, t.data);
+    else if (kind === 'adam_v') v.set(key, t.data);
+    else if (kind === 'best') (best ??= new Map()).set(key, ft);
+  }
+  const { adamStep, ...state } = s;
+  return { state, params, adam: { step: adamStep, m, v }, best };
+}
+
+/** The newest checkpoint of a run, or null. */
+export function loadLatestCheckpoint(outDir: string): { dir: string; ck: Checkpoint } | null {
+  const all = listCheckpoints(outDir);
+  if (!all.length) return null;
+  const dir = all[all.length - 1];
+  return { dir, ck: loadCheckpoint(dir) };
+}
