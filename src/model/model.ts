@@ -30,6 +30,8 @@ export interface Batch {
   inputIds: Int32Array;
   positionIds: Int32Array;
   weights: Float32Array;
+  /** Target ids [B*T] when they differ from inputIds (HF `labels`); default inputIds. */
+  labels?: Int32Array;
 }
 
 /** Past keys/values per layer for incremental decoding of one sequence: k/v [1, Hkv, length, D]. */
@@ -187,13 +189,14 @@ function checkIds(cfg: ModelConfig, ids: Int32Array, what: string): void {
 
 /** Rows of the hidden state that predict a weighted token: row b*T+t-1 predicts inputIds[b*T+t]. */
 export function lossRows(batch: Batch): { rows: Int32Array; labels: Int32Array; w: Float32Array; weightSum: number } {
-  const { B, T, inputIds, weights } = batch;
+  const { B, T, weights } = batch;
+  const targets = batch.labels ?? batch.inputIds;
   const rows: number[] = [];
   for (let b = 0; b < B; b++) for (let t = 1; t < T; t++) if (weights[b * T + t] !== 0) rows.push(b * T + t);
   const w = new Float32Array(rows.map((i) => weights[i]));
   return {
     rows: new Int32Array(rows.map((i) => i - 1)),
-    labels: new Int32Array(rows.map((i) => inputIds[i])),
+    labels: new Int32Array(rows.map((i) => targets[i])),
     w,
     weightSum: w.reduce((a, b) => a + b, 0),
   };
@@ -205,6 +208,11 @@ function checkBatch(cfg: ModelConfig, batch: Batch): void {
     if (batch[k].length !== n) throw new UserError(`batch: ${k} has ${batch[k].length} values, expected B*T = ${n}`);
   }
   checkIds(cfg, batch.inputIds, 'batch');
+  if (batch.labels) {
+    if (batch.labels.length !== n) throw new UserError(`batch: labels has ${batch.labels.length} values, expected B*T = ${n}`);
+    const trained = batch.labels.filter((_, i) => batch.weights[i] !== 0);
+    checkIds(cfg, trained, 'batch labels');
+  }
 }
 
 /** sum_t w_t * CE(logits_{t-1}, inputIds_t) as a scalar differentiable wrt the LoRA variables, and sum_t w_t. */

@@ -1,0 +1,86 @@
+// PEFT adapter directory: adapter_config.json + adapter_model.safetensors (names base_model.model.<module>.lora_{A,B}.weight,
+// A [r, in], B [out, r]), loadable by peft.PeftModel.from_pretrained.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { DEFAULT_LORA_TARGETS, type LoraConfig } from './lora.ts';
+import { readSafetensors, writeSafetensors, type FloatTensor } from './safetensors.ts';
+
+export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+
+/** PEFT LoraConfig JSON for our config. */
+export function adapterConfigJson(cfg: LoraConfig, baseModelPath: string): Record<string, unknown> {
+  return {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: baseModelPath,
+    r: cfg.rank,
+    lora_alpha: cfg.alpha,
+    lora_dropout: cfg.dropout,
+    target_modules: [...cfg.targets],
+    bias: 'none',
+    use_rslora: cfg.useRslora,
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    modules_to_save: null,
+    use_dora: false,
+  };
+}
+
+/** Tensors to write: from tf.Variables (anything with shape + dataSync) or plain arrays. */
+type TensorLike = { shape: number[]; dataSync(): ArrayLike<number> } | FloatTensor;
+
+function toFloat(t: TensorLike): FloatTensor {
+  if ('data' in t && t.data instanceof Float32Array) return { shape: [...t.shape], data: t.data };
+  return { shape: [...t.shape], data: Float32Array.from((t as { dataSync(): ArrayLike<number> }).dataSync()) };
+}
+
+/** Write DIR/adapter_config.json and DIR/adapter_model.safetensors (each atomically). */
+export function saveAdapter(dir: string, lora: Map<string, TensorLike>, cfg: LoraConfig, baseModelPath: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const tensors = new Map<string, FloatTensor>();
+  for (const [name, t] of lora) tensors.set(name, toFloat(t));
+  writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
+  writeFileAtomic(path.join(dir, ADAPTER_CONFIG), JSON.stringify(adapterConfigJson(cfg, baseModelPath), null, 2) + '\n');
+}
+
+/** Read a PEFT LoRA adapter dir. Rank comes from the tensor shapes (and must agree with "r" when present). */
+export function loadAdapter(dir: string): { lora: Map<string, FloatTensor>; cfg: LoraConfig; baseModelPath: string | null } {
+  const cfile = path.join(dir, ADAPTER_CONFIG);
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(fs.readFileSync(cfile, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${cfile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (expected a PEFT adapter directory)' : `invalid JSON (${(e as Error).message})`}`);
+  }
+  if (j.peft_type !== undefined && j.peft_type !== 'LORA') throw new UserError(`${cfile}: peft_type ${JSON.stringify(j.peft_type)} is not supported (expected "LORA")`);
+  const wfile = path.join(dir, ADAPTER_WEIGHTS);
+  const raw = readSafetensors(wfile);
+  const lora = new Map<string, FloatTensor>();
+  let rank: number | undefined;
+  const targets = new Set<string>();
+  for (const [name, t] of raw) {
+    // PEFT saves without the adapter name; accept '.default.' too (state dicts of live models).
+    const m = /\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
+    if (!m) throw new UserError(`${wfile}: tensor '${name}' is not a LoRA weight (expected ...<module>.lora_A.weight / .lora_B.weight)`);
+    const r = m[2] === 'A' ? t.shape[0] : t.shape[1];
+    if (t.shape.length !== 2 || (rank !== undefined && r !== rank)) throw new UserError(`${wfile}: tensor '${name}' has shape [${t.shape}], inconsistent with rank ${rank}`);
+    rank = r;
+    targets.add(m[1]);
+    lora.set(name.replace('.default.weight', '.weight'), { shape: t.shape, data: t.data });
+  }
+  if (rank === undefined) throw new UserError(`${wfile}: no LoRA tensors`);
+  if (j.r !== undefined && j.r !== rank) throw new UserError(`${cfile}: "r" is ${j.r} but ${ADAPTER_WEIGHTS} has rank ${rank}`);
+  const alpha = typeof j.lora_alpha === 'number' ? j.lora_alpha : 2 * rank;
+  const cfg: LoraConfig = {
+    rank,
+    alpha,
+    targets: DEFAULT_LORA_TARGETS.filter((t) => targets.has(t)).concat([...targets].filter((t) => !DEFAULT_LORA_TARGETS.includes(t))),
+    dropout: typeof j.lora_dropout === 'number' ? j.lora_dropout : 0,
+    useRslora: j.use_rslora === true,
+  };
+  return { lora, cfg, baseModelPath: typeof j.base_model_name_or_path === 'string' ? j.base_model_name_or_path : null };
+}

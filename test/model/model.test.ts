@@ -1,0 +1,171 @@
+// Forward/loss/gradient parity of the tfjs model with the float64 reference (test/model/reference.ts),
+// finite differences, packing, GQA, biases, tied/untied heads and KV-cache decoding.
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TinyModelOpts } from '../../scripts/make-tiny-model.ts';
+import { createKVCache, disposeBaseModel, forwardLogits, lossAndGrads, lossSum, type Batch } from '../../src/model/model.ts';
+import { makeBatch, maxAbs, maxAbsDiff, randomLora, tinyModel, toRef } from './helpers.ts';
+import { refLossRow, type RefModel } from './reference.ts';
+
+const V = 48;
+const seq = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 17 + seed * 5 + ((i * i) % 7)) % V);
+/** Row 0 packs two documents (5 + 7 tokens, positions restart), row 1 is one document; some weights 0 or 2. */
+function packedBatch(): Batch {
+  const d0 = seq(5, 1), d1 = seq(7, 2), d2 = seq(12, 3);
+  return makeBatch([
+    { ids: [...d0, ...d1], pos: [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6], w: [0, 1, 1, 2, 1, 0, 0, 1, 1, 1, 0.5, 1] },
+    { ids: d2, w: [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1] },
+  ]);
+}
+
+function refBatchLoss(ref: RefModel, b: Batch): { loss: number; weightSum: number } {
+  let loss = 0, weightSum = 0;
+  for (let r = 0; r < b.B; r++) {
+    const sl = (a: ArrayLike<number>) => Array.from(a).slice(r * b.T, (r + 1) * b.T);
+    const o = refLossRow(ref, sl(b.inputIds), sl(b.positionIds), sl(b.weights));
+    loss += o.loss;
+    weightSum += o.weightSum;
+  }
+  return { loss, weightSum };
+}
+
+const FAMILIES: Array<[string, Partial<TinyModelOpts> & { family: TinyModelOpts['family'] }]> = [
+  ['qwen3 (tied, q/k norm, GQA 4/2)', { family: 'qwen3', tie: true }],
+  ['qwen2 (untied, q/k/v bias, MHA 4/4)', { family: 'qwen2', tie: false, kvHeads: 4 }],
+  ['llama (untied, GQA 4/1, llama3 rope scaling, attention+mlp bias)', {
+    family: 'llama', tie: false, kvHeads: 1,
+    extraConfig: { rope_theta: 500, attention_bias: true, mlp_bias: true, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } },
+  }],
+];
+
+describe.each(FAMILIES)('%s', (_name, opts) => {
+  it('loss equals the float64 reference and gradients equal its central differences', async () => {
+    const base = await tinyModel(opts);
+    const lora = randomLora(base);
+    const batch = packedBatch();
+    const ref = toRef(base, lora);
+    const want = refBatchLoss(ref, batch);
+    const got = lossAndGrads(base, lora, batch);
+    console.log(`${opts.family}: loss ${got.lossSum} vs ref ${want.loss} (rel ${Math.abs(got.lossSum - want.loss) / want.loss})`);
+    expect(got.weightSum).toBeCloseTo(want.weightSum, 6);
+    expect(Math.abs(got.lossSum - want.loss) / want.loss).toBeLessThan(1e-5);
+
+    // Central differences in float64 on the reference, a few entries of several A and B tensors.
+    const names = [...lora.keys()];
+    const picks = [0, 1, 5, 8, 13, names.length - 2, names.length - 1].map((i) => names[i]);
+    let worst = 0;
+    for (const name of picks) {
+      const g = got.grads.get(name)!.dataSync();
+      const t = ref.lora.get(name)!;
+      const gscale = Math.max(maxAbs(g), 1e-3);
+      for (const idx of [0, Math.floor(t.data.length / 2) + 1, t.data.length - 1]) {
+        const eps = 1e-4;
+        const x0 = t.data[idx];
+        t.data[idx] = x0 + eps;
+        const lp = refBatchLoss(ref, batch).loss;
+        t.data[idx] = x0 - eps;
+        const lm = refBatchLoss(ref, batch).loss;
+        t.data[idx] = x0;
+        const fd = (lp - lm) / (2 * eps);
+        worst = Math.max(worst, Math.abs(g[idx] - fd) / gscale);
+      }
+    }
+    console.log(`${opts.family}: grad vs float64 finite differences, max |diff| / max|grad| = ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-3);
+    for (const g of got.grads.values()) g.dispose();
+    lora.dispose();
+    disposeBaseModel(base);
+  });
+
+  it('a packed row gives the loss and gradients of its documents run separately', async () => {
+    const base = await tinyModel(opts);
+    const lora = randomLora(base);
+    const d0 = seq(5, 1), d1 = seq(7, 2);
+    const w0 = [0, 1, 1, 2, 1], w1 = [0, 1, 1, 1, 0.5, 1, 1];
+    const packed = lossAndGrads(base, lora, makeBatch([{ ids: [...d0, ...d1], pos: [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6], w: [...w0, ...w1] }]));
+    const a = lossAndGrads(base, lora, makeBatch([{ ids: d0, w: w0 }]));
+    const b = lossAndGrads(base, lora, makeBatch([{ ids: d1, w: w1 }]));
+    const sep = a.lossSum + b.lossSum;
+    expect(Math.abs(packed.lossSum - sep) / sep).toBeLessThan(1e-5);
+    expect(packed.weightSum).toBe(a.weightSum + b.weightSum);
+    let worst = 0;
+    for (const [name, g] of packed.grads) {
+      const s = tf.add(a.grads.get(name)!, b.grads.get(name)!);
+      worst = Math.max(worst, maxAbsDiff(g.dataSync(), s.dataSync()) / Math.max(maxAbs(s.dataSync()), 1e-6));
+      s.dispose();
+    }
+    console.log(`${opts.family}: packed vs separate, loss rel ${(Math.abs(packed.lossSum - sep) / sep).toExponential(2)}, grads rel maxdiff ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    lora.dispose();
+    disposeBaseModel(base);
+  });
+
+  it('incremental KV-cache decoding equals the full-sequence forward', async () => {
+    const base = await tinyModel(opts);
+    const lora = randomLora(base);
+    const ids = Int32Array.from(seq(11, 4));
+    const full = forwardLogits(base, lora, ids);
+    const cache = createKVCache(base);
+    const parts = [forwardLogits(base, lora, ids.subarray(0, 6), undefined, cache)];
+    for (let t = 6; t < ids.length; t++) parts.push(forwardLogits(base, lora, ids.subarray(t, t + 1), undefined, cache));
+    const inc = tf.concat(parts, 0);
+    const d = maxAbsDiff(full.dataSync(), inc.dataSync());
+    console.log(`${opts.family}: KV-cache decode vs full forward maxdiff ${d.toExponential(2)}`);
+    expect(cache.length).toBe(11);
+    expect(d).toBeLessThan(1e-5);
+    const last = forwardLogits(base, lora, ids, undefined, undefined, { lastOnly: true });
+    expect(last.shape).toEqual([1, V]);
+    expect(maxAbsDiff(last.dataSync(), full.dataSync().subarray(10 * V))).toBeLessThan(1e-6);
+    lora.dispose();
+    disposeBaseModel(base);
+  });
+});
+
+describe('model details', () => {
+  it('fresh LoRA (B = 0) leaves the base loss unchanged and only B gets gradients', async () => {
+    const base = await tinyModel({ family: 'qwen3' });
+    const { initLora, DEFAULT_LORA_TARGETS } = await import('../../src/model/lora.ts');
+    const lora = initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
+    const batch = packedBatch();
+    const noLora = lossSum(base, null, batch);
+    const r = lossAndGrads(base, lora, batch);
+    expect(r.lossSum).toBeCloseTo(noLora.loss.dataSync()[0], 4);
+    for (const [name, g] of r.grads) {
+      if (name.includes('lora_A')) expect(maxAbs(g.dataSync())).toBe(0);
+      else expect(maxAbs(g.dataSync())).toBeGreaterThan(0);
+    }
+    // A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform a=sqrt 5), deterministic given the seed.
+    const A = lora.get('base_model.model.model.layers.0.mlp.down_proj.lora_A.weight')!;
+    expect(A.shape).toEqual([8, 48]);
+    expect(maxAbs(A.dataSync())).toBeLessThanOrEqual(1 / Math.sqrt(48));
+    const again = initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
+    expect(Array.from(again.get('base_model.model.model.layers.0.mlp.down_proj.lora_A.weight')!.dataSync())).toEqual(Array.from(A.dataSync()));
+    expect(() => initLora(base, { rank: 6, alpha: 12, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1)).toThrow(/power of 2/);
+    expect(() => initLora(base, { rank: 64, alpha: 12, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1)).toThrow(/power of 2/);
+    lora.dispose();
+    again.dispose();
+    disposeBaseModel(base);
+  });
+
+  it('LoRA dropout is deterministic given dropoutSeed and off without one', async () => {
+    const base = await tinyModel({ family: 'llama' });
+    const { initLora, DEFAULT_LORA_TARGETS } = await import('../../src/model/lora.ts');
+    const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0.3, useRslora: false }, 1);
+    for (const [name, v] of lora) if (name.includes('lora_B')) v.assign(tf.fill(v.shape, 0.2));
+    const batch = packedBatch();
+    const val = (seed?: number) => lossSum(base, lora, batch, { dropoutSeed: seed }).loss.dataSync()[0];
+    expect(val(5)).toBe(val(5));
+    expect(val(5)).not.toBe(val(6));
+    expect(val(5)).not.toBe(val(undefined));
+    const ref = refBatchLoss(toRef(base, lora), batch).loss;
+    expect(Math.abs(val(undefined) - ref) / ref).toBeLessThan(1e-5);
+    lora.dispose();
+    disposeBaseModel(base);
+  });
+
+  it('rejects out-of-vocabulary ids with a clear error', async () => {
+    const base = await tinyModel({ family: 'qwen2' });
+    expect(() => lossSum(base, null, makeBatch([{ ids: [1, 2, 999] }]))).toThrow(/token id 999 at index 2 is outside the vocabulary \[0, 48\)/);
+    disposeBaseModel(base);
+  });
+});
