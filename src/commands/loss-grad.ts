@@ -1,0 +1,145 @@
+// lorasft loss-grad: loss (sum w*CE / sum w) and LoRA gradients of one batch, for parity checks against HF + PEFT.
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../backend/index.ts';
+import { UserError } from '../errors.ts';
+import { parseFlags } from '../util/args.ts';
+import { loraFromTensors } from '../model/lora.ts';
+import { loadBaseModel, lossAndGrads, type Batch } from '../model/model.ts';
+import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
+
+const IGNORE_INDEX = -100;
+
+const HELP = `usage: lorasft loss-grad --base-model DIR --batch BATCH.json --lora LORA.safetensors [flags]
+
+Loss and LoRA gradients of one batch, as HF transformers + PEFT would compute them.
+
+  --base-model DIR     Hugging Face model dir (config.json + model.safetensors or sharded index)
+  --batch FILE         JSON: {"input_ids": [[...]], "labels"?: [[...]], "position_ids"?: [[...]], "weights"?: [[...]]}
+                       labels are unshifted (labels[t] is predicted from position t-1), -100 = ignored,
+                       default = input_ids; a packed document starts wherever position_ids do not step by +1;
+                       weights (aligned with labels) default to 1 where the label is not -100
+  --lora FILE          LoRA weights in PEFT naming (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight);
+                       rank is read from the shapes, targets are the modules present
+  --lora-alpha A       LoRA alpha (scale = alpha / rank); default 2 * rank
+  --rslora             rsLoRA scaling (alpha / sqrt(rank))
+  --out-grads FILE     write d(loss)/dA, d(loss)/dB of the normalised loss, same PEFT names (F32 safetensors)
+  --backend NAME       tensorflow | native | cpu (default: best available)
+  --threads N          threads for the native backend
+  --json               print one JSON line: {"loss", "loss_sum", "weight_sum", "tokens", ...}`;
+
+type Grid = number[][];
+
+function grid(file: string, j: Record<string, unknown>, key: string, B: number, T: number, int: boolean): Grid | null {
+  let v = j[key];
+  if (v === undefined || v === null) return null;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'number')) v = [v]; // a single row
+  if (!Array.isArray(v) || v.length !== B) throw new UserError(`${file}: "${key}" must be a list of ${B} rows like input_ids`);
+  (v as unknown[]).forEach((row, b) => {
+    if (!Array.isArray(row) || row.length !== T) throw new UserError(`${file}: "${key}"[${b}] must be a list of ${T} numbers (the length of input_ids rows)`);
+    row.forEach((x, t) => {
+      if (typeof x !== 'number' || !Number.isFinite(x) || (int && !Number.isInteger(x))) {
+        throw new UserError(`${file}: "${key}"[${b}][${t}] is ${JSON.stringify(x)}; expected ${int ? 'an integer' : 'a number'}`);
+      }
+    });
+  });
+  return v as Grid;
+}
+
+/** BATCH.json (HF conventions) -> Batch. */
+export function parseBatchFile(file: string): Batch {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${file}: ${code ? `cannot read (${code})` : `invalid JSON (${(e as Error).message})`}`);
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new UserError(`${file}: expected a JSON object with "input_ids"`);
+  const raw = j.input_ids;
+  const rows = Array.isArray(raw) && raw.every((x) => typeof x === 'number') ? [raw] : raw;
+  if (!Array.isArray(rows) || rows.length === 0 || !Array.isArray(rows[0]) || rows[0].length === 0) {
+    throw new UserError(`${file}: "input_ids" must be a non-empty list of token-id rows ([batch][seq])`);
+  }
+  const B = rows.length;
+  const T = (rows[0] as unknown[]).length;
+  const ids = grid(file, { input_ids: rows }, 'input_ids', B, T, true)!;
+  const labels = grid(file, j, 'labels', B, T, true) ?? ids;
+  const pos = grid(file, j, 'position_ids', B, T, true);
+  const weights = grid(file, j, 'weights', B, T, false);
+  const batch: Batch = {
+    B, T,
+    inputIds: new Int32Array(B * T),
+    positionIds: new Int32Array(B * T),
+    weights: new Float32Array(B * T),
+    labels: new Int32Array(B * T),
+  };
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const i = b * T + t;
+      const lab = labels[b][t];
+      if (lab < 0 && lab !== IGNORE_INDEX) throw new UserError(`${file}: "labels"[${b}][${t}] is ${lab}; expected a token id or ${IGNORE_INDEX}`);
+      batch.inputIds[i] = ids[b][t];
+      batch.positionIds[i] = pos ? pos[b][t] : t;
+      batch.labels![i] = lab === IGNORE_INDEX ? 0 : lab;
+      batch.weights[i] = lab === IGNORE_INDEX || t === 0 ? 0 : weights ? weights[b][t] : 1;
+    }
+  }
+  return batch;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: v } = parseFlags('loss-grad', argv, {
+    'base-model': { type: 'string' }, batch: { type: 'string' }, lora: { type: 'string' }, 'lora-alpha': { type: 'string' },
+    rslora: { type: 'boolean' }, 'out-grads': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
+    json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  for (const f of ['base-model', 'batch', 'lora'] as const) if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
+  const alphaFlag = v['lora-alpha'] === undefined ? undefined : Number(v['lora-alpha']);
+  if (alphaFlag !== undefined && !(alphaFlag > 0)) throw new UserError(`--lora-alpha ${v['lora-alpha']}: expected a positive number`);
+  const threads = v.threads === undefined ? undefined : Number(v.threads);
+  const backend = await initBackend({ backend: v.backend, threads });
+  if (!v.json) console.error(`backend: ${backend.name} (${backend.reason})`);
+
+  const batch = parseBatchFile(v.batch!);
+  const base = await loadBaseModel(v['base-model']!);
+  const tensors = readSafetensors(v.lora!);
+  const firstA = [...tensors.entries()].find(([n]) => n.includes('.lora_A.'));
+  const rank = firstA ? firstA[1].shape[0] : 0;
+  const lora = loraFromTensors(base, tensors, { alpha: alphaFlag ?? 2 * rank, dropout: 0, useRslora: v.rslora === true }, v.lora!);
+  try {
+    const { lossSum, weightSum, grads } = lossAndGrads(base, lora, batch);
+    if (weightSum === 0) throw new UserError(`${v.batch}: no trained tokens (every label is -100 or has weight 0)`);
+    if (v['out-grads']) {
+      const out = new Map<string, FloatTensor>();
+      for (const [name, g] of grads) {
+        const d = g.dataSync() as Float32Array;
+        out.set(name, { shape: g.shape, data: d.map((x) => x / weightSum) });
+      }
+      writeSafetensors(v['out-grads'], out, { format: 'pt' });
+    }
+    for (const g of grads.values()) g.dispose();
+    const tokens = batch.weights.reduce((n, w, i) => n + (w !== 0 && i % batch.T !== 0 ? 1 : 0), 0);
+    const result = {
+      loss: lossSum / weightSum,
+      loss_sum: lossSum,
+      weight_sum: weightSum,
+      tokens,
+      batch: batch.B,
+      seq_len: batch.T,
+      lora_rank: lora.cfg.rank,
+      lora_alpha: lora.cfg.alpha,
+      lora_targets: lora.cfg.targets,
+      backend: backend.name,
+    };
+    if (v.json) console.log(JSON.stringify(result));
+    else console.log(`loss ${result.loss.toFixed(6)} over ${tokens} tokens (weight sum ${weightSum})${v['out-grads'] ? `; gradients -> ${v['out-grads']}` : ''}`);
+  } finally {
+    lora.dispose();
+  }
+  return 0;
+}

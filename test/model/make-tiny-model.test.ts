@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { loadModelConfig } from '../../src/model/config.ts';
+import { readSafetensors, readSafetensorsHeader } from '../../src/model/safetensors.ts';
+import { disposeBaseModel, loadBaseModel } from '../../src/model/model.ts';
+import { ensureBackend, tmpDir } from './helpers.ts';
+
+describe('make-tiny-model', () => {
+  it('writes an HF model dir with the family tensor names, deterministic in the seed', () => {
+    const a = tmpDir('tiny'), b = tmpDir('tiny');
+    makeTinyModel({ family: 'qwen2', out: a, seed: 3, tie: false });
+    makeTinyModel({ family: 'qwen2', out: b, seed: 3, tie: false });
+    expect(fs.readFileSync(path.join(a, 'model.safetensors')).equals(fs.readFileSync(path.join(b, 'model.safetensors')))).toBe(true);
+    const names = [...readSafetensorsHeader(path.join(a, 'model.safetensors')).tensors.keys()];
+    expect(names).toContain('model.layers.1.self_attn.q_proj.bias');
+    expect(names).toContain('lm_head.weight');
+    expect(names).not.toContain('model.layers.0.self_attn.o_proj.bias');
+    const q = tmpDir('tiny');
+    makeTinyModel({ family: 'qwen3', out: q, dtype: 'bf16' });
+    const h = readSafetensorsHeader(path.join(q, 'model.safetensors'));
+    expect(h.tensors.get('model.layers.0.self_attn.q_norm.weight')).toMatchObject({ dtype: 'BF16', shape: [16] });
+    expect(h.tensors.has('lm_head.weight')).toBe(false); // qwen3 default: tied
+    const norm = readSafetensors(path.join(q, 'model.safetensors'), { names: ['model.norm.weight'] }).get('model.norm.weight')!.data;
+    expect(Math.abs(norm.reduce((s, x) => s + x, 0) / norm.length - 1)).toBeLessThan(0.1);
+  });
+
+  it('copies a real tokenizer and sizes the vocabulary to it (qwen3 ids up to 151668)', async () => {
+    await ensureBackend();
+    const d = tmpDir('tok');
+    makeTinyModel({ family: 'qwen3', out: d, tokenizer: 'qwen3', hidden: 16, heads: 2, kvHeads: 1, layers: 1, intermediate: 16 });
+    expect(fs.existsSync(path.join(d, 'tokenizer.json')) && fs.existsSync(path.join(d, 'tokenizer_config.json'))).toBe(true);
+    const c = loadModelConfig(d);
+    expect(c.vocabSize).toBe(151669);
+    expect(c.eosTokenId).toEqual([151645]); // <|im_end|>
+    const base = await loadBaseModel(d);
+    expect(base.weights.get('lm_head.weight')).toBe(base.weights.get('model.embed_tokens.weight'));
+    disposeBaseModel(base);
+    const l = tmpDir('tok');
+    makeTinyModel({ family: 'llama', out: l, tokenizer: 'llama3', hidden: 16, heads: 2, kvHeads: 1, layers: 1, intermediate: 16, tie: true });
+    expect(loadModelConfig(l)).toMatchObject({ vocabSize: 128256, bosTokenId: 128000, eosTokenId: [128001] });
+  });
+
+  it('loading refuses a model whose weights do not match config.json', async () => {
+    await ensureBackend();
+    const d = tmpDir('bad');
+    makeTinyModel({ family: 'llama', out: d, tie: false });
+    const cfg = JSON.parse(fs.readFileSync(path.join(d, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 100 }));
+    await expect(loadBaseModel(d)).rejects.toThrow(/gate_proj.weight' has shape \[128,64\], config.json implies \[100,64\]/);
+    fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ ...cfg, model_type: 'qwen3' }));
+    await expect(loadBaseModel(d)).rejects.toThrow(/q_norm.weight' is missing/);
+  });
+});
