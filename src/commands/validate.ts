@@ -24,14 +24,14 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UserError(`lorasft validate: expected one dataset file, got ${positionals.length} (see lorasft validate --help)`);
-  const num = (flag: string, v: string | undefined, min: number): number | undefined => {
+  const num = (flag: string, v: string | undefined, ok: (n: number) => boolean, want: string): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new UserError(`lorasft validate: --${flag} must be a number >= ${min}, got '${v}'`);
+    if (v.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new UserError(`lorasft validate: --${flag} must be ${want}, got '${v}'`);
     return n;
   };
-  const epochs = num('epochs', values.epochs, Number.MIN_VALUE);
-  const maxProblems = num('max-problems', values['max-problems'], 1);
+  const epochs = num('epochs', values.epochs, (n) => n > 0, 'a number > 0');
+  const maxProblems = num('max-problems', values['max-problems'], (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
   const file = positionals[0];
   const res = validateDataset(file, { epochs, maxProblems });
   if (res.problemCount > 0) {

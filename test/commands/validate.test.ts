@@ -1,0 +1,57 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
+const lorasft = (...args: string[]) => spawnSync('node', [BIN, ...args], { encoding: 'utf8' });
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-validate-cli-'));
+});
+
+describe('lorasft validate', () => {
+  it('prints a summary and exits 0 on a clean file', () => {
+    const r = lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', '2');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('test/fixtures/data/seed.jsonl: OK');
+    expect(r.stdout).toContain('examples:               4');
+    expect(r.stdout).toContain('assistant turns:        6 (5 trained, 1 context only with weight 0)');
+    expect(r.stdout).toContain('examples x epochs:      8 (limit 3000000)');
+  });
+
+  it('lists every problem as FILE:LINE: message, capped with a count, exit 1, no stack trace', () => {
+    const f = path.join(dir, 'bad.jsonl');
+    const good = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}';
+    fs.writeFileSync(f, [good, '', '{"messages": [{"role": "bot", "content": "x"}]}', '{"weight": NaN}', good, '{"messages": 3}'].join('\n') + '\n');
+    const r = lorasft('validate', f);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toEqual([
+      `${f}:2: blank line (every line must hold one JSON example; remove empty lines)`,
+      `${f}:3: messages[0]: unknown role 'bot' (expected system, user, assistant or tool)`,
+      `${f}:4: invalid JSON: Unexpected token 'N' (NaN and Infinity are not valid JSON numbers)`,
+      `${f}:6: "messages" must be an array, got a number`,
+      `${f}: INVALID: 4 problem(s)`,
+      '',
+    ]);
+    const capped = lorasft('validate', f, '--max-problems', '2');
+    expect(capped.status).toBe(1);
+    expect(capped.stderr).toContain('... and 2 more problem(s) (4 in all)');
+    expect(capped.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('exits 1 with one line for a missing file or bad flags', () => {
+    const r = lorasft('validate', path.join(dir, 'none.jsonl'));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`error: ${path.join(dir, 'none.jsonl')}: no such file\n`);
+    const noArg = lorasft('validate');
+    expect(noArg.status).toBe(1);
+    expect(noArg.stderr).toContain('expected one dataset file, got 0');
+    const bad = lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', 'many');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("--epochs must be a number > 0, got 'many'");
+  });
+});
