@@ -38,6 +38,24 @@ export function expandConversation(messages: ChatMessage[]): Conversation[] {
   }));
 }
 
+/**
+ * What the template silently left out of this conversation (tools, tool_calls, reasoning or content of a
+ * trained turn), found by looking for the text in the render. Such data is neither seen nor trained.
+ */
+export function templateOmissions(conv: Conversation, text: string, spans: [number, number][], tools?: unknown[]): string[] {
+  const out: string[] = [];
+  const name = (t: unknown) => (t as { function?: { name?: string } })?.function?.name;
+  if (tools?.length && !tools.some((t) => name(t) && text.includes(name(t)!))) out.push('the tools');
+  conv.trainTurns.forEach((k, j) => {
+    const m = conv.messages[k];
+    const span = text.slice(spans[j][0], spans[j][1]);
+    if (m.content.trim() && !span.includes(m.content.trim())) out.push(`the content of assistant message ${k}`);
+    if (m.tool_calls?.some((c) => !span.includes(c.function.name))) out.push(`the tool_calls of assistant message ${k}`);
+    if (m.reasoning_content?.trim() && !span.includes(m.reasoning_content.trim())) out.push(`the reasoning_content of assistant message ${k}`);
+  });
+  return out;
+}
+
 export interface BuildStats {
   /** Tokens of every dataset conversation rendered once, whole (before expansion and truncation). */
   rawTokens: number;
@@ -72,6 +90,7 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
   const warn = opts.warn ?? ((m: string) => console.warn(m));
   const stats: BuildStats = { rawTokens: 0, tunedTokens: 0, trainedTokens: 0, truncated: 0, dropped: 0, examples: 0, decodeFallback: 0 };
   const out: TokenizedExample[] = [];
+  let omitted = 0; // examples where the template dropped data; the first few are named
   for (const ex of examples) {
     const where = (msg: string) => at(ex.file ?? 'dataset', ex.line, msg);
     try {
@@ -81,6 +100,8 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
       let rawCounted = false;
       for (const conv of convs) {
         const { text, spans } = renderWithSpans(conv.messages, conv.trainTurns, tok, ex.tools);
+        const missing = templateOmissions(conv, text, spans, ex.tools);
+        if (missing.length && omitted++ < 5) warn(where(`the chat template does not render ${missing.join(', ')}, so it is not trained (pass a template that does with --jinja-template)`));
         const masked = tokenizeWithSpans(text, spans, tok, { forceDecode: opts.forceDecode });
         if (masked.method === 'decode') stats.decodeFallback++;
         if (convs.length === 1 && conv.messages.length === ex.messages.length) {
@@ -115,6 +136,7 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
       throw e;
     }
   }
+  if (omitted > 5) warn(`the chat template left data out of ${omitted} training examples in all (first 5 named above)`);
   stats.examples = out.length;
   if (examples.length > 0 && out.length === 0) throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);
   return { examples: out, stats };

@@ -246,3 +246,19 @@ describe('templates: overrides, named templates, broken templates', () => {
     expect(() => buildExamples([ex([U('x'), A('y')], {}, 9)], t, { maxContextLength: 100 })).toThrowError('data.jsonl:9: assistant message 1 renders to no text (empty content and no end-of-turn token)');
   });
 });
+
+describe('template omissions', () => {
+  it('warns, naming the line, when the template drops tools, tool_calls or reasoning', () => {
+    const rows = loadDataset('test/fixtures/data/seed.jsonl');
+    const warnings: string[] = [];
+    build('llama3', rows, 32768, (w) => warnings.push(w));
+    expect(warnings).toEqual([
+      'test/fixtures/data/seed.jsonl:3: the chat template does not render the tools, the tool_calls of assistant message 1, so it is not trained (pass a template that does with --jinja-template)',
+      'test/fixtures/data/seed.jsonl:4: the chat template does not render the reasoning_content of assistant message 1, so it is not trained (pass a template that does with --jinja-template)',
+      'test/fixtures/data/seed.jsonl:4: the chat template does not render the reasoning_content of assistant message 3, so it is not trained (pass a template that does with --jinja-template)',
+    ]);
+    warnings.length = 0;
+    build('qwen3', rows, 32768, (w) => warnings.push(w));
+    expect(warnings).toEqual([]);
+  });
+});
