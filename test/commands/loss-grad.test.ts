@@ -1,0 +1,122 @@
+// End to end: `lorasft loss-grad` on a tiny model, against the in-process model and the float64 reference.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { parseBatchFile, run } from '../../src/commands/loss-grad.ts';
+import { lossAndGrads, loadBaseModel, disposeBaseModel } from '../../src/model/model.ts';
+import { loraFromTensors } from '../../src/model/lora.ts';
+import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
+import { Rng } from '../../src/model/random.ts';
+import { ensureBackend, maxAbs, maxAbsDiff, tmpDir, toRef } from '../model/helpers.ts';
+import { refLossRow } from '../model/reference.ts';
+
+const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
+const lossGrad = (args: string[]) => spawnSync('node', [BIN, 'loss-grad', ...args], { encoding: 'utf8' });
+
+/** A rank-4 LoRA on q/v/down with random A and B, in PEFT naming. */
+function writeLora(file: string, layers: number, seed: number): void {
+  const rng = new Rng(seed);
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (let l = 0; l < layers; l++) {
+    for (const [mod, out, inp] of [['self_attn.q_proj', 32, 32], ['self_attn.v_proj', 16, 32], ['mlp.down_proj', 32, 48]] as const) {
+      t[`base_model.model.model.layers.${l}.${mod}.lora_A.weight`] = { shape: [4, inp], data: rng.fillNormal(4 * inp, 0.2) };
+      t[`base_model.model.model.layers.${l}.${mod}.lora_B.weight`] = { shape: [out, 4], data: rng.fillNormal(out * 4, 0.2) };
+    }
+  }
+  writeSafetensors(file, t);
+}
+
+describe('lorasft loss-grad', () => {
+  it('prints the normalised loss and writes gradients that match the model and the float64 reference', async () => {
+    await ensureBackend();
+    const dir = tmpDir('lossgrad');
+    const model = path.join(dir, 'model');
+    makeTinyModel({ family: 'qwen3', out: model, vocab: 48, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, std: 0.15, seed: 11 });
+    const loraFile = path.join(dir, 'lora.safetensors');
+    writeLora(loraFile, 2, 5);
+    const batchFile = path.join(dir, 'batch.json');
+    // Row 0 packs two documents (positions restart); row 1 masks its prompt with -100 and weights tokens.
+    fs.writeFileSync(batchFile, JSON.stringify({
+      input_ids: [[5, 6, 7, 8, 9, 10, 11, 12], [20, 21, 22, 23, 24, 25, 26, 27]],
+      // A packer masks the first token of each document (-100): nothing in its own document predicts it.
+      labels: [[5, 6, 7, -100, 9, 10, 11, 12], [-100, -100, -100, 23, 24, 25, 26, 27]],
+      position_ids: [[0, 1, 2, 0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5, 6, 7]],
+      weights: [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 0.5, 1, 1, 1, 3]],
+    }));
+    const grads = path.join(dir, 'grads.safetensors');
+    const r = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.length).toBe(1);
+    const out = JSON.parse(lines[0]);
+    expect(out).toMatchObject({ tokens: 11, weight_sum: 12.5, lora_rank: 4, lora_alpha: 16, lora_targets: ['q_proj', 'v_proj', 'down_proj'] });
+
+    // The float64 reference, document by document (packing must not leak attention across documents).
+    const base = await loadBaseModel(model);
+    const lora = loraFromTensors(base, readSafetensors(loraFile), { alpha: 16, dropout: 0, useRslora: false }, loraFile);
+    const ref = toRef(base, lora);
+    const docs: Array<[number[], number[]]> = [
+      [[5, 6, 7], [0, 1, 1]], [[8, 9, 10, 11, 12], [0, 1, 1, 1, 1]],
+      [[20, 21, 22, 23, 24, 25, 26, 27], [0, 0, 0, 0.5, 1, 1, 1, 3]],
+    ];
+    let refSum = 0;
+    for (const [ids, w] of docs) refSum += refLossRow(ref, ids, ids.map((_, i) => i), w).loss;
+    expect(Math.abs(out.loss - refSum / 12.5) / out.loss).toBeLessThan(1e-5);
+
+    // Gradients of the normalised loss = in-process gradients of the sum / weight sum.
+    const mine = lossAndGrads(base, lora, parseBatchFile(batchFile));
+    const file = readSafetensors(grads);
+    expect([...file.keys()].sort()).toEqual([...lora.keys()].sort());
+    for (const [name, g] of mine.grads) {
+      const want = Float32Array.from(g.dataSync(), (x) => x / 12.5);
+      expect(file.get(name)!.shape).toEqual(g.shape);
+      expect(maxAbsDiff(file.get(name)!.data, want) / maxAbs(want)).toBeLessThan(1e-5);
+    }
+    lora.dispose();
+    disposeBaseModel(base);
+
+    // Defaults: labels = input_ids, alpha = 2 * rank (= 8 here, so a different loss), human-readable output.
+    fs.writeFileSync(batchFile, JSON.stringify({ input_ids: [[5, 6, 7, 8]] }));
+    const d = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--json']);
+    expect(JSON.parse(d.stdout)).toMatchObject({ tokens: 3, weight_sum: 3, lora_alpha: 8 });
+  });
+
+  it('reports bad input as one line naming the file, exit code 1', async () => {
+    const dir = tmpDir('lossgrad');
+    const model = path.join(dir, 'model');
+    makeTinyModel({ family: 'llama', out: model, vocab: 48, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48 });
+    const loraFile = path.join(dir, 'lora.safetensors');
+    writeLora(loraFile, 2, 1);
+    const batch = (name: string, j: unknown) => {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, typeof j === 'string' ? j : JSON.stringify(j));
+      return f;
+    };
+    const cases: Array<[string[], RegExp]> = [
+      [['--batch', batch('a.json', { input_ids: [[1, 2, 3], [4, 5]] })], /a.json: "input_ids"\[1\] must be a list of 3 numbers/],
+      [['--batch', batch('b.json', '{"input_ids": [[1, 2')], /b.json: invalid JSON/],
+      [['--batch', batch('c.json', { input_ids: [[1, 2, 3]], labels: [[1, -5, 3]] })], /c.json: "labels"\[0\]\[1\] is -5; expected a token id or -100/],
+      [['--batch', batch('d.json', { input_ids: [[1, 2, 300]] })], /token id 300 at index 2 is outside the vocabulary \[0, 48\)/],
+      [['--batch', batch('e.json', { input_ids: [[1, 2, 3]], labels: [[-100, -100, -100]] })], /e.json: no trained tokens/],
+      [['--batch', path.join(dir, 'missing.json')], /missing.json: cannot read \(ENOENT\)/],
+    ];
+    for (const [args, re] of cases) {
+      await expect(run(['--base-model', model, '--lora', loraFile, '--json', ...args]), args.join(' ')).rejects.toThrow(re);
+    }
+    // Through the real CLI: one line on stderr, exit code 1, no stack trace.
+    const bad = lossGrad(['--base-model', model, '--lora', loraFile, '--json', '--batch', path.join(dir, 'a.json')]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim().split('\n').filter((l) => !l.startsWith('npm warn'))).toEqual([expect.stringMatching(/^error: .*a.json: "input_ids"\[1\]/)]);
+    const ok = batch('ok.json', { input_ids: [[1, 2, 3]] });
+    const wrongShape = path.join(dir, 'wrong.safetensors');
+    writeSafetensors(wrongShape, {
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': { shape: [4, 30], data: new Float32Array(120) },
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight': { shape: [32, 4], data: new Float32Array(128) },
+    });
+    await expect(run(['--base-model', model, '--batch', ok, '--lora', wrongShape, '--json'])).rejects.toThrow(/wrong.safetensors: model.layers.0.self_attn.q_proj.lora_A.weight has shape \[4,30\], expected \[4,32\]/);
+    await expect(run(['--batch', ok, '--lora', loraFile])).rejects.toThrow(/--base-model is required/);
+  });
+});
