@@ -4,7 +4,12 @@
       "target_name": "lorasft_native",
       "sources": [
         "kernels/addon.cc",
-        "kernels/BatchMatMul.cc"
+        "kernels/BatchMatMul.cc",
+        "kernels/FusedAttention.cc",
+        "kernels/CrossEntropy.cc",
+        "kernels/RmsNorm.cc",
+        "kernels/Swiglu.cc",
+        "kernels/Rope.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -87,6 +87,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   InitMatMul(env, exports);
+  InitAttention(env, exports);
+  InitCrossEntropy(env, exports);
+  InitRmsNorm(env, exports);
+  InitSwiglu(env, exports);
+  InitRope(env, exports);
   return exports;
 }
 

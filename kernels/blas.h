@@ -29,6 +29,16 @@ inline void sgemm(bool tA, bool tB, int M, int N, int K, float alpha, const floa
                tA ? M : K, B, tB ? K : N, beta, C, N);
 }
 
+// Same with explicit leading dimensions (strided head views such as q[:, h, :] in [T, H, D]).
+inline void sgemm_ld(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                     int ldb, float beta, float* C, int ldc) {
+  g_blas.sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+               lda, B, ldb, beta, C, ldc);
+}
+
+inline int arg_i(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+inline float arg_f(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().FloatValue(); }
+
 // Argument helpers: a Float32Array's data and length; throws a JS TypeError otherwise.
 float* f32(const Napi::Value& v, size_t* len = nullptr);
 int32_t* i32(const Napi::Value& v, size_t* len = nullptr);
@@ -36,3 +46,8 @@ void requireBlas(Napi::Env env);
 
 // Per-file registration functions, called from addon.cc.
 void InitMatMul(Napi::Env env, Napi::Object exports);
+void InitAttention(Napi::Env env, Napi::Object exports);
+void InitCrossEntropy(Napi::Env env, Napi::Object exports);
+void InitRmsNorm(Napi::Env env, Napi::Object exports);
+void InitSwiglu(Napi::Env env, Napi::Object exports);
+void InitRope(Napi::Env env, Napi::Object exports);

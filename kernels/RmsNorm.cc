@@ -1,0 +1,68 @@
+// RmsNorm.cc: RMSNorm over the last axis, forward (saves 1/rms per row) and backward (dx and dw).
+// y = x * r * w, r = 1 / sqrt(mean(x^2) + eps); dx = r * (dy*w - xhat * mean(dy*w*xhat)), dw = sum_rows dy*xhat.
+#include "blas.h"
+#include <cmath>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// rmsNorm(x [N,C], w [C], y [N,C], rstd [N], N, C, eps)
+static Napi::Value Forward(const Napi::CallbackInfo& info) {
+  const float *x = f32(info[0]), *w = f32(info[1]);
+  float *y = f32(info[2]), *rstd = f32(info[3]);
+  const int N = arg_i(info, 4), C = arg_i(info, 5);
+  const float eps = arg_f(info, 6);
+#pragma omp parallel for num_threads(g_threads)
+  for (int n = 0; n < N; n++) {
+    const float* a = x + (size_t)n * C;
+    float ss = 0;
+    for (int c = 0; c < C; c++) ss += a[c] * a[c];
+    const float r = 1.f / std::sqrt(ss / C + eps);
+    rstd[n] = r;
+    float* b = y + (size_t)n * C;
+    for (int c = 0; c < C; c++) b[c] = a[c] * r * w[c];
+  }
+  return info.Env().Undefined();
+}
+
+// rmsNormGrad(dy, x, w, rstd, dx [N,C], dw [C], N, C)
+static Napi::Value Backward(const Napi::CallbackInfo& info) {
+  const float *dy = f32(info[0]), *x = f32(info[1]), *w = f32(info[2]), *rstd = f32(info[3]);
+  float *dx = f32(info[4]), *dw = f32(info[5]);
+  const int N = arg_i(info, 6), C = arg_i(info, 7);
+  const int nt = g_threads;
+  std::vector<float> part((size_t)nt * C, 0.f);  // per-thread dw
+#pragma omp parallel num_threads(nt)
+  {
+    int t = 0;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+#endif
+    float* pw = part.data() + (size_t)t * C;
+#pragma omp for
+    for (int n = 0; n < N; n++) {
+      const float *g = dy + (size_t)n * C, *a = x + (size_t)n * C;
+      const float r = rstd[n];
+      float dot = 0;
+      for (int c = 0; c < C; c++) dot += g[c] * w[c] * a[c];
+      const float k = dot * r * r / C;
+      float* o = dx + (size_t)n * C;
+      for (int c = 0; c < C; c++) {
+        o[c] = r * (g[c] * w[c] - a[c] * k);
+        pw[c] += g[c] * a[c] * r;
+      }
+    }
+  }
+  for (int c = 0; c < C; c++) {
+    float s = 0;
+    for (int t = 0; t < nt; t++) s += part[(size_t)t * C + c];
+    dw[c] = s;
+  }
+  return info.Env().Undefined();
+}
+
+void InitRmsNorm(Napi::Env env, Napi::Object exports) {
+  exports.Set("rmsNorm", Napi::Function::New(env, Forward));
+  exports.Set("rmsNormGrad", Napi::Function::New(env, Backward));
+}

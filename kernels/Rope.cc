@@ -1,0 +1,35 @@
+// Rope.cc: HF rotate-half rotary embedding y = x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1],
+// forward and backward (dx1 = dy1 c1 + dy2 s2, dx2 = dy2 c2 - dy1 s1). x [N, h, D], cos/sin [N, D].
+#include "blas.h"
+
+// rope(x, cos, sin, y, N, h, D, backward): backward=true applies the transposed rotation to dy.
+static Napi::Value Rope(const Napi::CallbackInfo& info) {
+  const float *x = f32(info[0]), *cs = f32(info[1]), *sn = f32(info[2]);
+  float* y = f32(info[3]);
+  const int N = arg_i(info, 4), h = arg_i(info, 5), D = arg_i(info, 6);
+  const bool back = info[7].ToBoolean();
+  const int half = D / 2;
+#pragma omp parallel for num_threads(g_threads)
+  for (int n = 0; n < N; n++) {
+    const float *c = cs + (size_t)n * D, *s = sn + (size_t)n * D;
+    for (int j = 0; j < h; j++) {
+      const float* a = x + ((size_t)n * h + j) * D;
+      float* b = y + ((size_t)n * h + j) * D;
+      for (int i = 0; i < half; i++) {
+        const float x1 = a[i], x2 = a[i + half];
+        if (!back) {
+          b[i] = x1 * c[i] - x2 * s[i];
+          b[i + half] = x2 * c[i + half] + x1 * s[i + half];
+        } else {
+          b[i] = x1 * c[i] + x2 * s[i + half];
+          b[i + half] = x2 * c[i + half] - x1 * s[i];
+        }
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
+void InitRope(Napi::Env env, Napi::Object exports) {
+  exports.Set("rope", Napi::Function::New(env, Rope));
+}

@@ -1,0 +1,41 @@
+// Names, inputs and attributes of lorasft's fused kernels (tfjs kernel_names.ts style). One name joins the op
+// (src/ops), the kernels (src/kernels: TS reference for 'cpu' + native for 'native', C++ in kernels/) and the
+// gradient (src/gradients). Letters: B batch, T tokens, C hidden, H heads, Hkv kv heads, D head dim, V vocab.
+import type { NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+
+/** Causal attention within segments with GQA. q [B,T,H,D], k/v [B,T,Hkv,D], segmentIds int32 [B,T]
+ *  (non-decreasing per row) -> [out [B,T,H,D], lse [B,H,T]]. */
+export const FusedAttention = 'FusedAttention';
+export type FusedAttentionInputs = { q: TensorInfo; k: TensorInfo; v: TensorInfo; segmentIds: TensorInfo } & NamedTensorInfoMap;
+export interface FusedAttentionAttrs { scale: number }
+
+/** dy, q, k, v, segmentIds, out, lse -> [dq, dk, dv]. */
+export const FusedAttentionGrad = 'FusedAttentionGrad';
+export type FusedAttentionGradInputs = FusedAttentionInputs & { dy: TensorInfo; out: TensorInfo; lse: TensorInfo };
+
+/** h [M,C], W [V,C], labels int32 [M], weights [M] -> [loss [] = sum w*CE, dh [M,C] = dloss/dh]. */
+export const WeightedCrossEntropy = 'WeightedCrossEntropy';
+export type WeightedCrossEntropyInputs = { h: TensorInfo; W: TensorInfo; labels: TensorInfo; weights: TensorInfo } & NamedTensorInfoMap;
+export interface WeightedCrossEntropyAttrs { chunkRows: number }
+
+/** x [..., C], weight [C] -> [y [..., C], rstd [N]] (N = rows of x). */
+export const RmsNorm = 'RmsNorm';
+export type RmsNormInputs = { x: TensorInfo; weight: TensorInfo } & NamedTensorInfoMap;
+export interface RmsNormAttrs { eps: number }
+
+/** dy, x, weight, rstd -> [dx, dweight]. */
+export const RmsNormGrad = 'RmsNormGrad';
+export type RmsNormGradInputs = { dy: TensorInfo; x: TensorInfo; weight: TensorInfo; rstd: TensorInfo } & NamedTensorInfoMap;
+
+/** gate, up (same shape) -> silu(gate) * up. */
+export const Swiglu = 'Swiglu';
+export type SwigluInputs = { gate: TensorInfo; up: TensorInfo } & NamedTensorInfoMap;
+
+/** dy, gate, up -> [dgate, dup]. */
+export const SwigluGrad = 'SwigluGrad';
+export type SwigluGradInputs = { dy: TensorInfo; gate: TensorInfo; up: TensorInfo } & NamedTensorInfoMap;
+
+/** x [N,h,D], cos/sin [N,D] -> x cos + rotate_half(x) sin (transpose: the adjoint map, for the gradient). */
+export const Rope = 'Rope';
+export type RopeInputs = { x: TensorInfo; cos: TensorInfo; sin: TensorInfo } & NamedTensorInfoMap;
+export interface RopeAttrs { transpose: boolean }

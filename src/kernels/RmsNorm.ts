@@ -1,0 +1,58 @@
+// RmsNorm / RmsNormGrad over the last axis: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) (HF LlamaRMSNorm in
+// float32). Backward: dx = rstd (dy w - xhat mean(dy w xhat)), dw = sum_rows dy xhat. Native: kernels/RmsNorm.cc.
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+import { RmsNorm, RmsNormGrad } from '../kernel_names.ts';
+import { type Addon, f32, type KernelArgs, kernelConfigs } from './util.ts';
+
+function rows(args: KernelArgs): [number, number] {
+  const C = args.inputs.weight.shape[0];
+  return [args.inputs.x.shape.reduce((a, b) => a * b, 1) / C, C];
+}
+
+export function rmsNormRef(args: KernelArgs) {
+  const [N, C] = rows(args);
+  const x = f32(args.backend, args.inputs.x), w = f32(args.backend, args.inputs.weight), eps = args.attrs.eps as number;
+  const y = new Float32Array(N * C), rstd = new Float32Array(N);
+  for (let n = 0; n < N; n++) {
+    let ss = 0;
+    for (let c = 0; c < C; c++) ss += x[n * C + c] * x[n * C + c];
+    const r = (rstd[n] = 1 / Math.sqrt(ss / C + eps));
+    for (let c = 0; c < C; c++) y[n * C + c] = x[n * C + c] * r * w[c];
+  }
+  return [{ shape: args.inputs.x.shape, values: y }, { shape: [N], values: rstd }];
+}
+
+export function rmsNormGradRef(args: KernelArgs) {
+  const [N, C] = rows(args);
+  const [dy, x, w, rstd] = ['dy', 'x', 'weight', 'rstd'].map((n) => f32(args.backend, args.inputs[n]));
+  const dx = new Float32Array(N * C), dw = new Float64Array(C);
+  for (let n = 0; n < N; n++) {
+    const r = rstd[n];
+    let dot = 0;
+    for (let c = 0; c < C; c++) dot += dy[n * C + c] * w[c] * x[n * C + c];
+    const k = (dot * r * r) / C;
+    for (let c = 0; c < C; c++) {
+      dx[n * C + c] = r * (dy[n * C + c] * w[c] - x[n * C + c] * k);
+      dw[c] += dy[n * C + c] * x[n * C + c] * r;
+    }
+  }
+  return [{ shape: args.inputs.x.shape, values: dx }, { shape: [C], values: Float32Array.from(dw) }];
+}
+
+function rmsNormNative(args: KernelArgs, addon: Addon) {
+  const [N, C] = rows(args);
+  const y = new Float32Array(N * C), rstd = new Float32Array(N);
+  addon.rmsNorm(f32(args.backend, args.inputs.x), f32(args.backend, args.inputs.weight), y, rstd, N, C, args.attrs.eps);
+  return [{ shape: args.inputs.x.shape, values: y }, { shape: [N], values: rstd }];
+}
+
+function rmsNormGradNative(args: KernelArgs, addon: Addon) {
+  const [N, C] = rows(args);
+  const dx = new Float32Array(N * C), dw = new Float32Array(C);
+  const [dy, x, w, rstd] = ['dy', 'x', 'weight', 'rstd'].map((n) => f32(args.backend, args.inputs[n]));
+  addon.rmsNormGrad(dy, x, w, rstd, dx, dw, N, C);
+  return [{ shape: args.inputs.x.shape, values: dx }, { shape: [C], values: dw }];
+}
+
+export const rmsNormConfigs: KernelConfig[] = kernelConfigs(RmsNorm, rmsNormRef, rmsNormNative, null);
+export const rmsNormGradConfigs: KernelConfig[] = kernelConfigs(RmsNormGrad, rmsNormGradRef, rmsNormGradNative, null);

@@ -1,0 +1,46 @@
+// WeightedCrossEntropy: sum_m w_m CE(h_m W^T, label_m) and its gradient wrt h in one pass, chunked over rows so
+// only [chunkRows, V] logits exist at a time (the [M, V] logits are never materialised).
+// Reference: loops in float64; native: kernels/CrossEntropy.cc (sgemm per chunk).
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+import { WeightedCrossEntropy } from '../kernel_names.ts';
+import { type Addon, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
+
+export function weightedCrossEntropyRef(args: KernelArgs) {
+  const { h: ht, W: Wt } = args.inputs;
+  const [M, C] = ht.shape, V = Wt.shape[0];
+  const h = f32(args.backend, ht), W = f32(args.backend, Wt);
+  const labels = i32(args.backend, args.inputs.labels), w = f32(args.backend, args.inputs.weights);
+  const dh = new Float32Array(M * C), logits = new Float64Array(V);
+  let loss = 0;
+  for (let m = 0; m < M; m++) {
+    if (w[m] === 0) continue;
+    let mx = -Infinity;
+    for (let j = 0; j < V; j++) {
+      let s = 0;
+      for (let c = 0; c < C; c++) s += h[m * C + c] * W[j * C + c];
+      logits[j] = s;
+      if (s > mx) mx = s;
+    }
+    let sum = 0;
+    for (let j = 0; j < V; j++) sum += Math.exp(logits[j] - mx);
+    const lse = mx + Math.log(sum);
+    loss += w[m] * (lse - logits[labels[m]]);
+    for (let j = 0; j < V; j++) {
+      const g = w[m] * (Math.exp(logits[j] - lse) - (j === labels[m] ? 1 : 0));
+      for (let c = 0; c < C; c++) dh[m * C + c] += g * W[j * C + c];
+    }
+  }
+  return [{ shape: [], values: Float32Array.of(loss) }, { shape: [M, C], values: dh }];
+}
+
+function weightedCrossEntropyNative(args: KernelArgs, addon: Addon) {
+  const { h: ht, W: Wt } = args.inputs;
+  const [M, C] = ht.shape, V = Wt.shape[0];
+  const loss = new Float32Array(1), dh = new Float32Array(M * C);
+  addon.weightedCrossEntropy(f32(args.backend, ht), f32(args.backend, Wt), i32(args.backend, args.inputs.labels),
+    f32(args.backend, args.inputs.weights), loss, dh, M, C, V, Math.max(1, Math.min(M, args.attrs.chunkRows as number)));
+  return [{ shape: [], values: loss }, { shape: [M, C], values: dh }];
+}
+
+export const weightedCrossEntropyConfigs: KernelConfig[] =
+  kernelConfigs(WeightedCrossEntropy, weightedCrossEntropyRef, weightedCrossEntropyNative, null);

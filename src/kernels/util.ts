@@ -1,0 +1,31 @@
+// Shared helpers for lorasft's fused kernels: typed views of cpu/native tensor data, and the pair of kernel
+// configs (TS reference on 'cpu', native on 'native') built from one kernel function per implementation.
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { nativeAddon, type NativeAddon } from '../backend/addon.ts';
+import { f32 } from './BatchMatMul.ts';
+
+export { f32 };
+
+export function i32(backend: MathBackendCPU, t: TensorInfo): Int32Array {
+  const v = backend.data.get(t.dataId).values;
+  return v instanceof Int32Array ? v : Int32Array.from(v as ArrayLike<number>);
+}
+
+export type KernelArgs = { inputs: Record<string, TensorInfo>; backend: MathBackendCPU; attrs: NamedAttrMap };
+
+/** Reads inputs as typed arrays, runs `impl` (ref or native), wraps the returned arrays as outputs. */
+export type Impl<A> = (args: KernelArgs, addon: A) => Array<{ shape: number[]; values: Float32Array }>;
+
+export function kernelConfigs<R, N>(kernelName: string, ref: Impl<R>, nat: Impl<N>, refArg: R): KernelConfig[] {
+  const wrap = <A>(impl: Impl<A>, get: () => A): KernelFunc => ((args: KernelArgs) => {
+    const outs = impl(args, get()).map((o) => args.backend.makeTensorInfo(o.shape, 'float32', o.values));
+    return outs.length === 1 ? outs[0] : outs;
+  }) as unknown as KernelFunc;
+  return [
+    { kernelName, backendName: 'cpu', kernelFunc: wrap(ref, () => refArg) },
+    { kernelName, backendName: 'native', kernelFunc: wrap(nat, () => nativeAddon() as unknown as N) },
+  ];
+}
+
+export type Addon = NativeAddon & Record<string, (...a: unknown[]) => void>;

@@ -1,0 +1,6 @@
+// lorasft's fused ops (kernels registered by initBackend for 'cpu' and 'native').
+export { attention } from './attention.ts';
+export { crossEntropyWeighted, ceChunkRows } from './cross_entropy.ts';
+export { rmsNorm } from './rms_norm.ts';
+export { swiglu } from './swiglu.ts';
+export { rope } from './rope.ts';
