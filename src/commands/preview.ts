@@ -58,6 +58,11 @@ export async function run(argv: string[]): Promise<number> {
       throw new UserError(`lorasft preview: --max-context-length must be an integer >= 2, got '${values['max-context-length']}'`);
     }
   }
+  // `lorasft preview ... | head`: a closed pipe ends the preview quietly.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
   const file = positionals[0];
   const dataset = loadDataset(file, { checkCount: false });
   const tok = await loadChatTokenizer(values['base-model'], { jinjaTemplate: values['jinja-template'] });

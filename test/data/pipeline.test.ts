@@ -117,6 +117,19 @@ describe('qwen3: render, mask, expand', () => {
     expect(stats.rawTokens).toBe(tok.qwen3.encode(tok.qwen3.render(rows[3].messages)).length);
   });
 
+  it('reasoning expansion through a tool call: the call turn loses its thinking in the later example', () => {
+    const call = { type: 'function' as const, function: { name: 'get_car_specs', arguments: '{"trimid": 121}' } };
+    const msgs = [U('Specs of 121?'), A('', { tool_calls: [call], reasoning_content: 'Need the tool.' }), { role: 'tool' as const, content: '{"hp": 300}' }, A('300 hp.', { reasoning_content: 'Read the result.' })];
+    const { examples } = build('qwen3', [ex(msgs, { tools: TOOLS })]);
+    expect(examples.map((e) => trainedTexts(e, tok.qwen3))).toEqual([
+      ['<think>\nNeed the tool.\n</think>\n\n<tool_call>\n{"name": "get_car_specs", "arguments": {"trimid": 121}}\n</tool_call><|im_end|>'],
+      ['<think>\nRead the result.\n</think>\n\n300 hp.<|im_end|>'],
+    ]);
+    const second = tok.qwen3.decode(examples[1].inputIds);
+    expect(second).not.toContain('Need the tool.');
+    expect(second).toContain('<|im_start|>assistant\n<tool_call>\n{"name": "get_car_specs"');
+  });
+
   it('reasoning expansion skips weight 0 turns', () => {
     const msgs = [U('What is 1+1?'), A('2', { weight: 0, reasoning_content: 'r1' }), U('Now 2+2?'), A('4', { reasoning_content: 'r2' })];
     expect(expandConversation(msgs).map((c) => c.trainTurns)).toEqual([[3]]);
