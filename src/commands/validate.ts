@@ -33,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   const epochs = num('epochs', values.epochs, (n) => n > 0, 'a number > 0');
   const maxProblems = num('max-problems', values['max-problems'], (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
   const file = positionals[0];
-  const res = validateDataset(file, { epochs, maxProblems });
+  const res = validateDataset(file, { epochs, maxProblems, keepExamples: false });
   if (res.problemCount > 0) {
     console.error(formatProblems(res));
     console.error(`${file}: INVALID: ${res.problemCount} problem(s)`);

@@ -20,6 +20,8 @@ export interface ValidateOptions {
   checkCount?: boolean;
   /** Lines longer than this are rejected without being buffered. Default 256 MiB. */
   maxLineBytes?: number;
+  /** Keep the parsed examples in the result (default true; `validate` only needs the stats). */
+  keepExamples?: boolean;
 }
 
 export interface DatasetStats {
@@ -39,6 +41,7 @@ export interface DatasetStats {
 
 export interface ValidationResult {
   file: string;
+  /** The valid examples (empty when `keepExamples` is false). */
   examples: DatasetExample[];
   /** The first `maxProblems` problems, each `FILE:LINE: message`. */
   problems: string[];
@@ -124,9 +127,9 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
       const w = s.sampleWeights ?? { min: Infinity, max: -Infinity };
       s.sampleWeights = { min: Math.min(w.min, example.weight), max: Math.max(w.max, example.weight) };
     }
-    res.examples.push(example);
+    s.examples++;
+    if (opts.keepExamples ?? true) res.examples.push(example);
   }
-  res.stats.examples = res.examples.length;
 
   // Root weight: if any row has it, every row must. Report the rows of the smaller group.
   if (withWeight.length > 0 && withoutWeight.length > 0) {
