@@ -69,6 +69,8 @@ export interface BuildStats {
   dropped: number;
   /** Training examples produced (after expansion). */
   examples: number;
+  /** Dataset rows skipped because of an error reported through `onError`. */
+  failed: number;
   /** Examples whose mask needed the decode fallback (tokens merged across a span boundary). */
   decodeFallback: number;
 }
@@ -78,6 +80,11 @@ export interface BuildOptions {
   warn?: (msg: string) => void;
   /** Test hook: always map spans to tokens by decoding. */
   forceDecode?: boolean;
+  /**
+   * When given, an example the template cannot render (or mask) is reported here as `FILE:LINE: msg` and
+   * skipped, so every such problem can be listed; otherwise the first one throws a UserError.
+   */
+  onError?: (msg: string) => void;
 }
 
 /**
@@ -88,11 +95,12 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
   const max = opts.maxContextLength;
   if (!Number.isInteger(max) || max < 2) throw new UserError(`maxContextLength must be an integer >= 2, got ${max}`);
   const warn = opts.warn ?? ((m: string) => console.warn(m));
-  const stats: BuildStats = { rawTokens: 0, tunedTokens: 0, trainedTokens: 0, truncated: 0, dropped: 0, examples: 0, decodeFallback: 0 };
+  const stats: BuildStats = { rawTokens: 0, tunedTokens: 0, trainedTokens: 0, truncated: 0, dropped: 0, examples: 0, decodeFallback: 0, failed: 0 };
   const out: TokenizedExample[] = [];
   let omitted = 0; // examples where the template dropped data; the first few are named
   for (const ex of examples) {
     const where = (msg: string) => at(ex.file ?? 'dataset', ex.line, msg);
+    const before = { n: out.length, stats: { ...stats } }; // to undo a row that fails half-way
     try {
       const convs = expandConversation(ex.messages);
       if (convs.length === 0) throw new UserError('no trainable assistant message');
@@ -132,12 +140,16 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
       }
       if (!rawCounted) stats.rawTokens += tok.encode(tok.render(ex.messages, { tools: ex.tools })).length;
     } catch (e) {
-      if (e instanceof UserError) throw new UserError(where(e.message));
-      throw e;
+      if (!(e instanceof UserError)) throw e;
+      if (!opts.onError) throw new UserError(where(e.message));
+      opts.onError(where(e.message));
+      out.length = before.n;
+      Object.assign(stats, before.stats);
+      stats.failed++;
     }
   }
   if (omitted > 5) warn(`the chat template left data out of ${omitted} training examples in all (first 5 named above)`);
   stats.examples = out.length;
-  if (examples.length > 0 && out.length === 0) throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);
+  if (examples.length > 0 && out.length === 0 && stats.failed === 0) throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);
   return { examples: out, stats };
 }

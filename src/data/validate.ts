@@ -69,10 +69,7 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
     file, examples: [], problems: [], problemCount: 0,
     stats: { examples: 0, messages: 0, assistantTurns: 0, trainedTurns: 0, contextOnlyTurns: 0, withReasoning: 0, withTools: 0, toolCalls: 0, sampleWeights: null },
   };
-  const problem = (line: number | undefined, msg: string) => {
-    if (res.problems.length < maxProblems) res.problems.push(at(file, line, msg));
-    res.problemCount++;
-  };
+  const problem = (line: number | undefined, msg: string) => addProblem(res, at(file, line, msg), maxProblems);
   const withWeight: number[] = [];
   const withoutWeight: number[] = [];
   let rows = 0;
@@ -148,6 +145,12 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
     problem(undefined, `${rows} examples x ${opts.epochs} epochs = ${rows * opts.epochs} exceeds the limit of ${MAX_EXAMPLE_EPOCHS} (lower epochs to ${Math.floor((MAX_EXAMPLE_EPOCHS / rows) * 100) / 100} or less)`);
   }
   return res;
+}
+
+/** Record one more problem (already `FILE:LINE: msg`), keeping at most `maxProblems` of them. */
+export function addProblem(res: ValidationResult, msg: string, maxProblems = 100): void {
+  if (res.problems.length < maxProblems) res.problems.push(msg);
+  res.problemCount++;
 }
 
 /** Problems as printed by the CLI: one per line, then `... and N more` when capped. */

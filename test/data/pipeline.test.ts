@@ -254,6 +254,18 @@ describe('templates: overrides, named templates, broken templates', () => {
     expect(() => buildExamples([ex([U('x'), A('y')], {}, 5)], t, { maxContextLength: 100 })).toThrowError(/^data\.jsonl:5: chat template breaks the prefix property: messages\[0\.\.1\) rendered with the generation prompt is not a prefix/);
   });
 
+  it('onError reports a failing row as FILE:LINE and undoes its half-built examples', async () => {
+    const t = await loadChatTokenizer(MODELS('qwen3'), { jinjaTemplate: "{% if messages|length > 2 %}{{ raise_exception('too long') }}{% endif %}" + plain });
+    const reasoning = ex([U('a'), A('b', { reasoning_content: 'r' }), U('c'), A('d', { reasoning_content: 's' })], {}, 3);
+    const fine = ex([U('x'), A('y')], {}, 4);
+    const errors: string[] = [];
+    const { examples, stats } = buildExamples([reasoning, fine], t, { maxContextLength: 100, onError: (m) => errors.push(m) });
+    expect(errors).toEqual(['data.jsonl:3: chat template error: too long']);
+    expect(examples.map((e) => e.line)).toEqual([4]);
+    expect(stats).toMatchObject({ failed: 1, examples: 1, tunedTokens: examples[0].inputIds.length });
+    expect(() => buildExamples([reasoning, fine], t, { maxContextLength: 100 })).toThrowError('data.jsonl:3: chat template error: too long');
+  });
+
   it('fails loudly when an assistant turn renders to nothing', async () => {
     const t = await loadChatTokenizer(MODELS('qwen3'), { jinjaTemplate: "{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}" });
     expect(() => buildExamples([ex([U('x'), A('y')], {}, 9)], t, { maxContextLength: 100 })).toThrowError('data.jsonl:9: assistant message 1 renders to no text (empty content and no end-of-turn token)');
