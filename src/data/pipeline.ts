@@ -1,42 +1,13 @@
-// Dataset rows -> training examples: expand -> render + mask (mask.ts) -> weights -> truncate.
+// Dataset rows -> training examples: expand (expand.ts) -> render + mask + tokenize (mask.ts) -> weights -> truncate.
 import { UserError, at } from '../errors.ts';
 import { renderWithSpans, tokenizeWithSpans } from './mask.ts';
 import type { ChatTokenizer } from './tokenizer.ts';
-import type { ChatMessage, DatasetExample, TokenizedExample } from './types.ts';
+import { expandConversation, type Conversation } from './expand.ts';
+import type { DatasetExample, TokenizedExample } from './types.ts';
+
+export { expandConversation, type Conversation };
 
 export const DEFAULT_MAX_CONTEXT_LENGTH = 32768;
-
-/** One conversation to render, and which of its assistant messages (indices) are trained. */
-export interface Conversation {
-  messages: ChatMessage[];
-  trainTurns: number[];
-}
-
-const trainedTurns = (messages: ChatMessage[]): number[] =>
-  messages.flatMap((m, i) => (m.role === 'assistant' && m.weight !== 0 ? [i] : []));
-
-/**
- * Reasoning expansion (seed guide): a conversation whose assistant turns carry reasoning_content becomes
- * one conversation per trained assistant turn k: messages[0..k] with reasoning_content removed from the
- * earlier assistant turns (at inference the model never sees its past thinking), tuning only turn k.
- * Without reasoning: one conversation with every trained turn, cut after the last trained turn (messages
- * after it would add untrained tokens only).
- */
-export function expandConversation(messages: ChatMessage[]): Conversation[] {
-  const turns = trainedTurns(messages);
-  if (turns.length === 0) return [];
-  if (!messages.some((m) => m.role === 'assistant' && m.reasoning_content)) {
-    return [{ messages: messages.slice(0, turns[turns.length - 1] + 1), trainTurns: turns }];
-  }
-  return turns.map((k) => ({
-    messages: messages.slice(0, k + 1).map((m, i) => {
-      if (i === k || m.reasoning_content === undefined) return m;
-      const { reasoning_content: _drop, ...rest } = m;
-      return rest;
-    }),
-    trainTurns: [k],
-  }));
-}
 
 /**
  * What the template silently left out of this conversation (tools, tool_calls, reasoning or content of a
