@@ -44,6 +44,13 @@ describe('validateDataset', () => {
     expect(validateDataset('test/fixtures/data/weighted.jsonl').stats.sampleWeights).toEqual({ min: -0.25, max: 1 });
   });
 
+  it('accepts an assistant tool call with null content, and tool results', () => {
+    const [ex] = loadDataset('test/fixtures/data/tools.jsonl', { checkCount: false });
+    expect(ex.messages.map((m) => [m.role, m.content])).toEqual([['user', 'Weather in Paris?'], ['assistant', ''], ['tool', '{"temp_c": 18}'], ['assistant', 'It is 18 °C in Paris.']]);
+    expect(ex.messages[1].tool_calls).toEqual([{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }]);
+    expect(ex.messages[2].tool_call_id).toBe('call_1');
+  });
+
   it('accepts a BOM on line 1, CRLF line ends and a missing final newline', () => {
     const p = file('crlf.jsonl', [Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(OK())]), OK(), OK('Rome.')], '\r\n');
     const res = validateDataset(p);
