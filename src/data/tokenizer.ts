@@ -79,6 +79,9 @@ export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?
     chatTemplate = o.text;
     templateSource = o.source;
   }
+  if (chatTemplate === undefined || chatTemplate === null) {
+    throw new UserError(`${cfgFile}: no chat_template (and no chat_template.jinja next to it); pass one with --jinja-template FILE`);
+  }
   const template = createChatTemplate(chatTemplate, special, templateSource);
 
   const vocab: Map<string, number> = tok.model.tokens_to_ids;

@@ -238,6 +238,20 @@ describe('templates: overrides, named templates, broken templates', () => {
     expect(examples.map((e) => t.decode(e.inputIds))).toEqual(['Q: x\nA: y<|im_end|>\n', 'TOOLS Q: x\nA: y<|im_end|>\n']);
   });
 
+  it('reads chat_template.jinja when tokenizer_config.json has none, and says so when neither exists', async () => {
+    const d = path.join(dir, 'jinjafile');
+    fs.mkdirSync(d);
+    fs.symlinkSync(path.resolve(MODELS('qwen3'), 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(MODELS('qwen3'), 'tokenizer_config.json'), 'utf8'));
+    delete cfg.chat_template;
+    fs.writeFileSync(path.join(d, 'tokenizer_config.json'), JSON.stringify(cfg));
+    await expect(loadChatTokenizer(d)).rejects.toThrow(`${path.join(d, 'tokenizer_config.json')}: no chat_template (and no chat_template.jinja next to it); pass one with --jinja-template FILE`);
+    fs.writeFileSync(path.join(d, 'chat_template.jinja'), plain);
+    const t = await loadChatTokenizer(d);
+    expect(t.templateSource).toBe(path.join(d, 'chat_template.jinja'));
+    expect(t.render([U('x'), A('y')])).toBe('Q: x\nA: y<|im_end|>\n');
+  });
+
   it('a token merged across the span boundary falls back to decode offsets and is trained', async () => {
     // The generation prompt "A: Bot" and the answer "tle" merge into one token in the full text.
     const t = await loadChatTokenizer(MODELS('qwen3'), { jinjaTemplate: plain.replace('A: {% endif %}', 'A: Bot{% endif %}').replace('A: {{ m.content }}', 'A: Bot{{ m.content }}') });
