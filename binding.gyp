@@ -9,7 +9,8 @@
         "kernels/CrossEntropy.cc",
         "kernels/RmsNorm.cc",
         "kernels/Swiglu.cc",
-        "kernels/Rope.cc"
+        "kernels/Rope.cc",
+        "kernels/Elementwise.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

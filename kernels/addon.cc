@@ -92,6 +92,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRmsNorm(env, exports);
   InitSwiglu(env, exports);
   InitRope(env, exports);
+  InitElementwise(env, exports);
   return exports;
 }
 

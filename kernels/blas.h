@@ -51,3 +51,4 @@ void InitCrossEntropy(Napi::Env env, Napi::Object exports);
 void InitRmsNorm(Napi::Env env, Napi::Object exports);
 void InitSwiglu(Napi::Env env, Napi::Object exports);
 void InitRope(Napi::Env env, Napi::Object exports);
+void InitElementwise(Napi::Env env, Napi::Object exports);

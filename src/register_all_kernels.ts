@@ -10,6 +10,8 @@ import { weightedCrossEntropyConfigs } from './kernels/WeightedCrossEntropy.ts';
 import { rmsNormConfigs, rmsNormGradConfigs } from './kernels/RmsNorm.ts';
 import { swigluConfigs, swigluGradConfigs } from './kernels/Swiglu.ts';
 import { ropeConfigs } from './kernels/Rope.ts';
+import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig } from './kernels/Elementwise.ts';
+import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.ts';
 import { batchMatMulGradConfig } from './gradients/BatchMatMul_grad.ts';
 import { fusedAttentionGradConfig } from './gradients/FusedAttention_grad.ts';
 import { weightedCrossEntropyGradConfig } from './gradients/WeightedCrossEntropy_grad.ts';
@@ -31,6 +33,12 @@ const FUSED: KernelConfig[] = [
 export const NATIVE_KERNELS: KernelConfig[] = [
   batchMatMulConfig,
   fusedMatMulConfig,
+  addConfig,
+  subConfig,
+  multiplyConfig,
+  realDivConfig,
+  softmaxConfig,
+  unsortedSegmentSumConfig,
   ...FUSED.filter((k) => k.backendName === 'native'),
 ];
 

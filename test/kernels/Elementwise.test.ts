@@ -1,0 +1,71 @@
+// Parity: native Add/Sub/Multiply/RealDiv (incl. broadcasts and cpu fallbacks), Softmax and
+// UnsortedSegmentSum (gather gradient) vs the tfjs cpu kernels; maxdiff printed.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/backend/index.ts';
+import { nativeAvailability } from '../../src/backend/native_backend.ts';
+
+const native = nativeAvailability();
+
+function data(n: number, seed: number): Float32Array {
+  let s = seed;
+  return new Float32Array(n).map(() => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2);
+}
+
+async function maxdiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
+  const res: { shape: number[]; v: Float32Array }[][] = [];
+  for (const b of ['cpu', 'native']) {
+    await tf.setBackend(b);
+    res.push(tf.tidy(() => {
+      const o = f();
+      return (Array.isArray(o) ? o : [o]).map((t) => ({ shape: t.shape, v: Float32Array.from(t.dataSync()) }));
+    }));
+  }
+  let m = 0;
+  res[0].forEach((t, i) => {
+    expect(res[1][i].shape).toEqual(t.shape);
+    for (let j = 0; j < t.v.length; j++) m = Math.max(m, Math.abs(t.v[j] - res[1][i].v[j]));
+  });
+  return m;
+}
+
+describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKIPPED: ' + native.detail + ')'}`, () => {
+  beforeAll(async () => { await initBackend({}); });
+
+  const shapes: [number[], number[]][] = [[[3, 4, 5], [3, 4, 5]], [[3, 4, 5], [5]], [[5], [3, 4, 5]], [[3, 4, 5], []],
+    [[3, 4, 5], [1, 4, 5]], [[3, 4, 5], [3, 1, 5]] /* middle broadcast: cpu fallback */, [[3, 1], [1, 4]]];
+  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div]];
+  for (const [name, op] of ops) {
+    for (const [sa, sb] of shapes) {
+      it(`${name} [${sa}] [${sb}]`, async () => {
+        const a = data(sa.reduce((x, y) => x * y, 1), 1), b = data(sb.reduce((x, y) => x * y, 1), 2);
+        const d = await maxdiff(() => op(tf.tensor(a, sa), tf.tensor(b, sb)));
+        console.log(`${name} [${sa}] [${sb}] maxdiff=${d.toExponential(2)}`);
+        expect(d).toBeLessThan(1e-6);
+      });
+    }
+  }
+
+  it('int32 add falls back to cpu', async () => {
+    expect(await maxdiff(() => tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')))).toBe(0);
+  });
+
+  it('softmax over the last axis, values and gradient', async () => {
+    const x = data(6 * 70, 3), r = data(6 * 70, 4);
+    const d = await maxdiff(() => {
+      const t = tf.tensor(x, [2, 3, 70]);
+      return [tf.softmax(t), tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.softmax(y), tf.tensor(r, [2, 3, 70]))))(t)];
+    });
+    console.log(`softmax maxdiff=${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-6);
+  });
+
+  it('gather gradient (UnsortedSegmentSum) with repeated and unused rows', async () => {
+    const table = data(10 * 7, 5), r = data(6 * 7, 6);
+    const idx = [3, 3, 0, 9, 3, 5];
+    const d = await maxdiff(() => tf.grad((t: tf.Tensor) =>
+      tf.sum(tf.mul(tf.gather(t, tf.tensor1d(idx, 'int32')), tf.tensor(r, [6, 7]))))(tf.tensor(table, [10, 7])));
+    console.log(`gather grad maxdiff=${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-6);
+  });
+});
