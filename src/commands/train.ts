@@ -1,0 +1,115 @@
+// `lorasft train`: run a LoRA SFT job (the managed job's fields as flags or a --config request body),
+// or `lorasft train --resume OUT_DIR` to continue one. With neither --base-model nor --dataset: the bundled demo.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { UserError } from '../errors.ts';
+import { parseFlags } from '../util/args.ts';
+import { configFlagOptions, configFromFlags, configHelp, readConfigFile, resolveConfig, type TrainConfig } from '../train/config.ts';
+import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
+import { readJob, TERMINAL_STATES } from '../train/job.ts';
+import { train } from '../train/train.ts';
+
+const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
+       lorasft train --config JOB.json [flags]        (the managed job's REST request body; flags override it)
+       lorasft train --resume OUT_DIR                 (continue a cancelled / killed job from its last checkpoint)
+       lorasft train                                  (the bundled demo: tiny Qwen3 model, examples/demo/train.jsonl)
+
+Writes OUT_DIR/adapter_config.json + adapter_model.safetensors (PEFT), job.json, metrics.jsonl,
+resolved_config.json and checkpoints/. Ctrl-C checkpoints and exits 130 (state CANCELLED).
+
+flags (config field in brackets):
+  --config FILE                      job request body JSON (camelCase fields; unknown fields are errors)
+  --resume OUT_DIR                   continue the job in OUT_DIR (only --backend / --threads may change)
+  --overwrite                        replace an existing job in OUT_DIR
+${configHelp()}`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('train', argv, {
+    ...configFlagOptions(),
+    config: { type: 'string' },
+    resume: { type: 'string' },
+    overwrite: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length) throw new UserError(`lorasft train: unexpected argument '${positionals[0]}' (flags only; see lorasft train --help)`);
+  const notice = (m: string) => console.log(`notice: ${m}`);
+  const cli = configFromFlags(values as Record<string, string | boolean | undefined>);
+
+  if (values.resume) return resume(values.resume, cli);
+
+  const file = values.config ? readConfigFile(values.config, notice) : {};
+  const given = { ...file, ...cli };
+  let demo: Partial<TrainConfig> = {};
+  if (!given.baseModel && !given.dataset && !given.warmStartFrom) {
+    console.log(`demo: no --base-model / --dataset given: training the bundled demo (${path.relative(process.cwd(), DEMO_DATASET)})`);
+    demo = { ...DEMO_CONFIG, dataset: DEMO_DATASET, baseModel: ensureDemoModel(), outputModel: DEMO_OUT };
+  }
+  const cfg = resolveConfig(demo, file, cli);
+  if (!cfg.baseModel && cfg.warmStartFrom) cfg.baseModel = baseOfAdapter(cfg.warmStartFrom);
+  if (!cfg.baseModel) throw new UserError('lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)');
+  if (!cfg.dataset) throw new UserError('lorasft train: --dataset FILE.jsonl is required');
+  if (!cfg.jobId) cfg.jobId = randomUUID();
+  if (!cfg.outputModel) cfg.outputModel = path.join('out', cfg.jobId);
+  if (cfg.warmStartFrom) adoptAdapterRank(cfg, notice);
+
+  const out = cfg.outputModel;
+  if (fs.existsSync(path.join(out, 'job.json'))) {
+    const prev = readJob(out);
+    if (!values.overwrite && !demo.dataset) {
+      const hint = TERMINAL_STATES.includes(prev.state) && prev.state !== 'JOB_STATE_CANCELLED' && prev.state !== 'JOB_STATE_FAILED' ? '' : ` continue it with 'lorasft train --resume ${out}', or`;
+      throw new UserError(`${out}: already holds job ${prev.name} (${prev.state});${hint} pass --overwrite to replace it, or choose another --output-model`);
+    }
+    notice(`${out}: replacing the previous job (${prev.state})`);
+    for (const f of ['checkpoints', 'adapter_model.safetensors', 'adapter_config.json', 'metrics.jsonl', 'loss.svg']) fs.rmSync(path.join(out, f), { recursive: true, force: true });
+  }
+  const r = await train(cfg);
+  if (r.exitCode === 0) {
+    console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')} (+ adapter_config.json, job.json, metrics.jsonl)`);
+    console.log(`try it:  npx lorasft generate --base-model ${cfg.baseModel} --adapter ${out} --prompt ${JSON.stringify(demo.dataset ? 'What is the capital of France?' : 'Hello!')}`);
+    console.log(`curves:  npx lorasft plot ${out}`);
+  }
+  return r.exitCode;
+}
+
+async function resume(out: string, cli: Partial<TrainConfig>): Promise<number> {
+  const rc = path.join(out, 'resolved_config.json');
+  if (!fs.existsSync(rc) || !fs.existsSync(path.join(out, 'job.json'))) throw new UserError(`${out}: not a lorasft job dir (no resolved_config.json / job.json to resume)`);
+  const changed = Object.keys(cli).filter((k) => !['backend', 'threads'].includes(k));
+  if (changed.length) throw new UserError(`--resume continues the job exactly as configured; only --backend and --threads may be given (got ${changed.map((k) => `'${k}'`).join(', ')})`);
+  const job = readJob(out);
+  if (job.state === 'JOB_STATE_COMPLETED' || job.state === 'JOB_STATE_EARLY_STOPPED') {
+    console.log(`${out}: job already finished (${job.state}): ${job.status.message}`);
+    return 0;
+  }
+  const saved = JSON.parse(fs.readFileSync(rc, 'utf8')) as TrainConfig;
+  const cfg = resolveConfig(saved, cli);
+  const r = await train(cfg, { resume: true });
+  if (r.exitCode === 0) console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')}`);
+  return r.exitCode;
+}
+
+/** base_model_name_or_path of a PEFT adapter, when it is a local model dir. */
+function baseOfAdapter(dir: string): string {
+  const f = path.join(dir, 'adapter_config.json');
+  if (!fs.existsSync(f)) throw new UserError(`${f}: not found (--warm-start-from expects a PEFT adapter dir)`);
+  const base = JSON.parse(fs.readFileSync(f, 'utf8')).base_model_name_or_path;
+  if (typeof base !== 'string' || !fs.existsSync(path.join(base, 'config.json'))) {
+    throw new UserError(`${f}: base_model_name_or_path ${JSON.stringify(base)} is not a local model dir; pass --base-model DIR`);
+  }
+  return base;
+}
+
+/** A warm start keeps the adapter's rank and alpha (the resolved config records them). */
+function adoptAdapterRank(cfg: TrainConfig, notice: (m: string) => void): void {
+  const f = path.join(cfg.warmStartFrom, 'adapter_config.json');
+  if (!fs.existsSync(f)) throw new UserError(`${f}: not found (--warm-start-from expects a PEFT adapter dir)`);
+  const a = JSON.parse(fs.readFileSync(f, 'utf8'));
+  if (typeof a.r === 'number' && a.r !== cfg.loraRank) notice(`warm start: LoRA rank ${a.r} from ${cfg.warmStartFrom} (not ${cfg.loraRank})`);
+  if (typeof a.r === 'number') cfg.loraRank = a.r;
+  if (typeof a.lora_alpha === 'number') cfg.loraAlpha = a.lora_alpha;
+}

@@ -1,0 +1,280 @@
+// The training job, top to bottom (nanoGPT train.py / mlx-lm trainer.py style): job state -> data -> model ->
+// loop (token-weighted accumulation, clip, AdamW, schedule, eval, early stop, checkpoints) -> PEFT adapter.
+// The loss and the batcher are parameters; everything random derives from (seed, epoch, step), so a run killed
+// at any point and resumed from its last checkpoint ends with the same adapter bytes as an uninterrupted run.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../errors.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { initBackend } from '../backend/index.ts';
+import { loadDataset } from '../data/validate.ts';
+import { loadChatTokenizer } from '../data/tokenizer.ts';
+import { buildExamples } from '../data/pipeline.ts';
+import { packExamples } from '../data/pack.ts';
+import type { DatasetExample, TokenizedExample } from '../data/types.ts';
+import { loadBaseModel, lossAndGrads, lossSum, type BaseModel } from '../model/model.ts';
+import { DEFAULT_LORA_TARGETS, initLora, loraFromTensors, type LoraWeights } from '../model/lora.ts';
+import { loadAdapter, saveAdapter } from '../model/peft.ts';
+import type { FloatTensor } from '../model/safetensors.ts';
+import type { TrainConfig } from './config.ts';
+import { carveOut } from './carveout.ts';
+import { checkpointsDir, loadLatestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+import { createJob, readJob, setJobState, writeJob, type Job, type JobState } from './job.ts';
+import { appendMetrics, metricsFile, truncateMetrics } from './metrics.ts';
+import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, createAdamWState } from './optimizer.ts';
+import { makePlan, type Batcher } from './plan.ts';
+import { Progress } from './progress.ts';
+import { deriveSeed, STREAM } from './rng.ts';
+import { learningRateAt } from './schedule.ts';
+import { accumulateStep, rowsToBatch, trainedTokens, type Batch, type MicroResult } from './step.ts';
+
+/** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
+export interface TrainLoss {
+  withGrads(base: BaseModel, lora: LoraWeights, batch: Batch, dropoutSeed: number): MicroResult;
+  value(base: BaseModel, lora: LoraWeights, batch: Batch): number;
+}
+
+export const MODEL_LOSS: TrainLoss = {
+  withGrads: (base, lora, batch, dropoutSeed) => lossAndGrads(base, lora, batch, { dropoutSeed }),
+  value: (base, lora, batch) => {
+    const { loss } = lossSum(base, lora, batch);
+    const v = loss.dataSync()[0];
+    loss.dispose();
+    return v;
+  },
+};
+
+export interface TrainOptions {
+  /** Continue the job in cfg.outputModel from its latest checkpoint. */
+  resume?: boolean;
+  loss?: TrainLoss;
+  batcher?: Batcher;
+  /** Where the progress bar / log lines go (default stderr). */
+  progressOut?: NodeJS.WriteStream;
+  /** One-line messages (default console.log). */
+  log?: (msg: string) => void;
+  /** Install SIGINT/SIGTERM handlers that checkpoint and cancel (default true). */
+  handleSignals?: boolean;
+}
+
+export interface TrainResult {
+  state: JobState;
+  exitCode: number;
+  outDir: string;
+  job: Job;
+  steps: number;
+  evalLosses: number[];
+}
+
+const EXIT: Partial<Record<JobState, number>> = { JOB_STATE_COMPLETED: 0, JOB_STATE_EARLY_STOPPED: 0, JOB_STATE_CANCELLED: 130, JOB_STATE_FAILED: 1 };
+
+export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const log = opts.log ?? ((m: string) => console.log(m));
+  const loss = opts.loss ?? MODEL_LOSS;
+  const batcher = opts.batcher ?? packExamples;
+  const outDir = cfg.outputModel;
+  const t0 = Date.now();
+
+  // ---- job: new, or resumed from OUT_DIR ----
+  const job = opts.resume ? readJob(outDir) : createJob(cfg);
+  const resumed = opts.resume ? loadLatestCheckpoint(outDir) : null;
+  fs.mkdirSync(outDir, { recursive: true });
+  if (!opts.resume) {
+    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(cfg, null, 2) + '\n');
+    writeFileAtomic(metricsFile(outDir), '');
+  } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
+  setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
+  const fail = (message: string): TrainResult => {
+    setJobState(job, 'JOB_STATE_FAILED', message, outDir);
+    return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
+  };
+
+  let base: BaseModel;
+  let lora: LoraWeights;
+  let trainEx: TokenizedExample[];
+  let evalEx: TokenizedExample[];
+  try {
+    const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
+    log(`backend: ${backend.name} (${backend.reason})`);
+
+    // ---- data: validate -> carve out eval -> render/tokenize/mask/truncate ----
+    const tok = await loadChatTokenizer(cfg.baseModel, { jinjaTemplate: cfg.jinjaTemplate || undefined });
+    let trainRaw: DatasetExample[] = loadDataset(cfg.dataset, { epochs: cfg.epochs });
+    let evalRaw: DatasetExample[] = [];
+    if (cfg.evaluationDataset) evalRaw = loadDataset(cfg.evaluationDataset, {});
+    else if (cfg.evalAutoCarveout) {
+      const split = carveOut(trainRaw, cfg.seed);
+      if (split.skipped) log(`notice: ${split.skipped}`);
+      [trainRaw, evalRaw] = [split.train, split.eval];
+    }
+    const warn = (m: string) => log(`warning: ${m}`);
+    const built = buildExamples(trainRaw, tok, { maxContextLength: cfg.maxContextLength, warn });
+    trainEx = built.examples;
+    evalEx = evalRaw.length ? buildExamples(evalRaw, tok, { maxContextLength: cfg.maxContextLength, warn }).examples : [];
+    log(`data: ${trainRaw.length} training examples (${trainEx.length} after reasoning expansion, ${built.stats.trainedTokens} trained tokens), ${evalEx.length} eval examples${cfg.evaluationDataset ? ` from ${cfg.evaluationDataset}` : evalEx.length ? ' (carve-out)' : ''}`);
+    job.jobProgress.totalInputRequests = trainRaw.length;
+
+    // ---- model: base + LoRA (fresh, warm start, or checkpoint) ----
+    base = await loadBaseModel(cfg.baseModel);
+    const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
+    if (resumed) lora = loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
+    else if (cfg.warmStartFrom) {
+      const a = loadAdapter(cfg.warmStartFrom);
+      lora = loraFromTensors(base, a.lora, { ...loraCfg, rank: a.cfg.rank, alpha: a.cfg.alpha, useRslora: a.cfg.useRslora }, cfg.warmStartFrom);
+    } else lora = initLora(base, loraCfg, cfg.seed);
+    const c = base.config;
+    log(`model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`);
+  } catch (e) {
+    if (e instanceof UserError) fail(e.message);
+    throw e;
+  }
+
+  // ---- plan, optimizer, state ----
+  const runStart = Date.now();
+  const plan = makePlan(trainEx, batcher, cfg);
+  const T = plan.totalSteps;
+  const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(T / 10));
+  const ckptEvery = cfg.checkpointEverySteps || evalEvery;
+  const evalBatches = evalEx.length ? batcher(evalEx, { batchSize: cfg.batchSize, seed: deriveSeed(cfg.seed, STREAM.carveout) }).map((r) => rowsToBatch([r])) : [];
+  const shapes = new Map([...lora].map(([k, v]) => [k, v.shape]));
+  const params = new Map([...lora].map(([k, v]) => [k, Float32Array.from(v.dataSync())])); // float32 master copy
+  const adam = resumed ? resumed.ck.adam : createAdamWState(params);
+  const withShapes = (m: Map<string, Float32Array>) => new Map<string, FloatTensor>([...m].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }]));
+  const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: T, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
+  let best: Map<string, Float32Array> | null = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
+  if (resumed && resumed.ck.state.totalSteps !== T) return fail(`cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`);
+  log(`plan: ${T} optimizer steps (${plan.epochSteps.join(' + ')} per epoch), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${evalBatches.length ? '' : ' (no eval set)'}`);
+
+  const syncVars = () => {
+    for (const [k, v] of lora) v.assign(tf.tensor(params.get(k)!, shapes.get(k)!));
+  };
+  const checkpoint = () =>
+    saveCheckpoint(outDir, { state: { ...st, elapsedS: st.elapsedS + (Date.now() - runStart) / 1000 }, params: withShapes(params), adam, best: best && withShapes(best) }, (dir) => saveAdapter(dir, lora, lora.cfg, cfg.baseModel), cfg.keepCheckpoints);
+  const evaluate = (): number => {
+    let sum = 0;
+    let n = 0;
+    for (const b of evalBatches) {
+      sum += loss.value(base, lora, b);
+      n += trainedTokens(b);
+    }
+    return sum / n;
+  };
+  const progressOf = (done: number) => {
+    Object.assign(job.jobProgress, { percent: Math.round((1000 * done) / T) / 10, epoch: Number(plan.epochProgress(done).toFixed(4)), inputTokens: st.inputTokens, outputTokens: st.outputTokens });
+  };
+
+  // ---- signals: finish the step in flight, checkpoint, CANCELLED ----
+  let stopSignal: string | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopSignal) process.exit(130); // second Ctrl-C: leave now (the last checkpoint stays valid)
+    stopSignal = sig;
+  };
+  if (opts.handleSignals ?? true) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  const progress = new Progress(opts.progressOut ?? process.stderr, T);
+  const evalLosses: number[] = [];
+  let lastJobWrite = 0;
+  let final: JobState = 'JOB_STATE_COMPLETED';
+  let finalMsg = '';
+  try {
+    setJobState(job, 'JOB_STATE_RUNNING', `training: ${T} steps`, outDir);
+    let lastEval: number | null = st.bestEvalLoss;
+    if (!resumed && evalBatches.length) {
+      lastEval = evaluate(); // the starting point, at step 0
+      evalLosses.push(lastEval);
+      Object.assign(st, { bestEvalLoss: lastEval, bestStep: 0 });
+      best = new Map([...params].map(([k, d]) => [k, d.slice()]));
+      appendMetrics(outDir, { step: 0, epoch: 0, eval_loss: lastEval, time: new Date().toISOString() });
+      log(`step 0: eval loss ${lastEval.toFixed(4)}`);
+    }
+    while (st.step < T) {
+      if (stopSignal) {
+        checkpoint();
+        final = 'JOB_STATE_CANCELLED';
+        finalMsg = `cancelled by ${stopSignal} after step ${st.step}/${T}; resume with: lorasft train --resume ${outDir}`;
+        break;
+      }
+      const step = st.step; // 0-based index of the step being taken
+      const e = plan.epochOf(step);
+      const tStep = Date.now();
+      const rows = plan.stepRows(step);
+      const micro = rows.map((r) => rowsToBatch([r]));
+      const lr = learningRateAt(step, { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: T, scheduler: cfg.lrScheduler });
+      const g = accumulateStep(micro, (b, i) => loss.withGrads(base, lora, b, deriveSeed(cfg.seed, STREAM.dropout, step, i)));
+      const trainLoss = g.lossSum / g.tokens;
+      const norm = clipGradNorm(g.grads, cfg.maxGradNorm);
+      if (!Number.isFinite(trainLoss) || !Number.isFinite(norm)) {
+        checkpoint(); // the parameters before this step: the last good state
+        final = 'JOB_STATE_FAILED';
+        finalMsg = `step ${step + 1}: ${Number.isFinite(trainLoss) ? `gradient norm is ${norm}` : `train loss is ${trainLoss}`} (non-finite); stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
+        break;
+      }
+      adamwStep(params, g.grads, adam, lr, { ...ADAMW_DEFAULTS, weightDecay: cfg.optimizerWeightDecay });
+      syncVars();
+      st.step = step + 1;
+      const inTok = rows.reduce((n, r) => n + r.inputIds.length, 0);
+      st.inputTokens += inTok;
+      st.outputTokens += g.tokens;
+      job.jobProgress.totalProcessedRequests = job.jobProgress.successfullyProcessedRequests += rows.reduce((n, r) => n + r.examples.length, 0);
+      const secs = (Date.now() - tStep) / 1000;
+      const tps = inTok / Math.max(secs, 1e-6);
+      appendMetrics(outDir, { step: st.step, epoch: plan.epochProgress(st.step), train_loss: trainLoss, lr, grad_norm: norm, tokens_per_s: tps, tokens: g.tokens, time: new Date().toISOString() });
+
+      // ---- eval (every N steps and at epoch ends), early stop, checkpoint ----
+      const epochEnd = st.step === plan.epochStart[e + 1] || st.step === T;
+      let stopEarly = false;
+      if (evalBatches.length && (st.step % evalEvery === 0 || epochEnd)) {
+        lastEval = evaluate();
+        evalLosses.push(lastEval);
+        appendMetrics(outDir, { step: st.step, epoch: plan.epochProgress(st.step), eval_loss: lastEval, time: new Date().toISOString() });
+        if (st.bestEvalLoss === null || lastEval < st.bestEvalLoss) {
+          Object.assign(st, { bestEvalLoss: lastEval, bestStep: st.step, evalsWithoutImprovement: 0 });
+          best = new Map([...params].map(([k, d]) => [k, d.slice()]));
+        } else st.evalsWithoutImprovement++;
+        stopEarly = cfg.earlyStop && st.evalsWithoutImprovement >= cfg.earlyStopPatience;
+        progress.log(`step ${st.step}/${T}: eval loss ${lastEval.toFixed(4)}${st.evalsWithoutImprovement ? ` (best ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})` : ' (best)'}`);
+      }
+      progressOf(st.step);
+      if (st.step % ckptEvery === 0 || epochEnd || stopEarly) checkpoint();
+      const elapsed = (Date.now() - runStart) / 1000;
+      progress.step({ step: st.step, total: T, epoch: plan.epochProgress(st.step), trainLoss, evalLoss: lastEval, tokensPerS: tps, secPerStep: elapsed / (st.step - (resumed?.ck.state.step ?? 0)) });
+      if (Date.now() - lastJobWrite > 1000) {
+        job.updateTime = new Date().toISOString();
+        writeJob(job, outDir);
+        lastJobWrite = Date.now();
+      }
+      if (stopEarly) {
+        final = 'JOB_STATE_EARLY_STOPPED';
+        finalMsg = `early stop at step ${st.step}/${T}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
+        break;
+      }
+      await new Promise((r) => setImmediate(r)); // let SIGINT/SIGTERM handlers run between steps
+    }
+  } finally {
+    progress.end();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+
+  // ---- the adapter: with earlyStop the best-eval weights, else the last ones ----
+  if (final === 'JOB_STATE_COMPLETED' || final === 'JOB_STATE_EARLY_STOPPED') {
+    const useBest = cfg.earlyStop && best !== null;
+    if (useBest) for (const [k, d] of best!) params.get(k)!.set(d);
+    syncVars();
+    saveAdapter(outDir, lora, lora.cfg, cfg.baseModel);
+    if (final === 'JOB_STATE_COMPLETED') {
+      finalMsg = `completed ${T} steps in ${((st.elapsedS * 1000 + Date.now() - runStart) / 1000).toFixed(1)} s` + (lastEvalOf(evalLosses) !== null ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEvalOf(evalLosses)!.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
+      progressOf(T);
+    }
+  }
+  setJobState(job, final, finalMsg, outDir);
+  log(`${final.replace('JOB_STATE_', '').toLowerCase()}: ${finalMsg} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  return { state: final, exitCode: EXIT[final] ?? 1, outDir, job, steps: st.step, evalLosses };
+}
+
+function lastEvalOf(xs: number[]): number | null {
+  return xs.length ? xs[xs.length - 1] : null;
+}
