@@ -44,6 +44,11 @@ export interface KVCache {
 export interface LossOpts {
   /** Training mode: LoRA dropout (cfg.dropout > 0) is applied with masks derived from this seed. */
   dropoutSeed?: number;
+  /**
+   * lossSum only: a backward pass will follow (default true), so the lm_head gradient is computed during the
+   * forward pass (saves one [M, V] matmul). Pass false for evaluation-only losses.
+   */
+  forBackward?: boolean;
 }
 
 /** HF tensor names and shapes the config implies ('lm_head.weight' only when untied). */
@@ -224,7 +229,7 @@ export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch,
     const hidden = decoder(ctx, batch.inputIds, batch.positionIds, batch.B, batch.T);
     if (rows.length === 0) return tf.mul(tf.sum(hidden), 0) as tf.Scalar; // nothing trained: 0, still connected
     const h = rmsNorm(tf.gather(hidden, tf.tensor1d(rows, 'int32')), weight(base, 'model.norm.weight'), base.config.rmsNormEps);
-    return chunkedWeightedCE(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, labels, w);
+    return chunkedWeightedCE(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, labels, w, { eagerGrad: opts.forBackward ?? true });
   });
   return { loss, weightSum };
 }

@@ -17,12 +17,12 @@ describe('chunked weighted cross-entropy', () => {
       const lp = tf.logSoftmax(tf.matMul(x as tf.Tensor2D, W, false, true));
       return tf.neg(tf.sum(tf.mul(tf.sum(tf.mul(lp, tf.oneHot(tf.tensor1d(labels, 'int32'), V, 1, 0, 'float32')), 1), tf.tensor1d(w))));
     };
-    const want = tf.valueAndGrad(direct)(h);
-    for (const rows of [1, 5, 16, 1000]) {
-      const got = tf.valueAndGrad((x: tf.Tensor) => chunkedWeightedCE(x as tf.Tensor2D, W, labels, w, rows))(h);
+    const want = tf.valueAndGrad((x: tf.Tensor) => tf.mul(direct(x), 3))(h); // dy = 3 checks the chain rule
+    for (const [rows, eagerGrad] of [[1, false], [5, true], [16, false], [16, true], [1000, true]] as const) {
+      const got = tf.valueAndGrad((x: tf.Tensor) => tf.mul(chunkedWeightedCE(x as tf.Tensor2D, W, labels, w, { rowsPerChunk: rows, eagerGrad }), 3))(h);
       const dv = Math.abs(got.value.dataSync()[0] - want.value.dataSync()[0]) / want.value.dataSync()[0];
       const dg = maxAbsDiff(got.grad.dataSync(), want.grad.dataSync()) / maxAbs(want.grad.dataSync());
-      console.log(`chunk ${rows} rows: loss rel diff ${dv.toExponential(2)}, grad rel maxdiff ${dg.toExponential(2)}`);
+      console.log(`chunk ${rows} rows${eagerGrad ? ' (eager grad)' : ''}: loss rel diff ${dv.toExponential(2)}, grad rel maxdiff ${dg.toExponential(2)}`);
       expect(dv).toBeLessThan(1e-6);
       expect(dg).toBeLessThan(1e-5);
     }
