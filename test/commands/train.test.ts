@@ -1,0 +1,93 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readJob } from '../../src/train/job.ts';
+import { readMetrics } from '../../src/train/metrics.ts';
+import { BIN, fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
+
+let fx: Fixture;
+beforeAll(() => {
+  fx = makeFixture();
+});
+
+// Resume runs with dropout on, so the dropout masks must also come back identical.
+const JOB = ['--epochs', '2', '--checkpoint-every-steps', '1', '--lora-dropout', '0.1'];
+
+function cli(args: string[]) {
+  return spawnSync('node', [BIN, 'train', ...args], { encoding: 'utf8' });
+}
+
+/** Start `lorasft train`, wait until `ready()` holds, send `signal`; resolves with the exit code (or signal). */
+function runUntil(args: string[], ready: () => boolean, signal: NodeJS.Signals): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('node', [BIN, 'train', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setInterval(() => {
+      if (ready()) {
+        clearInterval(timer);
+        child.kill(signal);
+      }
+    }, 50);
+    child.on('exit', (code, sig) => {
+      clearInterval(timer);
+      resolve({ code, signal: sig, stderr });
+    });
+  });
+}
+
+const adapterBytes = (out: string) => fs.readFileSync(path.join(fx.root, out, 'adapter_model.safetensors'));
+const trainSteps = (out: string) => readMetrics(path.join(fx.root, out)).filter((r) => 'train_loss' in r).length;
+
+describe('lorasft train (CLI)', () => {
+  it('rejects bad flags and config files with one clear line', () => {
+    const bad = path.join(fx.root, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ dataset: fx.train, baseModel: fx.model, learningRat: 1 }));
+    let r = cli(['--config', bad]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(`error: ${bad}: unknown field 'learningRat' (known: ${r.stderr.split('(known: ')[1]?.trim()}`);
+    r = cli(['--base-model', fx.model, '--dataset', fx.train, '--lora-rank', '3']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/loraRank must be a power of 2 up to 32/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    r = cli(['--base-model', fx.model, '--dataset', path.join(fx.root, 'missing.jsonl'), '--output-model', path.join(fx.root, 'missing')]);
+    expect(r.status).toBe(1);
+    expect(readJob(path.join(fx.root, 'missing')).state).toBe('JOB_STATE_FAILED');
+    r = cli(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('--learning-rate-warmup-steps');
+  });
+
+  it('a run killed with SIGKILL and resumed ends with the same adapter bytes as an uninterrupted run', async () => {
+    const full = cli([...fixtureFlags(fx, 'full'), ...JOB]);
+    expect(full.status, full.stderr).toBe(0);
+    expect(readJob(path.join(fx.root, 'full')).state).toBe('JOB_STATE_COMPLETED');
+
+    const killed = await runUntil([...fixtureFlags(fx, 'killed'), ...JOB], () => fs.existsSync(path.join(fx.root, 'killed', 'checkpoints', 'step-000003')), 'SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    expect(fs.existsSync(path.join(fx.root, 'killed', 'adapter_model.safetensors'))).toBe(false);
+    const resumed = cli(['--resume', path.join(fx.root, 'killed')]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(readJob(path.join(fx.root, 'killed')).state).toBe('JOB_STATE_COMPLETED');
+    expect(adapterBytes('killed').equals(adapterBytes('full'))).toBe(true);
+    expect(trainSteps('killed')).toBe(trainSteps('full')); // metrics read as one run
+  });
+
+  it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and --resume completes it identically', async () => {
+    const out = path.join(fx.root, 'cancel');
+    const r = await runUntil([...fixtureFlags(fx, 'cancel'), ...JOB], () => fs.existsSync(path.join(out, 'checkpoints', 'step-000002')), 'SIGINT');
+    expect(r.code).toBe(130);
+    const job = readJob(out);
+    expect(job.state).toBe('JOB_STATE_CANCELLED');
+    expect(job.status.code).toBe('CANCELLED');
+    expect(job.status.message).toMatch(/cancelled by SIGINT after step \d+/);
+    const again = cli([...fixtureFlags(fx, 'cancel'), ...JOB]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/already holds job .*JOB_STATE_CANCELLED.*--resume/);
+    const resumed = cli(['--resume', out]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(adapterBytes('cancel').equals(adapterBytes('full'))).toBe(true);
+    expect(cli(['--resume', out]).stdout).toMatch(/already finished/);
+  });
+});
