@@ -3,6 +3,8 @@
 // Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
+import { FusedAttention, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
+import * as ops from '../ops/index.ts';
 import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
 import { loadModelConfig, type ModelConfig } from './config.ts';
 import { linearShape, loraAName, loraBName, LoraWeights } from './lora.ts';
@@ -49,6 +51,19 @@ export interface LossOpts {
    * forward pass (saves one [M, V] matmul). Pass false for evaluation-only losses.
    */
   forBackward?: boolean;
+  /**
+   * Use lorasft's fused ops (src/ops: attention, RMSNorm, RoPE, SwiGLU, cross-entropy) where their kernels are
+   * registered for the active backend (default); false = the plain tfjs-op composition below (any backend).
+   */
+  fused?: boolean;
+}
+
+const FUSED_KERNELS = [FusedAttention, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
+
+/** True when every fused op has a kernel on the active backend (initBackend registers them for cpu/native). */
+export function fusedOpsAvailable(): boolean {
+  const b = tf.getBackend();
+  return FUSED_KERNELS.every((k) => tf.getKernel(k, b) !== undefined);
 }
 
 /** HF tensor names and shapes the config implies ('lm_head.weight' only when untied). */
@@ -104,7 +119,7 @@ export function disposeBaseModel(base: BaseModel): void {
 }
 
 /** RMSNorm over the last axis, in float32: x * rsqrt(mean(x^2) + eps) * w. */
-function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+function rmsNormPlain(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
 }
 
@@ -112,6 +127,13 @@ interface Ctx {
   base: BaseModel;
   lora: LoraWeights | null;
   dropoutSeed?: number;
+  /** Fused ops (src/ops) instead of plain tfjs compositions. */
+  fused: boolean;
+}
+
+function rmsNorm(ctx: Ctx, x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const eps = ctx.base.config.rmsNormEps;
+  return ctx.fused ? ops.rmsNorm(x, w, eps) : rmsNormPlain(x, w, eps);
 }
 
 function weight(base: BaseModel, name: string): tf.Tensor {
@@ -142,25 +164,17 @@ function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
  */
 function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: number, cache?: KVCache): tf.Tensor2D {
   const cfg = ctx.base.config;
-  const { numHeads: H, numKvHeads: Hkv, headDim: D, rmsNormEps: eps } = cfg;
+  const { numHeads: H, numKvHeads: Hkv, headDim: D } = cfg;
   const N = B * T;
   const P = cache?.length ?? 0;
-  const mask = attentionMask(segmentsFromPositions(pos, B, T), B, T, P);
+  const seg = segmentsFromPositions(pos, B, T);
+  // The fused attention has no KV cache: decoding uses the plain path (T is small there).
+  const fusedAttn = ctx.fused && !cache;
+  const mask = fusedAttn ? null : attentionMask(seg, B, T, P);
   const { cos, sin } = ropeTables(ctx.base.invFreq, pos);
-  let x = tf.gather(weight(ctx.base, 'model.embed_tokens.weight'), tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [N, C]
-  for (let l = 0; l < cfg.numLayers; l++) {
-    const p = `model.layers.${l}`;
-    const h = rmsNorm(x, weight(ctx.base, `${p}.input_layernorm.weight`), eps) as tf.Tensor2D;
-    let q = tf.reshape(linear(ctx, h, `${p}.self_attn.q_proj`), [N, H, D]) as tf.Tensor3D;
-    let k = tf.reshape(linear(ctx, h, `${p}.self_attn.k_proj`), [N, Hkv, D]) as tf.Tensor3D;
-    const v = tf.reshape(linear(ctx, h, `${p}.self_attn.v_proj`), [N, Hkv, D]) as tf.Tensor3D;
-    if (cfg.qkNorm) {
-      // Qwen3: RMSNorm over D on each head of q and k, before RoPE.
-      q = rmsNorm(q, weight(ctx.base, `${p}.self_attn.q_norm.weight`), eps) as tf.Tensor3D;
-      k = rmsNorm(k, weight(ctx.base, `${p}.self_attn.k_norm.weight`), eps) as tf.Tensor3D;
-    }
-    q = applyRope(q, cos, sin);
-    k = applyRope(k, cos, sin);
+  const rope = (x: tf.Tensor3D) => (ctx.fused ? ops.rope(x, cos, sin) : applyRope(x, cos, sin));
+  /** tfjs-op attention, with the KV cache when there is one: q [N, H, D], k/v [N, Hkv, D] -> [N, H*D]. */
+  const attentionPlain = (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, l: number): tf.Tensor2D => {
     const toHeads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [B, T, Hkv, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
     let k4 = toHeads(k);
     let v4 = toHeads(v);
@@ -175,11 +189,34 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
       cache.k[l] = tf.keep(k4);
       cache.v[l] = tf.keep(v4);
     }
-    const attn = attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask);
+    return attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask!);
+  };
+  let x = tf.gather(weight(ctx.base, 'model.embed_tokens.weight'), tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [N, C]
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    const h = rmsNorm(ctx, x, weight(ctx.base, `${p}.input_layernorm.weight`)) as tf.Tensor2D;
+    let q = tf.reshape(linear(ctx, h, `${p}.self_attn.q_proj`), [N, H, D]) as tf.Tensor3D;
+    let k = tf.reshape(linear(ctx, h, `${p}.self_attn.k_proj`), [N, Hkv, D]) as tf.Tensor3D;
+    const v = tf.reshape(linear(ctx, h, `${p}.self_attn.v_proj`), [N, Hkv, D]) as tf.Tensor3D;
+    if (cfg.qkNorm) {
+      // Qwen3: RMSNorm over D on each head of q and k, before RoPE.
+      q = rmsNorm(ctx, q, weight(ctx.base, `${p}.self_attn.q_norm.weight`)) as tf.Tensor3D;
+      k = rmsNorm(ctx, k, weight(ctx.base, `${p}.self_attn.k_norm.weight`)) as tf.Tensor3D;
+    }
+    q = rope(q);
+    k = rope(k);
+    let attn: tf.Tensor2D;
+    if (fusedAttn) {
+      const as4 = (t: tf.Tensor3D, h: number) => tf.reshape(t, [B, T, h, D]) as tf.Tensor4D;
+      attn = tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), seg), [N, H * D]);
+    } else {
+      attn = attentionPlain(q, k, v, l);
+    }
     x = tf.add(x, linear(ctx, attn, `${p}.self_attn.o_proj`));
-    const h2 = rmsNorm(x, weight(ctx.base, `${p}.post_attention_layernorm.weight`), eps) as tf.Tensor2D;
+    const h2 = rmsNorm(ctx, x, weight(ctx.base, `${p}.post_attention_layernorm.weight`)) as tf.Tensor2D;
     const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
-    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(ctx, h2, `${p}.mlp.up_proj`)) as tf.Tensor2D; // silu(gate) * up
+    const up = linear(ctx, h2, `${p}.mlp.up_proj`);
+    const act = ctx.fused ? ops.swiglu(gate, up) : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
     x = tf.add(x, linear(ctx, act, `${p}.mlp.down_proj`));
   }
   if (cache) cache.length += T;
@@ -224,12 +261,15 @@ function checkBatch(cfg: ModelConfig, batch: Batch): void {
 export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch, opts: LossOpts = {}): { loss: tf.Scalar; weightSum: number } {
   checkBatch(base.config, batch);
   const { rows, labels, w, weightSum } = lossRows(batch);
-  const ctx: Ctx = { base, lora, dropoutSeed: opts.dropoutSeed };
+  const ctx: Ctx = { base, lora, dropoutSeed: opts.dropoutSeed, fused: opts.fused ?? fusedOpsAvailable() };
   const loss = tf.tidy(() => {
     const hidden = decoder(ctx, batch.inputIds, batch.positionIds, batch.B, batch.T);
     if (rows.length === 0) return tf.mul(tf.sum(hidden), 0) as tf.Scalar; // nothing trained: 0, still connected
-    const h = rmsNorm(tf.gather(hidden, tf.tensor1d(rows, 'int32')), weight(base, 'model.norm.weight'), base.config.rmsNormEps);
-    return chunkedWeightedCE(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, labels, w, { eagerGrad: opts.forBackward ?? true });
+    // Only rows that predict a trained token go through the final norm and the lm_head.
+    const h = rmsNorm(ctx, tf.gather(hidden, tf.tensor1d(rows, 'int32')), weight(base, 'model.norm.weight')) as tf.Tensor2D;
+    const W = weight(base, 'lm_head.weight') as tf.Tensor2D;
+    if (ctx.fused) return ops.crossEntropyWeighted(h, W, labels, w);
+    return chunkedWeightedCE(h, W, labels, w, { eagerGrad: opts.forBackward ?? true });
   });
   return { loss, weightSum };
 }
@@ -272,7 +312,7 @@ export function forwardLogits(
   inputIds: Int32Array,
   positionIds?: Int32Array,
   cache?: KVCache,
-  opts: { lastOnly?: boolean } = {},
+  opts: { lastOnly?: boolean; fused?: boolean } = {},
 ): tf.Tensor2D {
   const T = inputIds.length;
   if (T === 0) throw new UserError('forwardLogits: no input tokens');
@@ -280,9 +320,10 @@ export function forwardLogits(
   const P = cache?.length ?? 0;
   const pos = positionIds ?? Int32Array.from({ length: T }, (_, i) => P + i);
   return tf.tidy(() => {
-    let hidden: tf.Tensor2D = decoder({ base, lora }, inputIds, pos, 1, T, cache);
+    const ctx: Ctx = { base, lora, fused: opts.fused ?? fusedOpsAvailable() };
+    let hidden: tf.Tensor2D = decoder(ctx, inputIds, pos, 1, T, cache);
     if (opts.lastOnly) hidden = tf.slice(hidden, [T - 1, 0], [1, -1]);
-    const h = rmsNorm(hidden, weight(base, 'model.norm.weight'), base.config.rmsNormEps);
+    const h = rmsNorm(ctx, hidden, weight(base, 'model.norm.weight'));
     return tf.matMul(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, false, true);
   });
 }

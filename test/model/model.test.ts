@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TinyModelOpts } from '../../scripts/make-tiny-model.ts';
-import { createKVCache, disposeBaseModel, forwardLogits, lossAndGrads, lossSum, type Batch } from '../../src/model/model.ts';
+import { createKVCache, disposeBaseModel, forwardLogits, fusedOpsAvailable, lossAndGrads, lossSum, type Batch } from '../../src/model/model.ts';
 import { makeBatch, maxAbs, maxAbsDiff, randomLora, tinyModel, toRef } from './helpers.ts';
 import { refLossRow, type RefModel } from './reference.ts';
 
@@ -39,14 +39,15 @@ const FAMILIES: Array<[string, Partial<TinyModelOpts> & { family: TinyModelOpts[
 ];
 
 describe.each(FAMILIES)('%s', (_name, opts) => {
-  it('loss equals the float64 reference and gradients equal its central differences', async () => {
+  it.each([['fused ops', true], ['plain tfjs ops', false]])('%s: loss equals the float64 reference and gradients equal its central differences', async (path, fused) => {
     const base = await tinyModel(opts);
     const lora = randomLora(base);
     const batch = packedBatch();
     const ref = toRef(base, lora);
     const want = refBatchLoss(ref, batch);
-    const got = lossAndGrads(base, lora, batch);
-    console.log(`${opts.family}: loss ${got.lossSum} vs ref ${want.loss} (rel ${Math.abs(got.lossSum - want.loss) / want.loss})`);
+    if (fused) expect(fusedOpsAvailable()).toBe(true);
+    const got = lossAndGrads(base, lora, batch, { fused });
+    console.log(`${opts.family} (${path}): loss ${got.lossSum} vs ref ${want.loss} (rel ${Math.abs(got.lossSum - want.loss) / want.loss})`);
     expect(got.weightSum).toBeCloseTo(want.weightSum, 6);
     expect(Math.abs(got.lossSum - want.loss) / want.loss).toBeLessThan(1e-5);
 
@@ -70,7 +71,7 @@ describe.each(FAMILIES)('%s', (_name, opts) => {
         worst = Math.max(worst, Math.abs(g[idx] - fd) / gscale);
       }
     }
-    console.log(`${opts.family}: grad vs float64 finite differences, max |diff| / max|grad| = ${worst.toExponential(2)}`);
+    console.log(`${opts.family} (${path}): grad vs float64 finite differences, max |diff| / max|grad| = ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-3);
     for (const g of got.grads.values()) g.dispose();
     lora.dispose();
@@ -104,7 +105,7 @@ describe.each(FAMILIES)('%s', (_name, opts) => {
     const base = await tinyModel(opts);
     const lora = randomLora(base);
     const ids = Int32Array.from(seq(11, 4));
-    const full = forwardLogits(base, lora, ids);
+    const full = forwardLogits(base, lora, ids); // fused attention where available; decoding below uses the cache path
     const cache = createKVCache(base);
     const parts = [forwardLogits(base, lora, ids.subarray(0, 6), undefined, cache)];
     for (let t = 6; t < ids.length; t++) parts.push(forwardLogits(base, lora, ids.subarray(t, t + 1), undefined, cache));
