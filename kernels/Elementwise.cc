@@ -1,29 +1,73 @@
-// Elementwise.cc: float32 Add/Sub/Mul/Div with "suffix" broadcasting (b repeats every `inner` values of a, or
-// the reverse), and Softmax over the last axis. These replace tfjs-cpu's generic JS loops on 'native'.
+// Elementwise.cc: float32 Add/Sub/Mul/Div with numpy broadcasting, Transpose (any permutation, rank <= 8),
+// and Softmax over the last axis. These replace tfjs-cpu's generic JS loops on 'native'.
 #include "blas.h"
 #include <cmath>
 
-// binary(op, a, b, out, n, na, nb): out[i] = a[i % na] (op) b[i % nb], n = max(na, nb), one of na/nb divides n.
-// op: 0 add, 1 sub, 2 mul, 3 div.
+// binary(op, a, b, out, shape Int32 [R], aStrides Int32 [R], bStrides Int32 [R]): numpy broadcasting;
+// out has `shape` (row-major), a/b strides are 0 along broadcast dims. op: 0 add, 1 sub, 2 mul, 3 div.
 static Napi::Value Binary(const Napi::CallbackInfo& info) {
   const int op = arg_i(info, 0);
   const float *a = f32(info[1]), *b = f32(info[2]);
   float* o = f32(info[3]);
-  const int64_t n = info[4].As<Napi::Number>().Int64Value(), na = info[5].As<Napi::Number>().Int64Value(),
-                nb = info[6].As<Napi::Number>().Int64Value();
-  const int64_t inner = na < nb ? na : nb, rows = n / inner;
-  const bool aSmall = na < nb;
-#pragma omp parallel for num_threads(g_threads) if (n > 65536)
+  size_t R;
+  const int32_t* shape = i32(info[4], &R);
+  const int32_t *sa = i32(info[5]), *sb = i32(info[6]);
+  const int64_t inner = R ? shape[R - 1] : 1, ia = R ? sa[R - 1] : 0, ib = R ? sb[R - 1] : 0;
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < R; d++) rows *= shape[d];
+#pragma omp parallel for num_threads(g_threads) if (rows * inner > 65536)
   for (int64_t r = 0; r < rows; r++) {
-    const float* x = aSmall ? a : a + r * inner;
-    const float* y = aSmall ? b + r * inner : (na == nb ? b + r * inner : b);
-    float* z = o + r * inner;
-    switch (op) {
-      case 0: for (int64_t i = 0; i < inner; i++) z[i] = x[i] + y[i]; break;
-      case 1: for (int64_t i = 0; i < inner; i++) z[i] = x[i] - y[i]; break;
-      case 2: for (int64_t i = 0; i < inner; i++) z[i] = x[i] * y[i]; break;
-      default: for (int64_t i = 0; i < inner; i++) z[i] = x[i] / y[i]; break;
+    int64_t offA = 0, offB = 0, rem = r;
+    for (int d = (int)R - 2; d >= 0; d--) {
+      const int64_t c = rem % shape[d];
+      rem /= shape[d];
+      offA += c * sa[d];
+      offB += c * sb[d];
     }
+    const float *x = a + offA, *y = b + offB;
+    float* z = o + r * inner;
+    if (ia == 1 && ib == 1) {
+      switch (op) {
+        case 0: for (int64_t i = 0; i < inner; i++) z[i] = x[i] + y[i]; break;
+        case 1: for (int64_t i = 0; i < inner; i++) z[i] = x[i] - y[i]; break;
+        case 2: for (int64_t i = 0; i < inner; i++) z[i] = x[i] * y[i]; break;
+        default: for (int64_t i = 0; i < inner; i++) z[i] = x[i] / y[i]; break;
+      }
+    } else {
+      switch (op) {
+        case 0: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] + y[i * ib]; break;
+        case 1: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] - y[i * ib]; break;
+        case 2: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] * y[i * ib]; break;
+        default: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] / y[i * ib]; break;
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// transpose(x, y, inShape Int32 [R], perm Int32 [R]): y = x.transpose(perm), row-major.
+static Napi::Value Transpose(const Napi::CallbackInfo& info) {
+  const float* x = f32(info[0]);
+  float* y = f32(info[1]);
+  size_t R;
+  const int32_t* in = i32(info[2], &R);
+  const int32_t* perm = i32(info[3]);
+  int64_t inStride[8], outShape[8], st[8];
+  int64_t acc = 1;
+  for (int d = (int)R - 1; d >= 0; d--) { inStride[d] = acc; acc *= in[d]; }
+  for (size_t d = 0; d < R; d++) { outShape[d] = in[perm[d]]; st[d] = inStride[perm[d]]; }
+  const int64_t inner = outShape[R - 1], si = st[R - 1];
+  const int64_t rows = acc / (inner ? inner : 1);
+#pragma omp parallel for num_threads(g_threads) if (acc > 65536)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t off = 0, rem = r;
+    for (int d = (int)R - 2; d >= 0; d--) {
+      off += (rem % outShape[d]) * st[d];
+      rem /= outShape[d];
+    }
+    float* z = y + r * inner;
+    const float* a = x + off;
+    for (int64_t i = 0; i < inner; i++) z[i] = a[i * si];
   }
   return info.Env().Undefined();
 }
@@ -51,4 +95,5 @@ static Napi::Value Softmax(const Napi::CallbackInfo& info) {
 void InitElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("transpose", Napi::Function::New(env, Transpose));
 }

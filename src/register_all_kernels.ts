@@ -10,7 +10,7 @@ import { weightedCrossEntropyConfigs } from './kernels/WeightedCrossEntropy.ts';
 import { rmsNormConfigs, rmsNormGradConfigs } from './kernels/RmsNorm.ts';
 import { swigluConfigs, swigluGradConfigs } from './kernels/Swiglu.ts';
 import { ropeConfigs } from './kernels/Rope.ts';
-import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig } from './kernels/Elementwise.ts';
+import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig, transposeConfig } from './kernels/Elementwise.ts';
 import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.ts';
 import { batchMatMulGradConfig } from './gradients/BatchMatMul_grad.ts';
 import { fusedAttentionGradConfig } from './gradients/FusedAttention_grad.ts';
@@ -38,6 +38,7 @@ export const NATIVE_KERNELS: KernelConfig[] = [
   multiplyConfig,
   realDivConfig,
   softmaxConfig,
+  transposeConfig,
   unsortedSegmentSumConfig,
   ...FUSED.filter((k) => k.backendName === 'native'),
 ];

@@ -1,29 +1,35 @@
-// Native Add / Sub / Multiply / RealDiv (float32, equal shapes, scalars, or one operand repeating over the
-// other's trailing dims, e.g. [T, C] + [C]) and Softmax (last axis) for the 'native' backend: C++ in
-// kernels/Elementwise.cc. Other dtypes and broadcasts fall back to the tfjs cpu kernels.
+// Native Add / Sub / Multiply / RealDiv (float32, numpy broadcasting), Transpose and Softmax (last axis) for
+// the 'native' backend: C++ in kernels/Elementwise.cc. Other dtypes fall back to the tfjs cpu kernels.
 import { backend_util, getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { nativeAddon } from '../backend/addon.ts';
 import type { Addon } from './util.ts';
 import { f32, type KernelArgs } from './util.ts';
 
-/** True when `small` (leading 1s dropped) equals the trailing dims of `big`. */
-function isSuffix(small: number[], big: number[]): boolean {
-  let s = small;
-  while (s.length && s[0] === 1) s = s.slice(1);
-  return s.length <= big.length && s.every((d, i) => d === big[big.length - s.length + i]);
+/** Element strides of `shape` seen through the broadcast `out` shape (0 along broadcast or missing dims). */
+function broadcastStrides(shape: number[], out: number[]): Int32Array {
+  const st = new Int32Array(out.length);
+  let acc = 1;
+  for (let d = out.length - 1, s = shape.length - 1; d >= 0; d--, s--) {
+    const n = s >= 0 ? shape[s] : 1;
+    st[d] = n === 1 ? 0 : acc;
+    acc *= n;
+  }
+  return st;
 }
 
 function binaryKernel(kernelName: string, op: number): KernelConfig {
   const kernelFunc = ((args: KernelArgs) => {
     const { a, b } = args.inputs;
     const out = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-    const na = util.sizeFromShape(a.shape), nb = util.sizeFromShape(b.shape), n = util.sizeFromShape(out);
-    const ok = a.dtype === 'float32' && b.dtype === 'float32' && n > 0 &&
-      ((na === n && isSuffix(b.shape, out)) || (nb === n && isSuffix(a.shape, out)));
-    if (!ok) return getKernel(kernelName, 'cpu')!.kernelFunc(args as never) as TensorInfo;
+    const n = util.sizeFromShape(out);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || n === 0 || out.length > 8) {
+      return getKernel(kernelName, 'cpu')!.kernelFunc(args as never) as TensorInfo;
+    }
     const values = new Float32Array(n);
-    (nativeAddon() as Addon).binary(op, f32(args.backend, a), f32(args.backend, b), values, n, na, nb);
+    const shape = out.length ? out : [1];
+    (nativeAddon() as Addon).binary(op, f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
+      broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
     return args.backend.makeTensorInfo(out, 'float32', values);
   }) as unknown as KernelFunc;
   return { kernelName, backendName: 'native', kernelFunc };
@@ -47,5 +53,21 @@ export const softmaxConfig: KernelConfig = {
     const values = new Float32Array(util.sizeFromShape(logits.shape));
     (nativeAddon() as Addon).softmax(f32(args.backend, logits), values, values.length / cols, cols);
     return args.backend.makeTensorInfo(logits.shape, 'float32', values);
+  }) as unknown as KernelFunc,
+};
+
+export const transposeConfig: KernelConfig = {
+  kernelName: 'Transpose',
+  backendName: 'native',
+  kernelFunc: ((args: KernelArgs) => {
+    const { x } = args.inputs;
+    const perm = args.attrs.perm as number[];
+    const n = util.sizeFromShape(x.shape);
+    if (x.dtype !== 'float32' || x.shape.length === 0 || x.shape.length > 8 || n === 0) {
+      return getKernel('Transpose', 'cpu')!.kernelFunc(args as never) as TensorInfo;
+    }
+    const values = new Float32Array(n);
+    (nativeAddon() as Addon).transpose(f32(args.backend, x), values, Int32Array.from(x.shape), Int32Array.from(perm));
+    return args.backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', values);
   }) as unknown as KernelFunc,
 };

@@ -1,4 +1,4 @@
-// Parity: native Add/Sub/Multiply/RealDiv (incl. broadcasts and cpu fallbacks), Softmax and
+// Parity: native Add/Sub/Multiply/RealDiv (numpy broadcasts, int32 fallback), Transpose, Softmax and
 // UnsortedSegmentSum (gather gradient) vs the tfjs cpu kernels; maxdiff printed.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,7 +33,7 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
   beforeAll(async () => { await initBackend({}); });
 
   const shapes: [number[], number[]][] = [[[3, 4, 5], [3, 4, 5]], [[3, 4, 5], [5]], [[5], [3, 4, 5]], [[3, 4, 5], []],
-    [[3, 4, 5], [1, 4, 5]], [[3, 4, 5], [3, 1, 5]] /* middle broadcast: cpu fallback */, [[3, 1], [1, 4]]];
+    [[3, 4, 5], [1, 4, 5]], [[3, 4, 5], [3, 1, 5]], [[3, 1], [1, 4]], [[2, 3, 4, 5], [3, 1, 1]]];
   const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div]];
   for (const [name, op] of ops) {
     for (const [sa, sb] of shapes) {
@@ -49,6 +49,18 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
   it('int32 add falls back to cpu', async () => {
     expect(await maxdiff(() => tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')))).toBe(0);
   });
+
+  for (const perm of [[1, 0], [0, 2, 1, 3], [2, 0, 1], [3, 1, 2, 0]]) {
+    it(`transpose perm [${perm}] (and its gradient)`, async () => {
+      const shape = [2, 3, 4, 5].slice(0, perm.length), x = data(shape.reduce((a, b) => a * b, 1), 7);
+      const d = await maxdiff(() => {
+        const t = tf.tensor(x, shape);
+        return [tf.transpose(t, perm), tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.transpose(y, perm), tf.transpose(t, perm))))(t)];
+      });
+      console.log(`transpose [${perm}] maxdiff=${d.toExponential(2)}`);
+      expect(d).toBe(0);
+    });
+  }
 
   it('softmax over the last axis, values and gradient', async () => {
     const x = data(6 * 70, 3), r = data(6 * 70, 4);
