@@ -19,9 +19,9 @@ export const DEMO_MODEL: Omit<TinyModelOpts, 'out'> = { family: 'qwen3', tokeniz
 /** Demo hyperparameters (a random tiny base needs a larger learning rate than the managed default). */
 export const DEMO_CONFIG: Partial<TrainConfig> = {
   displayName: 'lorasft demo',
-  epochs: 2,
-  learningRate: 2e-3,
-  learningRateWarmupSteps: 5,
+  epochs: 4,
+  learningRate: 1e-2,
+  learningRateWarmupSteps: 3,
   batchSize: 512,
   loraRank: 8,
   evalEverySteps: 10,

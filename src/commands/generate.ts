@@ -1,0 +1,94 @@
+// `lorasft generate`: chat with a base model, optionally with a trained adapter, to see what training changed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors.ts';
+import { parseFlags } from '../util/args.ts';
+import { initBackend } from '../backend/index.ts';
+import { loadChatTokenizer } from '../data/tokenizer.ts';
+import type { ChatMessage } from '../data/types.ts';
+import { loadBaseModel } from '../model/model.ts';
+import { loraFromTensors } from '../model/lora.ts';
+import { loadAdapter } from '../model/peft.ts';
+import { generate } from '../train/generate.ts';
+
+const HELP = `usage: lorasft generate [--base-model DIR] [--adapter OUT_DIR] (--prompt TEXT | --messages FILE) [flags]
+
+  --base-model DIR       HF model dir (default: the adapter's base_model_name_or_path)
+  --adapter DIR          PEFT adapter dir (a lorasft train OUT_DIR or checkpoint); without it: the base model alone
+  --prompt TEXT          one user message
+  --system TEXT          a system message before it
+  --messages FILE        a JSON array of {role, content} messages, or a JSON object / JSONL line with "messages"
+  --max-new-tokens N     default 64
+  --temperature T        default 0 (greedy); > 0 samples
+  --top-p P              nucleus sampling mass, default 1
+  --seed S               sampling seed, default 0
+  --jinja-template T     chat template (file or text) instead of the model's
+  --backend NAME, --threads N`;
+
+function num(v: string | undefined, name: string, def: number, check: (n: number) => boolean, what: string): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isFinite(n) || !check(n)) throw new UserError(`--${name}: expected ${what}, got '${v}'`);
+  return n;
+}
+
+function readMessages(file: string): ChatMessage[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    try {
+      j = JSON.parse(text.split('\n')[0]); // a JSONL dataset: its first example
+    } catch {
+      throw new UserError(`${file}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  const msgs = Array.isArray(j) ? j : (j as { messages?: unknown })?.messages;
+  if (!Array.isArray(msgs) || msgs.length === 0) throw new UserError(`${file}: expected a non-empty array of messages (or an object with "messages")`);
+  msgs.forEach((m, i) => {
+    if (!m || typeof m.role !== 'string' || typeof m.content !== 'string') throw new UserError(`${file}: message ${i + 1} needs string "role" and "content"`);
+  });
+  // A trailing assistant turn would be the answer to predict: generate it instead.
+  return (msgs[msgs.length - 1].role === 'assistant' ? msgs.slice(0, -1) : msgs) as ChatMessage[];
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: v, positionals } = parseFlags('generate', argv, {
+    'base-model': { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, system: { type: 'string' }, messages: { type: 'string' },
+    'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+    'jinja-template': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length) throw new UserError(`lorasft generate: unexpected argument '${positionals[0]}' (did you mean --prompt?)`);
+  if (!v.prompt === !v.messages) throw new UserError('lorasft generate: give exactly one of --prompt TEXT or --messages FILE');
+  const opts = {
+    maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens', 64, (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
+    temperature: num(v.temperature, 'temperature', 0, (n) => n >= 0, 'a number >= 0'),
+    topP: num(v['top-p'], 'top-p', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
+    seed: num(v.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+  };
+  const threads = v.threads === undefined ? undefined : num(v.threads, 'threads', 0, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+
+  const adapter = v.adapter ? loadAdapter(v.adapter) : null;
+  const baseDir = v['base-model'] ?? adapter?.baseModelPath ?? undefined;
+  if (!baseDir) throw new UserError('lorasft generate: --base-model DIR is required (the adapter names no base model)');
+  if (!fs.existsSync(path.join(baseDir, 'config.json'))) throw new UserError(`${baseDir}: not a model dir (no config.json)${v['base-model'] ? '' : ' — the adapter\'s base_model_name_or_path; pass --base-model DIR'}`);
+  await initBackend({ backend: v.backend, threads });
+  const tok = await loadChatTokenizer(baseDir, { jinjaTemplate: v['jinja-template'] });
+  const base = await loadBaseModel(baseDir);
+  const lora = adapter ? loraFromTensors(base, adapter.lora, adapter.cfg, v.adapter!) : null;
+  const messages: ChatMessage[] = v.messages ? readMessages(v.messages) : [...(v.system ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content: v.prompt! }];
+  const g = generate(base, lora, tok, messages, { ...opts, onText: (s) => process.stdout.write(s) });
+  process.stdout.write('\n');
+  process.stderr.write(`(${g.ids.length} tokens, stopped at ${g.stop === 'eos' ? 'end of turn' : `--max-new-tokens ${opts.maxNewTokens}`}; ${lora ? `adapter ${v.adapter}` : 'base model only'})\n`);
+  return 0;
+}

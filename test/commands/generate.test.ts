@@ -1,0 +1,60 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/backend/index.ts';
+import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
+import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
+import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';
+import { saveAdapter } from '../../src/model/peft.ts';
+import { generate, greedyNoCache, pickToken } from '../../src/train/generate.ts';
+import { mulberry32 } from '../../src/train/rng.ts';
+import { BIN, makeFixture, type Fixture } from '../train/fixture.ts';
+
+let fx: Fixture;
+let adapterDir: string;
+beforeAll(async () => {
+  fx = makeFixture(4, 3);
+  await initBackend({});
+  // A random adapter with non-zero B, so it changes the logits.
+  const base = await loadBaseModel(fx.model);
+  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 2);
+  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', 9));
+  adapterDir = path.join(fx.root, 'adapter');
+  saveAdapter(adapterDir, lora, lora.cfg, fx.model);
+});
+
+describe('generate', () => {
+  it('greedy decoding with the KV cache equals recomputing the whole sequence', async () => {
+    const base = await loadBaseModel(fx.model);
+    const tok = await loadChatTokenizer(fx.model);
+    const messages = [{ role: 'user' as const, content: 'What is 2 plus 3?' }];
+    const g = generate(base, null, tok, messages, { maxNewTokens: 6, temperature: 0, topP: 1, seed: 0 });
+    const prompt = tok.encode(tok.render(messages, { addGenerationPrompt: true }));
+    expect(g.promptTokens).toBe(prompt.length);
+    const ref = greedyNoCache(base, null, prompt, g.ids.length);
+    expect(g.ids).toEqual(ref);
+    expect(g.ids.length).toBeGreaterThan(0);
+  });
+
+  it('samples reproducibly from the seed, and top-p keeps only the nucleus', () => {
+    const logits = Float32Array.from([0, 3, 2.5, -1, 1]);
+    const draw = (seed: number, t: number, p: number) => Array.from({ length: 200 }, ((r) => () => pickToken(logits, t, p, r))(mulberry32(seed)));
+    expect(draw(1, 1, 1)).toEqual(draw(1, 1, 1));
+    expect(new Set(draw(1, 1, 1)).size).toBeGreaterThan(2);
+    // p(1) = 0.52, p(2) = 0.31: top-p 0.6 keeps exactly {1, 2}.
+    expect([...new Set(draw(2, 1, 0.6))].sort()).toEqual([1, 2]);
+    expect(new Set(draw(3, 1, 0.1))).toEqual(new Set([1]));
+    expect(pickToken(logits, 0, 1, Math.random)).toBe(1);
+  });
+
+  it('lorasft generate prints a completion, with and without an adapter', () => {
+    const r = spawnSync('node', [BIN, 'generate', '--adapter', adapterDir, '--prompt', 'Hello', '--max-new-tokens', '3'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/tokens, stopped at .*adapter/);
+    const bad = spawnSync('node', [BIN, 'generate', '--base-model', fx.model], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('give exactly one of --prompt TEXT or --messages FILE');
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/backend/index.ts';
+import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
+import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';
+import { saveAdapter } from '../../src/model/peft.ts';
+import { mergeAdapter } from '../../src/train/merge.ts';
+import { BIN, makeFixture, type Fixture } from '../train/fixture.ts';
+
+let fx: Fixture;
+let adapterDir: string;
+beforeAll(async () => {
+  fx = makeFixture(4, 3);
+  await initBackend({});
+  // A random adapter with non-zero B, so it changes the logits.
+  const base = await loadBaseModel(fx.model);
+  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 2);
+  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', 9));
+  adapterDir = path.join(fx.root, 'adapter');
+  saveAdapter(adapterDir, lora, lora.cfg, fx.model);
+});
+
+describe('merge', () => {
+  it('merged-model logits equal base + adapter logits', async () => {
+    const out = path.join(fx.root, 'merged');
+    const r = spawnSync('node', [BIN, 'merge', '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) expect(fs.existsSync(path.join(out, f))).toBe(true);
+    const base = await loadBaseModel(fx.model);
+    const { loadAdapter } = await import('../../src/model/peft.ts');
+    const { loraFromTensors } = await import('../../src/model/lora.ts');
+    const a = loadAdapter(adapterDir);
+    const lora = loraFromTensors(base, a.lora, a.cfg, adapterDir);
+    const merged = await loadBaseModel(out);
+    const ids = Int32Array.from([151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198]);
+    const want = forwardLogits(base, lora, ids).dataSync();
+    const got = forwardLogits(merged, null, ids).dataSync();
+    const plain = forwardLogits(base, null, ids).dataSync();
+    let maxdiff = 0;
+    let effect = 0;
+    for (let i = 0; i < want.length; i++) {
+      maxdiff = Math.max(maxdiff, Math.abs(want[i] - got[i]));
+      effect = Math.max(effect, Math.abs(want[i] - plain[i]));
+    }
+    console.log(`merged vs base+adapter logits: maxdiff ${maxdiff.toExponential(2)} (adapter effect ${effect.toExponential(2)})`);
+    expect(effect).toBeGreaterThan(0.1);
+    expect(maxdiff).toBeLessThan(1e-3);
+    expect(() => mergeAdapter(fx.model, adapterDir, fx.model)).toThrow(/must differ/);
+  });
+});
