@@ -7,7 +7,8 @@ import { FusedAttention, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../
 import * as ops from '../ops/index.ts';
 import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
 import { loadModelConfig, type ModelConfig } from './config.ts';
-import { linearShape, loraAName, loraBName, LoraWeights } from './lora.ts';
+import { linearShape, loraAName, loraBName, LoraWeights, PEFT_PREFIX } from './lora.ts';
+import { checkpointed } from './checkpoint.ts';
 import { chunkedWeightedCE } from './loss.ts';
 import { applyRope, ropeInvFreq, ropeTables } from './rope.ts';
 import { listModelTensors, readSafetensors } from './safetensors.ts';
@@ -56,6 +57,24 @@ export interface LossOpts {
    * registered for the active backend (default); false = the plain tfjs-op composition below (any backend).
    */
   fused?: boolean;
+  /**
+   * Activation checkpointing per decoder layer: keep only each layer's input and recompute the layer in the
+   * backward pass (~30% more compute, activation memory / ~20). 'auto' (default) turns it on when the taped
+   * activations would exceed about 2 GiB.
+   */
+  checkpoint?: boolean | 'auto';
+}
+
+/** Rough bytes of taped activations per token per layer (inputs saved by linears, attention, norms, SwiGLU). */
+export function activationBytesPerToken(cfg: ModelConfig): number {
+  const qd = cfg.numHeads * cfg.headDim;
+  const kvd = cfg.numKvHeads * cfg.headDim;
+  return 4 * (4 * cfg.hiddenSize + 4 * qd + 3 * kvd + 3 * cfg.intermediateSize);
+}
+
+function wantCheckpoint(cfg: ModelConfig, tokens: number, opt: LossOpts['checkpoint']): boolean {
+  if (opt === true || opt === false) return opt;
+  return activationBytesPerToken(cfg) * cfg.numLayers * tokens > 2 * 1024 ** 3;
 }
 
 const FUSED_KERNELS = [FusedAttention, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
@@ -129,6 +148,8 @@ interface Ctx {
   dropoutSeed?: number;
   /** Fused ops (src/ops) instead of plain tfjs compositions. */
   fused: boolean;
+  /** Recompute each layer in the backward pass instead of keeping its activations. */
+  checkpoint?: boolean;
 }
 
 function rmsNorm(ctx: Ctx, x: tf.Tensor, w: tf.Tensor): tf.Tensor {
@@ -172,9 +193,12 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
   const fusedAttn = ctx.fused && !cache;
   const mask = fusedAttn ? null : attentionMask(seg, B, T, P);
   const { cos, sin } = ropeTables(ctx.base.invFreq, pos);
-  const rope = (x: tf.Tensor3D) => (ctx.fused ? ops.rope(x, cos, sin) : applyRope(x, cos, sin));
+  /** Per-call constant tables the layers read: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
+  type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
+  const tables: Tables = { cos, sin, mask };
+  const rope = (x: tf.Tensor3D, t: Tables) => (ctx.fused ? ops.rope(x, t.cos, t.sin) : applyRope(x, t.cos, t.sin));
   /** tfjs-op attention, with the KV cache when there is one: q [N, H, D], k/v [N, Hkv, D] -> [N, H*D]. */
-  const attentionPlain = (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, l: number): tf.Tensor2D => {
+  const attentionPlain = (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, l: number, mask: tf.Tensor): tf.Tensor2D => {
     const toHeads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [B, T, Hkv, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
     let k4 = toHeads(k);
     let v4 = toHeads(v);
@@ -189,10 +213,11 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
       cache.k[l] = tf.keep(k4);
       cache.v[l] = tf.keep(v4);
     }
-    return attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask!);
+    return attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask);
   };
   let x = tf.gather(weight(ctx.base, 'model.embed_tokens.weight'), tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [N, C]
-  for (let l = 0; l < cfg.numLayers; l++) {
+  /** One decoder layer: x [N, C] -> x + attn(norm x) -> + mlp(norm). */
+  const layer = (l: number, x: tf.Tensor2D, t: Tables): tf.Tensor2D => {
     const p = `model.layers.${l}`;
     const h = rmsNorm(ctx, x, weight(ctx.base, `${p}.input_layernorm.weight`)) as tf.Tensor2D;
     let q = tf.reshape(linear(ctx, h, `${p}.self_attn.q_proj`), [N, H, D]) as tf.Tensor3D;
@@ -203,24 +228,41 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
       q = rmsNorm(ctx, q, weight(ctx.base, `${p}.self_attn.q_norm.weight`)) as tf.Tensor3D;
       k = rmsNorm(ctx, k, weight(ctx.base, `${p}.self_attn.k_norm.weight`)) as tf.Tensor3D;
     }
-    q = rope(q);
-    k = rope(k);
+    q = rope(q, t);
+    k = rope(k, t);
     let attn: tf.Tensor2D;
     if (fusedAttn) {
       const as4 = (t: tf.Tensor3D, h: number) => tf.reshape(t, [B, T, h, D]) as tf.Tensor4D;
       attn = tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), seg), [N, H * D]);
     } else {
-      attn = attentionPlain(q, k, v, l);
+      attn = attentionPlain(q, k, v, l, t.mask!);
     }
     x = tf.add(x, linear(ctx, attn, `${p}.self_attn.o_proj`));
     const h2 = rmsNorm(ctx, x, weight(ctx.base, `${p}.post_attention_layernorm.weight`)) as tf.Tensor2D;
     const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
     const up = linear(ctx, h2, `${p}.mlp.up_proj`);
     const act = ctx.fused ? ops.swiglu(gate, up) : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
-    x = tf.add(x, linear(ctx, act, `${p}.mlp.down_proj`));
+    return tf.add(x, linear(ctx, act, `${p}.mlp.down_proj`));
+  };
+  for (let l = 0; l < cfg.numLayers; l++) {
+    if (ctx.checkpoint && !cache && ctx.lora) {
+      const vars = layerVars(ctx.lora, l);
+      // The tables go through the checkpoint's saved tensors: lossSum's tidy disposes them before backprop.
+      const consts = mask ? [cos, sin, mask] : [cos, sin];
+      const block = (xx: tf.Tensor, c: tf.Tensor[]) => layer(l, xx as tf.Tensor2D, { cos: c[0] as tf.Tensor2D, sin: c[1] as tf.Tensor2D, mask: c[2] ?? null });
+      x = (vars.length ? checkpointed(block, x, vars, consts) : layer(l, x, tables)) as tf.Tensor2D;
+    } else {
+      x = layer(l, x, tables);
+    }
   }
   if (cache) cache.length += T;
   return x;
+}
+
+/** The LoRA variables of layer l, in map order. */
+function layerVars(lora: LoraWeights, l: number): tf.Variable[] {
+  const prefix = `${PEFT_PREFIX}model.layers.${l}.`;
+  return [...lora].filter(([n]) => n.startsWith(prefix)).map(([, v]) => v);
 }
 
 function checkIds(cfg: ModelConfig, ids: Int32Array, what: string): void {
@@ -261,7 +303,10 @@ function checkBatch(cfg: ModelConfig, batch: Batch): void {
 export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch, opts: LossOpts = {}): { loss: tf.Scalar; weightSum: number } {
   checkBatch(base.config, batch);
   const { rows, labels, w, weightSum } = lossRows(batch);
-  const ctx: Ctx = { base, lora, dropoutSeed: opts.dropoutSeed, fused: opts.fused ?? fusedOpsAvailable() };
+  const ctx: Ctx = {
+    base, lora, dropoutSeed: opts.dropoutSeed, fused: opts.fused ?? fusedOpsAvailable(),
+    checkpoint: wantCheckpoint(base.config, batch.B * batch.T, opts.checkpoint ?? 'auto'),
+  };
   const loss = tf.tidy(() => {
     const hidden = decoder(ctx, batch.inputIds, batch.positionIds, batch.B, batch.T);
     if (rows.length === 0) return tf.mul(tf.sum(hidden), 0) as tf.Scalar; // nothing trained: 0, still connected
