@@ -80,3 +80,18 @@ describe('training config', () => {
     }
   });
 });
+
+describe('configs/ worked examples', () => {
+  const dir = new URL('../../configs/', import.meta.url).pathname;
+  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    it(`${f} opens with its command and resolves`, () => {
+      const first = fs.readFileSync(path.join(dir, f), 'utf8').split('\n')[0];
+      expect(first).toMatch(new RegExp(`^// npx lorasft train --config configs/${f.replace('.', '\\.')}`));
+      const notices: string[] = [];
+      const c = resolveConfig(readConfigFile(path.join(dir, f), (m) => notices.push(m)));
+      expect(c.epochs).toBeGreaterThan(0);
+      if (f === 'rest-request-body.json') expect(notices).toHaveLength(4);
+      else expect(notices).toEqual([]);
+    });
+  }
+});
