@@ -29,6 +29,11 @@ export function loadAddon(): { addon: NativeAddon | null; error: string } {
     loaded = { addon: null, error: 'native addon not built (no build/Release/lorasft_native.node; run `npm rebuild` or `node kernels/install.mjs`)' };
     return loaded;
   }
+  // Idle worker threads must sleep, not spin: OpenBLAS spins ~2^28 cycles after each sgemm by default and
+  // OpenMP (our own loops) spins too, so on a few cores each steals the other's core (measured: attention
+  // fwd+bwd 120-430 ms -> 31 ms per layer). Both are read when the libraries load, hence set before.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     loaded = { addon: createRequire(import.meta.url)(file) as NativeAddon, error: '' };
   } catch (e) {
