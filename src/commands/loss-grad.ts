@@ -1,11 +1,13 @@
 // lorasft loss-grad: loss (sum w*CE / sum w) and LoRA gradients of one batch, for parity checks against HF + PEFT.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.ts';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { loraFromTensors } from '../model/lora.ts';
 import { loadBaseModel, lossAndGrads, type Batch } from '../model/model.ts';
+import { ADAPTER_WEIGHTS, loadAdapter } from '../model/peft.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
 
 const IGNORE_INDEX = -100;
@@ -19,9 +21,10 @@ Loss and LoRA gradients of one batch, as HF transformers + PEFT would compute th
                        labels are unshifted (labels[t] is predicted from position t-1), -100 = ignored,
                        default = input_ids; a packed document starts wherever position_ids do not step by +1;
                        weights (aligned with labels) default to 1 where the label is not -100
-  --lora FILE          LoRA weights in PEFT naming (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight);
-                       rank is read from the shapes, targets are the modules present
-  --lora-alpha A       LoRA alpha (scale = alpha / rank); default 2 * rank
+  --lora FILE|DIR      LoRA weights in PEFT naming (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight);
+                       rank is read from the shapes, targets are the modules present. A PEFT adapter directory
+                       (adapter_config.json + adapter_model.safetensors) also gives lora_alpha and use_rslora
+  --lora-alpha A       LoRA alpha (scale = alpha / rank); default: the adapter's lora_alpha, else 2 * rank
   --rslora             rsLoRA scaling (alpha / sqrt(rank))
   --out-grads FILE     write d(loss)/dA, d(loss)/dB of the normalised loss, same PEFT names (F32 safetensors)
   --backend NAME       tensorflow | native | cpu (default: best available)
@@ -107,10 +110,14 @@ export async function run(argv: string[]): Promise<number> {
 
   const batch = parseBatchFile(v.batch!);
   const base = await loadBaseModel(v['base-model']!);
-  const tensors = readSafetensors(v.lora!);
+  const isDir = fs.existsSync(v.lora!) && fs.statSync(v.lora!).isDirectory();
+  const adapter = isDir ? loadAdapter(v.lora!) : null;
+  const tensors = adapter ? adapter.lora : readSafetensors(v.lora!);
   const firstA = [...tensors.entries()].find(([n]) => n.includes('.lora_A.'));
   const rank = firstA ? firstA[1].shape[0] : 0;
-  const lora = loraFromTensors(base, tensors, { alpha: alphaFlag ?? 2 * rank, dropout: 0, useRslora: v.rslora === true }, v.lora!);
+  const alpha = alphaFlag ?? adapter?.cfg.alpha ?? 2 * rank;
+  const useRslora = v.rslora === true || adapter?.cfg.useRslora === true;
+  const lora = loraFromTensors(base, tensors, { alpha, dropout: 0, useRslora }, isDir ? path.join(v.lora!, ADAPTER_WEIGHTS) : v.lora!);
   try {
     const { lossSum, weightSum, grads } = lossAndGrads(base, lora, batch);
     if (weightSum === 0) throw new UserError(`${v.batch}: no trained tokens (every label is -100 or has weight 0)`);

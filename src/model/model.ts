@@ -252,7 +252,10 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
       const block = (xx: tf.Tensor, c: tf.Tensor[]) => layer(l, xx as tf.Tensor2D, { cos: c[0] as tf.Tensor2D, sin: c[1] as tf.Tensor2D, mask: c[2] ?? null });
       x = (vars.length ? checkpointed(block, x, vars, consts) : layer(l, x, tables)) as tf.Tensor2D;
     } else {
-      x = layer(l, x, tables);
+      // A tidy per layer frees what the tape does not keep (everything, when no gradient is recorded).
+      const xin = x;
+      x = tf.tidy(() => layer(l, xin, tables));
+      if (l > 0) xin.dispose();
     }
   }
   if (cache) cache.length += T;

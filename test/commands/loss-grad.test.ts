@@ -8,6 +8,7 @@ import { parseBatchFile, run } from '../../src/commands/loss-grad.ts';
 import { lossAndGrads, loadBaseModel, disposeBaseModel } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
+import { saveAdapter } from '../../src/model/peft.ts';
 import { Rng } from '../../src/model/random.ts';
 import { ensureBackend, maxAbs, maxAbsDiff, tmpDir, toRef } from '../model/helpers.ts';
 import { refLossRow } from '../model/reference.ts';
@@ -82,6 +83,16 @@ describe('lorasft loss-grad', () => {
     fs.writeFileSync(batchFile, JSON.stringify({ input_ids: [[5, 6, 7, 8]] }));
     const d = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--json']);
     expect(JSON.parse(d.stdout)).toMatchObject({ tokens: 3, weight_sum: 3, lora_alpha: 8 });
+
+    // A PEFT adapter directory: alpha and rsLoRA come from adapter_config.json.
+    const adapterDir = path.join(dir, 'adapter');
+    saveAdapter(adapterDir, readSafetensors(loraFile), { rank: 4, alpha: 16, targets: ['q_proj', 'v_proj', 'down_proj'], dropout: 0, useRslora: true }, model);
+    const e = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', adapterDir, '--json']);
+    expect(JSON.parse(e.stdout)).toMatchObject({ lora_alpha: 16, lora_rank: 4 });
+    // rsLoRA scale 16/sqrt(4) = 8 equals the plain scale 32/4.
+    const f = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '32', '--json']);
+    expect(JSON.parse(e.stdout).loss).toBeCloseTo(JSON.parse(f.stdout).loss, 6);
+    expect(JSON.parse(e.stdout).loss).not.toBeCloseTo(JSON.parse(d.stdout).loss, 3);
   });
 
   it('reports bad input as one line naming the file, exit code 1', async () => {
