@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
@@ -40,6 +41,18 @@ describe('make-tiny-model', () => {
     const l = tmpDir('tok');
     makeTinyModel({ family: 'llama', out: l, tokenizer: 'llama3', hidden: 16, heads: 2, kvHeads: 1, layers: 1, intermediate: 16, tie: true });
     expect(loadModelConfig(l)).toMatchObject({ vocabSize: 128256, bosTokenId: 128000, eosTokenId: [128001] });
+  });
+
+  it('runs from the command line (scripts/make-tiny-model) and rejects bad flags', () => {
+    const out = path.join(tmpDir('cli'), 'm');
+    const script = new URL('../../scripts/make-tiny-model', import.meta.url).pathname;
+    const ok = spawnSync(script, ['--family', 'qwen2', '--out', out, '--layers', '1', '--tie', 'true', '--seed', '5'], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/wrote qwen2 model \(vocab 256, hidden 64, layers 1\)/);
+    expect(loadModelConfig(out)).toMatchObject({ modelType: 'qwen2', numLayers: 1, tieWordEmbeddings: true });
+    const bad = spawnSync(script, ['--family', 'gpt2', '--out', out], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/--family gpt2: expected qwen3, qwen2 or llama/);
   });
 
   it('loading refuses a model whose weights do not match config.json', async () => {
