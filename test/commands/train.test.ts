@@ -90,4 +90,21 @@ describe('lorasft train (CLI)', () => {
     expect(adapterBytes('cancel').equals(adapterBytes('full'))).toBe(true);
     expect(cli(['--resume', out]).stdout).toMatch(/already finished/);
   });
+
+  it('with no --base-model / --dataset trains the bundled demo (model generated into the cache on first use)', () => {
+    const out = path.join(fx.root, 'demo');
+    const r = spawnSync('node', [BIN, 'train', '--max-steps', '2', '--eval-every-steps', '1', '--output-model', out], {
+      encoding: 'utf8', env: { ...process.env, LORASFT_CACHE: path.join(fx.root, 'cache') },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/generating the tiny Qwen3-architecture demo model/);
+    expect(r.stdout).toMatch(/try it: +npx lorasft generate --base-model .*demo-model --adapter .*demo --prompt/);
+    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'resolved_config.json'), 'utf8'));
+    expect(cfg.dataset).toMatch(/examples\/demo\/train\.jsonl$/);
+    expect(cfg.learningRate).toBe(1e-2);
+    const evals = readMetrics(out).filter((x) => 'eval_loss' in x) as { eval_loss: number }[];
+    expect(evals).toHaveLength(3);
+    expect(evals[2].eval_loss).toBeLessThan(evals[0].eval_loss);
+    expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
+  });
 });
