@@ -312,7 +312,7 @@ export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch,
   };
   const loss = tf.tidy(() => {
     const hidden = decoder(ctx, batch.inputIds, batch.positionIds, batch.B, batch.T);
-    if (rows.length === 0) return tf.mul(tf.sum(hidden), 0) as tf.Scalar; // nothing trained: 0, still connected
+    if (rows.length === 0) return tf.add(tf.mul(tf.sum(hidden), 0), 0) as tf.Scalar; // nothing trained: +0, still connected
     // Only rows that predict a trained token go through the final norm and the lm_head.
     const h = rmsNorm(ctx, tf.gather(hidden, tf.tensor1d(rows, 'int32')), weight(base, 'model.norm.weight')) as tf.Tensor2D;
     const W = weight(base, 'lm_head.weight') as tf.Tensor2D;

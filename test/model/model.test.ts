@@ -186,6 +186,17 @@ describe('model details', () => {
     disposeBaseModel(base);
   });
 
+  it('a batch with no trained tokens has loss 0 and zero gradients', async () => {
+    const base = await tinyModel({ family: 'qwen2' });
+    const lora = randomLora(base);
+    const r = lossAndGrads(base, lora, makeBatch([{ ids: [1, 2, 3, 4], w: [1, 0, 0, 0] }])); // t = 0 is never trained
+    expect(r.lossSum).toBe(0);
+    expect(r.weightSum).toBe(0);
+    for (const g of r.grads.values()) expect(maxAbs(g.dataSync())).toBe(0);
+    lora.dispose();
+    disposeBaseModel(base);
+  });
+
   it('rejects out-of-vocabulary ids with a clear error', async () => {
     const base = await tinyModel({ family: 'qwen2' });
     expect(() => lossSum(base, null, makeBatch([{ ids: [1, 2, 999] }]))).toThrow(/token id 999 at index 2 is outside the vocabulary \[0, 48\)/);
