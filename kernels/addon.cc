@@ -93,6 +93,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSwiglu(env, exports);
   InitRope(env, exports);
   InitElementwise(env, exports);
+  InitLoraLinear(env, exports);
   return exports;
 }
 

@@ -52,3 +52,4 @@ void InitRmsNorm(Napi::Env env, Napi::Object exports);
 void InitSwiglu(Napi::Env env, Napi::Object exports);
 void InitRope(Napi::Env env, Napi::Object exports);
 void InitElementwise(Napi::Env env, Napi::Object exports);
+void InitLoraLinear(Napi::Env env, Napi::Object exports);

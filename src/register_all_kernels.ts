@@ -10,6 +10,7 @@ import { weightedCrossEntropyConfigs } from './kernels/WeightedCrossEntropy.ts';
 import { rmsNormConfigs, rmsNormGradConfigs } from './kernels/RmsNorm.ts';
 import { swigluConfigs, swigluGradConfigs } from './kernels/Swiglu.ts';
 import { ropeConfigs } from './kernels/Rope.ts';
+import { loraLinearConfigs, loraLinearGradConfigs } from './kernels/LoraLinear.ts';
 import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig, transposeConfig } from './kernels/Elementwise.ts';
 import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.ts';
 import { batchMatMulGradConfig } from './gradients/BatchMatMul_grad.ts';
@@ -18,6 +19,7 @@ import { weightedCrossEntropyGradConfig } from './gradients/WeightedCrossEntropy
 import { rmsNormGradConfig } from './gradients/RmsNorm_grad.ts';
 import { swigluGradConfig } from './gradients/Swiglu_grad.ts';
 import { ropeGradConfig } from './gradients/Rope_grad.ts';
+import { loraLinearGradConfig } from './gradients/LoraLinear_grad.ts';
 
 const FUSED: KernelConfig[] = [
   ...fusedAttentionConfigs,
@@ -28,6 +30,8 @@ const FUSED: KernelConfig[] = [
   ...swigluConfigs,
   ...swigluGradConfigs,
   ...ropeConfigs,
+  ...loraLinearConfigs,
+  ...loraLinearGradConfigs,
 ];
 
 export const NATIVE_KERNELS: KernelConfig[] = [
@@ -52,4 +56,5 @@ export const GRADIENTS: GradConfig[] = [
   rmsNormGradConfig,
   swigluGradConfig,
   ropeGradConfig,
+  loraLinearGradConfig,
 ];

@@ -4,3 +4,4 @@ export { crossEntropyWeighted, ceChunkRows } from './cross_entropy.ts';
 export { rmsNorm } from './rms_norm.ts';
 export { swiglu } from './swiglu.ts';
 export { rope } from './rope.ts';
+export { loraLinear } from './lora_linear.ts';

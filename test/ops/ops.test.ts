@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { attention, crossEntropyWeighted, rmsNorm, rope, swiglu } from '../../src/ops/index.ts';
+import { attention, crossEntropyWeighted, loraLinear, rmsNorm, rope, swiglu } from '../../src/ops/index.ts';
 import { fdCheck, maxdiff, rand, valueAndGrads } from './helpers.ts';
 
 const native = nativeAvailability();
@@ -70,6 +70,17 @@ const cases: Case[] = [
       const [x1, x2] = tf.split(x, 2, 2);
       return tf.add(tf.mul(x, tf.expandDims(c, 1)), tf.mul(tf.concat([tf.neg(x2), x1], 2), tf.expandDims(s, 1)));
     },
+  },
+  {
+    name: 'loraLinear', shapes: [[5, 6], [7, 6], [2, 6], [7, 2], [7]], diff: [0, 2, 3],
+    op: ([x, W, A, Bm, b]) => loraLinear(x as tf.Tensor2D, W as tf.Tensor2D, A as tf.Tensor2D, Bm as tf.Tensor2D, 1.5, { bias: b as tf.Tensor1D }),
+    plain: ([x, W, A, Bm, b]) => tf.add(tf.add(tf.matMul(x, W, false, true), b), tf.matMul(tf.mul(tf.matMul(x, A, false, true), 1.5), Bm, false, true)),
+  },
+  {
+    name: 'loraLinear with dropout input', shapes: [[5, 6], [5, 6], [7, 6], [2, 6], [7, 2]],
+    op: ([x, xd, W, A, Bm]) => loraLinear(x as tf.Tensor2D, W as tf.Tensor2D, A as tf.Tensor2D, Bm as tf.Tensor2D, 0.5, { xLora: xd as tf.Tensor2D }),
+    plain: ([x, xd, W, A, Bm]) => tf.add(tf.matMul(x, W, false, true), tf.matMul(tf.mul(tf.matMul(xd, A, false, true), 0.5), Bm, false, true)),
+    diff: [0, 1, 3, 4],
   },
 ];
 

@@ -1,0 +1,45 @@
+// LoraLinear.cc: PEFT LoRA linear y = x W^T (+ bias) + s (xl A^T) B^T in one kernel pair (xl = x, or x after
+// LoRA dropout). Forward keeps u = xl A^T [N, r] for backward; no [N, out] temporaries beyond y itself.
+#include "blas.h"
+#include <vector>
+
+// loraLinear(x [N,in], xl [N,in], W [out,in], A [r,in], B [out,r], bias [out] | null, y [N,out], u [N,r], N, in, out, r, s)
+static Napi::Value Forward(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const float *x = f32(info[0]), *xl = f32(info[1]), *W = f32(info[2]), *A = f32(info[3]), *B = f32(info[4]);
+  const float* bias = info[5].IsTypedArray() ? f32(info[5]) : nullptr;
+  float *y = f32(info[6]), *u = f32(info[7]);
+  const int N = arg_i(info, 8), in = arg_i(info, 9), out = arg_i(info, 10), r = arg_i(info, 11);
+  const float s = arg_f(info, 12);
+  sgemm(false, true, N, out, in, 1.f, x, W, 0.f, y);   // y = x W^T
+  sgemm(false, true, N, r, in, 1.f, xl, A, 0.f, u);    // u = xl A^T
+  sgemm(false, true, N, out, r, s, u, B, 1.f, y);      // y += s u B^T
+  if (bias) {
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < out; o++) y[(size_t)n * out + o] += bias[o];
+  }
+  return info.Env().Undefined();
+}
+
+// loraLinearGrad(dy, xl, W, A, B, u, dx, dxl, dA, dB, N, in, out, r, s):
+// dx = dy W (base path), dxl = s (dy B) A (LoRA path), dA = s (dy B)^T xl, dB = s dy^T u.
+static Napi::Value Backward(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const float *dy = f32(info[0]), *xl = f32(info[1]), *W = f32(info[2]), *A = f32(info[3]), *B = f32(info[4]);
+  const float* u = f32(info[5]);
+  float *dx = f32(info[6]), *dxl = f32(info[7]), *dA = f32(info[8]), *dB = f32(info[9]);
+  const int N = arg_i(info, 10), in = arg_i(info, 11), out = arg_i(info, 12), r = arg_i(info, 13);
+  const float s = arg_f(info, 14);
+  std::vector<float> v((size_t)N * r);
+  sgemm(false, false, N, in, out, 1.f, dy, W, 0.f, dx);          // dx = dy W
+  sgemm(false, false, N, r, out, 1.f, dy, B, 0.f, v.data());     // v = dy B
+  sgemm(false, false, N, in, r, s, v.data(), A, 0.f, dxl);       // dxl = s v A
+  sgemm(true, false, r, in, N, s, v.data(), xl, 0.f, dA);        // dA = s v^T xl
+  sgemm(true, false, out, r, N, s, dy, u, 0.f, dB);              // dB = s dy^T u
+  return info.Env().Undefined();
+}
+
+void InitLoraLinear(Napi::Env env, Napi::Object exports) {
+  exports.Set("loraLinear", Napi::Function::New(env, Forward));
+  exports.Set("loraLinearGrad", Napi::Function::New(env, Backward));
+}

@@ -1,0 +1,18 @@
+// Gradient of LoraLinear: one LoraLinearGrad call gives dx (base path), dxl (LoRA path; the tape adds the two
+// when xl is x), dA and dB. W and bias are frozen base weights: asking for their gradient is an error.
+import * as tf from '@tensorflow/tfjs-core';
+import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
+import { LoraLinear, LoraLinearGrad } from '../kernel_names.ts';
+
+export const loraLinearGradConfig: GradConfig = {
+  kernelName: LoraLinear,
+  inputsToSave: ['xl', 'W', 'A', 'B'],
+  outputsToSave: [false, true],
+  gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
+    const [xl, W, A, B, u] = saved;
+    const dy = Array.isArray(dys) ? dys[0] : dys;
+    const [dx, dxl, dA, dB] = tf.engine().runKernel(LoraLinearGrad, { dy, xl, W, A, B, u }, attrs) as tf.Tensor[];
+    const frozen = (n: string) => () => { throw new Error(`loraLinear: no gradient wrt ${n} (frozen base weight)`); };
+    return { x: () => dx, xl: () => dxl, A: () => dA, B: () => dB, W: frozen('W'), bias: frozen('bias') };
+  },
+};
