@@ -316,8 +316,10 @@ export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch,
     // Only rows that predict a trained token go through the final norm and the lm_head.
     const h = rmsNorm(ctx, tf.gather(hidden, tf.tensor1d(rows, 'int32')), weight(base, 'model.norm.weight')) as tf.Tensor2D;
     const W = weight(base, 'lm_head.weight') as tf.Tensor2D;
-    if (ctx.fused) return ops.crossEntropyWeighted(h, W, labels, w);
-    return chunkedWeightedCE(h, W, labels, w, { eagerGrad: opts.forBackward ?? true });
+    const forBackward = opts.forBackward ?? true;
+    // The fused kernel always computes dLoss/dh too; an evaluation-only loss skips that matmul.
+    if (ctx.fused && forBackward) return ops.crossEntropyWeighted(h, W, labels, w);
+    return chunkedWeightedCE(h, W, labels, w, { eagerGrad: forBackward });
   });
   return { loss, weightSum };
 }

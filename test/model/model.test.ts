@@ -129,6 +129,8 @@ describe('model details', () => {
     const lora = initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
     const batch = packedBatch();
     const noLora = lossSum(base, null, batch);
+    const evalOnly = lossSum(base, null, batch, { forBackward: false });
+    expect(Math.abs(evalOnly.loss.dataSync()[0] - noLora.loss.dataSync()[0])).toBeLessThan(1e-4);
     const r = lossAndGrads(base, lora, batch);
     expect(r.lossSum).toBeCloseTo(noLora.loss.dataSync()[0], 4);
     for (const [name, g] of r.grads) {
