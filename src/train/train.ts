@@ -126,7 +126,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     const c = base.config;
     log(`model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`);
   } catch (e) {
-    if (e instanceof UserError) fail(e.message);
+    fail(e instanceof UserError ? e.message : `internal error: ${(e as Error).message}`);
     throw e;
   }
 
@@ -147,7 +147,11 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   log(`plan: ${T} optimizer steps (${plan.epochSteps.join(' + ')} per epoch), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${evalBatches.length ? '' : ' (no eval set)'}`);
 
   const syncVars = () => {
-    for (const [k, v] of lora) v.assign(tf.tensor(params.get(k)!, shapes.get(k)!));
+    for (const [k, v] of lora) {
+      const t = tf.tensor(params.get(k)!, shapes.get(k)!);
+      v.assign(t);
+      t.dispose();
+    }
   };
   const checkpoint = () =>
     saveCheckpoint(outDir, { state: { ...st, elapsedS: st.elapsedS + (Date.now() - runStart) / 1000 }, params: withShapes(params), adam, best: best && withShapes(best) }, (dir) => saveAdapter(dir, lora, lora.cfg, cfg.baseModel), cfg.keepCheckpoints);
@@ -253,6 +257,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       }
       await new Promise((r) => setImmediate(r)); // let SIGINT/SIGTERM handlers run between steps
     }
+  } catch (e) {
+    progress.end();
+    setJobState(job, 'JOB_STATE_FAILED', `step ${st.step + 1}: ${e instanceof UserError ? '' : 'internal error: '}${(e as Error).message}`, outDir);
+    throw e;
   } finally {
     progress.end();
     process.off('SIGINT', onSignal);
