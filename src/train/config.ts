@@ -90,7 +90,7 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
 export const IGNORED_FIELDS: Record<string, string> = {
   awsS3Config: 'datasets are local files',
   azureBlobStorageConfig: 'datasets are local files',
-  wandbConfig: 'metrics go to OUT_DIR/metrics.jsonl (plot them with `lorasft plot`)',
+  wandbConfig: 'metrics go to OUT_DIR/metrics.jsonl; plot them with `lorasft plot`',
   nodes: 'training runs in this process',
   mtpEnabled: 'multi-token prediction is not trained',
   mtpNumDraftTokens: 'multi-token prediction is not trained',
@@ -231,7 +231,7 @@ export function configHelp(): string {
   for (const [key, f] of Object.entries(FIELDS)) {
     const flag = `--${flagName(key)}${f.kind === 'boolean' ? ` / --no-${flagName(key)}` : ''}`;
     const def = f.default === '' ? '' : ` (default ${f.default})`;
-    lines.push(`  ${flag.padEnd(34)} ${f.help}${f.help.includes('default:') ? '' : def}   [${key}]`);
+    lines.push(`  ${flag.padEnd(34)} ${f.help}${f.help.includes('default:') || (f.default === 0 && f.help.includes('(0:')) ? '' : def}   [${key}]`);
   }
   return lines.join('\n');
 }

@@ -154,7 +154,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     }
   };
   const checkpoint = () =>
-    saveCheckpoint(outDir, { state: { ...st, elapsedS: st.elapsedS + (Date.now() - runStart) / 1000 }, params: withShapes(params), adam, best: best && withShapes(best) }, (dir) => saveAdapter(dir, lora, lora.cfg, cfg.baseModel), cfg.keepCheckpoints);
+    saveCheckpoint(outDir, { state: { ...st, elapsedS: st.elapsedS + (Date.now() - runStart) / 1000 }, params: withShapes(params), adam, best: best && withShapes(best) }, (dir) => saveAdapter(dir, lora, lora.cfg, path.resolve(cfg.baseModel)), cfg.keepCheckpoints);
   const evaluate = (): number => {
     let sum = 0;
     let n = 0;
@@ -272,7 +272,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     const useBest = cfg.earlyStop && best !== null;
     if (useBest) for (const [k, d] of best!) params.get(k)!.set(d);
     syncVars();
-    saveAdapter(outDir, lora, lora.cfg, cfg.baseModel);
+    saveAdapter(outDir, lora, lora.cfg, path.resolve(cfg.baseModel));
     if (final === 'JOB_STATE_COMPLETED') {
       finalMsg = `completed ${T} steps in ${((st.elapsedS * 1000 + Date.now() - runStart) / 1000).toFixed(1)} s` + (lastEvalOf(evalLosses) !== null ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEvalOf(evalLosses)!.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
       progressOf(T);
