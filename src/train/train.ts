@@ -144,7 +144,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: T, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
   let best: Map<string, Float32Array> | null = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
   if (resumed && resumed.ck.state.totalSteps !== T) return fail(`cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`);
-  log(`plan: ${T} optimizer steps (${plan.epochSteps.join(' + ')} per epoch), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${evalBatches.length ? '' : ' (no eval set)'}`);
+  log(`plan: ${T} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && T < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${evalBatches.length ? '' : ' (no eval set)'}`);
 
   const syncVars = () => {
     for (const [k, v] of lora) {
