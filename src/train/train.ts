@@ -21,7 +21,7 @@ import type { TrainConfig } from './config.ts';
 import { carveOut } from './carveout.ts';
 import { checkpointsDir, loadLatestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type Job, type JobState } from './job.ts';
-import { appendMetrics, metricsFile, truncateMetrics } from './metrics.ts';
+import { appendMetrics, metricsFile, readMetrics, truncateMetrics } from './metrics.ts';
 import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, createAdamWState } from './optimizer.ts';
 import { makePlan, type Batcher } from './plan.ts';
 import { Progress } from './progress.ts';
@@ -179,7 +179,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     process.on('SIGTERM', onSignal);
   }
   const progress = new Progress(opts.progressOut ?? process.stderr, T);
-  const evalLosses: number[] = [];
+  // Eval losses of the whole job (a resumed run starts with those before its checkpoint).
+  const evalLosses: number[] = readMetrics(outDir).flatMap((r) => ('eval_loss' in r ? [r.eval_loss] : []));
   let lastJobWrite = 0;
   let final: JobState = 'JOB_STATE_COMPLETED';
   let finalMsg = '';
