@@ -3,7 +3,7 @@
 // Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
-import { FusedAttention, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
+import { FusedAttention, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
 import * as ops from '../ops/index.ts';
 import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
 import { loadModelConfig, type ModelConfig } from './config.ts';
@@ -77,7 +77,7 @@ function wantCheckpoint(cfg: ModelConfig, tokens: number, opt: LossOpts['checkpo
   return activationBytesPerToken(cfg) * cfg.numLayers * tokens > 2 * 1024 ** 3;
 }
 
-const FUSED_KERNELS = [FusedAttention, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
+const FUSED_KERNELS = [FusedAttention, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
 
 /** True when every fused op has a kernel on the active backend (initBackend registers them for cpu/native). */
 export function fusedOpsAvailable(): boolean {
@@ -165,18 +165,21 @@ function weight(base: BaseModel, name: string): tf.Tensor {
 
 /** y = x W^T (+ b) + s * (dropout(x) A^T) B^T for a target linear; x [N, in] -> [N, out]. */
 function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
-  let y = tf.matMul(x, weight(ctx.base, `${module}.weight`), false, true);
-  const bias = ctx.base.weights.get(`${module}.bias`);
-  if (bias) y = tf.add(y, bias);
-  const A = ctx.lora?.get(loraAName(module));
-  const Bm = ctx.lora?.get(loraBName(module));
-  if (A && Bm && ctx.lora) {
-    const p = ctx.lora.cfg.dropout;
-    const xa = p > 0 && ctx.dropoutSeed !== undefined ? tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) : x;
-    const ax = tf.mul(tf.matMul(xa, A, false, true), ctx.lora.scale); // [N, r]
-    y = tf.add(y, tf.matMul(ax, Bm, false, true));
+  const W = weight(ctx.base, `${module}.weight`) as tf.Tensor2D;
+  const bias = ctx.base.weights.get(`${module}.bias`) as tf.Tensor1D | undefined;
+  const A = ctx.lora?.get(loraAName(module)) as tf.Tensor2D | undefined;
+  const Bm = ctx.lora?.get(loraBName(module)) as tf.Tensor2D | undefined;
+  if (!A || !Bm || !ctx.lora) {
+    const y = tf.matMul(x, W, false, true);
+    return (bias ? tf.add(y, bias) : y) as tf.Tensor2D;
   }
-  return y as tf.Tensor2D;
+  const p = ctx.lora.cfg.dropout;
+  const xa = p > 0 && ctx.dropoutSeed !== undefined ? (tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) as tf.Tensor2D) : x;
+  if (ctx.fused) return ops.loraLinear(x, W, A, Bm, ctx.lora.scale, { bias, xLora: xa });
+  let y = tf.matMul(x, W, false, true);
+  if (bias) y = tf.add(y, bias);
+  const ax = tf.mul(tf.matMul(xa, A, false, true), ctx.lora.scale); // [N, r]
+  return tf.add(y, tf.matMul(ax, Bm, false, true)) as tf.Tensor2D;
 }
 
 /**
