@@ -69,7 +69,36 @@ export interface TrainResult {
 
 const EXIT: Partial<Record<JobState, number>> = { JOB_STATE_COMPLETED: 0, JOB_STATE_EARLY_STOPPED: 0, JOB_STATE_CANCELLED: 130, JOB_STATE_FAILED: 1 };
 
+/** Set by SIGINT/SIGTERM; the loop checks it between steps. `force` runs on a second signal, before exiting. */
+interface StopFlag {
+  signal: string | null;
+  force?: () => void;
+}
+
+/** Run a job; SIGINT/SIGTERM (installed for the whole job) finish the step in flight, checkpoint and cancel. */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const stop: StopFlag = { signal: null };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop.signal) {
+      stop.force?.(); // second Ctrl-C: leave now (the last checkpoint stays valid)
+      process.exit(130);
+    }
+    stop.signal = sig;
+    process.stderr.write(`\n${sig}: stopping after the current step (again to quit at once)\n`);
+  };
+  if (opts.handleSignals ?? true) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  try {
+    return await runJob(cfg, opts, stop);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Promise<TrainResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const loss = opts.loss ?? MODEL_LOSS;
   const batcher = opts.batcher ?? packExamples;
@@ -85,6 +114,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     writeFileAtomic(metricsFile(outDir), '');
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
+  stop.force = () => setJobState(job, 'JOB_STATE_CANCELLED', `cancelled by a second ${stop.signal}; resume with: lorasft train --resume ${outDir}`, outDir);
   const fail = (message: string): TrainResult => {
     setJobState(job, 'JOB_STATE_FAILED', message, outDir);
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
@@ -168,16 +198,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     Object.assign(job.jobProgress, { percent: Math.round((1000 * done) / T) / 10, epoch: Number(plan.epochProgress(done).toFixed(4)), inputTokens: st.inputTokens, outputTokens: st.outputTokens });
   };
 
-  // ---- signals: finish the step in flight, checkpoint, CANCELLED ----
-  let stopSignal: string | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (stopSignal) process.exit(130); // second Ctrl-C: leave now (the last checkpoint stays valid)
-    stopSignal = sig;
-  };
-  if (opts.handleSignals ?? true) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
   const progress = new Progress(opts.progressOut ?? process.stderr, T);
   // Eval losses of the whole job (a resumed run starts with those before its checkpoint).
   const evalLosses: number[] = readMetrics(outDir).flatMap((r) => ('eval_loss' in r ? [r.eval_loss] : []));
@@ -196,10 +216,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       log(`step 0: eval loss ${lastEval.toFixed(4)}`);
     }
     while (st.step < T) {
-      if (stopSignal) {
+      if (stop.signal) {
         checkpoint();
         final = 'JOB_STATE_CANCELLED';
-        finalMsg = `cancelled by ${stopSignal} after step ${st.step}/${T}; resume with: lorasft train --resume ${outDir}`;
+        finalMsg = `cancelled by ${stop.signal} after step ${st.step}/${T}; resume with: lorasft train --resume ${outDir}`;
         break;
       }
       const step = st.step; // 0-based index of the step being taken
@@ -264,8 +284,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     throw e;
   } finally {
     progress.end();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 
   // ---- the adapter: with earlyStop the best-eval weights, else the last ones ----
