@@ -167,6 +167,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(T / 10));
   const ckptEvery = cfg.checkpointEverySteps || evalEvery;
   const evalBatches = evalEx.length ? batcher(evalEx, { batchSize: cfg.batchSize, seed: deriveSeed(cfg.seed, STREAM.carveout) }).map((r) => rowsToBatch([r])) : [];
+  if (cfg.earlyStop && !evalBatches.length) log('notice: earlyStop needs an eval set (evaluationDataset or the carve-out); training runs to the end');
   const shapes = new Map([...lora].map(([k, v]) => [k, v.shape]));
   const params = new Map([...lora].map(([k, v]) => [k, Float32Array.from(v.dataSync())])); // float32 master copy
   const adam = resumed ? resumed.ck.adam : createAdamWState(params);
