@@ -192,8 +192,9 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
   const N = B * T;
   const P = cache?.length ?? 0;
   const seg = segmentsFromPositions(pos, B, T);
-  // The fused attention has no KV cache: decoding uses the plain path (T is small there).
-  const fusedAttn = ctx.fused && !cache;
+  // The fused attention has no KV cache input: a prefill (empty cache) uses it and fills the cache; decoding
+  // steps use the plain path (T is small there).
+  const fusedAttn = ctx.fused && P === 0;
   const mask = fusedAttn ? null : attentionMask(seg, B, T, P);
   const { cos, sin } = ropeTables(ctx.base.invFreq, pos);
   /** Per-call constant tables the layers read: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
@@ -237,6 +238,11 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
     if (fusedAttn) {
       const as4 = (t: tf.Tensor3D, h: number) => tf.reshape(t, [B, T, h, D]) as tf.Tensor4D;
       attn = tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), seg), [N, H * D]);
+      if (cache) {
+        const toHeads = (t: tf.Tensor3D) => tf.transpose(as4(t, Hkv), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
+        cache.k[l] = tf.keep(toHeads(k));
+        cache.v[l] = tf.keep(toHeads(v));
+      }
     } else {
       attn = attentionPlain(q, k, v, l, t.mask!);
     }

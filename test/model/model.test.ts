@@ -105,7 +105,7 @@ describe.each(FAMILIES)('%s', (_name, opts) => {
     const base = await tinyModel(opts);
     const lora = randomLora(base);
     const ids = Int32Array.from(seq(11, 4));
-    const full = forwardLogits(base, lora, ids); // fused attention where available; decoding below uses the cache path
+    const full = forwardLogits(base, lora, ids); // fused attention where available; the prefill below fills the cache, decoding uses the plain path
     const cache = createKVCache(base);
     const parts = [forwardLogits(base, lora, ids.subarray(0, 6), undefined, cache)];
     for (let t = 6; t < ids.length; t++) parts.push(forwardLogits(base, lora, ids.subarray(t, t + 1), undefined, cache));
@@ -114,6 +114,8 @@ describe.each(FAMILIES)('%s', (_name, opts) => {
     console.log(`${opts.family}: KV-cache decode vs full forward maxdiff ${d.toExponential(2)}`);
     expect(cache.length).toBe(11);
     expect(d).toBeLessThan(1e-5);
+    const plain = forwardLogits(base, lora, ids, undefined, undefined, { fused: false });
+    expect(maxAbsDiff(plain.dataSync(), full.dataSync())).toBeLessThan(1e-5);
     const last = forwardLogits(base, lora, ids, undefined, undefined, { lastOnly: true });
     expect(last.shape).toEqual([1, V]);
     expect(maxAbsDiff(last.dataSync(), full.dataSync().subarray(10 * V))).toBeLessThan(1e-6);
