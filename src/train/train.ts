@@ -38,7 +38,7 @@ export interface TrainLoss {
 export const MODEL_LOSS: TrainLoss = {
   withGrads: (base, lora, batch, dropoutSeed) => lossAndGrads(base, lora, batch, { dropoutSeed }),
   value: (base, lora, batch) => {
-    const { loss } = lossSum(base, lora, batch);
+    const { loss } = lossSum(base, lora, batch, { forBackward: false }); // eval: no gradient work
     const v = loss.dataSync()[0];
     loss.dispose();
     return v;
