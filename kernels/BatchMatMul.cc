@@ -24,9 +24,10 @@ static void epilogue(float* c, size_t rows, int N, const float* bias, size_t bia
   }
 }
 
-// batchMatMul(a, b, out, batchA, batchB, M, N, K, transA, transB[, bias, act, alpha])
+// batchMatMul(a, b, out, batchA, batchB, M, N, K, transA, transB[, bias, act, alpha, idxA, idxB])
 // a: [batchA, M, K] (or [batchA, K, M] if transA), b: [batchB, K, N] (or [batchB, N, K] if transB),
-// out: [max(batchA, batchB), M, N]; batch index i reads a[i % batchA], b[i % batchB] (tfjs cpu semantics).
+// out: [batch, M, N]; batch entry i reads a[idxA[i]], b[idxB[i]] when the maps are given, else a[i % batchA],
+// b[i % batchB] (exact when the batch shapes are equal or one of them is 1).
 // bias (optional): length N or 1, added per row; act: Act code.
 static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -42,19 +43,23 @@ static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
   const float* bias = info.Length() > 10 && info[10].IsTypedArray() ? f32(info[10], &lbias) : nullptr;
   const int act = info.Length() > 11 ? info[11].As<Napi::Number>().Int32Value() : LINEAR;
   const float alpha = info.Length() > 12 ? info[12].As<Napi::Number>().FloatValue() : 0.f;
-  const int64_t batch = std::max(bA, bB);
+  // Optional batch index maps (general broadcasting such as [2,1] x [1,3]); else i % batchA, i % batchB.
+  const int32_t* idxA = info.Length() > 13 && info[13].IsTypedArray() ? i32(info[13]) : nullptr;
+  const int32_t* idxB = info.Length() > 14 && info[14].IsTypedArray() ? i32(info[14]) : nullptr;
+  const int64_t batch = idxA ? (int64_t)info[13].As<Napi::Int32Array>().ElementLength() : std::max(bA, bB);
   if ((size_t)(bA * M * K) > la || (size_t)(bB * K * N) > lb || (size_t)(batch * M * N) > lc)
     throw Napi::RangeError::New(env, "batchMatMul: buffer smaller than the given shape");
   if (bias && lbias != 1 && lbias != (size_t)N) throw Napi::RangeError::New(env, "batchMatMul: bias must have N or 1 values");
   if (M == 0 || N == 0) return env.Undefined();
   if (K == 0) {
     std::fill(c, c + batch * M * N, 0.f);
-  } else if (bB == 1 && !tA) {
+  } else if (bB == 1 && !tA && !idxA) {
     // Shared right operand: one tall sgemm [batch*M, K] x [K, N] keeps all threads busy.
     sgemm(false, tB, (int)(batch * M), N, K, 1.f, a, b, 0.f, c);
   } else {
     for (int64_t i = 0; i < batch; i++)
-      sgemm(tA, tB, M, N, K, 1.f, a + (i % bA) * M * K, b + (i % bB) * K * N, 0.f, c + i * M * N);
+      sgemm(tA, tB, M, N, K, 1.f, a + (int64_t)(idxA ? idxA[i] : i % bA) * M * K,
+            b + (int64_t)(idxB ? idxB[i] : i % bB) * K * N, 0.f, c + i * M * N);
   }
   if (bias || act != LINEAR) epilogue(c, (size_t)(batch * M), N, bias, lbias, act, alpha);
   return env.Undefined();
