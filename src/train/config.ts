@@ -67,8 +67,8 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
   learningRate: { kind: 'number', default: 1e-4, rest: true, help: 'peak AdamW learning rate' },
   learningRateWarmupSteps: { kind: 'int', default: 0, rest: true, help: 'optimizer steps of linear warmup from 0 to learningRate' },
   lrScheduler: { kind: 'string', default: 'constant', rest: false, choices: ['constant', 'linear', 'cosine'], help: 'after warmup: constant (managed default), or linear / cosine decay to 0 at the last step' },
-  maxContextLength: { kind: 'int', default: 4096, rest: true, help: 'examples are truncated to this many tokens (default: 4096, or batchSize if that is smaller)' },
-  batchSize: { kind: 'int', default: 0, rest: true, help: 'tokens packed into one forward pass (one micro-batch); default: maxContextLength' },
+  maxContextLength: { kind: 'int', default: 32768, rest: true, help: 'examples are truncated to this many tokens, with a warning naming the example (managed default 32768)' },
+  batchSize: { kind: 'int', default: 4096, rest: true, help: 'tokens packed into one forward pass (one micro-batch); an example longer than this gets a row of its own' },
   batchSizeSamples: { kind: 'int', default: 0, rest: true, help: 'at most this many examples per packed micro-batch (0: no limit)' },
   gradientAccumulationSteps: { kind: 'int', default: 1, rest: true, help: 'micro-batches per optimizer step (loss is token-weighted over all of them)' },
   loraRank: { kind: 'int', default: 8, rest: true, help: 'LoRA rank r: a power of 2 up to 32' },
@@ -190,10 +190,6 @@ export function configFromFlags(values: Record<string, string | boolean | undefi
 /** Merge layers (later wins), fill dependent defaults, and validate. */
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const c = Object.assign(defaultConfig(), ...layers) as TrainConfig;
-  const given = (k: keyof TrainConfig) => layers.some((l) => l[k] !== undefined);
-  // A small batch size alone also shortens the context, so that every example still fits one row.
-  if (given('batchSize') && !given('maxContextLength')) c.maxContextLength = Math.min(c.maxContextLength, c.batchSize);
-  if (c.batchSize === 0) c.batchSize = c.maxContextLength;
   if (c.loraAlpha === 0) c.loraAlpha = 2 * c.loraRank;
   validateConfig(c);
   return c;
@@ -209,7 +205,7 @@ export function validateConfig(c: TrainConfig): void {
   need(c.loraAlpha > 0, `loraAlpha must be > 0, got ${c.loraAlpha}`);
   need(c.loraDropout >= 0 && c.loraDropout < 1, `loraDropout must be in [0, 1), got ${c.loraDropout}`);
   need(c.maxContextLength >= 2, `maxContextLength must be >= 2, got ${c.maxContextLength}`);
-  need(c.batchSize >= c.maxContextLength, `batchSize (${c.batchSize} tokens) must be >= maxContextLength (${c.maxContextLength}) so every example fits one packed row`);
+  need(c.batchSize >= 2, `batchSize must be >= 2 tokens, got ${c.batchSize}`);
   need(c.batchSizeSamples >= 0, `batchSizeSamples must be >= 0, got ${c.batchSizeSamples}`);
   need(c.gradientAccumulationSteps >= 1, `gradientAccumulationSteps must be >= 1, got ${c.gradientAccumulationSteps}`);
   need(c.optimizerWeightDecay >= 0, `optimizerWeightDecay must be >= 0, got ${c.optimizerWeightDecay}`);

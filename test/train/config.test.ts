@@ -21,7 +21,7 @@ describe('training config', () => {
     }
     const d = resolveConfig();
     expect(d).toMatchObject({ epochs: 1, learningRate: 1e-4, loraRank: 8, loraAlpha: 16, optimizerWeightDecay: 0.01, gradientAccumulationSteps: 1, lrScheduler: 'constant', evalAutoCarveout: true });
-    expect(d.batchSize).toBe(d.maxContextLength);
+    expect(d).toMatchObject({ maxContextLength: 32768, batchSize: 4096 });
   });
 
   it('takes CLI over file over defaults', () => {
@@ -68,9 +68,10 @@ describe('training config', () => {
     expect(() => readConfigFile(g, () => {})).toThrow(/not valid JSON/);
   });
 
-  it('shortens the context to a smaller batch size, but rejects an explicit conflict', () => {
-    expect(resolveConfig({ batchSize: 512 }).maxContextLength).toBe(512);
-    expect(() => resolveConfig({ batchSize: 512, maxContextLength: 1024 })).toThrow(/batchSize \(512 tokens\) must be >= maxContextLength \(1024\)/);
+  it('keeps the context independent of the batch size (longer examples get their own row)', () => {
+    expect(resolveConfig({ batchSize: 512 }).maxContextLength).toBe(32768);
+    expect(resolveConfig({ batchSize: 512, maxContextLength: 1024 })).toMatchObject({ batchSize: 512, maxContextLength: 1024 });
+    expect(() => resolveConfig({ batchSize: 1 })).toThrow(/batchSize must be >= 2 tokens, got 1/);
   });
 
   it('names flags as firectl does', () => {
