@@ -8,6 +8,13 @@ export function parseFlags<O extends Options>(command: string, argv: string[], o
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UserError(`lorasft ${command}: ${(e as Error).message} (see lorasft ${command} --help)`);
+    throw new UserError(`lorasft ${command}: ${oneLine((e as Error).message)} (see lorasft ${command} --help)`);
   }
+}
+
+/** node's multi-sentence parseArgs messages as one short line (the house rule: one-line errors). */
+function oneLine(msg: string): string {
+  const ambiguous = /^Option '(-[-\w]+)' argument is ambiguous/.exec(msg);
+  if (ambiguous) return `option '${ambiguous[1]}' needs a value (write a value that starts with '-' as ${ambiguous[1]}=-VALUE)`;
+  return msg.replace(/\. To specify a positional argument starting with a '-'.*$/s, '').replace(/\s*\n\s*/g, ' ');
 }
