@@ -1,9 +1,9 @@
 // Chat-template selection and rendering with @huggingface/jinja, the way HF apply_chat_template does:
 // the model's tokenizer_config.json `chat_template` (a string, or a list of named templates) or an
 // override, rendered with messages, tools, the special tokens and add_generation_prompt.
-import * as fs from 'node:fs';
 import { Template } from '@huggingface/jinja';
 import { UserError } from '../errors.ts';
+import { readTextFile } from '../util/files.ts';
 import type { ChatMessage } from './types.ts';
 
 export interface RenderOptions {
@@ -21,8 +21,7 @@ export interface ChatTemplate {
 /** `jinjaTemplate` is template text when it contains `{{` or `{%`, otherwise a path to a template file. */
 export function readTemplateOverride(jinjaTemplate: string): { text: string; source: string } {
   if (jinjaTemplate.includes('{{') || jinjaTemplate.includes('{%')) return { text: jinjaTemplate, source: 'jinjaTemplate text' };
-  if (!fs.existsSync(jinjaTemplate)) throw new UserError(`${jinjaTemplate}: jinja template file not found`);
-  return { text: fs.readFileSync(jinjaTemplate, 'utf8'), source: jinjaTemplate };
+  return { text: readTextFile(jinjaTemplate, 'expected a jinja chat template file, or template text containing {{ or {%'), source: jinjaTemplate };
 }
 
 /**

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AutoTokenizer, env } from '@huggingface/transformers';
 import { UserError } from '../errors.ts';
+import { readJsonObject, requireDir } from '../util/files.ts';
 import { createChatTemplate, readTemplateOverride, type RenderOptions } from './template.ts';
 import type { ChatMessage } from './types.ts';
 
@@ -32,13 +33,9 @@ const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|eom_id|>', '<end_of_turn>', 
 const tokenText = (v: unknown): string | undefined =>
   typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
 
+/** An optional JSON object file of the model dir (undefined when absent). */
 function readJson(file: string): Record<string, unknown> | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${file}: invalid JSON: ${(e as Error).message}`);
-  }
+  return fs.existsSync(file) ? readJsonObject(file) : undefined;
 }
 
 const idList = (v: unknown): number[] => (typeof v === 'number' ? [v] : Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : []);
@@ -46,6 +43,7 @@ const idList = (v: unknown): number[] => (typeof v === 'number' ? [v] : Array.is
 /** Load the tokenizer of `modelDir` and its chat template (or `opts.jinjaTemplate`: a file path or template text). */
 export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?: string } = {}): Promise<ChatTokenizer> {
   const dir = path.resolve(modelDir);
+  requireDir(modelDir, 'a model or tokenizer directory with tokenizer.json and tokenizer_config.json');
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
     if (!fs.existsSync(path.join(dir, f))) throw new UserError(`${path.join(dir, f)}: not found (the model dir needs tokenizer.json and tokenizer_config.json)`);
   }
@@ -59,7 +57,7 @@ export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?
   try {
     tok = await AutoTokenizer.from_pretrained(dir);
   } catch (e) {
-    throw new UserError(`${dir}: cannot load the tokenizer: ${(e as Error).message}`);
+    throw new UserError(`${path.join(dir, 'tokenizer.json')}: transformers.js cannot load this tokenizer (${(e as Error).message}); expected a Hugging Face tokenizers file`);
   }
 
   const special: Record<string, string> = {};

@@ -2,6 +2,7 @@
 // dataset-level rules (3 <= examples <= 3M, examples x epochs <= 3M, root weight on all rows or none).
 import * as fs from 'node:fs';
 import { UserError, at } from '../errors.ts';
+import { requireFile } from '../util/files.ts';
 import { firstInvalidUtf8, readLines } from './jsonl.ts';
 import { checkRow } from './row.ts';
 import type { DatasetExample } from './types.ts';
@@ -62,8 +63,7 @@ function jsonProblem(text: string, e: Error): string {
 
 /** Validate `file`; collects every problem (keeping the first `maxProblems`) instead of stopping at one. */
 export function validateDataset(file: string, opts: ValidateOptions = {}): ValidationResult {
-  if (!fs.existsSync(file)) throw new UserError(`${file}: no such file`);
-  if (fs.statSync(file).isDirectory()) throw new UserError(`${file}: is a directory, expected a .jsonl file`);
+  requireFile(file, 'expected a .jsonl dataset');
   const maxProblems = opts.maxProblems ?? 100;
   const res: ValidationResult = {
     file, examples: [], problems: [], problemCount: 0,

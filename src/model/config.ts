@@ -1,7 +1,7 @@
 // Hugging Face config.json -> ModelConfig for the decoder families lorasft implements (Qwen3, Qwen2, Llama).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
+import { readJsonObject, requireDir } from '../util/files.ts';
 
 export type ModelType = 'qwen3' | 'qwen2' | 'llama';
 export const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama'];
@@ -122,19 +122,7 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
 
 /** Read `DIR/config.json`. */
 export function loadModelConfig(dir: string): ModelConfig {
+  requireDir(dir, 'a Hugging Face model directory with config.json');
   const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new UserError(`${file}: not found (expected a Hugging Face model directory with config.json)`);
-  }
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new UserError(`${file}: expected a JSON object`);
-  return parseModelConfig(j as Json, file);
+  return parseModelConfig(readJsonObject(file, 'expected a Hugging Face model directory with config.json'), file);
 }

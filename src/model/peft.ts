@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { readJsonObject, requireDir } from '../util/files.ts';
 import { DEFAULT_LORA_TARGETS, type LoraConfig } from './lora.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from './safetensors.ts';
 
@@ -50,12 +51,8 @@ export function saveAdapter(dir: string, lora: Map<string, TensorLike>, cfg: Lor
 /** Read a PEFT LoRA adapter dir. Rank comes from the tensor shapes (and must agree with "r" when present). */
 export function loadAdapter(dir: string): { lora: Map<string, FloatTensor>; cfg: LoraConfig; baseModelPath: string | null } {
   const cfile = path.join(dir, ADAPTER_CONFIG);
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(fs.readFileSync(cfile, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${cfile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (expected a PEFT adapter directory)' : `invalid JSON (${(e as Error).message})`}`);
-  }
+  requireDir(dir, 'a PEFT adapter directory (adapter_config.json + adapter_model.safetensors)');
+  const j = readJsonObject(cfile, 'expected a PEFT adapter directory');
   if (j.peft_type !== undefined && j.peft_type !== 'LORA') throw new UserError(`${cfile}: peft_type ${JSON.stringify(j.peft_type)} is not supported (expected "LORA")`);
   const wfile = path.join(dir, ADAPTER_WEIGHTS);
   const raw = readSafetensors(wfile);

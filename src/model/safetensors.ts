@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
+import { writeAtomicWith } from '../util/atomic.ts';
+import { readJsonObject } from '../util/files.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from './dtypes.ts';
 
 export interface TensorInfo {
@@ -55,10 +57,13 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw new UserError(`${file}: cannot open safetensors file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? (e as Error).message})`}, expected a .safetensors file`);
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new UserError(`${file}: is a directory, expected a .safetensors file`);
+    const size = st.size;
     if (size < 8) throw new UserError(`${file}: not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
     const lenBuf = Buffer.alloc(8);
     readExactly(fd, lenBuf, 0, file, 'the header length');
@@ -154,14 +159,12 @@ export function listModelTensors(dir: string): Map<string, { file: string; info:
   const files: string[] = [];
   if (fs.existsSync(single)) files.push(single);
   else if (fs.existsSync(index)) {
-    let map: Record<string, string>;
-    try {
-      map = JSON.parse(fs.readFileSync(index, 'utf8')).weight_map;
-    } catch (e) {
-      throw new UserError(`${index}: invalid JSON (${(e as Error).message})`);
+    const map = readJsonObject(index).weight_map;
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new UserError(`${index}: missing "weight_map" object`);
+    for (const f of new Set(Object.values(map))) {
+      if (typeof f !== 'string') throw new UserError(`${index}: "weight_map" values must be shard file names, got ${JSON.stringify(f)}`);
+      files.push(path.join(dir, f));
     }
-    if (typeof map !== 'object' || map === null) throw new UserError(`${index}: missing "weight_map" object`);
-    for (const f of new Set(Object.values(map))) files.push(path.join(dir, f));
   } else {
     throw new UserError(`${dir}: no model.safetensors or model.safetensors.index.json (expected a Hugging Face model directory)`);
   }
@@ -202,10 +205,7 @@ export function writeSafetensors(
   const lenBuf = Buffer.alloc(8);
   lenBuf.writeBigUInt64LE(BigInt(jb.length));
 
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
+  writeAtomicWith(file, (fd) => {
     fs.writeSync(fd, lenBuf);
     fs.writeSync(fd, jb);
     for (const [, t] of entries) {
@@ -213,12 +213,5 @@ export function writeSafetensors(
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       for (let i = 0; i < bytes.length; i += READ_CHUNK) fs.writeSync(fd, bytes, i, Math.min(READ_CHUNK, bytes.length - i));
     }
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  });
 }

@@ -63,7 +63,7 @@ describe('lorasft validate', () => {
   it('exits 1 with one line for a missing file or bad flags', () => {
     const r = lorasft('validate', path.join(dir, 'none.jsonl'));
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe(`error: ${path.join(dir, 'none.jsonl')}: no such file\n`);
+    expect(r.stderr).toBe(`error: ${path.join(dir, 'none.jsonl')}: no such file (expected a .jsonl dataset)\n`);
     const noArg = lorasft('validate');
     expect(noArg.status).toBe(1);
     expect(noArg.stderr).toContain('expected one dataset file, got 0');

@@ -223,7 +223,7 @@ describe('templates: overrides, named templates, broken templates', () => {
       expect(t.decode(examples[0].inputIds)).toBe('Q: 2+2?\nA: 4<|im_end|>\n');
       expect(trainedTexts(examples[0], t)).toEqual(['4<|im_end|>']);
     }
-    await expect(loadChatTokenizer(MODELS('qwen3'), { jinjaTemplate: path.join(dir, 'missing.jinja') })).rejects.toThrow(/missing.jinja: jinja template file not found/);
+    await expect(loadChatTokenizer(MODELS('qwen3'), { jinjaTemplate: path.join(dir, 'missing.jinja') })).rejects.toThrow(/missing.jinja: no such file \(expected a jinja chat template file/);
   });
 
   it('named templates: tool_use when the example has tools, default otherwise', async () => {

@@ -24,6 +24,7 @@ describe('chat templates', () => {
 
   it('reads an override as text when it looks like a template, else as a file', () => {
     expect(readTemplateOverride('{{ x }}')).toEqual({ text: '{{ x }}', source: 'jinjaTemplate text' });
-    expect(() => readTemplateOverride('/no/such/file.jinja')).toThrowError('/no/such/file.jinja: jinja template file not found');
+    expect(() => readTemplateOverride('/tmp')).toThrowError('/tmp: is a directory (expected a jinja chat template file, or template text containing {{ or {%)');
+    expect(() => readTemplateOverride('/no/such/file.jinja')).toThrowError('/no/such/file.jinja: no such file (expected a jinja chat template file, or template text containing {{ or {%)');
   });
 });

@@ -64,10 +64,12 @@ describe('model config', () => {
   });
   it('loads DIR/config.json with clear errors for a missing or broken file', () => {
     const dir = tmpDir('cfg');
-    expect(() => loadModelConfig(dir)).toThrow(/config.json: not found/);
+    expect(() => loadModelConfig(dir)).toThrow(/config.json: no such file \(expected a Hugging Face model directory with config.json\)/);
     fs.writeFileSync(path.join(dir, 'config.json'), '{"model_type": ');
     expect(() => loadModelConfig(dir)).toThrow(/config.json: invalid JSON/);
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(QWEN3_0_6B));
     expect(loadModelConfig(dir).vocabSize).toBe(151936);
+    expect(() => loadModelConfig(path.join(dir, 'config.json'))).toThrow(/config.json: is a file, expected a Hugging Face model directory/);
+    expect(() => loadModelConfig(path.join(dir, 'nope'))).toThrow(/nope: no such directory \(expected a Hugging Face model directory/);
   });
 });

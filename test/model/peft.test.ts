@@ -50,7 +50,7 @@ describe('PEFT adapter', () => {
     expect(() => loraFromTensors(base, wrong, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(/lora_A.weight has shape \[2,31\], expected \[2,32\]/);
     const foreign = new Map([['model.embed_tokens.weight', t([48, 32])]]);
     expect(() => loraFromTensors(base, foreign, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(/not a LoRA weight in PEFT naming/);
-    expect(() => loadAdapter(tmpDir('none'))).toThrow(/adapter_config.json: not found/);
+    expect(() => loadAdapter(tmpDir('none'))).toThrow(/adapter_config.json: no such file \(expected a PEFT adapter directory\)/);
     lora.dispose();
     disposeBaseModel(base);
   });

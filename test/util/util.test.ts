@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseFlags } from '../../src/util/args.ts';
 import { writeFileAtomic } from '../../src/util/atomic.ts';
+import { readJsonFile, readJsonObject, readTextFile, requireDir, requireFile } from '../../src/util/files.ts';
 
 describe('parseFlags', () => {
   const opts = { epochs: { type: 'string' }, json: { type: 'boolean' } } as const;
@@ -32,6 +33,24 @@ describe('writeFileAtomic', () => {
     fs.mkdirSync(path.join(dir, 'isdir'));
     expect(() => writeFileAtomic(path.join(dir, 'isdir'), 'x')).toThrow(/EISDIR|EEXIST|ENOTEMPTY|directory/i);
     expect(fs.readdirSync(dir).sort()).toEqual(['a', 'isdir']);
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('user files', () => {
+  it('names the file and what is wrong in one line, never an fs stack trace', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'files-'));
+    const f = (name: string, text: string) => (fs.writeFileSync(path.join(dir, name), text), path.join(dir, name));
+    const nope = path.join(dir, 'nope.json');
+    expect(() => readJsonFile(nope, 'expected a batch')).toThrowError(`${nope}: no such file (expected a batch)`);
+    expect(() => readTextFile(dir)).toThrowError(`${dir}: is a directory, expected a file`);
+    expect(() => requireFile(dir, 'expected a .jsonl dataset')).toThrowError(`${dir}: is a directory (expected a .jsonl dataset)`);
+    expect(() => readJsonFile(f('bad.json', '{"a": '))).toThrowError(/bad.json: invalid JSON \(/);
+    expect(() => readJsonObject(f('arr.json', '[1]'))).toThrowError(/arr.json: expected a JSON object/);
+    expect(readJsonObject(f('ok.json', '{"a": 1}'))).toEqual({ a: 1 });
+    expect(() => requireDir(nope, 'a model dir')).toThrowError(`${nope}: no such directory (expected a model dir)`);
+    expect(() => requireDir(path.join(dir, 'ok.json'), 'a model dir')).toThrowError(/ok.json: is a file, expected a model dir/);
+    expect(() => requireDir(dir, 'a model dir')).not.toThrow();
     fs.rmSync(dir, { recursive: true });
   });
 });

@@ -1,0 +1,62 @@
+// Reading the user's input files and dirs with one-line, actionable errors (UserError) instead of fs stack traces.
+import * as fs from 'node:fs';
+import { UserError } from '../errors.ts';
+
+/** Why `file` cannot be read as a regular file, or null when it can: 'no such file', 'is a directory', ... */
+function fileProblem(file: string): string | null {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'no such file' : code === 'ENOTDIR' ? 'no such file (a parent is not a directory)' : `cannot read (${code})`;
+  }
+  return st.isDirectory() ? 'is a directory' : null;
+}
+
+/** Throws unless `file` is an existing file (not a directory); `what` as in readTextFile. */
+export function requireFile(file: string, what?: string): void {
+  const problem = fileProblem(file);
+  if (problem) throw new UserError(`${file}: ${problem}${what ? ` (${what})` : problem === 'is a directory' ? ', expected a file' : ''}`);
+}
+
+/**
+ * The text of a file the user named. `what` says what the file should be, and is added to a missing-file
+ * error (e.g. 'expected a Hugging Face model directory with config.json').
+ */
+export function readTextFile(file: string, what?: string): string {
+  requireFile(file, what);
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** A JSON file, parsed; errors `FILE: no such file (what)`, `FILE: is a directory ...`, `FILE: invalid JSON (reason)`. */
+export function readJsonFile(file: string, what?: string): unknown {
+  const text = readTextFile(file, what);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+/** A JSON file holding an object (config files); `what` as in readTextFile. */
+export function readJsonObject(file: string, what?: string): Record<string, unknown> {
+  const j = readJsonFile(file, what);
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new UserError(`${file}: expected a JSON object`);
+  return j as Record<string, unknown>;
+}
+
+/** Throws unless `dir` is an existing directory; `what` names what it should hold (e.g. 'a Hugging Face model directory'). */
+export function requireDir(dir: string, what: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    throw new UserError(`${dir}: no such directory (expected ${what})`);
+  }
+  if (!st.isDirectory()) throw new UserError(`${dir}: is a file, expected ${what}`);
+}
