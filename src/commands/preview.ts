@@ -1,7 +1,7 @@
 // `lorasft preview --base-model DIR DATA.jsonl [--jinja-template F] [--max-context-length N] [--json]`:
 // the training examples exactly as the trainer sees them (rendered, tokenized, masked, expanded, truncated).
 import { UserError } from '../errors.ts';
-import { parseFlags } from '../util/args.ts';
+import { numberFlag, parseFlags } from '../util/args.ts';
 import { loadDataset } from '../data/validate.ts';
 import { loadChatTokenizer, type ChatTokenizer } from '../data/tokenizer.ts';
 import { DEFAULT_MAX_CONTEXT_LENGTH, buildExamples } from '../data/pipeline.ts';
@@ -51,13 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values['base-model']) throw new UserError('lorasft preview: --base-model DIR is required (see lorasft preview --help)');
   if (positionals.length !== 1) throw new UserError(`lorasft preview: expected one dataset file, got ${positionals.length} (see lorasft preview --help)`);
-  let maxContextLength = DEFAULT_MAX_CONTEXT_LENGTH;
-  if (values['max-context-length'] !== undefined) {
-    maxContextLength = Number(values['max-context-length']);
-    if (!Number.isInteger(maxContextLength) || maxContextLength < 2) {
-      throw new UserError(`lorasft preview: --max-context-length must be an integer >= 2, got '${values['max-context-length']}'`);
-    }
-  }
+  const maxContextLength = numberFlag('preview', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ?? DEFAULT_MAX_CONTEXT_LENGTH;
   // `lorasft preview ... | head`: a closed pipe ends the preview quietly.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;
@@ -65,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const file = positionals[0];
   const dataset = loadDataset(file, { checkCount: false });
+  if (dataset.length === 0) throw new UserError(`${file}: no examples to preview (the file is empty)`);
   const tok = await loadChatTokenizer(values['base-model'], { jinjaTemplate: values['jinja-template'] });
   const { examples, stats } = buildExamples(dataset, tok, { maxContextLength, warn: (m) => console.error(`warning: ${m}`) });
 

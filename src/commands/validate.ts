@@ -1,7 +1,7 @@
 // `lorasft validate FILE.jsonl [--epochs N] [--max-problems N] [--base-model DIR ...]`: check a dataset against
 // the managed-job rules and, with a model, that its chat template renders and masks every example.
 import { UserError } from '../errors.ts';
-import { parseFlags } from '../util/args.ts';
+import { numberFlag, parseFlags } from '../util/args.ts';
 import { addProblem, formatProblems, validateDataset } from '../data/validate.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import { DEFAULT_MAX_CONTEXT_LENGTH, buildExamples, type BuildStats } from '../data/pipeline.ts';
@@ -35,15 +35,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UserError(`lorasft validate: expected one dataset file, got ${positionals.length} (see lorasft validate --help)`);
-  const num = (flag: string, v: string | undefined, ok: (n: number) => boolean, want: string): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new UserError(`lorasft validate: --${flag} must be ${want}, got '${v}'`);
-    return n;
-  };
-  const epochs = num('epochs', values.epochs, (n) => n > 0, 'a number > 0');
-  const maxProblems = num('max-problems', values['max-problems'], (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
-  const maxContextLength = num('max-context-length', values['max-context-length'], (n) => Number.isInteger(n) && n >= 2, 'an integer >= 2') ?? DEFAULT_MAX_CONTEXT_LENGTH;
+  const epochs = numberFlag('validate', 'epochs', values.epochs, { above: 0 });
+  const maxProblems = numberFlag('validate', 'max-problems', values['max-problems'], { integer: true, min: 1 });
+  const maxContextLength = numberFlag('validate', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ?? DEFAULT_MAX_CONTEXT_LENGTH;
   const baseModel = values['base-model'];
   if (!baseModel && (values['jinja-template'] || values['max-context-length'])) throw new UserError('lorasft validate: --jinja-template and --max-context-length need --base-model');
   const file = positionals[0];

@@ -18,3 +18,17 @@ function oneLine(msg: string): string {
   if (ambiguous) return `option '${ambiguous[1]}' needs a value (write a value that starts with '-' as ${ambiguous[1]}=-VALUE)`;
   return msg.replace(/\. To specify a positional argument starting with a '-'.*$/s, '').replace(/\s*\n\s*/g, ' ');
 }
+
+/**
+ * The number a flag's value spells, checked: `{ integer: true, min: 1 }` -> an integer >= 1, `{ above: 0 }` ->
+ * a number > 0. undefined when the flag was not given; else a one-line UserError naming the flag and value.
+ */
+export function numberFlag(command: string, flag: string, value: string | undefined, want: { integer?: boolean; min?: number; above?: number }): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  const ok = value.trim() !== '' && Number.isFinite(n) && (!want.integer || Number.isInteger(n)) &&
+    (want.min === undefined || n >= want.min) && (want.above === undefined || n > want.above);
+  if (ok) return n;
+  const bound = want.min !== undefined ? ` >= ${want.min}` : want.above !== undefined ? ` > ${want.above}` : '';
+  throw new UserError(`lorasft ${command}: --${flag} must be ${want.integer ? 'an integer' : 'a number'}${bound}, got '${value}'`);
+}

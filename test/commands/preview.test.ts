@@ -68,6 +68,14 @@ describe('lorasft preview', () => {
     const emptyDir = lorasft('preview', '--base-model', dir, SEED);
     expect(emptyDir.status).toBe(1);
     expect(emptyDir.stderr).toBe(`error: ${path.join(dir, 'tokenizer.json')}: not found (the model dir needs tokenizer.json and tokenizer_config.json)\n`);
+    const empty = path.join(dir, 'empty.jsonl');
+    fs.writeFileSync(empty, '');
+    const e = lorasft('preview', '--base-model', QWEN, empty);
+    expect([e.status, e.stdout, e.stderr]).toEqual([1, '', `error: ${empty}: no examples to preview (the file is empty)\n`]);
+    const asDir = lorasft('preview', '--base-model', QWEN, '--jinja-template', dir, SEED);
+    expect([asDir.status, asDir.stderr]).toEqual([1, `error: ${dir}: is a directory (expected a jinja chat template file, or template text containing {{ or {%)\n`]);
+    const neg = lorasft('preview', '--base-model', QWEN, SEED, '--max-context-length', '-5');
+    expect([neg.status, neg.stderr]).toEqual([1, "error: lorasft preview: option '--max-context-length' needs a value (write a value that starts with '-' as --max-context-length=-VALUE) (see lorasft preview --help)\n"]);
     const bad = path.join(dir, 'bad.jsonl');
     fs.writeFileSync(bad, '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2}]}\n');
     const r = lorasft('preview', '--base-model', QWEN, bad);

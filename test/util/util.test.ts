@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseFlags } from '../../src/util/args.ts';
+import { numberFlag, parseFlags } from '../../src/util/args.ts';
 import { writeFileAtomic } from '../../src/util/atomic.ts';
 import { readJsonFile, readJsonObject, readTextFile, requireDir, requireFile } from '../../src/util/files.ts';
 
@@ -22,6 +22,17 @@ describe('parseFlags', () => {
     expect(message(['--epochs'])).toMatch(/^lorasft demo: Option '--epochs <value>' argument missing/);
     for (const m of [message(['--epochs', '-1']), message(['--bogus']), message(['--json=1'])]) expect(m).not.toContain('\n');
     expect(parseFlags('demo', ['--epochs=-1', 'f'], opts)).toMatchObject({ values: { epochs: '-1' }, positionals: ['f'] });
+  });
+});
+
+describe('numberFlag', () => {
+  it('parses and range-checks a flag value, naming flag and value when it is wrong', () => {
+    expect(numberFlag('x', 'epochs', undefined, { above: 0 })).toBeUndefined();
+    expect(numberFlag('x', 'epochs', '0.5', { above: 0 })).toBe(0.5);
+    expect(numberFlag('x', 'n', '4', { integer: true, min: 2 })).toBe(4);
+    expect(() => numberFlag('x', 'epochs', '0', { above: 0 })).toThrowError("lorasft x: --epochs must be a number > 0, got '0'");
+    expect(() => numberFlag('x', 'n', '2.5', { integer: true, min: 2 })).toThrowError("lorasft x: --n must be an integer >= 2, got '2.5'");
+    for (const v of ['', ' ', 'abc', 'NaN', 'Infinity', '1e999']) expect(() => numberFlag('x', 'n', v, { min: 0 })).toThrowError(/--n must be a number >= 0/);
   });
 });
 
