@@ -1,8 +1,10 @@
 // FusedAttention.cc: causal, block-diagonal (packed segments), GQA attention forward + backward on sgemm.
 // Per (row b, segment [s, e), head h): S = scale Q K^T over the segment only, causal softmax in place, O = P V;
-// backward recomputes P from the saved logsumexp (FlashAttention-2 algebra, Dao 2023), one [L, L] scratch pair.
+// backward recomputes P from the saved logsumexp (FlashAttention-2 algebra, Dao 2023); scratch is two
+// [128, L] query-block tiles.
 #include "blas.h"
 #include <cmath>
+#include <algorithm>
 #include <vector>
 
 // Runs of equal segment ids in one row of T (ids must be non-decreasing; checked by the TS op).
@@ -15,25 +17,30 @@ static std::vector<std::pair<int, int>> runs(const int32_t* seg, int T) {
   return r;
 }
 
-// P[i, j] = exp(S[i, j] - lse_i) for j <= i else 0. Forward also computes lse from S (scores already scaled).
-static void causalSoftmax(float* S, int L, float* lse, bool haveLse) {
+// Causal rows are processed in blocks of QB queries: block [i0, i1) only needs keys [0, i1), which skips
+// ~40% of the score FLOPs at L = 512 compared with the full [L, L] square.
+static const int QB = 128;
+
+// Block rows i0..i0+rows of S (row stride ld = keys i1): P[i, j] = exp(S[i, j] - lse_i) for j <= i0 + i, else 0.
+// Forward (haveLse = false) also computes lse from S (scores already scaled).
+static void causalSoftmax(float* S, int rows, int ld, int i0, float* lse, bool haveLse) {
 #pragma omp parallel for schedule(dynamic, 16) num_threads(g_threads)
-  for (int i = 0; i < L; i++) {
-    float* r = S + (size_t)i * L;
-    float m;
+  for (int i = 0; i < rows; i++) {
+    float* r = S + (size_t)i * ld;
+    const int last = i0 + i;  // causal: keys 0..last
     if (!haveLse) {
-      m = -INFINITY;
-      for (int j = 0; j <= i; j++) m = r[j] > m ? r[j] : m;
+      float m = -INFINITY;
+      for (int j = 0; j <= last; j++) m = r[j] > m ? r[j] : m;
       double sum = 0;
-      for (int j = 0; j <= i; j++) sum += (r[j] = std::exp(r[j] - m));
+      for (int j = 0; j <= last; j++) sum += (r[j] = std::exp(r[j] - m));
       const float inv = (float)(1.0 / sum);
-      for (int j = 0; j <= i; j++) r[j] *= inv;
+      for (int j = 0; j <= last; j++) r[j] *= inv;
       lse[i] = m + (float)std::log(sum);
     } else {
-      m = lse[i];
-      for (int j = 0; j <= i; j++) r[j] = std::exp(r[j] - m);
+      const float m = lse[i];
+      for (int j = 0; j <= last; j++) r[j] = std::exp(r[j] - m);
     }
-    for (int j = i + 1; j < L; j++) r[j] = 0.f;
+    for (int j = last + 1; j < ld; j++) r[j] = 0.f;
   }
 }
 
@@ -50,12 +57,16 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   for (int b = 0; b < B; b++) {
     for (auto [s, e] : runs(seg + (size_t)b * T, T)) {
       const int L = e - s;
-      S.resize((size_t)L * L);
+      S.resize((size_t)std::min(L, QB) * L);
       for (int h = 0; h < H; h++) {
         const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = ((size_t)b * T + s) * ldk + (h / G) * D;
-        sgemm_ld(false, true, L, L, D, scale, q + qo, ldq, k + ko, ldk, 0.f, S.data(), L);
-        causalSoftmax(S.data(), L, lse + ((size_t)b * H + h) * T + s, false);
-        sgemm_ld(false, false, L, D, L, 1.f, S.data(), L, v + ko, ldk, 0.f, o + qo, ldq);
+        for (int i0 = 0; i0 < L; i0 += QB) {
+          const int rows = std::min(QB, L - i0), keys = i0 + rows;
+          const float* qb = q + qo + (size_t)i0 * ldq;
+          sgemm_ld(false, true, rows, keys, D, scale, qb, ldq, k + ko, ldk, 0.f, S.data(), keys);
+          causalSoftmax(S.data(), rows, keys, i0, lse + ((size_t)b * H + h) * T + s + i0, false);
+          sgemm_ld(false, false, rows, D, keys, 1.f, S.data(), keys, v + ko, ldk, 0.f, o + qo + (size_t)i0 * ldq, ldq);
+        }
       }
     }
   }
@@ -72,30 +83,33 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   const int B = arg_i(info, 10), T = arg_i(info, 11), H = arg_i(info, 12), Hkv = arg_i(info, 13), D = arg_i(info, 14);
   const float scale = arg_f(info, 15);
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
-  std::vector<float> P, dP, Di;
+  std::vector<float> P, dP;
   for (int b = 0; b < B; b++) {
     for (auto [s, e] : runs(seg + (size_t)b * T, T)) {
       const int L = e - s;
-      P.resize((size_t)L * L);
-      dP.resize((size_t)L * L);
-      Di.resize(L);
+      P.resize((size_t)std::min(L, QB) * L);
+      dP.resize(P.size());
       for (int h = 0; h < H; h++) {
         const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = ((size_t)b * T + s) * ldk + (h / G) * D;
-        float* lseRow = const_cast<float*>(lse) + ((size_t)b * H + h) * T + s;
-        sgemm_ld(false, true, L, L, D, scale, q + qo, ldq, k + ko, ldk, 0.f, P.data(), L);
-        causalSoftmax(P.data(), L, lseRow, true);
-        sgemm_ld(true, false, L, D, L, 1.f, P.data(), L, dO + qo, ldq, 1.f, dv + ko, ldk);  // dV += P^T dO
-        sgemm_ld(false, true, L, L, D, 1.f, dO + qo, ldq, v + ko, ldk, 0.f, dP.data(), L);  // dP = dO V^T
+        for (int i0 = 0; i0 < L; i0 += QB) {
+          const int rows = std::min(QB, L - i0), keys = i0 + rows;
+          const size_t qb = qo + (size_t)i0 * ldq;
+          float* lseRow = const_cast<float*>(lse) + ((size_t)b * H + h) * T + s + i0;
+          sgemm_ld(false, true, rows, keys, D, scale, q + qb, ldq, k + ko, ldk, 0.f, P.data(), keys);
+          causalSoftmax(P.data(), rows, keys, i0, lseRow, true);
+          sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, dO + qb, ldq, 1.f, dv + ko, ldk);  // dV += P^T dO
+          sgemm_ld(false, true, rows, keys, D, 1.f, dO + qb, ldq, v + ko, ldk, 0.f, dP.data(), keys);  // dP = dO V^T
 #pragma omp parallel for schedule(dynamic, 16) num_threads(g_threads)
-        for (int i = 0; i < L; i++) {
-          const float *a = dO + qo + (size_t)i * ldq, *c = o + qo + (size_t)i * ldq;
-          float di = 0;
-          for (int d = 0; d < D; d++) di += a[d] * c[d];
-          float *p = P.data() + (size_t)i * L, *g = dP.data() + (size_t)i * L;
-          for (int j = 0; j <= i; j++) p[j] = p[j] * (g[j] - di) * scale;  // dS (scaled), stored in P
+          for (int i = 0; i < rows; i++) {
+            const float *a = dO + qb + (size_t)i * ldq, *c = o + qb + (size_t)i * ldq;
+            float di = 0;  // rowsum(dO * O)
+            for (int d = 0; d < D; d++) di += a[d] * c[d];
+            float *p = P.data() + (size_t)i * keys, *g = dP.data() + (size_t)i * keys;
+            for (int j = 0; j <= i0 + i; j++) p[j] = p[j] * (g[j] - di) * scale;  // dS (scaled), stored in P
+          }
+          sgemm_ld(false, false, rows, D, keys, 1.f, P.data(), keys, k + ko, ldk, 0.f, dq + qb, ldq);  // dQ = dS K
+          sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, q + qb, ldq, 1.f, dk + ko, ldk);   // dK += dS^T Q
         }
-        sgemm_ld(false, false, L, D, L, 1.f, P.data(), L, k + ko, ldk, 0.f, dq + qo, ldq);  // dQ = dS K
-        sgemm_ld(true, false, L, D, L, 1.f, P.data(), L, q + qo, ldq, 1.f, dk + ko, ldk);   // dK += dS^T Q
       }
     }
   }
