@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.ts';
 import { UserError } from '../errors.ts';
-import { parseFlags } from '../util/args.ts';
+import { numberFlag, parseFlags } from '../util/args.ts';
+import { readJsonFile } from '../util/files.ts';
+import { loadModelConfig } from '../model/config.ts';
 import { loraFromTensors } from '../model/lora.ts';
 import { loadBaseModel, lossAndGrads, type Batch } from '../model/model.ts';
 import { ADAPTER_WEIGHTS, loadAdapter } from '../model/peft.ts';
@@ -19,8 +21,10 @@ Loss and LoRA gradients of one batch, as HF transformers + PEFT would compute th
   --base-model DIR     Hugging Face model dir (config.json + model.safetensors or sharded index)
   --batch FILE         JSON: {"input_ids": [[...]], "labels"?: [[...]], "position_ids"?: [[...]], "weights"?: [[...]]}
                        labels are unshifted (labels[t] is predicted from position t-1), -100 = ignored,
-                       default = input_ids; a packed document starts wherever position_ids do not step by +1;
-                       weights (aligned with labels) default to 1 where the label is not -100
+                       default = input_ids; a packed document starts wherever position_ids do not step by +1
+                       (attention stays inside it; as in HF, set its first label to -100 to leave it untrained);
+                       weights (aligned with labels) default to 1 where the label is not -100; labels[0] of
+                       a row is never trained; an attention_mask may be given but must be all 1 (no padding)
   --lora FILE|DIR      LoRA weights in PEFT naming (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight);
                        rank is read from the shapes, targets are the modules present. A PEFT adapter directory
                        (adapter_config.json + adapter_model.safetensors) also gives lora_alpha and use_rslora
@@ -49,16 +53,16 @@ function grid(file: string, j: Record<string, unknown>, key: string, B: number, 
   return v as Grid;
 }
 
-/** BATCH.json (HF conventions) -> Batch. */
-export function parseBatchFile(file: string): Batch {
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${file}: ${code ? `cannot read (${code})` : `invalid JSON (${(e as Error).message})`}`);
-  }
+const BATCH_KEYS = ['input_ids', 'labels', 'position_ids', 'weights', 'attention_mask'];
+
+/**
+ * BATCH.json (HF conventions) -> Batch. With `vocabSize`, token ids and labels outside [0, vocabSize) are
+ * errors naming their [row][position].
+ */
+export function parseBatchFile(file: string, vocabSize?: number): Batch {
+  const j = readJsonFile(file, 'expected a BATCH.json file with "input_ids"') as Record<string, unknown>;
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new UserError(`${file}: expected a JSON object with "input_ids"`);
+  for (const k of Object.keys(j)) if (!BATCH_KEYS.includes(k)) throw new UserError(`${file}: unknown key "${k}" (expected ${BATCH_KEYS.join(', ')})`);
   const raw = j.input_ids;
   const rows = Array.isArray(raw) && raw.every((x) => typeof x === 'number') ? [raw] : raw;
   if (!Array.isArray(rows) || rows.length === 0 || !Array.isArray(rows[0]) || rows[0].length === 0) {
@@ -70,6 +74,7 @@ export function parseBatchFile(file: string): Batch {
   const labels = grid(file, j, 'labels', B, T, true) ?? ids;
   const pos = grid(file, j, 'position_ids', B, T, true);
   const weights = grid(file, j, 'weights', B, T, false);
+  const mask = grid(file, j, 'attention_mask', B, T, true);
   const batch: Batch = {
     B, T,
     inputIds: new Int32Array(B * T),
@@ -77,11 +82,19 @@ export function parseBatchFile(file: string): Batch {
     weights: new Float32Array(B * T),
     labels: new Int32Array(B * T),
   };
+  const bad = (key: string, b: number, t: number, v: number, want: string) => new UserError(`${file}: "${key}"[${b}][${t}] is ${v}; expected ${want}`);
+  const tokenId = vocabSize === undefined ? 'a token id >= 0' : `a token id in the model's vocabulary [0, ${vocabSize})`;
+  const inVocab = (v: number) => v >= 0 && (vocabSize === undefined || v < vocabSize);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const i = b * T + t;
       const lab = labels[b][t];
-      if (lab < 0 && lab !== IGNORE_INDEX) throw new UserError(`${file}: "labels"[${b}][${t}] is ${lab}; expected a token id or ${IGNORE_INDEX}`);
+      if (!inVocab(ids[b][t])) throw bad('input_ids', b, t, ids[b][t], tokenId);
+      if (lab !== IGNORE_INDEX && !inVocab(lab)) throw bad('labels', b, t, lab, `${IGNORE_INDEX} or ${tokenId}`);
+      if (pos && pos[b][t] < 0) throw bad('position_ids', b, t, pos[b][t], 'a position >= 0');
+      // Padding changes nothing for the positions before it in a causal model, but HF would still train the
+      // padded labels unless they are -100: refuse rather than guess.
+      if (mask && mask[b][t] !== 1) throw bad('attention_mask', b, t, mask[b][t], '1 (padding is not supported: remove it, or keep attention_mask 1 and set the padded labels to -100)');
       batch.inputIds[i] = ids[b][t];
       batch.positionIds[i] = pos ? pos[b][t] : t;
       batch.labels![i] = lab === IGNORE_INDEX ? 0 : lab;
@@ -92,7 +105,7 @@ export function parseBatchFile(file: string): Batch {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseFlags('loss-grad', argv, {
+  const { values: v, positionals } = parseFlags('loss-grad', argv, {
     'base-model': { type: 'string' }, batch: { type: 'string' }, lora: { type: 'string' }, 'lora-alpha': { type: 'string' },
     rslora: { type: 'boolean' }, 'out-grads': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
     json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -101,14 +114,22 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (positionals.length) throw new UserError(`lorasft loss-grad: unexpected argument '${positionals[0]}' (see lorasft loss-grad --help)`);
   for (const f of ['base-model', 'batch', 'lora'] as const) if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
-  const alphaFlag = v['lora-alpha'] === undefined ? undefined : Number(v['lora-alpha']);
-  if (alphaFlag !== undefined && !(alphaFlag > 0)) throw new UserError(`--lora-alpha ${v['lora-alpha']}: expected a positive number`);
-  const threads = v.threads === undefined ? undefined : Number(v.threads);
+  const alphaFlag = numberFlag('loss-grad', 'lora-alpha', v['lora-alpha'], { above: 0 });
+  const threads = numberFlag('loss-grad', 'threads', v.threads, { integer: true, min: 1 });
+  const outGrads = v['out-grads'];
+  if (outGrads && fs.existsSync(outGrads) && fs.statSync(outGrads).isDirectory()) {
+    throw new UserError(`${outGrads}: is a directory (--out-grads expects a .safetensors file to write)`);
+  }
+  // Everything about the input is checked before the model is loaded or anything is computed.
+  const batch = parseBatchFile(v.batch!, loadModelConfig(v['base-model']!).vocabSize);
+  const trainedWeight = batch.weights.reduce((a, w) => a + w, 0);
+  if (!batch.weights.some((w) => w !== 0)) throw new UserError(`${v.batch}: no trained tokens (every label is -100 or has weight 0)`);
+  if (trainedWeight === 0) throw new UserError(`${v.batch}: the weights of the trained tokens sum to 0, so the loss (sum w*CE / sum w) is undefined`);
   const backend = await initBackend({ backend: v.backend, threads });
   if (!v.json) console.error(`backend: ${backend.name} (${backend.reason})`);
 
-  const batch = parseBatchFile(v.batch!);
   const base = await loadBaseModel(v['base-model']!);
   const isDir = fs.existsSync(v.lora!) && fs.statSync(v.lora!).isDirectory();
   const adapter = isDir ? loadAdapter(v.lora!) : null;
@@ -120,14 +141,13 @@ export async function run(argv: string[]): Promise<number> {
   const lora = loraFromTensors(base, tensors, { alpha, dropout: 0, useRslora }, isDir ? path.join(v.lora!, ADAPTER_WEIGHTS) : v.lora!);
   try {
     const { lossSum, weightSum, grads } = lossAndGrads(base, lora, batch);
-    if (weightSum === 0) throw new UserError(`${v.batch}: no trained tokens (every label is -100 or has weight 0)`);
-    if (v['out-grads']) {
+    if (outGrads) {
       const out = new Map<string, FloatTensor>();
       for (const [name, g] of grads) {
         const d = g.dataSync() as Float32Array;
         out.set(name, { shape: g.shape, data: d.map((x) => x / weightSum) });
       }
-      writeSafetensors(v['out-grads'], out, { format: 'pt' });
+      writeSafetensors(outGrads, out, { format: 'pt' });
     }
     for (const g of grads.values()) g.dispose();
     const tokens = batch.weights.reduce((n, w, i) => n + (w !== 0 && i % batch.T !== 0 ? 1 : 0), 0);
@@ -144,7 +164,7 @@ export async function run(argv: string[]): Promise<number> {
       backend: backend.name,
     };
     if (v.json) console.log(JSON.stringify(result));
-    else console.log(`loss ${result.loss.toFixed(6)} over ${tokens} tokens (weight sum ${weightSum})${v['out-grads'] ? `; gradients -> ${v['out-grads']}` : ''}`);
+    else console.log(`loss ${result.loss.toFixed(6)} over ${tokens} tokens (weight sum ${weightSum})${outGrads ? `; gradients -> ${outGrads}` : ''}`);
   } finally {
     lora.dispose();
   }

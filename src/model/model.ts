@@ -277,8 +277,10 @@ function layerVars(lora: LoraWeights, l: number): tf.Variable[] {
   return [...lora].filter(([n]) => n.startsWith(prefix)).map(([, v]) => v);
 }
 
-function checkIds(cfg: ModelConfig, ids: Int32Array, what: string): void {
+/** Every id (or, with `used`, every id where used[i] != 0) is in the vocabulary; errors name the flat index. */
+function checkIds(cfg: ModelConfig, ids: Int32Array, what: string, used?: Float32Array): void {
   for (let i = 0; i < ids.length; i++) {
+    if (used && used[i] === 0) continue;
     if (ids[i] < 0 || ids[i] >= cfg.vocabSize) throw new UserError(`${what}: token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${cfg.vocabSize})`);
   }
 }
@@ -306,8 +308,7 @@ function checkBatch(cfg: ModelConfig, batch: Batch): void {
   checkIds(cfg, batch.inputIds, 'batch');
   if (batch.labels) {
     if (batch.labels.length !== n) throw new UserError(`batch: labels has ${batch.labels.length} values, expected B*T = ${n}`);
-    const trained = batch.labels.filter((_, i) => batch.weights[i] !== 0);
-    checkIds(cfg, trained, 'batch labels');
+    checkIds(cfg, batch.labels, 'batch labels', batch.weights);
   }
 }
 

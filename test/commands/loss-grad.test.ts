@@ -109,10 +109,19 @@ describe('lorasft loss-grad', () => {
     const cases: Array<[string[], RegExp]> = [
       [['--batch', batch('a.json', { input_ids: [[1, 2, 3], [4, 5]] })], /a.json: "input_ids"\[1\] must be a list of 3 numbers/],
       [['--batch', batch('b.json', '{"input_ids": [[1, 2')], /b.json: invalid JSON/],
-      [['--batch', batch('c.json', { input_ids: [[1, 2, 3]], labels: [[1, -5, 3]] })], /c.json: "labels"\[0\]\[1\] is -5; expected a token id or -100/],
-      [['--batch', batch('d.json', { input_ids: [[1, 2, 300]] })], /token id 300 at index 2 is outside the vocabulary \[0, 48\)/],
+      [['--batch', batch('c.json', { input_ids: [[1, 2, 3]], labels: [[1, -5, 3]] })], /c.json: "labels"\[0\]\[1\] is -5; expected -100 or a token id in the model's vocabulary \[0, 48\)/],
+      [['--batch', batch('d.json', { input_ids: [[1, 2, 300]] })], /d.json: "input_ids"\[0\]\[2\] is 300; expected a token id in the model's vocabulary \[0, 48\)/],
+      [['--batch', batch('d2.json', { input_ids: [[1, 2, 3], [1, 2, 3]], labels: [[1, 2, 3], [-100, 2, 48]] })], /d2.json: "labels"\[1\]\[2\] is 48; expected -100 or a token id in the model's vocabulary \[0, 48\)/],
+      [['--batch', batch('f.json', { input_ids: [[1, 2, 3]], attention_mask: [[1, 1, 0]] })], /f.json: "attention_mask"\[0\]\[2\] is 0; expected 1 \(padding is not supported/],
+      [['--batch', batch('g.json', { input_ids: [[1, 2, 3]], token_type_ids: [[0, 0, 0]] })], /g.json: unknown key "token_type_ids" \(expected input_ids, labels, position_ids, weights, attention_mask\)/],
+      [['--batch', batch('h.json', { input_ids: [[1, 2, 3]], position_ids: [[0, -1, 0]] })], /h.json: "position_ids"\[0\]\[1\] is -1; expected a position >= 0/],
+      [['--batch', batch('i.json', { input_ids: [[1, 2, 3]], weights: [[1, 2, -2]] })], /i.json: the weights of the trained tokens sum to 0/],
+      [['--batch', batch('ok1.json', { input_ids: [[1, 2, 3]] }), '--out-grads', dir], /is a directory \(--out-grads expects a .safetensors file to write\)/],
+      [['--batch', batch('ok2.json', { input_ids: [[1, 2, 3]] }), '--lora-alpha', '0'], /--lora-alpha must be a number > 0, got '0'/],
+      [['--batch', batch('ok3.json', { input_ids: [[1, 2, 3]] }), 'stray'], /unexpected argument 'stray'/],
       [['--batch', batch('e.json', { input_ids: [[1, 2, 3]], labels: [[-100, -100, -100]] })], /e.json: no trained tokens/],
-      [['--batch', path.join(dir, 'missing.json')], /missing.json: cannot read \(ENOENT\)/],
+      [['--batch', path.join(dir, 'missing.json')], /missing.json: no such file \(expected a BATCH.json file with "input_ids"\)/],
+      [['--batch', dir], /: is a directory \(expected a BATCH.json file/],
     ];
     for (const [args, re] of cases) {
       await expect(run(['--base-model', model, '--lora', loraFile, '--json', ...args]), args.join(' ')).rejects.toThrow(re);

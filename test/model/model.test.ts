@@ -204,6 +204,10 @@ describe('model details', () => {
   it('rejects out-of-vocabulary ids with a clear error', async () => {
     const base = await tinyModel({ family: 'qwen2' });
     expect(() => lossSum(base, null, makeBatch([{ ids: [1, 2, 999] }]))).toThrow(/token id 999 at index 2 is outside the vocabulary \[0, 48\)/);
+    // A label is checked where it is trained, and the error gives its index in the batch (not among trained labels).
+    const b = makeBatch([{ ids: [1, 2, 3, 4], w: [0, 0, 1, 1] }]);
+    b.labels = Int32Array.from([999, 999, 3, 500]);
+    expect(() => lossSum(base, null, b)).toThrow(/batch labels: token id 500 at index 3 is outside the vocabulary \[0, 48\)/);
     disposeBaseModel(base);
   });
 });
