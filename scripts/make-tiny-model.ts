@@ -12,6 +12,7 @@ import { expectedWeights } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { writeSafetensors, type FloatTensor } from '../src/model/safetensors.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
+import { UserError } from '../src/errors.ts';
 
 export type TokenizerName = 'qwen3' | 'llama3' | 'gemma3' | 'none';
 
@@ -69,17 +70,19 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
   let vocab = opts.vocab ?? 256;
   let bos: number | null = 1;
   let eos: number | null = 2;
-  fs.mkdirSync(opts.out, { recursive: true });
-  if (tok !== 'none') {
-    const src = tokenizerDir(tok);
+  const src = tok === 'none' ? null : tokenizerDir(tok);
+  if (src) {
     const info = tokenizerInfo(src);
     vocab = Math.max(opts.vocab ?? 0, info.size);
     bos = info.bos;
     eos = info.eos;
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
   }
+  if (opts.std !== undefined && !(Number.isFinite(opts.std) && opts.std >= 0)) throw new UserError(`--std ${opts.std}: expected a number >= 0`);
   const hidden = opts.hidden ?? 64;
   const heads = opts.heads ?? 4;
+  if (opts.headDim === undefined && heads > 0 && hidden % heads !== 0) {
+    throw new UserError(`--hidden ${hidden} is not a multiple of --heads ${heads} (or give --head-dim)`);
+  }
   const config: Record<string, unknown> = {
     architectures: [{ qwen3: 'Qwen3ForCausalLM', qwen2: 'Qwen2ForCausalLM', llama: 'LlamaForCausalLM' }[opts.family]],
     model_type: opts.family,
@@ -103,7 +106,11 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
     initializer_range: opts.std ?? 0.02,
     ...opts.extraConfig,
   };
-  const cfg = parseModelConfig(config, path.join(opts.out, 'config.json'));
+  // Check the shape before anything is written: a bad combination leaves no half-made model dir behind.
+  const cfg = parseModelConfig(config, 'make-tiny-model');
+  if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new UserError(`--out ${opts.out}: is a file, expected a directory to write the model into`);
+  fs.mkdirSync(opts.out, { recursive: true });
+  if (src) for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
   const rng = new Rng(opts.seed ?? 0);
   const std = opts.std ?? 0.02;
   const tensors = new Map<string, FloatTensor>();
@@ -141,6 +148,11 @@ function main(argv: string[]): void {
     if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} ${s}: expected a non-negative integer`);
     return n;
   };
+  const stdFlag = (s: string) => {
+    const n = s.trim() === '' ? NaN : Number(s);
+    if (!(Number.isFinite(n) && n >= 0)) throw new UserError(`--std ${s}: expected a number >= 0`);
+    return n;
+  };
   if (!['qwen3', 'qwen2', 'llama'].includes(v.family)) throw new Error(`--family ${v.family}: expected qwen3, qwen2 or llama`);
   if (v.tokenizer && !['qwen3', 'llama3', 'gemma3', 'none'].includes(v.tokenizer)) throw new Error(`--tokenizer ${v.tokenizer}: expected qwen3, llama3, gemma3 or none`);
   if (v.tie && !['true', 'false'].includes(v.tie)) throw new Error(`--tie ${v.tie}: expected true or false`);
@@ -150,7 +162,7 @@ function main(argv: string[]): void {
     hidden: int(v.hidden, 'hidden'), layers: int(v.layers, 'layers'), heads: int(v.heads, 'heads'), kvHeads: int(v['kv-heads'], 'kv-heads'),
     intermediate: int(v.intermediate, 'intermediate'), headDim: int(v['head-dim'], 'head-dim'), seed: int(v.seed, 'seed'),
     tie: v.tie === undefined ? undefined : v.tie === 'true', dtype: v.dtype as 'f32' | 'bf16' | undefined,
-    std: v.std === undefined ? undefined : Number(v.std),
+    std: v.std === undefined ? undefined : stdFlag(v.std),
   });
   console.log(`wrote ${config.model_type} model (vocab ${config.vocab_size}, hidden ${config.hidden_size}, layers ${config.num_hidden_layers}) to ${dir}`);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
 import { loadModelConfig } from '../../src/model/config.ts';
@@ -53,6 +54,20 @@ describe('make-tiny-model', () => {
     const bad = spawnSync(script, ['--family', 'gpt2', '--out', out], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--family gpt2: expected qwen3, qwen2 or llama/);
+    // From another directory (the wrapper finds this checkout's tsx); bad values write nothing.
+    const elsewhere = path.join(tmpDir('cli'), 'n');
+    const cases: Array<[string[], string]> = [
+      [['--std', 'abc'], 'error: --std abc: expected a number >= 0\n'],
+      [['--hidden', '63'], 'error: --hidden 63 is not a multiple of --heads 4 (or give --head-dim)\n'],
+      [['--layers', '0'], 'error: make-tiny-model: "num_hidden_layers" is 0; expected a positive integer\n'],
+    ];
+    for (const [flags, err] of cases) {
+      const r = spawnSync(script, ['--family', 'qwen3', '--out', elsewhere, ...flags], { encoding: 'utf8', cwd: os.tmpdir() });
+      expect([r.status, r.stderr]).toEqual([1, err]);
+      expect(fs.existsSync(elsewhere)).toBe(false);
+    }
+    const onFile = spawnSync(script, ['--family', 'qwen3', '--out', path.join(out, 'config.json')], { encoding: 'utf8', cwd: os.tmpdir() });
+    expect([onFile.status, onFile.stderr]).toEqual([1, `error: --out ${path.join(out, 'config.json')}: is a file, expected a directory to write the model into\n`]);
   });
 
   it('loading refuses a model whose weights do not match config.json', async () => {
