@@ -1,28 +1,7 @@
 // Sequence packing: examples -> rows of at most batchSize tokens, best-fit decreasing.
 import { UserError } from '../errors.ts';
+import { mulberry32, shuffledIndices } from '../util/random.ts';
 import type { PackedRow, TokenizedExample } from './types.ts';
-
-/** mulberry32: small deterministic PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fisher-Yates shuffle of 0..n-1 with `rand`. */
-export function shuffledIndices(n: number, rand: () => number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx;
-}
 
 /**
  * Open rows indexed by free space, so "the fullest row that still fits L tokens" is one O(log C) query:

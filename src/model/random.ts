@@ -1,17 +1,12 @@
 // Seeded pseudo-random numbers for reproducible weight init (mulberry32 + Box-Muller).
+import { mulberry32 } from '../util/random.ts';
 
 export class Rng {
-  private s: number;
   private spare: number | null = null;
-  constructor(seed: number) {
-    this.s = (seed >>> 0) ^ 0x9e3779b9;
-  }
   /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = mulberry32((seed >>> 0) ^ 0x9e3779b9);
   }
   uniform(lo: number, hi: number): number {
     return lo + (hi - lo) * this.next();

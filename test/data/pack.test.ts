@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32, packExamples } from '../../src/data/pack.ts';
+import { packExamples } from '../../src/data/pack.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { buildExamples } from '../../src/data/pipeline.ts';
 import { loadDataset } from '../../src/data/validate.ts';
