@@ -1,11 +1,14 @@
 // FusedAttention.cc: causal, block-diagonal (packed segments), GQA attention forward + backward on sgemm.
 // Per (row b, segment [s, e), head h): S = scale Q K^T over the segment only, causal softmax in place, O = P V;
 // backward recomputes P from the saved logsumexp (FlashAttention-2 algebra, Dao 2023); scratch is two
-// [128, L] query-block tiles.
+// [128, L] query-block tiles per thread. Threads split the heads (single-threaded sgemm inside).
 #include "blas.h"
 #include <cmath>
 #include <algorithm>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 // Runs of equal segment ids in one row of T (ids must be non-decreasing; checked by the TS op).
 static std::vector<std::pair<int, int>> runs(const int32_t* seg, int T) {
@@ -21,10 +24,15 @@ static std::vector<std::pair<int, int>> runs(const int32_t* seg, int T) {
 // ~40% of the score FLOPs at L = 512 compared with the full [L, L] square.
 static const int QB = 128;
 
+// Sets OpenBLAS to one thread for the lifetime of the object (our OpenMP threads split the heads instead).
+struct BlasSingleThread {
+  BlasSingleThread() { if (g_blas.set_threads) g_blas.set_threads(1); }
+  ~BlasSingleThread() { if (g_blas.set_threads) g_blas.set_threads(g_threads); }
+};
+
 // Block rows i0..i0+rows of S (row stride ld = keys i1): P[i, j] = exp(S[i, j] - lse_i) for j <= i0 + i, else 0.
 // Forward (haveLse = false) also computes lse from S (scores already scaled).
 static void causalSoftmax(float* S, int rows, int ld, int i0, float* lse, bool haveLse) {
-#pragma omp parallel for schedule(dynamic, 16) num_threads(g_threads)
   for (int i = 0; i < rows; i++) {
     float* r = S + (size_t)i * ld;
     const int last = i0 + i;  // causal: keys 0..last
@@ -53,19 +61,23 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   const int B = arg_i(info, 6), T = arg_i(info, 7), H = arg_i(info, 8), Hkv = arg_i(info, 9), D = arg_i(info, 10);
   const float scale = arg_f(info, 11);
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
-  std::vector<float> S;
+  BlasSingleThread one;  // threads split heads; each sgemm runs in its caller's thread
   for (int b = 0; b < B; b++) {
     for (auto [s, e] : runs(seg + (size_t)b * T, T)) {
       const int L = e - s;
-      S.resize((size_t)std::min(L, QB) * L);
-      for (int h = 0; h < H; h++) {
-        const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = ((size_t)b * T + s) * ldk + (h / G) * D;
-        for (int i0 = 0; i0 < L; i0 += QB) {
-          const int rows = std::min(QB, L - i0), keys = i0 + rows;
-          const float* qb = q + qo + (size_t)i0 * ldq;
-          sgemm_ld(false, true, rows, keys, D, scale, qb, ldq, k + ko, ldk, 0.f, S.data(), keys);
-          causalSoftmax(S.data(), rows, keys, i0, lse + ((size_t)b * H + h) * T + s + i0, false);
-          sgemm_ld(false, false, rows, D, keys, 1.f, S.data(), keys, v + ko, ldk, 0.f, o + qo + (size_t)i0 * ldq, ldq);
+#pragma omp parallel num_threads(g_threads)
+      {
+        std::vector<float> S((size_t)std::min(L, QB) * L);
+#pragma omp for schedule(dynamic, 1)
+        for (int h = 0; h < H; h++) {
+          const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = ((size_t)b * T + s) * ldk + (h / G) * D;
+          for (int i0 = 0; i0 < L; i0 += QB) {
+            const int rows = std::min(QB, L - i0), keys = i0 + rows;
+            const float* qb = q + qo + (size_t)i0 * ldq;
+            sgemm_ld(false, true, rows, keys, D, scale, qb, ldq, k + ko, ldk, 0.f, S.data(), keys);
+            causalSoftmax(S.data(), rows, keys, i0, lse + ((size_t)b * H + h) * T + s + i0, false);
+            sgemm_ld(false, false, rows, D, keys, 1.f, S.data(), keys, v + ko, ldk, 0.f, o + qo + (size_t)i0 * ldq, ldq);
+          }
         }
       }
     }
@@ -83,33 +95,48 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   const int B = arg_i(info, 10), T = arg_i(info, 11), H = arg_i(info, 12), Hkv = arg_i(info, 13), D = arg_i(info, 14);
   const float scale = arg_f(info, 15);
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
-  std::vector<float> P, dP;
+  BlasSingleThread one;
+  const int nt = g_threads;
   for (int b = 0; b < B; b++) {
     for (auto [s, e] : runs(seg + (size_t)b * T, T)) {
       const int L = e - s;
-      P.resize((size_t)std::min(L, QB) * L);
-      dP.resize(P.size());
-      for (int h = 0; h < H; h++) {
-        const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = ((size_t)b * T + s) * ldk + (h / G) * D;
-        for (int i0 = 0; i0 < L; i0 += QB) {
-          const int rows = std::min(QB, L - i0), keys = i0 + rows;
-          const size_t qb = qo + (size_t)i0 * ldq;
-          float* lseRow = const_cast<float*>(lse) + ((size_t)b * H + h) * T + s + i0;
-          sgemm_ld(false, true, rows, keys, D, scale, q + qb, ldq, k + ko, ldk, 0.f, P.data(), keys);
-          causalSoftmax(P.data(), rows, keys, i0, lseRow, true);
-          sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, dO + qb, ldq, 1.f, dv + ko, ldk);  // dV += P^T dO
-          sgemm_ld(false, true, rows, keys, D, 1.f, dO + qb, ldq, v + ko, ldk, 0.f, dP.data(), keys);  // dP = dO V^T
-#pragma omp parallel for schedule(dynamic, 16) num_threads(g_threads)
-          for (int i = 0; i < rows; i++) {
-            const float *a = dO + qb + (size_t)i * ldq, *c = o + qb + (size_t)i * ldq;
-            float di = 0;  // rowsum(dO * O)
-            for (int d = 0; d < D; d++) di += a[d] * c[d];
-            float *p = P.data() + (size_t)i * keys, *g = dP.data() + (size_t)i * keys;
-            for (int j = 0; j <= i0 + i; j++) p[j] = p[j] * (g[j] - di) * scale;  // dS (scaled), stored in P
+      const size_t kvOff = ((size_t)b * T + s) * ldk, seglen = (size_t)L * ldk;
+      // Heads sharing a kv head add into the same dK/dV rows: one private [L, Hkv*D] pair per thread, summed after.
+      std::vector<float> dkp(nt * seglen, 0.f), dvp(nt * seglen, 0.f);
+#pragma omp parallel num_threads(nt)
+      {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        std::vector<float> P((size_t)std::min(L, QB) * L), dP(P.size());
+        float *dkt = dkp.data() + t * seglen, *dvt = dvp.data() + t * seglen;
+#pragma omp for schedule(dynamic, 1)
+        for (int h = 0; h < H; h++) {
+          const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = kvOff + (h / G) * D, kt = (h / G) * D;
+          for (int i0 = 0; i0 < L; i0 += QB) {
+            const int rows = std::min(QB, L - i0), keys = i0 + rows;
+            const size_t qb = qo + (size_t)i0 * ldq;
+            float* lseRow = const_cast<float*>(lse) + ((size_t)b * H + h) * T + s + i0;
+            sgemm_ld(false, true, rows, keys, D, scale, q + qb, ldq, k + ko, ldk, 0.f, P.data(), keys);
+            causalSoftmax(P.data(), rows, keys, i0, lseRow, true);
+            sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, dO + qb, ldq, 1.f, dvt + kt, ldk);  // dV += P^T dO
+            sgemm_ld(false, true, rows, keys, D, 1.f, dO + qb, ldq, v + ko, ldk, 0.f, dP.data(), keys);  // dP = dO V^T
+            for (int i = 0; i < rows; i++) {
+              const float *a = dO + qb + (size_t)i * ldq, *c = o + qb + (size_t)i * ldq;
+              float di = 0;  // rowsum(dO * O)
+              for (int d = 0; d < D; d++) di += a[d] * c[d];
+              float *p = P.data() + (size_t)i * keys, *g = dP.data() + (size_t)i * keys;
+              for (int j = 0; j <= i0 + i; j++) p[j] = p[j] * (g[j] - di) * scale;  // dS (scaled), stored in P
+            }
+            sgemm_ld(false, false, rows, D, keys, 1.f, P.data(), keys, k + ko, ldk, 0.f, dq + qb, ldq);  // dQ = dS K
+            sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, q + qb, ldq, 1.f, dkt + kt, ldk);   // dK += dS^T Q
           }
-          sgemm_ld(false, false, rows, D, keys, 1.f, P.data(), keys, k + ko, ldk, 0.f, dq + qb, ldq);  // dQ = dS K
-          sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, q + qb, ldq, 1.f, dk + ko, ldk);   // dK += dS^T Q
         }
+      }
+      for (int t = 0; t < nt; t++) {
+        const float *a = dkp.data() + t * seglen, *c = dvp.data() + t * seglen;
+        for (size_t i = 0; i < seglen; i++) { dk[kvOff + i] += a[i]; dv[kvOff + i] += c[i]; }
       }
     }
   }
