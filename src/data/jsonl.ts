@@ -1,6 +1,7 @@
 // Byte-level JSONL line reader: streams a file in chunks, yields each line's bytes (without `\n`
 // and a trailing `\r`), so a 50 MB line is buffered once and a huge file is never held whole.
 import * as fs from 'node:fs';
+import { UserError } from '../errors.ts';
 
 export interface RawLine {
   /** 1-based line number. */
@@ -21,7 +22,12 @@ const BOM = [0xef, 0xbb, 0xbf];
 export function* readLines(file: string, opts: { maxLineBytes?: number; chunkBytes?: number } = {}): Generator<RawLine> {
   const maxLineBytes = opts.maxLineBytes ?? 256 * 1024 * 1024;
   const chunk = Buffer.allocUnsafe(opts.chunkBytes ?? 1 << 20);
-  const fd = fs.openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   try {
     let parts: Buffer[] = []; // pieces of the current line (copies: `chunk` is reused)
     let length = 0; // bytes in the current line so far

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadDataset, validateDataset } from '../../src/data/validate.ts';
@@ -158,6 +159,17 @@ describe('validateDataset', () => {
 
   it('names a missing file', () => {
     expect(() => validateDataset(path.join(dir, 'nope.jsonl'))).toThrowError(/nope.jsonl: no such file/);
+  });
+
+  it('names a file that exists but cannot be opened (here a unix socket: ENXIO) instead of throwing an fs error', async () => {
+    const sock = path.join(dir, 'data.sock');
+    const server = net.createServer().listen(sock);
+    await new Promise((r) => server.once('listening', r));
+    try {
+      expect(() => validateDataset(sock)).toThrowError(new UserError(`${sock}: cannot read (ENXIO)`));
+    } finally {
+      server.close();
+    }
   });
 });
 
