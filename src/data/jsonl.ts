@@ -1,7 +1,7 @@
 // Byte-level JSONL line reader: streams a file in chunks, yields each line's bytes (without `\n`
 // and a trailing `\r`), so a 50 MB line is buffered once and a huge file is never held whole.
 import * as fs from 'node:fs';
-import { UserError } from '../errors.ts';
+import { openFile } from '../util/files.ts';
 
 export interface RawLine {
   /** 1-based line number. */
@@ -22,12 +22,7 @@ const BOM = [0xef, 0xbb, 0xbf];
 export function* readLines(file: string, opts: { maxLineBytes?: number; chunkBytes?: number } = {}): Generator<RawLine> {
   const maxLineBytes = opts.maxLineBytes ?? 256 * 1024 * 1024;
   const chunk = Buffer.allocUnsafe(opts.chunkBytes ?? 1 << 20);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const fd = openFile(file);
   try {
     let parts: Buffer[] = []; // pieces of the current line (copies: `chunk` is reused)
     let length = 0; // bytes in the current line so far

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeAtomicWith } from '../util/atomic.ts';
-import { readJsonObject } from '../util/files.ts';
+import { openFile, readJsonObject } from '../util/files.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from './dtypes.ts';
 
 export interface TensorInfo {
@@ -53,17 +53,9 @@ function readExactly(fd: number, buf: Uint8Array, pos: number, file: string, wha
 
 /** Parse and validate the header of a .safetensors file without reading any tensor data. */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
-  let fd: number;
+  const fd = openFile(file, 'expected a .safetensors file');
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? (e as Error).message})`}, expected a .safetensors file`);
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (st.isDirectory()) throw new UserError(`${file}: is a directory, expected a .safetensors file`);
-    const size = st.size;
+    const size = fs.fstatSync(fd).size;
     if (size < 8) throw new UserError(`${file}: not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
     const lenBuf = Buffer.alloc(8);
     readExactly(fd, lenBuf, 0, file, 'the header length');

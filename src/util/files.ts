@@ -33,6 +33,25 @@ export function readTextFile(file: string, what?: string): string {
   }
 }
 
+/**
+ * fs.openSync(file, 'r') for a file the user named: a missing file, a directory or an unreadable one (EACCES, a
+ * socket) is a one-line UserError; `what` as in readTextFile. The caller closes the descriptor.
+ */
+export function openFile(file: string, what?: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (e as Error).message})`}${what ? ` (${what})` : ''}`);
+  }
+  if (fs.fstatSync(fd).isDirectory()) {
+    fs.closeSync(fd);
+    throw new UserError(`${file}: is a directory${what ? ` (${what})` : ', expected a file'}`);
+  }
+  return fd;
+}
+
 /** A JSON file, parsed; errors `FILE: no such file (what)`, `FILE: is a directory ...`, `FILE: invalid JSON (reason)`. */
 export function readJsonFile(file: string, what?: string): unknown {
   const text = readTextFile(file, what);

@@ -78,7 +78,8 @@ describe('safetensors', () => {
       ['past end', () => rawFile(path.join(dir, 'pe'), { t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)), /run past the end of the file/],
       ['overlap', () => rawFile(path.join(dir, 'ov'), { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, data), /overlaps/],
       ['tail', () => rawFile(path.join(dir, 'tl'), ok, new Uint8Array(12)), /file size 74 does not match the header \(data ends at byte 70\)/],
-      ['missing', () => path.join(dir, 'nope.safetensors'), /nope.safetensors: no such file, expected a .safetensors file/],
+      ['missing', () => path.join(dir, 'nope.safetensors'), /nope.safetensors: no such file \(expected a .safetensors file\)/],
+      ['directory', () => dir, /: is a directory \(expected a .safetensors file\)/],
     ];
     for (const [name, make, re] of cases) {
       const f = make();
