@@ -80,7 +80,7 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
       for (const conv of convs) {
         const { text, spans } = renderWithSpans(conv.messages, conv.trainTurns, tok, ex.tools);
         const missing = templateOmissions(conv, text, spans, ex.tools);
-        if (missing.length && omitted++ < 5) warn(where(`the chat template does not render ${missing.join(', ')}, so it is not trained (pass a template that does with --jinja-template)`));
+        if (missing.length && omitted++ < 5) warn(where(`the chat template does not render ${missing.join(', ')}: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)`));
         const masked = tokenizeWithSpans(text, spans, tok, { forceDecode: opts.forceDecode });
         if (masked.method === 'decode') stats.decodeFallback++;
         if (convs.length === 1 && conv.messages.length === ex.messages.length) {

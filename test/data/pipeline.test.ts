@@ -291,9 +291,9 @@ describe('template omissions', () => {
     const warnings: string[] = [];
     build('llama3', rows, 32768, (w) => warnings.push(w));
     expect(warnings).toEqual([
-      'test/fixtures/data/seed.jsonl:3: the chat template does not render the tools, the tool_calls of assistant message 1, so it is not trained (pass a template that does with --jinja-template)',
-      'test/fixtures/data/seed.jsonl:4: the chat template does not render the reasoning_content of assistant message 1, so it is not trained (pass a template that does with --jinja-template)',
-      'test/fixtures/data/seed.jsonl:4: the chat template does not render the reasoning_content of assistant message 3, so it is not trained (pass a template that does with --jinja-template)',
+      'test/fixtures/data/seed.jsonl:3: the chat template does not render the tools, the tool_calls of assistant message 1: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)',
+      'test/fixtures/data/seed.jsonl:4: the chat template does not render the reasoning_content of assistant message 1: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)',
+      'test/fixtures/data/seed.jsonl:4: the chat template does not render the reasoning_content of assistant message 3: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)',
     ]);
     warnings.length = 0;
     build('qwen3', rows, 32768, (w) => warnings.push(w));
