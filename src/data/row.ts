@@ -88,7 +88,7 @@ function readMessage(m: unknown, i: number, prev: ChatMessage | undefined, probl
     else msg.tool_calls = readToolCalls(m.tool_calls, where, problems);
   }
   if (m.content === undefined || m.content === null) {
-    if (!(role === 'assistant' && msg.tool_calls)) problems.push(`${where}.content is missing (only an assistant message with tool_calls may omit it)`);
+    if (!(role === 'assistant' && msg.tool_calls)) problems.push(`${where}.content is ${m.content === null ? 'null' : 'missing'} (only an assistant message with tool_calls may omit it)`);
   } else msg.content = readContent(m.content, where, problems) ?? '';
   if (m.weight !== undefined) {
     if (m.weight === 0 || m.weight === 1) msg.weight = m.weight;

@@ -79,6 +79,7 @@ describe('validateDataset', () => {
       ['{"messages": [{"role": "user", "content": "x"}, {"role": "system", "content": "s"}, {"role": "assistant", "content": "y"}]}', 'messages[1]: a system message is only allowed as the first message'],
       ['{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "y"}]}', 'messages[0].content must be a string or a list of text parts, got a number'],
       ['{"messages": [{"role": "user"}, {"role": "assistant", "content": "y"}]}', 'messages[0].content is missing (only an assistant message with tool_calls may omit it)'],
+      ['{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null}]}', 'messages[1].content is null (only an assistant message with tool_calls may omit it)'],
       ['{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, {"role": "assistant", "content": "y"}]}', `messages[0].content[0]: only text parts {"type": "text", "text": "..."} are supported, got type 'image_url'`],
       ['{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 0.5}]}', 'messages[1].weight must be 0 or 1, got 0.5'],
       ['{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": "1"}]}', 'messages[1].weight must be 0 or 1, got "1"'],
