@@ -178,7 +178,7 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     const sh = [[1, 300, 4, 8], [1, 300, 1, 8], [1, 300, 1, 8]];
     const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 41 + i));
     const d = await both(() => {
-      const t = [tf.tensor(q, sh[0]), tf.tensor(k, sh[1]), tf.tensor(v, sh[2])] as tf.Tensor4D[];
+      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as tf.Tensor4D);
       const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
         tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg), tf.tensor(r, sh[0])));
       return [attention(t[0], t[1], t[2], seg), ...tf.grads(f)(t)];
