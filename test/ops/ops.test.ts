@@ -175,10 +175,11 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
 
   it('attention B=1 T=300 H=4 Hkv=1 D=8, a 260-token segment spans three 128-query blocks', async () => {
     const seg = Int32Array.from({ length: 300 }, (_, i) => (i < 260 ? 0 : 1));
-    const sh = [[1, 300, 4, 8], [1, 300, 1, 8], [1, 300, 1, 8]];
+    const sh: number[][] = [[1, 300, 4, 8], [1, 300, 1, 8], [1, 300, 1, 8]];
     const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 41 + i));
     const d = await both(() => {
-      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as tf.Tensor4D);
+      const mk = (x: Float32Array, s: number[]): tf.Tensor => tf.tensor(x, s);
+      const t = [q, k, v].map((x, i) => mk(x, sh[i]) as tf.Tensor4D);
       const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
         tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg), tf.tensor(r, sh[0])));
       return [attention(t[0], t[1], t[2], seg), ...tf.grads(f)(t)];
