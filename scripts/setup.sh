@@ -12,4 +12,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
     echo "warning: libopenblas0-pthread is not installed and this user cannot install it; lorasft will use the slow 'cpu' backend" >&2
   fi
 fi
+# onnxruntime-node (a dependency of @huggingface/transformers, unused here) would download CUDA binaries at install
+# on a machine with nvcc; there is no need for them (and no internet on many training boxes).
+export ONNXRUNTIME_NODE_INSTALL_CUDA=skip
 npm ci --no-audit --no-fund

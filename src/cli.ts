@@ -20,9 +20,13 @@ function usage(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  if (!cmd) {
+    console.error(usage());
+    return 1;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(usage());
-    return cmd ? 0 : 1;
+    return 0;
   }
   const entry = COMMANDS[cmd];
   if (!entry) {

@@ -15,3 +15,12 @@ describe('lorasft cli', () => {
     expect(r.stderr).toContain("unknown command 'frobnicate'");
   });
 });
+
+describe('lorasft cli without a command', () => {
+  it('prints usage on stderr and exits 1', () => {
+    const r = spawnSync('node', [BIN], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('usage: lorasft');
+  });
+});
