@@ -21,19 +21,23 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// loraLinearGrad(dy, xl, W, A, B, u, dx, dxl, dA, dB, N, in, out, r, s):
+// loraLinearGrad(dy, xl, W, A, B, u, dx, dxl | null, dA, dB, N, in, out, r, s):
 // dx = dy W (base path), dxl = s (dy B) A (LoRA path), dA = s (dy B)^T xl, dB = s dy^T u.
+// dxl null (xl is x, no dropout): the LoRA path is accumulated into dx by the same sgemm (beta 1), which
+// saves an [N, in] buffer and the tape's Add of dx + dxl.
 static Napi::Value Backward(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dy = f32(info[0]), *xl = f32(info[1]), *W = f32(info[2]), *A = f32(info[3]), *B = f32(info[4]);
   const float* u = f32(info[5]);
-  float *dx = f32(info[6]), *dxl = f32(info[7]), *dA = f32(info[8]), *dB = f32(info[9]);
+  float *dx = f32(info[6]), *dA = f32(info[8]), *dB = f32(info[9]);
+  float* dxl = info[7].IsTypedArray() ? f32(info[7]) : nullptr;
   const int N = arg_i(info, 10), in = arg_i(info, 11), out = arg_i(info, 12), r = arg_i(info, 13);
   const float s = arg_f(info, 14);
   std::vector<float> v((size_t)N * r);
   sgemm(false, false, N, in, out, 1.f, dy, W, 0.f, dx);          // dx = dy W
   sgemm(false, false, N, r, out, 1.f, dy, B, 0.f, v.data());     // v = dy B
-  sgemm(false, false, N, in, r, s, v.data(), A, 0.f, dxl);       // dxl = s v A
+  if (dxl) sgemm(false, false, N, in, r, s, v.data(), A, 0.f, dxl);  // dxl = s v A
+  else sgemm(false, false, N, in, r, s, v.data(), A, 1.f, dx);       // dx += s v A
   sgemm(true, false, r, in, N, s, v.data(), xl, 0.f, dA);        // dA = s v^T xl
   sgemm(true, false, out, r, N, s, dy, u, 0.f, dB);              // dB = s dy^T u
   return info.Env().Undefined();

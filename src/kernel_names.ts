@@ -40,12 +40,12 @@ export const Rope = 'Rope';
 export type RopeInputs = { x: TensorInfo; cos: TensorInfo; sin: TensorInfo } & NamedTensorInfoMap;
 export interface RopeAttrs { transpose: boolean }
 
-/** PEFT LoRA linear: x [N,in], xl [N,in] (x or dropout(x)), W [out,in], A [r,in], B [out,r], bias? [out]
- *  -> [y = x W^T + bias + scale (xl A^T) B^T [N,out], u = xl A^T [N,r]]. */
+/** PEFT LoRA linear: x? [N,in], xl [N,in] (dropout(x); x absent when xl is x), W [out,in], A [r,in], B [out,r],
+ *  bias? [out] -> [y = x W^T + bias + scale (xl A^T) B^T [N,out], u = xl A^T [N,r]]. */
 export const LoraLinear = 'LoraLinear';
-export type LoraLinearInputs = { x: TensorInfo; xl: TensorInfo; W: TensorInfo; A: TensorInfo; B: TensorInfo; bias?: TensorInfo } & NamedTensorInfoMap;
-export interface LoraLinearAttrs { scale: number }
+export type LoraLinearInputs = { x?: TensorInfo; xl: TensorInfo; W: TensorInfo; A: TensorInfo; B: TensorInfo; bias?: TensorInfo } & NamedTensorInfoMap;
+export interface LoraLinearAttrs { scale: number; sharedX: boolean }
 
-/** dy, xl, W, A, B, u -> [dx = dy W, dxl = scale (dy B) A, dA, dB]. */
+/** dy, xl, W, A, B, u -> [dx = dy W, dxl = scale (dy B) A, dA, dB]; with attr sharedX (x is xl) -> [dx + dxl, dA, dB]. */
 export const LoraLinearGrad = 'LoraLinearGrad';
 export type LoraLinearGradInputs = { dy: TensorInfo; xl: TensorInfo; W: TensorInfo; A: TensorInfo; B: TensorInfo; u: TensorInfo } & NamedTensorInfoMap;

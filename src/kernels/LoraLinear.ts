@@ -1,12 +1,14 @@
 // LoraLinear / LoraLinearGrad: y = x W^T + bias + s (xl A^T) B^T (PEFT LoRA Linear; xl = x or dropout(x)).
 // Reference: float64 loops; native: kernels/LoraLinear.cc (five sgemm calls for backward, no [N, out] temporaries).
+// Without dropout the op passes only xl (attr sharedX), so backward returns one dx = dy W + s (dy B) A.
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { LoraLinear, LoraLinearGrad } from '../kernel_names.ts';
 import { type Addon, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
 function dims(args: KernelArgs) {
   const [out, inp] = args.inputs.W.shape;
-  return { N: args.inputs.xl.shape[0], inp, out, r: args.inputs.A.shape[0], s: args.attrs.scale as number };
+  return { N: args.inputs.xl.shape[0], inp, out, r: args.inputs.A.shape[0], s: args.attrs.scale as number,
+    shared: args.attrs.sharedX === true };
 }
 
 /** C[M,N] = alpha * sum_k a(m,k) b(k,n), accessors over flat arrays (reference only). */
@@ -22,7 +24,7 @@ function mm(M: number, N: number, K: number, a: (m: number, k: number) => number
 
 export function loraLinearRef(args: KernelArgs) {
   const { N, inp, out, r, s } = dims(args);
-  const [x, xl, W, A, B] = ['x', 'xl', 'W', 'A', 'B'].map((n) => f32(args.backend, args.inputs[n]));
+  const [x, xl, W, A, B] = ['x', 'xl', 'W', 'A', 'B'].map((n) => f32(args.backend, args.inputs[n] ?? args.inputs.xl));
   const bias = args.inputs.bias ? f32(args.backend, args.inputs.bias) : null;
   const u = mm(N, r, inp, (m, k) => xl[m * inp + k], (k, j) => A[j * inp + k]);
   const base = mm(N, out, inp, (m, k) => x[m * inp + k], (k, o) => W[o * inp + k]);
@@ -32,31 +34,34 @@ export function loraLinearRef(args: KernelArgs) {
 }
 
 export function loraLinearGradRef(args: KernelArgs) {
-  const { N, inp, out, r, s } = dims(args);
+  const { N, inp, out, r, s, shared } = dims(args);
   const [dy, xl, W, A, B, u] = ['dy', 'xl', 'W', 'A', 'B', 'u'].map((n) => f32(args.backend, args.inputs[n]));
   const v = mm(N, r, out, (m, k) => dy[m * out + k], (k, j) => B[k * r + j]);
-  return [
-    { shape: [N, inp], values: mm(N, inp, out, (m, k) => dy[m * out + k], (k, i) => W[k * inp + i]) },
-    { shape: [N, inp], values: mm(N, inp, r, (m, k) => v[m * r + k], (k, i) => A[k * inp + i], s) },
-    { shape: [r, inp], values: mm(r, inp, N, (j, n) => v[n * r + j], (n, i) => xl[n * inp + i], s) },
-    { shape: [out, r], values: mm(out, r, N, (o, n) => dy[n * out + o], (n, j) => u[n * r + j], s) },
-  ];
+  const dx = mm(N, inp, out, (m, k) => dy[m * out + k], (k, i) => W[k * inp + i]);
+  const dxl = mm(N, inp, r, (m, k) => v[m * r + k], (k, i) => A[k * inp + i], s);
+  const dA = mm(r, inp, N, (j, n) => v[n * r + j], (n, i) => xl[n * inp + i], s);
+  const dB = mm(out, r, N, (o, n) => dy[n * out + o], (n, j) => u[n * r + j], s);
+  if (shared) return [{ shape: [N, inp], values: dx.map((d, i) => d + dxl[i]) }, { shape: [r, inp], values: dA }, { shape: [out, r], values: dB }];
+  return [{ shape: [N, inp], values: dx }, { shape: [N, inp], values: dxl }, { shape: [r, inp], values: dA }, { shape: [out, r], values: dB }];
 }
 
 function loraLinearNative(args: KernelArgs, addon: Addon) {
   const { N, inp, out, r, s } = dims(args);
-  const [x, xl, W, A, B] = ['x', 'xl', 'W', 'A', 'B'].map((n) => f32(args.backend, args.inputs[n]));
+  const [x, xl, W, A, B] = ['x', 'xl', 'W', 'A', 'B'].map((n) => f32(args.backend, args.inputs[n] ?? args.inputs.xl));
   const y = new Float32Array(N * out), u = new Float32Array(N * r);
   addon.loraLinear(x, xl, W, A, B, args.inputs.bias ? f32(args.backend, args.inputs.bias) : null, y, u, N, inp, out, r, s);
   return [{ shape: [N, out], values: y }, { shape: [N, r], values: u }];
 }
 
 function loraLinearGradNative(args: KernelArgs, addon: Addon) {
-  const { N, inp, out, r, s } = dims(args);
+  const { N, inp, out, r, s, shared } = dims(args);
   const [dy, xl, W, A, B, u] = ['dy', 'xl', 'W', 'A', 'B', 'u'].map((n) => f32(args.backend, args.inputs[n]));
-  const dx = new Float32Array(N * inp), dxl = new Float32Array(N * inp), dA = new Float32Array(r * inp), dB = new Float32Array(out * r);
+  // shared: dx gets the LoRA path too (one [N, in] output, no dxl buffer, no tape Add).
+  const dx = new Float32Array(N * inp), dxl = shared ? null : new Float32Array(N * inp);
+  const dA = new Float32Array(r * inp), dB = new Float32Array(out * r);
   addon.loraLinearGrad(dy, xl, W, A, B, u, dx, dxl, dA, dB, N, inp, out, r, s);
-  return [{ shape: [N, inp], values: dx }, { shape: [N, inp], values: dxl }, { shape: [r, inp], values: dA }, { shape: [out, r], values: dB }];
+  const gx = [{ shape: [N, inp], values: dx }, ...(dxl ? [{ shape: [N, inp], values: dxl }] : [])];
+  return [...gx, { shape: [r, inp], values: dA }, { shape: [out, r], values: dB }];
 }
 
 export const loraLinearConfigs: KernelConfig[] = kernelConfigs(LoraLinear, loraLinearRef, loraLinearNative, null);

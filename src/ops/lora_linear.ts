@@ -16,9 +16,11 @@ export function loraLinear(x: tf.Tensor2D, W: tf.Tensor2D, A: tf.Tensor2D, B: tf
     throw new Error(`loraLinear: x [N,in], W [out,in], A [r,in], B [out,r], bias [out] expected, got x ${x.shape}, ` +
       `W ${W.shape}, A ${A.shape}, B ${B.shape}${opts.bias ? `, bias ${opts.bias.shape}` : ''}`);
   }
-  const inputs: Record<string, tf.Tensor> = { x, xl, W, A, B };
+  // Without dropout x is passed once (as xl): backward then returns one summed dx, not dx + dxl for the tape to add.
+  const sharedX = xl === x;
+  const inputs: Record<string, tf.Tensor> = sharedX ? { xl, W, A, B } : { x, xl, W, A, B };
   if (opts.bias) inputs.bias = opts.bias;
-  const [y, u] = tf.engine().runKernel(LoraLinear, inputs, { scale }) as tf.Tensor[];
+  const [y, u] = tf.engine().runKernel(LoraLinear, inputs, { scale, sharedX }) as tf.Tensor[];
   u.dispose(); // kept by the tape when a gradient is being recorded
   return y as tf.Tensor2D;
 }
