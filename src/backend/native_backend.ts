@@ -1,15 +1,62 @@
 // Backend 'native': MathBackendCPU (same tensor storage: Float32Array per dataId) with every cpu kernel
 // re-registered under 'native', then the hot kernels from src/register_all_kernels.ts replaced by C++ ones.
 import * as tf from '@tensorflow/tfjs-core';
+import type { backend_util, DataId, DataType } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu'; // importing it also registers the 'cpu' kernels
 import { loadAddon } from './addon.ts';
 import { NATIVE_KERNELS } from '../register_all_kernels.ts';
 import { registerOpKernels } from './registry.ts';
+import { BufferPool } from './buffer_pool.ts';
 
+type Values = backend_util.BackendValues;
+
+/** MathBackendCPU plus a pool for large kernel outputs (src/backend/buffer_pool.ts); LORASFT_BUFFER_POOL=0 disables it. */
 export class NativeBackend extends MathBackendCPU {
+  readonly pool = new BufferPool();
+  private refs = new Map<ArrayBufferLike, number>(); // pooled buffer -> dataIds holding it (or a view of it)
+
   constructor() {
     super();
     quiet(this);
+    this.pool.enabled = process.env.LORASFT_BUFFER_POOL !== '0';
+  }
+
+  private ref(values: Values): void {
+    const buf = (values as Float32Array).buffer;
+    if (buf && this.pool.owns(buf)) this.refs.set(buf, (this.refs.get(buf) ?? 0) + 1);
+  }
+
+  override write(values: Values, shape: number[], dtype: DataType): DataId {
+    const id = super.write(values, shape, dtype);
+    this.ref(values);
+    return id;
+  }
+
+  override move(dataId: DataId, values: Values, shape: number[], dtype: DataType, refCount: number): void {
+    super.move(dataId, values, shape, dtype, refCount);
+    this.ref(values);
+  }
+
+  /** Values handed out (dataSync, data, arraySync) may be kept by the caller: their buffer is never recycled. */
+  override readSync(dataId: DataId): Values {
+    const buf = (this.data.get(dataId)?.values as Float32Array | undefined)?.buffer;
+    if (buf) this.pool.disown(buf);
+    return super.readSync(dataId);
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const done = super.disposeData(dataId, force);
+    const buf = (values as Float32Array | undefined)?.buffer;
+    if (buf && !this.data.has(dataId) && this.refs.has(buf)) {
+      const n = this.refs.get(buf)! - 1;
+      if (n > 0) this.refs.set(buf, n);
+      else {
+        this.refs.delete(buf);
+        this.pool.release(buf);
+      }
+    }
+    return done;
   }
 }
 

@@ -12,6 +12,15 @@ export function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array {
   return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
 }
 
+/**
+ * An output array of n floats from the backend's buffer pool ('native'; a fresh zeroed array elsewhere).
+ * Contents are arbitrary unless `zero`: pass zero=false only when the kernel writes every element.
+ */
+export function alloc(backend: MathBackendCPU, n: number, zero: boolean): Float32Array {
+  const pool = (backend as unknown as { pool?: { alloc(n: number, zero: boolean): Float32Array } }).pool;
+  return pool ? pool.alloc(n, zero) : new Float32Array(n);
+}
+
 /** Index of the a/b batch entry for each output batch entry, numpy broadcasting over the outer dims. */
 function batchIndex(outer: number[], out: number[]): Int32Array {
   const n = util.sizeFromShape(out);
@@ -48,7 +57,7 @@ export function matMulImpl(backend: MathBackendCPU, a: TensorInfo, b: TensorInfo
   const bA = util.sizeFromShape(outerA), bB = util.sizeFromShape(outerB), batch = util.sizeFromShape(outer);
   // Index maps only when broadcasting is not "equal or one side is 1" (then i % bA, i % bB is exact).
   const simple = bA === bB || bA === 1 || bB === 1;
-  const out = new Float32Array(batch * M * N);
+  const out = alloc(backend, batch * M * N, K === 0); // sgemm beta 0 writes every element (K > 0)
   nativeAddon().batchMatMul(f32(backend, a), f32(backend, b), out, bA, bB, M, N, K, transposeA, transposeB,
     bias ?? null, act, alpha, simple ? null : batchIndex(outerA, outer), simple ? null : batchIndex(outerB, outer));
   return backend.makeTensorInfo([...outer, M, N], 'float32', out);

@@ -4,7 +4,7 @@ import { backend_util, getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { nativeAddon } from '../backend/addon.ts';
 import type { Addon } from './util.ts';
-import { f32, type KernelArgs } from './util.ts';
+import { alloc, f32, type KernelArgs } from './util.ts';
 
 /** Element strides of `shape` seen through the broadcast `out` shape (0 along broadcast or missing dims). */
 function broadcastStrides(shape: number[], out: number[]): Int32Array {
@@ -26,7 +26,7 @@ function binaryKernel(kernelName: string, op: number): KernelConfig {
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || n === 0 || out.length > 8) {
       return getKernel(kernelName, 'cpu')!.kernelFunc(args as never) as TensorInfo;
     }
-    const values = new Float32Array(n);
+    const values = alloc(args.backend, n, false); // every element written
     const shape = out.length ? out : [1];
     (nativeAddon() as Addon).binary(op, f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
       broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
@@ -50,7 +50,7 @@ export const softmaxConfig: KernelConfig = {
     if (logits.dtype !== 'float32' || (dim !== -1 && dim !== logits.shape.length - 1) || cols === 0) {
       return getKernel('Softmax', 'cpu')!.kernelFunc(args as never) as TensorInfo;
     }
-    const values = new Float32Array(util.sizeFromShape(logits.shape));
+    const values = alloc(args.backend, util.sizeFromShape(logits.shape), false);
     (nativeAddon() as Addon).softmax(f32(args.backend, logits), values, values.length / cols, cols);
     return args.backend.makeTensorInfo(logits.shape, 'float32', values);
   }) as unknown as KernelFunc,
@@ -66,7 +66,7 @@ export const transposeConfig: KernelConfig = {
     if (x.dtype !== 'float32' || x.shape.length === 0 || x.shape.length > 8 || n === 0) {
       return getKernel('Transpose', 'cpu')!.kernelFunc(args as never) as TensorInfo;
     }
-    const values = new Float32Array(n);
+    const values = alloc(args.backend, n, false);
     (nativeAddon() as Addon).transpose(f32(args.backend, x), values, Int32Array.from(x.shape), Int32Array.from(perm));
     return args.backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', values);
   }) as unknown as KernelFunc,

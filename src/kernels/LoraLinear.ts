@@ -3,7 +3,7 @@
 // Without dropout the op passes only xl (attr sharedX), so backward returns one dx = dy W + s (dy B) A.
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { LoraLinear, LoraLinearGrad } from '../kernel_names.ts';
-import { type Addon, f32, type KernelArgs, kernelConfigs } from './util.ts';
+import { type Addon, alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
 function dims(args: KernelArgs) {
   const [out, inp] = args.inputs.W.shape;
@@ -48,7 +48,8 @@ export function loraLinearGradRef(args: KernelArgs) {
 function loraLinearNative(args: KernelArgs, addon: Addon) {
   const { N, inp, out, r, s } = dims(args);
   const [x, xl, W, A, B] = ['x', 'xl', 'W', 'A', 'B'].map((n) => f32(args.backend, args.inputs[n] ?? args.inputs.xl));
-  const y = new Float32Array(N * out), u = new Float32Array(N * r);
+  // Every output is first written by an sgemm with beta 0: pooled buffers need no zero fill.
+  const y = alloc(args.backend, N * out, false), u = alloc(args.backend, N * r, false);
   addon.loraLinear(x, xl, W, A, B, args.inputs.bias ? f32(args.backend, args.inputs.bias) : null, y, u, N, inp, out, r, s);
   return [{ shape: [N, out], values: y }, { shape: [N, r], values: u }];
 }
@@ -57,8 +58,8 @@ function loraLinearGradNative(args: KernelArgs, addon: Addon) {
   const { N, inp, out, r, s, shared } = dims(args);
   const [dy, xl, W, A, B, u] = ['dy', 'xl', 'W', 'A', 'B', 'u'].map((n) => f32(args.backend, args.inputs[n]));
   // shared: dx gets the LoRA path too (one [N, in] output, no dxl buffer, no tape Add).
-  const dx = new Float32Array(N * inp), dxl = shared ? null : new Float32Array(N * inp);
-  const dA = new Float32Array(r * inp), dB = new Float32Array(out * r);
+  const dx = alloc(args.backend, N * inp, false), dxl = shared ? null : alloc(args.backend, N * inp, false);
+  const dA = alloc(args.backend, r * inp, false), dB = alloc(args.backend, out * r, false);
   addon.loraLinearGrad(dy, xl, W, A, B, u, dx, dxl, dA, dB, N, inp, out, r, s);
   const gx = [{ shape: [N, inp], values: dx }, ...(dxl ? [{ shape: [N, inp], values: dxl }] : [])];
   return [...gx, { shape: [r, inp], values: dA }, { shape: [out, r], values: dB }];

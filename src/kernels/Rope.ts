@@ -3,7 +3,7 @@
 // adjoint (dx1 = dy1 c1 + dy2 s2, dx2 = dy2 c2 - dy1 s1), used by the gradient. Native: kernels/Rope.cc.
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { Rope } from '../kernel_names.ts';
-import { type Addon, f32, type KernelArgs, kernelConfigs } from './util.ts';
+import { type Addon, alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
 export function ropeRef(args: KernelArgs) {
   const [N, h, D] = args.inputs.x.shape;
@@ -24,7 +24,7 @@ export function ropeRef(args: KernelArgs) {
 function ropeNative(args: KernelArgs, addon: Addon) {
   const [N, h, D] = args.inputs.x.shape;
   const x = f32(args.backend, args.inputs.x);
-  const y = new Float32Array(x.length);
+  const y = alloc(args.backend, x.length, D % 2 !== 0); // every element written when D is even
   addon.rope(x, f32(args.backend, args.inputs.cos), f32(args.backend, args.inputs.sin), y, N, h, D, args.attrs.transpose as boolean);
   return [{ shape: args.inputs.x.shape, values: y }];
 }

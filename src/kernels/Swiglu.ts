@@ -2,7 +2,7 @@
 // dgate = dy up s (1 + gate (1 - s)), dup = dy gate s, s = sigmoid(gate). Native: kernels/Swiglu.cc.
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { Swiglu, SwigluGrad } from '../kernel_names.ts';
-import { type Addon, f32, type KernelArgs, kernelConfigs } from './util.ts';
+import { type Addon, alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
 export function swigluRef(args: KernelArgs) {
   const g = f32(args.backend, args.inputs.gate), u = f32(args.backend, args.inputs.up);
@@ -25,14 +25,14 @@ export function swigluGradRef(args: KernelArgs) {
 
 function swigluNative(args: KernelArgs, addon: Addon) {
   const g = f32(args.backend, args.inputs.gate);
-  const y = new Float32Array(g.length);
+  const y = alloc(args.backend, g.length, false);
   addon.swiglu(g, f32(args.backend, args.inputs.up), y, g.length);
   return [{ shape: args.inputs.gate.shape, values: y }];
 }
 
 function swigluGradNative(args: KernelArgs, addon: Addon) {
   const [dy, g, u] = ['dy', 'gate', 'up'].map((n) => f32(args.backend, args.inputs[n]));
-  const dg = new Float32Array(g.length), du = new Float32Array(g.length);
+  const dg = alloc(args.backend, g.length, false), du = alloc(args.backend, g.length, false);
   addon.swigluGrad(dy, g, u, dg, du, g.length);
   const shape = args.inputs.gate.shape;
   return [{ shape, values: dg }, { shape, values: du }];

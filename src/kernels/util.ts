@@ -3,9 +3,9 @@
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { nativeAddon, type NativeAddon } from '../backend/addon.ts';
-import { f32 } from './BatchMatMul.ts';
+import { alloc, f32 } from './BatchMatMul.ts';
 
-export { f32 };
+export { alloc, f32 };
 
 export function i32(backend: MathBackendCPU, t: TensorInfo): Int32Array {
   const v = backend.data.get(t.dataId).values;
