@@ -3,7 +3,7 @@
 // native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward).
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { FusedAttention, FusedAttentionGrad } from '../kernel_names.ts';
-import { type Addon, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
+import { type Addon, alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
 interface Dims { B: number; T: number; H: number; Hkv: number; D: number; scale: number }
 
@@ -78,7 +78,8 @@ export function fusedAttentionGradRef(args: KernelArgs) {
 
 function fusedAttentionNative(args: KernelArgs, addon: Addon) {
   const { B, T, H, Hkv, D, scale } = dims(args);
-  const out = new Float32Array(B * T * H * D), lse = new Float32Array(B * H * T);
+  // Segments cover every row: each out row (sgemm beta 0) and lse entry is written, so pooled buffers need no fill.
+  const out = alloc(args.backend, B * T * H * D, false), lse = alloc(args.backend, B * H * T, false);
   const x = (n: string) => f32(args.backend, args.inputs[n]);
   addon.fusedAttention(x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), out, lse, B, T, H, Hkv, D, scale);
   return [{ shape: [B, T, H, D], values: out }, { shape: [B, H, T], values: lse }];
@@ -87,7 +88,9 @@ function fusedAttentionNative(args: KernelArgs, addon: Addon) {
 function fusedAttentionGradNative(args: KernelArgs, addon: Addon) {
   const { B, T, H, Hkv, D, scale } = dims(args);
   const x = (n: string) => f32(args.backend, args.inputs[n]);
-  const dq = new Float32Array(B * T * H * D), dk = new Float32Array(B * T * Hkv * D), dv = new Float32Array(dk.length);
+  // dq rows are written by sgemm (beta 0); dk, dv are accumulated into, so they must start zeroed.
+  const dq = alloc(args.backend, B * T * H * D, false), dk = alloc(args.backend, B * T * Hkv * D, true);
+  const dv = alloc(args.backend, dk.length, true);
   addon.fusedAttentionGrad(x('dy'), x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), x('out'), x('lse'),
     dq, dk, dv, B, T, H, Hkv, D, scale);
   return [{ shape: [B, T, H, D], values: dq }, { shape: args.inputs.k.shape, values: dk }, { shape: args.inputs.v.shape, values: dv }];

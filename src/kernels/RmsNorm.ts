@@ -2,7 +2,7 @@
 // float32). Backward: dx = rstd (dy w - xhat mean(dy w xhat)), dw = sum_rows dy xhat. Native: kernels/RmsNorm.cc.
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { RmsNorm, RmsNormGrad } from '../kernel_names.ts';
-import { type Addon, f32, type KernelArgs, kernelConfigs } from './util.ts';
+import { type Addon, alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
 function rows(args: KernelArgs): [number, number] {
   const C = args.inputs.weight.shape[0];
@@ -41,14 +41,14 @@ export function rmsNormGradRef(args: KernelArgs) {
 
 function rmsNormNative(args: KernelArgs, addon: Addon) {
   const [N, C] = rows(args);
-  const y = new Float32Array(N * C), rstd = new Float32Array(N);
+  const y = alloc(args.backend, N * C, false), rstd = new Float32Array(N); // every row written
   addon.rmsNorm(f32(args.backend, args.inputs.x), f32(args.backend, args.inputs.weight), y, rstd, N, C, args.attrs.eps);
   return [{ shape: args.inputs.x.shape, values: y }, { shape: [N], values: rstd }];
 }
 
 function rmsNormGradNative(args: KernelArgs, addon: Addon) {
   const [N, C] = rows(args);
-  const dx = new Float32Array(N * C), dw = new Float32Array(C);
+  const dx = alloc(args.backend, N * C, false), dw = new Float32Array(C);
   const [dy, x, w, rstd] = ['dy', 'x', 'weight', 'rstd'].map((n) => f32(args.backend, args.inputs[n]));
   addon.rmsNormGrad(dy, x, w, rstd, dx, dw, N, C);
   return [{ shape: args.inputs.x.shape, values: dx }, { shape: [C], values: dw }];

@@ -3,7 +3,7 @@
 // -> [numSegments, ...inner]; ids outside [0, numSegments) are dropped (TF semantics). Other ranks: cpu kernel.
 import { getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { f32, i32, type KernelArgs } from './util.ts';
+import { alloc, f32, i32, type KernelArgs } from './util.ts';
 
 export function unsortedSegmentSum(args: KernelArgs): TensorInfo {
   const { x, segmentIds } = args.inputs;
@@ -13,7 +13,7 @@ export function unsortedSegmentSum(args: KernelArgs): TensorInfo {
   }
   const inner = util.sizeFromShape(x.shape.slice(1));
   const xs = f32(args.backend, x), ids = i32(args.backend, segmentIds);
-  const out = new Float32Array(numSegments * inner);
+  const out = alloc(args.backend, numSegments * inner, true); // accumulated into: zeroed
   for (let n = 0; n < ids.length; n++) {
     const s = ids[n];
     if (s < 0 || s >= numSegments) continue;

@@ -3,7 +3,7 @@
 // Reference: loops in float64; native: kernels/CrossEntropy.cc (sgemm per chunk).
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { WeightedCrossEntropy } from '../kernel_names.ts';
-import { type Addon, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
+import { type Addon, alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
 export function weightedCrossEntropyRef(args: KernelArgs) {
   const { h: ht, W: Wt } = args.inputs;
@@ -36,7 +36,7 @@ export function weightedCrossEntropyRef(args: KernelArgs) {
 function weightedCrossEntropyNative(args: KernelArgs, addon: Addon) {
   const { h: ht, W: Wt } = args.inputs;
   const [M, C] = ht.shape, V = Wt.shape[0];
-  const loss = new Float32Array(1), dh = new Float32Array(M * C);
+  const loss = new Float32Array(1), dh = alloc(args.backend, M * C, false); // row chunks cover M, sgemm beta 0
   addon.weightedCrossEntropy(f32(args.backend, ht), f32(args.backend, Wt), i32(args.backend, args.inputs.labels),
     f32(args.backend, args.inputs.weights), loss, dh, M, C, V, Math.max(1, Math.min(M, args.attrs.chunkRows as number)));
   return [{ shape: [], values: loss }, { shape: [M, C], values: dh }];
