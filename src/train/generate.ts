@@ -6,7 +6,7 @@ import type { ChatTokenizer } from '../data/tokenizer.ts';
 import type { ChatMessage } from '../data/types.ts';
 import { createKVCache, disposeKVCache, forwardLogits, type BaseModel } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
-import { mulberry32 } from './rng.ts';
+import { mulberry32 } from '../util/random.ts';
 
 export interface GenerateOptions {
   maxNewTokens: number;

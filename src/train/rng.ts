@@ -1,6 +1,8 @@
 // Seeded randomness for training. Every random choice (carve-out, data order, dropout) is derived from
 // (seed, purpose, epoch, step) by hashing, never from a stream that advances, so a resumed run makes the
-// same choices as an uninterrupted one without saving generator state.
+// same choices as an uninterrupted one without saving generator state. The generator itself (mulberry32 and a
+// Fisher-Yates shuffle) is the one in src/util/random.ts.
+import { mulberry32, shuffledIndices } from '../util/random.ts';
 
 /** 32-bit mix of a list of integers (splitmix32 finaliser over a running hash). */
 export function deriveSeed(...parts: number[]): number {
@@ -19,25 +21,7 @@ export function deriveSeed(...parts: number[]): number {
 /** Purpose tags so that streams for different uses never coincide. */
 export const STREAM = { carveout: 1, shuffle: 2, dropout: 3, init: 4, sample: 5 } as const;
 
-/** mulberry32: a small, fast 32-bit PRNG; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fisher-Yates permutation of 0..n-1 with the given seed. */
+/** Fisher-Yates permutation of 0..n-1 drawn from mulberry32(seed). */
 export function permutation(n: number, seed: number): number[] {
-  const rand = mulberry32(seed);
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
+  return shuffledIndices(n, mulberry32(seed));
 }

@@ -6,15 +6,7 @@
 // trains half as hard), and they may be negative, which would make sum(w) a meaningless normaliser.
 import type * as tf from '@tensorflow/tfjs-core';
 import type { PackedRow } from '../data/types.ts';
-
-/** A model batch (API.md): B rows of T tokens, row-major. weights[t] = weight of predicting inputIds[t]; 0 = ignored. */
-export interface Batch {
-  B: number;
-  T: number;
-  inputIds: Int32Array;
-  positionIds: Int32Array;
-  weights: Float32Array;
-}
+import type { Batch } from '../model/model.ts';
 
 /** Unnormalised loss and gradients of one micro-batch: grads of sum_t w_t CE_t. */
 export interface MicroResult {

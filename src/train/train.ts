@@ -13,7 +13,7 @@ import { loadChatTokenizer } from '../data/tokenizer.ts';
 import { buildExamples } from '../data/pipeline.ts';
 import { packExamples } from '../data/pack.ts';
 import type { DatasetExample, TokenizedExample } from '../data/types.ts';
-import { loadBaseModel, lossAndGrads, lossSum, type BaseModel } from '../model/model.ts';
+import { loadBaseModel, lossAndGrads, lossSum, type BaseModel, type Batch } from '../model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora, loraFromTensors, type LoraWeights } from '../model/lora.ts';
 import { loadAdapter, saveAdapter } from '../model/peft.ts';
 import type { FloatTensor } from '../model/safetensors.ts';
@@ -27,7 +27,7 @@ import { makePlan, type Batcher } from './plan.ts';
 import { Progress } from './progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
-import { accumulateStep, rowsToBatch, trainedTokens, type Batch, type MicroResult } from './step.ts';
+import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
 /** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
 export interface TrainLoss {

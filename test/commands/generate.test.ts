@@ -9,7 +9,7 @@ import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
 import { generate, greedyNoCache, pickToken } from '../../src/train/generate.ts';
-import { mulberry32 } from '../../src/train/rng.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 import { BIN, makeFixture, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { accumulateStep, rowsToBatch, type Batch } from '../../src/train/step.ts';
+import { accumulateStep, rowsToBatch } from '../../src/train/step.ts';
+import type { Batch } from '../../src/model/model.ts';
 import { makePlan, type Batcher } from '../../src/train/plan.ts';
 import type { PackedRow, TokenizedExample } from '../../src/data/types.ts';
 
