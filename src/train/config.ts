@@ -218,7 +218,8 @@ export function validateConfig(c: TrainConfig): void {
   need(c.threads >= 0, `threads must be >= 0, got ${c.threads}`);
   need(c.seed >= 0 && c.seed <= 0xffffffff, `seed must be in [0, 2^32), got ${c.seed}`);
   need(!/[\\/]/.test(c.jobId), `jobId must not contain '/' or '\\', got '${c.jobId}'`);
-  if (problems.length) throw new UserError(`invalid training config:\n  ${problems.join('\n  ')}`);
+  // One self-contained line per problem (a single problem is a single line).
+  if (problems.length) throw new UserError(problems.map((p) => `invalid training config: ${p}`).join('\n'));
 }
 
 /** `--help` text listing every field as flag, default and help. */

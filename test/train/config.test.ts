@@ -58,7 +58,15 @@ describe('training config', () => {
     expect(() => resolveConfig({ loraRank: 12 })).toThrow(/loraRank must be a power of 2 up to 32/);
     expect(() => resolveConfig({ loraRank: 64 })).toThrow(/loraRank must be a power of 2 up to 32/);
     expect(() => resolveConfig({ learningRate: 0 })).toThrow(/learningRate must be > 0/);
-    expect(() => resolveConfig({ epochs: -1 })).toThrow(/epochs must be > 0/);
+    // One problem: one line. Several: one self-contained line each.
+    expect(() => resolveConfig({ epochs: -1 })).toThrow(/^invalid training config: epochs must be > 0, got -1$/);
+    let msg = '';
+    try {
+      resolveConfig({ epochs: -1, learningRate: 0 });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg.split('\n')).toEqual(['invalid training config: epochs must be > 0, got -1', 'invalid training config: learningRate must be > 0, got 0']);
     expect(() => flags(['--epochs', 'abc'])).toThrow("--epochs: epochs must be a number, got \"abc\"");
     expect(() => flags(['--gradient-accumulation-steps', '1.5'])).toThrow(/must be an integer/);
     expect(() => flags(['--bogus'])).toThrow(/Unknown option '--bogus'/);
