@@ -45,6 +45,8 @@ interface Field {
   kind: Kind;
   default: string | number | boolean;
   help: string;
+  /** What `--help` says the default is, when the bare value needs words ('0: no limit', '2 * loraRank'). */
+  defaultText?: string;
   /** Accepted values of a string field. */
   choices?: readonly string[];
   /** True for fields of the managed job's request body (echoed in job.json); false for local extras. */
@@ -53,37 +55,37 @@ interface Field {
 
 /** Defaults that depend on other fields are 0 or '' here and resolved in `finalize`. */
 export const FIELDS: { [K in keyof TrainConfig]: Field } = {
-  dataset: { kind: 'string', default: '', rest: true, help: 'training data, a JSONL file of chat examples (empty with no base model: the bundled demo)' },
-  baseModel: { kind: 'string', default: '', rest: true, help: 'HF model directory (config.json, *.safetensors, tokenizer files); empty with no dataset: the demo model' },
-  outputModel: { kind: 'string', default: '', rest: true, help: 'output directory for the adapter, job.json, metrics (default: out/<jobId>, the demo: out/demo)' },
-  warmStartFrom: { kind: 'string', default: '', rest: true, help: 'PEFT adapter directory to continue training (its rank wins; base model from its adapter_config.json if no base model)' },
+  dataset: { kind: 'string', default: '', rest: true, help: 'training data, a JSONL file of chat examples', defaultText: 'none; with no base model either, the bundled demo' },
+  baseModel: { kind: 'string', default: '', rest: true, help: 'HF model directory (config.json, *.safetensors, tokenizer files)', defaultText: 'the warm-start adapter\'s base model; with no dataset either, the demo model' },
+  outputModel: { kind: 'string', default: '', rest: true, help: 'output directory for the adapter, job.json, metrics', defaultText: 'out/<jobId>; the demo: out/demo' },
+  warmStartFrom: { kind: 'string', default: '', rest: true, help: 'PEFT adapter directory to continue training (its rank and alpha win)' },
   jinjaTemplate: { kind: 'string', default: '', rest: true, help: 'chat template (file path or template text) instead of the model\'s own' },
   displayName: { kind: 'string', default: '', rest: true, help: 'human-readable job name, stored in job.json' },
-  jobId: { kind: 'string', default: '', rest: false, help: 'job id used in job.json name (default: a random UUID, like the managed service)' },
+  jobId: { kind: 'string', default: '', rest: false, help: 'job id used in job.json name', defaultText: 'a random UUID, like the managed service' },
   evaluationDataset: { kind: 'string', default: '', rest: true, help: 'separate JSONL dataset for evaluation (instead of a carve-out)' },
   evalAutoCarveout: { kind: 'boolean', default: true, rest: true, help: 'without an evaluation dataset, hold out min(10%, 100) training examples (seeded) for eval' },
   earlyStop: { kind: 'boolean', default: false, rest: true, help: 'stop when eval loss has not improved for earlyStopPatience evaluations; keep the best adapter' },
   epochs: { kind: 'number', default: 1, rest: true, help: 'passes over the training data; fractional values stop part-way through the last epoch' },
   learningRate: { kind: 'number', default: 1e-4, rest: true, help: 'peak AdamW learning rate' },
   learningRateWarmupSteps: { kind: 'int', default: 0, rest: true, help: 'optimizer steps of linear warmup from 0 to learningRate' },
-  lrScheduler: { kind: 'string', default: 'constant', rest: false, choices: ['constant', 'linear', 'cosine'], help: 'after warmup: constant (managed default), or linear / cosine decay to 0 at the last step' },
-  maxContextLength: { kind: 'int', default: 32768, rest: true, help: 'examples are truncated to this many tokens, with a warning naming the example (managed default 32768)' },
+  lrScheduler: { kind: 'string', default: 'constant', rest: false, choices: ['constant', 'linear', 'cosine'], help: 'learning rate after warmup: constant, or linear / cosine decay to 0 at the last step', defaultText: 'constant, as the managed job' },
+  maxContextLength: { kind: 'int', default: 32768, rest: true, help: 'examples are truncated to this many tokens, with a warning naming the example', defaultText: '32768, as the managed job' },
   batchSize: { kind: 'int', default: 4096, rest: true, help: 'tokens packed into one forward pass (one micro-batch); an example longer than this gets a row of its own' },
-  batchSizeSamples: { kind: 'int', default: 0, rest: true, help: 'at most this many examples per packed micro-batch (0: no limit)' },
+  batchSizeSamples: { kind: 'int', default: 0, rest: true, help: 'at most this many examples per packed micro-batch', defaultText: '0: no limit' },
   gradientAccumulationSteps: { kind: 'int', default: 1, rest: true, help: 'micro-batches per optimizer step (loss is token-weighted over all of them)' },
   loraRank: { kind: 'int', default: 8, rest: true, help: 'LoRA rank r: a power of 2 up to 32' },
-  loraAlpha: { kind: 'number', default: 0, rest: false, help: 'LoRA alpha (scale = alpha / r); default: 2 * loraRank' },
+  loraAlpha: { kind: 'number', default: 0, rest: false, help: 'LoRA alpha (scale = alpha / r)', defaultText: '2 * loraRank' },
   loraDropout: { kind: 'number', default: 0, rest: false, help: 'dropout on the LoRA input, in [0, 1)' },
   optimizerWeightDecay: { kind: 'number', default: 0.01, rest: true, help: 'decoupled AdamW weight decay (LoRA A/B matrices only; there are no trainable biases or norms)' },
   maxGradNorm: { kind: 'number', default: 1.0, rest: false, help: 'clip the global gradient L2 norm to this value (0: no clipping)' },
-  evalEverySteps: { kind: 'int', default: 0, rest: false, help: 'evaluate every N optimizer steps and at every epoch end (0: about 10 evaluations per run)' },
+  evalEverySteps: { kind: 'int', default: 0, rest: false, help: 'evaluate every N optimizer steps and at every epoch end', defaultText: '0: about 10 evaluations per run' },
   earlyStopPatience: { kind: 'int', default: 3, rest: false, help: 'with earlyStop: evaluations without improvement before stopping' },
-  checkpointEverySteps: { kind: 'int', default: 0, rest: false, help: 'write a resumable checkpoint every N steps and at epoch ends (0: at every evaluation)' },
+  checkpointEverySteps: { kind: 'int', default: 0, rest: false, help: 'write a resumable checkpoint every N steps and at epoch ends', defaultText: '0: at every evaluation' },
   keepCheckpoints: { kind: 'int', default: 2, rest: false, help: 'how many most recent checkpoints to keep' },
-  maxSteps: { kind: 'int', default: 0, rest: false, help: 'stop after this many optimizer steps (0: no limit); counts as completed' },
+  maxSteps: { kind: 'int', default: 0, rest: false, help: 'stop after this many optimizer steps; counts as completed', defaultText: '0: no limit' },
   seed: { kind: 'int', default: 42, rest: false, help: 'seed for LoRA init, carve-out, data order and dropout' },
-  backend: { kind: 'string', default: '', rest: false, help: 'tensor backend: native, cpu, tensorflow (default: the fastest present)' },
-  threads: { kind: 'int', default: 0, rest: false, help: 'compute threads for the native backend (0: all cores)' },
+  backend: { kind: 'string', default: '', rest: false, help: 'tensor backend: native, cpu, tensorflow', defaultText: 'the fastest present' },
+  threads: { kind: 'int', default: 0, rest: false, help: 'compute threads for the native backend', defaultText: '0: all cores' },
 };
 
 /** Request-body fields that mean nothing on one machine: accepted, ignored, with a notice. */
@@ -222,13 +224,14 @@ export function validateConfig(c: TrainConfig): void {
   if (problems.length) throw new UserError(problems.map((p) => `invalid training config: ${p}`).join('\n'));
 }
 
-/** `--help` text listing every field as flag, default and help. */
+/** `--help` text listing every field as flag, help and default. The help strings never state the default: it is
+ * added here once, from `defaultText` or the value. */
 export function configHelp(): string {
   const lines: string[] = [];
   for (const [key, f] of Object.entries(FIELDS)) {
     const flag = `--${flagName(key)}${f.kind === 'boolean' ? ` / --no-${flagName(key)}` : ''}`;
-    const def = f.default === '' ? '' : ` (default ${f.default})`;
-    lines.push(`  ${flag.padEnd(34)} ${f.help}${f.help.includes('default:') || (f.default === 0 && f.help.includes('(0:')) ? '' : def}   [${key}]`);
+    const def = f.defaultText ?? (f.default === '' ? '' : String(f.default));
+    lines.push(`  ${flag.padEnd(34)} ${f.help}${def ? ` (default ${def})` : ''}   [${key}]`);
   }
   return lines.join('\n');
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { configFlagOptions, configFromFlags, defaultConfig, FIELDS, readConfigFile, resolveConfig } from '../../src/train/config.ts';
+import { configFlagOptions, configFromFlags, configHelp, defaultConfig, FIELDS, readConfigFile, resolveConfig } from '../../src/train/config.ts';
 import { parseFlags } from '../../src/util/args.ts';
 
 function tmpFile(content: string): string {
@@ -22,6 +22,16 @@ describe('training config', () => {
     const d = resolveConfig();
     expect(d).toMatchObject({ epochs: 1, learningRate: 1e-4, loraRank: 8, loraAlpha: 16, optimizerWeightDecay: 0.01, gradientAccumulationSteps: 1, lrScheduler: 'constant', evalAutoCarveout: true });
     expect(d).toMatchObject({ maxContextLength: 32768, batchSize: 4096 });
+  });
+
+  it('--help states each default once (help strings never repeat it)', () => {
+    const lines = configHelp().split('\n');
+    expect(lines).toHaveLength(Object.keys(FIELDS).length);
+    for (const [i, [k, f]] of Object.entries(FIELDS).entries()) {
+      expect(f.help, k).not.toMatch(/default/i);
+      expect(lines[i].match(/default/gi)?.length ?? 0, lines[i]).toBe(f.default === '' && !f.defaultText ? 0 : 1);
+    }
+    expect(lines.find((l) => l.includes('[maxContextLength]'))).toMatch(/with a warning naming the example \(default 32768, as the managed job\)/);
   });
 
   it('takes CLI over file over defaults', () => {
