@@ -299,7 +299,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     }
   }
   setJobState(job, final, finalMsg, outDir);
-  log(`${final.replace('JOB_STATE_', '').toLowerCase()}: ${finalMsg} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  // Each final message already says how the job ended ('completed 52 steps ...', 'cancelled by SIGINT ...').
+  log(`${finalMsg} (${final}; ${((Date.now() - t0) / 1000).toFixed(1)} s in all)`);
   return { state: final, exitCode: EXIT[final] ?? 1, outDir, job, steps: st.step, evalLosses };
 }
 

@@ -28,7 +28,8 @@ beforeAll(() => {
 describe('train() end to end on a tiny Qwen3 model', () => {
   it('runs a job: pinned first losses, loss falls, PEFT adapter, job.json, metrics', async () => {
     const cfg = fixtureConfig(fx, 'e2e', { epochs: 2 });
-    const r = await train(cfg, quiet);
+    const logs: string[] = [];
+    const r = await train(cfg, { ...quiet, log: (m) => logs.push(m) });
     expect(r.state).toBe('JOB_STATE_COMPLETED');
     expect(r.exitCode).toBe(0);
     const rows = readMetrics(cfg.outputModel);
@@ -48,6 +49,10 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(job.jobProgress.epoch).toBe(2);
     expect(job.jobProgress.outputTokens).toBeGreaterThan(0);
     expect(job.completedTime).toBeDefined();
+    expect(job.status.message).toMatch(/^completed \d+ steps in [\d.]+ s; eval loss [\d.]+ -> [\d.]+$/);
+    // The last log line says how the job ended once (it printed 'completed: completed 10 steps').
+    expect(logs.at(-1)).toMatch(/^completed \d+ steps in .* \(JOB_STATE_COMPLETED; [\d.]+ s in all\)$/);
+    expect(logs.at(-1)).not.toMatch(/^(\w+):? \1\b/i);
     const ac = JSON.parse(fs.readFileSync(path.join(cfg.outputModel, 'adapter_config.json'), 'utf8'));
     expect(ac).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, base_model_name_or_path: fx.model });
     expect(ac.target_modules).toEqual(DEFAULT_LORA_TARGETS);
