@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
+import { readTextFile } from '../util/files.ts';
 import { initBackend } from '../backend/index.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import type { ChatMessage } from '../data/types.ts';
@@ -33,12 +34,7 @@ function num(v: string | undefined, name: string, def: number, check: (n: number
 }
 
 function readMessages(file: string): ChatMessage[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8').trim();
-  } catch (e) {
-    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readTextFile(file, 'expected a JSON array of messages, or a JSON / JSONL file with "messages"').trim();
   let j: unknown;
   try {
     j = JSON.parse(text);

@@ -1,16 +1,16 @@
 // `lorasft merge --base-model DIR --adapter ADIR --out DIR`: base + adapter as a new HF model dir.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { mergeAdapter } from '../train/merge.ts';
+import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir, withFsErrors } from '../train/paths.ts';
 
 const HELP = `usage: lorasft merge [--base-model DIR] --adapter ADIR --out DIR [--dtype f32|bf16]
 
 Writes DIR/model.safetensors with W + (alpha/r) * B @ A for every adapted linear layer (PEFT's merge_and_unload),
 and copies config.json and the tokenizer files. --base-model defaults to the adapter's base_model_name_or_path.`;
 
-export async function run(argv: string[]): Promise<number> {
+export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const { values: v, positionals } = parseFlags('merge', argv, {
     'base-model': { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   });
@@ -21,13 +21,15 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length) throw new UserError(`lorasft merge: unexpected argument '${positionals[0]}'`);
   if (!v.adapter || !v.out) throw new UserError('lorasft merge: --adapter ADIR and --out DIR are required');
   if (v.dtype && !['f32', 'bf16'].includes(v.dtype)) throw new UserError(`--dtype: expected f32 or bf16, got '${v.dtype}'`);
-  let base = v['base-model'];
-  if (!base) {
-    const f = path.join(v.adapter, 'adapter_config.json');
-    base = fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')).base_model_name_or_path : undefined;
-    if (typeof base !== 'string' || !fs.existsSync(path.join(base, 'config.json'))) throw new UserError('lorasft merge: --base-model DIR is required (the adapter names no local base model)');
+  // Every path checked before the (slow) merge and before anything is written.
+  requireAdapterDir(v.adapter, '--adapter');
+  const base = v['base-model'] ?? adapterBaseModel(v.adapter, '--adapter');
+  requireModelDir(base, '--base-model');
+  requireOutputDir(v.out, '--out');
+  for (const [dir, what] of [[base, 'the base model dir'], [v.adapter, 'the adapter dir']]) {
+    if (path.resolve(v.out) === path.resolve(dir)) throw new UserError(`--out ${v.out}: must differ from ${what}`);
   }
   const r = mergeAdapter(base, v.adapter, v.out, { dtype: v.dtype === 'bf16' ? 'BF16' : 'F32' });
   console.log(`merged ${r.merged.length} LoRA modules into ${r.tensors} tensors: ${path.join(v.out, 'model.safetensors')}`);
   return 0;
-}
+});

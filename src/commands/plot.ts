@@ -6,21 +6,27 @@ import { parseFlags } from '../util/args.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { metricsFile, readMetrics } from '../train/metrics.ts';
 import { lossCurveSvg } from '../train/plot.ts';
+import { requireOutputFile, withFsErrors } from '../train/paths.ts';
+import { requireDir, requireFile } from '../util/files.ts';
 
 const HELP = `usage: lorasft plot OUT_DIR [--out FILE.svg]
 
 Writes the train/eval loss curves of the job in OUT_DIR (from OUT_DIR/metrics.jsonl) as an SVG,
 by default OUT_DIR/loss.svg.`;
 
-export async function run(argv: string[]): Promise<number> {
+export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const { values, positionals } = parseFlags('plot', argv, { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
   if (values.help) {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError(`lorasft plot: expected one OUT_DIR, got ${positionals.length}\n${HELP}`);
+  if (positionals.length !== 1) throw new UserError(`lorasft plot: expected one OUT_DIR, got ${positionals.length} (usage: lorasft plot OUT_DIR [--out FILE.svg])`);
   const dir = positionals[0];
+  requireDir(dir, 'the output dir of a lorasft train run');
   if (!fs.existsSync(metricsFile(dir))) throw new UserError(`${metricsFile(dir)}: not found (is ${dir} the output dir of a lorasft train run?)`);
+  requireFile(metricsFile(dir));
+  const out = values.out ?? path.join(dir, 'loss.svg');
+  requireOutputFile(out, '--out', 'loss.svg');
   const rows = readMetrics(dir);
   if (!rows.some((r) => ('train_loss' in r && Number.isFinite(r.train_loss)) || ('eval_loss' in r && Number.isFinite(r.eval_loss)))) {
     throw new UserError(`${metricsFile(dir)}: no loss values yet`);
@@ -32,8 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch {
     // job.json is optional for plotting
   }
-  const out = values.out ?? path.join(dir, 'loss.svg');
   writeFileAtomic(out, lossCurveSvg(rows, title));
   console.log(`wrote ${out}`);
   return 0;
-}
+});

@@ -9,6 +9,8 @@ import { configFlagOptions, configFromFlags, configHelp, readConfigFile, resolve
 import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
 import { readJob, TERMINAL_STATES } from '../train/job.ts';
 import { train } from '../train/train.ts';
+import { adapterBaseModel, requireAdapterDir, requireOutputDir, withFsErrors } from '../train/paths.ts';
+import { readJsonObject, requireDir } from '../util/files.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
        lorasft train --config JOB.json [flags]        (the managed job's REST request body; flags override it)
@@ -24,7 +26,8 @@ flags (config field in brackets):
   --overwrite                        replace an existing job in OUT_DIR
 ${configHelp()}`;
 
-export async function run(argv: string[]): Promise<number> {
+// A write that fails mid-job (disk full, ...) is one line naming the path.
+export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const { values, positionals } = parseFlags('train', argv, {
     ...configFlagOptions(),
     config: { type: 'string' },
@@ -50,7 +53,7 @@ export async function run(argv: string[]): Promise<number> {
     demo = { ...DEMO_CONFIG, dataset: DEMO_DATASET, baseModel: ensureDemoModel(), outputModel: DEMO_OUT };
   }
   const cfg = resolveConfig(demo, file, cli);
-  if (!cfg.baseModel && cfg.warmStartFrom) cfg.baseModel = baseOfAdapter(cfg.warmStartFrom);
+  if (!cfg.baseModel && cfg.warmStartFrom) cfg.baseModel = adapterBaseModel(cfg.warmStartFrom, '--warm-start-from');
   if (!cfg.baseModel) throw new UserError('lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)');
   if (!cfg.dataset) throw new UserError('lorasft train: --dataset FILE.jsonl is required');
   if (!cfg.jobId) cfg.jobId = randomUUID();
@@ -58,7 +61,13 @@ export async function run(argv: string[]): Promise<number> {
   if (cfg.warmStartFrom) adoptAdapterRank(cfg, notice);
 
   const out = cfg.outputModel;
-  if (fs.existsSync(path.join(out, 'job.json'))) {
+  requireOutputDir(out, '--output-model');
+  if (path.resolve(out) === path.resolve(cfg.baseModel)) throw new UserError(`--output-model ${out}: must differ from the base model dir`);
+  const present = fs.existsSync(out) ? fs.readdirSync(out) : [];
+  if (present.length && !present.includes('job.json') && !values.overwrite && !demo.dataset) {
+    throw new UserError(`${out}: not empty and holds no lorasft job (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --output-model, or pass --overwrite to write into it`);
+  }
+  if (present.includes('job.json')) {
     const prev = readJob(out);
     if (!values.overwrite && !demo.dataset) {
       const hint = TERMINAL_STATES.includes(prev.state) && prev.state !== 'JOB_STATE_CANCELLED' && prev.state !== 'JOB_STATE_FAILED' ? '' : ` continue it with 'lorasft train --resume ${out}', or`;
@@ -74,9 +83,10 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`curves:  npx lorasft plot ${out}`);
   }
   return r.exitCode;
-}
+});
 
 async function resume(out: string, cli: Partial<TrainConfig>): Promise<number> {
+  requireDir(out, 'a lorasft train output dir to resume');
   const rc = path.join(out, 'resolved_config.json');
   if (!fs.existsSync(rc) || !fs.existsSync(path.join(out, 'job.json'))) throw new UserError(`${out}: not a lorasft job dir (no resolved_config.json / job.json to resume)`);
   const changed = Object.keys(cli).filter((k) => !['backend', 'threads'].includes(k));
@@ -86,29 +96,17 @@ async function resume(out: string, cli: Partial<TrainConfig>): Promise<number> {
     console.log(`${out}: job already finished (${job.state}): ${job.status.message}`);
     return 0;
   }
-  const saved = JSON.parse(fs.readFileSync(rc, 'utf8')) as TrainConfig;
+  const saved = readJsonObject(rc, 'the resolved config of the job to resume') as unknown as TrainConfig;
   const cfg = resolveConfig(saved, cli);
   const r = await train(cfg, { resume: true });
   if (r.exitCode === 0) console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')}`);
   return r.exitCode;
 }
 
-/** base_model_name_or_path of a PEFT adapter, when it is a local model dir. */
-function baseOfAdapter(dir: string): string {
-  const f = path.join(dir, 'adapter_config.json');
-  if (!fs.existsSync(f)) throw new UserError(`${f}: not found (--warm-start-from expects a PEFT adapter dir)`);
-  const base = JSON.parse(fs.readFileSync(f, 'utf8')).base_model_name_or_path;
-  if (typeof base !== 'string' || !fs.existsSync(path.join(base, 'config.json'))) {
-    throw new UserError(`${f}: base_model_name_or_path ${JSON.stringify(base)} is not a local model dir; pass --base-model DIR`);
-  }
-  return base;
-}
-
 /** A warm start keeps the adapter's rank and alpha (the resolved config records them). */
 function adoptAdapterRank(cfg: TrainConfig, notice: (m: string) => void): void {
-  const f = path.join(cfg.warmStartFrom, 'adapter_config.json');
-  if (!fs.existsSync(f)) throw new UserError(`${f}: not found (--warm-start-from expects a PEFT adapter dir)`);
-  const a = JSON.parse(fs.readFileSync(f, 'utf8'));
+  requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
+  const a = readJsonObject(path.join(cfg.warmStartFrom, 'adapter_config.json'), 'expected a PEFT adapter config');
   if (typeof a.r === 'number' && a.r !== cfg.loraRank) notice(`warm start: LoRA rank ${a.r} from ${cfg.warmStartFrom} (not ${cfg.loraRank})`);
   if (typeof a.r === 'number') cfg.loraRank = a.r;
   if (typeof a.lora_alpha === 'number') cfg.loraAlpha = a.lora_alpha;

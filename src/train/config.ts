@@ -1,8 +1,8 @@
 // The one typed training config. Every field has a default and a help string; values come from
 // CLI flags > --config FILE (the managed job's REST request body, camelCase, as-is) > defaults.
 // Unknown keys are rejected by name; request fields with no local meaning are accepted with a notice.
-import * as fs from 'node:fs';
 import { UserError } from '../errors.ts';
+import { readTextFile } from '../util/files.ts';
 
 export type LrScheduler = 'constant' | 'linear' | 'cosine';
 
@@ -146,12 +146,7 @@ function coerce(key: string, f: Field, v: unknown, where: string): string | numb
 
 /** Read a REST request body JSON (full-line `//` comments allowed, so config files can say how to run them). */
 export function readConfigFile(file: string, notice: (msg: string) => void): Partial<TrainConfig> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`${file}: cannot read config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readTextFile(file, 'expected a job config JSON file');
   const stripped = text.split('\n').map((l) => (/^\s*\/\//.test(l) ? '' : l)).join('\n');
   let body: unknown;
   try {

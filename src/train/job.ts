@@ -1,8 +1,8 @@
 // job.json: the managed job's REST response object (SupervisedFineTuningJob), kept up to date on disk.
 // State machine: VALIDATING -> RUNNING -> COMPLETED | EARLY_STOPPED | FAILED | CANCELLED.
 import * as path from 'node:path';
-import * as fs from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { readJsonObject } from '../util/files.ts';
 import { FIELDS, type TrainConfig } from './config.ts';
 
 export type JobState =
@@ -88,6 +88,7 @@ export function writeJob(job: Job, outDir: string): void {
   writeFileAtomic(path.join(outDir, 'job.json'), JSON.stringify(job, null, 2) + '\n');
 }
 
+/** OUT_DIR/job.json (a missing, unreadable or corrupt file is a one-line UserError). */
 export function readJob(outDir: string): Job {
-  return JSON.parse(fs.readFileSync(path.join(outDir, 'job.json'), 'utf8')) as Job;
+  return readJsonObject(path.join(outDir, 'job.json'), 'expected the job.json of a lorasft train output dir') as unknown as Job;
 }

@@ -27,6 +27,7 @@ import { makePlan, type Batcher } from './plan.ts';
 import { Progress } from './progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
+import { requireOutputDir } from './paths.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
 /** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
@@ -106,6 +107,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const t0 = Date.now();
 
   // ---- job: new, or resumed from OUT_DIR ----
+  requireOutputDir(outDir, '--output-model');
   const job = opts.resume ? readJob(outDir) : createJob(cfg);
   const resumed = opts.resume ? loadLatestCheckpoint(outDir) : null;
   fs.mkdirSync(outDir, { recursive: true });

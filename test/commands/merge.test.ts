@@ -50,4 +50,19 @@ describe('merge', () => {
     expect(maxdiff).toBeLessThan(1e-3);
     expect(() => mergeAdapter(fx.model, adapterDir, fx.model)).toThrow(/must differ/);
   });
+
+  it('an --out that cannot be used is one error line, checked before merging', () => {
+    const file = path.join(fx.root, 'afile');
+    fs.writeFileSync(file, '');
+    for (const [out, msg] of [
+      [file, `${file}: is a file; --out names a directory to write into`],
+      [path.join(file, 'm'), `${path.join(file, 'm')}: cannot be created, ${file} is a file`],
+      [fx.model, `--out ${fx.model}: must differ from the base model dir`],
+      [adapterDir, `--out ${adapterDir}: must differ from the adapter dir`],
+    ]) {
+      const r = spawnSync('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`error: ${msg}\n`);
+    }
+  });
 });

@@ -20,6 +20,25 @@ describe('lorasft plot', () => {
     expect(svg).toContain('train loss');
     const missing = spawnSync('node', [BIN, 'plot', path.join(dir, 'nope')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
-    expect(missing.stderr).toMatch(/metrics.jsonl: not found/);
+    expect(missing.stderr).toBe(`error: ${path.join(dir, 'nope')}: no such directory (expected the output dir of a lorasft train run)\n`);
+    fs.mkdirSync(path.join(dir, 'empty'));
+    const noMetrics = spawnSync('node', [BIN, 'plot', path.join(dir, 'empty')], { encoding: 'utf8' });
+    expect(noMetrics.stderr).toMatch(/empty\/metrics.jsonl: not found/);
+    // Paths that cannot be used: one error line each, no stack trace, nothing written.
+    const file = path.join(dir, 'afile');
+    fs.writeFileSync(file, '');
+    const sub = path.join(dir, 'adir');
+    fs.mkdirSync(sub);
+    for (const [args, msg] of [
+      [[dir, '--out', sub], `${sub}: is a directory; --out names the file to write (e.g. ${path.join(sub, 'loss.svg')})`],
+      [[dir, '--out', path.join(file, 'x.svg')], `${path.join(file, 'x.svg')}: cannot be created, ${file} is a file`],
+      [[file], `${file}: is a file, expected the output dir of a lorasft train run`],
+      [[dir, dir], 'lorasft plot: expected one OUT_DIR, got 2 (usage: lorasft plot OUT_DIR [--out FILE.svg])'],
+    ] as [string[], string][]) {
+      const r = spawnSync('node', [BIN, 'plot', ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`error: ${msg}\n`);
+    }
+    expect(fs.readdirSync(sub)).toEqual([]);
   });
 });

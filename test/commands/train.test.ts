@@ -59,6 +59,27 @@ describe('lorasft train (CLI)', () => {
     expect(r.stdout).toContain('--learning-rate-warmup-steps');
   });
 
+  it('an output dir that cannot be used is one error line, before anything is written', () => {
+    const file = path.join(fx.root, 'afile');
+    fs.writeFileSync(file, '');
+    const other = path.join(fx.root, 'notajob');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'notes.txt'), 'mine');
+    const cases: [string, string][] = [
+      [file, `${file}: is a file; --output-model names a directory to write into`],
+      [path.join(file, 'sub'), `${path.join(file, 'sub')}: cannot be created, ${file} is a file`],
+      [fx.model, `--output-model ${fx.model}: must differ from the base model dir`],
+      [other, `${other}: not empty and holds no lorasft job (notes.txt); choose another --output-model, or pass --overwrite to write into it`],
+    ];
+    for (const [out, msg] of cases) {
+      const r = cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out]);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`error: ${msg}\n`);
+    }
+    expect(fs.readdirSync(other)).toEqual(['notes.txt']);
+    expect(fs.readdirSync(fx.model)).not.toContain('job.json');
+  });
+
   it('a run killed with SIGKILL and resumed ends with the same adapter bytes as an uninterrupted run', async () => {
     const full = cli([...fixtureFlags(fx, 'full'), ...JOB]);
     expect(full.status, full.stderr).toBe(0);

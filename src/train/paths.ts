@@ -1,0 +1,95 @@
+// The paths the job commands (train, merge, plot) read and write, checked before anything is written, so that a
+// missing input or an output that cannot be written is one UserError line and no half-made output dir is left.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors.ts';
+import { openFile, readJsonObject, requireDir, requireFile } from '../util/files.ts';
+
+const MODEL_DIR = 'a Hugging Face model directory with config.json, *.safetensors and tokenizer files';
+const ADAPTER_DIR = 'a PEFT adapter directory with adapter_config.json and adapter_model.safetensors';
+
+/** A base model dir given by `flag`: an existing directory holding config.json. */
+export function requireModelDir(dir: string, flag: string): void {
+  requireDir(dir, `${MODEL_DIR} for ${flag}`);
+  requireFile(path.join(dir, 'config.json'), `${flag} expects ${MODEL_DIR}`);
+}
+
+/** A PEFT adapter dir given by `flag`: an existing directory holding adapter_config.json. */
+export function requireAdapterDir(dir: string, flag: string): void {
+  requireDir(dir, `${ADAPTER_DIR} for ${flag}`);
+  requireFile(path.join(dir, 'adapter_config.json'), `${flag} expects ${ADAPTER_DIR}`);
+}
+
+/**
+ * The base model a PEFT adapter names (base_model_name_or_path), when it is a local model dir; else a UserError
+ * asking for --base-model. Used when --base-model is not given.
+ */
+export function adapterBaseModel(adapterDir: string, flag: string): string {
+  requireAdapterDir(adapterDir, flag);
+  const f = path.join(adapterDir, 'adapter_config.json');
+  const base = readJsonObject(f, `${flag} expects ${ADAPTER_DIR}`).base_model_name_or_path;
+  if (typeof base !== 'string' || !fs.existsSync(path.join(base, 'config.json'))) {
+    throw new UserError(`${f}: base_model_name_or_path ${JSON.stringify(base)} is not a local model dir; pass --base-model DIR`);
+  }
+  return base;
+}
+
+/** A data file the job will read (same one-line errors as the dataset reader: missing, a directory, unreadable). */
+export function requireReadable(file: string, what: string): void {
+  fs.closeSync(openFile(file, what));
+}
+
+function statOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/** Throws unless files can be created in `dir`, or `dir` can be made (mkdir -p); `subject` is what the message names. */
+function requireCreatable(dir: string, subject: string): void {
+  let q = dir;
+  while (!statOrNull(q) && path.dirname(q) !== q) q = path.dirname(q); // nearest existing ancestor
+  const st = statOrNull(q);
+  if (st && !st.isDirectory()) throw new UserError(`${subject}: cannot be created, ${q} is a file`);
+  try {
+    fs.accessSync(q, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (e) {
+    throw new UserError(`${subject}: cannot write in ${q} (${(e as NodeJS.ErrnoException).code})`);
+  }
+}
+
+/** An output directory given by `flag`: an existing, writable directory, or one that mkdir -p can create. */
+export function requireOutputDir(dir: string, flag: string): void {
+  const st = statOrNull(dir);
+  if (st && !st.isDirectory()) throw new UserError(`${dir}: is a file; ${flag} names a directory to write into`);
+  requireCreatable(dir, dir);
+}
+
+/** An output file given by `flag` (written with writeFileAtomic: temp file + rename in its directory). */
+export function requireOutputFile(file: string, flag: string, example: string): void {
+  if (statOrNull(file)?.isDirectory()) throw new UserError(`${file}: is a directory; ${flag} names the file to write (e.g. ${path.join(file, example)})`);
+  requireCreatable(path.dirname(file), file);
+}
+
+/**
+ * An fs error (ENOSPC, EACCES, ... from a write the checks above could not foresee) as a one-line UserError naming
+ * the path; anything else is returned unchanged (a real bug keeps its stack trace).
+ */
+export function fsErrorToUser(e: unknown): unknown {
+  const x = e as NodeJS.ErrnoException & { dest?: string };
+  if (!(e instanceof Error) || typeof x.code !== 'string' || typeof x.syscall !== 'string' || e instanceof UserError) return e;
+  return new UserError(`${x.dest ?? x.path ?? '(unknown path)'}: cannot ${x.syscall} (${x.code})`);
+}
+
+/** A command's run(argv) whose fs errors become one-line UserErrors (see fsErrorToUser). */
+export function withFsErrors(run: (argv: string[]) => Promise<number>): (argv: string[]) => Promise<number> {
+  return async (argv) => {
+    try {
+      return await run(argv);
+    } catch (e) {
+      throw fsErrorToUser(e);
+    }
+  };
+}
