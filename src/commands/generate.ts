@@ -1,6 +1,4 @@
 // `lorasft generate`: chat with a base model, optionally with a trained adapter, to see what training changed.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { readTextFile } from '../util/files.ts';
@@ -11,6 +9,7 @@ import { loadBaseModel } from '../model/model.ts';
 import { loraFromTensors } from '../model/lora.ts';
 import { loadAdapter } from '../model/peft.ts';
 import { generate } from '../train/generate.ts';
+import { adapterBaseModel, requireAdapterDir, requireModelDir } from '../train/paths.ts';
 
 const HELP = `usage: lorasft generate [--base-model DIR] [--adapter OUT_DIR] (--prompt TEXT | --messages FILE) [flags]
 
@@ -74,10 +73,12 @@ export async function run(argv: string[]): Promise<number> {
   };
   const threads = v.threads === undefined ? undefined : num(v.threads, 'threads', 0, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
 
+  // The adapter dir is checked first: when it is missing, that is the problem, not the base model it would name.
+  if (v.adapter) requireAdapterDir(v.adapter, '--adapter');
+  if (!v['base-model'] && !v.adapter) throw new UserError('lorasft generate: give --base-model DIR, --adapter ADIR, or both');
+  const baseDir = v['base-model'] ?? adapterBaseModel(v.adapter!, '--adapter');
+  requireModelDir(baseDir, '--base-model');
   const adapter = v.adapter ? loadAdapter(v.adapter) : null;
-  const baseDir = v['base-model'] ?? adapter?.baseModelPath ?? undefined;
-  if (!baseDir) throw new UserError('lorasft generate: --base-model DIR is required (the adapter names no base model)');
-  if (!fs.existsSync(path.join(baseDir, 'config.json'))) throw new UserError(`${baseDir}: not a model dir (no config.json)${v['base-model'] ? '' : ' — the adapter\'s base_model_name_or_path; pass --base-model DIR'}`);
   await initBackend({ backend: v.backend, threads });
   const tok = await loadChatTokenizer(baseDir, { jinjaTemplate: v['jinja-template'] });
   const base = await loadBaseModel(baseDir);

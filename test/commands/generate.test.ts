@@ -56,5 +56,8 @@ describe('generate', () => {
     const bad = spawnSync('node', [BIN, 'generate', '--base-model', fx.model], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('give exactly one of --prompt TEXT or --messages FILE');
+    const nodir = path.join(fx.root, 'nodir');
+    const missing = spawnSync('node', [BIN, 'generate', '--adapter', nodir, '--prompt', 'hi'], { encoding: 'utf8' });
+    expect(missing.stderr).toBe(`error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`);
   });
 });

@@ -51,6 +51,23 @@ describe('merge', () => {
     expect(() => mergeAdapter(fx.model, adapterDir, fx.model)).toThrow(/must differ/);
   });
 
+  it('names the real problem with --adapter: a missing dir, or a base model that is not local', () => {
+    const nodir = path.join(fx.root, 'nodir');
+    const r = spawnSync('node', [BIN, 'merge', '--adapter', nodir, '--out', path.join(fx.root, 'x')], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`);
+    const remote = path.join(fx.root, 'remote-adapter');
+    fs.cpSync(adapterDir, remote, { recursive: true });
+    const cfgFile = path.join(remote, 'adapter_config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), base_model_name_or_path: 'Qwen/Qwen3-0.6B' }));
+    for (const cmd of [['merge', '--adapter', remote, '--out', path.join(fx.root, 'y')], ['generate', '--adapter', remote, '--prompt', 'hi']]) {
+      const g = spawnSync('node', [BIN, ...cmd], { encoding: 'utf8' });
+      expect(g.status).toBe(1);
+      expect(g.stderr).toBe(`error: ${cfgFile}: base_model_name_or_path "Qwen/Qwen3-0.6B" is not a local model dir; pass --base-model DIR\n`);
+    }
+    expect(fs.existsSync(path.join(fx.root, 'x'))).toBe(false);
+  });
+
   it('an --out that cannot be used is one error line, checked before merging', () => {
     const file = path.join(fx.root, 'afile');
     fs.writeFileSync(file, '');
