@@ -9,7 +9,8 @@ import { configFlagOptions, configFromFlags, configHelp, readConfigFile, resolve
 import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
 import { readJob, TERMINAL_STATES } from '../train/job.ts';
 import { train } from '../train/train.ts';
-import { adapterBaseModel, requireAdapterDir, requireOutputDir, withFsErrors } from '../train/paths.ts';
+import { adapterBaseModel, requireAdapterDir, requireJobInputs, requireOutputDir, withFsErrors } from '../train/paths.ts';
+import { listCheckpoints } from '../train/checkpoint.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
@@ -61,6 +62,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   if (cfg.warmStartFrom) adoptAdapterRank(cfg, notice);
 
   const out = cfg.outputModel;
+  requireJobInputs(cfg); // before the output dir is created or an old job in it replaced
   requireOutputDir(out, '--output-model');
   if (path.resolve(out) === path.resolve(cfg.baseModel)) throw new UserError(`--output-model ${out}: must differ from the base model dir`);
   const present = fs.existsSync(out) ? fs.readdirSync(out) : [];
@@ -69,11 +71,13 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   }
   if (present.includes('job.json')) {
     const prev = readJob(out);
-    if (!values.overwrite && !demo.dataset) {
+    // A job that failed before its first checkpoint (e.g. a dataset error found while validating) has nothing to resume.
+    const retry = prev.state === 'JOB_STATE_FAILED' && listCheckpoints(out).length === 0;
+    if (!values.overwrite && !demo.dataset && !retry) {
       const hint = TERMINAL_STATES.includes(prev.state) && prev.state !== 'JOB_STATE_CANCELLED' && prev.state !== 'JOB_STATE_FAILED' ? '' : ` continue it with 'lorasft train --resume ${out}', or`;
       throw new UserError(`${out}: already holds job ${prev.name} (${prev.state});${hint} pass --overwrite to replace it, or choose another --output-model`);
     }
-    notice(`${out}: replacing the previous job (${prev.state})`);
+    notice(`${out}: replacing the previous job (${prev.state}${retry ? `, no checkpoint to resume: ${prev.status.message}` : ''})`);
     for (const f of ['checkpoints', 'adapter_model.safetensors', 'adapter_config.json', 'metrics.jsonl', 'loss.svg']) fs.rmSync(path.join(out, f), { recursive: true, force: true });
   }
   const r = await train(cfg);

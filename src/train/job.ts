@@ -74,10 +74,17 @@ export function createJob(cfg: TrainConfig, now = new Date()): Job {
   return job;
 }
 
-/** Move to `state` (terminal states set completedTime) and write job.json atomically. */
-export function setJobState(job: Job, state: JobState, message: string, outDir: string, now = new Date()): void {
+/** google.rpc.Code names a failed job can report (INTERNAL unless the cause is known). */
+export type FailureCode = 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'INTERNAL';
+
+/**
+ * Move to `state` (terminal states set completedTime) and write job.json atomically. `code` overrides the state's
+ * status code: a job that fails on the user's input is INVALID_ARGUMENT, as the managed service reports it.
+ */
+export function setJobState(job: Job, state: JobState, message: string, outDir: string, opts: { now?: Date; code?: FailureCode } = {}): void {
+  const now = opts.now ?? new Date();
   job.state = state;
-  job.status = { code: STATUS_CODE[state], message };
+  job.status = { code: opts.code ?? STATUS_CODE[state], message };
   job.updateTime = now.toISOString();
   if (TERMINAL_STATES.includes(state)) job.completedTime = now.toISOString();
   else delete job.completedTime;

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { openFile, readJsonObject, requireDir, requireFile } from '../util/files.ts';
+import type { TrainConfig } from './config.ts';
 
 const MODEL_DIR = 'a Hugging Face model directory with config.json, *.safetensors and tokenizer files';
 const ADAPTER_DIR = 'a PEFT adapter directory with adapter_config.json and adapter_model.safetensors';
@@ -35,8 +36,19 @@ export function adapterBaseModel(adapterDir: string, flag: string): string {
 }
 
 /** A data file the job will read (same one-line errors as the dataset reader: missing, a directory, unreadable). */
-export function requireReadable(file: string, what: string): void {
+function requireReadable(file: string, what: string): void {
   fs.closeSync(openFile(file, what));
+}
+
+/**
+ * The files a job reads exist and can be opened: run before its output dir is created, so a mistyped path is an
+ * error line and not a failed job. (Their content is checked while the job is VALIDATING.)
+ */
+export function requireJobInputs(cfg: TrainConfig): void {
+  requireReadable(cfg.dataset, 'expected a .jsonl dataset');
+  if (cfg.evaluationDataset) requireReadable(cfg.evaluationDataset, 'expected a .jsonl dataset for --evaluation-dataset');
+  requireModelDir(cfg.baseModel, '--base-model');
+  if (cfg.warmStartFrom) requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
 }
 
 function statOrNull(p: string): fs.Stats | null {

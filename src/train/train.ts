@@ -20,14 +20,14 @@ import type { FloatTensor } from '../model/safetensors.ts';
 import type { TrainConfig } from './config.ts';
 import { carveOut } from './carveout.ts';
 import { checkpointsDir, loadLatestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
-import { createJob, readJob, setJobState, writeJob, type Job, type JobState } from './job.ts';
+import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
 import { appendMetrics, metricsFile, readMetrics, truncateMetrics } from './metrics.ts';
 import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, createAdamWState } from './optimizer.ts';
 import { makePlan, type Batcher } from './plan.ts';
 import { Progress } from './progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
-import { requireOutputDir } from './paths.ts';
+import { requireJobInputs, requireOutputDir } from './paths.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
 /** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
@@ -106,7 +106,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const outDir = cfg.outputModel;
   const t0 = Date.now();
 
-  // ---- job: new, or resumed from OUT_DIR ----
+  // ---- job: new, or resumed from OUT_DIR (missing inputs are errors before anything is written) ----
+  requireJobInputs(cfg);
   requireOutputDir(outDir, '--output-model');
   const job = opts.resume ? readJob(outDir) : createJob(cfg);
   const resumed = opts.resume ? loadLatestCheckpoint(outDir) : null;
@@ -117,8 +118,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
   stop.force = () => setJobState(job, 'JOB_STATE_CANCELLED', `cancelled by a second ${stop.signal}; resume with: lorasft train --resume ${outDir}`, outDir);
-  const fail = (message: string): TrainResult => {
-    setJobState(job, 'JOB_STATE_FAILED', message, outDir);
+  const fail = (message: string, code: FailureCode): TrainResult => {
+    setJobState(job, 'JOB_STATE_FAILED', message, outDir, { code });
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
   };
 
@@ -158,7 +159,9 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const c = base.config;
     log(`model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`);
   } catch (e) {
-    fail(e instanceof UserError ? e.message : `internal error: ${(e as Error).message}`);
+    // Found while VALIDATING: bad input is INVALID_ARGUMENT (and, with no checkpoint, a re-run may replace the job).
+    if (e instanceof UserError) fail(e.message, 'INVALID_ARGUMENT');
+    else fail(`internal error: ${(e as Error).message}`, 'INTERNAL');
     throw e;
   }
 
@@ -176,7 +179,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const withShapes = (m: Map<string, Float32Array>) => new Map<string, FloatTensor>([...m].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }]));
   const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: T, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
   let best: Map<string, Float32Array> | null = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
-  if (resumed && resumed.ck.state.totalSteps !== T) return fail(`cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`);
+  if (resumed && resumed.ck.state.totalSteps !== T) return fail(`cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`, 'FAILED_PRECONDITION');
   log(`plan: ${T} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && T < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${evalBatches.length ? '' : ' (no eval set)'}`);
 
   const syncVars = () => {
@@ -283,7 +286,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     }
   } catch (e) {
     progress.end();
-    setJobState(job, 'JOB_STATE_FAILED', `step ${st.step + 1}: ${e instanceof UserError ? '' : 'internal error: '}${(e as Error).message}`, outDir);
+    const user = e instanceof UserError;
+    setJobState(job, 'JOB_STATE_FAILED', `step ${st.step + 1}: ${user ? '' : 'internal error: '}${(e as Error).message}`, outDir, { code: user ? 'INVALID_ARGUMENT' : 'INTERNAL' });
     throw e;
   } finally {
     progress.end();

@@ -51,12 +51,32 @@ describe('lorasft train (CLI)', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/loraRank must be a power of 2 up to 32/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    // A missing input file is an error line before the output dir is even created.
     r = cli(['--base-model', fx.model, '--dataset', path.join(fx.root, 'missing.jsonl'), '--output-model', path.join(fx.root, 'missing')]);
     expect(r.status).toBe(1);
-    expect(readJob(path.join(fx.root, 'missing')).state).toBe('JOB_STATE_FAILED');
+    expect(r.stderr).toBe(`error: ${path.join(fx.root, 'missing.jsonl')}: no such file (expected a .jsonl dataset)\n`);
+    r = cli(['--base-model', path.join(fx.root, 'nomodel'), '--dataset', fx.train, '--output-model', path.join(fx.root, 'missing')]);
+    expect(r.stderr).toMatch(/nomodel: no such directory \(expected a Hugging Face model directory .* for --base-model\)\n$/);
+    expect(fs.existsSync(path.join(fx.root, 'missing'))).toBe(false);
     r = cli(['--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('--learning-rate-warmup-steps');
+  });
+
+  it('a dataset error found while validating: FAILED with INVALID_ARGUMENT, and the corrected command may re-run into the same dir', () => {
+    const bad = path.join(fx.root, 'bad.jsonl');
+    fs.writeFileSync(bad, '{"messages": [{"role": "user", "content": "hi"}]}\n');
+    const out = path.join(fx.root, 'retry');
+    const r = cli(['--base-model', fx.model, '--dataset', bad, '--output-model', out]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: .*bad\.jsonl.*\n.*bad\.jsonl:1: no trainable assistant message/); // the validator's report, no stack trace
+    const job = readJob(out);
+    expect(job.state).toBe('JOB_STATE_FAILED');
+    expect(job.status).toEqual({ code: 'INVALID_ARGUMENT', message: r.stderr.slice('error: '.length).trim() });
+    const again = cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out, '--batch-size', '64', '--max-steps', '1']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/replacing the previous job \(JOB_STATE_FAILED, no checkpoint to resume: /);
+    expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
   });
 
   it('an output dir that cannot be used is one error line, before anything is written', () => {

@@ -47,8 +47,8 @@ describe('checkpoints, metrics, job', () => {
   it('writes job.json as the REST response object', () => {
     const cfg = resolveConfig({ jobId: 'j1', dataset: 'd.jsonl', displayName: 'demo' });
     const job = createJob(cfg, new Date('2026-01-01T00:00:00Z'));
-    setJobState(job, 'JOB_STATE_RUNNING', 'training', out, new Date('2026-01-01T00:00:01Z'));
-    setJobState(job, 'JOB_STATE_COMPLETED', 'done', out, new Date('2026-01-01T00:00:02Z'));
+    setJobState(job, 'JOB_STATE_RUNNING', 'training', out, { now: new Date('2026-01-01T00:00:01Z') });
+    setJobState(job, 'JOB_STATE_COMPLETED', 'done', out, { now: new Date('2026-01-01T00:00:02Z') });
     const j = readJob(out);
     expect(j).toMatchObject({ name: 'accounts/local/supervisedFineTuningJobs/j1', state: 'JOB_STATE_COMPLETED', status: { code: 'OK', message: 'done' }, dataset: 'd.jsonl', displayName: 'demo', epochs: 1, loraRank: 8, createTime: '2026-01-01T00:00:00.000Z', completedTime: '2026-01-01T00:00:02.000Z' });
     expect(j).not.toHaveProperty('seed'); // local extras live in resolved_config.json
