@@ -1,28 +1,17 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../src/backend/index.ts';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
-import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
-import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';
-import { saveAdapter } from '../../src/model/peft.ts';
+import { loadBaseModel } from '../../src/model/model.ts';
 import { generate, greedyNoCache, pickToken } from '../../src/train/generate.ts';
 import { mulberry32 } from '../../src/util/random.ts';
-import { BIN, makeFixture, type Fixture } from '../train/fixture.ts';
+import { BIN, makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 let adapterDir: string;
 beforeAll(async () => {
   fx = makeFixture(4, 3);
-  await initBackend({});
-  // A random adapter with non-zero B, so it changes the logits.
-  const base = await loadBaseModel(fx.model);
-  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 2);
-  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', 9));
-  adapterDir = path.join(fx.root, 'adapter');
-  saveAdapter(adapterDir, lora, lora.cfg, fx.model);
+  adapterDir = await makeRandomAdapter(fx);
 });
 
 describe('generate', () => {

@@ -3,7 +3,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { initBackend } from '../../src/backend/index.ts';
+import { loadBaseModel } from '../../src/model/model.ts';
+import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';
+import { saveAdapter } from '../../src/model/peft.ts';
 import { DEMO_DATASET } from '../../src/train/demo.ts';
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
 
@@ -40,4 +45,15 @@ export function fixtureConfig(fx: Fixture, out: string, over: Partial<TrainConfi
 export function fixtureFlags(fx: Fixture, out: string, extra: string[] = []): string[] {
   return ['--base-model', fx.model, '--dataset', fx.train, '--evaluation-dataset', fx.eval, '--output-model', path.join(fx.root, out), '--job-id', out,
     '--batch-size', '64', '--learning-rate', '1e-2', '--eval-every-steps', '2', '--seed', '3', ...extra];
+}
+
+/** FIXTURE/adapter: a random rank-4 adapter on the fixture model with non-zero B, so it changes the logits. */
+export async function makeRandomAdapter(fx: Fixture): Promise<string> {
+  await initBackend({});
+  const base = await loadBaseModel(fx.model);
+  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 2);
+  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', 9));
+  const dir = path.join(fx.root, 'adapter');
+  saveAdapter(dir, lora, lora.cfg, fx.model);
+  return dir;
 }
