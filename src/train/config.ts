@@ -30,6 +30,7 @@ export interface TrainConfig {
   loraDropout: number;
   optimizerWeightDecay: number;
   maxGradNorm: number;
+  checkpointActivations: 'auto' | 'on' | 'off';
   evalEverySteps: number;
   earlyStopPatience: number;
   checkpointEverySteps: number;
@@ -77,6 +78,7 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
   loraAlpha: { kind: 'number', default: 0, rest: false, help: 'LoRA alpha (scale = alpha / r)', defaultText: '2 * loraRank' },
   loraDropout: { kind: 'number', default: 0, rest: false, help: 'dropout on the LoRA input, in [0, 1)' },
   optimizerWeightDecay: { kind: 'number', default: 0.01, rest: true, help: 'decoupled AdamW weight decay (LoRA A/B matrices only; there are no trainable biases or norms)' },
+  checkpointActivations: { kind: 'string', default: 'auto', rest: false, choices: ['auto', 'on', 'off'], help: 'recompute each decoder layer in the backward pass instead of storing its activations (bounds memory at long contexts, ~1/3 more compute); auto: on when a micro-batch would store over ~2 GiB' },
   maxGradNorm: { kind: 'number', default: 1.0, rest: false, help: 'clip the global gradient L2 norm to this value (0: no clipping)' },
   evalEverySteps: { kind: 'int', default: 0, rest: false, help: 'evaluate every N optimizer steps and at every epoch end', defaultText: '0: about 10 evaluations per run' },
   earlyStopPatience: { kind: 'int', default: 3, rest: false, help: 'with earlyStop: evaluations without improvement before stopping' },

@@ -36,6 +36,12 @@ export interface TrainLoss {
   value(base: BaseModel, lora: LoraWeights, batch: Batch): number;
 }
 
+/** The model's own loss; `checkpoint` is the activation-checkpointing mode (config checkpointActivations). */
+export function modelLoss(checkpoint: TrainConfig['checkpointActivations'] = 'auto'): TrainLoss {
+  const mode = checkpoint === 'auto' ? 'auto' : checkpoint === 'on';
+  return { ...MODEL_LOSS, withGrads: (base, lora, batch, dropoutSeed) => lossAndGrads(base, lora, batch, { dropoutSeed, checkpoint: mode }) };
+}
+
 export const MODEL_LOSS: TrainLoss = {
   withGrads: (base, lora, batch, dropoutSeed) => lossAndGrads(base, lora, batch, { dropoutSeed }),
   value: (base, lora, batch) => {
@@ -101,7 +107,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
 
 async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Promise<TrainResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
-  const loss = opts.loss ?? MODEL_LOSS;
+  const loss = opts.loss ?? modelLoss(cfg.checkpointActivations);
   const batcher = opts.batcher ?? packExamples;
   const outDir = cfg.outputModel;
   const t0 = Date.now();

@@ -92,6 +92,12 @@ describe('training config', () => {
     expect(() => resolveConfig({ batchSize: 1 })).toThrow(/batchSize must be >= 2 tokens, got 1/);
   });
 
+  it('takes --checkpoint-activations auto|on|off', () => {
+    expect(resolveConfig().checkpointActivations).toBe('auto');
+    expect(resolveConfig(configFromFlags({ 'checkpoint-activations': 'on' })).checkpointActivations).toBe('on');
+    expect(() => configFromFlags({ 'checkpoint-activations': 'maybe' })).toThrow(/checkpoint-activations/);
+  });
+
   it('names flags as firectl does', () => {
     const names = Object.keys(configFlagOptions());
     for (const f of ['epochs', 'learning-rate', 'learning-rate-warmup-steps', 'gradient-accumulation-steps', 'batch-size', 'batch-size-samples', 'lora-rank', 'lora-alpha', 'max-context-length', 'evaluation-dataset', 'eval-auto-carveout', 'early-stop', 'optimizer-weight-decay', 'jinja-template', 'warm-start-from', 'display-name', 'job-id', 'seed', 'backend', 'threads', 'base-model', 'dataset', 'output-model']) {

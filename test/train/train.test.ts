@@ -2,7 +2,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { train, MODEL_LOSS, type TrainLoss } from '../../src/train/train.ts';
+import { train, MODEL_LOSS, modelLoss, type TrainLoss } from '../../src/train/train.ts';
 import { readMetrics, type EvalRow, type TrainRow } from '../../src/train/metrics.ts';
 import { readJob } from '../../src/train/job.ts';
 import { listCheckpoints, loadCheckpoint } from '../../src/train/checkpoint.ts';
@@ -72,6 +72,21 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     let diff = 0;
     for (let i = 0; i < l0.length; i++) diff = Math.max(diff, Math.abs(l0[i] - l1[i]));
     expect(diff).toBeGreaterThan(1e-2); // training changed the model
+  });
+
+  it('checkpointActivations on/off/auto give identical loss and gradients', async () => {
+    await initBackend({});
+    const base = await loadBaseModel(fx.model);
+    const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 2);
+    for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', 6));
+    const tok = await loadChatTokenizer(fx.model);
+    const ex = buildExamples(loadDataset(fx.train), tok, { maxContextLength: 64 }).examples;
+    const batch = rowsToBatch(packExamples(ex, { batchSize: 64, seed: 1 }).slice(0, 1));
+    const [on, off, auto] = (['on', 'off', 'auto'] as const).map((m) => modelLoss(m).withGrads(base, lora, batch, 0));
+    for (const r of [off, auto]) {
+      expect(r.lossSum).toBe(on.lossSum);
+      for (const [k, g] of on.grads) expect(Array.from(r.grads.get(k)!)).toEqual(Array.from(g));
+    }
   });
 
   it('gradient accumulation over two rows equals one batch of both rows (real model)', async () => {
