@@ -83,7 +83,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const r = await train(cfg);
   if (r.exitCode === 0) {
     console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')} (+ adapter_config.json, job.json, metrics.jsonl)`);
-    console.log(`try it:  npx lorasft generate --base-model ${cfg.baseModel} --adapter ${out} --prompt ${JSON.stringify(demo.dataset ? 'What is 2 plus 3?' : 'Hello!')}`);
+    console.log(`try it:  npx lorasft generate --base-model ${cfg.baseModel} --adapter ${out} --prompt ${JSON.stringify(demo.dataset ? 'What is the capital of France?' : 'Hello!')}`);
     console.log(`curves:  npx lorasft plot ${out}`);
   }
   return r.exitCode;
