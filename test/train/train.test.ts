@@ -25,6 +25,17 @@ beforeAll(() => {
   fx = makeFixture();
 });
 
+/** The fixture model with a rank-4 LoRA (B random, so gradients reach A too) and its training rows packed at 64 tokens. */
+async function modelAndRows(loraSeed: number, bSeed: number) {
+  await initBackend({});
+  const base = await loadBaseModel(fx.model);
+  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, loraSeed);
+  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', bSeed));
+  const tok = await loadChatTokenizer(fx.model);
+  const ex = buildExamples(loadDataset(fx.train), tok, { maxContextLength: 64 }).examples;
+  return { base, lora, rows: packExamples(ex, { batchSize: 64, seed: 1 }) };
+}
+
 describe('train() end to end on a tiny Qwen3 model', () => {
   it('runs a job: pinned first losses, loss falls, PEFT adapter, job.json, metrics', async () => {
     const cfg = fixtureConfig(fx, 'e2e', { epochs: 2 });
@@ -75,13 +86,8 @@ describe('train() end to end on a tiny Qwen3 model', () => {
   });
 
   it('checkpointActivations on/off/auto give identical loss and gradients', async () => {
-    await initBackend({});
-    const base = await loadBaseModel(fx.model);
-    const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 2);
-    for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', 6));
-    const tok = await loadChatTokenizer(fx.model);
-    const ex = buildExamples(loadDataset(fx.train), tok, { maxContextLength: 64 }).examples;
-    const batch = rowsToBatch(packExamples(ex, { batchSize: 64, seed: 1 }).slice(0, 1));
+    const { base, lora, rows } = await modelAndRows(2, 6);
+    const batch = rowsToBatch(rows.slice(0, 1));
     const [on, off, auto] = (['on', 'off', 'auto'] as const).map((m) => modelLoss(m).withGrads(base, lora, batch, 0));
     expect(on.grads.size).toBe(2 * 7 * base.config.numLayers);
     for (const r of [off, auto]) {
@@ -92,13 +98,8 @@ describe('train() end to end on a tiny Qwen3 model', () => {
   });
 
   it('gradient accumulation over two rows equals one batch of both rows (real model)', async () => {
-    await initBackend({});
-    const base = await loadBaseModel(fx.model);
-    const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
-    for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', 5));
-    const tok = await loadChatTokenizer(fx.model);
-    const ex = buildExamples(loadDataset(fx.train), tok, { maxContextLength: 64 }).examples;
-    const rows = packExamples(ex, { batchSize: 64, seed: 1 }).slice(0, 2);
+    const { base, lora, rows: all } = await modelAndRows(1, 5);
+    const rows = all.slice(0, 2);
     expect(rows[0].inputIds.length).not.toBe(rows[1].inputIds.length);
     const fn = (b: ReturnType<typeof rowsToBatch>) => MODEL_LOSS.withGrads(base, lora, b, 0);
     const ga = accumulateStep([rowsToBatch([rows[0]]), rowsToBatch([rows[1]])], fn);
