@@ -9,6 +9,9 @@
 Blas g_blas;
 int g_threads = 1;
 
+// Registered here rather than in blas.h: kernels/AdamW.cc (optimizer update).
+void InitAdamW(Napi::Env env, Napi::Object exports);
+
 static void loadBlas() {
   const char* forced = std::getenv("LORASFT_OPENBLAS");
   const char* names[] = {"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so", "libopenblas.so.3",
@@ -94,6 +97,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRope(env, exports);
   InitElementwise(env, exports);
   InitLoraLinear(env, exports);
+  InitAdamW(env, exports);
   return exports;
 }
 

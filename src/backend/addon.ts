@@ -11,6 +11,9 @@ export interface NativeAddon {
   batchMatMul(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, M: number,
     N: number, K: number, transA: boolean, transB: boolean, bias?: Float32Array | null, act?: number, alpha?: number,
     idxA?: Int32Array | null, idxB?: Int32Array | null): void;
+  /** kernels/AdamW.cc: one AdamW update of n elements, in place on p, m, v (optimizer state, not tensors). */
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, beta1: number, beta2: number,
+    eps: number, keep: number, stepSize: number, sqrtBc2: number): void;
   [fn: string]: unknown;
 }
 

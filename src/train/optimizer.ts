@@ -1,7 +1,10 @@
 // AdamW with decoupled weight decay (Loshchilov & Hutter), the update of PyTorch's torch.optim.AdamW
 // (bias-corrected moments, eps added after the bias-corrected sqrt). Parameters, moments and gradients are
 // plain Float32Arrays keyed by PEFT name: LoRA matrices are small, and doing the arithmetic here in float64
-// (rounded to float32 on store) makes every step reproducible bit for bit on any backend.
+// (rounded to float32 on store) makes every step reproducible bit for bit on any backend. The loop runs in C++
+// (kernels/AdamW.cc) when the addon is loaded, with the same operation order: bit-identical to adamwUpdateRef.
+
+import { loadAddon } from '../backend/addon.ts';
 
 export interface AdamWConfig {
   beta1: number;
@@ -44,22 +47,50 @@ export function adamwStep(
   decay: (name: string) => boolean = () => true,
 ): void {
   const t = ++state.step;
-  const bc1 = 1 - cfg.beta1 ** t;
-  const sqrtBc2 = Math.sqrt(1 - cfg.beta2 ** t);
-  const stepSize = lr / bc1;
+  const update = adamwNative() ?? adamwUpdateRef;
   for (const [name, p] of params) {
     const g = grads.get(name);
     if (!g) throw new Error(`adamwStep: no gradient for '${name}'`);
-    const m = state.m.get(name)!;
-    const v = state.v.get(name)!;
-    const keep = decay(name) ? 1 - lr * cfg.weightDecay : 1;
-    for (let i = 0; i < p.length; i++) {
-      const gi = g[i];
-      m[i] = cfg.beta1 * m[i] + (1 - cfg.beta1) * gi;
-      v[i] = cfg.beta2 * v[i] + (1 - cfg.beta2) * gi * gi;
-      p[i] = p[i] * keep - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + cfg.eps);
-    }
+    update(p, g, state.m.get(name)!, state.v.get(name)!, adamwScalars(cfg, lr, t, decay(name)));
   }
+}
+
+/** Per-step constants of the update, in float64: keep = 1 - lr*wd (1 without decay), stepSize = lr / (1 - b1^t),
+ *  sqrtBc2 = sqrt(1 - b2^t). */
+export interface AdamWScalars { beta1: number; beta2: number; eps: number; keep: number; stepSize: number; sqrtBc2: number }
+
+export function adamwScalars(cfg: AdamWConfig, lr: number, t: number, decay: boolean): AdamWScalars {
+  return {
+    beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps,
+    keep: decay ? 1 - lr * cfg.weightDecay : 1,
+    stepSize: lr / (1 - cfg.beta1 ** t),
+    sqrtBc2: Math.sqrt(1 - cfg.beta2 ** t),
+  };
+}
+
+export type AdamWUpdate = (p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: AdamWScalars) => void;
+
+/** The reference update of one tensor [n], in place on p, m, v (float64 arithmetic, float32 stores). */
+export const adamwUpdateRef: AdamWUpdate = (p, g, m, v, s) => {
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i];
+    m[i] = s.beta1 * m[i] + (1 - s.beta1) * gi;
+    v[i] = s.beta2 * v[i] + (1 - s.beta2) * gi * gi;
+    p[i] = p[i] * s.keep - (s.stepSize * m[i]) / (Math.sqrt(v[i]) / s.sqrtBc2 + s.eps);
+  }
+};
+
+/** The same update in C++ (kernels/AdamW.cc, same operation order: bit-identical) when the addon is loaded
+ *  (OpenBLAS not needed); null otherwise, and adamwStep runs the reference. */
+export function adamwNative(): AdamWUpdate | null {
+  const addon = loadAddon().addon;
+  if (typeof addon?.adamw !== 'function') return null; // an addon built before kernels/AdamW.cc
+  return (p, g, m, v, s) => {
+    if (g.length !== p.length || m.length !== p.length || v.length !== p.length) {
+      throw new Error(`adamw: gradient/moment lengths ${g.length}/${m.length}/${v.length} differ from the parameter's ${p.length}`);
+    }
+    addon.adamw(p, g, m, v, p.length, s.beta1, s.beta2, s.eps, s.keep, s.stepSize, s.sqrtBc2);
+  };
 }
 
 /** Global L2 norm of all gradients. */
