@@ -9,8 +9,9 @@
 Blas g_blas;
 int g_threads = 1;
 
-// Registered here rather than in blas.h: kernels/AdamW.cc (optimizer update).
+// Registered here rather than in blas.h: kernels/AdamW.cc (optimizer update) and kernels/Gather.cc (row gather).
 void InitAdamW(Napi::Env env, Napi::Object exports);
+void InitGather(Napi::Env env, Napi::Object exports);
 
 static void loadBlas() {
   const char* forced = std::getenv("LORASFT_OPENBLAS");
@@ -98,6 +99,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitElementwise(env, exports);
   InitLoraLinear(env, exports);
   InitAdamW(env, exports);
+  InitGather(env, exports);
   return exports;
 }
 

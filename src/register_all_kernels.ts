@@ -13,6 +13,7 @@ import { ropeConfigs } from './kernels/Rope.ts';
 import { loraLinearConfigs, loraLinearGradConfigs } from './kernels/LoraLinear.ts';
 import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig, transposeConfig } from './kernels/Elementwise.ts';
 import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.ts';
+import { gatherV2Config } from './kernels/GatherV2.ts';
 import { batchMatMulGradConfig } from './gradients/BatchMatMul_grad.ts';
 import { fusedAttentionGradConfig } from './gradients/FusedAttention_grad.ts';
 import { weightedCrossEntropyGradConfig } from './gradients/WeightedCrossEntropy_grad.ts';
@@ -44,6 +45,7 @@ export const NATIVE_KERNELS: KernelConfig[] = [
   softmaxConfig,
   transposeConfig,
   unsortedSegmentSumConfig,
+  gatherV2Config,
   ...FUSED.filter((k) => k.backendName === 'native'),
 ];
 

@@ -14,6 +14,8 @@ export interface NativeAddon {
   /** kernels/AdamW.cc: one AdamW update of n elements, in place on p, m, v (optimizer state, not tensors). */
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, beta1: number, beta2: number,
     eps: number, keep: number, stepSize: number, sqrtBc2: number): void;
+  /** kernels/Gather.cc: out [N,S] = x [R,S] rows idx [N]; -1, or the position of the first index outside [0,R). */
+  gatherRows(x: Float32Array, idx: Int32Array, out: Float32Array, R: number, S: number): number;
   [fn: string]: unknown;
 }
 

@@ -1,0 +1,103 @@
+// Parity: native GatherV2 (row gather, kernels/Gather.cc) vs the tfjs cpu kernel and the TS reference
+// gatherRowsRef, values and gradient; the fallbacks (int32 params, axis 1, batchDims) and out-of-range indices.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/backend/index.ts';
+import { nativeAvailability } from '../../src/backend/native_backend.ts';
+import { gatherRowsRef, gatherV2Native } from '../../src/kernels/GatherV2.ts';
+
+const native = nativeAvailability();
+
+function data(n: number, seed: number): Float32Array {
+  let s = seed;
+  return new Float32Array(n).map(() => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2);
+}
+
+function ids(n: number, R: number, seed: number): Int32Array {
+  let s = seed;
+  return new Int32Array(n).map(() => (s = (s * 1103515245 + 12345) % 2147483648) % R);
+}
+
+/** Runs f on 'cpu' then 'native'; returns the largest |difference| over all outputs (shapes and dtypes must match). */
+async function maxdiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
+  const res: { shape: number[]; dtype: string; v: Float32Array }[][] = [];
+  for (const b of ['cpu', 'native']) {
+    await tf.setBackend(b);
+    res.push(tf.tidy(() => {
+      const o = f();
+      return (Array.isArray(o) ? o : [o]).map((t) => ({ shape: t.shape, dtype: t.dtype, v: Float32Array.from(t.dataSync()) }));
+    }));
+  }
+  let m = 0;
+  res[0].forEach((t, i) => {
+    expect(res[1][i].shape).toEqual(t.shape);
+    expect(res[1][i].dtype).toBe(t.dtype);
+    for (let j = 0; j < t.v.length; j++) m = Math.max(m, Math.abs(t.v[j] - res[1][i].v[j]));
+  });
+  return m;
+}
+
+describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + native.detail + ')'}`, () => {
+  beforeAll(async () => { await initBackend({}); });
+
+  it('is the GatherV2 kernel registered for native', () => {
+    expect(tf.getKernel('GatherV2', 'native')?.kernelFunc).toBe(gatherV2Native);
+  });
+
+  const cases: [string, number[], number[]][] = [
+    ['embedding [V,C] by [N]', [1000, 64], [513]],
+    ['large output (threads) [V,C] by [N]', [4096, 576], [2048]],
+    ['rows of [R,C] by 2-D ids', [50, 7], [3, 11]],
+    ['1-D params', [40], [17]],
+    ['3-D params', [9, 4, 5], [12]],
+  ];
+  for (const [name, xs, is] of cases) {
+    it(name, async () => {
+      const x = data(xs.reduce((a, b) => a * b, 1), 5), idx = ids(is.reduce((a, b) => a * b, 1), xs[0], 9);
+      idx[0] = 0; idx[idx.length - 1] = xs[0] - 1; // both ends of the range
+      const d = await maxdiff(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')));
+      await tf.setBackend('native');
+      const ref = gatherRowsRef(x, idx, xs[0], x.length / xs[0]);
+      const got = tf.tidy(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')).dataSync());
+      console.log(`gather ${name} maxdiff(native vs cpu)=${d.toExponential(2)}`);
+      expect(d).toBe(0);
+      expect(Float32Array.from(got)).toEqual(ref);
+    });
+  }
+
+  it('gradient (UnsortedSegmentSum) through the native gather, repeated ids', async () => {
+    const x = data(30 * 6, 1), r = data(40 * 6, 2), idx = ids(40, 30, 3);
+    const d = await maxdiff(() => {
+      const w = tf.tensor(x, [30, 6]);
+      return tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.gather(y, tf.tensor1d(idx, 'int32')), tf.tensor(r, [40, 6]))))(w);
+    });
+    console.log(`gather gradient maxdiff=${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-6);
+  });
+
+  it('falls back to cpu for int32 params, axis 1 and batchDims 1', async () => {
+    const x = data(4 * 6, 4);
+    expect(await maxdiff(() => tf.gather(tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32'), tf.tensor1d([2, 0], 'int32')))).toBe(0);
+    expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([5, 1, 1], 'int32'), 1))).toBe(0);
+    expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor2d([[1, 0], [2, 2], [0, 5], [3, 3]], [4, 2], 'int32'), 1, 1))).toBe(0);
+    expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([], 'int32')))).toBe(0);
+  });
+
+  for (const bad of [-1, 30]) {
+    it(`index ${bad} outside [0, 29] throws the cpu kernel's error`, async () => {
+      const x = tf.tensor(data(30 * 6, 1), [30, 6]);
+      const idx = new Int32Array([3, bad, 4]);
+      const msgs: string[] = [];
+      for (const b of ['cpu', 'native']) {
+        await tf.setBackend(b);
+        try {
+          tf.tidy(() => tf.gather(x, tf.tensor1d(idx, 'int32')).dataSync());
+          msgs.push('no error');
+        } catch (e) { msgs.push((e as Error).message); }
+      }
+      expect(msgs[0]).toBe(`GatherV2: the index value ${bad} is not in [0, 29]`);
+      expect(msgs[1]).toBe(msgs[0]);
+      expect(() => gatherRowsRef(new Float32Array(30 * 6), idx, 30, 6)).toThrow(msgs[0]);
+    });
+  }
+});
