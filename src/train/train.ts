@@ -28,6 +28,7 @@ import { Progress } from './progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
 import { requireJobInputs, requireOutputDir } from './paths.ts';
+import { testStopAfterStep } from './test_stop.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
 /** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
@@ -276,6 +277,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       }
       progressOf(st.step);
       if (st.step % ckptEvery === 0 || epochEnd || stopEarly) checkpoint();
+      testStopAfterStep(st.step); // tests only (LORASFT_TEST_STOP_AFTER_STEP)
       const elapsed = (Date.now() - runStart) / 1000;
       progress.step({ step: st.step, total: T, epoch: plan.epochProgress(st.step), trainLoss, evalLoss: lastEval, tokensPerS: tps, secPerStep: elapsed / (st.step - (resumed?.ck.state.step ?? 0)) });
       if (Date.now() - lastJobWrite > 1000) {
