@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
 import { run } from './helpers/run.ts';
 
 const BIN = new URL('../bin/lorasft.js', import.meta.url).pathname;
@@ -8,6 +9,11 @@ describe('lorasft cli', () => {
     const { stdout: out } = await run('node', [BIN, '--help']);
     expect(out).toContain('usage: lorasft');
     expect(out).toContain('train');
+  });
+  it('prints its version with --version', async () => {
+    const r = await run('node', [BIN, '--version']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`lorasft ${JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
   });
   it('rejects an unknown command with exit 1', async () => {
     const r = await run('node', [BIN, 'frobnicate'], { encoding: 'utf8' });

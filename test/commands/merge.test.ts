@@ -58,18 +58,26 @@ describe('merge', () => {
     expect(fs.existsSync(path.join(fx.root, 'x'))).toBe(false);
   });
 
-  it('an --out that cannot be used is one error line, checked before merging', async () => {
+  it('an --out that cannot be used is one error line, checked before merging; a non-empty one needs --overwrite', async () => {
     const file = path.join(fx.root, 'afile');
     fs.writeFileSync(file, '');
+    const full = path.join(fx.root, 'full');
+    fs.mkdirSync(full);
+    fs.writeFileSync(path.join(full, 'notes.txt'), 'mine');
     for (const [out, msg] of [
       [file, `${file}: is a file; --out names a directory to write into`],
       [path.join(file, 'm'), `${path.join(file, 'm')}: cannot be created, ${file} is a file`],
       [fx.model, `--out ${fx.model}: must differ from the base model dir`],
       [adapterDir, `--out ${adapterDir}: must differ from the adapter dir`],
+      [full, `${full}: not empty (notes.txt); choose another --out, or pass --overwrite to write into it`],
     ]) {
       const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }
+    expect(fs.readdirSync(full)).toEqual(['notes.txt']);
+    const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', full, '--overwrite']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(full, 'model.safetensors'))).toBe(true);
   });
 });

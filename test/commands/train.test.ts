@@ -1,6 +1,7 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { lorasft } from '../helpers/run.ts';
+import { BIN, lorasft, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
@@ -99,20 +100,28 @@ describe('lorasft train (CLI)', () => {
     expect(trainSteps('killed')).toBe(trainSteps('full')); // metrics read as one run
   });
 
-  it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and --resume completes it identically', async () => {
-    const out = path.join(fx.root, 'cancel');
-    const r = await stopAfter([...fixtureFlags(fx, 'cancel'), ...JOB], 2, 'SIGINT');
+  it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and the printed resume command, run from another dir, completes it identically', async () => {
+    // An output path with a space, and `lorasft` on PATH (as bash scripts/setup.sh links it).
+    const out = path.join(fx.root, 'my runs', 'cancel');
+    const flags = [...fixtureFlags(fx, 'cancel'), ...JOB, '--output-model', out];
+    const linkDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-path-'));
+    fs.symlinkSync(BIN, path.join(linkDir, 'lorasft'));
+    const env = { ...process.env, PATH: `${linkDir}:${process.env.PATH}` };
+    const r = await cli(flags, { ...env, LORASFT_TEST_STOP_AFTER_STEP: '2', LORASFT_TEST_STOP_SIGNAL: 'SIGINT' });
     expect(r.status, r.stderr).toBe(130);
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_CANCELLED');
     expect(job.status.code).toBe('CANCELLED');
     expect(job.status.message).toMatch(/cancelled by SIGINT after step \d+/);
-    const again = await cli([...fixtureFlags(fx, 'cancel'), ...JOB]);
+    const hint = job.status.message.split('resume with: ')[1];
+    expect(hint).toBe(`lorasft train --resume '${out}'`);
+    expect(r.stdout).toContain(hint);
+    const again = await cli(flags);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already holds job .*JOB_STATE_CANCELLED.*--resume/);
-    const resumed = await cli(['--resume', out]);
+    const resumed = await run('bash', ['-c', hint], { cwd: os.tmpdir(), env });
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(adapterBytes('cancel').equals(adapterBytes('full'))).toBe(true);
+    expect(adapterBytes('my runs/cancel').equals(adapterBytes('full'))).toBe(true);
     expect((await cli(['--resume', out])).stdout).toMatch(/already finished/);
   });
 
@@ -123,7 +132,10 @@ describe('lorasft train (CLI)', () => {
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/generating the tiny Qwen3-architecture demo model/);
-    expect(r.stdout).toMatch(/try it: +npx lorasft generate --base-model .*demo-model --adapter .*demo --prompt/);
+    const tryIt = r.stdout.match(/^try it: +(.*)$/m)![1];
+    expect(tryIt).toMatch(/generate --base-model \/.*demo-model --adapter \/.*demo --prompt 'What is the capital of France\?'$/);
+    const g = await run('bash', ['-c', `${tryIt} --max-new-tokens 2`], { cwd: os.tmpdir() });
+    expect(g.status, g.stderr).toBe(0);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'resolved_config.json'), 'utf8'));
     expect(cfg.dataset).toMatch(/examples\/demo\/train\.jsonl$/);
     expect(cfg.learningRate).toBe(1e-2);
@@ -131,5 +143,18 @@ describe('lorasft train (CLI)', () => {
     expect(evals).toHaveLength(3);
     expect(evals[2].eval_loss).toBeLessThan(evals[0].eval_loss);
     expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
+
+    // The demo never clobbers: its job dir is kept without --overwrite, and --config alone is not the demo.
+    const env = { ...process.env, LORASFT_CACHE: path.join(fx.root, 'cache') };
+    const before = fs.readFileSync(path.join(out, 'adapter_model.safetensors'));
+    const again = await lorasft(['train', '--max-steps', '1', '--output-model', out], { env });
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/already holds job .*JOB_STATE_COMPLETED.*pass --overwrite to replace it/);
+    expect(fs.readFileSync(path.join(out, 'adapter_model.safetensors')).equals(before)).toBe(true);
+    const cfgOnly = await lorasft(['train', '--config', path.join(import.meta.dirname, '../../configs/managed-defaults.json'), '--output-model', path.join(fx.root, 'cfg')], { env });
+    expect(cfgOnly.status).toBe(1);
+    expect(cfgOnly.stderr).toBe('error: lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)\n');
+    const over = await lorasft(['train', '--max-steps', '1', '--eval-every-steps', '1', '--output-model', out, '--overwrite'], { env });
+    expect(over.status, over.stderr).toBe(0);
   });
 });
