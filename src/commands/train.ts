@@ -13,6 +13,7 @@ import { adapterBaseModel, requireAdapterDir, requireJobInputs, requireOutputDir
 import { listCheckpoints } from '../train/checkpoint.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
+import { checkWarmStartBase } from '../train/warm_start.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
        lorasft train --config JOB.json [flags]        (the managed job's REST request body; flags override it)
@@ -60,7 +61,10 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   if (!cfg.dataset) throw new UserError('lorasft train: --dataset FILE.jsonl is required');
   if (!cfg.jobId) cfg.jobId = randomUUID();
   if (!cfg.outputModel) cfg.outputModel = path.join('out', cfg.jobId);
-  if (cfg.warmStartFrom) adoptAdapterRank(cfg, notice);
+  if (cfg.warmStartFrom) {
+    adoptAdapterRank(cfg, notice);
+    checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel); // a different base is refused before anything is written
+  }
 
   const out = cfg.outputModel;
   requireJobInputs(cfg); // before the output dir is created or an old job in it replaced

@@ -29,6 +29,7 @@ import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
 import { requireJobInputs, requireOutputDir } from './paths.ts';
 import { testStopAfterStep } from './test_stop.ts';
+import { checkWarmStartBase } from './warm_start.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
@@ -171,8 +172,10 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
     if (resumed) lora = loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
     else if (cfg.warmStartFrom) {
+      const about = checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel);
       const a = loadAdapter(cfg.warmStartFrom);
       lora = loraFromTensors(base, a.lora, { ...loraCfg, rank: a.cfg.rank, alpha: a.cfg.alpha, useRslora: a.cfg.useRslora }, cfg.warmStartFrom);
+      log(`warm start: loaded ${a.lora.size} tensors from ${path.resolve(cfg.warmStartFrom)}: ${about}`);
     } else lora = initLora(base, loraCfg, cfg.seed);
     const c = base.config;
     log(`model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`);
