@@ -18,6 +18,13 @@ describe('lorasft plot', () => {
     const svg = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
     expect(svg).toMatch(/^<svg/);
     expect(svg).toContain('train loss');
+    // The title: the displayName, else the job id (not the whole resource name).
+    fs.writeFileSync(path.join(dir, 'job.json'), JSON.stringify({ name: 'accounts/local/supervisedFineTuningJobs/abc-123', state: 'JOB_STATE_EARLY_STOPPED' }));
+    expect((await run('node', [BIN, 'plot', dir])).status).toBe(0);
+    const titled = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
+    expect(titled).toContain('>abc-123 (EARLY_STOPPED)</text>');
+    expect(titled).toContain('>early stop<');
+    fs.rmSync(path.join(dir, 'job.json'));
     const missing = await run('node', [BIN, 'plot', path.join(dir, 'nope')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toBe(`error: ${path.join(dir, 'nope')}: no such directory (expected the output dir of a lorasft train run)\n`);
