@@ -15,4 +15,5 @@ export const SLOW_TESTS = [
   'test/kernels/GatherV2.test.ts',
   'test/train/optimizer.test.ts',
   'test/model/model.test.ts',
+  'test/data/tokenizer_parity.test.ts',
 ];

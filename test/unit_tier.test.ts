@@ -17,12 +17,24 @@ describe('test tiers', () => {
     const excluded = SUBPROCESS_TESTS.map(glob);
     const unit = testFiles('test').filter((f) => !excluded.some((re) => re.test(f)) && f !== 'test/unit_tier.test.ts');
     expect(unit.length).toBeGreaterThan(20);
-    const spawning = unit.filter((f) => /node:child_process|helpers\/run\.ts|bin\/lorasft/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
+    const spawning = unit.filter((f) => /node:child_process|helpers\/run\.ts/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
     expect(spawning, 'move these to SUBPROCESS_TESTS in test/tiers.ts').toEqual([]);
   });
 
   it('every pattern of test/tiers.ts matches a file', () => {
     const all = testFiles('test');
     for (const p of [...SUBPROCESS_TESTS, ...SLOW_TESTS]) expect(all.some((f) => glob(p).test(f)), p).toBe(true);
+  });
+});
+
+describe('the event loop turns between tests (test/setup/yield.ts)', () => {
+  let turned = false;
+  it('a synchronous test schedules a macrotask', () => {
+    setImmediate(() => (turned = true));
+    const end = Date.now() + 20;
+    while (Date.now() < end); // busy, as a tokenizing test is
+  });
+  it('it has run before the next test starts', () => {
+    expect(turned).toBe(true);
   });
 });
