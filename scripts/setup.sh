@@ -32,9 +32,6 @@ else
   fi
 fi
 
-# onnxruntime-node (a dependency of @huggingface/transformers, unused here) would download CUDA binaries at install
-# on a machine with nvcc; there is no need for them (and no internet on many training boxes).
-export ONNXRUNTIME_NODE_INSTALL_CUDA=skip
 step "npm ci (dependencies and the native addon)"
 npm ci --no-audit --no-fund >> "$LOG" 2>&1 || fail "npm ci failed"
 if [ -f build/Release/lorasft_native.node ]; then echo "done, native addon built"
