@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/setup/yield.ts'],
     testTimeout: 180_000,
     hookTimeout: 180_000,
     // Two cores in CI: files run in parallel forks, tests inside a file in order.

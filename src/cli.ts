@@ -1,6 +1,12 @@
 // lorasft command line: `lorasft <command> [flags]`. Each command lives in src/commands/<command>.ts
 // and exports `run(argv): Promise<number>` (the exit code).
+import * as fs from 'node:fs';
 import { UserError } from './errors.ts';
+
+/** This package's version (package.json), for `lorasft --version`. */
+export function version(): string {
+  return (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 const COMMANDS: Record<string, { help: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   validate: { help: 'check a JSONL dataset against the managed-job rules', load: () => import('./commands/validate.ts') },
@@ -13,7 +19,7 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ run(argv: s
 };
 
 function usage(): string {
-  const lines = ['usage: lorasft <command> [flags]   (lorasft <command> --help for its flags)', '', 'commands:'];
+  const lines = ['usage: lorasft <command> [flags]   (lorasft <command> --help for its flags; lorasft --version)', '', 'commands:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.help}`);
   return lines.join('\n');
 }
@@ -23,6 +29,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!cmd) {
     console.error(usage());
     return 1;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    console.log(`lorasft ${version()}`);
+    return 0;
   }
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(usage());

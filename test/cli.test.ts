@@ -1,24 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { run } from './helpers/run.ts';
 
 const BIN = new URL('../bin/lorasft.js', import.meta.url).pathname;
 
 describe('lorasft cli', () => {
-  it('prints usage with --help', () => {
-    const out = execFileSync('node', [BIN, '--help'], { encoding: 'utf8' });
+  it('prints usage with --help', async () => {
+    const { stdout: out } = await run('node', [BIN, '--help']);
     expect(out).toContain('usage: lorasft');
     expect(out).toContain('train');
   });
-  it('rejects an unknown command with exit 1', () => {
-    const r = spawnSync('node', [BIN, 'frobnicate'], { encoding: 'utf8' });
+  it('prints its version with --version', async () => {
+    const r = await run('node', [BIN, '--version']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`lorasft ${JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
+  });
+  it('rejects an unknown command with exit 1', async () => {
+    const r = await run('node', [BIN, 'frobnicate'], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("unknown command 'frobnicate'");
   });
 });
 
 describe('lorasft cli without a command', () => {
-  it('prints usage on stderr and exits 1', () => {
-    const r = spawnSync('node', [BIN], { encoding: 'utf8' });
+  it('prints usage on stderr and exits 1', async () => {
+    const r = await run('node', [BIN], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('usage: lorasft');

@@ -2,7 +2,7 @@
 // > 'cpu' (pure JS). `--backend NAME` forces one; a forced or default 'native' that cannot run falls back to 'cpu'
 // with a one-line warning, never a crash. Threads: `--threads N`, else LORASFT_THREADS, else all cores.
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+import { version_cpu as tfjsCpuVersion } from '@tensorflow/tfjs-backend-cpu';
 import os from 'node:os';
 import { UserError } from '../errors.ts';
 import { registerTfjsGradients } from './gradients.ts';
@@ -15,6 +15,10 @@ export interface BackendChoice {
   reason: string;
   /** Set when the wanted backend could not be used (also printed to stderr). */
   warning?: string;
+  /** What computes: the library and its version (OpenBLAS 0.3.21, @tensorflow/tfjs-node, tfjs-backend-cpu 4.22.0). */
+  library: string;
+  /** Threads of the kernels (1 for the pure-JS cpu backend; null when the library decides). */
+  threads: number | null;
 }
 
 export const BACKENDS = ['tensorflow', 'native', 'cpu'] as const;
@@ -51,20 +55,21 @@ export async function initBackend(opts: { backend?: string; threads?: number } =
   let warning: string | undefined;
   if (want === undefined || want === 'tensorflow') {
     const pkg = await tryTensorflow();
-    if (pkg) choice = { name: 'tensorflow', reason: `${pkg} is installed` };
+    if (pkg) choice = { name: 'tensorflow', reason: `${pkg} is installed`, library: pkg, threads: null };
     else if (want === 'tensorflow') warning = "backend 'tensorflow' needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu installed";
   }
   if (!choice && want !== 'cpu') {
     const nat = nativeAvailability();
     if (nat.ok) {
       registerNativeBackend(threads);
-      choice = { name: 'native', reason: `${nat.detail}, ${threads} thread${threads > 1 ? 's' : ''}` };
+      choice = { name: 'native', reason: `${nat.detail}, ${threads} thread${threads > 1 ? 's' : ''}`, library: `${nat.detail} via the lorasft_native addon`, threads };
     } else {
       warning = warning ? `${warning}; native: ${nat.detail}` : `native backend unavailable: ${nat.detail}`;
     }
   }
   if (!choice) {
-    choice = want === 'cpu' ? { name: 'cpu', reason: '--backend cpu' } : { name: 'cpu', reason: 'fallback, slow pure-JS kernels' };
+    const cpu = { name: 'cpu', library: `@tensorflow/tfjs-backend-cpu ${tfjsCpuVersion}`, threads: 1 };
+    choice = want === 'cpu' ? { ...cpu, reason: '--backend cpu' } : { ...cpu, reason: 'fallback, slow pure-JS kernels' };
   }
   if (warning) {
     choice.warning = `${warning}; using '${choice.name}'${choice.name === 'cpu' ? ' (slow)' : ''}`;

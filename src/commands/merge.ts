@@ -1,18 +1,20 @@
 // `lorasft merge --base-model DIR --adapter ADIR --out DIR`: base + adapter as a new HF model dir.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { mergeAdapter } from '../train/merge.ts';
 import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir, withFsErrors } from '../train/paths.ts';
 
-const HELP = `usage: lorasft merge [--base-model DIR] --adapter ADIR --out DIR [--dtype f32|bf16]
+const HELP = `usage: lorasft merge [--base-model DIR] --adapter ADIR --out DIR [--dtype f32|bf16] [--overwrite]
 
 Writes DIR/model.safetensors with W + (alpha/r) * B @ A for every adapted linear layer (PEFT's merge_and_unload),
-and copies config.json and the tokenizer files. --base-model defaults to the adapter's base_model_name_or_path.`;
+and copies config.json and the tokenizer files. --base-model defaults to the adapter's base_model_name_or_path.
+A non-empty --out is refused unless --overwrite is given.`;
 
 export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const { values: v, positionals } = parseFlags('merge', argv, {
-    'base-model': { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    'base-model': { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, overwrite: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
     console.log(HELP);
@@ -28,6 +30,10 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   requireOutputDir(v.out, '--out');
   for (const [dir, what] of [[base, 'the base model dir'], [v.adapter, 'the adapter dir']]) {
     if (path.resolve(v.out) === path.resolve(dir)) throw new UserError(`--out ${v.out}: must differ from ${what}`);
+  }
+  const present = fs.existsSync(v.out) ? fs.readdirSync(v.out) : [];
+  if (present.length && !v.overwrite) {
+    throw new UserError(`${v.out}: not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --out, or pass --overwrite to write into it`);
   }
   const r = mergeAdapter(base, v.adapter, v.out, { dtype: v.dtype === 'bf16' ? 'BF16' : 'F32' });
   console.log(`merged ${r.merged.length} LoRA modules into ${r.tensors} tensors: ${path.join(v.out, 'model.safetensors')}`);

@@ -5,7 +5,7 @@ import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { metricsFile, readMetrics } from '../train/metrics.ts';
-import { lossCurveSvg } from '../train/plot.ts';
+import { lossCurveSvg, type PlotMarks } from '../train/plot.ts';
 import { requireOutputFile, withFsErrors } from '../train/paths.ts';
 import { requireDir, requireFile } from '../util/files.ts';
 
@@ -31,14 +31,17 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   if (!rows.some((r) => ('train_loss' in r && Number.isFinite(r.train_loss)) || ('eval_loss' in r && Number.isFinite(r.eval_loss)))) {
     throw new UserError(`${metricsFile(dir)}: no loss values yet`);
   }
+  // Title: the job's displayName, else its id (the last part of its resource name), else the dir name.
   let title = path.basename(path.resolve(dir));
+  const marks: PlotMarks = {};
   try {
     const job = JSON.parse(fs.readFileSync(path.join(dir, 'job.json'), 'utf8'));
-    title = `${job.displayName || job.name} (${job.state})`;
+    title = `${job.displayName || String(job.name).split('/').pop()} (${String(job.state).replace('JOB_STATE_', '')})`;
+    if (job.state === 'JOB_STATE_EARLY_STOPPED') marks.earlyStopStep = Math.max(...rows.map((r) => r.step));
   } catch {
     // job.json is optional for plotting
   }
-  writeFileAtomic(out, lossCurveSvg(rows, title));
+  writeFileAtomic(out, lossCurveSvg(rows, title, marks));
   console.log(`wrote ${out}`);
   return 0;
 });

@@ -12,6 +12,8 @@ import { train } from '../train/train.ts';
 import { adapterBaseModel, requireAdapterDir, requireJobInputs, requireOutputDir, withFsErrors } from '../train/paths.ts';
 import { listCheckpoints } from '../train/checkpoint.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
+import { abs, lorasftCommand } from '../util/invocation.ts';
+import { checkWarmStartBase } from '../train/warm_start.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
        lorasft train --config JOB.json [flags]        (the managed job's REST request body; flags override it)
@@ -47,9 +49,9 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   if (values.resume) return resume(values.resume, cli);
 
   const file = values.config ? readConfigFile(values.config, notice) : {};
-  const given = { ...file, ...cli };
   let demo: Partial<TrainConfig> = {};
-  if (!given.baseModel && !given.dataset && !given.warmStartFrom) {
+  // The demo only when nothing says what to train: no --config and no model/data flags.
+  if (!values.config && !cli.baseModel && !cli.dataset && !cli.warmStartFrom) {
     console.log(`demo: no --base-model / --dataset given: training the bundled demo (${path.relative(process.cwd(), DEMO_DATASET)})`);
     demo = { ...DEMO_CONFIG, dataset: DEMO_DATASET, baseModel: ensureDemoModel(), outputModel: DEMO_OUT };
   }
@@ -59,22 +61,25 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   if (!cfg.dataset) throw new UserError('lorasft train: --dataset FILE.jsonl is required');
   if (!cfg.jobId) cfg.jobId = randomUUID();
   if (!cfg.outputModel) cfg.outputModel = path.join('out', cfg.jobId);
-  if (cfg.warmStartFrom) adoptAdapterRank(cfg, notice);
+  if (cfg.warmStartFrom) {
+    adoptAdapterRank(cfg, notice);
+    checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel); // a different base is refused before anything is written
+  }
 
   const out = cfg.outputModel;
   requireJobInputs(cfg); // before the output dir is created or an old job in it replaced
   requireOutputDir(out, '--output-model');
   if (path.resolve(out) === path.resolve(cfg.baseModel)) throw new UserError(`--output-model ${out}: must differ from the base model dir`);
   const present = fs.existsSync(out) ? fs.readdirSync(out) : [];
-  if (present.length && !present.includes('job.json') && !values.overwrite && !demo.dataset) {
+  if (present.length && !present.includes('job.json') && !values.overwrite) {
     throw new UserError(`${out}: not empty and holds no lorasft job (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --output-model, or pass --overwrite to write into it`);
   }
   if (present.includes('job.json')) {
     const prev = readJob(out);
     // A job that failed before its first checkpoint (e.g. a dataset error found while validating) has nothing to resume.
     const retry = prev.state === 'JOB_STATE_FAILED' && listCheckpoints(out).length === 0;
-    if (!values.overwrite && !demo.dataset && !retry) {
-      const hint = TERMINAL_STATES.includes(prev.state) && prev.state !== 'JOB_STATE_CANCELLED' && prev.state !== 'JOB_STATE_FAILED' ? '' : ` continue it with 'lorasft train --resume ${out}', or`;
+    if (!values.overwrite && !retry) {
+      const hint = TERMINAL_STATES.includes(prev.state) && prev.state !== 'JOB_STATE_CANCELLED' && prev.state !== 'JOB_STATE_FAILED' ? '' : ` continue it with '${lorasftCommand('train', '--resume', abs(out))}', or`;
       throw new UserError(`${out}: already holds job ${prev.name} (${prev.state});${hint} pass --overwrite to replace it, or choose another --output-model`);
     }
     notice(`${out}: replacing the previous job (${prev.state}${retry ? `, no checkpoint to resume: ${prev.status.message}` : ''})`);
@@ -83,8 +88,8 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const r = await train(cfg);
   if (r.exitCode === 0) {
     console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')} (+ adapter_config.json, job.json, metrics.jsonl)`);
-    console.log(`try it:  npx lorasft generate --base-model ${cfg.baseModel} --adapter ${out} --prompt ${JSON.stringify(demo.dataset ? 'What is the capital of France?' : 'Hello!')}`);
-    console.log(`curves:  npx lorasft plot ${out}`);
+    console.log(`try it:  ${lorasftCommand('generate', '--base-model', abs(cfg.baseModel), '--adapter', abs(out), '--prompt', demo.dataset ? 'What is the capital of France?' : 'Hello!')}`);
+    console.log(`curves:  ${lorasftCommand('plot', abs(out))}`);
   }
   return r.exitCode;
 });
@@ -100,7 +105,7 @@ async function resume(out: string, cli: Partial<TrainConfig>): Promise<number> {
     console.log(`${out}: job already finished (${job.state}): ${job.status.message}`);
     return 0;
   }
-  const saved = readJsonObject(rc, 'the resolved config of the job to resume') as unknown as TrainConfig;
+  const { backendUsed: _, ...saved } = readJsonObject(rc, 'the resolved config of the job to resume') as unknown as TrainConfig & { backendUsed?: unknown };
   const cfg = resolveConfig(saved, cli);
   const r = await train(cfg, { resume: true });
   if (r.exitCode === 0) console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')}`);

@@ -10,6 +10,15 @@ export { expandConversation, type Conversation };
 export const DEFAULT_MAX_CONTEXT_LENGTH = 32768;
 
 /**
+ * Whether the turn's rendered `span` holds all the text of `field`: each non-blank line, with <think> tags cut
+ * out, must appear. Templates move an inline <think>...</think> into their think section and trim edges; only
+ * text that is really dropped fails.
+ */
+function rendersAll(field: string, span: string): boolean {
+  return field.split(/<\/?think>|\n/).map((p) => p.trim()).every((p) => !p || span.includes(p));
+}
+
+/**
  * What the template silently left out of this conversation (tools, tool_calls, reasoning or content of a
  * trained turn), found by looking for the text in the render. Such data is neither seen nor trained.
  */
@@ -20,9 +29,9 @@ export function templateOmissions(conv: Conversation, text: string, spans: [numb
   conv.trainTurns.forEach((k, j) => {
     const m = conv.messages[k];
     const span = text.slice(spans[j][0], spans[j][1]);
-    if (m.content.trim() && !span.includes(m.content.trim())) out.push(`the content of assistant message ${k}`);
+    if (!rendersAll(m.content, span)) out.push(`the content of assistant message ${k}`);
     if (m.tool_calls?.some((c) => !span.includes(c.function.name))) out.push(`the tool_calls of assistant message ${k}`);
-    if (m.reasoning_content?.trim() && !span.includes(m.reasoning_content.trim())) out.push(`the reasoning_content of assistant message ${k}`);
+    if (m.reasoning_content && !rendersAll(m.reasoning_content, span)) out.push(`the reasoning_content of assistant message ${k}`);
   });
   return out;
 }

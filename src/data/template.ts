@@ -5,11 +5,18 @@ import { Template } from '@huggingface/jinja';
 import { UserError } from '../errors.ts';
 import { readTextFile } from '../util/files.ts';
 import type { ChatMessage } from './types.ts';
+import { renderTemplate } from './jinja_python.ts';
 
 export interface RenderOptions {
   tools?: unknown[];
   addGenerationPrompt?: boolean;
 }
+
+/** Where `strftime_now` reads the time (default the wall clock, as transformers; tests pin it). */
+export interface TemplateEnv {
+  now?: () => Date;
+}
+
 
 /** A compiled chat template; `render` throws UserError('chat template error: ...') on template failures. */
 export interface ChatTemplate {
@@ -54,7 +61,8 @@ function toTemplateMessage(m: ChatMessage): Record<string, unknown> {
  * Build a ChatTemplate. `chatTemplate` is the raw tokenizer_config value (or override text);
  * `specialTokens` are bos_token, eos_token, ... passed to the template as variables.
  */
-export function createChatTemplate(chatTemplate: unknown, specialTokens: Record<string, string>, source: string): ChatTemplate {
+export function createChatTemplate(chatTemplate: unknown, specialTokens: Record<string, string>, source: string, env: TemplateEnv = {}): ChatTemplate {
+  const now = env.now ?? (() => new Date());
   const compiled = new Map<string, Template>();
   const compile = (text: string): Template => {
     let t = compiled.get(text);
@@ -75,13 +83,13 @@ export function createChatTemplate(chatTemplate: unknown, specialTokens: Record<
       const hasTools = !!opts.tools && opts.tools.length > 0;
       const tpl = compile(pickTemplate(chatTemplate, hasTools, source));
       try {
-        return tpl.render({
+        return renderTemplate(tpl, {
           ...specialTokens,
           messages: messages.map(toTemplateMessage),
           tools: hasTools ? opts.tools : null,
           documents: null,
           add_generation_prompt: opts.addGenerationPrompt ?? false,
-        });
+        }, now);
       } catch (e) {
         throw new UserError(`chat template error: ${(e as Error).message}`);
       }

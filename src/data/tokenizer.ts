@@ -1,8 +1,8 @@
-// ChatTokenizer: the model dir's tokenizer (transformers.js AutoTokenizer, local files only) plus its
-// chat template. Needs only tokenizer.json + tokenizer_config.json in the dir.
+// ChatTokenizer: the model dir's tokenizer (@huggingface/tokenizers, the tokenizer library transformers.js builds
+// on, without its ONNX runtime) plus its chat template. Needs only tokenizer.json + tokenizer_config.json in the dir.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AutoTokenizer, env } from '@huggingface/transformers';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../errors.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
 import { createChatTemplate, readTemplateOverride, type RenderOptions } from './template.ts';
@@ -49,15 +49,12 @@ export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?
   }
   const cfgFile = path.join(dir, 'tokenizer_config.json');
   const cfg = readJson(cfgFile)!;
-  env.allowRemoteModels = false;
-  env.allowLocalModels = true;
-  env.localModelPath = '/';
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  let tok: any;
+  let tok: Tokenizer;
   try {
-    tok = await AutoTokenizer.from_pretrained(dir);
+    tok = new Tokenizer(readJsonObject(path.join(dir, 'tokenizer.json'), 'expected a Hugging Face tokenizers file'), cfg);
   } catch (e) {
-    throw new UserError(`${path.join(dir, 'tokenizer.json')}: transformers.js cannot load this tokenizer (${(e as Error).message}); expected a Hugging Face tokenizers file`);
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${path.join(dir, 'tokenizer.json')}: cannot load this tokenizer (${(e as Error).message}); expected a Hugging Face tokenizers file`);
   }
 
   const special: Record<string, string> = {};
@@ -82,12 +79,12 @@ export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?
   }
   const template = createChatTemplate(chatTemplate, special, templateSource);
 
-  const vocab: Map<string, number> = tok.model.tokens_to_ids;
+  const vocab = tok.get_vocab(true);
   const idOf = (t: string): number | undefined => vocab.get(t);
   let maxId = -1;
   for (const id of vocab.values()) maxId = Math.max(maxId, id);
-  for (const t of tok.added_tokens as { id: number }[]) maxId = Math.max(maxId, t.id);
-  const addedSpecial = new Set((tok.added_tokens as { content: string; special: boolean }[]).filter((t) => t.special).map((t) => t.content));
+  const added = tok.get_added_tokens_decoder();
+  const addedSpecial = new Set([...added.values()].filter((t) => t.special).map((t) => t.content));
 
   const eos = new Set<number>();
   const eosText = special.eos_token;
@@ -98,11 +95,11 @@ export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?
 
   return {
     dir,
-    encode: (text) => tok.encode(text, { add_special_tokens: false }),
+    encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
     decode: (ids) => tok.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false }),
     render: (messages, o) => template.render(messages, o),
     eosTokenIds,
-    endOfTurnTokens: eosTokenIds.map((id) => tok.decode([id], { skip_special_tokens: false })).filter((s: string) => s.length > 0),
+    endOfTurnTokens: eosTokenIds.map((id) => tok.decode([id], { skip_special_tokens: false })).filter((s) => s.length > 0),
     vocabSize: maxId + 1,
     bosTokenId: special.bos_token !== undefined ? idOf(special.bos_token) : undefined,
     padTokenId: special.pad_token !== undefined ? idOf(special.pad_token) : undefined,

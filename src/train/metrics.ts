@@ -24,7 +24,18 @@ export interface EvalRow {
   time: string;
 }
 
-export type MetricsRow = TrainRow | EvalRow;
+/** The backend that computed a run (resolved_config.json `backendUsed`, job.json `local.backend`, the first row). */
+export interface BackendUsed {
+  name: string;
+  library: string;
+  threads: number | null;
+  reason: string;
+  /** What the config asked for ('auto' when nothing). */
+  requested: string;
+}
+
+/** The first row a process appends also says which backend computed it. */
+export type MetricsRow = (TrainRow | EvalRow) & { backend?: BackendUsed };
 
 export function metricsFile(outDir: string): string {
   return path.join(outDir, 'metrics.jsonl');

@@ -20,6 +20,25 @@ export function formatDuration(s: number): string {
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
 
+/**
+ * The terminal line within `width` columns: fields are dropped by priority (bar, epoch, tok/s, eval loss,
+ * loss); step/total and ETA always stay.
+ */
+export function fitLine(p: ProgressInfo, eta: string, width: number): string {
+  const bar = (w: number) => {
+    const filled = Math.round((w * p.step) / p.total);
+    return `[${'#'.repeat(filled)}${'.'.repeat(w - filled)}]`;
+  };
+  // [priority (lower is dropped first), text]; in display order.
+  const fields: [number, string][] = [
+    [0, bar(24)], [6, `${p.step}/${p.total}`], [1, `ep ${p.epoch.toFixed(2)}`], [4, `loss ${p.trainLoss.toFixed(4)}`],
+    [3, p.evalLoss === null ? '' : `eval ${p.evalLoss.toFixed(4)}`], [2, `| ${Math.round(p.tokensPerS)} tok/s`], [6, `| ETA ${eta}`],
+  ];
+  const line = () => fields.filter(([, t]) => t).map(([, t]) => t).join(' ');
+  for (let drop = 0; drop < 5 && line().length > width; drop++) for (const f of fields) if (f[0] === drop) f[1] = '';
+  return line();
+}
+
 export class Progress {
   private barShown = false;
   private readonly logEvery: number;
@@ -41,11 +60,8 @@ export class Progress {
     const eta = formatDuration((p.total - p.step) * p.secPerStep);
     const stats = `loss ${p.trainLoss.toFixed(4)}${ev} | ${Math.round(p.tokensPerS)} tok/s | ETA ${eta}`;
     if (this.tty) {
-      const width = 24;
-      const filled = Math.round((width * p.step) / p.total);
-      const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.step}/${p.total} ep ${p.epoch.toFixed(2)} ${stats}`;
-      const cols = (this.out as { columns?: number }).columns ?? 120;
-      this.out.write(`\r\x1b[K${line.slice(0, cols - 1)}`);
+      const cols = (this.out as { columns?: number }).columns ?? 80;
+      this.out.write(`\r\x1b[K${fitLine(p, eta, cols - 1)}`);
       this.barShown = true;
     } else if (p.step % this.logEvery === 0 || p.step === p.total) {
       this.out.write(`step ${p.step}/${p.total} epoch ${p.epoch.toFixed(2)} ${stats}\n`);

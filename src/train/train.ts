@@ -21,13 +21,16 @@ import type { TrainConfig } from './config.ts';
 import { carveOut } from './carveout.ts';
 import { checkpointsDir, loadLatestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
-import { appendMetrics, metricsFile, readMetrics, truncateMetrics } from './metrics.ts';
+import { appendMetrics, metricsFile, readMetrics, truncateMetrics, type BackendUsed, type MetricsRow } from './metrics.ts';
 import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, createAdamWState } from './optimizer.ts';
 import { makePlan, type Batcher } from './plan.ts';
 import { Progress } from './progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
 import { requireJobInputs, requireOutputDir } from './paths.ts';
+import { testStopAfterStep } from './test_stop.ts';
+import { checkWarmStartBase } from './warm_start.ts';
+import { abs, lorasftCommand } from '../util/invocation.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
 /** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
@@ -123,12 +126,19 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     writeFileAtomic(metricsFile(outDir), '');
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
-  stop.force = () => setJobState(job, 'JOB_STATE_CANCELLED', `cancelled by a second ${stop.signal}; resume with: lorasft train --resume ${outDir}`, outDir);
+  stop.force = () => setJobState(job, 'JOB_STATE_CANCELLED', `cancelled by a second ${stop.signal}; resume with: ${lorasftCommand('train', '--resume', abs(outDir))}`, outDir);
   const fail = (message: string, code: FailureCode): TrainResult => {
     setJobState(job, 'JOB_STATE_FAILED', message, outDir, { code });
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
   };
 
+  let backendUsed: BackendUsed | undefined;
+  let firstRow = true;
+  /** metrics.jsonl; the first row this process writes records the backend that computed it. */
+  const record = (row: MetricsRow) => {
+    appendMetrics(outDir, firstRow && backendUsed ? { ...row, backend: backendUsed } : row);
+    firstRow = false;
+  };
   let base: BaseModel;
   let lora: LoraWeights;
   let trainEx: TokenizedExample[];
@@ -136,6 +146,9 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   try {
     const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
     log(`backend: ${backend.name} (${backend.reason})`);
+    backendUsed = { name: backend.name, library: backend.library, threads: backend.threads, reason: backend.reason, requested: cfg.backend || 'auto' };
+    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify({ ...cfg, backendUsed }, null, 2) + '\n');
+    job.local = { backend: backendUsed };
 
     // ---- data: validate -> carve out eval -> render/tokenize/mask/truncate ----
     const tok = await loadChatTokenizer(cfg.baseModel, { jinjaTemplate: cfg.jinjaTemplate || undefined });
@@ -159,8 +172,10 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
     if (resumed) lora = loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
     else if (cfg.warmStartFrom) {
+      const about = checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel);
       const a = loadAdapter(cfg.warmStartFrom);
       lora = loraFromTensors(base, a.lora, { ...loraCfg, rank: a.cfg.rank, alpha: a.cfg.alpha, useRslora: a.cfg.useRslora }, cfg.warmStartFrom);
+      log(`warm start: loaded ${a.lora.size} tensors from ${path.resolve(cfg.warmStartFrom)}: ${about}`);
     } else lora = initLora(base, loraCfg, cfg.seed);
     const c = base.config;
     log(`model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`);
@@ -186,6 +201,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: T, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
   let best: Map<string, Float32Array> | null = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
   if (resumed && resumed.ck.state.totalSteps !== T) return fail(`cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`, 'FAILED_PRECONDITION');
+  const startStep = st.step; // st is the checkpoint's state object on resume: keep where this process began
+  if (resumed) log(`resuming from checkpoint step ${startStep} of ${T} (epoch ${plan.epochProgress(startStep).toFixed(2)}): ${resumed.dir}`);
   log(`plan: ${T} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && T < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${evalBatches.length ? '' : ' (no eval set)'}`);
 
   const syncVars = () => {
@@ -224,14 +241,14 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       evalLosses.push(lastEval);
       Object.assign(st, { bestEvalLoss: lastEval, bestStep: 0 });
       best = new Map([...params].map(([k, d]) => [k, d.slice()]));
-      appendMetrics(outDir, { step: 0, epoch: 0, eval_loss: lastEval, time: new Date().toISOString() });
+      record({ step: 0, epoch: 0, eval_loss: lastEval, time: new Date().toISOString() });
       log(`step 0: eval loss ${lastEval.toFixed(4)}`);
     }
     while (st.step < T) {
       if (stop.signal) {
         checkpoint();
         final = 'JOB_STATE_CANCELLED';
-        finalMsg = `cancelled by ${stop.signal} after step ${st.step}/${T}; resume with: lorasft train --resume ${outDir}`;
+        finalMsg = `cancelled by ${stop.signal} after step ${st.step}/${T}; resume with: ${lorasftCommand('train', '--resume', abs(outDir))}`;
         break;
       }
       const step = st.step; // 0-based index of the step being taken
@@ -258,7 +275,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       job.jobProgress.totalProcessedRequests = job.jobProgress.successfullyProcessedRequests += rows.reduce((n, r) => n + r.examples.length, 0);
       const secs = (Date.now() - tStep) / 1000;
       const tps = inTok / Math.max(secs, 1e-6);
-      appendMetrics(outDir, { step: st.step, epoch: plan.epochProgress(st.step), train_loss: trainLoss, lr, grad_norm: norm, tokens_per_s: tps, tokens: g.tokens, time: new Date().toISOString() });
+      record({ step: st.step, epoch: plan.epochProgress(st.step), train_loss: trainLoss, lr, grad_norm: norm, tokens_per_s: tps, tokens: g.tokens, time: new Date().toISOString() });
 
       // ---- eval (every N steps and at epoch ends), early stop, checkpoint ----
       const epochEnd = st.step === plan.epochStart[e + 1] || st.step === T;
@@ -266,7 +283,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       if (evalBatches.length && (st.step % evalEvery === 0 || epochEnd)) {
         lastEval = evaluate();
         evalLosses.push(lastEval);
-        appendMetrics(outDir, { step: st.step, epoch: plan.epochProgress(st.step), eval_loss: lastEval, time: new Date().toISOString() });
+        record({ step: st.step, epoch: plan.epochProgress(st.step), eval_loss: lastEval, time: new Date().toISOString() });
         if (st.bestEvalLoss === null || lastEval < st.bestEvalLoss) {
           Object.assign(st, { bestEvalLoss: lastEval, bestStep: st.step, evalsWithoutImprovement: 0 });
           best = new Map([...params].map(([k, d]) => [k, d.slice()]));
@@ -276,8 +293,9 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       }
       progressOf(st.step);
       if (st.step % ckptEvery === 0 || epochEnd || stopEarly) checkpoint();
+      testStopAfterStep(st.step); // tests only (LORASFT_TEST_STOP_AFTER_STEP)
       const elapsed = (Date.now() - runStart) / 1000;
-      progress.step({ step: st.step, total: T, epoch: plan.epochProgress(st.step), trainLoss, evalLoss: lastEval, tokensPerS: tps, secPerStep: elapsed / (st.step - (resumed?.ck.state.step ?? 0)) });
+      progress.step({ step: st.step, total: T, epoch: plan.epochProgress(st.step), trainLoss, evalLoss: lastEval, tokensPerS: tps, secPerStep: elapsed / (st.step - startStep) }); // ETA from the steps this process ran
       if (Date.now() - lastJobWrite > 1000) {
         job.updateTime = new Date().toISOString();
         writeJob(job, outDir);
@@ -306,13 +324,14 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     syncVars();
     saveAdapter(outDir, lora, lora.cfg, path.resolve(cfg.baseModel));
     if (final === 'JOB_STATE_COMPLETED') {
-      finalMsg = `completed ${T} steps in ${((st.elapsedS * 1000 + Date.now() - runStart) / 1000).toFixed(1)} s` + (lastEvalOf(evalLosses) !== null ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEvalOf(evalLosses)!.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
+      // One clock: training time summed over the runs of this job (what checkpoints record as elapsedS).
+      finalMsg = `completed ${T} steps in ${(st.elapsedS + (Date.now() - runStart) / 1000).toFixed(1)} s of training${resumed ? ` (${(st.elapsedS).toFixed(1)} s before the resume at step ${startStep})` : ''}` + (lastEvalOf(evalLosses) !== null ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEvalOf(evalLosses)!.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
       progressOf(T);
     }
   }
   setJobState(job, final, finalMsg, outDir);
   // Each final message already says how the job ended ('completed 52 steps ...', 'cancelled by SIGINT ...').
-  log(`${finalMsg} (${final}; ${((Date.now() - t0) / 1000).toFixed(1)} s in all)`);
+  log(`${finalMsg} (${final}; loading took ${((runStart - t0) / 1000).toFixed(1)} s)`);
   return { state: final, exitCode: EXIT[final] ?? 1, outDir, job, steps: st.step, evalLosses };
 }
 

@@ -1,6 +1,6 @@
 // Backend choice: native when the addon + OpenBLAS load, else a one-line warning and 'cpu' (never a crash).
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { run } from '../helpers/run.ts';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
@@ -10,12 +10,12 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const native = nativeAvailability();
 
 /** Runs initBackend in a fresh process (env decides what the addon can load) and returns its JSON + stderr. */
-function initIn(env: Record<string, string>, opts = '{}') {
+async function initIn(env: Record<string, string>, opts = '{}') {
   const code = `import { initBackend } from './src/backend/index.ts';
     const r = await initBackend(${opts}); const tf = await import('@tensorflow/tfjs-core');
     const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 2])).dataSync();
     console.log(JSON.stringify({ ...r, y: Array.from(y) }));`;
-  const p = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code],
+  const p = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code],
     { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
   return { status: p.status, out: p.stdout.trim().split('\n').pop() ?? '', err: p.stderr };
 }
@@ -31,8 +31,8 @@ describe('initBackend', () => {
     expect(tf.getBackend()).toBe('cpu');
   });
 
-  it('falls back to cpu with one warning line when OpenBLAS is missing', () => {
-    const r = initIn({ LORASFT_OPENBLAS: '/nonexistent/libopenblas.so.0' });
+  it('falls back to cpu with one warning line when OpenBLAS is missing', async () => {
+    const r = await initIn({ LORASFT_OPENBLAS: '/nonexistent/libopenblas.so.0' });
     expect(r.status).toBe(0);
     const res = JSON.parse(r.out);
     expect(res.name).toBe('cpu');
@@ -44,8 +44,8 @@ describe('initBackend', () => {
     console.log(warnings[0]);
   });
 
-  it('falls back to cpu with one warning line when the addon is missing', () => {
-    const r = initIn({ LORASFT_ADDON: '/nonexistent/lorasft_native.node' });
+  it('falls back to cpu with one warning line when the addon is missing', async () => {
+    const r = await initIn({ LORASFT_ADDON: '/nonexistent/lorasft_native.node' });
     expect(r.status).toBe(0);
     expect(JSON.parse(r.out).name).toBe('cpu');
     const warnings = r.err.split('\n').filter((l) => l.startsWith('warning:'));

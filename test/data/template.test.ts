@@ -12,8 +12,8 @@ describe('chat templates', () => {
 
   it('passes messages (without weight), tools (null when absent), special tokens and add_generation_prompt', () => {
     const t = createChatTemplate('{{ bos_token }}{% for m in messages %}[{{ m.role }}|{{ m.content }}|{{ m.weight is defined }}|{{ m.reasoning_content }}]{% endfor %}{{ tools is none }}{% if tools %}{{ tools|length }}{% endif %}{% if add_generation_prompt %}>{% endif %}', { bos_token: '<s>' }, 'test');
-    expect(t.render([{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', weight: 0, reasoning_content: 'r' }])).toBe('<s>[user|q|false|][assistant|a|false|r]true');
-    expect(t.render([{ role: 'user', content: 'q' }], { tools: [{}, {}], addGenerationPrompt: true })).toBe('<s>[user|q|false|]false2>');
+    expect(t.render([{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', weight: 0, reasoning_content: 'r' }])).toBe('<s>[user|q|False|][assistant|a|False|r]True') // printed as Python prints booleans;
+    expect(t.render([{ role: 'user', content: 'q' }], { tools: [{}, {}], addGenerationPrompt: true })).toBe('<s>[user|q|False|]False2>');
   });
 
   it('turns template failures into one-line user errors', () => {

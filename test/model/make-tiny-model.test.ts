@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { disposeBaseModel, loadBaseModel } from '../../src/model/model.ts';
 import { ensureBackend, tmpDir } from './helpers.ts';
 
 describe('make-tiny-model', () => {
-  it('writes an HF model dir with the family tensor names, deterministic in the seed', () => {
+  it('writes an HF model dir with the family tensor names, deterministic in the seed', async () => {
     const a = tmpDir('tiny'), b = tmpDir('tiny');
     makeTinyModel({ family: 'qwen2', out: a, seed: 3, tie: false });
     makeTinyModel({ family: 'qwen2', out: b, seed: 3, tie: false });
@@ -44,14 +44,14 @@ describe('make-tiny-model', () => {
     expect(loadModelConfig(l)).toMatchObject({ vocabSize: 128256, bosTokenId: 128000, eosTokenId: [128001] });
   });
 
-  it('runs from the command line (scripts/make-tiny-model) and rejects bad flags', () => {
+  it('runs from the command line (scripts/make-tiny-model) and rejects bad flags', async () => {
     const out = path.join(tmpDir('cli'), 'm');
     const script = new URL('../../scripts/make-tiny-model', import.meta.url).pathname;
-    const ok = spawnSync(script, ['--family', 'qwen2', '--out', out, '--layers', '1', '--tie', 'true', '--seed', '5'], { encoding: 'utf8' });
+    const ok = await run(script, ['--family', 'qwen2', '--out', out, '--layers', '1', '--tie', 'true', '--seed', '5'], { encoding: 'utf8' });
     expect(ok.status).toBe(0);
     expect(ok.stdout).toMatch(/wrote qwen2 model \(vocab 256, hidden 64, layers 1\)/);
     expect(loadModelConfig(out)).toMatchObject({ modelType: 'qwen2', numLayers: 1, tieWordEmbeddings: true });
-    const bad = spawnSync(script, ['--family', 'gpt2', '--out', out], { encoding: 'utf8' });
+    const bad = await run(script, ['--family', 'gpt2', '--out', out], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--family gpt2: expected qwen3, qwen2 or llama/);
     // From another directory (the wrapper finds this checkout's tsx); bad values write nothing.
@@ -62,11 +62,11 @@ describe('make-tiny-model', () => {
       [['--layers', '0'], 'error: make-tiny-model: "num_hidden_layers" is 0; expected a positive integer\n'],
     ];
     for (const [flags, err] of cases) {
-      const r = spawnSync(script, ['--family', 'qwen3', '--out', elsewhere, ...flags], { encoding: 'utf8', cwd: os.tmpdir() });
+      const r = await run(script, ['--family', 'qwen3', '--out', elsewhere, ...flags], { encoding: 'utf8', cwd: os.tmpdir() });
       expect([r.status, r.stderr]).toEqual([1, err]);
       expect(fs.existsSync(elsewhere)).toBe(false);
     }
-    const onFile = spawnSync(script, ['--family', 'qwen3', '--out', path.join(out, 'config.json')], { encoding: 'utf8', cwd: os.tmpdir() });
+    const onFile = await run(script, ['--family', 'qwen3', '--out', path.join(out, 'config.json')], { encoding: 'utf8', cwd: os.tmpdir() });
     expect([onFile.status, onFile.stderr]).toEqual([1, `error: --out ${path.join(out, 'config.json')}: is a file, expected a directory to write the model into\n`]);
   });
 

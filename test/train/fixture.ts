@@ -12,7 +12,6 @@ import { saveAdapter } from '../../src/model/peft.ts';
 import { DEMO_DATASET } from '../../src/train/demo.ts';
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
 
-export const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 
 export interface Fixture {
   root: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, Progress } from '../../src/train/progress.ts';
+import { fitLine, formatDuration, Progress } from '../../src/train/progress.ts';
 
 function sink(isTTY: boolean) {
   const out: string[] = [];
@@ -33,5 +33,26 @@ describe('progress', () => {
     expect(formatDuration(65)).toBe('1m05s');
     expect(formatDuration(3700)).toBe('1h01m');
     expect(formatDuration(NaN)).toBe('?');
+  });
+});
+
+describe('progress line width', () => {
+  it('fits the terminal: drops bar, epoch, tok/s, eval, loss in that order; step and ETA always stay', () => {
+    const p = { step: 12, total: 300, epoch: 0.04, trainLoss: 2.5, evalLoss: 2.25, tokensPerS: 1234.4, secPerStep: 2 };
+    const full = fitLine(p, '9m36s', 200);
+    expect(full).toBe('[#.......................] 12/300 ep 0.04 loss 2.5000 eval 2.2500 | 1234 tok/s | ETA 9m36s');
+    expect(fitLine(p, '9m36s', 80)).toBe('12/300 ep 0.04 loss 2.5000 eval 2.2500 | 1234 tok/s | ETA 9m36s');
+    expect(fitLine(p, '9m36s', 50)).toBe('12/300 loss 2.5000 eval 2.2500 | ETA 9m36s');
+    expect(fitLine(p, '9m36s', 30)).toBe('12/300 loss 2.5000 | ETA 9m36s');
+    expect(fitLine(p, '9m36s', 10)).toBe('12/300 | ETA 9m36s');
+    for (const w of [20, 40, 60, 79]) expect(fitLine(p, '9m36s', w).length <= w || w < 19).toBe(true);
+  });
+  it('a TTY line never exceeds the terminal width', () => {
+    const { out, stream } = sink(true);
+    stream.columns = 40;
+    new Progress(stream, 300).step(info(2));
+    expect(out[0].replace('\r\x1b[K', '').length).toBeLessThan(40);
+    expect(out[0]).toContain('2/300');
+    expect(out[0]).toContain('ETA');
   });
 });

@@ -37,6 +37,38 @@ async function modelAndRows(loraSeed: number, bSeed: number) {
 }
 
 describe('train() end to end on a tiny Qwen3 model', () => {
+  it('a resumed run says where it resumes, and its ETA comes from the steps it ran', async () => {
+    const cfg = fixtureConfig(fx, 'resumed', { maxSteps: 4, checkpointEverySteps: 1, keepCheckpoints: 10, evalEverySteps: 4 });
+    expect((await train(cfg, quiet)).exitCode).toBe(0);
+    const out = path.join(fx.root, 'resumed');
+    for (const d of ['step-000003', 'step-000004']) fs.rmSync(path.join(out, 'checkpoints', d), { recursive: true }); // as if killed after step 2
+    const logs: string[] = [];
+    const lines: string[] = [];
+    const r = await train(cfg, { resume: true, handleSignals: false, log: (m) => logs.push(m), progressOut: { write: (l: string) => lines.push(l) } as unknown as NodeJS.WriteStream });
+    expect(r.exitCode).toBe(0);
+    expect(logs, logs.join("\n")).toContain(`resuming from checkpoint step 2 of 4 (epoch 0.33): ${path.join(out, 'checkpoints', 'step-000002')}`);
+    const steps = lines.filter((l) => /^step \d+\/4 /.test(l));
+    expect(steps.map((l) => l.split(' ')[1])).toEqual(['3/4', '4/4']);
+    for (const l of steps) expect(l).toMatch(/ETA \d+s\n$/);
+    expect(logs.at(-1)).toMatch(/^completed 4 steps in [\d.]+ s of training \([\d.]+ s before the resume at step 2\)/);
+  });
+
+  it('records the backend that actually ran: resolved_config.json, job.json local.backend, the first metrics row', async () => {
+    // --backend tensorflow without @tensorflow/tfjs-node installed falls back: the record says what ran.
+    const r = await train(fixtureConfig(fx, 'backend', { backend: 'tensorflow', maxSteps: 2, evalEverySteps: 1 }), quiet);
+    expect(r.exitCode).toBe(0);
+    const out = path.join(fx.root, 'backend');
+    const used = JSON.parse(fs.readFileSync(path.join(out, 'resolved_config.json'), 'utf8')).backendUsed;
+    expect(used.name).toBe(tf.getBackend());
+    expect(used.name).not.toBe('tensorflow');
+    expect(used).toMatchObject({ requested: 'tensorflow', library: expect.stringMatching(/OpenBLAS|tfjs-backend-cpu/) });
+    expect(used.threads).toBeGreaterThanOrEqual(1);
+    expect((readJob(out).local as { backend: unknown }).backend).toEqual(used);
+    const rows = readMetrics(out);
+    expect(rows[0].backend).toEqual(used);
+    expect(rows.slice(1).some((x) => 'backend' in x)).toBe(false);
+  });
+
   it('runs a job: pinned first losses, loss falls, PEFT adapter, job.json, metrics', async () => {
     const cfg = fixtureConfig(fx, 'e2e', { epochs: 2 });
     const logs: string[] = [];
@@ -60,9 +92,9 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(job.jobProgress.epoch).toBe(2);
     expect(job.jobProgress.outputTokens).toBeGreaterThan(0);
     expect(job.completedTime).toBeDefined();
-    expect(job.status.message).toMatch(/^completed \d+ steps in [\d.]+ s; eval loss [\d.]+ -> [\d.]+$/);
+    expect(job.status.message).toMatch(/^completed \d+ steps in [\d.]+ s of training; eval loss [\d.]+ -> [\d.]+$/);
     // The last log line says how the job ended once (it printed 'completed: completed 10 steps').
-    expect(logs.at(-1)).toMatch(/^completed \d+ steps in .* \(JOB_STATE_COMPLETED; [\d.]+ s in all\)$/);
+    expect(logs.at(-1)).toMatch(/^completed \d+ steps in .* \(JOB_STATE_COMPLETED; loading took [\d.]+ s\)$/);
     expect(logs.at(-1)).not.toMatch(/^(\w+):? \1\b/i);
     const ac = JSON.parse(fs.readFileSync(path.join(cfg.outputModel, 'adapter_config.json'), 'utf8'));
     expect(ac).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, base_model_name_or_path: fx.model });

@@ -1,0 +1,39 @@
+// Commands lorasft prints ("resume with: ...", "try it: ...") must run as written in the user's shell, from
+// any directory: the program is `lorasft` when that name on PATH is this installation (bash scripts/setup.sh
+// links it), else `node /abs/path/bin/lorasft.js`; paths are absolute and quoted for POSIX shells when needed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/lorasft.js');
+
+/** Quote `s` for sh/bash when it holds anything but safe characters (single quotes; ' itself as '\''). */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The realpath of `lorasft` on PATH, or null. */
+function lorasftOnPath(): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    try {
+      return fs.realpathSync(path.join(dir, 'lorasft'));
+    } catch {
+      // not in this dir
+    }
+  }
+  return null;
+}
+
+/** How to run this lorasft from any directory. */
+export function lorasftProgram(): string {
+  return lorasftOnPath() === fs.realpathSync(BIN) ? 'lorasft' : `node ${shellQuote(BIN)}`;
+}
+
+/** A lorasft command line to print: `lorasft train --resume '/abs/my out'`. Path arguments: pass them resolved. */
+export function lorasftCommand(...args: string[]): string {
+  return [lorasftProgram(), ...args.map(shellQuote)].join(' ');
+}
+
+/** An absolute path, for printed commands that must work from any directory. */
+export const abs = (p: string): string => path.resolve(p);

@@ -1,0 +1,33 @@
+// Printed commands run as written: the program is `lorasft` only when PATH's lorasft is this checkout.
+import { afterEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { lorasftCommand, lorasftProgram, shellQuote } from '../../src/util/invocation.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/lorasft.js');
+const PATH = process.env.PATH;
+afterEach(() => {
+  process.env.PATH = PATH;
+});
+
+describe('printed commands', () => {
+  it('quotes arguments for POSIX shells only when needed', () => {
+    expect(shellQuote('/tmp/out/x-1')).toBe('/tmp/out/x-1');
+    expect(shellQuote('/tmp/my runs/x')).toBe("'/tmp/my runs/x'");
+    expect(shellQuote("it's")).toBe("'it'\\''s'");
+    expect(shellQuote('What is 2+2?')).toBe("'What is 2+2?'");
+    expect(shellQuote('$HOME')).toBe("'$HOME'");
+  });
+
+  it('uses `lorasft` when PATH finds this checkout, else node with the absolute bin path', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-inv-'));
+    process.env.PATH = dir;
+    expect(lorasftProgram()).toBe(`node ${BIN}`);
+    fs.symlinkSync('/bin/true', path.join(dir, 'lorasft')); // another program of that name
+    expect(lorasftProgram()).toBe(`node ${BIN}`);
+    fs.rmSync(path.join(dir, 'lorasft'));
+    fs.symlinkSync(BIN, path.join(dir, 'lorasft'));
+    expect(lorasftCommand('train', '--resume', '/a b/out')).toBe("lorasft train --resume '/a b/out'");
+  });
+});
