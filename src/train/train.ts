@@ -27,7 +27,10 @@ import { makePlan, type Batcher } from './plan.ts';
 import { Progress } from './progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
-import { requireJobInputs, requireOutputDir } from './paths.ts';
+import { fsErrorToUser, requireJobInputs, requireOutputDir } from './paths.ts';
+import { acquireJobLock } from './lock.ts';
+import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
+import { testHook, testPause } from '../util/testhooks.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
 /** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
@@ -76,18 +79,26 @@ export interface TrainResult {
 
 const EXIT: Partial<Record<JobState, number>> = { JOB_STATE_COMPLETED: 0, JOB_STATE_EARLY_STOPPED: 0, JOB_STATE_CANCELLED: 130, JOB_STATE_FAILED: 1 };
 
-/** Set by SIGINT/SIGTERM; the loop checks it between steps. `force` runs on a second signal, before exiting. */
+/**
+ * Set by SIGINT/SIGTERM; the loop checks it between steps. `force(msg)` records CANCELLED before exiting at once:
+ * on a second signal, or on the first one while the job is still loading (nothing to checkpoint yet).
+ */
 interface StopFlag {
   signal: string | null;
-  force?: () => void;
+  loading: boolean;
+  force?: (why: string) => void;
 }
 
-/** Run a job; SIGINT/SIGTERM (installed for the whole job) finish the step in flight, checkpoint and cancel. */
+/**
+ * Run a job, holding OUT_DIR's job lock throughout (one writer per job dir). SIGINT/SIGTERM (installed for the
+ * whole job) finish the step in flight, checkpoint and cancel; while loading they cancel at the next stage.
+ */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
-  const stop: StopFlag = { signal: null };
+  const stop: StopFlag = { signal: null, loading: true };
   const onSignal = (sig: NodeJS.Signals) => {
-    if (stop.signal) {
-      stop.force?.(); // second Ctrl-C: leave now (the last checkpoint stays valid)
+    if (stop.signal || stop.loading) {
+      stop.signal ??= sig;
+      stop.force?.(stop.loading ? `cancelled by ${sig} while loading` : `cancelled by a second ${sig}`); // the last checkpoint stays valid
       process.exit(130);
     }
     stop.signal = sig;
@@ -97,13 +108,21 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }
+  requireJobInputs(cfg); // missing inputs are errors before anything is written
+  requireOutputDir(cfg.outputModel, '--output-model');
+  fs.mkdirSync(cfg.outputModel, { recursive: true });
+  const release = acquireJobLock(cfg.outputModel, opts.log ?? ((m) => console.log(`notice: ${m}`)));
   try {
     return await runJob(cfg, opts, stop);
   } finally {
+    release();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
+
+/** Let pending signal handlers run (between loading stages and steps). */
+const yieldToSignals = () => new Promise((r) => setImmediate(r));
 
 async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Promise<TrainResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
@@ -112,18 +131,20 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const outDir = cfg.outputModel;
   const t0 = Date.now();
 
-  // ---- job: new, or resumed from OUT_DIR (missing inputs are errors before anything is written) ----
-  requireJobInputs(cfg);
-  requireOutputDir(outDir, '--output-model');
+  // ---- job: new (job.json first, so a dir killed at any instant is a job dir), or resumed from OUT_DIR ----
   const job = opts.resume ? readJob(outDir) : createJob(cfg);
-  const resumed = opts.resume ? loadLatestCheckpoint(outDir) : null;
-  fs.mkdirSync(outDir, { recursive: true });
+  if (opts.resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
+  if (opts.resume) checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
+  const resumed = opts.resume ? loadLatestCheckpoint(outDir, (m) => log(`warning: ${m}`)) : null;
   if (!opts.resume) {
-    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(cfg, null, 2) + '\n');
+    writeJob(job, outDir);
+    testHook('after-job-json');
+    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(absolutePaths(cfg), null, 2) + '\n');
     writeFileAtomic(metricsFile(outDir), '');
+    writeFingerprint(outDir, fingerprint(cfg));
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
-  stop.force = () => setJobState(job, 'JOB_STATE_CANCELLED', `cancelled by a second ${stop.signal}; resume with: lorasft train --resume ${outDir}`, outDir);
+  stop.force = (why) => setJobState(job, 'JOB_STATE_CANCELLED', `${why}; resume with: lorasft train --resume ${outDir}`, outDir);
   const fail = (message: string, code: FailureCode): TrainResult => {
     setJobState(job, 'JOB_STATE_FAILED', message, outDir, { code });
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
@@ -140,6 +161,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     // ---- data: validate -> carve out eval -> render/tokenize/mask/truncate ----
     const tok = await loadChatTokenizer(cfg.baseModel, { jinjaTemplate: cfg.jinjaTemplate || undefined });
     let trainRaw: DatasetExample[] = loadDataset(cfg.dataset, { epochs: cfg.epochs });
+    testHook('loading');
+    await yieldToSignals();
     let evalRaw: DatasetExample[] = [];
     if (cfg.evaluationDataset) evalRaw = loadDataset(cfg.evaluationDataset, {});
     else if (cfg.evalAutoCarveout) {
@@ -151,11 +174,13 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const built = buildExamples(trainRaw, tok, { maxContextLength: cfg.maxContextLength, warn });
     trainEx = built.examples;
     evalEx = evalRaw.length ? buildExamples(evalRaw, tok, { maxContextLength: cfg.maxContextLength, warn }).examples : [];
+    await yieldToSignals();
     log(`data: ${trainRaw.length} training examples (${trainEx.length} after reasoning expansion, ${built.stats.trainedTokens} trained tokens), ${evalEx.length} eval examples${cfg.evaluationDataset ? ` from ${cfg.evaluationDataset}` : evalEx.length ? ' (carve-out)' : ''}`);
     job.jobProgress.totalInputRequests = trainRaw.length;
 
     // ---- model: base + LoRA (fresh, warm start, or checkpoint) ----
     base = await loadBaseModel(cfg.baseModel);
+    await yieldToSignals();
     const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
     if (resumed) lora = loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
     else if (cfg.warmStartFrom) {
@@ -195,8 +220,11 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       t.dispose();
     }
   };
-  const checkpoint = () =>
+  let doing = ''; // what the loop is doing, for a failure message ('step 4', 'checkpoint of step 3')
+  const checkpoint = () => {
+    doing = `checkpoint of step ${st.step}`;
     saveCheckpoint(outDir, { state: { ...st, elapsedS: st.elapsedS + (Date.now() - runStart) / 1000 }, params: withShapes(params), adam, best: best && withShapes(best) }, (dir) => saveAdapter(dir, lora, lora.cfg, path.resolve(cfg.baseModel)), cfg.keepCheckpoints);
+  };
   const evaluate = (): number => {
     let sum = 0;
     let n = 0;
@@ -216,6 +244,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   let lastJobWrite = 0;
   let final: JobState = 'JOB_STATE_COMPLETED';
   let finalMsg = '';
+  stop.loading = false;
   try {
     setJobState(job, 'JOB_STATE_RUNNING', `training: ${T} steps`, outDir);
     let lastEval: number | null = st.bestEvalLoss;
@@ -235,6 +264,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
         break;
       }
       const step = st.step; // 0-based index of the step being taken
+      doing = `step ${step + 1}`;
       const e = plan.epochOf(step);
       const tStep = Date.now();
       const rows = plan.stepRows(step);
@@ -288,12 +318,21 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
         finalMsg = `early stop at step ${st.step}/${T}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
         break;
       }
-      await new Promise((r) => setImmediate(r)); // let SIGINT/SIGTERM handlers run between steps
+      testHook(`after-step-${st.step}`);
+      await testPause(`after-step-${st.step}`, outDir, () => stop.signal !== null);
+      await yieldToSignals();
     }
-  } catch (e) {
+  } catch (err) {
     progress.end();
+    const e = fsErrorToUser(err); // a failed write (disk full) names its path
     const user = e instanceof UserError;
-    setJobState(job, 'JOB_STATE_FAILED', `step ${st.step + 1}: ${user ? '' : 'internal error: '}${(e as Error).message}`, outDir, { code: user ? 'INVALID_ARGUMENT' : 'INTERNAL' });
+    const fsError = e !== err;
+    const msg = `${doing || `step ${st.step + 1}`}: ${user ? '' : 'internal error: '}${(e as Error).message}${fsError ? `; once it can be written, resume with: lorasft train --resume ${outDir}` : ''}`;
+    try {
+      setJobState(job, 'JOB_STATE_FAILED', msg, outDir, { code: user && !fsError ? 'INVALID_ARGUMENT' : 'INTERNAL' });
+    } catch (w) {
+      log(`warning: could not record the failure in ${path.join(outDir, 'job.json')}: ${(fsErrorToUser(w) as Error).message}`);
+    }
     throw e;
   } finally {
     progress.end();
@@ -318,4 +357,11 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
 
 function lastEvalOf(xs: number[]): number | null {
   return xs.length ? xs[xs.length - 1] : null;
+}
+
+/** The config as recorded in resolved_config.json: input paths absolute, so the job resumes from any directory. */
+function absolutePaths(cfg: TrainConfig): TrainConfig {
+  const abs = (p: string) => (p ? path.resolve(p) : p);
+  const template = cfg.jinjaTemplate && fs.existsSync(cfg.jinjaTemplate) ? path.resolve(cfg.jinjaTemplate) : cfg.jinjaTemplate;
+  return { ...cfg, dataset: abs(cfg.dataset), baseModel: abs(cfg.baseModel), evaluationDataset: abs(cfg.evaluationDataset), warmStartFrom: abs(cfg.warmStartFrom), outputModel: abs(cfg.outputModel), jinjaTemplate: template };
 }
