@@ -210,6 +210,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const withShapes = (m: Map<string, Float32Array>) => new Map<string, FloatTensor>([...m].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }]));
   const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: T, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
   let best: Map<string, Float32Array> | null = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
+  if (cfg.learningRateWarmupSteps > T) log(`warning: learningRateWarmupSteps ${cfg.learningRateWarmupSteps} is longer than the run (${T} step${T === 1 ? '' : 's'}): the learning rate peaks at ${learningRateAt(T - 1, { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: T, scheduler: cfg.lrScheduler }).toPrecision(3)}, not ${cfg.learningRate}`);
   if (resumed && resumed.ck.state.totalSteps !== T) return fail(`cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`, 'FAILED_PRECONDITION');
   log(`plan: ${T} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && T < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${evalBatches.length ? '' : ' (no eval set)'}`);
 
@@ -276,7 +277,9 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       if (!Number.isFinite(trainLoss) || !Number.isFinite(norm)) {
         checkpoint(); // the parameters before this step: the last good state
         final = 'JOB_STATE_FAILED';
-        finalMsg = `step ${step + 1}: ${Number.isFinite(trainLoss) ? `gradient norm is ${norm}` : `train loss is ${trainLoss}`} (non-finite); stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
+        const bad = nonFiniteWeight(base);
+        const cause = bad ? `: the base model produced non-finite values (its weight ${bad} in ${cfg.baseModel} holds NaN or Inf); stopped.` : `; stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
+        finalMsg = `step ${step + 1}: ${Number.isFinite(trainLoss) ? `gradient norm is ${norm}` : `train loss is ${trainLoss}`} (non-finite)${cause}`;
         break;
       }
       adamwStep(params, g.grads, adam, lr, { ...ADAMW_DEFAULTS, weightDecay: cfg.optimizerWeightDecay });
@@ -364,4 +367,13 @@ function absolutePaths(cfg: TrainConfig): TrainConfig {
   const abs = (p: string) => (p ? path.resolve(p) : p);
   const template = cfg.jinjaTemplate && fs.existsSync(cfg.jinjaTemplate) ? path.resolve(cfg.jinjaTemplate) : cfg.jinjaTemplate;
   return { ...cfg, dataset: abs(cfg.dataset), baseModel: abs(cfg.baseModel), evaluationDataset: abs(cfg.evaluationDataset), warmStartFrom: abs(cfg.warmStartFrom), outputModel: abs(cfg.outputModel), jinjaTemplate: template };
+}
+
+/** The first base weight holding NaN or Inf, or null (checked only when a loss turned non-finite). */
+function nonFiniteWeight(base: BaseModel): string | null {
+  for (const [name, t] of base.weights) {
+    const d = t.dataSync();
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return name;
+  }
+  return null;
 }
