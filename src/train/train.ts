@@ -221,6 +221,19 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       t.dispose();
     }
   };
+  /** Records FAILED for an error thrown while `what` ('step 4'); returns it, an fs error as a line naming its path. */
+  const failedWhile = (what: string, err: unknown): unknown => {
+    const e = fsErrorToUser(err); // a failed write (disk full) names its path
+    const user = e instanceof UserError;
+    const fsError = e !== err;
+    const msg = `${what}: ${user ? '' : 'internal error: '}${(e as Error).message}${fsError ? `; once it can be written, resume with: lorasft train --resume ${outDir}` : ''}`;
+    try {
+      setJobState(job, 'JOB_STATE_FAILED', msg, outDir, { code: user && !fsError ? 'INVALID_ARGUMENT' : 'INTERNAL' });
+    } catch (w) {
+      log(`warning: could not record the failure in ${path.join(outDir, 'job.json')}: ${(fsErrorToUser(w) as Error).message}`);
+    }
+    return e;
+  };
   let doing = ''; // what the loop is doing, for a failure message ('step 4', 'checkpoint of step 3')
   const checkpoint = () => {
     doing = `checkpoint of step ${st.step}`;
@@ -327,16 +340,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     }
   } catch (err) {
     progress.end();
-    const e = fsErrorToUser(err); // a failed write (disk full) names its path
-    const user = e instanceof UserError;
-    const fsError = e !== err;
-    const msg = `${doing || `step ${st.step + 1}`}: ${user ? '' : 'internal error: '}${(e as Error).message}${fsError ? `; once it can be written, resume with: lorasft train --resume ${outDir}` : ''}`;
-    try {
-      setJobState(job, 'JOB_STATE_FAILED', msg, outDir, { code: user && !fsError ? 'INVALID_ARGUMENT' : 'INTERNAL' });
-    } catch (w) {
-      log(`warning: could not record the failure in ${path.join(outDir, 'job.json')}: ${(fsErrorToUser(w) as Error).message}`);
-    }
-    throw e;
+    throw failedWhile(doing || `step ${st.step + 1}`, err);
   } finally {
     progress.end();
   }
@@ -346,7 +350,11 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const useBest = cfg.earlyStop && best !== null;
     if (useBest) for (const [k, d] of best!) params.get(k)!.set(d);
     syncVars();
-    saveAdapter(outDir, lora, lora.cfg, path.resolve(cfg.baseModel));
+    try {
+      saveAdapter(outDir, lora, lora.cfg, path.resolve(cfg.baseModel));
+    } catch (err) {
+      throw failedWhile('writing the adapter', err);
+    }
     if (final === 'JOB_STATE_COMPLETED') {
       finalMsg = `completed ${T} steps in ${((st.elapsedS * 1000 + Date.now() - runStart) / 1000).toFixed(1)} s` + (lastEvalOf(evalLosses) !== null ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEvalOf(evalLosses)!.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
       progressOf(T);

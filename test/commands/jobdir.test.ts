@@ -227,6 +227,13 @@ describe('job dirs (issue 9)', () => {
     expect(m.code).toBe(1);
     expect(errorLines(m)).toEqual([`error: ${path.join(out, 'metrics.jsonl')}: cannot write (ENOSPC: no space left on device)`]);
 
+    // The final adapter on a full disk: FAILED too, and resumable (the last checkpoint holds every step).
+    const fin = path.join(out, 'adapter_model.safetensors');
+    const a = await lorasft(['train', '--resume', out], { hooks: `enospc@${fin}` });
+    expect(errorLines(a)).toEqual([`error: ${fin}: cannot write (ENOSPC: no space left on device)`]);
+    expect(readJob(out).status.message).toMatch(/^writing the adapter: .*adapter_model\.safetensors: cannot write \(ENOSPC/);
+    expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
+
     const resumed = await lorasft(['train', '--resume', out]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(adapter(out).equals(fullAdapter)).toBe(true);
