@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { hashFile, hashText } from '../util/hash.ts';
 import { listModelTensors } from '../model/safetensors.ts';
 import { FIELDS, type TrainConfig } from './config.ts';
+import { listCheckpoints } from './checkpoint.ts';
 
 export const INPUTS_FILE = 'inputs.json';
 
@@ -68,7 +69,8 @@ export function checkFingerprint(outDir: string, cfg: TrainConfig, notice: (m: s
   const file = path.join(outDir, INPUTS_FILE);
   const now = fingerprint(cfg);
   if (!fs.existsSync(file)) {
-    notice(`${outDir}: no ${INPUTS_FILE} (job started by an older lorasft); cannot tell whether its inputs changed; recording them now`);
+    // Killed before it was written (nothing trained yet), or a job of an older lorasft.
+    if (listCheckpoints(outDir).length) notice(`${outDir}: no ${INPUTS_FILE} (job started by an older lorasft); cannot tell whether its inputs changed; recording them now`);
     writeFingerprint(outDir, now);
     return;
   }

@@ -141,7 +141,6 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     testHook('after-job-json');
     writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(absolutePaths(cfg), null, 2) + '\n');
     writeFileAtomic(metricsFile(outDir), '');
-    writeFingerprint(outDir, fingerprint(cfg));
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
   stop.force = (why) => setJobState(job, 'JOB_STATE_CANCELLED', `${why}; resume with: lorasft train --resume ${outDir}`, outDir);
@@ -155,6 +154,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   let trainEx: TokenizedExample[];
   let evalEx: TokenizedExample[];
   try {
+    if (!opts.resume) writeFingerprint(outDir, fingerprint(cfg)); // a model dir without weights fails here
     const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
     log(`backend: ${backend.name} (${backend.reason})`);
 
