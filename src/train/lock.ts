@@ -69,7 +69,7 @@ export function acquireJobLock(dir: string, notice: (msg: string) => void = () =
   try {
     for (let attempt = 0; ; attempt++) {
       try {
-        fs.linkSync(tmp, file);
+        linkOrCreate(tmp, file, me);
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 5) throw e;
@@ -96,6 +96,16 @@ export function acquireJobLock(dir: string, notice: (msg: string) => void = () =
   }
   held.set(file, fs.statSync(file).ino);
   return () => releaseLock(file);
+}
+
+/** link(tmp, file), failing with EEXIST if a lock exists; where hard links are unsupported, an exclusive create. */
+function linkOrCreate(tmp: string, file: string, me: LockInfo): void {
+  try {
+    fs.linkSync(tmp, file);
+  } catch (e) {
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    fs.writeFileSync(file, JSON.stringify(me) + '\n', { flag: 'wx' });
+  }
 }
 
 function releaseLock(file: string): void {
