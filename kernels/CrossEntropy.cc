@@ -14,6 +14,13 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float* w = f32(info[3]);
   float *loss = f32(info[4]), *dh = f32(info[5]);
   const int M = arg_i(info, 6), C = arg_i(info, 7), V = arg_i(info, 8), rows = arg_i(info, 9);
+  const char* fn = "weightedCrossEntropy";
+  need_len(info, fn, 0, "h", (int64_t)M * C), need_len(info, fn, 1, "W", (int64_t)V * C);
+  need_len(info, fn, 2, "labels", M), need_len(info, fn, 3, "w", M);
+  need_len(info, fn, 4, "loss", 1), need_len(info, fn, 5, "dh", (int64_t)M * C);
+  if (rows <= 0 || V <= 0) throw Napi::RangeError::New(info.Env(), "weightedCrossEntropy: rows and V must be > 0");
+  for (int m = 0; m < M; m++)
+    if (labels[m] < 0 || labels[m] >= V) throw Napi::RangeError::New(info.Env(), "weightedCrossEntropy: a label is outside [0, V)");
   std::vector<float> logits((size_t)rows * V);
   double total = 0;
   for (int s = 0; s < M; s += rows) {

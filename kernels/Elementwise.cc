@@ -12,6 +12,13 @@ static Napi::Value Binary(const Napi::CallbackInfo& info) {
   size_t R;
   const int32_t* shape = i32(info[4], &R);
   const int32_t *sa = i32(info[5]), *sb = i32(info[6]);
+  need_len(info, "binary", 5, "aStrides", R), need_len(info, "binary", 6, "bStrides", R);
+  int64_t n = 1, ea = 1, eb = 1;  // out size; a, b extents (1 + the largest offset read)
+  for (size_t d = 0; d < R; d++) {
+    if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) throw Napi::RangeError::New(info.Env(), "binary: negative shape or stride");
+    n *= shape[d], ea += (int64_t)(shape[d] - 1) * sa[d], eb += (int64_t)(shape[d] - 1) * sb[d];
+  }
+  need_len(info, "binary", 1, "a", n ? ea : 0), need_len(info, "binary", 2, "b", n ? eb : 0), need_len(info, "binary", 3, "out", n);
   const int64_t inner = R ? shape[R - 1] : 1, ia = R ? sa[R - 1] : 0, ib = R ? sb[R - 1] : 0;
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < R; d++) rows *= shape[d];
@@ -52,6 +59,14 @@ static Napi::Value Transpose(const Napi::CallbackInfo& info) {
   size_t R;
   const int32_t* in = i32(info[2], &R);
   const int32_t* perm = i32(info[3]);
+  if (R < 1 || R > 8) throw Napi::RangeError::New(info.Env(), "transpose: rank must be 1 to 8");
+  need_len(info, "transpose", 3, "perm", R);
+  int64_t n = 1;
+  for (size_t d = 0; d < R; d++) {
+    if (in[d] < 0 || perm[d] < 0 || perm[d] >= (int)R) throw Napi::RangeError::New(info.Env(), "transpose: bad shape or perm");
+    n *= in[d];
+  }
+  need_len(info, "transpose", 0, "x", n), need_len(info, "transpose", 1, "y", n);
   int64_t inStride[8], outShape[8], st[8];
   int64_t acc = 1;
   for (int d = (int)R - 1; d >= 0; d--) { inStride[d] = acc; acc *= in[d]; }
@@ -78,6 +93,7 @@ static Napi::Value Softmax(const Napi::CallbackInfo& info) {
   float* y = f32(info[1]);
   const int64_t rows = info[2].As<Napi::Number>().Int64Value();
   const int cols = arg_i(info, 3);
+  need_len(info, "softmax", 0, "x", rows * cols), need_len(info, "softmax", 1, "y", rows * cols);
 #pragma omp parallel for num_threads(g_threads) if (rows * cols > 65536)
   for (int64_t r = 0; r < rows; r++) {
     const float* a = x + r * cols;

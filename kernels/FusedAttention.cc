@@ -59,6 +59,11 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   const int32_t* seg = i32(info[3]);
   float *o = f32(info[4]), *lse = f32(info[5]);
   const int B = arg_i(info, 6), T = arg_i(info, 7), H = arg_i(info, 8), Hkv = arg_i(info, 9), D = arg_i(info, 10);
+  const char* fn = "fusedAttention";
+  if (Hkv <= 0 || H % Hkv) throw Napi::RangeError::New(info.Env(), "fusedAttention: H must be a multiple of Hkv > 0");
+  const int64_t nq = (int64_t)B * T * H * D, nk = (int64_t)B * T * Hkv * D;
+  need_len(info, fn, 0, "q", nq), need_len(info, fn, 1, "k", nk), need_len(info, fn, 2, "v", nk);
+  need_len(info, fn, 3, "seg", (int64_t)B * T), need_len(info, fn, 4, "out", nq), need_len(info, fn, 5, "lse", (int64_t)B * H * T);
   const float scale = arg_f(info, 11);
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;  // threads split heads; each sgemm runs in its caller's thread
@@ -93,6 +98,12 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   const float *o = f32(info[5]), *lse = f32(info[6]);
   float *dq = f32(info[7]), *dk = f32(info[8]), *dv = f32(info[9]);
   const int B = arg_i(info, 10), T = arg_i(info, 11), H = arg_i(info, 12), Hkv = arg_i(info, 13), D = arg_i(info, 14);
+  const char* fn = "fusedAttentionGrad";
+  if (Hkv <= 0 || H % Hkv) throw Napi::RangeError::New(info.Env(), "fusedAttentionGrad: H must be a multiple of Hkv > 0");
+  const int64_t nq = (int64_t)B * T * H * D, nk = (int64_t)B * T * Hkv * D;
+  need_len(info, fn, 0, "dO", nq), need_len(info, fn, 1, "q", nq), need_len(info, fn, 2, "k", nk), need_len(info, fn, 3, "v", nk);
+  need_len(info, fn, 4, "seg", (int64_t)B * T), need_len(info, fn, 5, "o", nq), need_len(info, fn, 6, "lse", (int64_t)B * H * T);
+  need_len(info, fn, 7, "dq", nq), need_len(info, fn, 8, "dk", nk), need_len(info, fn, 9, "dv", nk);
   const float scale = arg_f(info, 15);
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;

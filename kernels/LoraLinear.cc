@@ -10,6 +10,10 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float* bias = info[5].IsTypedArray() ? f32(info[5]) : nullptr;
   float *y = f32(info[6]), *u = f32(info[7]);
   const int N = arg_i(info, 8), in = arg_i(info, 9), out = arg_i(info, 10), r = arg_i(info, 11);
+  const char* fn = "loraLinear";
+  need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 1, "xl", (int64_t)N * in), need_len(info, fn, 2, "W", (int64_t)out * in);
+  need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "bias", out);
+  need_len(info, fn, 6, "y", (int64_t)N * out), need_len(info, fn, 7, "u", (int64_t)N * r);
   const float s = arg_f(info, 12);
   sgemm(false, true, N, out, in, 1.f, x, W, 0.f, y);   // y = x W^T
   sgemm(false, true, N, r, in, 1.f, xl, A, 0.f, u);    // u = xl A^T
@@ -32,6 +36,11 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   float *dx = f32(info[6]), *dA = f32(info[8]), *dB = f32(info[9]);
   float* dxl = info[7].IsTypedArray() ? f32(info[7]) : nullptr;
   const int N = arg_i(info, 10), in = arg_i(info, 11), out = arg_i(info, 12), r = arg_i(info, 13);
+  const char* fn = "loraLinearGrad";
+  need_len(info, fn, 0, "dy", (int64_t)N * out), need_len(info, fn, 1, "xl", (int64_t)N * in), need_len(info, fn, 2, "W", (int64_t)out * in);
+  need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "u", (int64_t)N * r);
+  need_len(info, fn, 6, "dx", (int64_t)N * in), need_len(info, fn, 7, "dxl", (int64_t)N * in);
+  need_len(info, fn, 8, "dA", (int64_t)r * in), need_len(info, fn, 9, "dB", (int64_t)out * r);
   const float s = arg_f(info, 14);
   std::vector<float> v((size_t)N * r);
   sgemm(false, false, N, in, out, 1.f, dy, W, 0.f, dx);          // dx = dy W

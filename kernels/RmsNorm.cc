@@ -12,6 +12,8 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float *x = f32(info[0]), *w = f32(info[1]);
   float *y = f32(info[2]), *rstd = f32(info[3]);
   const int N = arg_i(info, 4), C = arg_i(info, 5);
+  need_len(info, "rmsNorm", 0, "x", (int64_t)N * C), need_len(info, "rmsNorm", 1, "w", C);
+  need_len(info, "rmsNorm", 2, "y", (int64_t)N * C), need_len(info, "rmsNorm", 3, "rstd", N);
   const float eps = arg_f(info, 6);
 #pragma omp parallel for num_threads(g_threads)
   for (int n = 0; n < N; n++) {
@@ -31,6 +33,9 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   const float *dy = f32(info[0]), *x = f32(info[1]), *w = f32(info[2]), *rstd = f32(info[3]);
   float *dx = f32(info[4]), *dw = f32(info[5]);
   const int N = arg_i(info, 6), C = arg_i(info, 7);
+  const char* fn = "rmsNormGrad";
+  need_len(info, fn, 0, "dy", (int64_t)N * C), need_len(info, fn, 1, "x", (int64_t)N * C), need_len(info, fn, 2, "w", C);
+  need_len(info, fn, 3, "rstd", N), need_len(info, fn, 4, "dx", (int64_t)N * C), need_len(info, fn, 5, "dw", C);
   const int nt = g_threads;
   std::vector<float> part((size_t)nt * C, 0.f);  // per-thread dw
 #pragma omp parallel num_threads(nt)

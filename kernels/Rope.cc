@@ -7,6 +7,8 @@ static Napi::Value Rope(const Napi::CallbackInfo& info) {
   const float *x = f32(info[0]), *cs = f32(info[1]), *sn = f32(info[2]);
   float* y = f32(info[3]);
   const int N = arg_i(info, 4), h = arg_i(info, 5), D = arg_i(info, 6);
+  need_len(info, "rope", 0, "x", (int64_t)N * h * D), need_len(info, "rope", 1, "cos", (int64_t)N * D);
+  need_len(info, "rope", 2, "sin", (int64_t)N * D), need_len(info, "rope", 3, "y", (int64_t)N * h * D);
   const bool back = info[7].ToBoolean();
   const int half = D / 2;
 #pragma omp parallel for num_threads(g_threads)

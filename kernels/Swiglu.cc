@@ -8,6 +8,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float *g = f32(info[0]), *u = f32(info[1]);
   float* y = f32(info[2]);
   const int64_t n = info[3].As<Napi::Number>().Int64Value();
+  need_len(info, "swiglu", 0, "g", n), need_len(info, "swiglu", 1, "u", n), need_len(info, "swiglu", 2, "y", n);
 #pragma omp parallel for num_threads(g_threads)
   for (int64_t i = 0; i < n; i++) y[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
   return info.Env().Undefined();
@@ -18,6 +19,8 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   const float *dy = f32(info[0]), *g = f32(info[1]), *u = f32(info[2]);
   float *dg = f32(info[3]), *du = f32(info[4]);
   const int64_t n = info[5].As<Napi::Number>().Int64Value();
+  need_len(info, "swigluGrad", 0, "dy", n), need_len(info, "swigluGrad", 1, "g", n), need_len(info, "swigluGrad", 2, "u", n);
+  need_len(info, "swigluGrad", 3, "dg", n), need_len(info, "swigluGrad", 4, "du", n);
 #pragma omp parallel for num_threads(g_threads)
   for (int64_t i = 0; i < n; i++) {
     const float s = 1.f / (1.f + std::exp(-g[i]));

@@ -58,6 +58,15 @@ int32_t* i32(const Napi::Value& v, size_t* len) {
   return a.Data();
 }
 
+void need_len(const Napi::CallbackInfo& info, const char* fn, size_t i, const char* name, int64_t need) {
+  if (need < 0) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": negative size for " + name);
+  if (i >= info.Length() || !info[i].IsTypedArray()) return;
+  const size_t have = info[i].As<Napi::TypedArray>().ElementLength();
+  if (have < (size_t)need)
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": " + name + " has " + std::to_string(have) +
+                                                " elements, the shape needs " + std::to_string(need));
+}
+
 void requireBlas(Napi::Env env) {
   if (!g_blas.ok) throw Napi::Error::New(env, "lorasft native: " + g_blas.error);
 }

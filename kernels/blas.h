@@ -44,6 +44,11 @@ float* f32(const Napi::Value& v, size_t* len = nullptr);
 int32_t* i32(const Napi::Value& v, size_t* len = nullptr);
 void requireBlas(Napi::Env env);
 
+// Every entry point checks each buffer against the shape it is given, one line per buffer: info[i] (named
+// `name`) must hold at least `need` elements, else a RangeError ('rmsNorm: y has 11 elements, the shape needs 12').
+// A negative need (a negative dimension) throws too; a non-array at i is left to f32 / i32 (optional buffers).
+void need_len(const Napi::CallbackInfo& info, const char* fn, size_t i, const char* name, int64_t need);
+
 // Per-file registration functions, called from addon.cc.
 void InitMatMul(Napi::Env env, Napi::Object exports);
 void InitAttention(Napi::Env env, Napi::Object exports);

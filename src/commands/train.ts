@@ -11,6 +11,8 @@ import { readJob, TERMINAL_STATES } from '../train/job.ts';
 import { train } from '../train/train.ts';
 import { adapterBaseModel, requireAdapterDir, requireJobInputs, requireOutputDir, withFsErrors } from '../train/paths.ts';
 import { listCheckpoints } from '../train/checkpoint.ts';
+import { acquireJobLock, LOCK_FILE } from '../train/lock.ts';
+import { INPUTS_FILE } from '../train/fingerprint.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
 import { checkWarmStartBase } from '../train/warm_start.ts';
@@ -46,7 +48,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const notice = (m: string) => console.log(`notice: ${m}`);
   const cli = configFromFlags(values as Record<string, string | boolean | undefined>);
 
-  if (values.resume) return resume(values.resume, cli);
+  if (values.resume) return resume(values.resume, cli, notice);
 
   const file = values.config ? readConfigFile(values.config, notice) : {};
   let demo: Partial<TrainConfig> = {};
@@ -70,20 +72,33 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   requireJobInputs(cfg); // before the output dir is created or an old job in it replaced
   requireOutputDir(out, '--output-model');
   if (path.resolve(out) === path.resolve(cfg.baseModel)) throw new UserError(`--output-model ${out}: must differ from the base model dir`);
-  const present = fs.existsSync(out) ? fs.readdirSync(out) : [];
-  if (present.length && !present.includes('job.json') && !values.overwrite) {
+  // A job running in OUT_DIR is refused (naming its pid) before anything in it is looked at or replaced.
+  const release = fs.existsSync(out) ? acquireJobLock(out, notice) : () => {};
+  try {
+    return await start(cfg, demo, values.overwrite === true, notice);
+  } finally {
+    release();
+  }
+});
+
+async function start(cfg: TrainConfig, demo: Partial<TrainConfig>, overwrite: boolean, notice: (m: string) => void): Promise<number> {
+  const out = cfg.outputModel;
+  const present = fs.existsSync(out) ? fs.readdirSync(out).filter((f) => f !== LOCK_FILE) : [];
+  if (present.length && !present.includes('job.json') && !overwrite) {
     throw new UserError(`${out}: not empty and holds no lorasft job (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --output-model, or pass --overwrite to write into it`);
   }
   if (present.includes('job.json')) {
     const prev = readJob(out);
-    // A job that failed before its first checkpoint (e.g. a dataset error found while validating) has nothing to resume.
-    const retry = prev.state === 'JOB_STATE_FAILED' && listCheckpoints(out).length === 0;
-    if (!values.overwrite && !retry) {
+    // Nothing to resume: a job that failed before its first checkpoint (e.g. a dataset error found while
+    // validating), or one killed before its resolved config was written.
+    const unstarted = !fs.existsSync(path.join(out, 'resolved_config.json'));
+    const retry = (prev.state === 'JOB_STATE_FAILED' || unstarted) && listCheckpoints(out).length === 0;
+    if (!overwrite && !retry) {
       const hint = TERMINAL_STATES.includes(prev.state) && prev.state !== 'JOB_STATE_CANCELLED' && prev.state !== 'JOB_STATE_FAILED' ? '' : ` continue it with '${lorasftCommand('train', '--resume', abs(out))}', or`;
       throw new UserError(`${out}: already holds job ${prev.name} (${prev.state});${hint} pass --overwrite to replace it, or choose another --output-model`);
     }
-    notice(`${out}: replacing the previous job (${prev.state}${retry ? `, no checkpoint to resume: ${prev.status.message}` : ''})`);
-    for (const f of ['checkpoints', 'adapter_model.safetensors', 'adapter_config.json', 'metrics.jsonl', 'loss.svg']) fs.rmSync(path.join(out, f), { recursive: true, force: true });
+    notice(`${out}: replacing the previous job (${prev.state}${retry ? `, no checkpoint to resume: ${unstarted ? 'it was stopped before it started' : prev.status.message}` : ''})`);
+    for (const f of ['checkpoints', 'adapter_model.safetensors', 'adapter_config.json', 'metrics.jsonl', 'loss.svg', INPUTS_FILE]) fs.rmSync(path.join(out, f), { recursive: true, force: true });
   }
   const r = await train(cfg);
   if (r.exitCode === 0) {
@@ -92,24 +107,35 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
     console.log(`curves:  ${lorasftCommand('plot', abs(out))}`);
   }
   return r.exitCode;
-});
+}
 
-async function resume(out: string, cli: Partial<TrainConfig>): Promise<number> {
+/**
+ * Continue the job in `out`, in place: whatever dir it was started in (a copied or moved job dir resumes where it
+ * is now; the output path saved in resolved_config.json is never used), from any working directory (input paths
+ * are recorded absolute).
+ */
+async function resume(out: string, cli: Partial<TrainConfig>, notice: (m: string) => void): Promise<number> {
   requireDir(out, 'a lorasft train output dir to resume');
-  const rc = path.join(out, 'resolved_config.json');
-  if (!fs.existsSync(rc) || !fs.existsSync(path.join(out, 'job.json'))) throw new UserError(`${out}: not a lorasft job dir (no resolved_config.json / job.json to resume)`);
+  if (!fs.existsSync(path.join(out, 'job.json'))) throw new UserError(`${out}: not a lorasft job dir (no job.json to resume)`);
   const changed = Object.keys(cli).filter((k) => !['backend', 'threads'].includes(k));
   if (changed.length) throw new UserError(`--resume continues the job exactly as configured; only --backend and --threads may be given (got ${changed.map((k) => `'${k}'`).join(', ')})`);
-  const job = readJob(out);
-  if (job.state === 'JOB_STATE_COMPLETED' || job.state === 'JOB_STATE_EARLY_STOPPED') {
-    console.log(`${out}: job already finished (${job.state}): ${job.status.message}`);
-    return 0;
+  const release = acquireJobLock(out, notice);
+  try {
+    const job = readJob(out);
+    if (job.state === 'JOB_STATE_COMPLETED' || job.state === 'JOB_STATE_EARLY_STOPPED') {
+      console.log(`${out}: job already finished (${job.state}): ${job.status.message}`);
+      return 0;
+    }
+    const rc = path.join(out, 'resolved_config.json');
+    if (!fs.existsSync(rc)) throw new UserError(`${out}: job ${job.name} was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`);
+    const { backendUsed: _, ...saved } = readJsonObject(rc, 'the resolved config of the job to resume') as unknown as TrainConfig & { backendUsed?: unknown };
+    const cfg = resolveConfig(saved, cli, { outputModel: out });
+    const r = await train(cfg, { resume: true });
+    if (r.exitCode === 0) console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')}`);
+    return r.exitCode;
+  } finally {
+    release();
   }
-  const { backendUsed: _, ...saved } = readJsonObject(rc, 'the resolved config of the job to resume') as unknown as TrainConfig & { backendUsed?: unknown };
-  const cfg = resolveConfig(saved, cli);
-  const r = await train(cfg, { resume: true });
-  if (r.exitCode === 0) console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')}`);
-  return r.exitCode;
 }
 
 /** A warm start keeps the adapter's rank and alpha (the resolved config records them). */

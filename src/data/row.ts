@@ -12,7 +12,7 @@ export interface RowResult {
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
+const kind = (v: unknown): string => (v === undefined ? 'nothing (missing)' : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`);
 
 /** `content`: a string, or a list of text parts `{type: 'text', text}` that are concatenated. */
 function readContent(v: unknown, where: string, problems: string[]): string | undefined {
@@ -20,7 +20,9 @@ function readContent(v: unknown, where: string, problems: string[]): string | un
   if (Array.isArray(v)) {
     let text = '';
     v.forEach((part, i) => {
-      if (!isObj(part) || part.type !== 'text' || typeof part.text !== 'string') {
+      if (isObj(part) && part.type === 'text' && typeof part.text !== 'string') {
+        problems.push(`${where}.content[${i}].text must be a string, got ${kind(part.text)}`);
+      } else if (!isObj(part) || part.type !== 'text') {
         const t = isObj(part) ? `type '${String(part.type)}'` : kind(part);
         problems.push(`${where}.content[${i}]: only text parts {"type": "text", "text": "..."} are supported, got ${t}`);
       } else text += part.text;
@@ -43,6 +45,7 @@ function readToolCalls(v: unknown, where: string, problems: string[]): ToolCall[
     if (c.type !== undefined && c.type !== 'function') problems.push(`${w}.type must be "function", got ${JSON.stringify(c.type)}`);
     if (c.id !== undefined && typeof c.id !== 'string') problems.push(`${w}.id must be a string, got ${kind(c.id)}`);
     const f = c.function;
+    if (f === undefined) return void problems.push(`${w}.function is missing (expected {"name", "arguments"})`);
     if (!isObj(f)) return void problems.push(`${w}.function must be an object {"name", "arguments"}, got ${kind(f)}`);
     if (typeof f.name !== 'string' || f.name === '') problems.push(`${w}.function.name must be a non-empty string`);
     const a = f.arguments;

@@ -3,11 +3,14 @@
 //   trainer_state.json  step, optimizer step, early-stop bookkeeping, token counters (data order and dropout
 //                       are functions of (seed, epoch, step), so the step is all the data-order state needed)
 //   adapter_config.json + adapter_model.safetensors   the PEFT adapter at this step (usable as-is)
+//   manifest.json       size and sha256 of every file above, written last
 // A checkpoint is written to a temp dir and renamed into place, so a killed process leaves either the old
-// set of checkpoints or the old set plus one complete new one.
+// set of checkpoints or the old set plus one complete new one; a failed write removes the temp dir. At resume
+// a checkpoint whose files do not match its manifest (truncated, edited, no manifest) is skipped with one line.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { hashFile } from '../util/hash.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
 
 export interface TrainerState {
@@ -48,6 +51,24 @@ export function saveCheckpoint(outDir: string, ck: Checkpoint, writeAdapter: (di
   const tmp = path.join(root, `.tmp-${stepDirName(ck.state.step)}-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
+  try {
+    writeCheckpointFiles(tmp, ck, writeAdapter);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true }); // a full disk leaves no half-written checkpoint behind
+    throw e;
+  }
+  // Replace a checkpoint of the same step (a resumed run redoing steps) via a side name, never deleting first.
+  if (fs.existsSync(final)) {
+    const old = `${final}.old-${process.pid}`;
+    fs.renameSync(final, old);
+    fs.renameSync(tmp, final);
+    fs.rmSync(old, { recursive: true, force: true });
+  } else fs.renameSync(tmp, final);
+  for (const stale of listCheckpoints(outDir).slice(0, -keep)) fs.rmSync(stale, { recursive: true, force: true });
+  return final;
+}
+
+function writeCheckpointFiles(tmp: string, ck: Checkpoint, writeAdapter: (dir: string) => void): void {
   const tensors = new Map<string, FloatTensor>();
   for (const [k, t] of ck.params) {
     tensors.set(`param/${k}`, t);
@@ -58,15 +79,31 @@ export function saveCheckpoint(outDir: string, ck: Checkpoint, writeAdapter: (di
   writeSafetensors(path.join(tmp, 'state.safetensors'), tensors, { format: 'lorasft-checkpoint' });
   writeFileAtomic(path.join(tmp, 'trainer_state.json'), JSON.stringify({ ...ck.state, adamStep: ck.adam.step }, null, 2) + '\n');
   writeAdapter(tmp);
-  // Replace a checkpoint of the same step (a resumed run redoing steps) via a side name, never deleting first.
-  if (fs.existsSync(final)) {
-    const old = `${final}.old-${process.pid}`;
-    fs.renameSync(final, old);
-    fs.renameSync(tmp, final);
-    fs.rmSync(old, { recursive: true, force: true });
-  } else fs.renameSync(tmp, final);
-  for (const stale of listCheckpoints(outDir).slice(0, -keep)) fs.rmSync(stale, { recursive: true, force: true });
-  return final;
+  const files: Record<string, { size: number; sha256: string }> = {};
+  for (const f of fs.readdirSync(tmp).sort()) files[f] = { size: fs.statSync(path.join(tmp, f)).size, sha256: hashFile(path.join(tmp, f)) };
+  writeFileAtomic(path.join(tmp, MANIFEST), JSON.stringify({ format: 'lorasft-checkpoint-manifest', files }, null, 2) + '\n');
+}
+
+const MANIFEST = 'manifest.json';
+
+/** Why checkpoint `dir` is not whole (its files against manifest.json), or null when it is. */
+export function checkpointProblem(dir: string): string | null {
+  let files: Record<string, { size: number; sha256: string }>;
+  try {
+    files = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST), 'utf8')).files;
+    if (typeof files !== 'object' || files === null || !files['trainer_state.json'] || !files['state.safetensors']) return `${MANIFEST} lists no checkpoint files`;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `no ${MANIFEST} (incomplete, or written by an older lorasft)` : `${MANIFEST} is unreadable (${code ?? 'invalid JSON'})`;
+  }
+  for (const [f, want] of Object.entries(files)) {
+    const p = path.join(dir, f);
+    if (!fs.existsSync(p)) return `${f} is missing`;
+    const size = fs.statSync(p).size;
+    if (size !== want.size) return `${f} has ${size} bytes, the manifest says ${want.size}`;
+    if (hashFile(p) !== want.sha256) return `${f} does not match its sha256 in the manifest`;
+  }
+  return null;
 }
 
 /** Complete checkpoint dirs, oldest first. */
@@ -101,10 +138,21 @@ export function loadCheckpoint(dir: string): Checkpoint {
   return { state, params, adam: { step: adamStep, m, v }, best };
 }
 
-/** The newest checkpoint of a run, or null. */
-export function loadLatestCheckpoint(outDir: string): { dir: string; ck: Checkpoint } | null {
+/**
+ * The newest whole checkpoint of a run, or null. Each newer one that fails its manifest is reported through
+ * `warn` in one line ('checkpoints/step-000004: trainer_state.json has 12 bytes, ...; using step-000002').
+ */
+export function loadLatestCheckpoint(outDir: string, warn: (msg: string) => void = () => {}): { dir: string; ck: Checkpoint } | null {
   const all = listCheckpoints(outDir);
-  if (!all.length) return null;
-  const dir = all[all.length - 1];
-  return { dir, ck: loadCheckpoint(dir) };
+  const bad: string[] = [];
+  for (let i = all.length - 1; i >= 0; i--) {
+    const problem = checkpointProblem(all[i]);
+    if (!problem) {
+      for (const b of bad) warn(`${b}; resuming from ${path.basename(all[i])}`);
+      return { dir: all[i], ck: loadCheckpoint(all[i]) };
+    }
+    bad.push(`${all[i]}: ${problem}`);
+  }
+  for (const b of bad) warn(`${b}; no whole checkpoint left: starting again from step 0`);
+  return null;
 }

@@ -3,6 +3,7 @@
 // Unknown keys are rejected by name; request fields with no local meaning are accepted with a notice.
 import { UserError } from '../errors.ts';
 import { readTextFile } from '../util/files.ts';
+import { jsonSyntaxError } from '../util/json.ts';
 
 export type LrScheduler = 'constant' | 'linear' | 'cosine';
 
@@ -154,7 +155,7 @@ export function readConfigFile(file: string, notice: (msg: string) => void): Par
   try {
     body = JSON.parse(stripped);
   } catch (e) {
-    throw new UserError(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new UserError(jsonSyntaxError(file, stripped));
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UserError(`${file}: expected a JSON object (the job's request body)`);
   const out: Record<string, unknown> = {};

@@ -3,7 +3,7 @@
 // dropped (atomic rewrite) so the file reads as one uninterrupted run.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../util/atomic.ts';
+import { appendFile, writeFileAtomic } from '../util/atomic.ts';
 
 export interface TrainRow {
   step: number;
@@ -42,7 +42,7 @@ export function metricsFile(outDir: string): string {
 }
 
 export function appendMetrics(outDir: string, row: MetricsRow): void {
-  fs.appendFileSync(metricsFile(outDir), JSON.stringify(row) + '\n');
+  appendFile(metricsFile(outDir), JSON.stringify(row) + '\n');
 }
 
 /** All complete rows (a torn last line from a killed process is skipped). */

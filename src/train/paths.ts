@@ -37,6 +37,11 @@ export function adapterBaseModel(adapterDir: string, flag: string): string {
 
 /** A data file the job will read (same one-line errors as the dataset reader: missing, a directory, unreadable). */
 function requireReadable(file: string, what: string): void {
+  const st = statOrNull(file); // stat, not open: opening a FIFO with no writer blocks for ever
+  if (st && !st.isFile() && !st.isDirectory()) {
+    const kind = st.isFIFO() ? 'a pipe (FIFO or process substitution like <(zcat data.jsonl.gz))' : st.isSocket() ? 'a socket' : 'not a regular file';
+    throw new UserError(`${file}: is ${kind}; a job reads its data again on --resume, so it must be a regular file: write it to one first (e.g. zcat data.jsonl.gz > data.jsonl)`);
+  }
   fs.closeSync(openFile(file, what));
 }
 
@@ -92,8 +97,13 @@ export function requireOutputFile(file: string, flag: string, example: string): 
 export function fsErrorToUser(e: unknown): unknown {
   const x = e as NodeJS.ErrnoException & { dest?: string };
   if (!(e instanceof Error) || typeof x.code !== 'string' || typeof x.syscall !== 'string' || e instanceof UserError) return e;
-  return new UserError(`${x.dest ?? x.path ?? '(unknown path)'}: cannot ${x.syscall} (${x.code})`);
+  const why = FS_REASONS[x.code] ? `${x.code}: ${FS_REASONS[x.code]}` : x.code;
+  return new UserError(`${x.dest ?? x.path ?? '(unknown path)'}: cannot ${x.syscall} (${why})`);
 }
+
+const FS_REASONS: Record<string, string> = {
+  ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded', EROFS: 'read-only file system', EACCES: 'permission denied', EIO: 'I/O error',
+};
 
 /** A command's run(argv) whose fs errors become one-line UserErrors (see fsErrorToUser). */
 export function withFsErrors(run: (argv: string[]) => Promise<number>): (argv: string[]) => Promise<number> {

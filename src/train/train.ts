@@ -27,7 +27,10 @@ import { makePlan, type Batcher } from './plan.ts';
 import { Progress } from './progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
-import { requireJobInputs, requireOutputDir } from './paths.ts';
+import { fsErrorToUser, requireJobInputs, requireOutputDir } from './paths.ts';
+import { acquireJobLock } from './lock.ts';
+import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
+import { testHook, testPause } from '../util/testhooks.ts';
 import { testStopAfterStep } from './test_stop.ts';
 import { checkWarmStartBase } from './warm_start.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
@@ -79,18 +82,26 @@ export interface TrainResult {
 
 const EXIT: Partial<Record<JobState, number>> = { JOB_STATE_COMPLETED: 0, JOB_STATE_EARLY_STOPPED: 0, JOB_STATE_CANCELLED: 130, JOB_STATE_FAILED: 1 };
 
-/** Set by SIGINT/SIGTERM; the loop checks it between steps. `force` runs on a second signal, before exiting. */
+/**
+ * Set by SIGINT/SIGTERM; the loop checks it between steps. `force(msg)` records CANCELLED before exiting at once:
+ * on a second signal, or on the first one while the job is still loading (nothing to checkpoint yet).
+ */
 interface StopFlag {
   signal: string | null;
-  force?: () => void;
+  loading: boolean;
+  force?: (why: string) => void;
 }
 
-/** Run a job; SIGINT/SIGTERM (installed for the whole job) finish the step in flight, checkpoint and cancel. */
+/**
+ * Run a job, holding OUT_DIR's job lock throughout (one writer per job dir). SIGINT/SIGTERM (installed for the
+ * whole job) finish the step in flight, checkpoint and cancel; while loading they cancel at the next stage.
+ */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
-  const stop: StopFlag = { signal: null };
+  const stop: StopFlag = { signal: null, loading: true };
   const onSignal = (sig: NodeJS.Signals) => {
-    if (stop.signal) {
-      stop.force?.(); // second Ctrl-C: leave now (the last checkpoint stays valid)
+    if (stop.signal || stop.loading) {
+      stop.signal ??= sig;
+      stop.force?.(stop.loading ? `cancelled by ${sig} while loading` : `cancelled by a second ${sig}`); // the last checkpoint stays valid
       process.exit(130);
     }
     stop.signal = sig;
@@ -100,13 +111,21 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }
+  requireJobInputs(cfg); // missing inputs are errors before anything is written
+  requireOutputDir(cfg.outputModel, '--output-model');
+  fs.mkdirSync(cfg.outputModel, { recursive: true });
+  const release = acquireJobLock(cfg.outputModel, opts.log ?? ((m) => console.log(`notice: ${m}`)));
   try {
     return await runJob(cfg, opts, stop);
   } finally {
+    release();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
+
+/** Let pending signal handlers run (between loading stages and steps). */
+const yieldToSignals = () => new Promise((r) => setImmediate(r));
 
 async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Promise<TrainResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
@@ -115,18 +134,19 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const outDir = cfg.outputModel;
   const t0 = Date.now();
 
-  // ---- job: new, or resumed from OUT_DIR (missing inputs are errors before anything is written) ----
-  requireJobInputs(cfg);
-  requireOutputDir(outDir, '--output-model');
+  // ---- job: new (job.json first, so a dir killed at any instant is a job dir), or resumed from OUT_DIR ----
   const job = opts.resume ? readJob(outDir) : createJob(cfg);
-  const resumed = opts.resume ? loadLatestCheckpoint(outDir) : null;
-  fs.mkdirSync(outDir, { recursive: true });
+  if (opts.resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
+  if (opts.resume) checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
+  const resumed = opts.resume ? loadLatestCheckpoint(outDir, (m) => log(`warning: ${m}`)) : null;
   if (!opts.resume) {
-    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(cfg, null, 2) + '\n');
+    writeJob(job, outDir);
+    testHook('after-job-json');
+    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(absolutePaths(cfg), null, 2) + '\n');
     writeFileAtomic(metricsFile(outDir), '');
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
-  stop.force = () => setJobState(job, 'JOB_STATE_CANCELLED', `cancelled by a second ${stop.signal}; resume with: ${lorasftCommand('train', '--resume', abs(outDir))}`, outDir);
+  stop.force = (why) => setJobState(job, 'JOB_STATE_CANCELLED', `${why}; resume with: ${lorasftCommand('train', '--resume', abs(outDir))}`, outDir);
   const fail = (message: string, code: FailureCode): TrainResult => {
     setJobState(job, 'JOB_STATE_FAILED', message, outDir, { code });
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
@@ -144,6 +164,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   let trainEx: TokenizedExample[];
   let evalEx: TokenizedExample[];
   try {
+    if (!opts.resume) writeFingerprint(outDir, fingerprint(cfg)); // a model dir without weights fails here
     const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
     log(`backend: ${backend.name} (${backend.reason})`);
     backendUsed = { name: backend.name, library: backend.library, threads: backend.threads, reason: backend.reason, requested: cfg.backend || 'auto' };
@@ -153,6 +174,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     // ---- data: validate -> carve out eval -> render/tokenize/mask/truncate ----
     const tok = await loadChatTokenizer(cfg.baseModel, { jinjaTemplate: cfg.jinjaTemplate || undefined });
     let trainRaw: DatasetExample[] = loadDataset(cfg.dataset, { epochs: cfg.epochs });
+    testHook('loading');
+    await yieldToSignals();
     let evalRaw: DatasetExample[] = [];
     if (cfg.evaluationDataset) evalRaw = loadDataset(cfg.evaluationDataset, {});
     else if (cfg.evalAutoCarveout) {
@@ -164,11 +187,13 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const built = buildExamples(trainRaw, tok, { maxContextLength: cfg.maxContextLength, warn });
     trainEx = built.examples;
     evalEx = evalRaw.length ? buildExamples(evalRaw, tok, { maxContextLength: cfg.maxContextLength, warn }).examples : [];
+    await yieldToSignals();
     log(`data: ${trainRaw.length} training examples (${trainEx.length} after reasoning expansion, ${built.stats.trainedTokens} trained tokens), ${evalEx.length} eval examples${cfg.evaluationDataset ? ` from ${cfg.evaluationDataset}` : evalEx.length ? ' (carve-out)' : ''}`);
     job.jobProgress.totalInputRequests = trainRaw.length;
 
     // ---- model: base + LoRA (fresh, warm start, or checkpoint) ----
     base = await loadBaseModel(cfg.baseModel);
+    await yieldToSignals();
     const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
     if (resumed) lora = loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
     else if (cfg.warmStartFrom) {
@@ -200,6 +225,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const withShapes = (m: Map<string, Float32Array>) => new Map<string, FloatTensor>([...m].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }]));
   const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: T, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
   let best: Map<string, Float32Array> | null = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
+  if (cfg.learningRateWarmupSteps > T) log(`warning: learningRateWarmupSteps ${cfg.learningRateWarmupSteps} is longer than the run (${T} step${T === 1 ? '' : 's'}): the learning rate peaks at ${learningRateAt(T - 1, { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: T, scheduler: cfg.lrScheduler }).toPrecision(3)}, not ${cfg.learningRate}`);
   if (resumed && resumed.ck.state.totalSteps !== T) return fail(`cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`, 'FAILED_PRECONDITION');
   const startStep = st.step; // st is the checkpoint's state object on resume: keep where this process began
   if (resumed) log(`resuming from checkpoint step ${startStep} of ${T} (epoch ${plan.epochProgress(startStep).toFixed(2)}): ${resumed.dir}`);
@@ -212,8 +238,24 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       t.dispose();
     }
   };
-  const checkpoint = () =>
+  /** Records FAILED for an error thrown while `what` ('step 4'); returns it, an fs error as a line naming its path. */
+  const failedWhile = (what: string, err: unknown): unknown => {
+    const e = fsErrorToUser(err); // a failed write (disk full) names its path
+    const user = e instanceof UserError;
+    const fsError = e !== err;
+    const msg = `${what}: ${user ? '' : 'internal error: '}${(e as Error).message}${fsError ? `; once it can be written, resume with: lorasft train --resume ${outDir}` : ''}`;
+    try {
+      setJobState(job, 'JOB_STATE_FAILED', msg, outDir, { code: user && !fsError ? 'INVALID_ARGUMENT' : 'INTERNAL' });
+    } catch (w) {
+      log(`warning: could not record the failure in ${path.join(outDir, 'job.json')}: ${(fsErrorToUser(w) as Error).message}`);
+    }
+    return e;
+  };
+  let doing = ''; // what the loop is doing, for a failure message ('step 4', 'checkpoint of step 3')
+  const checkpoint = () => {
+    doing = `checkpoint of step ${st.step}`;
     saveCheckpoint(outDir, { state: { ...st, elapsedS: st.elapsedS + (Date.now() - runStart) / 1000 }, params: withShapes(params), adam, best: best && withShapes(best) }, (dir) => saveAdapter(dir, lora, lora.cfg, path.resolve(cfg.baseModel)), cfg.keepCheckpoints);
+  };
   const evaluate = (): number => {
     let sum = 0;
     let n = 0;
@@ -233,6 +275,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   let lastJobWrite = 0;
   let final: JobState = 'JOB_STATE_COMPLETED';
   let finalMsg = '';
+  stop.loading = false;
   try {
     setJobState(job, 'JOB_STATE_RUNNING', `training: ${T} steps`, outDir);
     let lastEval: number | null = st.bestEvalLoss;
@@ -252,6 +295,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
         break;
       }
       const step = st.step; // 0-based index of the step being taken
+      doing = `step ${step + 1}`;
       const e = plan.epochOf(step);
       const tStep = Date.now();
       const rows = plan.stepRows(step);
@@ -263,7 +307,9 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       if (!Number.isFinite(trainLoss) || !Number.isFinite(norm)) {
         checkpoint(); // the parameters before this step: the last good state
         final = 'JOB_STATE_FAILED';
-        finalMsg = `step ${step + 1}: ${Number.isFinite(trainLoss) ? `gradient norm is ${norm}` : `train loss is ${trainLoss}`} (non-finite); stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
+        const bad = nonFiniteWeight(base);
+        const cause = bad ? `: the base model produced non-finite values (its weight ${bad} in ${cfg.baseModel} holds NaN or Inf); stopped.` : `; stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
+        finalMsg = `step ${step + 1}: ${Number.isFinite(trainLoss) ? `gradient norm is ${norm}` : `train loss is ${trainLoss}`} (non-finite)${cause}`;
         break;
       }
       adamwStep(params, g.grads, adam, lr, { ...ADAMW_DEFAULTS, weightDecay: cfg.optimizerWeightDecay });
@@ -306,13 +352,13 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
         finalMsg = `early stop at step ${st.step}/${T}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
         break;
       }
-      await new Promise((r) => setImmediate(r)); // let SIGINT/SIGTERM handlers run between steps
+      testHook(`after-step-${st.step}`);
+      await testPause(`after-step-${st.step}`, outDir, () => stop.signal !== null);
+      await yieldToSignals();
     }
-  } catch (e) {
+  } catch (err) {
     progress.end();
-    const user = e instanceof UserError;
-    setJobState(job, 'JOB_STATE_FAILED', `step ${st.step + 1}: ${user ? '' : 'internal error: '}${(e as Error).message}`, outDir, { code: user ? 'INVALID_ARGUMENT' : 'INTERNAL' });
-    throw e;
+    throw failedWhile(doing || `step ${st.step + 1}`, err);
   } finally {
     progress.end();
   }
@@ -322,7 +368,11 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const useBest = cfg.earlyStop && best !== null;
     if (useBest) for (const [k, d] of best!) params.get(k)!.set(d);
     syncVars();
-    saveAdapter(outDir, lora, lora.cfg, path.resolve(cfg.baseModel));
+    try {
+      saveAdapter(outDir, lora, lora.cfg, path.resolve(cfg.baseModel));
+    } catch (err) {
+      throw failedWhile('writing the adapter', err);
+    }
     if (final === 'JOB_STATE_COMPLETED') {
       // One clock: training time summed over the runs of this job (what checkpoints record as elapsedS).
       finalMsg = `completed ${T} steps in ${(st.elapsedS + (Date.now() - runStart) / 1000).toFixed(1)} s of training${resumed ? ` (${(st.elapsedS).toFixed(1)} s before the resume at step ${startStep})` : ''}` + (lastEvalOf(evalLosses) !== null ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEvalOf(evalLosses)!.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
@@ -337,4 +387,20 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
 
 function lastEvalOf(xs: number[]): number | null {
   return xs.length ? xs[xs.length - 1] : null;
+}
+
+/** The config as recorded in resolved_config.json: input paths absolute, so the job resumes from any directory. */
+function absolutePaths(cfg: TrainConfig): TrainConfig {
+  const abs = (p: string) => (p ? path.resolve(p) : p);
+  const template = cfg.jinjaTemplate && fs.existsSync(cfg.jinjaTemplate) ? path.resolve(cfg.jinjaTemplate) : cfg.jinjaTemplate;
+  return { ...cfg, dataset: abs(cfg.dataset), baseModel: abs(cfg.baseModel), evaluationDataset: abs(cfg.evaluationDataset), warmStartFrom: abs(cfg.warmStartFrom), outputModel: abs(cfg.outputModel), jinjaTemplate: template };
+}
+
+/** The first base weight holding NaN or Inf, or null (checked only when a loss turned non-finite). */
+function nonFiniteWeight(base: BaseModel): string | null {
+  for (const [name, t] of base.weights) {
+    const d = t.dataSync();
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return name;
+  }
+  return null;
 }

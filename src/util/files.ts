@@ -1,6 +1,7 @@
 // Reading the user's input files and dirs with one-line, actionable errors (UserError) instead of fs stack traces.
 import * as fs from 'node:fs';
 import { UserError } from '../errors.ts';
+import { jsonSyntaxError } from './json.ts';
 
 /** Why `file` cannot be read as a regular file, or null when it can: 'no such file', 'is a directory', ... */
 function fileProblem(file: string): string | null {
@@ -58,7 +59,7 @@ export function readJsonFile(file: string, what?: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
+    throw new UserError(jsonSyntaxError(file, text));
   }
 }
 

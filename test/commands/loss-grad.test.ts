@@ -108,7 +108,7 @@ describe('lorasft loss-grad', () => {
     };
     const cases: Array<[string[], RegExp]> = [
       [['--batch', batch('a.json', { input_ids: [[1, 2, 3], [4, 5]] })], /a.json: "input_ids"\[1\] must be a list of 3 numbers/],
-      [['--batch', batch('b.json', '{"input_ids": [[1, 2')], /b.json: invalid JSON/],
+      [['--batch', batch('b.json', '{"input_ids": [[1, 2')], /b.json:1:21: invalid JSON: unexpected end of file$/],
       [['--batch', batch('c.json', { input_ids: [[1, 2, 3]], labels: [[1, -5, 3]] })], /c.json: "labels"\[0\]\[1\] is -5; expected -100 or a token id in the model's vocabulary \[0, 48\)/],
       [['--batch', batch('d.json', { input_ids: [[1, 2, 300]] })], /d.json: "input_ids"\[0\]\[2\] is 300; expected a token id in the model's vocabulary \[0, 48\)/],
       [['--batch', batch('d2.json', { input_ids: [[1, 2, 3], [1, 2, 3]], labels: [[1, 2, 3], [-100, 2, 48]] })], /d2.json: "labels"\[1\]\[2\] is 48; expected -100 or a token id in the model's vocabulary \[0, 48\)/],

@@ -66,7 +66,7 @@ describe('model config', () => {
     const dir = tmpDir('cfg');
     expect(() => loadModelConfig(dir)).toThrow(/config.json: no such file \(expected a Hugging Face model directory with config.json\)/);
     fs.writeFileSync(path.join(dir, 'config.json'), '{"model_type": ');
-    expect(() => loadModelConfig(dir)).toThrow(/config.json: invalid JSON/);
+    expect(() => loadModelConfig(dir)).toThrow(/config.json:1:16: invalid JSON: unexpected end of file$/);
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(QWEN3_0_6B));
     expect(loadModelConfig(dir).vocabSize).toBe(151936);
     expect(() => loadModelConfig(path.join(dir, 'config.json'))).toThrow(/config.json: is a file, expected a Hugging Face model directory/);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { listCheckpoints, loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint.ts';
+import { checkpointProblem, listCheckpoints, loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint.ts';
 import { appendMetrics, readMetrics, truncateMetrics } from '../../src/train/metrics.ts';
 import { createJob, readJob, setJobState } from '../../src/train/job.ts';
 import { resolveConfig } from '../../src/train/config.ts';
@@ -34,6 +34,40 @@ describe('checkpoints, metrics, job', () => {
     saveCheckpoint(out, ck(3), () => {}, 2);
     expect(listCheckpoints(out)).toHaveLength(2);
     expect(fs.readdirSync(path.join(out, 'checkpoints')).filter((d) => d.startsWith('.'))).toEqual([]);
+  });
+
+  it('a checkpoint that fails its manifest is reported in one line and the previous whole one is used', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-ck-'));
+    for (const s of [1, 2, 3]) saveCheckpoint(dir, ck(s), (d) => fs.writeFileSync(path.join(d, 'adapter_config.json'), '{}'), 3);
+    const [c1, c2, c3] = listCheckpoints(dir);
+    expect(JSON.parse(fs.readFileSync(path.join(c3, 'manifest.json'), 'utf8')).files['state.safetensors'].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(checkpointProblem(c3)).toBeNull();
+    const size = fs.statSync(path.join(c3, 'trainer_state.json')).size;
+    fs.truncateSync(path.join(c3, 'trainer_state.json'), 10); // torn trainer_state.json: was a SyntaxError stack trace
+    const flip = fs.readFileSync(path.join(c2, 'state.safetensors'));
+    flip[flip.length - 1] ^= 1; // same size, other bytes
+    fs.writeFileSync(path.join(c2, 'state.safetensors'), flip);
+    const warnings: string[] = [];
+    const got = loadLatestCheckpoint(dir, (m) => warnings.push(m))!;
+    expect(got.dir).toBe(c1);
+    expect(got.ck.state.step).toBe(1);
+    expect(warnings).toEqual([
+      `${c3}: trainer_state.json has 10 bytes, the manifest says ${size}; resuming from step-000001`,
+      `${c2}: state.safetensors does not match its sha256 in the manifest; resuming from step-000001`,
+    ]);
+    fs.rmSync(path.join(c1, 'manifest.json'));
+    warnings.length = 0;
+    expect(loadLatestCheckpoint(dir, (m) => warnings.push(m))).toBeNull();
+    expect(warnings.at(-1)).toBe(`${c1}: no manifest.json (incomplete, or written by an older lorasft); no whole checkpoint left: starting again from step 0`);
+  });
+
+  it('a failed checkpoint write leaves no temp dir and names the file', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-ck-'));
+    const fail = () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' });
+    };
+    expect(() => saveCheckpoint(dir, ck(1), fail, 2)).toThrow(/ENOSPC/);
+    expect(fs.readdirSync(path.join(dir, 'checkpoints'))).toEqual([]);
   });
 
   it('drops metrics rows past the resume step and skips a torn line', () => {

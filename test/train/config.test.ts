@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { configFlagOptions, configFromFlags, configHelp, defaultConfig, FIELDS, readConfigFile, resolveConfig } from '../../src/train/config.ts';
 import { parseFlags } from '../../src/util/args.ts';
+import { UserError } from '../../src/errors.ts';
 
 function tmpFile(content: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-cfg-'));
@@ -83,7 +84,12 @@ describe('training config', () => {
     const f = tmpFile(JSON.stringify({ epochs: 'two' }));
     expect(() => readConfigFile(f, () => {})).toThrow(`${f}: epochs must be a number, got "two"`);
     const g = tmpFile('{ not json');
-    expect(() => readConfigFile(g, () => {})).toThrow(/not valid JSON/);
+    expect(() => readConfigFile(g, () => {})).toThrow(new UserError(`${g}:1:3: invalid JSON: unexpected 'not'`));
+    // NaN: one line with line:column (was V8's message quoting the whole file, three lines).
+    const n = tmpFile('// lorasft train --config x.json\n{\n  "epochs": 2,\n  "learningRate": NaN\n}\n');
+    expect(() => readConfigFile(n, () => {})).toThrow(new UserError(`${n}:4:19: invalid JSON: unexpected 'NaN' (NaN and Infinity are not JSON numbers)`));
+    const cut = tmpFile('{"epochs": 2,\n');
+    expect(() => readConfigFile(cut, () => {})).toThrow(new UserError(`${cut}:2:1: invalid JSON: unexpected end of file`));
   });
 
   it('keeps the context independent of the batch size (longer examples get their own row)', () => {

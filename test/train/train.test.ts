@@ -9,7 +9,7 @@ import { listCheckpoints, loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
 import { loraFromTensors, initLora, DEFAULT_LORA_TARGETS } from '../../src/model/lora.ts';
-import { readSafetensors } from '../../src/model/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
 import { accumulateStep, rowsToBatch } from '../../src/train/step.ts';
 import { epochRows } from '../../src/train/plan.ts';
 import { packExamples } from '../../src/data/pack.ts';
@@ -191,6 +191,25 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(job.status.code).toBe('INTERNAL');
     expect(listCheckpoints(cfg.outputModel).map((d) => path.basename(d)).at(-1)).toBe('step-000002');
     expect(fs.existsSync(path.join(cfg.outputModel, 'adapter_model.safetensors'))).toBe(false);
+  });
+
+  it('a warmup longer than the run is a warning', async () => {
+    const logs: string[] = [];
+    const r = await train(fixtureConfig(fx, 'warm', { learningRateWarmupSteps: 100, maxSteps: 1 }), { ...quiet, log: (m) => logs.push(m) });
+    expect(r.state).toBe('JOB_STATE_COMPLETED');
+    expect(logs).toContain('warning: learningRateWarmupSteps 100 is longer than the run (1 step): the learning rate peaks at 0.000100, not 0.01');
+  });
+
+  it('a base model with NaN weights fails saying so (not "try a lower learning rate")', async () => {
+    const model = path.join(fx.root, 'nan-model');
+    fs.cpSync(fx.model, model, { recursive: true });
+    const w = readSafetensors(path.join(model, 'model.safetensors'));
+    const name = 'model.layers.0.mlp.up_proj.weight';
+    w.get(name)!.data[3] = NaN;
+    writeSafetensors(path.join(model, 'model.safetensors'), new Map([...w].map(([k, t]) => [k, { shape: t.shape, data: t.data }])));
+    const r = await train(fixtureConfig(fx, 'nan-base', { baseModel: model, maxSteps: 2 }), quiet);
+    expect(r.state).toBe('JOB_STATE_FAILED');
+    expect(readJob(r.outDir).status.message).toBe(`step 1: train loss is NaN (non-finite): the base model produced non-finite values (its weight ${name} in ${model} holds NaN or Inf); stopped.`);
   });
 });
 

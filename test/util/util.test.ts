@@ -56,7 +56,8 @@ describe('user files', () => {
     expect(() => readJsonFile(nope, 'expected a batch')).toThrowError(`${nope}: no such file (expected a batch)`);
     expect(() => readTextFile(dir)).toThrowError(`${dir}: is a directory, expected a file`);
     expect(() => requireFile(dir, 'expected a .jsonl dataset')).toThrowError(`${dir}: is a directory (expected a .jsonl dataset)`);
-    expect(() => readJsonFile(f('bad.json', '{"a": '))).toThrowError(/bad.json: invalid JSON \(/);
+    expect(() => readJsonFile(f('bad.json', '{"a": '))).toThrowError(`${path.join(dir, 'bad.json')}:1:7: invalid JSON: unexpected end of file`);
+    expect(() => readJsonFile(f('two.json', '{"a": 1,\n "b": [1, 2,]}'))).toThrowError(`${path.join(dir, 'two.json')}:2:13: invalid JSON: unexpected ']'`);
     expect(() => readJsonObject(f('arr.json', '[1]'))).toThrowError(/arr.json: expected a JSON object/);
     expect(readJsonObject(f('ok.json', '{"a": 1}'))).toEqual({ a: 1 });
     expect(() => requireDir(nope, 'a model dir')).toThrowError(`${nope}: no such directory (expected a model dir)`);
