@@ -7,6 +7,7 @@ export const SUBPROCESS_TESTS = [
   'test/commands/**/*.test.ts',
   'test/model/make-tiny-model.test.ts',
   'test/backend/init_backend.test.ts',
+  'test/train/lock.test.ts',
 ];
 
 export const SLOW_TESTS = [

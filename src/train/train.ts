@@ -168,7 +168,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
     log(`backend: ${backend.name} (${backend.reason})`);
     backendUsed = { name: backend.name, library: backend.library, threads: backend.threads, reason: backend.reason, requested: cfg.backend || 'auto' };
-    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify({ ...cfg, backendUsed }, null, 2) + '\n');
+    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify({ ...absolutePaths(cfg), backendUsed }, null, 2) + '\n');
     job.local = { backend: backendUsed };
 
     // ---- data: validate -> carve out eval -> render/tokenize/mask/truncate ----
