@@ -7,7 +7,8 @@ import type { NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
  *  (non-decreasing per row) -> [out [B,T,H,D], lse [B,H,T]]. */
 export const FusedAttention = 'FusedAttention';
 export type FusedAttentionInputs = { q: TensorInfo; k: TensorInfo; v: TensorInfo; segmentIds: TensorInfo } & NamedTensorInfoMap;
-export interface FusedAttentionAttrs { scale: number }
+/** window > 0: sliding window, query i sees keys i-window < j <= i (HF sliding_window); 0 or absent: none. */
+export interface FusedAttentionAttrs { scale: number; window?: number }
 
 /** dy, q, k, v, segmentIds, out, lse -> [dq, dk, dv]. */
 export const FusedAttentionGrad = 'FusedAttentionGrad';

@@ -21,10 +21,11 @@ interface Case {
 // Packed rows: B=2, T=6, row 0 = docs [0,0,0,1,1,2], row 1 = one doc. GQA: H=4, Hkv=2, D=4.
 const B = 2, T = 6, H = 4, Hkv = 2, D = 4;
 const SEG = Int32Array.from([0, 0, 0, 1, 1, 2, 5, 5, 5, 5, 5, 5]);
-function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
+/** window > 0: query i also needs i - j < window (HF sliding_window_overlay). */
+function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window = 0): tf.Tensor {
   const mask = new Float32Array(B * T * T);
   for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-    if (j > i || SEG[b * T + j] !== SEG[b * T + i]) mask[(b * T + i) * T + j] = -1e30;
+    if (j > i || SEG[b * T + j] !== SEG[b * T + i] || (window > 0 && i - j >= window)) mask[(b * T + i) * T + j] = -1e30;
   }
   const kvOf = tf.tensor1d(Array.from({ length: H }, (_, hh) => Math.floor(hh / (H / Hkv))), 'int32');
   const rep = (x: tf.Tensor) => tf.gather(x, kvOf, 2); // HF repeat_kv: head h reads kv head h / (H/Hkv)
@@ -47,6 +48,12 @@ const cases: Case[] = [
     name: 'attention', shapes: [[B, T, H, D], [B, T, Hkv, D], [B, T, Hkv, D]],
     op: ([q, k, v]) => attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, SEG),
     plain: ([q, k, v]) => plainAttention(q, k, v),
+  },
+  {
+    // Row 1 is one 6-token document: a window of 2 cuts it; row 0's documents are 3, 2, 1 tokens.
+    name: 'attention, sliding window 2', shapes: [[B, T, H, D], [B, T, Hkv, D], [B, T, Hkv, D]],
+    op: ([q, k, v]) => attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, SEG, undefined, 2),
+    plain: ([q, k, v]) => plainAttention(q, k, v, 2),
   },
   {
     name: 'crossEntropyWeighted', shapes: [[M, C], [V, C]], diff: [0],
@@ -186,6 +193,30 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     });
     console.log(`attention 1x300x4x8 native vs cpu (value + grads) maxdiff=${d.toExponential(2)}`);
     expect(d).toBeLessThan(1e-5);
+  });
+
+  it.each([[5], [100], [150], [260]])('attention B=1 T=300 H=4 Hkv=2 D=8, sliding window %i inside a 260-token segment (block skipping from both ends)', async (W) => {
+    const seg = Int32Array.from({ length: 300 }, (_, i) => (i < 260 ? 0 : 1));
+    const sh: number[][] = [[1, 300, 4, 8], [1, 300, 2, 8], [1, 300, 2, 8]];
+    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 51 + i));
+    const d = await both(() => {
+      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as tf.Tensor4D);
+      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg, 0.3, W), tf.tensor(r, sh[0])));
+      return [attention(t[0], t[1], t[2], seg, 0.3, W), ...tf.grads(f)(t)];
+    });
+    console.log(`attention 1x300x4x8 window ${W} native vs cpu (value + grads) maxdiff=${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-5);
+  });
+
+  it('attention: a window shorter than the document changes the output; a window as long as it does not', async () => {
+    await tf.setBackend(native.ok ? 'native' : 'cpu');
+    const seg = new Int32Array(40);
+    const [q, k, v] = [[1, 40, 2, 8], [1, 40, 1, 8], [1, 40, 1, 8]].map((s, i) => tf.tensor(rand(s.reduce((a, b) => a * b, 1), 61 + i), s) as tf.Tensor4D);
+    const full = attention(q, k, v, seg).dataSync();
+    expect(maxdiff(attention(q, k, v, seg, undefined, 40).dataSync() as Float32Array, full as Float32Array)).toBe(0);
+    expect(maxdiff(attention(q, k, v, seg, undefined, 8).dataSync() as Float32Array, full as Float32Array)).toBeGreaterThan(1e-3);
+    expect(() => attention(q, k, v, seg, undefined, -1)).toThrow(/window -1 must be an integer >= 0/);
   });
 
   it('crossEntropyWeighted M=40 C=32 V=300, chunks of 16 rows', async () => {
