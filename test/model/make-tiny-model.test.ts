@@ -53,7 +53,7 @@ describe('make-tiny-model', () => {
     expect(loadModelConfig(out)).toMatchObject({ modelType: 'qwen2', numLayers: 1, tieWordEmbeddings: true });
     const bad = spawnSync(script, ['--family', 'gpt2', '--out', out], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/--family gpt2: expected qwen3, qwen2 or llama/);
+    expect(bad.stderr).toMatch(/--family gpt2: expected qwen3, qwen2, llama, mistral, gemma3/);
     // From another directory (the wrapper finds this checkout's tsx); bad values write nothing.
     const elsewhere = path.join(tmpDir('cli'), 'n');
     const cases: Array<[string[], string]> = [

@@ -200,7 +200,7 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     const sh: number[][] = [[1, 300, 4, 8], [1, 300, 2, 8], [1, 300, 2, 8]];
     const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 51 + i));
     const d = await both(() => {
-      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as tf.Tensor4D);
+      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as unknown as tf.Tensor4D);
       const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
         tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg, 0.3, W), tf.tensor(r, sh[0])));
       return [attention(t[0], t[1], t[2], seg, 0.3, W), ...tf.grads(f)(t)];
@@ -212,7 +212,7 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
   it('attention: a window shorter than the document changes the output; a window as long as it does not', async () => {
     await tf.setBackend(native.ok ? 'native' : 'cpu');
     const seg = new Int32Array(40);
-    const [q, k, v] = [[1, 40, 2, 8], [1, 40, 1, 8], [1, 40, 1, 8]].map((s, i) => tf.tensor(rand(s.reduce((a, b) => a * b, 1), 61 + i), s) as tf.Tensor4D);
+    const [q, k, v] = [[1, 40, 2, 8], [1, 40, 1, 8], [1, 40, 1, 8]].map((s, i) => tf.tensor(rand(s.reduce((a, b) => a * b, 1), 61 + i), s) as unknown as tf.Tensor4D);
     const full = attention(q, k, v, seg).dataSync();
     expect(maxdiff(attention(q, k, v, seg, undefined, 40).dataSync() as Float32Array, full as Float32Array)).toBe(0);
     expect(maxdiff(attention(q, k, v, seg, undefined, 8).dataSync() as Float32Array, full as Float32Array)).toBeGreaterThan(1e-3);
