@@ -36,6 +36,14 @@ export type SwigluInputs = { gate: TensorInfo; up: TensorInfo } & NamedTensorInf
 export const SwigluGrad = 'SwigluGrad';
 export type SwigluGradInputs = { dy: TensorInfo; gate: TensorInfo; up: TensorInfo } & NamedTensorInfoMap;
 
+/** gate, up (same shape) -> gelu_tanh(gate) * up (Gemma MLP). */
+export const GeluTanhMul = 'GeluTanhMul';
+export type GeluTanhMulInputs = SwigluInputs;
+
+/** dy, gate, up -> [dgate, dup]. */
+export const GeluTanhMulGrad = 'GeluTanhMulGrad';
+export type GeluTanhMulGradInputs = SwigluGradInputs;
+
 /** x [N,h,D], cos/sin [N,D] -> x cos + rotate_half(x) sin (transpose: the adjoint map, for the gradient). */
 export const Rope = 'Rope';
 export type RopeInputs = { x: TensorInfo; cos: TensorInfo; sin: TensorInfo } & NamedTensorInfoMap;

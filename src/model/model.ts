@@ -5,7 +5,7 @@
 // Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
-import { FusedAttention, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
+import { FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
 import * as ops from '../ops/index.ts';
 import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
 import { loadModelConfig, type ModelConfig } from './config.ts';
@@ -84,7 +84,7 @@ function wantCheckpoint(cfg: ModelConfig, tokens: number, opt: LossOpts['checkpo
   return activationBytesPerToken(cfg) * cfg.numLayers * tokens > 2 * 1024 ** 3;
 }
 
-const FUSED_KERNELS = [FusedAttention, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
+const FUSED_KERNELS = [FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
 
 /** True when every fused op has a kernel on the active backend (initBackend registers them for cpu/native). */
 export function fusedOpsAvailable(): boolean {
@@ -276,7 +276,7 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
     const h2 = rmsNorm(ctx, x, `${p}.${sandwich ? 'pre_feedforward' : 'post_attention'}_layernorm.weight`) as tf.Tensor2D;
     const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
     const up = linear(ctx, h2, `${p}.mlp.up_proj`);
-    const act = cfg.hiddenAct === 'gelu_tanh' ? geluTanhMul(gate, up)
+    const act = cfg.hiddenAct === 'gelu_tanh' ? (ctx.fused ? ops.geluTanhMul(gate, up) : geluTanhMul(gate, up))
       : ctx.fused ? ops.swiglu(gate, up) : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
     const m = linear(ctx, act, `${p}.mlp.down_proj`);
     return tf.add(x, sandwich ? rmsNorm(ctx, m, `${p}.post_feedforward_layernorm.weight`) : m);

@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { attention, crossEntropyWeighted, loraLinear, rmsNorm, rope, swiglu } from '../../src/ops/index.ts';
+import { attention, crossEntropyWeighted, geluTanhMul, loraLinear, rmsNorm, rope, swiglu } from '../../src/ops/index.ts';
+import { geluTanhMul as geluTanhMulPlain } from '../../src/model/gemma3.ts';
 import { fdCheck, maxdiff, rand, valueAndGrads } from './helpers.ts';
 
 const native = nativeAvailability();
@@ -69,6 +70,11 @@ const cases: Case[] = [
     name: 'swiglu', shapes: [[4, 7], [4, 7]], scale: [4, 1],
     op: ([g, u]) => swiglu(g, u),
     plain: ([g, u]) => tf.mul(tf.mul(g, tf.sigmoid(g)), u),
+  },
+  {
+    name: 'geluTanhMul', shapes: [[4, 7], [4, 7]], scale: [4, 1],
+    op: ([g, u]) => geluTanhMul(g, u),
+    plain: ([g, u]) => geluTanhMulPlain(g as tf.Tensor2D, u as tf.Tensor2D),
   },
   {
     name: 'rope', shapes: [[N, h, RD], [N, RD], [N, RD]], diff: [0],
