@@ -53,7 +53,7 @@ describe.each(FAMILIES)('%s end to end', (name, opts, endOfTurn) => {
     const out = path.join(root, 'adapter');
     const cfg = resolveConfig({
       baseModel: model, dataset: trainFile, evaluationDataset: evalFile, outputModel: out, jobId: name,
-      batchSize: 128, learningRate: 1e-2, epochs: 3, evalEverySteps: 2, seed: 3,
+      batchSize: 128, learningRate: 1e-2, epochs: 2, evalEverySteps: 3, seed: 3,
     });
     const r = await train(cfg, quiet);
     expect(r.state).toBe('JOB_STATE_COMPLETED');
