@@ -85,7 +85,8 @@ function gemmaLayerTypes(file: string, j: Json, numLayers: number): boolean[] {
 
 /** Gemma3TextConfig: the fields above plus its own defaults (head_dim 256, rope_theta 1e6, tied embeddings). */
 export function gemma3Fields(file: string, j: Json, numLayers: number, hidden: number): FamilyFields {
-  const act = j.hidden_activation ?? j.hidden_act ?? 'gelu_pytorch_tanh';
+  // Gemma3MLP reads hidden_activation only (a stray hidden_act is ignored, as in HF).
+  const act = j.hidden_activation ?? 'gelu_pytorch_tanh';
   if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh') throw new UserError(`${file}: hidden_activation ${JSON.stringify(act)} is not supported for gemma3_text (expected "gelu_pytorch_tanh")`);
   if (j.attn_logit_softcapping != null) throw new UserError(`${file}: "attn_logit_softcapping" ${JSON.stringify(j.attn_logit_softcapping)} is not supported (Gemma 3 sets null)`);
   if (j.use_bidirectional_attention === true) throw new UserError(`${file}: "use_bidirectional_attention": true is not supported (causal language models only)`);

@@ -56,6 +56,7 @@ describe('Gemma 3 and Mistral configs', () => {
     const d = parseModelConfig({ ...bare, num_hidden_layers: 7 }, 'c');
     expect(d).toMatchObject({ headDim: 256, tieWordEmbeddings: true, layerWindows: [4096, 4096, 4096, 4096, 4096, 0, 4096] });
     expect(parseModelConfig({ ...GEMMA3_270M, final_logit_softcapping: 30 }, 'c').finalLogitSoftcap).toBe(30);
+    expect(parseModelConfig({ ...GEMMA3_270M, hidden_activation: undefined, hidden_act: 'silu' }, 'c').hiddenAct).toBe('gelu_tanh');
     // transformers v5: rope settings per layer type.
     const v5 = parseModelConfig({ ...GEMMA3_270M, rope_theta: undefined, rope_local_base_freq: undefined, rope_parameters: {
       full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1e6 }, sliding_attention: { rope_type: 'default', rope_theta: 10000 } } }, 'c');
