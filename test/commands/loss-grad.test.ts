@@ -1,6 +1,7 @@
 // End to end: `lorasft loss-grad` on a tiny model, against the in-process model and the float64 reference.
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
@@ -15,6 +16,8 @@ import { refLossRow } from '../model/reference.ts';
 
 const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 const lossGrad = (args: string[]) => spawnSync('node', [BIN, 'loss-grad', ...args], { encoding: 'utf8' });
+/** The same, without blocking this worker's event loop while the child runs. */
+const lossGradAsync = (args: string[]) => promisify(execFile)('node', [BIN, 'loss-grad', ...args], { encoding: 'utf8' });
 
 /** A rank-4 LoRA on q/v/down with random A and B, in PEFT naming. */
 function writeLora(file: string, layers: number, seed: number): void {
@@ -113,7 +116,7 @@ describe('lorasft loss-grad', () => {
       position_ids: [[0, 1, 2, 0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5, 6, 7, 8]],
     }));
     const grads = path.join(dir, 'grads.safetensors');
-    const r = lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
+    const r = await lossGradAsync(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout.trim());
     expect(out).toMatchObject({ tokens: 15, weight_sum: 15 });
