@@ -198,6 +198,26 @@ function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
   return tf.add(y, tf.matMul(ax, Bm, false, true)) as tf.Tensor2D;
 }
 
+/** Per-call constant tables a layer reads: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
+type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
+
+/**
+ * Tables of each layer, one set per layer kind (Gemma 3: sliding-window layers with the local RoPE base, and global
+ * ones; other families: one kind). `masked` = the plain-attention mask inputs; null on the fused path.
+ */
+function buildLayerTables(base: BaseModel, pos: Int32Array, masked: { seg: Int32Array; B: number; T: number; P: number } | null): Tables[] {
+  const kinds = new Map<string, Tables>();
+  return base.config.layerWindows.map((w) => {
+    const inv = w > 0 && base.invFreqLocal ? base.invFreqLocal : base.invFreq;
+    const key = `${w}/${inv === base.invFreq ? 'global' : 'local'}`;
+    if (!kinds.has(key)) {
+      const mask = masked ? attentionMask(masked.seg, masked.B, masked.T, masked.P, w) : null;
+      kinds.set(key, { ...ropeTables(inv, pos), mask });
+    }
+    return kinds.get(key)!;
+  });
+}
+
 /**
  * Decoder stack: ids/pos [B*T] -> hidden states [B*T, C] before the final norm. With a cache (B = 1) the new
  * keys/values are appended to it (kept tensors; the old ones are disposed).
@@ -211,17 +231,8 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
   // The fused attention has no KV cache input: a prefill (empty cache) uses it and fills the cache; decoding
   // steps use the plain path (T is small there).
   const fusedAttn = ctx.fused && P === 0;
-  /** Per-call constant tables the layers read: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
-  type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
-  // One set per layer kind (Gemma 3: sliding-window layers with the local RoPE base, global ones), made up front:
-  // the per-layer tidy below would dispose tables made inside it.
-  const kinds = new Map<string, Tables>();
-  const layerTables = cfg.layerWindows.map((w) => {
-    const inv = w > 0 && ctx.base.invFreqLocal ? ctx.base.invFreqLocal : ctx.base.invFreq;
-    const key = `${w}/${inv === ctx.base.invFreq ? 'global' : 'local'}`;
-    if (!kinds.has(key)) kinds.set(key, { ...ropeTables(inv, pos), mask: fusedAttn ? null : attentionMask(seg, B, T, P, w) });
-    return kinds.get(key)!;
-  });
+  // Made up front: the per-layer tidy below would dispose tables made inside it.
+  const layerTables = buildLayerTables(ctx.base, pos, fusedAttn ? null : { seg, B, T, P });
   const attnScale = cfg.attnScale ?? undefined;
   const rope = (x: tf.Tensor3D, t: Tables) => (ctx.fused ? ops.rope(x, t.cos, t.sin) : applyRope(x, t.cos, t.sin));
   /** tfjs-op attention, with the KV cache when there is one: q [N, H, D], k/v [N, Hkv, D] -> [N, H*D]. */
