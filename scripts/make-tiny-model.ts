@@ -86,6 +86,9 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
     eos = info.eos;
   }
   if (opts.std !== undefined && !(Number.isFinite(opts.std) && opts.std >= 0)) throw new UserError(`--std ${opts.std}: expected a number >= 0`);
+  if (opts.slidingWindow != null && opts.family !== 'mistral' && opts.family !== 'gemma3') {
+    throw new UserError(`--sliding-window: only mistral and gemma3 have sliding-window layers (got --family ${opts.family})`);
+  }
   const hidden = opts.hidden ?? 64;
   const heads = opts.heads ?? 4;
   if (opts.headDim === undefined && heads > 0 && hidden % heads !== 0) {
