@@ -51,6 +51,10 @@ describe('Gemma 3 and Mistral configs', () => {
     // HF's own example: sqrt(3072) = 55.4256 becomes 55.5 in bfloat16; gemma-3-1b's sqrt(1152) becomes 34.
     expect(parseModelConfig({ ...GEMMA3_270M, hidden_size: 3072 }, 'c').embedScale).toBe(55.5);
     expect(parseModelConfig({ ...GEMMA3_270M, hidden_size: 1152 }, 'c').embedScale).toBe(34);
+    // torch.tensor(C ** 0.5).to(dtype).item() for the other Gemma 3 widths (checked once with torch 1.13).
+    const scale = (C: number, torch_dtype: string) => parseModelConfig({ ...GEMMA3_270M, hidden_size: C, torch_dtype }, 'c').embedScale;
+    expect([2560, 3840, 5376].map((C) => scale(C, 'bfloat16'))).toEqual([50.5, 62, 73.5]);
+    expect([640, 1152, 3072].map((C) => scale(C, 'float16'))).toEqual([25.296875, 33.9375, 55.4375]);
     // Gemma3TextConfig defaults: head_dim 256, query_pre_attn_scalar 256, window 4096 on 5 of every 6 layers, tied.
     const { head_dim: _h, layer_types: _l, sliding_window: _s, tie_word_embeddings: _t, query_pre_attn_scalar: _q, ...bare } = { ...GEMMA3_270M, tie_word_embeddings: true };
     const d = parseModelConfig({ ...bare, num_hidden_layers: 7 }, 'c');
