@@ -9,6 +9,7 @@
         "kernels/CrossEntropy.cc",
         "kernels/RmsNorm.cc",
         "kernels/Swiglu.cc",
+        "kernels/GeluTanhMul.cc",
         "kernels/Rope.cc",
         "kernels/Elementwise.cc",
         "kernels/LoraLinear.cc",

@@ -2,6 +2,8 @@
 // Per (row b, segment [s, e), head h): S = scale Q K^T over the segment only, causal softmax in place, O = P V;
 // backward recomputes P from the saved logsumexp (FlashAttention-2 algebra, Dao 2023); scratch is two
 // [128, L] query-block tiles per thread. Threads split the heads (single-threaded sgemm inside).
+// window W > 0 (sliding-window layers, HF sliding_window_overlay): query i sees keys i-W < j <= i of its segment;
+// a query block then reads only keys [i0-W+1, i1). W = 0: full causal attention.
 #include "blas.h"
 #include <cmath>
 #include <algorithm>
@@ -30,29 +32,37 @@ struct BlasSingleThread {
   ~BlasSingleThread() { if (g_blas.set_threads) g_blas.set_threads(g_threads); }
 };
 
-// Block rows i0..i0+rows of S (row stride ld = keys i1): P[i, j] = exp(S[i, j] - lse_i) for j <= i0 + i, else 0.
+// First key of query block [i0, ..): 0, or i0 - W + 1 with a sliding window W.
+static inline int firstKey(int i0, int W) { return W > 0 ? std::max(0, i0 - W + 1) : 0; }
+
+// Block rows i0..i0+rows of S (row stride ld = keys k0..i1): P[i, j] = exp(S[i, j] - lse_i) for keys in the row's
+// window (k0 + j <= i0 + i, and > i0 + i - W when W > 0), else 0.
 // Forward (haveLse = false) also computes lse from S (scores already scaled).
-static void causalSoftmax(float* S, int rows, int ld, int i0, float* lse, bool haveLse) {
+static void causalSoftmax(float* S, int rows, int ld, int i0, int k0, int W, float* lse, bool haveLse) {
   for (int i = 0; i < rows; i++) {
     float* r = S + (size_t)i * ld;
-    const int last = i0 + i;  // causal: keys 0..last
+    const int last = i0 + i - k0;  // causal: local keys first..last
+    const int first = firstKey(i0 + i, W) - k0;
+    for (int j = 0; j < first; j++) r[j] = 0.f;
+    r += first;
+    const int n = last - first;  // row keys 0..n after the shift
     if (!haveLse) {
       float m = -INFINITY;
-      for (int j = 0; j <= last; j++) m = r[j] > m ? r[j] : m;
+      for (int j = 0; j <= n; j++) m = r[j] > m ? r[j] : m;
       double sum = 0;
-      for (int j = 0; j <= last; j++) sum += (r[j] = std::exp(r[j] - m));
+      for (int j = 0; j <= n; j++) sum += (r[j] = std::exp(r[j] - m));
       const float inv = (float)(1.0 / sum);
-      for (int j = 0; j <= last; j++) r[j] *= inv;
+      for (int j = 0; j <= n; j++) r[j] *= inv;
       lse[i] = m + (float)std::log(sum);
     } else {
       const float m = lse[i];
-      for (int j = 0; j <= last; j++) r[j] = std::exp(r[j] - m);
+      for (int j = 0; j <= n; j++) r[j] = std::exp(r[j] - m);
     }
-    for (int j = last + 1; j < ld; j++) r[j] = 0.f;
+    for (int j = n + 1; j < ld - first; j++) r[j] = 0.f;
   }
 }
 
-// fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D, scale)
+// fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D, scale[, W])
 static Napi::Value Forward(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *q = f32(info[0]), *k = f32(info[1]), *v = f32(info[2]);
@@ -65,6 +75,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 0, "q", nq), need_len(info, fn, 1, "k", nk), need_len(info, fn, 2, "v", nk);
   need_len(info, fn, 3, "seg", (int64_t)B * T), need_len(info, fn, 4, "out", nq), need_len(info, fn, 5, "lse", (int64_t)B * H * T);
   const float scale = arg_f(info, 11);
+  const int W = info.Length() > 12 ? arg_i(info, 12) : 0;  // sliding window (0 = none)
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;  // threads split heads; each sgemm runs in its caller's thread
   for (int b = 0; b < B; b++) {
@@ -77,11 +88,13 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
         for (int h = 0; h < H; h++) {
           const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = ((size_t)b * T + s) * ldk + (h / G) * D;
           for (int i0 = 0; i0 < L; i0 += QB) {
-            const int rows = std::min(QB, L - i0), keys = i0 + rows;
+            // The block reads keys [k0, i0 + rows) of the segment.
+            const int rows = std::min(QB, L - i0), k0 = firstKey(i0, W), keys = i0 + rows - k0;
+            const size_t kb = ko + (size_t)k0 * ldk;
             const float* qb = q + qo + (size_t)i0 * ldq;
-            sgemm_ld(false, true, rows, keys, D, scale, qb, ldq, k + ko, ldk, 0.f, S.data(), keys);
-            causalSoftmax(S.data(), rows, keys, i0, lse + ((size_t)b * H + h) * T + s + i0, false);
-            sgemm_ld(false, false, rows, D, keys, 1.f, S.data(), keys, v + ko, ldk, 0.f, o + qo + (size_t)i0 * ldq, ldq);
+            sgemm_ld(false, true, rows, keys, D, scale, qb, ldq, k + kb, ldk, 0.f, S.data(), keys);
+            causalSoftmax(S.data(), rows, keys, i0, k0, W, lse + ((size_t)b * H + h) * T + s + i0, false);
+            sgemm_ld(false, false, rows, D, keys, 1.f, S.data(), keys, v + kb, ldk, 0.f, o + qo + (size_t)i0 * ldq, ldq);
           }
         }
       }
@@ -90,7 +103,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale); dk, dv must be zero-filled.
+// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W]); dk, dv must be zero-filled.
 static Napi::Value Backward(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dO = f32(info[0]), *q = f32(info[1]), *k = f32(info[2]), *v = f32(info[3]);
@@ -105,6 +118,7 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 4, "seg", (int64_t)B * T), need_len(info, fn, 5, "o", nq), need_len(info, fn, 6, "lse", (int64_t)B * H * T);
   need_len(info, fn, 7, "dq", nq), need_len(info, fn, 8, "dk", nk), need_len(info, fn, 9, "dv", nk);
   const float scale = arg_f(info, 15);
+  const int W = info.Length() > 16 ? arg_i(info, 16) : 0;
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;
   const int nt = g_threads;
@@ -126,22 +140,23 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
         for (int h = 0; h < H; h++) {
           const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = kvOff + (h / G) * D, kt = (h / G) * D;
           for (int i0 = 0; i0 < L; i0 += QB) {
-            const int rows = std::min(QB, L - i0), keys = i0 + rows;
-            const size_t qb = qo + (size_t)i0 * ldq;
+            const int rows = std::min(QB, L - i0), k0 = firstKey(i0, W), keys = i0 + rows - k0;
+            const size_t qb = qo + (size_t)i0 * ldq, kb = ko + (size_t)k0 * ldk, kbt = kt + (size_t)k0 * ldk;
             float* lseRow = const_cast<float*>(lse) + ((size_t)b * H + h) * T + s + i0;
-            sgemm_ld(false, true, rows, keys, D, scale, q + qb, ldq, k + ko, ldk, 0.f, P.data(), keys);
-            causalSoftmax(P.data(), rows, keys, i0, lseRow, true);
-            sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, dO + qb, ldq, 1.f, dvt + kt, ldk);  // dV += P^T dO
-            sgemm_ld(false, true, rows, keys, D, 1.f, dO + qb, ldq, v + ko, ldk, 0.f, dP.data(), keys);  // dP = dO V^T
+            sgemm_ld(false, true, rows, keys, D, scale, q + qb, ldq, k + kb, ldk, 0.f, P.data(), keys);
+            causalSoftmax(P.data(), rows, keys, i0, k0, W, lseRow, true);
+            sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, dO + qb, ldq, 1.f, dvt + kbt, ldk);  // dV += P^T dO
+            sgemm_ld(false, true, rows, keys, D, 1.f, dO + qb, ldq, v + kb, ldk, 0.f, dP.data(), keys);  // dP = dO V^T
             for (int i = 0; i < rows; i++) {
               const float *a = dO + qb + (size_t)i * ldq, *c = o + qb + (size_t)i * ldq;
               float di = 0;  // rowsum(dO * O)
               for (int d = 0; d < D; d++) di += a[d] * c[d];
               float *p = P.data() + (size_t)i * keys, *g = dP.data() + (size_t)i * keys;
-              for (int j = 0; j <= i0 + i; j++) p[j] = p[j] * (g[j] - di) * scale;  // dS (scaled), stored in P
+              // dS (scaled), stored in P; outside the row's window P is 0 already.
+              for (int j = firstKey(i0 + i, W) - k0; j <= i0 + i - k0; j++) p[j] = p[j] * (g[j] - di) * scale;
             }
-            sgemm_ld(false, false, rows, D, keys, 1.f, P.data(), keys, k + ko, ldk, 0.f, dq + qb, ldq);  // dQ = dS K
-            sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, q + qb, ldq, 1.f, dkt + kt, ldk);   // dK += dS^T Q
+            sgemm_ld(false, false, rows, D, keys, 1.f, P.data(), keys, k + kb, ldk, 0.f, dq + qb, ldq);  // dQ = dS K
+            sgemm_ld(true, false, keys, D, rows, 1.f, P.data(), keys, q + qb, ldq, 1.f, dkt + kbt, ldk);   // dK += dS^T Q
           }
         }
       }

@@ -104,6 +104,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitCrossEntropy(env, exports);
   InitRmsNorm(env, exports);
   InitSwiglu(env, exports);
+  InitGeluTanhMul(env, exports);
   InitRope(env, exports);
   InitElementwise(env, exports);
   InitLoraLinear(env, exports);

@@ -55,6 +55,7 @@ void InitAttention(Napi::Env env, Napi::Object exports);
 void InitCrossEntropy(Napi::Env env, Napi::Object exports);
 void InitRmsNorm(Napi::Env env, Napi::Object exports);
 void InitSwiglu(Napi::Env env, Napi::Object exports);
+void InitGeluTanhMul(Napi::Env env, Napi::Object exports);
 void InitRope(Napi::Env env, Napi::Object exports);
 void InitElementwise(Napi::Env env, Napi::Object exports);
 void InitLoraLinear(Napi::Env env, Napi::Object exports);

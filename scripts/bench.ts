@@ -1,5 +1,6 @@
 // `npm run bench -- matmul [...]`: matmul GFLOP/s per backend (scripts/bench-matmul.ts).
 // `npm run bench -- ce [...]`: fused cross-entropy at Qwen3-0.6B's lm_head shape (scripts/bench-ce.ts).
+// `npm run bench -- attention [...]`: fused attention with / without a sliding window (scripts/bench-attention.ts).
 // `npm run bench -- --shape smollm2-135m|qwen3-0.6b [--seq 512] --json`: one LoRA training step (scripts/bench-step.ts).
 import { existsSync } from 'node:fs';
 
@@ -10,6 +11,9 @@ if (args[0] === 'matmul') {
 } else if (args[0] === 'ce') {
   process.argv.splice(2, 1);
   await import('./bench-ce.ts');
+} else if (args[0] === 'attention') {
+  process.argv.splice(2, 1);
+  await import('./bench-attention.ts');
 } else {
   const step = new URL('./bench-step.ts', import.meta.url);
   if (!existsSync(step)) {

@@ -7,7 +7,8 @@ import type { NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
  *  (non-decreasing per row) -> [out [B,T,H,D], lse [B,H,T]]. */
 export const FusedAttention = 'FusedAttention';
 export type FusedAttentionInputs = { q: TensorInfo; k: TensorInfo; v: TensorInfo; segmentIds: TensorInfo } & NamedTensorInfoMap;
-export interface FusedAttentionAttrs { scale: number }
+/** window > 0: sliding window, query i sees keys i-window < j <= i (HF sliding_window); 0 or absent: none. */
+export interface FusedAttentionAttrs { scale: number; window?: number }
 
 /** dy, q, k, v, segmentIds, out, lse -> [dq, dk, dv]. */
 export const FusedAttentionGrad = 'FusedAttentionGrad';
@@ -34,6 +35,14 @@ export type SwigluInputs = { gate: TensorInfo; up: TensorInfo } & NamedTensorInf
 /** dy, gate, up -> [dgate, dup]. */
 export const SwigluGrad = 'SwigluGrad';
 export type SwigluGradInputs = { dy: TensorInfo; gate: TensorInfo; up: TensorInfo } & NamedTensorInfoMap;
+
+/** gate, up (same shape) -> gelu_tanh(gate) * up (Gemma MLP). */
+export const GeluTanhMul = 'GeluTanhMul';
+export type GeluTanhMulInputs = SwigluInputs;
+
+/** dy, gate, up -> [dgate, dup]. */
+export const GeluTanhMulGrad = 'GeluTanhMulGrad';
+export type GeluTanhMulGradInputs = SwigluGradInputs;
 
 /** x [N,h,D], cos/sin [N,D] -> x cos + rotate_half(x) sin (transpose: the adjoint map, for the gradient). */
 export const Rope = 'Rope';

@@ -9,6 +9,7 @@ import { fusedAttentionConfigs, fusedAttentionGradConfigs } from './kernels/Fuse
 import { weightedCrossEntropyConfigs } from './kernels/WeightedCrossEntropy.ts';
 import { rmsNormConfigs, rmsNormGradConfigs } from './kernels/RmsNorm.ts';
 import { swigluConfigs, swigluGradConfigs } from './kernels/Swiglu.ts';
+import { geluTanhMulConfigs, geluTanhMulGradConfigs } from './kernels/GeluTanhMul.ts';
 import { ropeConfigs } from './kernels/Rope.ts';
 import { loraLinearConfigs, loraLinearGradConfigs } from './kernels/LoraLinear.ts';
 import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig, transposeConfig } from './kernels/Elementwise.ts';
@@ -19,6 +20,7 @@ import { fusedAttentionGradConfig } from './gradients/FusedAttention_grad.ts';
 import { weightedCrossEntropyGradConfig } from './gradients/WeightedCrossEntropy_grad.ts';
 import { rmsNormGradConfig } from './gradients/RmsNorm_grad.ts';
 import { swigluGradConfig } from './gradients/Swiglu_grad.ts';
+import { geluTanhMulGradConfig } from './gradients/GeluTanhMul_grad.ts';
 import { ropeGradConfig } from './gradients/Rope_grad.ts';
 import { loraLinearGradConfig } from './gradients/LoraLinear_grad.ts';
 
@@ -30,6 +32,8 @@ const FUSED: KernelConfig[] = [
   ...rmsNormGradConfigs,
   ...swigluConfigs,
   ...swigluGradConfigs,
+  ...geluTanhMulConfigs,
+  ...geluTanhMulGradConfigs,
   ...ropeConfigs,
   ...loraLinearConfigs,
   ...loraLinearGradConfigs,
@@ -57,6 +61,7 @@ export const GRADIENTS: GradConfig[] = [
   weightedCrossEntropyGradConfig,
   rmsNormGradConfig,
   swigluGradConfig,
+  geluTanhMulGradConfig,
   ropeGradConfig,
   loraLinearGradConfig,
 ];

@@ -1,25 +1,26 @@
 // FusedAttention / FusedAttentionGrad: causal attention inside packed segments with GQA (head h reads kv head
-// h / (H/Hkv), as HF repeat_kv). Reference: plain loops, query i attends key j iff j <= i and seg[j] == seg[i];
+// h / (H/Hkv), as HF repeat_kv). Reference: plain loops, query i attends key j iff j <= i and seg[j] == seg[i]
+// (and i - j < window when the window attribute is > 0: HF sliding_window_overlay);
 // native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward).
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { FusedAttention, FusedAttentionGrad } from '../kernel_names.ts';
 import { type Addon, alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
-interface Dims { B: number; T: number; H: number; Hkv: number; D: number; scale: number }
+interface Dims { B: number; T: number; H: number; Hkv: number; D: number; scale: number; window: number }
 
 function dims(args: KernelArgs): Dims {
   const [B, T, H, D] = args.inputs.q.shape;
-  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale: args.attrs.scale as number };
+  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale: args.attrs.scale as number, window: (args.attrs.window as number | undefined) ?? 0 };
 }
 
 /** Softmax probabilities of query (b, h, i) over keys 0..i (0 where masked); returns lse. p has length >= i+1. */
 function probs(q: Float32Array, k: Float32Array, seg: Int32Array, d: Dims, b: number, h: number, i: number, p: Float64Array): number {
-  const { T, H, Hkv, D, scale } = d;
+  const { T, H, Hkv, D, scale, window } = d;
   const kvh = Math.floor(h / (H / Hkv));
   const qo = ((b * T + i) * H + h) * D;
   let m = -Infinity;
   for (let j = 0; j <= i; j++) {
-    if (seg[b * T + j] !== seg[b * T + i]) { p[j] = -Infinity; continue; }
+    if (seg[b * T + j] !== seg[b * T + i] || (window > 0 && i - j >= window)) { p[j] = -Infinity; continue; }
     const ko = ((b * T + j) * Hkv + kvh) * D;
     let s = 0;
     for (let e = 0; e < D; e++) s += q[qo + e] * k[ko + e];
@@ -77,22 +78,22 @@ export function fusedAttentionGradRef(args: KernelArgs) {
 }
 
 function fusedAttentionNative(args: KernelArgs, addon: Addon) {
-  const { B, T, H, Hkv, D, scale } = dims(args);
+  const { B, T, H, Hkv, D, scale, window } = dims(args);
   // Segments cover every row: each out row (sgemm beta 0) and lse entry is written, so pooled buffers need no fill.
   const out = alloc(args.backend, B * T * H * D, false), lse = alloc(args.backend, B * H * T, false);
   const x = (n: string) => f32(args.backend, args.inputs[n]);
-  addon.fusedAttention(x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), out, lse, B, T, H, Hkv, D, scale);
+  addon.fusedAttention(x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), out, lse, B, T, H, Hkv, D, scale, window);
   return [{ shape: [B, T, H, D], values: out }, { shape: [B, H, T], values: lse }];
 }
 
 function fusedAttentionGradNative(args: KernelArgs, addon: Addon) {
-  const { B, T, H, Hkv, D, scale } = dims(args);
+  const { B, T, H, Hkv, D, scale, window } = dims(args);
   const x = (n: string) => f32(args.backend, args.inputs[n]);
   // dq rows are written by sgemm (beta 0); dk, dv are accumulated into, so they must start zeroed.
   const dq = alloc(args.backend, B * T * H * D, false), dk = alloc(args.backend, B * T * Hkv * D, true);
   const dv = alloc(args.backend, dk.length, true);
   addon.fusedAttentionGrad(x('dy'), x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), x('out'), x('lse'),
-    dq, dk, dv, B, T, H, Hkv, D, scale);
+    dq, dk, dv, B, T, H, Hkv, D, scale, window);
   return [{ shape: [B, T, H, D], values: dq }, { shape: args.inputs.k.shape, values: dk }, { shape: args.inputs.v.shape, values: dv }];
 }
 

@@ -1,10 +1,12 @@
-// Hugging Face config.json -> ModelConfig for the decoder families lorasft implements (Qwen3, Qwen2, Llama).
+// Hugging Face config.json -> ModelConfig for the decoder families lorasft implements (Qwen3, Qwen2, Llama, Mistral,
+// Gemma 3 text; the Gemma/Mistral-only fields come from families.ts).
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
+import { gemma3Fields, llamaLayer, mistralFields, refuseMultimodal, type FamilyFields } from './families.ts';
 
-export type ModelType = 'qwen3' | 'qwen2' | 'llama';
-export const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama'];
+export type ModelType = 'qwen3' | 'qwen2' | 'llama' | 'mistral' | 'gemma3_text';
+export const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama', 'mistral', 'gemma3_text'];
 
 /** RoPE frequency scaling (HF `rope_scaling`); 'default' = none. */
 export type RopeScaling =
@@ -12,7 +14,7 @@ export type RopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
-export interface ModelConfig {
+export interface ModelConfig extends FamilyFields {
   modelType: ModelType;
   vocabSize: number;
   hiddenSize: number; // C
@@ -34,7 +36,7 @@ export interface ModelConfig {
   mlpBias: boolean;
   /** Alias of qkvBias, named as in the API contract. */
   attentionBias: boolean;
-  /** Qwen3: RMSNorm over D on q and k before RoPE. */
+  /** Qwen3, Gemma 3: RMSNorm over D on q and k before RoPE. */
   qkNorm: boolean;
   bosTokenId: number | null;
   eosTokenId: number[];
@@ -78,6 +80,7 @@ function parseRopeScaling(file: string, rs: unknown): RopeScaling {
 /** Parse a config.json object; `file` names it in errors. */
 export function parseModelConfig(j: Json, file: string): ModelConfig {
   const modelType = j.model_type as ModelType;
+  refuseMultimodal(file, j);
   if (!MODEL_TYPES.includes(modelType)) {
     throw new UserError(`${file}: model_type ${JSON.stringify(j.model_type)} is not supported (supported: ${MODEL_TYPES.join(', ')})`);
   }
@@ -86,13 +89,21 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
   const numHeads = posInt(file, j, 'num_attention_heads');
   const numKvHeads = posInt(file, j, 'num_key_value_heads', numHeads);
   if (numHeads % numKvHeads !== 0) throw new UserError(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
-  const headDim = j.head_dim == null ? hiddenSize / numHeads : posInt(file, j, 'head_dim');
+  const gemma = modelType === 'gemma3_text';
+  // Gemma3TextConfig defaults head_dim to 256 (not hidden / heads).
+  const headDim = j.head_dim == null ? (gemma ? 256 : hiddenSize / numHeads) : posInt(file, j, 'head_dim');
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new UserError(`${file}: head dim ${headDim} must be an even integer`);
   // transformers v5 moves rope settings into "rope_parameters".
-  const rp = (j.rope_parameters ?? null) as Json | null;
-  const ropeTheta = num(file, rp && rp.rope_theta !== undefined ? rp : j, 'rope_theta', 10000);
+  // Gemma 3 (v5) nests them per layer type: the global rope is rope_parameters.full_attention.
+  const rpAll = (j.rope_parameters ?? null) as Json | null;
+  const rp = (gemma && rpAll?.full_attention ? rpAll.full_attention : rpAll) as Json | null;
+  const ropeTheta = num(file, rp && rp.rope_theta !== undefined ? rp : j, 'rope_theta', gemma ? 1e6 : 10000);
   const ropeScaling = parseRopeScaling(file, j.rope_scaling ?? rp);
-  const attnBias = j.attention_bias === true;
+  // MistralAttention has no biases whatever the config says.
+  const attnBias = modelType !== 'mistral' && j.attention_bias === true;
+  const numLayers = posInt(file, j, 'num_hidden_layers');
+  const family: FamilyFields = gemma ? gemma3Fields(file, j, numLayers, hiddenSize)
+    : modelType === 'mistral' ? mistralFields(file, j, numLayers) : llamaLayer(numLayers);
   const eos = j.eos_token_id;
   const eosTokenId = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];
   return {
@@ -100,7 +111,7 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
     vocabSize: posInt(file, j, 'vocab_size'),
     hiddenSize,
     intermediateSize: posInt(file, j, 'intermediate_size'),
-    numLayers: posInt(file, j, 'num_hidden_layers'),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
@@ -108,15 +119,16 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
     ropeTheta,
     ropeScaling,
     maxPositionEmbeddings: posInt(file, j, 'max_position_embeddings', 32768),
-    // Qwen3Config, Qwen2Config and LlamaConfig all default tie_word_embeddings to false.
-    tieWordEmbeddings: j.tie_word_embeddings === true,
+    // Qwen3Config, Qwen2Config, LlamaConfig and MistralConfig default tie_word_embeddings to false, Gemma3TextConfig to true.
+    tieWordEmbeddings: gemma ? j.tie_word_embeddings !== false : j.tie_word_embeddings === true,
     qkvBias: modelType === 'qwen2' || attnBias,
     oBias: modelType !== 'qwen2' && attnBias,
     mlpBias: modelType === 'llama' && j.mlp_bias === true,
     attentionBias: modelType === 'qwen2' || attnBias,
-    qkNorm: modelType === 'qwen3',
+    qkNorm: modelType === 'qwen3' || gemma,
     bosTokenId: typeof j.bos_token_id === 'number' ? j.bos_token_id : null,
     eosTokenId,
+    ...family,
   };
 }
 

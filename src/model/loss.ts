@@ -38,18 +38,24 @@ export function ceLogitsGrad(logits: Float32Array, lse: Float64Array, labels: In
   return d;
 }
 
+/** x = cap * tanh(x / cap) elementwise, each step rounded to float32 (HF: logits / cap, tanh, * cap). */
+export function softcapInPlace(x: Float32Array, cap: number): void {
+  for (let i = 0; i < x.length; i++) x[i] = Math.fround(Math.fround(Math.tanh(Math.fround(x[i] / cap))) * cap);
+}
+
 /**
  * sum_m w[m] * CE(h[m] W^T, labels[m]). h [M, C] (differentiable, M >= 1), W [V, C] (constant lm_head),
  * labels/w [M]. Returns a scalar whose gradient flows to h only.
  * eagerGrad: compute dLoss/dh [M, C] during the forward pass while each chunk's logits are at hand (2 lm_head
  * matmuls per step instead of 3); use it when a backward pass will follow.
+ * softcap: logits = cap * tanh(logits / cap) before the CE (Gemma final_logit_softcapping), in float32 as HF.
  */
 export function chunkedWeightedCE(
   h: tf.Tensor2D,
   W: tf.Tensor2D,
   labels: Int32Array,
   w: Float32Array,
-  opts: { rowsPerChunk?: number; eagerGrad?: boolean } = {},
+  opts: { rowsPerChunk?: number; eagerGrad?: boolean; softcap?: number | null } = {},
 ): tf.Scalar {
   const rowsPerChunk = opts.rowsPerChunk;
   const [M] = h.shape;
@@ -62,7 +68,14 @@ export function chunkedWeightedCE(
     const t = tf.tidy(() => tf.matMul(tf.slice(hh, [s, 0], [e - s, -1]), W, false, true));
     const data = t.dataSync() as Float32Array;
     t.dispose();
+    if (opts.softcap) softcapInPlace(data, opts.softcap);
     return data;
+  };
+  /** d [c, V] = dL/d(capped logits) -> dL/d(logits): times 1 - tanh^2 = 1 - (capped / cap)^2. */
+  const uncap = (d: Float32Array, capped: Float32Array): Float32Array => {
+    const cap = opts.softcap;
+    if (cap) for (let i = 0; i < d.length; i++) d[i] *= 1 - (capped[i] / cap) ** 2;
+    return d;
   };
   const lse: Float64Array[] = [];
 
@@ -77,7 +90,7 @@ export function chunkedWeightedCE(
       lse.push(l);
       for (let r = 0; r < e - s; r++) total += w[s + r] * (l[r] - logits[r * V + labels[s + r]]);
       if (opts.eagerGrad) {
-        const d = ceLogitsGrad(logits, l, labels.subarray(s, e), Float64Array.from(w.subarray(s, e)), V);
+        const d = uncap(ceLogitsGrad(logits, l, labels.subarray(s, e), Float64Array.from(w.subarray(s, e)), V), logits);
         eager.push(tf.tidy(() => tf.matMul(tf.tensor2d(d, [e - s, V]), W))); // [c, C]
       }
     }
@@ -94,7 +107,7 @@ export function chunkedWeightedCE(
       const parts = chunks.map(([s, e], k) => {
         const logits = chunkLogits(hs, s, e);
         const scale = Float64Array.from(w.subarray(s, e), (x) => x * g);
-        const d = ceLogitsGrad(logits, lse[k], labels.subarray(s, e), scale, V);
+        const d = uncap(ceLogitsGrad(logits, lse[k], labels.subarray(s, e), scale, V), logits);
         return tf.tidy(() => tf.matMul(tf.tensor2d(d, [e - s, V]), W)); // [c, C]
       });
       if (parts.length === 1) return parts[0];

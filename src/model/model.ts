@@ -1,14 +1,17 @@
-// Qwen3 / Qwen2 / Llama decoder with LoRA, following HF transformers modeling_{qwen3,qwen2,llama}.py:
-// embed -> L x [x += o_proj(attn(rope(norm_qk(q)), rope(norm_qk(k)), v)); x += down(silu(gate) * up)] -> norm -> lm_head.
+// Qwen3 / Qwen2 / Llama / Mistral / Gemma 3 decoder with LoRA, following HF transformers modeling_{qwen3,qwen2,llama,
+// mistral,gemma3}.py: embed -> L x [x += o_proj(attn(rope(norm_qk(q)), rope(norm_qk(k)), v)); x += down(act(gate) * up)]
+// -> norm -> lm_head. Gemma 3 adds: embed * sqrt(C), (1 + w) norms, norms after attention and around the MLP, GeLU-tanh,
+// sliding-window layers with their own RoPE base, query_pre_attn_scalar and logit soft-capping (src/model/gemma3.ts).
 // Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
-import { FusedAttention, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
+import { FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
 import * as ops from '../ops/index.ts';
 import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
 import { loadModelConfig, type ModelConfig } from './config.ts';
 import { linearShape, loraAName, loraBName, LoraWeights, PEFT_PREFIX } from './lora.ts';
 import { checkpointed } from './checkpoint.ts';
+import { geluTanhMul, plusOneNorms, softcapLogits } from './gemma3.ts';
 import { chunkedWeightedCE } from './loss.ts';
 import { applyRope, ropeInvFreq, ropeTables } from './rope.ts';
 import { listModelTensors, readSafetensors } from './safetensors.ts';
@@ -20,6 +23,10 @@ export interface BaseModel {
   weights: Map<string, tf.Tensor>;
   /** RoPE inverse frequencies [D/2] (scaling applied). */
   invFreq: Float64Array;
+  /** Those of the sliding-window layers when they differ (Gemma rope_local_base_freq). */
+  invFreqLocal?: Float64Array;
+  /** Norm weights as applied when they differ from the stored ones (Gemma: 1 + w), by HF name. */
+  norms?: Map<string, tf.Tensor>;
 }
 
 /**
@@ -77,7 +84,7 @@ function wantCheckpoint(cfg: ModelConfig, tokens: number, opt: LossOpts['checkpo
   return activationBytesPerToken(cfg) * cfg.numLayers * tokens > 2 * 1024 ** 3;
 }
 
-const FUSED_KERNELS = [FusedAttention, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
+const FUSED_KERNELS = [FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
 
 /** True when every fused op has a kernel on the active backend (initBackend registers them for cpu/native). */
 export function fusedOpsAvailable(): boolean {
@@ -94,6 +101,10 @@ export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
     const p = `model.layers.${i}`;
     w.set(`${p}.input_layernorm.weight`, [C]);
     w.set(`${p}.post_attention_layernorm.weight`, [C]);
+    if (cfg.sandwichNorm) {
+      w.set(`${p}.pre_feedforward_layernorm.weight`, [C]);
+      w.set(`${p}.post_feedforward_layernorm.weight`, [C]);
+    }
     for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) {
       const [out, inp] = linearShape(cfg, t);
       w.set(`${p}.self_attn.${t}.weight`, [out, inp]);
@@ -129,12 +140,15 @@ export async function loadBaseModel(dir: string): Promise<BaseModel> {
     for (const [name, t] of readSafetensors(file, { names })) weights.set(name, tf.tensor(t.data, t.shape, 'float32'));
   }
   if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
-  return { config, dir, weights, invFreq: ropeInvFreq(config) };
+  const invFreqLocal = config.ropeLocalTheta === null ? undefined
+    : ropeInvFreq({ ...config, ropeTheta: config.ropeLocalTheta, ropeScaling: { type: 'default' } });
+  return { config, dir, weights, invFreq: ropeInvFreq(config), invFreqLocal, norms: plusOneNorms(config, weights) };
 }
 
 export function disposeBaseModel(base: BaseModel): void {
-  for (const t of new Set(base.weights.values())) t.dispose();
+  for (const t of new Set([...base.weights.values(), ...(base.norms?.values() ?? [])])) t.dispose();
   base.weights.clear();
+  base.norms?.clear();
 }
 
 /** RMSNorm over the last axis, in float32: x * rsqrt(mean(x^2) + eps) * w. */
@@ -152,8 +166,10 @@ interface Ctx {
   checkpoint?: boolean;
 }
 
-function rmsNorm(ctx: Ctx, x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+/** RMSNorm with the HF norm weight `name` (as applied: 1 + w for Gemma). */
+function rmsNorm(ctx: Ctx, x: tf.Tensor, name: string): tf.Tensor {
   const eps = ctx.base.config.rmsNormEps;
+  const w = ctx.base.norms?.get(name) ?? weight(ctx.base, name);
   return ctx.fused ? ops.rmsNorm(x, w, eps) : rmsNormPlain(x, w, eps);
 }
 
@@ -182,6 +198,26 @@ function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
   return tf.add(y, tf.matMul(ax, Bm, false, true)) as tf.Tensor2D;
 }
 
+/** Per-call constant tables a layer reads: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
+type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
+
+/**
+ * Tables of each layer, one set per layer kind (Gemma 3: sliding-window layers with the local RoPE base, and global
+ * ones; other families: one kind). `masked` = the plain-attention mask inputs; null on the fused path.
+ */
+function buildLayerTables(base: BaseModel, pos: Int32Array, masked: { seg: Int32Array; B: number; T: number; P: number } | null): Tables[] {
+  const kinds = new Map<string, Tables>();
+  return base.config.layerWindows.map((w) => {
+    const inv = w > 0 && base.invFreqLocal ? base.invFreqLocal : base.invFreq;
+    const key = `${w}/${inv === base.invFreq ? 'global' : 'local'}`;
+    if (!kinds.has(key)) {
+      const mask = masked ? attentionMask(masked.seg, masked.B, masked.T, masked.P, w) : null;
+      kinds.set(key, { ...ropeTables(inv, pos), mask });
+    }
+    return kinds.get(key)!;
+  });
+}
+
 /**
  * Decoder stack: ids/pos [B*T] -> hidden states [B*T, C] before the final norm. With a cache (B = 1) the new
  * keys/values are appended to it (kept tensors; the old ones are disposed).
@@ -195,11 +231,9 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
   // The fused attention has no KV cache input: a prefill (empty cache) uses it and fills the cache; decoding
   // steps use the plain path (T is small there).
   const fusedAttn = ctx.fused && P === 0;
-  const mask = fusedAttn ? null : attentionMask(seg, B, T, P);
-  const { cos, sin } = ropeTables(ctx.base.invFreq, pos);
-  /** Per-call constant tables the layers read: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
-  type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
-  const tables: Tables = { cos, sin, mask };
+  // Made up front: the per-layer tidy below would dispose tables made inside it.
+  const layerTables = buildLayerTables(ctx.base, pos, fusedAttn ? null : { seg, B, T, P });
+  const attnScale = cfg.attnScale ?? undefined;
   const rope = (x: tf.Tensor3D, t: Tables) => (ctx.fused ? ops.rope(x, t.cos, t.sin) : applyRope(x, t.cos, t.sin));
   /** tfjs-op attention, with the KV cache when there is one: q [N, H, D], k/v [N, Hkv, D] -> [N, H*D]. */
   const attentionPlain = (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, l: number, mask: tf.Tensor): tf.Tensor2D => {
@@ -217,27 +251,28 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
       cache.k[l] = tf.keep(k4);
       cache.v[l] = tf.keep(v4);
     }
-    return attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask);
+    return attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask, attnScale);
   };
   let x = tf.gather(weight(ctx.base, 'model.embed_tokens.weight'), tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [N, C]
-  /** One decoder layer: x [N, C] -> x + attn(norm x) -> + mlp(norm). */
+  if (cfg.embedScale !== 1) x = tf.mul(x, cfg.embedScale); // Gemma: sqrt(C) in the model dtype
+  /** One decoder layer: x [N, C] -> x + attn(norm x) -> + mlp(norm) (Gemma: each branch also normed at its end). */
   const layer = (l: number, x: tf.Tensor2D, t: Tables): tf.Tensor2D => {
     const p = `model.layers.${l}`;
-    const h = rmsNorm(ctx, x, weight(ctx.base, `${p}.input_layernorm.weight`)) as tf.Tensor2D;
+    const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`) as tf.Tensor2D;
     let q = tf.reshape(linear(ctx, h, `${p}.self_attn.q_proj`), [N, H, D]) as tf.Tensor3D;
     let k = tf.reshape(linear(ctx, h, `${p}.self_attn.k_proj`), [N, Hkv, D]) as tf.Tensor3D;
     const v = tf.reshape(linear(ctx, h, `${p}.self_attn.v_proj`), [N, Hkv, D]) as tf.Tensor3D;
     if (cfg.qkNorm) {
-      // Qwen3: RMSNorm over D on each head of q and k, before RoPE.
-      q = rmsNorm(ctx, q, weight(ctx.base, `${p}.self_attn.q_norm.weight`)) as tf.Tensor3D;
-      k = rmsNorm(ctx, k, weight(ctx.base, `${p}.self_attn.k_norm.weight`)) as tf.Tensor3D;
+      // Qwen3, Gemma 3: RMSNorm over D on each head of q and k, before RoPE.
+      q = rmsNorm(ctx, q, `${p}.self_attn.q_norm.weight`) as tf.Tensor3D;
+      k = rmsNorm(ctx, k, `${p}.self_attn.k_norm.weight`) as tf.Tensor3D;
     }
     q = rope(q, t);
     k = rope(k, t);
     let attn: tf.Tensor2D;
     if (fusedAttn) {
       const as4 = (t: tf.Tensor3D, h: number) => tf.reshape(t, [B, T, h, D]) as tf.Tensor4D;
-      attn = tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), seg), [N, H * D]);
+      attn = tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), seg, attnScale, cfg.layerWindows[l]), [N, H * D]);
       if (cache) {
         const toHeads = (t: tf.Tensor3D) => tf.transpose(as4(t, Hkv), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
         cache.k[l] = tf.keep(toHeads(k));
@@ -246,24 +281,29 @@ function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: numbe
     } else {
       attn = attentionPlain(q, k, v, l, t.mask!);
     }
-    x = tf.add(x, linear(ctx, attn, `${p}.self_attn.o_proj`));
-    const h2 = rmsNorm(ctx, x, weight(ctx.base, `${p}.post_attention_layernorm.weight`)) as tf.Tensor2D;
+    const sandwich = cfg.sandwichNorm;
+    const o = linear(ctx, attn, `${p}.self_attn.o_proj`);
+    x = tf.add(x, sandwich ? rmsNorm(ctx, o, `${p}.post_attention_layernorm.weight`) : o);
+    const h2 = rmsNorm(ctx, x, `${p}.${sandwich ? 'pre_feedforward' : 'post_attention'}_layernorm.weight`) as tf.Tensor2D;
     const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
     const up = linear(ctx, h2, `${p}.mlp.up_proj`);
-    const act = ctx.fused ? ops.swiglu(gate, up) : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
-    return tf.add(x, linear(ctx, act, `${p}.mlp.down_proj`));
+    const act = cfg.hiddenAct === 'gelu_tanh' ? (ctx.fused ? ops.geluTanhMul(gate, up) : geluTanhMul(gate, up))
+      : ctx.fused ? ops.swiglu(gate, up) : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
+    const m = linear(ctx, act, `${p}.mlp.down_proj`);
+    return tf.add(x, sandwich ? rmsNorm(ctx, m, `${p}.post_feedforward_layernorm.weight`) : m);
   };
   for (let l = 0; l < cfg.numLayers; l++) {
     if (ctx.checkpoint && !cache && ctx.lora) {
       const vars = layerVars(ctx.lora, l);
+      const t = layerTables[l];
       // The tables go through the checkpoint's saved tensors: lossSum's tidy disposes them before backprop.
-      const consts = mask ? [cos, sin, mask] : [cos, sin];
+      const consts = t.mask ? [t.cos, t.sin, t.mask] : [t.cos, t.sin];
       const block = (xx: tf.Tensor, c: tf.Tensor[]) => layer(l, xx as tf.Tensor2D, { cos: c[0] as tf.Tensor2D, sin: c[1] as tf.Tensor2D, mask: c[2] ?? null });
-      x = (vars.length ? checkpointed(block, x, vars, consts) : layer(l, x, tables)) as tf.Tensor2D;
+      x = (vars.length ? checkpointed(block, x, vars, consts) : layer(l, x, t)) as tf.Tensor2D;
     } else {
       // A tidy per layer frees what the tape does not keep (everything, when no gradient is recorded).
       const xin = x;
-      x = tf.tidy(() => layer(l, xin, tables));
+      x = tf.tidy(() => layer(l, xin, layerTables[l]));
       if (l > 0) xin.dispose();
     }
   }
@@ -324,12 +364,13 @@ export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch,
     const hidden = decoder(ctx, batch.inputIds, batch.positionIds, batch.B, batch.T);
     if (rows.length === 0) return tf.add(tf.mul(tf.sum(hidden), 0), 0) as tf.Scalar; // nothing trained: +0, still connected
     // Only rows that predict a trained token go through the final norm and the lm_head.
-    const h = rmsNorm(ctx, tf.gather(hidden, tf.tensor1d(rows, 'int32')), weight(base, 'model.norm.weight')) as tf.Tensor2D;
+    const h = rmsNorm(ctx, tf.gather(hidden, tf.tensor1d(rows, 'int32')), 'model.norm.weight') as tf.Tensor2D;
     const W = weight(base, 'lm_head.weight') as tf.Tensor2D;
     const forBackward = opts.forBackward ?? true;
-    // The fused kernel always computes dLoss/dh too; an evaluation-only loss skips that matmul.
-    if (ctx.fused && forBackward) return ops.crossEntropyWeighted(h, W, labels, w);
-    return chunkedWeightedCE(h, W, labels, w, { eagerGrad: forBackward });
+    const softcap = base.config.finalLogitSoftcap;
+    // The fused kernel always computes dLoss/dh too; an evaluation-only loss skips that matmul. It has no soft-capping.
+    if (ctx.fused && forBackward && !softcap) return ops.crossEntropyWeighted(h, W, labels, w);
+    return chunkedWeightedCE(h, W, labels, w, { eagerGrad: forBackward, softcap });
   });
   return { loss, weightSum };
 }
@@ -383,7 +424,7 @@ export function forwardLogits(
     const ctx: Ctx = { base, lora, fused: opts.fused ?? fusedOpsAvailable() };
     let hidden: tf.Tensor2D = decoder(ctx, inputIds, pos, 1, T, cache);
     if (opts.lastOnly) hidden = tf.slice(hidden, [T - 1, 0], [1, -1]);
-    const h = rmsNorm(ctx, hidden, weight(base, 'model.norm.weight'));
-    return tf.matMul(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, false, true);
+    const h = rmsNorm(ctx, hidden, 'model.norm.weight');
+    return softcapLogits(tf.matMul(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, false, true), base.config.finalLogitSoftcap);
   });
 }

@@ -1,4 +1,5 @@
-// attention(q, k, v, segmentIds): causal self-attention inside packed segments, GQA, one fused kernel.
+// attention(q, k, v, segmentIds): causal (optionally sliding-window) self-attention inside packed segments, GQA,
+// one fused kernel.
 import * as tf from '@tensorflow/tfjs-core';
 import { FusedAttention } from '../kernel_names.ts';
 
@@ -7,15 +8,17 @@ import { FusedAttention } from '../kernel_names.ts';
  * head h uses kv head floor(h / (H / Hkv)) (HF repeat_kv). Differentiable wrt q, k, v.
  * q [B, T, H, D], k/v [B, T, Hkv, D] (the layout the projections produce; no transposes), segmentIds [B*T] or
  * [B, T] int32, non-decreasing within each row (a new packed document starts where it increases).
- * Returns [B, T, H, D] (reshape to [B*T, H*D] for o_proj). scale defaults to 1/sqrt(D).
+ * Returns [B, T, H, D] (reshape to [B*T, H*D] for o_proj). scale defaults to 1/sqrt(D). window > 0: query t
+ * also needs t - s < window (HF sliding-window layers), applied inside each segment; 0 (default) = no window.
  */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, segmentIds: Int32Array | tf.Tensor,
-  scale?: number): tf.Tensor4D {
+  scale?: number, window = 0): tf.Tensor4D {
   const [B, T, H, D] = q.shape;
   const Hkv = k.shape[2];
   if (k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== D || v.shape.join() !== k.shape.join() || H % Hkv !== 0) {
     throw new Error(`attention: q [B,T,H,D], k/v [B,T,Hkv,D] with H % Hkv == 0 expected, got q ${q.shape}, k ${k.shape}, v ${v.shape}`);
   }
+  if (!Number.isInteger(window) || window < 0) throw new Error(`attention: window ${window} must be an integer >= 0`);
   const ids = segmentIds instanceof Int32Array ? segmentIds : (segmentIds.dataSync() as Int32Array);
   if (ids.length !== B * T) throw new Error(`attention: segmentIds has ${ids.length} values, expected B*T = ${B * T}`);
   for (let b = 0; b < B; b++) {
@@ -25,7 +28,7 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, segmen
   }
   const seg = segmentIds instanceof Int32Array ? tf.tensor2d(segmentIds, [B, T], 'int32') : tf.reshape(segmentIds, [B, T]);
   const [out, lse] = tf.engine().runKernel(FusedAttention, { q, k, v, segmentIds: seg },
-    { scale: scale ?? 1 / Math.sqrt(D) }) as tf.Tensor[];
+    window > 0 ? { scale: scale ?? 1 / Math.sqrt(D), window } : { scale: scale ?? 1 / Math.sqrt(D) }) as tf.Tensor[];
   lse.dispose(); // the tape keeps its own copy for the backward pass
   if (seg !== segmentIds) seg.dispose();
   return out as tf.Tensor4D;

@@ -3,6 +3,7 @@ export { attention } from './attention.ts';
 export { crossEntropyWeighted, ceChunkRows } from './cross_entropy.ts';
 export { rmsNorm } from './rms_norm.ts';
 export { swiglu } from './swiglu.ts';
+export { geluTanhMul } from './gelu_tanh_mul.ts';
 export { rope } from './rope.ts';
 export { loraLinear } from './lora_linear.ts';
 

@@ -95,6 +95,59 @@ describe('lorasft loss-grad', () => {
     expect(JSON.parse(e.stdout).loss).not.toBeCloseTo(JSON.parse(d.stdout).loss, 3);
   });
 
+  it.each([
+    ['gemma3' as const, { slidingWindow: 3, extraConfig: { query_pre_attn_scalar: 10, final_logit_softcapping: 5 } }],
+    ['mistral' as const, { slidingWindow: 3, headDim: 8 }],
+  ])('%s: loss and gradients equal the float64 reference (sliding window 3 inside packed documents)', async (family, extra) => {
+    await ensureBackend();
+    const dir = tmpDir(`lossgrad-${family}`);
+    const model = path.join(dir, 'model');
+    makeTinyModel({ family, out: model, vocab: 48, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, std: 0.15, seed: 12, ...extra });
+    const loraFile = path.join(dir, 'lora.safetensors');
+    writeLora(loraFile, 2, 6);
+    const batchFile = path.join(dir, 'batch.json');
+    // Row 0 packs documents of 3 and 6 tokens, row 1 is one 9-token document: a window of 3 cuts the longer ones.
+    fs.writeFileSync(batchFile, JSON.stringify({
+      input_ids: [[5, 6, 7, 8, 9, 10, 11, 12, 13], [20, 21, 22, 23, 24, 25, 26, 27, 28]],
+      labels: [[5, 6, 7, -100, 9, 10, 11, 12, 13], [-100, 21, 22, 23, 24, 25, 26, 27, 28]],
+      position_ids: [[0, 1, 2, 0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5, 6, 7, 8]],
+    }));
+    const grads = path.join(dir, 'grads.safetensors');
+    const r = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout.trim());
+    expect(out).toMatchObject({ tokens: 15, weight_sum: 15 });
+    const base = await loadBaseModel(model);
+    const lora = loraFromTensors(base, readSafetensors(loraFile), { alpha: 16, dropout: 0, useRslora: false }, loraFile);
+    const ref = toRef(base, lora);
+    const docs: Array<[number[], number[]]> = [
+      [[5, 6, 7], [0, 1, 1]], [[8, 9, 10, 11, 12, 13], [0, 1, 1, 1, 1, 1]], [[20, 21, 22, 23, 24, 25, 26, 27, 28], [0, 1, 1, 1, 1, 1, 1, 1, 1]],
+    ];
+    const refLoss = (): number => docs.reduce((a, [ids, w]) => a + refLossRow(ref, ids, ids.map((_, i) => i), w).loss, 0) / 15;
+    const want = refLoss();
+    const rel = Math.abs(out.loss - want) / want;
+    // Gradients: central differences of the float64 reference on a few entries of each tensor.
+    const file = readSafetensors(grads);
+    let worst = 0;
+    for (const name of [...lora.keys()].filter((_, i) => i % 3 === 0)) {
+      const g = file.get(name)!.data, t = ref.lora.get(name)!;
+      for (const idx of [0, Math.floor(t.data.length / 2), t.data.length - 1]) {
+        const x0 = t.data[idx];
+        t.data[idx] = x0 + 1e-4;
+        const lp = refLoss();
+        t.data[idx] = x0 - 1e-4;
+        const lm = refLoss();
+        t.data[idx] = x0;
+        worst = Math.max(worst, Math.abs(g[idx] - (lp - lm) / 2e-4) / Math.max(maxAbs(g), 1e-3));
+      }
+    }
+    console.log(`loss-grad ${family}: loss ${out.loss} vs float64 reference ${want} (rel ${rel.toExponential(2)}); grads vs reference central differences max |diff|/max|grad| ${worst.toExponential(2)}`);
+    expect(rel).toBeLessThan(1e-5);
+    expect(worst).toBeLessThan(1e-3);
+    lora.dispose();
+    disposeBaseModel(base);
+  });
+
   it('reports bad input as one line naming the file, exit code 1', async () => {
     const dir = tmpDir('lossgrad');
     const model = path.join(dir, 'model');

@@ -194,6 +194,13 @@ describe('llama3 and gemma3', () => {
     expect(() => build('gemma3', [bad])).toThrowError('data.jsonl:12: chat template error: Conversation roles must alternate user/assistant/user/assistant/...');
   });
 
+  it('gemma3: its template has no tool role; a tool-calling row fails as FILE:LINE (the same row trains with qwen3)', () => {
+    const call = { id: 'c1', type: 'function' as const, function: { name: 'get_car_specs', arguments: '{"trimid": 1}' } };
+    const toolRow = ex([U('Specs of trim 1?'), A('', { tool_calls: [call] }), { role: 'tool', content: '{"hp": 300}', tool_call_id: 'c1' }, A('300 hp.')], { tools: TOOLS }, 4);
+    expect(() => build('gemma3', [ex([U('a'), A('b')], {}, 3), toolRow])).toThrowError(/^data.jsonl:4: chat template error: Conversation roles must alternate/);
+    expect(trainedTexts(one('qwen3', toolRow), tok.qwen3).at(-1)).toMatch(/300 hp\.<\|im_end\|>$/);
+  });
+
   it('mapping spans by decoding gives the same masks as per-segment tokenization', () => {
     const rows = [...loadDataset('test/fixtures/data/seed.jsonl'), ...loadDataset('test/fixtures/data/weighted.jsonl')];
     for (const m of ['qwen3', 'llama3', 'gemma3']) {

@@ -28,6 +28,25 @@ describe('make-tiny-model', () => {
     expect(Math.abs(norm.reduce((s, x) => s + x, 0) / norm.length - 1)).toBeLessThan(0.1);
   });
 
+  it('gemma3 and mistral: HF architectures, family fields and tensor names', () => {
+    const g = tmpDir('tiny'), m = tmpDir('tiny');
+    const gc = makeTinyModel({ family: 'gemma3', out: g, layers: 3, slidingWindow: 5 }).config;
+    expect(gc).toMatchObject({ architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', hidden_activation: 'gelu_pytorch_tanh', sliding_window: 5,
+      layer_types: ['sliding_attention', 'full_attention', 'sliding_attention'], tie_word_embeddings: true, query_pre_attn_scalar: 16 });
+    expect(gc.hidden_act).toBeUndefined();
+    const names = [...readSafetensorsHeader(path.join(g, 'model.safetensors')).tensors.keys()];
+    for (const n of ['pre_feedforward_layernorm', 'post_feedforward_layernorm', 'post_attention_layernorm', 'self_attn.q_norm', 'self_attn.k_norm']) {
+      expect(names).toContain(`model.layers.2.${n}.weight`);
+    }
+    expect(names).not.toContain('lm_head.weight');
+    // Gemma's norms are stored zero-centred (applied as 1 + w).
+    const norm = readSafetensors(path.join(g, 'model.safetensors'), { names: ['model.norm.weight'] }).get('model.norm.weight')!.data;
+    expect(Math.abs(norm.reduce((s, x) => s + x, 0) / norm.length)).toBeLessThan(0.1);
+    const mc = makeTinyModel({ family: 'mistral', out: m, headDim: 8, hidden: 64 }).config;
+    expect(mc).toMatchObject({ architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: null, head_dim: 8, tie_word_embeddings: false });
+    expect(() => makeTinyModel({ family: 'llama', out: tmpDir('tiny'), slidingWindow: 4 })).toThrow(/only mistral and gemma3 have sliding-window layers/);
+  });
+
   it('copies a real tokenizer and sizes the vocabulary to it (qwen3 ids up to 151668)', async () => {
     await ensureBackend();
     const d = tmpDir('tok');
@@ -53,13 +72,14 @@ describe('make-tiny-model', () => {
     expect(loadModelConfig(out)).toMatchObject({ modelType: 'qwen2', numLayers: 1, tieWordEmbeddings: true });
     const bad = await run(script, ['--family', 'gpt2', '--out', out], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/--family gpt2: expected qwen3, qwen2 or llama/);
+    expect(bad.stderr).toMatch(/--family gpt2: expected qwen3, qwen2, llama, mistral, gemma3/);
     // From another directory (the wrapper finds this checkout's tsx); bad values write nothing.
     const elsewhere = path.join(tmpDir('cli'), 'n');
     const cases: Array<[string[], string]> = [
       [['--std', 'abc'], 'error: --std abc: expected a number >= 0\n'],
       [['--hidden', '63'], 'error: --hidden 63 is not a multiple of --heads 4 (or give --head-dim)\n'],
       [['--layers', '0'], 'error: make-tiny-model: "num_hidden_layers" is 0; expected a positive integer\n'],
+      [['--sliding-window', '8'], 'error: --sliding-window: only mistral and gemma3 have sliding-window layers (got --family qwen3)\n'],
     ];
     for (const [flags, err] of cases) {
       const r = await run(script, ['--family', 'qwen3', '--out', elsewhere, ...flags], { encoding: 'utf8', cwd: os.tmpdir() });

@@ -36,6 +36,18 @@ const FAMILIES: Array<[string, Partial<TinyModelOpts> & { family: TinyModelOpts[
     family: 'llama', tie: false, kvHeads: 1,
     extraConfig: { rope_theta: 500, attention_bias: true, mlp_bias: true, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } },
   }],
+  // Documents are 5, 7 and 12 tokens: a window of 3 or 4 cuts all of them.
+  ['gemma3 (tied, layers local/global/local with window 3, local rope base 100, query_pre_attn_scalar 13, GQA 4/2)', {
+    family: 'gemma3', layers: 3, slidingWindow: 3, extraConfig: { query_pre_attn_scalar: 13, rope_local_base_freq: 100, rope_theta: 10000 },
+  }],
+  ['gemma3 (untied, final logit soft-capping 2, linear rope scaling on the global layer, MQA 4/1, head_dim 12)', {
+    family: 'gemma3', tie: false, kvHeads: 1, headDim: 12, slidingWindow: 4,
+    extraConfig: { final_logit_softcapping: 2, rope_scaling: { rope_type: 'linear', factor: 4 }, rope_theta: 1000 },
+  }],
+  ['mistral (untied, sliding window 4 on every layer, head_dim 12 != hidden/heads, GQA 4/1)', {
+    family: 'mistral', tie: false, kvHeads: 1, headDim: 12, slidingWindow: 4,
+  }],
+  ['mistral (sliding_window null, GQA 4/2)', { family: 'mistral', tie: false }],
 ];
 
 describe.each(FAMILIES)('%s', (_name, opts) => {
@@ -168,8 +180,8 @@ describe('model details', () => {
     disposeBaseModel(base);
   });
 
-  it('activation checkpointing gives the same loss and gradients (fused and plain ops, with dropout)', async () => {
-    const base = await tinyModel({ family: 'qwen3', layers: 3 });
+  it.each([['qwen3' as const], ['gemma3' as const]])('%s: activation checkpointing gives the same loss and gradients (fused and plain ops, with dropout)', async (family) => {
+    const base = await tinyModel({ family, layers: 3, ...(family === 'gemma3' ? { slidingWindow: 3 } : {}) }); // gemma3: local, global, local layers
     const { initLora, DEFAULT_LORA_TARGETS } = await import('../../src/model/lora.ts');
     const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0.1, useRslora: false }, 1);
     for (const [name, v] of lora) if (name.includes('lora_B')) v.assign(tf.fill(v.shape, 0.05));
@@ -188,6 +200,24 @@ describe('model details', () => {
     }
     lora.dispose();
     disposeBaseModel(base);
+  });
+
+  it.each([['gemma3' as const], ['mistral' as const]])('%s: a sliding window shorter than a packed document changes the loss; one as long as every document does not', async (family) => {
+    // The same weights (same seed) with different windows; packedBatch's documents are 5, 7 and 12 tokens.
+    const loss = async (slidingWindow: number | null) => {
+      const base = await tinyModel({ family, slidingWindow });
+      const lora = randomLora(base);
+      const r = { fused: lossSum(base, lora, packedBatch()).loss.dataSync()[0], plain: lossSum(base, lora, packedBatch(), { fused: false }).loss.dataSync()[0] };
+      lora.dispose();
+      disposeBaseModel(base);
+      return r;
+    };
+    const w3 = await loss(3), w12 = await loss(12), w64 = await loss(64);
+    console.log(`${family}: loss with window 3 ${w3.fused}, 12 ${w12.fused}, 64 ${w64.fused}`);
+    expect(w12.fused).toBe(w64.fused);
+    expect(Math.abs(w3.fused - w12.fused) / w12.fused).toBeGreaterThan(1e-4); // fp32 noise is ~1e-7
+    expect(Math.abs(w3.plain - w3.fused) / w3.fused).toBeLessThan(1e-5);
+    if (family === 'mistral') expect((await loss(null)).fused).toBe(w64.fused);
   });
 
   it('a batch with no trained tokens has loss 0 and zero gradients', async () => {

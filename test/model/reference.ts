@@ -1,5 +1,8 @@
 // Plain float64 TypeScript reference of the decoder + LoRA + weighted CE, written straight from HF transformers
-// (modeling_qwen3.py / modeling_qwen2.py / modeling_llama.py, PEFT lora.Linear), loop by loop, for parity tests.
+// (modeling_qwen3.py / modeling_qwen2.py / modeling_llama.py / modeling_mistral.py / modeling_gemma3.py, PEFT
+// lora.Linear), loop by loop, for parity tests. Gemma 3: Gemma3RMSNorm x * (1 + w), embeddings * embed_scale,
+// post-attention / pre- and post-feedforward norms, gelu_pytorch_tanh, scaling query_pre_attn_scalar^-0.5,
+// sliding-window layers (kv > q - window) with rope_local_base_freq, final logit soft-capping.
 import type { ModelConfig } from '../../src/model/config.ts';
 
 export type F64 = { shape: number[]; data: Float64Array };
@@ -76,16 +79,25 @@ function rope(v: Float64Array, off: number, D: number, pos: number, inv: Float64
   }
 }
 
+/** gelu_pytorch_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+
 /** Final-norm hidden state per position of one row: [T][C]. */
 export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Array[] {
   const { cfg, w } = m;
   const C = cfg.hiddenSize, H = cfg.numHeads, Hkv = cfg.numKvHeads, D = cfg.headDim, G = H / Hkv, T = ids.length;
-  const inv = refInvFreq(cfg);
-  const get = (n: string) => w.get(n)!;
+  const invGlobal = refInvFreq(cfg);
+  const invLocal = cfg.ropeLocalTheta === null ? invGlobal : refInvFreq({ ...cfg, ropeTheta: cfg.ropeLocalTheta, ropeScaling: { type: 'default' } });
+  const scaling = cfg.attnScale ?? 1 / Math.sqrt(D);
+  // Gemma3RMSNorm: x * rsqrt(mean x^2 + eps) * (1 + w).
+  const get = (n: string) => {
+    const t = w.get(n)!;
+    return cfg.normPlusOne && n.endsWith('norm.weight') ? { shape: t.shape, data: t.data.map((v) => 1 + v) } : t;
+  };
   const seg: number[] = [0];
   for (let t = 1; t < T; t++) seg.push(seg[t - 1] + (pos[t] === pos[t - 1] + 1 ? 0 : 1));
   const emb = get('model.embed_tokens.weight');
-  let x: Float64Array[] = ids.map((id) => emb.data.slice(id * C, (id + 1) * C));
+  let x: Float64Array[] = ids.map((id) => emb.data.slice(id * C, (id + 1) * C).map((v) => v * cfg.embedScale));
   const lin = (h: Float64Array, mod: string) => {
     const y = matvec(get(`${mod}.weight`), h, w.get(`${mod}.bias`));
     const A = m.lora.get(`base_model.model.${mod}.lora_A.weight`);
@@ -98,6 +110,8 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
   };
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`;
+    const window = cfg.layerWindows[l];
+    const inv = window > 0 ? invLocal : invGlobal;
     const q: Float64Array[] = [], k: Float64Array[] = [], v: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
       const h = rms(x[t], get(`${p}.input_layernorm.weight`).data, cfg.rmsNormEps);
@@ -116,11 +130,11 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
       for (let hd = 0; hd < H; hd++) {
         const kv = Math.floor(hd / G);
         const js: number[] = [];
-        for (let j = 0; j <= t; j++) if (seg[j] === seg[t]) js.push(j);
+        for (let j = 0; j <= t; j++) if (seg[j] === seg[t] && (window === 0 || j > t - window)) js.push(j);
         const sc = js.map((j) => {
           let s = 0;
           for (let d = 0; d < D; d++) s += q[t][hd * D + d] * k[j][kv * D + d];
-          return s / Math.sqrt(D);
+          return s * scaling;
         });
         const mx = Math.max(...sc);
         const e = sc.map((s) => Math.exp(s - mx));
@@ -129,9 +143,20 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
           for (let d = 0; d < D; d++) att[hd * D + d] += (e[n] / z) * v[j][kv * D + d];
         });
       }
+      const eps = cfg.rmsNormEps;
+      if (cfg.sandwichNorm) {
+        // Gemma3DecoderLayer: x + post_attention_norm(attn(input_norm x)); + post_ff_norm(mlp(pre_ff_norm x)).
+        const o = rms(lin(att, `${p}.self_attn.o_proj`), get(`${p}.post_attention_layernorm.weight`).data, eps);
+        const x1 = x[t].map((xi, i) => xi + o[i]);
+        const h2 = rms(x1, get(`${p}.pre_feedforward_layernorm.weight`).data, eps);
+        const g = lin(h2, `${p}.mlp.gate_proj`), u = lin(h2, `${p}.mlp.up_proj`);
+        const d = rms(lin(g.map((gi, i) => geluTanh(gi) * u[i]), `${p}.mlp.down_proj`), get(`${p}.post_feedforward_layernorm.weight`).data, eps);
+        nx.push(x1.map((xi, i) => xi + d[i]));
+        continue;
+      }
       const o = lin(att, `${p}.self_attn.o_proj`);
       const x1 = x[t].map((xi, i) => xi + o[i]);
-      const h2 = rms(x1, get(`${p}.post_attention_layernorm.weight`).data, cfg.rmsNormEps);
+      const h2 = rms(x1, get(`${p}.post_attention_layernorm.weight`).data, eps);
       const g = lin(h2, `${p}.mlp.gate_proj`), u = lin(h2, `${p}.mlp.up_proj`);
       const a = g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * u[i]);
       const d = lin(a, `${p}.mlp.down_proj`);
@@ -142,9 +167,11 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
   return x.map((xt) => rms(xt, get('model.norm.weight').data, cfg.rmsNormEps));
 }
 
-/** Logits [V] for a final hidden state. */
+/** Logits [V] for a final hidden state (soft-capped, cap * tanh(z / cap), when the config sets a cap). */
 export function refLogits(m: RefModel, h: Float64Array): Float64Array {
-  return matvec(m.w.get('lm_head.weight') ?? m.w.get('model.embed_tokens.weight')!, h);
+  const z = matvec(m.w.get('lm_head.weight') ?? m.w.get('model.embed_tokens.weight')!, h);
+  const cap = m.cfg.finalLogitSoftcap;
+  return cap ? z.map((v) => cap * Math.tanh(v / cap)) : z;
 }
 
 /** sum_t w_t * CE(logits_{t-1}, ids_t) over one row, and sum_t w_t (t >= 1, w_t != 0). */

@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { attention, crossEntropyWeighted, loraLinear, rmsNorm, rope, swiglu } from '../../src/ops/index.ts';
+import { attention, crossEntropyWeighted, geluTanhMul, loraLinear, rmsNorm, rope, swiglu } from '../../src/ops/index.ts';
+import { geluTanhMul as geluTanhMulPlain } from '../../src/model/gemma3.ts';
 import { fdCheck, maxdiff, rand, valueAndGrads } from './helpers.ts';
 
 const native = nativeAvailability();
@@ -21,10 +22,11 @@ interface Case {
 // Packed rows: B=2, T=6, row 0 = docs [0,0,0,1,1,2], row 1 = one doc. GQA: H=4, Hkv=2, D=4.
 const B = 2, T = 6, H = 4, Hkv = 2, D = 4;
 const SEG = Int32Array.from([0, 0, 0, 1, 1, 2, 5, 5, 5, 5, 5, 5]);
-function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
+/** window > 0: query i also needs i - j < window (HF sliding_window_overlay). */
+function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window = 0): tf.Tensor {
   const mask = new Float32Array(B * T * T);
   for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-    if (j > i || SEG[b * T + j] !== SEG[b * T + i]) mask[(b * T + i) * T + j] = -1e30;
+    if (j > i || SEG[b * T + j] !== SEG[b * T + i] || (window > 0 && i - j >= window)) mask[(b * T + i) * T + j] = -1e30;
   }
   const kvOf = tf.tensor1d(Array.from({ length: H }, (_, hh) => Math.floor(hh / (H / Hkv))), 'int32');
   const rep = (x: tf.Tensor) => tf.gather(x, kvOf, 2); // HF repeat_kv: head h reads kv head h / (H/Hkv)
@@ -49,6 +51,12 @@ const cases: Case[] = [
     plain: ([q, k, v]) => plainAttention(q, k, v),
   },
   {
+    // Row 1 is one 6-token document: a window of 2 cuts it; row 0's documents are 3, 2, 1 tokens.
+    name: 'attention, sliding window 2', shapes: [[B, T, H, D], [B, T, Hkv, D], [B, T, Hkv, D]],
+    op: ([q, k, v]) => attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, SEG, undefined, 2),
+    plain: ([q, k, v]) => plainAttention(q, k, v, 2),
+  },
+  {
     name: 'crossEntropyWeighted', shapes: [[M, C], [V, C]], diff: [0],
     op: ([hh, W]) => crossEntropyWeighted(hh as tf.Tensor2D, W as tf.Tensor2D, LABELS, WEIGHTS, 2),
     plain: ([hh, W]) => plainCE(hh, W),
@@ -62,6 +70,11 @@ const cases: Case[] = [
     name: 'swiglu', shapes: [[4, 7], [4, 7]], scale: [4, 1],
     op: ([g, u]) => swiglu(g, u),
     plain: ([g, u]) => tf.mul(tf.mul(g, tf.sigmoid(g)), u),
+  },
+  {
+    name: 'geluTanhMul', shapes: [[4, 7], [4, 7]], scale: [4, 1],
+    op: ([g, u]) => geluTanhMul(g, u),
+    plain: ([g, u]) => geluTanhMulPlain(g as tf.Tensor2D, u as tf.Tensor2D),
   },
   {
     name: 'rope', shapes: [[N, h, RD], [N, RD], [N, RD]], diff: [0],
@@ -186,6 +199,30 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     });
     console.log(`attention 1x300x4x8 native vs cpu (value + grads) maxdiff=${d.toExponential(2)}`);
     expect(d).toBeLessThan(1e-5);
+  });
+
+  it.each([[5], [100], [150], [260]])('attention B=1 T=300 H=4 Hkv=2 D=8, sliding window %i inside a 260-token segment (block skipping from both ends)', async (W) => {
+    const seg = Int32Array.from({ length: 300 }, (_, i) => (i < 260 ? 0 : 1));
+    const sh: number[][] = [[1, 300, 4, 8], [1, 300, 2, 8], [1, 300, 2, 8]];
+    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 51 + i));
+    const d = await both(() => {
+      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as unknown as tf.Tensor4D);
+      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg, 0.3, W), tf.tensor(r, sh[0])));
+      return [attention(t[0], t[1], t[2], seg, 0.3, W), ...tf.grads(f)(t)];
+    });
+    console.log(`attention 1x300x4x8 window ${W} native vs cpu (value + grads) maxdiff=${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-5);
+  });
+
+  it('attention: a window shorter than the document changes the output; a window as long as it does not', async () => {
+    await tf.setBackend(native.ok ? 'native' : 'cpu');
+    const seg = new Int32Array(40);
+    const [q, k, v] = [[1, 40, 2, 8], [1, 40, 1, 8], [1, 40, 1, 8]].map((s, i) => tf.tensor(rand(s.reduce((a, b) => a * b, 1), 61 + i), s) as unknown as tf.Tensor4D);
+    const full = attention(q, k, v, seg).dataSync();
+    expect(maxdiff(attention(q, k, v, seg, undefined, 40).dataSync() as Float32Array, full as Float32Array)).toBe(0);
+    expect(maxdiff(attention(q, k, v, seg, undefined, 8).dataSync() as Float32Array, full as Float32Array)).toBeGreaterThan(1e-3);
+    expect(() => attention(q, k, v, seg, undefined, -1)).toThrow(/window -1 must be an integer >= 0/);
   });
 
   it('crossEntropyWeighted M=40 C=32 V=300, chunks of 16 rows', async () => {
