@@ -11,6 +11,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float *g = f32(info[0]), *u = f32(info[1]);
   float* y = f32(info[2]);
   const int64_t n = info[3].As<Napi::Number>().Int64Value();
+  need_len(info, "geluTanhMul", 0, "g", n), need_len(info, "geluTanhMul", 1, "u", n), need_len(info, "geluTanhMul", 2, "y", n);
 #pragma omp parallel for num_threads(g_threads)
   for (int64_t i = 0; i < n; i++) {
     const float x = g[i], t = std::tanh(kC * (x + kA * x * x * x));
@@ -24,6 +25,8 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   const float *dy = f32(info[0]), *g = f32(info[1]), *u = f32(info[2]);
   float *dg = f32(info[3]), *du = f32(info[4]);
   const int64_t n = info[5].As<Napi::Number>().Int64Value();
+  need_len(info, "geluTanhMulGrad", 0, "dy", n), need_len(info, "geluTanhMulGrad", 1, "g", n), need_len(info, "geluTanhMulGrad", 2, "u", n);
+  need_len(info, "geluTanhMulGrad", 3, "dg", n), need_len(info, "geluTanhMulGrad", 4, "du", n);
 #pragma omp parallel for num_threads(g_threads)
   for (int64_t i = 0; i < n; i++) {
     const float x = g[i], t = std::tanh(kC * (x + kA * x * x * x));

@@ -23,6 +23,8 @@ const CALLS: Record<string, () => unknown[]> = {
   rope: () => [f(3 * 2 * 4), f(3 * 4), f(3 * 4), f(3 * 2 * 4), 3, 2, 4, false],
   swiglu: () => [f(7), f(7), f(7), 7],
   swigluGrad: () => [f(7), f(7), f(7), f(7), f(7), 7],
+  geluTanhMul: () => [f(7), f(7), f(7), 7],
+  geluTanhMulGrad: () => [f(7), f(7), f(7), f(7), f(7), 7],
   loraLinear: () => [f(3 * 4), f(3 * 4), f(5 * 4), f(2 * 4), f(5 * 2), f(5), f(3 * 5), f(3 * 2), 3, 4, 5, 2, 2],
   loraLinearGrad: () => [f(3 * 5), f(3 * 4), f(5 * 4), f(2 * 4), f(5 * 2), f(3 * 2), f(3 * 4), f(3 * 4), f(2 * 4), f(5 * 2), 3, 4, 5, 2, 2],
   fusedAttention: () => [f(nq), f(nk), f(nk), z(B * T), f(nq), f(B * H * T), B, T, H, Hkv, D, 0.5],
