@@ -4,6 +4,7 @@
 // 2 cores. test/unit_tier.test.ts checks that no file of the unit tier starts a process.
 export const SUBPROCESS_TESTS = [
   'test/cli.test.ts',
+  'test/readme.test.ts',
   'test/commands/**/*.test.ts',
   'test/model/make-tiny-model.test.ts',
   'test/backend/init_backend.test.ts',
