@@ -54,7 +54,7 @@ function linear(base: BaseModel, gs: Array<[number, number, LoraWeights | null]>
     if (A && Bm) return ops.loraLinear(x, W, A, Bm, gs[0][2]!.scale, { bias });
   }
   let y = tf.matMul(x, W, false, true);
-  if (bias) y = tf.add(y, bias);
+  if (bias) y = tf.add(y, bias) as tf.Tensor2D;
   if (gs.length === 1) return y;
   const out = W.shape[0];
   const deltas = gs.map(([start, n, l]) => {
@@ -125,7 +125,7 @@ export function decodeStep(base: BaseModel, rows: DecodeRow[]): tf.Tensor2D {
     }
     const h = ops.rmsNorm(x, weight(base, 'model.norm.weight'), eps);
     return tf.matMul(h, weight(base, 'lm_head.weight') as tf.Tensor2D, false, true);
-  });
+  }) as tf.Tensor2D;
   for (const r of rows) r.cache.length += 1;
   return out;
 }
