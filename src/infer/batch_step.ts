@@ -53,7 +53,7 @@ function linear(base: BaseModel, gs: Array<[number, number, LoraWeights | null]>
     const [A, Bm] = ab(gs[0][2]);
     if (A && Bm) return ops.loraLinear(x, W, A, Bm, gs[0][2]!.scale, { bias });
   }
-  let y = tf.matMul(x, W, false, true);
+  let y: tf.Tensor2D = tf.matMul(x, W, false, true);
   if (bias) y = tf.add(y, bias) as tf.Tensor2D;
   if (gs.length === 1) return y;
   const out = W.shape[0];
