@@ -1,0 +1,50 @@
+// Starts scripts/serve-inference.ts as a real server process on a free loopback port and waits (bounded) for its
+// `listening on URL` line; stop() kills it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
+
+export interface ServerProcess {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startInferenceServer(args: string[], timeoutMs = 150_000): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/serve-inference.ts'), '--host', '127.0.0.1', '--port', '0', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms: ${err}`)), timeoutMs);
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.stderr!.on('data', (d) => (err += d));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${err}`));
+    });
+  });
+  const stop = () => new Promise<void>((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill('SIGKILL');
+  });
+  return { url, proc, stop };
+}
+
+/** Polls `probe` until it returns a value (not undefined), at most `tries` times, `everyMs` apart. */
+export async function until<T>(probe: () => Promise<T | undefined>, tries = 600, everyMs = 100): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`condition not met after ${tries} polls`);
+}
