@@ -13,18 +13,22 @@ export interface DeploymentCtx {
   query: URLSearchParams;
 }
 
-export interface DeploymentRoute {
+export interface DeploymentRoute<C extends DeploymentCtx = DeploymentCtx> {
   method: 'GET' | 'POST' | 'DELETE';
   collection: string;
   item: boolean;
   verb?: string;
-  handle(ctx: DeploymentCtx): unknown | Promise<unknown>;
+  handle(ctx: C): unknown | Promise<unknown>;
 }
 
 /** Fields of a Deployment create body this server reads (hardware fields of the managed API have no meaning here). */
 const DEPLOYMENT_FIELDS = ['baseModel', 'displayName', 'description', 'enableAddons', 'minReplicaCount', 'maxReplicaCount'];
 
-export function deploymentRoutes(svc: DeploymentService): DeploymentRoute[] {
+/** A list answer in the service's shape (a process holds few deployments: one page). */
+const listBody = (field: string, items: unknown[]) => ({ [field]: items, nextPageToken: '', totalSize: items.length });
+
+/** The routes; `of(ctx)` is the DeploymentService (the service router passes `(c) => c.svc.deployments`). */
+export function deploymentRoutes<C extends DeploymentCtx>(of: (ctx: C) => DeploymentService): Array<DeploymentRoute<C>> {
   return [
     {
       method: 'POST', collection: 'deployments', item: false,
@@ -32,15 +36,15 @@ export function deploymentRoutes(svc: DeploymentService): DeploymentRoute[] {
         const q = queryParams(c.query, ['deploymentId']);
         const body = await readJsonBody(c.req);
         rejectUnknown(body, DEPLOYMENT_FIELDS, 'Deployment');
-        return svc.create(c.account, q.deploymentId, body);
+        return of(c).create(c.account, q.deploymentId, body);
       },
     },
-    { method: 'GET', collection: 'deployments', item: true, handle: (c) => svc.get(c.account, c.id) },
-    { method: 'GET', collection: 'deployments', item: false, handle: (c) => ({ deployments: svc.list(c.account), nextPageToken: '', totalSize: svc.list(c.account).length }) },
+    { method: 'GET', collection: 'deployments', item: true, handle: (c) => of(c).get(c.account, c.id) },
+    { method: 'GET', collection: 'deployments', item: false, handle: (c) => listBody('deployments', of(c).list(c.account)) },
     {
       method: 'DELETE', collection: 'deployments', item: true,
       async handle(c) {
-        await svc.delete(c.account, c.id);
+        await of(c).delete(c.account, c.id);
         return {};
       },
     },
@@ -50,15 +54,15 @@ export function deploymentRoutes(svc: DeploymentService): DeploymentRoute[] {
         queryParams(c.query, ['replaceMergedAddon']);
         const body = await readJsonBody(c.req);
         rejectUnknown(body, ['model', 'deployment', 'displayName', 'description', 'default', 'public'], 'DeployedModel');
-        return svc.loadLora(c.account, body);
+        return of(c).loadLora(c.account, body);
       },
     },
-    { method: 'GET', collection: 'deployedModels', item: true, handle: (c) => svc.getDeployedModel(c.account, c.id) },
-    { method: 'GET', collection: 'deployedModels', item: false, handle: (c) => ({ deployedModels: svc.listDeployedModels(c.account), nextPageToken: '', totalSize: svc.listDeployedModels(c.account).length }) },
+    { method: 'GET', collection: 'deployedModels', item: true, handle: (c) => of(c).getDeployedModel(c.account, c.id) },
+    { method: 'GET', collection: 'deployedModels', item: false, handle: (c) => listBody('deployedModels', of(c).listDeployedModels(c.account)) },
     {
       method: 'DELETE', collection: 'deployedModels', item: true,
       handle(c) {
-        svc.unloadLora(c.account, c.id);
+        of(c).unloadLora(c.account, c.id);
         return {};
       },
     },

@@ -21,7 +21,7 @@ function route(routes: DeploymentRoute[], method: string, pathname: string): { r
 }
 
 export function createInferenceServer(svc: DeploymentService): http.Server {
-  const routes = deploymentRoutes(svc);
+  const routes = deploymentRoutes(() => svc);
   return http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === INFERENCE_PREFIX || url.pathname.startsWith(`${INFERENCE_PREFIX}/`)) return handleInference(svc, req, res, url.pathname);
