@@ -1,4 +1,4 @@
-// Starts scripts/serve-inference.ts as a real server process on a free loopback port and waits (bounded) for its
+// Starts scripts/serve-inference.ts (or any server entry) as a real process on a free loopback port and waits (bounded) for its
 // `listening on URL` line; stop() kills it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
@@ -11,8 +11,13 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startInferenceServer(args: string[], timeoutMs = 150_000): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/serve-inference.ts'), '--host', '127.0.0.1', '--port', '0', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startInferenceServer(args: string[], timeoutMs = 150_000): Promise<ServerProcess> {
+  return startProcess(['--import', 'tsx', path.join(ROOT, 'scripts/serve-inference.ts'), '--host', '127.0.0.1', '--port', '0', ...args], timeoutMs);
+}
+
+/** `node ARGS...` as a server process that prints `listening on URL`. */
+export async function startProcess(nodeArgs: string[], timeoutMs = 150_000): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, nodeArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
