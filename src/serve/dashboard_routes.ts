@@ -47,14 +47,26 @@ export function handleDashboard(req: IncomingMessage, res: ServerResponse, pathn
 
 /** What the metrics feed needs to know about a job: its state and its metrics.jsonl path. */
 export interface JobLookup {
-  job(account: string, id: string): { state: string; metricsFile: string } | undefined;
+  /** logFile: the trainer's log, where it names the backend it runs on (`backend: native (...)`). */
+  job(account: string, id: string): { state: string; metricsFile: string; logFile?: string } | undefined;
+}
+
+/** The backend the trainer logged, or undefined before it has. */
+function loggedBackend(logFile: string | undefined): string | undefined {
+  if (!logFile || !fs.existsSync(logFile)) return undefined;
+  const fd = fs.openSync(logFile, 'r');
+  const buf = Buffer.alloc(64 * 1024);
+  const n = fs.readSync(fd, buf, 0, buf.length, 0);
+  fs.closeSync(fd);
+  return /backend: (.+)/.exec(buf.subarray(0, n).toString('utf8'))?.[1].trim();
 }
 
 const TERMINAL = /COMPLETED|FAILED|CANCELLED|EXPIRED|DELETED/;
 
 /**
  * `GET .../supervisedFineTuningJobs/{id}:streamMetrics`: server-sent events, one `metrics` event per metrics.jsonl
- * row (train and eval rows as the trainer writes them) and a `state` event whenever the job state changes; the
+ * row (train and eval rows as the trainer writes them), a `state` event whenever the job state changes, a `backend`
+ * event once the trainer has named its backend; the
  * stream ends after the job reaches a terminal state and its last rows are sent. Polls the file twice a second.
  */
 export function metricsStreamRoute<C extends { req: IncomingMessage; res: ServerResponse; account: string; id: string }>(of: (c: C) => JobLookup) {
@@ -67,8 +79,10 @@ export function metricsStreamRoute<C extends { req: IncomingMessage; res: Server
       let offset = 0;
       let partial = '';
       let state = '';
+      let backend: string | undefined;
       const tick = () => {
         const j = lookup.job(c.account, c.id);
+        if (j && backend === undefined && (backend = loggedBackend(j.logFile)) !== undefined) c.res.write(`event: backend\ndata: ${JSON.stringify({ backend })}\n\n`);
         if (j && fs.existsSync(j.metricsFile)) {
           const size = fs.statSync(j.metricsFile).size;
           if (size < offset) offset = 0; // rewritten on resume: start over

@@ -13,6 +13,7 @@ import { startProcess, type ServerProcess } from './server_process.ts';
 
 const HAVE_SERVICE = fs.existsSync(new URL('../../src/serve/server.ts', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// playwright launches with a fresh temporary profile (its own --user-data-dir).
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let fx: Fixture;
@@ -28,7 +29,7 @@ beforeAll(async () => {
   const data = path.join(fx.root, 'data');
   await promisify(execFile)(process.execPath, [BIN, 'model', 'import', 'accounts/local/models/tiny', fx.model, '--data-dir', data]);
   srv = await startProcess([BIN, 'serve', '--port', '0', '--data-dir', data, '--workers', '1', '--threads-per-job', '1', '--no-demo-model']);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: [...FLAGS, `--user-data-dir=${path.join(fx.root, 'chromium-profile')}`], timeout: 120_000 });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, timeout: 120_000 });
 });
 
 afterAll(async () => {
@@ -86,17 +87,19 @@ describe.skipIf(!HAVE_SERVICE)('dashboard (headless Chromium)', () => {
     expect(await page.locator('#chart canvas').count()).toBeGreaterThan(0);
     await expect.poll(() => page.textContent('#downloads')).toContain('adapter_model.safetensors');
     expect(await page.textContent('#hyperparameters')).toContain('learningRate');
+    await expect.poll(() => page.textContent('#job-backend')).toMatch(/native|cpu|tensorflow/);
     await shot(page, '4-job-done');
 
     // Phone width: still readable (no horizontal scroll of the page).
     await page.setViewportSize({ width: 390, height: 844 });
-    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+    // (the chart follows its box through a ResizeObserver, so this settles after a frame or two)
+    await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), { timeout: 30_000 }).toBeLessThanOrEqual(1);
     await shot(page, '5-job-phone');
     await page.setViewportSize({ width: 1280, height: 800 });
 
     // Models -> Deploy, then the deployment is listed.
     await page.goto(`${srv.url}/#/models`);
-    await page.click('text=Deploy');
+    await page.locator('tr', { hasText: 'dash-model' }).getByRole('button', { name: 'Deploy' }).click();
     await expect.poll(() => page.textContent('main')).toMatch(/deployment \w+ created/);
     await page.goto(`${srv.url}/#/deployments`);
     await expect.poll(() => page.textContent('main')).toContain('accounts/local/models/dash-model');

@@ -39,6 +39,7 @@ async function api(method, path, body, isForm) {
   return j;
 }
 
+const statusText = (j) => j.status?.message || j.status?.code || '';
 const id = (name) => String(name ?? '').split('/').pop();
 const when = (t) => (t ? new Date(t).toLocaleString() : '');
 const errorBox = (e) => h('p', { class: 'error', role: 'alert' }, e instanceof Error ? e.message : String(e));
@@ -135,7 +136,8 @@ async function jobView(jobId) {
   const j = await api('GET', `supervisedFineTuningJobs/${jobId}`);
   const state = h('span', { id: 'job-state' }, j.state);
   const summary = h('dl', { class: 'kv' }, h('dt', {}, 'State'), h('dd', {}, state), h('dt', {}, 'Progress'), h('dd', { id: 'job-progress' }, progress(j.jobProgress)),
-    h('dt', {}, 'Created'), h('dd', {}, when(j.createTime)), h('dt', {}, 'Status'), h('dd', {}, j.status?.message || j.status?.code || ''));
+    h('dt', {}, 'Backend'), h('dd', { id: 'job-backend' }, '…'), h('dt', {}, 'Created'), h('dd', {}, when(j.createTime)),
+    h('dt', {}, 'Status'), h('dd', { id: 'job-status' }, statusText(j)));
   const chartBox = h('div', { id: 'chart', role: 'img', 'aria-label': 'Train and eval loss by step' });
   const points = h('p', { id: 'points', role: 'status' }, '0 points');
   const skip = new Set(['name', 'state', 'status', 'jobProgress', 'createTime', 'updateTime', 'completedTime']);
@@ -157,8 +159,11 @@ async function jobView(jobId) {
   }, async (s) => {
     state.textContent = s;
     const now = await api('GET', `supervisedFineTuningJobs/${jobId}`).catch(() => null);
-    if (now) { $('#job-progress')?.replaceChildren(progress(now.jobProgress)); showDownloads(now); }
-  });
+    if (!now) return;
+    $('#job-progress')?.replaceChildren(progress(now.jobProgress));
+    $('#job-status')?.replaceChildren(statusText(now));
+    showDownloads(now);
+  }, (b) => { $('#job-backend')?.replaceChildren(b); });
   return [h('h2', {}, `Job ${jobId}`), summary, h('h2', {}, 'Loss'), chartBox, points, h('h2', {}, 'Adapter'), downloads, h('h2', {}, 'Hyperparameters'), params];
 }
 
@@ -188,7 +193,7 @@ function lossChart(el) {
 }
 
 /** Reads the job's :streamMetrics events until the stream ends or the page changes. */
-async function streamMetrics(jobId, onRow, onState) {
+async function streamMetrics(jobId, onRow, onState, onBackend) {
   const ac = new AbortController();
   stopStream = () => ac.abort();
   try {
@@ -209,6 +214,7 @@ async function streamMetrics(jobId, onRow, onState) {
         if (!data) continue;
         if (type === 'metrics') onRow(JSON.parse(data));
         else if (type === 'state') onState(JSON.parse(data).state);
+        else if (type === 'backend') onBackend(JSON.parse(data).backend);
       }
     }
   } catch (e) {
