@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createKVCache, disposeKVCache, forwardLogits, type BaseModel } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
-import { canBatch, decodeStep } from './batch_step.ts';
+import { canBatch, decodeStep, type DecodeRow } from './batch_step.ts';
 import { Sequence, type Completion, type SamplingParams } from './sequence.ts';
 
 export interface EngineOptions {
@@ -114,7 +114,7 @@ export class Engine {
     if (this.running.length === 0) return;
     // Rows grouped by adapter: each group's LoRA delta is one matmul pair on a contiguous slice.
     const order = [...this.running].sort((a, b) => loraKey(a.seq.lora) - loraKey(b.seq.lora));
-    const rows = order.map((e) => ({ token: e.seq.next, cache: e.seq.cache, lora: e.seq.lora }));
+    const rows: DecodeRow[] = order.map((e) => ({ token: e.seq.next, cache: e.seq.cache, lora: e.seq.lora }));
     const logits = canBatch(this.base) ? decodeStep(this.base, rows) : this.sequential(rows);
     const V = logits.shape[1];
     const all = logits.dataSync() as Float32Array;
@@ -134,7 +134,7 @@ export class Engine {
   }
 
   /** Fallback for models decodeStep does not cover: one forward pass per row. */
-  private sequential(rows: Array<{ token: number; cache: ReturnType<typeof createKVCache>; lora: LoraWeights | null }>): tf.Tensor2D {
+  private sequential(rows: DecodeRow[]): tf.Tensor2D {
     return tf.tidy(() => tf.concat(rows.map((r) => forwardLogits(this.base, r.lora, Int32Array.of(r.token), undefined, r.cache, { lastOnly: true })), 0) as tf.Tensor2D);
   }
 

@@ -105,5 +105,13 @@ describe.skipIf(!HAVE_SERVICE)('dashboard (headless Chromium)', () => {
     await expect.poll(() => page.textContent('main')).toContain('accounts/local/models/dash-model');
     await shot(page, '6-deployments');
     await page.close();
+
+    // The deployed fine-tuned model answers on the OpenAI-compatible API of the same server.
+    const ask = () => fetch(`${srv.url}/inference/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'accounts/local/models/dash-model', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, temperature: 0 }) });
+    const r = await ask();
+    const j = await r.json();
+    expect(r.status, JSON.stringify(j)).toBe(200);
+    expect(j.usage.completion_tokens).toBeGreaterThan(0);
   });
 });
