@@ -4,7 +4,7 @@ import { initBackend } from '../../src/backend/index.ts';
 import { createKVCache, disposeKVCache, forwardLogits } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
-import { decodeStep } from '../../src/infer/batch_step.ts';
+import { BATCHED_FAMILIES, decodeStep } from '../../src/infer/batch_step.ts';
 import { Deployment } from '../../src/infer/deployment.ts';
 import { heldBack, type SamplingParams } from '../../src/infer/sequence.ts';
 import { generate } from '../../src/train/generate.ts';
@@ -72,6 +72,18 @@ describe('inference engine', () => {
     const all = await Promise.all(adapters.map((a, i) => dep.complete(dep.encode({ messages: [{ role: 'user', content: PROMPTS[i] }] }), a, greedy(10))));
     all.forEach((c, i) => expect(c.ids, `request ${i}`).toEqual(reference(PROMPTS[i], adapters[i], 10).ids));
     expect(Math.max(before, dep.engine.stats.maxBatchSeen)).toBe(3);
+  });
+
+  it('a family the batched step does not cover decodes one sequence at a time, with the same tokens', async () => {
+    BATCHED_FAMILIES.delete('qwen3');
+    try {
+      const steps = dep.engine.stats.steps;
+      const got = await Promise.all(['a', 'b'].map((a, i) => dep.complete(dep.encode({ messages: [{ role: 'user', content: PROMPTS[i] }] }), a, greedy(5))));
+      got.forEach((c, i) => expect(c.ids).toEqual(reference(PROMPTS[i], i ? 'b' : 'a', 5).ids));
+      expect(dep.engine.stats.steps).toBeGreaterThan(steps);
+    } finally {
+      BATCHED_FAMILIES.add('qwen3');
+    }
   });
 
   it('sampling follows the seed as lorasft generate does; usage and finish reasons', async () => {
