@@ -4,7 +4,6 @@
 //     [--adapter accounts/local/models/ft=accounts/local/models/base:ADAPTER_DIR]... [--deploy MODEL[=ID]]...
 //     [--host 127.0.0.1] [--port 8080] [--max-batch 32] [--backend NAME] [--threads N]
 import { parseArgs } from 'node:util';
-import { initBackend } from '../src/backend/index.ts';
 import { UserError } from '../src/errors.ts';
 import { InMemoryRegistry } from '../src/infer/registry.ts';
 import { DeploymentService } from '../src/serve/deployment_service.ts';
@@ -24,14 +23,15 @@ async function main(): Promise<void> {
       backend: { type: 'string' }, threads: { type: 'string' },
     },
   });
-  await initBackend({ backend: v.backend, threads: v.threads === undefined ? undefined : Number(v.threads) });
   const registry = new InMemoryRegistry();
   for (const b of v.base) registry.addBase(...split(b, '=', 'base', 'NAME=MODEL_DIR'));
   for (const a of v.adapter) {
     const [name, rest] = split(a, '=', 'adapter', 'NAME=BASE_NAME:ADAPTER_DIR');
     registry.addAdapter(name, ...split(rest, ':', 'adapter', 'NAME=BASE_NAME:ADAPTER_DIR'));
   }
-  const svc = new DeploymentService(registry, { maxBatch: Number(v['max-batch']) });
+  const svc = new DeploymentService(registry, {
+    maxBatch: Number(v['max-batch']), backend: v.backend, threads: v.threads === undefined ? undefined : Number(v.threads), log: (m) => console.error(m),
+  });
   for (const d of v.deploy) {
     const [model, id] = d.includes('=') ? split(d, '=', 'deploy', 'MODEL[=ID]') : [d, undefined];
     const rec = await svc.create(model.split('/')[1] ?? 'local', id, { baseModel: model });

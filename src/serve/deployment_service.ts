@@ -3,6 +3,7 @@
 // follow the managed API's Deployment and DeployedModel; the weights live only as long as the process.
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { initBackend } from '../backend/index.ts';
 import { Deployment } from '../infer/deployment.ts';
 import type { ModelFiles, ModelRegistry } from '../infer/registry.ts';
 import { alreadyExists, ApiError, badRequest, conflict, notFound, type Json } from './infer_http.ts';
@@ -59,7 +60,10 @@ export class DeploymentService {
   private readonly live = new Map<string, Live>();
   private readonly deployed = new Map<string, DeployedModelRecord>();
 
-  constructor(readonly registry: ModelRegistry, private readonly opts: { maxBatch?: number } = {}) {}
+  /** The tensor backend, chosen once, before the first deployment loads (the server itself trains nothing). */
+  private backend?: Promise<unknown>;
+
+  constructor(readonly registry: ModelRegistry, private readonly opts: { maxBatch?: number; backend?: string; threads?: number; log?: (m: string) => void } = {}) {}
 
   private async model(name: string, field: string): Promise<ModelFiles> {
     const m = await this.registry.getModel(name);
@@ -94,6 +98,8 @@ export class DeploymentService {
       Object.assign(live.record, { state, status: { code, message }, updateTime: new Date().toISOString() });
     try {
       await new Promise((r) => setImmediate(r)); // answer the create request first
+      this.backend ??= initBackend({ backend: this.opts.backend, threads: this.opts.threads }).then((b) => this.opts.log?.(`deployments: backend ${b.name} (${b.reason})`));
+      await this.backend;
       const dep = await Deployment.load(live.base.baseModelDir, { maxBatch: this.opts.maxBatch });
       if (live.record.state === 'DELETING') {
         await dep.close();
