@@ -60,8 +60,11 @@ describe.skipIf(!HAVE_SERVICE)('dashboard (headless Chromium)', () => {
     await page.click('#upload-form button[type=submit]');
     await expect.poll(() => page.textContent('#upload-result'), { timeout: 120_000 }).toMatch(/line 2/);
 
-    // Keyboard: the nav links are reachable with Tab and followed with Enter.
-    await page.focus('nav a[href="#/jobs"]');
+    // Keyboard: from a fresh load, Tab goes skip link -> Datasets -> Jobs, and Enter follows the link.
+    await page.reload();
+    await page.waitForSelector('#upload-form');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('href'))).toBe('#/jobs');
     await page.keyboard.press('Enter');
     await page.waitForSelector('#job-form');
     await page.fill('#job-form input[name=dataset]', 'accounts/local/datasets/dash-data');
