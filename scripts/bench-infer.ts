@@ -2,7 +2,7 @@
 // against the same C requests served one after another. Random weights at a real model's shape, the real Qwen3
 // tokenizer for detokenizing, a random rank-8 LoRA on every request; end-of-turn ignored so every request
 // generates exactly --gen tokens. Prints one table row per C, and a JSON line with --json.
-// Usage: npm run bench -- serve --shape tiny|qwen3-0.6b [--conc 1,4,16] [--prompt 32] [--gen 32] [--threads N]
+// Usage: npm run bench -- infer --shape tiny|qwen3-0.6b [--conc 1,4,16] [--prompt 32] [--gen 32] [--threads N]
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { loadChatTokenizer } from '../src/data/tokenizer.ts';
