@@ -45,7 +45,7 @@ export async function startProcess(nodeArgs: string[], timeoutMs = 150_000): Pro
 }
 
 /** Polls `probe` until it returns a value (not undefined), at most `tries` times, `everyMs` apart. */
-export async function until<T>(probe: () => Promise<T | undefined>, tries = 600, everyMs = 100): Promise<T> {
+export async function until<T>(probe: () => Promise<T | undefined>, tries = 1800, everyMs = 100): Promise<T> {
   for (let i = 0; i < tries; i++) {
     const v = await probe();
     if (v !== undefined) return v;
