@@ -11,6 +11,11 @@ import { Sequence, type Completion, type SamplingParams } from './sequence.ts';
 export interface EngineOptions {
   /** Most sequences decoded together; more wait in the queue (default 32). */
   maxBatch?: number;
+  /**
+   * Prompt tokens prefilled per scheduling round (default 2048; at least one request is always admitted): a burst
+   * of new requests joins over a few steps instead of stalling the running ones for all of its prefills.
+   */
+  maxPrefillTokens?: number;
 }
 
 export interface SubmitOptions {
@@ -39,6 +44,8 @@ export class Engine {
   private loopScheduled = false;
   private idleWaiters: Array<() => void> = [];
   readonly maxBatch: number;
+  /** Settable while running (a tuning knob). */
+  maxPrefillTokens: number;
   readonly stats: EngineStats = { steps: 0, batchedTokens: 0, maxBatchSeen: 0 };
 
   constructor(
@@ -47,6 +54,7 @@ export class Engine {
     opts: EngineOptions = {},
   ) {
     this.maxBatch = opts.maxBatch ?? 32;
+    this.maxPrefillTokens = opts.maxPrefillTokens ?? 2048;
   }
 
   /** Sequences queued or decoding. */
@@ -96,12 +104,14 @@ export class Engine {
   /** One scheduling round: admit waiting requests (prefill), then one batched decoding step for all. */
   step(): void {
     this.retire();
-    while (this.waiting.length && this.running.length < this.maxBatch) {
+    let prefilled = 0;
+    while (this.waiting.length && this.running.length < this.maxBatch && (prefilled === 0 || prefilled < this.maxPrefillTokens)) {
       const e = this.waiting.shift()!;
       if (e.seq.finish) {
         this.settle(e, e.seq.finish);
         continue;
       }
+      prefilled += e.seq.prompt.length;
       try {
         this.prefill(e.seq);
       } catch (err) {

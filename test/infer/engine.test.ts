@@ -86,6 +86,20 @@ describe('inference engine', () => {
     }
   });
 
+  it('a burst of requests joins over several steps under the prefill budget, with the same tokens', async () => {
+    const budget = dep.engine.maxPrefillTokens;
+    dep.engine.maxPrefillTokens = 1; // one request admitted per step
+    try {
+      const steps = dep.engine.stats.steps;
+      const got = await Promise.all(PROMPTS.map((p) => dep.complete(dep.encode({ messages: [{ role: 'user', content: p }] }), 'a', greedy(4))));
+      got.forEach((c, i) => expect(c.ids).toEqual(reference(PROMPTS[i], 'a', 4).ids));
+      // Joining one per step: 3 requests of 4 tokens take 3 + 2 steps (the last joins two steps after the first).
+      expect(dep.engine.stats.steps - steps).toBe(5);
+    } finally {
+      dep.engine.maxPrefillTokens = budget;
+    }
+  });
+
   it('sampling follows the seed as lorasft generate does; usage and finish reasons', async () => {
     const p = dep.encode({ messages: [{ role: 'user', content: PROMPTS[1] }] });
     const [x, y] = await Promise.all([dep.complete(p, 'b', greedy(8, { temperature: 1, seed: 11 })), dep.complete(p, 'b', greedy(8, { temperature: 1, seed: 11 }))]);
