@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { initBackend } from '../../src/backend/index.ts';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
@@ -28,6 +28,11 @@ beforeAll(async () => {
   client = new OpenAI({ baseURL: `${srv.url}/inference/v1`, apiKey: 'unused', timeout: 120_000, maxRetries: 0 });
   await initBackend({});
   base = await loadBaseModel(fx.model);
+});
+
+afterEach((ctx) => {
+  // A failing test shows what the server printed (a crash, a stack).
+  if (ctx.task.result?.state === 'fail') console.error(`server output:\n${srv?.output()}`);
 });
 
 afterAll(async () => {

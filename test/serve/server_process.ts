@@ -8,6 +8,8 @@ const ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
 export interface ServerProcess {
   url: string;
   proc: ChildProcess;
+  /** Everything it printed (stdout and stderr), for failure messages. */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -24,15 +26,17 @@ export async function startProcess(nodeArgs: string[], timeoutMs = 150_000): Pro
     const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms: ${err}`)), timeoutMs);
     proc.stdout!.on('data', (d) => {
       out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      err += d;
+      const m = /listening on (http:\/\/\S+)\r?\n/.exec(out); // a whole line: a chunk may end inside the port
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
       }
     });
     proc.stderr!.on('data', (d) => (err += d));
-    proc.on('exit', (code) => {
+    proc.on('exit', (code, signal) => {
       clearTimeout(timer);
+      err += `\n[server exited: code ${code}, signal ${signal}]\n`;
       reject(new Error(`server exited with ${code}: ${err}`));
     });
   });
@@ -41,7 +45,7 @@ export async function startProcess(nodeArgs: string[], timeoutMs = 150_000): Pro
     proc.once('exit', () => resolve());
     proc.kill('SIGKILL');
   });
-  return { url, proc, stop };
+  return { url, proc, stop, output: () => err };
 }
 
 /** Polls `probe` until it returns a value (not undefined), at most `tries` times, `everyMs` apart. */
