@@ -1,6 +1,6 @@
 // The OpenAI-compatible inference API under /inference/v1: POST chat/completions and completions (JSON, or
-// server-sent events with `stream: true`, ending `data: [DONE]`), GET models. `model` is a model resource name
-// or `MODEL#DEPLOYMENT`; errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
+// server-sent events with `stream: true`, ending `data: [DONE]`), GET models and models/{model}. `model` is a
+// model resource name or `MODEL#DEPLOYMENT`; errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserError } from '../errors.ts';
@@ -26,6 +26,7 @@ export async function handleInference(svc: DeploymentService, req: IncomingMessa
   try {
     const sub = pathname.slice(INFERENCE_PREFIX.length);
     if (req.method === 'GET' && sub === '/models') return sendJson(res, 200, listModels(svc));
+    if (req.method === 'GET' && sub.startsWith('/models/')) return sendJson(res, 200, oneModel(svc, decodeURIComponent(sub.slice('/models/'.length))));
     const kind: Kind | undefined = sub === '/chat/completions' ? 'chat' : sub === '/completions' ? 'completion' : undefined;
     if (!kind) throw new OpenAIError(404, `Unknown endpoint ${req.method} ${pathname} (this server has POST ${INFERENCE_PREFIX}/chat/completions, POST ${INFERENCE_PREFIX}/completions, GET ${INFERENCE_PREFIX}/models)`, null, 'unknown_url');
     if (req.method !== 'POST') throw new OpenAIError(405, `${req.method} is not allowed on ${pathname} (use POST)`, null, 'method_not_allowed');
@@ -52,6 +53,13 @@ function listModels(svc: DeploymentService): Json {
     seen.set(routed, { id: routed, object: 'model', created, owned_by: s.deployment.split('/')[1] ?? 'local' });
   }
   return { object: 'list', data: [...seen.values()] };
+}
+
+/** GET models/{model} (the id may hold slashes: accounts/A/models/ID, or MODEL#DEPLOYMENT). */
+function oneModel(svc: DeploymentService, model: string): Json {
+  const m = (listModels(svc).data as Json[]).find((x) => x.id === model);
+  if (!m) throw new OpenAIError(404, `The model \`${model}\` does not exist or is not deployed.`, 'model', 'model_not_found');
+  return m;
 }
 
 const usage = (c: Completion) => ({ prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, total_tokens: c.promptTokens + c.completionTokens });

@@ -140,6 +140,8 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
     const ids = models.data.map((m) => m.id);
     expect(ids).toEqual(expect.arrayContaining([FT_A, FT_B, BASE, `${FT_B}#accounts/local/deployments/multi`]));
     expect(ids).not.toContain(FT_C);
+    expect(await client.models.retrieve(FT_A)).toMatchObject({ id: FT_A, object: 'model', owned_by: 'local' });
+    await expect(client.models.retrieve(FT_C)).rejects.toMatchObject({ status: 404 });
   });
 
   it('serves concurrent requests for different adapters, each as if alone', async () => {
