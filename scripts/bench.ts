@@ -2,6 +2,7 @@
 // `npm run bench -- ce [...]`: fused cross-entropy at Qwen3-0.6B's lm_head shape (scripts/bench-ce.ts).
 // `npm run bench -- attention [...]`: fused attention with / without a sliding window (scripts/bench-attention.ts).
 // `npm run bench -- --shape smollm2-135m|qwen3-0.6b [--seq 512] --json`: one LoRA training step (scripts/bench-step.ts).
+// `npm run bench -- infer [...]`: inference tokens/s of a deployment, continuous batching vs one by one (scripts/bench-infer.ts).
 import { existsSync } from 'node:fs';
 
 const args = process.argv.slice(2);
@@ -14,6 +15,9 @@ if (args[0] === 'matmul') {
 } else if (args[0] === 'attention') {
   process.argv.splice(2, 1);
   await import('./bench-attention.ts');
+} else if (args[0] === 'infer') {
+  process.argv.splice(2, 1);
+  await import('./bench-infer.ts');
 } else {
   const step = new URL('./bench-step.ts', import.meta.url);
   if (!existsSync(step)) {

@@ -45,3 +45,20 @@ if [ -w "$BIN_DIR" ] && ln -sfn "$PWD/bin/lorasft.js" "$BIN_DIR/lorasft" 2>> "$L
 else
   echo "not linked ($BIN_DIR is not writable); run it as: node $PWD/bin/lorasft.js"
 fi
+
+step "Chromium (Debian's, for the dashboard's browser test; playwright-core drives it, no browser download)"
+if command -v chromium >/dev/null 2>&1; then
+  echo "present"
+else
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    if { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >> "$LOG" 2>&1; } \
+      || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq >> "$LOG" 2>&1 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >> "$LOG" 2>&1; }; then
+      echo "installed"
+    else
+      echo "not installed (see $LOG); the dashboard's browser test will fail"
+    fi
+  else
+    echo "missing, and this user cannot install it; the dashboard's browser test will fail"
+  fi
+fi

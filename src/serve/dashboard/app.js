@@ -1,0 +1,265 @@
+// lorasft dashboard: one page over the REST API (hash routes #/datasets, #/jobs, #/jobs/ID, #/models,
+// #/deployments). Plain DOM, no framework; uPlot (bundled) draws the loss curves, fed live by the job's
+// :streamMetrics server-sent events (read with fetch so the API key header can be sent).
+'use strict';
+const $ = (sel, el = document) => el.querySelector(sel);
+const main = $('#main');
+const settings = { get account() { return $('#account').value.trim() || 'local'; }, get key() { return $('#apikey').value; } };
+for (const id of ['account', 'apikey']) {
+  const el = $('#' + id);
+  el.value = localStorage.getItem('lorasft.' + id) ?? el.value;
+  el.addEventListener('change', () => { localStorage.setItem('lorasft.' + id, el.value); route(); });
+}
+
+/** Element builder: h('td', {class: 'x'}, child, 'text'). */
+function h(tag, attrs = {}, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat()) if (kid !== undefined && kid !== null) el.append(kid instanceof Node ? kid : String(kid));
+  return el;
+}
+
+const base = () => `/v1/accounts/${encodeURIComponent(settings.account)}`;
+const headers = () => (settings.key ? { authorization: `Bearer ${settings.key}` } : {});
+
+/** fetch + JSON; throws Error(message of the API's error body). */
+async function api(method, path, body, isForm) {
+  const init = { method, headers: headers() };
+  if (body !== undefined) {
+    init.body = isForm ? body : JSON.stringify(body);
+    if (!isForm) init.headers['content-type'] = 'application/json';
+  }
+  const r = await fetch(path.startsWith('/') ? path : `${base()}/${path}`, init);
+  const j = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(j?.error?.message ?? `${r.status} ${r.statusText}`);
+  return j;
+}
+
+const statusText = (j) => j.status?.message || j.status?.code || '';
+const id = (name) => String(name ?? '').split('/').pop();
+const when = (t) => (t ? new Date(t).toLocaleString() : '');
+const errorBox = (e) => h('p', { class: 'error', role: 'alert' }, e instanceof Error ? e.message : String(e));
+
+function table(cols, rows, caption) {
+  return h('div', { class: 'table-wrap' }, h('table', {}, h('caption', { class: 'skip' }, caption),
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c[0])))),
+    h('tbody', {}, rows.length ? rows.map((r) => h('tr', {}, cols.map((c) => h('td', {}, c[1](r))))) : h('tr', {}, h('td', { colspan: cols.length }, 'none yet')))));
+}
+
+function progress(p) {
+  const pct = Math.max(0, Math.min(100, Number(p?.percent ?? 0)));
+  return h('span', {}, h('span', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100 }, h('span', { style: `width:${pct}%` })), ` ${pct.toFixed(0)}%`);
+}
+
+// ---- datasets ----
+async function datasetsView() {
+  const list = await api('GET', 'datasets?pageSize=200');
+  const out = h('p', { id: 'upload-result', role: 'status' });
+  const form = h('form', { class: 'grid', id: 'upload-form', 'aria-label': 'Upload a dataset' },
+    h('label', {}, 'Dataset id', h('input', { name: 'id', required: true, pattern: '[a-z0-9-]{1,63}', placeholder: 'my-dataset' }), h('small', {}, 'lowercase letters, digits, hyphens')),
+    h('label', {}, 'JSONL file', h('input', { name: 'file', type: 'file', accept: '.jsonl,.json,application/jsonl', required: true }), h('small', {}, 'one chat example ({"messages": [...]}) per line')),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Upload')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const dsId = form.elements.id.value.trim();
+    out.replaceChildren('Uploading…');
+    try {
+      await api('POST', 'datasets', { datasetId: dsId, dataset: { userUploaded: {} } }).catch((e) => { if (!/already exists/.test(e.message)) throw e; });
+      const fd = new FormData();
+      fd.append('file', form.elements.file.files[0]);
+      const d = await api('POST', `datasets/${dsId}:upload`, fd, true);
+      out.replaceChildren(h('span', { class: 'ok' }, `${id(d.name ?? dsId)}: ${d.state ?? 'uploaded'}, ${d.exampleCount ?? '?'} examples`));
+      await refresh();
+    } catch (e) {
+      out.replaceChildren(errorBox(e));
+    }
+  });
+  const refresh = async () => {
+    const l = await api('GET', 'datasets?pageSize=200');
+    $('#datasets-table').replaceChildren(datasetTable(l.datasets ?? []));
+  };
+  return [h('h2', {}, 'Datasets'), h('div', { id: 'datasets-table' }, datasetTable(list.datasets ?? [])), h('h2', {}, 'Upload'), form, out];
+}
+const datasetTable = (rows) => table([['Dataset', (d) => id(d.name)], ['State', (d) => d.state], ['Examples', (d) => d.exampleCount ?? ''], ['Created', (d) => when(d.createTime)]], rows, 'Datasets');
+
+// ---- jobs ----
+async function jobsView() {
+  const [list, fields, datasets, models] = await Promise.all([api('GET', 'supervisedFineTuningJobs?pageSize=200'), fetch('/ui/job-fields.json').then((r) => r.json()),
+    api('GET', 'datasets?pageSize=200').catch(() => ({})), api('GET', 'models?pageSize=200').catch(() => ({}))]);
+  const rows = list.supervisedFineTuningJobs ?? [];
+  const jobs = table([['Job', (j) => h('a', { href: `#/jobs/${id(j.name)}` }, id(j.name))], ['State', (j) => j.state?.replace('JOB_STATE_', '')], ['Progress', (j) => progress(j.jobProgress)],
+    ['Trained tokens', (j) => j.jobProgress?.outputTokens ?? ''], ['Created', (j) => when(j.createTime)], ['Updated', (j) => when(j.updateTime)]], rows, 'Jobs');
+  return [h('h2', {}, 'Fine-tuning jobs'), jobs, h('h2', {}, 'Create a job'), jobForm(fields, datasets.datasets ?? [], models.models ?? [])];
+}
+
+function jobForm(fields, datasets, models) {
+  const result = h('p', { role: 'status' });
+  const lists = { dataset: datasets.map((d) => d.name), evaluationDataset: datasets.map((d) => d.name), baseModel: models.filter((m) => m.kind === 'HF_BASE_MODEL').map((m) => m.name), warmStartFrom: models.filter((m) => m.kind === 'HF_PEFT_ADDON').map((m) => m.name) };
+  const input = (f) => {
+    if (f.choices) return h('select', { name: f.name }, f.choices.map((c) => h('option', { value: c, selected: c === f.default }, c)));
+    if (f.kind === 'boolean') return h('select', { name: f.name }, ['true', 'false'].map((c) => h('option', { value: c, selected: String(f.default) === c }, c)));
+    const attrs = { name: f.name, list: lists[f.name] ? `list-${f.name}` : undefined, placeholder: f.defaultText ?? String(f.default ?? '') };
+    if (f.kind === 'int' || f.kind === 'number') Object.assign(attrs, { type: 'number', step: f.kind === 'int' ? '1' : 'any', value: f.default === 0 && f.defaultText ? '' : String(f.default) });
+    return h('input', attrs);
+  };
+  const form = h('form', { class: 'grid', id: 'job-form', 'aria-label': 'Create a fine-tuning job' },
+    h('label', {}, 'Job id', h('input', { name: '__jobId', pattern: '[a-z0-9-]{1,63}', placeholder: 'random' }), h('small', {}, 'optional; ?supervisedFineTuningJobId=')),
+    fields.map((f) => h('label', {}, f.name, input(f), h('small', {}, f.help + (f.defaultText ? ` (default: ${f.defaultText})` : '')))),
+    Object.entries(lists).map(([k, v]) => h('datalist', { id: `list-${k}` }, v.map((n) => h('option', { value: n })))),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Create job')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const f of fields) {
+      const v = form.elements[f.name].value.trim();
+      if (v === '' || v === String(f.default)) continue; // defaults are the server's
+      body[f.name] = f.kind === 'int' || f.kind === 'number' ? Number(v) : f.kind === 'boolean' ? v === 'true' : v;
+    }
+    const jobId = form.elements.__jobId.value.trim();
+    try {
+      const j = await api('POST', `supervisedFineTuningJobs${jobId ? `?supervisedFineTuningJobId=${jobId}` : ''}`, body);
+      location.hash = `#/jobs/${id(j.name)}`;
+    } catch (e) {
+      result.replaceChildren(errorBox(e));
+    }
+  });
+  return h('div', {}, form, result);
+}
+
+// ---- one job: state, live loss curves, hyperparameters, downloads ----
+let stopStream = null;
+async function jobView(jobId) {
+  const j = await api('GET', `supervisedFineTuningJobs/${jobId}`);
+  const state = h('span', { id: 'job-state' }, j.state);
+  const summary = h('dl', { class: 'kv' }, h('dt', {}, 'State'), h('dd', {}, state), h('dt', {}, 'Progress'), h('dd', { id: 'job-progress' }, progress(j.jobProgress)),
+    h('dt', {}, 'Backend'), h('dd', { id: 'job-backend' }, '…'), h('dt', {}, 'Created'), h('dd', {}, when(j.createTime)),
+    h('dt', {}, 'Status'), h('dd', { id: 'job-status' }, statusText(j)));
+  const chartBox = h('div', { id: 'chart', role: 'img', 'aria-label': 'Train and eval loss by step' });
+  const points = h('p', { id: 'points', role: 'status' }, '0 points');
+  const skip = new Set(['name', 'state', 'status', 'jobProgress', 'createTime', 'updateTime', 'completedTime']);
+  const params = h('dl', { class: 'kv', id: 'hyperparameters' }, Object.entries(j).filter(([k]) => !skip.has(k)).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))]));
+  const downloads = h('div', { id: 'downloads' });
+  const showDownloads = async (job) => {
+    if (!/COMPLETED|EARLY_STOPPED/.test(job.state) || !job.outputModel) return;
+    try {
+      const m = job.outputModel.split('/');
+      const d = await api('GET', `/v1/accounts/${m[1]}/models/${m[3]}:getDownloadEndpoint`);
+      downloads.replaceChildren(h('ul', {}, Object.entries(d.filenameToSignedUrls ?? {}).map(([f, u]) => h('li', {}, h('a', { href: u, download: f }, f)))));
+    } catch (e) { downloads.replaceChildren(errorBox(e)); }
+  };
+  showDownloads(j);
+  const chart = lossChart(chartBox);
+  streamMetrics(jobId, (row) => {
+    chart.add(row);
+    points.textContent = `${chart.count()} points`;
+  }, async (s) => {
+    state.textContent = s;
+    const now = await api('GET', `supervisedFineTuningJobs/${jobId}`).catch(() => null);
+    if (!now) return;
+    $('#job-progress')?.replaceChildren(progress(now.jobProgress));
+    $('#job-status')?.replaceChildren(statusText(now));
+    showDownloads(now);
+  }, (b) => { $('#job-backend')?.replaceChildren(b); });
+  return [h('h2', {}, `Job ${jobId}`), summary, h('h2', {}, 'Loss'), chartBox, points, h('h2', {}, 'Adapter'), downloads, h('h2', {}, 'Hyperparameters'), params];
+}
+
+/** uPlot chart of train_loss and eval_loss by step; add(row) appends a metrics.jsonl row. */
+function lossChart(el) {
+  const steps = [], train = [], evals = [];
+  let plot = null, n = 0;
+  const draw = () => {
+    const width = Math.max(280, el.clientWidth || 600);
+    const data = [steps, train, evals];
+    if (!plot) plot = new uPlot({ width, height: 300, scales: { x: { time: false } }, axes: [{ label: 'step' }, { label: 'loss' }],
+      series: [{ label: 'step' }, { label: 'train loss', stroke: '#0b5cad', spanGaps: true }, { label: 'eval loss', stroke: '#d92d20', spanGaps: true, points: { show: true } }] }, data, el);
+    else plot.setData(data);
+  };
+  new ResizeObserver(() => plot && plot.setSize({ width: Math.max(280, el.clientWidth), height: 300 })).observe(el);
+  return {
+    add(row) {
+      let i = steps.indexOf(row.step);
+      if (i < 0) { steps.push(row.step); train.push(null); evals.push(null); i = steps.length - 1; }
+      if (row.train_loss !== undefined) train[i] = row.train_loss;
+      if (row.eval_loss !== undefined) evals[i] = row.eval_loss;
+      n++;
+      draw();
+    },
+    count: () => n,
+  };
+}
+
+/** Reads the job's :streamMetrics events until the stream ends or the page changes. */
+async function streamMetrics(jobId, onRow, onState, onBackend) {
+  const ac = new AbortController();
+  stopStream = () => ac.abort();
+  try {
+    const r = await fetch(`${base()}/supervisedFineTuningJobs/${jobId}:streamMetrics`, { headers: headers(), signal: ac.signal });
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let cut;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const ev = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const type = /^event: (.*)$/m.exec(ev)?.[1];
+        const data = /^data: (.*)$/m.exec(ev)?.[1];
+        if (!data) continue;
+        if (type === 'metrics') onRow(JSON.parse(data));
+        else if (type === 'state') onState(JSON.parse(data).state);
+        else if (type === 'backend') onBackend(JSON.parse(data).backend);
+      }
+    }
+  } catch (e) {
+    if (e.name !== 'AbortError') console.warn(e);
+  }
+}
+
+// ---- models and deployments ----
+async function modelsView() {
+  const list = await api('GET', 'models?pageSize=200');
+  const result = h('p', { role: 'status' });
+  const deploy = (m) => h('button', { class: 'secondary', type: 'button', onclick: async () => {
+    try {
+      const d = await api('POST', 'deployments', { baseModel: m.name });
+      result.replaceChildren(h('span', { class: 'ok' }, `deployment ${id(d.name)} created (${d.state})`));
+    } catch (e) { result.replaceChildren(errorBox(e)); }
+  } }, 'Deploy');
+  return [h('h2', {}, 'Models'), table([['Model', (m) => m.name], ['Kind', (m) => m.kind], ['State', (m) => m.state], ['Created', (m) => when(m.createTime)], ['', deploy]], list.models ?? [], 'Models'), result];
+}
+
+async function deploymentsView() {
+  const [deps, dms] = await Promise.all([api('GET', 'deployments'), api('GET', 'deployedModels')]);
+  const del = (d) => h('button', { class: 'secondary', type: 'button', onclick: async () => { await api('DELETE', `deployments/${id(d.name)}`).catch(() => {}); route(); } }, 'Delete');
+  return [h('h2', {}, 'Deployments'), table([['Deployment', (d) => id(d.name)], ['Model', (d) => d.baseModel], ['State', (d) => d.state], ['Created', (d) => when(d.createTime)], ['', del]], deps.deployments ?? [], 'Deployments'),
+    h('h2', {}, 'LoRA models loaded'), table([['Model', (d) => d.model], ['Deployment', (d) => id(d.deployment)], ['State', (d) => d.state]], dms.deployedModels ?? [], 'Deployed models'),
+    h('p', {}, 'Query them with any OpenAI client at ', h('code', {}, `${location.origin}/inference/v1`), '.')];
+}
+
+// ---- router ----
+async function route() {
+  stopStream?.();
+  stopStream = null;
+  const hash = location.hash || '#/jobs';
+  const [, section, arg] = hash.split('/');
+  for (const a of document.querySelectorAll('nav a')) {
+    if (a.getAttribute('href') === `#/${section}`) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const views = { datasets: datasetsView, jobs: arg ? () => jobView(arg) : jobsView, models: modelsView, deployments: deploymentsView };
+  main.replaceChildren(h('p', {}, 'Loading…'));
+  try {
+    main.replaceChildren(...(await (views[section] ?? jobsView)()));
+  } catch (e) {
+    main.replaceChildren(errorBox(e));
+  }
+}
+window.addEventListener('hashchange', () => { route(); main.focus(); });
+route();
