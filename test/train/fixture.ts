@@ -10,6 +10,7 @@ import { loadBaseModel } from '../../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
 import { DEMO_DATASET } from '../../src/train/demo.ts';
+export { BIN } from '../helpers/run.ts'; // the CLI entry point, for the service tests that import it from here
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
 
 
