@@ -31,7 +31,6 @@ import { fsErrorToUser, requireJobInputs, requireOutputDir } from './paths.ts';
 import { acquireJobLock } from './lock.ts';
 import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
 import { testHook, testPause } from '../util/testhooks.ts';
-import { testStopAfterStep } from './test_stop.ts';
 import { checkWarmStartBase } from './warm_start.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
@@ -339,7 +338,6 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
       }
       progressOf(st.step);
       if (st.step % ckptEvery === 0 || epochEnd || stopEarly) checkpoint();
-      testStopAfterStep(st.step); // tests only (LORASFT_TEST_STOP_AFTER_STEP)
       const elapsed = (Date.now() - runStart) / 1000;
       progress.step({ step: st.step, total: T, epoch: plan.epochProgress(st.step), trainLoss, evalLoss: lastEval, tokensPerS: tps, secPerStep: elapsed / (st.step - startStep) }); // ETA from the steps this process ran
       if (Date.now() - lastJobWrite > 1000) {
@@ -352,7 +350,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
         finalMsg = `early stop at step ${st.step}/${T}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
         break;
       }
-      testHook(`after-step-${st.step}`);
+      testHook(`after-step-${st.step}`); // tests only: a signal to self after this step's checkpoint
       await testPause(`after-step-${st.step}`, outDir, () => stop.signal !== null);
       await yieldToSignals();
     }

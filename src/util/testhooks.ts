@@ -1,7 +1,7 @@
 // Deterministic fault injection for the tests (a kill, a signal, a full disk or a pause at a named point of a
 // job), so that crash and concurrency tests never depend on timing. Off unless LORASFT_TEST_HOOKS is set:
 //   LORASFT_TEST_HOOKS="ACTION@POINT[,ACTION@POINT...]"
-//   ACTION: kill (SIGKILL self), sigterm (SIGTERM self), enospc (the write fails as on a full disk), pause
+//   ACTION: kill (SIGKILL self), sigterm / sigint (SIGTERM / SIGINT self), enospc (the write fails as on a full disk), pause
 //   (write POINT's marker file OUT/.test-paused and wait until a signal arrives).
 //   POINT: a name such as 'after-job-json', 'loading', 'step-3', or for enospc a substring of the written path.
 import * as fs from 'node:fs';
@@ -21,6 +21,7 @@ export function testHook(point: string): void {
   for (const a of actions(point)) {
     if (a === 'kill') process.kill(process.pid, 'SIGKILL');
     if (a === 'sigterm') process.kill(process.pid, 'SIGTERM');
+    if (a === 'sigint') process.kill(process.pid, 'SIGINT');
   }
 }
 

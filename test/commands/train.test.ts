@@ -17,9 +17,13 @@ const JOB = ['--epochs', '1', '--checkpoint-every-steps', '1', '--lora-dropout',
 
 const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) => lorasft(['train', ...args], { env });
 
-/** `lorasft train ARGS` that sends itself `signal` right after step `step`'s checkpoint (src/train/test_stop.ts). */
-const stopAfter = (args: string[], step: number, signal: NodeJS.Signals) =>
-  cli(args, { ...process.env, LORASFT_TEST_STOP_AFTER_STEP: String(step), LORASFT_TEST_STOP_SIGNAL: signal });
+/** Test hook (src/util/testhooks.ts) that sends `signal` to the trainer itself right after step `step`'s checkpoint. */
+const stopHook = (step: number, signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') =>
+  `${signal === 'SIGKILL' ? 'kill' : signal.toLowerCase()}@after-step-${step}`;
+
+/** `lorasft train ARGS` that sends itself `signal` right after step `step`'s checkpoint. */
+const stopAfter = (args: string[], step: number, signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') =>
+  cli(args, { ...process.env, LORASFT_TEST_HOOKS: stopHook(step, signal) });
 
 const adapterBytes = (out: string) => fs.readFileSync(path.join(fx.root, out, 'adapter_model.safetensors'));
 const trainSteps = (out: string) => readMetrics(path.join(fx.root, out)).filter((r) => 'train_loss' in r).length;
@@ -107,7 +111,7 @@ describe('lorasft train (CLI)', () => {
     const linkDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-path-'));
     fs.symlinkSync(BIN, path.join(linkDir, 'lorasft'));
     const env = { ...process.env, PATH: `${linkDir}:${process.env.PATH}` };
-    const r = await cli(flags, { ...env, LORASFT_TEST_STOP_AFTER_STEP: '2', LORASFT_TEST_STOP_SIGNAL: 'SIGINT' });
+    const r = await cli(flags, { ...env, LORASFT_TEST_HOOKS: stopHook(2, 'SIGINT') });
     expect(r.status, r.stderr).toBe(130);
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_CANCELLED');
