@@ -12,7 +12,7 @@ import { DEFAULT_LORA_TARGETS, initLora } from '../src/model/lora.ts';
 import { ropeInvFreq } from '../src/model/rope.ts';
 import { Engine } from '../src/infer/engine.ts';
 import type { Completion } from '../src/infer/sequence.ts';
-import { tokenizerDir } from './make-tiny-model.ts';
+import { tokenizerDir } from '../src/model/tiny.ts';
 
 const SHAPES: Record<string, Record<string, unknown>> = {
   // scripts/make-tiny-model's default shape with the Qwen3 vocabulary (what the tests serve, 2 layers wider).

@@ -8,8 +8,8 @@ import type { ChatMessage } from '../data/types.ts';
 import { loadBaseModel } from '../model/model.ts';
 import { loraFromTensors } from '../model/lora.ts';
 import { loadAdapter } from '../model/peft.ts';
-import { generate } from '../train/generate.ts';
-import { adapterBaseModel, requireAdapterDir, requireModelDir } from '../train/paths.ts';
+import { generate } from '../infer/generate.ts';
+import { adapterBaseModel, requireAdapterDir, requireModelDir } from '../util/paths.ts';
 
 const HELP = `usage: lorasft generate [--base-model DIR] [--adapter OUT_DIR] (--prompt TEXT | --messages FILE) [flags]
 

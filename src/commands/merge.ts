@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
-import { mergeAdapter } from '../train/merge.ts';
-import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir, withFsErrors } from '../train/paths.ts';
+import { mergeAdapter } from '../infer/merge.ts';
+import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir, withFsErrors } from '../util/paths.ts';
 
 const HELP = `usage: lorasft merge [--base-model DIR] --adapter ADIR --out DIR [--dtype f32|bf16] [--overwrite]
 

@@ -5,8 +5,8 @@ import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { metricsFile, readMetrics } from '../train/metrics.ts';
-import { lossCurveSvg, type PlotMarks } from '../train/plot.ts';
-import { requireOutputFile, withFsErrors } from '../train/paths.ts';
+import { lossCurveSvg, type PlotMarks } from '../report/plot.ts';
+import { requireOutputFile, withFsErrors } from '../util/paths.ts';
 import { requireDir, requireFile } from '../util/files.ts';
 
 const HELP = `usage: lorasft plot OUT_DIR [--out FILE.svg]

@@ -9,7 +9,7 @@ import { configFlagOptions, configFromFlags, configHelp, readConfigFile, resolve
 import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
 import { readJob, TERMINAL_STATES } from '../train/job.ts';
 import { train } from '../train/train.ts';
-import { adapterBaseModel, requireAdapterDir, requireJobInputs, requireOutputDir, withFsErrors } from '../train/paths.ts';
+import { adapterBaseModel, requireAdapterDir, requireJobInputs, requireOutputDir, withFsErrors } from '../util/paths.ts';
 import { listCheckpoints } from '../train/checkpoint.ts';
 import { acquireJobLock, LOCK_FILE } from '../train/lock.ts';
 import { INPUTS_FILE } from '../train/fingerprint.ts';

@@ -3,7 +3,7 @@
 // that could still become the start of a stop string.
 import type { KVCache } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
-import { pickToken } from '../train/generate.ts';
+import { pickToken } from './generate.ts';
 import { mulberry32 } from '../util/random.ts';
 
 export interface SamplingParams {

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeTinyModel, type TinyModelOpts } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel, type TinyModelOpts } from '../model/tiny.ts';
 import type { TrainConfig } from './config.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

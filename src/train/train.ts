@@ -24,10 +24,10 @@ import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, 
 import { appendMetrics, metricsFile, readMetrics, truncateMetrics, type BackendUsed, type MetricsRow } from './metrics.ts';
 import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, createAdamWState } from './optimizer.ts';
 import { makePlan, type Batcher } from './plan.ts';
-import { Progress } from './progress.ts';
+import { Progress } from '../report/progress.ts';
 import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
-import { fsErrorToUser, requireJobInputs, requireOutputDir } from './paths.ts';
+import { fsErrorToUser, requireJobInputs, requireOutputDir } from '../util/paths.ts';
 import { acquireJobLock } from './lock.ts';
 import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
 import { testHook, testPause } from '../util/testhooks.ts';

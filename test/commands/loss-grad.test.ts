@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { run as runChild } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { parseBatchFile, run } from '../../src/commands/loss-grad.ts';
 import { lossAndGrads, loadBaseModel, disposeBaseModel } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';

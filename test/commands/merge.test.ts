@@ -3,7 +3,7 @@ import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
-import { mergeAdapter } from '../../src/train/merge.ts';
+import { mergeAdapter } from '../../src/infer/merge.ts';
 import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;

@@ -7,7 +7,7 @@ import { loadAdapter } from '../../src/model/peft.ts';
 import { BATCHED_FAMILIES, decodeStep } from '../../src/infer/batch_step.ts';
 import { Deployment } from '../../src/infer/deployment.ts';
 import { heldBack, type SamplingParams } from '../../src/infer/sequence.ts';
-import { generate } from '../../src/train/generate.ts';
+import { generate } from '../../src/infer/generate.ts';
 import { makeInferFixture, type InferFixture } from './fixture.ts';
 
 let fx: InferFixture;

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { makeTinyModel, type TinyModelOpts } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel, type TinyModelOpts } from '../../src/model/tiny.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { loadBaseModel, type BaseModel, type Batch } from '../../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora, type LoraWeights } from '../../src/model/lora.ts';

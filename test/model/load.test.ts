@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { bf16ToF32, f32ToBf16 } from '../../src/model/dtypes.ts';
 import { disposeBaseModel, loadBaseModel, lossSum } from '../../src/model/model.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';

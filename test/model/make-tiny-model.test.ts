@@ -3,7 +3,7 @@ import { run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { loadModelConfig } from '../../src/model/config.ts';
 import { readSafetensors, readSafetensorsHeader } from '../../src/model/safetensors.ts';
 import { disposeBaseModel, loadBaseModel } from '../../src/model/model.ts';

@@ -2,7 +2,7 @@
 // finite differences, packing, GQA, biases, tied/untied heads and KV-cache decoding.
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TinyModelOpts } from '../../scripts/make-tiny-model.ts';
+import type { TinyModelOpts } from '../../src/model/tiny.ts';
 import { createKVCache, disposeBaseModel, forwardLogits, fusedOpsAvailable, lossAndGrads, lossSum, type Batch } from '../../src/model/model.ts';
 import { makeBatch, maxAbs, maxAbsDiff, randomLora, tinyModel, toRef } from './helpers.ts';
 import { refLossRow, type RefModel } from './reference.ts';

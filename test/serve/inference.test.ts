@@ -5,7 +5,7 @@ import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadBaseModel, type BaseModel } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
-import { generate } from '../../src/train/generate.ts';
+import { generate } from '../../src/infer/generate.ts';
 import { makeInferFixture, randomAdapter, type InferFixture } from '../infer/fixture.ts';
 import { startInferenceServer, until, type ServerProcess } from './server_process.ts';
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';

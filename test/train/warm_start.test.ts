@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { checkWarmStartBase } from '../../src/train/warm_start.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-warm-'));

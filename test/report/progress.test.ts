@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitLine, formatDuration, Progress } from '../../src/train/progress.ts';
+import { fitLine, formatDuration, Progress } from '../../src/report/progress.ts';
 
 function sink(isTTY: boolean) {
   const out: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logTicks, lossCurveSvg, niceTicks } from '../../src/train/plot.ts';
+import { logTicks, lossCurveSvg, niceTicks } from '../../src/report/plot.ts';
 
 const trainRows = (n: number, loss: (s: number) => number, perEpoch = n) =>
   Array.from({ length: n }, (_, i) => ({ step: i + 1, epoch: (i + 1) / perEpoch, train_loss: loss(i + 1), lr: 1, grad_norm: 1, tokens_per_s: 1, tokens: 1, time: '' }));

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../../src/errors.ts';
-import { fsErrorToUser, requireAdapterDir, requireModelDir, requireOutputDir, requireOutputFile, withFsErrors } from '../../src/train/paths.ts';
+import { fsErrorToUser, requireAdapterDir, requireModelDir, requireOutputDir, requireOutputFile, withFsErrors } from '../../src/util/paths.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-paths-'));
 

@@ -3,8 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
-import { openFile, readJsonObject, requireDir, requireFile } from '../util/files.ts';
-import type { TrainConfig } from './config.ts';
+import { openFile, readJsonObject, requireDir, requireFile } from './files.ts';
 
 const MODEL_DIR = 'a Hugging Face model directory with config.json, *.safetensors and tokenizer files';
 const ADAPTER_DIR = 'a PEFT adapter directory with adapter_config.json and adapter_model.safetensors';
@@ -49,7 +48,15 @@ function requireReadable(file: string, what: string): void {
  * The files a job reads exist and can be opened: run before its output dir is created, so a mistyped path is an
  * error line and not a failed job. (Their content is checked while the job is VALIDATING.)
  */
-export function requireJobInputs(cfg: TrainConfig): void {
+/** The input paths of a training job (the TrainConfig fields of that name). */
+export interface JobInputs {
+  dataset: string;
+  evaluationDataset: string;
+  baseModel: string;
+  warmStartFrom: string;
+}
+
+export function requireJobInputs(cfg: JobInputs): void {
   requireReadable(cfg.dataset, 'expected a .jsonl dataset');
   if (cfg.evaluationDataset) requireReadable(cfg.evaluationDataset, 'expected a .jsonl dataset for --evaluation-dataset');
   requireModelDir(cfg.baseModel, '--base-model');

@@ -1,7 +1,7 @@
 // Loss curves as a self-contained SVG (no dependencies): train loss per step (line), eval loss (line + dots),
 // epoch boundaries and the best-eval / early-stop step marked, integer step ticks, a log y axis when the
 // losses span more than 10x, and a legend of what is drawn.
-import type { EvalRow, MetricsRow, TrainRow } from './metrics.ts';
+import type { EvalRow, MetricsRow, TrainRow } from '../train/metrics.ts';
 
 const W = 800;
 const H = 480;
