@@ -1,6 +1,8 @@
 // The one typed training config. Every field has a default and a help string; values come from
 // CLI flags > --config FILE (the managed job's REST request body, camelCase, as-is) > defaults.
 // Unknown keys are rejected by name; request fields with no local meaning are accepted with a notice.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { readTextFile } from '../util/files.ts';
 import { jsonSyntaxError } from '../util/json.ts';
@@ -232,4 +234,11 @@ export function configHelp(): string {
     lines.push(`  ${flag.padEnd(34)} ${f.help}${def ? ` (default ${def})` : ''}   [${key}]`);
   }
   return lines.join('\n');
+}
+
+/** The config as recorded in resolved_config.json: input paths absolute, so the job resumes from any directory. */
+export function absolutePaths(cfg: TrainConfig): TrainConfig {
+  const abs = (p: string) => (p ? path.resolve(p) : p);
+  const template = cfg.jinjaTemplate && fs.existsSync(cfg.jinjaTemplate) ? path.resolve(cfg.jinjaTemplate) : cfg.jinjaTemplate;
+  return { ...cfg, dataset: abs(cfg.dataset), baseModel: abs(cfg.baseModel), evaluationDataset: abs(cfg.evaluationDataset), warmStartFrom: abs(cfg.warmStartFrom), outputModel: abs(cfg.outputModel), jinjaTemplate: template };
 }
