@@ -1,7 +1,6 @@
 // lorasft loss-grad: loss (sum w*CE / sum w) and LoRA gradients of one batch, for parity checks against HF + PEFT.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.ts';
 import { UserError } from '../errors.ts';
 import { numberFlag, parseFlags } from '../util/args.ts';

@@ -1,6 +1,5 @@
 // Dataset validation: stream a JSONL file line by line, check every row (row.ts) and the
 // dataset-level rules (3 <= examples <= 3M, examples x epochs <= 3M, root weight on all rows or none).
-import * as fs from 'node:fs';
 import { UserError, at } from '../errors.ts';
 import { requireFile } from '../util/files.ts';
 import { firstInvalidUtf8, readLines } from './jsonl.ts';
@@ -109,22 +108,7 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
     if (!example) continue;
     example.file = file;
     (example.weight === undefined ? withoutWeight : withWeight).push(raw.line);
-    const s = res.stats;
-    s.messages += example.messages.length;
-    for (const m of example.messages) {
-      if (m.role !== 'assistant') continue;
-      s.assistantTurns++;
-      if (m.weight === 0) s.contextOnlyTurns++;
-      else s.trainedTurns++;
-      s.toolCalls += m.tool_calls?.length ?? 0;
-    }
-    if (example.messages.some((m) => m.reasoning_content)) s.withReasoning++;
-    if (example.tools?.length) s.withTools++;
-    if (example.weight !== undefined) {
-      const w = s.sampleWeights ?? { min: Infinity, max: -Infinity };
-      s.sampleWeights = { min: Math.min(w.min, example.weight), max: Math.max(w.max, example.weight) };
-    }
-    s.examples++;
+    countExample(res.stats, example);
     if (opts.keepExamples ?? true) res.examples.push(example);
   }
 
@@ -145,6 +129,25 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
     problem(undefined, `${rows} examples x ${opts.epochs} epochs = ${rows * opts.epochs} exceeds the limit of ${MAX_EXAMPLE_EPOCHS} (lower epochs to ${Math.floor((MAX_EXAMPLE_EPOCHS / rows) * 100) / 100} or less)`);
   }
   return res;
+}
+
+/** Add one valid example to the dataset's statistics. */
+function countExample(s: ValidationResult['stats'], example: DatasetExample): void {
+  s.examples++;
+  s.messages += example.messages.length;
+  for (const m of example.messages) {
+    if (m.role !== 'assistant') continue;
+    s.assistantTurns++;
+    if (m.weight === 0) s.contextOnlyTurns++;
+    else s.trainedTurns++;
+    s.toolCalls += m.tool_calls?.length ?? 0;
+  }
+  if (example.messages.some((m) => m.reasoning_content)) s.withReasoning++;
+  if (example.tools?.length) s.withTools++;
+  if (example.weight !== undefined) {
+    const w = s.sampleWeights ?? { min: Infinity, max: -Infinity };
+    s.sampleWeights = { min: Math.min(w.min, example.weight), max: Math.max(w.max, example.weight) };
+  }
 }
 
 /** Record one more problem (already `FILE:LINE: msg`), keeping at most `maxProblems` of them. */

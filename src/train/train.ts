@@ -265,7 +265,7 @@ function startState(lora: LoraWeights, T: number, resumed: Resumed): LoopState {
  * progress bar, job.json (at most once a second), checkpoints, signals and test hooks between steps.
  */
 async function runLoop(j: JobRun, parts: LoopParts, backendUsed: BackendUsed, opts: TrainOptions, stop: StopFlag): Promise<{ end: LoopEnd; evalLosses: number[] }> {
-  const { cfg, outDir, job, log } = j;
+  const { outDir, job, log } = j;
   const { plan, run } = parts;
   const st = run.st;
   const T = plan.totalSteps;
