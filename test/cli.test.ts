@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { run } from './helpers/run.ts';
+import { BIN, run } from './helpers/run.ts';
 
-const BIN = new URL('../bin/lorasft.js', import.meta.url).pathname;
 
 describe('lorasft cli', () => {
   it('prints usage with --help', async () => {

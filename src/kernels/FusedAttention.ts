@@ -97,5 +97,5 @@ function fusedAttentionGradNative(args: KernelArgs, addon: Addon) {
   return [{ shape: [B, T, H, D], values: dq }, { shape: args.inputs.k.shape, values: dk }, { shape: args.inputs.v.shape, values: dv }];
 }
 
-export const fusedAttentionConfigs: KernelConfig[] = kernelConfigs(FusedAttention, fusedAttentionRef, fusedAttentionNative, null);
-export const fusedAttentionGradConfigs: KernelConfig[] = kernelConfigs(FusedAttentionGrad, fusedAttentionGradRef, fusedAttentionGradNative, null);
+export const fusedAttentionConfigs: KernelConfig[] = kernelConfigs(FusedAttention, fusedAttentionRef, fusedAttentionNative);
+export const fusedAttentionGradConfigs: KernelConfig[] = kernelConfigs(FusedAttentionGrad, fusedAttentionGradRef, fusedAttentionGradNative);

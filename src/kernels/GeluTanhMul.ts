@@ -41,5 +41,5 @@ function geluTanhMulGradNative(args: KernelArgs, addon: Addon) {
   return [{ shape, values: dg }, { shape, values: du }];
 }
 
-export const geluTanhMulConfigs: KernelConfig[] = kernelConfigs(GeluTanhMul, geluTanhMulRef, geluTanhMulNative, null);
-export const geluTanhMulGradConfigs: KernelConfig[] = kernelConfigs(GeluTanhMulGrad, geluTanhMulGradRef, geluTanhMulGradNative, null);
+export const geluTanhMulConfigs: KernelConfig[] = kernelConfigs(GeluTanhMul, geluTanhMulRef, geluTanhMulNative);
+export const geluTanhMulGradConfigs: KernelConfig[] = kernelConfigs(GeluTanhMulGrad, geluTanhMulGradRef, geluTanhMulGradNative);

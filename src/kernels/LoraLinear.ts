@@ -65,5 +65,5 @@ function loraLinearGradNative(args: KernelArgs, addon: Addon) {
   return [...gx, { shape: [r, inp], values: dA }, { shape: [out, r], values: dB }];
 }
 
-export const loraLinearConfigs: KernelConfig[] = kernelConfigs(LoraLinear, loraLinearRef, loraLinearNative, null);
-export const loraLinearGradConfigs: KernelConfig[] = kernelConfigs(LoraLinearGrad, loraLinearGradRef, loraLinearGradNative, null);
+export const loraLinearConfigs: KernelConfig[] = kernelConfigs(LoraLinear, loraLinearRef, loraLinearNative);
+export const loraLinearGradConfigs: KernelConfig[] = kernelConfigs(LoraLinearGrad, loraLinearGradRef, loraLinearGradNative);

@@ -54,5 +54,5 @@ function rmsNormGradNative(args: KernelArgs, addon: Addon) {
   return [{ shape: args.inputs.x.shape, values: dx }, { shape: [C], values: dw }];
 }
 
-export const rmsNormConfigs: KernelConfig[] = kernelConfigs(RmsNorm, rmsNormRef, rmsNormNative, null);
-export const rmsNormGradConfigs: KernelConfig[] = kernelConfigs(RmsNormGrad, rmsNormGradRef, rmsNormGradNative, null);
+export const rmsNormConfigs: KernelConfig[] = kernelConfigs(RmsNorm, rmsNormRef, rmsNormNative);
+export const rmsNormGradConfigs: KernelConfig[] = kernelConfigs(RmsNormGrad, rmsNormGradRef, rmsNormGradNative);

@@ -29,4 +29,4 @@ function ropeNative(args: KernelArgs, addon: Addon) {
   return [{ shape: args.inputs.x.shape, values: y }];
 }
 
-export const ropeConfigs: KernelConfig[] = kernelConfigs(Rope, ropeRef, ropeNative, null);
+export const ropeConfigs: KernelConfig[] = kernelConfigs(Rope, ropeRef, ropeNative);

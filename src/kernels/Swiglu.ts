@@ -38,5 +38,5 @@ function swigluGradNative(args: KernelArgs, addon: Addon) {
   return [{ shape, values: dg }, { shape, values: du }];
 }
 
-export const swigluConfigs: KernelConfig[] = kernelConfigs(Swiglu, swigluRef, swigluNative, null);
-export const swigluGradConfigs: KernelConfig[] = kernelConfigs(SwigluGrad, swigluGradRef, swigluGradNative, null);
+export const swigluConfigs: KernelConfig[] = kernelConfigs(Swiglu, swigluRef, swigluNative);
+export const swigluGradConfigs: KernelConfig[] = kernelConfigs(SwigluGrad, swigluGradRef, swigluGradNative);

@@ -43,4 +43,4 @@ function weightedCrossEntropyNative(args: KernelArgs, addon: Addon) {
 }
 
 export const weightedCrossEntropyConfigs: KernelConfig[] =
-  kernelConfigs(WeightedCrossEntropy, weightedCrossEntropyRef, weightedCrossEntropyNative, null);
+  kernelConfigs(WeightedCrossEntropy, weightedCrossEntropyRef, weightedCrossEntropyNative);

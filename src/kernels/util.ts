@@ -15,15 +15,17 @@ export function i32(backend: MathBackendCPU, t: TensorInfo): Int32Array {
 export type KernelArgs = { inputs: Record<string, TensorInfo>; backend: MathBackendCPU; attrs: NamedAttrMap };
 
 /** Reads inputs as typed arrays, runs `impl` (ref or native), wraps the returned arrays as outputs. */
-export type Impl<A> = (args: KernelArgs, addon: A) => Array<{ shape: number[]; values: Float32Array }>;
+export type Impl<A> = (args: KernelArgs, addon: A) => Outputs;
+type Outputs = Array<{ shape: number[]; values: Float32Array }>;
 
-export function kernelConfigs<R, N>(kernelName: string, ref: Impl<R>, nat: Impl<N>, refArg: R): KernelConfig[] {
+/** The kernel on 'cpu' (the TypeScript reference) and on 'native' (the addon). */
+export function kernelConfigs<N>(kernelName: string, ref: (args: KernelArgs) => Outputs, nat: Impl<N>): KernelConfig[] {
   const wrap = <A>(impl: Impl<A>, get: () => A): KernelFunc => ((args: KernelArgs) => {
     const outs = impl(args, get()).map((o) => args.backend.makeTensorInfo(o.shape, 'float32', o.values));
     return outs.length === 1 ? outs[0] : outs;
   }) as unknown as KernelFunc;
   return [
-    { kernelName, backendName: 'cpu', kernelFunc: wrap(ref, () => refArg) },
+    { kernelName, backendName: 'cpu', kernelFunc: wrap(ref, () => null) },
     { kernelName, backendName: 'native', kernelFunc: wrap(nat, () => nativeAddon() as unknown as N) },
   ];
 }

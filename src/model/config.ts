@@ -34,8 +34,6 @@ export interface ModelConfig extends FamilyFields {
   oBias: boolean;
   /** Bias on gate/up/down (Llama `mlp_bias`). */
   mlpBias: boolean;
-  /** Alias of qkvBias, named as in the API contract. */
-  attentionBias: boolean;
   /** Qwen3, Gemma 3: RMSNorm over D on q and k before RoPE. */
   qkNorm: boolean;
   bosTokenId: number | null;
@@ -124,7 +122,6 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
     qkvBias: modelType === 'qwen2' || attnBias,
     oBias: modelType !== 'qwen2' && attnBias,
     mlpBias: modelType === 'llama' && j.mlp_bias === true,
-    attentionBias: modelType === 'qwen2' || attnBias,
     qkNorm: modelType === 'qwen3' || gemma,
     bosTokenId: typeof j.bos_token_id === 'number' ? j.bos_token_id : null,
     eosTokenId,

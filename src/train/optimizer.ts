@@ -84,7 +84,7 @@ export const adamwUpdateRef: AdamWUpdate = (p, g, m, v, s) => {
  *  (OpenBLAS not needed); null otherwise, and adamwStep runs the reference. */
 export function adamwNative(): AdamWUpdate | null {
   const addon = loadAddon().addon;
-  if (typeof addon?.adamw !== 'function') return null; // an addon built before kernels/AdamW.cc
+  if (!addon) return null;
   return (p, g, m, v, s) => {
     if (g.length !== p.length || m.length !== p.length || v.length !== p.length) {
       throw new Error(`adamw: gradient/moment lengths ${g.length}/${m.length}/${v.length} differ from the parameter's ${p.length}`);

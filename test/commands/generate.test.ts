@@ -3,7 +3,8 @@ import { BIN, run } from '../helpers/run.ts';
 import * as path from 'node:path';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
-import { generate, greedyNoCache, pickToken } from '../../src/infer/generate.ts';
+import { generate, pickToken } from '../../src/infer/generate.ts';
+import { greedyNoCache } from '../helpers/index.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
 

@@ -1,10 +1,10 @@
 // Job directories you can trust (issue 9): resume in place from any cwd, one writer, no unrecoverable window,
 // whole-or-ignored checkpoints, changed inputs refused, write failures, no hangs. Every crash and race is
 // triggered deterministically through LORASFT_TEST_HOOKS (src/util/testhooks.ts), never by timing.
+import { tmpDir } from '../helpers/index.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
@@ -80,7 +80,7 @@ describe('job dirs (issue 9)', () => {
     expect(killed.signal).toBe('SIGKILL');
     const copy = await lorasft([], { shell: `cp -a '${at('part')}' '${at('c7')}'` });
     expect(copy.code).toBe(0);
-    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-cwd-'));
+    const elsewhere = tmpDir('cwd');
     const r7 = await lorasft(['train', '--resume', at('c7')], { cwd: elsewhere });
     expect(r7.code, r7.stderr).toBe(0);
     expect(r7.stdout).toContain(`adapter: ${path.join(at('c7'), 'adapter_model.safetensors')}`);

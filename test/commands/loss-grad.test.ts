@@ -1,6 +1,6 @@
 // End to end: `lorasft loss-grad` on a tiny model, against the in-process model and the float64 reference.
 import { describe, expect, it } from 'vitest';
-import { run as runChild } from '../helpers/run.ts';
+import { BIN, run as runChild } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../src/model/tiny.ts';
@@ -13,7 +13,6 @@ import { Rng } from '../../src/model/random.ts';
 import { ensureBackend, maxAbs, maxAbsDiff, tmpDir, toRef } from '../model/helpers.ts';
 import { refLossRow } from '../model/reference.ts';
 
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 const lossGrad = (args: string[]) => runChild('node', [BIN, 'loss-grad', ...args], { encoding: 'utf8' });
 
 /** A rank-4 LoRA on q/v/down with random A and B, in PEFT naming. */

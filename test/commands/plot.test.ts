@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { run } from '../helpers/run.ts';
+import { tmpDir } from '../helpers/index.ts';
+import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 
 describe('lorasft plot', () => {
   it('writes an SVG of the loss curves from metrics.jsonl', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-plot-'));
+    const dir = tmpDir('plot');
     const rows = [{ step: 0, epoch: 0, eval_loss: 3, time: '' }];
     for (let s = 1; s <= 20; s++) rows.push({ step: s, epoch: s / 20, train_loss: 3 - s / 10, lr: 1e-4, grad_norm: 1, tokens_per_s: 100, tokens: 10, time: '' } as never);
     rows.push({ step: 20, epoch: 1, eval_loss: 1.2, time: '' });

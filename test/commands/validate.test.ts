@@ -1,15 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../helpers/run.ts';
+import { tmpDir } from '../helpers/index.ts';
+import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 const lorasft = (...args: string[]) => run('node', [BIN, ...args], { encoding: 'utf8' });
 
 let dir: string;
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-validate-cli-'));
+  dir = tmpDir('validate-cli');
 });
 
 describe('lorasft validate', () => {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadChatTokenizer, type ChatTokenizer } from '../../src/data/tokenizer.ts';
 import { buildExamples } from '../../src/data/pipeline.ts';
@@ -217,7 +217,7 @@ describe('llama3 and gemma3', () => {
 describe('templates: overrides, named templates, broken templates', () => {
   let dir: string;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-tpl-'));
+    dir = tmpDir('tpl');
   });
   const plain = "{% for m in messages %}{% if m.role == 'user' %}Q: {{ m.content }}\n{% else %}A: {{ m.content }}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}A: {% endif %}";
 

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadDataset, validateDataset } from '../../src/data/validate.ts';
 import { firstInvalidUtf8, readLines } from '../../src/data/jsonl.ts';
@@ -9,7 +9,7 @@ import { UserError } from '../../src/errors.ts';
 
 let dir: string;
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-validate-'));
+  dir = tmpDir('validate');
 });
 
 const OK = (c = 'Paris.') => JSON.stringify({ messages: [{ role: 'user', content: 'Q?' }, { role: 'assistant', content: c }] });

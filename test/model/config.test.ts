@@ -92,7 +92,7 @@ describe('model config', () => {
   });
   it('parses Qwen2: head_dim = hidden/heads, q/k/v bias always, o_proj without bias', () => {
     const c = parseModelConfig(QWEN2_0_5B, 'config.json');
-    expect(c).toMatchObject({ headDim: 64, qkvBias: true, oBias: false, attentionBias: true, qkNorm: false, mlpBias: false });
+    expect(c).toMatchObject({ headDim: 64, qkvBias: true, oBias: false, qkNorm: false, mlpBias: false });
     expect(() => parseModelConfig({ ...QWEN2_0_5B, use_sliding_window: true }, 'c.json')).toThrow(/use_sliding_window/);
   });
   it('parses Llama 3.2 with llama3 rope scaling and computes inv_freq as HF does', () => {

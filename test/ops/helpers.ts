@@ -1,21 +1,9 @@
 // Shared helpers for the op tests: seeded inputs, maxdiff, and a central finite-difference gradient check.
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Seeded uniform values in [-scale, scale]. */
-export function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  return new Float32Array(n).map(() => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return ((s / 4294967296) * 2 - 1) * scale;
-  });
-}
+import { rand } from '../helpers/index.ts';
 
-export function maxdiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+export { maxdiff, rand } from '../helpers/index.ts';
 
 /** Values of f's outputs and of the gradients of sum(r * f(xs)) wrt xs, as plain arrays (runs in a tidy). */
 export function valueAndGrads(f: (xs: tf.Tensor[]) => tf.Tensor, xs: () => tf.Tensor[], r: Float32Array): Float32Array[] {

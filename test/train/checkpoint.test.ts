@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkpointProblem, listCheckpoints, loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint.ts';
 import { appendMetrics, readMetrics, truncateMetrics } from '../../src/train/metrics.ts';
@@ -18,7 +18,7 @@ function ck(step: number): Checkpoint {
 }
 
 describe('checkpoints, metrics, job', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-ck-'));
+  const out = tmpDir('ck');
   it('round-trips every byte and keeps the newest N', () => {
     for (const s of [1, 2, 3]) saveCheckpoint(out, ck(s), (d) => fs.writeFileSync(path.join(d, 'adapter_config.json'), '{}'), 2);
     expect(listCheckpoints(out).map((d) => path.basename(d))).toEqual(['step-000002', 'step-000003']);
@@ -37,7 +37,7 @@ describe('checkpoints, metrics, job', () => {
   });
 
   it('a checkpoint that fails its manifest is reported in one line and the previous whole one is used', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-ck-'));
+    const dir = tmpDir('ck');
     for (const s of [1, 2, 3]) saveCheckpoint(dir, ck(s), (d) => fs.writeFileSync(path.join(d, 'adapter_config.json'), '{}'), 3);
     const [c1, c2, c3] = listCheckpoints(dir);
     expect(JSON.parse(fs.readFileSync(path.join(c3, 'manifest.json'), 'utf8')).files['state.safetensors'].sha256).toMatch(/^[0-9a-f]{64}$/);
@@ -62,7 +62,7 @@ describe('checkpoints, metrics, job', () => {
   });
 
   it('a failed checkpoint write leaves no temp dir and names the file', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-ck-'));
+    const dir = tmpDir('ck');
     const fail = () => {
       throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' });
     };

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { configFlagOptions, configFromFlags, configHelp, defaultConfig, FIELDS, readConfigFile, resolveConfig } from '../../src/train/config.ts';
 import { parseFlags } from '../../src/util/args.ts';
 import { UserError } from '../../src/errors.ts';
 
 function tmpFile(content: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-cfg-'));
+  const dir = tmpDir('cfg');
   const f = path.join(dir, 'job.json');
   fs.writeFileSync(f, content);
   return f;

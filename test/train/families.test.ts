@@ -1,9 +1,9 @@
 // Demo-style end to end for the Gemma 3 and Mistral families: a tiny random model of the family with a real
 // tokenizer and chat template, train() on slices of the demo dataset (packed rows, sliding windows shorter than
 // the rows), the PEFT adapter's names, generation with the KV cache, and merge.
+import { tmpDir } from '../helpers/index.ts';
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeTinyModel, type TinyModelOpts } from '../../src/model/tiny.ts';
 import { initBackend } from '../../src/backend/index.ts';
@@ -16,7 +16,8 @@ import { loadAdapter } from '../../src/model/peft.ts';
 import { readSafetensors } from '../../src/model/safetensors.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import { DEMO_DATASET } from '../../src/train/demo.ts';
-import { generate, greedyNoCache } from '../../src/infer/generate.ts';
+import { generate } from '../../src/infer/generate.ts';
+import { greedyNoCache } from '../helpers/index.ts';
 import { mergeAdapter } from '../../src/infer/merge.ts';
 import { readMetrics, type EvalRow, type TrainRow } from '../../src/train/metrics.ts';
 import { train } from '../../src/train/train.ts';
@@ -32,7 +33,7 @@ const FAMILIES: Array<[string, Partial<TinyModelOpts> & Pick<TinyModelOpts, 'fam
 describe.each(FAMILIES)('%s end to end', (name, opts, endOfTurn) => {
   it('trains (loss falls), writes PEFT names, generates with the KV cache, and merges to the same logits', async () => {
     await initBackend({});
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), `lorasft-${name}-`));
+    const root = tmpDir(name);
     const model = path.join(root, 'model');
     makeTinyModel({ hidden: 32, layers: 2, heads: 2, kvHeads: 1, intermediate: 32, seed: 7, std: 0.25, ...opts, out: model });
     const lines = fs.readFileSync(DEMO_DATASET, 'utf8').trim().split('\n');

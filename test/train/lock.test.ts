@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,7 +11,7 @@ const lockOf = (dir: string, pid: number, ino = fs.statSync(dir).ino) =>
   fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid, start: '', ino, since: '2026-01-01T00:00:00.000Z' }));
 
 describe('job lock', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-lock-'));
+  const dir = tmpDir('lock');
 
   it('is held until released, and re-entrant within the process', () => {
     const release = acquireJobLock(dir);

@@ -2,17 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   adamwNative, adamwScalars, adamwStep, adamwUpdateRef, clipGradNorm, createAdamWState, gradNorm, ADAMW_DEFAULTS,
 } from '../../src/train/optimizer.ts';
-
-function rand(n: number, seed: number, scale: number): Float32Array {
-  let s = seed;
-  return new Float32Array(n).map(() => (((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1) * scale);
-}
-
-function maxdiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+import { maxdiff, rand } from '../helpers/index.ts';
 
 const nativeAdamw = adamwNative();
 

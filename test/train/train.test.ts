@@ -1,3 +1,4 @@
+import { randomLora } from '../helpers/index.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,7 +9,7 @@ import { readJob } from '../../src/train/job.ts';
 import { listCheckpoints, loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
-import { loraFromTensors, initLora, DEFAULT_LORA_TARGETS } from '../../src/model/lora.ts';
+import { loraFromTensors, DEFAULT_LORA_TARGETS } from '../../src/model/lora.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
 import { accumulateStep, rowsToBatch } from '../../src/train/step.ts';
 import { packExamples } from '../../src/data/pack.ts';
@@ -28,8 +29,7 @@ beforeAll(() => {
 async function modelAndRows(loraSeed: number, bSeed: number) {
   await initBackend({});
   const base = await loadBaseModel(fx.model);
-  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, loraSeed);
-  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', bSeed));
+  const lora = randomLora(base, loraSeed, 0.1, bSeed);
   const tok = await loadChatTokenizer(fx.model);
   const ex = buildExamples(loadDataset(fx.train), tok, { maxContextLength: 64 }).examples;
   return { base, lora, rows: packExamples(ex, { batchSize: 64, seed: 1 }) };

@@ -1,12 +1,12 @@
 // --warm-start-from refuses an adapter trained on another base model, naming both (issue 8, item 7).
+import { tmpDir } from '../helpers/index.ts';
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../src/model/tiny.ts';
 import { checkWarmStartBase } from '../../src/train/warm_start.ts';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-warm-'));
+const root = tmpDir('warm');
 const modelA = path.join(root, 'a');
 const modelB = path.join(root, 'b');
 makeTinyModel({ family: 'qwen3', out: modelA, hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32 });

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../../src/errors.ts';
 import { fsErrorToUser, requireAdapterDir, requireModelDir, requireOutputDir, requireOutputFile, withFsErrors } from '../../src/util/paths.ts';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-paths-'));
+const tmp = () => tmpDir('paths');
 
 describe('job paths', () => {
   it('an output dir must be a directory, or creatable', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { numberFlag, parseFlags } from '../../src/util/args.ts';
 import { writeFileAtomic } from '../../src/util/atomic.ts';
@@ -38,7 +38,7 @@ describe('numberFlag', () => {
 
 describe('writeFileAtomic', () => {
   it('writes the whole file, and a failed write leaves no temp file behind', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atomic-'));
+    const dir = tmpDir('atomic');
     writeFileAtomic(path.join(dir, 'a', 'f.txt'), 'hello');
     expect(fs.readFileSync(path.join(dir, 'a', 'f.txt'), 'utf8')).toBe('hello');
     fs.mkdirSync(path.join(dir, 'isdir'));
@@ -50,7 +50,7 @@ describe('writeFileAtomic', () => {
 
 describe('user files', () => {
   it('names the file and what is wrong in one line, never an fs stack trace', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'files-'));
+    const dir = tmpDir('files');
     const f = (name: string, text: string) => (fs.writeFileSync(path.join(dir, name), text), path.join(dir, name));
     const nope = path.join(dir, 'nope.json');
     expect(() => readJsonFile(nope, 'expected a batch')).toThrowError(`${nope}: no such file (expected a batch)`);
