@@ -16,7 +16,7 @@ Prints 'listening on http://HOST:PORT' once ready. With an API key (flag or LORA
   --host H             address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
   --port N             port (default 8080; 0 picks a free one)
   --data-dir DIR       state, datasets, job dirs and models (default ./lorasft-data)
-  --workers N          jobs trained at the same time (default 1)
+  --workers N          jobs trained at the same time (default 1; 0: accept and queue jobs, run none)
   --threads-per-job N  compute threads of each trainer (default: cores / workers)
   --api-key KEY        require this bearer token (default $LORASFT_API_KEY; none: no auth)
   --max-upload-mb N    largest dataset upload (default 1024)
@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length) throw new UserError(`lorasft serve: unexpected argument '${positionals[0]}' (flags only; see lorasft serve --help)`);
-  const workers = numberFlag('serve', 'workers', values.workers, { integer: true, min: 1 }) ?? 1;
+  const workers = numberFlag('serve', 'workers', values.workers, { integer: true, min: 0 }) ?? 1;
   const cores = os.availableParallelism();
   const server = await startServer({
     host: values.host ?? '127.0.0.1',
@@ -48,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     workers,
     apiKey: values['api-key'] ?? process.env.LORASFT_API_KEY ?? '',
     maxUploadBytes: Math.round((numberFlag('serve', 'max-upload-mb', values['max-upload-mb'], { above: 0 }) ?? 1024) * 1024 * 1024),
-    threadsPerJob: numberFlag('serve', 'threads-per-job', values['threads-per-job'], { integer: true, min: 1 }) ?? Math.max(1, Math.floor(cores / workers)),
+    threadsPerJob: numberFlag('serve', 'threads-per-job', values['threads-per-job'], { integer: true, min: 1 }) ?? Math.max(1, Math.floor(cores / Math.max(1, workers))),
   }, { demo: !values['no-demo-model'] });
   console.log(`listening on ${server.url}`);
   await new Promise<void>((resolve) => {

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { registerOutputModel } from './models.ts';
 import type { Service } from './service.ts';
 import type { Json } from './store.ts';
-import { outcome, readTrainerJob, startTrainer } from './worker.ts';
+import { noteExit, outcome, readTrainerJob, startTrainer } from './worker.ts';
 
 interface Running {
   child: ChildProcess;
@@ -85,6 +85,7 @@ export class JobQueue {
   private async finish(name: string, run: Running, code: number | null, signal: NodeJS.Signals | null, spawnError?: string): Promise<void> {
     if (this.running.get(name) !== run) return;
     this.running.delete(name);
+    noteExit(run.dir, code, signal);
     const r = this.svc.store.get('job', name);
     if (r) {
       const body: Json = { ...r.body };

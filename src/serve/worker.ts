@@ -38,6 +38,13 @@ export function startTrainer(jobDir: string): ChildProcess {
   }
 }
 
+/** Appends the trainer's exit to JOB/runs.log (a job's runs, one start and one exit line each). */
+export function noteExit(jobDir: string, code: number | null, signal: string | null): void {
+  try {
+    fs.appendFileSync(path.join(jobDir, 'runs.log'), `exit ${new Date().toISOString()} code ${code} signal ${signal}\n`);
+  } catch { /* the job was deleted */ }
+}
+
 /** The trainer's job.json, or null while it has none (or it is being replaced). */
 export function readTrainerJob(jobDir: string): Job | null {
   try {
