@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Set-up on a fresh Debian machine: OpenBLAS for the native CPU backend (optional, see README), then npm ci.
+# Set-up on a fresh Debian machine: OpenBLAS for the native CPU backend (optional, see README) and curl (for the
+# service's tests), then npm ci (better-sqlite3 builds from source when no prebuilt binary can be fetched).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
+# curl: the REST walk-through test drives `lorasft serve` with it, as a user would.
+MISSING=""
+ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' || MISSING="libopenblas0-pthread"
+command -v curl >/dev/null || MISSING="$MISSING curl"
+if [ -n "$MISSING" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
   if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libopenblas0-pthread >/dev/null \
-      || echo "warning: could not install libopenblas0-pthread; lorasft will run on the slow 'cpu' backend" >&2
+    # shellcheck disable=SC2086
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $MISSING >/dev/null \
+      || echo "warning: could not install$MISSING; without libopenblas0-pthread lorasft runs on the slow 'cpu' backend" >&2
   else
-    echo "warning: libopenblas0-pthread is not installed and this user cannot install it; lorasft will use the slow 'cpu' backend" >&2
+    echo "warning:$MISSING not installed and this user cannot install it; without libopenblas0-pthread lorasft uses the slow 'cpu' backend" >&2
   fi
 fi
 # onnxruntime-node (a dependency of @huggingface/transformers, unused here) would download CUDA binaries at install
