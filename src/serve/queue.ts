@@ -14,6 +14,8 @@ interface Running {
   /** Set by cancel(): the exit ends the job CANCELLED whatever the trainer managed to write. */
   cancelled: boolean;
   lastSync: string;
+  /** ISO time the trainer was started (job.json writes before it are a previous run's). */
+  startedAt: string;
 }
 
 /** Fields of the trainer's job.json the API object takes (the rest are the server's: names, echoed request). */
@@ -49,11 +51,12 @@ export class JobQueue {
   private launch(name: string, body: Json, meta: Json): void {
     const dir = meta.dir as string;
     const child = startTrainer(dir);
+    const startedAt = new Date().toISOString();
     const status = { code: 'OK', message: (meta.runs as number) > 0 ? 'resuming from the last checkpoint' : 'validating dataset and model' };
-    this.svc.store.update('job', name, { body: { ...body, state: 'JOB_STATE_VALIDATING', status, updateTime: new Date().toISOString() }, meta: { ...meta, pid: child.pid, runs: (meta.runs as number) + 1 } });
+    this.svc.store.update('job', name, { body: { ...body, state: 'JOB_STATE_VALIDATING', status, updateTime: startedAt }, meta: { ...meta, pid: child.pid, runs: (meta.runs as number) + 1 } });
     let done!: () => void;
     const exited = new Promise<void>((res) => (done = res));
-    const run: Running = { child, dir, exited, cancelled: false, lastSync: '' };
+    const run: Running = { child, dir, exited, cancelled: false, lastSync: '', startedAt };
     this.running.set(name, run);
     child.on('error', (e) => this.finish(name, run, null, null, e.message).finally(done));
     child.on('exit', (code, signal) => void this.finish(name, run, code, signal).finally(done));
@@ -62,19 +65,16 @@ export class JobQueue {
   /** Copies the trainer's progress into the store (not its state while a cancel is on its way). */
   private sync(name: string, run: Running): void {
     const tj = readTrainerJob(run.dir);
-    if (!tj || tj.updateTime === run.lastSync) return;
+    // Only what this run wrote (not a job.json left by the previous run), and only while it trains: a trainer
+    // writes its final state just before it exits, and finish() records that; a cancel in flight keeps CANCELLING.
+    if (!tj || tj.updateTime === run.lastSync || tj.updateTime < run.startedAt || run.cancelled) return;
+    if (!['JOB_STATE_VALIDATING', 'JOB_STATE_RUNNING'].includes(tj.state)) return;
     run.lastSync = tj.updateTime;
     const r = this.svc.store.get('job', name);
     if (!r) return;
     const body = { ...r.body };
     for (const k of PROGRESS_FIELDS) if (tj[k] !== undefined) body[k] = tj[k];
-    if (tj.completedTime === undefined) delete body.completedTime;
-    // A trainer that has finished writes its terminal state just before it exits: finish() records it.
-    if (run.cancelled || !['JOB_STATE_VALIDATING', 'JOB_STATE_RUNNING'].includes(tj.state)) {
-      body.state = r.body.state;
-      body.status = r.body.status;
-      delete body.completedTime;
-    }
+    delete body.completedTime;
     this.svc.store.update('job', name, { state: body.state as string, body });
   }
 
