@@ -8,6 +8,7 @@ import type { Ctx, Route } from './routes.ts';
 import { layout, type Service } from './service.ts';
 import type { Json, Resource } from './store.ts';
 import { receiveUpload } from './upload.ts';
+import { getUploadEndpoint, validateUpload } from './bigupload.ts';
 import { activeJobsUsing } from './usage.ts';
 
 const DATASET_FIELDS = ['userUploaded', 'exampleCount', 'displayName', 'format'] as const;
@@ -68,7 +69,14 @@ async function upload(c: Ctx): Promise<Json> {
     return body;
   } finally {
     c.svc.uploading.delete(r.name);
+    removeIfEmpty(layout.dataset(c.svc.opts.dataDir, c.account, c.id)); // a rejected file leaves no trace
   }
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch { /* missing or not empty */ }
 }
 
 function get(c: Ctx): Json {
@@ -102,4 +110,6 @@ export const DATASET_ROUTES: Route[] = [
   { method: 'GET', collection: 'datasets', item: true, handle: get },
   { method: 'DELETE', collection: 'datasets', item: true, handle: remove },
   { method: 'POST', collection: 'datasets', item: true, verb: 'upload', handle: upload },
+  { method: 'POST', collection: 'datasets', item: true, verb: 'getUploadEndpoint', handle: getUploadEndpoint },
+  { method: 'POST', collection: 'datasets', item: true, verb: 'validateUpload', handle: validateUpload },
 ];

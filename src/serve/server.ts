@@ -11,6 +11,7 @@ import { ApiError } from './errors.ts';
 import { sendError, sendJson } from './http.ts';
 import { dispatch } from './routes.ts';
 import { loadSecret, serveDownload } from './download.ts';
+import { receiveSignedUpload } from './bigupload.ts';
 import { ADDON_FILES, importBaseModel } from './models.ts';
 import { JobQueue } from './queue.ts';
 import type { ServeOptions, Service } from './service.ts';
@@ -41,6 +42,7 @@ async function handle(svc: Service, req: http.IncomingMessage, res: http.ServerR
   try {
     if (rawPath === '/healthz') return sendJson(res, 200, { status: 'SERVING', runningJobs: svc.queue.size });
     if (rawPath.startsWith('/download/')) return serveDownload(svc.store, svc.secret, rawPath, query, res, ADDON_FILES);
+    if (rawPath.startsWith('/upload/')) return await receiveSignedUpload(svc, rawPath, query, req, res);
     if (!authorized(req, svc.opts.apiKey)) throw new ApiError(401, 'missing or wrong API key (send Authorization: Bearer $LORASFT_API_KEY)');
     await dispatch(svc, req, res, rawPath, query);
   } catch (e) {
@@ -81,6 +83,22 @@ export async function recover(store: Store): Promise<number> {
   return stale.length;
 }
 
+/** One server per data dir: DIR/serve.pid names it; a pid that is gone (a killed server) is taken over. */
+function lockDataDir(dataDir: string): () => void {
+  const f = path.join(dataDir, 'serve.pid');
+  let pid = 0;
+  try {
+    pid = Number(fs.readFileSync(f, 'utf8').trim());
+  } catch { /* no server yet */ }
+  let cmd = '';
+  try {
+    cmd = pid && pid !== process.pid ? fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
+  } catch { /* gone */ }
+  if (pid && pidAlive(pid) && cmd.includes('serve')) throw new UserError(`${dataDir}: already served by lorasft serve (pid ${pid}); stop it, or choose another --data-dir`);
+  fs.writeFileSync(f, `${process.pid}\n`);
+  return () => fs.rmSync(f, { force: true });
+}
+
 /** On the first start of a data dir: generate (once per cache) and register the demo base model. */
 function registerDemo(store: Store, dataDir: string, log: (m: string) => void): void {
   const marker = path.join(dataDir, 'demo-model-registered');
@@ -94,6 +112,7 @@ function registerDemo(store: Store, dataDir: string, log: (m: string) => void): 
 export async function startServer(opts: ServeOptions, o: { demo: boolean; log?: (m: string) => void } = { demo: true }): Promise<RunningServer> {
   const log = o.log ?? ((m: string) => console.log(m));
   fs.mkdirSync(opts.dataDir, { recursive: true });
+  const unlock = lockDataDir(opts.dataDir);
   const store = openStore(opts.dataDir);
   const svc = { store, opts, secret: loadSecret(opts.dataDir), uploading: new Set<string>(), baseUrl: '' } as Service;
   svc.queue = new JobQueue(svc);
@@ -119,6 +138,7 @@ export async function startServer(opts: ServeOptions, o: { demo: boolean; log?: 
       server.closeAllConnections();
       await svc.queue.close();
       store.close();
+      unlock();
     },
   };
 }

@@ -97,6 +97,12 @@ export function validateWithCli(file: string): Promise<{ ok: true; examples: num
 /** Receive, validate and atomically place a dataset file at `dest`; on any failure nothing is left in `dir`. */
 export async function receiveUpload(req: IncomingMessage, dir: string, dest: string, opts: { maxBytes: number; expectedCount?: number }): Promise<UploadResult> {
   const { tmp, bytes, filename } = await receiveFile(req, dir, opts.maxBytes);
+  return placeValidated(tmp, dest, filename, bytes, opts.expectedCount);
+}
+
+/** Validate the received file `tmp` and rename it to `dest`; `tmp` is gone afterwards either way. */
+export async function placeValidated(tmp: string, dest: string, filename: string, bytes: number, expectedCount?: number): Promise<UploadResult> {
+  const opts = { expectedCount };
   try {
     const v = await validateWithCli(tmp);
     if (!v.ok) throw badRequest(`${filename || 'the uploaded file'} is not a valid dataset (the rules of lorasft validate):\n${v.problems.join('\n')}`);

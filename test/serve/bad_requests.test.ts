@@ -92,6 +92,11 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
   ['upload oversize', 'POST', `${A}/datasets/empty:upload`, multipartOpts('file', 'big.jsonl', big), 413, /at most 1048576/],
   ['upload in the wrong part', 'POST', `${A}/datasets/empty:upload`, multipartOpts('data', 'a.jsonl', 'x'), 400, /unexpected multipart part 'data'/],
   ['upload to a READY dataset', 'POST', `${A}/datasets/good:upload`, multipartOpts('file', 'a.jsonl', 'x'), 409, /already holds an uploaded file/],
+  ['upload endpoint: traversal file name', 'POST', `${A}/datasets/empty:getUploadEndpoint`, { body: { filenameToSize: { '../../x.jsonl': 10 } } }, 400, /not a plain file name/],
+  ['upload endpoint: size over the limit', 'POST', `${A}/datasets/empty:getUploadEndpoint`, { body: { filenameToSize: { 'x.jsonl': 5e9 } } }, 413, /at most 1048576/],
+  ['upload endpoint: two files', 'POST', `${A}/datasets/empty:getUploadEndpoint`, { body: { filenameToSize: { 'a.jsonl': 1, 'b.jsonl': 1 } } }, 400, /exactly one file/],
+  ['signed upload: bad signature', 'PUT', '/upload/accounts/local/datasets/empty?size=5&expires=9999999999&signature=AAAA', { raw: 'hello', noKey: true }, 401, /invalid upload signature/],
+  ['validate an upload never made', 'POST', `${A}/datasets/empty:validateUpload`, { body: {} }, 400, /no uploaded file to validate/],
   ['delete a dataset in use', 'DELETE', `${A}/datasets/good`, {}, 409, /used by 1 queued or running job/],
   ['delete a model in use', 'DELETE', '/v1/accounts/fireworks/models/tiny', {}, 409, /used by 1 queued or running job/],
   ['create job: unknown field', 'POST', `${A}/supervisedFineTuningJobs`, { body: job({ learningRat: 1 }) }, 400, /unknown field 'learningRat'/],
@@ -128,7 +133,8 @@ function multipartOpts(field: string, filename: string, content: Buffer | string
   return { raw: m.raw, headers: m.headers };
 }
 
-describe('lorasft serve: bad requests', () => {
+// Generous: a loaded 2-core machine runs these several times slower than an idle one.
+describe('lorasft serve: bad requests', { timeout: 900_000 }, () => {
   it(`${CASES.length} bad requests: the right status, one error shape, the store unchanged`, async () => {
     expect(CASES.length).toBeGreaterThanOrEqual(30);
     const before = await snapshot();
@@ -144,5 +150,10 @@ describe('lorasft serve: bad requests', () => {
     // The server is still fine, and the queued job still waits.
     const q = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/queued`, { key: KEY });
     expect(q.json.state).toBe('JOB_STATE_PENDING');
+  });
+
+  it('a second server on the same data dir refuses to start', async () => {
+    await expect(startServe(data, ['--no-demo-model'])).rejects.toThrow(/already served by lorasft serve \(pid \d+\)/);
+    expect((await request(srv.url, 'GET', '/healthz')).status).toBe(200);
   });
 });

@@ -105,7 +105,7 @@ export function request(base: string, method: string, rawPath: string, opts: { b
 }
 
 /** Polls `fn` every `everyMs` until it returns a value other than undefined / false, or throws after `deadlineMs`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, deadlineMs = 240_000, everyMs = 250): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, deadlineMs = 600_000, everyMs = 250): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const v = await fn();
@@ -131,7 +131,7 @@ export function runsLog(dataDir: string, id: string): string[] {
 }
 
 /** Polls job `id` until its state is one of `states`; returns the job. */
-export function waitForJob(base: string, key: string | undefined, id: string, states: string[], deadlineMs = 240_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export function waitForJob(base: string, key: string | undefined, id: string, states: string[], deadlineMs = 600_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   return waitFor(`job ${id} to reach ${states.join('/')}`, async () => {
     const r = await request(base, 'GET', `/v1/accounts/local/supervisedFineTuningJobs/${id}`, { key });
     if (r.status !== 200) throw new Error(`GET job ${id}: ${r.status} ${r.text}`);
