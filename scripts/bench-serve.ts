@@ -1,7 +1,8 @@
 // `npm run bench -- serve [--pollers 100] [--seconds 15]`: GET-job latency of `lorasft serve` with N concurrent
 // pollers, once with nothing training and once while a job trains (the trainer is a child process, so the server's
 // event loop only answers requests). Starts a real server on a free loopback port with a temp data dir, the demo
-// base model and the demo dataset; prints one table (and --json one line).
+// base model and the demo dataset; prints one table (and --json one line). Then uploads a --upload-mb dataset (the
+// demo rows repeated; 0 to skip) through the multipart endpoint and reports its time, validation included.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -9,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { pollers: { type: 'string', default: '100' }, seconds: { type: 'string', default: '15' }, json: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { pollers: { type: 'string', default: '100' }, seconds: { type: 'string', default: '15' }, 'upload-mb': { type: 'string', default: '160' }, json: { type: 'boolean' } } });
+const UPLOAD_MB = Number(values['upload-mb']);
 const POLLERS = Number(values.pollers);
 const SECONDS = Number(values.seconds);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -86,14 +88,33 @@ try {
   const busy = await poll('long', SECONDS);
   const after = (await call('GET', `${A}/supervisedFineTuningJobs/long`)).json.jobProgress.percent;
   await call('POST', `${A}/supervisedFineTuningJobs/long:cancel`, {});
+  let upload = null;
+  if (UPLOAD_MB > 0) {
+    const big = path.join(data, 'big.jsonl');
+    const reps = Math.ceil((UPLOAD_MB * 1024 * 1024) / file.length);
+    const fd = fs.openSync(big, 'w');
+    for (let i = 0; i < reps; i++) fs.writeSync(fd, file);
+    fs.closeSync(fd);
+    const bytes = fs.statSync(big).size;
+    await call('POST', `${A}/datasets`, { datasetId: 'big' });
+    const form = new FormData();
+    form.append('file', await fs.openAsBlob(big), 'big.jsonl');
+    const t = performance.now();
+    const r = await fetch(`${url.origin}${A}/datasets/big:upload`, { method: 'POST', body: form });
+    const s = (performance.now() - t) / 1000;
+    const j = (await r.json()) as { exampleCount?: string; error?: unknown };
+    if (r.status !== 200) throw new Error(`upload: ${JSON.stringify(j)}`);
+    upload = { mb: bytes / 1048576, examples: Number(j.exampleCount), seconds: s };
+  }
   const f = (x: number) => x.toFixed(1).padStart(7);
-  if (values.json) console.log(JSON.stringify({ pollers: POLLERS, seconds: SECONDS, idle, training: busy }));
+  if (values.json) console.log(JSON.stringify({ pollers: POLLERS, seconds: SECONDS, idle, training: busy, upload }));
   console.log(`GET job latency, ${POLLERS} concurrent pollers, ${SECONDS} s each (ms)`);
   console.log('             requests  req/s     p50     p90     p99     max  errors');
   for (const [name, r] of [['idle', idle], ['training', busy]] as const) {
     console.log(`${name.padEnd(12)} ${String(r.requests).padStart(8)} ${String(r.perS).padStart(6)} ${f(r.p50)} ${f(r.p90)} ${f(r.p99)} ${f(r.max)} ${String(r.errors).padStart(7)}`);
   }
   console.log(`(meanwhile the training job went from ${before}% to ${after}%)`);
+  if (upload) console.log(`upload: ${upload.mb.toFixed(0)} MB, ${upload.examples} examples, validated and stored in ${upload.seconds.toFixed(1)} s (${(upload.mb / upload.seconds).toFixed(1)} MB/s)`);
 } finally {
   server.kill('SIGTERM');
   await new Promise((r) => server.on('exit', r));

@@ -81,6 +81,14 @@ const toResource = (r: Row): Resource => ({ ...r, body: JSON.parse(r.body), meta
 
 export class SqliteStore implements Store {
   private db: Database.Database;
+  private stmts = new Map<string, Database.Statement>();
+
+  /** Prepared once per SQL text (a GET is one cached statement). */
+  private sql(text: string): Database.Statement {
+    let st = this.stmts.get(text);
+    if (!st) this.stmts.set(text, (st = this.db.prepare(text)));
+    return st;
+  }
 
   constructor(file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -92,14 +100,14 @@ export class SqliteStore implements Store {
   }
 
   insert(r: Omit<Resource, 'seq'>): boolean {
-    const res = this.db
-      .prepare('INSERT OR IGNORE INTO resources (kind, name, account, state, body, meta) VALUES (?, ?, ?, ?, ?, ?)')
+    const res = this
+      .sql('INSERT OR IGNORE INTO resources (kind, name, account, state, body, meta) VALUES (?, ?, ?, ?, ?, ?)')
       .run(r.kind, r.name, r.account, r.state, JSON.stringify(r.body), JSON.stringify(r.meta));
     return res.changes === 1;
   }
 
   get(kind: Kind, name: string): Resource | undefined {
-    const row = this.db.prepare('SELECT * FROM resources WHERE kind = ? AND name = ?').get(kind, name) as Row | undefined;
+    const row = this.sql('SELECT * FROM resources WHERE kind = ? AND name = ?').get(kind, name) as Row | undefined;
     return row && toResource(row);
   }
 
@@ -109,12 +117,12 @@ export class SqliteStore implements Store {
     if (patch.state !== undefined) sets.push('state = ?'), args.push(patch.state);
     if (patch.body !== undefined) sets.push('body = ?'), args.push(JSON.stringify(patch.body));
     if (patch.meta !== undefined) sets.push('meta = ?'), args.push(JSON.stringify(patch.meta));
-    if (sets.length) this.db.prepare(`UPDATE resources SET ${sets.join(', ')} WHERE kind = ? AND name = ?`).run(...args, kind, name);
+    if (sets.length) this.sql(`UPDATE resources SET ${sets.join(', ')} WHERE kind = ? AND name = ?`).run(...args, kind, name);
     return this.get(kind, name);
   }
 
   delete(kind: Kind, name: string): boolean {
-    return this.db.prepare('DELETE FROM resources WHERE kind = ? AND name = ?').run(kind, name).changes === 1;
+    return this.sql('DELETE FROM resources WHERE kind = ? AND name = ?').run(kind, name).changes === 1;
   }
 
   list(kind: Kind, q: ListQuery): Page {
@@ -124,10 +132,10 @@ export class SqliteStore implements Store {
       where += ` AND state ${q.exclude ? 'NOT IN' : 'IN'} (${q.states.map(() => '?').join(', ')})`;
       args.push(...q.states);
     }
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM resources WHERE ${where}`).get(...args) as { n: number }).n;
+    const total = (this.sql(`SELECT COUNT(*) AS n FROM resources WHERE ${where}`).get(...args) as { n: number }).n;
     const after = q.after === undefined ? '' : ' AND seq < ?';
-    const rows = this.db
-      .prepare(`SELECT * FROM resources WHERE ${where}${after} ORDER BY seq DESC LIMIT ?`)
+    const rows = this
+      .sql(`SELECT * FROM resources WHERE ${where}${after} ORDER BY seq DESC LIMIT ?`)
       .all(...args, ...(q.after === undefined ? [] : [q.after]), q.pageSize + 1) as Row[];
     const more = rows.length > q.pageSize;
     const items = rows.slice(0, q.pageSize).map(toResource);
@@ -136,17 +144,17 @@ export class SqliteStore implements Store {
 
   inStates(kind: Kind, states: string[]): Resource[] {
     if (!states.length) return [];
-    const rows = this.db
-      .prepare(`SELECT * FROM resources WHERE kind = ? AND state IN (${states.map(() => '?').join(', ')}) ORDER BY seq`)
+    const rows = this
+      .sql(`SELECT * FROM resources WHERE kind = ? AND state IN (${states.map(() => '?').join(', ')}) ORDER BY seq`)
       .all(kind, ...states) as Row[];
     return rows.map(toResource);
   }
 
   claim(kind: Kind, from: string, to: string): Resource | undefined {
     return this.transaction(() => {
-      const row = this.db.prepare('SELECT * FROM resources WHERE kind = ? AND state = ? ORDER BY seq LIMIT 1').get(kind, from) as Row | undefined;
+      const row = this.sql('SELECT * FROM resources WHERE kind = ? AND state = ? ORDER BY seq LIMIT 1').get(kind, from) as Row | undefined;
       if (!row) return undefined;
-      this.db.prepare('UPDATE resources SET state = ? WHERE seq = ?').run(to, row.seq);
+      this.sql('UPDATE resources SET state = ? WHERE seq = ?').run(to, row.seq);
       return toResource({ ...row, state: to });
     });
   }
