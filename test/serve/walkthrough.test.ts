@@ -56,6 +56,7 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
 
     const models = await curl([`${base}/models`]);
     expect(models.models.map((m: { name: string }) => m.name)).toEqual(['accounts/local/models/walk-model']);
+    expect(models.totalSize).toBe(1);
     expect(models.models[0]).toMatchObject({ kind: 'HF_PEFT_ADDON', state: 'READY', peftDetails: { baseModel: body.baseModel, r: 8 } });
     const base2 = await curl([`${srv.url}/v1/accounts/fireworks/models`]);
     expect(base2.models.map((m: { name: string }) => m.name).sort()).toEqual(['accounts/fireworks/models/lorasft-demo', 'accounts/fireworks/models/tiny-qwen3']);
@@ -69,6 +70,17 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
     const a = loadAdapter(dl);
     expect(a.cfg.rank).toBe(8);
     expect(fs.readFileSync(path.join(dl, 'adapter_model.safetensors')).equals(fs.readFileSync(path.join(jobDir(data, 'walk'), 'out/adapter_model.safetensors')))).toBe(true);
+
+    // Continued training from the output model: warmStartFrom takes the addon, its base model comes with it.
+    const warm = await curl(['-X', 'POST', `${base}/supervisedFineTuningJobs?supervisedFineTuningJobId=warm`, '-H', 'Content-Type: application/json',
+      '-d', JSON.stringify({ dataset: 'walk-data', warmStartFrom: 'walk-model', maxSteps: 1, batchSize: 64, evalAutoCarveout: false })]);
+    expect(warm).toMatchObject({ warmStartFrom: 'accounts/local/models/walk-model', baseModel: body.baseModel, outputModel: 'accounts/local/models/warm' });
+    const w = await waitFor('job warm to finish', async () => {
+      const j = await curl([`${base}/supervisedFineTuningJobs/warm`]);
+      return ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED'].includes(j.state) ? j : undefined;
+    });
+    expect(w.state, JSON.stringify(w.status)).toBe('JOB_STATE_COMPLETED');
+    expect((await curl([`${base}/models/warm`])).peftDetails).toMatchObject({ baseModel: body.baseModel, r: 8 });
   });
 
   it('the large-file path: :getUploadEndpoint, PUT to the signed URL, :validateUpload', async () => {
