@@ -97,6 +97,7 @@ export function resolveJobSpec(svc: Service, account: string, jobId: string, bod
 
   let template = '';
   if (given.jinjaTemplate) {
+    if (!/\{\{|\{%/.test(given.jinjaTemplate)) throw badRequest('jinjaTemplate must be the template text (containing {{ or {%); the server reads no file paths');
     template = path.join(jobDir, 'template.jinja'); // the text, never read as a path on this machine
     echo.jinjaTemplate = given.jinjaTemplate;
   }

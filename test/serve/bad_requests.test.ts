@@ -109,6 +109,7 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
   ['create job: missing base model', 'POST', `${A}/supervisedFineTuningJobs`, { body: job({ baseModel: 'accounts/fireworks/models/nope' }) }, 400, /does not exist/],
   ['create job: base model and warm start', 'POST', `${A}/supervisedFineTuningJobs`, { body: job({ warmStartFrom: 'queued-out' }) }, 400, /exactly one of baseModel or warmStartFrom/],
   ['create job: bad job id', 'POST', `${A}/supervisedFineTuningJobs?supervisedFineTuningJobId=Bad_Id`, { body: job() }, 400, /invalid supervisedFineTuningJobId/],
+  ['create job: a template path', 'POST', `${A}/supervisedFineTuningJobs`, { body: job({ jinjaTemplate: '/etc/passwd' }) }, 400, /jinjaTemplate must be the template text/],
   ['create job: jobId in the body', 'POST', `${A}/supervisedFineTuningJobs`, { body: job({ jobId: 'x' }) }, 400, /supervisedFineTuningJobId/],
   ['create job: exists', 'POST', `${A}/supervisedFineTuningJobs?supervisedFineTuningJobId=queued`, { body: job() }, 409, /already exists/],
   ['create job: output model taken', 'POST', `${A}/supervisedFineTuningJobs`, { body: job({ outputModel: 'queued-out' }) }, 409, /output of a queued or running job/],
