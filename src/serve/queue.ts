@@ -50,7 +50,15 @@ export class JobQueue {
 
   private launch(name: string, body: Json, meta: Json): void {
     const dir = meta.dir as string;
-    const child = startTrainer(dir);
+    let child: ChildProcess;
+    try {
+      child = startTrainer(dir);
+    } catch (e) {
+      const now = new Date().toISOString();
+      const status = { code: 'INTERNAL', message: `cannot start the trainer: ${(e as Error).message}` };
+      this.svc.store.update('job', name, { state: 'JOB_STATE_FAILED', body: { ...body, state: 'JOB_STATE_FAILED', status, updateTime: now, completedTime: now } });
+      return;
+    }
     const startedAt = new Date().toISOString();
     const status = { code: 'OK', message: (meta.runs as number) > 0 ? 'resuming from the last checkpoint' : 'validating dataset and model' };
     this.svc.store.update('job', name, { body: { ...body, state: 'JOB_STATE_VALIDATING', status, updateTime: startedAt }, meta: { ...meta, pid: child.pid, runs: (meta.runs as number) + 1 } });

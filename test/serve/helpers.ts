@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { BIN } from '../train/fixture.ts';
 
@@ -23,6 +24,11 @@ const servers = new Set<Serve>();
 /** Starts `lorasft serve --port 0 --data-dir DIR ...` and resolves once it prints its URL. */
 export function startServe(dataDir: string, args: string[] = [], env: Record<string, string> = {}): Promise<Serve> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Below the test runner's priority (its trainers inherit it): on a loaded 2-core machine the runner must still
+  // get the CPU to answer its workers.
+  try {
+    os.setPriority(child.pid!, 10);
+  } catch { /* not permitted: run at normal priority */ }
   let out = '';
   const exited = new Promise<void>((res) => child.on('exit', () => res()));
   const waitExit = (sig: NodeJS.Signals) => {
