@@ -158,16 +158,21 @@ export function readConfigFile(file: string, notice: (msg: string) => void): Par
     throw new UserError(jsonSyntaxError(file, stripped));
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UserError(`${file}: expected a JSON object (the job's request body)`);
+  return configFromBody(body as Record<string, unknown>, file, notice);
+}
+
+/** The config fields of a job request body (a --config file, or `lorasft serve`'s POST), checked; `where` prefixes errors. */
+export function configFromBody(body: Record<string, unknown>, where: string, notice: (msg: string) => void): Partial<TrainConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(body)) {
     if (key in IGNORED_FIELDS) {
-      notice(`${file}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
+      notice(`${where}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
       continue;
     }
     const f = (FIELDS as Record<string, Field>)[key];
-    if (!f) throw new UserError(`${file}: unknown field '${key}' (known: ${Object.keys(FIELDS).join(', ')})`);
+    if (!f) throw new UserError(`${where}: unknown field '${key}' (known: ${Object.keys(FIELDS).join(', ')})`);
     if (v === null) continue;
-    out[key] = coerce(key, f, v, file);
+    out[key] = coerce(key, f, v, where);
   }
   return out as Partial<TrainConfig>;
 }
