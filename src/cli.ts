@@ -19,6 +19,7 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ run(argv: s
   serve: { help: 'serve the REST API for datasets, fine-tuning jobs and models', load: () => import('./commands/serve.ts') },
   dataset: { help: 'create, get, list, delete datasets on a lorasft serve', load: () => import('./commands/dataset.ts') },
   sftj: { help: 'create, get, list, cancel, resume, delete fine-tuning jobs on a lorasft serve', load: () => import('./commands/sftj.ts') },
+  deployment: { help: 'create, get, list, delete deployments on a lorasft serve; load-lora, unload-lora', load: () => import('./commands/deployment.ts') },
   model: { help: 'list, get, download, delete models on a lorasft serve; import a local model dir', load: () => import('./commands/model.ts') },
 };
 

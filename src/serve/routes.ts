@@ -9,6 +9,19 @@ import type { Service } from './service.ts';
 import { DATASET_ROUTES } from './datasets.ts';
 import { JOB_ROUTES } from './jobs.ts';
 import { MODEL_ROUTES } from './models.ts';
+import * as path from 'node:path';
+import { deploymentRoutes } from './deployment_routes.ts';
+import { metricsStreamRoute, type JobLookup } from './dashboard_routes.ts';
+import { resourceName } from './ids.ts';
+import { logFile, outDir } from './worker.ts';
+
+/** A job's state and metrics.jsonl, for the dashboard's live loss curves. */
+const jobLookup = (svc: Service): JobLookup => ({
+  job(account, id) {
+    const r = svc.store.get('job', resourceName(account, 'supervisedFineTuningJobs', id));
+    return r && { state: r.state, metricsFile: path.join(outDir(r.meta.dir as string), 'metrics.jsonl'), logFile: logFile(r.meta.dir as string) };
+  },
+});
 
 export type Method = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
 
@@ -33,7 +46,7 @@ export interface Route {
   handle(ctx: Ctx): unknown | Promise<unknown>;
 }
 
-export const ROUTES: Route[] = [...DATASET_ROUTES, ...JOB_ROUTES, ...MODEL_ROUTES];
+export const ROUTES: Route[] = [...DATASET_ROUTES, ...JOB_ROUTES, ...MODEL_ROUTES, ...deploymentRoutes<Ctx>((c) => c.svc.deployments), metricsStreamRoute<Ctx>((c) => jobLookup(c.svc))];
 
 interface Parsed {
   account: string;

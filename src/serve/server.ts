@@ -14,6 +14,10 @@ import { loadSecret, serveDownload } from './download.ts';
 import { receiveSignedUpload } from './bigupload.ts';
 import { ADDON_FILES, importBaseModel } from './models.ts';
 import { JobQueue } from './queue.ts';
+import { handleDashboard } from './dashboard_routes.ts';
+import { DeploymentService } from './deployment_service.ts';
+import { handleInference, INFERENCE_PREFIX } from './inference_routes.ts';
+import { StoreModelRegistry } from './store_registry.ts';
 import type { ServeOptions, Service } from './service.ts';
 import { openStore, type Store } from './store.ts';
 
@@ -40,10 +44,12 @@ async function handle(svc: Service, req: http.IncomingMessage, res: http.ServerR
   const rawPath = q === -1 ? raw : raw.slice(0, q);
   const query = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1));
   try {
+    if (handleDashboard(req, res, rawPath)) return;
     if (rawPath === '/healthz') return sendJson(res, 200, { status: 'SERVING', runningJobs: svc.queue.size });
     if (rawPath.startsWith('/download/')) return serveDownload(svc.store, svc.secret, rawPath, query, res, ADDON_FILES);
     if (rawPath.startsWith('/upload/')) return await receiveSignedUpload(svc, rawPath, query, req, res);
     if (!authorized(req, svc.opts.apiKey)) throw new ApiError(401, 'missing or wrong API key (send Authorization: Bearer $LORASFT_API_KEY)');
+    if (rawPath === INFERENCE_PREFIX || rawPath.startsWith(`${INFERENCE_PREFIX}/`)) return await handleInference(svc.deployments, req, res, rawPath);
     await dispatch(svc, req, res, rawPath, query);
   } catch (e) {
     if (!(e instanceof ApiError)) console.error(`error: ${req.method} ${rawPath.slice(0, 200)}: ${(e as Error).stack ?? e}`);
@@ -116,6 +122,7 @@ export async function startServer(opts: ServeOptions, o: { demo: boolean; log?: 
   const store = openStore(opts.dataDir);
   const svc = { store, opts, secret: loadSecret(opts.dataDir), uploading: new Set<string>(), baseUrl: '' } as Service;
   svc.queue = new JobQueue(svc);
+  svc.deployments = new DeploymentService(new StoreModelRegistry(store), { log });
   const requeued = await recover(store);
   if (requeued) log(`recovered ${requeued} job(s) that were running when the server stopped; they resume from their checkpoints`);
   if (o.demo) registerDemo(store, opts.dataDir, log);
@@ -137,6 +144,7 @@ export async function startServer(opts: ServeOptions, o: { demo: boolean; log?: 
       server.close();
       server.closeAllConnections();
       await svc.queue.close();
+      await svc.deployments.close();
       store.close();
       unlock();
     },

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import type { Store } from './store.ts';
 import type { JobQueue } from './queue.ts';
+import type { DeploymentService } from './deployment_service.ts';
 
 export interface ServeOptions {
   host: string;
@@ -25,6 +26,8 @@ export interface Service {
   secret: Buffer;
   /** Datasets with an upload in progress (a second concurrent upload is a 409). */
   uploading: Set<string>;
+  /** Deployments held by this process (weights in memory) and their LoRA models. */
+  deployments: DeploymentService;
 }
 
 /** On-disk layout under the data dir; every segment is a checked resource id, so no path leaves the dir. */
