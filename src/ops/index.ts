@@ -5,6 +5,7 @@ export { rmsNorm } from './rms_norm.ts';
 export { swiglu } from './swiglu.ts';
 export { rope } from './rope.ts';
 export { loraLinear } from './lora_linear.ts';
+export { bf16Tensor, isBf16, logicalShape, matMulBf16 } from './matmul_bf16.ts';
 
 import * as tf from '@tensorflow/tfjs-core';
 

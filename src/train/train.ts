@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { initBackend } from '../backend/index.ts';
+import { bf16Support, checkpointDtype, precisionLine, resolvePrecision } from '../model/precision.ts';
 import { loadDataset } from '../data/validate.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import { buildExamples } from '../data/pipeline.ts';
@@ -155,7 +156,13 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     job.jobProgress.totalInputRequests = trainRaw.length;
 
     // ---- model: base + LoRA (fresh, warm start, or checkpoint) ----
-    base = await loadBaseModel(cfg.baseModel);
+    const precision = resolvePrecision(cfg.precision, checkpointDtype(cfg.baseModel), bf16Support());
+    if (cfg.precision !== precision) {
+      if (!opts.resume) writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify({ ...cfg, precision }, null, 2) + '\n');
+      cfg = { ...cfg, precision };
+    }
+    log(`precision: ${precisionLine(precision)}`);
+    base = await loadBaseModel(cfg.baseModel, { precision });
     const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
     if (resumed) lora = loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
     else if (cfg.warmStartFrom) {
