@@ -42,14 +42,17 @@ struct Api {
 } api;
 handle_t engine = nullptr, stream = nullptr;
 
-struct Prim { handle_t pd, prim; md_t src, wei, dst; };
-std::map<std::tuple<int, int, int, bool>, Prim> cache;
-
 template <typename F> bool sym(void* h, const char* name, F& f) { return (f = (F)dlsym(h, name)) != nullptr; }
 
-// The matmul primitive for one shape (created on first use; oneDNN picks the ISA, AMX/AVX512_BF16 here).
-const Prim* prim(bool transW, int M, int N, int K) {
-  auto key = std::make_tuple(M, N, K, transW);
+struct Prim { handle_t pd, prim; md_t src, wei, dst; };
+// Layouts of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]). (Swapping roles for the lm_head, y^T = W x^T
+// with a transposed dst, was tried: oneDNN 2.6 has no fast kernel for a transposed dst.)
+enum Mode { XWT = 0, XW = 1 };
+std::map<std::tuple<int, int, int, int>, Prim> cache;
+
+// The matmul primitive for one shape and layout (created on first use; oneDNN picks the ISA, AMX/AVX512_BF16 here).
+const Prim* prim(Mode mode, int M, int N, int K) {
+  auto key = std::make_tuple(M, N, K, (int)mode);
   auto it = cache.find(key);
   if (it != cache.end()) return &it->second;
   if (cache.size() >= 256) {  // many distinct M (loss rows vary per batch): start over
@@ -58,7 +61,7 @@ const Prim* prim(bool transW, int M, int N, int K) {
   }
   Prim p{};
   const int64_t sd[2] = {M, K}, ss[2] = {K, 1}, wd[2] = {K, N}, dd[2] = {M, N}, ds[2] = {N, 1};
-  const int64_t ws[2] = {transW ? 1 : N, transW ? K : 1};
+  const int64_t ws[2] = {mode == XW ? N : 1, mode == XW ? 1 : K};
   matmul_desc_t op;
   if (api.md_init_by_strides(&p.src, 2, sd, DT_BF16, ss) || api.md_init_by_strides(&p.wei, 2, wd, DT_BF16, ws) ||
       api.md_init_by_strides(&p.dst, 2, dd, DT_F32, ds) || api.matmul_desc_init(&op, &p.src, &p.wei, nullptr, &p.dst) ||
@@ -70,8 +73,8 @@ const Prim* prim(bool transW, int M, int N, int K) {
   return &(cache[key] = p);
 }
 
-bool runDnnl(bool transW, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y) {
-  const Prim* p = prim(transW, M, N, K);
+bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y) {
+  const Prim* p = prim(mode, M, N, K);
   if (!p) return false;
   handle_t ms = nullptr, mw = nullptr, md = nullptr;
   bool ok = !api.mem_create(&ms, &p->src, engine, (void*)xb) && !api.mem_create(&mw, &p->wei, engine, (void*)W) &&
@@ -123,7 +126,7 @@ void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t
     uint16_t* xb = scratch.data();
 #pragma omp parallel for num_threads(g_threads) if ((size_t)M * K > (1 << 16))
     for (int64_t i = 0; i < (int64_t)M * K; i++) xb[i] = toBf16(x[i]);
-    if (runDnnl(transW, M, N, K, xb, W, y)) return;
+    if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y)) return;
     g_bf16.dnnl = false;
     g_bf16.error = "oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
   }
@@ -169,6 +172,6 @@ void loadDnnl() {
     g_bf16.error = "oneDNN: cannot create a CPU engine/stream";
     return;
   }
-  g_bf16.dnnl = prim(true, 16, 64, 64) != nullptr;  // one small bf16 matmul proves the path
+  g_bf16.dnnl = prim(XWT, 16, 64, 64) != nullptr;  // one small bf16 matmul proves the path
   if (!g_bf16.dnnl) g_bf16.error = "oneDNN has no bf16 matmul for this CPU";
 }
