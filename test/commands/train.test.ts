@@ -115,6 +115,22 @@ describe('lorasft train (CLI)', () => {
     expect(trainSteps('killed')).toBe(trainSteps('full')); // metrics read as one run
   });
 
+  it('--precision bf16 (F32 checkpoint narrowed): recorded, and killed + resumed ends with the same adapter bytes', async () => {
+    const BF = [...JOB, '--precision', 'bf16'];
+    const full = cli([...fixtureFlags(fx, 'bf16-full'), ...BF]);
+    expect(full.status, full.stderr).toBe(0);
+    expect(full.stdout).toMatch(/^precision: bf16 weights, bf16 matmuls with fp32 accumulation/m);
+    const rc = (out: string) => JSON.parse(fs.readFileSync(path.join(fx.root, out, 'resolved_config.json'), 'utf8')).precision;
+    expect(rc('bf16-full')).toBe('bf16');
+    expect(rc('full')).toBe('fp32'); // auto on an F32 checkpoint
+    expect(adapterBytes('bf16-full').equals(adapterBytes('full'))).toBe(false); // bf16 matmuls really ran
+    const killed = await runUntil([...fixtureFlags(fx, 'bf16-killed'), ...BF], () => fs.existsSync(path.join(fx.root, 'bf16-killed', 'checkpoints', 'step-000003')), 'SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    const resumed = cli(['--resume', path.join(fx.root, 'bf16-killed')]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(adapterBytes('bf16-killed').equals(adapterBytes('bf16-full'))).toBe(true);
+  });
+
   it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and --resume completes it identically', async () => {
     const out = path.join(fx.root, 'cancel');
     const r = await runUntil([...fixtureFlags(fx, 'cancel'), ...JOB], () => fs.existsSync(path.join(out, 'checkpoints', 'step-000002')), 'SIGINT');
