@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian machine, one line per step; everything the tools print goes to .cache/setup.log,
-# shown (its end) when a step fails. Steps: Debian packages (OpenBLAS for the native CPU backend, optional;
+# shown (its end) when a step fails. Steps: Debian packages (OpenBLAS for the native CPU backend and oneDNN for
+# its bf16 matmuls, both optional;
 # curl and Chromium for the service's and dashboard's tests), npm ci (which builds the native addon and
 # better-sqlite3), and `lorasft` on PATH (the link `npm link` would make, without its reinstall).
 set -euo pipefail
@@ -37,6 +38,8 @@ apt_step() {
 
 apt_step "OpenBLAS (libopenblas0-pthread, for the native backend)" "ldconfig -p | grep -q 'libopenblas\.so\.0'" \
   libopenblas0-pthread "lorasft will run on the slow 'cpu' backend"
+apt_step "oneDNN (libdnnl2, bf16 matmuls on AVX512_BF16/AMX for --precision bf16)" "ldconfig -p | grep -q 'libdnnl\.so\.2'" \
+  libdnnl2 "bf16 weights will be widened to fp32 per layer"
 apt_step "curl (the REST walk-through test drives lorasft serve with it)" "command -v curl" curl \
   "the service's walk-through test will fail"
 apt_step "Chromium (Debian's, for the dashboard's browser test; no browser download)" "command -v chromium" chromium \

@@ -40,6 +40,7 @@ export interface TrainConfig {
   seed: number;
   backend: string;
   threads: number;
+  precision: 'auto' | 'fp32' | 'bf16';
 }
 
 type Kind = 'string' | 'number' | 'int' | 'boolean';
@@ -89,6 +90,7 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
   seed: { kind: 'int', default: 42, rest: false, help: 'seed for LoRA init, carve-out, data order and dropout' },
   backend: { kind: 'string', default: '', rest: false, help: 'tensor backend: native, cpu, tensorflow', defaultText: 'the fastest present' },
   threads: { kind: 'int', default: 0, rest: false, help: 'compute threads for the native backend', defaultText: '0: all cores' },
+  precision: { kind: 'string', default: 'auto', rest: false, choices: ['auto', 'fp32', 'bf16'], help: 'base weights and their matmuls: bf16 keeps 16-bit weights 16-bit (bf16 matmuls, fp32 accumulation; LoRA, optimizer, norms and loss stay fp32); auto: bf16 for bf16 checkpoints on CPUs with native bf16 (AVX512_BF16 + oneDNN), else fp32. resolved_config.json records the choice' },
 };
 
 /** Request-body fields that mean nothing on one machine: accepted, ignored, with a notice. */

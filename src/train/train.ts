@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { initBackend } from '../backend/index.ts';
+import { bf16Support, checkpointDtype, precisionLine, resolvePrecision } from '../model/precision.ts';
 import { loadDataset } from '../data/validate.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import { buildExamples } from '../data/pipeline.ts';
@@ -138,10 +139,14 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   if (opts.resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
   if (opts.resume) checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
   const resumed = opts.resume ? loadLatestCheckpoint(outDir, (m) => log(`warning: ${m}`)) : null;
+  let backendUsed: BackendUsed | undefined;
+  /** resolved_config.json: the config as resolved so far (input paths absolute, precision) and the backend used. */
+  const writeResolved = () =>
+    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify({ ...absolutePaths(cfg), ...(backendUsed ? { backendUsed } : {}) }, null, 2) + '\n');
   if (!opts.resume) {
     writeJob(job, outDir);
     testHook('after-job-json');
-    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(absolutePaths(cfg), null, 2) + '\n');
+    writeResolved();
     writeFileAtomic(metricsFile(outDir), '');
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
@@ -151,7 +156,6 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
   };
 
-  let backendUsed: BackendUsed | undefined;
   let firstRow = true;
   /** metrics.jsonl; the first row this process writes records the backend that computed it. */
   const record = (row: MetricsRow) => {
@@ -167,7 +171,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
     log(`backend: ${backend.name} (${backend.reason})`);
     backendUsed = { name: backend.name, library: backend.library, threads: backend.threads, reason: backend.reason, requested: cfg.backend || 'auto' };
-    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify({ ...absolutePaths(cfg), backendUsed }, null, 2) + '\n');
+    writeResolved();
     job.local = { backend: backendUsed };
 
     // ---- data: validate -> carve out eval -> render/tokenize/mask/truncate ----
@@ -191,7 +195,13 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     job.jobProgress.totalInputRequests = trainRaw.length;
 
     // ---- model: base + LoRA (fresh, warm start, or checkpoint) ----
-    base = await loadBaseModel(cfg.baseModel);
+    const precision = resolvePrecision(cfg.precision, checkpointDtype(cfg.baseModel), bf16Support());
+    if (cfg.precision !== precision) {
+      cfg = { ...cfg, precision };
+      if (!opts.resume) writeResolved();
+    }
+    log(`precision: ${precisionLine(precision)}`);
+    base = await loadBaseModel(cfg.baseModel, { precision });
     await yieldToSignals();
     const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
     if (resumed) lora = loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
