@@ -14,7 +14,9 @@
         "kernels/Elementwise.cc",
         "kernels/LoraLinear.cc",
         "kernels/AdamW.cc",
-        "kernels/Gather.cc"
+        "kernels/Gather.cc",
+        "kernels/Dnnl.cc",
+        "kernels/MatMulBf16.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

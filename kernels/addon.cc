@@ -12,6 +12,7 @@ int g_threads = 1;
 // Registered here rather than in blas.h: kernels/AdamW.cc (optimizer update) and kernels/Gather.cc (row gather).
 void InitAdamW(Napi::Env env, Napi::Object exports);
 void InitGather(Napi::Env env, Napi::Object exports);
+void InitMatMulBf16(Napi::Env env, Napi::Object exports);  // kernels/MatMulBf16.cc (oneDNN bf16, kernels/Dnnl.cc)
 
 static void loadBlas() {
   const char* forced = std::getenv("LORASFT_OPENBLAS");
@@ -110,6 +111,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitLoraLinear(env, exports);
   InitAdamW(env, exports);
   InitGather(env, exports);
+  InitMatMulBf16(env, exports);
   return exports;
 }
 

@@ -1,13 +1,18 @@
-// One LoRA training step (issue 5): forward + backward through src/model (lossAndGrads) + AdamW on the LoRA
-// tensors, rank 8 on all 7 linears, fp32, batch 1, random weights (no download), for two model shapes.
-// Usage: npm run bench -- --shape smollm2-135m|qwen3-0.6b [--seq 512] [--steps 4] [--backend B] [--threads N]
+// One LoRA training step (issues 5, 14): forward + backward through src/model (lossAndGrads) + AdamW on the LoRA
+// tensors, rank 8 on all 7 linears, batch 1, random weights (no download; bf16 ones made directly in 16-bit).
+// Usage: npm run bench -- --shape smollm2-135m|qwen3-0.6b|qwen3-1.7b|llama3-8b [--seq 512] [--steps 4]
+//        [--precision fp32|bf16] [--checkpoint auto|on|off] [--layers N] [--backend B] [--threads N]
 //        [--profile] [--json]          (last line with --json: {"shape", "tokens_per_s", "peak_rss_bytes", ...})
+// llama3-8b defaults to T=2048 with activation checkpointing on; --layers N keeps N layers (memory extrapolates).
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { parseModelConfig } from '../src/model/config.ts';
 import { expectedWeights, lossAndGrads, type BaseModel } from '../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora } from '../src/model/lora.ts';
 import { ropeInvFreq } from '../src/model/rope.ts';
+import { bf16Support } from '../src/model/precision.ts';
+import { bf16Tensor } from '../src/ops/index.ts';
+import { loadAddon } from '../src/backend/addon.ts';
 import { ADAMW_DEFAULTS, adamwStep, createAdamWState } from '../src/train/optimizer.ts';
 import { profileKernels } from './bench-profile.ts';
 
@@ -19,7 +24,26 @@ const SHAPES: Record<string, Record<string, unknown>> = {
   'qwen3-0.6b': { model_type: 'qwen3', hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28,
     num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, vocab_size: 151936, tie_word_embeddings: true,
     rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960 },
+  'qwen3-1.7b': { model_type: 'qwen3', hidden_size: 2048, intermediate_size: 6144, num_hidden_layers: 28,
+    num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, vocab_size: 151936, tie_word_embeddings: true,
+    rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960 },
+  'llama3-8b': { model_type: 'llama', hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
+    num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256, tie_word_embeddings: false,
+    rope_theta: 500000, rms_norm_eps: 1e-5, max_position_embeddings: 8192 },
 };
+
+/** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm. */
+function matmulPeak(): number | undefined {
+  const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => void> | null;
+  if (backend.name !== 'native' || !addon) return undefined;
+  const [M, N, K] = [2048, 1024, 1024];
+  const x = new Float32Array(M * K).fill(0.5), y = new Float32Array(M * N), W = new Int32Array((N * K) / 2).fill(0x3c003c00);
+  const Wf = new Float32Array(N * K).fill(0.01);
+  const run = () => (precision === 'bf16' ? addon.matMulBf16(x, W, y, M, N, K, true) : addon.batchMatMul(x, Wf, y, 1, 1, M, N, K, false, true));
+  run();
+  const times = [0, 1, 2, 3, 4].map(() => { const t0 = performance.now(); run(); return performance.now() - t0; }).sort((a, b) => a - b);
+  return Number(((2 * M * N * K) / (times[0] / 1000) / 1e9).toFixed(1));
+}
 
 function flag(name: string, dflt?: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -31,20 +55,36 @@ if (!SHAPES[shape]) {
   console.error(`--shape: unknown shape '${shape}', expected one of ${Object.keys(SHAPES).join(', ')}`);
   process.exit(1);
 }
-const T = Number(flag('--seq', '512')), steps = Number(flag('--steps', '4'));
+const big = shape === 'llama3-8b';
+const T = Number(flag('--seq', big ? '2048' : '512')), steps = Number(flag('--steps', '4'));
+const precision = flag('--precision', 'fp32')!;
+const ckFlag = flag('--checkpoint', big ? 'on' : 'auto')!;
+if (!['fp32', 'bf16'].includes(precision) || !['auto', 'on', 'off'].includes(ckFlag)) {
+  console.error(`--precision fp32|bf16 and --checkpoint auto|on|off expected, got ${precision}, ${ckFlag}`);
+  process.exit(1);
+}
 const backend = await initBackend({ backend: flag('--backend'), threads: flag('--threads') ? Number(flag('--threads')) : undefined });
 console.log(`backend: ${backend.name} (${backend.reason})`);
+if (precision === 'bf16') console.log(`precision: bf16 (${bf16Support().detail})`);
 
 // Random base model: N(0, 0.02)-ish uniform weights, norms at 1 (a fast xorshift; values do not matter for speed).
-const config = parseModelConfig(SHAPES[shape], `${shape} (bench)`);
+// bf16: each value is rounded to bf16 as it is drawn, so no float32 copy of a weight exists.
+const layers = flag('--layers');
+const config = parseModelConfig({ ...SHAPES[shape], ...(layers ? { num_hidden_layers: Number(layers) } : {}) }, `${shape} (bench)`);
 let s = 12345;
+const f1 = new Float32Array(1), u1 = new Uint32Array(f1.buffer);
 const weights = new Map<string, tf.Tensor>();
 for (const [name, shp] of expectedWeights(config)) {
   const n = shp.reduce((a, b) => a * b, 1);
-  const v = new Float32Array(n);
+  const half = precision === 'bf16' && shp.length === 2 && !name.endsWith('norm.weight');
+  const v = half ? new Uint16Array(n) : new Float32Array(n);
   if (name.endsWith('norm.weight')) v.fill(1);
-  else for (let i = 0; i < n; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; v[i] = (s / 2147483648) * 0.035; }
-  weights.set(name, tf.tensor(v, shp));
+  else for (let i = 0; i < n; i++) {
+    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    f1[0] = (s / 2147483648) * 0.035;
+    v[i] = half ? (u1[0] + 0x7fff + ((u1[0] >>> 16) & 1)) >>> 16 : f1[0];
+  }
+  weights.set(name, half ? bf16Tensor(v as Uint16Array, shp) : tf.tensor(v as Float32Array, shp));
 }
 if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
 const base: BaseModel = { config, dir: '(random)', weights, invFreq: ropeInvFreq(config) };
@@ -59,7 +99,7 @@ const batch = { B: 1, T, inputIds, positionIds: Int32Array.from({ length: T }, (
 /** forward + backward + AdamW; returns seconds. */
 function step(): number {
   const t0 = performance.now();
-  const { grads } = lossAndGrads(base, lora, batch);
+  const { grads } = lossAndGrads(base, lora, batch, { checkpoint: ckFlag === 'auto' ? 'auto' : ckFlag === 'on' });
   const g = new Map([...grads].map(([k, t]) => [k, t.dataSync() as Float32Array]));
   adamwStep(params, g, opt, 1e-4, ADAMW_DEFAULTS);
   for (const [k, v] of lora) v.assign(tf.tensor(params.get(k)!, v.shape));
@@ -76,9 +116,12 @@ for (let i = 0; i < steps; i++) {
 const median = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
 let share: Record<string, number> | undefined;
 if (process.argv.includes('--profile')) share = profileKernels(backend.name, step);
+// Matmul work per token: 2 x params forward + 2 x params for dX (LoRA: no weight gradients of the base).
+const P = [...expectedWeights(config)].filter(([n, sh]) => sh.length === 2 && (n !== 'model.embed_tokens.weight' || config.tieWordEmbeddings)).reduce((a, [, sh]) => a + sh[0] * sh[1], 0);
 const result = {
-  shape, seq: T, backend: backend.name, threads: backend.reason, steps_timed: times.length,
+  shape, seq: T, layers: config.numLayers, precision, backend: backend.name, threads: backend.reason, steps_timed: times.length,
   step_s: Number(median.toFixed(3)), tokens_per_s: Number((T / median).toFixed(1)),
+  model_gflops: Number(((4 * P * T) / median / 1e9).toFixed(1)), matmul_peak_gflops: matmulPeak(),
   peak_rss_bytes: process.resourceUsage().maxRSS * 1024, kernel_share: share,
 };
 if (process.argv.includes('--json')) console.log(JSON.stringify(result));

@@ -16,6 +16,11 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ run(argv: s
   generate: { help: 'generate text with a base model and optional adapter', load: () => import('./commands/generate.ts') },
   merge: { help: 'merge an adapter into the base weights as a new HF model dir', load: () => import('./commands/merge.ts') },
   plot: { help: 'plot the loss curves of a job', load: () => import('./commands/plot.ts') },
+  serve: { help: 'serve the REST API for datasets, fine-tuning jobs and models', load: () => import('./commands/serve.ts') },
+  dataset: { help: 'create, get, list, delete datasets on a lorasft serve', load: () => import('./commands/dataset.ts') },
+  sftj: { help: 'create, get, list, cancel, resume, delete fine-tuning jobs on a lorasft serve', load: () => import('./commands/sftj.ts') },
+  deployment: { help: 'create, get, list, delete deployments on a lorasft serve; load-lora, unload-lora', load: () => import('./commands/deployment.ts') },
+  model: { help: 'list, get, download, delete models on a lorasft serve; import a local model dir', load: () => import('./commands/model.ts') },
 };
 
 function usage(): string {

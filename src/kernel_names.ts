@@ -58,3 +58,9 @@ export interface LoraLinearAttrs { scale: number; sharedX: boolean }
 /** dy, xl, W, A, B, u -> [dx = dy W, dxl = scale (dy B) A, dA, dB]; with attr sharedX (x is xl) -> [dx + dxl, dA, dB]. */
 export const LoraLinearGrad = 'LoraLinearGrad';
 export type LoraLinearGradInputs = { dy: TensorInfo; xl: TensorInfo; W: TensorInfo; A: TensorInfo; B: TensorInfo; u: TensorInfo } & NamedTensorInfoMap;
+
+/** Matmul with a frozen bf16 weight, fp32 accumulation: x [N,K] (rounded to bf16), W bf16 packed two per int32
+ *  ([Nout,K/2] if transposeW: y = x W^T [N,Nout]; else [K,Nout/2]: y = x W) -> y float32. */
+export const MatMulBf16 = 'MatMulBf16';
+export type MatMulBf16Inputs = { x: TensorInfo; W: TensorInfo } & NamedTensorInfoMap;
+export interface MatMulBf16Attrs { transposeW: boolean }

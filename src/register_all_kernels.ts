@@ -15,6 +15,7 @@ import { loraLinearConfigs, loraLinearGradConfigs } from './kernels/LoraLinear.t
 import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig, transposeConfig } from './kernels/Elementwise.ts';
 import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.ts';
 import { gatherV2Config } from './kernels/GatherV2.ts';
+import { matMulBf16Configs } from './kernels/MatMulBf16.ts';
 import { batchMatMulGradConfig } from './gradients/BatchMatMul_grad.ts';
 import { fusedAttentionGradConfig } from './gradients/FusedAttention_grad.ts';
 import { weightedCrossEntropyGradConfig } from './gradients/WeightedCrossEntropy_grad.ts';
@@ -23,6 +24,7 @@ import { swigluGradConfig } from './gradients/Swiglu_grad.ts';
 import { geluTanhMulGradConfig } from './gradients/GeluTanhMul_grad.ts';
 import { ropeGradConfig } from './gradients/Rope_grad.ts';
 import { loraLinearGradConfig } from './gradients/LoraLinear_grad.ts';
+import { matMulBf16GradConfig } from './gradients/MatMulBf16_grad.ts';
 
 const FUSED: KernelConfig[] = [
   ...fusedAttentionConfigs,
@@ -37,6 +39,7 @@ const FUSED: KernelConfig[] = [
   ...ropeConfigs,
   ...loraLinearConfigs,
   ...loraLinearGradConfigs,
+  ...matMulBf16Configs,
 ];
 
 export const NATIVE_KERNELS: KernelConfig[] = [
@@ -63,5 +66,6 @@ export const GRADIENTS: GradConfig[] = [
   swigluGradConfig,
   geluTanhMulGradConfig,
   ropeGradConfig,
+  matMulBf16GradConfig,
   loraLinearGradConfig,
 ];

@@ -9,6 +9,7 @@ export const SUBPROCESS_TESTS = [
   'test/model/make-tiny-model.test.ts',
   'test/backend/init_backend.test.ts',
   'test/train/lock.test.ts',
+  'test/serve/**/*.test.ts',
 ];
 
 export const SLOW_TESTS = [

@@ -1,14 +1,17 @@
 // WeightedCrossEntropy: sum_m w_m CE(h_m W^T, label_m) and its gradient wrt h in one pass, chunked over rows so
 // only [chunkRows, V] logits exist at a time (the [M, V] logits are never materialised).
-// Reference: loops in float64; native: kernels/CrossEntropy.cc (sgemm per chunk).
+// Reference: loops in float64; native: kernels/CrossEntropy.cc (sgemm per chunk). A packed bf16 W makes both
+// lm_head matmuls bf16 (h and dlogits rounded to bf16, fp32 sums; native: kernels/MatMulBf16.cc).
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { WeightedCrossEntropy } from '../kernel_names.ts';
+import { isPackedBf16, packedValues, roundBf16, weightF32 } from './MatMulBf16.ts';
 import { type Addon, alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
 export function weightedCrossEntropyRef(args: KernelArgs) {
   const { h: ht, W: Wt } = args.inputs;
   const [M, C] = ht.shape, V = Wt.shape[0];
-  const h = f32(args.backend, ht), W = f32(args.backend, Wt);
+  const bf16 = isPackedBf16(Wt), h = bf16 ? roundBf16(f32(args.backend, ht)) : f32(args.backend, ht);
+  const W = weightF32(args.backend, Wt);
   const labels = i32(args.backend, args.inputs.labels), w = f32(args.backend, args.inputs.weights);
   const dh = new Float32Array(M * C), logits = new Float64Array(V);
   let loss = 0;
@@ -26,7 +29,8 @@ export function weightedCrossEntropyRef(args: KernelArgs) {
     const lse = mx + Math.log(sum);
     loss += w[m] * (lse - logits[labels[m]]);
     for (let j = 0; j < V; j++) {
-      const g = w[m] * (Math.exp(logits[j] - lse) - (j === labels[m] ? 1 : 0));
+      let g = w[m] * (Math.exp(logits[j] - lse) - (j === labels[m] ? 1 : 0));
+      if (bf16) g = roundBf16(Float32Array.of(g))[0];
       for (let c = 0; c < C; c++) dh[m * C + c] += g * W[j * C + c];
     }
   }
@@ -37,7 +41,8 @@ function weightedCrossEntropyNative(args: KernelArgs, addon: Addon) {
   const { h: ht, W: Wt } = args.inputs;
   const [M, C] = ht.shape, V = Wt.shape[0];
   const loss = new Float32Array(1), dh = alloc(args.backend, M * C, false); // row chunks cover M, sgemm beta 0
-  addon.weightedCrossEntropy(f32(args.backend, ht), f32(args.backend, Wt), i32(args.backend, args.inputs.labels),
+  const [fn, W] = isPackedBf16(Wt) ? [addon.weightedCrossEntropyBf16, packedValues(args.backend, Wt)] : [addon.weightedCrossEntropy, f32(args.backend, Wt)];
+  fn(f32(args.backend, ht), W, i32(args.backend, args.inputs.labels),
     f32(args.backend, args.inputs.weights), loss, dh, M, C, V, Math.max(1, Math.min(M, args.attrs.chunkRows as number)));
   return [{ shape: [], values: loss }, { shape: [M, C], values: dh }];
 }

@@ -7,6 +7,7 @@ import { checkpointed } from './checkpoint.ts';
 import { geluTanhMul } from './gemma3.ts';
 import { loraAName, loraBName, PEFT_PREFIX, type LoraWeights } from './lora.ts';
 import type { BaseModel, KVCache } from './model.ts';
+import { embedRows, matMulWT } from './precision.ts';
 import { applyRope, ropeTables } from './rope.ts';
 
 /** RMSNorm over the last axis, in float32: x * rsqrt(mean(x^2) + eps) * w. */
@@ -44,13 +45,13 @@ function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
   const A = ctx.lora?.get(loraAName(module)) as tf.Tensor2D | undefined;
   const Bm = ctx.lora?.get(loraBName(module)) as tf.Tensor2D | undefined;
   if (!A || !Bm || !ctx.lora) {
-    const y = tf.matMul(x, W, false, true);
+    const y = matMulWT(x, W);
     return (bias ? tf.add(y, bias) : y) as tf.Tensor2D;
   }
   const p = ctx.lora.cfg.dropout;
   const xa = p > 0 && ctx.dropoutSeed !== undefined ? (tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) as tf.Tensor2D) : x;
   if (ctx.fused) return ops.loraLinear(x, W, A, Bm, ctx.lora.scale, { bias, xLora: xa });
-  let y = tf.matMul(x, W, false, true);
+  let y = matMulWT(x, W);
   if (bias) y = tf.add(y, bias);
   const ax = tf.mul(tf.matMul(xa, A, false, true), ctx.lora.scale); // [N, r]
   return tf.add(y, tf.matMul(ax, Bm, false, true)) as tf.Tensor2D;
@@ -100,7 +101,7 @@ export function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T
   const g: Geom = { B, T, P, seg, fusedAttn: ctx.fused && P === 0, cache };
   // Made up front: the per-layer tidy below would dispose tables made inside it.
   const layerTables = buildLayerTables(ctx.base, pos, g.fusedAttn ? null : { seg, B, T, P });
-  let x = tf.gather(weight(ctx.base, 'model.embed_tokens.weight'), tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [N, C]
+  let x = embedRows(weight(ctx.base, 'model.embed_tokens.weight') as tf.Tensor2D, ids); // [N, C]
   if (cfg.embedScale !== 1) x = tf.mul(x, cfg.embedScale); // Gemma: sqrt(C) in the model dtype
   for (let l = 0; l < cfg.numLayers; l++) {
     if (ctx.checkpoint && !cache && ctx.lora) {

@@ -4,6 +4,7 @@
 // Backward (custom gradient, recomputes each chunk's logits): dh = ((softmax(logits) - onehot(label)) * w * dy) @ W.
 // The per-row passes run on the logits' Float32Array: tfjs-cpu's softmax/logSumExp over [c, V] cost ~40x more.
 import * as tf from '@tensorflow/tfjs-core';
+import { matMulW, matMulWT } from './precision.ts';
 
 /** Rows per chunk: about 16M logits (64 MB) at a time, between 16 and 512 rows. */
 export function lossChunkRows(V: number): number {
@@ -44,7 +45,8 @@ export function softcapInPlace(x: Float32Array, cap: number): void {
 }
 
 /**
- * sum_m w[m] * CE(h[m] W^T, labels[m]). h [M, C] (differentiable, M >= 1), W [V, C] (constant lm_head),
+ * sum_m w[m] * CE(h[m] W^T, labels[m]). h [M, C] (differentiable, M >= 1), W [V, C] (constant lm_head, float32
+ * or packed bf16),
  * labels/w [M]. Returns a scalar whose gradient flows to h only.
  * eagerGrad: compute dLoss/dh [M, C] during the forward pass while each chunk's logits are at hand (2 lm_head
  * matmuls per step instead of 3); use it when a backward pass will follow.
@@ -65,7 +67,7 @@ export function chunkedWeightedCE(
   for (let s = 0; s < M; s += step) chunks.push([s, Math.min(M, s + step)]);
   /** logits [c, V] of rows s..e as a Float32Array (the tensor is disposed). */
   const chunkLogits = (hh: tf.Tensor2D, s: number, e: number): Float32Array => {
-    const t = tf.tidy(() => tf.matMul(tf.slice(hh, [s, 0], [e - s, -1]), W, false, true));
+    const t = tf.tidy(() => matMulWT(tf.slice(hh, [s, 0], [e - s, -1]), W));
     const data = t.dataSync() as Float32Array;
     t.dispose();
     if (opts.softcap) softcapInPlace(data, opts.softcap);
@@ -91,7 +93,7 @@ export function chunkedWeightedCE(
       for (let r = 0; r < e - s; r++) total += w[s + r] * (l[r] - logits[r * V + labels[s + r]]);
       if (opts.eagerGrad) {
         const d = uncap(ceLogitsGrad(logits, l, labels.subarray(s, e), Float64Array.from(w.subarray(s, e)), V), logits);
-        eager.push(tf.tidy(() => tf.matMul(tf.tensor2d(d, [e - s, V]), W))); // [c, C]
+        eager.push(tf.tidy(() => matMulW(tf.tensor2d(d, [e - s, V]), W))); // [c, C]
       }
     }
     if (opts.eagerGrad) {
@@ -108,7 +110,7 @@ export function chunkedWeightedCE(
         const logits = chunkLogits(hs, s, e);
         const scale = Float64Array.from(w.subarray(s, e), (x) => x * g);
         const d = uncap(ceLogitsGrad(logits, lse[k], labels.subarray(s, e), scale, V), logits);
-        return tf.tidy(() => tf.matMul(tf.tensor2d(d, [e - s, V]), W)); // [c, C]
+        return tf.tidy(() => matMulW(tf.tensor2d(d, [e - s, V]), W)); // [c, C]
       });
       if (parts.length === 1) return parts[0];
       const dh = tf.concat(parts, 0);

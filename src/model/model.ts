@@ -14,12 +14,16 @@ import { plusOneNorms, softcapLogits } from './gemma3.ts';
 import { chunkedWeightedCE } from './loss.ts';
 import { ropeInvFreq } from './rope.ts';
 import { listModelTensors, readSafetensors } from './safetensors.ts';
+import { keeps16, matMulWT, type Precision } from './precision.ts';
 
 export interface BaseModel {
   config: ModelConfig;
   dir: string;
-  /** HF names -> float32 tensors; 'lm_head.weight' aliases the embedding when tied. */
+  /** HF names -> float32 tensors (bf16: 2-D weights packed bf16, see src/ops/matmul_bf16.ts); 'lm_head.weight'
+   *  aliases the embedding when tied. */
   weights: Map<string, tf.Tensor>;
+  /** Precision of the 2-D base weights (default fp32). */
+  precision?: Precision;
   /** RoPE inverse frequencies [D/2] (scaling applied). */
   invFreq: Float64Array;
   /** Those of the sliding-window layers when they differ (Gemma rope_local_base_freq). */
@@ -122,8 +126,13 @@ export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
   return w;
 }
 
-/** Load a local HF model dir (config.json + model.safetensors or sharded index), converting weights to float32. */
-export async function loadBaseModel(dir: string): Promise<BaseModel> {
+/**
+ * Load a local HF model dir (config.json + model.safetensors or sharded index), tensor by tensor. fp32: every
+ * weight converted to float32. bf16: 2-D weights kept 16-bit (BF16 as read; F32/F16 narrowed one tensor at a
+ * time), norms and biases float32; no float32 copy of the model exists at any point.
+ */
+export async function loadBaseModel(dir: string, opts: { precision?: Precision } = {}): Promise<BaseModel> {
+  const precision = opts.precision ?? 'fp32';
   const config = loadModelConfig(dir);
   const available = listModelTensors(dir);
   const want = expectedWeights(config);
@@ -136,12 +145,15 @@ export async function loadBaseModel(dir: string): Promise<BaseModel> {
   }
   const weights = new Map<string, tf.Tensor>();
   for (const [file, names] of byFile) {
-    for (const [name, t] of readSafetensors(file, { names })) weights.set(name, tf.tensor(t.data, t.shape, 'float32'));
+    const keep16 = precision === 'bf16' ? (n: string, shape: number[]) => keeps16(n, shape) : undefined;
+    for (const [name, t] of readSafetensors(file, { names, keep16 })) {
+      weights.set(name, t.bf16 ? ops.bf16Tensor(t.bf16, t.shape) : tf.tensor(t.data, t.shape, 'float32'));
+    }
   }
   if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
   const invFreqLocal = config.ropeLocalTheta === null ? undefined
     : ropeInvFreq({ ...config, ropeTheta: config.ropeLocalTheta, ropeScaling: { type: 'default' } });
-  return { config, dir, weights, invFreq: ropeInvFreq(config), invFreqLocal, norms: plusOneNorms(config, weights) };
+  return { config, dir, weights, invFreq: ropeInvFreq(config), invFreqLocal, norms: plusOneNorms(config, weights), precision };
 }
 
 export function disposeBaseModel(base: BaseModel): void {
@@ -258,6 +270,6 @@ export function forwardLogits(
     let hidden: tf.Tensor2D = decoder(ctx, inputIds, pos, 1, T, cache);
     if (opts.lastOnly) hidden = tf.slice(hidden, [T - 1, 0], [1, -1]);
     const h = rmsNorm(ctx, hidden, 'model.norm.weight');
-    return softcapLogits(tf.matMul(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D, false, true), base.config.finalLogitSoftcap);
+    return softcapLogits(matMulWT(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D), base.config.finalLogitSoftcap);
   });
 }

@@ -29,7 +29,8 @@ export interface FloatTensor {
   data: Float32Array;
 }
 
-export type LoadedTensor = FloatTensor & { dtype: string };
+/** A tensor as read: float32 `data`, or (readSafetensors' keep16) raw bf16 bits in `bf16` and an empty `data`. */
+export type LoadedTensor = FloatTensor & { dtype: string; bf16?: Uint16Array };
 
 export const DTYPE_BYTES: Record<string, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
@@ -119,8 +120,17 @@ function toFloat32(dtype: string, raw: Uint8Array, count: number): Float32Array 
   return f16ToF32(new Uint16Array(raw.buffer, raw.byteOffset, count));
 }
 
-/** Read float tensors (F32/F16/BF16 -> Float32Array), one fs read per tensor. `names` limits what is read. */
-export function readSafetensors(file: string, opts: { names?: string[] } = {}): Map<string, LoadedTensor> {
+/** A tensor's raw bytes as bf16 bits: BF16 as is (no copy), F32/F16 rounded to nearest even. */
+function toBf16(dtype: string, raw: Uint8Array, count: number): Uint16Array {
+  if (dtype === 'BF16') return new Uint16Array(raw.buffer, raw.byteOffset, count);
+  return f32ToBf16(toFloat32(dtype, raw, count));
+}
+
+/**
+ * Read float tensors (F32/F16/BF16 -> Float32Array), one fs read per tensor. `names` limits what is read;
+ * tensors for which `keep16(name, shape)` is true come back as bf16 bits (`bf16`), never as a float32 array.
+ */
+export function readSafetensors(file: string, opts: { names?: string[]; keep16?: (name: string, shape: number[]) => boolean } = {}): Map<string, LoadedTensor> {
   const header = readSafetensorsHeader(file);
   const names = opts.names ?? [...header.tensors.keys()];
   const out = new Map<string, LoadedTensor>();
@@ -133,7 +143,8 @@ export function readSafetensors(file: string, opts: { names?: string[] } = {}): 
       const count = t.shape.reduce((a, b) => a * b, 1);
       const raw = new Uint8Array(t.end - t.begin); // fresh buffer: aligned for the typed-array views below
       readExactly(fd, raw, t.begin, file, `tensor '${name}'`);
-      out.set(name, { dtype: t.dtype, shape: t.shape, data: toFloat32(t.dtype, raw, count) });
+      if (opts.keep16?.(name, t.shape)) out.set(name, { dtype: t.dtype, shape: t.shape, data: new Float32Array(0), bf16: toBf16(t.dtype, raw, count) });
+      else out.set(name, { dtype: t.dtype, shape: t.shape, data: toFloat32(t.dtype, raw, count) });
     }
   } finally {
     fs.closeSync(fd);

@@ -1,6 +1,7 @@
 // crossEntropyWeighted(h, W, labels, weights): token-weighted CE through the lm_head without [M, V] logits.
 import * as tf from '@tensorflow/tfjs-core';
 import { WeightedCrossEntropy } from '../kernel_names.ts';
+import { logicalShape } from './matmul_bf16.ts';
 
 /** Rows per chunk: up to 64M logits (256 MB) at a time, between 8 and 512 rows. Fewer chunks = fewer passes
  *  over W [V, C]: at Qwen3-0.6B's V = 151936, M = 511 (`npm run bench -- ce`), 110 rows took 2.0 s, 512 1.64 s. */
@@ -16,7 +17,7 @@ export function ceChunkRows(V: number): number {
 export function crossEntropyWeighted(h: tf.Tensor2D, W: tf.Tensor2D, labels: Int32Array | tf.Tensor1D,
   weights: Float32Array | tf.Tensor1D, chunkRows?: number): tf.Scalar {
   const [M, C] = h.shape;
-  const [V, Cw] = W.shape;
+  const [V, Cw] = logicalShape(W); // W float32 or packed bf16
   if (C !== Cw) throw new Error(`crossEntropyWeighted: h [M, ${C}] and W [V, ${Cw}] disagree on C`);
   const lab = labels instanceof Int32Array ? labels : (labels.dataSync() as Int32Array);
   if (lab.length !== M) throw new Error(`crossEntropyWeighted: ${lab.length} labels for ${M} rows`);

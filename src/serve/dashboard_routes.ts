@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIELDS } from '../train/config.ts';
-import { notFound } from './infer_http.ts';
+import { notFound } from './errors.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const UPLOT = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));

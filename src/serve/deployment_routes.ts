@@ -3,7 +3,7 @@
 // (POST {model, deployment} loads a LoRA on a deployment, GET, list, DELETE unloads it).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DeploymentService } from './deployment_service.ts';
-import { queryParams, readJsonBody, rejectUnknown } from './infer_http.ts';
+import { queryParams, readJsonBody, rejectUnknown } from './http.ts';
 
 export interface DeploymentCtx {
   req: IncomingMessage;

@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { initBackend } from '../backend/index.ts';
 import { Deployment } from '../infer/deployment.ts';
 import type { ModelFiles, ModelRegistry } from '../infer/registry.ts';
-import { alreadyExists, ApiError, badRequest, conflict, notFound, type Json } from './infer_http.ts';
+import { alreadyExists, ApiError, badRequest, conflict, notFound } from './errors.ts';
+import { type Json } from './store.ts';
 
 const ID = /^[a-z0-9-]{1,63}$/;
 

@@ -5,7 +5,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { deploymentRoutes, type DeploymentRoute } from './deployment_routes.ts';
 import type { DeploymentService } from './deployment_service.ts';
-import { ApiError, notFound, sendError, sendJson } from './infer_http.ts';
+import { ApiError, notFound } from './errors.ts';
+import { sendError, sendJson } from './http.ts';
 import { handleInference, INFERENCE_PREFIX } from './inference_routes.ts';
 
 /** `/v1/accounts/{account}/{collection}[/{id}]` to its route, or a 404 / 405 saying what exists. */

@@ -6,7 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserError } from '../errors.ts';
 import type { Completion } from '../infer/sequence.ts';
 import type { DeploymentService } from './deployment_service.ts';
-import { ApiError, readJsonBody, sendJson, type Json } from './infer_http.ts';
+import { ApiError } from './errors.ts';
+import { readJsonBody, sendJson } from './http.ts';
+import { type Json } from './store.ts';
 import { OpenAIError, parseInferenceRequest, type InferenceRequest } from './openai_params.ts';
 
 export const INFERENCE_PREFIX = '/inference/v1';

@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto';
 import type { ChatMessage } from '../data/types.ts';
 import type { Prompt } from '../infer/deployment.ts';
 import type { SamplingParams } from '../infer/sequence.ts';
-import type { Json } from './infer_http.ts';
+import type { Json } from './store.ts';
 
 /** A 400 in OpenAI's shape: `{"error": {"message", "type": "invalid_request_error", "param", "code"}}`. */
 export class OpenAIError extends Error {

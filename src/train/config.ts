@@ -42,6 +42,7 @@ export interface TrainConfig {
   seed: number;
   backend: string;
   threads: number;
+  precision: 'auto' | 'fp32' | 'bf16';
 }
 
 type Kind = 'string' | 'number' | 'int' | 'boolean';
@@ -91,6 +92,7 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
   seed: { kind: 'int', default: 42, rest: false, help: 'seed for LoRA init, carve-out, data order and dropout' },
   backend: { kind: 'string', default: '', rest: false, help: 'tensor backend: native, cpu, tensorflow', defaultText: 'the fastest present' },
   threads: { kind: 'int', default: 0, rest: false, help: 'compute threads for the native backend', defaultText: '0: all cores' },
+  precision: { kind: 'string', default: 'auto', rest: false, choices: ['auto', 'fp32', 'bf16'], help: 'base weights and their matmuls: bf16 keeps 16-bit weights 16-bit (bf16 matmuls, fp32 accumulation; LoRA, optimizer, norms and loss stay fp32); auto: bf16 for bf16 checkpoints on CPUs with native bf16 (AVX512_BF16 + oneDNN), else fp32. resolved_config.json records the choice' },
 };
 
 /** Request-body fields that mean nothing on one machine: accepted, ignored, with a notice. */
@@ -160,16 +162,21 @@ export function readConfigFile(file: string, notice: (msg: string) => void): Par
     throw new UserError(jsonSyntaxError(file, stripped));
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UserError(`${file}: expected a JSON object (the job's request body)`);
+  return configFromBody(body as Record<string, unknown>, file, notice);
+}
+
+/** The config fields of a job request body (a --config file, or `lorasft serve`'s POST), checked; `where` prefixes errors. */
+export function configFromBody(body: Record<string, unknown>, where: string, notice: (msg: string) => void): Partial<TrainConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(body)) {
     if (key in IGNORED_FIELDS) {
-      notice(`${file}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
+      notice(`${where}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
       continue;
     }
     const f = (FIELDS as Record<string, Field>)[key];
-    if (!f) throw new UserError(`${file}: unknown field '${key}' (known: ${Object.keys(FIELDS).join(', ')})`);
+    if (!f) throw new UserError(`${where}: unknown field '${key}' (known: ${Object.keys(FIELDS).join(', ')})`);
     if (v === null) continue;
-    out[key] = coerce(key, f, v, file);
+    out[key] = coerce(key, f, v, where);
   }
   return out as Partial<TrainConfig>;
 }

@@ -7,21 +7,18 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { initBackend } from '../backend/index.ts';
-import { loadDataset } from '../data/validate.ts';
-import { loadChatTokenizer } from '../data/tokenizer.ts';
-import { buildExamples } from '../data/pipeline.ts';
+import { bf16Support, checkpointDtype, precisionLine, resolvePrecision } from '../model/precision.ts';
 import { packExamples } from '../data/pack.ts';
-import type { DatasetExample, TokenizedExample } from '../data/types.ts';
+import type { TokenizedExample } from '../data/types.ts';
 import { loadBaseModel, type BaseModel } from '../model/model.ts';
-import { DEFAULT_LORA_TARGETS, initLora, loraFromTensors, type LoraWeights } from '../model/lora.ts';
-import { loadAdapter, saveAdapter } from '../model/peft.ts';
+import type { LoraWeights } from '../model/lora.ts';
+import { saveAdapter } from '../model/peft.ts';
 import type { FloatTensor } from '../model/safetensors.ts';
 import { Progress } from '../report/progress.ts';
 import { fsErrorToUser, requireJobInputs, requireOutputDir } from '../util/paths.ts';
 import { testHook, testPause } from '../util/testhooks.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
 import { absolutePaths, type TrainConfig } from './config.ts';
-import { carveOut } from './carveout.ts';
 import { checkpointsDir, loadLatestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
 import { appendMetrics, metricsFile, readMetrics, truncateMetrics, type BackendUsed, type MetricsRow } from './metrics.ts';
@@ -31,8 +28,8 @@ import { deriveSeed, STREAM } from './rng.ts';
 import { learningRateAt } from './schedule.ts';
 import { acquireJobLock } from './lock.ts';
 import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
-import { checkWarmStartBase } from './warm_start.ts';
 import { rowsToBatch } from './step.ts';
+import { loadData, loadLora, yieldToSignals, type Resumed } from './load.ts';
 import { evaluateAndTrack, modelLoss, syncVars, trainLoop, type Loop, type LoopEnd, type LoopState, type TrainLoss } from './loop.ts';
 
 export { modelLoss, type TrainLoss } from './loop.ts';
@@ -103,12 +100,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   }
 }
 
-
-/** Let pending signal handlers run (between loading stages and steps). */
-const yieldToSignals = () => new Promise((r) => setImmediate(r));
-
-type Resumed = ReturnType<typeof loadLatestCheckpoint>;
-
 /** One job run by this process: its config, job.json, the checkpoint it resumed from, and where lines go. */
 interface JobRun {
   cfg: TrainConfig;
@@ -116,6 +107,8 @@ interface JobRun {
   job: Job;
   resumed: Resumed;
   log: (msg: string) => void;
+  /** The backend that runs the job, once initialised. */
+  backendUsed?: BackendUsed;
   /** The step this process began at (the checkpoint's state object is the loop's, and moves on). */
   startStep: number;
   /** When loading began and when the loop's run began (ms). */
@@ -123,10 +116,10 @@ interface JobRun {
   runStart: number;
 }
 
-/** The job's inputs, loaded: tokenized examples, the base model with its LoRA weights, the backend. */
 /** The loop's inputs before the job wires its callbacks. */
 type LoopParts = Omit<Loop, 'on'>;
 
+/** The job's inputs, loaded: tokenized examples, the base model with its LoRA weights, the backend. */
 interface Loaded {
   base: BaseModel;
   lora: LoraWeights;
@@ -155,6 +148,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     else fail(`internal error: ${(e as Error).message}`, 'INTERNAL');
     throw e;
   }
+  cfg = j.cfg; // load() resolves precision 'auto'
   j.runStart = Date.now();
   const batcher = opts.batcher ?? packExamples;
   const plan = makePlan(loaded.trainEx, batcher, cfg);
@@ -168,6 +162,12 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   return finish(j, parts, out.end, out.evalLosses);
 }
 
+/** resolved_config.json: the config as resolved so far (input paths absolute, precision) and the backend used. */
+function writeResolved(cfg: TrainConfig, backendUsed?: BackendUsed): void {
+  const text = JSON.stringify({ ...absolutePaths(cfg), ...(backendUsed ? { backendUsed } : {}) }, null, 2) + '\n';
+  writeFileAtomic(path.join(cfg.outputModel, 'resolved_config.json'), text);
+}
+
 /** job.json first (so a dir killed at any instant is a job dir), or the job in OUT_DIR with its latest checkpoint. */
 function openJob(cfg: TrainConfig, resume: boolean, log: (m: string) => void): { job: Job; resumed: Resumed } {
   const outDir = cfg.outputModel;
@@ -178,7 +178,7 @@ function openJob(cfg: TrainConfig, resume: boolean, log: (m: string) => void): {
   if (!resume) {
     writeJob(job, outDir);
     testHook('after-job-json');
-    writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify(absolutePaths(cfg), null, 2) + '\n');
+    writeResolved(cfg);
     writeFileAtomic(metricsFile(outDir), '');
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
   setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
@@ -192,50 +192,23 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
   log(`backend: ${backend.name} (${backend.reason})`);
   const backendUsed: BackendUsed = { name: backend.name, library: backend.library, threads: backend.threads, reason: backend.reason, requested: cfg.backend || 'auto' };
-  writeFileAtomic(path.join(outDir, 'resolved_config.json'), JSON.stringify({ ...absolutePaths(cfg), backendUsed }, null, 2) + '\n');
+  j.backendUsed = backendUsed;
+  writeResolved(cfg, backendUsed);
   job.local = { backend: backendUsed };
   const { trainEx, evalEx, requests } = await loadData(cfg, log);
   job.jobProgress.totalInputRequests = requests;
-  const base = await loadBaseModel(cfg.baseModel);
+  const precision = resolvePrecision(cfg.precision, checkpointDtype(cfg.baseModel), bf16Support());
+  if (cfg.precision !== precision) {
+    j.cfg = { ...cfg, precision };
+    if (!resume) writeResolved(j.cfg, backendUsed);
+  }
+  log(`precision: ${precisionLine(precision)}`);
+  const base = await loadBaseModel(cfg.baseModel, { precision });
   await yieldToSignals();
   const lora = loadLora(cfg, base, j.resumed, log);
   const c = base.config;
   log(`model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`);
   return { base, lora, trainEx, evalEx, backendUsed };
-}
-
-/** validate -> carve out eval -> render/tokenize/mask/truncate; `requests` counts the training examples. */
-async function loadData(cfg: TrainConfig, log: (m: string) => void): Promise<{ trainEx: TokenizedExample[]; evalEx: TokenizedExample[]; requests: number }> {
-  const tok = await loadChatTokenizer(cfg.baseModel, { jinjaTemplate: cfg.jinjaTemplate || undefined });
-  let trainRaw: DatasetExample[] = loadDataset(cfg.dataset, { epochs: cfg.epochs });
-  testHook('loading');
-  await yieldToSignals();
-  let evalRaw: DatasetExample[] = [];
-  if (cfg.evaluationDataset) evalRaw = loadDataset(cfg.evaluationDataset, {});
-  else if (cfg.evalAutoCarveout) {
-    const split = carveOut(trainRaw, cfg.seed);
-    if (split.skipped) log(`notice: ${split.skipped}`);
-    [trainRaw, evalRaw] = [split.train, split.eval];
-  }
-  const warn = (m: string) => log(`warning: ${m}`);
-  const built = buildExamples(trainRaw, tok, { maxContextLength: cfg.maxContextLength, warn });
-  const evalEx = evalRaw.length ? buildExamples(evalRaw, tok, { maxContextLength: cfg.maxContextLength, warn }).examples : [];
-  await yieldToSignals();
-  const from = cfg.evaluationDataset ? ` from ${cfg.evaluationDataset}` : evalEx.length ? ' (carve-out)' : '';
-  log(`data: ${trainRaw.length} training examples (${built.examples.length} after reasoning expansion, ${built.stats.trainedTokens} trained tokens), ${evalEx.length} eval examples${from}`);
-  return { trainEx: built.examples, evalEx, requests: trainRaw.length };
-}
-
-/** LoRA weights: from the checkpoint when resuming, else a warm-start adapter, else fresh (seeded). */
-function loadLora(cfg: TrainConfig, base: BaseModel, resumed: Resumed, log: (m: string) => void): LoraWeights {
-  const loraCfg = { rank: cfg.loraRank, alpha: cfg.loraAlpha, targets: DEFAULT_LORA_TARGETS, dropout: cfg.loraDropout, useRslora: false };
-  if (resumed) return loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
-  if (!cfg.warmStartFrom) return initLora(base, loraCfg, cfg.seed);
-  const about = checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel);
-  const a = loadAdapter(cfg.warmStartFrom);
-  const lora = loraFromTensors(base, a.lora, { ...loraCfg, rank: a.cfg.rank, alpha: a.cfg.alpha, useRslora: a.cfg.useRslora }, cfg.warmStartFrom);
-  log(`warm start: loaded ${a.lora.size} tensors from ${path.resolve(cfg.warmStartFrom)}: ${about}`);
-  return lora;
 }
 
 /** Lines about the plan (warmup, early stop, resume); a reason the job cannot run, or null. */

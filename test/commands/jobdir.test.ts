@@ -10,6 +10,7 @@ import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
 import { BIN } from '../helpers/run.ts';
+import { lorasftCommand } from '../../src/util/invocation.ts';
 
 let fx: Fixture;
 const JOB = ['--epochs', '1', '--checkpoint-every-steps', '1', '--lora-dropout', '0.1'];
@@ -204,7 +205,7 @@ describe('job dirs (issue 9)', () => {
     expect(r.code).toBe(130);
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_CANCELLED');
-    expect(job.status.message).toBe(`cancelled by SIGTERM while loading; resume with: lorasft train --resume ${out}`);
+    expect(job.status.message).toBe(`cancelled by SIGTERM while loading; resume with: ${lorasftCommand('train', '--resume', out)}`);
     expect(trainSteps(out)).toEqual([]);
     const again = await lorasft(['train', '--resume', out]);
     expect(again.code, again.stderr).toBe(0);

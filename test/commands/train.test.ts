@@ -105,6 +105,22 @@ describe('lorasft train (CLI)', () => {
     expect(trainSteps('killed')).toBe(trainSteps('full')); // metrics read as one run
   });
 
+  it('--precision bf16 (F32 checkpoint narrowed): recorded, and killed + resumed ends with the same adapter bytes', async () => {
+    const BF = [...JOB, '--precision', 'bf16'];
+    const full = await cli([...fixtureFlags(fx, 'bf16-full'), ...BF]);
+    expect(full.status, full.stderr).toBe(0);
+    expect(full.stdout).toMatch(/^precision: bf16 weights, bf16 matmuls with fp32 accumulation/m);
+    const rc = (out: string) => JSON.parse(fs.readFileSync(path.join(fx.root, out, 'resolved_config.json'), 'utf8')).precision;
+    expect(rc('bf16-full')).toBe('bf16');
+    expect(rc('full')).toBe('fp32'); // auto on an F32 checkpoint
+    expect(adapterBytes('bf16-full').equals(adapterBytes('full'))).toBe(false); // bf16 matmuls really ran
+    const killed = await stopAfter([...fixtureFlags(fx, 'bf16-killed'), ...BF], 3, 'SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    const resumed = await cli(['--resume', path.join(fx.root, 'bf16-killed')]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(adapterBytes('bf16-killed').equals(adapterBytes('bf16-full'))).toBe(true);
+  });
+
   it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and the printed resume command, run from another dir, completes it identically', async () => {
     // An output path with a space, and `lorasft` on PATH (as bash scripts/setup.sh links it).
     const out = path.join(fx.root, 'my runs', 'cancel');

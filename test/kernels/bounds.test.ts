@@ -33,6 +33,11 @@ const CALLS: Record<string, () => unknown[]> = {
   binary: () => [0, f(2 * 3), f(4 * 3), f(2 * 4 * 3), Int32Array.from([2, 4, 3]), Int32Array.from([3, 0, 1]), Int32Array.from([0, 3, 1])],
   transpose: () => [f(2 * 3 * 4), f(2 * 3 * 4), Int32Array.from([2, 3, 4]), Int32Array.from([2, 0, 1])],
   softmax: () => [f(3 * 5), f(3 * 5), 3, 5],
+  // bf16 weights packed two per Int32 element: z(n / 2) holds n bf16 values (zeros).
+  matMulBf16: () => [f(3 * 4), z((5 * 4) / 2), f(3 * 5), 3, 5, 4, true],
+  loraLinearBf16: () => [f(3 * 4), f(3 * 4), z((5 * 4) / 2), f(2 * 4), f(5 * 2), f(5), f(3 * 5), f(3 * 2), 3, 4, 5, 2, 2],
+  loraLinearGradBf16: () => [f(3 * 5), f(3 * 4), z((5 * 4) / 2), f(2 * 4), f(5 * 2), f(3 * 2), f(3 * 4), f(3 * 4), f(2 * 4), f(5 * 2), 3, 4, 5, 2, 2],
+  weightedCrossEntropyBf16: () => [f(3 * 4), z((6 * 4) / 2), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
 };
 
 /** Arrays that give the shape rather than being checked against it (gatherRows' ids [N], binary's and transpose's shape). */
@@ -42,7 +47,7 @@ describe.skipIf(!native.ok)('native entry points check their buffers', () => {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => unknown>;
 
   it('covers every exported kernel', () => {
-    const exported = Object.keys(addon).filter((k) => typeof addon[k] === 'function' && !['info', 'setThreads'].includes(k));
+    const exported = Object.keys(addon).filter((k) => typeof addon[k] === 'function' && !['info', 'setThreads', 'bf16Info', 'setBf16Path'].includes(k));
     expect(exported.sort()).toEqual(Object.keys(CALLS).sort());
   });
 

@@ -11,7 +11,6 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { BIN, makeFixture, type Fixture } from '../train/fixture.ts';
 import { startProcess, type ServerProcess } from './server_process.ts';
 
-const HAVE_SERVICE = fs.existsSync(new URL('../../src/serve/server.ts', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // playwright launches with a fresh temporary profile (its own --user-data-dir).
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -22,7 +21,6 @@ let browser: Browser;
 let shots: string;
 
 beforeAll(async () => {
-  if (!HAVE_SERVICE) return;
   fx = makeFixture(24, 4);
   shots = process.env.LORASFT_SCREENSHOTS ?? path.join(fx.root, 'screenshots');
   fs.mkdirSync(shots, { recursive: true });
@@ -41,7 +39,7 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
 
-describe.skipIf(!HAVE_SERVICE)('dashboard (headless Chromium)', () => {
+describe('dashboard (headless Chromium)', () => {
   it('uploads a dataset, starts a job from the form, and the loss curve grows live', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.setDefaultTimeout(240_000);

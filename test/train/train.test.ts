@@ -99,7 +99,7 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(ac).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, base_model_name_or_path: fx.model });
     expect(ac.target_modules).toEqual(DEFAULT_LORA_TARGETS);
     const { backendUsed, ...resolved } = JSON.parse(fs.readFileSync(path.join(cfg.outputModel, 'resolved_config.json'), 'utf8'));
-    expect(resolved).toEqual(cfg);
+    expect(resolved).toEqual({ ...cfg, precision: 'fp32' }); // auto resolved (F32 checkpoint)
     expect(backendUsed.name).toBe(tf.getBackend());
 
     // Adapter round trip: the exported adapter reloads to the final checkpoint's weights and identical logits.

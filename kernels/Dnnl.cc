@@ -1,0 +1,177 @@
+// Dnnl.cc: oneDNN bf16 matmul through dlopen (the C API entry points and structs declared below, from oneDNN 2.x
+// dnnl.h/dnnl_types.h), primitives cached per shape; fallback: W -> fp32 in blocks + OpenBLAS sgemm.
+#include "blas.h"
+#include "dnnl.h"
+#include <dlfcn.h>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+
+Bf16Path g_bf16;
+
+namespace {
+// oneDNN 2.x C types: opaque handles; memory/op descriptors are plain structs (696 and 2800 bytes in 2.6) that
+// the library fills, so generous aligned byte arrays stand in for them.
+typedef void* handle_t;
+struct alignas(16) md_t { char bytes[2048]; };
+struct alignas(16) matmul_desc_t { char bytes[8192]; };
+struct exec_arg_t { int arg; handle_t memory; };
+struct version_t { int major, minor, patch; const char* hash; unsigned cpu_runtime, gpu_runtime; };
+enum { ENGINE_CPU = 1, DT_BF16 = 2, DT_F32 = 3, STREAM_DEFAULT = 1, QUERY_IMPL_INFO_STR = 8 };
+enum { ARG_SRC = 1, ARG_DST = 17, ARG_WEIGHTS = 33 };
+enum { ISA_AVX512_CORE_BF16 = 0xe7, ISA_AVX512_CORE_AMX = 0x3e7 };
+
+struct Api {
+  int (*engine_create)(handle_t*, int, size_t);
+  int (*stream_create)(handle_t*, handle_t, unsigned);
+  int (*stream_wait)(handle_t);
+  int (*md_init_by_strides)(md_t*, int, const int64_t*, int, const int64_t*);
+  int (*matmul_desc_init)(matmul_desc_t*, const md_t*, const md_t*, const md_t*, const md_t*);
+  int (*pd_create)(handle_t*, const void*, const void*, handle_t, const void*);
+  int (*pd_query)(handle_t, int, int, void*);
+  int (*pd_destroy)(handle_t);
+  int (*prim_create)(handle_t*, handle_t);
+  int (*prim_execute)(handle_t, handle_t, int, const exec_arg_t*);
+  int (*prim_destroy)(handle_t);
+  int (*mem_create)(handle_t*, const md_t*, handle_t, void*);
+  int (*mem_destroy)(handle_t);
+  const version_t* (*version)();
+  unsigned (*effective_isa)();
+} api;
+handle_t engine = nullptr, stream = nullptr;
+
+template <typename F> bool sym(void* h, const char* name, F& f) { return (f = (F)dlsym(h, name)) != nullptr; }
+
+struct Prim { handle_t pd, prim; md_t src, wei, dst; };
+// Layouts of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]). (Swapping roles for the lm_head, y^T = W x^T
+// with a transposed dst, was tried: oneDNN 2.6 has no fast kernel for a transposed dst.)
+enum Mode { XWT = 0, XW = 1 };
+std::map<std::tuple<int, int, int, int>, Prim> cache;
+
+// The matmul primitive for one shape and layout (created on first use; oneDNN picks the ISA, AMX/AVX512_BF16 here).
+const Prim* prim(Mode mode, int M, int N, int K) {
+  auto key = std::make_tuple(M, N, K, (int)mode);
+  auto it = cache.find(key);
+  if (it != cache.end()) return &it->second;
+  if (cache.size() >= 256) {  // many distinct M (loss rows vary per batch): start over
+    for (auto& [k, p] : cache) { api.prim_destroy(p.prim); api.pd_destroy(p.pd); }
+    cache.clear();
+  }
+  Prim p{};
+  const int64_t sd[2] = {M, K}, ss[2] = {K, 1}, wd[2] = {K, N}, dd[2] = {M, N}, ds[2] = {N, 1};
+  const int64_t ws[2] = {mode == XW ? N : 1, mode == XW ? 1 : K};
+  matmul_desc_t op;
+  if (api.md_init_by_strides(&p.src, 2, sd, DT_BF16, ss) || api.md_init_by_strides(&p.wei, 2, wd, DT_BF16, ws) ||
+      api.md_init_by_strides(&p.dst, 2, dd, DT_F32, ds) || api.matmul_desc_init(&op, &p.src, &p.wei, nullptr, &p.dst) ||
+      api.pd_create(&p.pd, &op, nullptr, engine, nullptr))
+    return nullptr;
+  if (api.prim_create(&p.prim, p.pd)) { api.pd_destroy(p.pd); return nullptr; }
+  const char* impl = nullptr;
+  if (!api.pd_query(p.pd, QUERY_IMPL_INFO_STR, 0, &impl) && impl) g_bf16.impl = impl;
+  return &(cache[key] = p);
+}
+
+bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y) {
+  const Prim* p = prim(mode, M, N, K);
+  if (!p) return false;
+  handle_t ms = nullptr, mw = nullptr, md = nullptr;
+  bool ok = !api.mem_create(&ms, &p->src, engine, (void*)xb) && !api.mem_create(&mw, &p->wei, engine, (void*)W) &&
+            !api.mem_create(&md, &p->dst, engine, y);
+  if (ok) {
+    const exec_arg_t args[3] = {{ARG_SRC, ms}, {ARG_WEIGHTS, mw}, {ARG_DST, md}};
+    ok = !api.prim_execute(p->prim, stream, 3, args) && !api.stream_wait(stream);
+  }
+  for (handle_t m : {ms, mw, md}) if (m) api.mem_destroy(m);
+  return ok;
+}
+
+inline uint16_t toBf16(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40);
+  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
+}
+inline float fromBf16(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; std::memcpy(&f, &b, 4); return f; }
+
+// Fallback: W -> fp32 in blocks of about 4M values (never the whole lm_head at once), sgemm on bf16-rounded x.
+void runFallback(bool transW, int M, int N, int K, const float* x, const uint16_t* W, float* y) {
+  std::vector<float> xr((size_t)M * K);
+  roundBf16(x, xr.data(), xr.size());
+  const int rows = std::max(1, (int)((1 << 22) / std::max(1, transW ? K : N)));
+  const int total = transW ? N : K;  // W's rows: output columns (transW) or the summed index
+  std::vector<float> wf((size_t)std::min(rows, total) * (transW ? K : N));
+  for (int r0 = 0; r0 < total; r0 += rows) {
+    const int nr = std::min(rows, total - r0), width = transW ? K : N;
+    const uint16_t* src = W + (size_t)r0 * width;
+#pragma omp parallel for num_threads(g_threads)
+    for (int64_t i = 0; i < (int64_t)nr * width; i++) wf[i] = fromBf16(src[i]);
+    if (transW) sgemm_ld(false, true, M, nr, K, 1.f, xr.data(), K, wf.data(), K, 0.f, y + r0, N);  // y[:, r0:r0+nr]
+    else sgemm_ld(false, false, M, N, nr, 1.f, xr.data() + r0, K, wf.data(), N, r0 ? 1.f : 0.f, y, N);
+  }
+}
+}  // namespace
+
+void roundBf16(const float* src, float* dst, size_t n) {
+#pragma omp parallel for num_threads(g_threads) if (n > (1 << 16))
+  for (int64_t i = 0; i < (int64_t)n; i++) dst[i] = fromBf16(toBf16(src[i]));
+}
+
+void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t* W, float* y) {
+  if (M == 0 || N == 0) return;
+  if (g_bf16.dnnl && !g_bf16.forceFallback && K > 0) {
+    static std::vector<uint16_t> scratch;  // bf16 x; calls come from the one JS thread
+    scratch.resize((size_t)M * K);
+    uint16_t* xb = scratch.data();
+#pragma omp parallel for num_threads(g_threads) if ((size_t)M * K > (1 << 16))
+    for (int64_t i = 0; i < (int64_t)M * K; i++) xb[i] = toBf16(x[i]);
+    if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y)) return;
+    g_bf16.dnnl = false;
+    g_bf16.error = "oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+  }
+  if (K == 0) { std::memset(y, 0, (size_t)M * N * sizeof(float)); return; }
+  runFallback(transW, M, N, K, x, W, y);
+}
+
+static std::string isaName(unsigned isa) {
+  if ((isa & ISA_AVX512_CORE_AMX) == ISA_AVX512_CORE_AMX) return "avx512_core_amx";
+  if ((isa & ISA_AVX512_CORE_BF16) == ISA_AVX512_CORE_BF16) return "avx512_core_bf16";
+  char b[32];
+  std::snprintf(b, sizeof b, "isa 0x%x", isa);
+  return b;
+}
+
+// LORASFT_DNNL names the library (or 'none' to skip it).
+void loadDnnl() {
+  const char* forced = std::getenv("LORASFT_DNNL");
+  if (forced && !std::strcmp(forced, "none")) { g_bf16.error = "oneDNN disabled by LORASFT_DNNL=none"; return; }
+  const char* names[] = {"libdnnl.so.2", "libdnnl.so.3", "libdnnl.so", "/usr/lib/x86_64-linux-gnu/libdnnl.so.2"};
+  void* h = nullptr;
+  std::string path;
+  if (forced && *forced) { h = dlopen(forced, RTLD_NOW | RTLD_LOCAL); path = forced; }
+  else for (const char* n : names) if ((h = dlopen(n, RTLD_NOW | RTLD_LOCAL))) { path = n; break; }
+  if (!h) { g_bf16.error = "oneDNN not found (install libdnnl2)"; return; }
+  bool ok = sym(h, "dnnl_engine_create", api.engine_create) && sym(h, "dnnl_stream_create", api.stream_create) &&
+            sym(h, "dnnl_stream_wait", api.stream_wait) && sym(h, "dnnl_memory_desc_init_by_strides", api.md_init_by_strides) &&
+            sym(h, "dnnl_matmul_desc_init", api.matmul_desc_init) && sym(h, "dnnl_primitive_desc_create", api.pd_create) &&
+            sym(h, "dnnl_primitive_desc_query", api.pd_query) && sym(h, "dnnl_primitive_desc_destroy", api.pd_destroy) &&
+            sym(h, "dnnl_primitive_create", api.prim_create) && sym(h, "dnnl_primitive_execute", api.prim_execute) &&
+            sym(h, "dnnl_primitive_destroy", api.prim_destroy) && sym(h, "dnnl_memory_create", api.mem_create) &&
+            sym(h, "dnnl_memory_destroy", api.mem_destroy) && sym(h, "dnnl_version", api.version) &&
+            sym(h, "dnnl_get_effective_cpu_isa", api.effective_isa);
+  if (!ok) { g_bf16.error = path + " lacks the oneDNN 2.x matmul C API (matmul_desc_init)"; return; }
+  const version_t* v = api.version();
+  if (v->major != 2) { g_bf16.error = path + ": oneDNN " + std::to_string(v->major) + ".x, need 2.x"; return; }
+  g_bf16.version = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) + " (" + path + ")";
+  const unsigned isa = api.effective_isa();
+  g_bf16.isa = isaName(isa);
+  g_bf16.native = (isa & ISA_AVX512_CORE_BF16) == ISA_AVX512_CORE_BF16;
+  if (!g_bf16.native) { g_bf16.error = "CPU lacks AVX512_BF16 (oneDNN ISA " + g_bf16.isa + ")"; return; }
+  if (api.engine_create(&engine, ENGINE_CPU, 0) || api.stream_create(&stream, engine, STREAM_DEFAULT)) {
+    g_bf16.error = "oneDNN: cannot create a CPU engine/stream";
+    return;
+  }
+  g_bf16.dnnl = prim(XWT, 16, 64, 64) != nullptr;  // one small bf16 matmul proves the path
+  if (!g_bf16.dnnl) g_bf16.error = "oneDNN has no bf16 matmul for this CPU";
+}

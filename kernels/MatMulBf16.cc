@@ -1,0 +1,151 @@
+// MatMulBf16.cc: matmuls with frozen bf16 weights (fp32 activations rounded to bf16, fp32 accumulation): the
+// MatMulBf16 kernel, and the bf16-weight variants of LoraLinear (base path only; LoRA A/B stay fp32 sgemm) and
+// WeightedCrossEntropy (the lm_head). bf16 weights arrive packed two per element of an Int32Array.
+#include "blas.h"
+#include "dnnl.h"
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+// A bf16 weight: an Int32Array [rows, cols/2] (or Uint16Array) read as uint16 [rows, cols].
+static const uint16_t* bf16(const Napi::Value& v) {
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(v.Env(), "expected packed bf16 weights (Int32Array or Uint16Array)");
+  auto t = v.As<Napi::TypedArray>();
+  if (t.TypedArrayType() != napi_int32_array && t.TypedArrayType() != napi_uint16_array)
+    throw Napi::TypeError::New(v.Env(), "expected packed bf16 weights (Int32Array or Uint16Array)");
+  return (const uint16_t*)((const uint8_t*)t.ArrayBuffer().Data() + t.ByteOffset());
+}
+
+// need_bf16: as need_len (kernels/blas.h), for a packed bf16 buffer of `count` values (2 bytes each).
+static void need_bf16(const Napi::CallbackInfo& info, const char* fn, size_t i, const char* name, int64_t count) {
+  if (count < 0) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": negative size for " + name);
+  const size_t have = info[i].As<Napi::TypedArray>().ByteLength() / 2;
+  if (have < (size_t)count)
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": " + name + " has " + std::to_string(have) +
+                                                " bf16 values, the shape needs " + std::to_string(count));
+}
+
+// matMulBf16(x [M,K], W bf16 ([N,K] if transW else [K,N]), y [M,N], M, N, K, transW)
+static Napi::Value MatMulBf16(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const int M = arg_i(info, 3), N = arg_i(info, 4), K = arg_i(info, 5);
+  const char* fn = "matMulBf16";
+  const uint16_t* W = bf16(info[1]);
+  need_len(info, fn, 0, "x", (int64_t)M * K), need_bf16(info, fn, 1, "W", (int64_t)N * K), need_len(info, fn, 2, "y", (int64_t)M * N);
+  matmulBf16(info[6].ToBoolean(), M, N, K, f32(info[0]), W, f32(info[2]));
+  return info.Env().Undefined();
+}
+
+// loraLinearBf16: loraLinear (kernels/LoraLinear.cc) with W bf16 [out,in]: y = bf16 x W^T + s (xl A^T) B^T (+ bias).
+static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const float *x = f32(info[0]), *xl = f32(info[1]), *A = f32(info[3]), *B = f32(info[4]);
+  const uint16_t* W = bf16(info[2]);
+  const float* bias = info[5].IsTypedArray() ? f32(info[5]) : nullptr;
+  float *y = f32(info[6]), *u = f32(info[7]);
+  const int N = arg_i(info, 8), in = arg_i(info, 9), out = arg_i(info, 10), r = arg_i(info, 11);
+  const float s = arg_f(info, 12);
+  const char* fn = "loraLinearBf16";
+  need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 1, "xl", (int64_t)N * in), need_bf16(info, fn, 2, "W", (int64_t)out * in);
+  need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "bias", out);
+  need_len(info, fn, 6, "y", (int64_t)N * out), need_len(info, fn, 7, "u", (int64_t)N * r);
+  matmulBf16(true, N, out, in, x, W, y);            // y = x W^T (bf16)
+  sgemm(false, true, N, r, in, 1.f, xl, A, 0.f, u);  // u = xl A^T
+  sgemm(false, true, N, out, r, s, u, B, 1.f, y);    // y += s u B^T
+  if (bias)
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < out; o++) y[(size_t)n * out + o] += bias[o];
+  return info.Env().Undefined();
+}
+
+// loraLinearGradBf16: loraLinearGrad with W bf16: dx = bf16 dy W; the LoRA terms as in LoraLinear.cc (fp32).
+static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const float *dy = f32(info[0]), *xl = f32(info[1]), *A = f32(info[3]), *B = f32(info[4]), *u = f32(info[5]);
+  const uint16_t* W = bf16(info[2]);
+  float *dx = f32(info[6]), *dA = f32(info[8]), *dB = f32(info[9]);
+  float* dxl = info[7].IsTypedArray() ? f32(info[7]) : nullptr;
+  const int N = arg_i(info, 10), in = arg_i(info, 11), out = arg_i(info, 12), r = arg_i(info, 13);
+  const float s = arg_f(info, 14);
+  const char* fn = "loraLinearGradBf16";
+  need_len(info, fn, 0, "dy", (int64_t)N * out), need_len(info, fn, 1, "xl", (int64_t)N * in), need_bf16(info, fn, 2, "W", (int64_t)out * in);
+  need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "u", (int64_t)N * r);
+  need_len(info, fn, 6, "dx", (int64_t)N * in), need_len(info, fn, 7, "dxl", (int64_t)N * in);
+  need_len(info, fn, 8, "dA", (int64_t)r * in), need_len(info, fn, 9, "dB", (int64_t)out * r);
+  std::vector<float> v((size_t)N * r);
+  matmulBf16(false, N, in, out, dy, W, dx);                          // dx = dy W (bf16)
+  sgemm(false, false, N, r, out, 1.f, dy, B, 0.f, v.data());         // v = dy B
+  if (dxl) sgemm(false, false, N, in, r, s, v.data(), A, 0.f, dxl);  // dxl = s v A
+  else sgemm(false, false, N, in, r, s, v.data(), A, 1.f, dx);       // dx += s v A
+  sgemm(true, false, r, in, N, s, v.data(), xl, 0.f, dA);            // dA = s v^T xl
+  sgemm(true, false, out, r, N, s, dy, u, 0.f, dB);                  // dB = s dy^T u
+  return info.Env().Undefined();
+}
+
+// weightedCrossEntropyBf16(h [M,C], W bf16 [V,C], labels [M], w [M], loss [1], dh [M,C], M, C, V, rows): as
+// weightedCrossEntropy (kernels/CrossEntropy.cc) with bf16 lm_head matmuls; softmax and the loss in fp32/double.
+static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const float *h = f32(info[0]), *w = f32(info[3]);
+  const uint16_t* W = bf16(info[1]);
+  const int32_t* labels = i32(info[2]);
+  float *loss = f32(info[4]), *dh = f32(info[5]);
+  const int M = arg_i(info, 6), C = arg_i(info, 7), V = arg_i(info, 8), rows = arg_i(info, 9);
+  const char* fn = "weightedCrossEntropyBf16";
+  need_len(info, fn, 0, "h", (int64_t)M * C), need_bf16(info, fn, 1, "W", (int64_t)V * C);
+  need_len(info, fn, 2, "labels", M), need_len(info, fn, 3, "w", M);
+  need_len(info, fn, 4, "loss", 1), need_len(info, fn, 5, "dh", (int64_t)M * C);
+  std::vector<float> logits((size_t)rows * V);
+  double total = 0;
+  for (int s = 0; s < M; s += rows) {
+    const int c = std::min(rows, M - s);
+    matmulBf16(true, c, V, C, h + (size_t)s * C, W, logits.data());  // logits = h W^T
+#pragma omp parallel for reduction(+ : total) num_threads(g_threads)
+    for (int i = 0; i < c; i++) {
+      float* r = logits.data() + (size_t)i * V;
+      const float wi = w[s + i];
+      const int y = labels[s + i];
+      const float ly = r[y];
+      float m = -INFINITY;
+      for (int j = 0; j < V; j++) m = r[j] > m ? r[j] : m;
+      double sum = 0;
+      for (int j = 0; j < V; j++) sum += (r[j] = std::exp(r[j] - m));
+      total += wi * (m + std::log(sum) - ly);
+      const float inv = (float)(wi / sum);
+      for (int j = 0; j < V; j++) r[j] *= inv;
+      r[y] -= wi;
+    }
+    matmulBf16(false, c, C, V, logits.data(), W, dh + (size_t)s * C);  // dh = dlogits W
+  }
+  loss[0] = (float)total;
+  return info.Env().Undefined();
+}
+
+// bf16Info(): { dnnl, native, path: 'onednn' | 'fallback', error, version, isa, impl }
+static Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("dnnl", g_bf16.dnnl);
+  o.Set("native", g_bf16.native);
+  o.Set("path", g_bf16.dnnl && !g_bf16.forceFallback ? "onednn" : "fallback");
+  o.Set("error", g_bf16.error);
+  o.Set("version", g_bf16.version);
+  o.Set("isa", g_bf16.isa);
+  o.Set("impl", g_bf16.impl);
+  return o;
+}
+
+// setBf16Path('onednn' | 'fallback'): pick the path at run time (parity tests and benchmarks compare both).
+static Napi::Value SetPath(const Napi::CallbackInfo& info) {
+  g_bf16.forceFallback = info[0].As<Napi::String>().Utf8Value() == "fallback";
+  return info.Env().Undefined();
+}
+
+void InitMatMulBf16(Napi::Env env, Napi::Object exports) {
+  loadDnnl();
+  exports.Set("matMulBf16", Napi::Function::New(env, MatMulBf16));
+  exports.Set("loraLinearBf16", Napi::Function::New(env, LoraForward));
+  exports.Set("loraLinearGradBf16", Napi::Function::New(env, LoraBackward));
+  exports.Set("weightedCrossEntropyBf16", Napi::Function::New(env, CrossEntropy));
+  exports.Set("bf16Info", Napi::Function::New(env, Info));
+  exports.Set("setBf16Path", Napi::Function::New(env, SetPath));
+}

@@ -1,0 +1,25 @@
+// dnnl.h: oneDNN (Debian libdnnl2) bf16 matmul resolved with dlopen at addon load (no headers needed), with a
+// float32 fallback (bf16 -> fp32 per call + OpenBLAS sgemm) where the library or the CPU's bf16 support is missing.
+#pragma once
+#include <cstdint>
+#include <string>
+
+struct Bf16Path {
+  bool dnnl = false;     // oneDNN loaded and usable (matmul bf16 x bf16 -> f32 primitive created)
+  bool native = false;   // CPU has AVX512_BF16 (oneDNN's effective ISA is avx512_core_bf16 or above)
+  bool forceFallback = false;  // setBf16Path('fallback') (tests, benchmarks)
+  std::string error;     // why oneDNN is not used
+  std::string version;   // "oneDNN 2.6.3 (libdnnl.so.2)"
+  std::string isa;       // "avx512_core_amx", ...
+  std::string impl;      // implementation of the last primitive created, e.g. "brg:avx512_core_amx"
+};
+extern Bf16Path g_bf16;
+
+void loadDnnl();
+
+// y[M,N] = bf16(x)[M,K] op(W), fp32 accumulation and output; W bf16 is [N,K] when transW (y = x W^T) else [K,N]
+// (y = x W). x is rounded to bf16 (round to nearest even) on both paths, so they differ only in summation order.
+void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t* W, float* y);
+
+// bf16 round trip of n floats (round to nearest even; NaN stays NaN), into dst (may equal src).
+void roundBf16(const float* src, float* dst, size_t n);

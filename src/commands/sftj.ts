@@ -1,0 +1,56 @@
+// `lorasft sftj create|get|list|cancel|resume|delete`: supervised fine-tuning jobs on a lorasft serve, with
+// firectl's flags (train's flags: --base-model, --dataset, --output-model, --epochs, --learning-rate, ...).
+import { refPath } from '../client/api.ts';
+import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
+import { configFlagOptions, configFromFlags } from '../train/config.ts';
+
+const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [train's flags]
+       lorasft sftj get ID
+       lorasft sftj list [--filter 'state=JOB_STATE_RUNNING'] [--page-size N] [--page-token T]
+       lorasft sftj cancel ID | resume ID | delete ID
+
+Talks to the lorasft serve at LORASFT_API_BASE (default http://127.0.0.1:8080) with LORASFT_API_KEY.
+Models and datasets are resource names (accounts/fireworks/models/qwen3-0p6b) or ids in your account; the
+output model defaults to the job id. 'lorasft train --help' lists the training flags (--epochs, --lora-rank, ...).
+Common flags: -a/--account ACCOUNT (default local), --json (or -o json).`;
+
+async function create(argv: string[]): Promise<number> {
+  const p = parseVerb('sftj create', argv, configFlagOptions());
+  needArgs('sftj create', p.args, []);
+  const body: Record<string, unknown> = configFromFlags(p.values);
+  const jobId = body.jobId as string | undefined;
+  delete body.jobId;
+  printOne(p, await p.client.request('POST', 'supervisedFineTuningJobs', body, { supervisedFineTuningJobId: jobId }));
+  return 0;
+}
+
+function oneId(action: string, fn: (p: ReturnType<typeof parseVerb>, url: string) => Promise<unknown>) {
+  return async (argv: string[]): Promise<number> => {
+    const p = parseVerb(`sftj ${action}`, argv, {});
+    const [id] = needArgs(`sftj ${action}`, p.args, ['ID']);
+    await fn(p, refPath(p.client, 'supervisedFineTuningJobs', id));
+    return 0;
+  };
+}
+
+async function list(argv: string[]): Promise<number> {
+  const p = parseVerb('sftj list', argv, { ...PAGE_FLAGS, filter: { type: 'string' } });
+  needArgs('sftj list', p.args, []);
+  const page = await p.client.request('GET', 'supervisedFineTuningJobs', undefined, { ...pageQuery(p, 'sftj list'), filter: p.values.filter as string | undefined });
+  printPage(p, page, 'supervisedFineTuningJobs', ['name', 'state', 'outputModel', 'createTime']);
+  return 0;
+}
+
+export function run(argv: string[]): Promise<number> {
+  return runNoun('sftj', HELP, argv, {
+    create,
+    get: oneId('get', async (p, url) => printOne(p, await p.client.request('GET', url))),
+    list,
+    cancel: oneId('cancel', async (p, url) => printOne(p, await p.client.request('POST', `${url}:cancel`, {}))),
+    resume: oneId('resume', async (p, url) => printOne(p, await p.client.request('POST', `${url}:resume`, {}))),
+    delete: oneId('delete', async (p, url) => {
+      await p.client.request('DELETE', url);
+      console.log(`deleted job ${url.split('/').pop()}`);
+    }),
+  });
+}

@@ -1,0 +1,84 @@
+// One job in its own child process: the existing trainer, `lorasft train --config JOB/config.json` for a fresh run
+// or `lorasft train --resume JOB/out` once the trainer has written its job there (so a job killed at any point
+// continues from its last checkpoint to the same adapter bytes). Output goes to JOB/train.log; a crash, an OOM kill
+// or a bad dataset only ends this process, and `outcome` turns its exit into the job's final state.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import type { Job } from '../train/job.ts';
+import { LORASFT_BIN } from './upload.ts';
+
+const GUARD = pathToFileURL(path.join(path.dirname(new URL(import.meta.url).pathname), 'guard.mjs')).href;
+
+export const outDir = (jobDir: string) => path.join(jobDir, 'out');
+export const logFile = (jobDir: string) => path.join(jobDir, 'train.log');
+
+/** The trainer's arguments: resume once the trainer has set up OUT (its resolved config and job.json exist). */
+export function trainerArgs(jobDir: string): string[] {
+  const out = outDir(jobDir);
+  const started = fs.existsSync(path.join(out, 'resolved_config.json')) && fs.existsSync(path.join(out, 'job.json'));
+  return started ? ['train', '--resume', out] : ['train', '--config', path.join(jobDir, 'config.json'), '--overwrite'];
+}
+
+/** Starts the trainer for the job in `jobDir`; one `start` line per run is appended to JOB/runs.log. */
+export function startTrainer(jobDir: string): ChildProcess {
+  const args = trainerArgs(jobDir);
+  const log = fs.openSync(logFile(jobDir), 'a');
+  try {
+    const child = spawn(process.execPath, ['--import', GUARD, LORASFT_BIN, ...args], {
+      cwd: jobDir,
+      stdio: ['ignore', log, log, 'ipc'],
+      env: { ...process.env, LORASFT_JOB_DIR: jobDir },
+    });
+    fs.appendFileSync(path.join(jobDir, 'runs.log'), `start ${new Date().toISOString()} pid ${child.pid} ${args[1]}\n`);
+    return child;
+  } finally {
+    fs.closeSync(log);
+  }
+}
+
+/** Appends the trainer's exit to JOB/runs.log (a job's runs, one start and one exit line each). */
+export function noteExit(jobDir: string, code: number | null, signal: string | null): void {
+  try {
+    fs.appendFileSync(path.join(jobDir, 'runs.log'), `exit ${new Date().toISOString()} code ${code} signal ${signal}\n`);
+  } catch { /* the job was deleted */ }
+}
+
+/** The trainer's job.json, or null while it has none (or it is being replaced). */
+export function readTrainerJob(jobDir: string): Job | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(outDir(jobDir), 'job.json'), 'utf8')) as Job;
+  } catch {
+    return null;
+  }
+}
+
+/** The last `n` bytes of the trainer's log, as lines without progress-bar redraws. */
+export function logTail(jobDir: string, n = 2000): string {
+  try {
+    const fd = fs.openSync(logFile(jobDir), 'r');
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.min(n, size));
+    fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+    fs.closeSync(fd);
+    return buf.toString('utf8').split(/[\r\n]+/).filter(Boolean).slice(-5).join(' | ');
+  } catch {
+    return '';
+  }
+}
+
+export interface Outcome {
+  state: string;
+  status: { code: string; message: string };
+}
+
+/** The job's final state from the trainer's exit and its job.json. */
+export function outcome(jobDir: string, code: number | null, signal: NodeJS.Signals | null): Outcome {
+  const job = readTrainerJob(jobDir);
+  const finished = ['JOB_STATE_COMPLETED', 'JOB_STATE_EARLY_STOPPED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'];
+  if (job && finished.includes(job.state) && (code === 0 || code === 1 || code === 130)) return { state: job.state, status: job.status };
+  const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}` : `exited with code ${code}`;
+  const tail = logTail(jobDir);
+  return { state: 'JOB_STATE_FAILED', status: { code: 'INTERNAL', message: `the trainer process ${how}${tail ? `; last output: ${tail}` : ''}` } };
+}
