@@ -3,7 +3,6 @@
 import { backend_util, getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { nativeAddon } from '../backend/addon.ts';
-import type { Addon } from './util.ts';
 import { alloc, f32, type KernelArgs } from './util.ts';
 
 /** Element strides of `shape` seen through the broadcast `out` shape (0 along broadcast or missing dims). */
@@ -28,7 +27,7 @@ function binaryKernel(kernelName: string, op: number): KernelConfig {
     }
     const values = alloc(args.backend, n, false); // every element written
     const shape = out.length ? out : [1];
-    (nativeAddon() as Addon).binary(op, f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
+    nativeAddon().binary(op, f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
       broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
     return args.backend.makeTensorInfo(out, 'float32', values);
   }) as unknown as KernelFunc;
@@ -51,7 +50,7 @@ export const softmaxConfig: KernelConfig = {
       return getKernel('Softmax', 'cpu')!.kernelFunc(args as never) as TensorInfo;
     }
     const values = alloc(args.backend, util.sizeFromShape(logits.shape), false);
-    (nativeAddon() as Addon).softmax(f32(args.backend, logits), values, values.length / cols, cols);
+    nativeAddon().softmax(f32(args.backend, logits), values, values.length / cols, cols);
     return args.backend.makeTensorInfo(logits.shape, 'float32', values);
   }) as unknown as KernelFunc,
 };
@@ -67,7 +66,7 @@ export const transposeConfig: KernelConfig = {
       return getKernel('Transpose', 'cpu')!.kernelFunc(args as never) as TensorInfo;
     }
     const values = alloc(args.backend, n, false);
-    (nativeAddon() as Addon).transpose(f32(args.backend, x), values, Int32Array.from(x.shape), Int32Array.from(perm));
+    nativeAddon().transpose(f32(args.backend, x), values, Int32Array.from(x.shape), Int32Array.from(perm));
     return args.backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', values);
   }) as unknown as KernelFunc,
 };

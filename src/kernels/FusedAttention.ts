@@ -2,15 +2,16 @@
 // h / (H/Hkv), as HF repeat_kv). Reference: plain loops, query i attends key j iff j <= i and seg[j] == seg[i]
 // (and i - j < window when the window attribute is > 0: HF sliding_window_overlay);
 // native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward).
+import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { FusedAttention, FusedAttentionGrad } from '../kernel_names.ts';
-import { type Addon, alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
+import { FusedAttention, FusedAttentionGrad, type FusedAttentionAttrs, type FusedAttentionGradInputs, type FusedAttentionInputs } from '../kernel_names.ts';
+import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
 interface Dims { B: number; T: number; H: number; Hkv: number; D: number; scale: number; window: number }
 
-function dims(args: KernelArgs): Dims {
+function dims(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>): Dims {
   const [B, T, H, D] = args.inputs.q.shape;
-  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale: args.attrs.scale as number, window: (args.attrs.window as number | undefined) ?? 0 };
+  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale: args.attrs.scale, window: args.attrs.window ?? 0 };
 }
 
 /** Softmax probabilities of query (b, h, i) over keys 0..i (0 where masked); returns lse. p has length >= i+1. */
@@ -33,7 +34,7 @@ function probs(q: Float32Array, k: Float32Array, seg: Int32Array, d: Dims, b: nu
   return m + Math.log(sum);
 }
 
-export function fusedAttentionRef(args: KernelArgs) {
+export function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D } = d;
   const q = f32(args.backend, args.inputs.q), k = f32(args.backend, args.inputs.k), v = f32(args.backend, args.inputs.v);
@@ -52,10 +53,10 @@ export function fusedAttentionRef(args: KernelArgs) {
   return [{ shape: [B, T, H, D], values: out }, { shape: [B, H, T], values: lse }];
 }
 
-export function fusedAttentionGradRef(args: KernelArgs) {
+export function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D, scale } = d;
-  const g = (n: string) => f32(args.backend, args.inputs[n]);
+  const g = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
   const [dy, q, k, v, o] = ['dy', 'q', 'k', 'v', 'out'].map(g);
   const seg = i32(args.backend, args.inputs.segmentIds);
   const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
@@ -77,18 +78,18 @@ export function fusedAttentionGradRef(args: KernelArgs) {
   return [{ shape: [B, T, H, D], values: dq }, { shape: args.inputs.k.shape, values: dk }, { shape: args.inputs.v.shape, values: dv }];
 }
 
-function fusedAttentionNative(args: KernelArgs, addon: Addon) {
+function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, addon: NativeAddon) {
   const { B, T, H, Hkv, D, scale, window } = dims(args);
   // Segments cover every row: each out row (sgemm beta 0) and lse entry is written, so pooled buffers need no fill.
   const out = alloc(args.backend, B * T * H * D, false), lse = alloc(args.backend, B * H * T, false);
-  const x = (n: string) => f32(args.backend, args.inputs[n]);
+  const x = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
   addon.fusedAttention(x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), out, lse, B, T, H, Hkv, D, scale, window);
   return [{ shape: [B, T, H, D], values: out }, { shape: [B, H, T], values: lse }];
 }
 
-function fusedAttentionGradNative(args: KernelArgs, addon: Addon) {
+function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, FusedAttentionAttrs>, addon: NativeAddon) {
   const { B, T, H, Hkv, D, scale, window } = dims(args);
-  const x = (n: string) => f32(args.backend, args.inputs[n]);
+  const x = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
   // dq rows are written by sgemm (beta 0); dk, dv are accumulated into, so they must start zeroed.
   const dq = alloc(args.backend, B * T * H * D, false), dk = alloc(args.backend, B * T * Hkv * D, true);
   const dv = alloc(args.backend, dk.length, true);

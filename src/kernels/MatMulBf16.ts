@@ -2,10 +2,11 @@
 // and fp32 accumulation (torch.autocast's bf16 matmul). Reference: unpack + float64 loops; native:
 // kernels/MatMulBf16.cc (oneDNN bf16 matmul, AMX/AVX512_BF16; fallback W -> fp32 in blocks + sgemm).
 // Also the helpers LoraLinear and WeightedCrossEntropy use for bf16 weights.
+import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { MatMulBf16 } from '../kernel_names.ts';
-import { type Addon, alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
+import { MatMulBf16, type MatMulBf16Attrs, type MatMulBf16Inputs } from '../kernel_names.ts';
+import { alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
 /** True for a packed bf16 weight (int32 tensor holding two bf16 per element). */
 export function isPackedBf16(t: TensorInfo): boolean {
@@ -45,14 +46,14 @@ export function roundBf16(a: Float32Array): Float32Array {
   });
 }
 
-function dims(args: KernelArgs) {
+function dims(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>) {
   const [M, K] = args.inputs.x.shape;
   const t = args.attrs.transposeW === true;
   const ws = weightShape(args.inputs.W);
   return { M, K, N: t ? ws[0] : ws[1], t };
 }
 
-export function matMulBf16Ref(args: KernelArgs) {
+export function matMulBf16Ref(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>) {
   const { M, K, N, t } = dims(args);
   const x = roundBf16(f32(args.backend, args.inputs.x)), W = weightF32(args.backend, args.inputs.W);
   const y = new Float32Array(M * N);
@@ -64,7 +65,7 @@ export function matMulBf16Ref(args: KernelArgs) {
   return [{ shape: [M, N], values: y }];
 }
 
-function matMulBf16Native(args: KernelArgs, addon: Addon) {
+function matMulBf16Native(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>, addon: NativeAddon) {
   const { M, K, N, t } = dims(args);
   const y = alloc(args.backend, M * N, false); // written whole (beta 0)
   addon.matMulBf16(f32(args.backend, args.inputs.x), packedValues(args.backend, args.inputs.W), y, M, N, K, t);

@@ -1,18 +1,19 @@
 // Swiglu / SwigluGrad: y = silu(gate) * up (HF LlamaMLP act_fn(gate_proj(x)) * up_proj(x)), elementwise.
 // dgate = dy up s (1 + gate (1 - s)), dup = dy gate s, s = sigmoid(gate). Native: kernels/Swiglu.cc.
+import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { Swiglu, SwigluGrad } from '../kernel_names.ts';
-import { type Addon, alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
+import { Swiglu, SwigluGrad, type SwigluGradInputs, type SwigluInputs } from '../kernel_names.ts';
+import { alloc, f32, type KernelArgs, kernelConfigs , type NoAttrs } from './util.ts';
 
-export function swigluRef(args: KernelArgs) {
+export function swigluRef(args: KernelArgs<SwigluInputs, NoAttrs>) {
   const g = f32(args.backend, args.inputs.gate), u = f32(args.backend, args.inputs.up);
   const y = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) y[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   return [{ shape: args.inputs.gate.shape, values: y }];
 }
 
-export function swigluGradRef(args: KernelArgs) {
-  const [dy, g, u] = ['dy', 'gate', 'up'].map((n) => f32(args.backend, args.inputs[n]));
+export function swigluGradRef(args: KernelArgs<SwigluGradInputs, NoAttrs>) {
+  const [dy, g, u] = (['dy', 'gate', 'up'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const dg = new Float32Array(g.length), du = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) {
     const s = 1 / (1 + Math.exp(-g[i]));
@@ -23,15 +24,15 @@ export function swigluGradRef(args: KernelArgs) {
   return [{ shape, values: dg }, { shape, values: du }];
 }
 
-function swigluNative(args: KernelArgs, addon: Addon) {
+function swigluNative(args: KernelArgs<SwigluInputs, NoAttrs>, addon: NativeAddon) {
   const g = f32(args.backend, args.inputs.gate);
   const y = alloc(args.backend, g.length, false);
   addon.swiglu(g, f32(args.backend, args.inputs.up), y, g.length);
   return [{ shape: args.inputs.gate.shape, values: y }];
 }
 
-function swigluGradNative(args: KernelArgs, addon: Addon) {
-  const [dy, g, u] = ['dy', 'gate', 'up'].map((n) => f32(args.backend, args.inputs[n]));
+function swigluGradNative(args: KernelArgs<SwigluGradInputs, NoAttrs>, addon: NativeAddon) {
+  const [dy, g, u] = (['dy', 'gate', 'up'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const dg = alloc(args.backend, g.length, false), du = alloc(args.backend, g.length, false);
   addon.swigluGrad(dy, g, u, dg, du, g.length);
   const shape = args.inputs.gate.shape;

@@ -2,12 +2,13 @@
 // only [chunkRows, V] logits exist at a time (the [M, V] logits are never materialised).
 // Reference: loops in float64; native: kernels/CrossEntropy.cc (sgemm per chunk). A packed bf16 W makes both
 // lm_head matmuls bf16 (h and dlogits rounded to bf16, fp32 sums; native: kernels/MatMulBf16.cc).
+import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { WeightedCrossEntropy } from '../kernel_names.ts';
+import { WeightedCrossEntropy, type WeightedCrossEntropyAttrs, type WeightedCrossEntropyInputs } from '../kernel_names.ts';
 import { isPackedBf16, packedValues, roundBf16, weightF32 } from './MatMulBf16.ts';
-import { type Addon, alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
+import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
-export function weightedCrossEntropyRef(args: KernelArgs) {
+export function weightedCrossEntropyRef(args: KernelArgs<WeightedCrossEntropyInputs, WeightedCrossEntropyAttrs>) {
   const { h: ht, W: Wt } = args.inputs;
   const [M, C] = ht.shape, V = Wt.shape[0];
   const bf16 = isPackedBf16(Wt), h = bf16 ? roundBf16(f32(args.backend, ht)) : f32(args.backend, ht);
@@ -37,13 +38,14 @@ export function weightedCrossEntropyRef(args: KernelArgs) {
   return [{ shape: [], values: Float32Array.of(loss) }, { shape: [M, C], values: dh }];
 }
 
-function weightedCrossEntropyNative(args: KernelArgs, addon: Addon) {
+function weightedCrossEntropyNative(args: KernelArgs<WeightedCrossEntropyInputs, WeightedCrossEntropyAttrs>, addon: NativeAddon) {
   const { h: ht, W: Wt } = args.inputs;
   const [M, C] = ht.shape, V = Wt.shape[0];
   const loss = new Float32Array(1), dh = alloc(args.backend, M * C, false); // row chunks cover M, sgemm beta 0
-  const [fn, W] = isPackedBf16(Wt) ? [addon.weightedCrossEntropyBf16, packedValues(args.backend, Wt)] : [addon.weightedCrossEntropy, f32(args.backend, Wt)];
-  fn(f32(args.backend, ht), W, i32(args.backend, args.inputs.labels),
-    f32(args.backend, args.inputs.weights), loss, dh, M, C, V, Math.max(1, Math.min(M, args.attrs.chunkRows as number)));
+  const [h, labels, w] = [f32(args.backend, ht), i32(args.backend, args.inputs.labels), f32(args.backend, args.inputs.weights)];
+  const rows = Math.max(1, Math.min(M, args.attrs.chunkRows));
+  if (isPackedBf16(Wt)) addon.weightedCrossEntropyBf16(h, packedValues(args.backend, Wt), labels, w, loss, dh, M, C, V, rows);
+  else addon.weightedCrossEntropy(h, f32(args.backend, Wt), labels, w, loss, dh, M, C, V, rows);
   return [{ shape: [], values: loss }, { shape: [M, C], values: dh }];
 }
 

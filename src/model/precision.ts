@@ -23,7 +23,7 @@ export interface Bf16Support {
 export function bf16Support(): Bf16Support {
   const kernels = tf.getKernel('MatMulBf16', tf.getBackend()) !== undefined;
   const { addon } = loadAddon();
-  const info = tf.getBackend() === 'native' && typeof addon?.bf16Info === 'function' ? (addon.bf16Info as () => Record<string, string | boolean>)() : null;
+  const info = tf.getBackend() === 'native' && addon ? addon.bf16Info() : null;
   if (!info) return { kernels, native: false, detail: `bf16 -> fp32 per call on the '${tf.getBackend()}' backend (slow reference kernels)` };
   if (info.path === 'onednn') return { kernels, native: true, detail: `${info.version}, ${info.impl}` };
   return { kernels, native: false, detail: `bf16 -> fp32 per layer + OpenBLAS sgemm (${info.error || 'fallback selected'})` };
