@@ -83,7 +83,7 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
 }
 
 // weightedCrossEntropyBf16(h [M,C], W bf16 [V,C], labels [M], w [M], loss [1], dh [M,C], M, C, V, rows): as
-// weightedCrossEntropy (kernels/CrossEntropy.cc) with bf16 lm_head matmuls; softmax and the loss in fp32/double.
+// weightedCrossEntropy (kernels/WeightedCrossEntropy.cc) with bf16 lm_head matmuls; softmax and the loss in fp32/double.
 static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *h = f32(info[0]), *w = f32(info[3]);

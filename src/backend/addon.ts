@@ -32,13 +32,16 @@ export interface NativeAddon {
   /** kernels/AdamW.cc: one AdamW update of n elements, in place on p, m, v (optimizer state, not tensors). */
   adamw(p: F32, g: F32, m: F32, v: F32, n: number, beta1: number, beta2: number, eps: number, keep: number,
     stepSize: number, sqrtBc2: number): void;
-  /** kernels/Gather.cc: out [N,S] = x [R,S] rows idx [N]; -1, or the position of the first index outside [0,R). */
-  gatherRows(x: F32, idx: I32, out: F32, R: number, S: number): number;
-  /** kernels/Elementwise.cc: out = a (op) b with broadcasting by strides (op: the index in BINARY_OPS). */
-  binary(op: number, a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  /** kernels/GatherV2.cc: out [N,S] = x [R,S] rows idx [N]; -1, or the position of the first index outside [0,R). */
+  gatherV2(x: F32, idx: I32, out: F32, R: number, S: number): number;
+  /** kernels/Elementwise.cc: out = a (op) b, numpy broadcasting through the strides (0 along broadcast dims). */
+  add(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  sub(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  multiply(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  realDiv(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
   softmax(logits: F32, out: F32, rows: number, cols: number): void;
   transpose(x: F32, out: F32, shape: I32, perm: I32): void;
-  /** kernels/CrossEntropy.cc: loss [1] = sum w CE, dh [M,C]; rows of M at a time. */
+  /** kernels/WeightedCrossEntropy.cc: loss [1] = sum w CE, dh [M,C]; rows of M at a time. */
   weightedCrossEntropy(h: F32, W: F32, labels: I32, w: F32, loss: F32, dh: F32, M: number, C: number, V: number, chunkRows: number): void;
   fusedAttention(q: F32, k: F32, v: F32, seg: I32, out: F32, lse: F32, B: number, T: number, H: number, Hkv: number,
     D: number, scale: number, window: number): void;

@@ -17,7 +17,10 @@ function broadcastStrides(shape: number[], out: number[]): Int32Array {
   return st;
 }
 
-function binaryKernel(kernelName: string, op: number): KernelConfig {
+/** The addon function of each binary kernel (kernels/Elementwise.cc, one template). */
+type BinaryFn = 'add' | 'sub' | 'multiply' | 'realDiv';
+
+function binaryKernel(kernelName: string, fn: BinaryFn): KernelConfig {
   const kernelFunc = ((args: KernelArgs) => {
     const { a, b } = args.inputs;
     const out = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
@@ -27,17 +30,17 @@ function binaryKernel(kernelName: string, op: number): KernelConfig {
     }
     const values = alloc(args.backend, n, false); // every element written
     const shape = out.length ? out : [1];
-    nativeAddon().binary(op, f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
+    nativeAddon()[fn](f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
       broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
     return args.backend.makeTensorInfo(out, 'float32', values);
   }) as unknown as KernelFunc;
   return { kernelName, backendName: 'native', kernelFunc };
 }
 
-export const addConfig = binaryKernel('Add', 0);
-export const subConfig = binaryKernel('Sub', 1);
-export const multiplyConfig = binaryKernel('Multiply', 2);
-export const realDivConfig = binaryKernel('RealDiv', 3);
+export const addConfig = binaryKernel('Add', 'add');
+export const subConfig = binaryKernel('Sub', 'sub');
+export const multiplyConfig = binaryKernel('Multiply', 'multiply');
+export const realDivConfig = binaryKernel('RealDiv', 'realDiv');
 
 export const softmaxConfig: KernelConfig = {
   kernelName: 'Softmax',

@@ -1,6 +1,6 @@
 // WeightedCrossEntropy: sum_m w_m CE(h_m W^T, label_m) and its gradient wrt h in one pass, chunked over rows so
 // only [chunkRows, V] logits exist at a time (the [M, V] logits are never materialised).
-// Reference: loops in float64; native: kernels/CrossEntropy.cc (sgemm per chunk). A packed bf16 W makes both
+// Reference: loops in float64; native: kernels/WeightedCrossEntropy.cc (sgemm per chunk). A packed bf16 W makes both
 // lm_head matmuls bf16 (h and dlogits rounded to bf16, fp32 sums; native: kernels/MatMulBf16.cc).
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';

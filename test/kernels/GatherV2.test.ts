@@ -1,10 +1,10 @@
-// Parity: native GatherV2 (row gather, kernels/Gather.cc) vs the tfjs cpu kernel and the TS reference
-// gatherRowsRef, values and gradient; the fallbacks (int32 params, axis 1, batchDims) and out-of-range indices.
+// Parity: native GatherV2 (row gather, kernels/GatherV2.cc) vs the tfjs cpu kernel and the TS reference
+// gatherV2Ref, values and gradient; the fallbacks (int32 params, axis 1, batchDims) and out-of-range indices.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { gatherRowsRef, gatherV2Native } from '../../src/kernels/GatherV2.ts';
+import { gatherV2Ref, gatherV2Native } from '../../src/kernels/GatherV2.ts';
 
 const native = nativeAvailability();
 
@@ -57,7 +57,7 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
       idx[0] = 0; idx[idx.length - 1] = xs[0] - 1; // both ends of the range
       const d = await maxdiff(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')));
       await tf.setBackend('native');
-      const ref = gatherRowsRef(x, idx, xs[0], x.length / xs[0]);
+      const ref = gatherV2Ref(x, idx, xs[0], x.length / xs[0]);
       const got = tf.tidy(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')).dataSync());
       console.log(`gather ${name} maxdiff(native vs cpu)=${d.toExponential(2)}`);
       expect(d).toBe(0);
@@ -97,7 +97,7 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
       }
       expect(msgs[0]).toBe(`GatherV2: the index value ${bad} is not in [0, 29]`);
       expect(msgs[1]).toBe(msgs[0]);
-      expect(() => gatherRowsRef(new Float32Array(30 * 6), idx, 30, 6)).toThrow(msgs[0]);
+      expect(() => gatherV2Ref(new Float32Array(30 * 6), idx, 30, 6)).toThrow(msgs[0]);
     });
   }
 });

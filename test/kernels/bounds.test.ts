@@ -16,7 +16,7 @@ const nk = B * T * Hkv * D;
 const CALLS: Record<string, () => unknown[]> = {
   batchMatMul: () => [f(2 * 3 * 4), f(4 * 5), f(2 * 3 * 5), 2, 1, 3, 5, 4, false, false, f(5)],
   adamw: () => [f(8), f(8), f(8), f(8), 8, 0.9, 0.999, 1e-8, 1, 1e-3, 1],
-  gatherRows: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
+  gatherV2: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
   weightedCrossEntropy: () => [f(3 * 4), f(6 * 4), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
   rmsNorm: () => [f(3 * 4), f(4), f(3 * 4), f(3), 3, 4, 1e-6],
   rmsNormGrad: () => [f(12), f(12), f(4), f(3), f(12), f(4), 3, 4],
@@ -30,7 +30,8 @@ const CALLS: Record<string, () => unknown[]> = {
   fusedAttention: () => [f(nq), f(nk), f(nk), z(B * T), f(nq), f(B * H * T), B, T, H, Hkv, D, 0.5],
   fusedAttentionGrad: () => [f(nq), f(nq), f(nk), f(nk), z(B * T), f(nq), f(B * H * T), f(nq), f(nk), f(nk), B, T, H, Hkv, D, 0.5],
   // a [2,1,3] + b [1,4,3] -> out [2,4,3]: a's stride along the broadcast dim is 0.
-  binary: () => [0, f(2 * 3), f(4 * 3), f(2 * 4 * 3), Int32Array.from([2, 4, 3]), Int32Array.from([3, 0, 1]), Int32Array.from([0, 3, 1])],
+  ...Object.fromEntries(['add', 'sub', 'multiply', 'realDiv'].map((fn) =>
+    [fn, () => [f(2 * 3), f(4 * 3), f(2 * 4 * 3), Int32Array.from([2, 4, 3]), Int32Array.from([3, 0, 1]), Int32Array.from([0, 3, 1])]])),
   transpose: () => [f(2 * 3 * 4), f(2 * 3 * 4), Int32Array.from([2, 3, 4]), Int32Array.from([2, 0, 1])],
   softmax: () => [f(3 * 5), f(3 * 5), 3, 5],
   // bf16 weights packed two per Int32 element: z(n / 2) holds n bf16 values (zeros).
@@ -40,8 +41,8 @@ const CALLS: Record<string, () => unknown[]> = {
   weightedCrossEntropyBf16: () => [f(3 * 4), z((6 * 4) / 2), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
 };
 
-/** Arrays that give the shape rather than being checked against it (gatherRows' ids [N], binary's and transpose's shape). */
-const SHAPE_ARGS: Record<string, number[]> = { gatherRows: [1], binary: [4], transpose: [2] };
+/** Arrays that give the shape rather than being checked against it (gatherV2's ids [N], the binary kernels' and transpose's shape). */
+const SHAPE_ARGS: Record<string, number[]> = { gatherV2: [1], add: [3], sub: [3], multiply: [3], realDiv: [3], transpose: [2] };
 
 describe.skipIf(!native.ok)('native entry points check their buffers', () => {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => unknown>;

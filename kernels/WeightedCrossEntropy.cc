@@ -1,4 +1,4 @@
-// CrossEntropy.cc: token-weighted cross-entropy through the lm_head, chunked over rows so only [c, V] logits
+// WeightedCrossEntropy.cc: token-weighted cross-entropy through the lm_head, chunked over rows so only [c, V] logits
 // exist at once; forward and the gradient wrt the hidden states in the same pass (dh is linear in dLoss).
 #include "blas.h"
 #include <cmath>
@@ -47,6 +47,6 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void InitCrossEntropy(Napi::Env env, Napi::Object exports) {
+void InitWeightedCrossEntropy(Napi::Env env, Napi::Object exports) {
   exports.Set("weightedCrossEntropy", Napi::Function::New(env, Forward));
 }
