@@ -14,10 +14,11 @@ export interface FusedAttentionAttrs { scale: number; window?: number }
 export const FusedAttentionGrad = 'FusedAttentionGrad';
 export type FusedAttentionGradInputs = FusedAttentionInputs & { dy: TensorInfo; out: TensorInfo; lse: TensorInfo };
 
-/** h [M,C], W [V,C], labels int32 [M], weights [M] -> [loss [] = sum w*CE, dh [M,C] = dloss/dh]. */
+/** h [M,C], W [V,C], labels int32 [M], weights [M] -> [loss [] = sum w*CE, dh [M,C] = dloss/dh]; withGrad false
+ *  (an evaluation): dh is [0,C] and the second lm_head matmul is skipped. */
 export const WeightedCrossEntropy = 'WeightedCrossEntropy';
 export type WeightedCrossEntropyInputs = { h: TensorInfo; W: TensorInfo; labels: TensorInfo; weights: TensorInfo } & NamedTensorInfoMap;
-export interface WeightedCrossEntropyAttrs { chunkRows: number }
+export interface WeightedCrossEntropyAttrs { chunkRows: number; withGrad?: boolean }
 
 /** x [..., C], weight [C] -> [y [..., C], rstd [N]] (N = rows of x). */
 export const RmsNorm = 'RmsNorm';

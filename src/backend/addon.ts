@@ -41,8 +41,8 @@ export interface NativeAddon {
   realDiv(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
   softmax(logits: F32, out: F32, rows: number, cols: number): void;
   transpose(x: F32, out: F32, shape: I32, perm: I32): void;
-  /** kernels/WeightedCrossEntropy.cc: loss [1] = sum w CE, dh [M,C]; rows of M at a time. */
-  weightedCrossEntropy(h: F32, W: F32, labels: I32, w: F32, loss: F32, dh: F32, M: number, C: number, V: number, chunkRows: number): void;
+  /** kernels/WeightedCrossEntropy.cc: loss [1] = sum w CE, dh [M,C] (null: loss only); rows of M at a time. */
+  weightedCrossEntropy(h: F32, W: F32, labels: I32, w: F32, loss: F32, dh: F32 | null, M: number, C: number, V: number, chunkRows: number): void;
   fusedAttention(q: F32, k: F32, v: F32, seg: I32, out: F32, lse: F32, B: number, T: number, H: number, Hkv: number,
     D: number, scale: number, window: number): void;
   fusedAttentionGrad(dy: F32, q: F32, k: F32, v: F32, seg: I32, out: F32, lse: F32, dq: F32, dk: F32, dv: F32,
@@ -64,7 +64,7 @@ export interface NativeAddon {
     out: number, r: number, scale: number): void;
   loraLinearGradBf16(dy: F32, xl: F32, W: I32, A: F32, B: F32, u: F32, dx: F32, dxl: F32 | null, dA: F32, dB: F32,
     N: number, inp: number, out: number, r: number, scale: number): void;
-  weightedCrossEntropyBf16(h: F32, W: I32, labels: I32, w: F32, loss: F32, dh: F32, M: number, C: number, V: number, chunkRows: number): void;
+  weightedCrossEntropyBf16(h: F32, W: I32, labels: I32, w: F32, loss: F32, dh: F32 | null, M: number, C: number, V: number, chunkRows: number): void;
   bf16Info(): Bf16Info;
   /** Tests and benchmarks: force the oneDNN path or the fp32 fallback. */
   setBf16Path(path: 'onednn' | 'fallback'): void;

@@ -1,4 +1,5 @@
-// UnsortedSegmentSum for 'native' (the gradient of tf.gather): one scatter-add pass, O(N * inner), instead of
+// UnsortedSegmentSum for 'native' (the gradient of tf.gather), in TypeScript, not C++: registered on 'native' for
+// its algorithm, not for native code. One scatter-add pass, O(N * inner), instead of
 // tfjs-cpu's one masked pass per segment, O(numSegments * N * inner). x [N, ...inner], segmentIds int32 [N]
 // -> [numSegments, ...inner]; ids outside [0, numSegments) are dropped (TF semantics). Other ranks: cpu kernel.
 import { getKernel, util } from '@tensorflow/tfjs-core';

@@ -213,8 +213,9 @@ export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch,
     const W = weight(base, 'lm_head.weight') as tf.Tensor2D;
     const forBackward = opts.forBackward ?? true;
     const softcap = base.config.finalLogitSoftcap;
-    // The fused kernel always computes dLoss/dh too; an evaluation-only loss skips that matmul. It has no soft-capping.
-    if (ctx.fused && forBackward && !softcap) return ops.crossEntropyWeighted(h, W, labels, w);
+    // The fused kernel (withGrad false for an evaluation: no dLoss/dh matmul). The plain tfjs composition runs
+    // only where the fused kernel does not: logit soft-capping (Gemma 3) and backends without lorasft's kernels.
+    if (ctx.fused && !softcap) return ops.crossEntropyWeighted(h, W, labels, w, { withGrad: forBackward });
     return chunkedWeightedCE(h, W, labels, w, { eagerGrad: forBackward, softcap });
   });
   return { loss, weightSum };

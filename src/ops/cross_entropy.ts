@@ -12,10 +12,11 @@ export function ceChunkRows(V: number): number {
 /**
  * sum_m weights[m] * (logsumexp(h[m] W^T) - (h[m] W^T)[labels[m]]) as a scalar (unnormalised; divide by the
  * weight sum yourself). h [M, C] (differentiable), W [V, C] (lm_head, frozen: no gradient), labels int32 [M]
- * in [0, V), weights float32 [M] (0 = row ignored). The gradient wrt h is computed in the same pass.
+ * in [0, V), weights float32 [M] (0 = row ignored). The gradient wrt h is computed in the same pass, unless
+ * withGrad is false (an evaluation: the loss has no gradient then).
  */
 export function crossEntropyWeighted(h: tf.Tensor2D, W: tf.Tensor2D, labels: Int32Array | tf.Tensor1D,
-  weights: Float32Array | tf.Tensor1D, chunkRows?: number): tf.Scalar {
+  weights: Float32Array | tf.Tensor1D, opts: { chunkRows?: number; withGrad?: boolean } = {}): tf.Scalar {
   const [M, C] = h.shape;
   const [V, Cw] = logicalShape(W); // W float32 or packed bf16
   if (C !== Cw) throw new Error(`crossEntropyWeighted: h [M, ${C}] and W [V, ${Cw}] disagree on C`);
@@ -28,7 +29,7 @@ export function crossEntropyWeighted(h: tf.Tensor2D, W: tf.Tensor2D, labels: Int
   const wt = weights instanceof Float32Array ? tf.tensor1d(weights, 'float32') : weights;
   if (wt.shape[0] !== M) throw new Error(`crossEntropyWeighted: ${wt.shape[0]} weights for ${M} rows`);
   const [loss, dh] = tf.engine().runKernel(WeightedCrossEntropy, { h, W, labels: lt, weights: wt },
-    { chunkRows: chunkRows ?? ceChunkRows(V) }) as tf.Tensor[];
+    { chunkRows: opts.chunkRows ?? ceChunkRows(V), withGrad: opts.withGrad ?? true }) as tf.Tensor[];
   dh.dispose(); // kept by the tape when a gradient is being recorded
   if (lt !== labels) lt.dispose();
   if (wt !== weights) wt.dispose();

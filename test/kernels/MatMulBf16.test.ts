@@ -40,7 +40,7 @@ const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => t
   {
     name: 'crossEntropyWeighted bf16 lm_head', shapes: [[21, 32]],
     f: ([h]) => crossEntropyWeighted(h as tf.Tensor2D, W16(300 * 32, 11, [300, 32])(), Int32Array.from({ length: 21 }, (_, i) => (i * 37) % 300),
-      Float32Array.from({ length: 21 }, (_, i) => (i % 5 ? 1 : 0)), 8),
+      Float32Array.from({ length: 21 }, (_, i) => (i % 5 ? 1 : 0)), { chunkRows: 8 }),
   },
 ];
 

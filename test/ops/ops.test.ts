@@ -58,7 +58,7 @@ const cases: Case[] = [
   },
   {
     name: 'crossEntropyWeighted', shapes: [[M, C], [V, C]], diff: [0],
-    op: ([hh, W]) => crossEntropyWeighted(hh as tf.Tensor2D, W as tf.Tensor2D, LABELS, WEIGHTS, 2),
+    op: ([hh, W]) => crossEntropyWeighted(hh as tf.Tensor2D, W as tf.Tensor2D, LABELS, WEIGHTS, { chunkRows: 2 }),
     plain: ([hh, W]) => plainCE(hh, W),
   },
   {
@@ -230,10 +230,26 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     const labels = Int32Array.from({ length: 40 }, (_, i) => (i * 37) % 300), w = rand(40, 5).map(Math.abs);
     const d = await both(() => {
       const hh = tf.tensor2d(hd, [40, 32]), W = tf.tensor2d(Wd, [300, 32]);
-      const f = (x: tf.Tensor) => crossEntropyWeighted(x as tf.Tensor2D, W, labels, w, 16);
+      const f = (x: tf.Tensor) => crossEntropyWeighted(x as tf.Tensor2D, W, labels, w, { chunkRows: 16 });
       return [f(hh), tf.grad(f)(hh)];
     });
     console.log(`crossEntropyWeighted 40x32x300 native vs cpu (value + grad) maxdiff=${d.toExponential(2)}`);
     expect(d).toBeLessThan(2e-5);
+  });
+
+  it('crossEntropyWeighted withGrad false (evaluation): the same loss on each backend, no dh, no gradient', async () => {
+    const hd = rand(40 * 32, 6), Wd = rand(300 * 32, 7);
+    const labels = Int32Array.from({ length: 40 }, (_, i) => (i * 13) % 300), w = rand(40, 8).map(Math.abs);
+    for (const b of ['cpu', 'native']) {
+      await tf.setBackend(b);
+      tf.tidy(() => {
+        const hh = tf.tensor2d(hd, [40, 32]), W = tf.tensor2d(Wd, [300, 32]);
+        const train = crossEntropyWeighted(hh, W, labels, w, { chunkRows: 16 }).dataSync()[0];
+        const evalOnly = crossEntropyWeighted(hh, W, labels, w, { chunkRows: 16, withGrad: false }).dataSync()[0];
+        expect(evalOnly, b).toBe(train);
+        const f = (x: tf.Tensor) => crossEntropyWeighted(x as tf.Tensor2D, W, labels, w, { withGrad: false });
+        expect(() => tf.grad(f)(hh), b).toThrow(/withGrad false/);
+      });
+    }
   });
 });
