@@ -8,7 +8,7 @@ type F32 = Float32Array;
 type I32 = Int32Array;
 
 /** What kernels/MatMulBf16.cc reports about its bf16 path (oneDNN or the fp32 fallback). */
-export interface Bf16Info {
+interface Bf16Info {
   dnnl: boolean;
   native: boolean;
   path: 'onednn' | 'fallback';

@@ -21,7 +21,7 @@ export interface BackendChoice {
   threads: number | null;
 }
 
-export const BACKENDS = ['tensorflow', 'native', 'cpu'] as const;
+const BACKENDS = ['tensorflow', 'native', 'cpu'] as const;
 
 /** Imports tfjs-node-gpu or tfjs-node if installed (never a dependency); returns the package name or null. */
 async function tryTensorflow(): Promise<string | null> {

@@ -7,7 +7,7 @@ import { formatResource, formatTable } from './print.ts';
 
 type Options = Parameters<typeof parseFlags>[2];
 
-export const COMMON_FLAGS = {
+const COMMON_FLAGS = {
   account: { type: 'string', short: 'a' },
   json: { type: 'boolean' },
   output: { type: 'string', short: 'o' },

@@ -15,7 +15,7 @@ const PY_SPACE = new Set(Array.from(' \t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u
 for (let c = 0x2000; c <= 0x200a; c++) PY_SPACE.add(String.fromCharCode(c));
 
 /** Python's str.strip/lstrip/rstrip: `chars` is a set of characters (code points); null = whitespace. */
-export function pyStrip(s: string, chars: string | null, left = true, right = true): string {
+function pyStrip(s: string, chars: string | null, left = true, right = true): string {
   const drop = chars === null ? PY_SPACE : new Set(Array.from(chars));
   const cps = Array.from(s);
   let i = 0;
@@ -26,7 +26,7 @@ export function pyStrip(s: string, chars: string | null, left = true, right = tr
 }
 
 /** Python's str.split(sep=None, maxsplit=-1). */
-export function pySplit(s: string, sep: string | null, maxsplit = -1): string[] {
+function pySplit(s: string, sep: string | null, maxsplit = -1): string[] {
   if (sep === '') throw new Error('ValueError: empty separator');
   if (sep !== null) {
     const parts = s.split(sep);
@@ -52,7 +52,7 @@ export function pySplit(s: string, sep: string | null, maxsplit = -1): string[] 
 }
 
 /** Python's str.capitalize(): first character upper-cased, the rest lower-cased. */
-export function pyCapitalize(s: string): string {
+function pyCapitalize(s: string): string {
   const [first = '', ...rest] = Array.from(s);
   return first.toUpperCase() + rest.join('').toLowerCase();
 }
@@ -85,7 +85,7 @@ function charsArg(v: Runtime | undefined, method: string): string | null {
 let installed = false;
 
 /** Install the Python semantics into @huggingface/jinja (idempotent; createChatTemplate calls it). */
-export function installPythonStringSemantics(): void {
+function installPythonStringSemantics(): void {
   if (installed) return;
   installed = true;
   const { StringValue, FunctionValue, IntegerValue } = runtimeClasses();
@@ -139,7 +139,7 @@ export function installPythonStringSemantics(): void {
 }
 
 /** Python's repr() of a template value: 'str' (quotes and escapes as Python), [list], (tuple,), {'dict': ...}. */
-export function pyRepr(v: Runtime): string {
+function pyRepr(v: Runtime): string {
   switch (v.type) {
     case 'StringValue': return pyStrRepr(v.value as string);
     case 'NullValue': case 'UndefinedValue': return 'None';
@@ -194,7 +194,7 @@ const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 
 /** Python's datetime.strftime for the directives chat templates use (Llama 3.x: "%d %b %Y"), local time. */
-export function pyStrftime(d: Date, fmt: string): string {
+function pyStrftime(d: Date, fmt: string): string {
   const p2 = (n: number) => String(n).padStart(2, '0');
   const map: Record<string, () => string> = {
     d: () => p2(d.getDate()), m: () => p2(d.getMonth() + 1), Y: () => String(d.getFullYear()), y: () => p2(d.getFullYear() % 100),
@@ -220,7 +220,7 @@ function pyRange(start: number, stop?: number, step = 1): number[] {
 }
 
 /** Thrown by the template's raise_exception (transformers: jinja2 TemplateError(message)). */
-export class TemplateRaise extends Error {}
+class TemplateRaise extends Error {}
 
 /**
  * Render a parsed template in transformers' environment: jinja2's constants and range, raise_exception,

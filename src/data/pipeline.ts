@@ -5,7 +5,7 @@ import type { ChatTokenizer } from './tokenizer.ts';
 import { expandConversation, type Conversation } from './expand.ts';
 import type { DatasetExample, TokenizedExample } from './types.ts';
 
-export { expandConversation, type Conversation };
+export {  type Conversation };
 
 export const DEFAULT_MAX_CONTEXT_LENGTH = 32768;
 

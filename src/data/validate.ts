@@ -6,8 +6,8 @@ import { firstInvalidUtf8, readLines } from './jsonl.ts';
 import { checkRow } from './row.ts';
 import type { DatasetExample } from './types.ts';
 
-export const MIN_EXAMPLES = 3;
-export const MAX_EXAMPLES = 3_000_000;
+const MIN_EXAMPLES = 3;
+const MAX_EXAMPLES = 3_000_000;
 /** Cap on examples x epochs. */
 export const MAX_EXAMPLE_EPOCHS = 3_000_000;
 
@@ -24,7 +24,7 @@ export interface ValidateOptions {
   keepExamples?: boolean;
 }
 
-export interface DatasetStats {
+interface DatasetStats {
   examples: number;
   messages: number;
   assistantTurns: number;

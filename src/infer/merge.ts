@@ -11,7 +11,7 @@ import { listModelTensors, readSafetensors, writeSafetensors, type FloatTensor }
 import { writeFileAtomic } from '../util/atomic.ts';
 
 /** W [out, in] += s * B [out, r] @ A [r, in], accumulated in float64 per element. */
-export function addLoraDelta(W: FloatTensor, A: FloatTensor, B: FloatTensor, s: number): void {
+function addLoraDelta(W: FloatTensor, A: FloatTensor, B: FloatTensor, s: number): void {
   const [out, inp] = W.shape;
   const r = A.shape[0];
   if (A.shape[1] !== inp || B.shape[0] !== out || B.shape[1] !== r) {

@@ -67,7 +67,7 @@ function cpuKernel(name: string): KernelFunc {
   return getKernel(name, 'cpu')!.kernelFunc;
 }
 
-export function batchMatMul(args: { inputs: { a: TensorInfo; b: TensorInfo }; backend: MathBackendCPU; attrs: NamedAttrMap }): TensorInfo {
+function batchMatMul(args: { inputs: { a: TensorInfo; b: TensorInfo }; backend: MathBackendCPU; attrs: NamedAttrMap }): TensorInfo {
   const { inputs: { a, b }, backend, attrs } = args;
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return cpuKernel('BatchMatMul')(args as never) as TensorInfo;
   return matMulImpl(backend, a, b, attrs.transposeA as boolean, attrs.transposeB as boolean);

@@ -34,7 +34,7 @@ function probs(q: Float32Array, k: Float32Array, seg: Int32Array, d: Dims, b: nu
   return m + Math.log(sum);
 }
 
-export function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
+function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D } = d;
   const q = f32(args.backend, args.inputs.q), k = f32(args.backend, args.inputs.k), v = f32(args.backend, args.inputs.v);
@@ -53,7 +53,7 @@ export function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAt
   return [{ shape: [B, T, H, D], values: out }, { shape: [B, H, T], values: lse }];
 }
 
-export function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedAttentionAttrs>) {
+function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D, scale } = d;
   const g = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);

@@ -8,14 +8,14 @@ import { alloc, f32, type KernelArgs, kernelConfigs , type NoAttrs } from './uti
 
 const C = Math.sqrt(2 / Math.PI), A = 0.044715;
 
-export function geluTanhMulRef(args: KernelArgs<GeluTanhMulInputs, NoAttrs>) {
+function geluTanhMulRef(args: KernelArgs<GeluTanhMulInputs, NoAttrs>) {
   const g = f32(args.backend, args.inputs.gate), u = f32(args.backend, args.inputs.up);
   const y = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) y[i] = 0.5 * g[i] * (1 + Math.tanh(C * (g[i] + A * g[i] ** 3))) * u[i];
   return [{ shape: args.inputs.gate.shape, values: y }];
 }
 
-export function geluTanhMulGradRef(args: KernelArgs<GeluTanhMulGradInputs, NoAttrs>) {
+function geluTanhMulGradRef(args: KernelArgs<GeluTanhMulGradInputs, NoAttrs>) {
   const [dy, g, u] = (['dy', 'gate', 'up'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const dg = new Float32Array(g.length), du = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) {

@@ -27,7 +27,7 @@ function mm(M: number, N: number, K: number, a: (m: number, k: number) => number
   return c;
 }
 
-export function loraLinearRef(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>) {
+function loraLinearRef(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>) {
   const { N, inp, out, r, s } = dims(args);
   const [x0, xl, A, B] = (['x', 'xl', 'A', 'B'] as const).map((n) => f32(args.backend, args.inputs[n] ?? args.inputs.xl));
   const bf16 = isPackedBf16(args.inputs.W), W = weightF32(args.backend, args.inputs.W), x = bf16 ? roundBf16(x0) : x0;
@@ -39,7 +39,7 @@ export function loraLinearRef(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs
   return [{ shape: [N, out], values: y }, { shape: [N, r], values: u }];
 }
 
-export function loraLinearGradRef(args: KernelArgs<LoraLinearGradInputs, LoraLinearAttrs>) {
+function loraLinearGradRef(args: KernelArgs<LoraLinearGradInputs, LoraLinearAttrs>) {
   const { N, inp, out, r, s, shared } = dims(args);
   const [dy, xl, A, B, u] = (['dy', 'xl', 'A', 'B', 'u'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const W = weightF32(args.backend, args.inputs.W), dyW = isPackedBf16(args.inputs.W) ? roundBf16(dy) : dy;

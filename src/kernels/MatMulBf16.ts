@@ -53,7 +53,7 @@ function dims(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>) {
   return { M, K, N: t ? ws[0] : ws[1], t };
 }
 
-export function matMulBf16Ref(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>) {
+function matMulBf16Ref(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>) {
   const { M, K, N, t } = dims(args);
   const x = roundBf16(f32(args.backend, args.inputs.x)), W = weightF32(args.backend, args.inputs.W);
   const y = new Float32Array(M * N);

@@ -11,7 +11,7 @@ function rows(args: KernelArgs<{ x: TensorInfo; weight: TensorInfo }, unknown>):
   return [args.inputs.x.shape.reduce((a, b) => a * b, 1) / C, C];
 }
 
-export function rmsNormRef(args: KernelArgs<RmsNormInputs, RmsNormAttrs>) {
+function rmsNormRef(args: KernelArgs<RmsNormInputs, RmsNormAttrs>) {
   const [N, C] = rows(args);
   const x = f32(args.backend, args.inputs.x), w = f32(args.backend, args.inputs.weight), eps = args.attrs.eps;
   const y = new Float32Array(N * C), rstd = new Float32Array(N);
@@ -24,7 +24,7 @@ export function rmsNormRef(args: KernelArgs<RmsNormInputs, RmsNormAttrs>) {
   return [{ shape: args.inputs.x.shape, values: y }, { shape: [N], values: rstd }];
 }
 
-export function rmsNormGradRef(args: KernelArgs<RmsNormGradInputs, NoAttrs>) {
+function rmsNormGradRef(args: KernelArgs<RmsNormGradInputs, NoAttrs>) {
   const [N, C] = rows(args);
   const [dy, x, w, rstd] = (['dy', 'x', 'weight', 'rstd'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const dx = new Float32Array(N * C), dw = new Float64Array(C);

@@ -6,7 +6,7 @@ import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { Rope, type RopeAttrs, type RopeInputs } from '../kernel_names.ts';
 import { alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
-export function ropeRef(args: KernelArgs<RopeInputs, RopeAttrs>) {
+function ropeRef(args: KernelArgs<RopeInputs, RopeAttrs>) {
   const [N, h, D] = args.inputs.x.shape;
   const x = f32(args.backend, args.inputs.x), c = f32(args.backend, args.inputs.cos), s = f32(args.backend, args.inputs.sin);
   const back = args.attrs.transpose, half = D / 2;

@@ -5,14 +5,14 @@ import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { Swiglu, SwigluGrad, type SwigluGradInputs, type SwigluInputs } from '../kernel_names.ts';
 import { alloc, f32, type KernelArgs, kernelConfigs , type NoAttrs } from './util.ts';
 
-export function swigluRef(args: KernelArgs<SwigluInputs, NoAttrs>) {
+function swigluRef(args: KernelArgs<SwigluInputs, NoAttrs>) {
   const g = f32(args.backend, args.inputs.gate), u = f32(args.backend, args.inputs.up);
   const y = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) y[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   return [{ shape: args.inputs.gate.shape, values: y }];
 }
 
-export function swigluGradRef(args: KernelArgs<SwigluGradInputs, NoAttrs>) {
+function swigluGradRef(args: KernelArgs<SwigluGradInputs, NoAttrs>) {
   const [dy, g, u] = (['dy', 'gate', 'up'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const dg = new Float32Array(g.length), du = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) {

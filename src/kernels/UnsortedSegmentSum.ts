@@ -6,7 +6,7 @@ import { getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { alloc, f32, i32, type KernelArgs } from './util.ts';
 
-export function unsortedSegmentSum(args: KernelArgs): TensorInfo {
+function unsortedSegmentSum(args: KernelArgs): TensorInfo {
   const { x, segmentIds } = args.inputs;
   const numSegments = args.attrs.numSegments as number;
   if (x.dtype !== 'float32' || segmentIds.shape.length !== 1 || x.shape[0] !== segmentIds.shape[0]) {

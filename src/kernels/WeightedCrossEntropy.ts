@@ -8,7 +8,7 @@ import { WeightedCrossEntropy, type WeightedCrossEntropyAttrs, type WeightedCros
 import { isPackedBf16, packedValues, roundBf16, weightF32 } from './MatMulBf16.ts';
 import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
-export function weightedCrossEntropyRef(args: KernelArgs<WeightedCrossEntropyInputs, WeightedCrossEntropyAttrs>) {
+function weightedCrossEntropyRef(args: KernelArgs<WeightedCrossEntropyInputs, WeightedCrossEntropyAttrs>) {
   const { h: ht, W: Wt } = args.inputs;
   const [M, C] = ht.shape, V = Wt.shape[0];
   const bf16 = isPackedBf16(Wt), h = bf16 ? roundBf16(f32(args.backend, ht)) : f32(args.backend, ht);

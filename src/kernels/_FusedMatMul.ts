@@ -11,7 +11,7 @@ function run(name: string, inputs: Record<string, TensorInfo>, backend: MathBack
   return getKernel(name, 'native')!.kernelFunc({ inputs, backend, attrs } as never) as TensorInfo;
 }
 
-export function fusedMatMul(args: { inputs: FusedInputs; backend: MathBackendCPU; attrs: NamedAttrMap }): TensorInfo {
+function fusedMatMul(args: { inputs: FusedInputs; backend: MathBackendCPU; attrs: NamedAttrMap }): TensorInfo {
   const { inputs: { a, b, bias, preluActivationWeights }, backend, attrs } = args;
   const { transposeA, transposeB, activation, leakyreluAlpha } = attrs as {
     transposeA: boolean; transposeB: boolean; activation?: string; leakyreluAlpha?: number };

@@ -5,11 +5,11 @@ import { UserError } from '../errors.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
 import { gemma3Fields, llamaLayer, mistralFields, refuseMultimodal, type FamilyFields } from './families.ts';
 
-export type ModelType = 'qwen3' | 'qwen2' | 'llama' | 'mistral' | 'gemma3_text';
-export const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama', 'mistral', 'gemma3_text'];
+type ModelType = 'qwen3' | 'qwen2' | 'llama' | 'mistral' | 'gemma3_text';
+const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama', 'mistral', 'gemma3_text'];
 
 /** RoPE frequency scaling (HF `rope_scaling`); 'default' = none. */
-export type RopeScaling =
+type RopeScaling =
   | { type: 'default' }
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };

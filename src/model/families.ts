@@ -34,7 +34,7 @@ export function llamaLayer(numLayers: number): FamilyFields {
 const F16_MANT = 10, BF16_MANT = 7;
 
 /** x rounded to nearest-even with `bits` mantissa bits (bf16: 7, fp16: 10; normal range). */
-export function roundMantissa(x: number, bits: number): number {
+function roundMantissa(x: number, bits: number): number {
   if (x === 0 || !Number.isFinite(x)) return x;
   const e = Math.floor(Math.log2(Math.abs(x)));
   const ulp = 2 ** (e - bits);
@@ -48,7 +48,7 @@ export function roundMantissa(x: number, bits: number): number {
  * HF Gemma3TextScaledWordEmbedding: torch.tensor(C ** 0.5) (float32) cast to the weights' dtype, so sqrt(1152)
  * becomes 33.94112... in float32 and 34.0 in bfloat16. The dtype is config.json's torch_dtype (or dtype).
  */
-export function gemmaEmbedScale(hidden: number, dtype: unknown): number {
+function gemmaEmbedScale(hidden: number, dtype: unknown): number {
   const s = Math.fround(Math.sqrt(hidden));
   if (dtype === 'bfloat16') return roundMantissa(s, BF16_MANT);
   if (dtype === 'float16') return roundMantissa(s, F16_MANT);

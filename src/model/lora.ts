@@ -34,7 +34,7 @@ export class LoraWeights extends Map<string, tf.Variable> {
 }
 
 /** HF module path of a target linear: model.layers.{i}.self_attn.q_proj or model.layers.{i}.mlp.up_proj. */
-export function modulePath(layer: number, target: string): string {
+function modulePath(layer: number, target: string): string {
   if (ATTN.has(target)) return `model.layers.${layer}.self_attn.${target}`;
   if (MLP.has(target)) return `model.layers.${layer}.mlp.${target}`;
   throw new UserError(`unknown LoRA target module '${target}' (expected some of ${DEFAULT_LORA_TARGETS.join(', ')})`);
@@ -59,7 +59,7 @@ export function linearShape(cfg: ModelConfig, target: string): [number, number] 
 }
 
 /** Training rule: rank a power of two from 1 to 32; targets known; dropout in [0, 1). */
-export function validateLoraConfig(cfg: LoraConfig): void {
+function validateLoraConfig(cfg: LoraConfig): void {
   if (!Number.isInteger(cfg.rank) || cfg.rank < 1 || cfg.rank > 32 || (cfg.rank & (cfg.rank - 1)) !== 0) {
     throw new UserError(`LoRA rank ${cfg.rank} is not allowed (expected a power of 2 from 1 to 32)`);
   }

@@ -76,7 +76,7 @@ export interface LossOpts {
 }
 
 /** Rough bytes of taped activations per token per layer (inputs saved by linears, attention, norms, SwiGLU). */
-export function activationBytesPerToken(cfg: ModelConfig): number {
+function activationBytesPerToken(cfg: ModelConfig): number {
   const qd = cfg.numHeads * cfg.headDim;
   const kvd = cfg.numKvHeads * cfg.headDim;
   return 4 * (4 * cfg.hiddenSize + 4 * qd + 3 * kvd + 3 * cfg.intermediateSize);
@@ -171,7 +171,7 @@ function checkIds(cfg: ModelConfig, ids: Int32Array, what: string, used?: Float3
 }
 
 /** Rows of the hidden state that predict a weighted token: row b*T+t-1 predicts inputIds[b*T+t]. */
-export function lossRows(batch: Batch): { rows: Int32Array; labels: Int32Array; w: Float32Array; weightSum: number } {
+function lossRows(batch: Batch): { rows: Int32Array; labels: Int32Array; w: Float32Array; weightSum: number } {
   const { B, T, weights } = batch;
   const targets = batch.labels ?? batch.inputIds;
   const rows: number[] = [];

@@ -12,7 +12,7 @@ export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 /** PEFT LoraConfig JSON for our config. */
-export function adapterConfigJson(cfg: LoraConfig, baseModelPath: string): Record<string, unknown> {
+function adapterConfigJson(cfg: LoraConfig, baseModelPath: string): Record<string, unknown> {
   return {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',

@@ -9,7 +9,6 @@ import * as ops from '../ops/index.ts';
 import { listModelTensors } from './safetensors.ts';
 
 export type Precision = 'fp32' | 'bf16';
-export const PRECISIONS = ['auto', 'fp32', 'bf16'] as const;
 
 export interface Bf16Support {
   /** The bf16 kernels (MatMulBf16 et al.) are registered on the active backend. */

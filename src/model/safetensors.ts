@@ -32,7 +32,7 @@ export interface FloatTensor {
 /** A tensor as read: float32 `data`, or (readSafetensors' keep16) raw bf16 bits in `bf16` and an empty `data`. */
 export type LoadedTensor = FloatTensor & { dtype: string; bf16?: Uint16Array };
 
-export const DTYPE_BYTES: Record<string, number> = {
+const DTYPE_BYTES: Record<string, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
 };
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);

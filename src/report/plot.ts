@@ -51,7 +51,8 @@ export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks
   if (!train.length && !evals.length) throw new Error('no finite losses to plot');
   const xs = [...train.map((r) => r.step), ...evals.map((r) => r.step)];
   const ys = [...train.map((r) => r.train_loss), ...evals.map((r) => r.eval_loss)];
-  let [x0, x1] = [Math.min(0, ...xs), Math.max(...xs)];
+  const x0 = Math.min(0, ...xs);
+  let x1 = Math.max(...xs);
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (x1 === x0) x1 = x0 + 1;
   const log = y0 > 0 && y1 / y0 > 10;

@@ -22,7 +22,7 @@ const STATIC: Record<string, [string, string]> = {
 };
 
 /** The create-job form's fields, in the config's order (jobId is the ?supervisedFineTuningJobId= parameter). */
-export function jobFormFields(): Array<{ name: string; kind: string; default: unknown; help: string; defaultText?: string; choices?: string[] }> {
+function jobFormFields(): Array<{ name: string; kind: string; default: unknown; help: string; defaultText?: string; choices?: string[] }> {
   return Object.entries(FIELDS).filter(([k]) => k !== 'jobId').map(([name, f]) => ({
     name, kind: f.kind, default: f.default, help: f.help, defaultText: f.defaultText, choices: (f as { choices?: string[] }).choices,
   }));

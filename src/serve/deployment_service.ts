@@ -41,13 +41,13 @@ interface Live {
   served: Map<string, string | null>;
 }
 
-export function checkId(id: unknown, what: string): string {
+function checkId(id: unknown, what: string): string {
   if (typeof id !== 'string' || !ID.test(id)) throw badRequest(`invalid ${what} ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : id)}: use 1 to 63 lowercase letters, digits or hyphens`);
   return id;
 }
 
 /** `accounts/A/COLLECTION/ID` from a full name or a bare id in `account`. */
-export function refName(value: unknown, collection: string, account: string, field: string): string {
+function refName(value: unknown, collection: string, account: string, field: string): string {
   if (typeof value !== 'string' || value === '') throw badRequest(`${field} must be a name (accounts/ACCOUNT/${collection}/ID or ID), got ${JSON.stringify(value)}`);
   const p = value.split('/');
   if (p.length === 1) return `accounts/${account}/${collection}/${checkId(value, `${field} id`)}`;

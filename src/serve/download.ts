@@ -10,7 +10,7 @@ import { layout } from './service.ts';
 import type { Store } from './store.ts';
 
 /** URLs stay valid this long. */
-export const URL_TTL_S = 3600;
+const URL_TTL_S = 3600;
 
 export function loadSecret(dataDir: string): Buffer {
   const f = layout.secret(dataDir);

@@ -1,6 +1,6 @@
 // The one error shape of the REST API, `{"error": {"code": 404, "message": "...", "status": "NOT_FOUND"}}`:
 // the HTTP status as `code` and its google.rpc.Code name as `status`, as the managed API answers.
-export const STATUS_NAME: Record<number, string> = {
+const STATUS_NAME: Record<number, string> = {
   400: 'INVALID_ARGUMENT',
   401: 'UNAUTHENTICATED',
   404: 'NOT_FOUND',

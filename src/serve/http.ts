@@ -4,7 +4,7 @@ import { ApiError, badRequest, errorBody } from './errors.ts';
 import type { Json, Page } from './store.ts';
 
 /** Largest JSON request body read (uploads go through their own streaming path). */
-export const MAX_JSON_BYTES = 1 << 20;
+const MAX_JSON_BYTES = 1 << 20;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

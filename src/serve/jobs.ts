@@ -13,7 +13,7 @@ import { layout, type Service } from './service.ts';
 import type { Json, Resource } from './store.ts';
 import { ACTIVE_JOB_STATES } from './usage.ts';
 
-export const JOB_STATES = [
+const JOB_STATES = [
   'JOB_STATE_PENDING', 'JOB_STATE_VALIDATING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING', 'JOB_STATE_COMPLETED',
   'JOB_STATE_EARLY_STOPPED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED',
 ];
@@ -51,7 +51,7 @@ function get(c: Ctx): Json {
 }
 
 /** `filter`: `state = JOB_STATE_X` (or `!=`), several `=` joined by OR; quotes optional (AIP-160 subset). */
-export function parseStateFilter(filter: string): { states: string[]; exclude: boolean } {
+function parseStateFilter(filter: string): { states: string[]; exclude: boolean } {
   const clauses = filter.split(/\s+OR\s+/);
   const parsed = clauses.map((cl) => /^\s*state\s*(!=|=)\s*"?([A-Z_]+)"?\s*$/.exec(cl));
   const bad = parsed.findIndex((m) => !m || !JOB_STATES.includes(m[2]));

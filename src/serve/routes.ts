@@ -23,7 +23,7 @@ const jobLookup = (svc: Service): JobLookup => ({
   },
 });
 
-export type Method = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
+type Method = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
 
 export interface Ctx {
   svc: Service;
@@ -46,7 +46,7 @@ export interface Route {
   handle(ctx: Ctx): unknown | Promise<unknown>;
 }
 
-export const ROUTES: Route[] = [...DATASET_ROUTES, ...JOB_ROUTES, ...MODEL_ROUTES, ...deploymentRoutes<Ctx>((c) => c.svc.deployments), metricsStreamRoute<Ctx>((c) => jobLookup(c.svc))];
+const ROUTES: Route[] = [...DATASET_ROUTES, ...JOB_ROUTES, ...MODEL_ROUTES, ...deploymentRoutes<Ctx>((c) => c.svc.deployments), metricsStreamRoute<Ctx>((c) => jobLookup(c.svc))];
 
 interface Parsed {
   account: string;
@@ -64,7 +64,7 @@ function decodeSegment(s: string): string {
 }
 
 /** Splits a raw request path (never normalised, so '..' stays a segment and is refused as an id). */
-export function parsePath(rawPath: string): Parsed {
+function parsePath(rawPath: string): Parsed {
   const segs = rawPath.split('/').map(decodeSegment);
   if (segs[0] !== '' || segs[1] !== 'v1' || segs[2] !== 'accounts' || segs.length < 5 || segs.length > 6) {
     throw notFound(`no such route: ${rawPath.slice(0, 200)} (the API lives under /v1/accounts/{account_id}/...)`);
@@ -79,7 +79,7 @@ export function parsePath(rawPath: string): Parsed {
 }
 
 /** The route for a request, or a 404 / 405 saying what exists. */
-export function matchRoute(method: string, p: Parsed): Route {
+function matchRoute(method: string, p: Parsed): Route {
   const forPath = ROUTES.filter((r) => r.collection === p.collection);
   if (!forPath.length) throw notFound(`no such collection '${p.collection.slice(0, 80)}' (known: ${[...new Set(ROUTES.map((r) => r.collection))].join(', ')})`);
   const shape = forPath.filter((r) => r.item === (p.id !== undefined) && r.verb === p.verb);

@@ -21,7 +21,7 @@ import { StoreModelRegistry } from './store_registry.ts';
 import type { ServeOptions, Service } from './service.ts';
 import { openStore, type Store } from './store.ts';
 
-export const DEMO_MODEL_NAME = 'accounts/fireworks/models/lorasft-demo';
+const DEMO_MODEL_NAME = 'accounts/fireworks/models/lorasft-demo';
 
 export interface RunningServer {
   url: string;
@@ -68,7 +68,7 @@ function pidAlive(pid: number): boolean {
 }
 
 /** After a crash: a trainer that outlived its server is killed (it is ours when its cmdline names the job dir); its job is queued again. */
-export async function recover(store: Store): Promise<number> {
+async function recover(store: Store): Promise<number> {
   const stale = store.inStates('job', ['JOB_STATE_VALIDATING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING']);
   for (const r of stale) {
     const pid = r.meta.pid as number | null;

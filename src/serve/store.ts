@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 
-export type Kind = 'dataset' | 'job' | 'model';
+type Kind = 'dataset' | 'job' | 'model';
 export type Json = Record<string, unknown>;
 
 export interface Resource {
@@ -19,7 +19,7 @@ export interface Resource {
   meta: Json;
 }
 
-export interface ListQuery {
+interface ListQuery {
   account: string;
   pageSize: number;
   /** Continue after this seq (a page token). */
@@ -79,7 +79,7 @@ CREATE INDEX IF NOT EXISTS resources_state ON resources (kind, state, seq);`;
 
 const toResource = (r: Row): Resource => ({ ...r, body: JSON.parse(r.body), meta: JSON.parse(r.meta) });
 
-export class SqliteStore implements Store {
+class SqliteStore implements Store {
   private db: Database.Database;
   private stmts = new Map<string, Database.Statement>();
 
@@ -114,9 +114,13 @@ export class SqliteStore implements Store {
   update(kind: Kind, name: string, patch: Partial<Pick<Resource, 'state' | 'body' | 'meta'>>): Resource | undefined {
     const sets: string[] = [];
     const args: unknown[] = [];
-    if (patch.state !== undefined) sets.push('state = ?'), args.push(patch.state);
-    if (patch.body !== undefined) sets.push('body = ?'), args.push(JSON.stringify(patch.body));
-    if (patch.meta !== undefined) sets.push('meta = ?'), args.push(JSON.stringify(patch.meta));
+    const set = (column: string, value: unknown) => {
+      sets.push(`${column} = ?`);
+      args.push(value);
+    };
+    if (patch.state !== undefined) set('state', patch.state);
+    if (patch.body !== undefined) set('body', JSON.stringify(patch.body));
+    if (patch.meta !== undefined) set('meta', JSON.stringify(patch.meta));
     if (sets.length) this.sql(`UPDATE resources SET ${sets.join(', ')} WHERE kind = ? AND name = ?`).run(...args, kind, name);
     return this.get(kind, name);
   }

@@ -73,7 +73,7 @@ function receiveFile(req: IncomingMessage, dir: string, maxBytes: number): Promi
 }
 
 /** Runs `lorasft validate FILE`; the example count, or the problems as `line N: ...` (first 100, then a count). */
-export function validateWithCli(file: string): Promise<{ ok: true; examples: number } | { ok: false; problems: string[] }> {
+function validateWithCli(file: string): Promise<{ ok: true; examples: number } | { ok: false; problems: string[] }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [LORASFT_BIN, 'validate', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -15,7 +15,7 @@ export const outDir = (jobDir: string) => path.join(jobDir, 'out');
 export const logFile = (jobDir: string) => path.join(jobDir, 'train.log');
 
 /** The trainer's arguments: resume once the trainer has set up OUT (its resolved config and job.json exist). */
-export function trainerArgs(jobDir: string): string[] {
+function trainerArgs(jobDir: string): string[] {
   const out = outDir(jobDir);
   const started = fs.existsSync(path.join(out, 'resolved_config.json')) && fs.existsSync(path.join(out, 'job.json'));
   return started ? ['train', '--resume', out] : ['train', '--config', path.join(jobDir, 'config.json'), '--overwrite'];
@@ -55,7 +55,7 @@ export function readTrainerJob(jobDir: string): Job | null {
 }
 
 /** The last `n` bytes of the trainer's log, as lines without progress-bar redraws. */
-export function logTail(jobDir: string, n = 2000): string {
+function logTail(jobDir: string, n = 2000): string {
   try {
     const fd = fs.openSync(logFile(jobDir), 'r');
     const size = fs.fstatSync(fd).size;

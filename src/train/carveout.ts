@@ -2,10 +2,10 @@
 // examples, chosen with a seeded permutation so the split is the same on every run and on resume.
 import { deriveSeed, permutation, STREAM } from './rng.ts';
 
-export const CARVEOUT_FRACTION = 0.1;
-export const CARVEOUT_MAX = 100;
+const CARVEOUT_FRACTION = 0.1;
+const CARVEOUT_MAX = 100;
 /** The managed job's minimum dataset size; the training side keeps at least this many. */
-export const MIN_TRAIN_EXAMPLES = 3;
+const MIN_TRAIN_EXAMPLES = 3;
 
 export interface Split<T> {
   train: T[];

@@ -96,7 +96,7 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
 };
 
 /** Request-body fields that mean nothing on one machine: accepted, ignored, with a notice. */
-export const IGNORED_FIELDS: Record<string, string> = {
+const IGNORED_FIELDS: Record<string, string> = {
   awsS3Config: 'datasets are local files',
   azureBlobStorageConfig: 'datasets are local files',
   wandbConfig: 'metrics go to OUT_DIR/metrics.jsonl; plot them with `lorasft plot`',
@@ -110,7 +110,7 @@ export const IGNORED_FIELDS: Record<string, string> = {
 };
 
 /** CLI flag of a field: kebab-case of the camelCase name (firectl's names). */
-export function flagName(key: string): string {
+function flagName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
@@ -204,7 +204,7 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   return c;
 }
 
-export function validateConfig(c: TrainConfig): void {
+function validateConfig(c: TrainConfig): void {
   const problems: string[] = [];
   const need = (ok: boolean, msg: string) => ok || problems.push(msg);
   need(c.epochs > 0, `epochs must be > 0, got ${c.epochs}`);

@@ -46,7 +46,7 @@ export function writeFingerprint(outDir: string, fp: Fingerprint): void {
 }
 
 /** Where the inputs of the job differ from those it was started on, in words; [] when they match. */
-export function fingerprintChanges(was: Fingerprint, now: Fingerprint, cfg: TrainConfig): string[] {
+function fingerprintChanges(was: Fingerprint, now: Fingerprint, cfg: TrainConfig): string[] {
   const where: Record<string, string> = { dataset: cfg.dataset, evaluationDataset: cfg.evaluationDataset, jinjaTemplate: cfg.jinjaTemplate };
   const changes: string[] = [];
   for (const k of new Set([...Object.keys(was.inputs), ...Object.keys(now.inputs)])) {

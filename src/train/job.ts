@@ -15,7 +15,7 @@ export type JobState =
 
 export const TERMINAL_STATES: JobState[] = ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EARLY_STOPPED'];
 
-export interface JobProgress {
+interface JobProgress {
   percent: number;
   epoch: number;
   /** Tokens the model read (all input tokens of the trained micro-batches, padding excluded). */
@@ -52,7 +52,7 @@ const STATUS_CODE: Record<JobState, string> = {
   JOB_STATE_CANCELLED: 'CANCELLED',
 };
 
-export function jobName(jobId: string): string {
+function jobName(jobId: string): string {
   return `accounts/local/supervisedFineTuningJobs/${jobId}`;
 }
 

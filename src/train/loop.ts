@@ -49,7 +49,7 @@ export interface LoopState {
 }
 
 /** A finished optimizer step, for the metrics row, the progress bar and job.json. */
-export interface StepReport {
+interface StepReport {
   step: number;
   lr: number;
   trainLoss: number;
@@ -61,7 +61,7 @@ export interface StepReport {
   seconds: number;
 }
 
-export interface LoopCallbacks {
+interface LoopCallbacks {
   onStep(r: StepReport): void;
   onEval(step: number, evalLoss: number): void;
   /** After the step's eval and checkpoint: progress bar and job.json. */
@@ -89,7 +89,7 @@ export interface Loop {
 }
 
 /** Mean eval loss per trained token over all eval batches. */
-export function evaluate(loss: TrainLoss, base: BaseModel, lora: LoraWeights, batches: Batch[]): number {
+function evaluate(loss: TrainLoss, base: BaseModel, lora: LoraWeights, batches: Batch[]): number {
   let sum = 0;
   let n = 0;
   for (const b of batches) {

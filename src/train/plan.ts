@@ -32,7 +32,7 @@ export interface StepPlan {
 }
 
 /** Packed rows of epoch e: examples in a seeded order, then packed. */
-export function epochRows(examples: TokenizedExample[], batcher: Batcher, cfg: PlanConfig, e: number): PackedRow[] {
+function epochRows(examples: TokenizedExample[], batcher: Batcher, cfg: PlanConfig, e: number): PackedRow[] {
   const seed = deriveSeed(cfg.seed, STREAM.shuffle, e);
   const order = permutation(examples.length, seed);
   const rows = batcher(order.map((i) => examples[i]), { batchSize: cfg.batchSize, batchSizeSamples: cfg.batchSizeSamples || undefined, seed });

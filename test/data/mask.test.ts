@@ -12,9 +12,13 @@ function fakeTokenizer(template: string): ChatTokenizer {
     encode(text) {
       const ids: number[] = [];
       for (let i = 0; i < text.length; ) {
-        if (text.startsWith('<E>', i)) (ids.push(1000), (i += 3));
-        else if (text.startsWith('ab', i)) (ids.push(2000), (i += 2));
-        else ids.push(text.charCodeAt(i++));
+        if (text.startsWith('<E>', i)) {
+          ids.push(1000);
+          i += 3;
+        } else if (text.startsWith('ab', i)) {
+          ids.push(2000);
+          i += 2;
+        } else ids.push(text.charCodeAt(i++));
       }
       return ids;
     },

@@ -25,7 +25,10 @@ function trainedTexts(e: TokenizedExample, t: ChatTokenizer): string[] {
   let run: number[] = [];
   e.inputIds.forEach((id, i) => {
     if (e.weights[i] !== 0) run.push(id);
-    else if (run.length) (out.push(t.decode(run)), (run = []));
+    else if (run.length) {
+      out.push(t.decode(run));
+      run = [];
+    }
   });
   if (run.length) out.push(t.decode(run));
   return out;

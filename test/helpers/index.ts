@@ -33,7 +33,7 @@ export function maxdiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** The LoRA config most tests use: rank 4, alpha 8, every default target, no dropout. */
-export const LORA_R4: LoraConfig = { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false };
+const LORA_R4: LoraConfig = { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false };
 
 /**
  * LoRA weights with A from initLora(seed) and, unlike a fresh init, B ~ N(0, bStd) (tf.randomNormal, the i-th B

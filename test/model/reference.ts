@@ -43,7 +43,7 @@ function rms(x: Float64Array, w: Float64Array, eps: number, off = 0, n = x.lengt
 }
 
 /** HF default / linear / llama3 inv_freq, written independently of src/model/rope.ts. */
-export function refInvFreq(cfg: ModelConfig): Float64Array {
+function refInvFreq(cfg: ModelConfig): Float64Array {
   const D = cfg.headDim;
   const out = new Float64Array(D / 2);
   for (let i = 0; i < D / 2; i++) {
@@ -83,7 +83,7 @@ function rope(v: Float64Array, off: number, D: number, pos: number, inv: Float64
 const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
 /** Final-norm hidden state per position of one row: [T][C]. */
-export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Array[] {
+function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Array[] {
   const { cfg, w } = m;
   const C = cfg.hiddenSize, H = cfg.numHeads, Hkv = cfg.numKvHeads, D = cfg.headDim, G = H / Hkv, T = ids.length;
   const invGlobal = refInvFreq(cfg);
@@ -168,7 +168,7 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
 }
 
 /** Logits [V] for a final hidden state (soft-capped, cap * tanh(z / cap), when the config sets a cap). */
-export function refLogits(m: RefModel, h: Float64Array): Float64Array {
+function refLogits(m: RefModel, h: Float64Array): Float64Array {
   const z = matvec(m.w.get('lm_head.weight') ?? m.w.get('model.embed_tokens.weight')!, h);
   const cap = m.cfg.finalLogitSoftcap;
   return cap ? z.map((v) => cap * Math.tanh(v / cap)) : z;

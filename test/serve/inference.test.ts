@@ -39,7 +39,16 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+/** The JSON bodies these tests read: loose on purpose (each test checks the fields it needs). */
+interface ApiJson {
+  state?: string;
+  error: { code: string | number; message: string; status?: string; type?: string; param?: string };
+  deployedModels: { model: string; name: string }[];
+  deployments: { name: string }[];
+  [field: string]: unknown;
+}
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: ApiJson }> {
   const r = await fetch(`${srv.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
   return { status: r.status, json: await r.json() };
 }
@@ -54,7 +63,7 @@ async function reference(content: string, adapter: string | null, maxNewTokens: 
   return g.text;
 }
 
-async function waitReady(id: string): Promise<any> {
+async function waitReady(id: string): Promise<ApiJson> {
   return until(async () => {
     const r = await call('GET', `${API}/deployments/${id}`);
     if (r.json.state === 'FAILED') throw new Error(JSON.stringify(r.json));
@@ -73,8 +82,8 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
     const loaded = await call('POST', `${API}/deployedModels`, { model: FT_B, deployment: 'accounts/local/deployments/multi' });
     expect(loaded.status).toBe(200);
     expect(loaded.json).toMatchObject({ model: FT_B, deployment: 'accounts/local/deployments/multi', state: 'DEPLOYED' });
-    expect((await call('GET', `${API}/deployedModels`)).json.deployedModels.map((d: any) => d.model).sort()).toEqual([FT_A, FT_B]);
-    expect((await call('GET', `${API}/deployments`)).json.deployments.map((d: any) => d.name).sort()).toEqual(['accounts/local/deployments/ft-a-dep', 'accounts/local/deployments/multi']);
+    expect((await call('GET', `${API}/deployedModels`)).json.deployedModels.map((d) => d.model).sort()).toEqual([FT_A, FT_B]);
+    expect((await call('GET', `${API}/deployments`)).json.deployments.map((d) => d.name).sort()).toEqual(['accounts/local/deployments/ft-a-dep', 'accounts/local/deployments/multi']);
 
     const errors: Array<[string, string, unknown, number, string]> = [
       ['POST', `${API}/deployments?deploymentId=Bad_Id`, { baseModel: FT_A }, 400, 'INVALID_ARGUMENT'],
@@ -112,7 +121,7 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
     const stream = await client.chat.completions.create({ model: FT_A, messages, temperature: 0, max_tokens: 10, stream: true, stream_options: { include_usage: true } });
     let text = '';
     let finish: string | null = null;
-    let usage: any;
+    let usage: typeof chat.usage;
     for await (const ch of stream) {
       text += ch.choices[0]?.delta?.content ?? '';
       finish = ch.choices[0]?.finish_reason ?? finish;
@@ -185,8 +194,8 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
   });
 
   it('unloading a LoRA and deleting a deployment stop serving them', async () => {
-    const list = (await call('GET', `${API}/deployedModels`)).json.deployedModels as any[];
-    const b = list.find((d) => d.model === FT_B);
+    const list = (await call('GET', `${API}/deployedModels`)).json.deployedModels;
+    const b = list.find((d) => d.model === FT_B)!;
     expect((await call('DELETE', `/${'v1'}/${b.name}`)).status).toBe(200);
     const r = await call('POST', '/inference/v1/chat/completions', { model: FT_B, messages: [{ role: 'user', content: 'hi' }] });
     expect(r.status).toBe(404);
