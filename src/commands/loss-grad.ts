@@ -6,8 +6,8 @@ import { UserError } from '../errors.ts';
 import { numberFlag, parseFlags } from '../util/args.ts';
 import { readJsonFile } from '../util/files.ts';
 import { loadModelConfig } from '../model/config.ts';
-import { loraFromTensors } from '../model/lora.ts';
-import { loadBaseModel, lossAndGrads, type Batch } from '../model/model.ts';
+import { loraFromTensors, type LoraWeights } from '../model/lora.ts';
+import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../model/model.ts';
 import { ADAPTER_WEIGHTS, loadAdapter } from '../model/peft.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
 
@@ -130,14 +130,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!v.json) console.error(`backend: ${backend.name} (${backend.reason})`);
 
   const base = await loadBaseModel(v['base-model']!);
-  const isDir = fs.existsSync(v.lora!) && fs.statSync(v.lora!).isDirectory();
-  const adapter = isDir ? loadAdapter(v.lora!) : null;
-  const tensors = adapter ? adapter.lora : readSafetensors(v.lora!);
-  const firstA = [...tensors.entries()].find(([n]) => n.includes('.lora_A.'));
-  const rank = firstA ? firstA[1].shape[0] : 0;
-  const alpha = alphaFlag ?? adapter?.cfg.alpha ?? 2 * rank;
-  const useRslora = v.rslora === true || adapter?.cfg.useRslora === true;
-  const lora = loraFromTensors(base, tensors, { alpha, dropout: 0, useRslora }, isDir ? path.join(v.lora!, ADAPTER_WEIGHTS) : v.lora!);
+  const lora = loadLoraArg(base, v.lora!, alphaFlag, v.rslora === true);
   try {
     const { lossSum, weightSum, grads } = lossAndGrads(base, lora, batch);
     if (outGrads) {
@@ -168,4 +161,16 @@ export async function run(argv: string[]): Promise<number> {
     lora.dispose();
   }
   return 0;
+}
+
+/** --lora: a PEFT adapter dir or a .safetensors file of LoRA tensors (alpha: --lora-alpha, the adapter's, or 2r). */
+function loadLoraArg(base: BaseModel, arg: string, alphaFlag: number | undefined, rslora: boolean): LoraWeights {
+  const isDir = fs.existsSync(arg) && fs.statSync(arg).isDirectory();
+  const adapter = isDir ? loadAdapter(arg) : null;
+  const tensors = adapter ? adapter.lora : readSafetensors(arg);
+  const firstA = [...tensors.entries()].find(([n]) => n.includes('.lora_A.'));
+  const rank = firstA ? firstA[1].shape[0] : 0;
+  const alpha = alphaFlag ?? adapter?.cfg.alpha ?? 2 * rank;
+  const useRslora = rslora || adapter?.cfg.useRslora === true;
+  return loraFromTensors(base, tensors, { alpha, dropout: 0, useRslora }, isDir ? path.join(arg, ADAPTER_WEIGHTS) : arg);
 }

@@ -96,22 +96,18 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
           stats.rawTokens += masked.ids.length;
           rawCounted = true;
         }
-        let ids = masked.ids;
-        let trained = masked.trained;
-        trained[0] = 0; // nothing in the example predicts its first token
-        if (!trained.some((t) => t === 1)) throw new UserError('the chat template leaves no trained token in this example');
-        if (ids.length > max) {
-          const lost = trained.subarray(max).reduce((a, b) => a + b, 0);
-          ids = ids.slice(0, max);
-          trained = trained.subarray(0, max);
+        masked.trained[0] = 0; // nothing in the example predicts its first token
+        if (!masked.trained.some((t) => t === 1)) throw new UserError('the chat template leaves no trained token in this example');
+        const { ids, trained, lost } = truncateTo(masked.ids, masked.trained, max);
+        if (ids.length < masked.ids.length) {
           stats.truncated++;
           const left = trained.reduce((a, b) => a + b, 0);
+          const why = left === 0 ? 'it has no trained token left, so it is skipped' : `(${lost} trained tokens cut)`;
+          warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} ${why}`));
           if (left === 0) {
             stats.dropped++;
-            warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} it has no trained token left, so it is skipped`));
             continue;
           }
-          warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} (${lost} trained tokens cut)`));
         }
         const weights = Array.from(trained, (t) => (t ? w : 0));
         stats.tunedTokens += ids.length;
@@ -132,4 +128,10 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
   stats.examples = out.length;
   if (examples.length > 0 && out.length === 0 && stats.failed === 0) throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);
   return { examples: out, stats };
+}
+
+/** The first `max` tokens and their trained flags, and how many trained tokens were cut. */
+function truncateTo<I extends { length: number; slice(a: number, b: number): I }>(ids: I, trained: Uint8Array, max: number): { ids: I; trained: Uint8Array; lost: number } {
+  if (ids.length <= max) return { ids, trained, lost: 0 };
+  return { ids: ids.slice(0, max), trained: trained.subarray(0, max), lost: trained.subarray(max).reduce((a, b) => a + b, 0) };
 }

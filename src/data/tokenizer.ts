@@ -62,21 +62,7 @@ export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?
     const t = tokenText(cfg[key]);
     if (t) special[key] = t;
   }
-  let chatTemplate: unknown = cfg.chat_template;
-  let templateSource = cfgFile;
-  const jinjaFile = path.join(dir, 'chat_template.jinja');
-  if (chatTemplate === undefined && fs.existsSync(jinjaFile)) {
-    chatTemplate = fs.readFileSync(jinjaFile, 'utf8');
-    templateSource = jinjaFile;
-  }
-  if (opts.jinjaTemplate !== undefined) {
-    const o = readTemplateOverride(opts.jinjaTemplate);
-    chatTemplate = o.text;
-    templateSource = o.source;
-  }
-  if (chatTemplate === undefined || chatTemplate === null) {
-    throw new UserError(`${cfgFile}: no chat_template (and no chat_template.jinja next to it); pass one with --jinja-template FILE`);
-  }
+  const { chatTemplate, templateSource } = findChatTemplate(dir, cfgFile, cfg.chat_template, opts.jinjaTemplate);
   const template = createChatTemplate(chatTemplate, special, templateSource);
 
   const vocab = tok.get_vocab(true);
@@ -105,4 +91,18 @@ export async function loadChatTokenizer(modelDir: string, opts: { jinjaTemplate?
     padTokenId: special.pad_token !== undefined ? idOf(special.pad_token) : undefined,
     templateSource,
   };
+}
+
+/** The chat template: --jinja-template, else tokenizer_config.json's chat_template, else chat_template.jinja. */
+function findChatTemplate(dir: string, cfgFile: string, fromConfig: unknown, override: string | undefined): { chatTemplate: unknown; templateSource: string } {
+  if (override !== undefined) {
+    const o = readTemplateOverride(override);
+    return { chatTemplate: o.text, templateSource: o.source };
+  }
+  const jinjaFile = path.join(dir, 'chat_template.jinja');
+  if (fromConfig === undefined && fs.existsSync(jinjaFile)) return { chatTemplate: fs.readFileSync(jinjaFile, 'utf8'), templateSource: jinjaFile };
+  if (fromConfig === undefined || fromConfig === null) {
+    throw new UserError(`${cfgFile}: no chat_template (and no chat_template.jinja next to it); pass one with --jinja-template FILE`);
+  }
+  return { chatTemplate: fromConfig, templateSource: cfgFile };
 }

@@ -73,36 +73,13 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
   const withoutWeight: number[] = [];
   let rows = 0;
   for (const raw of readLines(file, { maxLineBytes: opts.maxLineBytes })) {
-    if (raw.bytes === null) {
-      rows++;
-      problem(raw.line, `line is ${raw.length} bytes, longer than the ${opts.maxLineBytes ?? 256 * 1024 * 1024}-byte limit`);
+    const parsed = parseLine(raw, opts.maxLineBytes);
+    if (parsed.row) rows++;
+    if (parsed.problem !== undefined) {
+      problem(raw.line, parsed.problem);
       continue;
     }
-    let text: string;
-    try {
-      text = utf8.decode(raw.bytes);
-    } catch {
-      rows++;
-      const off = firstInvalidUtf8(raw.bytes);
-      problem(raw.line, `invalid UTF-8 at byte ${off + 1} of the line (0x${raw.bytes[off]?.toString(16).padStart(2, '0')}); save the file as UTF-8`);
-      continue;
-    }
-    if (text.trim() === '') {
-      problem(raw.line, 'blank line (every line must hold one JSON example; remove empty lines)');
-      continue;
-    }
-    rows++;
-    if (text.charCodeAt(0) === 0xfeff) {
-      problem(raw.line, 'stray byte-order mark (U+FEFF) at the start of the line');
-      continue;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      problem(raw.line, jsonProblem(text, e as Error));
-      continue;
-    }
+    const value = parsed.value;
     const { example, problems } = checkRow(value, raw.line);
     for (const p of problems) problem(raw.line, p);
     if (!example) continue;
@@ -129,6 +106,25 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
     problem(undefined, `${rows} examples x ${opts.epochs} epochs = ${rows * opts.epochs} exceeds the limit of ${MAX_EXAMPLE_EPOCHS} (lower epochs to ${Math.floor((MAX_EXAMPLE_EPOCHS / rows) * 100) / 100} or less)`);
   }
   return res;
+}
+
+/** One line as JSON: its value or the problem with it; `row` says whether it counts as an example (blank lines do not). */
+function parseLine(raw: { bytes: Uint8Array | null; length: number }, maxLineBytes?: number): { row: boolean; value?: unknown; problem?: string } {
+  if (raw.bytes === null) return { row: true, problem: `line is ${raw.length} bytes, longer than the ${maxLineBytes ?? 256 * 1024 * 1024}-byte limit` };
+  let text: string;
+  try {
+    text = utf8.decode(raw.bytes);
+  } catch {
+    const off = firstInvalidUtf8(raw.bytes);
+    return { row: true, problem: `invalid UTF-8 at byte ${off + 1} of the line (0x${raw.bytes[off]?.toString(16).padStart(2, '0')}); save the file as UTF-8` };
+  }
+  if (text.trim() === '') return { row: false, problem: 'blank line (every line must hold one JSON example; remove empty lines)' };
+  if (text.charCodeAt(0) === 0xfeff) return { row: true, problem: 'stray byte-order mark (U+FEFF) at the start of the line' };
+  try {
+    return { row: true, value: JSON.parse(text) };
+  } catch (e) {
+    return { row: true, problem: jsonProblem(text, e as Error) };
+  }
 }
 
 /** Add one valid example to the dataset's statistics. */

@@ -70,17 +70,32 @@ function tokenizerInfo(dir: string): { size: number; bos: number | null; eos: nu
 }
 
 export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Record<string, unknown> } {
-  const tok = opts.tokenizer ?? 'none';
-  let vocab = opts.vocab ?? 256;
-  let bos: number | null = 1;
-  let eos: number | null = 2;
-  const src = tok === 'none' ? null : tokenizerDir(tok);
-  if (src) {
-    const info = tokenizerInfo(src);
-    vocab = Math.max(opts.vocab ?? 0, info.size);
-    bos = info.bos;
-    eos = info.eos;
+  const src = (opts.tokenizer ?? 'none') === 'none' ? null : tokenizerDir(opts.tokenizer as Exclude<TokenizerName, 'none'>);
+  const config = tinyConfig(opts, src ? tokenizerInfo(src) : null);
+  // Check the shape before anything is written: a bad combination leaves no half-made model dir behind.
+  const cfg = parseModelConfig(config, 'make-tiny-model');
+  if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new UserError(`--out ${opts.out}: is a file, expected a directory to write the model into`);
+  fs.mkdirSync(opts.out, { recursive: true });
+  if (src) for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
+  const rng = new Rng(opts.seed ?? 0);
+  const std = opts.std ?? 0.02;
+  const tensors = new Map<string, FloatTensor>();
+  for (const [name, shape] of expectedWeights(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    // Norm weights ~1 (HF init is exactly 1; noise makes a wrong norm visible); Gemma's (1 + w) norms ~0; biases and
+    // matrices ~N(0, std).
+    const data = name.endsWith('norm.weight') ? rng.fillNormal(n, 0.1, cfg.normPlusOne ? 0 : 1) : rng.fillNormal(n, std);
+    tensors.set(name, { shape, data });
   }
+  writeFileAtomic(path.join(opts.out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeSafetensors(path.join(opts.out, 'model.safetensors'), tensors, { format: 'pt' }, { dtype: opts.dtype === 'bf16' ? 'BF16' : 'F32' });
+  return { dir: opts.out, config };
+}
+
+/** config.json of a tiny model (HF field names); `tok` = the copied tokenizer's vocabulary size and bos/eos. */
+function tinyConfig(opts: TinyModelOpts, tok: { size: number; bos: number | null; eos: number | null } | null): Record<string, unknown> {
+  const vocab = tok ? Math.max(opts.vocab ?? 0, tok.size) : (opts.vocab ?? 256);
+  const [bos, eos] = tok ? [tok.bos, tok.eos] : [1, 2];
   if (opts.std !== undefined && !(Number.isFinite(opts.std) && opts.std >= 0)) throw new UserError(`--std ${opts.std}: expected a number >= 0`);
   if (opts.slidingWindow != null && opts.family !== 'mistral' && opts.family !== 'gemma3') {
     throw new UserError(`--sliding-window: only mistral and gemma3 have sliding-window layers (got --family ${opts.family})`);
@@ -90,7 +105,7 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
   if (opts.headDim === undefined && heads > 0 && hidden % heads !== 0) {
     throw new UserError(`--hidden ${hidden} is not a multiple of --heads ${heads} (or give --head-dim)`);
   }
-  const config: Record<string, unknown> = {
+  return {
     architectures: [{ qwen3: 'Qwen3ForCausalLM', qwen2: 'Qwen2ForCausalLM', llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', gemma3: 'Gemma3ForCausalLM' }[opts.family]],
     model_type: opts.family === 'gemma3' ? 'gemma3_text' : opts.family,
     vocab_size: vocab,
@@ -114,24 +129,6 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
     initializer_range: opts.std ?? 0.02,
     ...opts.extraConfig,
   };
-  // Check the shape before anything is written: a bad combination leaves no half-made model dir behind.
-  const cfg = parseModelConfig(config, 'make-tiny-model');
-  if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new UserError(`--out ${opts.out}: is a file, expected a directory to write the model into`);
-  fs.mkdirSync(opts.out, { recursive: true });
-  if (src) for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
-  const rng = new Rng(opts.seed ?? 0);
-  const std = opts.std ?? 0.02;
-  const tensors = new Map<string, FloatTensor>();
-  for (const [name, shape] of expectedWeights(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    // Norm weights ~1 (HF init is exactly 1; noise makes a wrong norm visible); Gemma's (1 + w) norms ~0; biases and
-    // matrices ~N(0, std).
-    const data = name.endsWith('norm.weight') ? rng.fillNormal(n, 0.1, cfg.normPlusOne ? 0 : 1) : rng.fillNormal(n, std);
-    tensors.set(name, { shape, data });
-  }
-  writeFileAtomic(path.join(opts.out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeSafetensors(path.join(opts.out, 'model.safetensors'), tensors, { format: 'pt' }, { dtype: opts.dtype === 'bf16' ? 'BF16' : 'F32' });
-  return { dir: opts.out, config };
 }
 
 /** The config.json fields of Mistral and Gemma 3 beyond the shared ones (HF MistralConfig / Gemma3TextConfig names). */

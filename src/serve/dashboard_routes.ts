@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FIELDS } from '../train/config.ts';
+import { FIELDS } from '../train/config_fields.ts';
 import { notFound } from './errors.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

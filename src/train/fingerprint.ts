@@ -8,7 +8,8 @@ import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { hashFile, hashText } from '../util/hash.ts';
 import { listModelTensors } from '../model/safetensors.ts';
-import { FIELDS, type TrainConfig } from './config.ts';
+import type { TrainConfig } from './config.ts';
+import { FIELDS } from './config_fields.ts';
 import { listCheckpoints } from './checkpoint.ts';
 
 export const INPUTS_FILE = 'inputs.json';

@@ -3,7 +3,8 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { readJsonObject } from '../util/files.ts';
-import { FIELDS, type TrainConfig } from './config.ts';
+import type { TrainConfig } from './config.ts';
+import { FIELDS } from './config_fields.ts';
 
 export type JobState =
   | 'JOB_STATE_VALIDATING'

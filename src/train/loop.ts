@@ -49,7 +49,7 @@ export interface LoopState {
 }
 
 /** A finished optimizer step, for the metrics row, the progress bar and job.json. */
-interface StepReport {
+export interface StepReport {
   step: number;
   lr: number;
   trainLoss: number;
@@ -61,7 +61,7 @@ interface StepReport {
   seconds: number;
 }
 
-interface LoopCallbacks {
+export interface LoopCallbacks {
   onStep(r: StepReport): void;
   onEval(step: number, evalLoss: number): void;
   /** After the step's eval and checkpoint: progress bar and job.json. */

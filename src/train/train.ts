@@ -13,13 +13,11 @@ import type { TokenizedExample } from '../data/types.ts';
 import { loadBaseModel, type BaseModel } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
 import { saveAdapter } from '../model/peft.ts';
-import type { FloatTensor } from '../model/safetensors.ts';
 import { Progress } from '../report/progress.ts';
-import { fsErrorToUser, requireJobInputs, requireOutputDir } from '../util/paths.ts';
-import { testHook, testPause } from '../util/testhooks.ts';
-import { abs, lorasftCommand } from '../util/invocation.ts';
+import { requireJobInputs, requireOutputDir } from '../util/paths.ts';
+import { testHook } from '../util/testhooks.ts';
 import { absolutePaths, type TrainConfig } from './config.ts';
-import { checkpointsDir, loadLatestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+import { checkpointsDir, loadLatestCheckpoint, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
 import { appendMetrics, metricsFile, readMetrics, truncateMetrics, type BackendUsed, type MetricsRow } from './metrics.ts';
 import { createAdamWState } from './optimizer.ts';
@@ -29,6 +27,7 @@ import { learningRateAt } from './schedule.ts';
 import { acquireJobLock } from './lock.ts';
 import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
 import { rowsToBatch } from './step.ts';
+import { failedWhile, jobCallbacks, resumeCommand, setProgress, type JobRun, type LoopParts, type StopFlag } from './job_callbacks.ts';
 import { loadData, loadLora, yieldToSignals, type Resumed } from './load.ts';
 import { evaluateAndTrack, modelLoss, syncVars, trainLoop, type Loop, type LoopEnd, type LoopState, type TrainLoss } from './loop.ts';
 
@@ -57,16 +56,6 @@ export interface TrainResult {
 }
 
 const EXIT: Partial<Record<JobState, number>> = { JOB_STATE_COMPLETED: 0, JOB_STATE_EARLY_STOPPED: 0, JOB_STATE_CANCELLED: 130, JOB_STATE_FAILED: 1 };
-
-/**
- * Set by SIGINT/SIGTERM; the loop checks it between steps. `force(msg)` records CANCELLED before exiting at once:
- * on a second signal, or on the first one while the job is still loading (nothing to checkpoint yet).
- */
-interface StopFlag {
-  signal: string | null;
-  loading: boolean;
-  force?: (why: string) => void;
-}
 
 /**
  * Run a job, holding OUT_DIR's job lock throughout (one writer per job dir). SIGINT/SIGTERM (installed for the
@@ -99,25 +88,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     process.off('SIGTERM', onSignal);
   }
 }
-
-/** One job run by this process: its config, job.json, the checkpoint it resumed from, and where lines go. */
-interface JobRun {
-  cfg: TrainConfig;
-  outDir: string;
-  job: Job;
-  resumed: Resumed;
-  log: (msg: string) => void;
-  /** The backend that runs the job, once initialised. */
-  backendUsed?: BackendUsed;
-  /** The step this process began at (the checkpoint's state object is the loop's, and moves on). */
-  startStep: number;
-  /** When loading began and when the loop's run began (ms). */
-  t0: number;
-  runStart: number;
-}
-
-/** The loop's inputs before the job wires its callbacks. */
-type LoopParts = Omit<Loop, 'on'>;
 
 /** The job's inputs, loaded: tokenized examples, the base model with its LoRA weights, the backend. */
 interface Loaded {
@@ -234,15 +204,14 @@ function startState(lora: LoraWeights, T: number, resumed: Resumed): LoopState {
 }
 
 /**
- * The loop, wired to the job: metrics.jsonl (the first row this process writes records the backend), the
- * progress bar, job.json (at most once a second), checkpoints, signals and test hooks between steps.
+ * The loop, wired to the job (job_callbacks.ts): metrics.jsonl, where the first row this process writes records the
+ * backend; the job RUNNING, the step-0 evaluation, then the steps; a failure recorded in job.json.
  */
 async function runLoop(j: JobRun, parts: LoopParts, backendUsed: BackendUsed, opts: TrainOptions, stop: StopFlag): Promise<{ end: LoopEnd; evalLosses: number[] }> {
-  const { outDir, job, log } = j;
+  const { outDir, job } = j;
   const { plan, run } = parts;
   const st = run.st;
   const T = plan.totalSteps;
-  const startStep = j.startStep;
   let firstRow = true;
   const record = (row: MetricsRow) => {
     appendMetrics(outDir, firstRow ? { ...row, backend: backendUsed } : row);
@@ -251,41 +220,7 @@ async function runLoop(j: JobRun, parts: LoopParts, backendUsed: BackendUsed, op
   const progress = new Progress(opts.progressOut ?? process.stderr, T);
   // Eval losses of the whole job (a resumed run starts with those before its checkpoint).
   const evalLosses: number[] = readMetrics(outDir).flatMap((r) => ('eval_loss' in r ? [r.eval_loss] : []));
-  let lastEval: number | null = st.bestEvalLoss;
-  let lastJobWrite = 0;
-  const loop: Loop = { ...parts, on: {
-    onStep: (r) => {
-      job.jobProgress.totalProcessedRequests = job.jobProgress.successfullyProcessedRequests += r.examples;
-      record({ step: r.step, epoch: plan.epochProgress(r.step), train_loss: r.trainLoss, lr: r.lr, grad_norm: r.gradNorm, tokens_per_s: r.inputTokens / Math.max(r.seconds, 1e-6), tokens: r.tokens, time: new Date().toISOString() });
-    },
-    onEval: (step, v) => {
-      lastEval = v;
-      evalLosses.push(v);
-      record({ step, epoch: plan.epochProgress(step), eval_loss: v, time: new Date().toISOString() });
-      if (step === 0) log(`step 0: eval loss ${v.toFixed(4)}`);
-      else progress.log(`step ${step}/${T}: eval loss ${v.toFixed(4)}${st.evalsWithoutImprovement ? ` (best ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})` : ' (best)'}`);
-    },
-    onStepEnd: (r) => {
-      setProgress(job, plan, st, r.step);
-      const elapsed = (Date.now() - j.runStart) / 1000;
-      progress.step({ step: r.step, total: T, epoch: plan.epochProgress(r.step), trainLoss: r.trainLoss, evalLoss: lastEval, tokensPerS: r.inputTokens / Math.max(r.seconds, 1e-6), secPerStep: elapsed / (r.step - startStep) }); // ETA from the steps this process ran
-      if (Date.now() - lastJobWrite > 1000) {
-        job.updateTime = new Date().toISOString();
-        writeJob(job, outDir);
-        lastJobWrite = Date.now();
-      }
-    },
-    checkpoint: () => {
-      run.doing = `checkpoint of step ${st.step}`;
-      saveCheckpointOf(j, parts);
-    },
-    between: async (step) => {
-      testHook(`after-step-${step}`); // tests only: a signal to self after this step's checkpoint
-      await testPause(`after-step-${step}`, outDir, () => stop.signal !== null);
-      await yieldToSignals();
-      return stop.signal;
-    },
-  } };
+  const loop: Loop = { ...parts, on: jobCallbacks(j, parts, { record, progress, evalLosses, stop }) };
   stop.loading = false;
   try {
     setJobState(job, 'JOB_STATE_RUNNING', `training: ${T} steps`, outDir);
@@ -298,33 +233,6 @@ async function runLoop(j: JobRun, parts: LoopParts, backendUsed: BackendUsed, op
     progress.end();
   }
 }
-
-function saveCheckpointOf(j: JobRun, { run, lora }: LoopParts): void {
-  const withShapes = (m: Map<string, Float32Array>) => new Map<string, FloatTensor>([...m].map(([k, d]) => [k, { shape: lora.get(k)!.shape, data: d }]));
-  const state = { ...run.st, elapsedS: run.st.elapsedS + (Date.now() - j.runStart) / 1000 };
-  const ck = { state, params: withShapes(run.params), adam: run.adam, best: run.best && withShapes(run.best) };
-  saveCheckpoint(j.outDir, ck, (dir) => saveAdapter(dir, lora, lora.cfg, path.resolve(j.cfg.baseModel)), j.cfg.keepCheckpoints);
-}
-
-function setProgress(job: Job, plan: StepPlan, st: TrainerState, done: number): void {
-  Object.assign(job.jobProgress, { percent: Math.round((1000 * done) / plan.totalSteps) / 10, epoch: Number(plan.epochProgress(done).toFixed(4)), inputTokens: st.inputTokens, outputTokens: st.outputTokens });
-}
-
-/** Records FAILED for an error thrown while `what` ('step 4'); returns it, an fs error as a line naming its path. */
-function failedWhile(j: JobRun, what: string, err: unknown): unknown {
-  const e = fsErrorToUser(err); // a failed write (disk full) names its path
-  const user = e instanceof UserError;
-  const fsError = e !== err;
-  const msg = `${what}: ${user ? '' : 'internal error: '}${(e as Error).message}${fsError ? `; once it can be written, resume with: lorasft train --resume ${j.outDir}` : ''}`;
-  try {
-    setJobState(j.job, 'JOB_STATE_FAILED', msg, j.outDir, { code: user && !fsError ? 'INVALID_ARGUMENT' : 'INTERNAL' });
-  } catch (w) {
-    j.log(`warning: could not record the failure in ${path.join(j.outDir, 'job.json')}: ${(fsErrorToUser(w) as Error).message}`);
-  }
-  return e;
-}
-
-const resumeCommand = (outDir: string) => lorasftCommand('train', '--resume', abs(outDir));
 
 /** The job's end: the adapter (with earlyStop the best-eval weights, else the last ones) and the final state. */
 function finish(j: JobRun, loop: LoopParts, end: LoopEnd, evalLosses: number[]): TrainResult {

@@ -77,7 +77,8 @@ export async function stopAllServers(): Promise<void> {
 
 export interface Reply {
   status: number;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of many shapes
+  json: any;
   text: string;
 }
 
@@ -137,7 +138,8 @@ export function runsLog(dataDir: string, id: string): string[] {
 }
 
 /** Polls job `id` until its state is one of `states`; returns the job. */
-export function waitForJob(base: string, key: string | undefined, id: string, states: string[], deadlineMs = 600_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of many shapes
+export function waitForJob(base: string, key: string | undefined, id: string, states: string[], deadlineMs = 600_000): Promise<any> {
   return waitFor(`job ${id} to reach ${states.join('/')}`, async () => {
     const r = await request(base, 'GET', `/v1/accounts/local/supervisedFineTuningJobs/${id}`, { key });
     if (r.status !== 200) throw new Error(`GET job ${id}: ${r.status} ${r.text}`);

@@ -24,7 +24,8 @@ beforeAll(async () => {
 afterAll(stopAllServers);
 
 /** curl with the API key; the parsed JSON answer (curl fails on HTTP >= 400 with --fail-with-body). */
-async function curl(args: string[]): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of many shapes
+async function curl(args: string[]): Promise<any> {
   const { stdout } = await run('curl', ['-sS', '--fail-with-body', '-H', `Authorization: Bearer ${KEY}`, ...args]);
   return JSON.parse(stdout);
 }

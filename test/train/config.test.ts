@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { configFlagOptions, configFromFlags, configHelp, defaultConfig, FIELDS, readConfigFile, resolveConfig } from '../../src/train/config.ts';
+import { configFlagOptions, configFromFlags, configHelp, defaultConfig, readConfigFile, resolveConfig } from '../../src/train/config.ts';
+import { FIELDS } from '../../src/train/config_fields.ts';
 import { parseFlags } from '../../src/util/args.ts';
 import { UserError } from '../../src/errors.ts';
 
