@@ -7,6 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BIN } from '../train/fixture.ts';
 
+/** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
 export { BIN };
 
 export interface Serve {
@@ -77,8 +81,7 @@ export async function stopAllServers(): Promise<void> {
 
 export interface Reply {
   status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of many shapes
-  json: any;
+    json: Json;
   text: string;
 }
 
@@ -138,8 +141,7 @@ export function runsLog(dataDir: string, id: string): string[] {
 }
 
 /** Polls job `id` until its state is one of `states`; returns the job. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of many shapes
-export function waitForJob(base: string, key: string | undefined, id: string, states: string[], deadlineMs = 600_000): Promise<any> {
+export function waitForJob(base: string, key: string | undefined, id: string, states: string[], deadlineMs = 600_000): Promise<Json> {
   return waitFor(`job ${id} to reach ${states.join('/')}`, async () => {
     const r = await request(base, 'GET', `/v1/accounts/local/supervisedFineTuningJobs/${id}`, { key });
     if (r.status !== 200) throw new Error(`GET job ${id}: ${r.status} ${r.text}`);

@@ -9,6 +9,10 @@ import { loadAdapter } from '../../src/model/peft.ts';
 import { makeFixture, type Fixture } from '../train/fixture.ts';
 import { BIN, jobDir, startServe, stopAllServers, waitFor, type Serve } from './helpers.ts';
 
+/** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
 const run = promisify(execFile);
 const KEY = 'test-key-123';
 let fx: Fixture;
@@ -24,8 +28,7 @@ beforeAll(async () => {
 afterAll(stopAllServers);
 
 /** curl with the API key; the parsed JSON answer (curl fails on HTTP >= 400 with --fail-with-body). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON bodies of many shapes
-async function curl(args: string[]): Promise<any> {
+async function curl(args: string[]): Promise<Json> {
   const { stdout } = await run('curl', ['-sS', '--fail-with-body', '-H', `Authorization: Bearer ${KEY}`, ...args]);
   return JSON.parse(stdout);
 }
