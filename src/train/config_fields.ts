@@ -2,7 +2,7 @@
 // drives the CLI flags, the config file, the REST body and the dashboard's form), and the fields accepted but ignored.
 import type { TrainConfig } from './config.ts';
 
-export type Kind = 'string' | 'number' | 'int' | 'boolean';
+type Kind = 'string' | 'number' | 'int' | 'boolean';
 export interface Field {
   kind: Kind;
   default: string | number | boolean;

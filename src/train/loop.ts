@@ -49,7 +49,7 @@ export interface LoopState {
 }
 
 /** A finished optimizer step, for the metrics row, the progress bar and job.json. */
-export interface StepReport {
+interface StepReport {
   step: number;
   lr: number;
   trainLoss: number;
