@@ -58,9 +58,12 @@ export function linearShape(cfg: ModelConfig, target: string): [number, number] 
   throw new UserError(`unknown LoRA target module '${target}' (expected some of ${DEFAULT_LORA_TARGETS.join(', ')})`);
 }
 
-/** Training rule: rank a power of two from 1 to 32; targets known; dropout in [0, 1). */
+/** The ranks a job may train (the managed service's rule): the powers of two from 1 to 32. */
+export const LORA_RANKS: readonly number[] = [1, 2, 4, 8, 16, 32];
+
+/** Training rule: rank in LORA_RANKS; targets known; dropout in [0, 1). */
 function validateLoraConfig(cfg: LoraConfig): void {
-  if (!Number.isInteger(cfg.rank) || cfg.rank < 1 || cfg.rank > 32 || (cfg.rank & (cfg.rank - 1)) !== 0) {
+  if (!LORA_RANKS.includes(cfg.rank)) {
     throw new UserError(`LoRA rank ${cfg.rank} is not allowed (expected a power of 2 from 1 to 32)`);
   }
   if (!(cfg.alpha > 0)) throw new UserError(`LoRA alpha ${cfg.alpha} must be positive`);

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { readTextFile } from '../util/files.ts';
 import { jsonSyntaxError } from '../util/json.ts';
+import { LORA_RANKS } from '../model/lora.ts';
 import { FIELDS, IGNORED_FIELDS, type Field } from './config_fields.ts';
 
 export type LrScheduler = 'constant' | 'linear' | 'cosine';
@@ -147,7 +148,7 @@ function validateConfig(c: TrainConfig): void {
   need(c.epochs > 0, `epochs must be > 0, got ${c.epochs}`);
   need(c.learningRate > 0, `learningRate must be > 0, got ${c.learningRate}`);
   need(c.learningRateWarmupSteps >= 0, `learningRateWarmupSteps must be >= 0, got ${c.learningRateWarmupSteps}`);
-  need([1, 2, 4, 8, 16, 32].includes(c.loraRank), `loraRank must be a power of 2 up to 32 (1, 2, 4, 8, 16, 32), got ${c.loraRank}`);
+  need(LORA_RANKS.includes(c.loraRank), `loraRank must be a power of 2 up to 32 (${LORA_RANKS.join(', ')}), got ${c.loraRank}`);
   need(c.loraAlpha > 0, `loraAlpha must be > 0, got ${c.loraAlpha}`);
   need(c.loraDropout >= 0 && c.loraDropout < 1, `loraDropout must be in [0, 1), got ${c.loraDropout}`);
   need(c.maxContextLength >= 2, `maxContextLength must be >= 2, got ${c.maxContextLength}`);

@@ -60,7 +60,7 @@ export function jobCallbacks(j: JobRun, parts: LoopParts, out: JobOutputs): Loop
   const { plan, run } = parts;
   const { record, progress, evalLosses, stop } = out;
   const st = run.st;
-  const T = plan.totalSteps;
+  const total = plan.totalSteps;
   let lastEval: number | null = st.bestEvalLoss;
   let lastJobWrite = 0;
   return {
@@ -73,12 +73,12 @@ export function jobCallbacks(j: JobRun, parts: LoopParts, out: JobOutputs): Loop
       evalLosses.push(v);
       record({ step, epoch: plan.epochProgress(step), eval_loss: v, time: new Date().toISOString() });
       if (step === 0) log(`step 0: eval loss ${v.toFixed(4)}`);
-      else progress.log(`step ${step}/${T}: eval loss ${v.toFixed(4)}${st.evalsWithoutImprovement ? ` (best ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})` : ' (best)'}`);
+      else progress.log(`step ${step}/${total}: eval loss ${v.toFixed(4)}${st.evalsWithoutImprovement ? ` (best ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})` : ' (best)'}`);
     },
     onStepEnd: (r) => {
       setProgress(job, plan, st, r.step);
       const elapsed = (Date.now() - j.runStart) / 1000;
-      progress.step({ step: r.step, total: T, epoch: plan.epochProgress(r.step), trainLoss: r.trainLoss, evalLoss: lastEval, tokensPerS: r.inputTokens / Math.max(r.seconds, 1e-6), secPerStep: elapsed / (r.step - startStep) }); // ETA from the steps this process ran
+      progress.step({ step: r.step, total: total, epoch: plan.epochProgress(r.step), trainLoss: r.trainLoss, evalLoss: lastEval, tokensPerS: r.inputTokens / Math.max(r.seconds, 1e-6), secPerStep: elapsed / (r.step - startStep) }); // ETA from the steps this process ran
       if (Date.now() - lastJobWrite > 1000) {
         job.updateTime = new Date().toISOString();
         writeJob(job, outDir);

@@ -125,11 +125,11 @@ export function evaluateAndTrack(x: Loop): boolean {
 export async function trainLoop(x: Loop): Promise<LoopEnd> {
   const { cfg, plan, loss, base, lora, run, on } = x;
   const st = run.st;
-  const T = plan.totalSteps;
-  const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(T / 10));
+  const total = plan.totalSteps;
+  const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(total / 10));
   const ckptEvery = cfg.checkpointEverySteps || evalEvery;
-  const schedule = { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: T, scheduler: cfg.lrScheduler };
-  while (st.step < T) {
+  const schedule = { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: total, scheduler: cfg.lrScheduler };
+  while (st.step < total) {
     const step = st.step; // 0-based index of the step being taken
     run.doing = `step ${step + 1}`;
     const t0 = Date.now();
@@ -154,13 +154,13 @@ export async function trainLoop(x: Loop): Promise<LoopEnd> {
     on.onStep(report);
 
     // eval every N steps and at epoch ends; checkpoint every M steps, at epoch ends and before an early stop
-    const epochEnd = st.step === plan.epochStart[plan.epochOf(step) + 1] || st.step === T;
+    const epochEnd = st.step === plan.epochStart[plan.epochOf(step) + 1] || st.step === total;
     const stopEarly = x.evalBatches.length > 0 && (st.step % evalEvery === 0 || epochEnd) && evaluateAndTrack(x);
     if (st.step % ckptEvery === 0 || epochEnd || stopEarly) on.checkpoint();
     on.onStepEnd(report);
     if (stopEarly) return { kind: 'early-stopped' };
     const signal = await on.between(st.step); // a signal after the last step changes nothing
-    if (signal && st.step < T) {
+    if (signal && st.step < total) {
       on.checkpoint();
       return { kind: 'cancelled', signal };
     }

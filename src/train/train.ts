@@ -184,21 +184,21 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
 /** Lines about the plan (warmup, early stop, resume); a reason the job cannot run, or null. */
 function announcePlan(j: JobRun, plan: StepPlan, hasEval: boolean): string | null {
   const { cfg, resumed, log } = j;
-  const T = plan.totalSteps;
+  const total = plan.totalSteps;
   if (cfg.earlyStop && !hasEval) log('notice: earlyStop needs an eval set (evaluationDataset or the carve-out); training runs to the end');
-  if (cfg.learningRateWarmupSteps > T) log(`warning: learningRateWarmupSteps ${cfg.learningRateWarmupSteps} is longer than the run (${T} step${T === 1 ? '' : 's'}): the learning rate peaks at ${learningRateAt(T - 1, { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: T, scheduler: cfg.lrScheduler }).toPrecision(3)}, not ${cfg.learningRate}`);
-  if (resumed && resumed.ck.state.totalSteps !== T) return `cannot resume: the data now gives ${T} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`;
+  if (cfg.learningRateWarmupSteps > total) log(`warning: learningRateWarmupSteps ${cfg.learningRateWarmupSteps} is longer than the run (${total} step${total === 1 ? '' : 's'}): the learning rate peaks at ${learningRateAt(total - 1, { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: total, scheduler: cfg.lrScheduler }).toPrecision(3)}, not ${cfg.learningRate}`);
+  if (resumed && resumed.ck.state.totalSteps !== total) return `cannot resume: the data now gives ${total} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`;
   const startStep = j.startStep;
-  if (resumed) log(`resuming from checkpoint step ${startStep} of ${T} (epoch ${plan.epochProgress(startStep).toFixed(2)}): ${resumed.dir}`);
-  const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(T / 10));
-  log(`plan: ${T} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && T < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${hasEval ? '' : ' (no eval set)'}`);
+  if (resumed) log(`resuming from checkpoint step ${startStep} of ${total} (epoch ${plan.epochProgress(startStep).toFixed(2)}): ${resumed.dir}`);
+  const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(total / 10));
+  log(`plan: ${total} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && total < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${hasEval ? '' : ' (no eval set)'}`);
   return null;
 }
 
 /** The loop's state: fresh, or the checkpoint's (parameters, AdamW moments, counters, best). */
-function startState(lora: LoraWeights, T: number, resumed: Resumed): LoopState {
+function startState(lora: LoraWeights, total: number, resumed: Resumed): LoopState {
   const params = new Map([...lora].map(([k, v]) => [k, Float32Array.from(v.dataSync())])); // float32 master copy
-  const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: T, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
+  const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: total, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
   const best = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
   return { params, adam: resumed ? resumed.ck.adam : createAdamWState(params), st, best, doing: '' };
 }
@@ -211,19 +211,19 @@ async function runLoop(j: JobRun, parts: LoopParts, backendUsed: BackendUsed, op
   const { outDir, job } = j;
   const { plan, run } = parts;
   const st = run.st;
-  const T = plan.totalSteps;
+  const total = plan.totalSteps;
   let firstRow = true;
   const record = (row: MetricsRow) => {
     appendMetrics(outDir, firstRow ? { ...row, backend: backendUsed } : row);
     firstRow = false;
   };
-  const progress = new Progress(opts.progressOut ?? process.stderr, T);
+  const progress = new Progress(opts.progressOut ?? process.stderr, total);
   // Eval losses of the whole job (a resumed run starts with those before its checkpoint).
   const evalLosses: number[] = readMetrics(outDir).flatMap((r) => ('eval_loss' in r ? [r.eval_loss] : []));
   const loop: Loop = { ...parts, on: jobCallbacks(j, parts, { record, progress, evalLosses, stop }) };
   stop.loading = false;
   try {
-    setJobState(job, 'JOB_STATE_RUNNING', `training: ${T} steps`, outDir);
+    setJobState(job, 'JOB_STATE_RUNNING', `training: ${total} steps`, outDir);
     if (!j.resumed && loop.evalBatches.length) evaluateAndTrack(loop); // the starting point, at step 0
     return { end: await trainLoop(loop), evalLosses };
   } catch (err) {
@@ -239,10 +239,10 @@ function finish(j: JobRun, loop: LoopParts, end: LoopEnd, evalLosses: number[]):
   const { cfg, outDir, job, resumed } = j;
   const { run, lora } = loop;
   const st = run.st;
-  const T = loop.plan.totalSteps;
+  const total = loop.plan.totalSteps;
   const final: JobState = { completed: 'JOB_STATE_COMPLETED', 'early-stopped': 'JOB_STATE_EARLY_STOPPED', cancelled: 'JOB_STATE_CANCELLED', 'non-finite': 'JOB_STATE_FAILED' }[end.kind] as JobState;
   let msg = '';
-  if (end.kind === 'cancelled') msg = `cancelled by ${end.signal} after step ${st.step}/${T}; resume with: ${resumeCommand(outDir)}`;
+  if (end.kind === 'cancelled') msg = `cancelled by ${end.signal} after step ${st.step}/${total}; resume with: ${resumeCommand(outDir)}`;
   if (end.kind === 'non-finite') {
     const bad = end.badWeight;
     const cause = bad ? `: the base model produced non-finite values (its weight ${bad} in ${cfg.baseModel} holds NaN or Inf); stopped.` : `; stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
@@ -258,12 +258,12 @@ function finish(j: JobRun, loop: LoopParts, end: LoopEnd, evalLosses: number[]):
       throw failedWhile(j, 'writing the adapter', err);
     }
   }
-  if (end.kind === 'early-stopped') msg = `early stop at step ${st.step}/${T}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
+  if (end.kind === 'early-stopped') msg = `early stop at step ${st.step}/${total}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
   if (end.kind === 'completed') {
     // One clock: training time summed over the runs of this job (what checkpoints record as elapsedS).
     const lastEval = evalLosses.at(-1);
-    msg = `completed ${T} steps in ${(st.elapsedS + (Date.now() - j.runStart) / 1000).toFixed(1)} s of training${resumed ? ` (${st.elapsedS.toFixed(1)} s before the resume at step ${j.startStep})` : ''}` + (lastEval !== undefined ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEval.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
-    setProgress(job, loop.plan, st, T);
+    msg = `completed ${total} steps in ${(st.elapsedS + (Date.now() - j.runStart) / 1000).toFixed(1)} s of training${resumed ? ` (${st.elapsedS.toFixed(1)} s before the resume at step ${j.startStep})` : ''}` + (lastEval !== undefined ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEval.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
+    setProgress(job, loop.plan, st, total);
   }
   setJobState(job, final, msg, outDir);
   // Each final message already says how the job ended ('completed 52 steps ...', 'cancelled by SIGINT ...').
