@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import type { ModelConfig } from './config.ts';
-import { Rng } from './random.ts';
+import { Rng } from '../util/random.ts';
 
 export interface LoraConfig {
   rank: number;

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseModelConfig } from './config.ts';
 import { expectedWeights } from './model.ts';
-import { Rng } from './random.ts';
+import { Rng } from '../util/random.ts';
 import { writeSafetensors, type FloatTensor } from './safetensors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { UserError } from '../errors.ts';

@@ -1,6 +1,6 @@
 // Eval carve-out, as the managed job does when no evaluation dataset is given: hold out min(10%, 100)
 // examples, chosen with a seeded permutation so the split is the same on every run and on resume.
-import { deriveSeed, permutation, STREAM } from './rng.ts';
+import { deriveSeed, permutation, STREAM } from '../util/random.ts';
 
 const CARVEOUT_FRACTION = 0.1;
 const CARVEOUT_MAX = 100;

@@ -8,7 +8,7 @@ import type { TrainConfig } from './config.ts';
 import type { TrainerState } from './checkpoint.ts';
 import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, type AdamWState } from './optimizer.ts';
 import type { StepPlan } from './plan.ts';
-import { deriveSeed, STREAM } from './rng.ts';
+import { deriveSeed, STREAM } from '../util/random.ts';
 import { learningRateAt } from './schedule.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 

@@ -3,7 +3,7 @@
 // epoch may have fewer). Fractional epochs stop after ceil(frac * steps of that epoch) steps of the last one.
 // Everything is a pure function of (examples, config), so a resumed run sees the same plan.
 import type { PackedRow, TokenizedExample } from '../data/types.ts';
-import { deriveSeed, permutation, STREAM } from './rng.ts';
+import { deriveSeed, permutation, STREAM } from '../util/random.ts';
 
 export type Batcher = (examples: TokenizedExample[], opts: { batchSize: number; batchSizeSamples?: number; seed: number }) => PackedRow[];
 

@@ -22,7 +22,7 @@ import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, 
 import { appendMetrics, metricsFile, readMetrics, truncateMetrics, type BackendUsed, type MetricsRow } from './metrics.ts';
 import { createAdamWState } from './optimizer.ts';
 import { makePlan, type Batcher, type StepPlan } from './plan.ts';
-import { deriveSeed, STREAM } from './rng.ts';
+import { deriveSeed, STREAM } from '../util/random.ts';
 import { learningRateAt } from './schedule.ts';
 import { acquireJobLock } from './lock.ts';
 import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';

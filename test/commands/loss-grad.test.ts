@@ -9,7 +9,7 @@ import { lossAndGrads, loadBaseModel, disposeBaseModel } from '../../src/model/m
 import { loraFromTensors } from '../../src/model/lora.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
-import { Rng } from '../../src/model/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { ensureBackend, maxAbs, maxAbsDiff, tmpDir, toRef } from '../model/helpers.ts';
 import { refLossRow } from '../model/reference.ts';
 

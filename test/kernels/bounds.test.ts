@@ -1,5 +1,5 @@
 // The native boundary checks its buffers: every C++ entry point (kernels/*.cc) compares each buffer's length with
-// the shape it is given and throws a RangeError (was: a silent out-of-bounds read or write). Each function is
+// the shape it is given and throws a RangeError. Each function is
 // called once with buffers of the right size (no throw), then once per buffer with that buffer one element short.
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../src/backend/addon.ts';

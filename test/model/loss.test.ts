@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { chunkedWeightedCE, lossChunkRows } from '../../src/model/loss.ts';
-import { Rng } from '../../src/model/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { ensureBackend, maxAbs, maxAbsDiff } from './helpers.ts';
 
 describe('chunked weighted cross-entropy', () => {
