@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type { KernelFunc } from '@tensorflow/tfjs-core';
 import { forwardLogits, type BaseModel } from '../../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora, type LoraConfig, type LoraWeights } from '../../src/model/lora.ts';
 
@@ -54,4 +55,25 @@ export function greedyNoCache(base: BaseModel, lora: LoraWeights | null, prompt:
     seq.push(next);
   }
   return seq.slice(prompt.length);
+}
+
+/**
+ * How many times `f` ran the 'cpu' kernel `name` on the 'native' backend: a native kernel's fallback calls the cpu
+ * kernel through the registry, so counting its calls shows whether the fallback ran.
+ */
+export async function cpuKernelCalls(name: string, f: () => void): Promise<number> {
+  await tf.setBackend('native');
+  const k = tf.getKernel(name, 'cpu') as { kernelFunc: KernelFunc };
+  const original = k.kernelFunc;
+  let calls = 0;
+  k.kernelFunc = ((args: Parameters<KernelFunc>[0]) => {
+    calls++;
+    return original(args);
+  }) as KernelFunc;
+  try {
+    tf.tidy(f);
+  } finally {
+    k.kernelFunc = original;
+  }
+  return calls;
 }

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
+import { cpuKernelCalls } from '../helpers/index.ts';
 
 const native = nativeAvailability();
 const TOL = 1e-4;
@@ -86,6 +87,10 @@ describe.skipIf(!native.ok)(`native matmul parity${native.ok ? '' : ' (SKIPPED: 
   it('int32 matmul falls back to cpu', async () => {
     const d = await maxdiff(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')));
     expect(d).toBe(0);
+    // The fallback ran (and a float32 matmul stays native).
+    const m = (dtype: 'int32' | 'float32') => () => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], dtype), tf.tensor2d([5, 6, 7, 8], [2, 2], dtype)).dataSync();
+    expect(await cpuKernelCalls('BatchMatMul', m('int32'))).toBe(1);
+    expect(await cpuKernelCalls('BatchMatMul', m('float32'))).toBe(0);
   });
 
   it('does not write into its inputs (cpu Slice returns views)', async () => {

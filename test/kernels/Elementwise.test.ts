@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
+import { cpuKernelCalls } from '../helpers/index.ts';
 
 const native = nativeAvailability();
 
@@ -48,6 +49,10 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
 
   it('int32 add falls back to cpu', async () => {
     expect(await maxdiff(() => tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')))).toBe(0);
+    // The fallback ran (and a float32 add stays native).
+    const add = (dtype: 'int32' | 'float32') => () => tf.add(tf.tensor1d([1, 2], dtype), tf.tensor1d([3, 4], dtype)).dataSync();
+    expect(await cpuKernelCalls('Add', add('int32'))).toBe(1);
+    expect(await cpuKernelCalls('Add', add('float32'))).toBe(0);
   });
 
   for (const perm of [[1, 0], [0, 2, 1, 3], [2, 0, 1], [3, 1, 2, 0]]) {

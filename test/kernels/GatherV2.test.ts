@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
 import { gatherV2Ref, gatherV2Native } from '../../src/kernels/GatherV2.ts';
+import { cpuKernelCalls } from '../helpers/index.ts';
 
 const native = nativeAvailability();
 
@@ -81,6 +82,11 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
     expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([5, 1, 1], 'int32'), 1))).toBe(0);
     expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor2d([[1, 0], [2, 2], [0, 5], [3, 3]], [4, 2], 'int32'), 1, 1))).toBe(0);
     expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([], 'int32')))).toBe(0);
+    // The fallback ran: each of these calls the cpu kernel once; the float32 axis-0 gather does not call it.
+    const ids = () => tf.tensor1d([2, 0], 'int32');
+    expect(await cpuKernelCalls('GatherV2', () => tf.gather(tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32'), ids()).dataSync())).toBe(1);
+    expect(await cpuKernelCalls('GatherV2', () => tf.gather(tf.tensor(x, [4, 6]), ids(), 1).dataSync())).toBe(1);
+    expect(await cpuKernelCalls('GatherV2', () => tf.gather(tf.tensor(x, [4, 6]), ids()).dataSync())).toBe(0);
   });
 
   for (const bad of [-1, 30]) {
