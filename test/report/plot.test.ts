@@ -14,6 +14,20 @@ describe('loss plot', () => {
     expect(svg.match(/<circle/g)).toHaveLength(2);
     expect(svg).toContain('best eval 2.000 @ 4');
   });
+  it('maps step to the right and loss upwards (SVG y grows downwards), on linear and log axes', () => {
+    const points = (svg: string) => svg.match(/<polyline [^>]*points="([^"]+)"/)![1].split(' ').map((p) => p.split(',').map(Number));
+    for (const loss of [(s: number) => 5 - s / 2, (s: number) => 100 / s ** 2]) {
+      const pts = points(lossCurveSvg(trainRows(6, loss), 't'));
+      expect(pts).toHaveLength(6);
+      for (let i = 1; i < pts.length; i++) {
+        expect(pts[i][0]).toBeGreaterThan(pts[i - 1][0]); // later step: further right
+        expect(pts[i][1]).toBeGreaterThan(pts[i - 1][1]); // lower loss: further down
+      }
+    }
+    // A rising loss goes up the page.
+    const up = points(lossCurveSvg(trainRows(3, (s) => s), 't'));
+    expect(up[2][1]).toBeLessThan(up[0][1]);
+  });
   it('integer step ticks, even for a few steps', () => {
     expect(xTicks(lossCurveSvg(trainRows(3, (s) => 3 - s / 2), 't'))).toEqual(['0', '1', '2', '3']);
   });
