@@ -12,17 +12,31 @@ function main(argv: string[]): void {
   const { values: v } = parseArgs({
     args: argv,
     options: {
-      family: { type: 'string' }, out: { type: 'string' }, tokenizer: { type: 'string' }, vocab: { type: 'string' },
-      hidden: { type: 'string' }, layers: { type: 'string' }, heads: { type: 'string' }, 'kv-heads': { type: 'string' },
-      intermediate: { type: 'string' }, 'head-dim': { type: 'string' }, seed: { type: 'string' }, tie: { type: 'string' },
-      dtype: { type: 'string' }, std: { type: 'string' }, 'sliding-window': { type: 'string' }, help: { type: 'boolean' },
+      family: { type: 'string' },
+      out: { type: 'string' },
+      tokenizer: { type: 'string' },
+      vocab: { type: 'string' },
+      hidden: { type: 'string' },
+      layers: { type: 'string' },
+      heads: { type: 'string' },
+      'kv-heads': { type: 'string' },
+      intermediate: { type: 'string' },
+      'head-dim': { type: 'string' },
+      seed: { type: 'string' },
+      tie: { type: 'string' },
+      dtype: { type: 'string' },
+      std: { type: 'string' },
+      'sliding-window': { type: 'string' },
+      help: { type: 'boolean' },
     },
     strict: true,
   });
   if (v.help || !v.family || !v.out) {
-    console.log('usage: make-tiny-model --family qwen3|qwen2|llama|mistral|gemma3 --out DIR [--tokenizer qwen3|llama3|gemma3|none] [--vocab N]\n' +
-      '  [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed 0] [--tie true|false] [--dtype f32|bf16] [--std 0.02]\n' +
-      '  [--sliding-window N] (mistral: every layer, default none; gemma3: the local layers, default 8)');
+    console.log(
+      'usage: make-tiny-model --family qwen3|qwen2|llama|mistral|gemma3 --out DIR [--tokenizer qwen3|llama3|gemma3|none] [--vocab N]\n' +
+        '  [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed 0] [--tie true|false] [--dtype f32|bf16] [--std 0.02]\n' +
+        '  [--sliding-window N] (mistral: every layer, default none; gemma3: the local layers, default 8)',
+    );
     process.exitCode = v.help ? 0 : 1;
     return;
   }
@@ -37,19 +51,32 @@ function main(argv: string[]): void {
     if (!(Number.isFinite(n) && n >= 0)) throw new UserError(`--std ${s}: expected a number >= 0`);
     return n;
   };
-  if (!TINY_FAMILIES.includes(v.family as TinyFamily)) throw new Error(`--family ${v.family}: expected ${TINY_FAMILIES.join(', ')}`);
-  if (v.tokenizer && !['qwen3', 'llama3', 'gemma3', 'none'].includes(v.tokenizer)) throw new Error(`--tokenizer ${v.tokenizer}: expected qwen3, llama3, gemma3 or none`);
+  if (!TINY_FAMILIES.includes(v.family as TinyFamily))
+    throw new Error(`--family ${v.family}: expected ${TINY_FAMILIES.join(', ')}`);
+  if (v.tokenizer && !['qwen3', 'llama3', 'gemma3', 'none'].includes(v.tokenizer))
+    throw new Error(`--tokenizer ${v.tokenizer}: expected qwen3, llama3, gemma3 or none`);
   if (v.tie && !['true', 'false'].includes(v.tie)) throw new Error(`--tie ${v.tie}: expected true or false`);
   if (v.dtype && !['f32', 'bf16'].includes(v.dtype)) throw new Error(`--dtype ${v.dtype}: expected f32 or bf16`);
   const { dir, config } = makeTinyModel({
-    family: v.family as TinyFamily, out: v.out, tokenizer: v.tokenizer as TokenizerName | undefined, vocab: int(v.vocab, 'vocab'),
-    hidden: int(v.hidden, 'hidden'), layers: int(v.layers, 'layers'), heads: int(v.heads, 'heads'), kvHeads: int(v['kv-heads'], 'kv-heads'),
-    intermediate: int(v.intermediate, 'intermediate'), headDim: int(v['head-dim'], 'head-dim'), seed: int(v.seed, 'seed'),
-    tie: v.tie === undefined ? undefined : v.tie === 'true', dtype: v.dtype as 'f32' | 'bf16' | undefined,
+    family: v.family as TinyFamily,
+    out: v.out,
+    tokenizer: v.tokenizer as TokenizerName | undefined,
+    vocab: int(v.vocab, 'vocab'),
+    hidden: int(v.hidden, 'hidden'),
+    layers: int(v.layers, 'layers'),
+    heads: int(v.heads, 'heads'),
+    kvHeads: int(v['kv-heads'], 'kv-heads'),
+    intermediate: int(v.intermediate, 'intermediate'),
+    headDim: int(v['head-dim'], 'head-dim'),
+    seed: int(v.seed, 'seed'),
+    tie: v.tie === undefined ? undefined : v.tie === 'true',
+    dtype: v.dtype as 'f32' | 'bf16' | undefined,
     std: v.std === undefined ? undefined : stdFlag(v.std),
     slidingWindow: v['sliding-window'] === undefined ? undefined : int(v['sliding-window'], 'sliding-window'),
   });
-  console.log(`wrote ${config.model_type} model (vocab ${config.vocab_size}, hidden ${config.hidden_size}, layers ${config.num_hidden_layers}) to ${dir}`);
+  console.log(
+    `wrote ${config.model_type} model (vocab ${config.vocab_size}, hidden ${config.hidden_size}, layers ${config.num_hidden_layers}) to ${dir}`,
+  );
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

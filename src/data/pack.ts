@@ -111,7 +111,11 @@ export function packExamples(examples: TokenizedExample[], opts: PackOptions): P
 function buildRow(members: number[], examples: TokenizedExample[]): PackedRow {
   const T = members.reduce((n, e) => n + examples[e].inputIds.length, 0);
   const row: PackedRow = {
-    inputIds: new Int32Array(T), weights: new Float32Array(T), positionIds: new Int32Array(T), segmentIds: new Int32Array(T), examples: members,
+    inputIds: new Int32Array(T),
+    weights: new Float32Array(T),
+    positionIds: new Int32Array(T),
+    segmentIds: new Int32Array(T),
+    examples: members,
   };
   let t = 0;
   members.forEach((e, seg) => {

@@ -54,7 +54,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** `invalid JSON` with the parser's reason, a short excerpt, and a hint for NaN / Infinity. */
 function jsonProblem(text: string, e: Error): string {
-  const reason = e.message.replace(/\s+/g, ' ').replace(/, (\.\.\.)?".*" is not valid JSON$/s, '').slice(0, 120);
+  const reason = e.message
+    .replace(/\s+/g, ' ')
+    .replace(/, (\.\.\.)?".*" is not valid JSON$/s, '')
+    .slice(0, 120);
   // NaN / Infinity outside strings: a rough check is enough for a hint.
   const hint = /[:\[,]\s*-?(NaN|Infinity)\s*[,\]}]/.test(text) ? ' (NaN and Infinity are not valid JSON numbers)' : '';
   return `invalid JSON: ${reason}${hint}`;
@@ -65,8 +68,21 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
   requireFile(file, 'expected a .jsonl dataset');
   const maxProblems = opts.maxProblems ?? 100;
   const res: ValidationResult = {
-    file, examples: [], problems: [], problemCount: 0,
-    stats: { examples: 0, messages: 0, assistantTurns: 0, trainedTurns: 0, contextOnlyTurns: 0, withReasoning: 0, withTools: 0, toolCalls: 0, sampleWeights: null },
+    file,
+    examples: [],
+    problems: [],
+    problemCount: 0,
+    stats: {
+      examples: 0,
+      messages: 0,
+      assistantTurns: 0,
+      trainedTurns: 0,
+      contextOnlyTurns: 0,
+      withReasoning: 0,
+      withTools: 0,
+      toolCalls: 0,
+      sampleWeights: null,
+    },
   };
   const problem = (line: number | undefined, msg: string) => addProblem(res, at(file, line, msg), maxProblems);
   const withWeight: number[] = [];
@@ -93,9 +109,12 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
   if (withWeight.length > 0 && withoutWeight.length > 0) {
     const missing = withoutWeight.length <= withWeight.length;
     for (const line of missing ? withoutWeight : withWeight) {
-      problem(line, missing
-        ? `root "weight" is missing, but ${withWeight.length} other row(s) have one (if any row has a weight, every row must)`
-        : `root "weight" is set here, but ${withoutWeight.length} other row(s) have none (if any row has a weight, every row must)`);
+      problem(
+        line,
+        missing
+          ? `root "weight" is missing, but ${withWeight.length} other row(s) have one (if any row has a weight, every row must)`
+          : `root "weight" is set here, but ${withoutWeight.length} other row(s) have none (if any row has a weight, every row must)`,
+      );
     }
   }
   if (opts.checkCount ?? true) {
@@ -103,23 +122,38 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
     if (rows > MAX_EXAMPLES) problem(undefined, `${rows} examples; a dataset may hold at most ${MAX_EXAMPLES}`);
   }
   if (opts.epochs !== undefined && rows * opts.epochs > MAX_EXAMPLE_EPOCHS) {
-    problem(undefined, `${rows} examples x ${opts.epochs} epochs = ${rows * opts.epochs} exceeds the limit of ${MAX_EXAMPLE_EPOCHS} (lower epochs to ${Math.floor((MAX_EXAMPLE_EPOCHS / rows) * 100) / 100} or less)`);
+    problem(
+      undefined,
+      `${rows} examples x ${opts.epochs} epochs = ${rows * opts.epochs} exceeds the limit of ${MAX_EXAMPLE_EPOCHS} (lower epochs to ${Math.floor((MAX_EXAMPLE_EPOCHS / rows) * 100) / 100} or less)`,
+    );
   }
   return res;
 }
 
 /** One line as JSON: its value or the problem with it; `row` says whether it counts as an example (blank lines do not). */
-function parseLine(raw: { bytes: Uint8Array | null; length: number }, maxLineBytes?: number): { row: boolean; value?: unknown; problem?: string } {
-  if (raw.bytes === null) return { row: true, problem: `line is ${raw.length} bytes, longer than the ${maxLineBytes ?? 256 * 1024 * 1024}-byte limit` };
+function parseLine(
+  raw: { bytes: Uint8Array | null; length: number },
+  maxLineBytes?: number,
+): { row: boolean; value?: unknown; problem?: string } {
+  if (raw.bytes === null)
+    return {
+      row: true,
+      problem: `line is ${raw.length} bytes, longer than the ${maxLineBytes ?? 256 * 1024 * 1024}-byte limit`,
+    };
   let text: string;
   try {
     text = utf8.decode(raw.bytes);
   } catch {
     const off = firstInvalidUtf8(raw.bytes);
-    return { row: true, problem: `invalid UTF-8 at byte ${off + 1} of the line (0x${raw.bytes[off]?.toString(16).padStart(2, '0')}); save the file as UTF-8` };
+    return {
+      row: true,
+      problem: `invalid UTF-8 at byte ${off + 1} of the line (0x${raw.bytes[off]?.toString(16).padStart(2, '0')}); save the file as UTF-8`,
+    };
   }
-  if (text.trim() === '') return { row: false, problem: 'blank line (every line must hold one JSON example; remove empty lines)' };
-  if (text.charCodeAt(0) === 0xfeff) return { row: true, problem: 'stray byte-order mark (U+FEFF) at the start of the line' };
+  if (text.trim() === '')
+    return { row: false, problem: 'blank line (every line must hold one JSON example; remove empty lines)' };
+  if (text.charCodeAt(0) === 0xfeff)
+    return { row: true, problem: 'stray byte-order mark (U+FEFF) at the start of the line' };
   try {
     return { row: true, value: JSON.parse(text) };
   } catch (e) {

@@ -51,7 +51,13 @@ export interface Generation {
   stop: 'eos' | 'length';
 }
 
-export function generate(base: BaseModel, lora: LoraWeights | null, tok: ChatTokenizer, messages: ChatMessage[], opts: GenerateOptions): Generation {
+export function generate(
+  base: BaseModel,
+  lora: LoraWeights | null,
+  tok: ChatTokenizer,
+  messages: ChatMessage[],
+  opts: GenerateOptions,
+): Generation {
   const prompt = tok.encode(tok.render(messages, { addGenerationPrompt: true }));
   const stopIds = new Set(tok.eosTokenIds);
   const rand = mulberry32(opts.seed);

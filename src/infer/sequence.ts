@@ -108,8 +108,13 @@ export class Sequence {
 
   result(): Completion {
     return {
-      text: this.text, ids: [...this.ids], promptTokens: this.prompt.length, completionTokens: this.ids.length,
-      finishReason: this.finish ?? 'length', firstTokenS: this.firstTokenS, totalS: (performance.now() - this.t0) / 1000,
+      text: this.text,
+      ids: [...this.ids],
+      promptTokens: this.prompt.length,
+      completionTokens: this.ids.length,
+      finishReason: this.finish ?? 'length',
+      firstTokenS: this.firstTokenS,
+      totalS: (performance.now() - this.t0) / 1000,
     };
   }
 }

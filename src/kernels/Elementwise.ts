@@ -30,8 +30,14 @@ function binaryKernel(kernelName: string, fn: BinaryFn): KernelConfig {
     }
     const values = alloc(args.backend, n, false); // every element written
     const shape = out.length ? out : [1];
-    nativeAddon()[fn](f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
-      broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+    nativeAddon()[fn](
+      f32(args.backend, a),
+      f32(args.backend, b),
+      values,
+      Int32Array.from(shape),
+      broadcastStrides(a.shape, shape),
+      broadcastStrides(b.shape, shape),
+    );
     return args.backend.makeTensorInfo(out, 'float32', values);
   }) as unknown as KernelFunc;
   return { kernelName, backendName: 'native', kernelFunc };
@@ -70,6 +76,10 @@ export const transposeConfig: KernelConfig = {
     }
     const values = alloc(args.backend, n, false);
     nativeAddon().transpose(f32(args.backend, x), values, Int32Array.from(x.shape), Int32Array.from(perm));
-    return args.backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', values);
+    return args.backend.makeTensorInfo(
+      perm.map((p) => x.shape[p]),
+      'float32',
+      values,
+    );
   }) as unknown as KernelFunc,
 };

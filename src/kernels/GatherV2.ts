@@ -31,7 +31,9 @@ export function gatherV2Native(args: KernelArgs): TensorInfo {
   const { axis, batchDims } = args.attrs as { axis: number; batchDims?: number };
   const rows = x.shape.length > 0 && util.parseAxisParam(axis, x.shape)[0] === 0;
   if (x.dtype !== 'float32' || indices.dtype !== 'int32' || !rows || (batchDims ?? 0) !== 0) return cpuGather(args);
-  const R = x.shape[0], S = util.sizeFromShape(x.shape.slice(1)), N = util.sizeFromShape(indices.shape);
+  const R = x.shape[0],
+    S = util.sizeFromShape(x.shape.slice(1)),
+    N = util.sizeFromShape(indices.shape);
   if (N * S === 0) return cpuGather(args);
   const idx = i32(args.backend, indices);
   const out = alloc(args.backend, N * S, false); // every row is written

@@ -35,7 +35,8 @@ export function weightF32(backend: MathBackendCPU, t: TensorInfo): Float32Array 
   return new Float32Array(out.buffer);
 }
 
-const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+const f = new Float32Array(1),
+  u = new Uint32Array(f.buffer);
 /** float32 -> bf16 -> float32, round to nearest even (what oneDNN's conversion does); NaN stays NaN. */
 export function roundBf16(a: Float32Array): Float32Array {
   return a.map((v) => {
@@ -55,13 +56,15 @@ function dims(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>) {
 
 function matMulBf16Ref(args: KernelArgs<MatMulBf16Inputs, MatMulBf16Attrs>) {
   const { M, K, N, t } = dims(args);
-  const x = roundBf16(f32(args.backend, args.inputs.x)), W = weightF32(args.backend, args.inputs.W);
+  const x = roundBf16(f32(args.backend, args.inputs.x)),
+    W = weightF32(args.backend, args.inputs.W);
   const y = new Float32Array(M * N);
-  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-    let acc = 0;
-    for (let k = 0; k < K; k++) acc += x[m * K + k] * (t ? W[n * K + k] : W[k * N + n]);
-    y[m * N + n] = acc;
-  }
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += x[m * K + k] * (t ? W[n * K + k] : W[k * N + n]);
+      y[m * N + n] = acc;
+    }
   return [{ shape: [M, N], values: y }];
 }
 

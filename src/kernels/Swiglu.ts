@@ -3,10 +3,11 @@
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { Swiglu, SwigluGrad, type SwigluGradInputs, type SwigluInputs } from '../kernel_names.ts';
-import { alloc, f32, type KernelArgs, kernelConfigs , type NoAttrs } from './util.ts';
+import { alloc, f32, type KernelArgs, kernelConfigs, type NoAttrs } from './util.ts';
 
 function swigluRef(args: KernelArgs<SwigluInputs, NoAttrs>) {
-  const g = f32(args.backend, args.inputs.gate), u = f32(args.backend, args.inputs.up);
+  const g = f32(args.backend, args.inputs.gate),
+    u = f32(args.backend, args.inputs.up);
   const y = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) y[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
   return [{ shape: args.inputs.gate.shape, values: y }];
@@ -14,14 +15,18 @@ function swigluRef(args: KernelArgs<SwigluInputs, NoAttrs>) {
 
 function swigluGradRef(args: KernelArgs<SwigluGradInputs, NoAttrs>) {
   const [dy, g, u] = (['dy', 'gate', 'up'] as const).map((n) => f32(args.backend, args.inputs[n]));
-  const dg = new Float32Array(g.length), du = new Float32Array(g.length);
+  const dg = new Float32Array(g.length),
+    du = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) {
     const s = 1 / (1 + Math.exp(-g[i]));
     du[i] = dy[i] * g[i] * s;
     dg[i] = dy[i] * u[i] * s * (1 + g[i] * (1 - s));
   }
   const shape = args.inputs.gate.shape;
-  return [{ shape, values: dg }, { shape, values: du }];
+  return [
+    { shape, values: dg },
+    { shape, values: du },
+  ];
 }
 
 function swigluNative(args: KernelArgs<SwigluInputs, NoAttrs>, addon: NativeAddon) {
@@ -33,10 +38,14 @@ function swigluNative(args: KernelArgs<SwigluInputs, NoAttrs>, addon: NativeAddo
 
 function swigluGradNative(args: KernelArgs<SwigluGradInputs, NoAttrs>, addon: NativeAddon) {
   const [dy, g, u] = (['dy', 'gate', 'up'] as const).map((n) => f32(args.backend, args.inputs[n]));
-  const dg = alloc(args.backend, g.length, false), du = alloc(args.backend, g.length, false);
+  const dg = alloc(args.backend, g.length, false),
+    du = alloc(args.backend, g.length, false);
   addon.swigluGrad(dy, g, u, dg, du, g.length);
   const shape = args.inputs.gate.shape;
-  return [{ shape, values: dg }, { shape, values: du }];
+  return [
+    { shape, values: dg },
+    { shape, values: du },
+  ];
 }
 
 export const swigluConfigs: KernelConfig[] = kernelConfigs(Swiglu, swigluRef, swigluNative);

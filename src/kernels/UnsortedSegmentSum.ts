@@ -13,12 +13,14 @@ function unsortedSegmentSum(args: KernelArgs): TensorInfo {
     return getKernel('UnsortedSegmentSum', 'cpu')!.kernelFunc(args as never) as TensorInfo;
   }
   const inner = util.sizeFromShape(x.shape.slice(1));
-  const xs = f32(args.backend, x), ids = i32(args.backend, segmentIds);
+  const xs = f32(args.backend, x),
+    ids = i32(args.backend, segmentIds);
   const out = alloc(args.backend, numSegments * inner, true); // accumulated into: zeroed
   for (let n = 0; n < ids.length; n++) {
     const s = ids[n];
     if (s < 0 || s >= numSegments) continue;
-    const o = s * inner, i0 = n * inner;
+    const o = s * inner,
+      i0 = n * inner;
     for (let i = 0; i < inner; i++) out[o + i] += xs[i0 + i];
   }
   return args.backend.makeTensorInfo([numSegments, ...x.shape.slice(1)], 'float32', out);

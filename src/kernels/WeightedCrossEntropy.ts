@@ -4,18 +4,26 @@
 // lm_head matmuls bf16 (h and dlogits rounded to bf16, fp32 sums; native: kernels/MatMulBf16.cc).
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { WeightedCrossEntropy, type WeightedCrossEntropyAttrs, type WeightedCrossEntropyInputs } from '../kernel_names.ts';
+import {
+  WeightedCrossEntropy,
+  type WeightedCrossEntropyAttrs,
+  type WeightedCrossEntropyInputs,
+} from '../kernel_names.ts';
 import { isPackedBf16, packedValues, roundBf16, weightF32 } from './MatMulBf16.ts';
 import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
 function weightedCrossEntropyRef(args: KernelArgs<WeightedCrossEntropyInputs, WeightedCrossEntropyAttrs>) {
   const { h: ht, W: Wt } = args.inputs;
-  const [M, C] = ht.shape, V = Wt.shape[0];
-  const bf16 = isPackedBf16(Wt), h = bf16 ? roundBf16(f32(args.backend, ht)) : f32(args.backend, ht);
+  const [M, C] = ht.shape,
+    V = Wt.shape[0];
+  const bf16 = isPackedBf16(Wt),
+    h = bf16 ? roundBf16(f32(args.backend, ht)) : f32(args.backend, ht);
   const W = weightF32(args.backend, Wt);
-  const labels = i32(args.backend, args.inputs.labels), w = f32(args.backend, args.inputs.weights);
+  const labels = i32(args.backend, args.inputs.labels),
+    w = f32(args.backend, args.inputs.weights);
   const withGrad = args.attrs.withGrad ?? true;
-  const dh = new Float32Array(withGrad ? M * C : 0), logits = new Float64Array(V);
+  const dh = new Float32Array(withGrad ? M * C : 0),
+    logits = new Float64Array(V);
   let loss = 0;
   for (let m = 0; m < M; m++) {
     if (w[m] === 0) continue;
@@ -36,20 +44,39 @@ function weightedCrossEntropyRef(args: KernelArgs<WeightedCrossEntropyInputs, We
       for (let c = 0; c < C; c++) dh[m * C + c] += g * W[j * C + c];
     }
   }
-  return [{ shape: [], values: Float32Array.of(loss) }, { shape: [withGrad ? M : 0, C], values: dh }];
+  return [
+    { shape: [], values: Float32Array.of(loss) },
+    { shape: [withGrad ? M : 0, C], values: dh },
+  ];
 }
 
-function weightedCrossEntropyNative(args: KernelArgs<WeightedCrossEntropyInputs, WeightedCrossEntropyAttrs>, addon: NativeAddon) {
+function weightedCrossEntropyNative(
+  args: KernelArgs<WeightedCrossEntropyInputs, WeightedCrossEntropyAttrs>,
+  addon: NativeAddon,
+) {
   const { h: ht, W: Wt } = args.inputs;
-  const [M, C] = ht.shape, V = Wt.shape[0];
+  const [M, C] = ht.shape,
+    V = Wt.shape[0];
   const withGrad = args.attrs.withGrad ?? true;
-  const loss = new Float32Array(1), dh = withGrad ? alloc(args.backend, M * C, false) : null; // row chunks cover M, sgemm beta 0
-  const [h, labels, w] = [f32(args.backend, ht), i32(args.backend, args.inputs.labels), f32(args.backend, args.inputs.weights)];
+  const loss = new Float32Array(1),
+    dh = withGrad ? alloc(args.backend, M * C, false) : null; // row chunks cover M, sgemm beta 0
+  const [h, labels, w] = [
+    f32(args.backend, ht),
+    i32(args.backend, args.inputs.labels),
+    f32(args.backend, args.inputs.weights),
+  ];
   const rows = Math.max(1, Math.min(M, args.attrs.chunkRows));
-  if (isPackedBf16(Wt)) addon.weightedCrossEntropyBf16(h, packedValues(args.backend, Wt), labels, w, loss, dh, M, C, V, rows);
+  if (isPackedBf16(Wt))
+    addon.weightedCrossEntropyBf16(h, packedValues(args.backend, Wt), labels, w, loss, dh, M, C, V, rows);
   else addon.weightedCrossEntropy(h, f32(args.backend, Wt), labels, w, loss, dh, M, C, V, rows);
-  return [{ shape: [], values: loss }, { shape: [withGrad ? M : 0, C], values: dh ?? new Float32Array(0) }];
+  return [
+    { shape: [], values: loss },
+    { shape: [withGrad ? M : 0, C], values: dh ?? new Float32Array(0) },
+  ];
 }
 
-export const weightedCrossEntropyConfigs: KernelConfig[] =
-  kernelConfigs(WeightedCrossEntropy, weightedCrossEntropyRef, weightedCrossEntropyNative);
+export const weightedCrossEntropyConfigs: KernelConfig[] = kernelConfigs(
+  WeightedCrossEntropy,
+  weightedCrossEntropyRef,
+  weightedCrossEntropyNative,
+);

@@ -16,21 +16,32 @@ export function i32(backend: MathBackendCPU, t: TensorInfo): Int32Array {
 export type NoAttrs = Record<string, never>;
 
 /** A kernel's arguments, typed by its Inputs and Attrs from src/kernel_names.ts. */
-export type KernelArgs<I = Record<string, TensorInfo>, A = NamedAttrMap> = { inputs: I; backend: MathBackendCPU; attrs: A };
+export type KernelArgs<I = Record<string, TensorInfo>, A = NamedAttrMap> = {
+  inputs: I;
+  backend: MathBackendCPU;
+  attrs: A;
+};
 
 /** Reads inputs as typed arrays, runs `impl` (ref or native), wraps the returned arrays as outputs. */
 export type Impl<I, A> = (args: KernelArgs<I, A>, addon: NativeAddon) => Outputs;
 type Outputs = Array<{ shape: number[]; values: Float32Array }>;
 
 /** The kernel on 'cpu' (the TypeScript reference) and on 'native' (the addon). */
-export function kernelConfigs<I, A>(kernelName: string, ref: (args: KernelArgs<I, A>) => Outputs, nat: Impl<I, A>): KernelConfig[] {
-  const wrap = (impl: (args: KernelArgs<I, A>, addon: NativeAddon) => Outputs, get: () => NativeAddon | null): KernelFunc => ((args: KernelArgs<I, A>) => {
-    const outs = impl(args, get()!).map((o) => args.backend.makeTensorInfo(o.shape, 'float32', o.values));
-    return outs.length === 1 ? outs[0] : outs;
-  }) as unknown as KernelFunc;
+export function kernelConfigs<I, A>(
+  kernelName: string,
+  ref: (args: KernelArgs<I, A>) => Outputs,
+  nat: Impl<I, A>,
+): KernelConfig[] {
+  const wrap = (
+    impl: (args: KernelArgs<I, A>, addon: NativeAddon) => Outputs,
+    get: () => NativeAddon | null,
+  ): KernelFunc =>
+    ((args: KernelArgs<I, A>) => {
+      const outs = impl(args, get()!).map((o) => args.backend.makeTensorInfo(o.shape, 'float32', o.values));
+      return outs.length === 1 ? outs[0] : outs;
+    }) as unknown as KernelFunc;
   return [
     { kernelName, backendName: 'cpu', kernelFunc: wrap(ref, () => null) },
     { kernelName, backendName: 'native', kernelFunc: wrap(nat, nativeAddon) },
   ];
 }
-

@@ -49,7 +49,10 @@ function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
     return (bias ? tf.add(y, bias) : y) as tf.Tensor2D;
   }
   const p = ctx.lora.cfg.dropout;
-  const xa = p > 0 && ctx.dropoutSeed !== undefined ? (tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) as tf.Tensor2D) : x;
+  const xa =
+    p > 0 && ctx.dropoutSeed !== undefined
+      ? (tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) as tf.Tensor2D)
+      : x;
   if (ctx.fused) return ops.loraLinear(x, W, A, Bm, ctx.lora.scale, { bias, xLora: xa });
   let y = matMulWT(x, W);
   if (bias) y = tf.add(y, bias);
@@ -64,7 +67,11 @@ type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
  * Tables of each layer, one set per layer kind (Gemma 3: sliding-window layers with the local RoPE base, and global
  * ones; other families: one kind). `masked` = the plain-attention mask inputs; null on the fused path.
  */
-function buildLayerTables(base: BaseModel, pos: Int32Array, masked: { seg: Int32Array; B: number; T: number; P: number } | null): Tables[] {
+function buildLayerTables(
+  base: BaseModel,
+  pos: Int32Array,
+  masked: { seg: Int32Array; B: number; T: number; P: number } | null,
+): Tables[] {
   const kinds = new Map<string, Tables>();
   return base.config.layerWindows.map((w) => {
     const inv = w > 0 && base.invFreqLocal ? base.invFreqLocal : base.invFreq;
@@ -93,7 +100,14 @@ interface Geom {
  * Decoder stack: ids/pos [B*T] -> hidden states [B*T, C] before the final norm. With a cache (B = 1) the new
  * keys/values are appended to it (kept tensors; the old ones are disposed).
  */
-export function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: number, cache?: KVCache): tf.Tensor2D {
+export function decoder(
+  ctx: Ctx,
+  ids: Int32Array,
+  pos: Int32Array,
+  B: number,
+  T: number,
+  cache?: KVCache,
+): tf.Tensor2D {
   const cfg = ctx.base.config;
   const P = cache?.length ?? 0;
   const seg = segmentsFromPositions(pos, B, T);
@@ -109,7 +123,12 @@ export function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T
       const t = layerTables[l];
       // The tables go through the checkpoint's saved tensors: lossSum's tidy disposes them before backprop.
       const consts = t.mask ? [t.cos, t.sin, t.mask] : [t.cos, t.sin];
-      const block = (xx: tf.Tensor, c: tf.Tensor[]) => decoderLayer(ctx, g, l, xx as tf.Tensor2D, { cos: c[0] as tf.Tensor2D, sin: c[1] as tf.Tensor2D, mask: c[2] ?? null });
+      const block = (xx: tf.Tensor, c: tf.Tensor[]) =>
+        decoderLayer(ctx, g, l, xx as tf.Tensor2D, {
+          cos: c[0] as tf.Tensor2D,
+          sin: c[1] as tf.Tensor2D,
+          mask: c[2] ?? null,
+        });
       x = (vars.length ? checkpointed(block, x, vars, consts) : decoderLayer(ctx, g, l, x, t)) as tf.Tensor2D;
     } else {
       // A tidy per layer frees what the tape does not keep (everything, when no gradient is recorded).
@@ -133,8 +152,14 @@ function decoderLayer(ctx: Ctx, g: Geom, l: number, x: tf.Tensor2D, t: Tables): 
   const h2 = rmsNorm(ctx, x, `${p}.${sandwich ? 'pre_feedforward' : 'post_attention'}_layernorm.weight`) as tf.Tensor2D;
   const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
   const up = linear(ctx, h2, `${p}.mlp.up_proj`);
-  const act = cfg.hiddenAct === 'gelu_tanh' ? (ctx.fused ? ops.geluTanhMul(gate, up) : geluTanhMul(gate, up))
-    : ctx.fused ? ops.swiglu(gate, up) : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
+  const act =
+    cfg.hiddenAct === 'gelu_tanh'
+      ? ctx.fused
+        ? ops.geluTanhMul(gate, up)
+        : geluTanhMul(gate, up)
+      : ctx.fused
+        ? ops.swiglu(gate, up)
+        : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
   const m = linear(ctx, act, `${p}.mlp.down_proj`);
   return tf.add(x, sandwich ? rmsNorm(ctx, m, `${p}.post_feedforward_layernorm.weight`) : m);
 }
@@ -165,7 +190,10 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
       cache.k[l] = tf.keep(toHeads(k));
       cache.v[l] = tf.keep(toHeads(v));
     }
-    return tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l]), [N, H * D]);
+    return tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l]), [
+      N,
+      H * D,
+    ]);
   }
   // tfjs-op attention, with the KV cache when there is one.
   let k4 = toHeads(k);
@@ -189,4 +217,3 @@ function layerVars(lora: LoraWeights, l: number): tf.Variable[] {
   const prefix = `${PEFT_PREFIX}model.layers.${l}.`;
   return [...lora].filter(([n]) => n.startsWith(prefix)).map(([, v]) => v);
 }
-

@@ -26,7 +26,13 @@ function rowLogSumExp(logits: Float32Array, c: number, V: number): Float64Array 
 }
 
 /** dlogits[r] = (softmax(logits[r]) - onehot(label[r])) * scale[r], written into a new [c, V] array. */
-function ceLogitsGrad(logits: Float32Array, lse: Float64Array, labels: Int32Array, scale: Float64Array, V: number): Float32Array {
+function ceLogitsGrad(
+  logits: Float32Array,
+  lse: Float64Array,
+  labels: Int32Array,
+  scale: Float64Array,
+  V: number,
+): Float32Array {
   const c = lse.length;
   const d = new Float32Array(c * V);
   for (let r = 0; r < c; r++) {

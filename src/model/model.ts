@@ -5,7 +5,15 @@
 // Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
-import { FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
+import {
+  FusedAttention,
+  GeluTanhMul,
+  LoraLinear,
+  RmsNorm,
+  Rope,
+  Swiglu,
+  WeightedCrossEntropy,
+} from '../kernel_names.ts';
 import * as ops from '../ops/index.ts';
 import { loadModelConfig, type ModelConfig } from './config.ts';
 import { linearShape, type LoraWeights } from './lora.ts';
@@ -98,7 +106,10 @@ export function fusedOpsAvailable(): boolean {
 /** HF tensor names and shapes the config implies ('lm_head.weight' only when untied). */
 export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
   const C = cfg.hiddenSize;
-  const w = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, C]], ['model.norm.weight', [C]]]);
+  const w = new Map<string, number[]>([
+    ['model.embed_tokens.weight', [cfg.vocabSize, C]],
+    ['model.norm.weight', [C]],
+  ]);
   if (!cfg.tieWordEmbeddings) w.set('lm_head.weight', [cfg.vocabSize, C]);
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}`;
@@ -139,8 +150,12 @@ export async function loadBaseModel(dir: string, opts: { precision?: Precision }
   const byFile = new Map<string, string[]>();
   for (const [name, shape] of want) {
     const a = available.get(name);
-    if (!a) throw new UserError(`${dir}: weight '${name}' is missing (model_type ${config.modelType}, tie_word_embeddings ${config.tieWordEmbeddings})`);
-    if (a.info.shape.join() !== shape.join()) throw new UserError(`${a.file}: weight '${name}' has shape [${a.info.shape}], config.json implies [${shape}]`);
+    if (!a)
+      throw new UserError(
+        `${dir}: weight '${name}' is missing (model_type ${config.modelType}, tie_word_embeddings ${config.tieWordEmbeddings})`,
+      );
+    if (a.info.shape.join() !== shape.join())
+      throw new UserError(`${a.file}: weight '${name}' has shape [${a.info.shape}], config.json implies [${shape}]`);
     byFile.set(a.file, [...(byFile.get(a.file) ?? []), name]);
   }
   const weights = new Map<string, tf.Tensor>();
@@ -151,9 +166,19 @@ export async function loadBaseModel(dir: string, opts: { precision?: Precision }
     }
   }
   if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
-  const invFreqLocal = config.ropeLocalTheta === null ? undefined
-    : ropeInvFreq({ ...config, ropeTheta: config.ropeLocalTheta, ropeScaling: { type: 'default' } });
-  return { config, dir, weights, invFreq: ropeInvFreq(config), invFreqLocal, norms: plusOneNorms(config, weights), precision };
+  const invFreqLocal =
+    config.ropeLocalTheta === null
+      ? undefined
+      : ropeInvFreq({ ...config, ropeTheta: config.ropeLocalTheta, ropeScaling: { type: 'default' } });
+  return {
+    config,
+    dir,
+    weights,
+    invFreq: ropeInvFreq(config),
+    invFreqLocal,
+    norms: plusOneNorms(config, weights),
+    precision,
+  };
 }
 
 export function disposeBaseModel(base: BaseModel): void {
@@ -166,7 +191,8 @@ export function disposeBaseModel(base: BaseModel): void {
 function checkIds(cfg: ModelConfig, ids: Int32Array, what: string, used?: Float32Array): void {
   for (let i = 0; i < ids.length; i++) {
     if (used && used[i] === 0) continue;
-    if (ids[i] < 0 || ids[i] >= cfg.vocabSize) throw new UserError(`${what}: token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${cfg.vocabSize})`);
+    if (ids[i] < 0 || ids[i] >= cfg.vocabSize)
+      throw new UserError(`${what}: token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${cfg.vocabSize})`);
   }
 }
 
@@ -192,17 +218,26 @@ function checkBatch(cfg: ModelConfig, batch: Batch): void {
   }
   checkIds(cfg, batch.inputIds, 'batch');
   if (batch.labels) {
-    if (batch.labels.length !== n) throw new UserError(`batch: labels has ${batch.labels.length} values, expected B*T = ${n}`);
+    if (batch.labels.length !== n)
+      throw new UserError(`batch: labels has ${batch.labels.length} values, expected B*T = ${n}`);
     checkIds(cfg, batch.labels, 'batch labels', batch.weights);
   }
 }
 
 /** sum_t w_t * CE(logits_{t-1}, inputIds_t) as a scalar differentiable wrt the LoRA variables, and sum_t w_t. */
-export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch, opts: LossOpts = {}): { loss: tf.Scalar; weightSum: number } {
+export function lossSum(
+  base: BaseModel,
+  lora: LoraWeights | null,
+  batch: Batch,
+  opts: LossOpts = {},
+): { loss: tf.Scalar; weightSum: number } {
   checkBatch(base.config, batch);
   const { rows, labels, w, weightSum } = lossRows(batch);
   const ctx: Ctx = {
-    base, lora, dropoutSeed: opts.dropoutSeed, fused: opts.fused ?? fusedOpsAvailable(),
+    base,
+    lora,
+    dropoutSeed: opts.dropoutSeed,
+    fused: opts.fused ?? fusedOpsAvailable(),
     checkpoint: wantCheckpoint(base.config, batch.B * batch.T, opts.checkpoint ?? 'auto'),
   };
   const loss = tf.tidy(() => {
@@ -222,7 +257,12 @@ export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch,
 }
 
 /** Loss sum and its gradients wrt every LoRA tensor (keyed by PEFT name), of the UNNORMALISED sum. */
-export function lossAndGrads(base: BaseModel, lora: LoraWeights, batch: Batch, opts: LossOpts = {}): { lossSum: number; weightSum: number; grads: Map<string, tf.Tensor> } {
+export function lossAndGrads(
+  base: BaseModel,
+  lora: LoraWeights,
+  batch: Batch,
+  opts: LossOpts = {},
+): { lossSum: number; weightSum: number; grads: Map<string, tf.Tensor> } {
   let weightSum = 0;
   const vars = [...lora.values()];
   const { value, grads } = tf.variableGrads(() => {
@@ -271,6 +311,9 @@ export function forwardLogits(
     let hidden: tf.Tensor2D = decoder(ctx, inputIds, pos, 1, T, cache);
     if (opts.lastOnly) hidden = tf.slice(hidden, [T - 1, 0], [1, -1]);
     const h = rmsNorm(ctx, hidden, 'model.norm.weight');
-    return softcapLogits(matMulWT(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D), base.config.finalLogitSoftcap);
+    return softcapLogits(
+      matMulWT(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D),
+      base.config.finalLogitSoftcap,
+    );
   });
 }

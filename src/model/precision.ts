@@ -23,14 +23,26 @@ export function bf16Support(): Bf16Support {
   const kernels = tf.getKernel('MatMulBf16', tf.getBackend()) !== undefined;
   const { addon } = loadAddon();
   const info = tf.getBackend() === 'native' && addon ? addon.bf16Info() : null;
-  if (!info) return { kernels, native: false, detail: `bf16 -> fp32 per call on the '${tf.getBackend()}' backend (slow reference kernels)` };
+  if (!info)
+    return {
+      kernels,
+      native: false,
+      detail: `bf16 -> fp32 per call on the '${tf.getBackend()}' backend (slow reference kernels)`,
+    };
   if (info.path === 'onednn') return { kernels, native: true, detail: `${info.version}, ${info.impl}` };
-  return { kernels, native: false, detail: `bf16 -> fp32 per layer + OpenBLAS sgemm (${info.error || 'fallback selected'})` };
+  return {
+    kernels,
+    native: false,
+    detail: `bf16 -> fp32 per layer + OpenBLAS sgemm (${info.error || 'fallback selected'})`,
+  };
 }
 
 /** The precision a run uses: `requested` unless 'auto'; auto = bf16 for a bf16 checkpoint when the CPU has native bf16. */
 export function resolvePrecision(requested: string, checkpointDtype: string, support: Bf16Support): Precision {
-  if (requested === 'bf16' && !support.kernels) throw new UserError(`precision bf16: the '${tf.getBackend()}' backend has no bf16 kernels; use --backend native or cpu, or --precision fp32`);
+  if (requested === 'bf16' && !support.kernels)
+    throw new UserError(
+      `precision bf16: the '${tf.getBackend()}' backend has no bf16 kernels; use --backend native or cpu, or --precision fp32`,
+    );
   if (requested === 'fp32' || requested === 'bf16') return requested;
   return checkpointDtype === 'BF16' && support.native && support.kernels ? 'bf16' : 'fp32';
 }

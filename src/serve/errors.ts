@@ -12,7 +12,11 @@ const STATUS_NAME: Record<number, string> = {
 
 /** An error the client caused (or may act on): answered with its HTTP status and one message. */
 export class ApiError extends Error {
-  constructor(readonly httpStatus: number, message: string, readonly statusName = STATUS_NAME[httpStatus] ?? 'UNKNOWN') {
+  constructor(
+    readonly httpStatus: number,
+    message: string,
+    readonly statusName = STATUS_NAME[httpStatus] ?? 'UNKNOWN',
+  ) {
     super(message);
     this.name = 'ApiError';
   }

@@ -19,7 +19,13 @@ import { logFile, outDir } from './worker.ts';
 const jobLookup = (svc: Service): JobLookup => ({
   job(account, id) {
     const r = svc.store.get('job', resourceName(account, 'supervisedFineTuningJobs', id));
-    return r && { state: r.state, metricsFile: path.join(outDir(r.meta.dir as string), 'metrics.jsonl'), logFile: logFile(r.meta.dir as string) };
+    return (
+      r && {
+        state: r.state,
+        metricsFile: path.join(outDir(r.meta.dir as string), 'metrics.jsonl'),
+        logFile: logFile(r.meta.dir as string),
+      }
+    );
   },
 });
 
@@ -46,7 +52,13 @@ export interface Route {
   handle(ctx: Ctx): unknown | Promise<unknown>;
 }
 
-const ROUTES: Route[] = [...DATASET_ROUTES, ...JOB_ROUTES, ...MODEL_ROUTES, ...deploymentRoutes<Ctx>((c) => c.svc.deployments), metricsStreamRoute<Ctx>((c) => jobLookup(c.svc))];
+const ROUTES: Route[] = [
+  ...DATASET_ROUTES,
+  ...JOB_ROUTES,
+  ...MODEL_ROUTES,
+  ...deploymentRoutes<Ctx>((c) => c.svc.deployments),
+  metricsStreamRoute<Ctx>((c) => jobLookup(c.svc)),
+];
 
 interface Parsed {
   account: string;
@@ -81,15 +93,26 @@ function parsePath(rawPath: string): Parsed {
 /** The route for a request, or a 404 / 405 saying what exists. */
 function matchRoute(method: string, p: Parsed): Route {
   const forPath = ROUTES.filter((r) => r.collection === p.collection);
-  if (!forPath.length) throw notFound(`no such collection '${p.collection.slice(0, 80)}' (known: ${[...new Set(ROUTES.map((r) => r.collection))].join(', ')})`);
+  if (!forPath.length)
+    throw notFound(
+      `no such collection '${p.collection.slice(0, 80)}' (known: ${[...new Set(ROUTES.map((r) => r.collection))].join(', ')})`,
+    );
   const shape = forPath.filter((r) => r.item === (p.id !== undefined) && r.verb === p.verb);
-  if (!shape.length) throw notFound(`no such method '${p.verb ?? ''}' on ${p.collection}${p.id !== undefined ? '/{id}' : ''}`);
+  if (!shape.length)
+    throw notFound(`no such method '${p.verb ?? ''}' on ${p.collection}${p.id !== undefined ? '/{id}' : ''}`);
   const route = shape.find((r) => r.method === method);
-  if (!route) throw new ApiError(405, `${method} is not allowed here (allowed: ${shape.map((r) => r.method).join(', ')})`);
+  if (!route)
+    throw new ApiError(405, `${method} is not allowed here (allowed: ${shape.map((r) => r.method).join(', ')})`);
   return route;
 }
 
-export async function dispatch(svc: Service, req: IncomingMessage, res: ServerResponse, rawPath: string, query: URLSearchParams): Promise<void> {
+export async function dispatch(
+  svc: Service,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawPath: string,
+  query: URLSearchParams,
+): Promise<void> {
   const p = parsePath(rawPath);
   const route = matchRoute(req.method ?? 'GET', p);
   const id = p.id === undefined ? '' : requireId(p.id, `${p.collection.replace(/s$/, '')} id`);

@@ -41,8 +41,13 @@ export function startTrainer(jobDir: string): ChildProcess {
 /** Appends the trainer's exit to JOB/runs.log (a job's runs, one start and one exit line each). */
 export function noteExit(jobDir: string, code: number | null, signal: string | null): void {
   try {
-    fs.appendFileSync(path.join(jobDir, 'runs.log'), `exit ${new Date().toISOString()} code ${code} signal ${signal}\n`);
-  } catch { /* the job was deleted */ }
+    fs.appendFileSync(
+      path.join(jobDir, 'runs.log'),
+      `exit ${new Date().toISOString()} code ${code} signal ${signal}\n`,
+    );
+  } catch {
+    /* the job was deleted */
+  }
 }
 
 /** The trainer's job.json, or null while it has none (or it is being replaced). */
@@ -62,7 +67,12 @@ function logTail(jobDir: string, n = 2000): string {
     const buf = Buffer.alloc(Math.min(n, size));
     fs.readSync(fd, buf, 0, buf.length, size - buf.length);
     fs.closeSync(fd);
-    return buf.toString('utf8').split(/[\r\n]+/).filter(Boolean).slice(-5).join(' | ');
+    return buf
+      .toString('utf8')
+      .split(/[\r\n]+/)
+      .filter(Boolean)
+      .slice(-5)
+      .join(' | ');
   } catch {
     return '';
   }
@@ -77,8 +87,14 @@ export interface Outcome {
 export function outcome(jobDir: string, code: number | null, signal: NodeJS.Signals | null): Outcome {
   const job = readTrainerJob(jobDir);
   const finished = ['JOB_STATE_COMPLETED', 'JOB_STATE_EARLY_STOPPED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'];
-  if (job && finished.includes(job.state) && (code === 0 || code === 1 || code === 130)) return { state: job.state, status: job.status };
-  const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}` : `exited with code ${code}`;
+  if (job && finished.includes(job.state) && (code === 0 || code === 1 || code === 130))
+    return { state: job.state, status: job.status };
+  const how = signal
+    ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}`
+    : `exited with code ${code}`;
   const tail = logTail(jobDir);
-  return { state: 'JOB_STATE_FAILED', status: { code: 'INTERNAL', message: `the trainer process ${how}${tail ? `; last output: ${tail}` : ''}` } };
+  return {
+    state: 'JOB_STATE_FAILED',
+    status: { code: 'INTERNAL', message: `the trainer process ${how}${tail ? `; last output: ${tail}` : ''}` },
+  };
 }

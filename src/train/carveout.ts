@@ -18,7 +18,11 @@ export function carveOut<T>(examples: T[], seed: number): Split<T> {
   const n = examples.length;
   const k = Math.min(Math.floor(n * CARVEOUT_FRACTION), CARVEOUT_MAX);
   if (k < 1 || n - k < MIN_TRAIN_EXAMPLES) {
-    return { train: examples, eval: [], skipped: `${n} examples are too few to hold out 10% for evaluation (need at least 10); training without eval` };
+    return {
+      train: examples,
+      eval: [],
+      skipped: `${n} examples are too few to hold out 10% for evaluation (need at least 10); training without eval`,
+    };
   }
   const perm = permutation(n, deriveSeed(seed, STREAM.carveout));
   const held = new Set(perm.slice(0, k));

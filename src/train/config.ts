@@ -92,19 +92,27 @@ function coerce(key: string, f: Field, v: unknown, where: string): string | numb
 /** Read a REST request body JSON (full-line `//` comments allowed, so config files can say how to run them). */
 export function readConfigFile(file: string, notice: (msg: string) => void): Partial<TrainConfig> {
   const text = readTextFile(file, 'expected a job config JSON file');
-  const stripped = text.split('\n').map((l) => (/^\s*\/\//.test(l) ? '' : l)).join('\n');
+  const stripped = text
+    .split('\n')
+    .map((l) => (/^\s*\/\//.test(l) ? '' : l))
+    .join('\n');
   let body: unknown;
   try {
     body = JSON.parse(stripped);
   } catch (e) {
     throw new UserError(jsonSyntaxError(file, stripped));
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UserError(`${file}: expected a JSON object (the job's request body)`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new UserError(`${file}: expected a JSON object (the job's request body)`);
   return configFromBody(body as Record<string, unknown>, file, notice);
 }
 
 /** The config fields of a job request body (a --config file, or `lorasft serve`'s POST), checked; `where` prefixes errors. */
-export function configFromBody(body: Record<string, unknown>, where: string, notice: (msg: string) => void): Partial<TrainConfig> {
+export function configFromBody(
+  body: Record<string, unknown>,
+  where: string,
+  notice: (msg: string) => void,
+): Partial<TrainConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(body)) {
     if (key in IGNORED_FIELDS) {
@@ -120,13 +128,16 @@ export function configFromBody(body: Record<string, unknown>, where: string, not
 }
 
 /** Config values given as flags (already parsed by parseFlags with configFlagOptions()). */
-export function configFromFlags(values: Record<string, string | boolean | undefined | (string | boolean)[]>): Partial<TrainConfig> {
+export function configFromFlags(
+  values: Record<string, string | boolean | undefined | (string | boolean)[]>,
+): Partial<TrainConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, f] of Object.entries(FIELDS)) {
     const flag = flagName(key);
     const v = values[flag];
     if (f.kind === 'boolean') {
-      if (v === true && values['no-' + flag] === true) throw new UserError(`--${flag} and --no-${flag} contradict each other`);
+      if (v === true && values['no-' + flag] === true)
+        throw new UserError(`--${flag} and --no-${flag} contradict each other`);
       if (v === true) out[key] = true;
       else if (values['no-' + flag] === true) out[key] = false;
     } else if (v !== undefined) out[key] = coerce(key, f, v, `--${flag}`);
@@ -148,7 +159,10 @@ function validateConfig(c: TrainConfig): void {
   need(c.epochs > 0, `epochs must be > 0, got ${c.epochs}`);
   need(c.learningRate > 0, `learningRate must be > 0, got ${c.learningRate}`);
   need(c.learningRateWarmupSteps >= 0, `learningRateWarmupSteps must be >= 0, got ${c.learningRateWarmupSteps}`);
-  need(LORA_RANKS.includes(c.loraRank), `loraRank must be a power of 2 up to 32 (${LORA_RANKS.join(', ')}), got ${c.loraRank}`);
+  need(
+    LORA_RANKS.includes(c.loraRank),
+    `loraRank must be a power of 2 up to 32 (${LORA_RANKS.join(', ')}), got ${c.loraRank}`,
+  );
   need(c.loraAlpha > 0, `loraAlpha must be > 0, got ${c.loraAlpha}`);
   need(c.loraDropout >= 0 && c.loraDropout < 1, `loraDropout must be in [0, 1), got ${c.loraDropout}`);
   need(c.maxContextLength >= 2, `maxContextLength must be >= 2, got ${c.maxContextLength}`);
@@ -184,6 +198,15 @@ export function configHelp(): string {
 /** The config as recorded in resolved_config.json: input paths absolute, so the job resumes from any directory. */
 export function absolutePaths(cfg: TrainConfig): TrainConfig {
   const abs = (p: string) => (p ? path.resolve(p) : p);
-  const template = cfg.jinjaTemplate && fs.existsSync(cfg.jinjaTemplate) ? path.resolve(cfg.jinjaTemplate) : cfg.jinjaTemplate;
-  return { ...cfg, dataset: abs(cfg.dataset), baseModel: abs(cfg.baseModel), evaluationDataset: abs(cfg.evaluationDataset), warmStartFrom: abs(cfg.warmStartFrom), outputModel: abs(cfg.outputModel), jinjaTemplate: template };
+  const template =
+    cfg.jinjaTemplate && fs.existsSync(cfg.jinjaTemplate) ? path.resolve(cfg.jinjaTemplate) : cfg.jinjaTemplate;
+  return {
+    ...cfg,
+    dataset: abs(cfg.dataset),
+    baseModel: abs(cfg.baseModel),
+    evaluationDataset: abs(cfg.evaluationDataset),
+    warmStartFrom: abs(cfg.warmStartFrom),
+    outputModel: abs(cfg.outputModel),
+    jinjaTemplate: template,
+  };
 }

@@ -66,19 +66,39 @@ export function jobCallbacks(j: JobRun, parts: LoopParts, out: JobOutputs): Loop
   return {
     onStep: (r) => {
       job.jobProgress.totalProcessedRequests = job.jobProgress.successfullyProcessedRequests += r.examples;
-      record({ step: r.step, epoch: plan.epochProgress(r.step), train_loss: r.trainLoss, lr: r.lr, grad_norm: r.gradNorm, tokens_per_s: r.inputTokens / Math.max(r.seconds, 1e-6), tokens: r.tokens, time: new Date().toISOString() });
+      record({
+        step: r.step,
+        epoch: plan.epochProgress(r.step),
+        train_loss: r.trainLoss,
+        lr: r.lr,
+        grad_norm: r.gradNorm,
+        tokens_per_s: r.inputTokens / Math.max(r.seconds, 1e-6),
+        tokens: r.tokens,
+        time: new Date().toISOString(),
+      });
     },
     onEval: (step, v) => {
       lastEval = v;
       evalLosses.push(v);
       record({ step, epoch: plan.epochProgress(step), eval_loss: v, time: new Date().toISOString() });
       if (step === 0) log(`step 0: eval loss ${v.toFixed(4)}`);
-      else progress.log(`step ${step}/${total}: eval loss ${v.toFixed(4)}${st.evalsWithoutImprovement ? ` (best ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})` : ' (best)'}`);
+      else
+        progress.log(
+          `step ${step}/${total}: eval loss ${v.toFixed(4)}${st.evalsWithoutImprovement ? ` (best ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})` : ' (best)'}`,
+        );
     },
     onStepEnd: (r) => {
       setProgress(job, plan, st, r.step);
       const elapsed = (Date.now() - j.runStart) / 1000;
-      progress.step({ step: r.step, total: total, epoch: plan.epochProgress(r.step), trainLoss: r.trainLoss, evalLoss: lastEval, tokensPerS: r.inputTokens / Math.max(r.seconds, 1e-6), secPerStep: elapsed / (r.step - startStep) }); // ETA from the steps this process ran
+      progress.step({
+        step: r.step,
+        total: total,
+        epoch: plan.epochProgress(r.step),
+        trainLoss: r.trainLoss,
+        evalLoss: lastEval,
+        tokensPerS: r.inputTokens / Math.max(r.seconds, 1e-6),
+        secPerStep: elapsed / (r.step - startStep),
+      }); // ETA from the steps this process ran
       if (Date.now() - lastJobWrite > 1000) {
         job.updateTime = new Date().toISOString();
         writeJob(job, outDir);
@@ -99,14 +119,25 @@ export function jobCallbacks(j: JobRun, parts: LoopParts, out: JobOutputs): Loop
 }
 
 function saveCheckpointOf(j: JobRun, { run, lora }: LoopParts): void {
-  const withShapes = (m: Map<string, Float32Array>) => new Map<string, FloatTensor>([...m].map(([k, d]) => [k, { shape: lora.get(k)!.shape, data: d }]));
+  const withShapes = (m: Map<string, Float32Array>) =>
+    new Map<string, FloatTensor>([...m].map(([k, d]) => [k, { shape: lora.get(k)!.shape, data: d }]));
   const state = { ...run.st, elapsedS: run.st.elapsedS + (Date.now() - j.runStart) / 1000 };
   const ck = { state, params: withShapes(run.params), adam: run.adam, best: run.best && withShapes(run.best) };
-  saveCheckpoint(j.outDir, ck, (dir) => saveAdapter(dir, lora, lora.cfg, path.resolve(j.cfg.baseModel)), j.cfg.keepCheckpoints);
+  saveCheckpoint(
+    j.outDir,
+    ck,
+    (dir) => saveAdapter(dir, lora, lora.cfg, path.resolve(j.cfg.baseModel)),
+    j.cfg.keepCheckpoints,
+  );
 }
 
 export function setProgress(job: Job, plan: StepPlan, st: TrainerState, done: number): void {
-  Object.assign(job.jobProgress, { percent: Math.round((1000 * done) / plan.totalSteps) / 10, epoch: Number(plan.epochProgress(done).toFixed(4)), inputTokens: st.inputTokens, outputTokens: st.outputTokens });
+  Object.assign(job.jobProgress, {
+    percent: Math.round((1000 * done) / plan.totalSteps) / 10,
+    epoch: Number(plan.epochProgress(done).toFixed(4)),
+    inputTokens: st.inputTokens,
+    outputTokens: st.outputTokens,
+  });
 }
 
 /** Records FAILED for an error thrown while `what` ('step 4'); returns it, an fs error as a line naming its path. */
@@ -118,10 +149,11 @@ export function failedWhile(j: JobRun, what: string, err: unknown): unknown {
   try {
     setJobState(j.job, 'JOB_STATE_FAILED', msg, j.outDir, { code: user && !fsError ? 'INVALID_ARGUMENT' : 'INTERNAL' });
   } catch (w) {
-    j.log(`warning: could not record the failure in ${path.join(j.outDir, 'job.json')}: ${(fsErrorToUser(w) as Error).message}`);
+    j.log(
+      `warning: could not record the failure in ${path.join(j.outDir, 'job.json')}: ${(fsErrorToUser(w) as Error).message}`,
+    );
   }
   return e;
 }
 
 export const resumeCommand = (outDir: string) => lorasftCommand('train', '--resume', abs(outDir));
-

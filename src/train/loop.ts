@@ -128,7 +128,12 @@ export async function trainLoop(x: Loop): Promise<LoopEnd> {
   const total = plan.totalSteps;
   const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(total / 10));
   const ckptEvery = cfg.checkpointEverySteps || evalEvery;
-  const schedule = { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: total, scheduler: cfg.lrScheduler };
+  const schedule = {
+    learningRate: cfg.learningRate,
+    warmupSteps: cfg.learningRateWarmupSteps,
+    totalSteps: total,
+    scheduler: cfg.lrScheduler,
+  };
   while (st.step < total) {
     const step = st.step; // 0-based index of the step being taken
     run.doing = `step ${step + 1}`;
@@ -136,7 +141,9 @@ export async function trainLoop(x: Loop): Promise<LoopEnd> {
     const rows = plan.stepRows(step);
     const lr = learningRateAt(step, schedule);
     const micro = rows.map((r) => rowsToBatch([r]));
-    const g = accumulateStep(micro, (b, i) => loss.withGrads(base, lora, b, deriveSeed(cfg.seed, STREAM.dropout, step, i)));
+    const g = accumulateStep(micro, (b, i) =>
+      loss.withGrads(base, lora, b, deriveSeed(cfg.seed, STREAM.dropout, step, i)),
+    );
     const trainLoss = g.lossSum / g.tokens;
     const gradNorm = clipGradNorm(g.grads, cfg.maxGradNorm);
     if (!Number.isFinite(trainLoss) || !Number.isFinite(gradNorm)) {
@@ -150,7 +157,16 @@ export async function trainLoop(x: Loop): Promise<LoopEnd> {
     st.inputTokens += inputTokens;
     st.outputTokens += g.tokens;
     const examples = rows.reduce((n, r) => n + r.examples.length, 0);
-    const report: StepReport = { step: st.step, lr, trainLoss, gradNorm, tokens: g.tokens, inputTokens, examples, seconds: (Date.now() - t0) / 1000 };
+    const report: StepReport = {
+      step: st.step,
+      lr,
+      trainLoss,
+      gradNorm,
+      tokens: g.tokens,
+      inputTokens,
+      examples,
+      seconds: (Date.now() - t0) / 1000,
+    };
     on.onStep(report);
 
     // eval every N steps and at epoch ends; checkpoint every M steps, at epoch ends and before an early stop

@@ -5,7 +5,10 @@
 import type { PackedRow, TokenizedExample } from '../data/types.ts';
 import { deriveSeed, permutation, STREAM } from '../util/random.ts';
 
-export type Batcher = (examples: TokenizedExample[], opts: { batchSize: number; batchSizeSamples?: number; seed: number }) => PackedRow[];
+export type Batcher = (
+  examples: TokenizedExample[],
+  opts: { batchSize: number; batchSizeSamples?: number; seed: number },
+) => PackedRow[];
 
 export interface PlanConfig {
   epochs: number;
@@ -35,7 +38,10 @@ export interface StepPlan {
 function epochRows(examples: TokenizedExample[], batcher: Batcher, cfg: PlanConfig, e: number): PackedRow[] {
   const seed = deriveSeed(cfg.seed, STREAM.shuffle, e);
   const order = permutation(examples.length, seed);
-  const rows = batcher(order.map((i) => examples[i]), { batchSize: cfg.batchSize, batchSizeSamples: cfg.batchSizeSamples || undefined, seed });
+  const rows = batcher(
+    order.map((i) => examples[i]),
+    { batchSize: cfg.batchSize, batchSizeSamples: cfg.batchSizeSamples || undefined, seed },
+  );
   // Report example indices in terms of the caller's list.
   return rows.map((r) => ({ ...r, examples: r.examples.map((i) => order[i]) }));
 }

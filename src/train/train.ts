@@ -19,7 +19,14 @@ import { testHook } from '../util/testhooks.ts';
 import { absolutePaths, type TrainConfig } from './config.ts';
 import { checkpointsDir, loadLatestCheckpoint, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
-import { appendMetrics, metricsFile, readMetrics, truncateMetrics, type BackendUsed, type MetricsRow } from './metrics.ts';
+import {
+  appendMetrics,
+  metricsFile,
+  readMetrics,
+  truncateMetrics,
+  type BackendUsed,
+  type MetricsRow,
+} from './metrics.ts';
 import { createAdamWState } from './optimizer.ts';
 import { makePlan, type Batcher, type StepPlan } from './plan.ts';
 import { deriveSeed, STREAM } from '../util/random.ts';
@@ -27,9 +34,26 @@ import { learningRateAt } from './schedule.ts';
 import { acquireJobLock } from './lock.ts';
 import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
 import { rowsToBatch } from './step.ts';
-import { failedWhile, jobCallbacks, resumeCommand, setProgress, type JobRun, type LoopParts, type StopFlag } from './job_callbacks.ts';
+import {
+  failedWhile,
+  jobCallbacks,
+  resumeCommand,
+  setProgress,
+  type JobRun,
+  type LoopParts,
+  type StopFlag,
+} from './job_callbacks.ts';
 import { loadData, loadLora, yieldToSignals, type Resumed } from './load.ts';
-import { evaluateAndTrack, modelLoss, syncVars, trainLoop, type Loop, type LoopEnd, type LoopState, type TrainLoss } from './loop.ts';
+import {
+  evaluateAndTrack,
+  modelLoss,
+  syncVars,
+  trainLoop,
+  type Loop,
+  type LoopEnd,
+  type LoopState,
+  type TrainLoss,
+} from './loop.ts';
 
 export { modelLoss, type TrainLoss } from './loop.ts';
 
@@ -55,7 +79,12 @@ export interface TrainResult {
   evalLosses: number[];
 }
 
-const EXIT: Partial<Record<JobState, number>> = { JOB_STATE_COMPLETED: 0, JOB_STATE_EARLY_STOPPED: 0, JOB_STATE_CANCELLED: 130, JOB_STATE_FAILED: 1 };
+const EXIT: Partial<Record<JobState, number>> = {
+  JOB_STATE_COMPLETED: 0,
+  JOB_STATE_EARLY_STOPPED: 0,
+  JOB_STATE_CANCELLED: 130,
+  JOB_STATE_FAILED: 1,
+};
 
 /**
  * Run a job, holding OUT_DIR's job lock throughout (one writer per job dir). SIGINT/SIGTERM (installed for the
@@ -104,7 +133,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const t0 = Date.now();
   const { job, resumed } = openJob(cfg, !!opts.resume, log);
   const j: JobRun = { cfg, outDir, job, resumed, log, startStep: resumed?.ck.state.step ?? 0, t0, runStart: t0 };
-  stop.force = (why) => setJobState(job, 'JOB_STATE_CANCELLED', `${why}; resume with: ${resumeCommand(outDir)}`, outDir);
+  stop.force = (why) =>
+    setJobState(job, 'JOB_STATE_CANCELLED', `${why}; resume with: ${resumeCommand(outDir)}`, outDir);
   const fail = (message: string, code: FailureCode): TrainResult => {
     setJobState(job, 'JOB_STATE_FAILED', message, outDir, { code });
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
@@ -122,7 +152,11 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   j.runStart = Date.now();
   const batcher = opts.batcher ?? packExamples;
   const plan = makePlan(loaded.trainEx, batcher, cfg);
-  const evalBatches = loaded.evalEx.length ? batcher(loaded.evalEx, { batchSize: cfg.batchSize, seed: deriveSeed(cfg.seed, STREAM.carveout) }).map((r) => rowsToBatch([r])) : [];
+  const evalBatches = loaded.evalEx.length
+    ? batcher(loaded.evalEx, { batchSize: cfg.batchSize, seed: deriveSeed(cfg.seed, STREAM.carveout) }).map((r) =>
+        rowsToBatch([r]),
+      )
+    : [];
   const problem = announcePlan(j, plan, evalBatches.length > 0);
   if (problem) return fail(problem, 'FAILED_PRECONDITION');
   const run = startState(loaded.lora, plan.totalSteps, resumed);
@@ -151,7 +185,12 @@ function openJob(cfg: TrainConfig, resume: boolean, log: (m: string) => void): {
     writeResolved(cfg);
     writeFileAtomic(metricsFile(outDir), '');
   } else truncateMetrics(outDir, resumed ? resumed.ck.state.step : -1);
-  setJobState(job, 'JOB_STATE_VALIDATING', resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model', outDir);
+  setJobState(
+    job,
+    'JOB_STATE_VALIDATING',
+    resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model',
+    outDir,
+  );
   return { job, resumed };
 }
 
@@ -161,7 +200,13 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   if (!resume) writeFingerprint(outDir, fingerprint(cfg)); // a model dir without weights fails here
   const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
   log(`backend: ${backend.name} (${backend.reason})`);
-  const backendUsed: BackendUsed = { name: backend.name, library: backend.library, threads: backend.threads, reason: backend.reason, requested: cfg.backend || 'auto' };
+  const backendUsed: BackendUsed = {
+    name: backend.name,
+    library: backend.library,
+    threads: backend.threads,
+    reason: backend.reason,
+    requested: cfg.backend || 'auto',
+  };
   j.backendUsed = backendUsed;
   writeResolved(cfg, backendUsed);
   job.local = { backend: backendUsed };
@@ -177,7 +222,9 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   await yieldToSignals();
   const lora = loadLora(cfg, base, j.resumed, log);
   const c = base.config;
-  log(`model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`);
+  log(
+    `model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`,
+  );
   return { base, lora, trainEx, evalEx, backendUsed };
 }
 
@@ -185,20 +232,39 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
 function announcePlan(j: JobRun, plan: StepPlan, hasEval: boolean): string | null {
   const { cfg, resumed, log } = j;
   const total = plan.totalSteps;
-  if (cfg.earlyStop && !hasEval) log('notice: earlyStop needs an eval set (evaluationDataset or the carve-out); training runs to the end');
-  if (cfg.learningRateWarmupSteps > total) log(`warning: learningRateWarmupSteps ${cfg.learningRateWarmupSteps} is longer than the run (${total} step${total === 1 ? '' : 's'}): the learning rate peaks at ${learningRateAt(total - 1, { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: total, scheduler: cfg.lrScheduler }).toPrecision(3)}, not ${cfg.learningRate}`);
-  if (resumed && resumed.ck.state.totalSteps !== total) return `cannot resume: the data now gives ${total} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`;
+  if (cfg.earlyStop && !hasEval)
+    log('notice: earlyStop needs an eval set (evaluationDataset or the carve-out); training runs to the end');
+  if (cfg.learningRateWarmupSteps > total)
+    log(
+      `warning: learningRateWarmupSteps ${cfg.learningRateWarmupSteps} is longer than the run (${total} step${total === 1 ? '' : 's'}): the learning rate peaks at ${learningRateAt(total - 1, { learningRate: cfg.learningRate, warmupSteps: cfg.learningRateWarmupSteps, totalSteps: total, scheduler: cfg.lrScheduler }).toPrecision(3)}, not ${cfg.learningRate}`,
+    );
+  if (resumed && resumed.ck.state.totalSteps !== total)
+    return `cannot resume: the data now gives ${total} steps, the checkpoint was made for ${resumed.ck.state.totalSteps} (did the dataset change?)`;
   const startStep = j.startStep;
-  if (resumed) log(`resuming from checkpoint step ${startStep} of ${total} (epoch ${plan.epochProgress(startStep).toFixed(2)}): ${resumed.dir}`);
+  if (resumed)
+    log(
+      `resuming from checkpoint step ${startStep} of ${total} (epoch ${plan.epochProgress(startStep).toFixed(2)}): ${resumed.dir}`,
+    );
   const evalEvery = cfg.evalEverySteps || Math.max(1, Math.round(total / 10));
-  log(`plan: ${total} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && total < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${hasEval ? '' : ' (no eval set)'}`);
+  log(
+    `plan: ${total} optimizer steps (${cfg.epochs} epoch${cfg.epochs === 1 ? '' : 's'}: ${plan.epochSteps.join(' + ')}${cfg.maxSteps && total < plan.epochStart.at(-1)! ? `, cut to maxSteps ${cfg.maxSteps}` : ''}), ${cfg.gradientAccumulationSteps} x ${cfg.batchSize}-token micro-batches per step; eval every ${evalEvery} steps${hasEval ? '' : ' (no eval set)'}`,
+  );
   return null;
 }
 
 /** The loop's state: fresh, or the checkpoint's (parameters, AdamW moments, counters, best). */
 function startState(lora: LoraWeights, total: number, resumed: Resumed): LoopState {
   const params = new Map([...lora].map(([k, v]) => [k, Float32Array.from(v.dataSync())])); // float32 master copy
-  const st: TrainerState = resumed?.ck.state ?? { step: 0, totalSteps: total, bestEvalLoss: null, bestStep: 0, evalsWithoutImprovement: 0, inputTokens: 0, outputTokens: 0, elapsedS: 0 };
+  const st: TrainerState = resumed?.ck.state ?? {
+    step: 0,
+    totalSteps: total,
+    bestEvalLoss: null,
+    bestStep: 0,
+    evalsWithoutImprovement: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    elapsedS: 0,
+  };
   const best = resumed?.ck.best ? new Map([...resumed.ck.best].map(([k, t]) => [k, t.data])) : null;
   return { params, adam: resumed ? resumed.ck.adam : createAdamWState(params), st, best, doing: '' };
 }
@@ -207,7 +273,13 @@ function startState(lora: LoraWeights, total: number, resumed: Resumed): LoopSta
  * The loop, wired to the job (job_callbacks.ts): metrics.jsonl, where the first row this process writes records the
  * backend; the job RUNNING, the step-0 evaluation, then the steps; a failure recorded in job.json.
  */
-async function runLoop(j: JobRun, parts: LoopParts, backendUsed: BackendUsed, opts: TrainOptions, stop: StopFlag): Promise<{ end: LoopEnd; evalLosses: number[] }> {
+async function runLoop(
+  j: JobRun,
+  parts: LoopParts,
+  backendUsed: BackendUsed,
+  opts: TrainOptions,
+  stop: StopFlag,
+): Promise<{ end: LoopEnd; evalLosses: number[] }> {
   const { outDir, job } = j;
   const { plan, run } = parts;
   const st = run.st;
@@ -240,12 +312,20 @@ function finish(j: JobRun, loop: LoopParts, end: LoopEnd, evalLosses: number[]):
   const { run, lora } = loop;
   const st = run.st;
   const total = loop.plan.totalSteps;
-  const final: JobState = { completed: 'JOB_STATE_COMPLETED', 'early-stopped': 'JOB_STATE_EARLY_STOPPED', cancelled: 'JOB_STATE_CANCELLED', 'non-finite': 'JOB_STATE_FAILED' }[end.kind] as JobState;
+  const final: JobState = {
+    completed: 'JOB_STATE_COMPLETED',
+    'early-stopped': 'JOB_STATE_EARLY_STOPPED',
+    cancelled: 'JOB_STATE_CANCELLED',
+    'non-finite': 'JOB_STATE_FAILED',
+  }[end.kind] as JobState;
   let msg = '';
-  if (end.kind === 'cancelled') msg = `cancelled by ${end.signal} after step ${st.step}/${total}; resume with: ${resumeCommand(outDir)}`;
+  if (end.kind === 'cancelled')
+    msg = `cancelled by ${end.signal} after step ${st.step}/${total}; resume with: ${resumeCommand(outDir)}`;
   if (end.kind === 'non-finite') {
     const bad = end.badWeight;
-    const cause = bad ? `: the base model produced non-finite values (its weight ${bad} in ${cfg.baseModel} holds NaN or Inf); stopped.` : `; stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
+    const cause = bad
+      ? `: the base model produced non-finite values (its weight ${bad} in ${cfg.baseModel} holds NaN or Inf); stopped.`
+      : `; stopped. Last good checkpoint: ${checkpointsDir(outDir)}. Try a lower learning rate.`;
     msg = `step ${end.step}: ${Number.isFinite(end.trainLoss) ? `gradient norm is ${end.gradNorm}` : `train loss is ${end.trainLoss}`} (non-finite)${cause}`;
   }
   const useBest = cfg.earlyStop && run.best !== null;
@@ -258,11 +338,15 @@ function finish(j: JobRun, loop: LoopParts, end: LoopEnd, evalLosses: number[]):
       throw failedWhile(j, 'writing the adapter', err);
     }
   }
-  if (end.kind === 'early-stopped') msg = `early stop at step ${st.step}/${total}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
+  if (end.kind === 'early-stopped')
+    msg = `early stop at step ${st.step}/${total}: eval loss did not improve for ${cfg.earlyStopPatience} evaluations; kept the best adapter (eval loss ${st.bestEvalLoss!.toFixed(4)} at step ${st.bestStep})`;
   if (end.kind === 'completed') {
     // One clock: training time summed over the runs of this job (what checkpoints record as elapsedS).
     const lastEval = evalLosses.at(-1);
-    msg = `completed ${total} steps in ${(st.elapsedS + (Date.now() - j.runStart) / 1000).toFixed(1)} s of training${resumed ? ` (${st.elapsedS.toFixed(1)} s before the resume at step ${j.startStep})` : ''}` + (lastEval !== undefined ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEval.toFixed(4)}` : '') + (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
+    msg =
+      `completed ${total} steps in ${(st.elapsedS + (Date.now() - j.runStart) / 1000).toFixed(1)} s of training${resumed ? ` (${st.elapsedS.toFixed(1)} s before the resume at step ${j.startStep})` : ''}` +
+      (lastEval !== undefined ? `; eval loss ${evalLosses[0].toFixed(4)} -> ${lastEval.toFixed(4)}` : '') +
+      (useBest ? ` (adapter from step ${st.bestStep}, best eval loss ${st.bestEvalLoss!.toFixed(4)})` : '');
     setProgress(job, loop.plan, st, total);
   }
   setJobState(job, final, msg, outDir);

@@ -20,7 +20,11 @@ export function tmpDir(tag: string): string {
 export function rand(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0 || 1;
   return new Float32Array(n).map(() => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return ((s / 4294967296) * 2 - 1) * scale;
   });
 }
@@ -40,10 +44,17 @@ const LORA_R4: LoraConfig = { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, 
  * LoRA weights with A from initLora(seed) and, unlike a fresh init, B ~ N(0, bStd) (tf.randomNormal, the i-th B
  * seeded bSeed + i: each differs), so the adapter changes the logits and gradients reach A.
  */
-export function randomLora(base: BaseModel, seed: number, bStd: number, bSeed: number, cfg: Partial<LoraConfig> = {}): LoraWeights {
+export function randomLora(
+  base: BaseModel,
+  seed: number,
+  bStd: number,
+  bSeed: number,
+  cfg: Partial<LoraConfig> = {},
+): LoraWeights {
   const lora = initLora(base, { ...LORA_R4, ...cfg }, seed);
   let i = 0;
-  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, bStd, 'float32', bSeed + i++));
+  for (const [k, v] of lora)
+    if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, bStd, 'float32', bSeed + i++));
   return lora;
 }
 
@@ -51,7 +62,12 @@ export function randomLora(base: BaseModel, seed: number, bStd: number, bSeed: n
 export function greedyNoCache(base: BaseModel, lora: LoraWeights | null, prompt: number[], n: number): number[] {
   const seq = [...prompt];
   for (let i = 0; i < n; i++) {
-    const next = tf.tidy(() => tf.argMax(forwardLogits(base, lora, Int32Array.from(seq), undefined, undefined, { lastOnly: true }), 1).dataSync()[0]);
+    const next = tf.tidy(
+      () =>
+        tf
+          .argMax(forwardLogits(base, lora, Int32Array.from(seq), undefined, undefined, { lastOnly: true }), 1)
+          .dataSync()[0],
+    );
     seq.push(next);
   }
   return seq.slice(prompt.length);

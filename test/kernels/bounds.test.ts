@@ -26,29 +26,112 @@ const CALLS: Record<string, () => unknown[]> = {
   geluTanhMul: () => [f(7), f(7), f(7), 7],
   geluTanhMulGrad: () => [f(7), f(7), f(7), f(7), f(7), 7],
   loraLinear: () => [f(3 * 4), f(3 * 4), f(5 * 4), f(2 * 4), f(5 * 2), f(5), f(3 * 5), f(3 * 2), 3, 4, 5, 2, 2],
-  loraLinearGrad: () => [f(3 * 5), f(3 * 4), f(5 * 4), f(2 * 4), f(5 * 2), f(3 * 2), f(3 * 4), f(3 * 4), f(2 * 4), f(5 * 2), 3, 4, 5, 2, 2],
+  loraLinearGrad: () => [
+    f(3 * 5),
+    f(3 * 4),
+    f(5 * 4),
+    f(2 * 4),
+    f(5 * 2),
+    f(3 * 2),
+    f(3 * 4),
+    f(3 * 4),
+    f(2 * 4),
+    f(5 * 2),
+    3,
+    4,
+    5,
+    2,
+    2,
+  ],
   fusedAttention: () => [f(nq), f(nk), f(nk), z(B * T), f(nq), f(B * H * T), B, T, H, Hkv, D, 0.5],
-  fusedAttentionGrad: () => [f(nq), f(nq), f(nk), f(nk), z(B * T), f(nq), f(B * H * T), f(nq), f(nk), f(nk), B, T, H, Hkv, D, 0.5],
+  fusedAttentionGrad: () => [
+    f(nq),
+    f(nq),
+    f(nk),
+    f(nk),
+    z(B * T),
+    f(nq),
+    f(B * H * T),
+    f(nq),
+    f(nk),
+    f(nk),
+    B,
+    T,
+    H,
+    Hkv,
+    D,
+    0.5,
+  ],
   // a [2,1,3] + b [1,4,3] -> out [2,4,3]: a's stride along the broadcast dim is 0.
-  ...Object.fromEntries(['add', 'sub', 'multiply', 'realDiv'].map((fn) =>
-    [fn, () => [f(2 * 3), f(4 * 3), f(2 * 4 * 3), Int32Array.from([2, 4, 3]), Int32Array.from([3, 0, 1]), Int32Array.from([0, 3, 1])]])),
+  ...Object.fromEntries(
+    ['add', 'sub', 'multiply', 'realDiv'].map((fn) => [
+      fn,
+      () => [
+        f(2 * 3),
+        f(4 * 3),
+        f(2 * 4 * 3),
+        Int32Array.from([2, 4, 3]),
+        Int32Array.from([3, 0, 1]),
+        Int32Array.from([0, 3, 1]),
+      ],
+    ]),
+  ),
   transpose: () => [f(2 * 3 * 4), f(2 * 3 * 4), Int32Array.from([2, 3, 4]), Int32Array.from([2, 0, 1])],
   softmax: () => [f(3 * 5), f(3 * 5), 3, 5],
   // bf16 weights packed two per Int32 element: z(n / 2) holds n bf16 values (zeros).
   matMulBf16: () => [f(3 * 4), z((5 * 4) / 2), f(3 * 5), 3, 5, 4, true],
-  loraLinearBf16: () => [f(3 * 4), f(3 * 4), z((5 * 4) / 2), f(2 * 4), f(5 * 2), f(5), f(3 * 5), f(3 * 2), 3, 4, 5, 2, 2],
-  loraLinearGradBf16: () => [f(3 * 5), f(3 * 4), z((5 * 4) / 2), f(2 * 4), f(5 * 2), f(3 * 2), f(3 * 4), f(3 * 4), f(2 * 4), f(5 * 2), 3, 4, 5, 2, 2],
+  loraLinearBf16: () => [
+    f(3 * 4),
+    f(3 * 4),
+    z((5 * 4) / 2),
+    f(2 * 4),
+    f(5 * 2),
+    f(5),
+    f(3 * 5),
+    f(3 * 2),
+    3,
+    4,
+    5,
+    2,
+    2,
+  ],
+  loraLinearGradBf16: () => [
+    f(3 * 5),
+    f(3 * 4),
+    z((5 * 4) / 2),
+    f(2 * 4),
+    f(5 * 2),
+    f(3 * 2),
+    f(3 * 4),
+    f(3 * 4),
+    f(2 * 4),
+    f(5 * 2),
+    3,
+    4,
+    5,
+    2,
+    2,
+  ],
   weightedCrossEntropyBf16: () => [f(3 * 4), z((6 * 4) / 2), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
 };
 
 /** Arrays that give the shape rather than being checked against it (gatherV2's ids [N], the binary kernels' and transpose's shape). */
-const SHAPE_ARGS: Record<string, number[]> = { gatherV2: [1], add: [3], sub: [3], multiply: [3], realDiv: [3], transpose: [2] };
+const SHAPE_ARGS: Record<string, number[]> = {
+  gatherV2: [1],
+  add: [3],
+  sub: [3],
+  multiply: [3],
+  realDiv: [3],
+  transpose: [2],
+};
 
 describe.skipIf(!native.ok)('native entry points check their buffers', () => {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => unknown>;
 
   it('covers every exported kernel', () => {
-    const exported = Object.keys(addon).filter((k) => typeof addon[k] === 'function' && !['info', 'setThreads', 'bf16Info', 'setBf16Path'].includes(k));
+    const exported = Object.keys(addon).filter(
+      (k) => typeof addon[k] === 'function' && !['info', 'setThreads', 'bf16Info', 'setBf16Path'].includes(k),
+    );
     expect(exported.sort()).toEqual(Object.keys(CALLS).sort());
   });
 

@@ -15,10 +15,23 @@ export function ensureBackend(): Promise<unknown> {
 }
 
 /** A tiny model of a family with weights large enough (std 0.15) that logits are far from uniform. */
-export async function tinyModel(opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] }): Promise<BaseModel> {
+export async function tinyModel(
+  opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] },
+): Promise<BaseModel> {
   await ensureBackend();
   const dir = tmpDir(opts.family);
-  makeTinyModel({ vocab: 48, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48, std: 0.15, seed: 7, ...opts, out: dir });
+  makeTinyModel({
+    vocab: 48,
+    hidden: 32,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 48,
+    std: 0.15,
+    seed: 7,
+    ...opts,
+    out: dir,
+  });
   return loadBaseModel(dir);
 }
 
@@ -37,7 +50,13 @@ export function toRef(base: BaseModel, lora: LoraWeights): RefModel {
 export function makeBatch(rows: Array<{ ids: number[]; pos?: number[]; w?: number[] }>): Batch {
   const B = rows.length;
   const T = rows[0].ids.length;
-  const b: Batch = { B, T, inputIds: new Int32Array(B * T), positionIds: new Int32Array(B * T), weights: new Float32Array(B * T) };
+  const b: Batch = {
+    B,
+    T,
+    inputIds: new Int32Array(B * T),
+    positionIds: new Int32Array(B * T),
+    weights: new Float32Array(B * T),
+  };
   rows.forEach((r, i) => {
     b.inputIds.set(r.ids, i * T);
     b.positionIds.set(r.pos ?? r.ids.map((_, t) => t), i * T);

@@ -22,7 +22,10 @@ describe('loadBaseModel', () => {
       writeSafetensors(path.join(sharded, f), new Map(part), { format: 'pt' });
       for (const [n] of part) weightMap[n] = f;
     });
-    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    fs.writeFileSync(
+      path.join(sharded, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
     const a = await loadBaseModel(one);
     const b = await loadBaseModel(sharded);
     const batch = makeBatch([{ ids: [1, 5, 9, 13, 17, 21] }]);
@@ -33,7 +36,8 @@ describe('loadBaseModel', () => {
 
   it('converts a BF16 checkpoint to float32 exactly', async () => {
     await ensureBackend();
-    const f = tmpDir('f32'), h = tmpDir('bf16');
+    const f = tmpDir('f32'),
+      h = tmpDir('bf16');
     makeTinyModel({ family: 'qwen3', out: f, seed: 2 });
     makeTinyModel({ family: 'qwen3', out: h, seed: 2, dtype: 'bf16' });
     const base = await loadBaseModel(h);

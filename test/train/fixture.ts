@@ -12,7 +12,6 @@ import { DEMO_DATASET } from '../../src/train/demo.ts';
 export { BIN } from '../helpers/run.ts'; // the CLI entry point, for the service tests that import it from here
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
 
-
 export interface Fixture {
   root: string;
   model: string;
@@ -23,7 +22,18 @@ export interface Fixture {
 export function makeFixture(nTrain = 12, nEval = 3): Fixture {
   const root = tmpDir('train');
   const model = path.join(root, 'model');
-  makeTinyModel({ family: 'qwen3', out: model, tokenizer: 'qwen3', hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, seed: 7, std: 0.25 });
+  makeTinyModel({
+    family: 'qwen3',
+    out: model,
+    tokenizer: 'qwen3',
+    hidden: 32,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    intermediate: 32,
+    seed: 7,
+    std: 0.25,
+  });
   const lines = fs.readFileSync(DEMO_DATASET, 'utf8').trim().split('\n');
   const train = path.join(root, 'train.jsonl');
   const evalFile = path.join(root, 'eval.jsonl');
@@ -35,15 +45,43 @@ export function makeFixture(nTrain = 12, nEval = 3): Fixture {
 /** A small, fast job on the fixture (about 5 optimizer steps per epoch). */
 export function fixtureConfig(fx: Fixture, out: string, over: Partial<TrainConfig> = {}): TrainConfig {
   return resolveConfig({
-    baseModel: fx.model, dataset: fx.train, evaluationDataset: fx.eval, outputModel: path.join(fx.root, out), jobId: out,
-    batchSize: 64, learningRate: 1e-2, epochs: 1, evalEverySteps: 2, seed: 3, ...over,
+    baseModel: fx.model,
+    dataset: fx.train,
+    evaluationDataset: fx.eval,
+    outputModel: path.join(fx.root, out),
+    jobId: out,
+    batchSize: 64,
+    learningRate: 1e-2,
+    epochs: 1,
+    evalEverySteps: 2,
+    seed: 3,
+    ...over,
   });
 }
 
 /** The same job as CLI flags. */
 export function fixtureFlags(fx: Fixture, out: string, extra: string[] = []): string[] {
-  return ['--base-model', fx.model, '--dataset', fx.train, '--evaluation-dataset', fx.eval, '--output-model', path.join(fx.root, out), '--job-id', out,
-    '--batch-size', '64', '--learning-rate', '1e-2', '--eval-every-steps', '2', '--seed', '3', ...extra];
+  return [
+    '--base-model',
+    fx.model,
+    '--dataset',
+    fx.train,
+    '--evaluation-dataset',
+    fx.eval,
+    '--output-model',
+    path.join(fx.root, out),
+    '--job-id',
+    out,
+    '--batch-size',
+    '64',
+    '--learning-rate',
+    '1e-2',
+    '--eval-every-steps',
+    '2',
+    '--seed',
+    '3',
+    ...extra,
+  ];
 }
 
 /** FIXTURE/adapter: a random rank-4 adapter on the fixture model with non-zero B, so it changes the logits. */
