@@ -167,7 +167,8 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   let trainEx: TokenizedExample[];
   let evalEx: TokenizedExample[];
   try {
-    if (!opts.resume) writeFingerprint(outDir, fingerprint(cfg)); // a model dir without weights fails here
+    const inputs = opts.resume ? null : fingerprint(cfg); // a model dir without weights fails here
+    if (inputs) writeFingerprint(outDir, inputs);
     const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
     log(`backend: ${backend.name} (${backend.reason})`);
     backendUsed = { name: backend.name, library: backend.library, threads: backend.threads, reason: backend.reason, requested: cfg.backend || 'auto' };
@@ -197,8 +198,12 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
     // ---- model: base + LoRA (fresh, warm start, or checkpoint) ----
     const precision = resolvePrecision(cfg.precision, checkpointDtype(cfg.baseModel), bf16Support());
     if (cfg.precision !== precision) {
+      // 'auto' is recorded as what it resolved to, in the config and the fingerprint alike (resume compares them).
       cfg = { ...cfg, precision };
-      if (!opts.resume) writeResolved();
+      if (inputs) {
+        writeResolved();
+        writeFingerprint(outDir, { ...inputs, hyperparameters: { ...inputs.hyperparameters, precision } });
+      }
     }
     log(`precision: ${precisionLine(precision)}`);
     base = await loadBaseModel(cfg.baseModel, { precision });
