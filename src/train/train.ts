@@ -137,7 +137,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   // ---- job: new (job.json first, so a dir killed at any instant is a job dir), or resumed from OUT_DIR ----
   const job = opts.resume ? readJob(outDir) : createJob(cfg);
   if (opts.resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
-  if (opts.resume) checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
+  if (opts.resume) cfg = checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
   const resumed = opts.resume ? loadLatestCheckpoint(outDir, (m) => log(`warning: ${m}`)) : null;
   let backendUsed: BackendUsed | undefined;
   /** resolved_config.json: the config as resolved so far (input paths absolute, precision) and the backend used. */
