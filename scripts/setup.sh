@@ -18,7 +18,8 @@ fail() {
 }
 
 # apt_step TITLE CHECK PACKAGE WITHOUT: install PACKAGE unless the command CHECK succeeds; WITHOUT says what
-# a missing package costs. Never fails the set-up: every package here is optional for training.
+# a missing package costs. Never fails the set-up: every package here is optional for training. (CHECK greps
+# without -q: under pipefail, grep -q quitting early makes ldconfig die of SIGPIPE and the check fail.)
 APT_UPDATED=""
 apt_step() {
   step "$1"
@@ -36,9 +37,9 @@ apt_step() {
   fi
 }
 
-apt_step "OpenBLAS (libopenblas0-pthread, for the native backend)" "ldconfig -p | grep -q 'libopenblas\.so\.0'" \
+apt_step "OpenBLAS (libopenblas0-pthread, for the native backend)" "ldconfig -p | grep 'libopenblas\.so\.0'" \
   libopenblas0-pthread "lorasft will run on the slow 'cpu' backend"
-apt_step "oneDNN (libdnnl2, bf16 matmuls on AVX512_BF16/AMX for --precision bf16)" "ldconfig -p | grep -q 'libdnnl\.so\.2'" \
+apt_step "oneDNN (libdnnl2, bf16 matmuls on AVX512_BF16/AMX for --precision bf16)" "ldconfig -p | grep 'libdnnl\.so\.2'" \
   libdnnl2 "bf16 weights will be widened to fp32 per layer"
 apt_step "curl (the REST walk-through test drives lorasft serve with it)" "command -v curl" curl \
   "the service's walk-through test will fail"

@@ -100,17 +100,16 @@ function fingerprintChanges(was: Fingerprint, now: Fingerprint, cfg: TrainConfig
  * At resume: refuse (one UserError line) when the inputs changed since the job started. A job started by an
  * older lorasft (no inputs.json) is fingerprinted now, with a notice.
  */
-export function checkFingerprint(outDir: string, cfg: TrainConfig, notice: (m: string) => void): void {
+export function checkFingerprint(outDir: string, cfg: TrainConfig, notice: (m: string) => void): TrainConfig {
   const file = path.join(outDir, INPUTS_FILE);
-  const now = fingerprint(cfg);
   if (!fs.existsSync(file)) {
     // Killed before it was written (nothing trained yet), or a job of an older lorasft.
     if (listCheckpoints(outDir).length)
       notice(
         `${outDir}: no ${INPUTS_FILE} (job started by an older lorasft); cannot tell whether its inputs changed; recording them now`,
       );
-    writeFingerprint(outDir, now);
-    return;
+    writeFingerprint(outDir, fingerprint(cfg));
+    return cfg;
   }
   let was: Fingerprint;
   try {
@@ -119,9 +118,13 @@ export function checkFingerprint(outDir: string, cfg: TrainConfig, notice: (m: s
   } catch (e) {
     throw new UserError(`${file}: unreadable (${(e as Error).message}); cannot check the job's inputs before resuming`);
   }
-  const changes = fingerprintChanges(was, now, cfg);
+  // precision 'auto' continues with what it resolved to when the job started (the checkpoints were made with it).
+  const recorded = was.hyperparameters.precision;
+  if (cfg.precision === 'auto' && (recorded === 'fp32' || recorded === 'bf16')) cfg = { ...cfg, precision: recorded };
+  const changes = fingerprintChanges(was, fingerprint(cfg), cfg);
   if (changes.length)
     throw new UserError(
       `cannot resume ${outDir}: its inputs changed since the job started: ${changes.join('; ')}; restore them, or start a new job`,
     );
+  return cfg;
 }

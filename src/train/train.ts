@@ -131,7 +131,9 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const log = opts.log ?? ((m: string) => console.log(m));
   const outDir = cfg.outputModel;
   const t0 = Date.now();
-  const { job, resumed } = openJob(cfg, !!opts.resume, log);
+  const opened = openJob(cfg, !!opts.resume, log); // resuming, precision 'auto' takes the job's resolved value
+  const { job, resumed } = opened;
+  cfg = opened.cfg;
   const j: JobRun = { cfg, outDir, job, resumed, log, startStep: resumed?.ck.state.step ?? 0, t0, runStart: t0 };
   stop.force = (why) =>
     setJobState(job, 'JOB_STATE_CANCELLED', `${why}; resume with: ${resumeCommand(outDir)}`, outDir);
@@ -173,11 +175,15 @@ function writeResolved(cfg: TrainConfig, backendUsed?: BackendUsed): void {
 }
 
 /** job.json first (so a dir killed at any instant is a job dir), or the job in OUT_DIR with its latest checkpoint. */
-function openJob(cfg: TrainConfig, resume: boolean, log: (m: string) => void): { job: Job; resumed: Resumed } {
+function openJob(
+  cfg: TrainConfig,
+  resume: boolean,
+  log: (m: string) => void,
+): { job: Job; resumed: Resumed; cfg: TrainConfig } {
   const outDir = cfg.outputModel;
   const job = resume ? readJob(outDir) : createJob(cfg);
   if (resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
-  if (resume) checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
+  if (resume) cfg = checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
   const resumed = resume ? loadLatestCheckpoint(outDir, (m) => log(`warning: ${m}`)) : null;
   if (!resume) {
     writeJob(job, outDir);
@@ -191,13 +197,14 @@ function openJob(cfg: TrainConfig, resume: boolean, log: (m: string) => void): {
     resumed ? `resuming from ${resumed.dir}` : 'validating dataset and model',
     outDir,
   );
-  return { job, resumed };
+  return { job, resumed, cfg };
 }
 
 /** Backend, data and model, with a line for each (the job stays VALIDATING throughout). */
 async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   const { cfg, outDir, job, log } = j;
-  if (!resume) writeFingerprint(outDir, fingerprint(cfg)); // a model dir without weights fails here
+  const inputs = resume ? null : fingerprint(cfg); // a model dir without weights fails here
+  if (inputs) writeFingerprint(outDir, inputs);
   const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
   log(`backend: ${backend.name} (${backend.reason})`);
   const backendUsed: BackendUsed = {
@@ -215,7 +222,11 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   const precision = resolvePrecision(cfg.precision, checkpointDtype(cfg.baseModel), bf16Support());
   if (cfg.precision !== precision) {
     j.cfg = { ...cfg, precision };
-    if (!resume) writeResolved(j.cfg, backendUsed);
+    // 'auto' is recorded as what it resolved to, in the config and the fingerprint alike (resume compares them).
+    if (inputs) {
+      writeResolved(j.cfg, backendUsed);
+      writeFingerprint(outDir, { ...inputs, hyperparameters: { ...inputs.hyperparameters, precision } });
+    }
   }
   log(`precision: ${precisionLine(precision)}`);
   const base = await loadBaseModel(cfg.baseModel, { precision });
