@@ -6,7 +6,7 @@
         "kernels/addon.cc",
         "kernels/BatchMatMul.cc",
         "kernels/FusedAttention.cc",
-        "kernels/CrossEntropy.cc",
+        "kernels/WeightedCrossEntropy.cc",
         "kernels/RmsNorm.cc",
         "kernels/Swiglu.cc",
         "kernels/GeluTanhMul.cc",
@@ -14,7 +14,7 @@
         "kernels/Elementwise.cc",
         "kernels/LoraLinear.cc",
         "kernels/AdamW.cc",
-        "kernels/Gather.cc",
+        "kernels/GatherV2.cc",
         "kernels/Dnnl.cc",
         "kernels/MatMulBf16.cc"
       ],

@@ -65,6 +65,6 @@ static Napi::Value BatchMatMul(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-void InitMatMul(Napi::Env env, Napi::Object exports) {
+void InitBatchMatMul(Napi::Env env, Napi::Object exports) {
   exports.Set("batchMatMul", Napi::Function::New(env, BatchMatMul));
 }

@@ -3,22 +3,34 @@
 #include "blas.h"
 #include <cmath>
 
-// binary(op, a, b, out, shape Int32 [R], aStrides Int32 [R], bStrides Int32 [R]): numpy broadcasting;
-// out has `shape` (row-major), a/b strides are 0 along broadcast dims. op: 0 add, 1 sub, 2 mul, 3 div.
+// add|sub|multiply|realDiv(a, b, out, shape Int32 [R], aStrides Int32 [R], bStrides Int32 [R]): numpy
+// broadcasting; out has `shape` (row-major), a/b strides are 0 along broadcast dims. One N-API function per
+// tfjs kernel (Add, Sub, Multiply, RealDiv), one template for all four.
+enum class BinaryOp { Add, Sub, Multiply, RealDiv };
+
+template <BinaryOp OP>
+static inline float apply(float x, float y) {
+  if constexpr (OP == BinaryOp::Add) return x + y;
+  else if constexpr (OP == BinaryOp::Sub) return x - y;
+  else if constexpr (OP == BinaryOp::Multiply) return x * y;
+  else return x / y;
+}
+
+template <BinaryOp OP>
 static Napi::Value Binary(const Napi::CallbackInfo& info) {
-  const int op = arg_i(info, 0);
-  const float *a = f32(info[1]), *b = f32(info[2]);
-  float* o = f32(info[3]);
+  constexpr const char* fn = OP == BinaryOp::Add ? "add" : OP == BinaryOp::Sub ? "sub" : OP == BinaryOp::Multiply ? "multiply" : "realDiv";
+  const float *a = f32(info[0]), *b = f32(info[1]);
+  float* o = f32(info[2]);
   size_t R;
-  const int32_t* shape = i32(info[4], &R);
-  const int32_t *sa = i32(info[5]), *sb = i32(info[6]);
-  need_len(info, "binary", 5, "aStrides", R), need_len(info, "binary", 6, "bStrides", R);
+  const int32_t* shape = i32(info[3], &R);
+  const int32_t *sa = i32(info[4]), *sb = i32(info[5]);
+  need_len(info, fn, 4, "aStrides", R), need_len(info, fn, 5, "bStrides", R);
   int64_t n = 1, ea = 1, eb = 1;  // out size; a, b extents (1 + the largest offset read)
   for (size_t d = 0; d < R; d++) {
-    if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) throw Napi::RangeError::New(info.Env(), "binary: negative shape or stride");
+    if (shape[d] < 0 || sa[d] < 0 || sb[d] < 0) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": negative shape or stride");
     n *= shape[d], ea += (int64_t)(shape[d] - 1) * sa[d], eb += (int64_t)(shape[d] - 1) * sb[d];
   }
-  need_len(info, "binary", 1, "a", n ? ea : 0), need_len(info, "binary", 2, "b", n ? eb : 0), need_len(info, "binary", 3, "out", n);
+  need_len(info, fn, 0, "a", n ? ea : 0), need_len(info, fn, 1, "b", n ? eb : 0), need_len(info, fn, 2, "out", n);
   const int64_t inner = R ? shape[R - 1] : 1, ia = R ? sa[R - 1] : 0, ib = R ? sb[R - 1] : 0;
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < R; d++) rows *= shape[d];
@@ -34,19 +46,9 @@ static Napi::Value Binary(const Napi::CallbackInfo& info) {
     const float *x = a + offA, *y = b + offB;
     float* z = o + r * inner;
     if (ia == 1 && ib == 1) {
-      switch (op) {
-        case 0: for (int64_t i = 0; i < inner; i++) z[i] = x[i] + y[i]; break;
-        case 1: for (int64_t i = 0; i < inner; i++) z[i] = x[i] - y[i]; break;
-        case 2: for (int64_t i = 0; i < inner; i++) z[i] = x[i] * y[i]; break;
-        default: for (int64_t i = 0; i < inner; i++) z[i] = x[i] / y[i]; break;
-      }
+      for (int64_t i = 0; i < inner; i++) z[i] = apply<OP>(x[i], y[i]);
     } else {
-      switch (op) {
-        case 0: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] + y[i * ib]; break;
-        case 1: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] - y[i * ib]; break;
-        case 2: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] * y[i * ib]; break;
-        default: for (int64_t i = 0; i < inner; i++) z[i] = x[i * ia] / y[i * ib]; break;
-      }
+      for (int64_t i = 0; i < inner; i++) z[i] = apply<OP>(x[i * ia], y[i * ib]);
     }
   }
   return info.Env().Undefined();
@@ -109,7 +111,10 @@ static Napi::Value Softmax(const Napi::CallbackInfo& info) {
 }
 
 void InitElementwise(Napi::Env env, Napi::Object exports) {
-  exports.Set("binary", Napi::Function::New(env, Binary));
+  exports.Set("add", Napi::Function::New(env, Binary<BinaryOp::Add>));
+  exports.Set("sub", Napi::Function::New(env, Binary<BinaryOp::Sub>));
+  exports.Set("multiply", Napi::Function::New(env, Binary<BinaryOp::Multiply>));
+  exports.Set("realDiv", Napi::Function::New(env, Binary<BinaryOp::RealDiv>));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
 }

@@ -169,7 +169,7 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void InitAttention(Napi::Env env, Napi::Object exports) {
+void InitFusedAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("fusedAttention", Napi::Function::New(env, Forward));
   exports.Set("fusedAttentionGrad", Napi::Function::New(env, Backward));
 }

@@ -83,13 +83,13 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
 }
 
 // weightedCrossEntropyBf16(h [M,C], W bf16 [V,C], labels [M], w [M], loss [1], dh [M,C], M, C, V, rows): as
-// weightedCrossEntropy (kernels/CrossEntropy.cc) with bf16 lm_head matmuls; softmax and the loss in fp32/double.
+// weightedCrossEntropy (kernels/WeightedCrossEntropy.cc) with bf16 lm_head matmuls; softmax and the loss in fp32/double.
 static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *h = f32(info[0]), *w = f32(info[3]);
   const uint16_t* W = bf16(info[1]);
   const int32_t* labels = i32(info[2]);
-  float *loss = f32(info[4]), *dh = f32(info[5]);
+  float *loss = f32(info[4]), *dh = info[5].IsNull() ? nullptr : f32(info[5]);  // null: the loss only
   const int M = arg_i(info, 6), C = arg_i(info, 7), V = arg_i(info, 8), rows = arg_i(info, 9);
   const char* fn = "weightedCrossEntropyBf16";
   need_len(info, fn, 0, "h", (int64_t)M * C), need_bf16(info, fn, 1, "W", (int64_t)V * C);
@@ -115,7 +115,7 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
       for (int j = 0; j < V; j++) r[j] *= inv;
       r[y] -= wi;
     }
-    matmulBf16(false, c, C, V, logits.data(), W, dh + (size_t)s * C);  // dh = dlogits W
+    if (dh) matmulBf16(false, c, C, V, logits.data(), W, dh + (size_t)s * C);  // dh = dlogits W
   }
   loss[0] = (float)total;
   return info.Env().Undefined();

@@ -9,10 +9,6 @@
 Blas g_blas;
 int g_threads = 1;
 
-// Registered here rather than in blas.h: kernels/AdamW.cc (optimizer update) and kernels/Gather.cc (row gather).
-void InitAdamW(Napi::Env env, Napi::Object exports);
-void InitGather(Napi::Env env, Napi::Object exports);
-void InitMatMulBf16(Napi::Env env, Napi::Object exports);  // kernels/MatMulBf16.cc (oneDNN bf16, kernels/Dnnl.cc)
 
 static void loadBlas() {
   const char* forced = std::getenv("LORASFT_OPENBLAS");
@@ -100,9 +96,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   loadBlas();
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
-  InitMatMul(env, exports);
-  InitAttention(env, exports);
-  InitCrossEntropy(env, exports);
+  InitBatchMatMul(env, exports);
+  InitFusedAttention(env, exports);
+  InitWeightedCrossEntropy(env, exports);
   InitRmsNorm(env, exports);
   InitSwiglu(env, exports);
   InitGeluTanhMul(env, exports);
@@ -110,7 +106,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitElementwise(env, exports);
   InitLoraLinear(env, exports);
   InitAdamW(env, exports);
-  InitGather(env, exports);
+  InitGatherV2(env, exports);
   InitMatMulBf16(env, exports);
   return exports;
 }

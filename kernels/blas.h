@@ -49,13 +49,16 @@ void requireBlas(Napi::Env env);
 // A negative need (a negative dimension) throws too; a non-array at i is left to f32 / i32 (optional buffers).
 void need_len(const Napi::CallbackInfo& info, const char* fn, size_t i, const char* name, int64_t need);
 
-// Per-file registration functions, called from addon.cc.
-void InitMatMul(Napi::Env env, Napi::Object exports);
-void InitAttention(Napi::Env env, Napi::Object exports);
-void InitCrossEntropy(Napi::Env env, Napi::Object exports);
+// Per-file registration functions (Init + the file's name), all called from addon.cc's Init.
+void InitBatchMatMul(Napi::Env env, Napi::Object exports);
+void InitFusedAttention(Napi::Env env, Napi::Object exports);
+void InitWeightedCrossEntropy(Napi::Env env, Napi::Object exports);
 void InitRmsNorm(Napi::Env env, Napi::Object exports);
 void InitSwiglu(Napi::Env env, Napi::Object exports);
 void InitGeluTanhMul(Napi::Env env, Napi::Object exports);
 void InitRope(Napi::Env env, Napi::Object exports);
 void InitElementwise(Napi::Env env, Napi::Object exports);
 void InitLoraLinear(Napi::Env env, Napi::Object exports);
+void InitAdamW(Napi::Env env, Napi::Object exports);
+void InitGatherV2(Napi::Env env, Napi::Object exports);
+void InitMatMulBf16(Napi::Env env, Napi::Object exports);  // oneDNN bf16 (kernels/Dnnl.cc)

@@ -12,9 +12,12 @@ if (existsSync(path.join(prefix, 'include/node/node_api.h'))) args.push(`--noded
 
 // npm exposes its bundled node-gyp as npm_config_node_gyp; fall back to node-gyp on PATH.
 const gypJs = process.env.npm_config_node_gyp;
-const r = gypJs && existsSync(gypJs)
-  ? spawnSync(process.execPath, [gypJs, ...args], { stdio: 'inherit' })
-  : spawnSync('node-gyp', args, { stdio: 'inherit', shell: process.platform === 'win32' });
+const r =
+  gypJs && existsSync(gypJs)
+    ? spawnSync(process.execPath, [gypJs, ...args], { stdio: 'inherit' })
+    : spawnSync('node-gyp', args, { stdio: 'inherit', shell: process.platform === 'win32' });
 if (r.status !== 0) {
-  console.warn('warning: lorasft native addon was not built (node-gyp failed); training will use the slow \'cpu\' backend.');
+  console.warn(
+    "warning: lorasft native addon was not built (node-gyp failed); training will use the slow 'cpu' backend.",
+  );
 }

@@ -12,15 +12,38 @@ import { DEFAULT_LORA_TARGETS, initLora } from '../src/model/lora.ts';
 import { ropeInvFreq } from '../src/model/rope.ts';
 import { Engine } from '../src/infer/engine.ts';
 import type { Completion } from '../src/infer/sequence.ts';
-import { tokenizerDir } from './make-tiny-model.ts';
+import { tokenizerDir } from '../src/model/tiny.ts';
 
 const SHAPES: Record<string, Record<string, unknown>> = {
   // scripts/make-tiny-model's default shape with the Qwen3 vocabulary (what the tests serve, 2 layers wider).
-  tiny: { model_type: 'qwen3', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-    num_key_value_heads: 2, head_dim: 16, vocab_size: 151936, tie_word_embeddings: true, rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960 },
-  'qwen3-0.6b': { model_type: 'qwen3', hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28,
-    num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, vocab_size: 151936, tie_word_embeddings: true,
-    rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960 },
+  tiny: {
+    model_type: 'qwen3',
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 16,
+    vocab_size: 151936,
+    tie_word_embeddings: true,
+    rope_theta: 1000000,
+    rms_norm_eps: 1e-6,
+    max_position_embeddings: 40960,
+  },
+  'qwen3-0.6b': {
+    model_type: 'qwen3',
+    hidden_size: 1024,
+    intermediate_size: 3072,
+    num_hidden_layers: 28,
+    num_attention_heads: 16,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    vocab_size: 151936,
+    tie_word_embeddings: true,
+    rope_theta: 1000000,
+    rms_norm_eps: 1e-6,
+    max_position_embeddings: 40960,
+  },
 };
 
 const flag = (name: string, dflt?: string) => {
@@ -35,8 +58,13 @@ if (!SHAPES[shape]) {
 const conc = flag('--conc', '1,4,16')!.split(',').map(Number);
 const P = Number(flag('--prompt', '32'));
 const G = Number(flag('--gen', '32'));
-const backend = await initBackend({ backend: flag('--backend'), threads: flag('--threads') ? Number(flag('--threads')) : undefined });
-console.log(`backend: ${backend.name} (${backend.reason}); shape ${shape}; prompt ${P} tokens, ${G} generated per request`);
+const backend = await initBackend({
+  backend: flag('--backend'),
+  threads: flag('--threads') ? Number(flag('--threads')) : undefined,
+});
+console.log(
+  `backend: ${backend.name} (${backend.reason}); shape ${shape}; prompt ${P} tokens, ${G} generated per request`,
+);
 
 const config = parseModelConfig(SHAPES[shape], `${shape} (bench)`);
 let s = 12345;
@@ -44,7 +72,13 @@ const weights = new Map<string, tf.Tensor>();
 for (const [name, shp] of expectedWeights(config)) {
   const v = new Float32Array(shp.reduce((a, b) => a * b, 1));
   if (name.endsWith('norm.weight')) v.fill(1);
-  else for (let i = 0; i < v.length; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; v[i] = (s / 2147483648) * 0.035; }
+  else
+    for (let i = 0; i < v.length; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      v[i] = (s / 2147483648) * 0.035;
+    }
   weights.set(name, tf.tensor(v, shp));
 }
 if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
@@ -77,14 +111,25 @@ async function run(C: number, together: boolean): Promise<{ tokS: number; ttft: 
 
 await run(1, true); // warm-up: kernels, buffer pool
 const rows: unknown[] = [];
-console.log('| concurrent | batched tok/s | one-by-one tok/s | speed-up | TTFT batched p50 / max (s) | TTFT one-by-one p50 / max (s) |');
+console.log(
+  '| concurrent | batched tok/s | one-by-one tok/s | speed-up | TTFT batched p50 / max (s) | TTFT one-by-one p50 / max (s) |',
+);
 console.log('|---|---|---|---|---|---|');
 for (const C of conc) {
   const b = await run(C, true);
   const q = C === 1 ? b : await run(C, false);
   const med = (a: number[]) => a[Math.floor((a.length - 1) / 2)];
-  console.log(`| ${C} | ${b.tokS.toFixed(1)} | ${q.tokS.toFixed(1)} | ${(b.tokS / q.tokS).toFixed(2)}x | ${med(b.ttft).toFixed(2)} / ${b.ttft[b.ttft.length - 1].toFixed(2)} | ${med(q.ttft).toFixed(2)} / ${q.ttft[q.ttft.length - 1].toFixed(2)} |`);
-  rows.push({ concurrent: C, batched_tok_s: b.tokS, sequential_tok_s: q.tokS, ttft_batched: b.ttft, ttft_sequential: q.ttft });
+  console.log(
+    `| ${C} | ${b.tokS.toFixed(1)} | ${q.tokS.toFixed(1)} | ${(b.tokS / q.tokS).toFixed(2)}x | ${med(b.ttft).toFixed(2)} / ${b.ttft[b.ttft.length - 1].toFixed(2)} | ${med(q.ttft).toFixed(2)} / ${q.ttft[q.ttft.length - 1].toFixed(2)} |`,
+  );
+  rows.push({
+    concurrent: C,
+    batched_tok_s: b.tokS,
+    sequential_tok_s: q.tokS,
+    ttft_batched: b.ttft,
+    ttft_sequential: q.ttft,
+  });
 }
 console.log(`engine: ${engine.stats.steps} decoding steps, largest batch ${engine.stats.maxBatchSeen}`);
-if (process.argv.includes('--json')) console.log(JSON.stringify({ shape, prompt: P, gen: G, backend: backend.name, rows }));
+if (process.argv.includes('--json'))
+  console.log(JSON.stringify({ shape, prompt: P, gen: G, backend: backend.name, rows }));

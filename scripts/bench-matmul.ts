@@ -5,8 +5,19 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { loadAddon } from '../src/backend/addon.ts';
 
-interface Shape { name: string; M: number; N: number; K: number; tA: boolean; tB: boolean }
-const T = 512, C = 896, I = 4864, KV = 128, R = 8;
+interface Shape {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  tA: boolean;
+  tB: boolean;
+}
+const T = 512,
+  C = 896,
+  I = 4864,
+  KV = 128,
+  R = 8;
 // out [M, N] = op(a) op(b); a is [M, K] (or [K, M] if tA), b is [K, N] (or [N, K] if tB).
 const SHAPES: Shape[] = [
   { name: 'q/o_proj  x[T,C] W^T[C,C]', M: T, N: C, K: C, tA: false, tB: true },
@@ -41,20 +52,34 @@ const reps = Number(flag('--reps') ?? 10);
 const choice = await initBackend({ backend: 'native', threads });
 console.log(`backend: ${choice.name} (${choice.reason})`);
 const addon = loadAddon().addon;
-const rows: string[] = ['| shape | M x N x K | cpu GFLOP/s | native GFLOP/s | raw sgemm GFLOP/s |', '|---|---|---|---|---|'];
+const rows: string[] = [
+  '| shape | M x N x K | cpu GFLOP/s | native GFLOP/s | raw sgemm GFLOP/s |',
+  '|---|---|---|---|---|',
+];
 for (const s of SHAPES) {
   const flops = 2 * s.M * s.N * s.K;
-  const aShape = s.tA ? [s.K, s.M] : [s.M, s.K], bShape = s.tB ? [s.N, s.K] : [s.K, s.N];
+  const aShape = s.tA ? [s.K, s.M] : [s.M, s.K],
+    bShape = s.tB ? [s.N, s.K] : [s.K, s.N];
   const aData = Float32Array.from({ length: s.M * s.K }, () => Math.random() - 0.5);
   const bData = Float32Array.from({ length: s.K * s.N }, () => Math.random() - 0.5);
   const gf: Record<string, string> = {};
   for (const b of ['cpu', 'native']) {
-    if (b === 'cpu' && process.argv.includes('--no-cpu')) { gf[b] = '-'; continue; }
-    if (b === 'native' && choice.name !== 'native') { gf[b] = '-'; continue; }
+    if (b === 'cpu' && process.argv.includes('--no-cpu')) {
+      gf[b] = '-';
+      continue;
+    }
+    if (b === 'native' && choice.name !== 'native') {
+      gf[b] = '-';
+      continue;
+    }
     await tf.setBackend(b);
-    const a = tf.tensor(aData, aShape), w = tf.tensor(bData, bShape);
+    const a = tf.tensor(aData, aShape),
+      w = tf.tensor(bData, bShape);
     // tfjs cpu is ~1 GFLOP/s: one timed run of the big shapes is enough.
-    const sec = timeIt(b === 'cpu' ? (flops > 1e9 ? 1 : 3) : reps, () => tf.matMul(a, w, s.tA, s.tB).dataSync() && undefined);
+    const sec = timeIt(
+      b === 'cpu' ? (flops > 1e9 ? 1 : 3) : reps,
+      () => tf.matMul(a, w, s.tA, s.tB).dataSync() && undefined,
+    );
     gf[b] = (flops / sec / 1e9).toFixed(1);
     tf.dispose([a, w]);
   }

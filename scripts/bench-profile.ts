@@ -9,17 +9,21 @@ export function profileKernels(backendName: string, run: () => void): Record<str
   for (const k of originals) {
     const f = k.kernelFunc;
     tf.unregisterKernel(k.kernelName, backendName);
-    tf.registerKernel({ ...k, kernelFunc: (args) => {
-      const t0 = performance.now();
-      stack.push(0);
-      try {
-        return f(args);
-      } finally {
-        const dt = performance.now() - t0, child = stack.pop()!;
-        total.set(k.kernelName, (total.get(k.kernelName) ?? 0) + dt - child);
-        if (stack.length) stack[stack.length - 1] += dt;
-      }
-    } });
+    tf.registerKernel({
+      ...k,
+      kernelFunc: (args) => {
+        const t0 = performance.now();
+        stack.push(0);
+        try {
+          return f(args);
+        } finally {
+          const dt = performance.now() - t0,
+            child = stack.pop()!;
+          total.set(k.kernelName, (total.get(k.kernelName) ?? 0) + dt - child);
+          if (stack.length) stack[stack.length - 1] += dt;
+        }
+      },
+    });
   }
   const t0 = performance.now();
   try {
@@ -33,7 +37,8 @@ export function profileKernels(backendName: string, run: () => void): Record<str
   const wall = performance.now() - t0;
   const inKernels = [...total.values()].reduce((a, b) => a + b, 0);
   const share: Record<string, number> = {};
-  for (const [k, v] of [...total].sort((a, b) => b[1] - a[1])) if (v / wall >= 0.005) share[k] = Number((v / wall).toFixed(3));
+  for (const [k, v] of [...total].sort((a, b) => b[1] - a[1]))
+    if (v / wall >= 0.005) share[k] = Number((v / wall).toFixed(3));
   share['(outside kernels)'] = Number(((wall - inKernels) / wall).toFixed(3));
   console.log(`kernel time share over one step (${(wall / 1000).toFixed(2)} s):`);
   for (const [k, v] of Object.entries(share)) console.log(`  ${k.padEnd(24)} ${(v * 100).toFixed(1)}%`);

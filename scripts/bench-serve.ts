@@ -10,7 +10,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { pollers: { type: 'string', default: '100' }, seconds: { type: 'string', default: '15' }, 'upload-mb': { type: 'string', default: '160' }, json: { type: 'boolean' } } });
+/** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+const { values } = parseArgs({
+  options: {
+    pollers: { type: 'string', default: '100' },
+    seconds: { type: 'string', default: '15' },
+    'upload-mb': { type: 'string', default: '160' },
+    json: { type: 'boolean' },
+  },
+});
 const UPLOAD_MB = Number(values['upload-mb']);
 const POLLERS = Number(values.pollers);
 const SECONDS = Number(values.seconds);
@@ -18,7 +29,11 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const data = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-bench-serve-'));
 const A = '/v1/accounts/local';
 
-const server = spawn(process.execPath, [path.join(ROOT, 'bin/lorasft.js'), 'serve', '--port', '0', '--data-dir', data, '--workers', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const server = spawn(
+  process.execPath,
+  [path.join(ROOT, 'bin/lorasft.js'), 'serve', '--port', '0', '--data-dir', data, '--workers', '1'],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
 const url = await new Promise<URL>((resolve, reject) => {
   let out = '';
   server.stdout!.on('data', (d) => {
@@ -30,14 +45,35 @@ const url = await new Promise<URL>((resolve, reject) => {
 });
 const agent = new http.Agent({ keepAlive: true, maxSockets: POLLERS });
 
-function call(method: string, p: string, body?: unknown, headers: Record<string, string> = {}, raw?: Buffer): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+function call(
+  method: string,
+  p: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  raw?: Buffer,
+): Promise<{ status: number; json: Json }> {
   const payload = raw ?? (body === undefined ? undefined : Buffer.from(JSON.stringify(body)));
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, method, path: p, agent, headers: { ...(payload ? { 'content-length': String(payload.length), 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
-    });
+    const req = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path: p,
+        agent,
+        headers: {
+          ...(payload ? { 'content-length': String(payload.length), 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString() || '{}') }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -58,27 +94,52 @@ async function poll(id: string, seconds: number) {
   const lat: number[] = [];
   const end = performance.now() + seconds * 1000;
   let errors = 0;
-  await Promise.all(Array.from({ length: POLLERS }, async () => {
-    while (performance.now() < end) {
-      const t = performance.now();
-      const r = await call('GET', `${A}/supervisedFineTuningJobs/${id}`);
-      lat.push(performance.now() - t);
-      if (r.status !== 200) errors++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: POLLERS }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        const r = await call('GET', `${A}/supervisedFineTuningJobs/${id}`);
+        lat.push(performance.now() - t);
+        if (r.status !== 200) errors++;
+      }
+    }),
+  );
   lat.sort((a, b) => a - b);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
-  return { requests: lat.length, perS: Math.round(lat.length / seconds), p50: q(0.5), p90: q(0.9), p99: q(0.99), max: lat[lat.length - 1], errors };
+  return {
+    requests: lat.length,
+    perS: Math.round(lat.length / seconds),
+    p50: q(0.5),
+    p90: q(0.9),
+    p99: q(0.99),
+    max: lat[lat.length - 1],
+    errors,
+  };
 }
 
 try {
   await call('POST', `${A}/datasets`, { datasetId: 'demo' });
   const b = 'bnd';
   const file = fs.readFileSync(path.join(ROOT, 'examples/demo/train.jsonl'));
-  const raw = Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="train.jsonl"\r\n\r\n`), file, Buffer.from(`\r\n--${b}--\r\n`)]);
-  const up = await call('POST', `${A}/datasets/demo:upload`, undefined, { 'content-type': `multipart/form-data; boundary=${b}`, 'content-length': String(raw.length) }, raw);
+  const raw = Buffer.concat([
+    Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="train.jsonl"\r\n\r\n`),
+    file,
+    Buffer.from(`\r\n--${b}--\r\n`),
+  ]);
+  const up = await call(
+    'POST',
+    `${A}/datasets/demo:upload`,
+    undefined,
+    { 'content-type': `multipart/form-data; boundary=${b}`, 'content-length': String(raw.length) },
+    raw,
+  );
   if (up.status !== 200) throw new Error(JSON.stringify(up.json));
-  const job = { dataset: 'demo', baseModel: 'accounts/fireworks/models/lorasft-demo', learningRate: 0.01, batchSize: 512 };
+  const job = {
+    dataset: 'demo',
+    baseModel: 'accounts/fireworks/models/lorasft-demo',
+    learningRate: 0.01,
+    batchSize: 512,
+  };
   await call('POST', `${A}/supervisedFineTuningJobs?supervisedFineTuningJobId=short`, { ...job, maxSteps: 1 });
   await waitState('short', ['JOB_STATE_COMPLETED']);
   const idle = await poll('short', SECONDS);
@@ -110,11 +171,19 @@ try {
   if (values.json) console.log(JSON.stringify({ pollers: POLLERS, seconds: SECONDS, idle, training: busy, upload }));
   console.log(`GET job latency, ${POLLERS} concurrent pollers, ${SECONDS} s each (ms)`);
   console.log('             requests  req/s     p50     p90     p99     max  errors');
-  for (const [name, r] of [['idle', idle], ['training', busy]] as const) {
-    console.log(`${name.padEnd(12)} ${String(r.requests).padStart(8)} ${String(r.perS).padStart(6)} ${f(r.p50)} ${f(r.p90)} ${f(r.p99)} ${f(r.max)} ${String(r.errors).padStart(7)}`);
+  for (const [name, r] of [
+    ['idle', idle],
+    ['training', busy],
+  ] as const) {
+    console.log(
+      `${name.padEnd(12)} ${String(r.requests).padStart(8)} ${String(r.perS).padStart(6)} ${f(r.p50)} ${f(r.p90)} ${f(r.p99)} ${f(r.max)} ${String(r.errors).padStart(7)}`,
+    );
   }
   console.log(`(meanwhile the training job went from ${before}% to ${after}%)`);
-  if (upload) console.log(`upload: ${upload.mb.toFixed(0)} MB, ${upload.examples} examples, validated and stored in ${upload.seconds.toFixed(1)} s (${(upload.mb / upload.seconds).toFixed(1)} MB/s)`);
+  if (upload)
+    console.log(
+      `upload: ${upload.mb.toFixed(0)} MB, ${upload.examples} examples, validated and stored in ${upload.seconds.toFixed(1)} s (${(upload.mb / upload.seconds).toFixed(1)} MB/s)`,
+    );
 } finally {
   server.kill('SIGTERM');
   await new Promise((r) => server.on('exit', r));

@@ -18,18 +18,60 @@ import { profileKernels } from './bench-profile.ts';
 
 // HF config.json fields of the two shapes (random weights of these sizes).
 const SHAPES: Record<string, Record<string, unknown>> = {
-  'smollm2-135m': { model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30,
-    num_attention_heads: 9, num_key_value_heads: 3, vocab_size: 49152, tie_word_embeddings: true, rope_theta: 100000,
-    rms_norm_eps: 1e-5, max_position_embeddings: 8192 },
-  'qwen3-0.6b': { model_type: 'qwen3', hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28,
-    num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, vocab_size: 151936, tie_word_embeddings: true,
-    rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960 },
-  'qwen3-1.7b': { model_type: 'qwen3', hidden_size: 2048, intermediate_size: 6144, num_hidden_layers: 28,
-    num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, vocab_size: 151936, tie_word_embeddings: true,
-    rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960 },
-  'llama3-8b': { model_type: 'llama', hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
-    num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256, tie_word_embeddings: false,
-    rope_theta: 500000, rms_norm_eps: 1e-5, max_position_embeddings: 8192 },
+  'smollm2-135m': {
+    model_type: 'llama',
+    hidden_size: 576,
+    intermediate_size: 1536,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    vocab_size: 49152,
+    tie_word_embeddings: true,
+    rope_theta: 100000,
+    rms_norm_eps: 1e-5,
+    max_position_embeddings: 8192,
+  },
+  'qwen3-0.6b': {
+    model_type: 'qwen3',
+    hidden_size: 1024,
+    intermediate_size: 3072,
+    num_hidden_layers: 28,
+    num_attention_heads: 16,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    vocab_size: 151936,
+    tie_word_embeddings: true,
+    rope_theta: 1000000,
+    rms_norm_eps: 1e-6,
+    max_position_embeddings: 40960,
+  },
+  'qwen3-1.7b': {
+    model_type: 'qwen3',
+    hidden_size: 2048,
+    intermediate_size: 6144,
+    num_hidden_layers: 28,
+    num_attention_heads: 16,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    vocab_size: 151936,
+    tie_word_embeddings: true,
+    rope_theta: 1000000,
+    rms_norm_eps: 1e-6,
+    max_position_embeddings: 40960,
+  },
+  'llama3-8b': {
+    model_type: 'llama',
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    vocab_size: 128256,
+    tie_word_embeddings: false,
+    rope_theta: 500000,
+    rms_norm_eps: 1e-5,
+    max_position_embeddings: 8192,
+  },
 };
 
 /** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm. */
@@ -37,11 +79,22 @@ function matmulPeak(): number | undefined {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => void> | null;
   if (backend.name !== 'native' || !addon) return undefined;
   const [M, N, K] = [2048, 1024, 1024];
-  const x = new Float32Array(M * K).fill(0.5), y = new Float32Array(M * N), W = new Int32Array((N * K) / 2).fill(0x3c003c00);
+  const x = new Float32Array(M * K).fill(0.5),
+    y = new Float32Array(M * N),
+    W = new Int32Array((N * K) / 2).fill(0x3c003c00);
   const Wf = new Float32Array(N * K).fill(0.01);
-  const run = () => (precision === 'bf16' ? addon.matMulBf16(x, W, y, M, N, K, true) : addon.batchMatMul(x, Wf, y, 1, 1, M, N, K, false, true));
+  const run = () =>
+    precision === 'bf16'
+      ? addon.matMulBf16(x, W, y, M, N, K, true)
+      : addon.batchMatMul(x, Wf, y, 1, 1, M, N, K, false, true);
   run();
-  const times = [0, 1, 2, 3, 4].map(() => { const t0 = performance.now(); run(); return performance.now() - t0; }).sort((a, b) => a - b);
+  const times = [0, 1, 2, 3, 4]
+    .map(() => {
+      const t0 = performance.now();
+      run();
+      return performance.now() - t0;
+    })
+    .sort((a, b) => a - b);
   return Number(((2 * M * N * K) / (times[0] / 1000) / 1e9).toFixed(1));
 }
 
@@ -56,34 +109,45 @@ if (!SHAPES[shape]) {
   process.exit(1);
 }
 const big = shape === 'llama3-8b';
-const T = Number(flag('--seq', big ? '2048' : '512')), steps = Number(flag('--steps', '4'));
+const T = Number(flag('--seq', big ? '2048' : '512')),
+  steps = Number(flag('--steps', '4'));
 const precision = flag('--precision', 'fp32')!;
 const ckFlag = flag('--checkpoint', big ? 'on' : 'auto')!;
 if (!['fp32', 'bf16'].includes(precision) || !['auto', 'on', 'off'].includes(ckFlag)) {
   console.error(`--precision fp32|bf16 and --checkpoint auto|on|off expected, got ${precision}, ${ckFlag}`);
   process.exit(1);
 }
-const backend = await initBackend({ backend: flag('--backend'), threads: flag('--threads') ? Number(flag('--threads')) : undefined });
+const backend = await initBackend({
+  backend: flag('--backend'),
+  threads: flag('--threads') ? Number(flag('--threads')) : undefined,
+});
 console.log(`backend: ${backend.name} (${backend.reason})`);
 if (precision === 'bf16') console.log(`precision: bf16 (${bf16Support().detail})`);
 
 // Random base model: N(0, 0.02)-ish uniform weights, norms at 1 (a fast xorshift; values do not matter for speed).
 // bf16: each value is rounded to bf16 as it is drawn, so no float32 copy of a weight exists.
 const layers = flag('--layers');
-const config = parseModelConfig({ ...SHAPES[shape], ...(layers ? { num_hidden_layers: Number(layers) } : {}) }, `${shape} (bench)`);
+const config = parseModelConfig(
+  { ...SHAPES[shape], ...(layers ? { num_hidden_layers: Number(layers) } : {}) },
+  `${shape} (bench)`,
+);
 let s = 12345;
-const f1 = new Float32Array(1), u1 = new Uint32Array(f1.buffer);
+const f1 = new Float32Array(1),
+  u1 = new Uint32Array(f1.buffer);
 const weights = new Map<string, tf.Tensor>();
 for (const [name, shp] of expectedWeights(config)) {
   const n = shp.reduce((a, b) => a * b, 1);
   const half = precision === 'bf16' && shp.length === 2 && !name.endsWith('norm.weight');
   const v = half ? new Uint16Array(n) : new Float32Array(n);
   if (name.endsWith('norm.weight')) v.fill(1);
-  else for (let i = 0; i < n; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-    f1[0] = (s / 2147483648) * 0.035;
-    v[i] = half ? (u1[0] + 0x7fff + ((u1[0] >>> 16) & 1)) >>> 16 : f1[0];
-  }
+  else
+    for (let i = 0; i < n; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      f1[0] = (s / 2147483648) * 0.035;
+      v[i] = half ? (u1[0] + 0x7fff + ((u1[0] >>> 16) & 1)) >>> 16 : f1[0];
+    }
   weights.set(name, half ? bf16Tensor(v as Uint16Array, shp) : tf.tensor(v as Float32Array, shp));
 }
 if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
@@ -93,8 +157,13 @@ const params = new Map([...lora].map(([k, v]) => [k, v.dataSync().slice() as Flo
 const opt = createAdamWState(params);
 
 const inputIds = Int32Array.from({ length: T }, (_, i) => (i * 7919 + 13) % config.vocabSize);
-const batch = { B: 1, T, inputIds, positionIds: Int32Array.from({ length: T }, (_, i) => i),
-  weights: Float32Array.from({ length: T }, (_, i) => (i === 0 ? 0 : 1)) };
+const batch = {
+  B: 1,
+  T,
+  inputIds,
+  positionIds: Int32Array.from({ length: T }, (_, i) => i),
+  weights: Float32Array.from({ length: T }, (_, i) => (i === 0 ? 0 : 1)),
+};
 
 /** forward + backward + AdamW; returns seconds. */
 function step(): number {
@@ -117,12 +186,23 @@ const median = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
 let share: Record<string, number> | undefined;
 if (process.argv.includes('--profile')) share = profileKernels(backend.name, step);
 // Matmul work per token: 2 x params forward + 2 x params for dX (LoRA: no weight gradients of the base).
-const P = [...expectedWeights(config)].filter(([n, sh]) => sh.length === 2 && (n !== 'model.embed_tokens.weight' || config.tieWordEmbeddings)).reduce((a, [, sh]) => a + sh[0] * sh[1], 0);
+const P = [...expectedWeights(config)]
+  .filter(([n, sh]) => sh.length === 2 && (n !== 'model.embed_tokens.weight' || config.tieWordEmbeddings))
+  .reduce((a, [, sh]) => a + sh[0] * sh[1], 0);
 const result = {
-  shape, seq: T, layers: config.numLayers, precision, backend: backend.name, threads: backend.reason, steps_timed: times.length,
-  step_s: Number(median.toFixed(3)), tokens_per_s: Number((T / median).toFixed(1)),
-  model_gflops: Number(((4 * P * T) / median / 1e9).toFixed(1)), matmul_peak_gflops: matmulPeak(),
-  peak_rss_bytes: process.resourceUsage().maxRSS * 1024, kernel_share: share,
+  shape,
+  seq: T,
+  layers: config.numLayers,
+  precision,
+  backend: backend.name,
+  threads: backend.reason,
+  steps_timed: times.length,
+  step_s: Number(median.toFixed(3)),
+  tokens_per_s: Number((T / median).toFixed(1)),
+  model_gflops: Number(((4 * P * T) / median / 1e9).toFixed(1)),
+  matmul_peak_gflops: matmulPeak(),
+  peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+  kernel_share: share,
 };
 if (process.argv.includes('--json')) console.log(JSON.stringify(result));
 else console.log(result);

@@ -4,7 +4,6 @@
 // `npm run bench -- serve [--pollers 100] [--seconds 15]`: GET-job latency of lorasft serve (scripts/bench-serve.ts).
 // `npm run bench -- --shape smollm2-135m|qwen3-0.6b [--seq 512] --json`: one LoRA training step (scripts/bench-step.ts).
 // `npm run bench -- infer [...]`: inference tokens/s of a deployment, continuous batching vs one by one (scripts/bench-infer.ts).
-import { existsSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 if (args[0] === 'matmul') {
@@ -23,10 +22,5 @@ if (args[0] === 'matmul') {
   process.argv.splice(2, 1);
   await import('./bench-infer.ts');
 } else {
-  const step = new URL('./bench-step.ts', import.meta.url);
-  if (!existsSync(step)) {
-    console.error('the training-step benchmark is not written yet; run `npm run bench -- matmul`');
-    process.exit(1);
-  }
-  await import(step.href);
+  await import('./bench-step.ts');
 }

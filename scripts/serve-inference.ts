@@ -18,9 +18,14 @@ function split(v: string, sep: string, flag: string, form: string): [string, str
 async function main(): Promise<void> {
   const { values: v } = parseArgs({
     options: {
-      base: { type: 'string', multiple: true, default: [] }, adapter: { type: 'string', multiple: true, default: [] }, deploy: { type: 'string', multiple: true, default: [] },
-      host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '8080' }, 'max-batch': { type: 'string', default: '32' },
-      backend: { type: 'string' }, threads: { type: 'string' },
+      base: { type: 'string', multiple: true, default: [] },
+      adapter: { type: 'string', multiple: true, default: [] },
+      deploy: { type: 'string', multiple: true, default: [] },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8080' },
+      'max-batch': { type: 'string', default: '32' },
+      backend: { type: 'string' },
+      threads: { type: 'string' },
     },
   });
   const registry = new InMemoryRegistry();
@@ -30,7 +35,10 @@ async function main(): Promise<void> {
     registry.addAdapter(name, ...split(rest, ':', 'adapter', 'NAME=BASE_NAME:ADAPTER_DIR'));
   }
   const svc = new DeploymentService(registry, {
-    maxBatch: Number(v['max-batch']), backend: v.backend, threads: v.threads === undefined ? undefined : Number(v.threads), log: (m) => console.error(m),
+    maxBatch: Number(v['max-batch']),
+    backend: v.backend,
+    threads: v.threads === undefined ? undefined : Number(v.threads),
+    log: (m) => console.error(m),
   });
   for (const d of v.deploy) {
     const [model, id] = d.includes('=') ? split(d, '=', 'deploy', 'MODEL[=ID]') : [d, undefined];

@@ -6,27 +6,51 @@ import type { NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 /** Causal attention within segments with GQA. q [B,T,H,D], k/v [B,T,Hkv,D], segmentIds int32 [B,T]
  *  (non-decreasing per row) -> [out [B,T,H,D], lse [B,H,T]]. */
 export const FusedAttention = 'FusedAttention';
-export type FusedAttentionInputs = { q: TensorInfo; k: TensorInfo; v: TensorInfo; segmentIds: TensorInfo } & NamedTensorInfoMap;
+export type FusedAttentionInputs = {
+  q: TensorInfo;
+  k: TensorInfo;
+  v: TensorInfo;
+  segmentIds: TensorInfo;
+} & NamedTensorInfoMap;
 /** window > 0: sliding window, query i sees keys i-window < j <= i (HF sliding_window); 0 or absent: none. */
-export interface FusedAttentionAttrs { scale: number; window?: number }
+export interface FusedAttentionAttrs {
+  scale: number;
+  window?: number;
+}
 
 /** dy, q, k, v, segmentIds, out, lse -> [dq, dk, dv]. */
 export const FusedAttentionGrad = 'FusedAttentionGrad';
 export type FusedAttentionGradInputs = FusedAttentionInputs & { dy: TensorInfo; out: TensorInfo; lse: TensorInfo };
 
-/** h [M,C], W [V,C], labels int32 [M], weights [M] -> [loss [] = sum w*CE, dh [M,C] = dloss/dh]. */
+/** h [M,C], W [V,C], labels int32 [M], weights [M] -> [loss [] = sum w*CE, dh [M,C] = dloss/dh]; withGrad false
+ *  (an evaluation): dh is [0,C] and the second lm_head matmul is skipped. */
 export const WeightedCrossEntropy = 'WeightedCrossEntropy';
-export type WeightedCrossEntropyInputs = { h: TensorInfo; W: TensorInfo; labels: TensorInfo; weights: TensorInfo } & NamedTensorInfoMap;
-export interface WeightedCrossEntropyAttrs { chunkRows: number }
+export type WeightedCrossEntropyInputs = {
+  h: TensorInfo;
+  W: TensorInfo;
+  labels: TensorInfo;
+  weights: TensorInfo;
+} & NamedTensorInfoMap;
+export interface WeightedCrossEntropyAttrs {
+  chunkRows: number;
+  withGrad?: boolean;
+}
 
 /** x [..., C], weight [C] -> [y [..., C], rstd [N]] (N = rows of x). */
 export const RmsNorm = 'RmsNorm';
 export type RmsNormInputs = { x: TensorInfo; weight: TensorInfo } & NamedTensorInfoMap;
-export interface RmsNormAttrs { eps: number }
+export interface RmsNormAttrs {
+  eps: number;
+}
 
 /** dy, x, weight, rstd -> [dx, dweight]. */
 export const RmsNormGrad = 'RmsNormGrad';
-export type RmsNormGradInputs = { dy: TensorInfo; x: TensorInfo; weight: TensorInfo; rstd: TensorInfo } & NamedTensorInfoMap;
+export type RmsNormGradInputs = {
+  dy: TensorInfo;
+  x: TensorInfo;
+  weight: TensorInfo;
+  rstd: TensorInfo;
+} & NamedTensorInfoMap;
 
 /** gate, up (same shape) -> silu(gate) * up. */
 export const Swiglu = 'Swiglu';
@@ -47,20 +71,41 @@ export type GeluTanhMulGradInputs = SwigluGradInputs;
 /** x [N,h,D], cos/sin [N,D] -> x cos + rotate_half(x) sin (transpose: the adjoint map, for the gradient). */
 export const Rope = 'Rope';
 export type RopeInputs = { x: TensorInfo; cos: TensorInfo; sin: TensorInfo } & NamedTensorInfoMap;
-export interface RopeAttrs { transpose: boolean }
+export interface RopeAttrs {
+  transpose: boolean;
+}
 
 /** PEFT LoRA linear: x? [N,in], xl [N,in] (dropout(x); x absent when xl is x), W [out,in], A [r,in], B [out,r],
  *  bias? [out] -> [y = x W^T + bias + scale (xl A^T) B^T [N,out], u = xl A^T [N,r]]. */
 export const LoraLinear = 'LoraLinear';
-export type LoraLinearInputs = { x?: TensorInfo; xl: TensorInfo; W: TensorInfo; A: TensorInfo; B: TensorInfo; bias?: TensorInfo } & NamedTensorInfoMap;
-export interface LoraLinearAttrs { scale: number; sharedX: boolean }
+export type LoraLinearInputs = {
+  x?: TensorInfo;
+  xl: TensorInfo;
+  W: TensorInfo;
+  A: TensorInfo;
+  B: TensorInfo;
+  bias?: TensorInfo;
+} & NamedTensorInfoMap;
+export interface LoraLinearAttrs {
+  scale: number;
+  sharedX: boolean;
+}
 
 /** dy, xl, W, A, B, u -> [dx = dy W, dxl = scale (dy B) A, dA, dB]; with attr sharedX (x is xl) -> [dx + dxl, dA, dB]. */
 export const LoraLinearGrad = 'LoraLinearGrad';
-export type LoraLinearGradInputs = { dy: TensorInfo; xl: TensorInfo; W: TensorInfo; A: TensorInfo; B: TensorInfo; u: TensorInfo } & NamedTensorInfoMap;
+export type LoraLinearGradInputs = {
+  dy: TensorInfo;
+  xl: TensorInfo;
+  W: TensorInfo;
+  A: TensorInfo;
+  B: TensorInfo;
+  u: TensorInfo;
+} & NamedTensorInfoMap;
 
 /** Matmul with a frozen bf16 weight, fp32 accumulation: x [N,K] (rounded to bf16), W bf16 packed two per int32
  *  ([Nout,K/2] if transposeW: y = x W^T [N,Nout]; else [K,Nout/2]: y = x W) -> y float32. */
 export const MatMulBf16 = 'MatMulBf16';
 export type MatMulBf16Inputs = { x: TensorInfo; W: TensorInfo } & NamedTensorInfoMap;
-export interface MatMulBf16Attrs { transposeW: boolean }
+export interface MatMulBf16Attrs {
+  transposeW: boolean;
+}

@@ -12,7 +12,14 @@ import { swigluConfigs, swigluGradConfigs } from './kernels/Swiglu.ts';
 import { geluTanhMulConfigs, geluTanhMulGradConfigs } from './kernels/GeluTanhMul.ts';
 import { ropeConfigs } from './kernels/Rope.ts';
 import { loraLinearConfigs, loraLinearGradConfigs } from './kernels/LoraLinear.ts';
-import { addConfig, multiplyConfig, realDivConfig, softmaxConfig, subConfig, transposeConfig } from './kernels/Elementwise.ts';
+import {
+  addConfig,
+  multiplyConfig,
+  realDivConfig,
+  softmaxConfig,
+  subConfig,
+  transposeConfig,
+} from './kernels/Elementwise.ts';
 import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.ts';
 import { gatherV2Config } from './kernels/GatherV2.ts';
 import { matMulBf16Configs } from './kernels/MatMulBf16.ts';

@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { run } from './helpers/run.ts';
-
-const BIN = new URL('../bin/lorasft.js', import.meta.url).pathname;
+import { BIN, run } from './helpers/run.ts';
 
 describe('lorasft cli', () => {
   it('prints usage with --help', async () => {
@@ -13,7 +11,9 @@ describe('lorasft cli', () => {
   it('prints its version with --version', async () => {
     const r = await run('node', [BIN, '--version']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toBe(`lorasft ${JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
+    expect(r.stdout).toBe(
+      `lorasft ${JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`,
+    );
   });
   it('rejects an unknown command with exit 1', async () => {
     const r = await run('node', [BIN, 'frobnicate'], { encoding: 'utf8' });

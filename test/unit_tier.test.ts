@@ -5,11 +5,22 @@ import * as path from 'node:path';
 import { SLOW_TESTS, SUBPROCESS_TESTS } from './tiers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const glob = (pattern: string) => new RegExp('^' + pattern.replace(/\./g, '\\.').replace(/\*\*\//g, '(.*/)?').replace(/\*/g, '[^/]*') + '$');
+const glob = (pattern: string) =>
+  new RegExp(
+    '^' +
+      pattern
+        .replace(/\./g, '\\.')
+        .replace(/\*\*\//g, '(.*/)?')
+        .replace(/\*/g, '[^/]*') +
+      '$',
+  );
 
 function testFiles(dir: string): string[] {
-  return fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? testFiles(`${dir}/${e.name}`) : e.name.endsWith('.test.ts') ? [`${dir}/${e.name}`] : []);
+  return fs
+    .readdirSync(path.join(ROOT, dir), { withFileTypes: true })
+    .flatMap((e) =>
+      e.isDirectory() ? testFiles(`${dir}/${e.name}`) : e.name.endsWith('.test.ts') ? [`${dir}/${e.name}`] : [],
+    );
 }
 
 describe('test tiers', () => {
@@ -17,13 +28,19 @@ describe('test tiers', () => {
     const excluded = SUBPROCESS_TESTS.map(glob);
     const unit = testFiles('test').filter((f) => !excluded.some((re) => re.test(f)) && f !== 'test/unit_tier.test.ts');
     expect(unit.length).toBeGreaterThan(20);
-    const spawning = unit.filter((f) => /node:child_process|helpers\/run\.ts/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
+    const spawning = unit.filter((f) =>
+      /node:child_process|helpers\/run\.ts/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')),
+    );
     expect(spawning, 'move these to SUBPROCESS_TESTS in test/tiers.ts').toEqual([]);
   });
 
   it('every pattern of test/tiers.ts matches a file', () => {
     const all = testFiles('test');
-    for (const p of [...SUBPROCESS_TESTS, ...SLOW_TESTS]) expect(all.some((f) => glob(p).test(f)), p).toBe(true);
+    for (const p of [...SUBPROCESS_TESTS, ...SLOW_TESTS])
+      expect(
+        all.some((f) => glob(p).test(f)),
+        p,
+      ).toBe(true);
   });
 });
 

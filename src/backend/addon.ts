@@ -4,19 +4,204 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The functions kernels/*.cc export (see each file's Init). Shapes are in the C++ comments. */
+type F32 = Float32Array;
+type I32 = Int32Array;
+
+/** What kernels/MatMulBf16.cc reports about its bf16 path (oneDNN or the fp32 fallback). */
+interface Bf16Info {
+  dnnl: boolean;
+  native: boolean;
+  path: 'onednn' | 'fallback';
+  error: string;
+  version: string;
+  isa: string;
+  impl: string;
+}
+
+/**
+ * Every function the addon exports (kernels/*.cc, each registered by its file's Init*). Arrays are row-major;
+ * outputs are written in place; shapes are in the C++ comments and in src/kernel_names.ts.
+ */
 export interface NativeAddon {
+  /** kernels/addon.cc: OpenBLAS state and the thread count. */
   info(): { available: boolean; error: string; path: string; config: string; threads: number };
   setThreads(n: number): void;
-  batchMatMul(a: Float32Array, b: Float32Array, out: Float32Array, batchA: number, batchB: number, M: number,
-    N: number, K: number, transA: boolean, transB: boolean, bias?: Float32Array | null, act?: number, alpha?: number,
-    idxA?: Int32Array | null, idxB?: Int32Array | null): void;
+  /** kernels/BatchMatMul.cc: out [batch,M,N] = op(a) op(b) (+ bias, activation act with alpha; idx = broadcast). */
+  batchMatMul(
+    a: F32,
+    b: F32,
+    out: F32,
+    batchA: number,
+    batchB: number,
+    M: number,
+    N: number,
+    K: number,
+    transA: boolean,
+    transB: boolean,
+    bias?: F32 | null,
+    act?: number,
+    alpha?: number,
+    idxA?: I32 | null,
+    idxB?: I32 | null,
+  ): void;
   /** kernels/AdamW.cc: one AdamW update of n elements, in place on p, m, v (optimizer state, not tensors). */
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, beta1: number, beta2: number,
-    eps: number, keep: number, stepSize: number, sqrtBc2: number): void;
-  /** kernels/Gather.cc: out [N,S] = x [R,S] rows idx [N]; -1, or the position of the first index outside [0,R). */
-  gatherRows(x: Float32Array, idx: Int32Array, out: Float32Array, R: number, S: number): number;
-  [fn: string]: unknown;
+  adamw(
+    p: F32,
+    g: F32,
+    m: F32,
+    v: F32,
+    n: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    keep: number,
+    stepSize: number,
+    sqrtBc2: number,
+  ): void;
+  /** kernels/GatherV2.cc: out [N,S] = x [R,S] rows idx [N]; -1, or the position of the first index outside [0,R). */
+  gatherV2(x: F32, idx: I32, out: F32, R: number, S: number): number;
+  /** kernels/Elementwise.cc: out = a (op) b, numpy broadcasting through the strides (0 along broadcast dims). */
+  add(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  sub(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  multiply(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  realDiv(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
+  softmax(logits: F32, out: F32, rows: number, cols: number): void;
+  transpose(x: F32, out: F32, shape: I32, perm: I32): void;
+  /** kernels/WeightedCrossEntropy.cc: loss [1] = sum w CE, dh [M,C] (null: loss only); rows of M at a time. */
+  weightedCrossEntropy(
+    h: F32,
+    W: F32,
+    labels: I32,
+    w: F32,
+    loss: F32,
+    dh: F32 | null,
+    M: number,
+    C: number,
+    V: number,
+    chunkRows: number,
+  ): void;
+  fusedAttention(
+    q: F32,
+    k: F32,
+    v: F32,
+    seg: I32,
+    out: F32,
+    lse: F32,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+    window: number,
+  ): void;
+  fusedAttentionGrad(
+    dy: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    seg: I32,
+    out: F32,
+    lse: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+    window: number,
+  ): void;
+  geluTanhMul(gate: F32, up: F32, y: F32, n: number): void;
+  geluTanhMulGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number): void;
+  swiglu(gate: F32, up: F32, y: F32, n: number): void;
+  swigluGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number): void;
+  loraLinear(
+    x: F32,
+    xl: F32,
+    W: F32,
+    A: F32,
+    B: F32,
+    bias: F32 | null,
+    y: F32,
+    u: F32,
+    N: number,
+    inp: number,
+    out: number,
+    r: number,
+    scale: number,
+  ): void;
+  loraLinearGrad(
+    dy: F32,
+    xl: F32,
+    W: F32,
+    A: F32,
+    B: F32,
+    u: F32,
+    dx: F32,
+    dxl: F32 | null,
+    dA: F32,
+    dB: F32,
+    N: number,
+    inp: number,
+    out: number,
+    r: number,
+    scale: number,
+  ): void;
+  rmsNorm(x: F32, w: F32, y: F32, rstd: F32, N: number, C: number, eps: number): void;
+  rmsNormGrad(dy: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32, N: number, C: number): void;
+  rope(x: F32, cos: F32, sin: F32, y: F32, N: number, h: number, D: number, transpose: boolean): void;
+  /** kernels/MatMulBf16.cc: the bf16 variants take W packed two bf16 per int32 (src/ops/matmul_bf16.ts). */
+  matMulBf16(x: F32, W: I32, y: F32, M: number, N: number, K: number, transposeW: boolean): void;
+  loraLinearBf16(
+    x: F32,
+    xl: F32,
+    W: I32,
+    A: F32,
+    B: F32,
+    bias: F32 | null,
+    y: F32,
+    u: F32,
+    N: number,
+    inp: number,
+    out: number,
+    r: number,
+    scale: number,
+  ): void;
+  loraLinearGradBf16(
+    dy: F32,
+    xl: F32,
+    W: I32,
+    A: F32,
+    B: F32,
+    u: F32,
+    dx: F32,
+    dxl: F32 | null,
+    dA: F32,
+    dB: F32,
+    N: number,
+    inp: number,
+    out: number,
+    r: number,
+    scale: number,
+  ): void;
+  weightedCrossEntropyBf16(
+    h: F32,
+    W: I32,
+    labels: I32,
+    w: F32,
+    loss: F32,
+    dh: F32 | null,
+    M: number,
+    C: number,
+    V: number,
+    chunkRows: number,
+  ): void;
+  bf16Info(): Bf16Info;
+  /** Tests and benchmarks: force the oneDNN path or the fp32 fallback. */
+  setBf16Path(path: 'onednn' | 'fallback'): void;
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -31,7 +216,11 @@ export function loadAddon(): { addon: NativeAddon | null; error: string } {
   const forced = process.env.LORASFT_ADDON;
   const file = forced || CANDIDATES.map((c) => path.join(ROOT, c)).find((f) => existsSync(f));
   if (!file || !existsSync(file)) {
-    loaded = { addon: null, error: 'native addon not built (no build/Release/lorasft_native.node; run `npm rebuild` or `node kernels/install.mjs`)' };
+    loaded = {
+      addon: null,
+      error:
+        'native addon not built (no build/Release/lorasft_native.node; run `npm rebuild` or `node kernels/install.mjs`)',
+    };
     return loaded;
   }
   // Idle worker threads must sleep, not spin: OpenBLAS spins ~2^28 cycles after each sgemm by default and

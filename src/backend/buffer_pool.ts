@@ -12,7 +12,6 @@ const MIN_LENGTH = 1 << 14;
 export class BufferPool {
   enabled = true;
   hits = 0;
-  misses = 0;
   bytes = 0; // bytes held in the free lists
   private free = new Map<number, Float32Array[]>(); // exact length -> free arrays
   private owned = new WeakSet<ArrayBuffer>(); // allocated here and never read out
@@ -29,7 +28,6 @@ export class BufferPool {
       this.bytes -= a.byteLength;
       return zero ? a.fill(0) : a;
     }
-    this.misses++;
     const b = new Float32Array(n);
     this.owned.add(b.buffer);
     return b;

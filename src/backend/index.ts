@@ -21,7 +21,7 @@ export interface BackendChoice {
   threads: number | null;
 }
 
-export const BACKENDS = ['tensorflow', 'native', 'cpu'] as const;
+const BACKENDS = ['tensorflow', 'native', 'cpu'] as const;
 
 /** Imports tfjs-node-gpu or tfjs-node if installed (never a dependency); returns the package name or null. */
 async function tryTensorflow(): Promise<string | null> {
@@ -56,20 +56,27 @@ export async function initBackend(opts: { backend?: string; threads?: number } =
   if (want === undefined || want === 'tensorflow') {
     const pkg = await tryTensorflow();
     if (pkg) choice = { name: 'tensorflow', reason: `${pkg} is installed`, library: pkg, threads: null };
-    else if (want === 'tensorflow') warning = "backend 'tensorflow' needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu installed";
+    else if (want === 'tensorflow')
+      warning = "backend 'tensorflow' needs @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu installed";
   }
   if (!choice && want !== 'cpu') {
     const nat = nativeAvailability();
     if (nat.ok) {
       registerNativeBackend(threads);
-      choice = { name: 'native', reason: `${nat.detail}, ${threads} thread${threads > 1 ? 's' : ''}`, library: `${nat.detail} via the lorasft_native addon`, threads };
+      choice = {
+        name: 'native',
+        reason: `${nat.detail}, ${threads} thread${threads > 1 ? 's' : ''}`,
+        library: `${nat.detail} via the lorasft_native addon`,
+        threads,
+      };
     } else {
       warning = warning ? `${warning}; native: ${nat.detail}` : `native backend unavailable: ${nat.detail}`;
     }
   }
   if (!choice) {
     const cpu = { name: 'cpu', library: `@tensorflow/tfjs-backend-cpu ${tfjsCpuVersion}`, threads: 1 };
-    choice = want === 'cpu' ? { ...cpu, reason: '--backend cpu' } : { ...cpu, reason: 'fallback, slow pure-JS kernels' };
+    choice =
+      want === 'cpu' ? { ...cpu, reason: '--backend cpu' } : { ...cpu, reason: 'fallback, slow pure-JS kernels' };
   }
   if (warning) {
     choice.warning = `${warning}; using '${choice.name}'${choice.name === 'cpu' ? ' (slow)' : ''}`;

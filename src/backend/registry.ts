@@ -10,7 +10,9 @@ export function registerOpKernels(): void {
   done = true;
   for (const k of OP_KERNELS) if (!tf.getKernel(k.kernelName, 'cpu')) tf.registerKernel({ ...k, backendName: 'cpu' });
   // The gradient registry is a global Map; replacing an entry directly avoids tfjs' "overriding" warning.
-  const registry = (globalThis as { _tfGlobals?: Map<string, Map<string, tf.GradConfig>> })._tfGlobals?.get('gradRegistry');
+  const registry = (globalThis as { _tfGlobals?: Map<string, Map<string, tf.GradConfig>> })._tfGlobals?.get(
+    'gradRegistry',
+  );
   for (const g of GRADIENTS) {
     registry?.delete(g.kernelName);
     tf.registerGradient(g);

@@ -33,9 +33,19 @@ export class ApiClient {
   }
 
   /** `rest` is relative to the account (`datasets/x`), or a full URL (refPath). */
-  async request(method: string, rest: string, body?: unknown, query: Record<string, string | undefined> = {}): Promise<Json> {
-    const qs = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '')).toString();
-    const init: RequestInit = { method, headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }) };
+  async request(
+    method: string,
+    rest: string,
+    body?: unknown,
+    query: Record<string, string | undefined> = {},
+  ): Promise<Json> {
+    const qs = new URLSearchParams(
+      Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''),
+    ).toString();
+    const init: RequestInit = {
+      method,
+      headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+    };
     if (body !== undefined) init.body = JSON.stringify(body);
     return this.send((/^https?:/.test(rest) ? rest : this.url(rest)) + (qs ? `?${qs}` : ''), init);
   }
@@ -46,7 +56,9 @@ export class ApiClient {
       res = await fetch(url, init);
     } catch (e) {
       const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-      throw new UserError(`cannot reach ${this.base} (${cause}); start the server with 'lorasft serve' or set LORASFT_API_BASE`);
+      throw new UserError(
+        `cannot reach ${this.base} (${cause}); start the server with 'lorasft serve' or set LORASFT_API_BASE`,
+      );
     }
     const text = await res.text();
     let j: Json = {};
@@ -66,13 +78,18 @@ export class ApiClient {
   async upload(datasetId: string, file: string): Promise<Json> {
     const form = new FormData();
     form.append('file', await fs.openAsBlob(file), path.basename(file));
-    return this.send(this.url(`datasets/${encodeURIComponent(datasetId)}:upload`), { method: 'POST', headers: this.headers(), body: form });
+    return this.send(this.url(`datasets/${encodeURIComponent(datasetId)}:upload`), {
+      method: 'POST',
+      headers: this.headers(),
+      body: form,
+    });
   }
 
   /** Downloads `url` (a signed URL: no API key needed) to `dest`, through a temp file. */
   async download(url: string, dest: string): Promise<number> {
     const res = await fetch(url);
-    if (!res.ok) throw new UserError(`download ${url.split('?')[0]}: HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    if (!res.ok)
+      throw new UserError(`download ${url.split('?')[0]}: HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
     const buf = Buffer.from(await res.arrayBuffer());
     const tmp = `${dest}.tmp-${process.pid}`;
     fs.writeFileSync(tmp, buf);
@@ -85,7 +102,10 @@ export class ApiClient {
 export function refPath(client: ApiClient, collection: string, nameOrId: string): string {
   const m = /^accounts\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(nameOrId);
   if (m) {
-    if (m[2] !== collection) throw new UserError(`${nameOrId}: not a ${collection.replace(/s$/, '')} name (accounts/ACCOUNT/${collection}/ID)`);
+    if (m[2] !== collection)
+      throw new UserError(
+        `${nameOrId}: not a ${collection.replace(/s$/, '')} name (accounts/ACCOUNT/${collection}/ID)`,
+      );
     return `${client.base}/v1/accounts/${encodeURIComponent(m[1])}/${collection}/${encodeURIComponent(m[3])}`;
   }
   return client.url(`${collection}/${encodeURIComponent(nameOrId)}`);

@@ -18,8 +18,17 @@ export function formatResource(r: Json): string {
 
 /** A list as a table of `columns` (resource fields; `name` shown as its id). */
 export function formatTable(items: Json[], columns: string[]): string {
-  const cells = items.map((r) => columns.map((c) => (c === 'name' ? show(r.name).split('/').pop()! : show(r[c]).replace(/^JOB_STATE_/, ''))));
+  const cells = items.map((r) =>
+    columns.map((c) => (c === 'name' ? show(r.name).split('/').pop()! : show(r[c]).replace(/^JOB_STATE_/, ''))),
+  );
   const head = columns.map((c) => (c === 'name' ? 'ID' : title(c).toUpperCase()));
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
-  return [head, ...cells].map((row) => row.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
+  return [head, ...cells]
+    .map((row) =>
+      row
+        .map((c, i) => c.padEnd(w[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

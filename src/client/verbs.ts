@@ -7,7 +7,7 @@ import { formatResource, formatTable } from './print.ts';
 
 type Options = Parameters<typeof parseFlags>[2];
 
-export const COMMON_FLAGS = {
+const COMMON_FLAGS = {
   account: { type: 'string', short: 'a' },
   json: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
@@ -27,12 +27,21 @@ export interface Parsed {
 export function parseVerb(command: string, argv: string[], extra: Options): Parsed {
   const { values, positionals } = parseFlags(command, argv, { ...COMMON_FLAGS, ...extra });
   const v = values as Record<string, string | boolean | undefined>;
-  if (v.output !== undefined && v.output !== 'json' && v.output !== 'text') throw new UserError(`lorasft ${command}: -o takes json or text, got '${v.output}'`);
-  return { client: new ApiClient({ account: v.account as string | undefined }), values: v, args: positionals, json: !!v.json || v.output === 'json' };
+  if (v.output !== undefined && v.output !== 'json' && v.output !== 'text')
+    throw new UserError(`lorasft ${command}: -o takes json or text, got '${v.output}'`);
+  return {
+    client: new ApiClient({ account: v.account as string | undefined }),
+    values: v,
+    args: positionals,
+    json: !!v.json || v.output === 'json',
+  };
 }
 
 export function needArgs(command: string, args: string[], names: string[]): string[] {
-  if (args.length !== names.length) throw new UserError(`lorasft ${command}: expected ${names.join(' ') || 'no arguments'}, got ${args.length ? args.map((a) => `'${a}'`).join(' ') : 'none'} (see lorasft ${command.split(' ')[0]} --help)`);
+  if (args.length !== names.length)
+    throw new UserError(
+      `lorasft ${command}: expected ${names.join(' ') || 'no arguments'}, got ${args.length ? args.map((a) => `'${a}'`).join(' ') : 'none'} (see lorasft ${command.split(' ')[0]} --help)`,
+    );
   return args;
 }
 
@@ -49,18 +58,27 @@ export function printPage(p: Parsed, page: Json, field: string, columns: string[
 
 export function pageQuery(p: Parsed, command: string): Record<string, string | undefined> {
   const size = numberFlag(command, 'page-size', p.values['page-size'] as string | undefined, { integer: true, min: 1 });
-  return { pageSize: size === undefined ? undefined : String(size), pageToken: p.values['page-token'] as string | undefined };
+  return {
+    pageSize: size === undefined ? undefined : String(size),
+    pageToken: p.values['page-token'] as string | undefined,
+  };
 }
 
 /** Runs ACTION from `actions`, or prints the help. */
-export async function runNoun(noun: string, help: string, argv: string[], actions: Record<string, (argv: string[]) => Promise<number>>): Promise<number> {
+export async function runNoun(
+  noun: string,
+  help: string,
+  argv: string[],
+  actions: Record<string, (argv: string[]) => Promise<number>>,
+): Promise<number> {
   const [action, ...rest] = argv;
   if (!action || action === '--help' || action === '-h' || action === 'help') {
     console.log(help);
     return action ? 0 : 1;
   }
   const fn = actions[action];
-  if (!fn) throw new UserError(`lorasft ${noun}: unknown action '${action}' (one of ${Object.keys(actions).join(', ')})`);
+  if (!fn)
+    throw new UserError(`lorasft ${noun}: unknown action '${action}' (one of ${Object.keys(actions).join(', ')})`);
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(help);
     return 0;

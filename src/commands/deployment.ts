@@ -22,10 +22,19 @@ const modelName = (account: string, m: string) => (m.includes('/') ? m : `accoun
 const depName = (account: string, d: string) => (d.includes('/') ? d : `accounts/${account}/deployments/${d}`);
 
 async function create(argv: string[]): Promise<number> {
-  const p = parseVerb('deployment create', argv, { 'deployment-id': { type: 'string' }, 'display-name': { type: 'string' }, wait: { type: 'boolean' } });
+  const p = parseVerb('deployment create', argv, {
+    'deployment-id': { type: 'string' },
+    'display-name': { type: 'string' },
+    wait: { type: 'boolean' },
+  });
   const [model] = needArgs('deployment create', p.args, ['MODEL']);
-  const body = { baseModel: modelName(p.client.account, model), ...(p.values['display-name'] ? { displayName: p.values['display-name'] } : {}) };
-  let d = await p.client.request('POST', 'deployments', body, { deploymentId: p.values['deployment-id'] as string | undefined });
+  const body = {
+    baseModel: modelName(p.client.account, model),
+    ...(p.values['display-name'] ? { displayName: p.values['display-name'] } : {}),
+  };
+  let d = await p.client.request('POST', 'deployments', body, {
+    deploymentId: p.values['deployment-id'] as string | undefined,
+  });
   if (p.values.wait) d = await waitReady(p, String(d.name));
   printOne(p, d);
   return 0;
@@ -35,7 +44,8 @@ async function create(argv: string[]): Promise<number> {
 async function waitReady(p: ReturnType<typeof parseVerb>, name: string) {
   for (const deadline = Date.now() + 30 * 60_000; Date.now() < deadline;) {
     const d = await p.client.request('GET', refPath(p.client, 'deployments', name));
-    if (d.state === 'FAILED') throw new UserError(`deployment ${name} failed: ${(d.status as { message?: string })?.message ?? ''}`);
+    if (d.state === 'FAILED')
+      throw new UserError(`deployment ${name} failed: ${(d.status as { message?: string })?.message ?? ''}`);
     if (d.state !== 'CREATING') return d;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -52,7 +62,12 @@ async function get(argv: string[]): Promise<number> {
 async function list(argv: string[]): Promise<number> {
   const p = parseVerb('deployment list', argv, PAGE_FLAGS);
   needArgs('deployment list', p.args, []);
-  printPage(p, await p.client.request('GET', 'deployments'), 'deployments', ['name', 'baseModel', 'state', 'createTime']);
+  printPage(p, await p.client.request('GET', 'deployments'), 'deployments', [
+    'name',
+    'baseModel',
+    'state',
+    'createTime',
+  ]);
   return 0;
 }
 
@@ -70,7 +85,10 @@ async function loadLora(argv: string[]): Promise<number> {
   if (!p.values.deployment) throw new UserError('lorasft deployment load-lora: --deployment ID is required');
   const deployment = depName(p.client.account, String(p.values.deployment));
   if (p.values.wait) await waitReady(p, deployment);
-  printOne(p, await p.client.request('POST', 'deployedModels', { model: modelName(p.client.account, model), deployment }));
+  printOne(
+    p,
+    await p.client.request('POST', 'deployedModels', { model: modelName(p.client.account, model), deployment }),
+  );
   return 0;
 }
 
@@ -80,7 +98,9 @@ async function unloadLora(argv: string[]): Promise<number> {
   if (!p.values.deployment) throw new UserError('lorasft deployment unload-lora: --deployment ID is required');
   const [m, d] = [modelName(p.client.account, model), depName(p.client.account, String(p.values.deployment))];
   const all = await p.client.request('GET', 'deployedModels');
-  const hit = ((all.deployedModels as Array<{ name: string; model: string; deployment: string }>) ?? []).find((x) => x.model === m && x.deployment === d);
+  const hit = ((all.deployedModels as Array<{ name: string; model: string; deployment: string }>) ?? []).find(
+    (x) => x.model === m && x.deployment === d,
+  );
   if (!hit) throw new UserError(`model ${m} is not loaded on ${d} (lorasft deployment get shows what is)`);
   await p.client.request('DELETE', refPath(p.client, 'deployedModels', hit.name));
   console.log(`unloaded ${m} from ${d}`);
@@ -88,5 +108,12 @@ async function unloadLora(argv: string[]): Promise<number> {
 }
 
 export function run(argv: string[]): Promise<number> {
-  return runNoun('deployment', HELP, argv, { create, get, list, delete: remove, 'load-lora': loadLora, 'unload-lora': unloadLora });
+  return runNoun('deployment', HELP, argv, {
+    create,
+    get,
+    list,
+    delete: remove,
+    'load-lora': loadLora,
+    'unload-lora': unloadLora,
+  });
 }

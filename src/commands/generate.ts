@@ -8,8 +8,8 @@ import type { ChatMessage } from '../data/types.ts';
 import { loadBaseModel } from '../model/model.ts';
 import { loraFromTensors } from '../model/lora.ts';
 import { loadAdapter } from '../model/peft.ts';
-import { generate } from '../train/generate.ts';
-import { adapterBaseModel, requireAdapterDir, requireModelDir } from '../train/paths.ts';
+import { generate } from '../infer/generate.ts';
+import { adapterBaseModel, requireAdapterDir, requireModelDir } from '../util/paths.ts';
 
 const HELP = `usage: lorasft generate [--base-model DIR] [--adapter OUT_DIR] (--prompt TEXT | --messages FILE) [flags]
 
@@ -45,9 +45,11 @@ function readMessages(file: string): ChatMessage[] {
     }
   }
   const msgs = Array.isArray(j) ? j : (j as { messages?: unknown })?.messages;
-  if (!Array.isArray(msgs) || msgs.length === 0) throw new UserError(`${file}: expected a non-empty array of messages (or an object with "messages")`);
+  if (!Array.isArray(msgs) || msgs.length === 0)
+    throw new UserError(`${file}: expected a non-empty array of messages (or an object with "messages")`);
   msgs.forEach((m, i) => {
-    if (!m || typeof m.role !== 'string' || typeof m.content !== 'string') throw new UserError(`${file}: message ${i + 1} needs string "role" and "content"`);
+    if (!m || typeof m.role !== 'string' || typeof m.content !== 'string')
+      throw new UserError(`${file}: message ${i + 1} needs string "role" and "content"`);
   });
   // A trailing assistant turn would be the answer to predict: generate it instead.
   return (msgs[msgs.length - 1].role === 'assistant' ? msgs.slice(0, -1) : msgs) as ChatMessage[];
@@ -55,27 +57,49 @@ function readMessages(file: string): ChatMessage[] {
 
 export async function run(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseFlags('generate', argv, {
-    'base-model': { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, system: { type: 'string' }, messages: { type: 'string' },
-    'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
-    'jinja-template': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    'base-model': { type: 'string' },
+    adapter: { type: 'string' },
+    prompt: { type: 'string' },
+    system: { type: 'string' },
+    messages: { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+    'jinja-template': { type: 'string' },
+    backend: { type: 'string' },
+    threads: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length) throw new UserError(`lorasft generate: unexpected argument '${positionals[0]}' (did you mean --prompt?)`);
-  if (!v.prompt === !v.messages) throw new UserError('lorasft generate: give exactly one of --prompt TEXT or --messages FILE');
+  if (positionals.length)
+    throw new UserError(`lorasft generate: unexpected argument '${positionals[0]}' (did you mean --prompt?)`);
+  if (!v.prompt === !v.messages)
+    throw new UserError('lorasft generate: give exactly one of --prompt TEXT or --messages FILE');
   const opts = {
-    maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens', 64, (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
+    maxNewTokens: num(
+      v['max-new-tokens'],
+      'max-new-tokens',
+      64,
+      (n) => Number.isInteger(n) && n >= 1,
+      'a positive integer',
+    ),
     temperature: num(v.temperature, 'temperature', 0, (n) => n >= 0, 'a number >= 0'),
     topP: num(v['top-p'], 'top-p', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
     seed: num(v.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
   };
-  const threads = v.threads === undefined ? undefined : num(v.threads, 'threads', 0, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const threads =
+    v.threads === undefined
+      ? undefined
+      : num(v.threads, 'threads', 0, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
 
   // The adapter dir is checked first: when it is missing, that is the problem, not the base model it would name.
   if (v.adapter) requireAdapterDir(v.adapter, '--adapter');
-  if (!v['base-model'] && !v.adapter) throw new UserError('lorasft generate: give --base-model DIR, --adapter ADIR, or both');
+  if (!v['base-model'] && !v.adapter)
+    throw new UserError('lorasft generate: give --base-model DIR, --adapter ADIR, or both');
   const baseDir = v['base-model'] ?? adapterBaseModel(v.adapter!, '--adapter');
   requireModelDir(baseDir, '--base-model');
   const adapter = v.adapter ? loadAdapter(v.adapter) : null;
@@ -83,9 +107,13 @@ export async function run(argv: string[]): Promise<number> {
   const tok = await loadChatTokenizer(baseDir, { jinjaTemplate: v['jinja-template'] });
   const base = await loadBaseModel(baseDir);
   const lora = adapter ? loraFromTensors(base, adapter.lora, adapter.cfg, v.adapter!) : null;
-  const messages: ChatMessage[] = v.messages ? readMessages(v.messages) : [...(v.system ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content: v.prompt! }];
+  const messages: ChatMessage[] = v.messages
+    ? readMessages(v.messages)
+    : [...(v.system ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content: v.prompt! }];
   const g = generate(base, lora, tok, messages, { ...opts, onText: (s) => process.stdout.write(s) });
   process.stdout.write('\n');
-  process.stderr.write(`(${g.ids.length} tokens, stopped at ${g.stop === 'eos' ? 'end of turn' : `--max-new-tokens ${opts.maxNewTokens}`}; ${lora ? `adapter ${v.adapter}` : 'base model only'})\n`);
+  process.stderr.write(
+    `(${g.ids.length} tokens, stopped at ${g.stop === 'eos' ? 'end of turn' : `--max-new-tokens ${opts.maxNewTokens}`}; ${lora ? `adapter ${v.adapter}` : 'base model only'})\n`,
+  );
   return 0;
 }

@@ -1,14 +1,13 @@
 // lorasft loss-grad: loss (sum w*CE / sum w) and LoRA gradients of one batch, for parity checks against HF + PEFT.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.ts';
 import { UserError } from '../errors.ts';
 import { numberFlag, parseFlags } from '../util/args.ts';
 import { readJsonFile } from '../util/files.ts';
 import { loadModelConfig } from '../model/config.ts';
-import { loraFromTensors } from '../model/lora.ts';
-import { loadBaseModel, lossAndGrads, type Batch } from '../model/model.ts';
+import { loraFromTensors, type LoraWeights } from '../model/lora.ts';
+import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../model/model.ts';
 import { ADAPTER_WEIGHTS, loadAdapter } from '../model/peft.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
 
@@ -41,12 +40,16 @@ function grid(file: string, j: Record<string, unknown>, key: string, B: number, 
   let v = j[key];
   if (v === undefined || v === null) return null;
   if (Array.isArray(v) && v.every((x) => typeof x === 'number')) v = [v]; // a single row
-  if (!Array.isArray(v) || v.length !== B) throw new UserError(`${file}: "${key}" must be a list of ${B} rows like input_ids`);
+  if (!Array.isArray(v) || v.length !== B)
+    throw new UserError(`${file}: "${key}" must be a list of ${B} rows like input_ids`);
   (v as unknown[]).forEach((row, b) => {
-    if (!Array.isArray(row) || row.length !== T) throw new UserError(`${file}: "${key}"[${b}] must be a list of ${T} numbers (the length of input_ids rows)`);
+    if (!Array.isArray(row) || row.length !== T)
+      throw new UserError(`${file}: "${key}"[${b}] must be a list of ${T} numbers (the length of input_ids rows)`);
     row.forEach((x, t) => {
       if (typeof x !== 'number' || !Number.isFinite(x) || (int && !Number.isInteger(x))) {
-        throw new UserError(`${file}: "${key}"[${b}][${t}] is ${JSON.stringify(x)}; expected ${int ? 'an integer' : 'a number'}`);
+        throw new UserError(
+          `${file}: "${key}"[${b}][${t}] is ${JSON.stringify(x)}; expected ${int ? 'an integer' : 'a number'}`,
+        );
       }
     });
   });
@@ -61,8 +64,10 @@ const BATCH_KEYS = ['input_ids', 'labels', 'position_ids', 'weights', 'attention
  */
 export function parseBatchFile(file: string, vocabSize?: number): Batch {
   const j = readJsonFile(file, 'expected a BATCH.json file with "input_ids"') as Record<string, unknown>;
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new UserError(`${file}: expected a JSON object with "input_ids"`);
-  for (const k of Object.keys(j)) if (!BATCH_KEYS.includes(k)) throw new UserError(`${file}: unknown key "${k}" (expected ${BATCH_KEYS.join(', ')})`);
+  if (typeof j !== 'object' || j === null || Array.isArray(j))
+    throw new UserError(`${file}: expected a JSON object with "input_ids"`);
+  for (const k of Object.keys(j))
+    if (!BATCH_KEYS.includes(k)) throw new UserError(`${file}: unknown key "${k}" (expected ${BATCH_KEYS.join(', ')})`);
   const raw = j.input_ids;
   const rows = Array.isArray(raw) && raw.every((x) => typeof x === 'number') ? [raw] : raw;
   if (!Array.isArray(rows) || rows.length === 0 || !Array.isArray(rows[0]) || rows[0].length === 0) {
@@ -76,14 +81,17 @@ export function parseBatchFile(file: string, vocabSize?: number): Batch {
   const weights = grid(file, j, 'weights', B, T, false);
   const mask = grid(file, j, 'attention_mask', B, T, true);
   const batch: Batch = {
-    B, T,
+    B,
+    T,
     inputIds: new Int32Array(B * T),
     positionIds: new Int32Array(B * T),
     weights: new Float32Array(B * T),
     labels: new Int32Array(B * T),
   };
-  const bad = (key: string, b: number, t: number, v: number, want: string) => new UserError(`${file}: "${key}"[${b}][${t}] is ${v}; expected ${want}`);
-  const tokenId = vocabSize === undefined ? 'a token id >= 0' : `a token id in the model's vocabulary [0, ${vocabSize})`;
+  const bad = (key: string, b: number, t: number, v: number, want: string) =>
+    new UserError(`${file}: "${key}"[${b}][${t}] is ${v}; expected ${want}`);
+  const tokenId =
+    vocabSize === undefined ? 'a token id >= 0' : `a token id in the model's vocabulary [0, ${vocabSize})`;
   const inVocab = (v: number) => v >= 0 && (vocabSize === undefined || v < vocabSize);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
@@ -94,7 +102,14 @@ export function parseBatchFile(file: string, vocabSize?: number): Batch {
       if (pos && pos[b][t] < 0) throw bad('position_ids', b, t, pos[b][t], 'a position >= 0');
       // Padding changes nothing for the positions before it in a causal model, but HF would still train the
       // padded labels unless they are -100: refuse rather than guess.
-      if (mask && mask[b][t] !== 1) throw bad('attention_mask', b, t, mask[b][t], '1 (padding is not supported: remove it, or keep attention_mask 1 and set the padded labels to -100)');
+      if (mask && mask[b][t] !== 1)
+        throw bad(
+          'attention_mask',
+          b,
+          t,
+          mask[b][t],
+          '1 (padding is not supported: remove it, or keep attention_mask 1 and set the padded labels to -100)',
+        );
       batch.inputIds[i] = ids[b][t];
       batch.positionIds[i] = pos ? pos[b][t] : t;
       batch.labels![i] = lab === IGNORE_INDEX ? 0 : lab;
@@ -106,16 +121,25 @@ export function parseBatchFile(file: string, vocabSize?: number): Batch {
 
 export async function run(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseFlags('loss-grad', argv, {
-    'base-model': { type: 'string' }, batch: { type: 'string' }, lora: { type: 'string' }, 'lora-alpha': { type: 'string' },
-    rslora: { type: 'boolean' }, 'out-grads': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
-    json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    'base-model': { type: 'string' },
+    batch: { type: 'string' },
+    lora: { type: 'string' },
+    'lora-alpha': { type: 'string' },
+    rslora: { type: 'boolean' },
+    'out-grads': { type: 'string' },
+    backend: { type: 'string' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length) throw new UserError(`lorasft loss-grad: unexpected argument '${positionals[0]}' (see lorasft loss-grad --help)`);
-  for (const f of ['base-model', 'batch', 'lora'] as const) if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
+  if (positionals.length)
+    throw new UserError(`lorasft loss-grad: unexpected argument '${positionals[0]}' (see lorasft loss-grad --help)`);
+  for (const f of ['base-model', 'batch', 'lora'] as const)
+    if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
   const alphaFlag = numberFlag('loss-grad', 'lora-alpha', v['lora-alpha'], { above: 0 });
   const threads = numberFlag('loss-grad', 'threads', v.threads, { integer: true, min: 1 });
   const outGrads = v['out-grads'];
@@ -125,20 +149,17 @@ export async function run(argv: string[]): Promise<number> {
   // Everything about the input is checked before the model is loaded or anything is computed.
   const batch = parseBatchFile(v.batch!, loadModelConfig(v['base-model']!).vocabSize);
   const trainedWeight = batch.weights.reduce((a, w) => a + w, 0);
-  if (!batch.weights.some((w) => w !== 0)) throw new UserError(`${v.batch}: no trained tokens (every label is -100 or has weight 0)`);
-  if (trainedWeight === 0) throw new UserError(`${v.batch}: the weights of the trained tokens sum to 0, so the loss (sum w*CE / sum w) is undefined`);
+  if (!batch.weights.some((w) => w !== 0))
+    throw new UserError(`${v.batch}: no trained tokens (every label is -100 or has weight 0)`);
+  if (trainedWeight === 0)
+    throw new UserError(
+      `${v.batch}: the weights of the trained tokens sum to 0, so the loss (sum w*CE / sum w) is undefined`,
+    );
   const backend = await initBackend({ backend: v.backend, threads });
   if (!v.json) console.error(`backend: ${backend.name} (${backend.reason})`);
 
   const base = await loadBaseModel(v['base-model']!);
-  const isDir = fs.existsSync(v.lora!) && fs.statSync(v.lora!).isDirectory();
-  const adapter = isDir ? loadAdapter(v.lora!) : null;
-  const tensors = adapter ? adapter.lora : readSafetensors(v.lora!);
-  const firstA = [...tensors.entries()].find(([n]) => n.includes('.lora_A.'));
-  const rank = firstA ? firstA[1].shape[0] : 0;
-  const alpha = alphaFlag ?? adapter?.cfg.alpha ?? 2 * rank;
-  const useRslora = v.rslora === true || adapter?.cfg.useRslora === true;
-  const lora = loraFromTensors(base, tensors, { alpha, dropout: 0, useRslora }, isDir ? path.join(v.lora!, ADAPTER_WEIGHTS) : v.lora!);
+  const lora = loadLoraArg(base, v.lora!, alphaFlag, v.rslora === true);
   try {
     const { lossSum, weightSum, grads } = lossAndGrads(base, lora, batch);
     if (outGrads) {
@@ -164,9 +185,29 @@ export async function run(argv: string[]): Promise<number> {
       backend: backend.name,
     };
     if (v.json) console.log(JSON.stringify(result));
-    else console.log(`loss ${result.loss.toFixed(6)} over ${tokens} tokens (weight sum ${weightSum})${outGrads ? `; gradients -> ${outGrads}` : ''}`);
+    else
+      console.log(
+        `loss ${result.loss.toFixed(6)} over ${tokens} tokens (weight sum ${weightSum})${outGrads ? `; gradients -> ${outGrads}` : ''}`,
+      );
   } finally {
     lora.dispose();
   }
   return 0;
+}
+
+/** --lora: a PEFT adapter dir or a .safetensors file of LoRA tensors (alpha: --lora-alpha, the adapter's, or 2r). */
+function loadLoraArg(base: BaseModel, arg: string, alphaFlag: number | undefined, rslora: boolean): LoraWeights {
+  const isDir = fs.existsSync(arg) && fs.statSync(arg).isDirectory();
+  const adapter = isDir ? loadAdapter(arg) : null;
+  const tensors = adapter ? adapter.lora : readSafetensors(arg);
+  const firstA = [...tensors.entries()].find(([n]) => n.includes('.lora_A.'));
+  const rank = firstA ? firstA[1].shape[0] : 0;
+  const alpha = alphaFlag ?? adapter?.cfg.alpha ?? 2 * rank;
+  const useRslora = rslora || adapter?.cfg.useRslora === true;
+  return loraFromTensors(
+    base,
+    tensors,
+    { alpha, dropout: 0, useRslora },
+    isDir ? path.join(arg, ADAPTER_WEIGHTS) : arg,
+  );
 }

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
-import { mergeAdapter } from '../train/merge.ts';
-import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir, withFsErrors } from '../train/paths.ts';
+import { mergeAdapter } from '../infer/merge.ts';
+import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir, withFsErrors } from '../util/paths.ts';
 
 const HELP = `usage: lorasft merge [--base-model DIR] --adapter ADIR --out DIR [--dtype f32|bf16] [--overwrite]
 
@@ -14,7 +14,12 @@ A non-empty --out is refused unless --overwrite is given.`;
 
 export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const { values: v, positionals } = parseFlags('merge', argv, {
-    'base-model': { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, overwrite: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    'base-model': { type: 'string' },
+    adapter: { type: 'string' },
+    out: { type: 'string' },
+    dtype: { type: 'string' },
+    overwrite: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
     console.log(HELP);
@@ -22,20 +27,28 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   }
   if (positionals.length) throw new UserError(`lorasft merge: unexpected argument '${positionals[0]}'`);
   if (!v.adapter || !v.out) throw new UserError('lorasft merge: --adapter ADIR and --out DIR are required');
-  if (v.dtype && !['f32', 'bf16'].includes(v.dtype)) throw new UserError(`--dtype: expected f32 or bf16, got '${v.dtype}'`);
+  if (v.dtype && !['f32', 'bf16'].includes(v.dtype))
+    throw new UserError(`--dtype: expected f32 or bf16, got '${v.dtype}'`);
   // Every path checked before the (slow) merge and before anything is written.
   requireAdapterDir(v.adapter, '--adapter');
   const base = v['base-model'] ?? adapterBaseModel(v.adapter, '--adapter');
   requireModelDir(base, '--base-model');
   requireOutputDir(v.out, '--out');
-  for (const [dir, what] of [[base, 'the base model dir'], [v.adapter, 'the adapter dir']]) {
+  for (const [dir, what] of [
+    [base, 'the base model dir'],
+    [v.adapter, 'the adapter dir'],
+  ]) {
     if (path.resolve(v.out) === path.resolve(dir)) throw new UserError(`--out ${v.out}: must differ from ${what}`);
   }
   const present = fs.existsSync(v.out) ? fs.readdirSync(v.out) : [];
   if (present.length && !v.overwrite) {
-    throw new UserError(`${v.out}: not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --out, or pass --overwrite to write into it`);
+    throw new UserError(
+      `${v.out}: not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --out, or pass --overwrite to write into it`,
+    );
   }
   const r = mergeAdapter(base, v.adapter, v.out, { dtype: v.dtype === 'bf16' ? 'BF16' : 'F32' });
-  console.log(`merged ${r.merged.length} LoRA modules into ${r.tensors} tensors: ${path.join(v.out, 'model.safetensors')}`);
+  console.log(
+    `merged ${r.merged.length} LoRA modules into ${r.tensors} tensors: ${path.join(v.out, 'model.safetensors')}`,
+  );
   return 0;
 });

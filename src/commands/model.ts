@@ -24,7 +24,12 @@ Common flags: -a/--account ACCOUNT (default local), --json (or -o json).`;
 async function list(argv: string[]): Promise<number> {
   const p = parseVerb('model list', argv, PAGE_FLAGS);
   needArgs('model list', p.args, []);
-  printPage(p, await p.client.request('GET', 'models', undefined, pageQuery(p, 'model list')), 'models', ['name', 'kind', 'state', 'createTime']);
+  printPage(p, await p.client.request('GET', 'models', undefined, pageQuery(p, 'model list')), 'models', [
+    'name',
+    'kind',
+    'state',
+    'createTime',
+  ]);
   return 0;
 }
 
@@ -57,7 +62,10 @@ async function remove(argv: string[]): Promise<number> {
 }
 
 async function importModel(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('model import', argv, { 'data-dir': { type: 'string' }, 'display-name': { type: 'string' } });
+  const { values, positionals } = parseFlags('model import', argv, {
+    'data-dir': { type: 'string' },
+    'display-name': { type: 'string' },
+  });
   const [name, dir] = needArgs('model import', positionals, ['NAME', 'DIR']);
   const store = openStore(path.resolve(values['data-dir'] ?? 'lorasft-data'));
   try {

@@ -5,8 +5,8 @@ import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { metricsFile, readMetrics } from '../train/metrics.ts';
-import { lossCurveSvg, type PlotMarks } from '../train/plot.ts';
-import { requireOutputFile, withFsErrors } from '../train/paths.ts';
+import { lossCurveSvg, type PlotMarks } from '../report/plot.ts';
+import { requireOutputFile, withFsErrors } from '../util/paths.ts';
 import { requireDir, requireFile } from '../util/files.ts';
 
 const HELP = `usage: lorasft plot OUT_DIR [--out FILE.svg]
@@ -15,20 +15,31 @@ Writes the train/eval loss curves of the job in OUT_DIR (from OUT_DIR/metrics.js
 by default OUT_DIR/loss.svg.`;
 
 export const run = withFsErrors(async (argv: string[]): Promise<number> => {
-  const { values, positionals } = parseFlags('plot', argv, { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  const { values, positionals } = parseFlags('plot', argv, {
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError(`lorasft plot: expected one OUT_DIR, got ${positionals.length} (usage: lorasft plot OUT_DIR [--out FILE.svg])`);
+  if (positionals.length !== 1)
+    throw new UserError(
+      `lorasft plot: expected one OUT_DIR, got ${positionals.length} (usage: lorasft plot OUT_DIR [--out FILE.svg])`,
+    );
   const dir = positionals[0];
   requireDir(dir, 'the output dir of a lorasft train run');
-  if (!fs.existsSync(metricsFile(dir))) throw new UserError(`${metricsFile(dir)}: not found (is ${dir} the output dir of a lorasft train run?)`);
+  if (!fs.existsSync(metricsFile(dir)))
+    throw new UserError(`${metricsFile(dir)}: not found (is ${dir} the output dir of a lorasft train run?)`);
   requireFile(metricsFile(dir));
   const out = values.out ?? path.join(dir, 'loss.svg');
   requireOutputFile(out, '--out', 'loss.svg');
   const rows = readMetrics(dir);
-  if (!rows.some((r) => ('train_loss' in r && Number.isFinite(r.train_loss)) || ('eval_loss' in r && Number.isFinite(r.eval_loss)))) {
+  if (
+    !rows.some(
+      (r) => ('train_loss' in r && Number.isFinite(r.train_loss)) || ('eval_loss' in r && Number.isFinite(r.eval_loss)),
+    )
+  ) {
     throw new UserError(`${metricsFile(dir)}: no loss values yet`);
   }
   // Title: the job's displayName, else its id (the last part of its resource name), else the dir name.

@@ -49,9 +49,15 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (!values['base-model']) throw new UserError('lorasft preview: --base-model DIR is required (see lorasft preview --help)');
-  if (positionals.length !== 1) throw new UserError(`lorasft preview: expected one dataset file, got ${positionals.length} (see lorasft preview --help)`);
-  const maxContextLength = numberFlag('preview', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ?? DEFAULT_MAX_CONTEXT_LENGTH;
+  if (!values['base-model'])
+    throw new UserError('lorasft preview: --base-model DIR is required (see lorasft preview --help)');
+  if (positionals.length !== 1)
+    throw new UserError(
+      `lorasft preview: expected one dataset file, got ${positionals.length} (see lorasft preview --help)`,
+    );
+  const maxContextLength =
+    numberFlag('preview', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ??
+    DEFAULT_MAX_CONTEXT_LENGTH;
   // `lorasft preview ... | head`: a closed pipe ends the preview quietly.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;
@@ -61,10 +67,14 @@ export async function run(argv: string[]): Promise<number> {
   const dataset = loadDataset(file, { checkCount: false });
   if (dataset.length === 0) throw new UserError(`${file}: no examples to preview (the file is empty)`);
   const tok = await loadChatTokenizer(values['base-model'], { jinjaTemplate: values['jinja-template'] });
-  const { examples, stats } = buildExamples(dataset, tok, { maxContextLength, warn: (m) => console.error(`warning: ${m}`) });
+  const { examples, stats } = buildExamples(dataset, tok, {
+    maxContextLength,
+    warn: (m) => console.error(`warning: ${m}`),
+  });
 
   if (values.json) {
-    for (const ex of examples) process.stdout.write(`${JSON.stringify({ line: ex.line, input_ids: ex.inputIds, weights: ex.weights })}\n`);
+    for (const ex of examples)
+      process.stdout.write(`${JSON.stringify({ line: ex.line, input_ids: ex.inputIds, weights: ex.weights })}\n`);
     return 0;
   }
   const color = !!process.stdout.isTTY && !process.env.NO_COLOR;

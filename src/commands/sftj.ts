@@ -36,7 +36,10 @@ function oneId(action: string, fn: (p: ReturnType<typeof parseVerb>, url: string
 async function list(argv: string[]): Promise<number> {
   const p = parseVerb('sftj list', argv, { ...PAGE_FLAGS, filter: { type: 'string' } });
   needArgs('sftj list', p.args, []);
-  const page = await p.client.request('GET', 'supervisedFineTuningJobs', undefined, { ...pageQuery(p, 'sftj list'), filter: p.values.filter as string | undefined });
+  const page = await p.client.request('GET', 'supervisedFineTuningJobs', undefined, {
+    ...pageQuery(p, 'sftj list'),
+    filter: p.values.filter as string | undefined,
+  });
   printPage(p, page, 'supervisedFineTuningJobs', ['name', 'state', 'outputModel', 'createTime']);
   return 0;
 }

@@ -5,11 +5,24 @@ import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
-import { configFlagOptions, configFromFlags, configHelp, readConfigFile, resolveConfig, type TrainConfig } from '../train/config.ts';
+import {
+  configFlagOptions,
+  configFromFlags,
+  configHelp,
+  readConfigFile,
+  resolveConfig,
+  type TrainConfig,
+} from '../train/config.ts';
 import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
 import { readJob, TERMINAL_STATES } from '../train/job.ts';
 import { train } from '../train/train.ts';
-import { adapterBaseModel, requireAdapterDir, requireJobInputs, requireOutputDir, withFsErrors } from '../train/paths.ts';
+import {
+  adapterBaseModel,
+  requireAdapterDir,
+  requireJobInputs,
+  requireOutputDir,
+  withFsErrors,
+} from '../util/paths.ts';
 import { listCheckpoints } from '../train/checkpoint.ts';
 import { acquireJobLock, LOCK_FILE } from '../train/lock.ts';
 import { INPUTS_FILE } from '../train/fingerprint.ts';
@@ -44,7 +57,10 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length) throw new UserError(`lorasft train: unexpected argument '${positionals[0]}' (flags only; see lorasft train --help)`);
+  if (positionals.length)
+    throw new UserError(
+      `lorasft train: unexpected argument '${positionals[0]}' (flags only; see lorasft train --help)`,
+    );
   const notice = (m: string) => console.log(`notice: ${m}`);
   const cli = configFromFlags(values as Record<string, string | boolean | undefined>);
 
@@ -54,12 +70,17 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   let demo: Partial<TrainConfig> = {};
   // The demo only when nothing says what to train: no --config and no model/data flags.
   if (!values.config && !cli.baseModel && !cli.dataset && !cli.warmStartFrom) {
-    console.log(`demo: no --base-model / --dataset given: training the bundled demo (${path.relative(process.cwd(), DEMO_DATASET)})`);
+    console.log(
+      `demo: no --base-model / --dataset given: training the bundled demo (${path.relative(process.cwd(), DEMO_DATASET)})`,
+    );
     demo = { ...DEMO_CONFIG, dataset: DEMO_DATASET, baseModel: ensureDemoModel(), outputModel: DEMO_OUT };
   }
   const cfg = resolveConfig(demo, file, cli);
   if (!cfg.baseModel && cfg.warmStartFrom) cfg.baseModel = adapterBaseModel(cfg.warmStartFrom, '--warm-start-from');
-  if (!cfg.baseModel) throw new UserError('lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)');
+  if (!cfg.baseModel)
+    throw new UserError(
+      'lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)',
+    );
   if (!cfg.dataset) throw new UserError('lorasft train: --dataset FILE.jsonl is required');
   if (!cfg.jobId) cfg.jobId = randomUUID();
   if (!cfg.outputModel) cfg.outputModel = path.join('out', cfg.jobId);
@@ -71,7 +92,8 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const out = cfg.outputModel;
   requireJobInputs(cfg); // before the output dir is created or an old job in it replaced
   requireOutputDir(out, '--output-model');
-  if (path.resolve(out) === path.resolve(cfg.baseModel)) throw new UserError(`--output-model ${out}: must differ from the base model dir`);
+  if (path.resolve(out) === path.resolve(cfg.baseModel))
+    throw new UserError(`--output-model ${out}: must differ from the base model dir`);
   // A job running in OUT_DIR is refused (naming its pid) before anything in it is looked at or replaced.
   const release = fs.existsSync(out) ? acquireJobLock(out, notice) : () => {};
   try {
@@ -81,11 +103,18 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   }
 });
 
-async function start(cfg: TrainConfig, demo: Partial<TrainConfig>, overwrite: boolean, notice: (m: string) => void): Promise<number> {
+async function start(
+  cfg: TrainConfig,
+  demo: Partial<TrainConfig>,
+  overwrite: boolean,
+  notice: (m: string) => void,
+): Promise<number> {
   const out = cfg.outputModel;
   const present = fs.existsSync(out) ? fs.readdirSync(out).filter((f) => f !== LOCK_FILE) : [];
   if (present.length && !present.includes('job.json') && !overwrite) {
-    throw new UserError(`${out}: not empty and holds no lorasft job (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --output-model, or pass --overwrite to write into it`);
+    throw new UserError(
+      `${out}: not empty and holds no lorasft job (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --output-model, or pass --overwrite to write into it`,
+    );
   }
   if (present.includes('job.json')) {
     const prev = readJob(out);
@@ -94,16 +123,37 @@ async function start(cfg: TrainConfig, demo: Partial<TrainConfig>, overwrite: bo
     const unstarted = !fs.existsSync(path.join(out, 'resolved_config.json'));
     const retry = (prev.state === 'JOB_STATE_FAILED' || unstarted) && listCheckpoints(out).length === 0;
     if (!overwrite && !retry) {
-      const hint = TERMINAL_STATES.includes(prev.state) && prev.state !== 'JOB_STATE_CANCELLED' && prev.state !== 'JOB_STATE_FAILED' ? '' : ` continue it with '${lorasftCommand('train', '--resume', abs(out))}', or`;
-      throw new UserError(`${out}: already holds job ${prev.name} (${prev.state});${hint} pass --overwrite to replace it, or choose another --output-model`);
+      const hint =
+        TERMINAL_STATES.includes(prev.state) &&
+        prev.state !== 'JOB_STATE_CANCELLED' &&
+        prev.state !== 'JOB_STATE_FAILED'
+          ? ''
+          : ` continue it with '${lorasftCommand('train', '--resume', abs(out))}', or`;
+      throw new UserError(
+        `${out}: already holds job ${prev.name} (${prev.state});${hint} pass --overwrite to replace it, or choose another --output-model`,
+      );
     }
-    notice(`${out}: replacing the previous job (${prev.state}${retry ? `, no checkpoint to resume: ${unstarted ? 'it was stopped before it started' : prev.status.message}` : ''})`);
-    for (const f of ['checkpoints', 'adapter_model.safetensors', 'adapter_config.json', 'metrics.jsonl', 'loss.svg', INPUTS_FILE]) fs.rmSync(path.join(out, f), { recursive: true, force: true });
+    notice(
+      `${out}: replacing the previous job (${prev.state}${retry ? `, no checkpoint to resume: ${unstarted ? 'it was stopped before it started' : prev.status.message}` : ''})`,
+    );
+    for (const f of [
+      'checkpoints',
+      'adapter_model.safetensors',
+      'adapter_config.json',
+      'metrics.jsonl',
+      'loss.svg',
+      INPUTS_FILE,
+    ])
+      fs.rmSync(path.join(out, f), { recursive: true, force: true });
   }
   const r = await train(cfg);
   if (r.exitCode === 0) {
-    console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')} (+ adapter_config.json, job.json, metrics.jsonl)`);
-    console.log(`try it:  ${lorasftCommand('generate', '--base-model', abs(cfg.baseModel), '--adapter', abs(out), '--prompt', demo.dataset ? 'What is the capital of France?' : 'Hello!')}`);
+    console.log(
+      `adapter: ${path.join(out, 'adapter_model.safetensors')} (+ adapter_config.json, job.json, metrics.jsonl)`,
+    );
+    console.log(
+      `try it:  ${lorasftCommand('generate', '--base-model', abs(cfg.baseModel), '--adapter', abs(out), '--prompt', demo.dataset ? 'What is the capital of France?' : 'Hello!')}`,
+    );
     console.log(`curves:  ${lorasftCommand('plot', abs(out))}`);
   }
   return r.exitCode;
@@ -116,9 +166,13 @@ async function start(cfg: TrainConfig, demo: Partial<TrainConfig>, overwrite: bo
  */
 async function resume(out: string, cli: Partial<TrainConfig>, notice: (m: string) => void): Promise<number> {
   requireDir(out, 'a lorasft train output dir to resume');
-  if (!fs.existsSync(path.join(out, 'job.json'))) throw new UserError(`${out}: not a lorasft job dir (no job.json to resume)`);
+  if (!fs.existsSync(path.join(out, 'job.json')))
+    throw new UserError(`${out}: not a lorasft job dir (no job.json to resume)`);
   const changed = Object.keys(cli).filter((k) => !['backend', 'threads'].includes(k));
-  if (changed.length) throw new UserError(`--resume continues the job exactly as configured; only --backend and --threads may be given (got ${changed.map((k) => `'${k}'`).join(', ')})`);
+  if (changed.length)
+    throw new UserError(
+      `--resume continues the job exactly as configured; only --backend and --threads may be given (got ${changed.map((k) => `'${k}'`).join(', ')})`,
+    );
   const release = acquireJobLock(out, notice);
   try {
     const job = readJob(out);
@@ -127,8 +181,14 @@ async function resume(out: string, cli: Partial<TrainConfig>, notice: (m: string
       return 0;
     }
     const rc = path.join(out, 'resolved_config.json');
-    if (!fs.existsSync(rc)) throw new UserError(`${out}: job ${job.name} was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`);
-    const { backendUsed: _, ...saved } = readJsonObject(rc, 'the resolved config of the job to resume') as unknown as TrainConfig & { backendUsed?: unknown };
+    if (!fs.existsSync(rc))
+      throw new UserError(
+        `${out}: job ${job.name} was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`,
+      );
+    const { backendUsed: _, ...saved } = readJsonObject(
+      rc,
+      'the resolved config of the job to resume',
+    ) as unknown as TrainConfig & { backendUsed?: unknown };
     const cfg = resolveConfig(saved, cli, { outputModel: out });
     const r = await train(cfg, { resume: true });
     if (r.exitCode === 0) console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')}`);
@@ -142,7 +202,8 @@ async function resume(out: string, cli: Partial<TrainConfig>, notice: (m: string
 function adoptAdapterRank(cfg: TrainConfig, notice: (m: string) => void): void {
   requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
   const a = readJsonObject(path.join(cfg.warmStartFrom, 'adapter_config.json'), 'expected a PEFT adapter config');
-  if (typeof a.r === 'number' && a.r !== cfg.loraRank) notice(`warm start: LoRA rank ${a.r} from ${cfg.warmStartFrom} (not ${cfg.loraRank})`);
+  if (typeof a.r === 'number' && a.r !== cfg.loraRank)
+    notice(`warm start: LoRA rank ${a.r} from ${cfg.warmStartFrom} (not ${cfg.loraRank})`);
   if (typeof a.r === 'number') cfg.loraRank = a.r;
   if (typeof a.lora_alpha === 'number') cfg.loraAlpha = a.lora_alpha;
 }

@@ -34,12 +34,18 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError(`lorasft validate: expected one dataset file, got ${positionals.length} (see lorasft validate --help)`);
+  if (positionals.length !== 1)
+    throw new UserError(
+      `lorasft validate: expected one dataset file, got ${positionals.length} (see lorasft validate --help)`,
+    );
   const epochs = numberFlag('validate', 'epochs', values.epochs, { above: 0 });
   const maxProblems = numberFlag('validate', 'max-problems', values['max-problems'], { integer: true, min: 1 });
-  const maxContextLength = numberFlag('validate', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ?? DEFAULT_MAX_CONTEXT_LENGTH;
+  const maxContextLength =
+    numberFlag('validate', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ??
+    DEFAULT_MAX_CONTEXT_LENGTH;
   const baseModel = values['base-model'];
-  if (!baseModel && (values['jinja-template'] || values['max-context-length'])) throw new UserError('lorasft validate: --jinja-template and --max-context-length need --base-model');
+  if (!baseModel && (values['jinja-template'] || values['max-context-length']))
+    throw new UserError('lorasft validate: --jinja-template and --max-context-length need --base-model');
   const file = positionals[0];
   const res = validateDataset(file, { epochs, maxProblems, keepExamples: !!baseModel });
 

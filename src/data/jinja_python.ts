@@ -15,7 +15,7 @@ const PY_SPACE = new Set(Array.from(' \t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u
 for (let c = 0x2000; c <= 0x200a; c++) PY_SPACE.add(String.fromCharCode(c));
 
 /** Python's str.strip/lstrip/rstrip: `chars` is a set of characters (code points); null = whitespace. */
-export function pyStrip(s: string, chars: string | null, left = true, right = true): string {
+function pyStrip(s: string, chars: string | null, left = true, right = true): string {
   const drop = chars === null ? PY_SPACE : new Set(Array.from(chars));
   const cps = Array.from(s);
   let i = 0;
@@ -26,11 +26,13 @@ export function pyStrip(s: string, chars: string | null, left = true, right = tr
 }
 
 /** Python's str.split(sep=None, maxsplit=-1). */
-export function pySplit(s: string, sep: string | null, maxsplit = -1): string[] {
+function pySplit(s: string, sep: string | null, maxsplit = -1): string[] {
   if (sep === '') throw new Error('ValueError: empty separator');
   if (sep !== null) {
     const parts = s.split(sep);
-    return maxsplit >= 0 && parts.length > maxsplit + 1 ? [...parts.slice(0, maxsplit), parts.slice(maxsplit).join(sep)] : parts;
+    return maxsplit >= 0 && parts.length > maxsplit + 1
+      ? [...parts.slice(0, maxsplit), parts.slice(maxsplit).join(sep)]
+      : parts;
   }
   // Runs of whitespace separate; leading whitespace is skipped; the remainder after maxsplit keeps its own.
   const cps = Array.from(s);
@@ -52,7 +54,7 @@ export function pySplit(s: string, sep: string | null, maxsplit = -1): string[] 
 }
 
 /** Python's str.capitalize(): first character upper-cased, the rest lower-cased. */
-export function pyCapitalize(s: string): string {
+function pyCapitalize(s: string): string {
   const [first = '', ...rest] = Array.from(s);
   return first.toUpperCase() + rest.join('').toLowerCase();
 }
@@ -85,7 +87,7 @@ function charsArg(v: Runtime | undefined, method: string): string | null {
 let installed = false;
 
 /** Install the Python semantics into @huggingface/jinja (idempotent; createChatTemplate calls it). */
-export function installPythonStringSemantics(): void {
+function installPythonStringSemantics(): void {
   if (installed) return;
   installed = true;
   const { StringValue, FunctionValue, IntegerValue } = runtimeClasses();
@@ -101,15 +103,30 @@ export function installPythonStringSemantics(): void {
       if (patched.has(m)) return m;
       patched.add(m);
       const s = this.value;
-      m.set('strip', fn(([c]) => str(pyStrip(s, charsArg(c, 'strip')))));
-      m.set('lstrip', fn(([c]) => str(pyStrip(s, charsArg(c, 'lstrip'), true, false))));
-      m.set('rstrip', fn(([c]) => str(pyStrip(s, charsArg(c, 'rstrip'), false, true))));
-      m.set('split', fn(([sep, max]) => {
-        const n = max === undefined || max.type === 'NullValue' ? -1 : Number(max.value);
-        const parts = pySplit(s, charsArg(sep, 'split'), n);
-        return new (arrayClass())(parts.map(str));
-      }));
-      m.set('capitalize', fn(() => str(pyCapitalize(s))));
+      m.set(
+        'strip',
+        fn(([c]) => str(pyStrip(s, charsArg(c, 'strip')))),
+      );
+      m.set(
+        'lstrip',
+        fn(([c]) => str(pyStrip(s, charsArg(c, 'lstrip'), true, false))),
+      );
+      m.set(
+        'rstrip',
+        fn(([c]) => str(pyStrip(s, charsArg(c, 'rstrip'), false, true))),
+      );
+      m.set(
+        'split',
+        fn(([sep, max]) => {
+          const n = max === undefined || max.type === 'NullValue' ? -1 : Number(max.value);
+          const parts = pySplit(s, charsArg(sep, 'split'), n);
+          return new (arrayClass())(parts.map(str));
+        }),
+      );
+      m.set(
+        'capitalize',
+        fn(() => str(pyCapitalize(s))),
+      );
       return m;
     },
   });
@@ -122,11 +139,18 @@ export function installPythonStringSemantics(): void {
     };
   }
   // |trim and |trim(chars): jinja2's do_trim is str.strip(chars).
-  const iproto = Interpreter.prototype as unknown as { applyFilter: (o: Runtime, f: FilterNode, e: Environment) => Runtime; evaluateArguments: (a: unknown[], e: Environment) => [Runtime[], Map<string, Runtime>] };
+  const iproto = Interpreter.prototype as unknown as {
+    applyFilter: (o: Runtime, f: FilterNode, e: Environment) => Runtime;
+    evaluateArguments: (a: unknown[], e: Environment) => [Runtime[], Map<string, Runtime>];
+  };
   const applyFilter = iproto.applyFilter;
   iproto.applyFilter = function (this: typeof iproto, operand, node, env) {
     const name = node.type === 'Identifier' ? node.value : node.callee?.type === 'Identifier' ? node.callee.value : '';
-    if (name === 'string' && ['ArrayValue', 'TupleValue', 'ObjectValue', 'BooleanValue', 'NullValue'].includes(operand.type)) return str(pyRepr(operand));
+    if (
+      name === 'string' &&
+      ['ArrayValue', 'TupleValue', 'ObjectValue', 'BooleanValue', 'NullValue'].includes(operand.type)
+    )
+      return str(pyRepr(operand));
     if (operand.type === 'StringValue') {
       if (name === 'trim') {
         const [args, kw] = node.type === 'Identifier' ? [[], new Map()] : this.evaluateArguments(node.args ?? [], env);
@@ -139,19 +163,26 @@ export function installPythonStringSemantics(): void {
 }
 
 /** Python's repr() of a template value: 'str' (quotes and escapes as Python), [list], (tuple,), {'dict': ...}. */
-export function pyRepr(v: Runtime): string {
+function pyRepr(v: Runtime): string {
   switch (v.type) {
-    case 'StringValue': return pyStrRepr(v.value as string);
-    case 'NullValue': case 'UndefinedValue': return 'None';
-    case 'BooleanValue': return v.value ? 'True' : 'False';
-    case 'ArrayValue': return `[${(v.value as Runtime[]).map(pyRepr).join(', ')}]`;
+    case 'StringValue':
+      return pyStrRepr(v.value as string);
+    case 'NullValue':
+    case 'UndefinedValue':
+      return 'None';
+    case 'BooleanValue':
+      return v.value ? 'True' : 'False';
+    case 'ArrayValue':
+      return `[${(v.value as Runtime[]).map(pyRepr).join(', ')}]`;
     case 'TupleValue': {
       const xs = (v.value as Runtime[]).map(pyRepr);
       return `(${xs.join(', ')}${xs.length === 1 ? ',' : ''})`;
     }
-    case 'ObjectValue': case 'KeywordArgumentsValue':
+    case 'ObjectValue':
+    case 'KeywordArgumentsValue':
       return `{${[...(v.value as Map<string, Runtime>)].map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`).join(', ')}}`;
-    default: return String(v);
+    default:
+      return String(v);
   }
 }
 
@@ -166,7 +197,12 @@ function pyStrRepr(s: string): string {
     else if (ch === '\r') out += '\\r';
     else if (ch === '\t') out += '\\t';
     else if (ch !== ' ' && /[\p{C}\p{Z}]/u.test(ch)) {
-      out += c < 0x100 ? `\\x${c.toString(16).padStart(2, '0')}` : c < 0x10000 ? `\\u${c.toString(16).padStart(4, '0')}` : `\\U${c.toString(16).padStart(8, '0')}`;
+      out +=
+        c < 0x100
+          ? `\\x${c.toString(16).padStart(2, '0')}`
+          : c < 0x10000
+            ? `\\u${c.toString(16).padStart(4, '0')}`
+            : `\\U${c.toString(16).padStart(8, '0')}`;
     } else out += ch;
   }
   return out + q;
@@ -191,16 +227,42 @@ function arrayClass(): RuntimeClass {
 }
 
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
-const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTHS = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 
 /** Python's datetime.strftime for the directives chat templates use (Llama 3.x: "%d %b %Y"), local time. */
-export function pyStrftime(d: Date, fmt: string): string {
+function pyStrftime(d: Date, fmt: string): string {
   const p2 = (n: number) => String(n).padStart(2, '0');
   const map: Record<string, () => string> = {
-    d: () => p2(d.getDate()), m: () => p2(d.getMonth() + 1), Y: () => String(d.getFullYear()), y: () => p2(d.getFullYear() % 100),
-    b: () => MONTHS[d.getMonth()].slice(0, 3), B: () => MONTHS[d.getMonth()], a: () => DAYS[d.getDay()].slice(0, 3), A: () => DAYS[d.getDay()],
-    H: () => p2(d.getHours()), I: () => p2(d.getHours() % 12 || 12), M: () => p2(d.getMinutes()), S: () => p2(d.getSeconds()),
-    p: () => (d.getHours() < 12 ? 'AM' : 'PM'), j: () => String(Math.floor((Date.UTC(d.getFullYear(), d.getMonth(), d.getDate()) - Date.UTC(d.getFullYear(), 0, 0)) / 864e5)).padStart(3, '0'),
+    d: () => p2(d.getDate()),
+    m: () => p2(d.getMonth() + 1),
+    Y: () => String(d.getFullYear()),
+    y: () => p2(d.getFullYear() % 100),
+    b: () => MONTHS[d.getMonth()].slice(0, 3),
+    B: () => MONTHS[d.getMonth()],
+    a: () => DAYS[d.getDay()].slice(0, 3),
+    A: () => DAYS[d.getDay()],
+    H: () => p2(d.getHours()),
+    I: () => p2(d.getHours() % 12 || 12),
+    M: () => p2(d.getMinutes()),
+    S: () => p2(d.getSeconds()),
+    p: () => (d.getHours() < 12 ? 'AM' : 'PM'),
+    j: () =>
+      String(
+        Math.floor((Date.UTC(d.getFullYear(), d.getMonth(), d.getDate()) - Date.UTC(d.getFullYear(), 0, 0)) / 864e5),
+      ).padStart(3, '0'),
     '%': () => '%',
   };
   return fmt.replace(/%(.)/g, (all, c: string) => {
@@ -220,7 +282,7 @@ function pyRange(start: number, stop?: number, step = 1): number[] {
 }
 
 /** Thrown by the template's raise_exception (transformers: jinja2 TemplateError(message)). */
-export class TemplateRaise extends Error {}
+class TemplateRaise extends Error {}
 
 /**
  * Render a parsed template in transformers' environment: jinja2's constants and range, raise_exception,
@@ -230,7 +292,13 @@ export function renderTemplate(tpl: { parsed: unknown }, vars: Record<string, un
   installPythonStringSemantics();
   const env = new Environment();
   const globals: Record<string, unknown> = {
-    false: false, true: true, none: null, False: false, True: true, None: null, range: pyRange,
+    false: false,
+    true: true,
+    none: null,
+    False: false,
+    True: true,
+    None: null,
+    range: pyRange,
     raise_exception: (msg: unknown) => {
       throw new TemplateRaise(String(msg));
     },

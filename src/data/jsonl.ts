@@ -19,7 +19,10 @@ const BOM = [0xef, 0xbb, 0xbf];
  * final `\n` is not. Lines longer than `maxLineBytes` are skipped over without buffering and
  * yielded with `bytes: null` so the caller can report them.
  */
-export function* readLines(file: string, opts: { maxLineBytes?: number; chunkBytes?: number } = {}): Generator<RawLine> {
+export function* readLines(
+  file: string,
+  opts: { maxLineBytes?: number; chunkBytes?: number } = {},
+): Generator<RawLine> {
   const maxLineBytes = opts.maxLineBytes ?? 256 * 1024 * 1024;
   const chunk = Buffer.allocUnsafe(opts.chunkBytes ?? 1 << 20);
   const fd = openFile(file);
@@ -69,11 +72,19 @@ export function firstInvalidUtf8(b: Uint8Array): number {
     const c = b[i];
     let n = 0;
     let min = 0;
-    if (c < 0x80) { i++; continue; }
-    else if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; }
-    else return i;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+    } else return i;
     let cp = c & (0x3f >> n);
     for (let k = 1; k <= n; k++) {
       const d = b[i + k];

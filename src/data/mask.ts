@@ -51,7 +51,12 @@ function endOfFirstEot(s: string, from: number, eots: string[]): number {
  * Render `messages` and find the trained span of each assistant turn in `trainTurns` (message indices).
  * Throws UserError (without file:line; the caller adds it) when the template breaks the prefix property.
  */
-export function renderWithSpans(messages: ChatMessage[], trainTurns: number[], tok: ChatTokenizer, tools?: unknown[]): RenderedConversation {
+export function renderWithSpans(
+  messages: ChatMessage[],
+  trainTurns: number[],
+  tok: ChatTokenizer,
+  tools?: unknown[],
+): RenderedConversation {
   const text = tok.render(messages, { tools });
   const spans: Span[] = [];
   const eots = tok.endOfTurnTokens;
@@ -59,12 +64,16 @@ export function renderWithSpans(messages: ChatMessage[], trainTurns: number[], t
     const ctx = tok.render(messages.slice(0, k), { tools, addGenerationPrompt: true });
     if (!text.startsWith(ctx)) {
       const d = firstDiff(ctx, text);
-      throw new UserError(`chat template breaks the prefix property: messages[0..${k}) rendered with the generation prompt is not a prefix of the whole conversation (they differ at character ${d}: ${around(ctx, d)} vs ${around(text, d)})`);
+      throw new UserError(
+        `chat template breaks the prefix property: messages[0..${k}) rendered with the generation prompt is not a prefix of the whole conversation (they differ at character ${d}: ${around(ctx, d)} vs ${around(text, d)})`,
+      );
     }
     const upto = tok.render(messages.slice(0, k + 1), { tools });
     if (!upto.startsWith(ctx)) {
       const d = firstDiff(ctx, upto);
-      throw new UserError(`chat template breaks the prefix property: its generation prompt does not match how it renders assistant message ${k} (differ at character ${d}: ${around(ctx, d)} vs ${around(upto, d)})`);
+      throw new UserError(
+        `chat template breaks the prefix property: its generation prompt does not match how it renders assistant message ${k} (differ at character ${d}: ${around(ctx, d)} vs ${around(upto, d)})`,
+      );
     }
     const turn = upto.slice(ctx.length);
     const cut = endOfLastEot(turn, eots);
@@ -79,12 +88,18 @@ export function renderWithSpans(messages: ChatMessage[], trainTurns: number[], t
       end = endOfFirstEot(text, start, eots);
       if (end === -1) {
         const d = start + firstDiff(trained, text.slice(start));
-        throw new UserError(`chat template breaks the prefix property: assistant message ${k} renders differently when later messages follow (at character ${d}: ${around(text, d)}) and the template has no end-of-turn token to delimit it`);
+        throw new UserError(
+          `chat template breaks the prefix property: assistant message ${k} renders differently when later messages follow (at character ${d}: ${around(text, d)}) and the template has no end-of-turn token to delimit it`,
+        );
       }
     }
-    if (end <= start) throw new UserError(`assistant message ${k} renders to no text (empty content and no end-of-turn token)`);
+    if (end <= start)
+      throw new UserError(`assistant message ${k} renders to no text (empty content and no end-of-turn token)`);
     const prev = spans[spans.length - 1];
-    if (prev && start < prev[1]) throw new UserError(`chat template breaks the prefix property: assistant message ${k} overlaps the previous trained turn`);
+    if (prev && start < prev[1])
+      throw new UserError(
+        `chat template breaks the prefix property: assistant message ${k} overlaps the previous trained turn`,
+      );
     spans.push([start, end]);
   }
   return { text, spans };
@@ -104,7 +119,12 @@ export interface MaskedTokens {
  * boundaries are exact. Otherwise (a merge across a boundary) fall back to offsets from decoding prefixes:
  * a token is trained when its characters overlap a span.
  */
-export function tokenizeWithSpans(text: string, spans: Span[], tok: ChatTokenizer, opts: { forceDecode?: boolean } = {}): MaskedTokens {
+export function tokenizeWithSpans(
+  text: string,
+  spans: Span[],
+  tok: ChatTokenizer,
+  opts: { forceDecode?: boolean } = {},
+): MaskedTokens {
   const ids = tok.encode(text);
   if (!opts.forceDecode) {
     const segIds: number[] = [];
@@ -123,14 +143,18 @@ export function tokenizeWithSpans(text: string, spans: Span[], tok: ChatTokenize
       pos = e;
     }
     push(pos, text.length, 0);
-    if (segIds.length === ids.length && segIds.every((id, i) => id === ids[i])) return { ids, trained: Uint8Array.from(flags), method: 'segments' };
+    if (segIds.length === ids.length && segIds.every((id, i) => id === ids[i]))
+      return { ids, trained: Uint8Array.from(flags), method: 'segments' };
   }
   return { ids, trained: maskByDecoding(text, ids, spans, tok), method: 'decode' };
 }
 
 /** Offsets by decoding: end(i) = length of decode(ids[0..i]); binary search keeps it O(log T) decodes per boundary. */
 function maskByDecoding(text: string, ids: number[], spans: Span[], tok: ChatTokenizer): Uint8Array {
-  if (tok.decode(ids) !== text) throw new UserError('cannot map the loss mask to tokens: the tokenizer does not decode the rendered text back exactly');
+  if (tok.decode(ids) !== text)
+    throw new UserError(
+      'cannot map the loss mask to tokens: the tokenizer does not decode the rendered text back exactly',
+    );
   const cache = new Map<number, number>();
   const end = (i: number): number => {
     // characters covered by tokens [0, i)

@@ -4,8 +4,8 @@ import { mulberry32, shuffledIndices } from '../util/random.ts';
 import type { PackedRow, TokenizedExample } from './types.ts';
 
 /**
- * Open rows indexed by free space, so "the fullest row that still fits L tokens" is one O(log C) query:
- * a segment tree over free = 0..C holding, per leaf, how many open rows have that much room.
+ * Open rows indexed by free space, so "the fullest row that still fits L tokens" is one O(log cap) query:
+ * a segment tree over free = 0..cap holding, per leaf, how many open rows have that much room.
  */
 class FreeSpaceIndex {
   private size = 1;
@@ -76,20 +76,20 @@ export interface PackOptions {
  * token of every segment (a0, b0) has weight 0: nothing in its segment predicts it.
  */
 export function packExamples(examples: TokenizedExample[], opts: PackOptions): PackedRow[] {
-  const C = opts.batchSize;
+  const cap = opts.batchSize;
   const maxSamples = opts.batchSizeSamples ?? Infinity;
-  if (!Number.isInteger(C) || C < 1) throw new UserError(`batchSize must be a positive integer, got ${C}`);
+  if (!Number.isInteger(cap) || cap < 1) throw new UserError(`batchSize must be a positive integer, got ${cap}`);
   if (!(maxSamples >= 1)) throw new UserError(`batchSizeSamples must be >= 1, got ${opts.batchSizeSamples}`);
   const rand = mulberry32(opts.seed);
   const order = shuffledIndices(examples.length, rand);
   order.sort((i, j) => examples[j].inputIds.length - examples[i].inputIds.length); // stable (ES2019)
 
   const rows: number[][] = []; // example indices per row
-  const index = new FreeSpaceIndex(C);
+  const index = new FreeSpaceIndex(cap);
   for (const e of order) {
     const len = examples[e].inputIds.length;
     if (len === 0) continue;
-    if (len >= C) {
+    if (len >= cap) {
       rows.push([e]); // fills (or overflows) a row by itself
       continue;
     }
@@ -99,7 +99,7 @@ export function packExamples(examples: TokenizedExample[], opts: PackOptions): P
     if (hit) ({ row, free } = hit);
     else {
       row = rows.push([]) - 1;
-      free = C;
+      free = cap;
     }
     rows[row].push(e);
     free -= len;
@@ -111,7 +111,11 @@ export function packExamples(examples: TokenizedExample[], opts: PackOptions): P
 function buildRow(members: number[], examples: TokenizedExample[]): PackedRow {
   const T = members.reduce((n, e) => n + examples[e].inputIds.length, 0);
   const row: PackedRow = {
-    inputIds: new Int32Array(T), weights: new Float32Array(T), positionIds: new Int32Array(T), segmentIds: new Int32Array(T), examples: members,
+    inputIds: new Int32Array(T),
+    weights: new Float32Array(T),
+    positionIds: new Int32Array(T),
+    segmentIds: new Int32Array(T),
+    examples: members,
   };
   let t = 0;
   members.forEach((e, seg) => {

@@ -5,7 +5,7 @@ import type { ChatTokenizer } from './tokenizer.ts';
 import { expandConversation, type Conversation } from './expand.ts';
 import type { DatasetExample, TokenizedExample } from './types.ts';
 
-export { expandConversation, type Conversation };
+export { type Conversation };
 
 export const DEFAULT_MAX_CONTEXT_LENGTH = 32768;
 
@@ -15,14 +15,22 @@ export const DEFAULT_MAX_CONTEXT_LENGTH = 32768;
  * text that is really dropped fails.
  */
 function rendersAll(field: string, span: string): boolean {
-  return field.split(/<\/?think>|\n/).map((p) => p.trim()).every((p) => !p || span.includes(p));
+  return field
+    .split(/<\/?think>|\n/)
+    .map((p) => p.trim())
+    .every((p) => !p || span.includes(p));
 }
 
 /**
  * What the template silently left out of this conversation (tools, tool_calls, reasoning or content of a
  * trained turn), found by looking for the text in the render. Such data is neither seen nor trained.
  */
-export function templateOmissions(conv: Conversation, text: string, spans: [number, number][], tools?: unknown[]): string[] {
+export function templateOmissions(
+  conv: Conversation,
+  text: string,
+  spans: [number, number][],
+  tools?: unknown[],
+): string[] {
   const out: string[] = [];
   const name = (t: unknown) => (t as { function?: { name?: string } })?.function?.name;
   if (tools?.length && !tools.some((t) => name(t) && text.includes(name(t)!))) out.push('the tools');
@@ -30,8 +38,10 @@ export function templateOmissions(conv: Conversation, text: string, spans: [numb
     const m = conv.messages[k];
     const span = text.slice(spans[j][0], spans[j][1]);
     if (!rendersAll(m.content, span)) out.push(`the content of assistant message ${k}`);
-    if (m.tool_calls?.some((c) => !span.includes(c.function.name))) out.push(`the tool_calls of assistant message ${k}`);
-    if (m.reasoning_content && !rendersAll(m.reasoning_content, span)) out.push(`the reasoning_content of assistant message ${k}`);
+    if (m.tool_calls?.some((c) => !span.includes(c.function.name)))
+      out.push(`the tool_calls of assistant message ${k}`);
+    if (m.reasoning_content && !rendersAll(m.reasoning_content, span))
+      out.push(`the reasoning_content of assistant message ${k}`);
   });
   return out;
 }
@@ -71,11 +81,24 @@ export interface BuildOptions {
  * Render, mask, expand and truncate every example. Template failures and broken prefix properties throw
  * UserError `FILE:LINE: ...`; truncation warns through `opts.warn`, naming the example.
  */
-export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, opts: BuildOptions): { examples: TokenizedExample[]; stats: BuildStats } {
+export function buildExamples(
+  examples: DatasetExample[],
+  tok: ChatTokenizer,
+  opts: BuildOptions,
+): { examples: TokenizedExample[]; stats: BuildStats } {
   const max = opts.maxContextLength;
   if (!Number.isInteger(max) || max < 2) throw new UserError(`maxContextLength must be an integer >= 2, got ${max}`);
   const warn = opts.warn ?? ((m: string) => console.warn(m));
-  const stats: BuildStats = { rawTokens: 0, tunedTokens: 0, trainedTokens: 0, truncated: 0, dropped: 0, examples: 0, decodeFallback: 0, failed: 0 };
+  const stats: BuildStats = {
+    rawTokens: 0,
+    tunedTokens: 0,
+    trainedTokens: 0,
+    truncated: 0,
+    dropped: 0,
+    examples: 0,
+    decodeFallback: 0,
+    failed: 0,
+  };
   const out: TokenizedExample[] = [];
   let omitted = 0; // examples where the template dropped data; the first few are named
   for (const ex of examples) {
@@ -89,29 +112,31 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
       for (const conv of convs) {
         const { text, spans } = renderWithSpans(conv.messages, conv.trainTurns, tok, ex.tools);
         const missing = templateOmissions(conv, text, spans, ex.tools);
-        if (missing.length && omitted++ < 5) warn(where(`the chat template does not render ${missing.join(', ')}: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)`));
+        if (missing.length && omitted++ < 5)
+          warn(
+            where(
+              `the chat template does not render ${missing.join(', ')}: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)`,
+            ),
+          );
         const masked = tokenizeWithSpans(text, spans, tok, { forceDecode: opts.forceDecode });
         if (masked.method === 'decode') stats.decodeFallback++;
         if (convs.length === 1 && conv.messages.length === ex.messages.length) {
           stats.rawTokens += masked.ids.length;
           rawCounted = true;
         }
-        let ids = masked.ids;
-        let trained = masked.trained;
-        trained[0] = 0; // nothing in the example predicts its first token
-        if (!trained.some((t) => t === 1)) throw new UserError('the chat template leaves no trained token in this example');
-        if (ids.length > max) {
-          const lost = trained.subarray(max).reduce((a, b) => a + b, 0);
-          ids = ids.slice(0, max);
-          trained = trained.subarray(0, max);
+        masked.trained[0] = 0; // nothing in the example predicts its first token
+        if (!masked.trained.some((t) => t === 1))
+          throw new UserError('the chat template leaves no trained token in this example');
+        const { ids, trained, lost } = truncateTo(masked.ids, masked.trained, max);
+        if (ids.length < masked.ids.length) {
           stats.truncated++;
           const left = trained.reduce((a, b) => a + b, 0);
+          const why = left === 0 ? 'it has no trained token left, so it is skipped' : `(${lost} trained tokens cut)`;
+          warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} ${why}`));
           if (left === 0) {
             stats.dropped++;
-            warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} it has no trained token left, so it is skipped`));
             continue;
           }
-          warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} (${lost} trained tokens cut)`));
         }
         const weights = Array.from(trained, (t) => (t ? w : 0));
         stats.tunedTokens += ids.length;
@@ -130,6 +155,21 @@ export function buildExamples(examples: DatasetExample[], tok: ChatTokenizer, op
   }
   if (omitted > 5) warn(`the chat template left data out of ${omitted} training examples in all (first 5 named above)`);
   stats.examples = out.length;
-  if (examples.length > 0 && out.length === 0 && stats.failed === 0) throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);
+  if (examples.length > 0 && out.length === 0 && stats.failed === 0)
+    throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);
   return { examples: out, stats };
+}
+
+/** The first `max` tokens and their trained flags, and how many trained tokens were cut. */
+function truncateTo<I extends { length: number; slice(a: number, b: number): I }>(
+  ids: I,
+  trained: Uint8Array,
+  max: number,
+): { ids: I; trained: Uint8Array; lost: number } {
+  if (ids.length <= max) return { ids, trained, lost: 0 };
+  return {
+    ids: ids.slice(0, max),
+    trained: trained.subarray(0, max),
+    lost: trained.subarray(max).reduce((a, b) => a + b, 0),
+  };
 }

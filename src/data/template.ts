@@ -17,7 +17,6 @@ export interface TemplateEnv {
   now?: () => Date;
 }
 
-
 /** A compiled chat template; `render` throws UserError('chat template error: ...') on template failures. */
 export interface ChatTemplate {
   render(messages: ChatMessage[], opts?: RenderOptions): string;
@@ -27,8 +26,12 @@ export interface ChatTemplate {
 
 /** `jinjaTemplate` is template text when it contains `{{` or `{%`, otherwise a path to a template file. */
 export function readTemplateOverride(jinjaTemplate: string): { text: string; source: string } {
-  if (jinjaTemplate.includes('{{') || jinjaTemplate.includes('{%')) return { text: jinjaTemplate, source: 'jinjaTemplate text' };
-  return { text: readTextFile(jinjaTemplate, 'expected a jinja chat template file, or template text containing {{ or {%'), source: jinjaTemplate };
+  if (jinjaTemplate.includes('{{') || jinjaTemplate.includes('{%'))
+    return { text: jinjaTemplate, source: 'jinjaTemplate text' };
+  return {
+    text: readTextFile(jinjaTemplate, 'expected a jinja chat template file, or template text containing {{ or {%'),
+    source: jinjaTemplate,
+  };
 }
 
 /**
@@ -39,10 +42,13 @@ export function pickTemplate(chatTemplate: unknown, hasTools: boolean, where: st
   if (typeof chatTemplate === 'string') return chatTemplate;
   if (Array.isArray(chatTemplate)) {
     const byName = new Map<string, string>();
-    for (const t of chatTemplate) if (t && typeof t.name === 'string' && typeof t.template === 'string') byName.set(t.name, t.template);
+    for (const t of chatTemplate)
+      if (t && typeof t.name === 'string' && typeof t.template === 'string') byName.set(t.name, t.template);
     const hit = (hasTools && byName.get('tool_use')) || byName.get('default');
     if (hit) return hit;
-    throw new UserError(`${where}: chat_template has no 'default' template (has: ${[...byName.keys()].join(', ') || 'none'}); pass --jinja-template`);
+    throw new UserError(
+      `${where}: chat_template has no 'default' template (has: ${[...byName.keys()].join(', ') || 'none'}); pass --jinja-template`,
+    );
   }
   throw new UserError(`${where}: no chat_template in tokenizer_config.json; pass --jinja-template FILE`);
 }
@@ -61,7 +67,12 @@ function toTemplateMessage(m: ChatMessage): Record<string, unknown> {
  * Build a ChatTemplate. `chatTemplate` is the raw tokenizer_config value (or override text);
  * `specialTokens` are bos_token, eos_token, ... passed to the template as variables.
  */
-export function createChatTemplate(chatTemplate: unknown, specialTokens: Record<string, string>, source: string, env: TemplateEnv = {}): ChatTemplate {
+export function createChatTemplate(
+  chatTemplate: unknown,
+  specialTokens: Record<string, string>,
+  source: string,
+  env: TemplateEnv = {},
+): ChatTemplate {
   const now = env.now ?? (() => new Date());
   const compiled = new Map<string, Template>();
   const compile = (text: string): Template => {
@@ -83,13 +94,17 @@ export function createChatTemplate(chatTemplate: unknown, specialTokens: Record<
       const hasTools = !!opts.tools && opts.tools.length > 0;
       const tpl = compile(pickTemplate(chatTemplate, hasTools, source));
       try {
-        return renderTemplate(tpl, {
-          ...specialTokens,
-          messages: messages.map(toTemplateMessage),
-          tools: hasTools ? opts.tools : null,
-          documents: null,
-          add_generation_prompt: opts.addGenerationPrompt ?? false,
-        }, now);
+        return renderTemplate(
+          tpl,
+          {
+            ...specialTokens,
+            messages: messages.map(toTemplateMessage),
+            tools: hasTools ? opts.tools : null,
+            documents: null,
+            add_generation_prompt: opts.addGenerationPrompt ?? false,
+          },
+          now,
+        );
       } catch (e) {
         throw new UserError(`chat template error: ${(e as Error).message}`);
       }

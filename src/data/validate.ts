@@ -1,14 +1,13 @@
 // Dataset validation: stream a JSONL file line by line, check every row (row.ts) and the
 // dataset-level rules (3 <= examples <= 3M, examples x epochs <= 3M, root weight on all rows or none).
-import * as fs from 'node:fs';
 import { UserError, at } from '../errors.ts';
 import { requireFile } from '../util/files.ts';
 import { firstInvalidUtf8, readLines } from './jsonl.ts';
 import { checkRow } from './row.ts';
 import type { DatasetExample } from './types.ts';
 
-export const MIN_EXAMPLES = 3;
-export const MAX_EXAMPLES = 3_000_000;
+const MIN_EXAMPLES = 3;
+const MAX_EXAMPLES = 3_000_000;
 /** Cap on examples x epochs. */
 export const MAX_EXAMPLE_EPOCHS = 3_000_000;
 
@@ -25,7 +24,7 @@ export interface ValidateOptions {
   keepExamples?: boolean;
 }
 
-export interface DatasetStats {
+interface DatasetStats {
   examples: number;
   messages: number;
   assistantTurns: number;
@@ -55,7 +54,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** `invalid JSON` with the parser's reason, a short excerpt, and a hint for NaN / Infinity. */
 function jsonProblem(text: string, e: Error): string {
-  const reason = e.message.replace(/\s+/g, ' ').replace(/, (\.\.\.)?".*" is not valid JSON$/s, '').slice(0, 120);
+  const reason = e.message
+    .replace(/\s+/g, ' ')
+    .replace(/, (\.\.\.)?".*" is not valid JSON$/s, '')
+    .slice(0, 120);
   // NaN / Infinity outside strings: a rough check is enough for a hint.
   const hint = /[:\[,]\s*-?(NaN|Infinity)\s*[,\]}]/.test(text) ? ' (NaN and Infinity are not valid JSON numbers)' : '';
   return `invalid JSON: ${reason}${hint}`;
@@ -66,65 +68,40 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
   requireFile(file, 'expected a .jsonl dataset');
   const maxProblems = opts.maxProblems ?? 100;
   const res: ValidationResult = {
-    file, examples: [], problems: [], problemCount: 0,
-    stats: { examples: 0, messages: 0, assistantTurns: 0, trainedTurns: 0, contextOnlyTurns: 0, withReasoning: 0, withTools: 0, toolCalls: 0, sampleWeights: null },
+    file,
+    examples: [],
+    problems: [],
+    problemCount: 0,
+    stats: {
+      examples: 0,
+      messages: 0,
+      assistantTurns: 0,
+      trainedTurns: 0,
+      contextOnlyTurns: 0,
+      withReasoning: 0,
+      withTools: 0,
+      toolCalls: 0,
+      sampleWeights: null,
+    },
   };
   const problem = (line: number | undefined, msg: string) => addProblem(res, at(file, line, msg), maxProblems);
   const withWeight: number[] = [];
   const withoutWeight: number[] = [];
   let rows = 0;
   for (const raw of readLines(file, { maxLineBytes: opts.maxLineBytes })) {
-    if (raw.bytes === null) {
-      rows++;
-      problem(raw.line, `line is ${raw.length} bytes, longer than the ${opts.maxLineBytes ?? 256 * 1024 * 1024}-byte limit`);
+    const parsed = parseLine(raw, opts.maxLineBytes);
+    if (parsed.row) rows++;
+    if (parsed.problem !== undefined) {
+      problem(raw.line, parsed.problem);
       continue;
     }
-    let text: string;
-    try {
-      text = utf8.decode(raw.bytes);
-    } catch {
-      rows++;
-      const off = firstInvalidUtf8(raw.bytes);
-      problem(raw.line, `invalid UTF-8 at byte ${off + 1} of the line (0x${raw.bytes[off]?.toString(16).padStart(2, '0')}); save the file as UTF-8`);
-      continue;
-    }
-    if (text.trim() === '') {
-      problem(raw.line, 'blank line (every line must hold one JSON example; remove empty lines)');
-      continue;
-    }
-    rows++;
-    if (text.charCodeAt(0) === 0xfeff) {
-      problem(raw.line, 'stray byte-order mark (U+FEFF) at the start of the line');
-      continue;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      problem(raw.line, jsonProblem(text, e as Error));
-      continue;
-    }
+    const value = parsed.value;
     const { example, problems } = checkRow(value, raw.line);
     for (const p of problems) problem(raw.line, p);
     if (!example) continue;
     example.file = file;
     (example.weight === undefined ? withoutWeight : withWeight).push(raw.line);
-    const s = res.stats;
-    s.messages += example.messages.length;
-    for (const m of example.messages) {
-      if (m.role !== 'assistant') continue;
-      s.assistantTurns++;
-      if (m.weight === 0) s.contextOnlyTurns++;
-      else s.trainedTurns++;
-      s.toolCalls += m.tool_calls?.length ?? 0;
-    }
-    if (example.messages.some((m) => m.reasoning_content)) s.withReasoning++;
-    if (example.tools?.length) s.withTools++;
-    if (example.weight !== undefined) {
-      const w = s.sampleWeights ?? { min: Infinity, max: -Infinity };
-      s.sampleWeights = { min: Math.min(w.min, example.weight), max: Math.max(w.max, example.weight) };
-    }
-    s.examples++;
+    countExample(res.stats, example);
     if (opts.keepExamples ?? true) res.examples.push(example);
   }
 
@@ -132,9 +109,12 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
   if (withWeight.length > 0 && withoutWeight.length > 0) {
     const missing = withoutWeight.length <= withWeight.length;
     for (const line of missing ? withoutWeight : withWeight) {
-      problem(line, missing
-        ? `root "weight" is missing, but ${withWeight.length} other row(s) have one (if any row has a weight, every row must)`
-        : `root "weight" is set here, but ${withoutWeight.length} other row(s) have none (if any row has a weight, every row must)`);
+      problem(
+        line,
+        missing
+          ? `root "weight" is missing, but ${withWeight.length} other row(s) have one (if any row has a weight, every row must)`
+          : `root "weight" is set here, but ${withoutWeight.length} other row(s) have none (if any row has a weight, every row must)`,
+      );
     }
   }
   if (opts.checkCount ?? true) {
@@ -142,9 +122,62 @@ export function validateDataset(file: string, opts: ValidateOptions = {}): Valid
     if (rows > MAX_EXAMPLES) problem(undefined, `${rows} examples; a dataset may hold at most ${MAX_EXAMPLES}`);
   }
   if (opts.epochs !== undefined && rows * opts.epochs > MAX_EXAMPLE_EPOCHS) {
-    problem(undefined, `${rows} examples x ${opts.epochs} epochs = ${rows * opts.epochs} exceeds the limit of ${MAX_EXAMPLE_EPOCHS} (lower epochs to ${Math.floor((MAX_EXAMPLE_EPOCHS / rows) * 100) / 100} or less)`);
+    problem(
+      undefined,
+      `${rows} examples x ${opts.epochs} epochs = ${rows * opts.epochs} exceeds the limit of ${MAX_EXAMPLE_EPOCHS} (lower epochs to ${Math.floor((MAX_EXAMPLE_EPOCHS / rows) * 100) / 100} or less)`,
+    );
   }
   return res;
+}
+
+/** One line as JSON: its value or the problem with it; `row` says whether it counts as an example (blank lines do not). */
+function parseLine(
+  raw: { bytes: Uint8Array | null; length: number },
+  maxLineBytes?: number,
+): { row: boolean; value?: unknown; problem?: string } {
+  if (raw.bytes === null)
+    return {
+      row: true,
+      problem: `line is ${raw.length} bytes, longer than the ${maxLineBytes ?? 256 * 1024 * 1024}-byte limit`,
+    };
+  let text: string;
+  try {
+    text = utf8.decode(raw.bytes);
+  } catch {
+    const off = firstInvalidUtf8(raw.bytes);
+    return {
+      row: true,
+      problem: `invalid UTF-8 at byte ${off + 1} of the line (0x${raw.bytes[off]?.toString(16).padStart(2, '0')}); save the file as UTF-8`,
+    };
+  }
+  if (text.trim() === '')
+    return { row: false, problem: 'blank line (every line must hold one JSON example; remove empty lines)' };
+  if (text.charCodeAt(0) === 0xfeff)
+    return { row: true, problem: 'stray byte-order mark (U+FEFF) at the start of the line' };
+  try {
+    return { row: true, value: JSON.parse(text) };
+  } catch (e) {
+    return { row: true, problem: jsonProblem(text, e as Error) };
+  }
+}
+
+/** Add one valid example to the dataset's statistics. */
+function countExample(s: ValidationResult['stats'], example: DatasetExample): void {
+  s.examples++;
+  s.messages += example.messages.length;
+  for (const m of example.messages) {
+    if (m.role !== 'assistant') continue;
+    s.assistantTurns++;
+    if (m.weight === 0) s.contextOnlyTurns++;
+    else s.trainedTurns++;
+    s.toolCalls += m.tool_calls?.length ?? 0;
+  }
+  if (example.messages.some((m) => m.reasoning_content)) s.withReasoning++;
+  if (example.tools?.length) s.withTools++;
+  if (example.weight !== undefined) {
+    const w = s.sampleWeights ?? { min: Infinity, max: -Infinity };
+    s.sampleWeights = { min: Math.min(w.min, example.weight), max: Math.max(w.max, example.weight) };
+  }
 }
 
 /** Record one more problem (already `FILE:LINE: msg`), keeping at most `maxProblems` of them. */

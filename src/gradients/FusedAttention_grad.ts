@@ -10,7 +10,9 @@ export const fusedAttentionGradConfig: GradConfig = {
   gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
     const [q, k, v, segmentIds, out, lse] = saved;
     const dy = Array.isArray(dys) ? dys[0] : dys;
-    const [dq, dk, dv] = tf.engine().runKernel(FusedAttentionGrad, { dy, q, k, v, segmentIds, out, lse }, attrs) as tf.Tensor[];
+    const [dq, dk, dv] = tf
+      .engine()
+      .runKernel(FusedAttentionGrad, { dy, q, k, v, segmentIds, out, lse }, attrs) as tf.Tensor[];
     return { q: () => dq, k: () => dk, v: () => dv, segmentIds: () => tf.zerosLike(segmentIds) };
   },
 };

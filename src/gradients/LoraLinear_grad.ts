@@ -15,7 +15,9 @@ export const loraLinearGradConfig: GradConfig = {
     const outs = tf.engine().runKernel(LoraLinearGrad, { dy, xl, W, A, B, u }, attrs) as tf.Tensor[];
     // sharedX (no dropout): x is not an input; xl's gradient already holds both paths.
     const [dx, dxl, dA, dB] = attrs.sharedX === true ? [outs[0], outs[0], outs[1], outs[2]] : outs;
-    const frozen = (n: string) => () => { throw new Error(`loraLinear: no gradient wrt ${n} (frozen base weight)`); };
+    const frozen = (n: string) => () => {
+      throw new Error(`loraLinear: no gradient wrt ${n} (frozen base weight)`);
+    };
     return { x: () => dx, xl: () => dxl, A: () => dA, B: () => dB, W: frozen('W'), bias: frozen('bias') };
   },
 };

@@ -12,7 +12,9 @@ export const matMulBf16GradConfig: GradConfig = {
     const g = Array.isArray(dy) ? dy[0] : dy;
     return {
       x: () => tf.engine().runKernel(MatMulBf16, { x: g, W }, { transposeW: attrs.transposeW !== true }) as tf.Tensor,
-      W: () => { throw new Error('matMulBf16: no gradient wrt W (frozen base weight)'); },
+      W: () => {
+        throw new Error('matMulBf16: no gradient wrt W (frozen base weight)');
+      },
     };
   },
 };

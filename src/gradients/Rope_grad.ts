@@ -11,8 +11,12 @@ export const ropeGradConfig: GradConfig = {
     const t = !(attrs.transpose as boolean);
     return {
       x: () => tf.engine().runKernel(Rope, { x: dy as tf.Tensor, cos, sin }, { transpose: t }) as tf.Tensor,
-      cos: () => { throw new Error('rope: no gradient wrt the cos table'); },
-      sin: () => { throw new Error('rope: no gradient wrt the sin table'); },
+      cos: () => {
+        throw new Error('rope: no gradient wrt the cos table');
+      },
+      sin: () => {
+        throw new Error('rope: no gradient wrt the sin table');
+      },
     };
   },
 };

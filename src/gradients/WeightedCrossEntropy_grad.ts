@@ -10,11 +10,17 @@ export const weightedCrossEntropyGradConfig: GradConfig = {
   gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
     const dloss = (dys as tf.Tensor[])[0];
     const [dh] = saved;
+    if (dh.shape[0] === 0 && dh.size === 0)
+      throw new Error('crossEntropyWeighted: computed with withGrad false, it has no gradient');
     return {
       h: () => tf.mul(dh, dloss),
-      W: () => { throw new Error('crossEntropyWeighted: no gradient wrt the lm_head weight (it is frozen)'); },
+      W: () => {
+        throw new Error('crossEntropyWeighted: no gradient wrt the lm_head weight (it is frozen)');
+      },
       labels: () => tf.zeros(dh.shape.slice(0, 1), 'int32'),
-      weights: () => { throw new Error('crossEntropyWeighted: no gradient wrt the token weights'); },
+      weights: () => {
+        throw new Error('crossEntropyWeighted: no gradient wrt the token weights');
+      },
     };
   },
 };

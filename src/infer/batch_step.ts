@@ -45,10 +45,16 @@ function weight(base: BaseModel, name: string): tf.Tensor {
  * y = x W^T (+ b) + per-row LoRA delta; x [B, in] -> [B, out]. One adapter for all rows: the fused LoraLinear
  * kernel, as model.ts. Mixed adapters: the base matmul once, then s * (x_g A^T) B^T for each group g of rows.
  */
-function linear(base: BaseModel, gs: Array<[number, number, LoraWeights | null]>, x: tf.Tensor2D, module: string): tf.Tensor2D {
+function linear(
+  base: BaseModel,
+  gs: Array<[number, number, LoraWeights | null]>,
+  x: tf.Tensor2D,
+  module: string,
+): tf.Tensor2D {
   const W = weight(base, `${module}.weight`) as tf.Tensor2D;
   const bias = base.weights.get(`${module}.bias`) as tf.Tensor1D | undefined;
-  const ab = (l: LoraWeights | null) => [l?.get(loraAName(module)), l?.get(loraBName(module))] as [tf.Tensor2D?, tf.Tensor2D?];
+  const ab = (l: LoraWeights | null) =>
+    [l?.get(loraAName(module)), l?.get(loraBName(module))] as [tf.Tensor2D?, tf.Tensor2D?];
   if (gs.length === 1) {
     const [A, Bm] = ab(gs[0][2]);
     if (A && Bm) return ops.loraLinear(x, W, A, Bm, gs[0][2]!.scale, { bias });
@@ -74,7 +80,8 @@ function attendRows(rows: DecodeRow[], l: number, q: tf.Tensor3D, k: tf.Tensor3D
   const [, H, D] = q.shape;
   const Hkv = k.shape[1];
   const outs = rows.map((row, b) => {
-    const one = (t: tf.Tensor3D, h: number) => tf.reshape(tf.slice(t, [b, 0, 0], [1, -1, -1]), [1, 1, h, D]) as tf.Tensor4D;
+    const one = (t: tf.Tensor3D, h: number) =>
+      tf.reshape(tf.slice(t, [b, 0, 0], [1, -1, -1]), [1, 1, h, D]) as tf.Tensor4D;
     let k4 = tf.transpose(one(k, Hkv), [0, 2, 1, 3]) as tf.Tensor4D; // [1, Hkv, 1, D]
     let v4 = tf.transpose(one(v, Hkv), [0, 2, 1, 3]) as tf.Tensor4D;
     const [pk, pv] = [row.cache.k[l], row.cache.v[l]];
@@ -101,7 +108,13 @@ export function decodeStep(base: BaseModel, rows: DecodeRow[]): tf.Tensor2D {
   const pos = Int32Array.from(rows, (r) => r.cache.length);
   const out = tf.tidy(() => {
     const { cos, sin } = ropeTables(base.invFreq, pos);
-    let x = tf.gather(weight(base, 'model.embed_tokens.weight'), tf.tensor1d(Int32Array.from(rows, (r) => r.token), 'int32')) as tf.Tensor2D;
+    let x = tf.gather(
+      weight(base, 'model.embed_tokens.weight'),
+      tf.tensor1d(
+        Int32Array.from(rows, (r) => r.token),
+        'int32',
+      ),
+    ) as tf.Tensor2D;
     for (let l = 0; l < cfg.numLayers; l++) {
       const xin = x;
       x = tf.tidy(() => {

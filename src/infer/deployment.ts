@@ -20,8 +20,16 @@ export class Deployment {
   /** Longest prompt + completion, in tokens (the model's max_position_embeddings). */
   readonly maxContext: number;
 
-  private constructor(readonly base: BaseModel, readonly tokenizer: ChatTokenizer, opts: EngineOptions) {
-    this.engine = new Engine(base, { decode: (ids) => tokenizer.decode(ids), eos: new Set(tokenizer.eosTokenIds) }, opts);
+  private constructor(
+    readonly base: BaseModel,
+    readonly tokenizer: ChatTokenizer,
+    opts: EngineOptions,
+  ) {
+    this.engine = new Engine(
+      base,
+      { decode: (ids) => tokenizer.decode(ids), eos: new Set(tokenizer.eosTokenIds) },
+      opts,
+    );
     this.maxContext = base.config.maxPositionEmbeddings;
   }
 
@@ -65,7 +73,8 @@ export class Deployment {
 
   /** Token ids of a prompt: chat messages through the chat template with the generation prompt, or raw text. */
   encode(prompt: Prompt): number[] {
-    if ('messages' in prompt) return this.tokenizer.encode(this.tokenizer.render(prompt.messages, { addGenerationPrompt: true }));
+    if ('messages' in prompt)
+      return this.tokenizer.encode(this.tokenizer.render(prompt.messages, { addGenerationPrompt: true }));
     const ids = this.tokenizer.encode(prompt.text);
     const bos = this.tokenizer.bosTokenId;
     return bos !== undefined && ids[0] !== bos && this.base.config.bosTokenId === bos ? [bos, ...ids] : ids;
@@ -75,14 +84,25 @@ export class Deployment {
    * Runs one completion with adapter `adapter` (null: the base model). max_tokens is capped so prompt +
    * completion fit the context; a prompt that alone does not fit is a UserError.
    */
-  async complete(promptIds: number[], adapter: string | null, params: SamplingParams, opts: SubmitOptions = {}): Promise<Completion> {
+  async complete(
+    promptIds: number[],
+    adapter: string | null,
+    params: SamplingParams,
+    opts: SubmitOptions = {},
+  ): Promise<Completion> {
     const lora = adapter === null ? null : this.adapters.get(adapter);
     if (lora === undefined) throw new UserError(`adapter '${adapter}' is not loaded on this deployment`);
     if (promptIds.length === 0) throw new UserError('the prompt is empty');
     const room = this.maxContext - promptIds.length;
-    if (room < 1) throw new UserError(`the prompt has ${promptIds.length} tokens; the model's context is ${this.maxContext}`);
+    if (room < 1)
+      throw new UserError(`the prompt has ${promptIds.length} tokens; the model's context is ${this.maxContext}`);
     try {
-      return await this.engine.submit(promptIds, lora, { ...params, maxTokens: Math.min(params.maxTokens, room) }, opts);
+      return await this.engine.submit(
+        promptIds,
+        lora,
+        { ...params, maxTokens: Math.min(params.maxTokens, room) },
+        opts,
+      );
     } finally {
       for (const l of this.retired) {
         if (!this.engine.uses(l)) {

@@ -74,7 +74,12 @@ export class Engine {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  submit(prompt: number[], lora: LoraWeights | null, params: SamplingParams, opts: SubmitOptions = {}): Promise<Completion> {
+  submit(
+    prompt: number[],
+    lora: LoraWeights | null,
+    params: SamplingParams,
+    opts: SubmitOptions = {},
+  ): Promise<Completion> {
     return new Promise((resolve, reject) => {
       const seq = new Sequence(prompt, lora, params, createKVCache(this.base), { ...this.io, onText: opts.onText });
       const entry = { seq, resolve, reject };
@@ -105,7 +110,11 @@ export class Engine {
   step(): void {
     this.retire();
     let prefilled = 0;
-    while (this.waiting.length && this.running.length < this.maxBatch && (prefilled === 0 || prefilled < this.maxPrefillTokens)) {
+    while (
+      this.waiting.length &&
+      this.running.length < this.maxBatch &&
+      (prefilled === 0 || prefilled < this.maxPrefillTokens)
+    ) {
       const e = this.waiting.shift()!;
       if (e.seq.finish) {
         this.settle(e, e.seq.finish);
@@ -137,7 +146,9 @@ export class Engine {
   }
 
   private prefill(seq: Sequence): void {
-    const logits = forwardLogits(this.base, seq.lora, Int32Array.from(seq.prompt), undefined, seq.cache, { lastOnly: true });
+    const logits = forwardLogits(this.base, seq.lora, Int32Array.from(seq.prompt), undefined, seq.cache, {
+      lastOnly: true,
+    });
     const row = logits.dataSync() as Float32Array;
     logits.dispose();
     seq.accept(row);
@@ -145,7 +156,15 @@ export class Engine {
 
   /** Fallback for models decodeStep does not cover: one forward pass per row. */
   private sequential(rows: DecodeRow[]): tf.Tensor2D {
-    return tf.tidy(() => tf.concat(rows.map((r) => forwardLogits(this.base, r.lora, Int32Array.of(r.token), undefined, r.cache, { lastOnly: true })), 0) as tf.Tensor2D);
+    return tf.tidy(
+      () =>
+        tf.concat(
+          rows.map((r) =>
+            forwardLogits(this.base, r.lora, Int32Array.of(r.token), undefined, r.cache, { lastOnly: true }),
+          ),
+          0,
+        ) as tf.Tensor2D,
+    );
   }
 
   /** Settles every finished running sequence. */

@@ -27,7 +27,13 @@ export class InMemoryRegistry implements ModelRegistry {
 
   /** Registers a base model dir under `name`. */
   addBase(name: string, dir: string): ModelFiles {
-    const m: ModelFiles = { name, kind: 'HF_BASE_MODEL', baseModel: name, baseModelDir: path.resolve(dir), adapterDir: null };
+    const m: ModelFiles = {
+      name,
+      kind: 'HF_BASE_MODEL',
+      baseModel: name,
+      baseModelDir: path.resolve(dir),
+      adapterDir: null,
+    };
     this.models.set(name, m);
     return m;
   }
@@ -36,7 +42,13 @@ export class InMemoryRegistry implements ModelRegistry {
   addAdapter(name: string, baseName: string, adapterDir: string): ModelFiles {
     const base = this.models.get(baseName);
     if (!base || base.kind !== 'HF_BASE_MODEL') throw new Error(`base model ${baseName} is not registered`);
-    const m: ModelFiles = { name, kind: 'HF_PEFT_ADDON', baseModel: baseName, baseModelDir: base.baseModelDir, adapterDir: path.resolve(adapterDir) };
+    const m: ModelFiles = {
+      name,
+      kind: 'HF_PEFT_ADDON',
+      baseModel: baseName,
+      baseModelDir: base.baseModelDir,
+      adapterDir: path.resolve(adapterDir),
+    };
     this.models.set(name, m);
     return m;
   }

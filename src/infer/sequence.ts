@@ -3,7 +3,7 @@
 // that could still become the start of a stop string.
 import type { KVCache } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
-import { pickToken } from '../train/generate.ts';
+import { pickToken } from './generate.ts';
 import { mulberry32 } from '../util/random.ts';
 
 export interface SamplingParams {
@@ -108,8 +108,13 @@ export class Sequence {
 
   result(): Completion {
     return {
-      text: this.text, ids: [...this.ids], promptTokens: this.prompt.length, completionTokens: this.ids.length,
-      finishReason: this.finish ?? 'length', firstTokenS: this.firstTokenS, totalS: (performance.now() - this.t0) / 1000,
+      text: this.text,
+      ids: [...this.ids],
+      promptTokens: this.prompt.length,
+      completionTokens: this.ids.length,
+      finishReason: this.finish ?? 'length',
+      firstTokenS: this.firstTokenS,
+      totalS: (performance.now() - this.t0) / 1000,
     };
   }
 }

@@ -3,7 +3,6 @@
 import { backend_util, getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { nativeAddon } from '../backend/addon.ts';
-import type { Addon } from './util.ts';
 import { alloc, f32, type KernelArgs } from './util.ts';
 
 /** Element strides of `shape` seen through the broadcast `out` shape (0 along broadcast or missing dims). */
@@ -18,7 +17,10 @@ function broadcastStrides(shape: number[], out: number[]): Int32Array {
   return st;
 }
 
-function binaryKernel(kernelName: string, op: number): KernelConfig {
+/** The addon function of each binary kernel (kernels/Elementwise.cc, one template). */
+type BinaryFn = 'add' | 'sub' | 'multiply' | 'realDiv';
+
+function binaryKernel(kernelName: string, fn: BinaryFn): KernelConfig {
   const kernelFunc = ((args: KernelArgs) => {
     const { a, b } = args.inputs;
     const out = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
@@ -28,17 +30,23 @@ function binaryKernel(kernelName: string, op: number): KernelConfig {
     }
     const values = alloc(args.backend, n, false); // every element written
     const shape = out.length ? out : [1];
-    (nativeAddon() as Addon).binary(op, f32(args.backend, a), f32(args.backend, b), values, Int32Array.from(shape),
-      broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+    nativeAddon()[fn](
+      f32(args.backend, a),
+      f32(args.backend, b),
+      values,
+      Int32Array.from(shape),
+      broadcastStrides(a.shape, shape),
+      broadcastStrides(b.shape, shape),
+    );
     return args.backend.makeTensorInfo(out, 'float32', values);
   }) as unknown as KernelFunc;
   return { kernelName, backendName: 'native', kernelFunc };
 }
 
-export const addConfig = binaryKernel('Add', 0);
-export const subConfig = binaryKernel('Sub', 1);
-export const multiplyConfig = binaryKernel('Multiply', 2);
-export const realDivConfig = binaryKernel('RealDiv', 3);
+export const addConfig = binaryKernel('Add', 'add');
+export const subConfig = binaryKernel('Sub', 'sub');
+export const multiplyConfig = binaryKernel('Multiply', 'multiply');
+export const realDivConfig = binaryKernel('RealDiv', 'realDiv');
 
 export const softmaxConfig: KernelConfig = {
   kernelName: 'Softmax',
@@ -51,7 +59,7 @@ export const softmaxConfig: KernelConfig = {
       return getKernel('Softmax', 'cpu')!.kernelFunc(args as never) as TensorInfo;
     }
     const values = alloc(args.backend, util.sizeFromShape(logits.shape), false);
-    (nativeAddon() as Addon).softmax(f32(args.backend, logits), values, values.length / cols, cols);
+    nativeAddon().softmax(f32(args.backend, logits), values, values.length / cols, cols);
     return args.backend.makeTensorInfo(logits.shape, 'float32', values);
   }) as unknown as KernelFunc,
 };
@@ -67,7 +75,11 @@ export const transposeConfig: KernelConfig = {
       return getKernel('Transpose', 'cpu')!.kernelFunc(args as never) as TensorInfo;
     }
     const values = alloc(args.backend, n, false);
-    (nativeAddon() as Addon).transpose(f32(args.backend, x), values, Int32Array.from(x.shape), Int32Array.from(perm));
-    return args.backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', values);
+    nativeAddon().transpose(f32(args.backend, x), values, Int32Array.from(x.shape), Int32Array.from(perm));
+    return args.backend.makeTensorInfo(
+      perm.map((p) => x.shape[p]),
+      'float32',
+      values,
+    );
   }) as unknown as KernelFunc,
 };

@@ -2,25 +2,52 @@
 // h / (H/Hkv), as HF repeat_kv). Reference: plain loops, query i attends key j iff j <= i and seg[j] == seg[i]
 // (and i - j < window when the window attribute is > 0: HF sliding_window_overlay);
 // native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward).
+import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { FusedAttention, FusedAttentionGrad } from '../kernel_names.ts';
-import { type Addon, alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
+import {
+  FusedAttention,
+  FusedAttentionGrad,
+  type FusedAttentionAttrs,
+  type FusedAttentionGradInputs,
+  type FusedAttentionInputs,
+} from '../kernel_names.ts';
+import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 
-interface Dims { B: number; T: number; H: number; Hkv: number; D: number; scale: number; window: number }
+interface Dims {
+  B: number;
+  T: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  scale: number;
+  window: number;
+}
 
-function dims(args: KernelArgs): Dims {
+function dims(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>): Dims {
   const [B, T, H, D] = args.inputs.q.shape;
-  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale: args.attrs.scale as number, window: (args.attrs.window as number | undefined) ?? 0 };
+  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale: args.attrs.scale, window: args.attrs.window ?? 0 };
 }
 
 /** Softmax probabilities of query (b, h, i) over keys 0..i (0 where masked); returns lse. p has length >= i+1. */
-function probs(q: Float32Array, k: Float32Array, seg: Int32Array, d: Dims, b: number, h: number, i: number, p: Float64Array): number {
+function probs(
+  q: Float32Array,
+  k: Float32Array,
+  seg: Int32Array,
+  d: Dims,
+  b: number,
+  h: number,
+  i: number,
+  p: Float64Array,
+): number {
   const { T, H, Hkv, D, scale, window } = d;
   const kvh = Math.floor(h / (H / Hkv));
   const qo = ((b * T + i) * H + h) * D;
   let m = -Infinity;
   for (let j = 0; j <= i; j++) {
-    if (seg[b * T + j] !== seg[b * T + i] || (window > 0 && i - j >= window)) { p[j] = -Infinity; continue; }
+    if (seg[b * T + j] !== seg[b * T + i] || (window > 0 && i - j >= window)) {
+      p[j] = -Infinity;
+      continue;
+    }
     const ko = ((b * T + j) * Hkv + kvh) * D;
     let s = 0;
     for (let e = 0; e < D; e++) s += q[qo + e] * k[ko + e];
@@ -28,74 +55,146 @@ function probs(q: Float32Array, k: Float32Array, seg: Int32Array, d: Dims, b: nu
     if (p[j] > m) m = p[j];
   }
   let sum = 0;
-  for (let j = 0; j <= i; j++) sum += (p[j] = Math.exp(p[j] - m));
+  for (let j = 0; j <= i; j++) sum += p[j] = Math.exp(p[j] - m);
   for (let j = 0; j <= i; j++) p[j] /= sum;
   return m + Math.log(sum);
 }
 
-export function fusedAttentionRef(args: KernelArgs) {
+function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D } = d;
-  const q = f32(args.backend, args.inputs.q), k = f32(args.backend, args.inputs.k), v = f32(args.backend, args.inputs.v);
+  const q = f32(args.backend, args.inputs.q),
+    k = f32(args.backend, args.inputs.k),
+    v = f32(args.backend, args.inputs.v);
   const seg = i32(args.backend, args.inputs.segmentIds);
-  const out = new Float32Array(B * T * H * D), lse = new Float32Array(B * H * T);
+  const out = new Float32Array(B * T * H * D),
+    lse = new Float32Array(B * H * T);
   const p = new Float64Array(T);
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) {
-    lse[(b * H + h) * T + i] = probs(q, k, seg, d, b, h, i, p);
-    const kvh = Math.floor(h / (H / Hkv)), oo = ((b * T + i) * H + h) * D;
-    for (let j = 0; j <= i; j++) {
-      if (p[j] === 0) continue;
-      const vo = ((b * T + j) * Hkv + kvh) * D;
-      for (let e = 0; e < D; e++) out[oo + e] += p[j] * v[vo + e];
-    }
-  }
-  return [{ shape: [B, T, H, D], values: out }, { shape: [B, H, T], values: lse }];
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < T; i++) {
+        lse[(b * H + h) * T + i] = probs(q, k, seg, d, b, h, i, p);
+        const kvh = Math.floor(h / (H / Hkv)),
+          oo = ((b * T + i) * H + h) * D;
+        for (let j = 0; j <= i; j++) {
+          if (p[j] === 0) continue;
+          const vo = ((b * T + j) * Hkv + kvh) * D;
+          for (let e = 0; e < D; e++) out[oo + e] += p[j] * v[vo + e];
+        }
+      }
+  return [
+    { shape: [B, T, H, D], values: out },
+    { shape: [B, H, T], values: lse },
+  ];
 }
 
-export function fusedAttentionGradRef(args: KernelArgs) {
+function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D, scale } = d;
-  const g = (n: string) => f32(args.backend, args.inputs[n]);
+  const g = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
   const [dy, q, k, v, o] = ['dy', 'q', 'k', 'v', 'out'].map(g);
   const seg = i32(args.backend, args.inputs.segmentIds);
-  const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
+  const dq = new Float32Array(q.length),
+    dk = new Float32Array(k.length),
+    dv = new Float32Array(v.length);
   const p = new Float64Array(T);
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) {
-    probs(q, k, seg, d, b, h, i, p);
-    const kvh = Math.floor(h / (H / Hkv)), qo = ((b * T + i) * H + h) * D;
-    let di = 0; // rowsum(dO * O)
-    for (let e = 0; e < D; e++) di += dy[qo + e] * o[qo + e];
-    for (let j = 0; j <= i; j++) {
-      if (p[j] === 0) continue;
-      const ko = ((b * T + j) * Hkv + kvh) * D;
-      let dp = 0;
-      for (let e = 0; e < D; e++) { dp += dy[qo + e] * v[ko + e]; dv[ko + e] += p[j] * dy[qo + e]; }
-      const ds = p[j] * (dp - di) * scale;
-      for (let e = 0; e < D; e++) { dq[qo + e] += ds * k[ko + e]; dk[ko + e] += ds * q[qo + e]; }
-    }
-  }
-  return [{ shape: [B, T, H, D], values: dq }, { shape: args.inputs.k.shape, values: dk }, { shape: args.inputs.v.shape, values: dv }];
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < T; i++) {
+        probs(q, k, seg, d, b, h, i, p);
+        const kvh = Math.floor(h / (H / Hkv)),
+          qo = ((b * T + i) * H + h) * D;
+        let di = 0; // rowsum(dO * O)
+        for (let e = 0; e < D; e++) di += dy[qo + e] * o[qo + e];
+        for (let j = 0; j <= i; j++) {
+          if (p[j] === 0) continue;
+          const ko = ((b * T + j) * Hkv + kvh) * D;
+          let dp = 0;
+          for (let e = 0; e < D; e++) {
+            dp += dy[qo + e] * v[ko + e];
+            dv[ko + e] += p[j] * dy[qo + e];
+          }
+          const ds = p[j] * (dp - di) * scale;
+          for (let e = 0; e < D; e++) {
+            dq[qo + e] += ds * k[ko + e];
+            dk[ko + e] += ds * q[qo + e];
+          }
+        }
+      }
+  return [
+    { shape: [B, T, H, D], values: dq },
+    { shape: args.inputs.k.shape, values: dk },
+    { shape: args.inputs.v.shape, values: dv },
+  ];
 }
 
-function fusedAttentionNative(args: KernelArgs, addon: Addon) {
+function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, addon: NativeAddon) {
   const { B, T, H, Hkv, D, scale, window } = dims(args);
   // Segments cover every row: each out row (sgemm beta 0) and lse entry is written, so pooled buffers need no fill.
-  const out = alloc(args.backend, B * T * H * D, false), lse = alloc(args.backend, B * H * T, false);
-  const x = (n: string) => f32(args.backend, args.inputs[n]);
-  addon.fusedAttention(x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), out, lse, B, T, H, Hkv, D, scale, window);
-  return [{ shape: [B, T, H, D], values: out }, { shape: [B, H, T], values: lse }];
+  const out = alloc(args.backend, B * T * H * D, false),
+    lse = alloc(args.backend, B * H * T, false);
+  const x = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
+  addon.fusedAttention(
+    x('q'),
+    x('k'),
+    x('v'),
+    i32(args.backend, args.inputs.segmentIds),
+    out,
+    lse,
+    B,
+    T,
+    H,
+    Hkv,
+    D,
+    scale,
+    window,
+  );
+  return [
+    { shape: [B, T, H, D], values: out },
+    { shape: [B, H, T], values: lse },
+  ];
 }
 
-function fusedAttentionGradNative(args: KernelArgs, addon: Addon) {
+function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, FusedAttentionAttrs>, addon: NativeAddon) {
   const { B, T, H, Hkv, D, scale, window } = dims(args);
-  const x = (n: string) => f32(args.backend, args.inputs[n]);
+  const x = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
   // dq rows are written by sgemm (beta 0); dk, dv are accumulated into, so they must start zeroed.
-  const dq = alloc(args.backend, B * T * H * D, false), dk = alloc(args.backend, B * T * Hkv * D, true);
+  const dq = alloc(args.backend, B * T * H * D, false),
+    dk = alloc(args.backend, B * T * Hkv * D, true);
   const dv = alloc(args.backend, dk.length, true);
-  addon.fusedAttentionGrad(x('dy'), x('q'), x('k'), x('v'), i32(args.backend, args.inputs.segmentIds), x('out'), x('lse'),
-    dq, dk, dv, B, T, H, Hkv, D, scale, window);
-  return [{ shape: [B, T, H, D], values: dq }, { shape: args.inputs.k.shape, values: dk }, { shape: args.inputs.v.shape, values: dv }];
+  addon.fusedAttentionGrad(
+    x('dy'),
+    x('q'),
+    x('k'),
+    x('v'),
+    i32(args.backend, args.inputs.segmentIds),
+    x('out'),
+    x('lse'),
+    dq,
+    dk,
+    dv,
+    B,
+    T,
+    H,
+    Hkv,
+    D,
+    scale,
+    window,
+  );
+  return [
+    { shape: [B, T, H, D], values: dq },
+    { shape: args.inputs.k.shape, values: dk },
+    { shape: args.inputs.v.shape, values: dv },
+  ];
 }
 
-export const fusedAttentionConfigs: KernelConfig[] = kernelConfigs(FusedAttention, fusedAttentionRef, fusedAttentionNative, null);
-export const fusedAttentionGradConfigs: KernelConfig[] = kernelConfigs(FusedAttentionGrad, fusedAttentionGradRef, fusedAttentionGradNative, null);
+export const fusedAttentionConfigs: KernelConfig[] = kernelConfigs(
+  FusedAttention,
+  fusedAttentionRef,
+  fusedAttentionNative,
+);
+export const fusedAttentionGradConfigs: KernelConfig[] = kernelConfigs(
+  FusedAttentionGrad,
+  fusedAttentionGradRef,
+  fusedAttentionGradNative,
+);

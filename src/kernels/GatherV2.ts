@@ -1,7 +1,7 @@
 // GatherV2 for 'native': the row gather of the embedding lookup (x[ids]) and of the row selection before the loss.
 // x float32 [R, ...inner], indices int32 [...I], axis 0, batchDims 0 -> [...I, ...inner]: one memcpy per row
-// (kernels/Gather.cc). Any other case (dtype, axis, batchDims, empty) runs the tfjs cpu kernel. An index outside
-// [0, R) throws the cpu kernel's own error. TS reference: gatherRowsRef (parity test: test/kernels/GatherV2.test.ts).
+// (kernels/GatherV2.cc). Any other case (dtype, axis, batchDims, empty) runs the tfjs cpu kernel. An index outside
+// [0, R) throws the cpu kernel's own error. TS reference: gatherV2Ref (parity test: test/kernels/GatherV2.test.ts).
 import { GatherV2, getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { alloc, f32, i32, type KernelArgs } from './util.ts';
@@ -12,7 +12,7 @@ function outOfRange(index: number, R: number): Error {
 }
 
 /** Reference: x [R, S] rows picked by idx [N] -> [N, S]. */
-export function gatherRowsRef(x: Float32Array, idx: Int32Array, R: number, S: number): Float32Array {
+export function gatherV2Ref(x: Float32Array, idx: Int32Array, R: number, S: number): Float32Array {
   const out = new Float32Array(idx.length * S);
   for (let n = 0; n < idx.length; n++) {
     const r = idx[n];
@@ -31,11 +31,13 @@ export function gatherV2Native(args: KernelArgs): TensorInfo {
   const { axis, batchDims } = args.attrs as { axis: number; batchDims?: number };
   const rows = x.shape.length > 0 && util.parseAxisParam(axis, x.shape)[0] === 0;
   if (x.dtype !== 'float32' || indices.dtype !== 'int32' || !rows || (batchDims ?? 0) !== 0) return cpuGather(args);
-  const R = x.shape[0], S = util.sizeFromShape(x.shape.slice(1)), N = util.sizeFromShape(indices.shape);
+  const R = x.shape[0],
+    S = util.sizeFromShape(x.shape.slice(1)),
+    N = util.sizeFromShape(indices.shape);
   if (N * S === 0) return cpuGather(args);
   const idx = i32(args.backend, indices);
   const out = alloc(args.backend, N * S, false); // every row is written
-  const bad = nativeAddon().gatherRows(f32(args.backend, x), idx, out, R, S);
+  const bad = nativeAddon().gatherV2(f32(args.backend, x), idx, out, R, S);
   if (bad >= 0) throw outOfRange(idx[bad], R);
   return args.backend.makeTensorInfo([...indices.shape, ...x.shape.slice(1)], 'float32', out);
 }

@@ -1,31 +1,46 @@
 // RmsNorm / RmsNormGrad over the last axis: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) (HF LlamaRMSNorm in
 // float32). Backward: dx = rstd (dy w - xhat mean(dy w xhat)), dw = sum_rows dy xhat. Native: kernels/RmsNorm.cc.
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { RmsNorm, RmsNormGrad } from '../kernel_names.ts';
-import { type Addon, alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
+import {
+  RmsNorm,
+  RmsNormGrad,
+  type RmsNormAttrs,
+  type RmsNormGradInputs,
+  type RmsNormInputs,
+} from '../kernel_names.ts';
+import { alloc, f32, type KernelArgs, kernelConfigs, type NoAttrs } from './util.ts';
 
-function rows(args: KernelArgs): [number, number] {
+function rows(args: KernelArgs<{ x: TensorInfo; weight: TensorInfo }, unknown>): [number, number] {
   const C = args.inputs.weight.shape[0];
   return [args.inputs.x.shape.reduce((a, b) => a * b, 1) / C, C];
 }
 
-export function rmsNormRef(args: KernelArgs) {
+function rmsNormRef(args: KernelArgs<RmsNormInputs, RmsNormAttrs>) {
   const [N, C] = rows(args);
-  const x = f32(args.backend, args.inputs.x), w = f32(args.backend, args.inputs.weight), eps = args.attrs.eps as number;
-  const y = new Float32Array(N * C), rstd = new Float32Array(N);
+  const x = f32(args.backend, args.inputs.x),
+    w = f32(args.backend, args.inputs.weight),
+    eps = args.attrs.eps;
+  const y = new Float32Array(N * C),
+    rstd = new Float32Array(N);
   for (let n = 0; n < N; n++) {
     let ss = 0;
     for (let c = 0; c < C; c++) ss += x[n * C + c] * x[n * C + c];
     const r = (rstd[n] = 1 / Math.sqrt(ss / C + eps));
     for (let c = 0; c < C; c++) y[n * C + c] = x[n * C + c] * r * w[c];
   }
-  return [{ shape: args.inputs.x.shape, values: y }, { shape: [N], values: rstd }];
+  return [
+    { shape: args.inputs.x.shape, values: y },
+    { shape: [N], values: rstd },
+  ];
 }
 
-export function rmsNormGradRef(args: KernelArgs) {
+function rmsNormGradRef(args: KernelArgs<RmsNormGradInputs, NoAttrs>) {
   const [N, C] = rows(args);
-  const [dy, x, w, rstd] = ['dy', 'x', 'weight', 'rstd'].map((n) => f32(args.backend, args.inputs[n]));
-  const dx = new Float32Array(N * C), dw = new Float64Array(C);
+  const [dy, x, w, rstd] = (['dy', 'x', 'weight', 'rstd'] as const).map((n) => f32(args.backend, args.inputs[n]));
+  const dx = new Float32Array(N * C),
+    dw = new Float64Array(C);
   for (let n = 0; n < N; n++) {
     const r = rstd[n];
     let dot = 0;
@@ -36,23 +51,34 @@ export function rmsNormGradRef(args: KernelArgs) {
       dw[c] += dy[n * C + c] * x[n * C + c] * r;
     }
   }
-  return [{ shape: args.inputs.x.shape, values: dx }, { shape: [C], values: Float32Array.from(dw) }];
+  return [
+    { shape: args.inputs.x.shape, values: dx },
+    { shape: [C], values: Float32Array.from(dw) },
+  ];
 }
 
-function rmsNormNative(args: KernelArgs, addon: Addon) {
+function rmsNormNative(args: KernelArgs<RmsNormInputs, RmsNormAttrs>, addon: NativeAddon) {
   const [N, C] = rows(args);
-  const y = alloc(args.backend, N * C, false), rstd = new Float32Array(N); // every row written
+  const y = alloc(args.backend, N * C, false),
+    rstd = new Float32Array(N); // every row written
   addon.rmsNorm(f32(args.backend, args.inputs.x), f32(args.backend, args.inputs.weight), y, rstd, N, C, args.attrs.eps);
-  return [{ shape: args.inputs.x.shape, values: y }, { shape: [N], values: rstd }];
+  return [
+    { shape: args.inputs.x.shape, values: y },
+    { shape: [N], values: rstd },
+  ];
 }
 
-function rmsNormGradNative(args: KernelArgs, addon: Addon) {
+function rmsNormGradNative(args: KernelArgs<RmsNormGradInputs, NoAttrs>, addon: NativeAddon) {
   const [N, C] = rows(args);
-  const dx = alloc(args.backend, N * C, false), dw = new Float32Array(C);
-  const [dy, x, w, rstd] = ['dy', 'x', 'weight', 'rstd'].map((n) => f32(args.backend, args.inputs[n]));
+  const dx = alloc(args.backend, N * C, false),
+    dw = new Float32Array(C);
+  const [dy, x, w, rstd] = (['dy', 'x', 'weight', 'rstd'] as const).map((n) => f32(args.backend, args.inputs[n]));
   addon.rmsNormGrad(dy, x, w, rstd, dx, dw, N, C);
-  return [{ shape: args.inputs.x.shape, values: dx }, { shape: [C], values: dw }];
+  return [
+    { shape: args.inputs.x.shape, values: dx },
+    { shape: [C], values: dw },
+  ];
 }
 
-export const rmsNormConfigs: KernelConfig[] = kernelConfigs(RmsNorm, rmsNormRef, rmsNormNative, null);
-export const rmsNormGradConfigs: KernelConfig[] = kernelConfigs(RmsNormGrad, rmsNormGradRef, rmsNormGradNative, null);
+export const rmsNormConfigs: KernelConfig[] = kernelConfigs(RmsNorm, rmsNormRef, rmsNormNative);
+export const rmsNormGradConfigs: KernelConfig[] = kernelConfigs(RmsNormGrad, rmsNormGradRef, rmsNormGradNative);

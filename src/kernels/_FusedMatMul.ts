@@ -5,16 +5,34 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { ACTIVATIONS, f32, matMulImpl } from './BatchMatMul.ts';
 
-interface FusedInputs { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo }
+interface FusedInputs {
+  a: TensorInfo;
+  b: TensorInfo;
+  bias?: TensorInfo;
+  preluActivationWeights?: TensorInfo;
+}
 
-function run(name: string, inputs: Record<string, TensorInfo>, backend: MathBackendCPU, attrs?: NamedAttrMap): TensorInfo {
+function run(
+  name: string,
+  inputs: Record<string, TensorInfo>,
+  backend: MathBackendCPU,
+  attrs?: NamedAttrMap,
+): TensorInfo {
   return getKernel(name, 'native')!.kernelFunc({ inputs, backend, attrs } as never) as TensorInfo;
 }
 
-export function fusedMatMul(args: { inputs: FusedInputs; backend: MathBackendCPU; attrs: NamedAttrMap }): TensorInfo {
-  const { inputs: { a, b, bias, preluActivationWeights }, backend, attrs } = args;
+function fusedMatMul(args: { inputs: FusedInputs; backend: MathBackendCPU; attrs: NamedAttrMap }): TensorInfo {
+  const {
+    inputs: { a, b, bias, preluActivationWeights },
+    backend,
+    attrs,
+  } = args;
   const { transposeA, transposeB, activation, leakyreluAlpha } = attrs as {
-    transposeA: boolean; transposeB: boolean; activation?: string; leakyreluAlpha?: number };
+    transposeA: boolean;
+    transposeB: boolean;
+    activation?: string;
+    leakyreluAlpha?: number;
+  };
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) {
     return getKernel('_FusedMatMul', 'cpu')!.kernelFunc(args as never) as TensorInfo;
   }
@@ -24,19 +42,32 @@ export function fusedMatMul(args: { inputs: FusedInputs; backend: MathBackendCPU
   const biasSize = bias ? bias.shape.reduce((p, d) => p * d, 1) : 0;
   const fuseBias = !bias || biasSize === 1 || (biasSize === N && bias.shape[bias.shape.length - 1] === N);
   const fuseAct = fuseBias && act !== undefined;
-  let out = matMulImpl(backend, a, b, transposeA, transposeB, fuseBias && bias ? f32(backend, bias) : undefined,
-    fuseAct ? act : 0, leakyreluAlpha ?? 0.2);
+  let out = matMulImpl(
+    backend,
+    a,
+    b,
+    transposeA,
+    transposeB,
+    fuseBias && bias ? f32(backend, bias) : undefined,
+    fuseAct ? act : 0,
+    leakyreluAlpha ?? 0.2,
+  );
   if (!fuseBias) {
     const sum = run('Add', { a: out, b: bias! }, backend);
     backend.disposeIntermediateTensorInfo(out);
     out = sum;
   }
   if (!fuseAct && activation && activation !== 'linear') {
-    const y = activation === 'prelu'
-      ? run('Prelu', { x: out, alpha: preluActivationWeights! }, backend)
-      : activation === 'leakyrelu'
-        ? run('LeakyRelu', { x: out }, backend, { alpha: leakyreluAlpha ?? 0.2 })
-        : run({ relu: 'Relu', relu6: 'Relu6', sigmoid: 'Sigmoid', elu: 'Elu' }[activation] ?? activation, { x: out }, backend);
+    const y =
+      activation === 'prelu'
+        ? run('Prelu', { x: out, alpha: preluActivationWeights! }, backend)
+        : activation === 'leakyrelu'
+          ? run('LeakyRelu', { x: out }, backend, { alpha: leakyreluAlpha ?? 0.2 })
+          : run(
+              { relu: 'Relu', relu6: 'Relu6', sigmoid: 'Sigmoid', elu: 'Elu' }[activation] ?? activation,
+              { x: out },
+              backend,
+            );
     backend.disposeIntermediateTensorInfo(out);
     out = y;
   }

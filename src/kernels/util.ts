@@ -12,20 +12,36 @@ export function i32(backend: MathBackendCPU, t: TensorInfo): Int32Array {
   return v instanceof Int32Array ? v : Int32Array.from(v as ArrayLike<number>);
 }
 
-export type KernelArgs = { inputs: Record<string, TensorInfo>; backend: MathBackendCPU; attrs: NamedAttrMap };
+/** The Attrs of a kernel that has none. */
+export type NoAttrs = Record<string, never>;
+
+/** A kernel's arguments, typed by its Inputs and Attrs from src/kernel_names.ts. */
+export type KernelArgs<I = Record<string, TensorInfo>, A = NamedAttrMap> = {
+  inputs: I;
+  backend: MathBackendCPU;
+  attrs: A;
+};
 
 /** Reads inputs as typed arrays, runs `impl` (ref or native), wraps the returned arrays as outputs. */
-export type Impl<A> = (args: KernelArgs, addon: A) => Array<{ shape: number[]; values: Float32Array }>;
+export type Impl<I, A> = (args: KernelArgs<I, A>, addon: NativeAddon) => Outputs;
+type Outputs = Array<{ shape: number[]; values: Float32Array }>;
 
-export function kernelConfigs<R, N>(kernelName: string, ref: Impl<R>, nat: Impl<N>, refArg: R): KernelConfig[] {
-  const wrap = <A>(impl: Impl<A>, get: () => A): KernelFunc => ((args: KernelArgs) => {
-    const outs = impl(args, get()).map((o) => args.backend.makeTensorInfo(o.shape, 'float32', o.values));
-    return outs.length === 1 ? outs[0] : outs;
-  }) as unknown as KernelFunc;
+/** The kernel on 'cpu' (the TypeScript reference) and on 'native' (the addon). */
+export function kernelConfigs<I, A>(
+  kernelName: string,
+  ref: (args: KernelArgs<I, A>) => Outputs,
+  nat: Impl<I, A>,
+): KernelConfig[] {
+  const wrap = (
+    impl: (args: KernelArgs<I, A>, addon: NativeAddon) => Outputs,
+    get: () => NativeAddon | null,
+  ): KernelFunc =>
+    ((args: KernelArgs<I, A>) => {
+      const outs = impl(args, get()!).map((o) => args.backend.makeTensorInfo(o.shape, 'float32', o.values));
+      return outs.length === 1 ? outs[0] : outs;
+    }) as unknown as KernelFunc;
   return [
-    { kernelName, backendName: 'cpu', kernelFunc: wrap(ref, () => refArg) },
-    { kernelName, backendName: 'native', kernelFunc: wrap(nat, () => nativeAddon() as unknown as N) },
+    { kernelName, backendName: 'cpu', kernelFunc: wrap(ref, () => null) },
+    { kernelName, backendName: 'native', kernelFunc: wrap(nat, nativeAddon) },
   ];
 }
-
-export type Addon = NativeAddon & Record<string, (...a: unknown[]) => void>;

@@ -42,7 +42,13 @@ export function attentionMask(seg: Int32Array, B: number, T: number, P = 0, wind
  * q [B, T, H, D], k/v [B, Hkv, S, D] (S = cached + new keys), mask [B, 1, 1, T, S] -> [B*T, H*D].
  * scale defaults to 1/sqrt(D) (Gemma: query_pre_attn_scalar^-0.5).
  */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor, scale?: number): tf.Tensor2D {
+export function attention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  mask: tf.Tensor,
+  scale?: number,
+): tf.Tensor2D {
   const [B, T, H, D] = q.shape;
   const [, Hkv, S] = k.shape;
   const G = H / Hkv;

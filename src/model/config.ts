@@ -5,14 +5,20 @@ import { UserError } from '../errors.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
 import { gemma3Fields, llamaLayer, mistralFields, refuseMultimodal, type FamilyFields } from './families.ts';
 
-export type ModelType = 'qwen3' | 'qwen2' | 'llama' | 'mistral' | 'gemma3_text';
-export const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama', 'mistral', 'gemma3_text'];
+type ModelType = 'qwen3' | 'qwen2' | 'llama' | 'mistral' | 'gemma3_text';
+const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama', 'mistral', 'gemma3_text'];
 
 /** RoPE frequency scaling (HF `rope_scaling`); 'default' = none. */
-export type RopeScaling =
+type RopeScaling =
   | { type: 'default' }
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositionEmbeddings: number;
+    };
 
 export interface ModelConfig extends FamilyFields {
   modelType: ModelType;
@@ -34,8 +40,6 @@ export interface ModelConfig extends FamilyFields {
   oBias: boolean;
   /** Bias on gate/up/down (Llama `mlp_bias`). */
   mlpBias: boolean;
-  /** Alias of qkvBias, named as in the API contract. */
-  attentionBias: boolean;
   /** Qwen3, Gemma 3: RMSNorm over D on q and k before RoPE. */
   qkNorm: boolean;
   bosTokenId: number | null;
@@ -47,7 +51,9 @@ type Json = Record<string, unknown>;
 function num(file: string, j: Json, key: string, dflt?: number): number {
   const v = j[key] ?? dflt;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new UserError(`${file}: "${key}" ${v === undefined ? 'is missing' : `is ${JSON.stringify(v)}`}; expected a number`);
+    throw new UserError(
+      `${file}: "${key}" ${v === undefined ? 'is missing' : `is ${JSON.stringify(v)}`}; expected a number`,
+    );
   }
   return v;
 }
@@ -82,17 +88,23 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
   const modelType = j.model_type as ModelType;
   refuseMultimodal(file, j);
   if (!MODEL_TYPES.includes(modelType)) {
-    throw new UserError(`${file}: model_type ${JSON.stringify(j.model_type)} is not supported (supported: ${MODEL_TYPES.join(', ')})`);
+    throw new UserError(
+      `${file}: model_type ${JSON.stringify(j.model_type)} is not supported (supported: ${MODEL_TYPES.join(', ')})`,
+    );
   }
   if (j.use_sliding_window === true) throw new UserError(`${file}: use_sliding_window: true is not supported`);
   const hiddenSize = posInt(file, j, 'hidden_size');
   const numHeads = posInt(file, j, 'num_attention_heads');
   const numKvHeads = posInt(file, j, 'num_key_value_heads', numHeads);
-  if (numHeads % numKvHeads !== 0) throw new UserError(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (numHeads % numKvHeads !== 0)
+    throw new UserError(
+      `${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`,
+    );
   const gemma = modelType === 'gemma3_text';
   // Gemma3TextConfig defaults head_dim to 256 (not hidden / heads).
   const headDim = j.head_dim == null ? (gemma ? 256 : hiddenSize / numHeads) : posInt(file, j, 'head_dim');
-  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new UserError(`${file}: head dim ${headDim} must be an even integer`);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0)
+    throw new UserError(`${file}: head dim ${headDim} must be an even integer`);
   // transformers v5 moves rope settings into "rope_parameters".
   // Gemma 3 (v5) nests them per layer type: the global rope is rope_parameters.full_attention.
   const rpAll = (j.rope_parameters ?? null) as Json | null;
@@ -102,8 +114,11 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
   // MistralAttention has no biases whatever the config says.
   const attnBias = modelType !== 'mistral' && j.attention_bias === true;
   const numLayers = posInt(file, j, 'num_hidden_layers');
-  const family: FamilyFields = gemma ? gemma3Fields(file, j, numLayers, hiddenSize)
-    : modelType === 'mistral' ? mistralFields(file, j, numLayers) : llamaLayer(numLayers);
+  const family: FamilyFields = gemma
+    ? gemma3Fields(file, j, numLayers, hiddenSize)
+    : modelType === 'mistral'
+      ? mistralFields(file, j, numLayers)
+      : llamaLayer(numLayers);
   const eos = j.eos_token_id;
   const eosTokenId = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];
   return {
@@ -124,7 +139,6 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
     qkvBias: modelType === 'qwen2' || attnBias,
     oBias: modelType !== 'qwen2' && attnBias,
     mlpBias: modelType === 'llama' && j.mlp_bias === true,
-    attentionBias: modelType === 'qwen2' || attnBias,
     qkNorm: modelType === 'qwen3' || gemma,
     bosTokenId: typeof j.bos_token_id === 'number' ? j.bos_token_id : null,
     eosTokenId,

@@ -26,15 +26,22 @@ export interface FamilyFields {
 
 export function llamaLayer(numLayers: number): FamilyFields {
   return {
-    normPlusOne: false, embedScale: 1, hiddenAct: 'silu', attnScale: null, layerWindows: new Array(numLayers).fill(0),
-    ropeLocalTheta: null, sandwichNorm: false, finalLogitSoftcap: null,
+    normPlusOne: false,
+    embedScale: 1,
+    hiddenAct: 'silu',
+    attnScale: null,
+    layerWindows: new Array(numLayers).fill(0),
+    ropeLocalTheta: null,
+    sandwichNorm: false,
+    finalLogitSoftcap: null,
   };
 }
 
-const F16_MANT = 10, BF16_MANT = 7;
+const F16_MANT = 10,
+  BF16_MANT = 7;
 
 /** x rounded to nearest-even with `bits` mantissa bits (bf16: 7, fp16: 10; normal range). */
-export function roundMantissa(x: number, bits: number): number {
+function roundMantissa(x: number, bits: number): number {
   if (x === 0 || !Number.isFinite(x)) return x;
   const e = Math.floor(Math.log2(Math.abs(x)));
   const ulp = 2 ** (e - bits);
@@ -48,7 +55,7 @@ export function roundMantissa(x: number, bits: number): number {
  * HF Gemma3TextScaledWordEmbedding: torch.tensor(C ** 0.5) (float32) cast to the weights' dtype, so sqrt(1152)
  * becomes 33.94112... in float32 and 34.0 in bfloat16. The dtype is config.json's torch_dtype (or dtype).
  */
-export function gemmaEmbedScale(hidden: number, dtype: unknown): number {
+function gemmaEmbedScale(hidden: number, dtype: unknown): number {
   const s = Math.fround(Math.sqrt(hidden));
   if (dtype === 'bfloat16') return roundMantissa(s, BF16_MANT);
   if (dtype === 'float16') return roundMantissa(s, F16_MANT);
@@ -58,13 +65,17 @@ export function gemmaEmbedScale(hidden: number, dtype: unknown): number {
 function numOr(file: string, j: Json, key: string, dflt: number | null): number | null {
   const v = j[key] === undefined ? dflt : j[key]; // an explicit null stays null
   if (v === null) return null;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new UserError(`${file}: "${key}" is ${JSON.stringify(v)}; expected a positive number${dflt === null ? ' or null' : ''}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new UserError(
+      `${file}: "${key}" is ${JSON.stringify(v)}; expected a positive number${dflt === null ? ' or null' : ''}`,
+    );
   return v;
 }
 
 function windowOf(file: string, j: Json, dflt: number | null): number {
   const w = numOr(file, j, 'sliding_window', dflt);
-  if (w !== null && !Number.isInteger(w)) throw new UserError(`${file}: "sliding_window" is ${w}; expected a positive integer or null`);
+  if (w !== null && !Number.isInteger(w))
+    throw new UserError(`${file}: "sliding_window" is ${w}; expected a positive integer or null`);
   return w ?? 0;
 }
 
@@ -73,12 +84,19 @@ function gemmaLayerTypes(file: string, j: Json, numLayers: number): boolean[] {
   const lt = j.layer_types;
   if (lt === undefined || lt === null) {
     const pattern = (j.sliding_window_pattern ?? j._sliding_window_pattern ?? 6) as number;
-    if (!Number.isInteger(pattern) || pattern <= 0) throw new UserError(`${file}: "sliding_window_pattern" is ${JSON.stringify(pattern)}; expected a positive integer`);
+    if (!Number.isInteger(pattern) || pattern <= 0)
+      throw new UserError(
+        `${file}: "sliding_window_pattern" is ${JSON.stringify(pattern)}; expected a positive integer`,
+      );
     return Array.from({ length: numLayers }, (_, i) => (i + 1) % pattern !== 0);
   }
-  if (!Array.isArray(lt) || lt.length !== numLayers) throw new UserError(`${file}: "layer_types" must be a list of ${numLayers} entries (one per layer)`);
+  if (!Array.isArray(lt) || lt.length !== numLayers)
+    throw new UserError(`${file}: "layer_types" must be a list of ${numLayers} entries (one per layer)`);
   return lt.map((t, i) => {
-    if (t !== 'sliding_attention' && t !== 'full_attention') throw new UserError(`${file}: "layer_types"[${i}] is ${JSON.stringify(t)}; expected "sliding_attention" or "full_attention"`);
+    if (t !== 'sliding_attention' && t !== 'full_attention')
+      throw new UserError(
+        `${file}: "layer_types"[${i}] is ${JSON.stringify(t)}; expected "sliding_attention" or "full_attention"`,
+      );
     return t === 'sliding_attention';
   });
 }
@@ -87,11 +105,19 @@ function gemmaLayerTypes(file: string, j: Json, numLayers: number): boolean[] {
 export function gemma3Fields(file: string, j: Json, numLayers: number, hidden: number): FamilyFields {
   // Gemma3MLP reads hidden_activation only (a stray hidden_act is ignored, as in HF).
   const act = j.hidden_activation ?? 'gelu_pytorch_tanh';
-  if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh') throw new UserError(`${file}: hidden_activation ${JSON.stringify(act)} is not supported for gemma3_text (expected "gelu_pytorch_tanh")`);
-  if (j.attn_logit_softcapping != null) throw new UserError(`${file}: "attn_logit_softcapping" ${JSON.stringify(j.attn_logit_softcapping)} is not supported (Gemma 3 sets null)`);
-  if (j.use_bidirectional_attention === true) throw new UserError(`${file}: "use_bidirectional_attention": true is not supported (causal language models only)`);
+  if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh')
+    throw new UserError(
+      `${file}: hidden_activation ${JSON.stringify(act)} is not supported for gemma3_text (expected "gelu_pytorch_tanh")`,
+    );
+  if (j.attn_logit_softcapping != null)
+    throw new UserError(
+      `${file}: "attn_logit_softcapping" ${JSON.stringify(j.attn_logit_softcapping)} is not supported (Gemma 3 sets null)`,
+    );
+  if (j.use_bidirectional_attention === true)
+    throw new UserError(`${file}: "use_bidirectional_attention": true is not supported (causal language models only)`);
   const window = windowOf(file, j, 4096);
-  if (window === 0) throw new UserError(`${file}: "sliding_window" is null; Gemma 3's local layers need a window (HF default 4096)`);
+  if (window === 0)
+    throw new UserError(`${file}: "sliding_window" is null; Gemma 3's local layers need a window (HF default 4096)`);
   const sliding = gemmaLayerTypes(file, j, numLayers);
   // transformers v5 keeps the local base in rope_parameters.sliding_attention.
   const rp = (j.rope_parameters ?? null) as Json | null;
@@ -116,6 +142,8 @@ export function mistralFields(file: string, j: Json, numLayers: number): FamilyF
 /** Gemma3ForConditionalGeneration (vision + language) is refused in one line naming the text-only alternative. */
 export function refuseMultimodal(file: string, j: Json): void {
   if (j.model_type === 'gemma3') {
-    throw new UserError(`${file}: model_type "gemma3" (Gemma3ForConditionalGeneration, vision + language) is not supported; use a text-only Gemma 3 checkpoint (model_type "gemma3_text", Gemma3ForCausalLM, e.g. gemma-3-270m or gemma-3-1b)`);
+    throw new UserError(
+      `${file}: model_type "gemma3" (Gemma3ForConditionalGeneration, vision + language) is not supported; use a text-only Gemma 3 checkpoint (model_type "gemma3_text", Gemma3ForCausalLM, e.g. gemma-3-270m or gemma-3-1b)`,
+    );
   }
 }

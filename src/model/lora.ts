@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import type { ModelConfig } from './config.ts';
-import { Rng } from './random.ts';
+import { Rng } from '../util/random.ts';
 
 export interface LoraConfig {
   rank: number;
@@ -34,7 +34,7 @@ export class LoraWeights extends Map<string, tf.Variable> {
 }
 
 /** HF module path of a target linear: model.layers.{i}.self_attn.q_proj or model.layers.{i}.mlp.up_proj. */
-export function modulePath(layer: number, target: string): string {
+function modulePath(layer: number, target: string): string {
   if (ATTN.has(target)) return `model.layers.${layer}.self_attn.${target}`;
   if (MLP.has(target)) return `model.layers.${layer}.mlp.${target}`;
   throw new UserError(`unknown LoRA target module '${target}' (expected some of ${DEFAULT_LORA_TARGETS.join(', ')})`);
@@ -49,24 +49,35 @@ export function linearShape(cfg: ModelConfig, target: string): [number, number] 
   const qd = cfg.numHeads * cfg.headDim;
   const kvd = cfg.numKvHeads * cfg.headDim;
   switch (target) {
-    case 'q_proj': return [qd, C];
-    case 'k_proj': case 'v_proj': return [kvd, C];
-    case 'o_proj': return [C, qd];
-    case 'gate_proj': case 'up_proj': return [cfg.intermediateSize, C];
-    case 'down_proj': return [C, cfg.intermediateSize];
+    case 'q_proj':
+      return [qd, C];
+    case 'k_proj':
+    case 'v_proj':
+      return [kvd, C];
+    case 'o_proj':
+      return [C, qd];
+    case 'gate_proj':
+    case 'up_proj':
+      return [cfg.intermediateSize, C];
+    case 'down_proj':
+      return [C, cfg.intermediateSize];
   }
   throw new UserError(`unknown LoRA target module '${target}' (expected some of ${DEFAULT_LORA_TARGETS.join(', ')})`);
 }
 
-/** Training rule: rank a power of two from 1 to 32; targets known; dropout in [0, 1). */
-export function validateLoraConfig(cfg: LoraConfig): void {
-  if (!Number.isInteger(cfg.rank) || cfg.rank < 1 || cfg.rank > 32 || (cfg.rank & (cfg.rank - 1)) !== 0) {
+/** The ranks a job may train (the managed service's rule): the powers of two from 1 to 32. */
+export const LORA_RANKS: readonly number[] = [1, 2, 4, 8, 16, 32];
+
+/** Training rule: rank in LORA_RANKS; targets known; dropout in [0, 1). */
+function validateLoraConfig(cfg: LoraConfig): void {
+  if (!LORA_RANKS.includes(cfg.rank)) {
     throw new UserError(`LoRA rank ${cfg.rank} is not allowed (expected a power of 2 from 1 to 32)`);
   }
   if (!(cfg.alpha > 0)) throw new UserError(`LoRA alpha ${cfg.alpha} must be positive`);
   if (!(cfg.dropout >= 0 && cfg.dropout < 1)) throw new UserError(`LoRA dropout ${cfg.dropout} must be in [0, 1)`);
   if (cfg.targets.length === 0) throw new UserError('LoRA needs at least one target module');
-  for (const t of cfg.targets) linearShape({ hiddenSize: 1, numHeads: 1, headDim: 1, numKvHeads: 1, intermediateSize: 1 } as ModelConfig, t);
+  for (const t of cfg.targets)
+    linearShape({ hiddenSize: 1, numHeads: 1, headDim: 1, numKvHeads: 1, intermediateSize: 1 } as ModelConfig, t);
 }
 
 /** Fresh LoRA for every layer x target, layer-major then target order; deterministic given seed. */
@@ -79,7 +90,10 @@ export function initLora(base: { config: ModelConfig }, cfg: LoraConfig, seed: n
       const [out, inp] = linearShape(base.config, t);
       const bound = 1 / Math.sqrt(inp);
       const m = modulePath(i, t);
-      lora.set(loraAName(m), tf.variable(tf.tensor2d(rng.fillUniform(cfg.rank * inp, -bound, bound), [cfg.rank, inp]), true));
+      lora.set(
+        loraAName(m),
+        tf.variable(tf.tensor2d(rng.fillUniform(cfg.rank * inp, -bound, bound), [cfg.rank, inp]), true),
+      );
       lora.set(loraBName(m), tf.variable(tf.zeros([out, cfg.rank]), true));
     }
   }
@@ -97,15 +111,27 @@ export function loraFromTensors(
   source: string,
 ): LoraWeights {
   const re = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/;
-  const found = new Map<string, { A?: { shape: number[]; data: Float32Array }; B?: { shape: number[]; data: Float32Array }; layer: number; target: string }>();
+  const found = new Map<
+    string,
+    {
+      A?: { shape: number[]; data: Float32Array };
+      B?: { shape: number[]; data: Float32Array };
+      layer: number;
+      target: string;
+    }
+  >();
   for (const [name, t] of tensors) {
     const m = re.exec(name);
-    if (!m) throw new UserError(`${source}: tensor '${name}' is not a LoRA weight in PEFT naming (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight)`);
+    if (!m)
+      throw new UserError(
+        `${source}: tensor '${name}' is not a LoRA weight in PEFT naming (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight)`,
+      );
     const layer = Number(m[1]);
     const target = m[3];
     const mp = modulePath(layer, target);
     if (!mp.includes(`.${m[2]}.`)) throw new UserError(`${source}: tensor '${name}': ${target} is not under ${m[2]}`);
-    if (layer >= base.config.numLayers) throw new UserError(`${source}: tensor '${name}': layer ${layer} but the model has ${base.config.numLayers}`);
+    if (layer >= base.config.numLayers)
+      throw new UserError(`${source}: tensor '${name}': layer ${layer} but the model has ${base.config.numLayers}`);
     const e = found.get(mp) ?? { layer, target };
     e[m[4] as 'A' | 'B'] = t;
     found.set(mp, e);
@@ -114,14 +140,19 @@ export function loraFromTensors(
   let rank = cfg.rank;
   const targets = new Set<string>();
   const lora = new LoraWeights({ ...cfg, rank: 0, targets: [] } as LoraConfig);
-  const sorted = [...found.entries()].sort((a, b) => a[1].layer - b[1].layer || DEFAULT_LORA_TARGETS.indexOf(a[1].target) - DEFAULT_LORA_TARGETS.indexOf(b[1].target));
+  const sorted = [...found.entries()].sort(
+    (a, b) =>
+      a[1].layer - b[1].layer || DEFAULT_LORA_TARGETS.indexOf(a[1].target) - DEFAULT_LORA_TARGETS.indexOf(b[1].target),
+  );
   for (const [mp, e] of sorted) {
-    if (!e.A || !e.B) throw new UserError(`${source}: ${mp} has lora_${e.A ? 'A' : 'B'} but no lora_${e.A ? 'B' : 'A'}`);
+    if (!e.A || !e.B)
+      throw new UserError(`${source}: ${mp} has lora_${e.A ? 'A' : 'B'} but no lora_${e.A ? 'B' : 'A'}`);
     const [out, inp] = linearShape(base.config, e.target);
     const r = e.A.shape[0];
     rank ??= r;
     const want = (s: number[], exp: number[], w: string) => {
-      if (s.length !== 2 || s[0] !== exp[0] || s[1] !== exp[1]) throw new UserError(`${source}: ${mp}.lora_${w}.weight has shape [${s}], expected [${exp}] (rank ${rank})`);
+      if (s.length !== 2 || s[0] !== exp[0] || s[1] !== exp[1])
+        throw new UserError(`${source}: ${mp}.lora_${w}.weight has shape [${s}], expected [${exp}] (rank ${rank})`);
     };
     want(e.A.shape, [rank, inp], 'A');
     want(e.B.shape, [out, rank], 'B');

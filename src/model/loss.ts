@@ -12,7 +12,7 @@ export function lossChunkRows(V: number): number {
 }
 
 /** Per row r of logits [c, V]: lse[r] = log sum exp(logits[r]). */
-export function rowLogSumExp(logits: Float32Array, c: number, V: number): Float64Array {
+function rowLogSumExp(logits: Float32Array, c: number, V: number): Float64Array {
   const lse = new Float64Array(c);
   for (let r = 0; r < c; r++) {
     const o = r * V;
@@ -26,7 +26,13 @@ export function rowLogSumExp(logits: Float32Array, c: number, V: number): Float6
 }
 
 /** dlogits[r] = (softmax(logits[r]) - onehot(label[r])) * scale[r], written into a new [c, V] array. */
-export function ceLogitsGrad(logits: Float32Array, lse: Float64Array, labels: Int32Array, scale: Float64Array, V: number): Float32Array {
+function ceLogitsGrad(
+  logits: Float32Array,
+  lse: Float64Array,
+  labels: Int32Array,
+  scale: Float64Array,
+  V: number,
+): Float32Array {
   const c = lse.length;
   const d = new Float32Array(c * V);
   for (let r = 0; r < c; r++) {
@@ -40,7 +46,7 @@ export function ceLogitsGrad(logits: Float32Array, lse: Float64Array, labels: In
 }
 
 /** x = cap * tanh(x / cap) elementwise, each step rounded to float32 (HF: logits / cap, tanh, * cap). */
-export function softcapInPlace(x: Float32Array, cap: number): void {
+function softcapInPlace(x: Float32Array, cap: number): void {
   for (let i = 0; i < x.length; i++) x[i] = Math.fround(Math.fround(Math.tanh(Math.fround(x[i] / cap))) * cap);
 }
 

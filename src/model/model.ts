@@ -5,17 +5,24 @@
 // Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
-import { FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy } from '../kernel_names.ts';
+import {
+  FusedAttention,
+  GeluTanhMul,
+  LoraLinear,
+  RmsNorm,
+  Rope,
+  Swiglu,
+  WeightedCrossEntropy,
+} from '../kernel_names.ts';
 import * as ops from '../ops/index.ts';
-import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
 import { loadModelConfig, type ModelConfig } from './config.ts';
-import { linearShape, loraAName, loraBName, LoraWeights, PEFT_PREFIX } from './lora.ts';
-import { checkpointed } from './checkpoint.ts';
-import { geluTanhMul, plusOneNorms, softcapLogits } from './gemma3.ts';
+import { linearShape, type LoraWeights } from './lora.ts';
+import { decoder, rmsNorm, weight, type Ctx } from './decoder.ts';
+import { plusOneNorms, softcapLogits } from './gemma3.ts';
 import { chunkedWeightedCE } from './loss.ts';
-import { applyRope, ropeInvFreq, ropeTables } from './rope.ts';
+import { ropeInvFreq } from './rope.ts';
 import { listModelTensors, readSafetensors } from './safetensors.ts';
-import { embedRows, keeps16, matMulWT, type Precision } from './precision.ts';
+import { keeps16, matMulWT, type Precision } from './precision.ts';
 
 export interface BaseModel {
   config: ModelConfig;
@@ -77,7 +84,7 @@ export interface LossOpts {
 }
 
 /** Rough bytes of taped activations per token per layer (inputs saved by linears, attention, norms, SwiGLU). */
-export function activationBytesPerToken(cfg: ModelConfig): number {
+function activationBytesPerToken(cfg: ModelConfig): number {
   const qd = cfg.numHeads * cfg.headDim;
   const kvd = cfg.numKvHeads * cfg.headDim;
   return 4 * (4 * cfg.hiddenSize + 4 * qd + 3 * kvd + 3 * cfg.intermediateSize);
@@ -99,7 +106,10 @@ export function fusedOpsAvailable(): boolean {
 /** HF tensor names and shapes the config implies ('lm_head.weight' only when untied). */
 export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
   const C = cfg.hiddenSize;
-  const w = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, C]], ['model.norm.weight', [C]]]);
+  const w = new Map<string, number[]>([
+    ['model.embed_tokens.weight', [cfg.vocabSize, C]],
+    ['model.norm.weight', [C]],
+  ]);
   if (!cfg.tieWordEmbeddings) w.set('lm_head.weight', [cfg.vocabSize, C]);
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}`;
@@ -140,8 +150,12 @@ export async function loadBaseModel(dir: string, opts: { precision?: Precision }
   const byFile = new Map<string, string[]>();
   for (const [name, shape] of want) {
     const a = available.get(name);
-    if (!a) throw new UserError(`${dir}: weight '${name}' is missing (model_type ${config.modelType}, tie_word_embeddings ${config.tieWordEmbeddings})`);
-    if (a.info.shape.join() !== shape.join()) throw new UserError(`${a.file}: weight '${name}' has shape [${a.info.shape}], config.json implies [${shape}]`);
+    if (!a)
+      throw new UserError(
+        `${dir}: weight '${name}' is missing (model_type ${config.modelType}, tie_word_embeddings ${config.tieWordEmbeddings})`,
+      );
+    if (a.info.shape.join() !== shape.join())
+      throw new UserError(`${a.file}: weight '${name}' has shape [${a.info.shape}], config.json implies [${shape}]`);
     byFile.set(a.file, [...(byFile.get(a.file) ?? []), name]);
   }
   const weights = new Map<string, tf.Tensor>();
@@ -152,9 +166,19 @@ export async function loadBaseModel(dir: string, opts: { precision?: Precision }
     }
   }
   if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
-  const invFreqLocal = config.ropeLocalTheta === null ? undefined
-    : ropeInvFreq({ ...config, ropeTheta: config.ropeLocalTheta, ropeScaling: { type: 'default' } });
-  return { config, dir, weights, invFreq: ropeInvFreq(config), invFreqLocal, norms: plusOneNorms(config, weights), precision };
+  const invFreqLocal =
+    config.ropeLocalTheta === null
+      ? undefined
+      : ropeInvFreq({ ...config, ropeTheta: config.ropeLocalTheta, ropeScaling: { type: 'default' } });
+  return {
+    config,
+    dir,
+    weights,
+    invFreq: ropeInvFreq(config),
+    invFreqLocal,
+    norms: plusOneNorms(config, weights),
+    precision,
+  };
 }
 
 export function disposeBaseModel(base: BaseModel): void {
@@ -163,182 +187,17 @@ export function disposeBaseModel(base: BaseModel): void {
   base.norms?.clear();
 }
 
-/** RMSNorm over the last axis, in float32: x * rsqrt(mean(x^2) + eps) * w. */
-function rmsNormPlain(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
-}
-
-interface Ctx {
-  base: BaseModel;
-  lora: LoraWeights | null;
-  dropoutSeed?: number;
-  /** Fused ops (src/ops) instead of plain tfjs compositions. */
-  fused: boolean;
-  /** Recompute each layer in the backward pass instead of keeping its activations. */
-  checkpoint?: boolean;
-}
-
-/** RMSNorm with the HF norm weight `name` (as applied: 1 + w for Gemma). */
-function rmsNorm(ctx: Ctx, x: tf.Tensor, name: string): tf.Tensor {
-  const eps = ctx.base.config.rmsNormEps;
-  const w = ctx.base.norms?.get(name) ?? weight(ctx.base, name);
-  return ctx.fused ? ops.rmsNorm(x, w, eps) : rmsNormPlain(x, w, eps);
-}
-
-function weight(base: BaseModel, name: string): tf.Tensor {
-  const w = base.weights.get(name);
-  if (!w) throw new Error(`model weight '${name}' not loaded`);
-  return w;
-}
-
-/** y = x W^T (+ b) + s * (dropout(x) A^T) B^T for a target linear; x [N, in] -> [N, out]. */
-function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
-  const W = weight(ctx.base, `${module}.weight`) as tf.Tensor2D;
-  const bias = ctx.base.weights.get(`${module}.bias`) as tf.Tensor1D | undefined;
-  const A = ctx.lora?.get(loraAName(module)) as tf.Tensor2D | undefined;
-  const Bm = ctx.lora?.get(loraBName(module)) as tf.Tensor2D | undefined;
-  if (!A || !Bm || !ctx.lora) {
-    const y = matMulWT(x, W);
-    return (bias ? tf.add(y, bias) : y) as tf.Tensor2D;
-  }
-  const p = ctx.lora.cfg.dropout;
-  const xa = p > 0 && ctx.dropoutSeed !== undefined ? (tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) as tf.Tensor2D) : x;
-  if (ctx.fused) return ops.loraLinear(x, W, A, Bm, ctx.lora.scale, { bias, xLora: xa });
-  let y = matMulWT(x, W);
-  if (bias) y = tf.add(y, bias);
-  const ax = tf.mul(tf.matMul(xa, A, false, true), ctx.lora.scale); // [N, r]
-  return tf.add(y, tf.matMul(ax, Bm, false, true)) as tf.Tensor2D;
-}
-
-/** Per-call constant tables a layer reads: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
-type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
-
-/**
- * Tables of each layer, one set per layer kind (Gemma 3: sliding-window layers with the local RoPE base, and global
- * ones; other families: one kind). `masked` = the plain-attention mask inputs; null on the fused path.
- */
-function buildLayerTables(base: BaseModel, pos: Int32Array, masked: { seg: Int32Array; B: number; T: number; P: number } | null): Tables[] {
-  const kinds = new Map<string, Tables>();
-  return base.config.layerWindows.map((w) => {
-    const inv = w > 0 && base.invFreqLocal ? base.invFreqLocal : base.invFreq;
-    const key = `${w}/${inv === base.invFreq ? 'global' : 'local'}`;
-    if (!kinds.has(key)) {
-      const mask = masked ? attentionMask(masked.seg, masked.B, masked.T, masked.P, w) : null;
-      kinds.set(key, { ...ropeTables(inv, pos), mask });
-    }
-    return kinds.get(key)!;
-  });
-}
-
-/**
- * Decoder stack: ids/pos [B*T] -> hidden states [B*T, C] before the final norm. With a cache (B = 1) the new
- * keys/values are appended to it (kept tensors; the old ones are disposed).
- */
-function decoder(ctx: Ctx, ids: Int32Array, pos: Int32Array, B: number, T: number, cache?: KVCache): tf.Tensor2D {
-  const cfg = ctx.base.config;
-  const { numHeads: H, numKvHeads: Hkv, headDim: D } = cfg;
-  const N = B * T;
-  const P = cache?.length ?? 0;
-  const seg = segmentsFromPositions(pos, B, T);
-  // The fused attention has no KV cache input: a prefill (empty cache) uses it and fills the cache; decoding
-  // steps use the plain path (T is small there).
-  const fusedAttn = ctx.fused && P === 0;
-  // Made up front: the per-layer tidy below would dispose tables made inside it.
-  const layerTables = buildLayerTables(ctx.base, pos, fusedAttn ? null : { seg, B, T, P });
-  const attnScale = cfg.attnScale ?? undefined;
-  const rope = (x: tf.Tensor3D, t: Tables) => (ctx.fused ? ops.rope(x, t.cos, t.sin) : applyRope(x, t.cos, t.sin));
-  /** tfjs-op attention, with the KV cache when there is one: q [N, H, D], k/v [N, Hkv, D] -> [N, H*D]. */
-  const attentionPlain = (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, l: number, mask: tf.Tensor): tf.Tensor2D => {
-    const toHeads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [B, T, Hkv, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
-    let k4 = toHeads(k);
-    let v4 = toHeads(v);
-    if (cache) {
-      const [pk, pv] = [cache.k[l], cache.v[l]];
-      if (pk && pv) {
-        k4 = tf.concat([pk, k4], 2);
-        v4 = tf.concat([pv, v4], 2);
-        pk.dispose();
-        pv.dispose();
-      }
-      cache.k[l] = tf.keep(k4);
-      cache.v[l] = tf.keep(v4);
-    }
-    return attention(tf.reshape(q, [B, T, H, D]) as tf.Tensor4D, k4, v4, mask, attnScale);
-  };
-  let x = embedRows(weight(ctx.base, 'model.embed_tokens.weight') as tf.Tensor2D, ids); // [N, C]
-  if (cfg.embedScale !== 1) x = tf.mul(x, cfg.embedScale); // Gemma: sqrt(C) in the model dtype
-  /** One decoder layer: x [N, C] -> x + attn(norm x) -> + mlp(norm) (Gemma: each branch also normed at its end). */
-  const layer = (l: number, x: tf.Tensor2D, t: Tables): tf.Tensor2D => {
-    const p = `model.layers.${l}`;
-    const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`) as tf.Tensor2D;
-    let q = tf.reshape(linear(ctx, h, `${p}.self_attn.q_proj`), [N, H, D]) as tf.Tensor3D;
-    let k = tf.reshape(linear(ctx, h, `${p}.self_attn.k_proj`), [N, Hkv, D]) as tf.Tensor3D;
-    const v = tf.reshape(linear(ctx, h, `${p}.self_attn.v_proj`), [N, Hkv, D]) as tf.Tensor3D;
-    if (cfg.qkNorm) {
-      // Qwen3, Gemma 3: RMSNorm over D on each head of q and k, before RoPE.
-      q = rmsNorm(ctx, q, `${p}.self_attn.q_norm.weight`) as tf.Tensor3D;
-      k = rmsNorm(ctx, k, `${p}.self_attn.k_norm.weight`) as tf.Tensor3D;
-    }
-    q = rope(q, t);
-    k = rope(k, t);
-    let attn: tf.Tensor2D;
-    if (fusedAttn) {
-      const as4 = (t: tf.Tensor3D, h: number) => tf.reshape(t, [B, T, h, D]) as tf.Tensor4D;
-      attn = tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), seg, attnScale, cfg.layerWindows[l]), [N, H * D]);
-      if (cache) {
-        const toHeads = (t: tf.Tensor3D) => tf.transpose(as4(t, Hkv), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
-        cache.k[l] = tf.keep(toHeads(k));
-        cache.v[l] = tf.keep(toHeads(v));
-      }
-    } else {
-      attn = attentionPlain(q, k, v, l, t.mask!);
-    }
-    const sandwich = cfg.sandwichNorm;
-    const o = linear(ctx, attn, `${p}.self_attn.o_proj`);
-    x = tf.add(x, sandwich ? rmsNorm(ctx, o, `${p}.post_attention_layernorm.weight`) : o);
-    const h2 = rmsNorm(ctx, x, `${p}.${sandwich ? 'pre_feedforward' : 'post_attention'}_layernorm.weight`) as tf.Tensor2D;
-    const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
-    const up = linear(ctx, h2, `${p}.mlp.up_proj`);
-    const act = cfg.hiddenAct === 'gelu_tanh' ? (ctx.fused ? ops.geluTanhMul(gate, up) : geluTanhMul(gate, up))
-      : ctx.fused ? ops.swiglu(gate, up) : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
-    const m = linear(ctx, act, `${p}.mlp.down_proj`);
-    return tf.add(x, sandwich ? rmsNorm(ctx, m, `${p}.post_feedforward_layernorm.weight`) : m);
-  };
-  for (let l = 0; l < cfg.numLayers; l++) {
-    if (ctx.checkpoint && !cache && ctx.lora) {
-      const vars = layerVars(ctx.lora, l);
-      const t = layerTables[l];
-      // The tables go through the checkpoint's saved tensors: lossSum's tidy disposes them before backprop.
-      const consts = t.mask ? [t.cos, t.sin, t.mask] : [t.cos, t.sin];
-      const block = (xx: tf.Tensor, c: tf.Tensor[]) => layer(l, xx as tf.Tensor2D, { cos: c[0] as tf.Tensor2D, sin: c[1] as tf.Tensor2D, mask: c[2] ?? null });
-      x = (vars.length ? checkpointed(block, x, vars, consts) : layer(l, x, t)) as tf.Tensor2D;
-    } else {
-      // A tidy per layer frees what the tape does not keep (everything, when no gradient is recorded).
-      const xin = x;
-      x = tf.tidy(() => layer(l, xin, layerTables[l]));
-      if (l > 0) xin.dispose();
-    }
-  }
-  if (cache) cache.length += T;
-  return x;
-}
-
-/** The LoRA variables of layer l, in map order. */
-function layerVars(lora: LoraWeights, l: number): tf.Variable[] {
-  const prefix = `${PEFT_PREFIX}model.layers.${l}.`;
-  return [...lora].filter(([n]) => n.startsWith(prefix)).map(([, v]) => v);
-}
-
 /** Every id (or, with `used`, every id where used[i] != 0) is in the vocabulary; errors name the flat index. */
 function checkIds(cfg: ModelConfig, ids: Int32Array, what: string, used?: Float32Array): void {
   for (let i = 0; i < ids.length; i++) {
     if (used && used[i] === 0) continue;
-    if (ids[i] < 0 || ids[i] >= cfg.vocabSize) throw new UserError(`${what}: token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${cfg.vocabSize})`);
+    if (ids[i] < 0 || ids[i] >= cfg.vocabSize)
+      throw new UserError(`${what}: token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${cfg.vocabSize})`);
   }
 }
 
 /** Rows of the hidden state that predict a weighted token: row b*T+t-1 predicts inputIds[b*T+t]. */
-export function lossRows(batch: Batch): { rows: Int32Array; labels: Int32Array; w: Float32Array; weightSum: number } {
+function lossRows(batch: Batch): { rows: Int32Array; labels: Int32Array; w: Float32Array; weightSum: number } {
   const { B, T, weights } = batch;
   const targets = batch.labels ?? batch.inputIds;
   const rows: number[] = [];
@@ -359,17 +218,26 @@ function checkBatch(cfg: ModelConfig, batch: Batch): void {
   }
   checkIds(cfg, batch.inputIds, 'batch');
   if (batch.labels) {
-    if (batch.labels.length !== n) throw new UserError(`batch: labels has ${batch.labels.length} values, expected B*T = ${n}`);
+    if (batch.labels.length !== n)
+      throw new UserError(`batch: labels has ${batch.labels.length} values, expected B*T = ${n}`);
     checkIds(cfg, batch.labels, 'batch labels', batch.weights);
   }
 }
 
 /** sum_t w_t * CE(logits_{t-1}, inputIds_t) as a scalar differentiable wrt the LoRA variables, and sum_t w_t. */
-export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch, opts: LossOpts = {}): { loss: tf.Scalar; weightSum: number } {
+export function lossSum(
+  base: BaseModel,
+  lora: LoraWeights | null,
+  batch: Batch,
+  opts: LossOpts = {},
+): { loss: tf.Scalar; weightSum: number } {
   checkBatch(base.config, batch);
   const { rows, labels, w, weightSum } = lossRows(batch);
   const ctx: Ctx = {
-    base, lora, dropoutSeed: opts.dropoutSeed, fused: opts.fused ?? fusedOpsAvailable(),
+    base,
+    lora,
+    dropoutSeed: opts.dropoutSeed,
+    fused: opts.fused ?? fusedOpsAvailable(),
     checkpoint: wantCheckpoint(base.config, batch.B * batch.T, opts.checkpoint ?? 'auto'),
   };
   const loss = tf.tidy(() => {
@@ -380,15 +248,21 @@ export function lossSum(base: BaseModel, lora: LoraWeights | null, batch: Batch,
     const W = weight(base, 'lm_head.weight') as tf.Tensor2D;
     const forBackward = opts.forBackward ?? true;
     const softcap = base.config.finalLogitSoftcap;
-    // The fused kernel always computes dLoss/dh too; an evaluation-only loss skips that matmul. It has no soft-capping.
-    if (ctx.fused && forBackward && !softcap) return ops.crossEntropyWeighted(h, W, labels, w);
+    // The fused kernel (withGrad false for an evaluation: no dLoss/dh matmul). The plain tfjs composition runs
+    // only where the fused kernel does not: logit soft-capping (Gemma 3) and backends without lorasft's kernels.
+    if (ctx.fused && !softcap) return ops.crossEntropyWeighted(h, W, labels, w, { withGrad: forBackward });
     return chunkedWeightedCE(h, W, labels, w, { eagerGrad: forBackward, softcap });
   });
   return { loss, weightSum };
 }
 
 /** Loss sum and its gradients wrt every LoRA tensor (keyed by PEFT name), of the UNNORMALISED sum. */
-export function lossAndGrads(base: BaseModel, lora: LoraWeights, batch: Batch, opts: LossOpts = {}): { lossSum: number; weightSum: number; grads: Map<string, tf.Tensor> } {
+export function lossAndGrads(
+  base: BaseModel,
+  lora: LoraWeights,
+  batch: Batch,
+  opts: LossOpts = {},
+): { lossSum: number; weightSum: number; grads: Map<string, tf.Tensor> } {
   let weightSum = 0;
   const vars = [...lora.values()];
   const { value, grads } = tf.variableGrads(() => {
@@ -437,6 +311,9 @@ export function forwardLogits(
     let hidden: tf.Tensor2D = decoder(ctx, inputIds, pos, 1, T, cache);
     if (opts.lastOnly) hidden = tf.slice(hidden, [T - 1, 0], [1, -1]);
     const h = rmsNorm(ctx, hidden, 'model.norm.weight');
-    return softcapLogits(matMulWT(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D), base.config.finalLogitSoftcap);
+    return softcapLogits(
+      matMulWT(h as tf.Tensor2D, weight(base, 'lm_head.weight') as tf.Tensor2D),
+      base.config.finalLogitSoftcap,
+    );
   });
 }

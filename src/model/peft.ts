@@ -12,7 +12,7 @@ export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 /** PEFT LoraConfig JSON for our config. */
-export function adapterConfigJson(cfg: LoraConfig, baseModelPath: string): Record<string, unknown> {
+function adapterConfigJson(cfg: LoraConfig, baseModelPath: string): Record<string, unknown> {
   return {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
@@ -45,15 +45,23 @@ export function saveAdapter(dir: string, lora: Map<string, TensorLike>, cfg: Lor
   const tensors = new Map<string, FloatTensor>();
   for (const [name, t] of lora) tensors.set(name, toFloat(t));
   writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
-  writeFileAtomic(path.join(dir, ADAPTER_CONFIG), JSON.stringify(adapterConfigJson(cfg, baseModelPath), null, 2) + '\n');
+  writeFileAtomic(
+    path.join(dir, ADAPTER_CONFIG),
+    JSON.stringify(adapterConfigJson(cfg, baseModelPath), null, 2) + '\n',
+  );
 }
 
 /** Read a PEFT LoRA adapter dir. Rank comes from the tensor shapes (and must agree with "r" when present). */
-export function loadAdapter(dir: string): { lora: Map<string, FloatTensor>; cfg: LoraConfig; baseModelPath: string | null } {
+export function loadAdapter(dir: string): {
+  lora: Map<string, FloatTensor>;
+  cfg: LoraConfig;
+  baseModelPath: string | null;
+} {
   const cfile = path.join(dir, ADAPTER_CONFIG);
   requireDir(dir, 'a PEFT adapter directory (adapter_config.json + adapter_model.safetensors)');
   const j = readJsonObject(cfile, 'expected a PEFT adapter directory');
-  if (j.peft_type !== undefined && j.peft_type !== 'LORA') throw new UserError(`${cfile}: peft_type ${JSON.stringify(j.peft_type)} is not supported (expected "LORA")`);
+  if (j.peft_type !== undefined && j.peft_type !== 'LORA')
+    throw new UserError(`${cfile}: peft_type ${JSON.stringify(j.peft_type)} is not supported (expected "LORA")`);
   const wfile = path.join(dir, ADAPTER_WEIGHTS);
   const raw = readSafetensors(wfile);
   const lora = new Map<string, FloatTensor>();
@@ -62,20 +70,27 @@ export function loadAdapter(dir: string): { lora: Map<string, FloatTensor>; cfg:
   for (const [name, t] of raw) {
     // PEFT saves without the adapter name; accept '.default.' too (state dicts of live models).
     const m = /\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
-    if (!m) throw new UserError(`${wfile}: tensor '${name}' is not a LoRA weight (expected ...<module>.lora_A.weight / .lora_B.weight)`);
+    if (!m)
+      throw new UserError(
+        `${wfile}: tensor '${name}' is not a LoRA weight (expected ...<module>.lora_A.weight / .lora_B.weight)`,
+      );
     const r = m[2] === 'A' ? t.shape[0] : t.shape[1];
-    if (t.shape.length !== 2 || (rank !== undefined && r !== rank)) throw new UserError(`${wfile}: tensor '${name}' has shape [${t.shape}], inconsistent with rank ${rank}`);
+    if (t.shape.length !== 2 || (rank !== undefined && r !== rank))
+      throw new UserError(`${wfile}: tensor '${name}' has shape [${t.shape}], inconsistent with rank ${rank}`);
     rank = r;
     targets.add(m[1]);
     lora.set(name.replace('.default.weight', '.weight'), { shape: t.shape, data: t.data });
   }
   if (rank === undefined) throw new UserError(`${wfile}: no LoRA tensors`);
-  if (j.r !== undefined && j.r !== rank) throw new UserError(`${cfile}: "r" is ${j.r} but ${ADAPTER_WEIGHTS} has rank ${rank}`);
+  if (j.r !== undefined && j.r !== rank)
+    throw new UserError(`${cfile}: "r" is ${j.r} but ${ADAPTER_WEIGHTS} has rank ${rank}`);
   const alpha = typeof j.lora_alpha === 'number' ? j.lora_alpha : 2 * rank;
   const cfg: LoraConfig = {
     rank,
     alpha,
-    targets: DEFAULT_LORA_TARGETS.filter((t) => targets.has(t)).concat([...targets].filter((t) => !DEFAULT_LORA_TARGETS.includes(t))),
+    targets: DEFAULT_LORA_TARGETS.filter((t) => targets.has(t)).concat(
+      [...targets].filter((t) => !DEFAULT_LORA_TARGETS.includes(t)),
+    ),
     dropout: typeof j.lora_dropout === 'number' ? j.lora_dropout : 0,
     useRslora: j.use_rslora === true,
   };

@@ -9,7 +9,6 @@ import * as ops from '../ops/index.ts';
 import { listModelTensors } from './safetensors.ts';
 
 export type Precision = 'fp32' | 'bf16';
-export const PRECISIONS = ['auto', 'fp32', 'bf16'] as const;
 
 export interface Bf16Support {
   /** The bf16 kernels (MatMulBf16 et al.) are registered on the active backend. */
@@ -23,15 +22,27 @@ export interface Bf16Support {
 export function bf16Support(): Bf16Support {
   const kernels = tf.getKernel('MatMulBf16', tf.getBackend()) !== undefined;
   const { addon } = loadAddon();
-  const info = tf.getBackend() === 'native' && typeof addon?.bf16Info === 'function' ? (addon.bf16Info as () => Record<string, string | boolean>)() : null;
-  if (!info) return { kernels, native: false, detail: `bf16 -> fp32 per call on the '${tf.getBackend()}' backend (slow reference kernels)` };
+  const info = tf.getBackend() === 'native' && addon ? addon.bf16Info() : null;
+  if (!info)
+    return {
+      kernels,
+      native: false,
+      detail: `bf16 -> fp32 per call on the '${tf.getBackend()}' backend (slow reference kernels)`,
+    };
   if (info.path === 'onednn') return { kernels, native: true, detail: `${info.version}, ${info.impl}` };
-  return { kernels, native: false, detail: `bf16 -> fp32 per layer + OpenBLAS sgemm (${info.error || 'fallback selected'})` };
+  return {
+    kernels,
+    native: false,
+    detail: `bf16 -> fp32 per layer + OpenBLAS sgemm (${info.error || 'fallback selected'})`,
+  };
 }
 
 /** The precision a run uses: `requested` unless 'auto'; auto = bf16 for a bf16 checkpoint when the CPU has native bf16. */
 export function resolvePrecision(requested: string, checkpointDtype: string, support: Bf16Support): Precision {
-  if (requested === 'bf16' && !support.kernels) throw new UserError(`precision bf16: the '${tf.getBackend()}' backend has no bf16 kernels; use --backend native or cpu, or --precision fp32`);
+  if (requested === 'bf16' && !support.kernels)
+    throw new UserError(
+      `precision bf16: the '${tf.getBackend()}' backend has no bf16 kernels; use --backend native or cpu, or --precision fp32`,
+    );
   if (requested === 'fp32' || requested === 'bf16') return requested;
   return checkpointDtype === 'BF16' && support.native && support.kernels ? 'bf16' : 'fp32';
 }

@@ -18,7 +18,8 @@ export function ropeInvFreq(cfg: ModelConfig): Float64Array {
       const scaled = wavelen > lowWave ? inv[i] / rs.factor : inv[i];
       if (wavelen < highWave || wavelen > lowWave) inv[i] = scaled;
       else {
-        const smooth = (rs.originalMaxPositionEmbeddings / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
+        const smooth =
+          (rs.originalMaxPositionEmbeddings / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
         inv[i] = (1 - smooth) * (scaled / rs.factor) + smooth * scaled;
       }
     }

@@ -32,8 +32,17 @@ export interface FloatTensor {
 /** A tensor as read: float32 `data`, or (readSafetensors' keep16) raw bf16 bits in `bf16` and an empty `data`. */
 export type LoadedTensor = FloatTensor & { dtype: string; bf16?: Uint16Array };
 
-export const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+const DTYPE_BYTES: Record<string, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 /** A header larger than this is corrupt (real headers are a few MB at most). */
@@ -47,7 +56,8 @@ function readExactly(fd: number, buf: Uint8Array, pos: number, file: string, wha
   let done = 0;
   while (done < buf.length) {
     const n = fs.readSync(fd, buf, done, Math.min(READ_CHUNK, buf.length - done), pos + done);
-    if (n === 0) throw new UserError(`${file}: truncated safetensors file (unexpected end of file while reading ${what})`);
+    if (n === 0)
+      throw new UserError(`${file}: truncated safetensors file (unexpected end of file while reading ${what})`);
     done += n;
   }
 }
@@ -57,13 +67,18 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   const fd = openFile(file, 'expected a .safetensors file');
   try {
     const size = fs.fstatSync(fd).size;
-    if (size < 8) throw new UserError(`${file}: not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
+    if (size < 8)
+      throw new UserError(`${file}: not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
     const lenBuf = Buffer.alloc(8);
     readExactly(fd, lenBuf, 0, file, 'the header length');
     const n = lenBuf.readBigUInt64LE(0);
-    if (n < 2n || n > BigInt(MAX_HEADER)) throw new UserError(`${file}: corrupt safetensors header length ${n} (expected 2..${MAX_HEADER} bytes)`);
+    if (n < 2n || n > BigInt(MAX_HEADER))
+      throw new UserError(`${file}: corrupt safetensors header length ${n} (expected 2..${MAX_HEADER} bytes)`);
     const headerLen = Number(n);
-    if (8 + headerLen > size) throw new UserError(`${file}: truncated safetensors file (header says ${headerLen} bytes, file has ${size - 8} after the length)`);
+    if (8 + headerLen > size)
+      throw new UserError(
+        `${file}: truncated safetensors file (header says ${headerLen} bytes, file has ${size - 8} after the length)`,
+      );
     const hb = Buffer.alloc(headerLen);
     readExactly(fd, hb, 8, file, 'the header');
     return parseHeader(file, hb.toString('utf8'), 8 + headerLen, size);
@@ -79,7 +94,8 @@ function parseHeader(file: string, text: string, dataStart: number, size: number
   } catch (e) {
     throw new UserError(`${file}: corrupt safetensors header (invalid JSON: ${(e as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UserError(`${file}: corrupt safetensors header (expected a JSON object)`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new UserError(`${file}: corrupt safetensors header (expected a JSON object)`);
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(json as Record<string, unknown>)) {
@@ -90,17 +106,30 @@ function parseHeader(file: string, text: string, dataStart: number, size: number
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const bad = (msg: string) => new UserError(`${file}: tensor '${name}': ${msg}`);
     if (typeof e !== 'object' || e === null) throw bad('header entry is not an object');
-    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw bad(`unknown dtype ${JSON.stringify(e.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`bad shape ${JSON.stringify(e.shape)}`);
+    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES))
+      throw bad(`unknown dtype ${JSON.stringify(e.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw bad(`bad shape ${JSON.stringify(e.shape)}`);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) {
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((d) => Number.isInteger(d) && d >= 0) ||
+      off[0] > off[1]
+    ) {
       throw bad(`bad data_offsets ${JSON.stringify(off)}`);
     }
     const count = (e.shape as number[]).reduce((a, b) => a * b, 1);
     const bytes = count * DTYPE_BYTES[e.dtype];
-    if (off[1] - off[0] !== bytes) throw bad(`shape [${e.shape}] of ${e.dtype} needs ${bytes} bytes but data_offsets span ${off[1] - off[0]}`);
+    if (off[1] - off[0] !== bytes)
+      throw bad(`shape [${e.shape}] of ${e.dtype} needs ${bytes} bytes but data_offsets span ${off[1] - off[0]}`);
     if (dataStart + off[1] > size) throw bad(`data_offsets [${off}] run past the end of the file (truncated file?)`);
-    tensors.set(name, { dtype: e.dtype, shape: e.shape as number[], begin: dataStart + off[0], end: dataStart + off[1] });
+    tensors.set(name, {
+      dtype: e.dtype,
+      shape: e.shape as number[],
+      begin: dataStart + off[0],
+      end: dataStart + off[1],
+    });
   }
   // Offsets must tile the data section without overlap; a gap or a tail means a corrupt file.
   const spans = [...tensors.entries()].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
@@ -109,7 +138,8 @@ function parseHeader(file: string, text: string, dataStart: number, size: number
     if (t.begin < at) throw new UserError(`${file}: tensor '${name}' overlaps the previous tensor's data`);
     at = t.end;
   }
-  if (at !== size) throw new UserError(`${file}: file size ${size} does not match the header (data ends at byte ${at})`);
+  if (at !== size)
+    throw new UserError(`${file}: file size ${size} does not match the header (data ends at byte ${at})`);
   return { file, tensors, metadata };
 }
 
@@ -130,7 +160,10 @@ function toBf16(dtype: string, raw: Uint8Array, count: number): Uint16Array {
  * Read float tensors (F32/F16/BF16 -> Float32Array), one fs read per tensor. `names` limits what is read;
  * tensors for which `keep16(name, shape)` is true come back as bf16 bits (`bf16`), never as a float32 array.
  */
-export function readSafetensors(file: string, opts: { names?: string[]; keep16?: (name: string, shape: number[]) => boolean } = {}): Map<string, LoadedTensor> {
+export function readSafetensors(
+  file: string,
+  opts: { names?: string[]; keep16?: (name: string, shape: number[]) => boolean } = {},
+): Map<string, LoadedTensor> {
   const header = readSafetensorsHeader(file);
   const names = opts.names ?? [...header.tensors.keys()];
   const out = new Map<string, LoadedTensor>();
@@ -139,11 +172,13 @@ export function readSafetensors(file: string, opts: { names?: string[]; keep16?:
     for (const name of names) {
       const t = header.tensors.get(name);
       if (!t) throw new UserError(`${file}: tensor '${name}' not found`);
-      if (!FLOAT_DTYPES.has(t.dtype)) throw new UserError(`${file}: tensor '${name}' has dtype ${t.dtype}; expected F32, F16 or BF16`);
+      if (!FLOAT_DTYPES.has(t.dtype))
+        throw new UserError(`${file}: tensor '${name}' has dtype ${t.dtype}; expected F32, F16 or BF16`);
       const count = t.shape.reduce((a, b) => a * b, 1);
       const raw = new Uint8Array(t.end - t.begin); // fresh buffer: aligned for the typed-array views below
       readExactly(fd, raw, t.begin, file, `tensor '${name}'`);
-      if (opts.keep16?.(name, t.shape)) out.set(name, { dtype: t.dtype, shape: t.shape, data: new Float32Array(0), bf16: toBf16(t.dtype, raw, count) });
+      if (opts.keep16?.(name, t.shape))
+        out.set(name, { dtype: t.dtype, shape: t.shape, data: new Float32Array(0), bf16: toBf16(t.dtype, raw, count) });
       else out.set(name, { dtype: t.dtype, shape: t.shape, data: toFloat32(t.dtype, raw, count) });
     }
   } finally {
@@ -163,13 +198,17 @@ export function listModelTensors(dir: string): Map<string, { file: string; info:
   if (fs.existsSync(single)) files.push(single);
   else if (fs.existsSync(index)) {
     const map = readJsonObject(index).weight_map;
-    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new UserError(`${index}: missing "weight_map" object`);
+    if (typeof map !== 'object' || map === null || Array.isArray(map))
+      throw new UserError(`${index}: missing "weight_map" object`);
     for (const f of new Set(Object.values(map))) {
-      if (typeof f !== 'string') throw new UserError(`${index}: "weight_map" values must be shard file names, got ${JSON.stringify(f)}`);
+      if (typeof f !== 'string')
+        throw new UserError(`${index}: "weight_map" values must be shard file names, got ${JSON.stringify(f)}`);
       files.push(path.join(dir, f));
     }
   } else {
-    throw new UserError(`${dir}: no model.safetensors or model.safetensors.index.json (expected a Hugging Face model directory)`);
+    throw new UserError(
+      `${dir}: no model.safetensors or model.safetensors.index.json (expected a Hugging Face model directory)`,
+    );
   }
   const out = new Map<string, { file: string; info: TensorInfo }>();
   for (const f of files) {
@@ -191,13 +230,16 @@ export function writeSafetensors(
   opts: { dtype?: 'F32' | 'BF16' } = {},
 ): void {
   const dtype = opts.dtype ?? 'F32';
-  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) =>
+    a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0,
+  );
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let off = 0;
   for (const [name, t] of entries) {
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new Error(`writeSafetensors: '${name}' has shape [${t.shape}] but ${t.data.length} values`);
+    if (count !== t.data.length)
+      throw new Error(`writeSafetensors: '${name}' has shape [${t.shape}] but ${t.data.length} values`);
     const bytes = count * DTYPE_BYTES[dtype];
     header[name] = { dtype, shape: t.shape, data_offsets: [off, off + bytes] };
     off += bytes;
@@ -214,7 +256,8 @@ export function writeSafetensors(
     for (const [, t] of entries) {
       const data = dtype === 'F32' ? t.data : f32ToBf16(t.data);
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      for (let i = 0; i < bytes.length; i += READ_CHUNK) fs.writeSync(fd, bytes, i, Math.min(READ_CHUNK, bytes.length - i));
+      for (let i = 0; i < bytes.length; i += READ_CHUNK)
+        fs.writeSync(fd, bytes, i, Math.min(READ_CHUNK, bytes.length - i));
     }
   });
 }

@@ -11,24 +11,39 @@ import { FusedAttention } from '../kernel_names.ts';
  * Returns [B, T, H, D] (reshape to [B*T, H*D] for o_proj). scale defaults to 1/sqrt(D). window > 0: query t
  * also needs t - s < window (HF sliding-window layers), applied inside each segment; 0 (default) = no window.
  */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, segmentIds: Int32Array | tf.Tensor,
-  scale?: number, window = 0): tf.Tensor4D {
+export function attention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  segmentIds: Int32Array | tf.Tensor,
+  scale?: number,
+  window = 0,
+): tf.Tensor4D {
   const [B, T, H, D] = q.shape;
   const Hkv = k.shape[2];
   if (k.shape[0] !== B || k.shape[1] !== T || k.shape[3] !== D || v.shape.join() !== k.shape.join() || H % Hkv !== 0) {
-    throw new Error(`attention: q [B,T,H,D], k/v [B,T,Hkv,D] with H % Hkv == 0 expected, got q ${q.shape}, k ${k.shape}, v ${v.shape}`);
+    throw new Error(
+      `attention: q [B,T,H,D], k/v [B,T,Hkv,D] with H % Hkv == 0 expected, got q ${q.shape}, k ${k.shape}, v ${v.shape}`,
+    );
   }
   if (!Number.isInteger(window) || window < 0) throw new Error(`attention: window ${window} must be an integer >= 0`);
   const ids = segmentIds instanceof Int32Array ? segmentIds : (segmentIds.dataSync() as Int32Array);
   if (ids.length !== B * T) throw new Error(`attention: segmentIds has ${ids.length} values, expected B*T = ${B * T}`);
   for (let b = 0; b < B; b++) {
     for (let t = 1; t < T; t++) {
-      if (ids[b * T + t] < ids[b * T + t - 1]) throw new Error(`attention: segmentIds must not decrease within a row (row ${b}, t ${t})`);
+      if (ids[b * T + t] < ids[b * T + t - 1])
+        throw new Error(`attention: segmentIds must not decrease within a row (row ${b}, t ${t})`);
     }
   }
-  const seg = segmentIds instanceof Int32Array ? tf.tensor2d(segmentIds, [B, T], 'int32') : tf.reshape(segmentIds, [B, T]);
-  const [out, lse] = tf.engine().runKernel(FusedAttention, { q, k, v, segmentIds: seg },
-    window > 0 ? { scale: scale ?? 1 / Math.sqrt(D), window } : { scale: scale ?? 1 / Math.sqrt(D) }) as tf.Tensor[];
+  const seg =
+    segmentIds instanceof Int32Array ? tf.tensor2d(segmentIds, [B, T], 'int32') : tf.reshape(segmentIds, [B, T]);
+  const [out, lse] = tf
+    .engine()
+    .runKernel(
+      FusedAttention,
+      { q, k, v, segmentIds: seg },
+      window > 0 ? { scale: scale ?? 1 / Math.sqrt(D), window } : { scale: scale ?? 1 / Math.sqrt(D) },
+    ) as tf.Tensor[];
   lse.dispose(); // the tape keeps its own copy for the backward pass
   if (seg !== segmentIds) seg.dispose();
   return out as tf.Tensor4D;

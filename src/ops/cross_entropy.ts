@@ -12,23 +12,35 @@ export function ceChunkRows(V: number): number {
 /**
  * sum_m weights[m] * (logsumexp(h[m] W^T) - (h[m] W^T)[labels[m]]) as a scalar (unnormalised; divide by the
  * weight sum yourself). h [M, C] (differentiable), W [V, C] (lm_head, frozen: no gradient), labels int32 [M]
- * in [0, V), weights float32 [M] (0 = row ignored). The gradient wrt h is computed in the same pass.
+ * in [0, V), weights float32 [M] (0 = row ignored). The gradient wrt h is computed in the same pass, unless
+ * withGrad is false (an evaluation: the loss has no gradient then).
  */
-export function crossEntropyWeighted(h: tf.Tensor2D, W: tf.Tensor2D, labels: Int32Array | tf.Tensor1D,
-  weights: Float32Array | tf.Tensor1D, chunkRows?: number): tf.Scalar {
+export function crossEntropyWeighted(
+  h: tf.Tensor2D,
+  W: tf.Tensor2D,
+  labels: Int32Array | tf.Tensor1D,
+  weights: Float32Array | tf.Tensor1D,
+  opts: { chunkRows?: number; withGrad?: boolean } = {},
+): tf.Scalar {
   const [M, C] = h.shape;
   const [V, Cw] = logicalShape(W); // W float32 or packed bf16
   if (C !== Cw) throw new Error(`crossEntropyWeighted: h [M, ${C}] and W [V, ${Cw}] disagree on C`);
   const lab = labels instanceof Int32Array ? labels : (labels.dataSync() as Int32Array);
   if (lab.length !== M) throw new Error(`crossEntropyWeighted: ${lab.length} labels for ${M} rows`);
   for (let m = 0; m < M; m++) {
-    if (!(lab[m] >= 0 && lab[m] < V)) throw new Error(`crossEntropyWeighted: label ${lab[m]} at row ${m} is outside [0, ${V})`);
+    if (!(lab[m] >= 0 && lab[m] < V))
+      throw new Error(`crossEntropyWeighted: label ${lab[m]} at row ${m} is outside [0, ${V})`);
   }
   const lt = labels instanceof Int32Array ? tf.tensor1d(labels, 'int32') : labels;
   const wt = weights instanceof Float32Array ? tf.tensor1d(weights, 'float32') : weights;
   if (wt.shape[0] !== M) throw new Error(`crossEntropyWeighted: ${wt.shape[0]} weights for ${M} rows`);
-  const [loss, dh] = tf.engine().runKernel(WeightedCrossEntropy, { h, W, labels: lt, weights: wt },
-    { chunkRows: chunkRows ?? ceChunkRows(V) }) as tf.Tensor[];
+  const [loss, dh] = tf
+    .engine()
+    .runKernel(
+      WeightedCrossEntropy,
+      { h, W, labels: lt, weights: wt },
+      { chunkRows: opts.chunkRows ?? ceChunkRows(V), withGrad: opts.withGrad ?? true },
+    ) as tf.Tensor[];
   dh.dispose(); // kept by the tape when a gradient is being recorded
   if (lt !== labels) lt.dispose();
   if (wt !== weights) wt.dispose();

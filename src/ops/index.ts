@@ -6,11 +6,4 @@ export { swiglu } from './swiglu.ts';
 export { geluTanhMul } from './gelu_tanh_mul.ts';
 export { rope } from './rope.ts';
 export { loraLinear } from './lora_linear.ts';
-export { bf16Tensor, isBf16, logicalShape, matMulBf16 } from './matmul_bf16.ts';
-
-import * as tf from '@tensorflow/tfjs-core';
-
-/** Whether the active backend has the fused kernels (true on 'cpu' and 'native'; false on 'tensorflow'). */
-export function hasFusedKernels(): boolean {
-  return tf.getKernel('FusedAttention', tf.getBackend()) !== undefined;
-}
+export { bf16Tensor, isBf16, matMulBf16 } from './matmul_bf16.ts';

@@ -8,14 +8,30 @@ import { logicalShape } from './matmul_bf16.ts';
  * x [N, in], W [out, in] (float32 or packed bf16) and bias [out] (frozen), A [r, in], B [out, r] (trainable). Differentiable wrt x,
  * xLora, A, B. Returns [N, out].
  */
-export function loraLinear(x: tf.Tensor2D, W: tf.Tensor2D, A: tf.Tensor2D, B: tf.Tensor2D, scale: number,
-  opts: { bias?: tf.Tensor1D; xLora?: tf.Tensor2D } = {}): tf.Tensor2D {
-  const [N, inp] = x.shape, [out, inW] = logicalShape(W), [r, inA] = A.shape;
+export function loraLinear(
+  x: tf.Tensor2D,
+  W: tf.Tensor2D,
+  A: tf.Tensor2D,
+  B: tf.Tensor2D,
+  scale: number,
+  opts: { bias?: tf.Tensor1D; xLora?: tf.Tensor2D } = {},
+): tf.Tensor2D {
+  const [, inp] = x.shape,
+    [out, inW] = logicalShape(W),
+    [r, inA] = A.shape;
   const xl = opts.xLora ?? x;
-  if (inW !== inp || inA !== inp || B.shape[0] !== out || B.shape[1] !== r || xl.shape.join() !== x.shape.join() ||
-    (opts.bias && opts.bias.shape[0] !== out)) {
-    throw new Error(`loraLinear: x [N,in], W [out,in], A [r,in], B [out,r], bias [out] expected, got x ${x.shape}, ` +
-      `W ${W.shape}, A ${A.shape}, B ${B.shape}${opts.bias ? `, bias ${opts.bias.shape}` : ''}`);
+  if (
+    inW !== inp ||
+    inA !== inp ||
+    B.shape[0] !== out ||
+    B.shape[1] !== r ||
+    xl.shape.join() !== x.shape.join() ||
+    (opts.bias && opts.bias.shape[0] !== out)
+  ) {
+    throw new Error(
+      `loraLinear: x [N,in], W [out,in], A [r,in], B [out,r], bias [out] expected, got x ${x.shape}, ` +
+        `W ${W.shape}, A ${A.shape}, B ${B.shape}${opts.bias ? `, bias ${opts.bias.shape}` : ''}`,
+    );
   }
   // Without dropout x is passed once (as xl): backward then returns one summed dx, not dx + dxl for the tape to add.
   const sharedX = xl === x;

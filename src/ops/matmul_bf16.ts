@@ -8,7 +8,11 @@ export function bf16Tensor(bits: Uint16Array, shape: number[]): tf.Tensor {
   const last = shape[shape.length - 1];
   if (last % 2 !== 0) throw new Error(`bf16Tensor: last dimension ${last} is odd (two bf16 values per int32)`);
   if (bits.byteOffset % 4 !== 0) bits = bits.slice();
-  return tf.tensor(new Int32Array(bits.buffer, bits.byteOffset, bits.length / 2), [...shape.slice(0, -1), last / 2], 'int32');
+  return tf.tensor(
+    new Int32Array(bits.buffer, bits.byteOffset, bits.length / 2),
+    [...shape.slice(0, -1), last / 2],
+    'int32',
+  );
 }
 
 /** True for a packed bf16 weight. */
@@ -29,7 +33,9 @@ export function matMulBf16(x: tf.Tensor2D, W: tf.Tensor2D, transposeW = true): t
   const [, K] = x.shape;
   const ws = logicalShape(W);
   if (!isBf16(W) || ws.length !== 2 || (transposeW ? ws[1] : ws[0]) !== K) {
-    throw new Error(`matMulBf16: x [N,${K}] and a packed bf16 W ${transposeW ? '[Nout,K]' : '[K,Nout]'} expected, got W ${W.dtype} [${ws}]`);
+    throw new Error(
+      `matMulBf16: x [N,${K}] and a packed bf16 W ${transposeW ? '[Nout,K]' : '[K,Nout]'} expected, got W ${W.dtype} [${ws}]`,
+    );
   }
   return tf.engine().runKernel(MatMulBf16, { x, W }, { transposeW }) as tf.Tensor2D;
 }

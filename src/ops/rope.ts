@@ -9,7 +9,9 @@ import { Rope } from '../kernel_names.ts';
 export function rope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D {
   const [N, , D] = x.shape;
   if (D % 2 !== 0 || cos.shape.join() !== `${N},${D}` || sin.shape.join() !== `${N},${D}`) {
-    throw new Error(`rope: x [N,h,D] with even D and cos/sin [N,D] expected, got x ${x.shape}, cos ${cos.shape}, sin ${sin.shape}`);
+    throw new Error(
+      `rope: x [N,h,D] with even D and cos/sin [N,D] expected, got x ${x.shape}, cos ${cos.shape}, sin ${sin.shape}`,
+    );
   }
   return tf.engine().runKernel(Rope, { x, cos, sin }, { transpose: false }) as tf.Tensor3D;
 }

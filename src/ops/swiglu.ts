@@ -4,6 +4,7 @@ import { Swiglu } from '../kernel_names.ts';
 
 /** gate * sigmoid(gate) * up; gate and up of the same shape. Differentiable wrt both. */
 export function swiglu<T extends tf.Tensor>(gate: T, up: T): T {
-  if (gate.shape.join() !== up.shape.join()) throw new Error(`swiglu: gate [${gate.shape}] and up [${up.shape}] differ`);
+  if (gate.shape.join() !== up.shape.join())
+    throw new Error(`swiglu: gate [${gate.shape}] and up [${up.shape}] differ`);
   return tf.engine().runKernel(Swiglu, { gate, up }) as T;
 }

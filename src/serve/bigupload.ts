@@ -27,12 +27,21 @@ export async function getUploadEndpoint(c: Ctx): Promise<Json> {
   const body = await readJsonBody(c.req);
   rejectUnknown(body, ['filenameToSize'], 'GetDatasetUploadEndpointRequest');
   const f = body.filenameToSize as Json;
-  if (typeof f !== 'object' || f === null || Array.isArray(f) || Object.keys(f).length !== 1) throw badRequest('filenameToSize must map exactly one file name to its size in bytes');
+  if (typeof f !== 'object' || f === null || Array.isArray(f) || Object.keys(f).length !== 1)
+    throw badRequest('filenameToSize must map exactly one file name to its size in bytes');
   const [filename, sizeRaw] = Object.entries(f)[0];
-  if (!/^[^/\\\0]{1,255}$/.test(filename) || filename === '.' || filename === '..') throw badRequest(`filenameToSize: ${JSON.stringify(filename.slice(0, 80))} is not a plain file name`);
+  if (!/^[^/\\\0]{1,255}$/.test(filename) || filename === '.' || filename === '..')
+    throw badRequest(`filenameToSize: ${JSON.stringify(filename.slice(0, 80))} is not a plain file name`);
   const size = typeof sizeRaw === 'string' && /^\d+$/.test(sizeRaw) ? Number(sizeRaw) : sizeRaw;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) throw badRequest(`filenameToSize: the size of ${filename} must be a positive integer, got ${JSON.stringify(sizeRaw)}`);
-  if (size > c.svc.opts.maxUploadBytes) throw new ApiError(413, `${filename} is ${size} bytes; this server accepts at most ${c.svc.opts.maxUploadBytes} (serve --max-upload-mb)`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0)
+    throw badRequest(
+      `filenameToSize: the size of ${filename} must be a positive integer, got ${JSON.stringify(sizeRaw)}`,
+    );
+  if (size > c.svc.opts.maxUploadBytes)
+    throw new ApiError(
+      413,
+      `${filename} is ${size} bytes; this server accepts at most ${c.svc.opts.maxUploadBytes} (serve --max-upload-mb)`,
+    );
   const name = resourceName(c.account, 'datasets', c.id);
   const r = c.svc.store.get('dataset', name);
   if (!r) throw notFound(`dataset ${name} not found`);
@@ -40,21 +49,40 @@ export async function getUploadEndpoint(c: Ctx): Promise<Json> {
   c.svc.store.update('dataset', name, { meta: { ...r.meta, pendingUpload: { filename, size } } });
   const expires = Math.floor(Date.now() / 1000) + TTL_S;
   const base = `http://${c.req.headers.host ?? c.svc.baseUrl.slice('http://'.length)}`;
-  return { filenameToSignedUrls: { [filename]: `${base}/upload/${name}?size=${size}&expires=${expires}&signature=${sign(c.svc.secret, name, size, expires)}` } };
+  return {
+    filenameToSignedUrls: {
+      [filename]: `${base}/upload/${name}?size=${size}&expires=${expires}&signature=${sign(c.svc.secret, name, size, expires)}`,
+    },
+  };
 }
 
 /** PUT /upload/accounts/A/datasets/ID?size&expires&signature: the file's bytes, exactly `size` of them. */
-export async function receiveSignedUpload(svc: Service, rawPath: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function receiveSignedUpload(
+  svc: Service,
+  rawPath: string,
+  query: URLSearchParams,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   if (req.method !== 'PUT') throw new ApiError(405, 'PUT the file to this URL');
   const segs = rawPath.split('/'); // ['', 'upload', 'accounts', A, 'datasets', ID]
-  if (segs.length !== 6 || segs[2] !== 'accounts' || segs[4] !== 'datasets' || !isValidId(segs[3]) || !isValidId(segs[5])) throw badRequest('malformed upload path');
+  if (
+    segs.length !== 6 ||
+    segs[2] !== 'accounts' ||
+    segs[4] !== 'datasets' ||
+    !isValidId(segs[3]) ||
+    !isValidId(segs[5])
+  )
+    throw badRequest('malformed upload path');
   const name = resourceName(segs[3], 'datasets', segs[5]);
   const size = Number(query.get('size'));
   const expires = Number(query.get('expires'));
   const given = Buffer.from(query.get('signature') ?? '', 'base64url');
   const want = Buffer.from(sign(svc.secret, name, size, expires), 'base64url');
-  if (!Number.isInteger(expires) || given.length !== want.length || !timingSafeEqual(given, want)) throw new ApiError(401, 'invalid upload signature (get a fresh URL from :getUploadEndpoint)');
-  if (expires < Date.now() / 1000) throw new ApiError(401, 'upload URL expired (get a fresh one from :getUploadEndpoint)');
+  if (!Number.isInteger(expires) || given.length !== want.length || !timingSafeEqual(given, want))
+    throw new ApiError(401, 'invalid upload signature (get a fresh URL from :getUploadEndpoint)');
+  if (expires < Date.now() / 1000)
+    throw new ApiError(401, 'upload URL expired (get a fresh one from :getUploadEndpoint)');
   const r = svc.store.get('dataset', name);
   if (!r || r.state === 'READY') throw notFound(`dataset ${name} is not waiting for an upload`);
   if (svc.uploading.has(name)) throw conflict(`dataset ${name}: another upload is in progress`);
@@ -93,7 +121,10 @@ export async function validateUpload(c: Ctx): Promise<Json> {
   const dir = layout.dataset(c.svc.opts.dataDir, c.account, c.id);
   const pending = path.join(dir, PENDING);
   const p = r.meta.pendingUpload as { filename: string; size: number } | undefined;
-  if (!p || !fs.existsSync(pending)) throw badRequest(`dataset ${name} has no uploaded file to validate (:getUploadEndpoint, then PUT the file to its URL)`);
+  if (!p || !fs.existsSync(pending))
+    throw badRequest(
+      `dataset ${name} has no uploaded file to validate (:getUploadEndpoint, then PUT the file to its URL)`,
+    );
   if (c.svc.uploading.has(name)) throw conflict(`dataset ${name}: an upload is in progress`);
   c.svc.uploading.add(name);
   try {
@@ -101,13 +132,29 @@ export async function validateUpload(c: Ctx): Promise<Json> {
     delete meta.pendingUpload;
     let done;
     try {
-      done = await placeValidated(pending, layout.datasetFile(c.svc.opts.dataDir, c.account, c.id), p.filename, p.size, (r.meta.expectedCount as number | null) ?? undefined);
+      done = await placeValidated(
+        pending,
+        layout.datasetFile(c.svc.opts.dataDir, c.account, c.id),
+        p.filename,
+        p.size,
+        (r.meta.expectedCount as number | null) ?? undefined,
+      );
     } catch (e) {
       c.svc.store.update('dataset', name, { meta });
       throw e;
     }
-    const body = { ...r.body, state: 'READY', status: { code: 'OK', message: '' }, exampleCount: String(done.examples), updateTime: new Date().toISOString() };
-    c.svc.store.update('dataset', name, { state: 'READY', body, meta: { ...meta, bytes: done.bytes, filename: done.filename } });
+    const body = {
+      ...r.body,
+      state: 'READY',
+      status: { code: 'OK', message: '' },
+      exampleCount: String(done.examples),
+      updateTime: new Date().toISOString(),
+    };
+    c.svc.store.update('dataset', name, {
+      state: 'READY',
+      body,
+      meta: { ...meta, bytes: done.bytes, filename: done.filename },
+    });
     return body;
   } finally {
     c.svc.uploading.delete(name);

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FIELDS } from '../train/config.ts';
+import { FIELDS } from '../train/config_fields.ts';
 import { notFound } from './errors.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -22,10 +22,24 @@ const STATIC: Record<string, [string, string]> = {
 };
 
 /** The create-job form's fields, in the config's order (jobId is the ?supervisedFineTuningJobId= parameter). */
-export function jobFormFields(): Array<{ name: string; kind: string; default: unknown; help: string; defaultText?: string; choices?: string[] }> {
-  return Object.entries(FIELDS).filter(([k]) => k !== 'jobId').map(([name, f]) => ({
-    name, kind: f.kind, default: f.default, help: f.help, defaultText: f.defaultText, choices: (f as { choices?: string[] }).choices,
-  }));
+function jobFormFields(): Array<{
+  name: string;
+  kind: string;
+  default: unknown;
+  help: string;
+  defaultText?: string;
+  choices?: string[];
+}> {
+  return Object.entries(FIELDS)
+    .filter(([k]) => k !== 'jobId')
+    .map(([name, f]) => ({
+      name,
+      kind: f.kind,
+      default: f.default,
+      help: f.help,
+      defaultText: f.defaultText,
+      choices: (f as { choices?: string[] }).choices,
+    }));
 }
 
 /** Serves the dashboard's files; false when `pathname` is not one of them (the caller routes it on). */
@@ -33,7 +47,10 @@ export function handleDashboard(req: IncomingMessage, res: ServerResponse, pathn
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   if (pathname === '/ui/job-fields.json') {
     const text = JSON.stringify(jobFormFields());
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
     res.end(text);
     return true;
   }
@@ -69,20 +86,31 @@ const TERMINAL = /COMPLETED|FAILED|CANCELLED|EXPIRED|DELETED/;
  * event once the trainer has named its backend; the
  * stream ends after the job reaches a terminal state and its last rows are sent. Polls the file twice a second.
  */
-export function metricsStreamRoute<C extends { req: IncomingMessage; res: ServerResponse; account: string; id: string }>(of: (c: C) => JobLookup) {
+export function metricsStreamRoute<
+  C extends { req: IncomingMessage; res: ServerResponse; account: string; id: string },
+>(of: (c: C) => JobLookup) {
   return {
-    method: 'GET' as const, collection: 'supervisedFineTuningJobs', item: true, verb: 'streamMetrics',
+    method: 'GET' as const,
+    collection: 'supervisedFineTuningJobs',
+    item: true,
+    verb: 'streamMetrics',
     handle(c: C): undefined {
       const lookup = of(c);
-      if (!lookup.job(c.account, c.id)) throw notFound(`job accounts/${c.account}/supervisedFineTuningJobs/${c.id} not found`);
-      c.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      if (!lookup.job(c.account, c.id))
+        throw notFound(`job accounts/${c.account}/supervisedFineTuningJobs/${c.id} not found`);
+      c.res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
       let offset = 0;
       let partial = '';
       let state = '';
       let backend: string | undefined;
       const tick = () => {
         const j = lookup.job(c.account, c.id);
-        if (j && backend === undefined && (backend = loggedBackend(j.logFile)) !== undefined) c.res.write(`event: backend\ndata: ${JSON.stringify({ backend })}\n\n`);
+        if (j && backend === undefined && (backend = loggedBackend(j.logFile)) !== undefined)
+          c.res.write(`event: backend\ndata: ${JSON.stringify({ backend })}\n\n`);
         if (j && fs.existsSync(j.metricsFile)) {
           const size = fs.statSync(j.metricsFile).size;
           if (size < offset) offset = 0; // rewritten on resume: start over

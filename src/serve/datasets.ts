@@ -21,7 +21,8 @@ function getDataset(svc: Service, account: string, id: string): Resource {
 
 function parseCount(v: unknown): number {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw badRequest(`dataset.exampleCount must be a non-negative integer, got ${JSON.stringify(v)}`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+    throw badRequest(`dataset.exampleCount must be a non-negative integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -33,18 +34,37 @@ async function create(c: Ctx): Promise<Json> {
   const d = (body.dataset ?? {}) as Json;
   if (typeof d !== 'object' || d === null || Array.isArray(d)) throw badRequest('dataset must be an object');
   rejectUnknown(d, DATASET_FIELDS, 'dataset');
-  if (d.userUploaded !== undefined && (typeof d.userUploaded !== 'object' || d.userUploaded === null || Array.isArray(d.userUploaded))) throw badRequest('dataset.userUploaded must be an object ({})');
-  if (d.displayName !== undefined && (typeof d.displayName !== 'string' || d.displayName.length > 200)) throw badRequest('dataset.displayName must be a string of at most 200 characters');
-  if (d.format !== undefined && d.format !== 'CHAT') throw badRequest(`dataset.format must be "CHAT" (chat-format JSONL), got ${JSON.stringify(d.format)}`);
+  if (
+    d.userUploaded !== undefined &&
+    (typeof d.userUploaded !== 'object' || d.userUploaded === null || Array.isArray(d.userUploaded))
+  )
+    throw badRequest('dataset.userUploaded must be an object ({})');
+  if (d.displayName !== undefined && (typeof d.displayName !== 'string' || d.displayName.length > 200))
+    throw badRequest('dataset.displayName must be a string of at most 200 characters');
+  if (d.format !== undefined && d.format !== 'CHAT')
+    throw badRequest(`dataset.format must be "CHAT" (chat-format JSONL), got ${JSON.stringify(d.format)}`);
   const expected = d.exampleCount === undefined ? undefined : parseCount(d.exampleCount);
   const name = resourceName(c.account, 'datasets', id);
   const now = new Date().toISOString();
   const dataset: Json = {
-    name, displayName: (d.displayName as string | undefined) ?? id, createTime: now, updateTime: now,
-    state: 'UPLOADING', status: { code: 'OK', message: 'waiting for the file (POST .../datasets/ID:upload)' },
-    exampleCount: expected === undefined ? '0' : String(expected), userUploaded: {}, format: 'CHAT',
+    name,
+    displayName: (d.displayName as string | undefined) ?? id,
+    createTime: now,
+    updateTime: now,
+    state: 'UPLOADING',
+    status: { code: 'OK', message: 'waiting for the file (POST .../datasets/ID:upload)' },
+    exampleCount: expected === undefined ? '0' : String(expected),
+    userUploaded: {},
+    format: 'CHAT',
   };
-  const ok = c.svc.store.insert({ kind: 'dataset', name, account: c.account, state: 'UPLOADING', body: dataset, meta: { expectedCount: expected ?? null } });
+  const ok = c.svc.store.insert({
+    kind: 'dataset',
+    name,
+    account: c.account,
+    state: 'UPLOADING',
+    body: dataset,
+    meta: { expectedCount: expected ?? null },
+  });
   if (!ok) throw alreadyExists(`dataset ${name} already exists`);
   return dataset;
 }
@@ -52,16 +72,28 @@ async function create(c: Ctx): Promise<Json> {
 async function upload(c: Ctx): Promise<Json> {
   queryParams(c.query, []);
   const r = getDataset(c.svc, c.account, c.id);
-  if (r.state === 'READY') throw conflict(`dataset ${r.name} already holds an uploaded file (delete it and create it again to replace it)`);
+  if (r.state === 'READY')
+    throw conflict(`dataset ${r.name} already holds an uploaded file (delete it and create it again to replace it)`);
   if (c.svc.uploading.has(r.name)) throw conflict(`dataset ${r.name}: another upload is in progress`);
   c.svc.uploading.add(r.name);
   try {
     const dir = layout.dataset(c.svc.opts.dataDir, c.account, c.id);
-    const { examples, bytes, filename } = await receiveUpload(c.req, dir, layout.datasetFile(c.svc.opts.dataDir, c.account, c.id), {
-      maxBytes: c.svc.opts.maxUploadBytes,
-      expectedCount: (r.meta.expectedCount as number | null) ?? undefined,
-    });
-    const body = { ...r.body, state: 'READY', status: { code: 'OK', message: '' }, exampleCount: String(examples), updateTime: new Date().toISOString() };
+    const { examples, bytes, filename } = await receiveUpload(
+      c.req,
+      dir,
+      layout.datasetFile(c.svc.opts.dataDir, c.account, c.id),
+      {
+        maxBytes: c.svc.opts.maxUploadBytes,
+        expectedCount: (r.meta.expectedCount as number | null) ?? undefined,
+      },
+    );
+    const body = {
+      ...r.body,
+      state: 'READY',
+      status: { code: 'OK', message: '' },
+      exampleCount: String(examples),
+      updateTime: new Date().toISOString(),
+    };
     if (!c.svc.store.update('dataset', r.name, { state: 'READY', body, meta: { ...r.meta, bytes, filename } })) {
       fs.rmSync(dir, { recursive: true, force: true }); // deleted while uploading
       throw notFound(`dataset ${r.name} was deleted during the upload`);
@@ -76,7 +108,9 @@ async function upload(c: Ctx): Promise<Json> {
 function removeIfEmpty(dir: string): void {
   try {
     fs.rmdirSync(dir);
-  } catch { /* missing or not empty */ }
+  } catch {
+    /* missing or not empty */
+  }
 }
 
 function get(c: Ctx): Json {
@@ -97,7 +131,10 @@ function remove(c: Ctx): Json {
   if (c.svc.uploading.has(r.name)) throw conflict(`dataset ${r.name}: an upload is in progress`);
   c.svc.store.transaction(() => {
     const users = activeJobsUsing(c.svc.store, r.name);
-    if (users.length) throw conflict(`dataset ${r.name} is used by ${users.length} queued or running job(s): ${users.slice(0, 3).join(', ')}; cancel or delete them first`);
+    if (users.length)
+      throw conflict(
+        `dataset ${r.name} is used by ${users.length} queued or running job(s): ${users.slice(0, 3).join(', ')}; cancel or delete them first`,
+      );
     c.svc.store.delete('dataset', r.name);
   });
   fs.rmSync(layout.dataset(c.svc.opts.dataDir, c.account, c.id), { recursive: true, force: true });

@@ -41,17 +41,24 @@ interface Live {
   served: Map<string, string | null>;
 }
 
-export function checkId(id: unknown, what: string): string {
-  if (typeof id !== 'string' || !ID.test(id)) throw badRequest(`invalid ${what} ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : id)}: use 1 to 63 lowercase letters, digits or hyphens`);
+function checkId(id: unknown, what: string): string {
+  if (typeof id !== 'string' || !ID.test(id))
+    throw badRequest(
+      `invalid ${what} ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : id)}: use 1 to 63 lowercase letters, digits or hyphens`,
+    );
   return id;
 }
 
 /** `accounts/A/COLLECTION/ID` from a full name or a bare id in `account`. */
-export function refName(value: unknown, collection: string, account: string, field: string): string {
-  if (typeof value !== 'string' || value === '') throw badRequest(`${field} must be a name (accounts/ACCOUNT/${collection}/ID or ID), got ${JSON.stringify(value)}`);
+function refName(value: unknown, collection: string, account: string, field: string): string {
+  if (typeof value !== 'string' || value === '')
+    throw badRequest(`${field} must be a name (accounts/ACCOUNT/${collection}/ID or ID), got ${JSON.stringify(value)}`);
   const p = value.split('/');
   if (p.length === 1) return `accounts/${account}/${collection}/${checkId(value, `${field} id`)}`;
-  if (p.length !== 4 || p[0] !== 'accounts' || p[2] !== collection) throw badRequest(`${field}: ${JSON.stringify(value.slice(0, 120))} is not a name of the form accounts/ACCOUNT/${collection}/ID`);
+  if (p.length !== 4 || p[0] !== 'accounts' || p[2] !== collection)
+    throw badRequest(
+      `${field}: ${JSON.stringify(value.slice(0, 120))} is not a name of the form accounts/ACCOUNT/${collection}/ID`,
+    );
   return `accounts/${checkId(p[1], `${field} account id`)}/${collection}/${checkId(p[3], `${field} id`)}`;
 }
 
@@ -64,7 +71,10 @@ export class DeploymentService {
   /** The tensor backend, chosen once, before the first deployment loads (the server itself trains nothing). */
   private backend?: Promise<unknown>;
 
-  constructor(readonly registry: ModelRegistry, private readonly opts: { maxBatch?: number; backend?: string; threads?: number; log?: (m: string) => void } = {}) {}
+  constructor(
+    readonly registry: ModelRegistry,
+    private readonly opts: { maxBatch?: number; backend?: string; threads?: number; log?: (m: string) => void } = {},
+  ) {}
 
   private async model(name: string, field: string): Promise<ModelFiles> {
     const m = await this.registry.getModel(name);
@@ -77,14 +87,22 @@ export class DeploymentService {
     const depId = id === undefined ? newId() : checkId(id, 'deploymentId');
     const name = `accounts/${account}/deployments/${depId}`;
     const modelName = refName(body.baseModel, 'models', account, 'baseModel');
-    if (body.displayName !== undefined && typeof body.displayName !== 'string') throw badRequest('displayName must be a string');
-    if (body.enableAddons !== undefined && typeof body.enableAddons !== 'boolean') throw badRequest('enableAddons must be a boolean');
+    if (body.displayName !== undefined && typeof body.displayName !== 'string')
+      throw badRequest('displayName must be a string');
+    if (body.enableAddons !== undefined && typeof body.enableAddons !== 'boolean')
+      throw badRequest('enableAddons must be a boolean');
     const m = await this.model(modelName, 'baseModel');
     if (this.live.has(name)) throw alreadyExists(`deployment ${name} already exists`);
     const now = new Date().toISOString();
     const record: DeploymentRecord = {
-      name, displayName: (body.displayName as string | undefined) ?? depId, baseModel: modelName, enableAddons: (body.enableAddons as boolean | undefined) ?? m.kind === 'HF_BASE_MODEL',
-      state: 'CREATING', status: { code: 'OK', message: '' }, createTime: now, updateTime: now,
+      name,
+      displayName: (body.displayName as string | undefined) ?? depId,
+      baseModel: modelName,
+      enableAddons: (body.enableAddons as boolean | undefined) ?? m.kind === 'HF_BASE_MODEL',
+      state: 'CREATING',
+      status: { code: 'OK', message: '' },
+      createTime: now,
+      updateTime: now,
     };
     const base = m.kind === 'HF_BASE_MODEL' ? m : await this.model(m.baseModel, 'baseModel (its base model)');
     const live: Live = { record, base, served: new Map(), ready: Promise.resolve(null as never) };
@@ -99,7 +117,9 @@ export class DeploymentService {
       Object.assign(live.record, { state, status: { code, message }, updateTime: new Date().toISOString() });
     try {
       await new Promise((r) => setImmediate(r)); // answer the create request first
-      this.backend ??= initBackend({ backend: this.opts.backend, threads: this.opts.threads }).then((b) => this.opts.log?.(`deployments: backend ${b.name} (${b.reason})`));
+      this.backend ??= initBackend({ backend: this.opts.backend, threads: this.opts.threads }).then((b) =>
+        this.opts.log?.(`deployments: backend ${b.name} (${b.reason})`),
+      );
       await this.backend;
       const dep = await Deployment.load(live.base.baseModelDir, { maxBatch: this.opts.maxBatch });
       if (live.record.state === 'DELETING') {
@@ -120,13 +140,21 @@ export class DeploymentService {
   /** Loads a LoRA model's adapter on a live deployment and records the DeployedModel. */
   private attach(live: Live, m: ModelFiles): DeployedModelRecord {
     if (path.resolve(m.baseModelDir) !== path.resolve(live.base.baseModelDir)) {
-      throw badRequest(`model ${m.name} is a LoRA on ${m.baseModel}; deployment ${live.record.name} serves ${live.base.name}`);
+      throw badRequest(
+        `model ${m.name} is a LoRA on ${m.baseModel}; deployment ${live.record.name} serves ${live.base.name}`,
+      );
     }
     live.dep!.loadLora(m.name, m.adapterDir!);
     live.served.set(m.name, m.name);
     const account = live.record.name.split('/')[1];
     const id = `${m.name.split('/').pop()!.slice(0, 54)}-${newId()}`;
-    const rec: DeployedModelRecord = { name: `accounts/${account}/deployedModels/${id}`, model: m.name, deployment: live.record.name, state: 'DEPLOYED', createTime: new Date().toISOString() };
+    const rec: DeployedModelRecord = {
+      name: `accounts/${account}/deployedModels/${id}`,
+      model: m.name,
+      deployment: live.record.name,
+      state: 'DEPLOYED',
+      createTime: new Date().toISOString(),
+    };
     this.deployed.set(rec.name, rec);
     return rec;
   }
@@ -142,7 +170,9 @@ export class DeploymentService {
   }
 
   list(account: string): DeploymentRecord[] {
-    return [...this.live.values()].filter((l) => l.record.name.startsWith(`accounts/${account}/`)).map((l) => ({ ...l.record }));
+    return [...this.live.values()]
+      .filter((l) => l.record.name.startsWith(`accounts/${account}/`))
+      .map((l) => ({ ...l.record }));
   }
 
   /** Cancels its requests in flight, frees the weights and drops its DeployedModels. */
@@ -202,16 +232,32 @@ export class DeploymentService {
    * The deployment and adapter that serve `model`: `MODEL` (any deployment serving it, the least busy) or
    * `MODEL#accounts/A/deployments/ID`. 404 model_not_found / model_not_deployed otherwise.
    */
-  async resolve(model: string): Promise<{ dep: Deployment; adapter: string | null; model: string; deployment: string }> {
+  async resolve(
+    model: string,
+  ): Promise<{ dep: Deployment; adapter: string | null; model: string; deployment: string }> {
     const hash = model.lastIndexOf('#');
     const modelName = hash < 0 ? model : model.slice(0, hash);
     const depName = hash < 0 ? undefined : model.slice(hash + 1);
-    const candidates = [...this.live.values()].filter((l) => l.served.has(modelName) || (l.record.state === 'CREATING' && l.record.baseModel === modelName));
-    const pick = depName === undefined ? candidates : candidates.filter((l) => l.record.name === depName || l.record.name.endsWith(`/deployments/${depName}`));
+    const candidates = [...this.live.values()].filter(
+      (l) => l.served.has(modelName) || (l.record.state === 'CREATING' && l.record.baseModel === modelName),
+    );
+    const pick =
+      depName === undefined
+        ? candidates
+        : candidates.filter((l) => l.record.name === depName || l.record.name.endsWith(`/deployments/${depName}`));
     if (pick.length === 0) {
-      if (depName !== undefined && ![...this.live.keys()].some((n) => n === depName || n.endsWith(`/deployments/${depName}`))) throw new ApiError(404, `The deployment \`${depName}\` does not exist.`, 'deployment_not_found');
-      if (!(await this.registry.getModel(modelName))) throw new ApiError(404, `The model \`${modelName}\` does not exist.`, 'model_not_found');
-      throw new ApiError(404, `The model \`${modelName}\` is not deployed${depName ? ` on ${depName}` : ''}; create a deployment for it (POST /v1/accounts/ACCOUNT/deployments) or load it on one (POST /v1/accounts/ACCOUNT/deployedModels).`, 'model_not_deployed');
+      if (
+        depName !== undefined &&
+        ![...this.live.keys()].some((n) => n === depName || n.endsWith(`/deployments/${depName}`))
+      )
+        throw new ApiError(404, `The deployment \`${depName}\` does not exist.`, 'deployment_not_found');
+      if (!(await this.registry.getModel(modelName)))
+        throw new ApiError(404, `The model \`${modelName}\` does not exist.`, 'model_not_found');
+      throw new ApiError(
+        404,
+        `The model \`${modelName}\` is not deployed${depName ? ` on ${depName}` : ''}; create a deployment for it (POST /v1/accounts/ACCOUNT/deployments) or load it on one (POST /v1/accounts/ACCOUNT/deployedModels).`,
+        'model_not_deployed',
+      );
     }
     const live = pick.sort((a, b) => (a.dep?.engine.inFlight ?? 0) - (b.dep?.engine.inFlight ?? 0))[0];
     const dep = await this.ready(live);
@@ -220,10 +266,13 @@ export class DeploymentService {
 
   /** Every model some deployment serves, with the deployments serving it. */
   served(): Array<{ model: string; deployment: string; createTime: string }> {
-    return [...this.live.values()].flatMap((l) => [...l.served.keys()].map((model) => ({ model, deployment: l.record.name, createTime: l.record.createTime })));
+    return [...this.live.values()].flatMap((l) =>
+      [...l.served.keys()].map((model) => ({ model, deployment: l.record.name, createTime: l.record.createTime })),
+    );
   }
 
   async close(): Promise<void> {
-    for (const l of [...this.live.values()]) await this.delete(l.record.name.split('/')[1], l.record.name.split('/')[3]);
+    for (const l of [...this.live.values()])
+      await this.delete(l.record.name.split('/')[1], l.record.name.split('/')[3]);
   }
 }

@@ -1,6 +1,6 @@
 // The one error shape of the REST API, `{"error": {"code": 404, "message": "...", "status": "NOT_FOUND"}}`:
 // the HTTP status as `code` and its google.rpc.Code name as `status`, as the managed API answers.
-export const STATUS_NAME: Record<number, string> = {
+const STATUS_NAME: Record<number, string> = {
   400: 'INVALID_ARGUMENT',
   401: 'UNAUTHENTICATED',
   404: 'NOT_FOUND',
@@ -12,7 +12,11 @@ export const STATUS_NAME: Record<number, string> = {
 
 /** An error the client caused (or may act on): answered with its HTTP status and one message. */
 export class ApiError extends Error {
-  constructor(readonly httpStatus: number, message: string, readonly statusName = STATUS_NAME[httpStatus] ?? 'UNKNOWN') {
+  constructor(
+    readonly httpStatus: number,
+    message: string,
+    readonly statusName = STATUS_NAME[httpStatus] ?? 'UNKNOWN',
+  ) {
     super(message);
     this.name = 'ApiError';
   }

@@ -4,11 +4,14 @@ import { ApiError, badRequest, errorBody } from './errors.ts';
 import type { Json, Page } from './store.ts';
 
 /** Largest JSON request body read (uploads go through their own streaming path). */
-export const MAX_JSON_BYTES = 1 << 20;
+const MAX_JSON_BYTES = 1 << 20;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -63,12 +66,16 @@ export function pageArgs(q: Record<string, string>): { pageSize: number; after?:
   let pageSize = DEFAULT_PAGE;
   if (q.pageSize !== undefined) {
     const n = Number(q.pageSize);
-    if (!/^\d+$/.test(q.pageSize) || !Number.isSafeInteger(n)) throw badRequest(`pageSize must be a non-negative integer, got ${JSON.stringify(q.pageSize)}`);
+    if (!/^\d+$/.test(q.pageSize) || !Number.isSafeInteger(n))
+      throw badRequest(`pageSize must be a non-negative integer, got ${JSON.stringify(q.pageSize)}`);
     pageSize = n === 0 ? DEFAULT_PAGE : Math.min(n, MAX_PAGE);
   }
   if (!q.pageToken) return { pageSize };
   const m = /^s(\d+)$/.exec(Buffer.from(q.pageToken, 'base64url').toString('latin1'));
-  if (!m) throw badRequest(`invalid pageToken ${JSON.stringify(q.pageToken.slice(0, 80))} (pass the nextPageToken of the previous page)`);
+  if (!m)
+    throw badRequest(
+      `invalid pageToken ${JSON.stringify(q.pageToken.slice(0, 80))} (pass the nextPageToken of the previous page)`,
+    );
   return { pageSize, after: Number(m[1]) };
 }
 

@@ -14,7 +14,10 @@ export function isValidId(id: string): boolean {
 /** `id` if valid, else a 400 naming what it is (`dataset id`, `account id`, ...). */
 export function requireId(id: unknown, what: string): string {
   if (typeof id !== 'string') throw badRequest(`${what} must be a string, got ${JSON.stringify(id)}`);
-  if (!ID.test(id)) throw badRequest(`invalid ${what} ${JSON.stringify(id.slice(0, 80))}: use 1 to 63 lowercase letters, digits or hyphens`);
+  if (!ID.test(id))
+    throw badRequest(
+      `invalid ${what} ${JSON.stringify(id.slice(0, 80))}: use 1 to 63 lowercase letters, digits or hyphens`,
+    );
   return id;
 }
 
@@ -33,11 +36,17 @@ export interface ResourceRef {
  * caller's account (as firectl accepts). Anything else is a 400 naming `field`.
  */
 export function parseRef(value: unknown, collection: Collection, account: string, field: string): ResourceRef {
-  if (typeof value !== 'string' || value === '') throw badRequest(`${field} must be a ${collection.replace(/s$/, '')} name (accounts/ACCOUNT/${collection}/ID or ID), got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || value === '')
+    throw badRequest(
+      `${field} must be a ${collection.replace(/s$/, '')} name (accounts/ACCOUNT/${collection}/ID or ID), got ${JSON.stringify(value)}`,
+    );
   const parts = value.split('/');
-  if (parts.length === 1) return { account, id: requireId(value, `${field} id`), name: resourceName(account, collection, value) };
+  if (parts.length === 1)
+    return { account, id: requireId(value, `${field} id`), name: resourceName(account, collection, value) };
   if (parts.length !== 4 || parts[0] !== 'accounts' || parts[2] !== collection) {
-    throw badRequest(`${field}: ${JSON.stringify(value.slice(0, 120))} is not a ${collection.replace(/s$/, '')} name (expected accounts/ACCOUNT/${collection}/ID or ID)`);
+    throw badRequest(
+      `${field}: ${JSON.stringify(value.slice(0, 120))} is not a ${collection.replace(/s$/, '')} name (expected accounts/ACCOUNT/${collection}/ID or ID)`,
+    );
   }
   const acc = requireId(parts[1], `${field} account id`);
   const id = requireId(parts[3], `${field} id`);

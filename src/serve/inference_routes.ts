@@ -18,20 +18,35 @@ type Kind = 'chat' | 'completion';
 /** Any thrown error as an OpenAIError (a UserError from the engine, e.g. a prompt longer than the context, is a 400). */
 function asOpenAI(e: unknown): OpenAIError {
   if (e instanceof OpenAIError) return e;
-  if (e instanceof ApiError) return new OpenAIError(e.httpStatus, e.message, e.httpStatus === 404 ? 'model' : null, e.statusName.toLowerCase());
+  if (e instanceof ApiError)
+    return new OpenAIError(e.httpStatus, e.message, e.httpStatus === 404 ? 'model' : null, e.statusName.toLowerCase());
   if (e instanceof UserError) return new OpenAIError(400, e.message, null, 'invalid_value');
   return new OpenAIError(500, `internal error: ${(e as Error)?.message ?? String(e)}`, null, 'internal_error');
 }
 
 /** Handles a request whose path starts with /inference/v1; answers every error itself. */
-export async function handleInference(svc: DeploymentService, req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+export async function handleInference(
+  svc: DeploymentService,
+  req: IncomingMessage,
+  res: ServerResponse,
+  pathname: string,
+): Promise<void> {
   try {
     const sub = pathname.slice(INFERENCE_PREFIX.length);
     if (req.method === 'GET' && sub === '/models') return sendJson(res, 200, listModels(svc));
-    if (req.method === 'GET' && sub.startsWith('/models/')) return sendJson(res, 200, oneModel(svc, decodeURIComponent(sub.slice('/models/'.length))));
-    const kind: Kind | undefined = sub === '/chat/completions' ? 'chat' : sub === '/completions' ? 'completion' : undefined;
-    if (!kind) throw new OpenAIError(404, `Unknown endpoint ${req.method} ${pathname} (this server has POST ${INFERENCE_PREFIX}/chat/completions, POST ${INFERENCE_PREFIX}/completions, GET ${INFERENCE_PREFIX}/models)`, null, 'unknown_url');
-    if (req.method !== 'POST') throw new OpenAIError(405, `${req.method} is not allowed on ${pathname} (use POST)`, null, 'method_not_allowed');
+    if (req.method === 'GET' && sub.startsWith('/models/'))
+      return sendJson(res, 200, oneModel(svc, decodeURIComponent(sub.slice('/models/'.length))));
+    const kind: Kind | undefined =
+      sub === '/chat/completions' ? 'chat' : sub === '/completions' ? 'completion' : undefined;
+    if (!kind)
+      throw new OpenAIError(
+        404,
+        `Unknown endpoint ${req.method} ${pathname} (this server has POST ${INFERENCE_PREFIX}/chat/completions, POST ${INFERENCE_PREFIX}/completions, GET ${INFERENCE_PREFIX}/models)`,
+        null,
+        'unknown_url',
+      );
+    if (req.method !== 'POST')
+      throw new OpenAIError(405, `${req.method} is not allowed on ${pathname} (use POST)`, null, 'method_not_allowed');
     const body = await readJsonBody(req).catch((e) => {
       throw e instanceof ApiError ? new OpenAIError(e.httpStatus, e.message, null, 'invalid_json') : e;
     });
@@ -50,7 +65,8 @@ function listModels(svc: DeploymentService): Json {
   const seen = new Map<string, Json>();
   for (const s of svc.served()) {
     const created = Math.floor(Date.parse(s.createTime) / 1000);
-    if (!seen.has(s.model)) seen.set(s.model, { id: s.model, object: 'model', created, owned_by: s.model.split('/')[1] ?? 'local' });
+    if (!seen.has(s.model))
+      seen.set(s.model, { id: s.model, object: 'model', created, owned_by: s.model.split('/')[1] ?? 'local' });
     const routed = `${s.model}#${s.deployment}`;
     seen.set(routed, { id: routed, object: 'model', created, owned_by: s.deployment.split('/')[1] ?? 'local' });
   }
@@ -60,20 +76,33 @@ function listModels(svc: DeploymentService): Json {
 /** GET models/{model} (the id may hold slashes: accounts/A/models/ID, or MODEL#DEPLOYMENT). */
 function oneModel(svc: DeploymentService, model: string): Json {
   const m = (listModels(svc).data as Json[]).find((x) => x.id === model);
-  if (!m) throw new OpenAIError(404, `The model \`${model}\` does not exist or is not deployed.`, 'model', 'model_not_found');
+  if (!m)
+    throw new OpenAIError(404, `The model \`${model}\` does not exist or is not deployed.`, 'model', 'model_not_found');
   return m;
 }
 
-const usage = (c: Completion) => ({ prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, total_tokens: c.promptTokens + c.completionTokens });
+const usage = (c: Completion) => ({
+  prompt_tokens: c.promptTokens,
+  completion_tokens: c.completionTokens,
+  total_tokens: c.promptTokens + c.completionTokens,
+});
 const finish = (c: Completion) => (c.finishReason === 'length' ? 'length' : 'stop');
 
-async function complete(svc: DeploymentService, req: IncomingMessage, res: ServerResponse, r: InferenceRequest, kind: Kind): Promise<void> {
+async function complete(
+  svc: DeploymentService,
+  req: IncomingMessage,
+  res: ServerResponse,
+  r: InferenceRequest,
+  kind: Kind,
+): Promise<void> {
   const target = await svc.resolve(r.model);
   let ids: number[];
   try {
     ids = target.dep.encode(r.prompt);
   } catch (e) {
-    throw e instanceof UserError ? new OpenAIError(400, e.message, kind === 'chat' ? 'messages' : 'prompt', 'invalid_value') : e;
+    throw e instanceof UserError
+      ? new OpenAIError(400, e.message, kind === 'chat' ? 'messages' : 'prompt', 'invalid_value')
+      : e;
   }
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
@@ -83,9 +112,10 @@ async function complete(svc: DeploymentService, req: IncomingMessage, res: Serve
   res.on('close', () => ac.abort());
   if (!r.stream) {
     const c = await target.dep.complete(ids, target.adapter, r.params, { signal: ac.signal });
-    const choice = kind === 'chat'
-      ? { index: 0, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: finish(c) }
-      : { index: 0, text: c.text, logprobs: null, finish_reason: finish(c) };
+    const choice =
+      kind === 'chat'
+        ? { index: 0, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: finish(c) }
+        : { index: 0, text: c.text, logprobs: null, finish_reason: finish(c) };
     return sendJson(res, 200, { ...head, choices: [choice], usage: usage(c) });
   }
   const chunk = { ...head, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion' };
@@ -93,11 +123,21 @@ async function complete(svc: DeploymentService, req: IncomingMessage, res: Serve
     if (!res.writableEnded) res.write(`data: ${JSON.stringify({ ...chunk, choices, ...extra })}\n\n`);
   };
   const piece = (text: string, finishReason: string | null = null): Json =>
-    kind === 'chat' ? { index: 0, delta: finishReason ? {} : { content: text }, logprobs: null, finish_reason: finishReason } : { index: 0, text, logprobs: null, finish_reason: finishReason };
+    kind === 'chat'
+      ? { index: 0, delta: finishReason ? {} : { content: text }, logprobs: null, finish_reason: finishReason }
+      : { index: 0, text, logprobs: null, finish_reason: finishReason };
   // Headers go out once the request is accepted (resolve + encode succeeded), so errors before are plain JSON.
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
-  if (kind === 'chat') send([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-  const c = await target.dep.complete(ids, target.adapter, r.params, { signal: ac.signal, onText: (t) => send([piece(t)]) });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  if (kind === 'chat')
+    send([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+  const c = await target.dep.complete(ids, target.adapter, r.params, {
+    signal: ac.signal,
+    onText: (t) => send([piece(t)]),
+  });
   if (c.finishReason === 'cancelled') return void res.end();
   send([piece('', finish(c))]);
   if (r.includeUsage) send([], { usage: usage(c) });

@@ -13,9 +13,15 @@ import { layout, type Service } from './service.ts';
 import type { Json, Resource } from './store.ts';
 import { ACTIVE_JOB_STATES } from './usage.ts';
 
-export const JOB_STATES = [
-  'JOB_STATE_PENDING', 'JOB_STATE_VALIDATING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING', 'JOB_STATE_COMPLETED',
-  'JOB_STATE_EARLY_STOPPED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED',
+const JOB_STATES = [
+  'JOB_STATE_PENDING',
+  'JOB_STATE_VALIDATING',
+  'JOB_STATE_RUNNING',
+  'JOB_STATE_CANCELLING',
+  'JOB_STATE_COMPLETED',
+  'JOB_STATE_EARLY_STOPPED',
+  'JOB_STATE_FAILED',
+  'JOB_STATE_CANCELLED',
 ];
 
 function getJob(svc: Service, account: string, id: string): Resource {
@@ -27,7 +33,9 @@ function getJob(svc: Service, account: string, id: string): Resource {
 async function create(c: Ctx): Promise<Json> {
   const q = queryParams(c.query, ['supervisedFineTuningJobId']);
   const body = await readJsonBody(c.req);
-  const id = q.supervisedFineTuningJobId ? requireId(q.supervisedFineTuningJobId, 'supervisedFineTuningJobId') : randomUUID();
+  const id = q.supervisedFineTuningJobId
+    ? requireId(q.supervisedFineTuningJobId, 'supervisedFineTuningJobId')
+    : randomUUID();
   const name = jobResourceName(c.account, id);
   if (c.svc.store.get('job', name)) throw alreadyExists(`job ${name} already exists`);
   const spec = resolveJobSpec(c.svc, c.account, id, body);
@@ -38,7 +46,11 @@ async function create(c: Ctx): Promise<Json> {
   fs.rmSync(dir, { recursive: true, force: true }); // a leftover of a job deleted while the server was down
   writeJobDir(spec, dir, body.jinjaTemplate as string | undefined);
   c.svc.store.insert({
-    kind: 'job', name, account: c.account, state: 'JOB_STATE_PENDING', body: job,
+    kind: 'job',
+    name,
+    account: c.account,
+    state: 'JOB_STATE_PENDING',
+    body: job,
     meta: { dir, uses: spec.uses, outputModel: spec.outputModel, notices: spec.notices, runs: 0 },
   });
   c.svc.queue.kick();
@@ -51,11 +63,14 @@ function get(c: Ctx): Json {
 }
 
 /** `filter`: `state = JOB_STATE_X` (or `!=`), several `=` joined by OR; quotes optional (AIP-160 subset). */
-export function parseStateFilter(filter: string): { states: string[]; exclude: boolean } {
+function parseStateFilter(filter: string): { states: string[]; exclude: boolean } {
   const clauses = filter.split(/\s+OR\s+/);
   const parsed = clauses.map((cl) => /^\s*state\s*(!=|=)\s*"?([A-Z_]+)"?\s*$/.exec(cl));
   const bad = parsed.findIndex((m) => !m || !JOB_STATES.includes(m[2]));
-  if (bad !== -1) throw badRequest(`unsupported filter ${JSON.stringify(filter.slice(0, 120))}: use state = JOB_STATE_X (OR state = JOB_STATE_Y ...) or state != JOB_STATE_X, with X one of ${JOB_STATES.map((s) => s.slice(10)).join(', ')}`);
+  if (bad !== -1)
+    throw badRequest(
+      `unsupported filter ${JSON.stringify(filter.slice(0, 120))}: use state = JOB_STATE_X (OR state = JOB_STATE_Y ...) or state != JOB_STATE_X, with X one of ${JOB_STATES.map((s) => s.slice(10)).join(', ')}`,
+    );
   const ops = new Set(parsed.map((m) => m![1]));
   if (ops.has('!=') && parsed.length > 1) throw badRequest('unsupported filter: != takes a single clause');
   return { states: parsed.map((m) => m![2]), exclude: ops.has('!=') };
@@ -72,7 +87,8 @@ async function cancel(c: Ctx): Promise<Json> {
   queryParams(c.query, []);
   await readJsonBody(c.req);
   const r = getJob(c.svc, c.account, c.id);
-  if (!ACTIVE_JOB_STATES.includes(r.state)) throw conflict(`job ${r.name} is ${r.state}; only a queued or running job can be cancelled`);
+  if (!ACTIVE_JOB_STATES.includes(r.state))
+    throw conflict(`job ${r.name} is ${r.state}; only a queued or running job can be cancelled`);
   c.svc.queue.cancel(r.name);
   return c.svc.store.get('job', r.name)!.body;
 }
@@ -81,9 +97,16 @@ async function resume(c: Ctx): Promise<Json> {
   queryParams(c.query, []);
   await readJsonBody(c.req);
   const r = getJob(c.svc, c.account, c.id);
-  if (r.state !== 'JOB_STATE_CANCELLED' && r.state !== 'JOB_STATE_FAILED') throw conflict(`job ${r.name} is ${r.state}; only a cancelled or failed job can be resumed`);
-  if (c.svc.store.get('model', r.meta.outputModel as string)) throw alreadyExists(`job ${r.name}: its output model ${r.meta.outputModel} exists now; delete it first`);
-  const body: Json = { ...r.body, state: 'JOB_STATE_PENDING', status: { code: 'OK', message: 'queued to resume from its last checkpoint' }, updateTime: new Date().toISOString() };
+  if (r.state !== 'JOB_STATE_CANCELLED' && r.state !== 'JOB_STATE_FAILED')
+    throw conflict(`job ${r.name} is ${r.state}; only a cancelled or failed job can be resumed`);
+  if (c.svc.store.get('model', r.meta.outputModel as string))
+    throw alreadyExists(`job ${r.name}: its output model ${r.meta.outputModel} exists now; delete it first`);
+  const body: Json = {
+    ...r.body,
+    state: 'JOB_STATE_PENDING',
+    status: { code: 'OK', message: 'queued to resume from its last checkpoint' },
+    updateTime: new Date().toISOString(),
+  };
   delete body.completedTime;
   c.svc.store.update('job', r.name, { state: 'JOB_STATE_PENDING', body });
   c.svc.queue.kick();

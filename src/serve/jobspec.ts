@@ -35,14 +35,18 @@ function userTo400<T>(fn: () => T): T {
 function readyDataset(svc: Service, ref: ResourceRef, field: string): { r: Resource; file: string } {
   const r = svc.store.get('dataset', ref.name);
   if (!r) throw badRequest(`${field}: dataset ${ref.name} does not exist`);
-  if (r.state !== 'READY') throw badRequest(`${field}: dataset ${ref.name} is ${r.state}, not READY (upload its file first)`);
+  if (r.state !== 'READY')
+    throw badRequest(`${field}: dataset ${ref.name} is ${r.state}, not READY (upload its file first)`);
   return { r, file: layout.datasetFile(svc.opts.dataDir, ref.account, ref.id) };
 }
 
 function model(svc: Service, ref: ResourceRef, field: string, kind: string): Resource {
   const r = svc.store.get('model', ref.name);
   if (!r) throw badRequest(`${field}: model ${ref.name} does not exist (lorasft model list shows the models)`);
-  if (r.body.kind !== kind) throw badRequest(`${field}: model ${ref.name} is a ${r.body.kind}; ${field} takes a ${kind}${kind === 'HF_BASE_MODEL' ? ' (continue a PEFT addon with warmStartFrom)' : ''}`);
+  if (r.body.kind !== kind)
+    throw badRequest(
+      `${field}: model ${ref.name} is a ${r.body.kind}; ${field} takes a ${kind}${kind === 'HF_BASE_MODEL' ? ' (continue a PEFT addon with warmStartFrom)' : ''}`,
+    );
   if (r.state !== 'READY') throw badRequest(`${field}: model ${ref.name} is ${r.state}, not READY`);
   return r;
 }
@@ -51,12 +55,14 @@ function model(svc: Service, ref: ResourceRef, field: string, kind: string): Res
 export function resolveJobSpec(svc: Service, account: string, jobId: string, body: Json): JobSpec {
   const notices: string[] = [];
   const given = userTo400(() => configFromBody(body, 'request', (m) => notices.push(m)));
-  if (given.jobId !== undefined) throw badRequest("request: set the job id with ?supervisedFineTuningJobId=ID, not a 'jobId' field");
+  if (given.jobId !== undefined)
+    throw badRequest("request: set the job id with ?supervisedFineTuningJobId=ID, not a 'jobId' field");
   const echo: Json = {};
   const uses: string[] = [];
   const jobDir = layout.job(svc.opts.dataDir, account, jobId);
 
-  if (!given.dataset) throw badRequest('request: dataset is required (a dataset name, accounts/ACCOUNT/datasets/ID or ID)');
+  if (!given.dataset)
+    throw badRequest('request: dataset is required (a dataset name, accounts/ACCOUNT/datasets/ID or ID)');
   const dsRef = parseRef(given.dataset, 'datasets', account, 'dataset');
   const ds = readyDataset(svc, dsRef, 'dataset');
   echo.dataset = dsRef.name;
@@ -69,7 +75,8 @@ export function resolveJobSpec(svc: Service, account: string, jobId: string, bod
     uses.push(ref.name);
   }
 
-  if (!!given.baseModel === !!given.warmStartFrom) throw badRequest('request: give exactly one of baseModel or warmStartFrom');
+  if (!!given.baseModel === !!given.warmStartFrom)
+    throw badRequest('request: give exactly one of baseModel or warmStartFrom');
   let baseDir: string;
   let warmDir = '';
   if (given.baseModel) {
@@ -91,22 +98,36 @@ export function resolveJobSpec(svc: Service, account: string, jobId: string, bod
   }
 
   const out = parseRef(given.outputModel || jobId, 'models', account, 'outputModel');
-  if (svc.store.get('model', out.name)) throw alreadyExists(`outputModel: model ${out.name} already exists (choose another outputModel, or delete it)`);
-  if (activeJobsWriting(svc.store, out.name).length) throw alreadyExists(`outputModel: model ${out.name} is the output of a queued or running job`);
+  if (svc.store.get('model', out.name))
+    throw alreadyExists(`outputModel: model ${out.name} already exists (choose another outputModel, or delete it)`);
+  if (activeJobsWriting(svc.store, out.name).length)
+    throw alreadyExists(`outputModel: model ${out.name} is the output of a queued or running job`);
   echo.outputModel = out.name;
 
   let template = '';
   if (given.jinjaTemplate) {
-    if (!/\{\{|\{%/.test(given.jinjaTemplate)) throw badRequest('jinjaTemplate must be the template text (containing {{ or {%); the server reads no file paths');
+    if (!/\{\{|\{%/.test(given.jinjaTemplate))
+      throw badRequest('jinjaTemplate must be the template text (containing {{ or {%); the server reads no file paths');
     template = path.join(jobDir, 'template.jinja'); // the text, never read as a path on this machine
     echo.jinjaTemplate = given.jinjaTemplate;
   }
-  const config = userTo400(() => resolveConfig(given, {
-    dataset: ds.file, evaluationDataset: evalFile, baseModel: baseDir, warmStartFrom: warmDir, jinjaTemplate: template,
-    outputModel: path.join(jobDir, 'out'), jobId, threads: given.threads ?? svc.opts.threadsPerJob,
-  }));
+  const config = userTo400(() =>
+    resolveConfig(given, {
+      dataset: ds.file,
+      evaluationDataset: evalFile,
+      baseModel: baseDir,
+      warmStartFrom: warmDir,
+      jinjaTemplate: template,
+      outputModel: path.join(jobDir, 'out'),
+      jobId,
+      threads: given.threads ?? svc.opts.threadsPerJob,
+    }),
+  );
   const examples = Number(ds.r.body.exampleCount);
-  if (examples * config.epochs > MAX_EXAMPLE_EPOCHS) throw badRequest(`request: ${examples} examples x ${config.epochs} epochs exceeds the limit of ${MAX_EXAMPLE_EPOCHS}`);
+  if (examples * config.epochs > MAX_EXAMPLE_EPOCHS)
+    throw badRequest(
+      `request: ${examples} examples x ${config.epochs} epochs exceeds the limit of ${MAX_EXAMPLE_EPOCHS}`,
+    );
   return { config, echo, uses, outputModel: out.name, notices };
 }
 

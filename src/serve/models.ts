@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModelConfig } from '../model/config.ts';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../model/peft.ts';
-import { requireModelDir } from '../train/paths.ts';
+import { requireModelDir } from '../util/paths.ts';
 import { readJsonObject } from '../util/files.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
 import { pageArgs, pageBody, queryParams } from './http.ts';
@@ -30,19 +30,39 @@ function getModel(svc: Service, account: string, id: string): Resource {
  * Registers the local HF model dir `dir` as base model `name` (accounts/A/models/ID or ID in account `local`).
  * Throws a UserError for a dir that is not a model; false when the name is taken.
  */
-export function importBaseModel(store: Store, nameOrId: string, dir: string, displayName?: string): { ok: boolean; name: string } {
+export function importBaseModel(
+  store: Store,
+  nameOrId: string,
+  dir: string,
+  displayName?: string,
+): { ok: boolean; name: string } {
   const ref = parseRef(nameOrId, 'models', 'local', 'model name');
   const abs = path.resolve(dir);
   requireModelDir(abs, 'model import');
   const cfg = loadModelConfig(abs);
   const now = new Date().toISOString();
   const body: Json = {
-    name: ref.name, displayName: displayName ?? ref.id, description: `local Hugging Face model dir ${abs}`,
-    createTime: now, updateTime: now, state: 'READY', status: { code: 'OK', message: '' }, kind: 'HF_BASE_MODEL',
-    contextLength: cfg.maxPositionEmbeddings, tunable: true, supportsLora: true,
+    name: ref.name,
+    displayName: displayName ?? ref.id,
+    description: `local Hugging Face model dir ${abs}`,
+    createTime: now,
+    updateTime: now,
+    state: 'READY',
+    status: { code: 'OK', message: '' },
+    kind: 'HF_BASE_MODEL',
+    contextLength: cfg.maxPositionEmbeddings,
+    tunable: true,
+    supportsLora: true,
     baseModelDetails: { checkpointFormat: 'HUGGINGFACE', modelType: cfg.modelType, tunable: true },
   };
-  const ok = store.insert({ kind: 'model', name: ref.name, account: ref.account, state: 'READY', body, meta: { dir: abs, imported: true } });
+  const ok = store.insert({
+    kind: 'model',
+    name: ref.name,
+    account: ref.account,
+    state: 'READY',
+    body,
+    meta: { dir: abs, imported: true },
+  });
   return { ok, name: ref.name };
 }
 
@@ -51,7 +71,10 @@ export function registerOutputModel(svc: Service, job: Resource): string | null 
   const name = job.meta.outputModel as string;
   const ref = parseRef(name, 'models', job.account, 'outputModel');
   const existing = svc.store.get('model', name);
-  if (existing) return existing.meta.job === job.name ? null : `output model ${name} was created by someone else while the job ran; resume the job after deleting it`;
+  if (existing)
+    return existing.meta.job === job.name
+      ? null
+      : `output model ${name} was created by someone else while the job ran; resume the job after deleting it`;
   const src = outDir(job.meta.dir as string);
   const dest = layout.model(svc.opts.dataDir, ref.account, ref.id);
   const tmp = `${dest}.tmp-${process.pid}`;
@@ -63,11 +86,26 @@ export function registerOutputModel(svc: Service, job: Resource): string | null 
   const ac = readJsonObject(path.join(dest, ADAPTER_CONFIG));
   const now = new Date().toISOString();
   const body: Json = {
-    name, displayName: ref.id, description: `LoRA adapter trained by ${job.name}`, createTime: now, updateTime: now,
-    state: 'READY', status: { code: 'OK', message: '' }, kind: 'HF_PEFT_ADDON', fineTuningJob: job.name, tunable: true,
+    name,
+    displayName: ref.id,
+    description: `LoRA adapter trained by ${job.name}`,
+    createTime: now,
+    updateTime: now,
+    state: 'READY',
+    status: { code: 'OK', message: '' },
+    kind: 'HF_PEFT_ADDON',
+    fineTuningJob: job.name,
+    tunable: true,
     peftDetails: { baseModel: job.body.baseModel, r: ac.r, loraAlpha: ac.lora_alpha, targetModules: ac.target_modules },
   };
-  svc.store.insert({ kind: 'model', name, account: ref.account, state: 'READY', body, meta: { dir: dest, job: job.name } });
+  svc.store.insert({
+    kind: 'model',
+    name,
+    account: ref.account,
+    state: 'READY',
+    body,
+    meta: { dir: dest, job: job.name },
+  });
   return null;
 }
 
@@ -87,7 +125,10 @@ function remove(c: Ctx): Json {
   const r = getModel(c.svc, c.account, c.id);
   c.svc.store.transaction(() => {
     const users = activeJobsUsing(c.svc.store, r.name);
-    if (users.length) throw conflict(`model ${r.name} is used by ${users.length} queued or running job(s): ${users.slice(0, 3).join(', ')}`);
+    if (users.length)
+      throw conflict(
+        `model ${r.name} is used by ${users.length} queued or running job(s): ${users.slice(0, 3).join(', ')}`,
+      );
     c.svc.store.delete('model', r.name);
   });
   // An imported base model is the user's own dir: only its record goes. An addon's copy lives in the data dir.
@@ -99,7 +140,10 @@ function downloadEndpoint(c: Ctx): Json {
   const q = queryParams(c.query, ['readMask']);
   void q;
   const r = getModel(c.svc, c.account, c.id);
-  if (r.body.kind !== 'HF_PEFT_ADDON') throw badRequest(`model ${r.name} is a ${r.body.kind}, a local dir on this machine; only PEFT addons are downloaded`);
+  if (r.body.kind !== 'HF_PEFT_ADDON')
+    throw badRequest(
+      `model ${r.name} is a ${r.body.kind}, a local dir on this machine; only PEFT addons are downloaded`,
+    );
   const base = `http://${c.req.headers.host ?? c.svc.baseUrl.slice('http://'.length)}`;
   const urls: Record<string, string> = {};
   for (const f of ADDON_FILES) urls[f] = signedUrl(c.svc.secret, base, r.name, f);
@@ -112,4 +156,3 @@ export const MODEL_ROUTES: Route[] = [
   { method: 'DELETE', collection: 'models', item: true, handle: remove },
   { method: 'GET', collection: 'models', item: true, verb: 'getDownloadEndpoint', handle: downloadEndpoint },
 ];
-

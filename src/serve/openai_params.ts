@@ -8,8 +8,13 @@ import type { Json } from './store.ts';
 
 /** A 400 in OpenAI's shape: `{"error": {"message", "type": "invalid_request_error", "param", "code"}}`. */
 export class OpenAIError extends Error {
-  constructor(readonly httpStatus: number, message: string, readonly param: string | null = null, readonly code: string | null = null,
-    readonly type = httpStatus >= 500 ? 'server_error' : 'invalid_request_error') {
+  constructor(
+    readonly httpStatus: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+    readonly type = httpStatus >= 500 ? 'server_error' : 'invalid_request_error',
+  ) {
     super(message);
   }
   body(): Json {
@@ -39,14 +44,25 @@ const NOOP: Record<string, (v: unknown) => boolean> = {
   user: (v) => typeof v === 'string',
   parallel_tool_calls: () => true,
 };
-const COMMON = ['model', 'temperature', 'top_p', 'max_tokens', 'stop', 'seed', 'stream', 'stream_options', ...Object.keys(NOOP)];
+const COMMON = [
+  'model',
+  'temperature',
+  'top_p',
+  'max_tokens',
+  'stop',
+  'seed',
+  'stream',
+  'stream_options',
+  ...Object.keys(NOOP),
+];
 const CHAT_FIELDS = [...COMMON, 'messages', 'max_completion_tokens'];
 const COMPLETION_FIELDS = [...COMMON, 'prompt'];
 
 function number(body: Json, key: string, def: number, ok: (n: number) => boolean, range: string): number {
   const v = body[key];
   if (v === undefined || v === null) return def;
-  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw bad(key, `${JSON.stringify(v)} is not valid for '${key}': expected ${range}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v))
+    throw bad(key, `${JSON.stringify(v)} is not valid for '${key}': expected ${range}`);
   return v;
 }
 
@@ -54,23 +70,30 @@ function stopList(v: unknown): string[] {
   if (v === undefined || v === null) return [];
   const list = typeof v === 'string' ? [v] : v;
   if (!Array.isArray(list) || list.length > 4 || list.some((s) => typeof s !== 'string' || s === '')) {
-    throw bad('stop', `'stop' must be a non-empty string or an array of at most 4 non-empty strings, got ${JSON.stringify(v).slice(0, 120)}`);
+    throw bad(
+      'stop',
+      `'stop' must be a non-empty string or an array of at most 4 non-empty strings, got ${JSON.stringify(v).slice(0, 120)}`,
+    );
   }
   return list as string[];
 }
 
 function messages(v: unknown): ChatMessage[] {
-  if (!Array.isArray(v) || v.length === 0) throw bad('messages', "'messages' must be a non-empty array of {role, content}");
+  if (!Array.isArray(v) || v.length === 0)
+    throw bad('messages', "'messages' must be a non-empty array of {role, content}");
   return v.map((m, i) => {
     const where = `messages[${i}]`;
-    if (!m || typeof m !== 'object' || !['system', 'user', 'assistant', 'developer'].includes(m.role)) throw bad(`${where}.role`, `${where}.role must be one of system, developer, user, assistant`);
+    if (!m || typeof m !== 'object' || !['system', 'user', 'assistant', 'developer'].includes(m.role))
+      throw bad(`${where}.role`, `${where}.role must be one of system, developer, user, assistant`);
     let content = m.content;
     // Content parts: only text parts can be read by a text model.
     if (Array.isArray(content)) {
-      if (content.some((p) => !p || p.type !== 'text' || typeof p.text !== 'string')) throw bad(`${where}.content`, `${where}.content: only {"type": "text", "text": ...} parts are supported`);
+      if (content.some((p) => !p || p.type !== 'text' || typeof p.text !== 'string'))
+        throw bad(`${where}.content`, `${where}.content: only {"type": "text", "text": ...} parts are supported`);
       content = content.map((p: { text: string }) => p.text).join('');
     }
-    if (typeof content !== 'string') throw bad(`${where}.content`, `${where}.content must be a string or an array of text parts`);
+    if (typeof content !== 'string')
+      throw bad(`${where}.content`, `${where}.content must be a string or an array of text parts`);
     return { role: m.role === 'developer' ? 'system' : m.role, content } as ChatMessage;
   });
 }
@@ -85,21 +108,38 @@ function completionPrompt(v: unknown): string {
 export function parseInferenceRequest(body: Json, kind: 'chat' | 'completion'): InferenceRequest {
   const known = kind === 'chat' ? CHAT_FIELDS : COMPLETION_FIELDS;
   for (const k of Object.keys(body)) {
-    if (!known.includes(k)) throw new OpenAIError(400, `Unrecognized request argument supplied: ${k}`, k, 'unknown_parameter');
-    if (NOOP[k] && body[k] !== undefined && !NOOP[k](body[k])) throw new OpenAIError(400, `'${k}' = ${JSON.stringify(body[k])} is not supported by this server`, k, 'unsupported_value');
+    if (!known.includes(k))
+      throw new OpenAIError(400, `Unrecognized request argument supplied: ${k}`, k, 'unknown_parameter');
+    if (NOOP[k] && body[k] !== undefined && !NOOP[k](body[k]))
+      throw new OpenAIError(
+        400,
+        `'${k}' = ${JSON.stringify(body[k])} is not supported by this server`,
+        k,
+        'unsupported_value',
+      );
   }
-  if (typeof body.model !== 'string' || body.model === '') throw bad('model', "'model' is required: a model resource name, or MODEL#DEPLOYMENT");
-  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') throw bad('stream', "'stream' must be a boolean");
+  if (typeof body.model !== 'string' || body.model === '')
+    throw bad('model', "'model' is required: a model resource name, or MODEL#DEPLOYMENT");
+  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean')
+    throw bad('stream', "'stream' must be a boolean");
   const so = body.stream_options as Json | undefined | null;
-  if (so !== undefined && so !== null && (typeof so !== 'object' || Object.keys(so).some((k) => k !== 'include_usage'))) throw bad('stream_options', "'stream_options' may only hold include_usage");
+  if (so !== undefined && so !== null && (typeof so !== 'object' || Object.keys(so).some((k) => k !== 'include_usage')))
+    throw bad('stream_options', "'stream_options' may only hold include_usage");
   const maxKey = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const params: SamplingParams = {
     temperature: number(body, 'temperature', 1, (n) => n >= 0 && n <= 2, 'a number from 0 to 2'),
     topP: number(body, 'top_p', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
-    maxTokens: number(body, maxKey, kind === 'chat' ? Number.MAX_SAFE_INTEGER : 16, (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
+    maxTokens: number(
+      body,
+      maxKey,
+      kind === 'chat' ? Number.MAX_SAFE_INTEGER : 16,
+      (n) => Number.isInteger(n) && n >= 1,
+      'a positive integer',
+    ),
     seed: number(body, 'seed', randomInt(2 ** 31), (n) => Number.isSafeInteger(n), 'an integer'),
     stop: stopList(body.stop),
   };
-  const prompt: Prompt = kind === 'chat' ? { messages: messages(body.messages) } : { text: completionPrompt(body.prompt) };
+  const prompt: Prompt =
+    kind === 'chat' ? { messages: messages(body.messages) } : { text: completionPrompt(body.prompt) };
   return { model: body.model, prompt, params, stream: body.stream === true, includeUsage: so?.include_usage === true };
 }

@@ -56,12 +56,21 @@ export class JobQueue {
     } catch (e) {
       const now = new Date().toISOString();
       const status = { code: 'INTERNAL', message: `cannot start the trainer: ${(e as Error).message}` };
-      this.svc.store.update('job', name, { state: 'JOB_STATE_FAILED', body: { ...body, state: 'JOB_STATE_FAILED', status, updateTime: now, completedTime: now } });
+      this.svc.store.update('job', name, {
+        state: 'JOB_STATE_FAILED',
+        body: { ...body, state: 'JOB_STATE_FAILED', status, updateTime: now, completedTime: now },
+      });
       return;
     }
     const startedAt = new Date().toISOString();
-    const status = { code: 'OK', message: (meta.runs as number) > 0 ? 'resuming from the last checkpoint' : 'validating dataset and model' };
-    this.svc.store.update('job', name, { body: { ...body, state: 'JOB_STATE_VALIDATING', status, updateTime: startedAt }, meta: { ...meta, pid: child.pid, runs: (meta.runs as number) + 1 } });
+    const status = {
+      code: 'OK',
+      message: (meta.runs as number) > 0 ? 'resuming from the last checkpoint' : 'validating dataset and model',
+    };
+    this.svc.store.update('job', name, {
+      body: { ...body, state: 'JOB_STATE_VALIDATING', status, updateTime: startedAt },
+      meta: { ...meta, pid: child.pid, runs: (meta.runs as number) + 1 },
+    });
     let done!: () => void;
     const exited = new Promise<void>((res) => (done = res));
     const run: Running = { child, dir, exited, cancelled: false, lastSync: '', startedAt };
@@ -90,7 +99,13 @@ export class JobQueue {
     for (const [name, run] of this.running) this.sync(name, run);
   }
 
-  private async finish(name: string, run: Running, code: number | null, signal: NodeJS.Signals | null, spawnError?: string): Promise<void> {
+  private async finish(
+    name: string,
+    run: Running,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    spawnError?: string,
+  ): Promise<void> {
     if (this.running.get(name) !== run) return;
     this.running.delete(name);
     noteExit(run.dir, code, signal);
@@ -103,16 +118,27 @@ export class JobQueue {
       let status: { code: string; message: string };
       if (this.closing && !run.cancelled) {
         state = 'JOB_STATE_PENDING';
-        status = { code: 'OK', message: 'the server stopped; the job resumes from its last checkpoint when it starts again' };
+        status = {
+          code: 'OK',
+          message: 'the server stopped; the job resumes from its last checkpoint when it starts again',
+        };
       } else if (spawnError) {
-        ({ state, status } = { state: 'JOB_STATE_FAILED', status: { code: 'INTERNAL', message: `cannot start the trainer: ${spawnError}` } });
+        ({ state, status } = {
+          state: 'JOB_STATE_FAILED',
+          status: { code: 'INTERNAL', message: `cannot start the trainer: ${spawnError}` },
+        });
       } else {
         ({ state, status } = outcome(run.dir, code, signal));
-        if (run.cancelled) ({ state, status } = { state: 'JOB_STATE_CANCELLED', status: { code: 'CANCELLED', message: state === 'JOB_STATE_CANCELLED' ? status.message : 'cancelled' } });
+        if (run.cancelled)
+          ({ state, status } = {
+            state: 'JOB_STATE_CANCELLED',
+            status: { code: 'CANCELLED', message: state === 'JOB_STATE_CANCELLED' ? status.message : 'cancelled' },
+          });
       }
       if (state === 'JOB_STATE_COMPLETED' || state === 'JOB_STATE_EARLY_STOPPED') {
         const err = registerOutputModel(this.svc, r);
-        if (err) ({ state, status } = { state: 'JOB_STATE_FAILED', status: { code: 'FAILED_PRECONDITION', message: err } });
+        if (err)
+          ({ state, status } = { state: 'JOB_STATE_FAILED', status: { code: 'FAILED_PRECONDITION', message: err } });
       }
       const now = new Date().toISOString();
       Object.assign(body, { state, status, updateTime: now });
@@ -131,14 +157,28 @@ export class JobQueue {
     const now = new Date().toISOString();
     if (!run) {
       if (r.state !== 'JOB_STATE_PENDING') return;
-      const body = { ...r.body, state: 'JOB_STATE_CANCELLED', status: { code: 'CANCELLED', message: 'cancelled before it started' }, updateTime: now, completedTime: now };
+      const body = {
+        ...r.body,
+        state: 'JOB_STATE_CANCELLED',
+        status: { code: 'CANCELLED', message: 'cancelled before it started' },
+        updateTime: now,
+        completedTime: now,
+      };
       this.svc.store.update('job', name, { state: 'JOB_STATE_CANCELLED', body });
       return;
     }
     if (run.cancelled) return;
     run.cancelled = true;
     run.child.kill('SIGTERM');
-    this.svc.store.update('job', name, { state: 'JOB_STATE_CANCELLING', body: { ...r.body, state: 'JOB_STATE_CANCELLING', status: { code: 'OK', message: 'stopping after the current step' }, updateTime: now } });
+    this.svc.store.update('job', name, {
+      state: 'JOB_STATE_CANCELLING',
+      body: {
+        ...r.body,
+        state: 'JOB_STATE_CANCELLING',
+        status: { code: 'OK', message: 'stopping after the current step' },
+        updateTime: now,
+      },
+    });
   }
 
   /** Cancels `name` if it runs and resolves once its trainer has exited. */

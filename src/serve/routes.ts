@@ -19,11 +19,17 @@ import { logFile, outDir } from './worker.ts';
 const jobLookup = (svc: Service): JobLookup => ({
   job(account, id) {
     const r = svc.store.get('job', resourceName(account, 'supervisedFineTuningJobs', id));
-    return r && { state: r.state, metricsFile: path.join(outDir(r.meta.dir as string), 'metrics.jsonl'), logFile: logFile(r.meta.dir as string) };
+    return (
+      r && {
+        state: r.state,
+        metricsFile: path.join(outDir(r.meta.dir as string), 'metrics.jsonl'),
+        logFile: logFile(r.meta.dir as string),
+      }
+    );
   },
 });
 
-export type Method = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
+type Method = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
 
 export interface Ctx {
   svc: Service;
@@ -46,7 +52,13 @@ export interface Route {
   handle(ctx: Ctx): unknown | Promise<unknown>;
 }
 
-export const ROUTES: Route[] = [...DATASET_ROUTES, ...JOB_ROUTES, ...MODEL_ROUTES, ...deploymentRoutes<Ctx>((c) => c.svc.deployments), metricsStreamRoute<Ctx>((c) => jobLookup(c.svc))];
+const ROUTES: Route[] = [
+  ...DATASET_ROUTES,
+  ...JOB_ROUTES,
+  ...MODEL_ROUTES,
+  ...deploymentRoutes<Ctx>((c) => c.svc.deployments),
+  metricsStreamRoute<Ctx>((c) => jobLookup(c.svc)),
+];
 
 interface Parsed {
   account: string;
@@ -64,7 +76,7 @@ function decodeSegment(s: string): string {
 }
 
 /** Splits a raw request path (never normalised, so '..' stays a segment and is refused as an id). */
-export function parsePath(rawPath: string): Parsed {
+function parsePath(rawPath: string): Parsed {
   const segs = rawPath.split('/').map(decodeSegment);
   if (segs[0] !== '' || segs[1] !== 'v1' || segs[2] !== 'accounts' || segs.length < 5 || segs.length > 6) {
     throw notFound(`no such route: ${rawPath.slice(0, 200)} (the API lives under /v1/accounts/{account_id}/...)`);
@@ -79,17 +91,28 @@ export function parsePath(rawPath: string): Parsed {
 }
 
 /** The route for a request, or a 404 / 405 saying what exists. */
-export function matchRoute(method: string, p: Parsed): Route {
+function matchRoute(method: string, p: Parsed): Route {
   const forPath = ROUTES.filter((r) => r.collection === p.collection);
-  if (!forPath.length) throw notFound(`no such collection '${p.collection.slice(0, 80)}' (known: ${[...new Set(ROUTES.map((r) => r.collection))].join(', ')})`);
+  if (!forPath.length)
+    throw notFound(
+      `no such collection '${p.collection.slice(0, 80)}' (known: ${[...new Set(ROUTES.map((r) => r.collection))].join(', ')})`,
+    );
   const shape = forPath.filter((r) => r.item === (p.id !== undefined) && r.verb === p.verb);
-  if (!shape.length) throw notFound(`no such method '${p.verb ?? ''}' on ${p.collection}${p.id !== undefined ? '/{id}' : ''}`);
+  if (!shape.length)
+    throw notFound(`no such method '${p.verb ?? ''}' on ${p.collection}${p.id !== undefined ? '/{id}' : ''}`);
   const route = shape.find((r) => r.method === method);
-  if (!route) throw new ApiError(405, `${method} is not allowed here (allowed: ${shape.map((r) => r.method).join(', ')})`);
+  if (!route)
+    throw new ApiError(405, `${method} is not allowed here (allowed: ${shape.map((r) => r.method).join(', ')})`);
   return route;
 }
 
-export async function dispatch(svc: Service, req: IncomingMessage, res: ServerResponse, rawPath: string, query: URLSearchParams): Promise<void> {
+export async function dispatch(
+  svc: Service,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawPath: string,
+  query: URLSearchParams,
+): Promise<void> {
   const p = parsePath(rawPath);
   const route = matchRoute(req.method ?? 'GET', p);
   const id = p.id === undefined ? '' : requireId(p.id, `${p.collection.replace(/s$/, '')} id`);

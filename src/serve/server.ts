@@ -21,7 +21,7 @@ import { StoreModelRegistry } from './store_registry.ts';
 import type { ServeOptions, Service } from './service.ts';
 import { openStore, type Store } from './store.ts';
 
-export const DEMO_MODEL_NAME = 'accounts/fireworks/models/lorasft-demo';
+const DEMO_MODEL_NAME = 'accounts/fireworks/models/lorasft-demo';
 
 export interface RunningServer {
   url: string;
@@ -48,11 +48,14 @@ async function handle(svc: Service, req: http.IncomingMessage, res: http.ServerR
     if (rawPath === '/healthz') return sendJson(res, 200, { status: 'SERVING', runningJobs: svc.queue.size });
     if (rawPath.startsWith('/download/')) return serveDownload(svc.store, svc.secret, rawPath, query, res, ADDON_FILES);
     if (rawPath.startsWith('/upload/')) return await receiveSignedUpload(svc, rawPath, query, req, res);
-    if (!authorized(req, svc.opts.apiKey)) throw new ApiError(401, 'missing or wrong API key (send Authorization: Bearer $LORASFT_API_KEY)');
-    if (rawPath === INFERENCE_PREFIX || rawPath.startsWith(`${INFERENCE_PREFIX}/`)) return await handleInference(svc.deployments, req, res, rawPath);
+    if (!authorized(req, svc.opts.apiKey))
+      throw new ApiError(401, 'missing or wrong API key (send Authorization: Bearer $LORASFT_API_KEY)');
+    if (rawPath === INFERENCE_PREFIX || rawPath.startsWith(`${INFERENCE_PREFIX}/`))
+      return await handleInference(svc.deployments, req, res, rawPath);
     await dispatch(svc, req, res, rawPath, query);
   } catch (e) {
-    if (!(e instanceof ApiError)) console.error(`error: ${req.method} ${rawPath.slice(0, 200)}: ${(e as Error).stack ?? e}`);
+    if (!(e instanceof ApiError))
+      console.error(`error: ${req.method} ${rawPath.slice(0, 200)}: ${(e as Error).stack ?? e}`);
     sendError(res, e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error).message}`));
     req.resume(); // drain an unread body so the client sees the answer
   }
@@ -68,14 +71,16 @@ function pidAlive(pid: number): boolean {
 }
 
 /** After a crash: a trainer that outlived its server is killed (it is ours when its cmdline names the job dir); its job is queued again. */
-export async function recover(store: Store): Promise<number> {
+async function recover(store: Store): Promise<number> {
   const stale = store.inStates('job', ['JOB_STATE_VALIDATING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING']);
   for (const r of stale) {
     const pid = r.meta.pid as number | null;
     let cmd = '';
     try {
       cmd = pid ? fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
     if (pid && cmd.includes(r.meta.dir as string)) {
       process.kill(pid, 'SIGKILL');
       for (let i = 0; i < 200 && pidAlive(pid); i++) await new Promise((res) => setTimeout(res, 50));
@@ -83,8 +88,14 @@ export async function recover(store: Store): Promise<number> {
     const cancelled = r.state === 'JOB_STATE_CANCELLING';
     const state = cancelled ? 'JOB_STATE_CANCELLED' : 'JOB_STATE_PENDING';
     const now = new Date().toISOString();
-    const status = cancelled ? { code: 'CANCELLED', message: 'cancelled' } : { code: 'OK', message: 'the server restarted; the job resumes from its last checkpoint' };
-    store.update('job', r.name, { state, body: { ...r.body, state, status, updateTime: now, ...(cancelled ? { completedTime: now } : {}) }, meta: { ...r.meta, pid: null } });
+    const status = cancelled
+      ? { code: 'CANCELLED', message: 'cancelled' }
+      : { code: 'OK', message: 'the server restarted; the job resumes from its last checkpoint' };
+    store.update('job', r.name, {
+      state,
+      body: { ...r.body, state, status, updateTime: now, ...(cancelled ? { completedTime: now } : {}) },
+      meta: { ...r.meta, pid: null },
+    });
   }
   return stale.length;
 }
@@ -95,12 +106,19 @@ function lockDataDir(dataDir: string): () => void {
   let pid = 0;
   try {
     pid = Number(fs.readFileSync(f, 'utf8').trim());
-  } catch { /* no server yet */ }
+  } catch {
+    /* no server yet */
+  }
   let cmd = '';
   try {
     cmd = pid && pid !== process.pid ? fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
-  } catch { /* gone */ }
-  if (pid && pidAlive(pid) && cmd.includes('serve')) throw new UserError(`${dataDir}: already served by lorasft serve (pid ${pid}); stop it, or choose another --data-dir`);
+  } catch {
+    /* gone */
+  }
+  if (pid && pidAlive(pid) && cmd.includes('serve'))
+    throw new UserError(
+      `${dataDir}: already served by lorasft serve (pid ${pid}); stop it, or choose another --data-dir`,
+    );
   fs.writeFileSync(f, `${process.pid}\n`);
   return () => fs.rmSync(f, { force: true });
 }
@@ -115,7 +133,10 @@ function registerDemo(store: Store, dataDir: string, log: (m: string) => void): 
   log(`registered the demo base model ${DEMO_MODEL_NAME}`);
 }
 
-export async function startServer(opts: ServeOptions, o: { demo: boolean; log?: (m: string) => void } = { demo: true }): Promise<RunningServer> {
+export async function startServer(
+  opts: ServeOptions,
+  o: { demo: boolean; log?: (m: string) => void } = { demo: true },
+): Promise<RunningServer> {
   const log = o.log ?? ((m: string) => console.log(m));
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const unlock = lockDataDir(opts.dataDir);
@@ -124,13 +145,20 @@ export async function startServer(opts: ServeOptions, o: { demo: boolean; log?: 
   svc.queue = new JobQueue(svc);
   svc.deployments = new DeploymentService(new StoreModelRegistry(store), { log });
   const requeued = await recover(store);
-  if (requeued) log(`recovered ${requeued} job(s) that were running when the server stopped; they resume from their checkpoints`);
+  if (requeued)
+    log(`recovered ${requeued} job(s) that were running when the server stopped; they resume from their checkpoints`);
   if (o.demo) registerDemo(store, opts.dataDir, log);
 
   const server = http.createServer((req, res) => void handle(svc, req, res));
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new UserError(`${opts.host}:${opts.port} is already in use (pick another --port)`) : e));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new UserError(`${opts.host}:${opts.port} is already in use (pick another --port)`)
+          : e,
+      ),
+    );
     server.listen(opts.port, opts.host, resolve);
   });
   const addr = server.address() as { address: string; port: number };

@@ -34,7 +34,8 @@ export interface Service {
 export const layout = {
   db: (dataDir: string) => path.join(dataDir, 'lorasft.db'),
   dataset: (dataDir: string, account: string, id: string) => path.join(dataDir, 'datasets', account, id),
-  datasetFile: (dataDir: string, account: string, id: string) => path.join(dataDir, 'datasets', account, id, 'data.jsonl'),
+  datasetFile: (dataDir: string, account: string, id: string) =>
+    path.join(dataDir, 'datasets', account, id, 'data.jsonl'),
   job: (dataDir: string, account: string, id: string) => path.join(dataDir, 'jobs', account, id),
   model: (dataDir: string, account: string, id: string) => path.join(dataDir, 'models', account, id),
   secret: (dataDir: string) => path.join(dataDir, 'download-secret'),

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 
-export type Kind = 'dataset' | 'job' | 'model';
+type Kind = 'dataset' | 'job' | 'model';
 export type Json = Record<string, unknown>;
 
 export interface Resource {
@@ -19,7 +19,7 @@ export interface Resource {
   meta: Json;
 }
 
-export interface ListQuery {
+interface ListQuery {
   account: string;
   pageSize: number;
   /** Continue after this seq (a page token). */
@@ -79,7 +79,7 @@ CREATE INDEX IF NOT EXISTS resources_state ON resources (kind, state, seq);`;
 
 const toResource = (r: Row): Resource => ({ ...r, body: JSON.parse(r.body), meta: JSON.parse(r.meta) });
 
-export class SqliteStore implements Store {
+class SqliteStore implements Store {
   private db: Database.Database;
   private stmts = new Map<string, Database.Statement>();
 
@@ -100,9 +100,9 @@ export class SqliteStore implements Store {
   }
 
   insert(r: Omit<Resource, 'seq'>): boolean {
-    const res = this
-      .sql('INSERT OR IGNORE INTO resources (kind, name, account, state, body, meta) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(r.kind, r.name, r.account, r.state, JSON.stringify(r.body), JSON.stringify(r.meta));
+    const res = this.sql(
+      'INSERT OR IGNORE INTO resources (kind, name, account, state, body, meta) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(r.kind, r.name, r.account, r.state, JSON.stringify(r.body), JSON.stringify(r.meta));
     return res.changes === 1;
   }
 
@@ -114,10 +114,15 @@ export class SqliteStore implements Store {
   update(kind: Kind, name: string, patch: Partial<Pick<Resource, 'state' | 'body' | 'meta'>>): Resource | undefined {
     const sets: string[] = [];
     const args: unknown[] = [];
-    if (patch.state !== undefined) sets.push('state = ?'), args.push(patch.state);
-    if (patch.body !== undefined) sets.push('body = ?'), args.push(JSON.stringify(patch.body));
-    if (patch.meta !== undefined) sets.push('meta = ?'), args.push(JSON.stringify(patch.meta));
-    if (sets.length) this.sql(`UPDATE resources SET ${sets.join(', ')} WHERE kind = ? AND name = ?`).run(...args, kind, name);
+    const set = (column: string, value: unknown) => {
+      sets.push(`${column} = ?`);
+      args.push(value);
+    };
+    if (patch.state !== undefined) set('state', patch.state);
+    if (patch.body !== undefined) set('body', JSON.stringify(patch.body));
+    if (patch.meta !== undefined) set('meta', JSON.stringify(patch.meta));
+    if (sets.length)
+      this.sql(`UPDATE resources SET ${sets.join(', ')} WHERE kind = ? AND name = ?`).run(...args, kind, name);
     return this.get(kind, name);
   }
 
@@ -134,9 +139,11 @@ export class SqliteStore implements Store {
     }
     const total = (this.sql(`SELECT COUNT(*) AS n FROM resources WHERE ${where}`).get(...args) as { n: number }).n;
     const after = q.after === undefined ? '' : ' AND seq < ?';
-    const rows = this
-      .sql(`SELECT * FROM resources WHERE ${where}${after} ORDER BY seq DESC LIMIT ?`)
-      .all(...args, ...(q.after === undefined ? [] : [q.after]), q.pageSize + 1) as Row[];
+    const rows = this.sql(`SELECT * FROM resources WHERE ${where}${after} ORDER BY seq DESC LIMIT ?`).all(
+      ...args,
+      ...(q.after === undefined ? [] : [q.after]),
+      q.pageSize + 1,
+    ) as Row[];
     const more = rows.length > q.pageSize;
     const items = rows.slice(0, q.pageSize).map(toResource);
     return { items, next: more ? items[items.length - 1].seq : undefined, total };
@@ -144,15 +151,18 @@ export class SqliteStore implements Store {
 
   inStates(kind: Kind, states: string[]): Resource[] {
     if (!states.length) return [];
-    const rows = this
-      .sql(`SELECT * FROM resources WHERE kind = ? AND state IN (${states.map(() => '?').join(', ')}) ORDER BY seq`)
-      .all(kind, ...states) as Row[];
+    const rows = this.sql(
+      `SELECT * FROM resources WHERE kind = ? AND state IN (${states.map(() => '?').join(', ')}) ORDER BY seq`,
+    ).all(kind, ...states) as Row[];
     return rows.map(toResource);
   }
 
   claim(kind: Kind, from: string, to: string): Resource | undefined {
     return this.transaction(() => {
-      const row = this.sql('SELECT * FROM resources WHERE kind = ? AND state = ? ORDER BY seq LIMIT 1').get(kind, from) as Row | undefined;
+      const row = this.sql('SELECT * FROM resources WHERE kind = ? AND state = ? ORDER BY seq LIMIT 1').get(
+        kind,
+        from,
+      ) as Row | undefined;
       if (!row) return undefined;
       this.sql('UPDATE resources SET state = ? WHERE seq = ?').run(to, row.seq);
       return toResource({ ...row, state: to });

@@ -13,11 +13,18 @@ export class StoreModelRegistry implements ModelRegistry {
   getModel(name: string): ModelFiles | undefined {
     const r = this.store.get('model', name);
     if (!r || typeof r.meta.dir !== 'string') return undefined;
-    if (r.body.kind !== 'HF_PEFT_ADDON') return { name, kind: 'HF_BASE_MODEL', baseModel: name, baseModelDir: r.meta.dir, adapterDir: null };
+    if (r.body.kind !== 'HF_PEFT_ADDON')
+      return { name, kind: 'HF_BASE_MODEL', baseModel: name, baseModelDir: r.meta.dir, adapterDir: null };
     const baseName = (r.body.peftDetails as { baseModel?: unknown } | undefined)?.baseModel;
     const base = typeof baseName === 'string' ? this.store.get('model', baseName) : undefined;
     // An addon whose base model is no longer registered cannot be deployed: reported as not found.
     if (!base || typeof base.meta.dir !== 'string') return undefined;
-    return { name, kind: 'HF_PEFT_ADDON', baseModel: baseName as string, baseModelDir: base.meta.dir, adapterDir: r.meta.dir };
+    return {
+      name,
+      kind: 'HF_PEFT_ADDON',
+      baseModel: baseName as string,
+      baseModelDir: base.meta.dir,
+      adapterDir: r.meta.dir,
+    };
   }
 }

@@ -19,11 +19,23 @@ export interface UploadResult {
 }
 
 /** Streams the multipart `file` part of `req` to a temp file in `dir`; resolves with its path, size and name. */
-function receiveFile(req: IncomingMessage, dir: string, maxBytes: number): Promise<{ tmp: string; bytes: number; filename: string }> {
+function receiveFile(
+  req: IncomingMessage,
+  dir: string,
+  maxBytes: number,
+): Promise<{ tmp: string; bytes: number; filename: string }> {
   const type = req.headers['content-type'] ?? '';
-  if (!/^multipart\/form-data/i.test(type)) return Promise.reject(badRequest(`expected a multipart/form-data body with a 'file' part (curl -F file=@data.jsonl), got content-type ${JSON.stringify(type)}`));
+  if (!/^multipart\/form-data/i.test(type))
+    return Promise.reject(
+      badRequest(
+        `expected a multipart/form-data body with a 'file' part (curl -F file=@data.jsonl), got content-type ${JSON.stringify(type)}`,
+      ),
+    );
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxBytes + 64 * 1024) return Promise.reject(new ApiError(413, `upload is ${declared} bytes; this server accepts at most ${maxBytes} (serve --max-upload-mb)`));
+  if (declared > maxBytes + 64 * 1024)
+    return Promise.reject(
+      new ApiError(413, `upload is ${declared} bytes; this server accepts at most ${maxBytes} (serve --max-upload-mb)`),
+    );
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.upload-${randomBytes(6).toString('hex')}`);
   return new Promise((resolve, reject) => {
@@ -45,7 +57,14 @@ function receiveFile(req: IncomingMessage, dir: string, maxBytes: number): Promi
       const out = fs.createWriteStream(tmp);
       let bytes = 0;
       stream.on('data', (d: Buffer) => (bytes += d.length));
-      stream.on('limit', () => fail(new ApiError(413, `upload is larger than ${maxBytes} bytes, the most this server accepts (serve --max-upload-mb)`)));
+      stream.on('limit', () =>
+        fail(
+          new ApiError(
+            413,
+            `upload is larger than ${maxBytes} bytes, the most this server accepts (serve --max-upload-mb)`,
+          ),
+        ),
+      );
       stream.pipe(out);
       writing = new Promise<void>((res, rej) => {
         out.on('close', () => res());
@@ -55,17 +74,20 @@ function receiveFile(req: IncomingMessage, dir: string, maxBytes: number): Promi
     bb.on('filesLimit', () => fail(badRequest('send exactly one file part')));
     bb.on('error', (e) => fail(badRequest(`malformed multipart body: ${(e as Error).message}`)));
     bb.on('close', () => {
-      writing.then(() => {
-        if (!failure && !got) fail(badRequest("multipart body has no 'file' part (curl -F file=@data.jsonl)"));
-        if (failure) {
+      writing.then(
+        () => {
+          if (!failure && !got) fail(badRequest("multipart body has no 'file' part (curl -F file=@data.jsonl)"));
+          if (failure) {
+            fs.rmSync(tmp, { force: true });
+            return reject(failure);
+          }
+          resolve({ tmp, ...got! });
+        },
+        (e) => {
           fs.rmSync(tmp, { force: true });
-          return reject(failure);
-        }
-        resolve({ tmp, ...got! });
-      }, (e) => {
-        fs.rmSync(tmp, { force: true });
-        reject(e);
-      });
+          reject(e);
+        },
+      );
     });
     req.on('aborted', () => fs.rmSync(tmp, { force: true }));
     req.pipe(bb);
@@ -73,7 +95,7 @@ function receiveFile(req: IncomingMessage, dir: string, maxBytes: number): Promi
 }
 
 /** Runs `lorasft validate FILE`; the example count, or the problems as `line N: ...` (first 100, then a count). */
-export function validateWithCli(file: string): Promise<{ ok: true; examples: number } | { ok: false; problems: string[] }> {
+function validateWithCli(file: string): Promise<{ ok: true; examples: number } | { ok: false; problems: string[] }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [LORASFT_BIN, 'validate', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -84,30 +106,59 @@ export function validateWithCli(file: string): Promise<{ ok: true; examples: num
     child.on('close', (code) => {
       if (code === 0) {
         const m = /examples:\s+(\d+)/.exec(out);
-        return m ? resolve({ ok: true, examples: Number(m[1]) }) : reject(new Error(`lorasft validate printed no example count: ${out.slice(0, 200)}`));
+        return m
+          ? resolve({ ok: true, examples: Number(m[1]) })
+          : reject(new Error(`lorasft validate printed no example count: ${out.slice(0, 200)}`));
       }
       const lines = err.split('\n').filter((l) => l && !l.startsWith(`${file}: INVALID:`));
-      if (code !== 1 || !lines.length) return reject(new Error(`lorasft validate exited with ${code}: ${err.slice(-500)}`));
+      if (code !== 1 || !lines.length)
+        return reject(new Error(`lorasft validate exited with ${code}: ${err.slice(-500)}`));
       // `FILE:12: msg` -> `line 12: msg`; dataset-level `FILE: msg` -> `msg`.
-      resolve({ ok: false, problems: lines.map((l) => (l.startsWith(file + ':') ? l.slice(file.length + 1).replace(/^(\d+): /, 'line $1: ').replace(/^ /, '') : l)) });
+      resolve({
+        ok: false,
+        problems: lines.map((l) =>
+          l.startsWith(file + ':')
+            ? l
+                .slice(file.length + 1)
+                .replace(/^(\d+): /, 'line $1: ')
+                .replace(/^ /, '')
+            : l,
+        ),
+      });
     });
   });
 }
 
 /** Receive, validate and atomically place a dataset file at `dest`; on any failure nothing is left in `dir`. */
-export async function receiveUpload(req: IncomingMessage, dir: string, dest: string, opts: { maxBytes: number; expectedCount?: number }): Promise<UploadResult> {
+export async function receiveUpload(
+  req: IncomingMessage,
+  dir: string,
+  dest: string,
+  opts: { maxBytes: number; expectedCount?: number },
+): Promise<UploadResult> {
   const { tmp, bytes, filename } = await receiveFile(req, dir, opts.maxBytes);
   return placeValidated(tmp, dest, filename, bytes, opts.expectedCount);
 }
 
 /** Validate the received file `tmp` and rename it to `dest`; `tmp` is gone afterwards either way. */
-export async function placeValidated(tmp: string, dest: string, filename: string, bytes: number, expectedCount?: number): Promise<UploadResult> {
+export async function placeValidated(
+  tmp: string,
+  dest: string,
+  filename: string,
+  bytes: number,
+  expectedCount?: number,
+): Promise<UploadResult> {
   const opts = { expectedCount };
   try {
     const v = await validateWithCli(tmp);
-    if (!v.ok) throw badRequest(`${filename || 'the uploaded file'} is not a valid dataset (the rules of lorasft validate):\n${v.problems.join('\n')}`);
+    if (!v.ok)
+      throw badRequest(
+        `${filename || 'the uploaded file'} is not a valid dataset (the rules of lorasft validate):\n${v.problems.join('\n')}`,
+      );
     if (opts.expectedCount !== undefined && opts.expectedCount !== 0 && opts.expectedCount !== v.examples) {
-      throw badRequest(`${filename || 'the uploaded file'} holds ${v.examples} examples, but the dataset was created with exampleCount ${opts.expectedCount}`);
+      throw badRequest(
+        `${filename || 'the uploaded file'} holds ${v.examples} examples, but the dataset was created with exampleCount ${opts.expectedCount}`,
+      );
     }
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);

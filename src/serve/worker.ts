@@ -15,7 +15,7 @@ export const outDir = (jobDir: string) => path.join(jobDir, 'out');
 export const logFile = (jobDir: string) => path.join(jobDir, 'train.log');
 
 /** The trainer's arguments: resume once the trainer has set up OUT (its resolved config and job.json exist). */
-export function trainerArgs(jobDir: string): string[] {
+function trainerArgs(jobDir: string): string[] {
   const out = outDir(jobDir);
   const started = fs.existsSync(path.join(out, 'resolved_config.json')) && fs.existsSync(path.join(out, 'job.json'));
   return started ? ['train', '--resume', out] : ['train', '--config', path.join(jobDir, 'config.json'), '--overwrite'];
@@ -41,8 +41,13 @@ export function startTrainer(jobDir: string): ChildProcess {
 /** Appends the trainer's exit to JOB/runs.log (a job's runs, one start and one exit line each). */
 export function noteExit(jobDir: string, code: number | null, signal: string | null): void {
   try {
-    fs.appendFileSync(path.join(jobDir, 'runs.log'), `exit ${new Date().toISOString()} code ${code} signal ${signal}\n`);
-  } catch { /* the job was deleted */ }
+    fs.appendFileSync(
+      path.join(jobDir, 'runs.log'),
+      `exit ${new Date().toISOString()} code ${code} signal ${signal}\n`,
+    );
+  } catch {
+    /* the job was deleted */
+  }
 }
 
 /** The trainer's job.json, or null while it has none (or it is being replaced). */
@@ -55,14 +60,19 @@ export function readTrainerJob(jobDir: string): Job | null {
 }
 
 /** The last `n` bytes of the trainer's log, as lines without progress-bar redraws. */
-export function logTail(jobDir: string, n = 2000): string {
+function logTail(jobDir: string, n = 2000): string {
   try {
     const fd = fs.openSync(logFile(jobDir), 'r');
     const size = fs.fstatSync(fd).size;
     const buf = Buffer.alloc(Math.min(n, size));
     fs.readSync(fd, buf, 0, buf.length, size - buf.length);
     fs.closeSync(fd);
-    return buf.toString('utf8').split(/[\r\n]+/).filter(Boolean).slice(-5).join(' | ');
+    return buf
+      .toString('utf8')
+      .split(/[\r\n]+/)
+      .filter(Boolean)
+      .slice(-5)
+      .join(' | ');
   } catch {
     return '';
   }
@@ -77,8 +87,14 @@ export interface Outcome {
 export function outcome(jobDir: string, code: number | null, signal: NodeJS.Signals | null): Outcome {
   const job = readTrainerJob(jobDir);
   const finished = ['JOB_STATE_COMPLETED', 'JOB_STATE_EARLY_STOPPED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'];
-  if (job && finished.includes(job.state) && (code === 0 || code === 1 || code === 130)) return { state: job.state, status: job.status };
-  const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}` : `exited with code ${code}`;
+  if (job && finished.includes(job.state) && (code === 0 || code === 1 || code === 130))
+    return { state: job.state, status: job.status };
+  const how = signal
+    ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}`
+    : `exited with code ${code}`;
   const tail = logTail(jobDir);
-  return { state: 'JOB_STATE_FAILED', status: { code: 'INTERNAL', message: `the trainer process ${how}${tail ? `; last output: ${tail}` : ''}` } };
+  return {
+    state: 'JOB_STATE_FAILED',
+    status: { code: 'INTERNAL', message: `the trainer process ${how}${tail ? `; last output: ${tail}` : ''}` },
+  };
 }

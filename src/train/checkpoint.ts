@@ -44,7 +44,12 @@ function stepDirName(step: number): string {
 }
 
 /** Write checkpoint atomically; `writeAdapter(dir)` adds the PEFT adapter files. Keeps the newest `keep` checkpoints. */
-export function saveCheckpoint(outDir: string, ck: Checkpoint, writeAdapter: (dir: string) => void, keep: number): string {
+export function saveCheckpoint(
+  outDir: string,
+  ck: Checkpoint,
+  writeAdapter: (dir: string) => void,
+  keep: number,
+): string {
   const root = checkpointsDir(outDir);
   fs.mkdirSync(root, { recursive: true });
   const final = path.join(root, stepDirName(ck.state.step));
@@ -77,11 +82,18 @@ function writeCheckpointFiles(tmp: string, ck: Checkpoint, writeAdapter: (dir: s
   }
   if (ck.best) for (const [k, t] of ck.best) tensors.set(`best/${k}`, t);
   writeSafetensors(path.join(tmp, 'state.safetensors'), tensors, { format: 'lorasft-checkpoint' });
-  writeFileAtomic(path.join(tmp, 'trainer_state.json'), JSON.stringify({ ...ck.state, adamStep: ck.adam.step }, null, 2) + '\n');
+  writeFileAtomic(
+    path.join(tmp, 'trainer_state.json'),
+    JSON.stringify({ ...ck.state, adamStep: ck.adam.step }, null, 2) + '\n',
+  );
   writeAdapter(tmp);
   const files: Record<string, { size: number; sha256: string }> = {};
-  for (const f of fs.readdirSync(tmp).sort()) files[f] = { size: fs.statSync(path.join(tmp, f)).size, sha256: hashFile(path.join(tmp, f)) };
-  writeFileAtomic(path.join(tmp, MANIFEST), JSON.stringify({ format: 'lorasft-checkpoint-manifest', files }, null, 2) + '\n');
+  for (const f of fs.readdirSync(tmp).sort())
+    files[f] = { size: fs.statSync(path.join(tmp, f)).size, sha256: hashFile(path.join(tmp, f)) };
+  writeFileAtomic(
+    path.join(tmp, MANIFEST),
+    JSON.stringify({ format: 'lorasft-checkpoint-manifest', files }, null, 2) + '\n',
+  );
 }
 
 const MANIFEST = 'manifest.json';
@@ -91,10 +103,13 @@ export function checkpointProblem(dir: string): string | null {
   let files: Record<string, { size: number; sha256: string }>;
   try {
     files = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST), 'utf8')).files;
-    if (typeof files !== 'object' || files === null || !files['trainer_state.json'] || !files['state.safetensors']) return `${MANIFEST} lists no checkpoint files`;
+    if (typeof files !== 'object' || files === null || !files['trainer_state.json'] || !files['state.safetensors'])
+      return `${MANIFEST} lists no checkpoint files`;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? `no ${MANIFEST} (incomplete, or written by an older lorasft)` : `${MANIFEST} is unreadable (${code ?? 'invalid JSON'})`;
+    return code === 'ENOENT'
+      ? `no ${MANIFEST} (incomplete, or written by an older lorasft)`
+      : `${MANIFEST} is unreadable (${code ?? 'invalid JSON'})`;
   }
   for (const [f, want] of Object.entries(files)) {
     const p = path.join(dir, f);
@@ -118,7 +133,9 @@ export function listCheckpoints(outDir: string): string[] {
 }
 
 export function loadCheckpoint(dir: string): Checkpoint {
-  const s = JSON.parse(fs.readFileSync(path.join(dir, 'trainer_state.json'), 'utf8')) as TrainerState & { adamStep: number };
+  const s = JSON.parse(fs.readFileSync(path.join(dir, 'trainer_state.json'), 'utf8')) as TrainerState & {
+    adamStep: number;
+  };
   const tensors = readSafetensors(path.join(dir, 'state.safetensors'));
   const params = new Map<string, FloatTensor>();
   const m = new Map<string, Float32Array>();
@@ -142,7 +159,10 @@ export function loadCheckpoint(dir: string): Checkpoint {
  * The newest whole checkpoint of a run, or null. Each newer one that fails its manifest is reported through
  * `warn` in one line ('checkpoints/step-000004: trainer_state.json has 12 bytes, ...; using step-000002').
  */
-export function loadLatestCheckpoint(outDir: string, warn: (msg: string) => void = () => {}): { dir: string; ck: Checkpoint } | null {
+export function loadLatestCheckpoint(
+  outDir: string,
+  warn: (msg: string) => void = () => {},
+): { dir: string; ck: Checkpoint } | null {
   const all = listCheckpoints(outDir);
   const bad: string[] = [];
   for (let i = all.length - 1; i >= 0; i--) {

@@ -4,10 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeTinyModel, type TinyModelOpts } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel, type TinyModelOpts } from '../model/tiny.ts';
 import type { TrainConfig } from './config.ts';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEMO_DATASET = path.join(REPO_ROOT, 'examples/demo/train.jsonl');
 export const DEMO_OUT = 'out/demo';
 
@@ -15,7 +15,18 @@ export const DEMO_OUT = 'out/demo';
  * (not HF's 0.02) so that logits h.e can reach a useful range: with |e| ~ 0.16 a small model cannot push any
  * token far above uniform over 151k, whatever the adapter learns. 128 wide x 4 layers is the smallest tried that
  * learns the answers themselves, not only their format, in 15 epochs (2 layers x 64 learned only the format). */
-export const DEMO_MODEL: Omit<TinyModelOpts, 'out'> = { family: 'qwen3', tokenizer: 'qwen3', hidden: 128, layers: 4, heads: 4, kvHeads: 2, intermediate: 256, seed: 1234, tie: true, std: 0.25 };
+const DEMO_MODEL: Omit<TinyModelOpts, 'out'> = {
+  family: 'qwen3',
+  tokenizer: 'qwen3',
+  hidden: 128,
+  layers: 4,
+  heads: 4,
+  kvHeads: 2,
+  intermediate: 256,
+  seed: 1234,
+  tie: true,
+  std: 0.25,
+};
 
 /** Demo hyperparameters (a random tiny base needs a larger learning rate than the managed default). */
 export const DEMO_CONFIG: Partial<TrainConfig> = {
@@ -38,7 +49,9 @@ export function ensureDemoModel(log: (m: string) => void = console.log): string 
   const dir = demoModelDir();
   const stamp = path.join(dir, 'lorasft-demo.json');
   const recipe = JSON.stringify(DEMO_MODEL);
-  const ok = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].every((f) => fs.existsSync(path.join(dir, f)));
+  const ok = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].every((f) =>
+    fs.existsSync(path.join(dir, f)),
+  );
   if (ok && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === recipe) return dir;
   log(`demo: generating the tiny Qwen3-architecture demo model in ${dir} (once)`);
   const tmp = `${dir}.tmp-${process.pid}`;

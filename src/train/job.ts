@@ -3,7 +3,8 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { readJsonObject } from '../util/files.ts';
-import { FIELDS, type TrainConfig } from './config.ts';
+import type { TrainConfig } from './config.ts';
+import { FIELDS } from './config_fields.ts';
 
 export type JobState =
   | 'JOB_STATE_VALIDATING'
@@ -13,9 +14,14 @@ export type JobState =
   | 'JOB_STATE_CANCELLED'
   | 'JOB_STATE_EARLY_STOPPED';
 
-export const TERMINAL_STATES: JobState[] = ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EARLY_STOPPED'];
+export const TERMINAL_STATES: JobState[] = [
+  'JOB_STATE_COMPLETED',
+  'JOB_STATE_FAILED',
+  'JOB_STATE_CANCELLED',
+  'JOB_STATE_EARLY_STOPPED',
+];
 
-export interface JobProgress {
+interface JobProgress {
   percent: number;
   epoch: number;
   /** Tokens the model read (all input tokens of the trained micro-batches, padding excluded). */
@@ -52,7 +58,7 @@ const STATUS_CODE: Record<JobState, string> = {
   JOB_STATE_CANCELLED: 'CANCELLED',
 };
 
-export function jobName(jobId: string): string {
+function jobName(jobId: string): string {
   return `accounts/local/supervisedFineTuningJobs/${jobId}`;
 }
 
@@ -66,11 +72,20 @@ export function createJob(cfg: TrainConfig, now = new Date()): Job {
     updateTime: now.toISOString(),
     createdBy: process.env.USER ?? 'local',
     jobProgress: {
-      percent: 0, epoch: 0, inputTokens: 0, outputTokens: 0, totalInputRequests: 0, totalProcessedRequests: 0,
-      successfullyProcessedRequests: 0, failedRequests: 0, outputRows: 0, cachedInputTokenCount: 0,
+      percent: 0,
+      epoch: 0,
+      inputTokens: 0,
+      outputTokens: 0,
+      totalInputRequests: 0,
+      totalProcessedRequests: 0,
+      successfullyProcessedRequests: 0,
+      failedRequests: 0,
+      outputRows: 0,
+      cachedInputTokenCount: 0,
     },
   };
-  for (const [key, f] of Object.entries(FIELDS)) if (f.rest) job[key] = (cfg as unknown as Record<string, unknown>)[key];
+  for (const [key, f] of Object.entries(FIELDS))
+    if (f.rest) job[key] = (cfg as unknown as Record<string, unknown>)[key];
   return job;
 }
 
@@ -81,7 +96,13 @@ export type FailureCode = 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'INTERNAL
  * Move to `state` (terminal states set completedTime) and write job.json atomically. `code` overrides the state's
  * status code: a job that fails on the user's input is INVALID_ARGUMENT, as the managed service reports it.
  */
-export function setJobState(job: Job, state: JobState, message: string, outDir: string, opts: { now?: Date; code?: FailureCode } = {}): void {
+export function setJobState(
+  job: Job,
+  state: JobState,
+  message: string,
+  outDir: string,
+  opts: { now?: Date; code?: FailureCode } = {},
+): void {
   const now = opts.now ?? new Date();
   job.state = state;
   job.status = { code: opts.code ?? STATUS_CODE[state], message };
@@ -97,5 +118,8 @@ export function writeJob(job: Job, outDir: string): void {
 
 /** OUT_DIR/job.json (a missing, unreadable or corrupt file is a one-line UserError). */
 export function readJob(outDir: string): Job {
-  return readJsonObject(path.join(outDir, 'job.json'), 'expected the job.json of a lorasft train output dir') as unknown as Job;
+  return readJsonObject(
+    path.join(outDir, 'job.json'),
+    'expected the job.json of a lorasft train output dir',
+  ) as unknown as Job;
 }

@@ -63,7 +63,12 @@ export function acquireJobLock(dir: string, notice: (msg: string) => void = () =
   const file = path.resolve(dir, LOCK_FILE);
   if (held.has(file)) return () => {};
   const dirIno = fs.statSync(dir).ino;
-  const me: LockInfo = { pid: process.pid, start: procStart(process.pid) ?? '', ino: dirIno, since: new Date().toISOString() };
+  const me: LockInfo = {
+    pid: process.pid,
+    start: procStart(process.pid) ?? '',
+    ino: dirIno,
+    since: new Date().toISOString(),
+  };
   const tmp = `${file}.${process.pid}`;
   fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
   try {
@@ -83,7 +88,9 @@ export function acquireJobLock(dir: string, notice: (msg: string) => void = () =
       const info = readLock(file);
       const stale = staleReason(info, dirIno);
       if (!stale) {
-        throw new UserError(`${dir}: job is running in process ${info!.pid} (since ${info!.since}); one writer per job dir: wait for it, or stop it with 'kill ${info!.pid}' and resume`);
+        throw new UserError(
+          `${dir}: job is running in process ${info!.pid} (since ${info!.since}); one writer per job dir: wait for it, or stop it with 'kill ${info!.pid}' and resume`,
+        );
       }
       // Take over only the stale lock we looked at (another process may have replaced it meanwhile).
       if (fs.statSync(file).ino === st.ino) {

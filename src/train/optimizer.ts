@@ -57,11 +57,20 @@ export function adamwStep(
 
 /** Per-step constants of the update, in float64: keep = 1 - lr*wd (1 without decay), stepSize = lr / (1 - b1^t),
  *  sqrtBc2 = sqrt(1 - b2^t). */
-export interface AdamWScalars { beta1: number; beta2: number; eps: number; keep: number; stepSize: number; sqrtBc2: number }
+export interface AdamWScalars {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  keep: number;
+  stepSize: number;
+  sqrtBc2: number;
+}
 
 export function adamwScalars(cfg: AdamWConfig, lr: number, t: number, decay: boolean): AdamWScalars {
   return {
-    beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps,
+    beta1: cfg.beta1,
+    beta2: cfg.beta2,
+    eps: cfg.eps,
     keep: decay ? 1 - lr * cfg.weightDecay : 1,
     stepSize: lr / (1 - cfg.beta1 ** t),
     sqrtBc2: Math.sqrt(1 - cfg.beta2 ** t),
@@ -84,10 +93,12 @@ export const adamwUpdateRef: AdamWUpdate = (p, g, m, v, s) => {
  *  (OpenBLAS not needed); null otherwise, and adamwStep runs the reference. */
 export function adamwNative(): AdamWUpdate | null {
   const addon = loadAddon().addon;
-  if (typeof addon?.adamw !== 'function') return null; // an addon built before kernels/AdamW.cc
+  if (!addon) return null;
   return (p, g, m, v, s) => {
     if (g.length !== p.length || m.length !== p.length || v.length !== p.length) {
-      throw new Error(`adamw: gradient/moment lengths ${g.length}/${m.length}/${v.length} differ from the parameter's ${p.length}`);
+      throw new Error(
+        `adamw: gradient/moment lengths ${g.length}/${m.length}/${v.length} differ from the parameter's ${p.length}`,
+      );
     }
     addon.adamw(p, g, m, v, p.length, s.beta1, s.beta2, s.eps, s.keep, s.stepSize, s.sqrtBc2);
   };

@@ -3,9 +3,12 @@
 // epoch may have fewer). Fractional epochs stop after ceil(frac * steps of that epoch) steps of the last one.
 // Everything is a pure function of (examples, config), so a resumed run sees the same plan.
 import type { PackedRow, TokenizedExample } from '../data/types.ts';
-import { deriveSeed, permutation, STREAM } from './rng.ts';
+import { deriveSeed, permutation, STREAM } from '../util/random.ts';
 
-export type Batcher = (examples: TokenizedExample[], opts: { batchSize: number; batchSizeSamples?: number; seed: number }) => PackedRow[];
+export type Batcher = (
+  examples: TokenizedExample[],
+  opts: { batchSize: number; batchSizeSamples?: number; seed: number },
+) => PackedRow[];
 
 export interface PlanConfig {
   epochs: number;
@@ -32,10 +35,13 @@ export interface StepPlan {
 }
 
 /** Packed rows of epoch e: examples in a seeded order, then packed. */
-export function epochRows(examples: TokenizedExample[], batcher: Batcher, cfg: PlanConfig, e: number): PackedRow[] {
+function epochRows(examples: TokenizedExample[], batcher: Batcher, cfg: PlanConfig, e: number): PackedRow[] {
   const seed = deriveSeed(cfg.seed, STREAM.shuffle, e);
   const order = permutation(examples.length, seed);
-  const rows = batcher(order.map((i) => examples[i]), { batchSize: cfg.batchSize, batchSizeSamples: cfg.batchSizeSamples || undefined, seed });
+  const rows = batcher(
+    order.map((i) => examples[i]),
+    { batchSize: cfg.batchSize, batchSizeSamples: cfg.batchSizeSamples || undefined, seed },
+  );
   // Report example indices in terms of the caller's list.
   return rows.map((r) => ({ ...r, examples: r.examples.map((i) => order[i]) }));
 }

@@ -50,7 +50,10 @@ export interface StepGradient {
 }
 
 /** Run `lossAndGrads` on each micro-batch, sum everything in float64, divide once by the step's N. */
-export function accumulateStep(micro: Batch[], lossAndGrads: (batch: Batch, index: number) => MicroResult): StepGradient {
+export function accumulateStep(
+  micro: Batch[],
+  lossAndGrads: (batch: Batch, index: number) => MicroResult,
+): StepGradient {
   const acc = new Map<string, { shape: number[]; sum: Float64Array }>();
   let lossSum = 0;
   let tokens = 0;
@@ -68,6 +71,10 @@ export function accumulateStep(micro: Batch[], lossAndGrads: (batch: Batch, inde
   });
   const grads = new Map<string, Float32Array>();
   const inv = tokens > 0 ? 1 / tokens : 0;
-  for (const [name, a] of acc) grads.set(name, Float32Array.from(a.sum, (x) => x * inv));
+  for (const [name, a] of acc)
+    grads.set(
+      name,
+      Float32Array.from(a.sum, (x) => x * inv),
+    );
   return { grads, lossSum, tokens };
 }

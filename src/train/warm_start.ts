@@ -11,7 +11,9 @@ const IGNORED = new Set(['_name_or_path', 'transformers_version', 'torch_dtype',
 
 function configDiff(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !IGNORED.has(k)).sort();
-  return keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map((k) => `${k} ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`);
+  return keys
+    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+    .map((k) => `${k} ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`);
 }
 
 /**
@@ -24,11 +26,17 @@ export function checkWarmStartBase(adapterDir: string, baseModel: string): strin
   const what = `LoRA r=${a.r} alpha=${a.lora_alpha} on ${Array.isArray(a.target_modules) ? a.target_modules.join(',') : a.target_modules}`;
   const ours = path.resolve(baseModel);
   if (!name) return `${what}; the adapter does not name its base model (tensor shapes are checked)`;
-  if (!fs.existsSync(path.join(name, 'config.json'))) return `${what}, trained on '${name}' (not a local dir: only tensor shapes can be checked)`;
+  if (!fs.existsSync(path.join(name, 'config.json')))
+    return `${what}, trained on '${name}' (not a local dir: only tensor shapes can be checked)`;
   if (fs.realpathSync(name) === fs.realpathSync(ours)) return `${what}, trained on this base model`;
-  const diff = configDiff(readJsonObject(path.join(name, 'config.json')), readJsonObject(path.join(ours, 'config.json')));
+  const diff = configDiff(
+    readJsonObject(path.join(name, 'config.json')),
+    readJsonObject(path.join(ours, 'config.json')),
+  );
   if (diff.length) {
-    throw new UserError(`--warm-start-from ${adapterDir}: trained on base model ${name}, not on --base-model ${ours} (config.json differs: ${diff.slice(0, 3).join('; ')}${diff.length > 3 ? '; ...' : ''}); pass --base-model ${name}`);
+    throw new UserError(
+      `--warm-start-from ${adapterDir}: trained on base model ${name}, not on --base-model ${ours} (config.json differs: ${diff.slice(0, 3).join('; ')}${diff.length > 3 ? '; ...' : ''}); pass --base-model ${name}`,
+    );
   }
   return `${what}, trained on ${name} (same config.json as ${ours})`;
 }

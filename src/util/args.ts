@@ -15,7 +15,8 @@ export function parseFlags<O extends Options>(command: string, argv: string[], o
 /** node's multi-sentence parseArgs messages as one short line (the house rule: one-line errors). */
 function oneLine(msg: string): string {
   const ambiguous = /^Option '(-[-\w]+)' argument is ambiguous/.exec(msg);
-  if (ambiguous) return `option '${ambiguous[1]}' needs a value (write a value that starts with '-' as ${ambiguous[1]}=-VALUE)`;
+  if (ambiguous)
+    return `option '${ambiguous[1]}' needs a value (write a value that starts with '-' as ${ambiguous[1]}=-VALUE)`;
   return msg.replace(/\. To specify a positional argument starting with a '-'.*$/s, '').replace(/\s*\n\s*/g, ' ');
 }
 
@@ -23,12 +24,23 @@ function oneLine(msg: string): string {
  * The number a flag's value spells, checked: `{ integer: true, min: 1 }` -> an integer >= 1, `{ above: 0 }` ->
  * a number > 0. undefined when the flag was not given; else a one-line UserError naming the flag and value.
  */
-export function numberFlag(command: string, flag: string, value: string | undefined, want: { integer?: boolean; min?: number; above?: number }): number | undefined {
+export function numberFlag(
+  command: string,
+  flag: string,
+  value: string | undefined,
+  want: { integer?: boolean; min?: number; above?: number },
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  const ok = value.trim() !== '' && Number.isFinite(n) && (!want.integer || Number.isInteger(n)) &&
-    (want.min === undefined || n >= want.min) && (want.above === undefined || n > want.above);
+  const ok =
+    value.trim() !== '' &&
+    Number.isFinite(n) &&
+    (!want.integer || Number.isInteger(n)) &&
+    (want.min === undefined || n >= want.min) &&
+    (want.above === undefined || n > want.above);
   if (ok) return n;
   const bound = want.min !== undefined ? ` >= ${want.min}` : want.above !== undefined ? ` > ${want.above}` : '';
-  throw new UserError(`lorasft ${command}: --${flag} must be ${want.integer ? 'an integer' : 'a number'}${bound}, got '${value}'`);
+  throw new UserError(
+    `lorasft ${command}: --${flag} must be ${want.integer ? 'an integer' : 'a number'}${bound}, got '${value}'`,
+  );
 }

@@ -32,7 +32,7 @@ export function writeAtomicWith(file: string, write: (fd: number) => void): void
 }
 
 /** An fs error without a path (write, fsync) gets `file` as its path, so the message can name it. */
-export function withPath(e: unknown, file: string): unknown {
+function withPath(e: unknown, file: string): unknown {
   const x = e as NodeJS.ErrnoException;
   if (e instanceof Error && typeof x.code === 'string' && !x.path) x.path = file;
   return e;

@@ -10,7 +10,11 @@ function fileProblem(file: string): string | null {
     st = fs.statSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'no such file' : code === 'ENOTDIR' ? 'no such file (a parent is not a directory)' : `cannot read (${code})`;
+    return code === 'ENOENT'
+      ? 'no such file'
+      : code === 'ENOTDIR'
+        ? 'no such file (a parent is not a directory)'
+        : `cannot read (${code})`;
   }
   return st.isDirectory() ? 'is a directory' : null;
 }
@@ -18,7 +22,10 @@ function fileProblem(file: string): string | null {
 /** Throws unless `file` is an existing file (not a directory); `what` as in readTextFile. */
 export function requireFile(file: string, what?: string): void {
   const problem = fileProblem(file);
-  if (problem) throw new UserError(`${file}: ${problem}${what ? ` (${what})` : problem === 'is a directory' ? ', expected a file' : ''}`);
+  if (problem)
+    throw new UserError(
+      `${file}: ${problem}${what ? ` (${what})` : problem === 'is a directory' ? ', expected a file' : ''}`,
+    );
 }
 
 /**
@@ -44,7 +51,9 @@ export function openFile(file: string, what?: string): number {
     fd = fs.openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (e as Error).message})`}${what ? ` (${what})` : ''}`);
+    throw new UserError(
+      `${file}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (e as Error).message})`}${what ? ` (${what})` : ''}`,
+    );
   }
   if (fs.fstatSync(fd).isDirectory()) {
     fs.closeSync(fd);

@@ -2,7 +2,7 @@
 // for a config file) and, for many errors (e.g. NaN), give no position; this finds the first offending character.
 
 /** Offset of the first character where `text` stops being valid JSON (text.length at a premature end), or -1. */
-export function jsonErrorOffset(text: string): number {
+function jsonErrorOffset(text: string): number {
   let i = 0;
   const fail = (): never => {
     throw i;

@@ -40,7 +40,11 @@ export function testWriteFault(file: string): void {
   for (const s of spec.split(',')) {
     const [action, at] = s.split('@');
     if (action === 'enospc' && at && file.includes(at)) {
-      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+        code: 'ENOSPC',
+        errno: -28,
+        syscall: 'write',
+      });
     }
   }
 }

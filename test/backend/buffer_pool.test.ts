@@ -33,7 +33,9 @@ describe('BufferPool', () => {
 });
 
 describe.skipIf(!native.ok)('native backend with the pool', () => {
-  beforeAll(async () => { await initBackend({ backend: 'native' }); });
+  beforeAll(async () => {
+    await initBackend({ backend: 'native' });
+  });
 
   it('keeps a buffer while a slice view of it lives, and after dataSync', async () => {
     await tf.setBackend('native');
@@ -56,7 +58,15 @@ describe.skipIf(!native.ok)('native backend with the pool', () => {
   });
 
   it('training steps are bit-identical with and without the pool; no tensor leaks', async () => {
-    const base = await tinyModel({ family: 'qwen3', vocab: 64, hidden: 128, intermediate: 256, layers: 2, heads: 4, kvHeads: 2 });
+    const base = await tinyModel({
+      family: 'qwen3',
+      vocab: 64,
+      hidden: 128,
+      intermediate: 256,
+      layers: 2,
+      heads: 4,
+      kvHeads: 2,
+    });
     await tf.setBackend('native');
     const backend = tf.backend() as NativeBackend;
     const T = 128;
@@ -71,7 +81,9 @@ describe.skipIf(!native.ok)('native backend with the pool', () => {
       for (let s = 0; s < 3; s++) {
         const r = lossAndGrads(base, lora, batch);
         out.push([r.lossSum, ...[...r.grads.values()].flatMap((g) => Array.from(g.dataSync()))]);
-        tf.tidy(() => { for (const [n, v] of lora) v.assign(tf.sub(v, tf.mul(r.grads.get(n)!, 1e-3))); });
+        tf.tidy(() => {
+          for (const [n, v] of lora) v.assign(tf.sub(v, tf.mul(r.grads.get(n)!, 1e-3)));
+        });
         tf.dispose([...r.grads.values()]);
         counts.push(tf.memory().numTensors);
       }
@@ -84,8 +96,14 @@ describe.skipIf(!native.ok)('native backend with the pool', () => {
     const b = steps(false);
     backend.pool.enabled = true;
     let maxdiff = 0;
-    a.out.forEach((row, s) => row.forEach((v, i) => { maxdiff = Math.max(maxdiff, Math.abs(v - b.out[s][i])); }));
-    console.log(`pool on vs off over 3 steps: maxdiff=${maxdiff.toExponential(2)}, pool hits ${poolHits}, numTensors ${a.counts}`);
+    a.out.forEach((row, s) =>
+      row.forEach((v, i) => {
+        maxdiff = Math.max(maxdiff, Math.abs(v - b.out[s][i]));
+      }),
+    );
+    console.log(
+      `pool on vs off over 3 steps: maxdiff=${maxdiff.toExponential(2)}, pool hits ${poolHits}, numTensors ${a.counts}`,
+    );
     expect(poolHits).toBeGreaterThan(0);
     expect(maxdiff).toBe(0);
     expect(new Set(a.counts).size).toBe(1); // the same number of live tensors after every step

@@ -15,8 +15,11 @@ async function initIn(env: Record<string, string>, opts = '{}') {
     const r = await initBackend(${opts}); const tf = await import('@tensorflow/tfjs-core');
     const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 2])).dataSync();
     console.log(JSON.stringify({ ...r, y: Array.from(y) }));`;
-  const p = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code],
-    { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  const p = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   return { status: p.status, out: p.stdout.trim().split('\n').pop() ?? '', err: p.stderr };
 }
 
@@ -52,13 +55,16 @@ describe('initBackend', () => {
     expect(warnings).toEqual([expect.stringMatching(/native addon not built.*using 'cpu'/)]);
   });
 
-  it.skipIf(!native.ok)(`picks native by default (${native.ok ? 'addon present' : 'SKIPPED: ' + native.detail})`, async () => {
-    const r = await initBackend({ threads: 2 });
-    expect(r.name).toBe('native');
-    expect(r.reason).toMatch(/OpenBLAS .*, 2 threads/);
-    expect(tf.getBackend()).toBe('native');
-    console.log(`backend: ${r.name} (${r.reason})`);
-  });
+  it.skipIf(!native.ok)(
+    `picks native by default (${native.ok ? 'addon present' : 'SKIPPED: ' + native.detail})`,
+    async () => {
+      const r = await initBackend({ threads: 2 });
+      expect(r.name).toBe('native');
+      expect(r.reason).toMatch(/OpenBLAS .*, 2 threads/);
+      expect(tf.getBackend()).toBe('native');
+      console.log(`backend: ${r.name} (${r.reason})`);
+    },
+  );
 
   it.skipIf(!native.ok)('re-registers every cpu kernel for native', async () => {
     await initBackend({});

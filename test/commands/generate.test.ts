@@ -3,7 +3,8 @@ import { BIN, run } from '../helpers/run.ts';
 import * as path from 'node:path';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
-import { generate, greedyNoCache, pickToken } from '../../src/train/generate.ts';
+import { generate, pickToken } from '../../src/infer/generate.ts';
+import { greedyNoCache } from '../helpers/index.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
 
@@ -29,7 +30,14 @@ describe('generate', () => {
 
   it('samples reproducibly from the seed, and top-p keeps only the nucleus', async () => {
     const logits = Float32Array.from([0, 3, 2.5, -1, 1]);
-    const draw = (seed: number, t: number, p: number) => Array.from({ length: 200 }, ((r) => () => pickToken(logits, t, p, r))(mulberry32(seed)));
+    const draw = (seed: number, t: number, p: number) =>
+      Array.from(
+        { length: 200 },
+        (
+          (r) => () =>
+            pickToken(logits, t, p, r)
+        )(mulberry32(seed)),
+      );
     expect(draw(1, 1, 1)).toEqual(draw(1, 1, 1));
     expect(new Set(draw(1, 1, 1)).size).toBeGreaterThan(2);
     // p(1) = 0.52, p(2) = 0.31: top-p 0.6 keeps exactly {1, 2}.
@@ -39,7 +47,11 @@ describe('generate', () => {
   });
 
   it('lorasft generate prints a completion, with and without an adapter', async () => {
-    const r = await run('node', [BIN, 'generate', '--adapter', adapterDir, '--prompt', 'Hello', '--max-new-tokens', '3'], { encoding: 'utf8' });
+    const r = await run(
+      'node',
+      [BIN, 'generate', '--adapter', adapterDir, '--prompt', 'Hello', '--max-new-tokens', '3'],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/tokens, stopped at .*adapter/);
     const bad = await run('node', [BIN, 'generate', '--base-model', fx.model], { encoding: 'utf8' });
@@ -47,6 +59,8 @@ describe('generate', () => {
     expect(bad.stderr).toContain('give exactly one of --prompt TEXT or --messages FILE');
     const nodir = path.join(fx.root, 'nodir');
     const missing = await run('node', [BIN, 'generate', '--adapter', nodir, '--prompt', 'hi'], { encoding: 'utf8' });
-    expect(missing.stderr).toBe(`error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`);
+    expect(missing.stderr).toBe(
+      `error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`,
+    );
   });
 });

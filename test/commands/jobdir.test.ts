@@ -1,10 +1,10 @@
 // Job directories you can trust (issue 9): resume in place from any cwd, one writer, no unrecoverable window,
 // whole-or-ignored checkpoints, changed inputs refused, write failures, no hangs. Every crash and race is
 // triggered deterministically through LORASFT_TEST_HOOKS (src/util/testhooks.ts), never by timing.
+import { tmpDir } from '../helpers/index.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
@@ -23,10 +23,15 @@ interface Run {
 }
 
 /** `node bin/lorasft.js ARGS` (or `bash -c SCRIPT` with `shell`), asynchronously; `onStart` gets the child. */
-function lorasft(args: string[], opts: { cwd?: string; hooks?: string; onStart?: (c: ChildProcess) => void; shell?: string } = {}): Promise<Run> {
+function lorasft(
+  args: string[],
+  opts: { cwd?: string; hooks?: string; onStart?: (c: ChildProcess) => void; shell?: string } = {},
+): Promise<Run> {
   return new Promise((resolve) => {
     const env = { ...process.env, LORASFT_TEST_HOOKS: opts.hooks ?? '' };
-    const child = opts.shell ? spawn('bash', ['-c', opts.shell], { cwd: opts.cwd, env }) : spawn('node', [BIN, ...args], { cwd: opts.cwd, env });
+    const child = opts.shell
+      ? spawn('bash', ['-c', opts.shell], { cwd: opts.cwd, env })
+      : spawn('node', [BIN, ...args], { cwd: opts.cwd, env });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
@@ -43,7 +48,10 @@ async function waitForFile(file: string): Promise<void> {
 
 const at = (out: string) => path.join(fx.root, out);
 const adapter = (dir: string) => fs.readFileSync(path.join(dir, 'adapter_model.safetensors'));
-const trainSteps = (dir: string) => readMetrics(dir).filter((r) => 'train_loss' in r).map((r) => r.step);
+const trainSteps = (dir: string) =>
+  readMetrics(dir)
+    .filter((r) => 'train_loss' in r)
+    .map((r) => r.step);
 /** stderr without the progress log lines ('step 2/6 ...'). */
 const errorLines = (r: Run) => r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^step \d+\/\d+/.test(l));
 
@@ -66,22 +74,45 @@ describe('job dirs (issue 9)', () => {
     expect(fs.readdirSync(at('early-kill')).sort()).toEqual(['.lorasft.lock', 'job.json']); // job.json is written first
     const r = await lorasft(['train', '--resume', at('early-kill')]);
     expect(r.code).toBe(1);
-    expect(errorLines(r)).toEqual([`error: ${at('early-kill')}: job accounts/local/supervisedFineTuningJobs/early-kill was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`]);
+    expect(errorLines(r)).toEqual([
+      `error: ${at('early-kill')}: job accounts/local/supervisedFineTuningJobs/early-kill was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`,
+    ]);
     const again = await lorasft(['train', ...flags]);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(/replacing the previous job \(JOB_STATE_VALIDATING, no checkpoint to resume: it was stopped before it started\)/);
+    expect(again.stdout).toMatch(
+      /replacing the previous job \(JOB_STATE_VALIDATING, no checkpoint to resume: it was stopped before it started\)/,
+    );
     expect(adapter(at('early-kill')).equals(fullAdapter)).toBe(true);
   });
 
   it('1: a copied or moved job dir resumes in place, from any working directory', async () => {
     // Started with relative paths from fx.root, killed after step 2.
-    const rel = ['--base-model', 'model', '--dataset', 'train.jsonl', '--evaluation-dataset', 'eval.jsonl', '--output-model', 'part', '--job-id', 'part',
-      '--batch-size', '64', '--learning-rate', '1e-2', '--eval-every-steps', '2', '--seed', '3', ...JOB];
+    const rel = [
+      '--base-model',
+      'model',
+      '--dataset',
+      'train.jsonl',
+      '--evaluation-dataset',
+      'eval.jsonl',
+      '--output-model',
+      'part',
+      '--job-id',
+      'part',
+      '--batch-size',
+      '64',
+      '--learning-rate',
+      '1e-2',
+      '--eval-every-steps',
+      '2',
+      '--seed',
+      '3',
+      ...JOB,
+    ];
     const killed = await lorasft(['train', ...rel], { cwd: fx.root, hooks: 'kill@after-step-2' });
     expect(killed.signal).toBe('SIGKILL');
     const copy = await lorasft([], { shell: `cp -a '${at('part')}' '${at('c7')}'` });
     expect(copy.code).toBe(0);
-    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-cwd-'));
+    const elsewhere = tmpDir('cwd');
     const r7 = await lorasft(['train', '--resume', at('c7')], { cwd: elsewhere });
     expect(r7.code, r7.stderr).toBe(0);
     expect(r7.stdout).toContain(`adapter: ${path.join(at('c7'), 'adapter_model.safetensors')}`);
@@ -147,7 +178,9 @@ describe('job dirs (issue 9)', () => {
     fs.truncateSync(state, 20);
     const r = await lorasft(['train', '--resume', out]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`warning: ${path.join(out, 'checkpoints', 'step-000003')}: trainer_state.json has 20 bytes, the manifest says `);
+    expect(r.stdout).toContain(
+      `warning: ${path.join(out, 'checkpoints', 'step-000003')}: trainer_state.json has 20 bytes, the manifest says `,
+    );
     expect(r.stdout).toMatch(/the manifest says \d+; resuming from step-000002\n/);
     expect(r.stderr).not.toMatch(/SyntaxError/);
     expect(adapter(out).equals(fullAdapter)).toBe(true);
@@ -166,7 +199,9 @@ describe('job dirs (issue 9)', () => {
     fs.writeFileSync(data, original.replace('Dublin', 'Dublinn')); // sed -i s/Dublin/Dublinn/
     let r = await lorasft(['train', '--resume', out]);
     expect(r.code).toBe(1);
-    expect(errorLines(r)).toEqual([`${prefix}dataset ${data} changed (${Buffer.byteLength(original)} bytes -> ${Buffer.byteLength(original) + 1} bytes, other content); restore them, or start a new job`]);
+    expect(errorLines(r)).toEqual([
+      `${prefix}dataset ${data} changed (${Buffer.byteLength(original)} bytes -> ${Buffer.byteLength(original) + 1} bytes, other content); restore them, or start a new job`,
+    ]);
 
     fs.writeFileSync(data, original.split('\n').slice(0, 6).join('\n') + '\n'); // shrunk
     r = await lorasft(['train', '--resume', out]);
@@ -192,8 +227,14 @@ describe('job dirs (issue 9)', () => {
     expect((await lorasft([], { shell: `mkfifo '${fifo}'` })).code).toBe(0);
     const r = await lorasft(['train', ...fixtureFlags(fx, 'fifo'), '--dataset', fifo]);
     expect(r.code).toBe(1);
-    expect(errorLines(r)).toEqual([`error: ${fifo}: is a pipe (FIFO or process substitution like <(zcat data.jsonl.gz)); a job reads its data again on --resume, so it must be a regular file: write it to one first (e.g. zcat data.jsonl.gz > data.jsonl)`]);
-    const sub = await lorasft([], { shell: `node '${BIN}' train ${fixtureFlags(fx, 'procsub').map((a) => `'${a}'`).join(' ')} --dataset <(cat '${fx.train}')` });
+    expect(errorLines(r)).toEqual([
+      `error: ${fifo}: is a pipe (FIFO or process substitution like <(zcat data.jsonl.gz)); a job reads its data again on --resume, so it must be a regular file: write it to one first (e.g. zcat data.jsonl.gz > data.jsonl)`,
+    ]);
+    const sub = await lorasft([], {
+      shell: `node '${BIN}' train ${fixtureFlags(fx, 'procsub')
+        .map((a) => `'${a}'`)
+        .join(' ')} --dataset <(cat '${fx.train}')`,
+    });
     expect(sub.code).toBe(1);
     expect(sub.stderr).toMatch(/^error: \/dev\/fd\/\d+: is a pipe \(FIFO or process substitution/);
     expect(fs.existsSync(at('fifo'))).toBe(false);
@@ -205,7 +246,9 @@ describe('job dirs (issue 9)', () => {
     expect(r.code).toBe(130);
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_CANCELLED');
-    expect(job.status.message).toBe(`cancelled by SIGTERM while loading; resume with: ${lorasftCommand('train', '--resume', out)}`);
+    expect(job.status.message).toBe(
+      `cancelled by SIGTERM while loading; resume with: ${lorasftCommand('train', '--resume', out)}`,
+    );
     expect(trainSteps(out)).toEqual([]);
     const again = await lorasft(['train', '--resume', out]);
     expect(again.code, again.stderr).toBe(0);
@@ -217,23 +260,33 @@ describe('job dirs (issue 9)', () => {
     const r = await lorasft(['train', ...fixtureFlags(fx, 'full-disk'), ...JOB], { hooks: 'enospc@step-000003' });
     expect(r.code).toBe(1);
     expect(errorLines(r)).toHaveLength(1);
-    expect(errorLines(r)[0]).toMatch(new RegExp(`^error: ${out}/checkpoints/\\.tmp-step-000003-\\d+/state\\.safetensors: cannot write \\(ENOSPC: no space left on device\\)$`));
+    expect(errorLines(r)[0]).toMatch(
+      new RegExp(
+        `^error: ${out}/checkpoints/\\.tmp-step-000003-\\d+/state\\.safetensors: cannot write \\(ENOSPC: no space left on device\\)$`,
+      ),
+    );
     expect(fs.readdirSync(path.join(out, 'checkpoints'))).toEqual(['step-000001', 'step-000002']);
     expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_FAILED');
-    expect(job.status.message).toMatch(/^checkpoint of step 3: .*state\.safetensors: cannot write \(ENOSPC: no space left on device\); once it can be written, resume with: lorasft train --resume /);
+    expect(job.status.message).toMatch(
+      /^checkpoint of step 3: .*state\.safetensors: cannot write \(ENOSPC: no space left on device\); once it can be written, resume with: lorasft train --resume /,
+    );
 
     // metrics.jsonl on a full disk: named too.
     const m = await lorasft(['train', '--resume', out], { hooks: 'enospc@metrics.jsonl' });
     expect(m.code).toBe(1);
-    expect(errorLines(m)).toEqual([`error: ${path.join(out, 'metrics.jsonl')}: cannot write (ENOSPC: no space left on device)`]);
+    expect(errorLines(m)).toEqual([
+      `error: ${path.join(out, 'metrics.jsonl')}: cannot write (ENOSPC: no space left on device)`,
+    ]);
 
     // The final adapter on a full disk: FAILED too, and resumable (the last checkpoint holds every step).
     const fin = path.join(out, 'adapter_model.safetensors');
     const a = await lorasft(['train', '--resume', out], { hooks: `enospc@${fin}` });
     expect(errorLines(a)).toEqual([`error: ${fin}: cannot write (ENOSPC: no space left on device)`]);
-    expect(readJob(out).status.message).toMatch(/^writing the adapter: .*adapter_model\.safetensors: cannot write \(ENOSPC/);
+    expect(readJob(out).status.message).toMatch(
+      /^writing the adapter: .*adapter_model\.safetensors: cannot write \(ENOSPC/,
+    );
     expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
 
     const resumed = await lorasft(['train', '--resume', out]);

@@ -1,19 +1,18 @@
 // End to end: `lorasft loss-grad` on a tiny model, against the in-process model and the float64 reference.
 import { describe, expect, it } from 'vitest';
-import { run as runChild } from '../helpers/run.ts';
+import { BIN, run as runChild } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { parseBatchFile, run } from '../../src/commands/loss-grad.ts';
 import { lossAndGrads, loadBaseModel, disposeBaseModel } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
-import { Rng } from '../../src/model/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { ensureBackend, maxAbs, maxAbsDiff, tmpDir, toRef } from '../model/helpers.ts';
 import { refLossRow } from '../model/reference.ts';
 
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 const lossGrad = (args: string[]) => runChild('node', [BIN, 'loss-grad', ...args], { encoding: 'utf8' });
 
 /** A rank-4 LoRA on q/v/down with random A and B, in PEFT naming. */
@@ -21,9 +20,19 @@ function writeLora(file: string, layers: number, seed: number): void {
   const rng = new Rng(seed);
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (let l = 0; l < layers; l++) {
-    for (const [mod, out, inp] of [['self_attn.q_proj', 32, 32], ['self_attn.v_proj', 16, 32], ['mlp.down_proj', 32, 48]] as const) {
-      t[`base_model.model.model.layers.${l}.${mod}.lora_A.weight`] = { shape: [4, inp], data: rng.fillNormal(4 * inp, 0.2) };
-      t[`base_model.model.model.layers.${l}.${mod}.lora_B.weight`] = { shape: [out, 4], data: rng.fillNormal(out * 4, 0.2) };
+    for (const [mod, out, inp] of [
+      ['self_attn.q_proj', 32, 32],
+      ['self_attn.v_proj', 16, 32],
+      ['mlp.down_proj', 32, 48],
+    ] as const) {
+      t[`base_model.model.model.layers.${l}.${mod}.lora_A.weight`] = {
+        shape: [4, inp],
+        data: rng.fillNormal(4 * inp, 0.2),
+      };
+      t[`base_model.model.model.layers.${l}.${mod}.lora_B.weight`] = {
+        shape: [out, 4],
+        data: rng.fillNormal(out * 4, 0.2),
+      };
     }
   }
   writeSafetensors(file, t);
@@ -34,37 +43,101 @@ describe('lorasft loss-grad', () => {
     await ensureBackend();
     const dir = tmpDir('lossgrad');
     const model = path.join(dir, 'model');
-    makeTinyModel({ family: 'qwen3', out: model, vocab: 48, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, std: 0.15, seed: 11 });
+    makeTinyModel({
+      family: 'qwen3',
+      out: model,
+      vocab: 48,
+      hidden: 32,
+      heads: 4,
+      kvHeads: 2,
+      intermediate: 48,
+      std: 0.15,
+      seed: 11,
+    });
     const loraFile = path.join(dir, 'lora.safetensors');
     writeLora(loraFile, 2, 5);
     const batchFile = path.join(dir, 'batch.json');
     // Row 0 packs two documents (positions restart); row 1 masks its prompt with -100 and weights tokens.
-    fs.writeFileSync(batchFile, JSON.stringify({
-      input_ids: [[5, 6, 7, 8, 9, 10, 11, 12], [20, 21, 22, 23, 24, 25, 26, 27]],
-      // A packer masks the first token of each document (-100): nothing in its own document predicts it.
-      labels: [[5, 6, 7, -100, 9, 10, 11, 12], [-100, -100, -100, 23, 24, 25, 26, 27]],
-      position_ids: [[0, 1, 2, 0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5, 6, 7]],
-      weights: [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 0.5, 1, 1, 1, 3]],
-    }));
+    fs.writeFileSync(
+      batchFile,
+      JSON.stringify({
+        input_ids: [
+          [5, 6, 7, 8, 9, 10, 11, 12],
+          [20, 21, 22, 23, 24, 25, 26, 27],
+        ],
+        // A packer masks the first token of each document (-100): nothing in its own document predicts it.
+        labels: [
+          [5, 6, 7, -100, 9, 10, 11, 12],
+          [-100, -100, -100, 23, 24, 25, 26, 27],
+        ],
+        position_ids: [
+          [0, 1, 2, 0, 1, 2, 3, 4],
+          [0, 1, 2, 3, 4, 5, 6, 7],
+        ],
+        weights: [
+          [1, 1, 1, 1, 1, 1, 1, 1],
+          [1, 1, 1, 0.5, 1, 1, 1, 3],
+        ],
+      }),
+    );
     const grads = path.join(dir, 'grads.safetensors');
-    const r = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
+    const r = await lossGrad([
+      '--base-model',
+      model,
+      '--batch',
+      batchFile,
+      '--lora',
+      loraFile,
+      '--lora-alpha',
+      '16',
+      '--out-grads',
+      grads,
+      '--json',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines.length).toBe(1);
     const out = JSON.parse(lines[0]);
-    expect(out).toMatchObject({ tokens: 11, weight_sum: 12.5, lora_rank: 4, lora_alpha: 16, lora_targets: ['q_proj', 'v_proj', 'down_proj'] });
+    expect(out).toMatchObject({
+      tokens: 11,
+      weight_sum: 12.5,
+      lora_rank: 4,
+      lora_alpha: 16,
+      lora_targets: ['q_proj', 'v_proj', 'down_proj'],
+    });
 
     // The float64 reference, document by document (packing must not leak attention across documents).
     const base = await loadBaseModel(model);
-    const lora = loraFromTensors(base, readSafetensors(loraFile), { alpha: 16, dropout: 0, useRslora: false }, loraFile);
+    const lora = loraFromTensors(
+      base,
+      readSafetensors(loraFile),
+      { alpha: 16, dropout: 0, useRslora: false },
+      loraFile,
+    );
     const ref = toRef(base, lora);
     const docs: Array<[number[], number[]]> = [
-      [[5, 6, 7], [0, 1, 1]], [[8, 9, 10, 11, 12], [0, 1, 1, 1, 1]],
-      [[20, 21, 22, 23, 24, 25, 26, 27], [0, 0, 0, 0.5, 1, 1, 1, 3]],
+      [
+        [5, 6, 7],
+        [0, 1, 1],
+      ],
+      [
+        [8, 9, 10, 11, 12],
+        [0, 1, 1, 1, 1],
+      ],
+      [
+        [20, 21, 22, 23, 24, 25, 26, 27],
+        [0, 0, 0, 0.5, 1, 1, 1, 3],
+      ],
     ];
     let refSum = 0;
-    for (const [ids, w] of docs) refSum += refLossRow(ref, ids, ids.map((_, i) => i), w).loss;
+    for (const [ids, w] of docs)
+      refSum += refLossRow(
+        ref,
+        ids,
+        ids.map((_, i) => i),
+        w,
+      ).loss;
     expect(Math.abs(out.loss - refSum / 12.5) / out.loss).toBeLessThan(1e-5);
 
     // Gradients of the normalised loss = in-process gradients of the sum / weight sum.
@@ -86,11 +159,26 @@ describe('lorasft loss-grad', () => {
 
     // A PEFT adapter directory: alpha and rsLoRA come from adapter_config.json.
     const adapterDir = path.join(dir, 'adapter');
-    saveAdapter(adapterDir, readSafetensors(loraFile), { rank: 4, alpha: 16, targets: ['q_proj', 'v_proj', 'down_proj'], dropout: 0, useRslora: true }, model);
+    saveAdapter(
+      adapterDir,
+      readSafetensors(loraFile),
+      { rank: 4, alpha: 16, targets: ['q_proj', 'v_proj', 'down_proj'], dropout: 0, useRslora: true },
+      model,
+    );
     const e = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', adapterDir, '--json']);
     expect(JSON.parse(e.stdout)).toMatchObject({ lora_alpha: 16, lora_rank: 4 });
     // rsLoRA scale 16/sqrt(4) = 8 equals the plain scale 32/4.
-    const f = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '32', '--json']);
+    const f = await lossGrad([
+      '--base-model',
+      model,
+      '--batch',
+      batchFile,
+      '--lora',
+      loraFile,
+      '--lora-alpha',
+      '32',
+      '--json',
+    ]);
     expect(JSON.parse(e.stdout).loss).toBeCloseTo(JSON.parse(f.stdout).loss, 6);
     expect(JSON.parse(e.stdout).loss).not.toBeCloseTo(JSON.parse(d.stdout).loss, 3);
   });
@@ -98,55 +186,123 @@ describe('lorasft loss-grad', () => {
   it.each([
     ['gemma3' as const, { slidingWindow: 3, extraConfig: { query_pre_attn_scalar: 10, final_logit_softcapping: 5 } }],
     ['mistral' as const, { slidingWindow: 3, headDim: 8 }],
-  ])('%s: loss and gradients equal the float64 reference (sliding window 3 inside packed documents)', async (family, extra) => {
-    await ensureBackend();
-    const dir = tmpDir(`lossgrad-${family}`);
-    const model = path.join(dir, 'model');
-    makeTinyModel({ family, out: model, vocab: 48, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, std: 0.15, seed: 12, ...extra });
-    const loraFile = path.join(dir, 'lora.safetensors');
-    writeLora(loraFile, 2, 6);
-    const batchFile = path.join(dir, 'batch.json');
-    // Row 0 packs documents of 3 and 6 tokens, row 1 is one 9-token document: a window of 3 cuts the longer ones.
-    fs.writeFileSync(batchFile, JSON.stringify({
-      input_ids: [[5, 6, 7, 8, 9, 10, 11, 12, 13], [20, 21, 22, 23, 24, 25, 26, 27, 28]],
-      labels: [[5, 6, 7, -100, 9, 10, 11, 12, 13], [-100, 21, 22, 23, 24, 25, 26, 27, 28]],
-      position_ids: [[0, 1, 2, 0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5, 6, 7, 8]],
-    }));
-    const grads = path.join(dir, 'grads.safetensors');
-    const r = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--lora-alpha', '16', '--out-grads', grads, '--json']);
-    expect(r.stderr).toBe('');
-    const out = JSON.parse(r.stdout.trim());
-    expect(out).toMatchObject({ tokens: 15, weight_sum: 15 });
-    const base = await loadBaseModel(model);
-    const lora = loraFromTensors(base, readSafetensors(loraFile), { alpha: 16, dropout: 0, useRslora: false }, loraFile);
-    const ref = toRef(base, lora);
-    const docs: Array<[number[], number[]]> = [
-      [[5, 6, 7], [0, 1, 1]], [[8, 9, 10, 11, 12, 13], [0, 1, 1, 1, 1, 1]], [[20, 21, 22, 23, 24, 25, 26, 27, 28], [0, 1, 1, 1, 1, 1, 1, 1, 1]],
-    ];
-    const refLoss = (): number => docs.reduce((a, [ids, w]) => a + refLossRow(ref, ids, ids.map((_, i) => i), w).loss, 0) / 15;
-    const want = refLoss();
-    const rel = Math.abs(out.loss - want) / want;
-    // Gradients: central differences of the float64 reference on a few entries of each tensor.
-    const file = readSafetensors(grads);
-    let worst = 0;
-    for (const name of [...lora.keys()].filter((_, i) => i % 3 === 0)) {
-      const g = file.get(name)!.data, t = ref.lora.get(name)!;
-      for (const idx of [0, Math.floor(t.data.length / 2), t.data.length - 1]) {
-        const x0 = t.data[idx];
-        t.data[idx] = x0 + 1e-4;
-        const lp = refLoss();
-        t.data[idx] = x0 - 1e-4;
-        const lm = refLoss();
-        t.data[idx] = x0;
-        worst = Math.max(worst, Math.abs(g[idx] - (lp - lm) / 2e-4) / Math.max(maxAbs(g), 1e-3));
+  ])(
+    '%s: loss and gradients equal the float64 reference (sliding window 3 inside packed documents)',
+    async (family, extra) => {
+      await ensureBackend();
+      const dir = tmpDir(`lossgrad-${family}`);
+      const model = path.join(dir, 'model');
+      makeTinyModel({
+        family,
+        out: model,
+        vocab: 48,
+        hidden: 32,
+        heads: 4,
+        kvHeads: 2,
+        intermediate: 48,
+        std: 0.15,
+        seed: 12,
+        ...extra,
+      });
+      const loraFile = path.join(dir, 'lora.safetensors');
+      writeLora(loraFile, 2, 6);
+      const batchFile = path.join(dir, 'batch.json');
+      // Row 0 packs documents of 3 and 6 tokens, row 1 is one 9-token document: a window of 3 cuts the longer ones.
+      fs.writeFileSync(
+        batchFile,
+        JSON.stringify({
+          input_ids: [
+            [5, 6, 7, 8, 9, 10, 11, 12, 13],
+            [20, 21, 22, 23, 24, 25, 26, 27, 28],
+          ],
+          labels: [
+            [5, 6, 7, -100, 9, 10, 11, 12, 13],
+            [-100, 21, 22, 23, 24, 25, 26, 27, 28],
+          ],
+          position_ids: [
+            [0, 1, 2, 0, 1, 2, 3, 4, 5],
+            [0, 1, 2, 3, 4, 5, 6, 7, 8],
+          ],
+        }),
+      );
+      const grads = path.join(dir, 'grads.safetensors');
+      const r = await lossGrad([
+        '--base-model',
+        model,
+        '--batch',
+        batchFile,
+        '--lora',
+        loraFile,
+        '--lora-alpha',
+        '16',
+        '--out-grads',
+        grads,
+        '--json',
+      ]);
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout.trim());
+      expect(out).toMatchObject({ tokens: 15, weight_sum: 15 });
+      const base = await loadBaseModel(model);
+      const lora = loraFromTensors(
+        base,
+        readSafetensors(loraFile),
+        { alpha: 16, dropout: 0, useRslora: false },
+        loraFile,
+      );
+      const ref = toRef(base, lora);
+      const docs: Array<[number[], number[]]> = [
+        [
+          [5, 6, 7],
+          [0, 1, 1],
+        ],
+        [
+          [8, 9, 10, 11, 12, 13],
+          [0, 1, 1, 1, 1, 1],
+        ],
+        [
+          [20, 21, 22, 23, 24, 25, 26, 27, 28],
+          [0, 1, 1, 1, 1, 1, 1, 1, 1],
+        ],
+      ];
+      const refLoss = (): number =>
+        docs.reduce(
+          (a, [ids, w]) =>
+            a +
+            refLossRow(
+              ref,
+              ids,
+              ids.map((_, i) => i),
+              w,
+            ).loss,
+          0,
+        ) / 15;
+      const want = refLoss();
+      const rel = Math.abs(out.loss - want) / want;
+      // Gradients: central differences of the float64 reference on a few entries of each tensor.
+      const file = readSafetensors(grads);
+      let worst = 0;
+      for (const name of [...lora.keys()].filter((_, i) => i % 3 === 0)) {
+        const g = file.get(name)!.data,
+          t = ref.lora.get(name)!;
+        for (const idx of [0, Math.floor(t.data.length / 2), t.data.length - 1]) {
+          const x0 = t.data[idx];
+          t.data[idx] = x0 + 1e-4;
+          const lp = refLoss();
+          t.data[idx] = x0 - 1e-4;
+          const lm = refLoss();
+          t.data[idx] = x0;
+          worst = Math.max(worst, Math.abs(g[idx] - (lp - lm) / 2e-4) / Math.max(maxAbs(g), 1e-3));
+        }
       }
-    }
-    console.log(`loss-grad ${family}: loss ${out.loss} vs float64 reference ${want} (rel ${rel.toExponential(2)}); grads vs reference central differences max |diff|/max|grad| ${worst.toExponential(2)}`);
-    expect(rel).toBeLessThan(1e-5);
-    expect(worst).toBeLessThan(1e-3);
-    lora.dispose();
-    disposeBaseModel(base);
-  });
+      console.log(
+        `loss-grad ${family}: loss ${out.loss} vs float64 reference ${want} (rel ${rel.toExponential(2)}); grads vs reference central differences max |diff|/max|grad| ${worst.toExponential(2)}`,
+      );
+      expect(rel).toBeLessThan(1e-5);
+      expect(worst).toBeLessThan(1e-3);
+      lora.dispose();
+      disposeBaseModel(base);
+    },
+  );
 
   it('reports bad input as one line naming the file, exit code 1', async () => {
     const dir = tmpDir('lossgrad');
@@ -160,36 +316,109 @@ describe('lorasft loss-grad', () => {
       return f;
     };
     const cases: Array<[string[], RegExp]> = [
-      [['--batch', batch('a.json', { input_ids: [[1, 2, 3], [4, 5]] })], /a.json: "input_ids"\[1\] must be a list of 3 numbers/],
+      [
+        [
+          '--batch',
+          batch('a.json', {
+            input_ids: [
+              [1, 2, 3],
+              [4, 5],
+            ],
+          }),
+        ],
+        /a.json: "input_ids"\[1\] must be a list of 3 numbers/,
+      ],
       [['--batch', batch('b.json', '{"input_ids": [[1, 2')], /b.json:1:21: invalid JSON: unexpected end of file$/],
-      [['--batch', batch('c.json', { input_ids: [[1, 2, 3]], labels: [[1, -5, 3]] })], /c.json: "labels"\[0\]\[1\] is -5; expected -100 or a token id in the model's vocabulary \[0, 48\)/],
-      [['--batch', batch('d.json', { input_ids: [[1, 2, 300]] })], /d.json: "input_ids"\[0\]\[2\] is 300; expected a token id in the model's vocabulary \[0, 48\)/],
-      [['--batch', batch('d2.json', { input_ids: [[1, 2, 3], [1, 2, 3]], labels: [[1, 2, 3], [-100, 2, 48]] })], /d2.json: "labels"\[1\]\[2\] is 48; expected -100 or a token id in the model's vocabulary \[0, 48\)/],
-      [['--batch', batch('f.json', { input_ids: [[1, 2, 3]], attention_mask: [[1, 1, 0]] })], /f.json: "attention_mask"\[0\]\[2\] is 0; expected 1 \(padding is not supported/],
-      [['--batch', batch('g.json', { input_ids: [[1, 2, 3]], token_type_ids: [[0, 0, 0]] })], /g.json: unknown key "token_type_ids" \(expected input_ids, labels, position_ids, weights, attention_mask\)/],
-      [['--batch', batch('h.json', { input_ids: [[1, 2, 3]], position_ids: [[0, -1, 0]] })], /h.json: "position_ids"\[0\]\[1\] is -1; expected a position >= 0/],
-      [['--batch', batch('i.json', { input_ids: [[1, 2, 3]], weights: [[1, 2, -2]] })], /i.json: the weights of the trained tokens sum to 0/],
-      [['--batch', batch('ok1.json', { input_ids: [[1, 2, 3]] }), '--out-grads', dir], /is a directory \(--out-grads expects a .safetensors file to write\)/],
-      [['--batch', batch('ok2.json', { input_ids: [[1, 2, 3]] }), '--lora-alpha', '0'], /--lora-alpha must be a number > 0, got '0'/],
+      [
+        ['--batch', batch('c.json', { input_ids: [[1, 2, 3]], labels: [[1, -5, 3]] })],
+        /c.json: "labels"\[0\]\[1\] is -5; expected -100 or a token id in the model's vocabulary \[0, 48\)/,
+      ],
+      [
+        ['--batch', batch('d.json', { input_ids: [[1, 2, 300]] })],
+        /d.json: "input_ids"\[0\]\[2\] is 300; expected a token id in the model's vocabulary \[0, 48\)/,
+      ],
+      [
+        [
+          '--batch',
+          batch('d2.json', {
+            input_ids: [
+              [1, 2, 3],
+              [1, 2, 3],
+            ],
+            labels: [
+              [1, 2, 3],
+              [-100, 2, 48],
+            ],
+          }),
+        ],
+        /d2.json: "labels"\[1\]\[2\] is 48; expected -100 or a token id in the model's vocabulary \[0, 48\)/,
+      ],
+      [
+        ['--batch', batch('f.json', { input_ids: [[1, 2, 3]], attention_mask: [[1, 1, 0]] })],
+        /f.json: "attention_mask"\[0\]\[2\] is 0; expected 1 \(padding is not supported/,
+      ],
+      [
+        ['--batch', batch('g.json', { input_ids: [[1, 2, 3]], token_type_ids: [[0, 0, 0]] })],
+        /g.json: unknown key "token_type_ids" \(expected input_ids, labels, position_ids, weights, attention_mask\)/,
+      ],
+      [
+        ['--batch', batch('h.json', { input_ids: [[1, 2, 3]], position_ids: [[0, -1, 0]] })],
+        /h.json: "position_ids"\[0\]\[1\] is -1; expected a position >= 0/,
+      ],
+      [
+        ['--batch', batch('i.json', { input_ids: [[1, 2, 3]], weights: [[1, 2, -2]] })],
+        /i.json: the weights of the trained tokens sum to 0/,
+      ],
+      [
+        ['--batch', batch('ok1.json', { input_ids: [[1, 2, 3]] }), '--out-grads', dir],
+        /is a directory \(--out-grads expects a .safetensors file to write\)/,
+      ],
+      [
+        ['--batch', batch('ok2.json', { input_ids: [[1, 2, 3]] }), '--lora-alpha', '0'],
+        /--lora-alpha must be a number > 0, got '0'/,
+      ],
       [['--batch', batch('ok3.json', { input_ids: [[1, 2, 3]] }), 'stray'], /unexpected argument 'stray'/],
-      [['--batch', batch('e.json', { input_ids: [[1, 2, 3]], labels: [[-100, -100, -100]] })], /e.json: no trained tokens/],
-      [['--batch', path.join(dir, 'missing.json')], /missing.json: no such file \(expected a BATCH.json file with "input_ids"\)/],
+      [
+        ['--batch', batch('e.json', { input_ids: [[1, 2, 3]], labels: [[-100, -100, -100]] })],
+        /e.json: no trained tokens/,
+      ],
+      [
+        ['--batch', path.join(dir, 'missing.json')],
+        /missing.json: no such file \(expected a BATCH.json file with "input_ids"\)/,
+      ],
       [['--batch', dir], /: is a directory \(expected a BATCH.json file/],
     ];
     for (const [args, re] of cases) {
-      await expect(run(['--base-model', model, '--lora', loraFile, '--json', ...args]), args.join(' ')).rejects.toThrow(re);
+      await expect(run(['--base-model', model, '--lora', loraFile, '--json', ...args]), args.join(' ')).rejects.toThrow(
+        re,
+      );
     }
     // Through the real CLI: one line on stderr, exit code 1, no stack trace.
-    const bad = await lossGrad(['--base-model', model, '--lora', loraFile, '--json', '--batch', path.join(dir, 'a.json')]);
+    const bad = await lossGrad([
+      '--base-model',
+      model,
+      '--lora',
+      loraFile,
+      '--json',
+      '--batch',
+      path.join(dir, 'a.json'),
+    ]);
     expect(bad.status).toBe(1);
-    expect(bad.stderr.trim().split('\n').filter((l) => !l.startsWith('npm warn'))).toEqual([expect.stringMatching(/^error: .*a.json: "input_ids"\[1\]/)]);
+    expect(
+      bad.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('npm warn')),
+    ).toEqual([expect.stringMatching(/^error: .*a.json: "input_ids"\[1\]/)]);
     const ok = batch('ok.json', { input_ids: [[1, 2, 3]] });
     const wrongShape = path.join(dir, 'wrong.safetensors');
     writeSafetensors(wrongShape, {
       'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': { shape: [4, 30], data: new Float32Array(120) },
       'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight': { shape: [32, 4], data: new Float32Array(128) },
     });
-    await expect(run(['--base-model', model, '--batch', ok, '--lora', wrongShape, '--json'])).rejects.toThrow(/wrong.safetensors: model.layers.0.self_attn.q_proj.lora_A.weight has shape \[4,30\], expected \[4,32\]/);
+    await expect(run(['--base-model', model, '--batch', ok, '--lora', wrongShape, '--json'])).rejects.toThrow(
+      /wrong.safetensors: model.layers.0.self_attn.q_proj.lora_A.weight has shape \[4,30\], expected \[4,32\]/,
+    );
     await expect(run(['--batch', ok, '--lora', loraFile])).rejects.toThrow(/--base-model is required/);
   });
 });

@@ -3,7 +3,7 @@ import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
-import { mergeAdapter } from '../../src/train/merge.ts';
+import { mergeAdapter } from '../../src/infer/merge.ts';
 import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
@@ -18,7 +18,8 @@ describe('merge', () => {
     const out = path.join(fx.root, 'merged');
     const r = await run('node', [BIN, 'merge', '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) expect(fs.existsSync(path.join(out, f))).toBe(true);
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
+      expect(fs.existsSync(path.join(out, f))).toBe(true);
     const base = await loadBaseModel(fx.model);
     const { loadAdapter } = await import('../../src/model/peft.ts');
     const { loraFromTensors } = await import('../../src/model/lora.ts');
@@ -35,7 +36,9 @@ describe('merge', () => {
       maxdiff = Math.max(maxdiff, Math.abs(want[i] - got[i]));
       effect = Math.max(effect, Math.abs(want[i] - plain[i]));
     }
-    console.log(`merged vs base+adapter logits: maxdiff ${maxdiff.toExponential(2)} (adapter effect ${effect.toExponential(2)})`);
+    console.log(
+      `merged vs base+adapter logits: maxdiff ${maxdiff.toExponential(2)} (adapter effect ${effect.toExponential(2)})`,
+    );
     expect(effect).toBeGreaterThan(0.1);
     expect(maxdiff).toBeLessThan(1e-3);
     expect(() => mergeAdapter(fx.model, adapterDir, fx.model)).toThrow(/must differ/);
@@ -43,17 +46,29 @@ describe('merge', () => {
 
   it('names the real problem with --adapter: a missing dir, or a base model that is not local', async () => {
     const nodir = path.join(fx.root, 'nodir');
-    const r = await run('node', [BIN, 'merge', '--adapter', nodir, '--out', path.join(fx.root, 'x')], { encoding: 'utf8' });
+    const r = await run('node', [BIN, 'merge', '--adapter', nodir, '--out', path.join(fx.root, 'x')], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe(`error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`);
+    expect(r.stderr).toBe(
+      `error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`,
+    );
     const remote = path.join(fx.root, 'remote-adapter');
     fs.cpSync(adapterDir, remote, { recursive: true });
     const cfgFile = path.join(remote, 'adapter_config.json');
-    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), base_model_name_or_path: 'Qwen/Qwen3-0.6B' }));
-    for (const cmd of [['merge', '--adapter', remote, '--out', path.join(fx.root, 'y')], ['generate', '--adapter', remote, '--prompt', 'hi']]) {
+    fs.writeFileSync(
+      cfgFile,
+      JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), base_model_name_or_path: 'Qwen/Qwen3-0.6B' }),
+    );
+    for (const cmd of [
+      ['merge', '--adapter', remote, '--out', path.join(fx.root, 'y')],
+      ['generate', '--adapter', remote, '--prompt', 'hi'],
+    ]) {
       const g = await run('node', [BIN, ...cmd], { encoding: 'utf8' });
       expect(g.status).toBe(1);
-      expect(g.stderr).toBe(`error: ${cfgFile}: base_model_name_or_path "Qwen/Qwen3-0.6B" is not a local model dir; pass --base-model DIR\n`);
+      expect(g.stderr).toBe(
+        `error: ${cfgFile}: base_model_name_or_path "Qwen/Qwen3-0.6B" is not a local model dir; pass --base-model DIR\n`,
+      );
     }
     expect(fs.existsSync(path.join(fx.root, 'x'))).toBe(false);
   });
@@ -71,12 +86,24 @@ describe('merge', () => {
       [adapterDir, `--out ${adapterDir}: must differ from the adapter dir`],
       [full, `${full}: not empty (notes.txt); choose another --out, or pass --overwrite to write into it`],
     ]) {
-      const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
+      const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], {
+        encoding: 'utf8',
+      });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }
     expect(fs.readdirSync(full)).toEqual(['notes.txt']);
-    const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', full, '--overwrite']);
+    const r = await run('node', [
+      BIN,
+      'merge',
+      '--base-model',
+      fx.model,
+      '--adapter',
+      adapterDir,
+      '--out',
+      full,
+      '--overwrite',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(fs.existsSync(path.join(full, 'model.safetensors'))).toBe(true);
   });

@@ -1,16 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { run } from '../helpers/run.ts';
+import { tmpDir } from '../helpers/index.ts';
+import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 
 describe('lorasft plot', () => {
   it('writes an SVG of the loss curves from metrics.jsonl', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-plot-'));
+    const dir = tmpDir('plot');
     const rows = [{ step: 0, epoch: 0, eval_loss: 3, time: '' }];
-    for (let s = 1; s <= 20; s++) rows.push({ step: s, epoch: s / 20, train_loss: 3 - s / 10, lr: 1e-4, grad_norm: 1, tokens_per_s: 100, tokens: 10, time: '' } as never);
+    for (let s = 1; s <= 20; s++)
+      rows.push({
+        step: s,
+        epoch: s / 20,
+        train_loss: 3 - s / 10,
+        lr: 1e-4,
+        grad_norm: 1,
+        tokens_per_s: 100,
+        tokens: 10,
+        time: '',
+      } as never);
     rows.push({ step: 20, epoch: 1, eval_loss: 1.2, time: '' });
     fs.writeFileSync(path.join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
     const r = await run('node', [BIN, 'plot', dir], { encoding: 'utf8' });
@@ -19,7 +27,10 @@ describe('lorasft plot', () => {
     expect(svg).toMatch(/^<svg/);
     expect(svg).toContain('train loss');
     // The title: the displayName, else the job id (not the whole resource name).
-    fs.writeFileSync(path.join(dir, 'job.json'), JSON.stringify({ name: 'accounts/local/supervisedFineTuningJobs/abc-123', state: 'JOB_STATE_EARLY_STOPPED' }));
+    fs.writeFileSync(
+      path.join(dir, 'job.json'),
+      JSON.stringify({ name: 'accounts/local/supervisedFineTuningJobs/abc-123', state: 'JOB_STATE_EARLY_STOPPED' }),
+    );
     expect((await run('node', [BIN, 'plot', dir])).status).toBe(0);
     const titled = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
     expect(titled).toContain('>abc-123 (EARLY_STOPPED)</text>');
@@ -27,7 +38,9 @@ describe('lorasft plot', () => {
     fs.rmSync(path.join(dir, 'job.json'));
     const missing = await run('node', [BIN, 'plot', path.join(dir, 'nope')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
-    expect(missing.stderr).toBe(`error: ${path.join(dir, 'nope')}: no such directory (expected the output dir of a lorasft train run)\n`);
+    expect(missing.stderr).toBe(
+      `error: ${path.join(dir, 'nope')}: no such directory (expected the output dir of a lorasft train run)\n`,
+    );
     fs.mkdirSync(path.join(dir, 'empty'));
     const noMetrics = await run('node', [BIN, 'plot', path.join(dir, 'empty')], { encoding: 'utf8' });
     expect(noMetrics.stderr).toMatch(/empty\/metrics.jsonl: not found/);
@@ -37,7 +50,10 @@ describe('lorasft plot', () => {
     const sub = path.join(dir, 'adir');
     fs.mkdirSync(sub);
     for (const [args, msg] of [
-      [[dir, '--out', sub], `${sub}: is a directory; --out names the file to write (e.g. ${path.join(sub, 'loss.svg')})`],
+      [
+        [dir, '--out', sub],
+        `${sub}: is a directory; --out names the file to write (e.g. ${path.join(sub, 'loss.svg')})`,
+      ],
       [[dir, '--out', path.join(file, 'x.svg')], `${path.join(file, 'x.svg')}: cannot be created, ${file} is a file`],
       [[file], `${file}: is a file, expected the output dir of a lorasft train run`],
       [[dir, dir], 'lorasft plot: expected one OUT_DIR, got 2 (usage: lorasft plot OUT_DIR [--out FILE.svg])'],

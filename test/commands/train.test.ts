@@ -1,4 +1,5 @@
 import { describe, expect, it, beforeAll } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import { BIN, lorasft, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -34,17 +35,35 @@ describe('lorasft train (CLI)', () => {
     fs.writeFileSync(bad, JSON.stringify({ dataset: fx.train, baseModel: fx.model, learningRat: 1 }));
     let r = await cli(['--config', bad]);
     expect(r.status).toBe(1);
-    expect(r.stderr.trim()).toBe(`error: ${bad}: unknown field 'learningRat' (known: ${r.stderr.split('(known: ')[1]?.trim()}`);
+    expect(r.stderr.trim()).toBe(
+      `error: ${bad}: unknown field 'learningRat' (known: ${r.stderr.split('(known: ')[1]?.trim()}`,
+    );
     r = await cli(['--base-model', fx.model, '--dataset', fx.train, '--lora-rank', '3']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/loraRank must be a power of 2 up to 32/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
     // A missing input file is an error line before the output dir is even created.
-    r = await cli(['--base-model', fx.model, '--dataset', path.join(fx.root, 'missing.jsonl'), '--output-model', path.join(fx.root, 'missing')]);
+    r = await cli([
+      '--base-model',
+      fx.model,
+      '--dataset',
+      path.join(fx.root, 'missing.jsonl'),
+      '--output-model',
+      path.join(fx.root, 'missing'),
+    ]);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`error: ${path.join(fx.root, 'missing.jsonl')}: no such file (expected a .jsonl dataset)\n`);
-    r = await cli(['--base-model', path.join(fx.root, 'nomodel'), '--dataset', fx.train, '--output-model', path.join(fx.root, 'missing')]);
-    expect(r.stderr).toMatch(/nomodel: no such directory \(expected a Hugging Face model directory .* for --base-model\)\n$/);
+    r = await cli([
+      '--base-model',
+      path.join(fx.root, 'nomodel'),
+      '--dataset',
+      fx.train,
+      '--output-model',
+      path.join(fx.root, 'missing'),
+    ]);
+    expect(r.stderr).toMatch(
+      /nomodel: no such directory \(expected a Hugging Face model directory .* for --base-model\)\n$/,
+    );
     expect(fs.existsSync(path.join(fx.root, 'missing'))).toBe(false);
     r = await cli(['--help']);
     expect(r.status).toBe(0);
@@ -61,7 +80,18 @@ describe('lorasft train (CLI)', () => {
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_FAILED');
     expect(job.status).toEqual({ code: 'INVALID_ARGUMENT', message: r.stderr.slice('error: '.length).trim() });
-    const again = await cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out, '--batch-size', '64', '--max-steps', '1']);
+    const again = await cli([
+      '--base-model',
+      fx.model,
+      '--dataset',
+      fx.train,
+      '--output-model',
+      out,
+      '--batch-size',
+      '64',
+      '--max-steps',
+      '1',
+    ]);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/replacing the previous job \(JOB_STATE_FAILED, no checkpoint to resume: /);
     expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
@@ -77,7 +107,10 @@ describe('lorasft train (CLI)', () => {
       [file, `${file}: is a file; --output-model names a directory to write into`],
       [path.join(file, 'sub'), `${path.join(file, 'sub')}: cannot be created, ${file} is a file`],
       [fx.model, `--output-model ${fx.model}: must differ from the base model dir`],
-      [other, `${other}: not empty and holds no lorasft job (notes.txt); choose another --output-model, or pass --overwrite to write into it`],
+      [
+        other,
+        `${other}: not empty and holds no lorasft job (notes.txt); choose another --output-model, or pass --overwrite to write into it`,
+      ],
     ];
     for (const [out, msg] of cases) {
       const r = await cli(['--base-model', fx.model, '--dataset', fx.train, '--output-model', out]);
@@ -109,7 +142,8 @@ describe('lorasft train (CLI)', () => {
     const full = await cli([...fixtureFlags(fx, 'bf16-full'), ...BF]);
     expect(full.status, full.stderr).toBe(0);
     expect(full.stdout).toMatch(/^precision: bf16 weights, bf16 matmuls with fp32 accumulation/m);
-    const rc = (out: string) => JSON.parse(fs.readFileSync(path.join(fx.root, out, 'resolved_config.json'), 'utf8')).precision;
+    const rc = (out: string) =>
+      JSON.parse(fs.readFileSync(path.join(fx.root, out, 'resolved_config.json'), 'utf8')).precision;
     expect(rc('bf16-full')).toBe('bf16');
     expect(rc('full')).toBe('fp32'); // auto on an F32 checkpoint
     expect(adapterBytes('bf16-full').equals(adapterBytes('full'))).toBe(false); // bf16 matmuls really ran
@@ -124,7 +158,7 @@ describe('lorasft train (CLI)', () => {
     // An output path with a space, and `lorasft` on PATH (as bash scripts/setup.sh links it).
     const out = path.join(fx.root, 'my runs', 'cancel');
     const flags = [...fixtureFlags(fx, 'cancel'), ...JOB, '--output-model', out];
-    const linkDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-path-'));
+    const linkDir = tmpDir('path');
     fs.symlinkSync(BIN, path.join(linkDir, 'lorasft'));
     const env = { ...process.env, PATH: `${linkDir}:${process.env.PATH}` };
     const r = await cli(flags, { ...env, LORASFT_TEST_HOOKS: stopHook(2, 'SIGINT') });
@@ -153,7 +187,9 @@ describe('lorasft train (CLI)', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/generating the tiny Qwen3-architecture demo model/);
     const tryIt = r.stdout.match(/^try it: +(.*)$/m)![1];
-    expect(tryIt).toMatch(/generate --base-model \/.*demo-model --adapter \/.*demo --prompt 'What is the capital of France\?'$/);
+    expect(tryIt).toMatch(
+      /generate --base-model \/.*demo-model --adapter \/.*demo --prompt 'What is the capital of France\?'$/,
+    );
     const g = await run('bash', ['-c', `${tryIt} --max-new-tokens 2`], { cwd: os.tmpdir() });
     expect(g.status, g.stderr).toBe(0);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'resolved_config.json'), 'utf8'));
@@ -171,10 +207,24 @@ describe('lorasft train (CLI)', () => {
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already holds job .*JOB_STATE_COMPLETED.*pass --overwrite to replace it/);
     expect(fs.readFileSync(path.join(out, 'adapter_model.safetensors')).equals(before)).toBe(true);
-    const cfgOnly = await lorasft(['train', '--config', path.join(import.meta.dirname, '../../configs/managed-defaults.json'), '--output-model', path.join(fx.root, 'cfg')], { env });
+    const cfgOnly = await lorasft(
+      [
+        'train',
+        '--config',
+        path.join(import.meta.dirname, '../../configs/managed-defaults.json'),
+        '--output-model',
+        path.join(fx.root, 'cfg'),
+      ],
+      { env },
+    );
     expect(cfgOnly.status).toBe(1);
-    expect(cfgOnly.stderr).toBe('error: lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)\n');
-    const over = await lorasft(['train', '--max-steps', '1', '--eval-every-steps', '1', '--output-model', out, '--overwrite'], { env });
+    expect(cfgOnly.stderr).toBe(
+      'error: lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)\n',
+    );
+    const over = await lorasft(
+      ['train', '--max-steps', '1', '--eval-every-steps', '1', '--output-model', out, '--overwrite'],
+      { env },
+    );
     expect(over.status, over.stderr).toBe(0);
   });
 });

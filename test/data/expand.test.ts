@@ -7,16 +7,39 @@ const A = (content: string, more: Partial<ChatMessage> = {}): ChatMessage => ({ 
 
 describe('expandConversation', () => {
   it('without reasoning: one conversation, every trained turn, cut after the last trained turn', () => {
-    const msgs = [{ role: 'system', content: 's' } as ChatMessage, U('a'), A('b'), U('c'), A('d', { weight: 0 }), U('e'), A('f'), U('trailing')];
+    const msgs = [
+      { role: 'system', content: 's' } as ChatMessage,
+      U('a'),
+      A('b'),
+      U('c'),
+      A('d', { weight: 0 }),
+      U('e'),
+      A('f'),
+      U('trailing'),
+    ];
     expect(expandConversation(msgs)).toEqual([{ messages: msgs.slice(0, 7), trainTurns: [2, 6] }]);
   });
 
   it('with reasoning: one conversation per trained turn, earlier reasoning removed, the tuned turn keeps its own', () => {
-    const msgs = [U('a'), A('b', { reasoning_content: 'r1' }), U('c'), A('d', { reasoning_content: 'r2', weight: 0 }), U('e'), A('f', { reasoning_content: 'r3' })];
+    const msgs = [
+      U('a'),
+      A('b', { reasoning_content: 'r1' }),
+      U('c'),
+      A('d', { reasoning_content: 'r2', weight: 0 }),
+      U('e'),
+      A('f', { reasoning_content: 'r3' }),
+    ];
     const out = expandConversation(msgs);
     expect(out.map((c) => c.trainTurns)).toEqual([[1], [5]]);
     expect(out[0].messages).toEqual([U('a'), A('b', { reasoning_content: 'r1' })]);
-    expect(out[1].messages).toEqual([U('a'), A('b'), U('c'), A('d', { weight: 0 }), U('e'), A('f', { reasoning_content: 'r3' })]);
+    expect(out[1].messages).toEqual([
+      U('a'),
+      A('b'),
+      U('c'),
+      A('d', { weight: 0 }),
+      U('e'),
+      A('f', { reasoning_content: 'r3' }),
+    ]);
     expect(msgs[1].reasoning_content).toBe('r1'); // input untouched
   });
 

@@ -11,10 +11,14 @@ function fakeTokenizer(template: string): ChatTokenizer {
     dir: '/fake',
     encode(text) {
       const ids: number[] = [];
-      for (let i = 0; i < text.length; ) {
-        if (text.startsWith('<E>', i)) (ids.push(1000), (i += 3));
-        else if (text.startsWith('ab', i)) (ids.push(2000), (i += 2));
-        else ids.push(text.charCodeAt(i++));
+      for (let i = 0; i < text.length;) {
+        if (text.startsWith('<E>', i)) {
+          ids.push(1000);
+          i += 3;
+        } else if (text.startsWith('ab', i)) {
+          ids.push(2000);
+          i += 2;
+        } else ids.push(text.charCodeAt(i++));
       }
       return ids;
     },
@@ -27,8 +31,14 @@ function fakeTokenizer(template: string): ChatTokenizer {
   };
 }
 
-const CHAT = "{% for m in messages %}{{ m.role }}:{{ m.content }}<E>\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
-const msgs: ChatMessage[] = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'yo' }, { role: 'user', content: 'x' }, { role: 'assistant', content: 'zz' }];
+const CHAT =
+  '{% for m in messages %}{{ m.role }}:{{ m.content }}<E>\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}';
+const msgs: ChatMessage[] = [
+  { role: 'user', content: 'hi' },
+  { role: 'assistant', content: 'yo' },
+  { role: 'user', content: 'x' },
+  { role: 'assistant', content: 'zz' },
+];
 
 describe('renderWithSpans', () => {
   it('spans run from after the generation prompt through the end-of-turn token, not the newline after it', () => {
@@ -39,21 +49,27 @@ describe('renderWithSpans', () => {
   });
 
   it('without an end-of-turn token the whole added text is trained', () => {
-    const tok = fakeTokenizer("{% for m in messages %}{{ m.role }}:{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}");
+    const tok = fakeTokenizer(
+      '{% for m in messages %}{{ m.role }}:{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}',
+    );
     const { text, spans } = renderWithSpans(msgs.slice(0, 2), [1], tok);
     expect(spans.map(([a, b]) => text.slice(a, b))).toEqual(['yo\n']);
   });
 
   it('a turn rendered differently once later messages follow is taken from the full render up to its end-of-turn token', () => {
     // Like Qwen3: only the last assistant turn gets a "<think></think>" block.
-    const tok = fakeTokenizer("{% for m in messages %}{{ m.role }}:{% if m.role == 'assistant' and loop.last %}<think></think>{% endif %}{{ m.content }}<E>\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}");
+    const tok = fakeTokenizer(
+      "{% for m in messages %}{{ m.role }}:{% if m.role == 'assistant' and loop.last %}<think></think>{% endif %}{{ m.content }}<E>\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}",
+    );
     const { text, spans } = renderWithSpans(msgs, [1, 3], tok);
     expect(spans.map(([a, b]) => text.slice(a, b))).toEqual(['yo<E>', '<think></think>zz<E>']);
   });
 
   it('rejects a template whose prefix renders are not prefixes of the whole', () => {
     const tok = fakeTokenizer('{{ messages|length }}' + CHAT);
-    expect(() => renderWithSpans(msgs, [1], tok)).toThrowError(/^chat template breaks the prefix property: messages\[0\.\.1\) rendered with the generation prompt is not a prefix of the whole conversation \(they differ at character 0: "1user:hi<E>\\nassistant:" vs "4user:hi/);
+    expect(() => renderWithSpans(msgs, [1], tok)).toThrowError(
+      /^chat template breaks the prefix property: messages\[0\.\.1\) rendered with the generation prompt is not a prefix of the whole conversation \(they differ at character 0: "1user:hi<E>\\nassistant:" vs "4user:hi/,
+    );
   });
 });
 
@@ -67,14 +83,21 @@ describe('tokenizeWithSpans', () => {
   });
 
   it('falls back to decode offsets when a token crosses a boundary, training the straddling token', () => {
-    const tok = fakeTokenizer("{% for m in messages %}{{ m.role }}:{% if m.role == 'assistant' %}a{% endif %}{{ m.content }}<E>\n{% endfor %}{% if add_generation_prompt %}assistant:a{% endif %}");
-    const conv: ChatMessage[] = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'bc' }];
+    const tok = fakeTokenizer(
+      "{% for m in messages %}{{ m.role }}:{% if m.role == 'assistant' %}a{% endif %}{{ m.content }}<E>\n{% endfor %}{% if add_generation_prompt %}assistant:a{% endif %}",
+    );
+    const conv: ChatMessage[] = [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'bc' },
+    ];
     const { text, spans } = renderWithSpans(conv, [1], tok);
     expect(text.slice(...spans[0])).toBe('bc<E>');
     const m = tokenizeWithSpans(text, spans, tok);
     expect(m.method).toBe('decode');
     expect(m.ids).toEqual(tok.encode(text));
     expect(tok.decode(m.ids.filter((_, i) => m.trained[i]))).toBe('abc<E>'); // "ab" straddles the boundary
-    expect(tokenizeWithSpans(text, [[0, 3]], tok, { forceDecode: true }).trained.slice(0, 4)).toEqual(Uint8Array.from([1, 1, 1, 0]));
+    expect(tokenizeWithSpans(text, [[0, 3]], tok, { forceDecode: true }).trained.slice(0, 4)).toEqual(
+      Uint8Array.from([1, 1, 1, 0]),
+    );
   });
 });

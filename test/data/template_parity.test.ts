@@ -9,10 +9,20 @@ import { renderTemplate } from '../../src/data/jinja_python.ts';
 import { Template } from '@huggingface/jinja';
 
 const DIR = path.join(import.meta.dirname, '../fixtures/templates');
-const conversations: { id: string; row: unknown }[] = JSON.parse(fs.readFileSync(path.join(DIR, 'conversations.json'), 'utf8'));
-interface Rendered { text?: string; error?: string; raised?: boolean }
+const conversations: { id: string; row: unknown }[] = JSON.parse(
+  fs.readFileSync(path.join(DIR, 'conversations.json'), 'utf8'),
+);
+interface Rendered {
+  text?: string;
+  error?: string;
+  raised?: boolean;
+}
 interface Fixture {
-  template: string; package: string; now: string; chat_template: unknown; special_tokens: Record<string, string>;
+  template: string;
+  package: string;
+  now: string;
+  chat_template: unknown;
+  special_tokens: Record<string, string>;
   cases: { id: string; full: Rendered; prefixes: Record<string, Rendered> }[];
 }
 const NAMES = ['qwen3', 'llama3', 'llama3_1', 'gemma3', 'deepseek_v3'];
@@ -22,7 +32,9 @@ const fixtures: Fixture[] = NAMES.map((n) => JSON.parse(fs.readFileSync(path.joi
 function render(fx: Fixture, row: unknown, k: number | null): Rendered {
   const ex = checkRow(row, 1).example!;
   const [y, m, d] = fx.now.slice(0, 10).split('-').map(Number);
-  const tpl = createChatTemplate(fx.chat_template, fx.special_tokens, fx.template, { now: () => new Date(y, m - 1, d, 12) });
+  const tpl = createChatTemplate(fx.chat_template, fx.special_tokens, fx.template, {
+    now: () => new Date(y, m - 1, d, 12),
+  });
   try {
     const msgs = k === null ? ex.messages : ex.messages.slice(0, k);
     return { text: tpl.render(msgs, { tools: ex.tools, addGenerationPrompt: k !== null }) };
@@ -32,11 +44,23 @@ function render(fx: Fixture, row: unknown, k: number | null): Rendered {
 }
 
 describe('chat templates render as Hugging Face (Python jinja2) renders them', () => {
-  it('the fixtures cover at least 40 conversations per template, with the issue\'s cases', () => {
+  it("the fixtures cover at least 40 conversations per template, with the issue's cases", () => {
     expect(conversations.length).toBeGreaterThanOrEqual(40);
     for (const fx of fixtures) expect(fx.cases.map((c) => c.id)).toEqual(conversations.map((c) => c.id));
     const ids = conversations.map((c) => c.id).join(' ');
-    for (const want of ['code_indent', 'leading_newlines', 'blank_lines', 'unicode', 'content_parts', 'tool_call_object_args', 'tool_call_string_args', 'parallel_tool_calls', 'reasoning', 'weight0_first']) expect(ids).toContain(want);
+    for (const want of [
+      'code_indent',
+      'leading_newlines',
+      'blank_lines',
+      'unicode',
+      'content_parts',
+      'tool_call_object_args',
+      'tool_call_string_args',
+      'parallel_tool_calls',
+      'reasoning',
+      'weight0_first',
+    ])
+      expect(ids).toContain(want);
   });
 
   for (const fx of fixtures) {
@@ -44,10 +68,16 @@ describe('chat templates render as Hugging Face (Python jinja2) renders them', (
       const bad: string[] = [];
       for (const c of fx.cases) {
         const row = conversations.find((x) => x.id === c.id)!.row;
-        const checks: [string, Rendered, number | null][] = [['full', c.full, null], ...Object.entries(c.prefixes).map(([k, r]) => [`prefix ${k}`, r, Number(k)] as [string, Rendered, number])];
+        const checks: [string, Rendered, number | null][] = [
+          ['full', c.full, null],
+          ...Object.entries(c.prefixes).map(([k, r]) => [`prefix ${k}`, r, Number(k)] as [string, Rendered, number]),
+        ];
         for (const [what, want, k] of checks) {
           const got = render(fx, row, k);
-          const ok = want.text !== undefined ? got.text === want.text : got.error !== undefined && (!want.raised || got.error.includes(want.error!));
+          const ok =
+            want.text !== undefined
+              ? got.text === want.text
+              : got.error !== undefined && (!want.raised || got.error.includes(want.error!));
           if (!ok) bad.push(`${c.id} ${what}: want ${JSON.stringify(want)}\n  got  ${JSON.stringify(got)}`);
         }
       }
@@ -57,21 +87,38 @@ describe('chat templates render as Hugging Face (Python jinja2) renders them', (
 
   it('the fixtures hold the templates the installed tokenizer packages ship', () => {
     for (const fx of fixtures.filter((f) => ['qwen3', 'llama3', 'gemma3'].includes(f.template))) {
-      const cfg = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../node_modules', fx.package, 'models/tokenizer_config.json'), 'utf8'));
+      const cfg = JSON.parse(
+        fs.readFileSync(
+          path.join(import.meta.dirname, '../../node_modules', fx.package, 'models/tokenizer_config.json'),
+          'utf8',
+        ),
+      );
       expect(cfg.chat_template, fx.package).toEqual(fx.chat_template);
     }
   });
 
-  it('the issue\'s repro: an indented answer keeps its indentation under Qwen3', () => {
+  it("the issue's repro: an indented answer keeps its indentation under Qwen3", () => {
     const qwen = fixtures.find((f) => f.template === 'qwen3')!;
-    const got = render(qwen, { messages: [{ role: 'user', content: 'Show code' }, { role: 'assistant', content: '    print(1)' }] }, null);
+    const got = render(
+      qwen,
+      {
+        messages: [
+          { role: 'user', content: 'Show code' },
+          { role: 'assistant', content: '    print(1)' },
+        ],
+      },
+      null,
+    );
     expect(got.text).toContain('<think>\n\n</think>\n\n    print(1)<|im_end|>');
   });
 });
 
 describe('Python string methods and filters in templates (snippets rendered by Python jinja2)', () => {
-  const sn: { now: string; vars: Record<string, unknown>; snippets: { template: string; text?: string; error?: string }[] } =
-    JSON.parse(fs.readFileSync(path.join(DIR, 'snippets.json'), 'utf8'));
+  const sn: {
+    now: string;
+    vars: Record<string, unknown>;
+    snippets: { template: string; text?: string; error?: string }[];
+  } = JSON.parse(fs.readFileSync(path.join(DIR, 'snippets.json'), 'utf8'));
   const [y, m, d] = sn.now.slice(0, 10).split('-').map(Number);
   for (const s of sn.snippets) {
     it(JSON.stringify(s.template), () => {

@@ -3,7 +3,8 @@
 // green run. `run` resolves when the child exits, with its output, exit status and signal.
 import { spawn } from 'node:child_process';
 
-export const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
+export { BIN } from './index.ts';
+import { BIN } from './index.ts';
 
 export interface RunResult {
   status: number | null;

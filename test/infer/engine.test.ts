@@ -7,12 +7,19 @@ import { loadAdapter } from '../../src/model/peft.ts';
 import { BATCHED_FAMILIES, decodeStep } from '../../src/infer/batch_step.ts';
 import { Deployment } from '../../src/infer/deployment.ts';
 import { heldBack, type SamplingParams } from '../../src/infer/sequence.ts';
-import { generate } from '../../src/train/generate.ts';
+import { generate } from '../../src/infer/generate.ts';
 import { makeInferFixture, type InferFixture } from './fixture.ts';
 
 let fx: InferFixture;
 let dep: Deployment;
-const greedy = (maxTokens: number, over: Partial<SamplingParams> = {}): SamplingParams => ({ maxTokens, temperature: 0, topP: 1, stop: [], seed: 0, ...over });
+const greedy = (maxTokens: number, over: Partial<SamplingParams> = {}): SamplingParams => ({
+  maxTokens,
+  temperature: 0,
+  topP: 1,
+  stop: [],
+  seed: 0,
+  ...over,
+});
 const PROMPTS = ['What is 2 plus 3?', 'Name a city in France.', 'Hello there'];
 
 beforeAll(async () => {
@@ -27,7 +34,12 @@ beforeAll(async () => {
 function reference(content: string, adapter: string | null, maxNewTokens: number, temperature = 0, seed = 0) {
   const a = adapter === null ? null : loadAdapter(fx.adapters[adapter === 'a' ? 0 : 1]);
   const lora = a ? loraFromTensors(dep.base, a.lora, a.cfg, 'x') : null;
-  const g = generate(dep.base, lora, dep.tokenizer, [{ role: 'user', content }], { maxNewTokens, temperature, topP: 1, seed });
+  const g = generate(dep.base, lora, dep.tokenizer, [{ role: 'user', content }], {
+    maxNewTokens,
+    temperature,
+    topP: 1,
+    seed,
+  });
   lora?.dispose();
   return g;
 }
@@ -35,7 +47,15 @@ function reference(content: string, adapter: string | null, maxNewTokens: number
 describe('inference engine', () => {
   it('a batched decoding step gives each row the logits of its own sequence, whatever its adapter', () => {
     const rows = ([null, 'a', 'b', 'a'] as const).map((name, i) => {
-      const lora = name === null ? null : loraFromTensors(dep.base, loadAdapter(fx.adapters[name === 'a' ? 0 : 1]).lora, { alpha: 8, dropout: 0, useRslora: false }, 'x');
+      const lora =
+        name === null
+          ? null
+          : loraFromTensors(
+              dep.base,
+              loadAdapter(fx.adapters[name === 'a' ? 0 : 1]).lora,
+              { alpha: 8, dropout: 0, useRslora: false },
+              'x',
+            );
       const cache = createKVCache(dep.base);
       const prompt = dep.encode({ messages: [{ role: 'user', content: PROMPTS[i % 3] + ' '.repeat(i) }] });
       forwardLogits(dep.base, lora, Int32Array.from(prompt), undefined, cache, { lastOnly: true }).dispose();
@@ -45,7 +65,9 @@ describe('inference engine', () => {
     const order = [rows[0], rows[1], rows[3], rows[2]];
     const batched = decodeStep(dep.base, order);
     for (const [b, r] of order.entries()) {
-      const ref = forwardLogits(dep.base, r.lora, Int32Array.from([...r.prompt, r.token]), undefined, undefined, { lastOnly: true });
+      const ref = forwardLogits(dep.base, r.lora, Int32Array.from([...r.prompt, r.token]), undefined, undefined, {
+        lastOnly: true,
+      });
       const diff = tf.max(tf.abs(tf.sub(tf.slice(batched, [b, 0], [1, -1]), ref))).dataSync()[0];
       expect(diff, `row ${b}`).toBeLessThan(1e-4);
       expect(r.cache.length).toBe(r.prompt.length + 1);
@@ -60,7 +82,11 @@ describe('inference engine', () => {
 
   it('greedy output equals lorasft generate token for token, alone and with requests for other adapters in the batch', async () => {
     for (const adapter of [null, 'a'] as const) {
-      const one = await dep.complete(dep.encode({ messages: [{ role: 'user', content: PROMPTS[0] }] }), adapter, greedy(12));
+      const one = await dep.complete(
+        dep.encode({ messages: [{ role: 'user', content: PROMPTS[0] }] }),
+        adapter,
+        greedy(12),
+      );
       const ref = reference(PROMPTS[0], adapter, 12);
       expect(one.ids).toEqual(ref.ids);
       expect(one.text).toBe(ref.text);
@@ -69,7 +95,11 @@ describe('inference engine', () => {
     const before = dep.engine.stats.maxBatchSeen;
     const adapters = [null, 'a', 'b'] as const;
     // Submitted in one tick: all three join the same batch.
-    const all = await Promise.all(adapters.map((a, i) => dep.complete(dep.encode({ messages: [{ role: 'user', content: PROMPTS[i] }] }), a, greedy(10))));
+    const all = await Promise.all(
+      adapters.map((a, i) =>
+        dep.complete(dep.encode({ messages: [{ role: 'user', content: PROMPTS[i] }] }), a, greedy(10)),
+      ),
+    );
     all.forEach((c, i) => expect(c.ids, `request ${i}`).toEqual(reference(PROMPTS[i], adapters[i], 10).ids));
     expect(Math.max(before, dep.engine.stats.maxBatchSeen)).toBe(3);
   });
@@ -78,7 +108,11 @@ describe('inference engine', () => {
     BATCHED_FAMILIES.delete('qwen3');
     try {
       const steps = dep.engine.stats.steps;
-      const got = await Promise.all(['a', 'b'].map((a, i) => dep.complete(dep.encode({ messages: [{ role: 'user', content: PROMPTS[i] }] }), a, greedy(5))));
+      const got = await Promise.all(
+        ['a', 'b'].map((a, i) =>
+          dep.complete(dep.encode({ messages: [{ role: 'user', content: PROMPTS[i] }] }), a, greedy(5)),
+        ),
+      );
       got.forEach((c, i) => expect(c.ids).toEqual(reference(PROMPTS[i], i ? 'b' : 'a', 5).ids));
       expect(dep.engine.stats.steps).toBeGreaterThan(steps);
     } finally {
@@ -91,7 +125,9 @@ describe('inference engine', () => {
     dep.engine.maxPrefillTokens = 1; // one request admitted per step
     try {
       const steps = dep.engine.stats.steps;
-      const got = await Promise.all(PROMPTS.map((p) => dep.complete(dep.encode({ messages: [{ role: 'user', content: p }] }), 'a', greedy(4))));
+      const got = await Promise.all(
+        PROMPTS.map((p) => dep.complete(dep.encode({ messages: [{ role: 'user', content: p }] }), 'a', greedy(4))),
+      );
       got.forEach((c, i) => expect(c.ids).toEqual(reference(PROMPTS[i], 'a', 4).ids));
       // Joining one per step: 3 requests of 4 tokens take 3 + 2 steps (the last joins two steps after the first).
       expect(dep.engine.stats.steps - steps).toBe(5);
@@ -102,7 +138,10 @@ describe('inference engine', () => {
 
   it('sampling follows the seed as lorasft generate does; usage and finish reasons', async () => {
     const p = dep.encode({ messages: [{ role: 'user', content: PROMPTS[1] }] });
-    const [x, y] = await Promise.all([dep.complete(p, 'b', greedy(8, { temperature: 1, seed: 11 })), dep.complete(p, 'b', greedy(8, { temperature: 1, seed: 11 }))]);
+    const [x, y] = await Promise.all([
+      dep.complete(p, 'b', greedy(8, { temperature: 1, seed: 11 })),
+      dep.complete(p, 'b', greedy(8, { temperature: 1, seed: 11 })),
+    ]);
     expect(x.ids).toEqual(y.ids);
     expect(x.ids).toEqual(reference(PROMPTS[1], 'b', 8, 1, 11).ids);
     expect(x.finishReason).toBe('length');

@@ -1,10 +1,11 @@
-// Parity: native GatherV2 (row gather, kernels/Gather.cc) vs the tfjs cpu kernel and the TS reference
-// gatherRowsRef, values and gradient; the fallbacks (int32 params, axis 1, batchDims) and out-of-range indices.
+// Parity: native GatherV2 (row gather, kernels/GatherV2.cc) vs the tfjs cpu kernel and the TS reference
+// gatherV2Ref, values and gradient; the fallbacks (int32 params, axis 1, batchDims) and out-of-range indices.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { gatherRowsRef, gatherV2Native } from '../../src/kernels/GatherV2.ts';
+import { gatherV2Ref, gatherV2Native } from '../../src/kernels/GatherV2.ts';
+import { cpuKernelCalls } from '../helpers/index.ts';
 
 const native = nativeAvailability();
 
@@ -23,10 +24,16 @@ async function maxdiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
   const res: { shape: number[]; dtype: string; v: Float32Array }[][] = [];
   for (const b of ['cpu', 'native']) {
     await tf.setBackend(b);
-    res.push(tf.tidy(() => {
-      const o = f();
-      return (Array.isArray(o) ? o : [o]).map((t) => ({ shape: t.shape, dtype: t.dtype, v: Float32Array.from(t.dataSync()) }));
-    }));
+    res.push(
+      tf.tidy(() => {
+        const o = f();
+        return (Array.isArray(o) ? o : [o]).map((t) => ({
+          shape: t.shape,
+          dtype: t.dtype,
+          v: Float32Array.from(t.dataSync()),
+        }));
+      }),
+    );
   }
   let m = 0;
   res[0].forEach((t, i) => {
@@ -38,7 +45,9 @@ async function maxdiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
 }
 
 describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + native.detail + ')'}`, () => {
-  beforeAll(async () => { await initBackend({}); });
+  beforeAll(async () => {
+    await initBackend({});
+  });
 
   it('is the GatherV2 kernel registered for native', () => {
     expect(tf.getKernel('GatherV2', 'native')?.kernelFunc).toBe(gatherV2Native);
@@ -53,11 +62,20 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
   ];
   for (const [name, xs, is] of cases) {
     it(name, async () => {
-      const x = data(xs.reduce((a, b) => a * b, 1), 5), idx = ids(is.reduce((a, b) => a * b, 1), xs[0], 9);
-      idx[0] = 0; idx[idx.length - 1] = xs[0] - 1; // both ends of the range
+      const x = data(
+          xs.reduce((a, b) => a * b, 1),
+          5,
+        ),
+        idx = ids(
+          is.reduce((a, b) => a * b, 1),
+          xs[0],
+          9,
+        );
+      idx[0] = 0;
+      idx[idx.length - 1] = xs[0] - 1; // both ends of the range
       const d = await maxdiff(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')));
       await tf.setBackend('native');
-      const ref = gatherRowsRef(x, idx, xs[0], x.length / xs[0]);
+      const ref = gatherV2Ref(x, idx, xs[0], x.length / xs[0]);
       const got = tf.tidy(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')).dataSync());
       console.log(`gather ${name} maxdiff(native vs cpu)=${d.toExponential(2)}`);
       expect(d).toBe(0);
@@ -66,10 +84,14 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
   }
 
   it('gradient (UnsortedSegmentSum) through the native gather, repeated ids', async () => {
-    const x = data(30 * 6, 1), r = data(40 * 6, 2), idx = ids(40, 30, 3);
+    const x = data(30 * 6, 1),
+      r = data(40 * 6, 2),
+      idx = ids(40, 30, 3);
     const d = await maxdiff(() => {
       const w = tf.tensor(x, [30, 6]);
-      return tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.gather(y, tf.tensor1d(idx, 'int32')), tf.tensor(r, [40, 6]))))(w);
+      return tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.gather(y, tf.tensor1d(idx, 'int32')), tf.tensor(r, [40, 6]))))(
+        w,
+      );
     });
     console.log(`gather gradient maxdiff=${d.toExponential(2)}`);
     expect(d).toBeLessThan(1e-6);
@@ -77,10 +99,65 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
 
   it('falls back to cpu for int32 params, axis 1 and batchDims 1', async () => {
     const x = data(4 * 6, 4);
-    expect(await maxdiff(() => tf.gather(tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32'), tf.tensor1d([2, 0], 'int32')))).toBe(0);
+    expect(
+      await maxdiff(() =>
+        tf.gather(
+          tf.tensor2d(
+            [
+              [1, 2],
+              [3, 4],
+              [5, 6],
+            ],
+            [3, 2],
+            'int32',
+          ),
+          tf.tensor1d([2, 0], 'int32'),
+        ),
+      ),
+    ).toBe(0);
     expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([5, 1, 1], 'int32'), 1))).toBe(0);
-    expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor2d([[1, 0], [2, 2], [0, 5], [3, 3]], [4, 2], 'int32'), 1, 1))).toBe(0);
+    expect(
+      await maxdiff(() =>
+        tf.gather(
+          tf.tensor(x, [4, 6]),
+          tf.tensor2d(
+            [
+              [1, 0],
+              [2, 2],
+              [0, 5],
+              [3, 3],
+            ],
+            [4, 2],
+            'int32',
+          ),
+          1,
+          1,
+        ),
+      ),
+    ).toBe(0);
     expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([], 'int32')))).toBe(0);
+    // The fallback ran: each of these calls the cpu kernel once; the float32 axis-0 gather does not call it.
+    const ids = () => tf.tensor1d([2, 0], 'int32');
+    expect(
+      await cpuKernelCalls('GatherV2', () =>
+        tf
+          .gather(
+            tf.tensor2d(
+              [
+                [1, 2],
+                [3, 4],
+                [5, 6],
+              ],
+              [3, 2],
+              'int32',
+            ),
+            ids(),
+          )
+          .dataSync(),
+      ),
+    ).toBe(1);
+    expect(await cpuKernelCalls('GatherV2', () => tf.gather(tf.tensor(x, [4, 6]), ids(), 1).dataSync())).toBe(1);
+    expect(await cpuKernelCalls('GatherV2', () => tf.gather(tf.tensor(x, [4, 6]), ids()).dataSync())).toBe(0);
   });
 
   for (const bad of [-1, 30]) {
@@ -93,11 +170,13 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
         try {
           tf.tidy(() => tf.gather(x, tf.tensor1d(idx, 'int32')).dataSync());
           msgs.push('no error');
-        } catch (e) { msgs.push((e as Error).message); }
+        } catch (e) {
+          msgs.push((e as Error).message);
+        }
       }
       expect(msgs[0]).toBe(`GatherV2: the index value ${bad} is not in [0, 29]`);
       expect(msgs[1]).toBe(msgs[0]);
-      expect(() => gatherRowsRef(new Float32Array(30 * 6), idx, 30, 6)).toThrow(msgs[0]);
+      expect(() => gatherV2Ref(new Float32Array(30 * 6), idx, 30, 6)).toThrow(msgs[0]);
     });
   }
 });

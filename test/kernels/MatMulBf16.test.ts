@@ -13,7 +13,11 @@ import { roundBf16, weightF32 } from '../../src/kernels/MatMulBf16.ts';
 import { maxdiff, rand } from '../ops/helpers.ts';
 
 const native = nativeAvailability();
-const addon = () => loadAddon().addon as unknown as { setBf16Path(p: string): void; bf16Info(): { path: string; dnnl: boolean; impl: string; error: string } };
+const addon = () =>
+  loadAddon().addon as unknown as {
+    setBf16Path(p: string): void;
+    bf16Info(): { path: string; dnnl: boolean; impl: string; error: string };
+  };
 
 /** Values of f's outputs and of d sum(f * r)/d inputs on one backend. */
 function run(f: (xs: tf.Tensor[]) => tf.Tensor, data: Float32Array[], shapes: number[][]): Float32Array[] {
@@ -28,19 +32,40 @@ function run(f: (xs: tf.Tensor[]) => tf.Tensor, data: Float32Array[], shapes: nu
 
 const scaleOf = (a: Float32Array[]) => Math.max(...a.map((v) => Math.max(...v.map(Math.abs))));
 
-const W16 = (n: number, seed: number, shape: number[]) => () => bf16Tensor(f32ToBf16(rand(n, seed, 0.5)), shape) as tf.Tensor2D;
+const W16 = (n: number, seed: number, shape: number[]) => () =>
+  bf16Tensor(f32ToBf16(rand(n, seed, 0.5)), shape) as tf.Tensor2D;
 
 const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => tf.Tensor }> = [
-  { name: 'matMulBf16 x W^T', shapes: [[37, 64]], f: ([x]) => matMulBf16(x as tf.Tensor2D, W16(48 * 64, 3, [48, 64])(), true) },
-  { name: 'matMulBf16 x W', shapes: [[37, 48]], f: ([x]) => matMulBf16(x as tf.Tensor2D, W16(48 * 64, 3, [48, 64])(), false) },
   {
-    name: 'loraLinear bf16 W', shapes: [[29, 64], [4, 64], [40, 4]],
+    name: 'matMulBf16 x W^T',
+    shapes: [[37, 64]],
+    f: ([x]) => matMulBf16(x as tf.Tensor2D, W16(48 * 64, 3, [48, 64])(), true),
+  },
+  {
+    name: 'matMulBf16 x W',
+    shapes: [[37, 48]],
+    f: ([x]) => matMulBf16(x as tf.Tensor2D, W16(48 * 64, 3, [48, 64])(), false),
+  },
+  {
+    name: 'loraLinear bf16 W',
+    shapes: [
+      [29, 64],
+      [4, 64],
+      [40, 4],
+    ],
     f: ([x, A, B]) => loraLinear(x as tf.Tensor2D, W16(40 * 64, 9, [40, 64])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
   },
   {
-    name: 'crossEntropyWeighted bf16 lm_head', shapes: [[21, 32]],
-    f: ([h]) => crossEntropyWeighted(h as tf.Tensor2D, W16(300 * 32, 11, [300, 32])(), Int32Array.from({ length: 21 }, (_, i) => (i * 37) % 300),
-      Float32Array.from({ length: 21 }, (_, i) => (i % 5 ? 1 : 0)), 8),
+    name: 'crossEntropyWeighted bf16 lm_head',
+    shapes: [[21, 32]],
+    f: ([h]) =>
+      crossEntropyWeighted(
+        h as tf.Tensor2D,
+        W16(300 * 32, 11, [300, 32])(),
+        Int32Array.from({ length: 21 }, (_, i) => (i * 37) % 300),
+        Float32Array.from({ length: 21 }, (_, i) => (i % 5 ? 1 : 0)),
+        { chunkRows: 8 },
+      ),
   },
 ];
 
@@ -61,19 +86,31 @@ describe('bf16 weights', () => {
   });
 
   it('reference matMulBf16 = float32 matmul of the bf16-rounded operands', () => {
-    const x = rand(6 * 8, 2), w = roundBf16(rand(4 * 8, 3));
-    const y = tf.tidy(() => matMulBf16(tf.tensor2d(x, [6, 8]), bf16Tensor(f32ToBf16(w), [4, 8]) as tf.Tensor2D).dataSync());
-    const want = tf.tidy(() => tf.matMul(tf.tensor2d(roundBf16(x), [6, 8]), tf.tensor2d(w, [4, 8]), false, true).dataSync());
+    const x = rand(6 * 8, 2),
+      w = roundBf16(rand(4 * 8, 3));
+    const y = tf.tidy(() =>
+      matMulBf16(tf.tensor2d(x, [6, 8]), bf16Tensor(f32ToBf16(w), [4, 8]) as tf.Tensor2D).dataSync(),
+    );
+    const want = tf.tidy(() =>
+      tf.matMul(tf.tensor2d(roundBf16(x), [6, 8]), tf.tensor2d(w, [4, 8]), false, true).dataSync(),
+    );
     expect(maxdiff(y, want)).toBeLessThan(1e-5);
   });
 });
 
 describe.skipIf(!native.ok)(`bf16 kernels native vs cpu${native.ok ? '' : ' (SKIPPED: ' + native.detail + ')'}`, () => {
-  beforeAll(async () => { await initBackend({}); });
+  beforeAll(async () => {
+    await initBackend({});
+  });
   for (const path of ['onednn', 'fallback']) {
     for (const c of CASES) {
       it(`${c.name} (${path})`, async () => {
-        const data = c.shapes.map((s, i) => rand(s.reduce((a, b) => a * b, 1), 7 + 13 * i));
+        const data = c.shapes.map((s, i) =>
+          rand(
+            s.reduce((a, b) => a * b, 1),
+            7 + 13 * i,
+          ),
+        );
         await tf.setBackend('cpu');
         const ref = run(c.f, data, c.shapes);
         await tf.setBackend('native');
@@ -83,7 +120,9 @@ describe.skipIf(!native.ok)(`bf16 kernels native vs cpu${native.ok ? '' : ' (SKI
         try {
           const got = run(c.f, data, c.shapes);
           const d = Math.max(...ref.map((v, i) => maxdiff(v, got[i])));
-          console.log(`${c.name} ${path}${path === 'onednn' ? ` (${addon().bf16Info().impl})` : ''} vs cpu reference (value + grads) maxdiff=${d.toExponential(2)}`);
+          console.log(
+            `${c.name} ${path}${path === 'onednn' ? ` (${addon().bf16Info().impl})` : ''} vs cpu reference (value + grads) maxdiff=${d.toExponential(2)}`,
+          );
           expect(d).toBeLessThan(1e-5 * Math.max(1, scaleOf(ref)));
         } finally {
           addon().setBf16Path('onednn');

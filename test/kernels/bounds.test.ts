@@ -1,5 +1,5 @@
 // The native boundary checks its buffers: every C++ entry point (kernels/*.cc) compares each buffer's length with
-// the shape it is given and throws a RangeError (was: a silent out-of-bounds read or write). Each function is
+// the shape it is given and throws a RangeError. Each function is
 // called once with buffers of the right size (no throw), then once per buffer with that buffer one element short.
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../src/backend/addon.ts';
@@ -16,7 +16,7 @@ const nk = B * T * Hkv * D;
 const CALLS: Record<string, () => unknown[]> = {
   batchMatMul: () => [f(2 * 3 * 4), f(4 * 5), f(2 * 3 * 5), 2, 1, 3, 5, 4, false, false, f(5)],
   adamw: () => [f(8), f(8), f(8), f(8), 8, 0.9, 0.999, 1e-8, 1, 1e-3, 1],
-  gatherRows: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
+  gatherV2: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
   weightedCrossEntropy: () => [f(3 * 4), f(6 * 4), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
   rmsNorm: () => [f(3 * 4), f(4), f(3 * 4), f(3), 3, 4, 1e-6],
   rmsNormGrad: () => [f(12), f(12), f(4), f(3), f(12), f(4), 3, 4],
@@ -26,28 +26,112 @@ const CALLS: Record<string, () => unknown[]> = {
   geluTanhMul: () => [f(7), f(7), f(7), 7],
   geluTanhMulGrad: () => [f(7), f(7), f(7), f(7), f(7), 7],
   loraLinear: () => [f(3 * 4), f(3 * 4), f(5 * 4), f(2 * 4), f(5 * 2), f(5), f(3 * 5), f(3 * 2), 3, 4, 5, 2, 2],
-  loraLinearGrad: () => [f(3 * 5), f(3 * 4), f(5 * 4), f(2 * 4), f(5 * 2), f(3 * 2), f(3 * 4), f(3 * 4), f(2 * 4), f(5 * 2), 3, 4, 5, 2, 2],
+  loraLinearGrad: () => [
+    f(3 * 5),
+    f(3 * 4),
+    f(5 * 4),
+    f(2 * 4),
+    f(5 * 2),
+    f(3 * 2),
+    f(3 * 4),
+    f(3 * 4),
+    f(2 * 4),
+    f(5 * 2),
+    3,
+    4,
+    5,
+    2,
+    2,
+  ],
   fusedAttention: () => [f(nq), f(nk), f(nk), z(B * T), f(nq), f(B * H * T), B, T, H, Hkv, D, 0.5],
-  fusedAttentionGrad: () => [f(nq), f(nq), f(nk), f(nk), z(B * T), f(nq), f(B * H * T), f(nq), f(nk), f(nk), B, T, H, Hkv, D, 0.5],
+  fusedAttentionGrad: () => [
+    f(nq),
+    f(nq),
+    f(nk),
+    f(nk),
+    z(B * T),
+    f(nq),
+    f(B * H * T),
+    f(nq),
+    f(nk),
+    f(nk),
+    B,
+    T,
+    H,
+    Hkv,
+    D,
+    0.5,
+  ],
   // a [2,1,3] + b [1,4,3] -> out [2,4,3]: a's stride along the broadcast dim is 0.
-  binary: () => [0, f(2 * 3), f(4 * 3), f(2 * 4 * 3), Int32Array.from([2, 4, 3]), Int32Array.from([3, 0, 1]), Int32Array.from([0, 3, 1])],
+  ...Object.fromEntries(
+    ['add', 'sub', 'multiply', 'realDiv'].map((fn) => [
+      fn,
+      () => [
+        f(2 * 3),
+        f(4 * 3),
+        f(2 * 4 * 3),
+        Int32Array.from([2, 4, 3]),
+        Int32Array.from([3, 0, 1]),
+        Int32Array.from([0, 3, 1]),
+      ],
+    ]),
+  ),
   transpose: () => [f(2 * 3 * 4), f(2 * 3 * 4), Int32Array.from([2, 3, 4]), Int32Array.from([2, 0, 1])],
   softmax: () => [f(3 * 5), f(3 * 5), 3, 5],
   // bf16 weights packed two per Int32 element: z(n / 2) holds n bf16 values (zeros).
   matMulBf16: () => [f(3 * 4), z((5 * 4) / 2), f(3 * 5), 3, 5, 4, true],
-  loraLinearBf16: () => [f(3 * 4), f(3 * 4), z((5 * 4) / 2), f(2 * 4), f(5 * 2), f(5), f(3 * 5), f(3 * 2), 3, 4, 5, 2, 2],
-  loraLinearGradBf16: () => [f(3 * 5), f(3 * 4), z((5 * 4) / 2), f(2 * 4), f(5 * 2), f(3 * 2), f(3 * 4), f(3 * 4), f(2 * 4), f(5 * 2), 3, 4, 5, 2, 2],
+  loraLinearBf16: () => [
+    f(3 * 4),
+    f(3 * 4),
+    z((5 * 4) / 2),
+    f(2 * 4),
+    f(5 * 2),
+    f(5),
+    f(3 * 5),
+    f(3 * 2),
+    3,
+    4,
+    5,
+    2,
+    2,
+  ],
+  loraLinearGradBf16: () => [
+    f(3 * 5),
+    f(3 * 4),
+    z((5 * 4) / 2),
+    f(2 * 4),
+    f(5 * 2),
+    f(3 * 2),
+    f(3 * 4),
+    f(3 * 4),
+    f(2 * 4),
+    f(5 * 2),
+    3,
+    4,
+    5,
+    2,
+    2,
+  ],
   weightedCrossEntropyBf16: () => [f(3 * 4), z((6 * 4) / 2), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
 };
 
-/** Arrays that give the shape rather than being checked against it (gatherRows' ids [N], binary's and transpose's shape). */
-const SHAPE_ARGS: Record<string, number[]> = { gatherRows: [1], binary: [4], transpose: [2] };
+/** Arrays that give the shape rather than being checked against it (gatherV2's ids [N], the binary kernels' and transpose's shape). */
+const SHAPE_ARGS: Record<string, number[]> = {
+  gatherV2: [1],
+  add: [3],
+  sub: [3],
+  multiply: [3],
+  realDiv: [3],
+  transpose: [2],
+};
 
 describe.skipIf(!native.ok)('native entry points check their buffers', () => {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => unknown>;
 
   it('covers every exported kernel', () => {
-    const exported = Object.keys(addon).filter((k) => typeof addon[k] === 'function' && !['info', 'setThreads', 'bf16Info', 'setBf16Path'].includes(k));
+    const exported = Object.keys(addon).filter(
+      (k) => typeof addon[k] === 'function' && !['info', 'setThreads', 'bf16Info', 'setBf16Path'].includes(k),
+    );
     expect(exported.sort()).toEqual(Object.keys(CALLS).sort());
   });
 

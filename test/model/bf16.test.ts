@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../../src/model/model.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
 import { ensureBackend, randomLora, tmpDir } from './helpers.ts';
@@ -12,12 +12,19 @@ const native = nativeAvailability();
 let dir = '';
 const T = 40;
 const batch: Batch = {
-  B: 1, T, inputIds: Int32Array.from({ length: T }, (_, i) => (i * 11 + 3) % 64), positionIds: Int32Array.from({ length: T }, (_, i) => i % 25),
+  B: 1,
+  T,
+  inputIds: Int32Array.from({ length: T }, (_, i) => (i * 11 + 3) % 64),
+  positionIds: Int32Array.from({ length: T }, (_, i) => i % 25),
   weights: Float32Array.from({ length: T }, (_, i) => (i % 25 ? 1 : 0)),
 };
 
 /** Loss sum and every LoRA gradient (concatenated) of the model loaded at `precision` on `backend`. */
-async function lossGrads(precision: 'fp32' | 'bf16', backend: string, fused = true): Promise<{ loss: number; g: Float32Array; base: BaseModel }> {
+async function lossGrads(
+  precision: 'fp32' | 'bf16',
+  backend: string,
+  fused = true,
+): Promise<{ loss: number; g: Float32Array; base: BaseModel }> {
   await tf.setBackend(backend);
   const base = await loadBaseModel(dir, { precision });
   const lora = randomLora(base);
@@ -31,15 +38,31 @@ async function lossGrads(precision: 'fp32' | 'bf16', backend: string, fused = tr
 
 /** |a - b| / |b| over whole vectors (L2). */
 function relL2(a: Float32Array, b: Float32Array): number {
-  let d = 0, n = 0;
-  for (let i = 0; i < a.length; i++) { d += (a[i] - b[i]) ** 2; n += b[i] ** 2; }
+  let d = 0,
+    n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i] - b[i]) ** 2;
+    n += b[i] ** 2;
+  }
   return Math.sqrt(d / n);
 }
 
 beforeAll(async () => {
   await ensureBackend();
   dir = path.join(tmpDir('bf16'), 'm');
-  makeTinyModel({ family: 'qwen3', out: dir, vocab: 64, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48, std: 0.15, seed: 7, dtype: 'bf16' });
+  makeTinyModel({
+    family: 'qwen3',
+    out: dir,
+    vocab: 64,
+    hidden: 32,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 48,
+    std: 0.15,
+    seed: 7,
+    dtype: 'bf16',
+  });
 });
 
 describe('bf16 mode', () => {
@@ -55,21 +78,31 @@ describe('bf16 mode', () => {
   });
 
   it('loss and LoRA gradients stay within bf16 rounding of fp32 mode (reference kernels)', async () => {
-    const bf = await lossGrads('bf16', 'cpu'), fp = await lossGrads('fp32', 'cpu');
-    const dl = Math.abs(bf.loss - fp.loss) / Math.abs(fp.loss), dg = relL2(bf.g, fp.g);
-    console.log(`bf16 vs fp32 (cpu reference): loss rel diff ${dl.toExponential(2)}, LoRA grads rel L2 diff ${dg.toExponential(2)}`);
+    const bf = await lossGrads('bf16', 'cpu'),
+      fp = await lossGrads('fp32', 'cpu');
+    const dl = Math.abs(bf.loss - fp.loss) / Math.abs(fp.loss),
+      dg = relL2(bf.g, fp.g);
+    console.log(
+      `bf16 vs fp32 (cpu reference): loss rel diff ${dl.toExponential(2)}, LoRA grads rel L2 diff ${dg.toExponential(2)}`,
+    );
     expect(dl).toBeLessThan(1e-2);
     expect(dg).toBeLessThan(5e-2);
   });
 
-  it.skipIf(!native.ok)('native bf16 (oneDNN, fused and plain ops) matches the reference kernels under the same rounding', async () => {
-    const ref = await lossGrads('bf16', 'cpu');
-    for (const fused of [true, false]) {
-      const nat = await lossGrads('bf16', 'native', fused);
-      const dl = Math.abs(nat.loss - ref.loss) / Math.abs(ref.loss), dg = relL2(nat.g, ref.g);
-      console.log(`bf16 native (${fused ? 'fused' : 'plain'} ops) vs cpu reference: loss rel diff ${dl.toExponential(2)}, grads rel L2 diff ${dg.toExponential(2)}`);
-      expect(dl).toBeLessThan(1e-4);
-      expect(dg).toBeLessThan(5e-3); // summation order flips a few bf16 roundings of activations
-    }
-  });
+  it.skipIf(!native.ok)(
+    'native bf16 (oneDNN, fused and plain ops) matches the reference kernels under the same rounding',
+    async () => {
+      const ref = await lossGrads('bf16', 'cpu');
+      for (const fused of [true, false]) {
+        const nat = await lossGrads('bf16', 'native', fused);
+        const dl = Math.abs(nat.loss - ref.loss) / Math.abs(ref.loss),
+          dg = relL2(nat.g, ref.g);
+        console.log(
+          `bf16 native (${fused ? 'fused' : 'plain'} ops) vs cpu reference: loss rel diff ${dl.toExponential(2)}, grads rel L2 diff ${dg.toExponential(2)}`,
+        );
+        expect(dl).toBeLessThan(1e-4);
+        expect(dg).toBeLessThan(5e-3); // summation order flips a few bf16 roundings of activations
+      }
+    },
+  );
 });

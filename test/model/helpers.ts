@@ -1,18 +1,12 @@
 // Shared fixtures for model tests: tiny random models generated into a temp dir (deterministic seeds).
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { makeTinyModel, type TinyModelOpts } from '../../scripts/make-tiny-model.ts';
+import { randomLora as sharedRandomLora, tmpDir } from '../helpers/index.ts';
+import { makeTinyModel, type TinyModelOpts } from '../../src/model/tiny.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { loadBaseModel, type BaseModel, type Batch } from '../../src/model/model.ts';
-import { DEFAULT_LORA_TARGETS, initLora, type LoraWeights } from '../../src/model/lora.ts';
-import { Rng } from '../../src/model/random.ts';
+import type { LoraWeights } from '../../src/model/lora.ts';
 import { toF64, type RefModel } from './reference.ts';
 
-export function tmpDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `lorasft-${tag}-`));
-}
+export { tmpDir };
 
 let backendReady: Promise<unknown> | null = null;
 export function ensureBackend(): Promise<unknown> {
@@ -21,19 +15,29 @@ export function ensureBackend(): Promise<unknown> {
 }
 
 /** A tiny model of a family with weights large enough (std 0.15) that logits are far from uniform. */
-export async function tinyModel(opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] }): Promise<BaseModel> {
+export async function tinyModel(
+  opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] },
+): Promise<BaseModel> {
   await ensureBackend();
   const dir = tmpDir(opts.family);
-  makeTinyModel({ vocab: 48, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48, std: 0.15, seed: 7, ...opts, out: dir });
+  makeTinyModel({
+    vocab: 48,
+    hidden: 32,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 48,
+    std: 0.15,
+    seed: 7,
+    ...opts,
+    out: dir,
+  });
   return loadBaseModel(dir);
 }
 
 /** LoRA on every target with B randomised too (fresh B = 0 would hide the A path). */
 export function randomLora(base: BaseModel, rank = 4, alpha = 8, seed = 3): LoraWeights {
-  const lora = initLora(base, { rank, alpha, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, seed);
-  const rng = new Rng(seed + 100);
-  for (const [name, v] of lora) if (name.includes('lora_B')) v.assign(tf.tensor(rng.fillNormal(v.size, 0.1), v.shape));
-  return lora;
+  return sharedRandomLora(base, seed, 0.1, seed + 100, { rank, alpha });
 }
 
 export function toRef(base: BaseModel, lora: LoraWeights): RefModel {
@@ -46,7 +50,13 @@ export function toRef(base: BaseModel, lora: LoraWeights): RefModel {
 export function makeBatch(rows: Array<{ ids: number[]; pos?: number[]; w?: number[] }>): Batch {
   const B = rows.length;
   const T = rows[0].ids.length;
-  const b: Batch = { B, T, inputIds: new Int32Array(B * T), positionIds: new Int32Array(B * T), weights: new Float32Array(B * T) };
+  const b: Batch = {
+    B,
+    T,
+    inputIds: new Int32Array(B * T),
+    positionIds: new Int32Array(B * T),
+    weights: new Float32Array(B * T),
+  };
   rows.forEach((r, i) => {
     b.inputIds.set(r.ids, i * T);
     b.positionIds.set(r.pos ?? r.ids.map((_, t) => t), i * T);

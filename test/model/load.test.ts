@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { bf16ToF32, f32ToBf16 } from '../../src/model/dtypes.ts';
 import { disposeBaseModel, loadBaseModel, lossSum } from '../../src/model/model.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
@@ -22,7 +22,10 @@ describe('loadBaseModel', () => {
       writeSafetensors(path.join(sharded, f), new Map(part), { format: 'pt' });
       for (const [n] of part) weightMap[n] = f;
     });
-    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    fs.writeFileSync(
+      path.join(sharded, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
     const a = await loadBaseModel(one);
     const b = await loadBaseModel(sharded);
     const batch = makeBatch([{ ids: [1, 5, 9, 13, 17, 21] }]);
@@ -33,7 +36,8 @@ describe('loadBaseModel', () => {
 
   it('converts a BF16 checkpoint to float32 exactly', async () => {
     await ensureBackend();
-    const f = tmpDir('f32'), h = tmpDir('bf16');
+    const f = tmpDir('f32'),
+      h = tmpDir('bf16');
     makeTinyModel({ family: 'qwen3', out: f, seed: 2 });
     makeTinyModel({ family: 'qwen3', out: h, seed: 2, dtype: 'bf16' });
     const base = await loadBaseModel(h);

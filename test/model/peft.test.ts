@@ -14,12 +14,28 @@ describe('PEFT adapter', () => {
     const dir = tmpDir('adapter');
     saveAdapter(dir, lora, { ...lora.cfg, useRslora: true }, 'Qwen/Qwen3-0.6B');
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
-    expect(cfg).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, bias: 'none', use_rslora: true, fan_in_fan_out: false, inference_mode: true, base_model_name_or_path: 'Qwen/Qwen3-0.6B', lora_dropout: 0 });
+    expect(cfg).toMatchObject({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      r: 8,
+      lora_alpha: 16,
+      bias: 'none',
+      use_rslora: true,
+      fan_in_fan_out: false,
+      inference_mode: true,
+      base_model_name_or_path: 'Qwen/Qwen3-0.6B',
+      lora_dropout: 0,
+    });
     expect(cfg.target_modules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
     const h = readSafetensorsHeader(path.join(dir, 'adapter_model.safetensors'));
     expect(h.metadata).toEqual({ format: 'pt' });
-    expect(h.tensors.get('base_model.model.model.layers.1.self_attn.k_proj.lora_A.weight')).toMatchObject({ dtype: 'F32', shape: [8, 32] });
-    expect(h.tensors.get('base_model.model.model.layers.1.mlp.down_proj.lora_B.weight')).toMatchObject({ shape: [32, 8] });
+    expect(h.tensors.get('base_model.model.model.layers.1.self_attn.k_proj.lora_A.weight')).toMatchObject({
+      dtype: 'F32',
+      shape: [8, 32],
+    });
+    expect(h.tensors.get('base_model.model.model.layers.1.mlp.down_proj.lora_B.weight')).toMatchObject({
+      shape: [32, 8],
+    });
     expect(h.tensors.size).toBe(2 * 7 * 2);
 
     const back = loadAdapter(dir);
@@ -36,21 +52,45 @@ describe('PEFT adapter', () => {
 
   it('reads the rank from the shapes and reports inconsistent or foreign tensors', async () => {
     const base = await tinyModel({ family: 'llama' });
-    const lora = initLora(base, { rank: 2, alpha: 4, targets: ['q_proj', 'down_proj'], dropout: 0.05, useRslora: false }, 0);
+    const lora = initLora(
+      base,
+      { rank: 2, alpha: 4, targets: ['q_proj', 'down_proj'], dropout: 0.05, useRslora: false },
+      0,
+    );
     const dir = tmpDir('adapter');
     saveAdapter(dir, lora, lora.cfg, base.dir);
-    expect(loadAdapter(dir).cfg).toEqual({ rank: 2, alpha: 4, targets: ['q_proj', 'down_proj'], dropout: 0.05, useRslora: false });
+    expect(loadAdapter(dir).cfg).toEqual({
+      rank: 2,
+      alpha: 4,
+      targets: ['q_proj', 'down_proj'],
+      dropout: 0.05,
+      useRslora: false,
+    });
     const f = path.join(dir, 'adapter_model.safetensors');
     const t = (shape: number[]) => ({ shape, data: new Float32Array(shape[0] * shape[1]) });
-    writeSafetensors(f, { 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': t([2, 32]), 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight': t([32, 4]) });
+    writeSafetensors(f, {
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': t([2, 32]),
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight': t([32, 4]),
+    });
     expect(() => loadAdapter(dir)).toThrow(/inconsistent with rank 2/);
     const bad = new Map([['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', t([2, 32])]]);
-    expect(() => loraFromTensors(base, bad, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(/^x.safetensors: model.layers.0.self_attn.q_proj has lora_A but no lora_B/);
-    const wrong = new Map([['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', t([2, 31])], ['base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight', t([32, 2])]]);
-    expect(() => loraFromTensors(base, wrong, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(/lora_A.weight has shape \[2,31\], expected \[2,32\]/);
+    expect(() => loraFromTensors(base, bad, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(
+      /^x.safetensors: model.layers.0.self_attn.q_proj has lora_A but no lora_B/,
+    );
+    const wrong = new Map([
+      ['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', t([2, 31])],
+      ['base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight', t([32, 2])],
+    ]);
+    expect(() => loraFromTensors(base, wrong, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(
+      /lora_A.weight has shape \[2,31\], expected \[2,32\]/,
+    );
     const foreign = new Map([['model.embed_tokens.weight', t([48, 32])]]);
-    expect(() => loraFromTensors(base, foreign, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(/not a LoRA weight in PEFT naming/);
-    expect(() => loadAdapter(tmpDir('none'))).toThrow(/adapter_config.json: no such file \(expected a PEFT adapter directory\)/);
+    expect(() => loraFromTensors(base, foreign, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(
+      /not a LoRA weight in PEFT naming/,
+    );
+    expect(() => loadAdapter(tmpDir('none'))).toThrow(
+      /adapter_config.json: no such file \(expected a PEFT adapter directory\)/,
+    );
     lora.dispose();
     disposeBaseModel(base);
   });

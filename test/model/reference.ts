@@ -43,7 +43,7 @@ function rms(x: Float64Array, w: Float64Array, eps: number, off = 0, n = x.lengt
 }
 
 /** HF default / linear / llama3 inv_freq, written independently of src/model/rope.ts. */
-export function refInvFreq(cfg: ModelConfig): Float64Array {
+function refInvFreq(cfg: ModelConfig): Float64Array {
   const D = cfg.headDim;
   const out = new Float64Array(D / 2);
   for (let i = 0; i < D / 2; i++) {
@@ -83,11 +83,19 @@ function rope(v: Float64Array, off: number, D: number, pos: number, inv: Float64
 const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
 /** Final-norm hidden state per position of one row: [T][C]. */
-export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Array[] {
+function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Array[] {
   const { cfg, w } = m;
-  const C = cfg.hiddenSize, H = cfg.numHeads, Hkv = cfg.numKvHeads, D = cfg.headDim, G = H / Hkv, T = ids.length;
+  const C = cfg.hiddenSize,
+    H = cfg.numHeads,
+    Hkv = cfg.numKvHeads,
+    D = cfg.headDim,
+    G = H / Hkv,
+    T = ids.length;
   const invGlobal = refInvFreq(cfg);
-  const invLocal = cfg.ropeLocalTheta === null ? invGlobal : refInvFreq({ ...cfg, ropeTheta: cfg.ropeLocalTheta, ropeScaling: { type: 'default' } });
+  const invLocal =
+    cfg.ropeLocalTheta === null
+      ? invGlobal
+      : refInvFreq({ ...cfg, ropeTheta: cfg.ropeLocalTheta, ropeScaling: { type: 'default' } });
   const scaling = cfg.attnScale ?? 1 / Math.sqrt(D);
   // Gemma3RMSNorm: x * rsqrt(mean x^2 + eps) * (1 + w).
   const get = (n: string) => {
@@ -112,17 +120,24 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
     const p = `model.layers.${l}`;
     const window = cfg.layerWindows[l];
     const inv = window > 0 ? invLocal : invGlobal;
-    const q: Float64Array[] = [], k: Float64Array[] = [], v: Float64Array[] = [];
+    const q: Float64Array[] = [],
+      k: Float64Array[] = [],
+      v: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
       const h = rms(x[t], get(`${p}.input_layernorm.weight`).data, cfg.rmsNormEps);
-      const qt = lin(h, `${p}.self_attn.q_proj`), kt = lin(h, `${p}.self_attn.k_proj`);
+      const qt = lin(h, `${p}.self_attn.q_proj`),
+        kt = lin(h, `${p}.self_attn.k_proj`);
       if (cfg.qkNorm) {
-        for (let hd = 0; hd < H; hd++) qt.set(rms(qt, get(`${p}.self_attn.q_norm.weight`).data, cfg.rmsNormEps, hd * D, D), hd * D);
-        for (let hd = 0; hd < Hkv; hd++) kt.set(rms(kt, get(`${p}.self_attn.k_norm.weight`).data, cfg.rmsNormEps, hd * D, D), hd * D);
+        for (let hd = 0; hd < H; hd++)
+          qt.set(rms(qt, get(`${p}.self_attn.q_norm.weight`).data, cfg.rmsNormEps, hd * D, D), hd * D);
+        for (let hd = 0; hd < Hkv; hd++)
+          kt.set(rms(kt, get(`${p}.self_attn.k_norm.weight`).data, cfg.rmsNormEps, hd * D, D), hd * D);
       }
       for (let hd = 0; hd < H; hd++) rope(qt, hd * D, D, pos[t], inv);
       for (let hd = 0; hd < Hkv; hd++) rope(kt, hd * D, D, pos[t], inv);
-      q.push(qt); k.push(kt); v.push(lin(h, `${p}.self_attn.v_proj`));
+      q.push(qt);
+      k.push(kt);
+      v.push(lin(h, `${p}.self_attn.v_proj`));
     }
     const nx: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
@@ -149,15 +164,24 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
         const o = rms(lin(att, `${p}.self_attn.o_proj`), get(`${p}.post_attention_layernorm.weight`).data, eps);
         const x1 = x[t].map((xi, i) => xi + o[i]);
         const h2 = rms(x1, get(`${p}.pre_feedforward_layernorm.weight`).data, eps);
-        const g = lin(h2, `${p}.mlp.gate_proj`), u = lin(h2, `${p}.mlp.up_proj`);
-        const d = rms(lin(g.map((gi, i) => geluTanh(gi) * u[i]), `${p}.mlp.down_proj`), get(`${p}.post_feedforward_layernorm.weight`).data, eps);
+        const g = lin(h2, `${p}.mlp.gate_proj`),
+          u = lin(h2, `${p}.mlp.up_proj`);
+        const d = rms(
+          lin(
+            g.map((gi, i) => geluTanh(gi) * u[i]),
+            `${p}.mlp.down_proj`,
+          ),
+          get(`${p}.post_feedforward_layernorm.weight`).data,
+          eps,
+        );
         nx.push(x1.map((xi, i) => xi + d[i]));
         continue;
       }
       const o = lin(att, `${p}.self_attn.o_proj`);
       const x1 = x[t].map((xi, i) => xi + o[i]);
       const h2 = rms(x1, get(`${p}.post_attention_layernorm.weight`).data, eps);
-      const g = lin(h2, `${p}.mlp.gate_proj`), u = lin(h2, `${p}.mlp.up_proj`);
+      const g = lin(h2, `${p}.mlp.gate_proj`),
+        u = lin(h2, `${p}.mlp.up_proj`);
       const a = g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * u[i]);
       const d = lin(a, `${p}.mlp.down_proj`);
       nx.push(x1.map((xi, i) => xi + d[i]));
@@ -168,16 +192,22 @@ export function refHidden(m: RefModel, ids: number[], pos: number[]): Float64Arr
 }
 
 /** Logits [V] for a final hidden state (soft-capped, cap * tanh(z / cap), when the config sets a cap). */
-export function refLogits(m: RefModel, h: Float64Array): Float64Array {
+function refLogits(m: RefModel, h: Float64Array): Float64Array {
   const z = matvec(m.w.get('lm_head.weight') ?? m.w.get('model.embed_tokens.weight')!, h);
   const cap = m.cfg.finalLogitSoftcap;
   return cap ? z.map((v) => cap * Math.tanh(v / cap)) : z;
 }
 
 /** sum_t w_t * CE(logits_{t-1}, ids_t) over one row, and sum_t w_t (t >= 1, w_t != 0). */
-export function refLossRow(m: RefModel, ids: number[], pos: number[], weights: number[]): { loss: number; weightSum: number } {
+export function refLossRow(
+  m: RefModel,
+  ids: number[],
+  pos: number[],
+  weights: number[],
+): { loss: number; weightSum: number } {
   const hs = refHidden(m, ids, pos);
-  let loss = 0, ws = 0;
+  let loss = 0,
+    ws = 0;
   for (let t = 1; t < ids.length; t++) {
     if (weights[t] === 0) continue;
     const lg = refLogits(m, hs[t - 1]);

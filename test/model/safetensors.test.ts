@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from '../../src/model/dtypes.ts';
-import { listModelTensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/model/safetensors.ts';
+import {
+  listModelTensors,
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+} from '../../src/model/safetensors.ts';
 import { UserError } from '../../src/errors.ts';
 import { tmpDir } from './helpers.ts';
 
@@ -21,7 +26,11 @@ describe('safetensors', () => {
     const f = path.join(dir, 'a.safetensors');
     const b = { shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 4, 5, 6e-8]) };
     const a = { shape: [4], data: Float32Array.from([0.1, 0.2, 0.3, -0]) };
-    writeSafetensors(f, { 'z.weight': b, 'a.weight': a, 'empty': { shape: [0, 3], data: new Float32Array(0) } }, { format: 'pt' });
+    writeSafetensors(
+      f,
+      { 'z.weight': b, 'a.weight': a, empty: { shape: [0, 3], data: new Float32Array(0) } },
+      { format: 'pt' },
+    );
     const h = readSafetensorsHeader(f);
     expect(h.metadata).toEqual({ format: 'pt' });
     const hlen = Number(fs.readFileSync(f).readBigUInt64LE(0));
@@ -45,17 +54,28 @@ describe('safetensors', () => {
     expect(Array.from(bf)).toEqual([0x3f80, 0xc020, 0x3e20]);
     expect(Array.from(bf16ToF32(bf))).toEqual([1, -2.5, 0.15625]);
     // 1 + 2^-8 is halfway between two bf16 values: ties to even (1.0); 1 + 3*2^-8 rounds up to 1 + 2^-6.
-    expect(Array.from(bf16ToF32(f32ToBf16(Float32Array.from([1 + 2 ** -8, 1 + 3 * 2 ** -8]))))).toEqual([1, 1 + 2 ** -6]);
-    const f = rawFile(path.join(dir, 'h.safetensors'), {
-      h: { dtype: 'F16', shape: [8], data_offsets: [0, 16] },
-      b: { dtype: 'BF16', shape: [3], data_offsets: [16, 22] },
-    }, Buffer.concat([Buffer.from(f16.buffer), Buffer.from(bf.buffer)]));
+    expect(Array.from(bf16ToF32(f32ToBf16(Float32Array.from([1 + 2 ** -8, 1 + 3 * 2 ** -8]))))).toEqual([
+      1,
+      1 + 2 ** -6,
+    ]);
+    const f = rawFile(
+      path.join(dir, 'h.safetensors'),
+      {
+        h: { dtype: 'F16', shape: [8], data_offsets: [0, 16] },
+        b: { dtype: 'BF16', shape: [3], data_offsets: [16, 22] },
+      },
+      Buffer.concat([Buffer.from(f16.buffer), Buffer.from(bf.buffer)]),
+    );
     const r = readSafetensors(f);
     expect(Array.from(r.get('h')!.data)).toEqual(Array.from(vals));
     expect(Array.from(r.get('b')!.data)).toEqual([1, -2.5, 0.15625]);
     const g = path.join(dir, 'w.safetensors');
     writeSafetensors(g, { x: { shape: [3], data: vals.subarray(0, 3) } }, undefined, { dtype: 'BF16' });
-    expect(readSafetensors(g).get('x')).toEqual({ dtype: 'BF16', shape: [3], data: Float32Array.from([1, -2.5, 0.15625]) });
+    expect(readSafetensors(g).get('x')).toEqual({
+      dtype: 'BF16',
+      shape: [3],
+      data: Float32Array.from([1, -2.5, 0.15625]),
+    });
   });
 
   it('rejects corrupt and truncated files with errors naming the file', () => {
@@ -63,22 +83,63 @@ describe('safetensors', () => {
     const ok = { t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
     const data = new Uint8Array(8);
     const cases: Array<[string, () => string, RegExp]> = [
-      ['tiny', () => (fs.writeFileSync(path.join(dir, 'tiny'), 'abc'), path.join(dir, 'tiny')), /shorter than the 8-byte header length/],
+      [
+        'tiny',
+        () => (fs.writeFileSync(path.join(dir, 'tiny'), 'abc'), path.join(dir, 'tiny')),
+        /shorter than the 8-byte header length/,
+      ],
       ['hugelen', () => rawFile(path.join(dir, 'hugelen'), ok, data, 1n << 40n), /corrupt safetensors header length/],
       ['cut header', () => rawFile(path.join(dir, 'cut'), ok, new Uint8Array(0), 1000n), /truncated safetensors file/],
-      ['bad json', () => {
-        const f = rawFile(path.join(dir, 'json'), ok, data);
-        const buf = fs.readFileSync(f);
-        buf[9] = 0x7b; // '{{'
-        fs.writeFileSync(f, buf);
-        return f;
-      }, /invalid JSON/],
-      ['dtype', () => rawFile(path.join(dir, 'dt'), { t: { dtype: 'F8', shape: [2], data_offsets: [0, 8] } }, data), /unknown dtype "F8"/],
-      ['size', () => rawFile(path.join(dir, 'sz'), { t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, data), /needs 12 bytes but data_offsets span 8/],
-      ['past end', () => rawFile(path.join(dir, 'pe'), { t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)), /run past the end of the file/],
-      ['overlap', () => rawFile(path.join(dir, 'ov'), { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, data), /overlaps/],
-      ['tail', () => rawFile(path.join(dir, 'tl'), ok, new Uint8Array(12)), /file size 74 does not match the header \(data ends at byte 70\)/],
-      ['missing', () => path.join(dir, 'nope.safetensors'), /nope.safetensors: no such file \(expected a .safetensors file\)/],
+      [
+        'bad json',
+        () => {
+          const f = rawFile(path.join(dir, 'json'), ok, data);
+          const buf = fs.readFileSync(f);
+          buf[9] = 0x7b; // '{{'
+          fs.writeFileSync(f, buf);
+          return f;
+        },
+        /invalid JSON/,
+      ],
+      [
+        'dtype',
+        () => rawFile(path.join(dir, 'dt'), { t: { dtype: 'F8', shape: [2], data_offsets: [0, 8] } }, data),
+        /unknown dtype "F8"/,
+      ],
+      [
+        'size',
+        () => rawFile(path.join(dir, 'sz'), { t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, data),
+        /needs 12 bytes but data_offsets span 8/,
+      ],
+      [
+        'past end',
+        () =>
+          rawFile(path.join(dir, 'pe'), { t: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)),
+        /run past the end of the file/,
+      ],
+      [
+        'overlap',
+        () =>
+          rawFile(
+            path.join(dir, 'ov'),
+            {
+              a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+              b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+            },
+            data,
+          ),
+        /overlaps/,
+      ],
+      [
+        'tail',
+        () => rawFile(path.join(dir, 'tl'), ok, new Uint8Array(12)),
+        /file size 74 does not match the header \(data ends at byte 70\)/,
+      ],
+      [
+        'missing',
+        () => path.join(dir, 'nope.safetensors'),
+        /nope.safetensors: no such file \(expected a .safetensors file\)/,
+      ],
       ['directory', () => dir, /: is a directory \(expected a .safetensors file\)/],
     ];
     for (const [name, make, re] of cases) {
@@ -100,11 +161,19 @@ describe('safetensors', () => {
 
   it('lists the tensors of a sharded model.safetensors.index.json', () => {
     const dir = tmpDir('shard');
-    writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), { a: { shape: [1], data: Float32Array.from([1]) } });
-    writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), { b: { shape: [1], data: Float32Array.from([2]) } });
-    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({
-      metadata: {}, weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' },
-    }));
+    writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), {
+      a: { shape: [1], data: Float32Array.from([1]) },
+    });
+    writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), {
+      b: { shape: [1], data: Float32Array.from([2]) },
+    });
+    fs.writeFileSync(
+      path.join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({
+        metadata: {},
+        weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' },
+      }),
+    );
     const t = listModelTensors(dir);
     expect(t.get('b')!.file).toBe(path.join(dir, 'model-00002-of-00002.safetensors'));
     expect([...t.keys()].sort()).toEqual(['a', 'b']);

@@ -1,29 +1,23 @@
 // Shared helpers for the op tests: seeded inputs, maxdiff, and a central finite-difference gradient check.
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Seeded uniform values in [-scale, scale]. */
-export function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  return new Float32Array(n).map(() => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return ((s / 4294967296) * 2 - 1) * scale;
-  });
-}
+import { rand } from '../helpers/index.ts';
 
-export function maxdiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+export { maxdiff, rand } from '../helpers/index.ts';
 
 /** Values of f's outputs and of the gradients of sum(r * f(xs)) wrt xs, as plain arrays (runs in a tidy). */
-export function valueAndGrads(f: (xs: tf.Tensor[]) => tf.Tensor, xs: () => tf.Tensor[], r: Float32Array): Float32Array[] {
+export function valueAndGrads(
+  f: (xs: tf.Tensor[]) => tf.Tensor,
+  xs: () => tf.Tensor[],
+  r: Float32Array,
+): Float32Array[] {
   return tf.tidy(() => {
     const inputs = xs();
     const loss = (...a: tf.Tensor[]) => tf.sum(tf.mul(f(a), tf.tensor(r, f(a).shape)));
     const y = f(inputs).dataSync().slice() as Float32Array;
-    const g = tf.grads(loss)(inputs).map((t) => t.dataSync().slice() as Float32Array);
+    const g = tf
+      .grads(loss)(inputs)
+      .map((t) => t.dataSync().slice() as Float32Array);
     return [y, ...g];
   });
 }
@@ -32,21 +26,29 @@ export function valueAndGrads(f: (xs: tf.Tensor[]) => tf.Tensor, xs: () => tf.Te
  * Central differences of L = sum(r * f(xs)) at `probes` seeded coordinates of each input vs the analytic
  * gradient; returns the worst |numeric - analytic| / max(1, |analytic|).
  */
-export function fdCheck(f: (xs: tf.Tensor[]) => tf.Tensor, shapes: number[][], data: Float32Array[], r: Float32Array,
-  probes = 6, eps = 1e-2): number {
+export function fdCheck(
+  f: (xs: tf.Tensor[]) => tf.Tensor,
+  shapes: number[][],
+  data: Float32Array[],
+  r: Float32Array,
+  probes = 6,
+  eps = 1e-2,
+): number {
   const mk = (d: Float32Array[]) => d.map((v, i) => tf.tensor(v, shapes[i]));
-  const L = (d: Float32Array[]) => tf.tidy(() => {
-    let s = 0;
-    const y = f(mk(d)).dataSync();
-    for (let i = 0; i < y.length; i++) s += y[i] * r[i];
-    return s;
-  });
+  const L = (d: Float32Array[]) =>
+    tf.tidy(() => {
+      let s = 0;
+      const y = f(mk(d)).dataSync();
+      for (let i = 0; i < y.length; i++) s += y[i] * r[i];
+      return s;
+    });
   const analytic = valueAndGrads(f, () => mk(data), r).slice(1);
   let worst = 0;
   data.forEach((x, i) => {
     const idx = rand(probes, 99 + i).map((u) => Math.floor(((u + 1) / 2) * x.length));
     for (const j of idx) {
-      const plus = data.map((d) => d.slice()), minus = data.map((d) => d.slice());
+      const plus = data.map((d) => d.slice()),
+        minus = data.map((d) => d.slice());
       plus[i][j] += eps;
       minus[i][j] -= eps;
       const num = (L(plus) - L(minus)) / (2 * eps);

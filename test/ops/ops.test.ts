@@ -4,7 +4,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { attention, crossEntropyWeighted, geluTanhMul, loraLinear, rmsNorm, rope, swiglu } from '../../src/ops/index.ts';
+import {
+  attention,
+  crossEntropyWeighted,
+  geluTanhMul,
+  loraLinear,
+  rmsNorm,
+  rope,
+  swiglu,
+} from '../../src/ops/index.ts';
 import { geluTanhMul as geluTanhMulPlain } from '../../src/model/gemma3.ts';
 import { fdCheck, maxdiff, rand, valueAndGrads } from './helpers.ts';
 
@@ -20,64 +28,113 @@ interface Case {
 }
 
 // Packed rows: B=2, T=6, row 0 = docs [0,0,0,1,1,2], row 1 = one doc. GQA: H=4, Hkv=2, D=4.
-const B = 2, T = 6, H = 4, Hkv = 2, D = 4;
+const B = 2,
+  T = 6,
+  H = 4,
+  Hkv = 2,
+  D = 4;
 const SEG = Int32Array.from([0, 0, 0, 1, 1, 2, 5, 5, 5, 5, 5, 5]);
 /** window > 0: query i also needs i - j < window (HF sliding_window_overlay). */
 function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window = 0): tf.Tensor {
   const mask = new Float32Array(B * T * T);
-  for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-    if (j > i || SEG[b * T + j] !== SEG[b * T + i] || (window > 0 && i - j >= window)) mask[(b * T + i) * T + j] = -1e30;
-  }
-  const kvOf = tf.tensor1d(Array.from({ length: H }, (_, hh) => Math.floor(hh / (H / Hkv))), 'int32');
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < T; i++)
+      for (let j = 0; j < T; j++) {
+        if (j > i || SEG[b * T + j] !== SEG[b * T + i] || (window > 0 && i - j >= window))
+          mask[(b * T + i) * T + j] = -1e30;
+      }
+  const kvOf = tf.tensor1d(
+    Array.from({ length: H }, (_, hh) => Math.floor(hh / (H / Hkv))),
+    'int32',
+  );
   const rep = (x: tf.Tensor) => tf.gather(x, kvOf, 2); // HF repeat_kv: head h reads kv head h / (H/Hkv)
-  const qh = tf.transpose(q, [0, 2, 1, 3]), kh = tf.transpose(rep(k), [0, 2, 1, 3]), vh = tf.transpose(rep(v), [0, 2, 1, 3]);
+  const qh = tf.transpose(q, [0, 2, 1, 3]),
+    kh = tf.transpose(rep(k), [0, 2, 1, 3]),
+    vh = tf.transpose(rep(v), [0, 2, 1, 3]);
   const p = tf.softmax(tf.add(tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(D)), tf.tensor(mask, [B, 1, T, T])));
   return tf.transpose(tf.matMul(p, vh), [0, 2, 1, 3]);
 }
 
-const M = 5, C = 6, V = 11;
-const LABELS = Int32Array.from([3, 0, 10, 7, 7]), WEIGHTS = Float32Array.from([1, 0.5, 0, 2, 1]);
+const M = 5,
+  C = 6,
+  V = 11;
+const LABELS = Int32Array.from([3, 0, 10, 7, 7]),
+  WEIGHTS = Float32Array.from([1, 0.5, 0, 2, 1]);
 function plainCE(h: tf.Tensor, W: tf.Tensor): tf.Tensor {
   const logits = tf.matMul(h, W, false, true);
   const nll = tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(LABELS, 'int32'), V)), 1));
   return tf.sum(tf.mul(nll, tf.tensor1d(WEIGHTS)));
 }
 
-const N = 5, h = 3, RD = 8;
+const N = 5,
+  h = 3,
+  RD = 8;
 const cases: Case[] = [
   {
-    name: 'attention', shapes: [[B, T, H, D], [B, T, Hkv, D], [B, T, Hkv, D]],
+    name: 'attention',
+    shapes: [
+      [B, T, H, D],
+      [B, T, Hkv, D],
+      [B, T, Hkv, D],
+    ],
     op: ([q, k, v]) => attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, SEG),
     plain: ([q, k, v]) => plainAttention(q, k, v),
   },
   {
     // Row 1 is one 6-token document: a window of 2 cuts it; row 0's documents are 3, 2, 1 tokens.
-    name: 'attention, sliding window 2', shapes: [[B, T, H, D], [B, T, Hkv, D], [B, T, Hkv, D]],
+    name: 'attention, sliding window 2',
+    shapes: [
+      [B, T, H, D],
+      [B, T, Hkv, D],
+      [B, T, Hkv, D],
+    ],
     op: ([q, k, v]) => attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, SEG, undefined, 2),
     plain: ([q, k, v]) => plainAttention(q, k, v, 2),
   },
   {
-    name: 'crossEntropyWeighted', shapes: [[M, C], [V, C]], diff: [0],
-    op: ([hh, W]) => crossEntropyWeighted(hh as tf.Tensor2D, W as tf.Tensor2D, LABELS, WEIGHTS, 2),
+    name: 'crossEntropyWeighted',
+    shapes: [
+      [M, C],
+      [V, C],
+    ],
+    diff: [0],
+    op: ([hh, W]) => crossEntropyWeighted(hh as tf.Tensor2D, W as tf.Tensor2D, LABELS, WEIGHTS, { chunkRows: 2 }),
     plain: ([hh, W]) => plainCE(hh, W),
   },
   {
-    name: 'rmsNorm', shapes: [[2, 3, 8], [8]],
+    name: 'rmsNorm',
+    shapes: [[2, 3, 8], [8]],
     op: ([x, w]) => rmsNorm(x, w, 1e-6),
     plain: ([x, w]) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6))), w),
   },
   {
-    name: 'swiglu', shapes: [[4, 7], [4, 7]], scale: [4, 1],
+    name: 'swiglu',
+    shapes: [
+      [4, 7],
+      [4, 7],
+    ],
+    scale: [4, 1],
     op: ([g, u]) => swiglu(g, u),
     plain: ([g, u]) => tf.mul(tf.mul(g, tf.sigmoid(g)), u),
   },
   {
-    name: 'geluTanhMul', shapes: [[4, 7], [4, 7]], scale: [4, 1],
+    name: 'geluTanhMul',
+    shapes: [
+      [4, 7],
+      [4, 7],
+    ],
+    scale: [4, 1],
     op: ([g, u]) => geluTanhMul(g, u),
     plain: ([g, u]) => geluTanhMulPlain(g as tf.Tensor2D, u as tf.Tensor2D),
   },
   {
-    name: 'rope', shapes: [[N, h, RD], [N, RD], [N, RD]], diff: [0],
+    name: 'rope',
+    shapes: [
+      [N, h, RD],
+      [N, RD],
+      [N, RD],
+    ],
+    diff: [0],
     op: ([x, c, s]) => rope(x as tf.Tensor3D, c as tf.Tensor2D, s as tf.Tensor2D),
     plain: ([x, c, s]) => {
       const [x1, x2] = tf.split(x, 2, 2);
@@ -85,26 +142,53 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'loraLinear', shapes: [[5, 6], [7, 6], [2, 6], [7, 2], [7]], diff: [0, 2, 3],
-    op: ([x, W, A, Bm, b]) => loraLinear(x as tf.Tensor2D, W as tf.Tensor2D, A as tf.Tensor2D, Bm as tf.Tensor2D, 1.5, { bias: b as tf.Tensor1D }),
-    plain: ([x, W, A, Bm, b]) => tf.add(tf.add(tf.matMul(x, W, false, true), b), tf.matMul(tf.mul(tf.matMul(x, A, false, true), 1.5), Bm, false, true)),
+    name: 'loraLinear',
+    shapes: [[5, 6], [7, 6], [2, 6], [7, 2], [7]],
+    diff: [0, 2, 3],
+    op: ([x, W, A, Bm, b]) =>
+      loraLinear(x as tf.Tensor2D, W as tf.Tensor2D, A as tf.Tensor2D, Bm as tf.Tensor2D, 1.5, {
+        bias: b as tf.Tensor1D,
+      }),
+    plain: ([x, W, A, Bm, b]) =>
+      tf.add(
+        tf.add(tf.matMul(x, W, false, true), b),
+        tf.matMul(tf.mul(tf.matMul(x, A, false, true), 1.5), Bm, false, true),
+      ),
   },
   {
-    name: 'loraLinear with dropout input', shapes: [[5, 6], [5, 6], [7, 6], [2, 6], [7, 2]],
-    op: ([x, xd, W, A, Bm]) => loraLinear(x as tf.Tensor2D, W as tf.Tensor2D, A as tf.Tensor2D, Bm as tf.Tensor2D, 0.5, { xLora: xd as tf.Tensor2D }),
-    plain: ([x, xd, W, A, Bm]) => tf.add(tf.matMul(x, W, false, true), tf.matMul(tf.mul(tf.matMul(xd, A, false, true), 0.5), Bm, false, true)),
+    name: 'loraLinear with dropout input',
+    shapes: [
+      [5, 6],
+      [5, 6],
+      [7, 6],
+      [2, 6],
+      [7, 2],
+    ],
+    op: ([x, xd, W, A, Bm]) =>
+      loraLinear(x as tf.Tensor2D, W as tf.Tensor2D, A as tf.Tensor2D, Bm as tf.Tensor2D, 0.5, {
+        xLora: xd as tf.Tensor2D,
+      }),
+    plain: ([x, xd, W, A, Bm]) =>
+      tf.add(tf.matMul(x, W, false, true), tf.matMul(tf.mul(tf.matMul(xd, A, false, true), 0.5), Bm, false, true)),
     diff: [0, 1, 3, 4],
   },
 ];
 
 function inputs(c: Case): Float32Array[] {
-  return c.shapes.map((s, i) => rand(s.reduce((a, b) => a * b, 1), 7 + 13 * i, c.scale?.[i] ?? 1));
+  return c.shapes.map((s, i) =>
+    rand(
+      s.reduce((a, b) => a * b, 1),
+      7 + 13 * i,
+      c.scale?.[i] ?? 1,
+    ),
+  );
 }
 
 /** The op restricted to its differentiable inputs (others fixed to their data). */
 function restricted(c: Case, f: (xs: tf.Tensor[]) => tf.Tensor, data: Float32Array[]) {
   const diff = c.diff ?? c.shapes.map((_, i) => i);
-  const fixed = (xs: tf.Tensor[]) => c.shapes.map((s, i) => (diff.includes(i) ? xs[diff.indexOf(i)] : tf.tensor(data[i], s)));
+  const fixed = (xs: tf.Tensor[]) =>
+    c.shapes.map((s, i) => (diff.includes(i) ? xs[diff.indexOf(i)] : tf.tensor(data[i], s)));
   return {
     f: (xs: tf.Tensor[]) => f(fixed(xs)),
     shapes: diff.map((i) => c.shapes[i]),
@@ -116,12 +200,17 @@ function run(c: Case, f: (xs: tf.Tensor[]) => tf.Tensor): Float32Array[] {
   const data = inputs(c);
   const r = restricted(c, f, data);
   const outShape = tf.tidy(() => f(c.shapes.map((s, i) => tf.tensor(data[i], s))).shape);
-  const weights = rand(outShape.reduce((a, b) => a * b, 1), 5);
+  const weights = rand(
+    outShape.reduce((a, b) => a * b, 1),
+    5,
+  );
   return valueAndGrads(r.f, () => r.data.map((d, i) => tf.tensor(d, r.shapes[i])), weights);
 }
 
 describe('fused ops', () => {
-  beforeAll(async () => { await initBackend({ backend: 'cpu' }); });
+  beforeAll(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
 
   for (const c of cases) {
     it(`${c.name}: reference kernel = plain tfjs ops (forward and autodiff) on cpu`, async () => {
@@ -137,32 +226,48 @@ describe('fused ops', () => {
       const data = inputs(c);
       const r = restricted(c, c.op, data);
       const outShape = tf.tidy(() => c.op(c.shapes.map((s, i) => tf.tensor(data[i], s))).shape);
-      const err = fdCheck(r.f, r.shapes, r.data, rand(outShape.reduce((a, b) => a * b, 1), 5));
+      const err = fdCheck(
+        r.f,
+        r.shapes,
+        r.data,
+        rand(
+          outShape.reduce((a, b) => a * b, 1),
+          5,
+        ),
+      );
       console.log(`${c.name} finite differences rel err=${err.toExponential(2)}`);
       expect(err).toBeLessThan(5e-3);
     });
 
-    it.skipIf(!native.ok)(`${c.name}: native = cpu reference (value + grads)${native.ok ? '' : ' SKIPPED: ' + native.detail}`, async () => {
-      await initBackend({});
-      await tf.setBackend('cpu');
-      const a = run(c, c.op);
-      await tf.setBackend('native');
-      const b = run(c, c.op);
-      const d = Math.max(...a.map((x, i) => maxdiff(x, b[i])));
-      console.log(`${c.name} native vs cpu maxdiff=${d.toExponential(2)}`);
-      expect(d).toBeLessThan(1e-5);
-    });
+    it.skipIf(!native.ok)(
+      `${c.name}: native = cpu reference (value + grads)${native.ok ? '' : ' SKIPPED: ' + native.detail}`,
+      async () => {
+        await initBackend({});
+        await tf.setBackend('cpu');
+        const a = run(c, c.op);
+        await tf.setBackend('native');
+        const b = run(c, c.op);
+        const d = Math.max(...a.map((x, i) => maxdiff(x, b[i])));
+        console.log(`${c.name} native vs cpu maxdiff=${d.toExponential(2)}`);
+        expect(d).toBeLessThan(1e-5);
+      },
+    );
   }
 
   it('attention rejects decreasing segment ids; cross-entropy rejects labels outside [0, V)', () => {
-    const q = tf.zeros([1, 3, 2, 2]) as tf.Tensor4D, k = tf.zeros([1, 3, 1, 2]) as tf.Tensor4D;
+    const q = tf.zeros([1, 3, 2, 2]) as tf.Tensor4D,
+      k = tf.zeros([1, 3, 1, 2]) as tf.Tensor4D;
     expect(() => attention(q, k, k, Int32Array.from([0, 1, 0]))).toThrow(/must not decrease/);
-    expect(() => crossEntropyWeighted(tf.zeros([1, 2]), tf.zeros([3, 2]), Int32Array.of(3), Float32Array.of(1))).toThrow(/outside \[0, 3\)/);
+    expect(() =>
+      crossEntropyWeighted(tf.zeros([1, 2]), tf.zeros([3, 2]), Int32Array.of(3), Float32Array.of(1)),
+    ).toThrow(/outside \[0, 3\)/);
   });
 });
 
 describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
-  beforeAll(async () => { await initBackend({}); });
+  beforeAll(async () => {
+    await initBackend({});
+  });
 
   async function both(f: () => tf.Tensor[]): Promise<number> {
     const out: Float32Array[][] = [];
@@ -175,11 +280,27 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
 
   it('attention B=2 T=64 H=6 Hkv=2 D=16, segments of 40/24 and 64 tokens', async () => {
     const seg = Int32Array.from({ length: 128 }, (_, i) => (i < 40 ? 0 : i < 64 ? 1 : 2));
-    const [q, k, v, r] = [[2, 64, 6, 16], [2, 64, 2, 16], [2, 64, 2, 16], [2, 64, 6, 16]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 31 + i));
+    const [q, k, v, r] = [
+      [2, 64, 6, 16],
+      [2, 64, 2, 16],
+      [2, 64, 2, 16],
+      [2, 64, 6, 16],
+    ].map((s, i) =>
+      rand(
+        s.reduce((a, b) => a * b, 1),
+        31 + i,
+      ),
+    );
     const d = await both(() => {
-      const t = [tf.tensor(q, [2, 64, 6, 16]), tf.tensor(k, [2, 64, 2, 16]), tf.tensor(v, [2, 64, 2, 16])] as tf.Tensor4D[];
+      const t = [
+        tf.tensor(q, [2, 64, 6, 16]),
+        tf.tensor(k, [2, 64, 2, 16]),
+        tf.tensor(v, [2, 64, 2, 16]),
+      ] as tf.Tensor4D[];
       const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-        tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg), tf.tensor(r, [2, 64, 6, 16])));
+        tf.sum(
+          tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg), tf.tensor(r, [2, 64, 6, 16])),
+        );
       return [attention(t[0], t[1], t[2], seg), ...tf.grads(f)(t)];
     });
     console.log(`attention 2x64x6x16 native vs cpu (value + grads) maxdiff=${d.toExponential(2)}`);
@@ -188,8 +309,17 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
 
   it('attention B=1 T=300 H=4 Hkv=1 D=8, a 260-token segment spans three 128-query blocks', async () => {
     const seg = Int32Array.from({ length: 300 }, (_, i) => (i < 260 ? 0 : 1));
-    const sh: number[][] = [[1, 300, 4, 8], [1, 300, 1, 8], [1, 300, 1, 8]];
-    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 41 + i));
+    const sh: number[][] = [
+      [1, 300, 4, 8],
+      [1, 300, 1, 8],
+      [1, 300, 1, 8],
+    ];
+    const [q, k, v, r] = [...sh, sh[0]].map((s, i) =>
+      rand(
+        s.reduce((a, b) => a * b, 1),
+        41 + i,
+      ),
+    );
     const d = await both(() => {
       const mk = (x: Float32Array, s: number[]): tf.Tensor => tf.tensor(x, s);
       const t = [q, k, v].map((x, i) => mk(x, sh[i]) as tf.Tensor4D);
@@ -201,39 +331,90 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     expect(d).toBeLessThan(1e-5);
   });
 
-  it.each([[5], [100], [150], [260]])('attention B=1 T=300 H=4 Hkv=2 D=8, sliding window %i inside a 260-token segment (block skipping from both ends)', async (W) => {
-    const seg = Int32Array.from({ length: 300 }, (_, i) => (i < 260 ? 0 : 1));
-    const sh: number[][] = [[1, 300, 4, 8], [1, 300, 2, 8], [1, 300, 2, 8]];
-    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s.reduce((a, b) => a * b, 1), 51 + i));
-    const d = await both(() => {
-      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as unknown as tf.Tensor4D);
-      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-        tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg, 0.3, W), tf.tensor(r, sh[0])));
-      return [attention(t[0], t[1], t[2], seg, 0.3, W), ...tf.grads(f)(t)];
-    });
-    console.log(`attention 1x300x4x8 window ${W} native vs cpu (value + grads) maxdiff=${d.toExponential(2)}`);
-    expect(d).toBeLessThan(1e-5);
-  });
+  it.each([[5], [100], [150], [260]])(
+    'attention B=1 T=300 H=4 Hkv=2 D=8, sliding window %i inside a 260-token segment (block skipping from both ends)',
+    async (W) => {
+      const seg = Int32Array.from({ length: 300 }, (_, i) => (i < 260 ? 0 : 1));
+      const sh: number[][] = [
+        [1, 300, 4, 8],
+        [1, 300, 2, 8],
+        [1, 300, 2, 8],
+      ];
+      const [q, k, v, r] = [...sh, sh[0]].map((s, i) =>
+        rand(
+          s.reduce((a, b) => a * b, 1),
+          51 + i,
+        ),
+      );
+      const d = await both(() => {
+        const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as unknown as tf.Tensor4D);
+        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(
+            tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg, 0.3, W), tf.tensor(r, sh[0])),
+          );
+        return [attention(t[0], t[1], t[2], seg, 0.3, W), ...tf.grads(f)(t)];
+      });
+      console.log(`attention 1x300x4x8 window ${W} native vs cpu (value + grads) maxdiff=${d.toExponential(2)}`);
+      expect(d).toBeLessThan(1e-5);
+    },
+  );
 
   it('attention: a window shorter than the document changes the output; a window as long as it does not', async () => {
     await tf.setBackend(native.ok ? 'native' : 'cpu');
     const seg = new Int32Array(40);
-    const [q, k, v] = [[1, 40, 2, 8], [1, 40, 1, 8], [1, 40, 1, 8]].map((s, i) => tf.tensor(rand(s.reduce((a, b) => a * b, 1), 61 + i), s) as unknown as tf.Tensor4D);
+    const [q, k, v] = [
+      [1, 40, 2, 8],
+      [1, 40, 1, 8],
+      [1, 40, 1, 8],
+    ].map(
+      (s, i) =>
+        tf.tensor(
+          rand(
+            s.reduce((a, b) => a * b, 1),
+            61 + i,
+          ),
+          s,
+        ) as unknown as tf.Tensor4D,
+    );
     const full = attention(q, k, v, seg).dataSync();
     expect(maxdiff(attention(q, k, v, seg, undefined, 40).dataSync() as Float32Array, full as Float32Array)).toBe(0);
-    expect(maxdiff(attention(q, k, v, seg, undefined, 8).dataSync() as Float32Array, full as Float32Array)).toBeGreaterThan(1e-3);
+    expect(
+      maxdiff(attention(q, k, v, seg, undefined, 8).dataSync() as Float32Array, full as Float32Array),
+    ).toBeGreaterThan(1e-3);
     expect(() => attention(q, k, v, seg, undefined, -1)).toThrow(/window -1 must be an integer >= 0/);
   });
 
   it('crossEntropyWeighted M=40 C=32 V=300, chunks of 16 rows', async () => {
-    const hd = rand(40 * 32, 3), Wd = rand(300 * 32, 4);
-    const labels = Int32Array.from({ length: 40 }, (_, i) => (i * 37) % 300), w = rand(40, 5).map(Math.abs);
+    const hd = rand(40 * 32, 3),
+      Wd = rand(300 * 32, 4);
+    const labels = Int32Array.from({ length: 40 }, (_, i) => (i * 37) % 300),
+      w = rand(40, 5).map(Math.abs);
     const d = await both(() => {
-      const hh = tf.tensor2d(hd, [40, 32]), W = tf.tensor2d(Wd, [300, 32]);
-      const f = (x: tf.Tensor) => crossEntropyWeighted(x as tf.Tensor2D, W, labels, w, 16);
+      const hh = tf.tensor2d(hd, [40, 32]),
+        W = tf.tensor2d(Wd, [300, 32]);
+      const f = (x: tf.Tensor) => crossEntropyWeighted(x as tf.Tensor2D, W, labels, w, { chunkRows: 16 });
       return [f(hh), tf.grad(f)(hh)];
     });
     console.log(`crossEntropyWeighted 40x32x300 native vs cpu (value + grad) maxdiff=${d.toExponential(2)}`);
     expect(d).toBeLessThan(2e-5);
+  });
+
+  it('crossEntropyWeighted withGrad false (evaluation): the same loss on each backend, no dh, no gradient', async () => {
+    const hd = rand(40 * 32, 6),
+      Wd = rand(300 * 32, 7);
+    const labels = Int32Array.from({ length: 40 }, (_, i) => (i * 13) % 300),
+      w = rand(40, 8).map(Math.abs);
+    for (const b of ['cpu', 'native']) {
+      await tf.setBackend(b);
+      tf.tidy(() => {
+        const hh = tf.tensor2d(hd, [40, 32]),
+          W = tf.tensor2d(Wd, [300, 32]);
+        const train = crossEntropyWeighted(hh, W, labels, w, { chunkRows: 16 }).dataSync()[0];
+        const evalOnly = crossEntropyWeighted(hh, W, labels, w, { chunkRows: 16, withGrad: false }).dataSync()[0];
+        expect(evalOnly, b).toBe(train);
+        const f = (x: tf.Tensor) => crossEntropyWeighted(x as tf.Tensor2D, W, labels, w, { withGrad: false });
+        expect(() => tf.grad(f)(hh), b).toThrow(/withGrad false/);
+      });
+    }
   });
 });

@@ -24,31 +24,62 @@ beforeAll(async () => {
   store.close();
   srv = await startServe(data, ARGS);
   const b = 'bnd';
-  const raw = Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"\r\n\r\n`), fs.readFileSync(fx.train), Buffer.from(`\r\n--${b}--\r\n`)]);
+  const raw = Buffer.concat([
+    Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"\r\n\r\n`),
+    fs.readFileSync(fx.train),
+    Buffer.from(`\r\n--${b}--\r\n`),
+  ]);
   expect((await request(srv.url, 'POST', `${A}/datasets`, { body: { datasetId: 'train' } })).status).toBe(200);
-  expect((await request(srv.url, 'POST', `${A}/datasets/train:upload`, { raw, headers: { 'content-type': `multipart/form-data; boundary=${b}` } })).status).toBe(200);
+  expect(
+    (
+      await request(srv.url, 'POST', `${A}/datasets/train:upload`, {
+        raw,
+        headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+      })
+    ).status,
+  ).toBe(200);
 });
 afterAll(stopAllServers);
 
 /** The same job every time (dropout on, so the resumed masks must match too), checkpointed every step. */
 async function createJob(id: string): Promise<void> {
-  const body = { dataset: 'train', baseModel: 'tiny', batchSize: 64, learningRate: 0.01, epochs: 1, evalAutoCarveout: false, seed: 3, loraDropout: 0.1, checkpointEverySteps: 1 };
+  const body = {
+    dataset: 'train',
+    baseModel: 'tiny',
+    batchSize: 64,
+    learningRate: 0.01,
+    epochs: 1,
+    evalAutoCarveout: false,
+    seed: 3,
+    loraDropout: 0.1,
+    checkpointEverySteps: 1,
+  };
   const r = await request(srv.url, 'POST', `${A}/supervisedFineTuningJobs?supervisedFineTuningJobId=${id}`, { body });
   expect(r.status, r.text).toBe(200);
 }
 
-const checkpointed = (id: string, step: number) => fs.existsSync(path.join(jobDir(data, id), 'out/checkpoints', `step-${String(step).padStart(6, '0')}`));
+const checkpointed = (id: string, step: number) =>
+  fs.existsSync(path.join(jobDir(data, id), 'out/checkpoints', `step-${String(step).padStart(6, '0')}`));
 const adapter = (id: string) => fs.readFileSync(path.join(data, 'models/local', id, 'adapter_model.safetensors'));
 /** The adapter of an uninterrupted run of the job: 'queued' from the first test, else a run of its own. */
 async function reference(): Promise<Buffer> {
   if (!fs.existsSync(path.join(data, 'models/local/queued'))) {
     await createJob('ref');
-    expect((await waitForJob(srv.url, undefined, 'ref', ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED'])).state).toBe('JOB_STATE_COMPLETED');
+    expect((await waitForJob(srv.url, undefined, 'ref', ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED'])).state).toBe(
+      'JOB_STATE_COMPLETED',
+    );
     return adapter('ref');
   }
   return adapter('queued');
 }
-const trainerPid = (id: string) => Number(/pid (\d+)/.exec(runsLog(data, id).filter((l) => l.startsWith('start')).at(-1) ?? '')?.[1]);
+const trainerPid = (id: string) =>
+  Number(
+    /pid (\d+)/.exec(
+      runsLog(data, id)
+        .filter((l) => l.startsWith('start'))
+        .at(-1) ?? '',
+    )?.[1],
+  );
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -58,7 +89,12 @@ const alive = (pid: number) => {
   }
 };
 const act = async (id: string, verb: string) => {
-  const r = await request(srv.url, verb === 'delete' ? 'DELETE' : 'POST', `${A}/supervisedFineTuningJobs/${id}${verb === 'delete' ? '' : `:${verb}`}`, verb === 'delete' ? {} : { body: {} });
+  const r = await request(
+    srv.url,
+    verb === 'delete' ? 'DELETE' : 'POST',
+    `${A}/supervisedFineTuningJobs/${id}${verb === 'delete' ? '' : `:${verb}`}`,
+    verb === 'delete' ? {} : { body: {} },
+  );
   expect(r.status, r.text).toBe(200);
   return r.json;
 };
@@ -105,7 +141,11 @@ describe('lorasft serve: crashes, cancel, resume', { timeout: 900_000 }, () => {
     await createJob('cancel');
     await waitFor('a checkpoint of job cancel', () => checkpointed('cancel', 1), 240_000, 100);
     expect(['JOB_STATE_CANCELLING', 'JOB_STATE_CANCELLED']).toContain((await act('cancel', 'cancel')).state);
-    const x = await waitForJob(srv.url, undefined, 'cancel', ['JOB_STATE_CANCELLED', 'JOB_STATE_COMPLETED', 'JOB_STATE_FAILED']);
+    const x = await waitForJob(srv.url, undefined, 'cancel', [
+      'JOB_STATE_CANCELLED',
+      'JOB_STATE_COMPLETED',
+      'JOB_STATE_FAILED',
+    ]);
     expect(x.state).toBe('JOB_STATE_CANCELLED');
     expect(x.status.code).toBe('CANCELLED');
     await act('cancel', 'resume');

@@ -13,7 +13,16 @@ import { startProcess, type ServerProcess } from './server_process.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // playwright launches with a fresh temporary profile (its own --user-data-dir).
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 let fx: Fixture;
 let srv: ServerProcess;
@@ -25,8 +34,28 @@ beforeAll(async () => {
   shots = process.env.LORASFT_SCREENSHOTS ?? path.join(fx.root, 'screenshots');
   fs.mkdirSync(shots, { recursive: true });
   const data = path.join(fx.root, 'data');
-  await promisify(execFile)(process.execPath, [BIN, 'model', 'import', 'accounts/local/models/tiny', fx.model, '--data-dir', data]);
-  srv = await startProcess([BIN, 'serve', '--port', '0', '--data-dir', data, '--workers', '1', '--threads-per-job', '1', '--no-demo-model']);
+  await promisify(execFile)(process.execPath, [
+    BIN,
+    'model',
+    'import',
+    'accounts/local/models/tiny',
+    fx.model,
+    '--data-dir',
+    data,
+  ]);
+  srv = await startProcess([
+    BIN,
+    'serve',
+    '--port',
+    '0',
+    '--data-dir',
+    data,
+    '--workers',
+    '1',
+    '--threads-per-job',
+    '1',
+    '--no-demo-model',
+  ]);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, timeout: 120_000 });
 });
 
@@ -94,7 +123,9 @@ describe('dashboard (headless Chromium)', () => {
     // Phone width: still readable (no horizontal scroll of the page).
     await page.setViewportSize({ width: 390, height: 844 });
     // (the chart follows its box through a ResizeObserver, so this settles after a frame or two)
-    await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), { timeout: 30_000 }).toBeLessThanOrEqual(1);
+    await expect
+      .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), { timeout: 30_000 })
+      .toBeLessThanOrEqual(1);
     await shot(page, '5-job-phone');
     await page.setViewportSize({ width: 1280, height: 800 });
 
@@ -108,8 +139,17 @@ describe('dashboard (headless Chromium)', () => {
     await page.close();
 
     // The deployed fine-tuned model answers on the OpenAI-compatible API of the same server.
-    const ask = () => fetch(`${srv.url}/inference/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'accounts/local/models/dash-model', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, temperature: 0 }) });
+    const ask = () =>
+      fetch(`${srv.url}/inference/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'accounts/local/models/dash-model',
+          messages: [{ role: 'user', content: 'hi' }],
+          max_tokens: 4,
+          temperature: 0,
+        }),
+      });
     const r = await ask();
     const j = await r.json();
     expect(r.status, JSON.stringify(j)).toBe(200);

@@ -7,6 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BIN } from '../train/fixture.ts';
 
+/** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
 export { BIN };
 
 export interface Serve {
@@ -23,12 +27,17 @@ const servers = new Set<Serve>();
 
 /** Starts `lorasft serve --port 0 --data-dir DIR ...` and resolves once it prints its URL. */
 export function startServe(dataDir: string, args: string[] = [], env: Record<string, string> = {}): Promise<Serve> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // Below the test runner's priority (its trainers inherit it): on a loaded 2-core machine the runner must still
   // get the CPU to answer its workers.
   try {
     os.setPriority(child.pid!, 10);
-  } catch { /* not permitted: run at normal priority */ }
+  } catch {
+    /* not permitted: run at normal priority */
+  }
   let out = '';
   const exited = new Promise<void>((res) => child.on('exit', () => res()));
   const waitExit = (sig: NodeJS.Signals) => {
@@ -46,7 +55,9 @@ export function startServe(dataDir: string, args: string[] = [], env: Record<str
       if (!m) return;
       clearTimeout(timer);
       const s: Serve = {
-        url: m[1], child, output: () => out,
+        url: m[1],
+        child,
+        output: () => out,
         async stop() {
           const t = setTimeout(() => child.kill('SIGKILL'), 90_000);
           await waitExit('SIGTERM');
@@ -77,14 +88,22 @@ export async function stopAllServers(): Promise<void> {
 
 export interface Reply {
   status: number;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: Json;
   text: string;
 }
 
 /** One HTTP request with the path sent as-is (no URL normalisation of '..'). */
-export function request(base: string, method: string, rawPath: string, opts: { body?: unknown; key?: string; headers?: Record<string, string>; raw?: Buffer | string } = {}): Promise<Reply> {
+export function request(
+  base: string,
+  method: string,
+  rawPath: string,
+  opts: { body?: unknown; key?: string; headers?: Record<string, string>; raw?: Buffer | string } = {},
+): Promise<Reply> {
   const u = new URL(base);
-  const headers: Record<string, string> = { ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}), ...(opts.headers ?? {}) };
+  const headers: Record<string, string> = {
+    ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}),
+    ...(opts.headers ?? {}),
+  };
   let payload: Buffer | undefined;
   if (opts.raw !== undefined) payload = Buffer.from(opts.raw);
   else if (opts.body !== undefined) {
@@ -101,7 +120,9 @@ export function request(base: string, method: string, rawPath: string, opts: { b
         let json: unknown = null;
         try {
           json = JSON.parse(text);
-        } catch { /* not JSON */ }
+        } catch {
+          /* not JSON */
+        }
         resolve({ status: res.statusCode ?? 0, json, text });
       });
     });
@@ -111,7 +132,12 @@ export function request(base: string, method: string, rawPath: string, opts: { b
 }
 
 /** Polls `fn` every `everyMs` until it returns a value other than undefined / false, or throws after `deadlineMs`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, deadlineMs = 600_000, everyMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  deadlineMs = 600_000,
+  everyMs = 250,
+): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const v = await fn();
@@ -137,10 +163,20 @@ export function runsLog(dataDir: string, id: string): string[] {
 }
 
 /** Polls job `id` until its state is one of `states`; returns the job. */
-export function waitForJob(base: string, key: string | undefined, id: string, states: string[], deadlineMs = 600_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  return waitFor(`job ${id} to reach ${states.join('/')}`, async () => {
-    const r = await request(base, 'GET', `/v1/accounts/local/supervisedFineTuningJobs/${id}`, { key });
-    if (r.status !== 200) throw new Error(`GET job ${id}: ${r.status} ${r.text}`);
-    return states.includes(r.json.state) ? r.json : undefined;
-  }, deadlineMs);
+export function waitForJob(
+  base: string,
+  key: string | undefined,
+  id: string,
+  states: string[],
+  deadlineMs = 600_000,
+): Promise<Json> {
+  return waitFor(
+    `job ${id} to reach ${states.join('/')}`,
+    async () => {
+      const r = await request(base, 'GET', `/v1/accounts/local/supervisedFineTuningJobs/${id}`, { key });
+      if (r.status !== 200) throw new Error(`GET job ${id}: ${r.status} ${r.text}`);
+      return states.includes(r.json.state) ? r.json : undefined;
+    },
+    deadlineMs,
+  );
 }

@@ -5,7 +5,7 @@ import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadBaseModel, type BaseModel } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
-import { generate } from '../../src/train/generate.ts';
+import { generate } from '../../src/infer/generate.ts';
 import { makeInferFixture, randomAdapter, type InferFixture } from '../infer/fixture.ts';
 import { startInferenceServer, until, type ServerProcess } from './server_process.ts';
 
@@ -23,8 +23,16 @@ let base: BaseModel;
 beforeAll(async () => {
   fx = await makeInferFixture();
   const c = await randomAdapter(fx, 'adapter-c', 9);
-  srv = await startInferenceServer(['--base', `${BASE}=${fx.model}`, '--adapter', `${FT_A}=${BASE}:${fx.adapters[0]}`,
-    '--adapter', `${FT_B}=${BASE}:${fx.adapters[1]}`, '--adapter', `${FT_C}=${BASE}:${c}`]);
+  srv = await startInferenceServer([
+    '--base',
+    `${BASE}=${fx.model}`,
+    '--adapter',
+    `${FT_A}=${BASE}:${fx.adapters[0]}`,
+    '--adapter',
+    `${FT_B}=${BASE}:${fx.adapters[1]}`,
+    '--adapter',
+    `${FT_C}=${BASE}:${c}`,
+  ]);
   client = new OpenAI({ baseURL: `${srv.url}/inference/v1`, apiKey: 'unused', timeout: 120_000, maxRetries: 0 });
   await initBackend({});
   base = await loadBaseModel(fx.model);
@@ -39,8 +47,21 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const r = await fetch(`${srv.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+/** The JSON bodies these tests read: loose on purpose (each test checks the fields it needs). */
+interface ApiJson {
+  state?: string;
+  error: { code: string | number; message: string; status?: string; type?: string; param?: string };
+  deployedModels: { model: string; name: string }[];
+  deployments: { name: string }[];
+  [field: string]: unknown;
+}
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: ApiJson }> {
+  const r = await fetch(`${srv.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: r.status, json: await r.json() };
 }
 
@@ -54,7 +75,7 @@ async function reference(content: string, adapter: string | null, maxNewTokens: 
   return g.text;
 }
 
-async function waitReady(id: string): Promise<any> {
+async function waitReady(id: string): Promise<ApiJson> {
   return until(async () => {
     const r = await call('GET', `${API}/deployments/${id}`);
     if (r.json.state === 'FAILED') throw new Error(JSON.stringify(r.json));
@@ -66,15 +87,34 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
   it('deploys a fine-tuned model and a multi-LoRA base deployment, with REST errors in the service shape', async () => {
     const created = await call('POST', `${API}/deployments?deploymentId=ft-a-dep`, { baseModel: FT_A });
     expect(created.status).toBe(200);
-    expect(created.json).toMatchObject({ name: 'accounts/local/deployments/ft-a-dep', baseModel: FT_A, state: 'CREATING' });
-    expect((await call('POST', `${API}/deployments?deploymentId=multi`, { baseModel: BASE, enableAddons: true })).status).toBe(200);
+    expect(created.json).toMatchObject({
+      name: 'accounts/local/deployments/ft-a-dep',
+      baseModel: FT_A,
+      state: 'CREATING',
+    });
+    expect(
+      (await call('POST', `${API}/deployments?deploymentId=multi`, { baseModel: BASE, enableAddons: true })).status,
+    ).toBe(200);
     await waitReady('ft-a-dep');
     await waitReady('multi');
-    const loaded = await call('POST', `${API}/deployedModels`, { model: FT_B, deployment: 'accounts/local/deployments/multi' });
+    const loaded = await call('POST', `${API}/deployedModels`, {
+      model: FT_B,
+      deployment: 'accounts/local/deployments/multi',
+    });
     expect(loaded.status).toBe(200);
-    expect(loaded.json).toMatchObject({ model: FT_B, deployment: 'accounts/local/deployments/multi', state: 'DEPLOYED' });
-    expect((await call('GET', `${API}/deployedModels`)).json.deployedModels.map((d: any) => d.model).sort()).toEqual([FT_A, FT_B]);
-    expect((await call('GET', `${API}/deployments`)).json.deployments.map((d: any) => d.name).sort()).toEqual(['accounts/local/deployments/ft-a-dep', 'accounts/local/deployments/multi']);
+    expect(loaded.json).toMatchObject({
+      model: FT_B,
+      deployment: 'accounts/local/deployments/multi',
+      state: 'DEPLOYED',
+    });
+    expect((await call('GET', `${API}/deployedModels`)).json.deployedModels.map((d) => d.model).sort()).toEqual([
+      FT_A,
+      FT_B,
+    ]);
+    expect((await call('GET', `${API}/deployments`)).json.deployments.map((d) => d.name).sort()).toEqual([
+      'accounts/local/deployments/ft-a-dep',
+      'accounts/local/deployments/multi',
+    ]);
 
     const errors: Array<[string, string, unknown, number, string]> = [
       ['POST', `${API}/deployments?deploymentId=Bad_Id`, { baseModel: FT_A }, 400, 'INVALID_ARGUMENT'],
@@ -109,10 +149,17 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
     expect(chat.choices[0].finish_reason).toMatch(/^(stop|length)$/);
     expect(chat.usage!.total_tokens).toBe(chat.usage!.prompt_tokens + chat.usage!.completion_tokens);
 
-    const stream = await client.chat.completions.create({ model: FT_A, messages, temperature: 0, max_tokens: 10, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: FT_A,
+      messages,
+      temperature: 0,
+      max_tokens: 10,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let finish: string | null = null;
-    let usage: any;
+    let usage: typeof chat.usage;
     for await (const ch of stream) {
       text += ch.choices[0]?.delta?.content ?? '';
       finish = ch.choices[0]?.finish_reason ?? finish;
@@ -124,16 +171,33 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
 
     // The LoRA loaded on the base deployment, routed with MODEL#DEPLOYMENT, and the base model itself.
     const wantB = await reference(messages[0].content, fx.adapters[1], 8);
-    const viaHash = await client.chat.completions.create({ model: `${FT_B}#accounts/local/deployments/multi`, messages, temperature: 0, max_tokens: 8 });
+    const viaHash = await client.chat.completions.create({
+      model: `${FT_B}#accounts/local/deployments/multi`,
+      messages,
+      temperature: 0,
+      max_tokens: 8,
+    });
     expect(viaHash.choices[0].message.content).toBe(wantB);
     const plain = await client.chat.completions.create({ model: BASE, messages, temperature: 0, max_tokens: 8 });
     expect(plain.choices[0].message.content).toBe(await reference(messages[0].content, null, 8));
 
-    const comp = await client.completions.create({ model: FT_B, prompt: 'The capital of France is', temperature: 0, max_tokens: 6 });
+    const comp = await client.completions.create({
+      model: FT_B,
+      prompt: 'The capital of France is',
+      temperature: 0,
+      max_tokens: 6,
+    });
     expect(comp.object).toBe('text_completion');
     expect(comp.usage!.completion_tokens).toBeLessThanOrEqual(6);
     let streamed = '';
-    for await (const ch of await client.completions.create({ model: FT_B, prompt: 'The capital of France is', temperature: 0, max_tokens: 6, stream: true })) streamed += ch.choices[0]?.text ?? '';
+    for await (const ch of await client.completions.create({
+      model: FT_B,
+      prompt: 'The capital of France is',
+      temperature: 0,
+      max_tokens: 6,
+      stream: true,
+    }))
+      streamed += ch.choices[0]?.text ?? '';
     expect(streamed).toBe(comp.choices[0].text);
 
     const models = await client.models.list();
@@ -148,8 +212,18 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
     const prompts = ['Name a city.', 'Count to three.', 'Say hello.', 'What is water?'];
     const models = [FT_A, FT_B, BASE, FT_B];
     const dirs = [fx.adapters[0], fx.adapters[1], null, fx.adapters[1]];
-    const got = await Promise.all(prompts.map((p, i) => client.chat.completions.create({ model: models[i], messages: [{ role: 'user', content: p }], temperature: 0, max_tokens: 8 })));
-    for (let i = 0; i < prompts.length; i++) expect(got[i].choices[0].message.content, prompts[i]).toBe(await reference(prompts[i], dirs[i], 8));
+    const got = await Promise.all(
+      prompts.map((p, i) =>
+        client.chat.completions.create({
+          model: models[i],
+          messages: [{ role: 'user', content: p }],
+          temperature: 0,
+          max_tokens: 8,
+        }),
+      ),
+    );
+    for (let i = 0; i < prompts.length; i++)
+      expect(got[i].choices[0].message.content, prompts[i]).toBe(await reference(prompts[i], dirs[i], 8));
   });
 
   it('answers errors in the OpenAI shape: unknown model, undeployed model, bad parameters', async () => {
@@ -157,8 +231,20 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
     const cases: Array<[string, unknown, number, string | null, string | null]> = [
       ['/chat/completions', { model: 'accounts/local/models/nope', messages: msg }, 404, 'model_not_found', 'model'],
       ['/chat/completions', { model: FT_C, messages: msg }, 404, 'model_not_deployed', 'model'],
-      ['/chat/completions', { model: `${FT_A}#accounts/local/deployments/nope`, messages: msg }, 404, 'deployment_not_found', 'model'],
-      ['/chat/completions', { model: `${FT_A}#accounts/local/deployments/multi`, messages: msg }, 404, 'model_not_deployed', 'model'],
+      [
+        '/chat/completions',
+        { model: `${FT_A}#accounts/local/deployments/nope`, messages: msg },
+        404,
+        'deployment_not_found',
+        'model',
+      ],
+      [
+        '/chat/completions',
+        { model: `${FT_A}#accounts/local/deployments/multi`, messages: msg },
+        404,
+        'model_not_deployed',
+        'model',
+      ],
       ['/chat/completions', { model: FT_A, messages: msg, temperature: 3 }, 400, 'invalid_value', 'temperature'],
       ['/chat/completions', { model: FT_A, messages: msg, top_p: 0 }, 400, 'invalid_value', 'top_p'],
       ['/chat/completions', { model: FT_A, messages: msg, max_tokens: 0 }, 400, 'invalid_value', 'max_tokens'],
@@ -167,7 +253,13 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       ['/chat/completions', { model: FT_A, messages: msg, seed: 1.5 }, 400, 'invalid_value', 'seed'],
       ['/chat/completions', { model: FT_A, messages: msg, bogus: 1 }, 400, 'unknown_parameter', 'bogus'],
       ['/chat/completions', { model: FT_A, messages: [] }, 400, 'invalid_value', 'messages'],
-      ['/chat/completions', { model: FT_A, messages: [{ role: 'robot', content: 'x' }] }, 400, 'invalid_value', 'messages[0].role'],
+      [
+        '/chat/completions',
+        { model: FT_A, messages: [{ role: 'robot', content: 'x' }] },
+        400,
+        'invalid_value',
+        'messages[0].role',
+      ],
       ['/chat/completions', { messages: msg }, 400, 'invalid_value', 'model'],
       ['/chat/completions', '{"model":', 400, 'invalid_json', null],
       ['/completions', { model: FT_A, prompt: 5 }, 400, 'invalid_value', 'prompt'],
@@ -181,18 +273,28 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       expect(r.json.error.message.length).toBeGreaterThan(0);
     }
     // The openai client surfaces them as its own error classes.
-    await expect(client.chat.completions.create({ model: 'accounts/local/models/nope', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    await expect(
+      client.chat.completions.create({
+        model: 'accounts/local/models/nope',
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    ).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
   });
 
   it('unloading a LoRA and deleting a deployment stop serving them', async () => {
-    const list = (await call('GET', `${API}/deployedModels`)).json.deployedModels as any[];
-    const b = list.find((d) => d.model === FT_B);
+    const list = (await call('GET', `${API}/deployedModels`)).json.deployedModels;
+    const b = list.find((d) => d.model === FT_B)!;
     expect((await call('DELETE', `/${'v1'}/${b.name}`)).status).toBe(200);
-    const r = await call('POST', '/inference/v1/chat/completions', { model: FT_B, messages: [{ role: 'user', content: 'hi' }] });
+    const r = await call('POST', '/inference/v1/chat/completions', {
+      model: FT_B,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(r.status).toBe(404);
     expect(r.json.error.code).toBe('model_not_deployed');
     expect((await call('DELETE', `${API}/deployments/ft-a-dep`)).status).toBe(200);
     expect((await call('GET', `${API}/deployments/ft-a-dep`)).status).toBe(404);
-    expect((await call('POST', '/inference/v1/completions', { model: FT_A, prompt: 'x' })).json.error.code).toBe('model_not_deployed');
+    expect((await call('POST', '/inference/v1/completions', { model: FT_A, prompt: 'x' })).json.error.code).toBe(
+      'model_not_deployed',
+    );
   });
 });

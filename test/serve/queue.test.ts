@@ -23,9 +23,16 @@ beforeAll(async () => {
   srv = await startServe(data, ['--workers', '2', '--threads-per-job', '1', '--no-demo-model']);
   const tiny = sliceDataset(fx.train, path.join(fx.root, 'three.jsonl'), 3);
   const boundary = 'b0und';
-  const raw = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="three.jsonl"\r\n\r\n`), fs.readFileSync(tiny), Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  const raw = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="three.jsonl"\r\n\r\n`),
+    fs.readFileSync(tiny),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
   expect((await request(srv.url, 'POST', `${A}/datasets`, { body: { datasetId: 'three' } })).status).toBe(200);
-  const up = await request(srv.url, 'POST', `${A}/datasets/three:upload`, { raw, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+  const up = await request(srv.url, 'POST', `${A}/datasets/three:upload`, {
+    raw,
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+  });
   expect(up.status, up.text).toBe(200);
 });
 afterAll(stopAllServers);
@@ -36,15 +43,29 @@ describe('lorasft serve: the queue', { timeout: 900_000 }, () => {
     const ids = Array.from({ length: N }, (_, i) => `q${String(i).padStart(2, '0')}`);
     for (const id of ids) {
       const r = await request(srv.url, 'POST', `${A}/supervisedFineTuningJobs?supervisedFineTuningJobId=${id}`, {
-        body: { dataset: 'three', baseModel: 'tiny', maxSteps: 1, batchSize: 64, evalAutoCarveout: false, learningRate: 0.01 },
+        body: {
+          dataset: 'three',
+          baseModel: 'tiny',
+          maxSteps: 1,
+          batchSize: 64,
+          evalAutoCarveout: false,
+          learningRate: 0.01,
+        },
       });
       expect(r.status, r.text).toBe(200);
     }
-    const all = await waitFor('all jobs to finish', async () => {
-      const r = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs?pageSize=100`);
-      const jobs = r.json.supervisedFineTuningJobs as { name: string; state: string; status: unknown }[];
-      return jobs.every((j) => ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(j.state)) ? jobs : undefined;
-    }, 840_000, 500);
+    const all = await waitFor(
+      'all jobs to finish',
+      async () => {
+        const r = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs?pageSize=100`);
+        const jobs = r.json.supervisedFineTuningJobs as { name: string; state: string; status: unknown }[];
+        return jobs.every((j) => ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(j.state))
+          ? jobs
+          : undefined;
+      },
+      840_000,
+      500,
+    );
     expect(all.map((j) => j.name.split('/').pop())).toEqual([...ids].reverse()); // newest first
     for (const j of all) expect(j.state, JSON.stringify(j.status)).toBe('JOB_STATE_COMPLETED');
 
@@ -53,8 +74,14 @@ describe('lorasft serve: the queue', { timeout: 900_000 }, () => {
     const starts: [number, string][] = [];
     for (const id of ids) {
       const lines = runsLog(data, id);
-      expect(lines.filter((l) => l.startsWith('start ')), `${id}: ${lines.join('; ')}`).toHaveLength(1);
-      expect(lines.filter((l) => l.startsWith('exit ')), id).toHaveLength(1);
+      expect(
+        lines.filter((l) => l.startsWith('start ')),
+        `${id}: ${lines.join('; ')}`,
+      ).toHaveLength(1);
+      expect(
+        lines.filter((l) => l.startsWith('exit ')),
+        id,
+      ).toHaveLength(1);
       const t0 = Date.parse(lines[0].split(' ')[1]);
       const t1 = Date.parse(lines[1].split(' ')[1]);
       events.push({ t: t0, d: +1 }, { t: t1, d: -1 });
@@ -74,7 +101,11 @@ describe('lorasft serve: the queue', { timeout: 900_000 }, () => {
     const seen: string[] = [];
     let token = '';
     for (let i = 0; i < 10; i++) {
-      const r = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs?pageSize=7${token ? `&pageToken=${token}` : ''}`);
+      const r = await request(
+        srv.url,
+        'GET',
+        `${A}/supervisedFineTuningJobs?pageSize=7${token ? `&pageToken=${token}` : ''}`,
+      );
       expect(r.json.totalSize).toBe(N);
       seen.push(...r.json.supervisedFineTuningJobs.map((j: { name: string }) => j.name.split('/').pop()));
       token = r.json.nextPageToken;

@@ -14,7 +14,10 @@ export interface ServerProcess {
 }
 
 export function startInferenceServer(args: string[], timeoutMs = 150_000): Promise<ServerProcess> {
-  return startProcess(['--import', 'tsx', path.join(ROOT, 'scripts/serve-inference.ts'), '--host', '127.0.0.1', '--port', '0', ...args], timeoutMs);
+  return startProcess(
+    ['--import', 'tsx', path.join(ROOT, 'scripts/serve-inference.ts'), '--host', '127.0.0.1', '--port', '0', ...args],
+    timeoutMs,
+  );
 }
 
 /** `node ARGS...` as a server process that prints `listening on URL`. */
@@ -40,11 +43,12 @@ export async function startProcess(nodeArgs: string[], timeoutMs = 150_000): Pro
       reject(new Error(`server exited with ${code}: ${err}`));
     });
   });
-  const stop = () => new Promise<void>((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    proc.once('exit', () => resolve());
-    proc.kill('SIGKILL');
-  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.kill('SIGKILL');
+    });
   return { url, proc, stop, output: () => err };
 }
 

@@ -9,6 +9,10 @@ import { loadAdapter } from '../../src/model/peft.ts';
 import { makeFixture, type Fixture } from '../train/fixture.ts';
 import { BIN, jobDir, startServe, stopAllServers, waitFor, type Serve } from './helpers.ts';
 
+/** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
 const run = promisify(execFile);
 const KEY = 'test-key-123';
 let fx: Fixture;
@@ -18,13 +22,24 @@ let srv: Serve;
 beforeAll(async () => {
   fx = makeFixture();
   data = path.join(fx.root, 'data');
-  await run(process.execPath, [BIN, 'model', 'import', 'accounts/fireworks/models/tiny-qwen3', fx.model, '--data-dir', data]);
-  srv = await startServe(data, ['--workers', '1', '--threads-per-job', '1'], { LORASFT_API_KEY: KEY, LORASFT_CACHE: path.join(fx.root, 'cache') });
+  await run(process.execPath, [
+    BIN,
+    'model',
+    'import',
+    'accounts/fireworks/models/tiny-qwen3',
+    fx.model,
+    '--data-dir',
+    data,
+  ]);
+  srv = await startServe(data, ['--workers', '1', '--threads-per-job', '1'], {
+    LORASFT_API_KEY: KEY,
+    LORASFT_CACHE: path.join(fx.root, 'cache'),
+  });
 });
 afterAll(stopAllServers);
 
 /** curl with the API key; the parsed JSON answer (curl fails on HTTP >= 400 with --fail-with-body). */
-async function curl(args: string[]): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function curl(args: string[]): Promise<Json> {
   const { stdout } = await run('curl', ['-sS', '--fail-with-body', '-H', `Authorization: Bearer ${KEY}`, ...args]);
   return JSON.parse(stdout);
 }
@@ -35,15 +50,46 @@ const JOB = { batchSize: 64, learningRate: 0.01, epochs: 1, evalAutoCarveout: fa
 describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
   it('with curl: dataset, upload, job, poll, models, download, load', async () => {
     const base = `${srv.url}/v1/accounts/local`;
-    const ds = await curl(['-X', 'POST', `${base}/datasets`, '-H', 'Content-Type: application/json', '-d', JSON.stringify({ datasetId: 'walk-data', dataset: { userUploaded: {} } })]);
+    const ds = await curl([
+      '-X',
+      'POST',
+      `${base}/datasets`,
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      JSON.stringify({ datasetId: 'walk-data', dataset: { userUploaded: {} } }),
+    ]);
     expect(ds).toMatchObject({ name: 'accounts/local/datasets/walk-data', state: 'UPLOADING' });
     const up = await curl(['-X', 'POST', `${base}/datasets/walk-data:upload`, '-F', `file=@${fx.train}`]);
     expect(up).toMatchObject({ state: 'READY', exampleCount: '12' });
-    expect(fs.readFileSync(path.join(data, 'datasets/local/walk-data/data.jsonl'), 'utf8')).toBe(fs.readFileSync(fx.train, 'utf8'));
+    expect(fs.readFileSync(path.join(data, 'datasets/local/walk-data/data.jsonl'), 'utf8')).toBe(
+      fs.readFileSync(fx.train, 'utf8'),
+    );
 
-    const body = { dataset: 'accounts/local/datasets/walk-data', baseModel: 'accounts/fireworks/models/tiny-qwen3', outputModel: 'walk-model', displayName: 'walk', ...JOB };
-    const job = await curl(['-X', 'POST', `${base}/supervisedFineTuningJobs?supervisedFineTuningJobId=walk`, '-H', 'Content-Type: application/json', '-d', JSON.stringify(body)]);
-    expect(job).toMatchObject({ name: 'accounts/local/supervisedFineTuningJobs/walk', dataset: body.dataset, baseModel: body.baseModel, outputModel: 'accounts/local/models/walk-model', epochs: 1, batchSize: 64 });
+    const body = {
+      dataset: 'accounts/local/datasets/walk-data',
+      baseModel: 'accounts/fireworks/models/tiny-qwen3',
+      outputModel: 'walk-model',
+      displayName: 'walk',
+      ...JOB,
+    };
+    const job = await curl([
+      '-X',
+      'POST',
+      `${base}/supervisedFineTuningJobs?supervisedFineTuningJobId=walk`,
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      JSON.stringify(body),
+    ]);
+    expect(job).toMatchObject({
+      name: 'accounts/local/supervisedFineTuningJobs/walk',
+      dataset: body.dataset,
+      baseModel: body.baseModel,
+      outputModel: 'accounts/local/models/walk-model',
+      epochs: 1,
+      batchSize: 64,
+    });
     expect(['JOB_STATE_PENDING', 'JOB_STATE_VALIDATING']).toContain(job.state);
 
     const done = await waitFor('job walk to finish', async () => {
@@ -57,9 +103,16 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
     const models = await curl([`${base}/models`]);
     expect(models.models.map((m: { name: string }) => m.name)).toEqual(['accounts/local/models/walk-model']);
     expect(models.totalSize).toBe(1);
-    expect(models.models[0]).toMatchObject({ kind: 'HF_PEFT_ADDON', state: 'READY', peftDetails: { baseModel: body.baseModel, r: 8 } });
+    expect(models.models[0]).toMatchObject({
+      kind: 'HF_PEFT_ADDON',
+      state: 'READY',
+      peftDetails: { baseModel: body.baseModel, r: 8 },
+    });
     const base2 = await curl([`${srv.url}/v1/accounts/fireworks/models`]);
-    expect(base2.models.map((m: { name: string }) => m.name).sort()).toEqual(['accounts/fireworks/models/lorasft-demo', 'accounts/fireworks/models/tiny-qwen3']);
+    expect(base2.models.map((m: { name: string }) => m.name).sort()).toEqual([
+      'accounts/fireworks/models/lorasft-demo',
+      'accounts/fireworks/models/tiny-qwen3',
+    ]);
 
     const ep = await curl([`${base}/models/walk-model:getDownloadEndpoint`]);
     const dl = path.join(fx.root, 'curl-download');
@@ -69,12 +122,33 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
     }
     const a = loadAdapter(dl);
     expect(a.cfg.rank).toBe(8);
-    expect(fs.readFileSync(path.join(dl, 'adapter_model.safetensors')).equals(fs.readFileSync(path.join(jobDir(data, 'walk'), 'out/adapter_model.safetensors')))).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(dl, 'adapter_model.safetensors'))
+        .equals(fs.readFileSync(path.join(jobDir(data, 'walk'), 'out/adapter_model.safetensors'))),
+    ).toBe(true);
 
     // Continued training from the output model: warmStartFrom takes the addon, its base model comes with it.
-    const warm = await curl(['-X', 'POST', `${base}/supervisedFineTuningJobs?supervisedFineTuningJobId=warm`, '-H', 'Content-Type: application/json',
-      '-d', JSON.stringify({ dataset: 'walk-data', warmStartFrom: 'walk-model', maxSteps: 1, batchSize: 64, evalAutoCarveout: false })]);
-    expect(warm).toMatchObject({ warmStartFrom: 'accounts/local/models/walk-model', baseModel: body.baseModel, outputModel: 'accounts/local/models/warm' });
+    const warm = await curl([
+      '-X',
+      'POST',
+      `${base}/supervisedFineTuningJobs?supervisedFineTuningJobId=warm`,
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      JSON.stringify({
+        dataset: 'walk-data',
+        warmStartFrom: 'walk-model',
+        maxSteps: 1,
+        batchSize: 64,
+        evalAutoCarveout: false,
+      }),
+    ]);
+    expect(warm).toMatchObject({
+      warmStartFrom: 'accounts/local/models/walk-model',
+      baseModel: body.baseModel,
+      outputModel: 'accounts/local/models/warm',
+    });
     const w = await waitFor('job warm to finish', async () => {
       const j = await curl([`${base}/supervisedFineTuningJobs/warm`]);
       return ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED'].includes(j.state) ? j : undefined;
@@ -85,13 +159,37 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
 
   it('the large-file path: :getUploadEndpoint, PUT to the signed URL, :validateUpload', async () => {
     const base = `${srv.url}/v1/accounts/local`;
-    await curl(['-X', 'POST', `${base}/datasets`, '-H', 'Content-Type: application/json', '-d', JSON.stringify({ datasetId: 'big-data', dataset: { userUploaded: {} } })]);
+    await curl([
+      '-X',
+      'POST',
+      `${base}/datasets`,
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      JSON.stringify({ datasetId: 'big-data', dataset: { userUploaded: {} } }),
+    ]);
     const size = fs.statSync(fx.train).size;
-    const ep = await curl(['-X', 'POST', `${base}/datasets/big-data:getUploadEndpoint`, '-H', 'Content-Type: application/json', '-d', JSON.stringify({ filenameToSize: { 'train.jsonl': size } })]);
+    const ep = await curl([
+      '-X',
+      'POST',
+      `${base}/datasets/big-data:getUploadEndpoint`,
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      JSON.stringify({ filenameToSize: { 'train.jsonl': size } }),
+    ]);
     const url = ep.filenameToSignedUrls['train.jsonl'];
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/upload\/accounts\/local\/datasets\/big-data\?/);
     await run('curl', ['-sS', '--fail-with-body', '-X', 'PUT', '--upload-file', fx.train, url]); // signed: no key
-    const ds = await curl(['-X', 'POST', `${base}/datasets/big-data:validateUpload`, '-H', 'Content-Type: application/json', '-d', '{}']);
+    const ds = await curl([
+      '-X',
+      'POST',
+      `${base}/datasets/big-data:validateUpload`,
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      '{}',
+    ]);
     expect(ds).toMatchObject({ state: 'READY', exampleCount: '12' });
     expect(fs.readFileSync(path.join(data, 'datasets/local/big-data/data.jsonl'))).toEqual(fs.readFileSync(fx.train));
     expect(fs.readdirSync(path.join(data, 'datasets/local/big-data'))).toEqual(['data.jsonl']);
@@ -99,14 +197,43 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
 
   it('through the client verbs, as firectl', async () => {
     const env = { ...process.env, LORASFT_API_BASE: srv.url, LORASFT_API_KEY: KEY };
-    const cli = async (...args: string[]) => (await run(process.execPath, [BIN, ...args], { env, cwd: fx.root })).stdout;
+    const cli = async (...args: string[]) =>
+      (await run(process.execPath, [BIN, ...args], { env, cwd: fx.root })).stdout;
     expect(await cli('dataset', 'create', 'verb-data', fx.train)).toMatch(/State:\s+READY[\s\S]*Example Count:\s+12/);
     expect(await cli('dataset', 'list')).toMatch(/verb-data\s+READY\s+12/);
-    const created = JSON.parse(await cli('sftj', 'create', '--base-model', 'accounts/fireworks/models/tiny-qwen3', '--dataset', 'verb-data', '--output-model', 'verb-model', '--job-id', 'verb-job',
-      '--batch-size', '64', '--learning-rate', '0.01', '--epochs', '1', '--no-eval-auto-carveout', '--json'));
-    expect(created).toMatchObject({ name: 'accounts/local/supervisedFineTuningJobs/verb-job', dataset: 'accounts/local/datasets/verb-data' });
-    await waitFor('sftj get to say COMPLETED', async () => /State:\s+JOB_STATE_COMPLETED/.test(await cli('sftj', 'get', 'verb-job')) || undefined);
-    expect(await cli('sftj', 'list', '--filter', 'state=JOB_STATE_COMPLETED')).toMatch(/verb-job\s+COMPLETED[\s\S]*walk\s+COMPLETED/); // newest first
+    const created = JSON.parse(
+      await cli(
+        'sftj',
+        'create',
+        '--base-model',
+        'accounts/fireworks/models/tiny-qwen3',
+        '--dataset',
+        'verb-data',
+        '--output-model',
+        'verb-model',
+        '--job-id',
+        'verb-job',
+        '--batch-size',
+        '64',
+        '--learning-rate',
+        '0.01',
+        '--epochs',
+        '1',
+        '--no-eval-auto-carveout',
+        '--json',
+      ),
+    );
+    expect(created).toMatchObject({
+      name: 'accounts/local/supervisedFineTuningJobs/verb-job',
+      dataset: 'accounts/local/datasets/verb-data',
+    });
+    await waitFor(
+      'sftj get to say COMPLETED',
+      async () => /State:\s+JOB_STATE_COMPLETED/.test(await cli('sftj', 'get', 'verb-job')) || undefined,
+    );
+    expect(await cli('sftj', 'list', '--filter', 'state=JOB_STATE_COMPLETED')).toMatch(
+      /verb-job\s+COMPLETED[\s\S]*walk\s+COMPLETED/,
+    ); // newest first
     expect(await cli('model', 'list')).toMatch(/verb-model\s+HF_PEFT_ADDON\s+READY/);
     expect(await cli('model', 'get', 'verb-model')).toMatch(/Kind:\s+HF_PEFT_ADDON/);
     await cli('model', 'download', 'verb-model', '--out', 'dl');
@@ -116,7 +243,9 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
     fs.writeFileSync(bad, '{"messages": []}\nnot json\n');
     const err = await run(process.execPath, [BIN, 'dataset', 'create', 'bad-data', bad], { env }).catch((e) => e);
     expect(err.code).toBe(1);
-    expect(err.stderr).toMatch(/INVALID_ARGUMENT: bad.jsonl is not a valid dataset[\s\S]*line 1: [\s\S]*line 2: invalid JSON/);
+    expect(err.stderr).toMatch(
+      /INVALID_ARGUMENT: bad.jsonl is not a valid dataset[\s\S]*line 1: [\s\S]*line 2: invalid JSON/,
+    );
     expect(await cli('dataset', 'list')).not.toMatch(/bad-data/);
     await cli('sftj', 'delete', 'verb-job');
     await cli('model', 'delete', 'verb-model');
@@ -125,4 +254,3 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
     expect(fs.existsSync(jobDir(data, 'verb-job'))).toBe(false);
   });
 });
-

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { carveOut } from '../../src/train/carveout.ts';
-import { deriveSeed, permutation, STREAM } from '../../src/train/rng.ts';
+import { deriveSeed, permutation, STREAM } from '../../src/util/random.ts';
 
 describe('eval carve-out', () => {
   const xs = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -21,7 +21,7 @@ describe('eval carve-out', () => {
   });
   it('permutation is a permutation, the same stream as before it shared src/util/random.ts', () => {
     expect([...permutation(20, 7)].sort((a, b) => a - b)).toEqual(xs(20));
-    // Pinned from the former private mulberry32 + Fisher-Yates copy in rng.ts: data order and carve-out must not move.
+    // Pinned values: the data order and the carve-out of a seed must never move (resume and reruns depend on them).
     expect(permutation(10, 7)).toEqual([6, 5, 8, 1, 2, 3, 4, 7, 9, 0]);
     expect(permutation(8, deriveSeed(3, STREAM.carveout))).toEqual([1, 3, 6, 5, 2, 4, 0, 7]);
   });

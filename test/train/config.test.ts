@@ -1,13 +1,21 @@
 import { describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { configFlagOptions, configFromFlags, configHelp, defaultConfig, FIELDS, readConfigFile, resolveConfig } from '../../src/train/config.ts';
+import {
+  configFlagOptions,
+  configFromFlags,
+  configHelp,
+  defaultConfig,
+  readConfigFile,
+  resolveConfig,
+} from '../../src/train/config.ts';
+import { FIELDS } from '../../src/train/config_fields.ts';
 import { parseFlags } from '../../src/util/args.ts';
 import { UserError } from '../../src/errors.ts';
 
 function tmpFile(content: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-cfg-'));
+  const dir = tmpDir('cfg');
   const f = path.join(dir, 'job.json');
   fs.writeFileSync(f, content);
   return f;
@@ -21,7 +29,16 @@ describe('training config', () => {
       expect(f.default, k).not.toBeUndefined();
     }
     const d = resolveConfig();
-    expect(d).toMatchObject({ epochs: 1, learningRate: 1e-4, loraRank: 8, loraAlpha: 16, optimizerWeightDecay: 0.01, gradientAccumulationSteps: 1, lrScheduler: 'constant', evalAutoCarveout: true });
+    expect(d).toMatchObject({
+      epochs: 1,
+      learningRate: 1e-4,
+      loraRank: 8,
+      loraAlpha: 16,
+      optimizerWeightDecay: 0.01,
+      gradientAccumulationSteps: 1,
+      lrScheduler: 'constant',
+      evalAutoCarveout: true,
+    });
     expect(d).toMatchObject({ maxContextLength: 32768, batchSize: 4096 });
   });
 
@@ -32,11 +49,15 @@ describe('training config', () => {
       expect(f.help, k).not.toMatch(/default/i);
       expect(lines[i].match(/default/gi)?.length ?? 0, lines[i]).toBe(f.default === '' && !f.defaultText ? 0 : 1);
     }
-    expect(lines.find((l) => l.includes('[maxContextLength]'))).toMatch(/with a warning naming the example \(default 32768, as the managed job\)/);
+    expect(lines.find((l) => l.includes('[maxContextLength]'))).toMatch(
+      /with a warning naming the example \(default 32768, as the managed job\)/,
+    );
   });
 
   it('takes CLI over file over defaults', () => {
-    const f = tmpFile(JSON.stringify({ dataset: 'a.jsonl', epochs: 3, learningRate: 0.001, loraRank: 16, earlyStop: true }));
+    const f = tmpFile(
+      JSON.stringify({ dataset: 'a.jsonl', epochs: 3, learningRate: 0.001, loraRank: 16, earlyStop: true }),
+    );
     const notices: string[] = [];
     const file = readConfigFile(f, (m) => notices.push(m));
     const cli = flags(['--epochs', '2.5', '--lora-rank', '4', '--no-early-stop']);
@@ -57,7 +78,16 @@ describe('training config', () => {
   });
 
   it('accepts fields without local meaning with a one-line notice each', () => {
-    const f = tmpFile(`// lorasft train --config ${'x'}\n` + JSON.stringify({ wandbConfig: { enabled: true }, nodes: 2, isTurbo: true, purpose: 'PURPOSE_PILOT', epochs: 2 }));
+    const f = tmpFile(
+      `// lorasft train --config ${'x'}\n` +
+        JSON.stringify({
+          wandbConfig: { enabled: true },
+          nodes: 2,
+          isTurbo: true,
+          purpose: 'PURPOSE_PILOT',
+          epochs: 2,
+        }),
+    );
     const notices: string[] = [];
     const c = readConfigFile(f, (m) => notices.push(m));
     expect(c).toEqual({ epochs: 2 });
@@ -77,8 +107,11 @@ describe('training config', () => {
     } catch (e) {
       msg = (e as Error).message;
     }
-    expect(msg.split('\n')).toEqual(['invalid training config: epochs must be > 0, got -1', 'invalid training config: learningRate must be > 0, got 0']);
-    expect(() => flags(['--epochs', 'abc'])).toThrow("--epochs: epochs must be a number, got \"abc\"");
+    expect(msg.split('\n')).toEqual([
+      'invalid training config: epochs must be > 0, got -1',
+      'invalid training config: learningRate must be > 0, got 0',
+    ]);
+    expect(() => flags(['--epochs', 'abc'])).toThrow('--epochs: epochs must be a number, got "abc"');
     expect(() => flags(['--gradient-accumulation-steps', '1.5'])).toThrow(/must be an integer/);
     expect(() => flags(['--bogus'])).toThrow(/Unknown option '--bogus'/);
     const f = tmpFile(JSON.stringify({ epochs: 'two' }));
@@ -87,14 +120,21 @@ describe('training config', () => {
     expect(() => readConfigFile(g, () => {})).toThrow(new UserError(`${g}:1:3: invalid JSON: unexpected 'not'`));
     // NaN: one line with line:column (was V8's message quoting the whole file, three lines).
     const n = tmpFile('// lorasft train --config x.json\n{\n  "epochs": 2,\n  "learningRate": NaN\n}\n');
-    expect(() => readConfigFile(n, () => {})).toThrow(new UserError(`${n}:4:19: invalid JSON: unexpected 'NaN' (NaN and Infinity are not JSON numbers)`));
+    expect(() => readConfigFile(n, () => {})).toThrow(
+      new UserError(`${n}:4:19: invalid JSON: unexpected 'NaN' (NaN and Infinity are not JSON numbers)`),
+    );
     const cut = tmpFile('{"epochs": 2,\n');
-    expect(() => readConfigFile(cut, () => {})).toThrow(new UserError(`${cut}:2:1: invalid JSON: unexpected end of file`));
+    expect(() => readConfigFile(cut, () => {})).toThrow(
+      new UserError(`${cut}:2:1: invalid JSON: unexpected end of file`),
+    );
   });
 
   it('keeps the context independent of the batch size (longer examples get their own row)', () => {
     expect(resolveConfig({ batchSize: 512 }).maxContextLength).toBe(32768);
-    expect(resolveConfig({ batchSize: 512, maxContextLength: 1024 })).toMatchObject({ batchSize: 512, maxContextLength: 1024 });
+    expect(resolveConfig({ batchSize: 512, maxContextLength: 1024 })).toMatchObject({
+      batchSize: 512,
+      maxContextLength: 1024,
+    });
     expect(() => resolveConfig({ batchSize: 1 })).toThrow(/batchSize must be >= 2 tokens, got 1/);
   });
 
@@ -106,7 +146,31 @@ describe('training config', () => {
 
   it('names flags as firectl does', () => {
     const names = Object.keys(configFlagOptions());
-    for (const f of ['epochs', 'learning-rate', 'learning-rate-warmup-steps', 'gradient-accumulation-steps', 'batch-size', 'batch-size-samples', 'lora-rank', 'lora-alpha', 'max-context-length', 'evaluation-dataset', 'eval-auto-carveout', 'early-stop', 'optimizer-weight-decay', 'jinja-template', 'warm-start-from', 'display-name', 'job-id', 'seed', 'backend', 'threads', 'base-model', 'dataset', 'output-model']) {
+    for (const f of [
+      'epochs',
+      'learning-rate',
+      'learning-rate-warmup-steps',
+      'gradient-accumulation-steps',
+      'batch-size',
+      'batch-size-samples',
+      'lora-rank',
+      'lora-alpha',
+      'max-context-length',
+      'evaluation-dataset',
+      'eval-auto-carveout',
+      'early-stop',
+      'optimizer-weight-decay',
+      'jinja-template',
+      'warm-start-from',
+      'display-name',
+      'job-id',
+      'seed',
+      'backend',
+      'threads',
+      'base-model',
+      'dataset',
+      'output-model',
+    ]) {
       expect(names).toContain(f);
     }
   });

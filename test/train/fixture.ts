@@ -1,18 +1,16 @@
 // Shared fixture for the training tests: a tiny random Qwen3-architecture model with the real Qwen3 tokenizer
 // and small slices of the bundled demo dataset. Cost is dominated by (trained tokens x 151k vocab).
+import { tmpDir } from '../helpers/index.ts';
+import { randomLora } from '../helpers/index.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { makeTinyModel } from '../../scripts/make-tiny-model.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
-import { DEFAULT_LORA_TARGETS, initLora } from '../../src/model/lora.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
 import { DEMO_DATASET } from '../../src/train/demo.ts';
 export { BIN } from '../helpers/run.ts'; // the CLI entry point, for the service tests that import it from here
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
-
 
 export interface Fixture {
   root: string;
@@ -22,9 +20,20 @@ export interface Fixture {
 }
 
 export function makeFixture(nTrain = 12, nEval = 3): Fixture {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-train-'));
+  const root = tmpDir('train');
   const model = path.join(root, 'model');
-  makeTinyModel({ family: 'qwen3', out: model, tokenizer: 'qwen3', hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, seed: 7, std: 0.25 });
+  makeTinyModel({
+    family: 'qwen3',
+    out: model,
+    tokenizer: 'qwen3',
+    hidden: 32,
+    layers: 1,
+    heads: 2,
+    kvHeads: 1,
+    intermediate: 32,
+    seed: 7,
+    std: 0.25,
+  });
   const lines = fs.readFileSync(DEMO_DATASET, 'utf8').trim().split('\n');
   const train = path.join(root, 'train.jsonl');
   const evalFile = path.join(root, 'eval.jsonl');
@@ -36,23 +45,50 @@ export function makeFixture(nTrain = 12, nEval = 3): Fixture {
 /** A small, fast job on the fixture (about 5 optimizer steps per epoch). */
 export function fixtureConfig(fx: Fixture, out: string, over: Partial<TrainConfig> = {}): TrainConfig {
   return resolveConfig({
-    baseModel: fx.model, dataset: fx.train, evaluationDataset: fx.eval, outputModel: path.join(fx.root, out), jobId: out,
-    batchSize: 64, learningRate: 1e-2, epochs: 1, evalEverySteps: 2, seed: 3, ...over,
+    baseModel: fx.model,
+    dataset: fx.train,
+    evaluationDataset: fx.eval,
+    outputModel: path.join(fx.root, out),
+    jobId: out,
+    batchSize: 64,
+    learningRate: 1e-2,
+    epochs: 1,
+    evalEverySteps: 2,
+    seed: 3,
+    ...over,
   });
 }
 
 /** The same job as CLI flags. */
 export function fixtureFlags(fx: Fixture, out: string, extra: string[] = []): string[] {
-  return ['--base-model', fx.model, '--dataset', fx.train, '--evaluation-dataset', fx.eval, '--output-model', path.join(fx.root, out), '--job-id', out,
-    '--batch-size', '64', '--learning-rate', '1e-2', '--eval-every-steps', '2', '--seed', '3', ...extra];
+  return [
+    '--base-model',
+    fx.model,
+    '--dataset',
+    fx.train,
+    '--evaluation-dataset',
+    fx.eval,
+    '--output-model',
+    path.join(fx.root, out),
+    '--job-id',
+    out,
+    '--batch-size',
+    '64',
+    '--learning-rate',
+    '1e-2',
+    '--eval-every-steps',
+    '2',
+    '--seed',
+    '3',
+    ...extra,
+  ];
 }
 
 /** FIXTURE/adapter: a random rank-4 adapter on the fixture model with non-zero B, so it changes the logits. */
 export async function makeRandomAdapter(fx: Fixture): Promise<string> {
   await initBackend({});
   const base = await loadBaseModel(fx.model);
-  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 2);
-  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', 9));
+  const lora = randomLora(base, 2, 0.5, 9);
   const dir = path.join(fx.root, 'adapter');
   saveAdapter(dir, lora, lora.cfg, fx.model);
   return dir;

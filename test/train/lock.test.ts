@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { tmpDir } from '../helpers/index.ts';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -7,10 +8,13 @@ import { acquireJobLock, LOCK_FILE } from '../../src/train/lock.ts';
 import { UserError } from '../../src/errors.ts';
 
 const lockOf = (dir: string, pid: number, ino = fs.statSync(dir).ino) =>
-  fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid, start: '', ino, since: '2026-01-01T00:00:00.000Z' }));
+  fs.writeFileSync(
+    path.join(dir, LOCK_FILE),
+    JSON.stringify({ pid, start: '', ino, since: '2026-01-01T00:00:00.000Z' }),
+  );
 
 describe('job lock', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-lock-'));
+  const dir = tmpDir('lock');
 
   it('is held until released, and re-entrant within the process', () => {
     const release = acquireJobLock(dir);
@@ -23,7 +27,11 @@ describe('job lock', () => {
 
   it('refuses a lock whose process runs, in one line naming its pid', () => {
     lockOf(dir, process.ppid); // a live process that is not us
-    expect(() => acquireJobLock(dir)).toThrow(new UserError(`${dir}: job is running in process ${process.ppid} (since 2026-01-01T00:00:00.000Z); one writer per job dir: wait for it, or stop it with 'kill ${process.ppid}' and resume`));
+    expect(() => acquireJobLock(dir)).toThrow(
+      new UserError(
+        `${dir}: job is running in process ${process.ppid} (since 2026-01-01T00:00:00.000Z); one writer per job dir: wait for it, or stop it with 'kill ${process.ppid}' and resume`,
+      ),
+    );
     expect(fs.readdirSync(dir)).toEqual([LOCK_FILE]);
   });
 
@@ -34,7 +42,10 @@ describe('job lock', () => {
     acquireJobLock(dir, (m) => notices.push(m))();
     lockOf(dir, process.ppid, fs.statSync(os.tmpdir()).ino);
     acquireJobLock(dir, (m) => notices.push(m))();
-    expect(notices).toEqual([`${dir}: taking over a stale job lock (process ${gone} is gone)`, `${dir}: taking over a stale job lock (it was copied from another job dir)`]);
+    expect(notices).toEqual([
+      `${dir}: taking over a stale job lock (process ${gone} is gone)`,
+      `${dir}: taking over a stale job lock (it was copied from another job dir)`,
+    ]);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

@@ -1,18 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
-  adamwNative, adamwScalars, adamwStep, adamwUpdateRef, clipGradNorm, createAdamWState, gradNorm, ADAMW_DEFAULTS,
+  adamwNative,
+  adamwScalars,
+  adamwStep,
+  adamwUpdateRef,
+  clipGradNorm,
+  createAdamWState,
+  gradNorm,
+  ADAMW_DEFAULTS,
 } from '../../src/train/optimizer.ts';
-
-function rand(n: number, seed: number, scale: number): Float32Array {
-  let s = seed;
-  return new Float32Array(n).map(() => (((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1) * scale);
-}
-
-function maxdiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+import { maxdiff, rand } from '../helpers/index.ts';
 
 const nativeAdamw = adamwNative();
 
@@ -41,9 +38,19 @@ describe('AdamW', () => {
   it('matches PyTorch numbers for different gradients (reference computed with torch.optim.AdamW semantics)', () => {
     // Independent float64 re-derivation of torch's update for step t with changing gradients.
     const p0 = [0.3, -0.7, 1.1];
-    const gs = [[0.2, -0.4, 0.05], [-0.1, 0.3, 0.2], [0.05, 0.05, -0.3]];
-    const lr = 0.01, wd = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    const ref = [...p0], m = [0, 0, 0], v = [0, 0, 0];
+    const gs = [
+      [0.2, -0.4, 0.05],
+      [-0.1, 0.3, 0.2],
+      [0.05, 0.05, -0.3],
+    ];
+    const lr = 0.01,
+      wd = 0.1,
+      b1 = 0.9,
+      b2 = 0.999,
+      eps = 1e-8;
+    const ref = [...p0],
+      m = [0, 0, 0],
+      v = [0, 0, 0];
     const params = new Map([['x', new Float32Array(p0)]]);
     const st = createAdamWState(params);
     gs.forEach((g, t0) => {
@@ -52,7 +59,8 @@ describe('AdamW', () => {
         ref[i] *= 1 - lr * wd;
         m[i] = b1 * m[i] + (1 - b1) * g[i];
         v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2;
-        const mh = m[i] / (1 - b1 ** t), vh = v[i] / (1 - b2 ** t);
+        const mh = m[i] / (1 - b1 ** t),
+          vh = v[i] / (1 - b2 ** t);
         ref[i] -= (lr * mh) / (Math.sqrt(vh) + eps);
       }
       adamwStep(params, new Map([['x', new Float32Array(g)]]), st, lr, { beta1: b1, beta2: b2, eps, weightDecay: wd });
@@ -64,15 +72,28 @@ describe('AdamW', () => {
   it('skips weight decay where decay(name) is false', () => {
     const params = new Map([['bias', new Float32Array([1])]]);
     const st = createAdamWState(params);
-    adamwStep(params, new Map([['bias', new Float32Array([0])]]), st, 0.1, { ...ADAMW_DEFAULTS, weightDecay: 0.5 }, () => false);
+    adamwStep(
+      params,
+      new Map([['bias', new Float32Array([0])]]),
+      st,
+      0.1,
+      { ...ADAMW_DEFAULTS, weightDecay: 0.5 },
+      () => false,
+    );
     expect(params.get('bias')![0]).toBe(1);
     const p2 = new Map([['w', new Float32Array([1])]]);
-    adamwStep(p2, new Map([['w', new Float32Array([0])]]), createAdamWState(p2), 0.1, { ...ADAMW_DEFAULTS, weightDecay: 0.5 });
+    adamwStep(p2, new Map([['w', new Float32Array([0])]]), createAdamWState(p2), 0.1, {
+      ...ADAMW_DEFAULTS,
+      weightDecay: 0.5,
+    });
     expect(p2.get('w')![0]).toBeCloseTo(0.95, 7);
   });
 
   it('clips the global gradient norm like clip_grad_norm_', () => {
-    const grads = new Map([['a', new Float32Array([3])], ['b', new Float32Array([4])]]);
+    const grads = new Map([
+      ['a', new Float32Array([3])],
+      ['b', new Float32Array([4])],
+    ]);
     expect(gradNorm(grads)).toBeCloseTo(5, 6);
     expect(clipGradNorm(grads, 1)).toBeCloseTo(5, 6);
     expect(gradNorm(grads)).toBeCloseTo(1, 5);
@@ -81,47 +102,72 @@ describe('AdamW', () => {
     expect(small.get('a')![0]).toBeCloseTo(0.3, 7);
   });
 
-  describe.skipIf(!nativeAdamw)(`native AdamW (kernels/AdamW.cc)${nativeAdamw ? '' : ' (SKIPPED: addon not built)'}`, () => {
-    it('matches the JS reference bit for bit on one update (200k elements, tiny and huge gradients, zeros)', () => {
-      const n = 200_003; // above the OpenMP threshold, odd length
-      const g = rand(n, 3, 1);
-      g[0] = 0; g[1] = 1e-30; g[2] = -1e20; g[3] = 3e-8;
-      const p0 = rand(n, 1, 0.5), m0 = rand(n, 2, 0.01), v0 = rand(n, 4, 1e-4).map(Math.abs);
-      const s = adamwScalars({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 }, 2e-4, 7, true);
-      const ref = [p0, m0, v0].map((a) => a.slice()), nat = [p0, m0, v0].map((a) => a.slice());
-      adamwUpdateRef(ref[0], g, ref[1], ref[2], s);
-      nativeAdamw!(nat[0], g, nat[1], nat[2], s);
-      const d = ['p', 'm', 'v'].map((k, i) => `${k} ${maxdiff(ref[i], nat[i]).toExponential(2)}`);
-      console.log(`AdamW native vs JS maxdiff: ${d.join(', ')}`);
-      for (let i = 0; i < 3; i++) expect(nat[i]).toEqual(ref[i]);
-      expect(maxdiff(ref[0], p0)).toBeGreaterThan(0); // the update did something
-    });
+  describe.skipIf(!nativeAdamw)(
+    `native AdamW (kernels/AdamW.cc)${nativeAdamw ? '' : ' (SKIPPED: addon not built)'}`,
+    () => {
+      it('matches the JS reference bit for bit on one update (200k elements, tiny and huge gradients, zeros)', () => {
+        const n = 200_003; // above the OpenMP threshold, odd length
+        const g = rand(n, 3, 1);
+        g[0] = 0;
+        g[1] = 1e-30;
+        g[2] = -1e20;
+        g[3] = 3e-8;
+        const p0 = rand(n, 1, 0.5),
+          m0 = rand(n, 2, 0.01),
+          v0 = rand(n, 4, 1e-4).map(Math.abs);
+        const s = adamwScalars({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 }, 2e-4, 7, true);
+        const ref = [p0, m0, v0].map((a) => a.slice()),
+          nat = [p0, m0, v0].map((a) => a.slice());
+        adamwUpdateRef(ref[0], g, ref[1], ref[2], s);
+        nativeAdamw!(nat[0], g, nat[1], nat[2], s);
+        const d = ['p', 'm', 'v'].map((k, i) => `${k} ${maxdiff(ref[i], nat[i]).toExponential(2)}`);
+        console.log(`AdamW native vs JS maxdiff: ${d.join(', ')}`);
+        for (let i = 0; i < 3; i++) expect(nat[i]).toEqual(ref[i]);
+        expect(maxdiff(ref[0], p0)).toBeGreaterThan(0); // the update did something
+      });
 
-    it('adamwStep through the addon equals the JS loop over 20 steps, with and without decay', () => {
-      const shapes: [string, number][] = [['a', 8 * 576], ['b', 576 * 8], ['norm', 37]];
-      const mk = () => new Map(shapes.map(([k, n], i) => [k, rand(n, 10 + i, 0.1)]));
-      const pn = mk(), pr = mk(), sn = createAdamWState(pn), sr = createAdamWState(pr);
-      const cfg = { ...ADAMW_DEFAULTS, weightDecay: 0.1 }, decay = (k: string) => k !== 'norm';
-      for (let t = 0; t < 20; t++) {
-        const grads = new Map(shapes.map(([k, n], i) => [k, rand(n, 100 * t + i, 10 ** -(t % 4))]));
-        const lr = 1e-3 * (1 - t / 20);
-        adamwStep(pn, grads, sn, lr, cfg, decay); // native (the addon is loaded)
-        // the reference, driven the same way as adamwStep
-        const step = ++sr.step;
-        for (const [k, p] of pr) adamwUpdateRef(p, grads.get(k)!, sr.m.get(k)!, sr.v.get(k)!, adamwScalars(cfg, lr, step, decay(k)));
-      }
-      let d = 0;
-      for (const [k] of shapes) d = Math.max(d, maxdiff(pn.get(k)!, pr.get(k)!), maxdiff(sn.m.get(k)!, sr.m.get(k)!), maxdiff(sn.v.get(k)!, sr.v.get(k)!));
-      console.log(`AdamW 20 steps native vs JS maxdiff=${d.toExponential(2)}`);
-      expect(d).toBe(0);
-      for (const [k] of shapes) expect(pn.get(k)).toEqual(pr.get(k));
-      expect(sn.step).toBe(20);
-    });
+      it('adamwStep through the addon equals the JS loop over 20 steps, with and without decay', () => {
+        const shapes: [string, number][] = [
+          ['a', 8 * 576],
+          ['b', 576 * 8],
+          ['norm', 37],
+        ];
+        const mk = () => new Map(shapes.map(([k, n], i) => [k, rand(n, 10 + i, 0.1)]));
+        const pn = mk(),
+          pr = mk(),
+          sn = createAdamWState(pn),
+          sr = createAdamWState(pr);
+        const cfg = { ...ADAMW_DEFAULTS, weightDecay: 0.1 },
+          decay = (k: string) => k !== 'norm';
+        for (let t = 0; t < 20; t++) {
+          const grads = new Map(shapes.map(([k, n], i) => [k, rand(n, 100 * t + i, 10 ** -(t % 4))]));
+          const lr = 1e-3 * (1 - t / 20);
+          adamwStep(pn, grads, sn, lr, cfg, decay); // native (the addon is loaded)
+          // the reference, driven the same way as adamwStep
+          const step = ++sr.step;
+          for (const [k, p] of pr)
+            adamwUpdateRef(p, grads.get(k)!, sr.m.get(k)!, sr.v.get(k)!, adamwScalars(cfg, lr, step, decay(k)));
+        }
+        let d = 0;
+        for (const [k] of shapes)
+          d = Math.max(
+            d,
+            maxdiff(pn.get(k)!, pr.get(k)!),
+            maxdiff(sn.m.get(k)!, sr.m.get(k)!),
+            maxdiff(sn.v.get(k)!, sr.v.get(k)!),
+          );
+        console.log(`AdamW 20 steps native vs JS maxdiff=${d.toExponential(2)}`);
+        expect(d).toBe(0);
+        for (const [k] of shapes) expect(pn.get(k)).toEqual(pr.get(k));
+        expect(sn.step).toBe(20);
+      });
 
-    it('rejects mismatched lengths instead of reading past an array', () => {
-      const s = adamwScalars(ADAMW_DEFAULTS, 1e-3, 1, true);
-      expect(() => nativeAdamw!(new Float32Array(4), new Float32Array(3), new Float32Array(4), new Float32Array(4), s)).toThrow(/lengths/);
-    });
-  });
+      it('rejects mismatched lengths instead of reading past an array', () => {
+        const s = adamwScalars(ADAMW_DEFAULTS, 1e-3, 1, true);
+        expect(() =>
+          nativeAdamw!(new Float32Array(4), new Float32Array(3), new Float32Array(4), new Float32Array(4), s),
+        ).toThrow(/lengths/);
+      });
+    },
+  );
 });
-

@@ -19,7 +19,7 @@ describe('learning-rate schedule', () => {
     const s = { ...base, scheduler: 'cosine' as const };
     expect(learningRateAt(4, s)).toBeCloseTo(1e-3, 12);
     expect(learningRateAt(9, s)).toBeCloseTo(5e-4, 12);
-    expect(learningRateAt(13, s)).toBeCloseTo(1e-3 * (1 + Math.cos(Math.PI * 0.9)) / 2, 12);
+    expect(learningRateAt(13, s)).toBeCloseTo((1e-3 * (1 + Math.cos(Math.PI * 0.9))) / 2, 12);
   });
   it('without warmup the first step has the full rate', () => {
     expect(learningRateAt(0, { ...base, warmupSteps: 0, scheduler: 'constant' })).toBe(1e-3);

@@ -7,13 +7,23 @@ import { makePlan, type Batcher } from '../../src/train/plan.ts';
 import type { PackedRow, TokenizedExample } from '../../src/data/types.ts';
 
 function row(ids: number[], w: number[]): PackedRow {
-  return { inputIds: Int32Array.from(ids), weights: Float32Array.from(w), positionIds: Int32Array.from(ids.map((_, i) => i)), segmentIds: new Int32Array(ids.length), examples: [0] };
+  return {
+    inputIds: Int32Array.from(ids),
+    weights: Float32Array.from(w),
+    positionIds: Int32Array.from(ids.map((_, i) => i)),
+    segmentIds: new Int32Array(ids.length),
+    examples: [0],
+  };
 }
 // Fake loss: sum_t w_t (p - id_t)^2 for a scalar parameter p, gradient sum_t 2 w_t (p - id_t).
 const p = 0.5;
 const fake = (b: Batch) => {
-  let l = 0, g = 0;
-  b.weights.forEach((w, t) => { l += w * (p - b.inputIds[t]) ** 2; g += 2 * w * (p - b.inputIds[t]); });
+  let l = 0,
+    g = 0;
+  b.weights.forEach((w, t) => {
+    l += w * (p - b.inputIds[t]) ** 2;
+    g += 2 * w * (p - b.inputIds[t]);
+  });
   return { lossSum: l, grads: new Map([['p', tf.tensor1d([g])]]) };
 };
 
@@ -27,7 +37,8 @@ describe('token-weighted accumulation', () => {
     expect(acc.lossSum).toBeCloseTo(one.lossSum, 10);
     expect(acc.grads.get('p')![0]).toBeCloseTo(one.grads.get('p')![0], 6);
     // and it is not the mean of per-micro-batch means
-    const m1 = fake(rowsToBatch([r1])), m2 = fake(rowsToBatch([r2]));
+    const m1 = fake(rowsToBatch([r1])),
+      m2 = fake(rowsToBatch([r2]));
     const meanOfMeans = (m1.grads.get('p')!.dataSync()[0] / 5 + m2.grads.get('p')!.dataSync()[0] / 1) / 2;
     expect(Math.abs(acc.grads.get('p')![0] - meanOfMeans)).toBeGreaterThan(1);
   });
@@ -40,7 +51,11 @@ describe('token-weighted accumulation', () => {
 });
 
 describe('step plan', () => {
-  const ex: TokenizedExample[] = Array.from({ length: 10 }, (_, i) => ({ line: i + 1, inputIds: [i, i], weights: [0, 1] }));
+  const ex: TokenizedExample[] = Array.from({ length: 10 }, (_, i) => ({
+    line: i + 1,
+    inputIds: [i, i],
+    weights: [0, 1],
+  }));
   // One example per row, rows in the given order.
   const oneEach: Batcher = (xs) => xs.map((x, i) => ({ ...row(x.inputIds, x.weights), examples: [i] }));
   const cfg = { epochs: 2.5, gradientAccumulationSteps: 3, batchSize: 8, batchSizeSamples: 0, maxSteps: 0, seed: 1 };
@@ -53,7 +68,11 @@ describe('step plan', () => {
     const e1 = plan.rows(1).map((r) => r.examples[0]);
     expect([...e0].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(e0).not.toEqual(e1);
-    expect(makePlan(ex, oneEach, cfg).rows(1).map((r) => r.examples[0])).toEqual(e1);
+    expect(
+      makePlan(ex, oneEach, cfg)
+        .rows(1)
+        .map((r) => r.examples[0]),
+    ).toEqual(e1);
     expect(plan.epochOf(4)).toBe(1);
     expect(plan.epochProgress(6)).toBeCloseTo(1.5);
     expect(makePlan(ex, oneEach, { ...cfg, maxSteps: 3 }).totalSteps).toBe(3);

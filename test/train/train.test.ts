@@ -1,17 +1,17 @@
+import { randomLora } from '../helpers/index.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { train, MODEL_LOSS, modelLoss, type TrainLoss } from '../../src/train/train.ts';
+import { train, modelLoss, type TrainLoss } from '../../src/train/train.ts';
 import { readMetrics, type EvalRow, type TrainRow } from '../../src/train/metrics.ts';
 import { readJob } from '../../src/train/job.ts';
 import { listCheckpoints, loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
-import { loraFromTensors, initLora, DEFAULT_LORA_TARGETS } from '../../src/model/lora.ts';
+import { loraFromTensors, DEFAULT_LORA_TARGETS } from '../../src/model/lora.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
 import { accumulateStep, rowsToBatch } from '../../src/train/step.ts';
-import { epochRows } from '../../src/train/plan.ts';
 import { packExamples } from '../../src/data/pack.ts';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadDataset } from '../../src/data/validate.ts';
@@ -19,7 +19,11 @@ import { buildExamples } from '../../src/data/pipeline.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { fixtureConfig, makeFixture, type Fixture } from './fixture.ts';
 
-const quiet = { log: () => {}, handleSignals: false, progressOut: { write: () => true } as unknown as NodeJS.WriteStream };
+const quiet = {
+  log: () => {},
+  handleSignals: false,
+  progressOut: { write: () => true } as unknown as NodeJS.WriteStream,
+};
 let fx: Fixture;
 beforeAll(() => {
   fx = makeFixture();
@@ -29,8 +33,7 @@ beforeAll(() => {
 async function modelAndRows(loraSeed: number, bSeed: number) {
   await initBackend({});
   const base = await loadBaseModel(fx.model);
-  const lora = initLora(base, { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, loraSeed);
-  for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', bSeed));
+  const lora = randomLora(base, loraSeed, 0.1, bSeed);
   const tok = await loadChatTokenizer(fx.model);
   const ex = buildExamples(loadDataset(fx.train), tok, { maxContextLength: 64 }).examples;
   return { base, lora, rows: packExamples(ex, { batchSize: 64, seed: 1 }) };
@@ -38,15 +41,27 @@ async function modelAndRows(loraSeed: number, bSeed: number) {
 
 describe('train() end to end on a tiny Qwen3 model', () => {
   it('a resumed run says where it resumes, and its ETA comes from the steps it ran', async () => {
-    const cfg = fixtureConfig(fx, 'resumed', { maxSteps: 4, checkpointEverySteps: 1, keepCheckpoints: 10, evalEverySteps: 4 });
+    const cfg = fixtureConfig(fx, 'resumed', {
+      maxSteps: 4,
+      checkpointEverySteps: 1,
+      keepCheckpoints: 10,
+      evalEverySteps: 4,
+    });
     expect((await train(cfg, quiet)).exitCode).toBe(0);
     const out = path.join(fx.root, 'resumed');
     for (const d of ['step-000003', 'step-000004']) fs.rmSync(path.join(out, 'checkpoints', d), { recursive: true }); // as if killed after step 2
     const logs: string[] = [];
     const lines: string[] = [];
-    const r = await train(cfg, { resume: true, handleSignals: false, log: (m) => logs.push(m), progressOut: { write: (l: string) => lines.push(l) } as unknown as NodeJS.WriteStream });
+    const r = await train(cfg, {
+      resume: true,
+      handleSignals: false,
+      log: (m) => logs.push(m),
+      progressOut: { write: (l: string) => lines.push(l) } as unknown as NodeJS.WriteStream,
+    });
     expect(r.exitCode).toBe(0);
-    expect(logs, logs.join("\n")).toContain(`resuming from checkpoint step 2 of 4 (epoch 0.33): ${path.join(out, 'checkpoints', 'step-000002')}`);
+    expect(logs, logs.join('\n')).toContain(
+      `resuming from checkpoint step 2 of 4 (epoch 0.33): ${path.join(out, 'checkpoints', 'step-000002')}`,
+    );
     const steps = lines.filter((l) => /^step \d+\/4 /.test(l));
     expect(steps.map((l) => l.split(' ')[1])).toEqual(['3/4', '4/4']);
     for (const l of steps) expect(l).toMatch(/ETA \d+s\n$/);
@@ -55,13 +70,19 @@ describe('train() end to end on a tiny Qwen3 model', () => {
 
   it('records the backend that actually ran: resolved_config.json, job.json local.backend, the first metrics row', async () => {
     // --backend tensorflow without @tensorflow/tfjs-node installed falls back: the record says what ran.
-    const r = await train(fixtureConfig(fx, 'backend', { backend: 'tensorflow', maxSteps: 2, evalEverySteps: 1 }), quiet);
+    const r = await train(
+      fixtureConfig(fx, 'backend', { backend: 'tensorflow', maxSteps: 2, evalEverySteps: 1 }),
+      quiet,
+    );
     expect(r.exitCode).toBe(0);
     const out = path.join(fx.root, 'backend');
     const used = JSON.parse(fs.readFileSync(path.join(out, 'resolved_config.json'), 'utf8')).backendUsed;
     expect(used.name).toBe(tf.getBackend());
     expect(used.name).not.toBe('tensorflow');
-    expect(used).toMatchObject({ requested: 'tensorflow', library: expect.stringMatching(/OpenBLAS|tfjs-backend-cpu/) });
+    expect(used).toMatchObject({
+      requested: 'tensorflow',
+      library: expect.stringMatching(/OpenBLAS|tfjs-backend-cpu/),
+    });
     expect(used.threads).toBeGreaterThanOrEqual(1);
     expect((readJob(out).local as { backend: unknown }).backend).toEqual(used);
     const rows = readMetrics(out);
@@ -78,7 +99,12 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     const rows = readMetrics(cfg.outputModel);
     const tr = rows.filter((x): x is TrainRow => 'train_loss' in x);
     const ev = rows.filter((x): x is EvalRow => 'eval_loss' in x);
-    console.log('train losses', tr.map((x) => x.train_loss.toFixed(5)).join(' '), '| eval', ev.map((x) => x.eval_loss.toFixed(5)).join(' '));
+    console.log(
+      'train losses',
+      tr.map((x) => x.train_loss.toFixed(5)).join(' '),
+      '| eval',
+      ev.map((x) => x.eval_loss.toFixed(5)).join(' '),
+    );
     // Pinned on the first run (tiny model seed 7, data seed 3); any change to data order, init, loss or AdamW moves them.
     expect(tr.slice(0, 3).map((x) => x.train_loss)).toEqual(PINNED.map((v) => expect.closeTo(v, 3)));
     expect(tr.length).toBe(r.steps);
@@ -87,7 +113,13 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(ev[0].step).toBe(0);
 
     const job = readJob(cfg.outputModel);
-    expect(job).toMatchObject({ name: 'accounts/local/supervisedFineTuningJobs/e2e', state: 'JOB_STATE_COMPLETED', epochs: 2, loraRank: 8, learningRate: 1e-2 });
+    expect(job).toMatchObject({
+      name: 'accounts/local/supervisedFineTuningJobs/e2e',
+      state: 'JOB_STATE_COMPLETED',
+      epochs: 2,
+      loraRank: 8,
+      learningRate: 1e-2,
+    });
     expect(job.jobProgress.percent).toBe(100);
     expect(job.jobProgress.epoch).toBe(2);
     expect(job.jobProgress.outputTokens).toBeGreaterThan(0);
@@ -97,9 +129,17 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(logs.at(-1)).toMatch(/^completed \d+ steps in .* \(JOB_STATE_COMPLETED; loading took [\d.]+ s\)$/);
     expect(logs.at(-1)).not.toMatch(/^(\w+):? \1\b/i);
     const ac = JSON.parse(fs.readFileSync(path.join(cfg.outputModel, 'adapter_config.json'), 'utf8'));
-    expect(ac).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, base_model_name_or_path: fx.model });
+    expect(ac).toMatchObject({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      r: 8,
+      lora_alpha: 16,
+      base_model_name_or_path: fx.model,
+    });
     expect(ac.target_modules).toEqual(DEFAULT_LORA_TARGETS);
-    const { backendUsed, ...resolved } = JSON.parse(fs.readFileSync(path.join(cfg.outputModel, 'resolved_config.json'), 'utf8'));
+    const { backendUsed, ...resolved } = JSON.parse(
+      fs.readFileSync(path.join(cfg.outputModel, 'resolved_config.json'), 'utf8'),
+    );
     expect(resolved).toEqual({ ...cfg, precision: 'fp32' }); // auto resolved (F32 checkpoint)
     expect(backendUsed.name).toBe(tf.getBackend());
 
@@ -135,7 +175,7 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     const { base, lora, rows: all } = await modelAndRows(1, 5);
     const rows = all.slice(0, 2);
     expect(rows[0].inputIds.length).not.toBe(rows[1].inputIds.length);
-    const fn = (b: ReturnType<typeof rowsToBatch>) => MODEL_LOSS.withGrads(base, lora, b, 0);
+    const fn = (b: ReturnType<typeof rowsToBatch>) => modelLoss().withGrads(base, lora, b, 0);
     const ga = accumulateStep([rowsToBatch([rows[0]]), rowsToBatch([rows[1]])], fn);
     const one = accumulateStep([rowsToBatch(rows)], fn);
     expect(ga.tokens).toBe(one.tokens);
@@ -152,15 +192,25 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     console.log(`GA vs one batch: maxdiff ${maxdiff.toExponential(2)} (max |g| ${maxabs.toExponential(2)})`);
     expect(maxabs).toBeGreaterThan(1e-4);
     expect(maxdiff).toBeLessThan(1e-6);
-    expect(epochRows).toBeTypeOf('function');
   });
 
   it('early stop: keeps the best adapter and ends EARLY_STOPPED', async () => {
     // Scripted eval losses (batch size 256: the 3 eval examples make one eval batch): step 0 -> 5, step 1 -> 4 (best), then worse: stop after 2 more.
     const script = [5, 4, 4.5, 4.6, 4.7, 4.8, 4.9];
     let calls = 0;
-    const loss: TrainLoss = { withGrads: MODEL_LOSS.withGrads, value: (b, l, batch) => script[calls++] * batch.weights.filter((w) => w !== 0).length };
-    const cfg = fixtureConfig(fx, 'early', { earlyStop: true, earlyStopPatience: 2, evalEverySteps: 1, checkpointEverySteps: 1, keepCheckpoints: 10, epochs: 3, batchSize: 256 });
+    const loss: TrainLoss = {
+      withGrads: modelLoss().withGrads,
+      value: (b, l, batch) => script[calls++] * batch.weights.filter((w) => w !== 0).length,
+    };
+    const cfg = fixtureConfig(fx, 'early', {
+      earlyStop: true,
+      earlyStopPatience: 2,
+      evalEverySteps: 1,
+      checkpointEverySteps: 1,
+      keepCheckpoints: 10,
+      epochs: 3,
+      batchSize: 256,
+    });
     const r = await train(cfg, { ...quiet, loss });
     expect(r.state).toBe('JOB_STATE_EARLY_STOPPED');
     expect(r.steps).toBe(3);
@@ -179,10 +229,10 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     let calls = 0;
     const loss: TrainLoss = {
       withGrads: (b, l, batch, seed) => {
-        const r = MODEL_LOSS.withGrads(b, l, batch, seed);
+        const r = modelLoss().withGrads(b, l, batch, seed);
         return ++calls === 3 ? { ...r, lossSum: NaN } : r;
       },
-      value: MODEL_LOSS.value,
+      value: modelLoss().value,
     };
     const cfg = fixtureConfig(fx, 'nan', { checkpointEverySteps: 1 });
     const r = await train(cfg, { ...quiet, loss });
@@ -191,15 +241,24 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     const job = readJob(cfg.outputModel);
     expect(job.status.message).toMatch(/^step 3: train loss is NaN/);
     expect(job.status.code).toBe('INTERNAL');
-    expect(listCheckpoints(cfg.outputModel).map((d) => path.basename(d)).at(-1)).toBe('step-000002');
+    expect(
+      listCheckpoints(cfg.outputModel)
+        .map((d) => path.basename(d))
+        .at(-1),
+    ).toBe('step-000002');
     expect(fs.existsSync(path.join(cfg.outputModel, 'adapter_model.safetensors'))).toBe(false);
   });
 
   it('a warmup longer than the run is a warning', async () => {
     const logs: string[] = [];
-    const r = await train(fixtureConfig(fx, 'warm', { learningRateWarmupSteps: 100, maxSteps: 1 }), { ...quiet, log: (m) => logs.push(m) });
+    const r = await train(fixtureConfig(fx, 'warm', { learningRateWarmupSteps: 100, maxSteps: 1 }), {
+      ...quiet,
+      log: (m) => logs.push(m),
+    });
     expect(r.state).toBe('JOB_STATE_COMPLETED');
-    expect(logs).toContain('warning: learningRateWarmupSteps 100 is longer than the run (1 step): the learning rate peaks at 0.000100, not 0.01');
+    expect(logs).toContain(
+      'warning: learningRateWarmupSteps 100 is longer than the run (1 step): the learning rate peaks at 0.000100, not 0.01',
+    );
   });
 
   it('a base model with NaN weights fails saying so (not "try a lower learning rate")', async () => {
@@ -208,10 +267,15 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     const w = readSafetensors(path.join(model, 'model.safetensors'));
     const name = 'model.layers.0.mlp.up_proj.weight';
     w.get(name)!.data[3] = NaN;
-    writeSafetensors(path.join(model, 'model.safetensors'), new Map([...w].map(([k, t]) => [k, { shape: t.shape, data: t.data }])));
+    writeSafetensors(
+      path.join(model, 'model.safetensors'),
+      new Map([...w].map(([k, t]) => [k, { shape: t.shape, data: t.data }])),
+    );
     const r = await train(fixtureConfig(fx, 'nan-base', { baseModel: model, maxSteps: 2 }), quiet);
     expect(r.state).toBe('JOB_STATE_FAILED');
-    expect(readJob(r.outDir).status.message).toBe(`step 1: train loss is NaN (non-finite): the base model produced non-finite values (its weight ${name} in ${model} holds NaN or Inf); stopped.`);
+    expect(readJob(r.outDir).status.message).toBe(
+      `step 1: train loss is NaN (non-finite): the base model produced non-finite values (its weight ${name} in ${model} holds NaN or Inf); stopped.`,
+    );
   });
 });
 

@@ -1,11 +1,10 @@
 // Printed commands run as written: the program is `lorasft` only when PATH's lorasft is this checkout.
 import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { BIN, tmpDir } from '../helpers/index.ts';
 import { lorasftCommand, lorasftProgram, shellQuote } from '../../src/util/invocation.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorasft.js');
 const PATH = process.env.PATH;
 afterEach(() => {
   process.env.PATH = PATH;
@@ -21,7 +20,7 @@ describe('printed commands', () => {
   });
 
   it('uses `lorasft` when PATH finds this checkout, else node with the absolute bin path', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-inv-'));
+    const dir = tmpDir('inv');
     process.env.PATH = dir;
     expect(lorasftProgram()).toBe(`node ${BIN}`);
     fs.symlinkSync('/bin/true', path.join(dir, 'lorasft')); // another program of that name

@@ -1,11 +1,11 @@
-// Gather.cc: row gather, the 'native' GatherV2 for float32 params, axis 0, batchDims 0, int32 indices
+// GatherV2.cc: row gather, the 'native' GatherV2 for float32 params, axis 0, batchDims 0, int32 indices
 // (embedding lookup x[ids] and row selection). x [R, S], idx int32 [N] -> out [N, S], one memcpy per row.
 #include "blas.h"
 #include <cstring>
 
-// gatherRows(x, idx, out, R, S): returns -1, or the position of the first index outside [0, R) (nothing written
+// gatherV2(x, idx, out, R, S): returns -1, or the position of the first index outside [0, R) (nothing written
 // then; the caller reports it like the cpu kernel does).
-static Napi::Value GatherRows(const Napi::CallbackInfo& info) {
+static Napi::Value GatherV2(const Napi::CallbackInfo& info) {
   size_t nx, nidx, nout;
   const float* x = f32(info[0], &nx);
   const int32_t* idx = i32(info[1], &nidx);
@@ -13,7 +13,7 @@ static Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   const int64_t R = info[3].As<Napi::Number>().Int64Value(), S = info[4].As<Napi::Number>().Int64Value();
   const int64_t N = (int64_t)nidx;
   if (R < 0 || S < 0 || (size_t)(R * S) > nx || (size_t)(N * S) > nout)
-    throw Napi::RangeError::New(info.Env(), "gatherRows: shapes exceed the arrays");
+    throw Napi::RangeError::New(info.Env(), "gatherV2: shapes exceed the arrays");
   for (int64_t n = 0; n < N; n++)
     if (idx[n] < 0 || idx[n] >= R) return Napi::Number::New(info.Env(), (double)n);
   const size_t bytes = (size_t)S * sizeof(float);
@@ -23,4 +23,4 @@ static Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), -1);
 }
 
-void InitGather(Napi::Env env, Napi::Object exports) { exports.Set("gatherRows", Napi::Function::New(env, GatherRows)); }
+void InitGatherV2(Napi::Env env, Napi::Object exports) { exports.Set("gatherV2", Napi::Function::New(env, GatherV2)); }

@@ -1,7 +1,6 @@
 // Text generation with a base model and an optional adapter: chat template with the generation prompt,
 // prefill once, then one token at a time through the KV cache; greedy at temperature 0, else temperature +
 // top-p (nucleus) sampling from a seeded generator; stops at an end-of-turn / eos token or max tokens.
-import * as tf from '@tensorflow/tfjs-core';
 import type { ChatTokenizer } from '../data/tokenizer.ts';
 import type { ChatMessage } from '../data/types.ts';
 import { createKVCache, disposeKVCache, forwardLogits, type BaseModel } from '../model/model.ts';
@@ -52,7 +51,13 @@ export interface Generation {
   stop: 'eos' | 'length';
 }
 
-export function generate(base: BaseModel, lora: LoraWeights | null, tok: ChatTokenizer, messages: ChatMessage[], opts: GenerateOptions): Generation {
+export function generate(
+  base: BaseModel,
+  lora: LoraWeights | null,
+  tok: ChatTokenizer,
+  messages: ChatMessage[],
+  opts: GenerateOptions,
+): Generation {
   const prompt = tok.encode(tok.render(messages, { addGenerationPrompt: true }));
   const stopIds = new Set(tok.eosTokenIds);
   const rand = mulberry32(opts.seed);
@@ -84,14 +89,4 @@ export function generate(base: BaseModel, lora: LoraWeights | null, tok: ChatTok
   }
   text = tok.decode(ids);
   return { promptTokens: prompt.length, ids, text, stop };
-}
-
-/** Greedy continuation without a cache (recomputes the whole sequence each step): the reference for tests. */
-export function greedyNoCache(base: BaseModel, lora: LoraWeights | null, prompt: number[], n: number): number[] {
-  const seq = [...prompt];
-  for (let i = 0; i < n; i++) {
-    const next = tf.tidy(() => tf.argMax(forwardLogits(base, lora, Int32Array.from(seq), undefined, undefined, { lastOnly: true }), 1).dataSync()[0]);
-    seq.push(next);
-  }
-  return seq.slice(prompt.length);
 }

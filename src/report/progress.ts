@@ -31,10 +31,19 @@ export function fitLine(p: ProgressInfo, eta: string, width: number): string {
   };
   // [priority (lower is dropped first), text]; in display order.
   const fields: [number, string][] = [
-    [0, bar(24)], [6, `${p.step}/${p.total}`], [1, `ep ${p.epoch.toFixed(2)}`], [4, `loss ${p.trainLoss.toFixed(4)}`],
-    [3, p.evalLoss === null ? '' : `eval ${p.evalLoss.toFixed(4)}`], [2, `| ${Math.round(p.tokensPerS)} tok/s`], [6, `| ETA ${eta}`],
+    [0, bar(24)],
+    [6, `${p.step}/${p.total}`],
+    [1, `ep ${p.epoch.toFixed(2)}`],
+    [4, `loss ${p.trainLoss.toFixed(4)}`],
+    [3, p.evalLoss === null ? '' : `eval ${p.evalLoss.toFixed(4)}`],
+    [2, `| ${Math.round(p.tokensPerS)} tok/s`],
+    [6, `| ETA ${eta}`],
   ];
-  const line = () => fields.filter(([, t]) => t).map(([, t]) => t).join(' ');
+  const line = () =>
+    fields
+      .filter(([, t]) => t)
+      .map(([, t]) => t)
+      .join(' ');
   for (let drop = 0; drop < 5 && line().length > width; drop++) for (const f of fields) if (f[0] === drop) f[1] = '';
   return line();
 }

@@ -1,4 +1,4 @@
-// CrossEntropy.cc: token-weighted cross-entropy through the lm_head, chunked over rows so only [c, V] logits
+// WeightedCrossEntropy.cc: token-weighted cross-entropy through the lm_head, chunked over rows so only [c, V] logits
 // exist at once; forward and the gradient wrt the hidden states in the same pass (dh is linear in dLoss).
 #include "blas.h"
 #include <cmath>
@@ -7,12 +7,13 @@
 
 // weightedCrossEntropy(h [M,C], W [V,C], labels Int32 [M], w [M], loss [1], dh [M,C], M, C, V, rows)
 // loss = sum_m w_m (logsumexp(h_m W^T) - (h_m W^T)[label_m]); dh = ((softmax - onehot) * w) W for dLoss = 1.
+// dh null (an evaluation): the loss only, without the second sgemm.
 static Napi::Value Forward(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *h = f32(info[0]), *W = f32(info[1]);
   const int32_t* labels = i32(info[2]);
   const float* w = f32(info[3]);
-  float *loss = f32(info[4]), *dh = f32(info[5]);
+  float *loss = f32(info[4]), *dh = info[5].IsNull() ? nullptr : f32(info[5]);
   const int M = arg_i(info, 6), C = arg_i(info, 7), V = arg_i(info, 8), rows = arg_i(info, 9);
   const char* fn = "weightedCrossEntropy";
   need_len(info, fn, 0, "h", (int64_t)M * C), need_len(info, fn, 1, "W", (int64_t)V * C);
@@ -41,12 +42,12 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
       for (int j = 0; j < V; j++) r[j] *= inv;
       r[y] -= wi;
     }
-    sgemm(false, false, c, C, V, 1.f, logits.data(), W, 0.f, dh + (size_t)s * C);
+    if (dh) sgemm(false, false, c, C, V, 1.f, logits.data(), W, 0.f, dh + (size_t)s * C);
   }
   loss[0] = (float)total;
   return info.Env().Undefined();
 }
 
-void InitCrossEntropy(Napi::Env env, Napi::Object exports) {
+void InitWeightedCrossEntropy(Napi::Env env, Napi::Object exports) {
   exports.Set("weightedCrossEntropy", Napi::Function::New(env, Forward));
 }

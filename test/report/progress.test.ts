@@ -1,11 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { fitLine, formatDuration, Progress } from '../../src/train/progress.ts';
+import { fitLine, formatDuration, Progress } from '../../src/report/progress.ts';
 
 function sink(isTTY: boolean) {
   const out: string[] = [];
   return { out, stream: { isTTY, columns: 200, write: (s: string) => out.push(s) } };
 }
-const info = (step: number) => ({ step, total: 300, epoch: step / 100, trainLoss: 2.5, evalLoss: step > 1 ? 2.25 : null, tokensPerS: 1234.4, secPerStep: 2 });
+const info = (step: number) => ({
+  step,
+  total: 300,
+  epoch: step / 100,
+  trainLoss: 2.5,
+  evalLoss: step > 1 ? 2.25 : null,
+  tokensPerS: 1234.4,
+  secPerStep: 2,
+});
 
 describe('progress', () => {
   it('redraws one line on a TTY with step/total, loss, eval loss, tok/s and ETA', () => {

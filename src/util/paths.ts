@@ -3,8 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
-import { openFile, readJsonObject, requireDir, requireFile } from '../util/files.ts';
-import type { TrainConfig } from './config.ts';
+import { openFile, readJsonObject, requireDir, requireFile } from './files.ts';
 
 const MODEL_DIR = 'a Hugging Face model directory with config.json, *.safetensors and tokenizer files';
 const ADAPTER_DIR = 'a PEFT adapter directory with adapter_config.json and adapter_model.safetensors';
@@ -30,7 +29,9 @@ export function adapterBaseModel(adapterDir: string, flag: string): string {
   const f = path.join(adapterDir, 'adapter_config.json');
   const base = readJsonObject(f, `${flag} expects ${ADAPTER_DIR}`).base_model_name_or_path;
   if (typeof base !== 'string' || !fs.existsSync(path.join(base, 'config.json'))) {
-    throw new UserError(`${f}: base_model_name_or_path ${JSON.stringify(base)} is not a local model dir; pass --base-model DIR`);
+    throw new UserError(
+      `${f}: base_model_name_or_path ${JSON.stringify(base)} is not a local model dir; pass --base-model DIR`,
+    );
   }
   return base;
 }
@@ -39,8 +40,14 @@ export function adapterBaseModel(adapterDir: string, flag: string): string {
 function requireReadable(file: string, what: string): void {
   const st = statOrNull(file); // stat, not open: opening a FIFO with no writer blocks for ever
   if (st && !st.isFile() && !st.isDirectory()) {
-    const kind = st.isFIFO() ? 'a pipe (FIFO or process substitution like <(zcat data.jsonl.gz))' : st.isSocket() ? 'a socket' : 'not a regular file';
-    throw new UserError(`${file}: is ${kind}; a job reads its data again on --resume, so it must be a regular file: write it to one first (e.g. zcat data.jsonl.gz > data.jsonl)`);
+    const kind = st.isFIFO()
+      ? 'a pipe (FIFO or process substitution like <(zcat data.jsonl.gz))'
+      : st.isSocket()
+        ? 'a socket'
+        : 'not a regular file';
+    throw new UserError(
+      `${file}: is ${kind}; a job reads its data again on --resume, so it must be a regular file: write it to one first (e.g. zcat data.jsonl.gz > data.jsonl)`,
+    );
   }
   fs.closeSync(openFile(file, what));
 }
@@ -49,9 +56,18 @@ function requireReadable(file: string, what: string): void {
  * The files a job reads exist and can be opened: run before its output dir is created, so a mistyped path is an
  * error line and not a failed job. (Their content is checked while the job is VALIDATING.)
  */
-export function requireJobInputs(cfg: TrainConfig): void {
+/** The input paths of a training job (the TrainConfig fields of that name). */
+export interface JobInputs {
+  dataset: string;
+  evaluationDataset: string;
+  baseModel: string;
+  warmStartFrom: string;
+}
+
+export function requireJobInputs(cfg: JobInputs): void {
   requireReadable(cfg.dataset, 'expected a .jsonl dataset');
-  if (cfg.evaluationDataset) requireReadable(cfg.evaluationDataset, 'expected a .jsonl dataset for --evaluation-dataset');
+  if (cfg.evaluationDataset)
+    requireReadable(cfg.evaluationDataset, 'expected a .jsonl dataset for --evaluation-dataset');
   requireModelDir(cfg.baseModel, '--base-model');
   if (cfg.warmStartFrom) requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
 }
@@ -86,7 +102,8 @@ export function requireOutputDir(dir: string, flag: string): void {
 
 /** An output file given by `flag` (written with writeFileAtomic: temp file + rename in its directory). */
 export function requireOutputFile(file: string, flag: string, example: string): void {
-  if (statOrNull(file)?.isDirectory()) throw new UserError(`${file}: is a directory; ${flag} names the file to write (e.g. ${path.join(file, example)})`);
+  if (statOrNull(file)?.isDirectory())
+    throw new UserError(`${file}: is a directory; ${flag} names the file to write (e.g. ${path.join(file, example)})`);
   requireCreatable(path.dirname(file), file);
 }
 
@@ -96,13 +113,18 @@ export function requireOutputFile(file: string, flag: string, example: string): 
  */
 export function fsErrorToUser(e: unknown): unknown {
   const x = e as NodeJS.ErrnoException & { dest?: string };
-  if (!(e instanceof Error) || typeof x.code !== 'string' || typeof x.syscall !== 'string' || e instanceof UserError) return e;
+  if (!(e instanceof Error) || typeof x.code !== 'string' || typeof x.syscall !== 'string' || e instanceof UserError)
+    return e;
   const why = FS_REASONS[x.code] ? `${x.code}: ${FS_REASONS[x.code]}` : x.code;
   return new UserError(`${x.dest ?? x.path ?? '(unknown path)'}: cannot ${x.syscall} (${why})`);
 }
 
 const FS_REASONS: Record<string, string> = {
-  ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded', EROFS: 'read-only file system', EACCES: 'permission denied', EIO: 'I/O error',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EIO: 'I/O error',
 };
 
 /** A command's run(argv) whose fs errors become one-line UserErrors (see fsErrorToUser). */

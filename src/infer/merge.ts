@@ -11,7 +11,7 @@ import { listModelTensors, readSafetensors, writeSafetensors, type FloatTensor }
 import { writeFileAtomic } from '../util/atomic.ts';
 
 /** W [out, in] += s * B [out, r] @ A [r, in], accumulated in float64 per element. */
-export function addLoraDelta(W: FloatTensor, A: FloatTensor, B: FloatTensor, s: number): void {
+function addLoraDelta(W: FloatTensor, A: FloatTensor, B: FloatTensor, s: number): void {
   const [out, inp] = W.shape;
   const r = A.shape[0];
   if (A.shape[1] !== inp || B.shape[0] !== out || B.shape[1] !== r) {
@@ -35,14 +35,21 @@ export interface MergeResult {
   tensors: number;
 }
 
-export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string, opts: { dtype?: 'F32' | 'BF16' } = {}): MergeResult {
-  if (path.resolve(outDir) === path.resolve(baseDir)) throw new UserError(`--out ${outDir}: must differ from the base model dir`);
+export function mergeAdapter(
+  baseDir: string,
+  adapterDir: string,
+  outDir: string,
+  opts: { dtype?: 'F32' | 'BF16' } = {},
+): MergeResult {
+  if (path.resolve(outDir) === path.resolve(baseDir))
+    throw new UserError(`--out ${outDir}: must differ from the base model dir`);
   const { lora, cfg } = loadAdapter(adapterDir);
   const s = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.rank) : cfg.alpha / cfg.rank;
   const index = listModelTensors(baseDir);
   const files = new Set([...index.values()].map((e) => e.file));
   const tensors = new Map<string, FloatTensor>();
-  for (const f of files) for (const [name, t] of readSafetensors(f)) tensors.set(name, { shape: t.shape, data: t.data });
+  for (const f of files)
+    for (const [name, t] of readSafetensors(f)) tensors.set(name, { shape: t.shape, data: t.data });
 
   const merged: string[] = [];
   for (const [name, A] of lora) {
@@ -69,6 +76,11 @@ export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string
     c.torch_dtype = dtype === 'F32' ? 'float32' : 'bfloat16';
     writeFileAtomic(cfgFile, JSON.stringify(c, null, 2) + '\n');
   }
-  writeSafetensors(path.join(outDir, 'model.safetensors'), tensors, { format: 'pt', merged_from: `${baseDir} + ${adapterDir}` }, { dtype });
+  writeSafetensors(
+    path.join(outDir, 'model.safetensors'),
+    tensors,
+    { format: 'pt', merged_from: `${baseDir} + ${adapterDir}` },
+    { dtype },
+  );
   return { merged, tensors: tensors.size };
 }

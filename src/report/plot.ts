@@ -1,7 +1,7 @@
 // Loss curves as a self-contained SVG (no dependencies): train loss per step (line), eval loss (line + dots),
 // epoch boundaries and the best-eval / early-stop step marked, integer step ticks, a log y axis when the
 // losses span more than 10x, and a legend of what is drawn.
-import type { EvalRow, MetricsRow, TrainRow } from './metrics.ts';
+import type { EvalRow, MetricsRow, TrainRow } from '../train/metrics.ts';
 
 const W = 800;
 const H = 480;
@@ -42,7 +42,9 @@ export interface PlotMarks {
 /** Steps where an epoch ends (a train row whose epoch is a whole number), the last step excluded. */
 function epochEnds(train: TrainRow[]): number[] {
   const last = train.length ? train[train.length - 1].step : 0;
-  return train.filter((r) => r.epoch > 0 && Math.abs(r.epoch - Math.round(r.epoch)) < 1e-9 && r.step !== last).map((r) => r.step);
+  return train
+    .filter((r) => r.epoch > 0 && Math.abs(r.epoch - Math.round(r.epoch)) < 1e-9 && r.step !== last)
+    .map((r) => r.step);
 }
 
 export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks = {}): string {
@@ -51,7 +53,8 @@ export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks
   if (!train.length && !evals.length) throw new Error('no finite losses to plot');
   const xs = [...train.map((r) => r.step), ...evals.map((r) => r.step)];
   const ys = [...train.map((r) => r.train_loss), ...evals.map((r) => r.eval_loss)];
-  let [x0, x1] = [Math.min(0, ...xs), Math.max(...xs)];
+  const x0 = Math.min(0, ...xs);
+  let x1 = Math.max(...xs);
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (x1 === x0) x1 = x0 + 1;
   const log = y0 > 0 && y1 / y0 > 10;
@@ -72,15 +75,21 @@ export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks
     `<text x="${(sx(x) + 3).toFixed(1)}" y="${M.top + 12}" fill="${color}" font-size="11">${esc(label)}</text>`;
 
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`);
   for (const t of log ? logTicks(y0, y1) : niceTicks(y0, y1)) {
-    out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${sy(t).toFixed(1)}" y2="${sy(t).toFixed(1)}" stroke="#e5e5e5"/>`);
+    out.push(
+      `<line x1="${M.left}" x2="${W - M.right}" y1="${sy(t).toFixed(1)}" y2="${sy(t).toFixed(1)}" stroke="#e5e5e5"/>`,
+    );
     out.push(`<text x="${M.left - 6}" y="${(sy(t) + 4).toFixed(1)}" text-anchor="end">${t}</text>`);
   }
   for (const t of niceTicks(x0, x1, 8, 1)) {
-    out.push(`<line x1="${sx(t).toFixed(1)}" x2="${sx(t).toFixed(1)}" y1="${H - M.bottom}" y2="${H - M.bottom + 5}" stroke="#333"/>`);
+    out.push(
+      `<line x1="${sx(t).toFixed(1)}" x2="${sx(t).toFixed(1)}" y1="${H - M.bottom}" y2="${H - M.bottom + 5}" stroke="#333"/>`,
+    );
     out.push(`<text x="${sx(t).toFixed(1)}" y="${H - M.bottom + 18}" text-anchor="middle">${t}</text>`);
   }
   epochEnds(train).forEach((s, i) => out.push(vline(s, '#999', '2,3', `epoch ${i + 1}`)));
@@ -91,15 +100,30 @@ export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks
   if (marks.earlyStopStep !== undefined) out.push(vline(marks.earlyStopStep, '#ff7f0e', '6,2', 'early stop'));
   out.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   out.push(`<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">optimizer step</text>`);
-  out.push(`<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">loss (token-weighted CE${log ? ', log scale' : ''})</text>`);
-  if (train.length) out.push(`<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="${pts(train.map((r) => [r.step, r.train_loss]))}"/>`);
+  out.push(
+    `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">loss (token-weighted CE${log ? ', log scale' : ''})</text>`,
+  );
+  if (train.length)
+    out.push(
+      `<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="${pts(train.map((r) => [r.step, r.train_loss]))}"/>`,
+    );
   if (evals.length) {
-    out.push(`<polyline fill="none" stroke="#d62728" stroke-width="2" points="${pts(evals.map((r) => [r.step, r.eval_loss]))}"/>`);
-    for (const r of evals) out.push(`<circle cx="${sx(r.step).toFixed(1)}" cy="${sy(r.eval_loss).toFixed(1)}" r="3" fill="#d62728"/>`);
+    out.push(
+      `<polyline fill="none" stroke="#d62728" stroke-width="2" points="${pts(evals.map((r) => [r.step, r.eval_loss]))}"/>`,
+    );
+    for (const r of evals)
+      out.push(`<circle cx="${sx(r.step).toFixed(1)}" cy="${sy(r.eval_loss).toFixed(1)}" r="3" fill="#d62728"/>`);
   }
   const lx = W - M.right - 130;
-  const legend = [...(train.length ? [['#1f77b4', 'train loss']] : []), ...(evals.length ? [['#d62728', 'eval loss']] : [])];
-  legend.forEach(([color, label], i) => out.push(`<line x1="${lx}" x2="${lx + 24}" y1="${M.top + 28 + 18 * i}" y2="${M.top + 28 + 18 * i}" stroke="${color}" stroke-width="2"/><text x="${lx + 30}" y="${M.top + 32 + 18 * i}">${label}</text>`));
+  const legend = [
+    ...(train.length ? [['#1f77b4', 'train loss']] : []),
+    ...(evals.length ? [['#d62728', 'eval loss']] : []),
+  ];
+  legend.forEach(([color, label], i) =>
+    out.push(
+      `<line x1="${lx}" x2="${lx + 24}" y1="${M.top + 28 + 18 * i}" y2="${M.top + 28 + 18 * i}" stroke="${color}" stroke-width="2"/><text x="${lx + 30}" y="${M.top + 32 + 18 * i}">${label}</text>`,
+    ),
+  );
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

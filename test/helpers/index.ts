@@ -1,0 +1,95 @@
+// The shared test helpers (no child processes here: test/helpers/run.ts has those): temp dirs, one seeded
+// generator, one maxdiff, random LoRA weights, the CLI entry point and a no-cache greedy decode reference.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelFunc } from '@tensorflow/tfjs-core';
+import { forwardLogits, type BaseModel } from '../../src/model/model.ts';
+import { DEFAULT_LORA_TARGETS, initLora, type LoraConfig, type LoraWeights } from '../../src/model/lora.ts';
+
+/** bin/lorasft.js, the CLI entry point. */
+export const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
+
+/** A fresh directory under the OS temp dir, named lorasft-TAG-XXXXXX. */
+export function tmpDir(tag: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `lorasft-${tag}-`));
+}
+
+/** Seeded uniform values in [-scale, scale] (xorshift32: the same values on every run and platform). */
+export function rand(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  return new Float32Array(n).map(() => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return ((s / 4294967296) * 2 - 1) * scale;
+  });
+}
+
+/** max_i |a_i - b_i|; arrays of different lengths are an error. */
+export function maxdiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** The LoRA config most tests use: rank 4, alpha 8, every default target, no dropout. */
+const LORA_R4: LoraConfig = { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false };
+
+/**
+ * LoRA weights with A from initLora(seed) and, unlike a fresh init, B ~ N(0, bStd) (tf.randomNormal, the i-th B
+ * seeded bSeed + i: each differs), so the adapter changes the logits and gradients reach A.
+ */
+export function randomLora(
+  base: BaseModel,
+  seed: number,
+  bStd: number,
+  bSeed: number,
+  cfg: Partial<LoraConfig> = {},
+): LoraWeights {
+  const lora = initLora(base, { ...LORA_R4, ...cfg }, seed);
+  let i = 0;
+  for (const [k, v] of lora)
+    if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, bStd, 'float32', bSeed + i++));
+  return lora;
+}
+
+/** Greedy continuation without a cache (recomputes the whole sequence each step): the reference for decoding. */
+export function greedyNoCache(base: BaseModel, lora: LoraWeights | null, prompt: number[], n: number): number[] {
+  const seq = [...prompt];
+  for (let i = 0; i < n; i++) {
+    const next = tf.tidy(
+      () =>
+        tf
+          .argMax(forwardLogits(base, lora, Int32Array.from(seq), undefined, undefined, { lastOnly: true }), 1)
+          .dataSync()[0],
+    );
+    seq.push(next);
+  }
+  return seq.slice(prompt.length);
+}
+
+/**
+ * How many times `f` ran the 'cpu' kernel `name` on the 'native' backend: a native kernel's fallback calls the cpu
+ * kernel through the registry, so counting its calls shows whether the fallback ran.
+ */
+export async function cpuKernelCalls(name: string, f: () => void): Promise<number> {
+  await tf.setBackend('native');
+  const k = tf.getKernel(name, 'cpu') as { kernelFunc: KernelFunc };
+  const original = k.kernelFunc;
+  let calls = 0;
+  k.kernelFunc = ((args: Parameters<KernelFunc>[0]) => {
+    calls++;
+    return original(args);
+  }) as KernelFunc;
+  try {
+    tf.tidy(f);
+  } finally {
+    k.kernelFunc = original;
+  }
+  return calls;
+}
