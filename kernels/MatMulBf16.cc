@@ -87,8 +87,12 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
 // all of V = 151936 (measured at 441 x 1024: logits 292 -> 642 GFLOP/s, dh = dlogits W 188 -> 428 at K <= 8192).
 constexpr int LM_BLOCK = 8192;
 
-// One row's softmax in place: r[V] logits -> w (softmax - onehot(y)), written as bf16 to g; returns w * loss.
-static double softmaxRow(float* r, uint16_t* g, int V, int y, float w) {
+// bf16 bits written over float storage (the dlogits over their own fp32 row): an alias the compiler must respect.
+typedef uint16_t __attribute__((may_alias)) bf16_alias;
+
+// One row's softmax in place: r[V] logits -> w (softmax - onehot(y)); with toBf16, then rewritten as V bf16 values
+// over the row's first half (value j overwrites bytes of value j/2, already read). Returns w * loss.
+static double softmaxRow(float* r, int V, int y, float w, bool toBf16) {
   const float ly = r[y];
   float m = -INFINITY;
   for (int j = 0; j < V; j++) m = r[j] > m ? r[j] : m;
@@ -97,28 +101,36 @@ static double softmaxRow(float* r, uint16_t* g, int V, int y, float w) {
   const float inv = (float)(w / sum);
   for (int j = 0; j < V; j++) r[j] *= inv;
   r[y] -= w;
-  if (g) for (int j = 0; j < V; j++) g[j] = toBf16One(r[j]);
+  if (toBf16) {
+    bf16_alias* g = (bf16_alias*)r;
+    for (int j = 0; j < V; j++) g[j] = toBf16One(r[j]);
+  }
   return w * (m + std::log(sum) - ly);
 }
 
-// One chunk of c rows on oneDNN: logits = h W^T and dh = dlogits W in vocabulary blocks, dlogits made bf16 inside
-// the softmax loop (no fp32 pass over them). False if oneDNN failed (then logits/dh are redone by the caller).
+// One chunk of c rows on oneDNN: logits = h W^T and dh = dlogits W in vocabulary blocks; the bf16 dlogits are
+// written in place over the fp32 logits (row stride 2V in bf16 values; no extra [c, V] buffer). False if oneDNN
+// failed before the softmax (the caller redoes the chunk); a failure after it falls back here on the same values.
 static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, const int32_t* labels, const float* w,
-                       float* logits, std::vector<uint16_t>& gb, float* dh, double& total) {
+                       float* logits, float* dh, double& total) {
   std::vector<uint16_t> hb((size_t)c * C);
   toBf16(h, hb.data(), hb.size());
   for (int v0 = 0; v0 < V; v0 += LM_BLOCK)  // logits[:, v0:v0+nb] = h W[v0:v0+nb]^T
     if (!matmulBf16Dnnl(true, c, std::min(LM_BLOCK, V - v0), C, hb.data(), C, W + (size_t)v0 * C, logits + v0, V)) return false;
-  gb.resize((size_t)c * V);
   double t = 0;
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
-  for (int i = 0; i < c; i++) t += softmaxRow(logits + (size_t)i * V, gb.data() + (size_t)i * V, V, labels[i], w[i]);
+  for (int i = 0; i < c; i++) t += softmaxRow(logits + (size_t)i * V, V, labels[i], w[i], true);
   total += t;
+  const uint16_t* g = (const uint16_t*)logits;
   std::vector<float> part((size_t)c * C);
   for (int v0 = 0; v0 < V; v0 += LM_BLOCK) {  // dh += dlogits[:, v0:v0+nb] W[v0:v0+nb]
     float* dst = v0 ? part.data() : dh;
-    if (!matmulBf16Dnnl(false, c, C, std::min(LM_BLOCK, V - v0), gb.data() + v0, V, W + (size_t)v0 * C, dst, C)) {
-      for (size_t i = 0; i < gb.size(); i++) { uint32_t b = (uint32_t)gb[i] << 16; std::memcpy(&logits[i], &b, 4); }
+    if (!matmulBf16Dnnl(false, c, C, std::min(LM_BLOCK, V - v0), g + v0, 2 * V, W + (size_t)v0 * C, dst, C)) {
+      for (int i = 0; i < c; i++) {  // bf16 -> fp32 in place, from the row's end (value j overwrites 2j, 2j+1)
+        float* r = logits + (size_t)i * V;
+        const bf16_alias* gi = (const bf16_alias*)r;
+        for (int j = V - 1; j >= 0; j--) { const uint32_t b = (uint32_t)gi[j] << 16; float f; std::memcpy(&f, &b, 4); r[j] = f; }
+      }
       matmulBf16(false, c, C, V, logits, W, dh);  // the fallback on the same bf16 dlogits
       return true;
     }
@@ -143,17 +155,16 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   need_len(info, fn, 4, "loss", 1), need_len(info, fn, 5, "dh", (int64_t)M * C);
   if (rows < 1) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": rows must be >= 1");
   std::vector<float> logits((size_t)std::min(rows, M) * V);
-  std::vector<uint16_t> gb;
   double total = 0;
   for (int s = 0; s < M; s += rows) {
     const int c = std::min(rows, M - s);
     const float* hs = h + (size_t)s * C;
-    if (bf16OnDnnl() && V > 0 && lmHeadDnnl(c, C, V, hs, W, labels + s, w + s, logits.data(), gb, dh + (size_t)s * C, total))
+    if (bf16OnDnnl() && V > 0 && lmHeadDnnl(c, C, V, hs, W, labels + s, w + s, logits.data(), dh + (size_t)s * C, total))
       continue;
     matmulBf16(true, c, V, C, hs, W, logits.data());  // logits = h W^T (the fallback path)
     double t = 0;
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
-    for (int i = 0; i < c; i++) t += softmaxRow(logits.data() + (size_t)i * V, nullptr, V, labels[s + i], w[s + i]);
+    for (int i = 0; i < c; i++) t += softmaxRow(logits.data() + (size_t)i * V, V, labels[s + i], w[s + i], false);
     total += t;
     matmulBf16(false, c, C, V, logits.data(), W, dh + (size_t)s * C);  // dh = dlogits W
   }
