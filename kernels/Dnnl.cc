@@ -48,11 +48,14 @@ struct Prim { handle_t pd, prim; md_t src, wei, dst; };
 // Layouts of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]). (Swapping roles for the lm_head, y^T = W x^T
 // with a transposed dst, was tried: oneDNN 2.6 has no fast kernel for a transposed dst.)
 enum Mode { XWT = 0, XW = 1 };
-std::map<std::tuple<int, int, int, int>, Prim> cache;
+std::map<std::tuple<int, int, int, int, int, int>, Prim> cache;
 
-// The matmul primitive for one shape and layout (created on first use; oneDNN picks the ISA, AMX/AVX512_BF16 here).
-const Prim* prim(Mode mode, int M, int N, int K) {
-  auto key = std::make_tuple(M, N, K, (int)mode);
+// The matmul primitive for one shape, layout and row strides (lda of x, ldc of y; created on first use; oneDNN
+// picks the ISA, AMX/AVX512_BF16 here).
+const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0) {
+  if (lda <= 0) lda = K;
+  if (ldc <= 0) ldc = N;
+  auto key = std::make_tuple(M, N, K, (int)mode, lda, ldc);
   auto it = cache.find(key);
   if (it != cache.end()) return &it->second;
   if (cache.size() >= 256) {  // many distinct M (loss rows vary per batch): start over
@@ -60,7 +63,7 @@ const Prim* prim(Mode mode, int M, int N, int K) {
     cache.clear();
   }
   Prim p{};
-  const int64_t sd[2] = {M, K}, ss[2] = {K, 1}, wd[2] = {K, N}, dd[2] = {M, N}, ds[2] = {N, 1};
+  const int64_t sd[2] = {M, K}, ss[2] = {lda, 1}, wd[2] = {K, N}, dd[2] = {M, N}, ds[2] = {ldc, 1};
   const int64_t ws[2] = {mode == XW ? N : 1, mode == XW ? 1 : K};
   matmul_desc_t op;
   if (api.md_init_by_strides(&p.src, 2, sd, DT_BF16, ss) || api.md_init_by_strides(&p.wei, 2, wd, DT_BF16, ws) ||
@@ -73,8 +76,8 @@ const Prim* prim(Mode mode, int M, int N, int K) {
   return &(cache[key] = p);
 }
 
-bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y) {
-  const Prim* p = prim(mode, M, N, K);
+bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y, int lda = 0, int ldc = 0) {
+  const Prim* p = prim(mode, M, N, K, lda, ldc);
   if (!p) return false;
   handle_t ms = nullptr, mw = nullptr, md = nullptr;
   bool ok = !api.mem_create(&ms, &p->src, engine, (void*)xb) && !api.mem_create(&mw, &p->wei, engine, (void*)W) &&
@@ -87,12 +90,7 @@ bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t*
   return ok;
 }
 
-inline uint16_t toBf16(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40);
-  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
-}
+inline uint16_t toBf16(float f) { return toBf16One(f); }
 inline float fromBf16(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; std::memcpy(&f, &b, 4); return f; }
 
 // Fallback: W -> fp32 in blocks of about 4M values (never the whole lm_head at once), sgemm on bf16-rounded x.
@@ -112,6 +110,21 @@ void runFallback(bool transW, int M, int N, int K, const float* x, const uint16_
   }
 }
 }  // namespace
+
+void toBf16(const float* src, uint16_t* dst, size_t n) {
+#pragma omp parallel for num_threads(g_threads) if (n > (1 << 16))
+  for (int64_t i = 0; i < (int64_t)n; i++) dst[i] = toBf16(src[i]);
+}
+
+bool bf16OnDnnl() { return g_bf16.dnnl && !g_bf16.forceFallback; }
+
+bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int lda, const uint16_t* W, float* y, int ldc) {
+  if (M == 0 || N == 0 || K == 0 || !bf16OnDnnl()) return false;
+  if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y, lda, ldc)) return true;
+  g_bf16.dnnl = false;
+  g_bf16.error = "oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+  return false;
+}
 
 void roundBf16(const float* src, float* dst, size_t n) {
 #pragma omp parallel for num_threads(g_threads) if (n > (1 << 16))

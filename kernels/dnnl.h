@@ -2,6 +2,7 @@
 // float32 fallback (bf16 -> fp32 per call + OpenBLAS sgemm) where the library or the CPU's bf16 support is missing.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 struct Bf16Path {
@@ -23,3 +24,19 @@ void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t
 
 // bf16 round trip of n floats (round to nearest even; NaN stays NaN), into dst (may equal src).
 void roundBf16(const float* src, float* dst, size_t n);
+
+// n floats -> bf16 bits (round to nearest even; NaN stays NaN); toBf16One: one value (for fused loops).
+void toBf16(const float* src, uint16_t* dst, size_t n);
+inline uint16_t toBf16One(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40);
+  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
+}
+
+// True when matmuls run on oneDNN (library loaded, CPU bf16, not forced to the fallback).
+bool bf16OnDnnl();
+
+// y[M,N] (row stride ldc) = xb[M,K] (bf16, row stride lda) op(W) on oneDNN, for callers that block a product
+// (the lm_head). False when oneDNN is not in use or failed (then it is off for the run: use matmulBf16).
+bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int lda, const uint16_t* W, float* y, int ldc);

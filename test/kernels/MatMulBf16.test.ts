@@ -67,6 +67,19 @@ const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => t
         { chunkRows: 8 },
       ),
   },
+  {
+    // V = 17000 spans three of the native kernel's 8192-row vocabulary blocks (logits and dh = dlogits W per block).
+    name: 'crossEntropyWeighted bf16 lm_head, V over three 8192-row blocks',
+    shapes: [[6, 16]],
+    f: ([h]) =>
+      crossEntropyWeighted(
+        h as tf.Tensor2D,
+        W16(17000 * 16, 12, [17000, 16])(),
+        Int32Array.of(0, 8191, 8192, 16383, 16384, 16999),
+        Float32Array.of(1, 0.5, 1, 1, 0, 2),
+        { chunkRows: 4 },
+      ),
+  },
 ];
 
 describe('bf16 weights', () => {
