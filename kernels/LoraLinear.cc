@@ -15,14 +15,32 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "bias", out);
   need_len(info, fn, 6, "y", (int64_t)N * out), need_len(info, fn, 7, "u", (int64_t)N * r);
   const float s = arg_f(info, 12);
-  sgemm(false, true, N, out, in, 1.f, x, W, 0.f, y);   // y = x W^T
-  sgemm(false, true, N, r, in, 1.f, xl, A, 0.f, u);    // u = xl A^T
-  sgemm(false, true, N, out, r, s, u, B, 1.f, y);      // y += s u B^T
-  if (bias) {
+  sgemm(false, true, N, out, in, 1.f, x, W, 0.f, y);  // y = x W^T
+  loraForwardTerms(N, in, out, r, s, xl, A, B, bias, y, u);
+  return info.Env().Undefined();
+}
+
+// The LoRA path of the forward, after the base product y = x W^T (fp32 here, bf16 in MatMulBf16.cc):
+// u = xl A^T [N, r], y += s u B^T (+ bias).
+void loraForwardTerms(int N, int in, int out, int r, float s, const float* xl, const float* A, const float* B,
+                      const float* bias, float* y, float* u) {
+  sgemm(false, true, N, r, in, 1.f, xl, A, 0.f, u);  // u = xl A^T
+  sgemm(false, true, N, out, r, s, u, B, 1.f, y);    // y += s u B^T
+  if (bias)
     for (int n = 0; n < N; n++)
       for (int o = 0; o < out; o++) y[(size_t)n * out + o] += bias[o];
-  }
-  return info.Env().Undefined();
+}
+
+// The LoRA path of the backward, after the base product dx = dy W: dxl = s (dy B) A (or added into dx when dxl is
+// null), dA = s (dy B)^T xl, dB = s dy^T u.
+void loraBackwardTerms(int N, int in, int out, int r, float s, const float* dy, const float* xl, const float* A,
+                       const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB) {
+  std::vector<float> v((size_t)N * r);
+  sgemm(false, false, N, r, out, 1.f, dy, B, 0.f, v.data());         // v = dy B
+  if (dxl) sgemm(false, false, N, in, r, s, v.data(), A, 0.f, dxl);  // dxl = s v A
+  else sgemm(false, false, N, in, r, s, v.data(), A, 1.f, dx);       // dx += s v A
+  sgemm(true, false, r, in, N, s, v.data(), xl, 0.f, dA);            // dA = s v^T xl
+  sgemm(true, false, out, r, N, s, dy, u, 0.f, dB);                  // dB = s dy^T u
 }
 
 // loraLinearGrad(dy, xl, W, A, B, u, dx, dxl | null, dA, dB, N, in, out, r, s):
@@ -42,13 +60,8 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 6, "dx", (int64_t)N * in), need_len(info, fn, 7, "dxl", (int64_t)N * in);
   need_len(info, fn, 8, "dA", (int64_t)r * in), need_len(info, fn, 9, "dB", (int64_t)out * r);
   const float s = arg_f(info, 14);
-  std::vector<float> v((size_t)N * r);
-  sgemm(false, false, N, in, out, 1.f, dy, W, 0.f, dx);          // dx = dy W
-  sgemm(false, false, N, r, out, 1.f, dy, B, 0.f, v.data());     // v = dy B
-  if (dxl) sgemm(false, false, N, in, r, s, v.data(), A, 0.f, dxl);  // dxl = s v A
-  else sgemm(false, false, N, in, r, s, v.data(), A, 1.f, dx);       // dx += s v A
-  sgemm(true, false, r, in, N, s, v.data(), xl, 0.f, dA);        // dA = s v^T xl
-  sgemm(true, false, out, r, N, s, dy, u, 0.f, dB);              // dB = s dy^T u
+  sgemm(false, false, N, in, out, 1.f, dy, W, 0.f, dx);  // dx = dy W
+  loraBackwardTerms(N, in, out, r, s, dy, xl, A, B, u, dx, dxl, dA, dB);
   return info.Env().Undefined();
 }
 

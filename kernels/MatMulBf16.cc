@@ -50,12 +50,8 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 1, "xl", (int64_t)N * in), need_bf16(info, fn, 2, "W", (int64_t)out * in);
   need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "bias", out);
   need_len(info, fn, 6, "y", (int64_t)N * out), need_len(info, fn, 7, "u", (int64_t)N * r);
-  matmulBf16(true, N, out, in, x, W, y);            // y = x W^T (bf16)
-  sgemm(false, true, N, r, in, 1.f, xl, A, 0.f, u);  // u = xl A^T
-  sgemm(false, true, N, out, r, s, u, B, 1.f, y);    // y += s u B^T
-  if (bias)
-    for (int n = 0; n < N; n++)
-      for (int o = 0; o < out; o++) y[(size_t)n * out + o] += bias[o];
+  matmulBf16(true, N, out, in, x, W, y);  // y = x W^T (bf16)
+  loraForwardTerms(N, in, out, r, s, xl, A, B, bias, y, u);
   return info.Env().Undefined();
 }
 
@@ -73,13 +69,8 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "u", (int64_t)N * r);
   need_len(info, fn, 6, "dx", (int64_t)N * in), need_len(info, fn, 7, "dxl", (int64_t)N * in);
   need_len(info, fn, 8, "dA", (int64_t)r * in), need_len(info, fn, 9, "dB", (int64_t)out * r);
-  std::vector<float> v((size_t)N * r);
-  matmulBf16(false, N, in, out, dy, W, dx);                          // dx = dy W (bf16)
-  sgemm(false, false, N, r, out, 1.f, dy, B, 0.f, v.data());         // v = dy B
-  if (dxl) sgemm(false, false, N, in, r, s, v.data(), A, 0.f, dxl);  // dxl = s v A
-  else sgemm(false, false, N, in, r, s, v.data(), A, 1.f, dx);       // dx += s v A
-  sgemm(true, false, r, in, N, s, v.data(), xl, 0.f, dA);            // dA = s v^T xl
-  sgemm(true, false, out, r, N, s, dy, u, 0.f, dB);                  // dB = s dy^T u
+  matmulBf16(false, N, in, out, dy, W, dx);  // dx = dy W (bf16)
+  loraBackwardTerms(N, in, out, r, s, dy, xl, A, B, u, dx, dxl, dA, dB);
   return info.Env().Undefined();
 }
 

@@ -49,6 +49,12 @@ void requireBlas(Napi::Env env);
 // A negative need (a negative dimension) throws too; a non-array at i is left to f32 / i32 (optional buffers).
 void need_len(const Napi::CallbackInfo& info, const char* fn, size_t i, const char* name, int64_t need);
 
+// The LoRA terms of LoraLinear's forward and backward (kernels/LoraLinear.cc), shared by the bf16 variants.
+void loraForwardTerms(int N, int in, int out, int r, float s, const float* xl, const float* A, const float* B,
+                      const float* bias, float* y, float* u);
+void loraBackwardTerms(int N, int in, int out, int r, float s, const float* dy, const float* xl, const float* A,
+                       const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB);
+
 // Per-file registration functions (Init + the file's name), all called from addon.cc's Init.
 void InitBatchMatMul(Napi::Env env, Napi::Object exports);
 void InitFusedAttention(Napi::Env env, Napi::Object exports);
