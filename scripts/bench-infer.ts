@@ -13,6 +13,7 @@ import { ropeInvFreq } from '../src/model/rope.ts';
 import { Engine } from '../src/infer/engine.ts';
 import type { Completion } from '../src/infer/sequence.ts';
 import { tokenizerDir } from '../src/model/tiny.ts';
+import { flag, MODEL_SHAPES, shapeFlag } from './bench-shapes.ts';
 
 const SHAPES: Record<string, Record<string, unknown>> = {
   // scripts/make-tiny-model's default shape with the Qwen3 vocabulary (what the tests serve, 2 layers wider).
@@ -30,31 +31,10 @@ const SHAPES: Record<string, Record<string, unknown>> = {
     rms_norm_eps: 1e-6,
     max_position_embeddings: 40960,
   },
-  'qwen3-0.6b': {
-    model_type: 'qwen3',
-    hidden_size: 1024,
-    intermediate_size: 3072,
-    num_hidden_layers: 28,
-    num_attention_heads: 16,
-    num_key_value_heads: 8,
-    head_dim: 128,
-    vocab_size: 151936,
-    tie_word_embeddings: true,
-    rope_theta: 1000000,
-    rms_norm_eps: 1e-6,
-    max_position_embeddings: 40960,
-  },
+  'qwen3-0.6b': MODEL_SHAPES['qwen3-0.6b'],
 };
 
-const flag = (name: string, dflt?: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
-const shape = flag('--shape', 'tiny')!;
-if (!SHAPES[shape]) {
-  console.error(`--shape: unknown shape '${shape}', expected one of ${Object.keys(SHAPES).join(', ')}`);
-  process.exit(1);
-}
+const shape = shapeFlag(SHAPES, 'tiny');
 const conc = flag('--conc', '1,4,16')!.split(',').map(Number);
 const P = Number(flag('--prompt', '32'));
 const G = Number(flag('--gen', '32'));

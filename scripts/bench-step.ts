@@ -15,65 +15,7 @@ import { bf16Tensor } from '../src/ops/index.ts';
 import { loadAddon } from '../src/backend/addon.ts';
 import { ADAMW_DEFAULTS, adamwStep, createAdamWState } from '../src/train/optimizer.ts';
 import { profileKernels } from './bench-profile.ts';
-
-// HF config.json fields of the two shapes (random weights of these sizes).
-const SHAPES: Record<string, Record<string, unknown>> = {
-  'smollm2-135m': {
-    model_type: 'llama',
-    hidden_size: 576,
-    intermediate_size: 1536,
-    num_hidden_layers: 30,
-    num_attention_heads: 9,
-    num_key_value_heads: 3,
-    vocab_size: 49152,
-    tie_word_embeddings: true,
-    rope_theta: 100000,
-    rms_norm_eps: 1e-5,
-    max_position_embeddings: 8192,
-  },
-  'qwen3-0.6b': {
-    model_type: 'qwen3',
-    hidden_size: 1024,
-    intermediate_size: 3072,
-    num_hidden_layers: 28,
-    num_attention_heads: 16,
-    num_key_value_heads: 8,
-    head_dim: 128,
-    vocab_size: 151936,
-    tie_word_embeddings: true,
-    rope_theta: 1000000,
-    rms_norm_eps: 1e-6,
-    max_position_embeddings: 40960,
-  },
-  'qwen3-1.7b': {
-    model_type: 'qwen3',
-    hidden_size: 2048,
-    intermediate_size: 6144,
-    num_hidden_layers: 28,
-    num_attention_heads: 16,
-    num_key_value_heads: 8,
-    head_dim: 128,
-    vocab_size: 151936,
-    tie_word_embeddings: true,
-    rope_theta: 1000000,
-    rms_norm_eps: 1e-6,
-    max_position_embeddings: 40960,
-  },
-  'llama3-8b': {
-    model_type: 'llama',
-    hidden_size: 4096,
-    intermediate_size: 14336,
-    num_hidden_layers: 32,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    vocab_size: 128256,
-    tie_word_embeddings: false,
-    rope_theta: 500000,
-    rms_norm_eps: 1e-5,
-    max_position_embeddings: 8192,
-  },
-};
-
+import { flag, MODEL_SHAPES, shapeFlag } from './bench-shapes.ts';
 /** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm. */
 function matmulPeak(): number | undefined {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => void> | null;
@@ -98,16 +40,7 @@ function matmulPeak(): number | undefined {
   return Number(((2 * M * N * K) / (times[0] / 1000) / 1e9).toFixed(1));
 }
 
-function flag(name: string, dflt?: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
-
-const shape = flag('--shape', 'smollm2-135m')!;
-if (!SHAPES[shape]) {
-  console.error(`--shape: unknown shape '${shape}', expected one of ${Object.keys(SHAPES).join(', ')}`);
-  process.exit(1);
-}
+const shape = shapeFlag(MODEL_SHAPES, 'smollm2-135m');
 const big = shape === 'llama3-8b';
 const T = Number(flag('--seq', big ? '2048' : '512')),
   steps = Number(flag('--steps', '4'));
@@ -128,7 +61,7 @@ if (precision === 'bf16') console.log(`precision: bf16 (${bf16Support().detail})
 // bf16: each value is rounded to bf16 as it is drawn, so no float32 copy of a weight exists.
 const layers = flag('--layers');
 const config = parseModelConfig(
-  { ...SHAPES[shape], ...(layers ? { num_hidden_layers: Number(layers) } : {}) },
+  { ...MODEL_SHAPES[shape], ...(layers ? { num_hidden_layers: Number(layers) } : {}) },
   `${shape} (bench)`,
 );
 let s = 12345;
