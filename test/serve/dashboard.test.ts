@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { BIN, makeFixture, type Fixture } from '../train/fixture.ts';
+import { BIN } from '../helpers/index.ts';
+import { makeFixture, type Fixture } from '../train/fixture.ts';
 import { startProcess, type ServerProcess } from './server_process.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

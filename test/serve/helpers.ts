@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BIN } from '../train/fixture.ts';
+import { BIN } from '../helpers/index.ts';
 
 /** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

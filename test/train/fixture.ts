@@ -9,7 +9,6 @@ import { initBackend } from '../../src/backend/index.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
 import { DEMO_DATASET } from '../../src/train/demo.ts';
-export { BIN } from '../helpers/run.ts'; // the CLI entry point, for the service tests that import it from here
 import { resolveConfig, type TrainConfig } from '../../src/train/config.ts';
 
 export interface Fixture {
