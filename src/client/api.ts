@@ -50,16 +50,29 @@ export class ApiClient {
     return this.send((/^https?:/.test(rest) ? rest : this.url(rest)) + (qs ? `?${qs}` : ''), init);
   }
 
-  private async send(url: string, init: RequestInit): Promise<Json> {
-    let res: Response;
-    try {
-      res = await fetch(url, init);
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-      throw new UserError(
-        `cannot reach ${this.base} (${cause}); start the server with 'lorasft serve' or set LORASFT_API_BASE`,
-      );
+  /**
+   * fetch, or one line saying the server cannot be reached. A GET whose reused keep-alive socket the server closed
+   * as the request went out (its idle timer fires late when its event loop was busy, e.g. loading a model) is sent
+   * once more, on a new connection: a GET is safe to repeat.
+   */
+  private async fetchOrExplain(url: string, init: RequestInit): Promise<Response> {
+    const codeOf = (e: unknown) => (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fetch(url, init);
+      } catch (e) {
+        const cause = codeOf(e);
+        const stale = cause === 'ECONNRESET' || cause === 'UND_ERR_SOCKET';
+        if (init.method === 'GET' && stale && attempt === 0) continue;
+        throw new UserError(
+          `cannot reach ${this.base} (${cause}); start the server with 'lorasft serve' or set LORASFT_API_BASE`,
+        );
+      }
     }
+  }
+
+  private async send(url: string, init: RequestInit): Promise<Json> {
+    const res = await this.fetchOrExplain(url, init);
     const text = await res.text();
     let j: Json = {};
     try {
