@@ -1,7 +1,8 @@
-// Plain registration lists (tfjs register_all_* style), applied by src/backend/index.ts:
-// NATIVE_KERNELS replace cpu kernels on 'native' (C++ in kernels/); OP_KERNELS are the TS reference kernels of
-// the fused ops in src/ops, registered for 'cpu' (and copied to 'native' unless a native version exists);
-// GRADIENTS are registered for every backend (and replace tfjs-core's where the name is the same).
+// Every kernel and gradient lorasft registers, and the one function that registers them (tfjs register_all_*
+// style). NATIVE_KERNELS: C++ kernels (kernels/) for 'native'; OP_KERNELS: the TypeScript reference kernels of the
+// fused ops in src/ops, for 'cpu'; GRADIENTS: for every backend, replacing tfjs-core's where the name is the same.
+import { register } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, KernelConfig } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './kernels/BatchMatMul.ts';
 import { fusedMatMulConfig } from './kernels/_FusedMatMul.ts';
@@ -49,7 +50,7 @@ const FUSED: KernelConfig[] = [
   ...matMulBf16Configs,
 ];
 
-export const NATIVE_KERNELS: KernelConfig[] = [
+const NATIVE_KERNELS: KernelConfig[] = [
   batchMatMulConfig,
   fusedMatMulConfig,
   addConfig,
@@ -63,9 +64,9 @@ export const NATIVE_KERNELS: KernelConfig[] = [
   ...FUSED.filter((k) => k.backendName === 'native'),
 ];
 
-export const OP_KERNELS: KernelConfig[] = FUSED.filter((k) => k.backendName === 'cpu');
+const OP_KERNELS: KernelConfig[] = FUSED.filter((k) => k.backendName === 'cpu');
 
-export const GRADIENTS: GradConfig[] = [
+const GRADIENTS: GradConfig[] = [
   batchMatMulGradConfig,
   fusedAttentionGradConfig,
   weightedCrossEntropyGradConfig,
@@ -76,3 +77,50 @@ export const GRADIENTS: GradConfig[] = [
   matMulBf16GradConfig,
   loraLinearGradConfig,
 ];
+
+/**
+ * tfjs-core's own gradients. It ships them only as ESM files whose imports have no extension (no CJS bundle),
+ * which Node's ESM loader rejects: src/backend/tfjs_esm_hook.mjs resolves those. The gradient registry is global,
+ * so they serve the engine of the '@tensorflow/tfjs-core' package main. Skipped when something (tfjs-node) did it.
+ */
+async function registerTfjsGradients(): Promise<void> {
+  if (tf.getGradient('BatchMatMul')) return;
+  register('./backend/tfjs_esm_hook.mjs', import.meta.url);
+  await import('@tensorflow/tfjs-core/dist/register_all_gradients.js' as string);
+  if (!tf.getGradient('BatchMatMul')) throw new Error('tfjs gradients did not register');
+}
+
+/** Replaces a gradient in tfjs' global registry (deleting first avoids its "overriding" warning). */
+function replaceGradient(g: tf.GradConfig): void {
+  const globals = (globalThis as { _tfGlobals?: Map<string, Map<string, tf.GradConfig>> })._tfGlobals;
+  globals?.get('gradRegistry')?.delete(g.kernelName);
+  tf.registerGradient(g);
+}
+
+let common: Promise<void> | undefined;
+let nativeDone = false;
+
+/**
+ * Registers everything, in the order the registries need; idempotent. `native`: also the kernels of the
+ * 'native' backend (src/backend/native_backend.ts); pass it once the addon is known to load.
+ */
+export async function registerAllKernels(opts: { native: boolean }): Promise<void> {
+  common ??= (async () => {
+    // 1. tfjs-core's gradients first: 2 replaces some of them.
+    await registerTfjsGradients();
+    // 2. Ours (the fused ops' and BatchMatMul's, which replaces tfjs-core's).
+    for (const g of GRADIENTS) replaceGradient(g);
+    // 3. The fused ops' TypeScript references on 'cpu' (tfjs-backend-cpu registered its own kernels on import).
+    for (const k of OP_KERNELS) if (!tf.getKernel(k.kernelName, 'cpu')) tf.registerKernel(k);
+  })();
+  await common;
+  if (!opts.native || nativeDone) return;
+  nativeDone = true;
+  // 4. 'native' is a MathBackendCPU: every 'cpu' kernel (3's included) is copied to it, after 3 ...
+  for (const k of tf.getKernelsForBackend('cpu')) tf.registerKernel({ ...k, backendName: 'native' });
+  // 5. ... and the C++ kernels then replace their copies.
+  for (const k of NATIVE_KERNELS) {
+    if (tf.getKernel(k.kernelName, 'native')) tf.unregisterKernel(k.kernelName, 'native');
+    tf.registerKernel(k);
+  }
+}

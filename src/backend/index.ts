@@ -5,9 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version_cpu as tfjsCpuVersion } from '@tensorflow/tfjs-backend-cpu';
 import os from 'node:os';
 import { UserError } from '../errors.ts';
-import { registerTfjsGradients } from './gradients.ts';
+import { registerAllKernels } from '../register_all_kernels.ts';
 import { nativeAvailability, quiet, registerNativeBackend } from './native_backend.ts';
-import { registerOpKernels } from './registry.ts';
 
 export interface BackendChoice {
   name: string;
@@ -49,8 +48,7 @@ export async function initBackend(opts: { backend?: string; threads?: number } =
     throw new UserError(`--backend: unknown backend '${want}', expected one of ${BACKENDS.join(', ')}`);
   }
   const threads = resolveThreads(opts.threads);
-  await registerTfjsGradients();
-  registerOpKernels();
+  await registerAllKernels({ native: false });
   let choice: BackendChoice | undefined;
   let warning: string | undefined;
   if (want === undefined || want === 'tensorflow') {
@@ -63,6 +61,7 @@ export async function initBackend(opts: { backend?: string; threads?: number } =
     const nat = nativeAvailability();
     if (nat.ok) {
       registerNativeBackend(threads);
+      await registerAllKernels({ native: true });
       choice = {
         name: 'native',
         reason: `${nat.detail}, ${threads} thread${threads > 1 ? 's' : ''}`,

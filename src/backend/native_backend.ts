@@ -1,11 +1,9 @@
-// Backend 'native': MathBackendCPU (same tensor storage: Float32Array per dataId) with every cpu kernel
-// re-registered under 'native', then the hot kernels from src/register_all_kernels.ts replaced by C++ ones.
+// Backend 'native': MathBackendCPU (same tensor storage: Float32Array per dataId) running the cpu kernels, the hot
+// ones replaced by C++ (its kernels are registered by registerAllKernels in src/register_all_kernels.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import type { backend_util, DataId, DataType } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu'; // importing it also registers the 'cpu' kernels
 import { loadAddon } from './addon.ts';
-import { NATIVE_KERNELS } from '../register_all_kernels.ts';
-import { registerOpKernels } from './registry.ts';
 import { BufferPool } from './buffer_pool.ts';
 
 type Values = backend_util.BackendValues;
@@ -67,18 +65,12 @@ export function quiet(b: unknown): void {
 
 let registered = false;
 
-/** Registers 'native' (idempotent). Needs the addon with OpenBLAS: call nativeAvailability() first. */
+/** Registers the backend 'native' (idempotent; its kernels: registerAllKernels) and sets the addon's threads. */
 export function registerNativeBackend(threads: number): void {
   loadAddon().addon!.setThreads(threads);
   if (registered) return;
   registered = true;
-  registerOpKernels();
   tf.registerBackend('native', () => new NativeBackend(), 1);
-  for (const k of tf.getKernelsForBackend('cpu')) tf.registerKernel({ ...k, backendName: 'native' });
-  for (const k of NATIVE_KERNELS) {
-    if (tf.getKernel(k.kernelName, 'native')) tf.unregisterKernel(k.kernelName, 'native');
-    tf.registerKernel(k);
-  }
 }
 
 /** Whether 'native' can run here: the addon loaded and found OpenBLAS; else why not (one line). */
