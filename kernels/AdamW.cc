@@ -10,14 +10,14 @@
 
 static inline double num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
 
-// adamw(p, g, m, v, n, beta1, beta2, eps, keep, stepSize, sqrtBc2), all [n]; keep = 1 - lr*wd (or 1),
+// adamW(p, g, m, v, n, beta1, beta2, eps, keep, stepSize, sqrtBc2), all [n]; keep = 1 - lr*wd (or 1),
 // stepSize = lr / (1 - beta1^t), sqrtBc2 = sqrt(1 - beta2^t), computed by the caller in double.
-static Napi::Value Step(const Napi::CallbackInfo& info) {
+static Napi::Value AdamW(const Napi::CallbackInfo& info) {
   size_t np, ng, nm, nv;
   float *p = f32(info[0], &np), *g = f32(info[1], &ng), *m = f32(info[2], &nm), *v = f32(info[3], &nv);
   const int64_t n = info[4].As<Napi::Number>().Int64Value();
   if (n < 0 || (size_t)n > np || (size_t)n > ng || (size_t)n > nm || (size_t)n > nv)
-    throw Napi::RangeError::New(info.Env(), "adamw: n exceeds an array's length");
+    throw Napi::RangeError::New(info.Env(), "adamW: n exceeds an array's length");
   const double b1 = num(info, 5), b2 = num(info, 6), eps = num(info, 7), keep = num(info, 8);
   const double stepSize = num(info, 9), sqrtBc2 = num(info, 10);
   const double c1 = 1 - b1, c2 = 1 - b2;
@@ -31,4 +31,4 @@ static Napi::Value Step(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void InitAdamW(Napi::Env env, Napi::Object exports) { exports.Set("adamw", Napi::Function::New(env, Step)); }
+void InitAdamW(Napi::Env env, Napi::Object exports) { exports.Set("adamW", Napi::Function::New(env, AdamW)); }

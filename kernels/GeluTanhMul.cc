@@ -7,7 +7,7 @@
 static const float kC = 0.7978845608028654f, kA = 0.044715f;
 
 // geluTanhMul(g, u, y, n)
-static Napi::Value Forward(const Napi::CallbackInfo& info) {
+static Napi::Value GeluTanhMul(const Napi::CallbackInfo& info) {
   const float *g = f32(info[0]), *u = f32(info[1]);
   float* y = f32(info[2]);
   const int64_t n = info[3].As<Napi::Number>().Int64Value();
@@ -21,7 +21,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
 }
 
 // geluTanhMulGrad(dy, g, u, dg, du, n)
-static Napi::Value Backward(const Napi::CallbackInfo& info) {
+static Napi::Value GeluTanhMulGrad(const Napi::CallbackInfo& info) {
   const float *dy = f32(info[0]), *g = f32(info[1]), *u = f32(info[2]);
   float *dg = f32(info[3]), *du = f32(info[4]);
   const int64_t n = info[5].As<Napi::Number>().Int64Value();
@@ -37,6 +37,6 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
 }
 
 void InitGeluTanhMul(Napi::Env env, Napi::Object exports) {
-  exports.Set("geluTanhMul", Napi::Function::New(env, Forward));
-  exports.Set("geluTanhMulGrad", Napi::Function::New(env, Backward));
+  exports.Set("geluTanhMul", Napi::Function::New(env, GeluTanhMul));
+  exports.Set("geluTanhMulGrad", Napi::Function::New(env, GeluTanhMulGrad));
 }

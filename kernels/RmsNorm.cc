@@ -8,7 +8,7 @@
 #endif
 
 // rmsNorm(x [N,C], w [C], y [N,C], rstd [N], N, C, eps)
-static Napi::Value Forward(const Napi::CallbackInfo& info) {
+static Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   const float *x = f32(info[0]), *w = f32(info[1]);
   float *y = f32(info[2]), *rstd = f32(info[3]);
   const int N = arg_i(info, 4), C = arg_i(info, 5);
@@ -29,7 +29,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
 }
 
 // rmsNormGrad(dy, x, w, rstd, dx [N,C], dw [C], N, C)
-static Napi::Value Backward(const Napi::CallbackInfo& info) {
+static Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
   const float *dy = f32(info[0]), *x = f32(info[1]), *w = f32(info[2]), *rstd = f32(info[3]);
   float *dx = f32(info[4]), *dw = f32(info[5]);
   const int N = arg_i(info, 6), C = arg_i(info, 7);
@@ -68,6 +68,6 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
 }
 
 void InitRmsNorm(Napi::Env env, Napi::Object exports) {
-  exports.Set("rmsNorm", Napi::Function::New(env, Forward));
-  exports.Set("rmsNormGrad", Napi::Function::New(env, Backward));
+  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("rmsNormGrad", Napi::Function::New(env, RmsNormGrad));
 }

@@ -4,7 +4,7 @@
 #include <cmath>
 
 // swiglu(g, u, y, n)
-static Napi::Value Forward(const Napi::CallbackInfo& info) {
+static Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   const float *g = f32(info[0]), *u = f32(info[1]);
   float* y = f32(info[2]);
   const int64_t n = info[3].As<Napi::Number>().Int64Value();
@@ -15,7 +15,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
 }
 
 // swigluGrad(dy, g, u, dg, du, n)
-static Napi::Value Backward(const Napi::CallbackInfo& info) {
+static Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
   const float *dy = f32(info[0]), *g = f32(info[1]), *u = f32(info[2]);
   float *dg = f32(info[3]), *du = f32(info[4]);
   const int64_t n = info[5].As<Napi::Number>().Int64Value();
@@ -31,6 +31,6 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
 }
 
 void InitSwiglu(Napi::Env env, Napi::Object exports) {
-  exports.Set("swiglu", Napi::Function::New(env, Forward));
-  exports.Set("swigluGrad", Napi::Function::New(env, Backward));
+  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
+  exports.Set("swigluGrad", Napi::Function::New(env, SwigluGrad));
 }

@@ -8,7 +8,7 @@
 // weightedCrossEntropy(h [M,C], W [V,C], labels Int32 [M], w [M], loss [1], dh [M,C], M, C, V, rows)
 // loss = sum_m w_m (logsumexp(h_m W^T) - (h_m W^T)[label_m]); dh = ((softmax - onehot) * w) W for dLoss = 1.
 // dh null (an evaluation): the loss only, without the second sgemm.
-static Napi::Value Forward(const Napi::CallbackInfo& info) {
+static Napi::Value WeightedCrossEntropy(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *h = f32(info[0]), *W = f32(info[1]);
   const int32_t* labels = i32(info[2]);
@@ -49,5 +49,5 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
 }
 
 void InitWeightedCrossEntropy(Napi::Env env, Napi::Object exports) {
-  exports.Set("weightedCrossEntropy", Napi::Function::New(env, Forward));
+  exports.Set("weightedCrossEntropy", Napi::Function::New(env, WeightedCrossEntropy));
 }

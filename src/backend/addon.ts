@@ -45,7 +45,7 @@ export interface NativeAddon {
     idxB?: I32 | null,
   ): void;
   /** kernels/AdamW.cc: one AdamW update of n elements, in place on p, m, v (optimizer state, not tensors). */
-  adamw(
+  adamW(
     p: F32,
     g: F32,
     m: F32,

@@ -100,7 +100,7 @@ export function adamwNative(): AdamWUpdate | null {
         `adamw: gradient/moment lengths ${g.length}/${m.length}/${v.length} differ from the parameter's ${p.length}`,
       );
     }
-    addon.adamw(p, g, m, v, p.length, s.beta1, s.beta2, s.eps, s.keep, s.stepSize, s.sqrtBc2);
+    addon.adamW(p, g, m, v, p.length, s.beta1, s.beta2, s.eps, s.keep, s.stepSize, s.sqrtBc2);
   };
 }
 

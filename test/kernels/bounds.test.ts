@@ -15,7 +15,7 @@ const nq = B * T * H * D;
 const nk = B * T * Hkv * D;
 const CALLS: Record<string, () => unknown[]> = {
   batchMatMul: () => [f(2 * 3 * 4), f(4 * 5), f(2 * 3 * 5), 2, 1, 3, 5, 4, false, false, f(5)],
-  adamw: () => [f(8), f(8), f(8), f(8), 8, 0.9, 0.999, 1e-8, 1, 1e-3, 1],
+  adamW: () => [f(8), f(8), f(8), f(8), 8, 0.9, 0.999, 1e-8, 1, 1e-3, 1],
   gatherV2: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
   weightedCrossEntropy: () => [f(3 * 4), f(6 * 4), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
   rmsNorm: () => [f(3 * 4), f(4), f(3 * 4), f(3), 3, 4, 1e-6],
