@@ -1,25 +1,20 @@
-// The decoder stack of every family: embedding -> layers (norm, attention with RoPE, MLP) -> hidden states, as
-// fused ops (src/ops) or as plain tfjs compositions, with activation checkpointing and a KV cache.
+// The decoder stack of every family: embedding -> layers (norm, attention with RoPE, MLP) -> hidden states, with
+// the layer ops of src/model/layer_ops.ts (fused, or tfjs compositions), activation checkpointing and a KV cache.
 import * as tf from '@tensorflow/tfjs-core';
 import * as ops from '../ops/index.ts';
 import { attention, attentionMask, segmentsFromPositions } from './attention.ts';
 import { checkpointed } from './checkpoint.ts';
-import { geluTanhMul } from './gemma3.ts';
+import { FUSED_OPS, PLAIN_OPS, type LayerOps } from './layer_ops.ts';
 import { loraAName, loraBName, PEFT_PREFIX, type LoraWeights } from './lora.ts';
 import type { BaseModel, KVCache } from './model.ts';
 import { embedRows, matMulWT } from './precision.ts';
-import { applyRope, ropeTables } from './rope.ts';
-
-/** RMSNorm over the last axis, in float32: x * rsqrt(mean(x^2) + eps) * w. */
-function rmsNormPlain(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
-}
+import { ropeTables } from './rope.ts';
 
 export interface Ctx {
   base: BaseModel;
   lora: LoraWeights | null;
   dropoutSeed?: number;
-  /** Fused ops (src/ops) instead of plain tfjs compositions. */
+  /** FUSED_OPS (src/ops) instead of PLAIN_OPS (tfjs compositions, for backends without lorasft's kernels). */
   fused: boolean;
   /** Recompute each layer in the backward pass instead of keeping its activations. */
   checkpoint?: boolean;
@@ -29,7 +24,11 @@ export interface Ctx {
 export function rmsNorm(ctx: Ctx, x: tf.Tensor, name: string): tf.Tensor {
   const eps = ctx.base.config.rmsNormEps;
   const w = ctx.base.norms?.get(name) ?? weight(ctx.base, name);
-  return ctx.fused ? ops.rmsNorm(x, w, eps) : rmsNormPlain(x, w, eps);
+  return layerOps(ctx).rmsNorm(x, w, eps);
+}
+
+function layerOps(ctx: Ctx): LayerOps {
+  return ctx.fused ? FUSED_OPS : PLAIN_OPS;
 }
 
 export function weight(base: BaseModel, name: string): tf.Tensor {
@@ -53,11 +52,7 @@ function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
     p > 0 && ctx.dropoutSeed !== undefined
       ? (tf.dropout(x, p, undefined, `${ctx.dropoutSeed}:${module}`) as tf.Tensor2D)
       : x;
-  if (ctx.fused) return ops.loraLinear(x, W, A, Bm, ctx.lora.scale, { bias, xLora: xa });
-  let y = matMulWT(x, W);
-  if (bias) y = tf.add(y, bias);
-  const ax = tf.mul(tf.matMul(xa, A, false, true), ctx.lora.scale); // [N, r]
-  return tf.add(y, tf.matMul(ax, Bm, false, true)) as tf.Tensor2D;
+  return layerOps(ctx).loraLinear(x, W, A, Bm, ctx.lora.scale, { bias, xLora: xa });
 }
 
 /** Per-call constant tables a layer reads: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
@@ -111,7 +106,7 @@ export function decoder(
   const cfg = ctx.base.config;
   const P = cache?.length ?? 0;
   const seg = segmentsFromPositions(pos, B, T);
-  // Decoding steps (P > 0) use the plain attention path: T is small there.
+  // The fused attention kernel takes no cached keys: decoding steps (P > 0, T small) use the tfjs-op attention.
   const g: Geom = { B, T, P, seg, fusedAttn: ctx.fused && P === 0, cache };
   // Made up front: the per-layer tidy below would dispose tables made inside it.
   const layerTables = buildLayerTables(ctx.base, pos, g.fusedAttn ? null : { seg, B, T, P });
@@ -152,14 +147,8 @@ function decoderLayer(ctx: Ctx, g: Geom, l: number, x: tf.Tensor2D, t: Tables): 
   const h2 = rmsNorm(ctx, x, `${p}.${sandwich ? 'pre_feedforward' : 'post_attention'}_layernorm.weight`) as tf.Tensor2D;
   const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
   const up = linear(ctx, h2, `${p}.mlp.up_proj`);
-  const act =
-    cfg.hiddenAct === 'gelu_tanh'
-      ? ctx.fused
-        ? ops.geluTanhMul(gate, up)
-        : geluTanhMul(gate, up)
-      : ctx.fused
-        ? ops.swiglu(gate, up)
-        : (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // silu(gate) * up
+  const lo = layerOps(ctx);
+  const act = cfg.hiddenAct === 'gelu_tanh' ? lo.geluTanhMul(gate, up) : lo.swiglu(gate, up);
   const m = linear(ctx, act, `${p}.mlp.down_proj`);
   return tf.add(x, sandwich ? rmsNorm(ctx, m, `${p}.post_feedforward_layernorm.weight`) : m);
 }
@@ -179,9 +168,8 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
     q = rmsNorm(ctx, q, `${p}.q_norm.weight`) as tf.Tensor3D;
     k = rmsNorm(ctx, k, `${p}.k_norm.weight`) as tf.Tensor3D;
   }
-  const rope = (x: tf.Tensor3D) => (ctx.fused ? ops.rope(x, t.cos, t.sin) : applyRope(x, t.cos, t.sin));
-  q = rope(q);
-  k = rope(k);
+  q = layerOps(ctx).rope(q, t.cos, t.sin);
+  k = layerOps(ctx).rope(k, t.cos, t.sin);
   const as4 = (x: tf.Tensor3D, heads: number) => tf.reshape(x, [B, T, heads, D]) as tf.Tensor4D;
   const toHeads = (x: tf.Tensor3D) => tf.transpose(as4(x, Hkv), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
   const attnScale = cfg.attnScale ?? undefined;
@@ -195,7 +183,7 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
       H * D,
     ]);
   }
-  // tfjs-op attention, with the KV cache when there is one.
+  // tfjs-op attention (src/model/attention.ts): decoding steps over the KV cache, and backends without the kernel.
   let k4 = toHeads(k);
   let v4 = toHeads(v);
   if (cache) {

@@ -1,4 +1,6 @@
-// Token-weighted cross-entropy through the lm_head, in row chunks so [T, V] float32 logits never exist whole.
+// Token-weighted cross-entropy through the lm_head, in row chunks so [T, V] float32 logits never exist whole: the
+// tfjs-op form of the WeightedCrossEntropy kernel, for what the kernel lacks: logit soft-capping (Gemma 3, every
+// backend) and the 'tensorflow' backend (no lorasft kernels).
 // Forward: per chunk logits = h W^T (tf matmul), then one fused pass per row in plain TS:
 //   loss += w * (logsumexp(logits) - logits[label]).
 // Backward (custom gradient, recomputes each chunk's logits): dh = ((softmax(logits) - onehot(label)) * w * dy) @ W.
@@ -6,7 +8,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { matMulW, matMulWT } from './precision.ts';
 
-/** Rows per chunk: about 16M logits (64 MB) at a time, between 16 and 512 rows. */
+/**
+ * Rows per chunk: about 16M logits (64 MB) at a time, between 16 and 512 rows. A quarter of the kernel's chunk
+ * (ceChunkRows), which is one [c, V] buffer reused in place: here a chunk's logits and gradient are new arrays.
+ */
 export function lossChunkRows(V: number): number {
   return Math.max(16, Math.min(512, Math.floor((1 << 24) / V)));
 }

@@ -71,8 +71,9 @@ export interface LossOpts {
    */
   forBackward?: boolean;
   /**
-   * Use lorasft's fused ops (src/ops: attention, RMSNorm, RoPE, SwiGLU, cross-entropy) where their kernels are
-   * registered for the active backend (default); false = the plain tfjs-op composition below (any backend).
+   * lorasft's fused ops (src/ops: attention, RMSNorm, RoPE, SwiGLU, LoRA linear, cross-entropy); default: when the
+   * active backend has their kernels (fusedOpsAvailable). false: the tfjs-op compositions that the 'tensorflow'
+   * backend runs (src/model/layer_ops.ts, attention.ts, loss.ts), on any backend.
    */
   fused?: boolean;
   /**
@@ -97,7 +98,7 @@ function wantCheckpoint(cfg: ModelConfig, tokens: number, opt: LossOpts['checkpo
 
 const FUSED_KERNELS = [FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];
 
-/** True when every fused op has a kernel on the active backend (initBackend registers them for cpu/native). */
+/** True when every fused op has a kernel on the active backend: 'cpu' and 'native' (registerAllKernels), not 'tensorflow'. */
 export function fusedOpsAvailable(): boolean {
   const b = tf.getBackend();
   return FUSED_KERNELS.every((k) => tf.getKernel(k, b) !== undefined);

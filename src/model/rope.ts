@@ -1,4 +1,4 @@
-// Rotary position embedding as in HF transformers (modeling_rope_utils.py + apply_rotary_pos_emb with rotate_half).
+// Rotary position embedding tables as in HF transformers (modeling_rope_utils.py); the rotation is the Rope op.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config.ts';
 
@@ -45,16 +45,4 @@ export function ropeTables(invFreq: Float64Array, positions: Int32Array): { cos:
     }
   }
   return { cos: tf.tensor2d(cos, [N, D]), sin: tf.tensor2d(sin, [N, D]) };
-}
-
-/** x [N, h, D] -> x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x2, x1). cos/sin [N, D] broadcast over h. */
-export function applyRope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D {
-  return tf.tidy(() => {
-    const D = x.shape[2];
-    const [x1, x2] = tf.split(x, [D / 2, D / 2], 2);
-    const rot = tf.concat([tf.neg(x2), x1], 2);
-    const c = tf.expandDims(cos, 1);
-    const s = tf.expandDims(sin, 1);
-    return tf.add(tf.mul(x, c), tf.mul(rot, s)) as tf.Tensor3D;
-  });
 }
