@@ -1,8 +1,10 @@
 // Every kernel and gradient lorasft registers, and the one function that registers them (tfjs register_all_*
-// style). NATIVE_KERNELS: C++ kernels (kernels/) for 'native'; OP_KERNELS: the TypeScript reference kernels of the
-// fused ops in src/ops, for 'cpu'; GRADIENTS: for every backend, replacing tfjs-core's where the name is the same.
+// style). NATIVE_KERNELS: for 'native', C++ (kernels/) except UnsortedSegmentSum (TypeScript, a faster algorithm
+// than tfjs-cpu's); OP_KERNELS: the TypeScript reference kernels of the fused ops in src/ops, for 'cpu';
+// GRADIENTS: for every backend, replacing tfjs-core's where the name is the same.
 import { register } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu'; // registers 'cpu' and its kernels, which steps 3 and 4 build on
 import type { GradConfig, KernelConfig } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './kernels/BatchMatMul.ts';
 import { fusedMatMulConfig } from './kernels/_FusedMatMul.ts';
@@ -110,7 +112,7 @@ export async function registerAllKernels(opts: { native: boolean }): Promise<voi
     await registerTfjsGradients();
     // 2. Ours (the fused ops' and BatchMatMul's, which replaces tfjs-core's).
     for (const g of GRADIENTS) replaceGradient(g);
-    // 3. The fused ops' TypeScript references on 'cpu' (tfjs-backend-cpu registered its own kernels on import).
+    // 3. The fused ops' TypeScript references on 'cpu', next to tfjs-backend-cpu's kernels.
     for (const k of OP_KERNELS) if (!tf.getKernel(k.kernelName, 'cpu')) tf.registerKernel(k);
   })();
   await common;

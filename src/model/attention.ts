@@ -1,4 +1,5 @@
-// Causal self-attention with GQA, block-diagonal across packed documents (HF eager_attention_forward math).
+// Causal self-attention with GQA, block-diagonal across packed documents (HF eager_attention_forward math), in
+// tfjs ops: decoding steps over a KV cache (the FusedAttention kernel takes none), and the 'tensorflow' backend.
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Added to masked scores; exp() of it underflows to exactly 0 after the row max is subtracted. */

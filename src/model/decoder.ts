@@ -168,8 +168,9 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
     q = rmsNorm(ctx, q, `${p}.q_norm.weight`) as tf.Tensor3D;
     k = rmsNorm(ctx, k, `${p}.k_norm.weight`) as tf.Tensor3D;
   }
-  q = layerOps(ctx).rope(q, t.cos, t.sin);
-  k = layerOps(ctx).rope(k, t.cos, t.sin);
+  const { rope } = layerOps(ctx);
+  q = rope(q, t.cos, t.sin);
+  k = rope(k, t.cos, t.sin);
   const as4 = (x: tf.Tensor3D, heads: number) => tf.reshape(x, [B, T, heads, D]) as tf.Tensor4D;
   const toHeads = (x: tf.Tensor3D) => tf.transpose(as4(x, Hkv), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
   const attnScale = cfg.attnScale ?? undefined;
