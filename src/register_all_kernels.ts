@@ -81,9 +81,8 @@ const GRADIENTS: GradConfig[] = [
 ];
 
 /**
- * tfjs-core's own gradients. It ships them only as ESM files whose imports have no extension (no CJS bundle),
- * which Node's ESM loader rejects: src/backend/tfjs_esm_hook.mjs resolves those. The gradient registry is global,
- * so they serve the engine of the '@tensorflow/tfjs-core' package main. Skipped when something (tfjs-node) did it.
+ * tfjs-core's own gradients (global registry: they serve the package main's engine); skipped if tfjs-node did it.
+ * The hook is needed because they ship only as ESM with extension-less imports, which Node's ESM loader rejects.
  */
 async function registerTfjsGradients(): Promise<void> {
   if (tf.getGradient('BatchMatMul')) return;

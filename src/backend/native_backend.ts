@@ -65,7 +65,10 @@ export function quiet(b: unknown): void {
 
 let registered = false;
 
-/** Registers the backend 'native' (idempotent; its kernels: registerAllKernels) and sets the addon's threads. */
+/**
+ * Registers the backend 'native' (idempotent; its kernels: registerAllKernels) and sets the addon's threads.
+ * Needs the addon with OpenBLAS: call nativeAvailability() first.
+ */
 export function registerNativeBackend(threads: number): void {
   loadAddon().addon!.setThreads(threads);
   if (registered) return;
