@@ -6,13 +6,13 @@ import { loadBaseModel } from '../../src/model/model.ts';
 import { generate, pickToken } from '../../src/infer/generate.ts';
 import { greedyNoCache } from '../helpers/index.ts';
 import { mulberry32 } from '../../src/util/random.ts';
-import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
+import { makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 let adapterDir: string;
 beforeAll(async () => {
   fx = makeFixture(4, 3);
-  adapterDir = await makeRandomAdapter(fx);
+  adapterDir = await randomAdapter(fx, 'adapter', 2);
 });
 
 describe('generate', () => {

@@ -11,7 +11,8 @@ import { loraFromTensors } from '../../src/model/lora.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../../src/model/safetensors.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
 import { Rng } from '../../src/util/random.ts';
-import { ensureBackend, maxAbs, tmpDir, toRef } from '../model/helpers.ts';
+import { ensureBackend, toRef } from '../model/helpers.ts';
+import { maxAbs, tmpDir } from '../helpers/index.ts';
 import { refLossRow, type RefModel } from '../model/reference.ts';
 
 const lossGrad = (args: string[]) => lorasft(['loss-grad', ...args]);

@@ -4,13 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
 import { mergeAdapter } from '../../src/infer/merge.ts';
-import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
+import { makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 let adapterDir: string;
 beforeAll(async () => {
   fx = makeFixture(4, 3);
-  adapterDir = await makeRandomAdapter(fx);
+  adapterDir = await randomAdapter(fx, 'adapter', 2);
 });
 
 describe('merge', () => {

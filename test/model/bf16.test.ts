@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { makeTinyModel } from '../../src/model/tiny.ts';
 import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../../src/model/model.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { ensureBackend, randomLora, tmpDir } from './helpers.ts';
+import { ensureBackend, randomLora } from './helpers.ts';
+import { tmpDir } from '../helpers/index.ts';
 
 const native = nativeAvailability();
 let dir = '';

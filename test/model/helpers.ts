@@ -6,8 +6,6 @@ import { loadBaseModel, type BaseModel, type Batch } from '../../src/model/model
 import type { LoraWeights } from '../../src/model/lora.ts';
 import { toF64, type RefModel } from './reference.ts';
 
-export { tmpDir };
-
 let backendReady: Promise<unknown> | null = null;
 export function ensureBackend(): Promise<unknown> {
   backendReady ??= initBackend({ backend: process.env.LORASFT_TEST_BACKEND });
@@ -63,16 +61,4 @@ export function makeBatch(rows: Array<{ ids: number[]; pos?: number[]; w?: numbe
     b.weights.set(r.w ?? r.ids.map((_, t) => (t === 0 ? 0 : 1)), i * T);
   });
   return b;
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
 }

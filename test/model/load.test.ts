@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { makeTinyModel } from '../../src/model/tiny.ts';
 import { disposeBaseModel, loadBaseModel } from '../../src/model/model.ts';
 import { readSafetensors, writeSafetensors } from '../../src/model/safetensors.ts';
-import { ensureBackend, tmpDir } from './helpers.ts';
+import { ensureBackend } from './helpers.ts';
+import { tmpDir } from '../helpers/index.ts';
 
 /** name -> {dtype, shape, values as float32}: u64 LE header length, JSON header, little-endian F32 or BF16 data. */
 function parseSafetensors(file: string): Map<string, { dtype: string; shape: number[]; values: Float32Array }> {
