@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { lorasft } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTinyModel } from '../../src/model/tiny.ts';
+import { makeTinyModel, type TinyModelOpts } from '../../src/model/tiny.ts';
 import { run } from '../../src/commands/loss-grad.ts';
 import { loadBaseModel, disposeBaseModel } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';
@@ -38,6 +38,25 @@ function writeLora(file: string, layers: number, seed: number): void {
     }
   }
   writeSafetensors(file, t);
+}
+
+/** DIR/model (a tiny model: vocab 48, hidden 32, 2 layers, 4/2 heads), DIR/lora.safetensors and DIR/batch.json. */
+function lossGradCase(
+  model: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] },
+  loraSeed: number,
+  batch: object,
+): { dir: string; model: string; loraFile: string; batchFile: string } {
+  const dir = tmpDir(`lossgrad-${model.family}`);
+  const c = {
+    dir,
+    model: path.join(dir, 'model'),
+    loraFile: path.join(dir, 'lora.safetensors'),
+    batchFile: path.join(dir, 'batch.json'),
+  };
+  makeTinyModel({ vocab: 48, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, ...model, out: c.model });
+  writeLora(c.loraFile, 2, loraSeed);
+  fs.writeFileSync(c.batchFile, JSON.stringify(batch));
+  return c;
 }
 
 /** `lorasft loss-grad --lora-alpha 16 --out-grads DIR/grads.safetensors --json`: its one JSON line and the gradients. */
@@ -115,45 +134,26 @@ function worstVsFiniteDifferences(ref: RefModel, grads: Map<string, FloatTensor>
 describe('lorasft loss-grad', () => {
   it('prints the normalised loss and writes gradients that match the float64 reference', async () => {
     await ensureBackend();
-    const dir = tmpDir('lossgrad');
-    const model = path.join(dir, 'model');
-    makeTinyModel({
-      family: 'qwen3',
-      out: model,
-      vocab: 48,
-      hidden: 32,
-      heads: 4,
-      kvHeads: 2,
-      intermediate: 48,
-      std: 0.15,
-      seed: 11,
-    });
-    const loraFile = path.join(dir, 'lora.safetensors');
-    writeLora(loraFile, 2, 5);
-    const batchFile = path.join(dir, 'batch.json');
     // Row 0 packs two documents (positions restart); row 1 masks its prompt with -100 and weights tokens.
-    fs.writeFileSync(
-      batchFile,
-      JSON.stringify({
-        input_ids: [
-          [5, 6, 7, 8, 9, 10, 11, 12],
-          [20, 21, 22, 23, 24, 25, 26, 27],
-        ],
-        // A packer masks the first token of each document (-100): nothing in its own document predicts it.
-        labels: [
-          [5, 6, 7, -100, 9, 10, 11, 12],
-          [-100, -100, -100, 23, 24, 25, 26, 27],
-        ],
-        position_ids: [
-          [0, 1, 2, 0, 1, 2, 3, 4],
-          [0, 1, 2, 3, 4, 5, 6, 7],
-        ],
-        weights: [
-          [1, 1, 1, 1, 1, 1, 1, 1],
-          [1, 1, 1, 0.5, 1, 1, 1, 3],
-        ],
-      }),
-    );
+    const { dir, model, loraFile, batchFile } = lossGradCase({ family: 'qwen3', std: 0.15, seed: 11 }, 5, {
+      input_ids: [
+        [5, 6, 7, 8, 9, 10, 11, 12],
+        [20, 21, 22, 23, 24, 25, 26, 27],
+      ],
+      // A packer masks the first token of each document (-100): nothing in its own document predicts it.
+      labels: [
+        [5, 6, 7, -100, 9, 10, 11, 12],
+        [-100, -100, -100, 23, 24, 25, 26, 27],
+      ],
+      position_ids: [
+        [0, 1, 2, 0, 1, 2, 3, 4],
+        [0, 1, 2, 3, 4, 5, 6, 7],
+      ],
+      weights: [
+        [1, 1, 1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 0.5, 1, 1, 1, 3],
+      ],
+    });
     const { out, grads } = await lossGradWithGrads(dir, model, batchFile, loraFile);
     expect(out).toMatchObject({
       tokens: 11,
@@ -242,41 +242,21 @@ describe('lorasft loss-grad', () => {
     '%s: loss and gradients equal the float64 reference (sliding window 3 inside packed documents)',
     async (family, extra) => {
       await ensureBackend();
-      const dir = tmpDir(`lossgrad-${family}`);
-      const model = path.join(dir, 'model');
-      makeTinyModel({
-        family,
-        out: model,
-        vocab: 48,
-        hidden: 32,
-        heads: 4,
-        kvHeads: 2,
-        intermediate: 48,
-        std: 0.15,
-        seed: 12,
-        ...extra,
-      });
-      const loraFile = path.join(dir, 'lora.safetensors');
-      writeLora(loraFile, 2, 6);
-      const batchFile = path.join(dir, 'batch.json');
       // Row 0 packs documents of 3 and 6 tokens, row 1 is one 9-token document: a window of 3 cuts the longer ones.
-      fs.writeFileSync(
-        batchFile,
-        JSON.stringify({
-          input_ids: [
-            [5, 6, 7, 8, 9, 10, 11, 12, 13],
-            [20, 21, 22, 23, 24, 25, 26, 27, 28],
-          ],
-          labels: [
-            [5, 6, 7, -100, 9, 10, 11, 12, 13],
-            [-100, 21, 22, 23, 24, 25, 26, 27, 28],
-          ],
-          position_ids: [
-            [0, 1, 2, 0, 1, 2, 3, 4, 5],
-            [0, 1, 2, 3, 4, 5, 6, 7, 8],
-          ],
-        }),
-      );
+      const { dir, model, loraFile, batchFile } = lossGradCase({ family, std: 0.15, seed: 12, ...extra }, 6, {
+        input_ids: [
+          [5, 6, 7, 8, 9, 10, 11, 12, 13],
+          [20, 21, 22, 23, 24, 25, 26, 27, 28],
+        ],
+        labels: [
+          [5, 6, 7, -100, 9, 10, 11, 12, 13],
+          [-100, 21, 22, 23, 24, 25, 26, 27, 28],
+        ],
+        position_ids: [
+          [0, 1, 2, 0, 1, 2, 3, 4, 5],
+          [0, 1, 2, 3, 4, 5, 6, 7, 8],
+        ],
+      });
       const { out, grads } = await lossGradWithGrads(dir, model, batchFile, loraFile);
       expect(out).toMatchObject({ tokens: 15, weight_sum: 15 });
       const ref = await reference(model, loraFile);
@@ -306,11 +286,7 @@ describe('lorasft loss-grad', () => {
   );
 
   it('reports bad input as one line naming the file, exit code 1', async () => {
-    const dir = tmpDir('lossgrad');
-    const model = path.join(dir, 'model');
-    makeTinyModel({ family: 'llama', out: model, vocab: 48, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48 });
-    const loraFile = path.join(dir, 'lora.safetensors');
-    writeLora(loraFile, 2, 1);
+    const { dir, model, loraFile } = lossGradCase({ family: 'llama' }, 1, { input_ids: [[1, 2, 3]] });
     const batch = (name: string, j: unknown) => {
       const f = path.join(dir, name);
       fs.writeFileSync(f, typeof j === 'string' ? j : JSON.stringify(j));

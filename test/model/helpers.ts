@@ -12,11 +12,11 @@ export function ensureBackend(): Promise<unknown> {
   return backendReady;
 }
 
-/** A tiny model of a family with weights large enough (std 0.15) that logits are far from uniform. */
-export async function tinyModel(
-  opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] },
-): Promise<BaseModel> {
-  await ensureBackend();
+/**
+ * A tiny model of a family (vocab 48, hidden 32, 2 layers, 4/2 heads) with weights large enough (std 0.15) that
+ * logits are far from uniform, generated into a fresh temp dir; returns the dir.
+ */
+export function tinyModelDir(opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] }): string {
   const dir = tmpDir(opts.family);
   makeTinyModel({
     vocab: 48,
@@ -30,7 +30,15 @@ export async function tinyModel(
     ...opts,
     out: dir,
   });
-  return loadBaseModel(dir);
+  return dir;
+}
+
+/** tinyModelDir(opts), loaded. */
+export async function tinyModel(
+  opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] },
+): Promise<BaseModel> {
+  await ensureBackend();
+  return loadBaseModel(tinyModelDir(opts));
 }
 
 /** LoRA on every target with B randomised too (fresh B = 0 would hide the A path). */
