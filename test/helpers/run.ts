@@ -35,6 +35,10 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     child.on('error', reject);
     opts.onStart?.(child);
     child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+    // A child that exits without reading its stdin closes the pipe: EPIPE here is not the test's error.
+    child.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e);
+    });
     child.stdin.end(opts.input ?? '');
   });
 }
