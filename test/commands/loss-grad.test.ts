@@ -15,7 +15,9 @@ import { ensureBackend, toRef } from '../model/helpers.ts';
 import { maxAbs, tmpDir } from '../helpers/index.ts';
 import { refLossRow, type RefModel } from '../model/reference.ts';
 
-const lossGrad = (args: string[]) => lorasft(['loss-grad', ...args]);
+/** `lorasft loss-grad --base-model MODEL --batch BATCH --lora LORA --json ...more`. */
+const lossGrad = (model: string, batch: string, lora: string, ...more: string[]) =>
+  lorasft(['loss-grad', '--base-model', model, '--batch', batch, '--lora', lora, '--json', ...more]);
 
 /** A rank-4 LoRA on q/v/down with random A and B, in PEFT naming. */
 function writeLora(file: string, layers: number, seed: number): void {
@@ -67,19 +69,7 @@ async function lossGradWithGrads(
   loraFile: string,
 ): Promise<{ out: Record<string, unknown> & { loss: number }; grads: Map<string, FloatTensor> }> {
   const gradsFile = path.join(dir, 'grads.safetensors');
-  const r = await lossGrad([
-    '--base-model',
-    model,
-    '--batch',
-    batchFile,
-    '--lora',
-    loraFile,
-    '--lora-alpha',
-    '16',
-    '--out-grads',
-    gradsFile,
-    '--json',
-  ]);
+  const r = await lossGrad(model, batchFile, loraFile, '--lora-alpha', '16', '--out-grads', gradsFile);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   const lines = r.stdout.trim().split('\n');
@@ -193,7 +183,7 @@ describe('lorasft loss-grad', () => {
 
     // Defaults: labels = input_ids, alpha = 2 * rank (= 8 here, so a different loss), human-readable output.
     fs.writeFileSync(batchFile, JSON.stringify({ input_ids: [[5, 6, 7, 8]] }));
-    const d = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', loraFile, '--json']);
+    const d = await lossGrad(model, batchFile, loraFile);
     expect(JSON.parse(d.stdout)).toMatchObject({ tokens: 3, weight_sum: 3, lora_alpha: 8 });
 
     // A PEFT adapter directory: alpha and rsLoRA come from adapter_config.json.
@@ -204,20 +194,10 @@ describe('lorasft loss-grad', () => {
       { rank: 4, alpha: 16, targets: ['q_proj', 'v_proj', 'down_proj'], dropout: 0, useRslora: true },
       model,
     );
-    const e = await lossGrad(['--base-model', model, '--batch', batchFile, '--lora', adapterDir, '--json']);
+    const e = await lossGrad(model, batchFile, adapterDir);
     expect(JSON.parse(e.stdout)).toMatchObject({ lora_alpha: 16, lora_rank: 4 });
     // rsLoRA scale 16/sqrt(4) = 8 equals the plain scale 32/4.
-    const f = await lossGrad([
-      '--base-model',
-      model,
-      '--batch',
-      batchFile,
-      '--lora',
-      loraFile,
-      '--lora-alpha',
-      '32',
-      '--json',
-    ]);
+    const f = await lossGrad(model, batchFile, loraFile, '--lora-alpha', '32');
     // Each against the reference at its scale: alpha/rank = 8/4 for d; 16/sqrt(4) = 32/4 = 8 for e and f.
     const short: Array<[number[], number[]]> = [
       [
@@ -371,15 +351,7 @@ describe('lorasft loss-grad', () => {
       );
     }
     // Through the real CLI: one line on stderr, exit code 1, no stack trace.
-    const bad = await lossGrad([
-      '--base-model',
-      model,
-      '--lora',
-      loraFile,
-      '--json',
-      '--batch',
-      path.join(dir, 'a.json'),
-    ]);
+    const bad = await lossGrad(model, path.join(dir, 'a.json'), loraFile);
     expect(bad.status).toBe(1);
     expect(
       bad.stderr
