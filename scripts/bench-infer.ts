@@ -7,13 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { loadChatTokenizer } from '../src/data/tokenizer.ts';
 import { parseModelConfig } from '../src/model/config.ts';
-import { expectedWeights, type BaseModel } from '../src/model/model.ts';
-import { DEFAULT_LORA_TARGETS, initLora } from '../src/model/lora.ts';
-import { ropeInvFreq } from '../src/model/rope.ts';
 import { Engine } from '../src/infer/engine.ts';
 import type { Completion } from '../src/infer/sequence.ts';
 import { tokenizerDir } from '../src/model/tiny.ts';
-import { flag, MODEL_SHAPES, shapeFlag } from './bench-shapes.ts';
+import { benchLora, flag, MODEL_SHAPES, randomBase, shapeFlag } from './bench-shapes.ts';
 
 const SHAPES: Record<string, Record<string, unknown>> = {
   // scripts/make-tiny-model's default shape with the Qwen3 vocabulary (what the tests serve, 2 layers wider).
@@ -47,23 +44,8 @@ console.log(
 );
 
 const config = parseModelConfig(SHAPES[shape], `${shape} (bench)`);
-let s = 12345;
-const weights = new Map<string, tf.Tensor>();
-for (const [name, shp] of expectedWeights(config)) {
-  const v = new Float32Array(shp.reduce((a, b) => a * b, 1));
-  if (name.endsWith('norm.weight')) v.fill(1);
-  else
-    for (let i = 0; i < v.length; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      v[i] = (s / 2147483648) * 0.035;
-    }
-  weights.set(name, tf.tensor(v, shp));
-}
-if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
-const base: BaseModel = { config, dir: '(random)', weights, invFreq: ropeInvFreq(config) };
-const lora = initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
+const base = randomBase(config);
+const lora = benchLora(base);
 for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.02, 'float32', 3));
 const tok = await loadChatTokenizer(tokenizerDir('qwen3'));
 const engine = new Engine(base, { decode: (ids) => tok.decode(ids), eos: new Set() }, { maxBatch: 64 });

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { loadAddon } from '../src/backend/addon.ts';
+import { Rng } from '../src/util/random.ts';
 
 interface Shape {
   name: string;
@@ -60,8 +61,9 @@ for (const s of SHAPES) {
   const flops = 2 * s.M * s.N * s.K;
   const aShape = s.tA ? [s.K, s.M] : [s.M, s.K],
     bShape = s.tB ? [s.N, s.K] : [s.K, s.N];
-  const aData = Float32Array.from({ length: s.M * s.K }, () => Math.random() - 0.5);
-  const bData = Float32Array.from({ length: s.K * s.N }, () => Math.random() - 0.5);
+  const rng = new Rng(s.M * 31 + s.N);
+  const aData = rng.fillUniform(s.M * s.K, -0.5, 0.5);
+  const bData = rng.fillUniform(s.K * s.N, -0.5, 0.5);
   const gf: Record<string, string> = {};
   for (const b of ['cpu', 'native']) {
     if (b === 'cpu' && process.argv.includes('--no-cpu')) {

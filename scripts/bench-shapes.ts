@@ -1,5 +1,12 @@
-// The model shapes the benchmarks draw random weights for, and their command-line helpers
-// (scripts/bench-step.ts, scripts/bench-infer.ts).
+// The model shapes the benchmarks draw random weights for, the random model and LoRA they run, and their
+// command-line helpers (scripts/bench-step.ts, scripts/bench-infer.ts).
+import * as tf from '@tensorflow/tfjs-core';
+import { expectedWeights, type BaseModel } from '../src/model/model.ts';
+import type { ModelConfig } from '../src/model/config.ts';
+import { DEFAULT_LORA_TARGETS, initLora, type LoraWeights } from '../src/model/lora.ts';
+import { ropeInvFreq } from '../src/model/rope.ts';
+import { bf16Tensor } from '../src/ops/index.ts';
+import { mulberry32 } from '../src/util/random.ts';
 
 // HF config.json fields of the benchmarked shapes (random weights of these sizes).
 export const MODEL_SHAPES: Record<string, Record<string, unknown>> = {
@@ -73,4 +80,34 @@ export function shapeFlag(shapes: Record<string, Record<string, unknown>>, dflt:
     process.exit(1);
   }
   return shape;
+}
+
+/**
+ * A base model of `config`'s shape with weights uniform in [-0.035, 0.035) (values do not matter for speed) and
+ * norms at 1. `bf16`: each 2-D weight is rounded to bf16 as it is drawn, so no float32 copy of it exists.
+ */
+export function randomBase(config: ModelConfig, bf16 = false, seed = 12345): BaseModel {
+  const next = mulberry32(seed);
+  const f1 = new Float32Array(1),
+    u1 = new Uint32Array(f1.buffer);
+  const weights = new Map<string, tf.Tensor>();
+  for (const [name, shp] of expectedWeights(config)) {
+    const n = shp.reduce((a, b) => a * b, 1);
+    const half = bf16 && shp.length === 2 && !name.endsWith('norm.weight');
+    const v = half ? new Uint16Array(n) : new Float32Array(n);
+    if (name.endsWith('norm.weight')) v.fill(1);
+    else
+      for (let i = 0; i < n; i++) {
+        f1[0] = (next() * 2 - 1) * 0.035;
+        v[i] = half ? (u1[0] + 0x7fff + ((u1[0] >>> 16) & 1)) >>> 16 : f1[0];
+      }
+    weights.set(name, half ? bf16Tensor(v as Uint16Array, shp) : tf.tensor(v as Float32Array, shp));
+  }
+  if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
+  return { config, dir: '(random)', weights, invFreq: ropeInvFreq(config) };
+}
+
+/** The benchmarks' LoRA: rank 8, alpha 16, on all 7 linears, no dropout. */
+export function benchLora(base: BaseModel): LoraWeights {
+  return initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
 }

@@ -7,15 +7,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { parseModelConfig } from '../src/model/config.ts';
-import { expectedWeights, lossAndGrads, type BaseModel } from '../src/model/model.ts';
-import { DEFAULT_LORA_TARGETS, initLora } from '../src/model/lora.ts';
-import { ropeInvFreq } from '../src/model/rope.ts';
+import { expectedWeights, lossAndGrads } from '../src/model/model.ts';
 import { bf16Support } from '../src/model/precision.ts';
-import { bf16Tensor } from '../src/ops/index.ts';
 import { loadAddon } from '../src/backend/addon.ts';
 import { ADAMW_DEFAULTS, adamwStep, createAdamWState } from '../src/train/optimizer.ts';
 import { profileKernels } from './bench-profile.ts';
-import { flag, MODEL_SHAPES, shapeFlag } from './bench-shapes.ts';
+import { benchLora, flag, MODEL_SHAPES, randomBase, shapeFlag } from './bench-shapes.ts';
 /** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm. */
 function matmulPeak(): number | undefined {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => void> | null;
@@ -57,35 +54,14 @@ const backend = await initBackend({
 console.log(`backend: ${backend.name} (${backend.reason})`);
 if (precision === 'bf16') console.log(`precision: bf16 (${bf16Support().detail})`);
 
-// Random base model: N(0, 0.02)-ish uniform weights, norms at 1 (a fast xorshift; values do not matter for speed).
-// bf16: each value is rounded to bf16 as it is drawn, so no float32 copy of a weight exists.
+// Random base model (bench-shapes.ts): bf16 weights are made directly in 16-bit.
 const layers = flag('--layers');
 const config = parseModelConfig(
   { ...MODEL_SHAPES[shape], ...(layers ? { num_hidden_layers: Number(layers) } : {}) },
   `${shape} (bench)`,
 );
-let s = 12345;
-const f1 = new Float32Array(1),
-  u1 = new Uint32Array(f1.buffer);
-const weights = new Map<string, tf.Tensor>();
-for (const [name, shp] of expectedWeights(config)) {
-  const n = shp.reduce((a, b) => a * b, 1);
-  const half = precision === 'bf16' && shp.length === 2 && !name.endsWith('norm.weight');
-  const v = half ? new Uint16Array(n) : new Float32Array(n);
-  if (name.endsWith('norm.weight')) v.fill(1);
-  else
-    for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      f1[0] = (s / 2147483648) * 0.035;
-      v[i] = half ? (u1[0] + 0x7fff + ((u1[0] >>> 16) & 1)) >>> 16 : f1[0];
-    }
-  weights.set(name, half ? bf16Tensor(v as Uint16Array, shp) : tf.tensor(v as Float32Array, shp));
-}
-if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
-const base: BaseModel = { config, dir: '(random)', weights, invFreq: ropeInvFreq(config) };
-const lora = initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
+const base = randomBase(config, precision === 'bf16');
+const lora = benchLora(base);
 const params = new Map([...lora].map(([k, v]) => [k, v.dataSync().slice() as Float32Array]));
 const opt = createAdamWState(params);
 

@@ -1,22 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { BIN, run } from './helpers/run.ts';
+import { lorasft } from './helpers/run.ts';
 
 describe('lorasft cli', () => {
   it('prints usage with --help', async () => {
-    const { stdout: out } = await run('node', [BIN, '--help']);
+    const { stdout: out } = await lorasft(['--help']);
     expect(out).toContain('usage: lorasft');
     expect(out).toContain('train');
   });
   it('prints its version with --version', async () => {
-    const r = await run('node', [BIN, '--version']);
+    const r = await lorasft(['--version']);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(
       `lorasft ${JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`,
     );
   });
   it('rejects an unknown command with exit 1', async () => {
-    const r = await run('node', [BIN, 'frobnicate'], { encoding: 'utf8' });
+    const r = await lorasft(['frobnicate']);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("unknown command 'frobnicate'");
   });
@@ -24,7 +24,7 @@ describe('lorasft cli', () => {
 
 describe('lorasft cli without a command', () => {
   it('prints usage on stderr and exits 1', async () => {
-    const r = await run('node', [BIN], { encoding: 'utf8' });
+    const r = await lorasft([]);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('usage: lorasft');

@@ -1,18 +1,18 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { BIN, run } from '../helpers/run.ts';
+import { lorasft } from '../helpers/run.ts';
 import * as path from 'node:path';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
 import { generate, pickToken } from '../../src/infer/generate.ts';
 import { greedyNoCache } from '../helpers/index.ts';
 import { mulberry32 } from '../../src/util/random.ts';
-import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
+import { makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 let adapterDir: string;
 beforeAll(async () => {
   fx = makeFixture(4, 3);
-  adapterDir = await makeRandomAdapter(fx);
+  adapterDir = await randomAdapter(fx, 'adapter', 2);
 });
 
 describe('generate', () => {
@@ -47,18 +47,14 @@ describe('generate', () => {
   });
 
   it('lorasft generate prints a completion, with and without an adapter', async () => {
-    const r = await run(
-      'node',
-      [BIN, 'generate', '--adapter', adapterDir, '--prompt', 'Hello', '--max-new-tokens', '3'],
-      { encoding: 'utf8' },
-    );
+    const r = await lorasft(['generate', '--adapter', adapterDir, '--prompt', 'Hello', '--max-new-tokens', '3']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/tokens, stopped at .*adapter/);
-    const bad = await run('node', [BIN, 'generate', '--base-model', fx.model], { encoding: 'utf8' });
+    const bad = await lorasft(['generate', '--base-model', fx.model]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('give exactly one of --prompt TEXT or --messages FILE');
     const nodir = path.join(fx.root, 'nodir');
-    const missing = await run('node', [BIN, 'generate', '--adapter', nodir, '--prompt', 'hi'], { encoding: 'utf8' });
+    const missing = await lorasft(['generate', '--adapter', nodir, '--prompt', 'hi']);
     expect(missing.stderr).toBe(
       `error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`,
     );

@@ -3,42 +3,25 @@
 // triggered deterministically through LORASFT_TEST_HOOKS (src/util/testhooks.ts), never by timing.
 import { tmpDir } from '../helpers/index.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
-import { BIN } from '../helpers/run.ts';
+import { BIN, run, type RunResult } from '../helpers/run.ts';
 import { lorasftCommand } from '../../src/util/invocation.ts';
 
 let fx: Fixture;
 const JOB = ['--epochs', '1', '--checkpoint-every-steps', '1', '--lora-dropout', '0.1'];
 
-interface Run {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `node bin/lorasft.js ARGS` (or `bash -c SCRIPT` with `shell`), asynchronously; `onStart` gets the child. */
+/** `lorasft ARGS` (or `bash -c SCRIPT` with `shell`) with LORASFT_TEST_HOOKS=`hooks`; `onStart` gets the child. */
 function lorasft(
   args: string[],
   opts: { cwd?: string; hooks?: string; onStart?: (c: ChildProcess) => void; shell?: string } = {},
-): Promise<Run> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, LORASFT_TEST_HOOKS: opts.hooks ?? '' };
-    const child = opts.shell
-      ? spawn('bash', ['-c', opts.shell], { cwd: opts.cwd, env })
-      : spawn('node', [BIN, ...args], { cwd: opts.cwd, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    opts.onStart?.(child);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+): Promise<RunResult> {
+  const o = { cwd: opts.cwd, env: { ...process.env, LORASFT_TEST_HOOKS: opts.hooks ?? '' }, onStart: opts.onStart };
+  return opts.shell ? run('bash', ['-c', opts.shell], o) : run(process.execPath, [BIN, ...args], o);
 }
 
 /** Resolves once `file` exists (the paused job's marker); polls, the test timeout bounds it. */
@@ -53,14 +36,14 @@ const trainSteps = (dir: string) =>
     .filter((r) => 'train_loss' in r)
     .map((r) => r.step);
 /** stderr without the progress log lines ('step 2/6 ...'). */
-const errorLines = (r: Run) => r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^step \d+\/\d+/.test(l));
+const errorLines = (r: RunResult) => r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^step \d+\/\d+/.test(l));
 
 let fullAdapter: Buffer;
 let fullSteps: number[];
 beforeAll(async () => {
   fx = makeFixture();
   const r = await lorasft(['train', ...fixtureFlags(fx, 'ref'), ...JOB]);
-  expect(r.code, r.stderr).toBe(0);
+  expect(r.status, r.stderr).toBe(0);
   fullAdapter = adapter(at('ref'));
   fullSteps = trainSteps(at('ref'));
   expect(fullSteps.length).toBeGreaterThanOrEqual(4);
@@ -73,12 +56,12 @@ describe('job dirs (issue 9)', () => {
     expect(killed.signal).toBe('SIGKILL');
     expect(fs.readdirSync(at('early-kill')).sort()).toEqual(['.lorasft.lock', 'job.json']); // job.json is written first
     const r = await lorasft(['train', '--resume', at('early-kill')]);
-    expect(r.code).toBe(1);
+    expect(r.status).toBe(1);
     expect(errorLines(r)).toEqual([
       `error: ${at('early-kill')}: job accounts/local/supervisedFineTuningJobs/early-kill was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`,
     ]);
     const again = await lorasft(['train', ...flags]);
-    expect(again.code, again.stderr).toBe(0);
+    expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toMatch(
       /replacing the previous job \(JOB_STATE_VALIDATING, no checkpoint to resume: it was stopped before it started\)/,
     );
@@ -87,34 +70,14 @@ describe('job dirs (issue 9)', () => {
 
   it('1: a copied or moved job dir resumes in place, from any working directory', async () => {
     // Started with relative paths from fx.root, killed after step 2.
-    const rel = [
-      '--base-model',
-      'model',
-      '--dataset',
-      'train.jsonl',
-      '--evaluation-dataset',
-      'eval.jsonl',
-      '--output-model',
-      'part',
-      '--job-id',
-      'part',
-      '--batch-size',
-      '64',
-      '--learning-rate',
-      '1e-2',
-      '--eval-every-steps',
-      '2',
-      '--seed',
-      '3',
-      ...JOB,
-    ];
+    const rel = fixtureFlags({ root: '', model: 'model', train: 'train.jsonl', eval: 'eval.jsonl' }, 'part', JOB);
     const killed = await lorasft(['train', ...rel], { cwd: fx.root, hooks: 'kill@after-step-2' });
     expect(killed.signal).toBe('SIGKILL');
     const copy = await lorasft([], { shell: `cp -a '${at('part')}' '${at('c7')}'` });
-    expect(copy.code).toBe(0);
+    expect(copy.status).toBe(0);
     const elsewhere = tmpDir('cwd');
     const r7 = await lorasft(['train', '--resume', at('c7')], { cwd: elsewhere });
-    expect(r7.code, r7.stderr).toBe(0);
+    expect(r7.status, r7.stderr).toBe(0);
     expect(r7.stdout).toContain(`adapter: ${path.join(at('c7'), 'adapter_model.safetensors')}`);
     expect(readJob(at('c7')).state).toBe('JOB_STATE_COMPLETED');
     expect(adapter(at('c7')).equals(fullAdapter)).toBe(true);
@@ -123,7 +86,7 @@ describe('job dirs (issue 9)', () => {
 
     fs.renameSync(at('part'), at('c6'));
     const r6 = await lorasft(['train', '--resume', 'c6'], { cwd: fx.root });
-    expect(r6.code, r6.stderr).toBe(0);
+    expect(r6.status, r6.stderr).toBe(0);
     expect(adapter(at('c6')).equals(fullAdapter)).toBe(true);
     expect(trainSteps(at('c6'))).toEqual(fullSteps);
   });
@@ -138,13 +101,13 @@ describe('job dirs (issue 9)', () => {
     const busy = `error: ${out}: job is running in process ${pid} (since `;
     for (const args of [['--resume', out], [...flags], [...flags, '--overwrite']]) {
       const r = await lorasft(['train', ...args]);
-      expect(r.code).toBe(1);
+      expect(r.status).toBe(1);
       expect(errorLines(r)).toHaveLength(1);
       expect(r.stderr.startsWith(busy), r.stderr).toBe(true);
     }
     first!.kill('SIGTERM');
     const cancelled = await running;
-    expect(cancelled.code).toBe(130);
+    expect(cancelled.status).toBe(130);
     expect(readJob(out).state).toBe('JOB_STATE_CANCELLED');
     expect(fs.existsSync(path.join(out, '.lorasft.lock'))).toBe(false);
 
@@ -153,7 +116,7 @@ describe('job dirs (issue 9)', () => {
     expect(killed.signal).toBe('SIGKILL');
     expect(fs.existsSync(path.join(out, '.lorasft.lock'))).toBe(true);
     const r = await lorasft(['train', '--resume', out]);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/notice: .*locked: taking over a stale job lock \(process \d+ is gone\)/);
     expect(trainSteps(out)).toEqual(fullSteps); // no duplicated steps
     expect(adapter(out).equals(fullAdapter)).toBe(true);
@@ -162,8 +125,8 @@ describe('job dirs (issue 9)', () => {
   it('2: two runs started together into one dir: one trains, the other is refused', async () => {
     const flags = [...fixtureFlags(fx, 'twin'), ...JOB];
     const [a, b] = await Promise.all([lorasft(['train', ...flags]), lorasft(['train', ...flags])]);
-    expect([a.code, b.code].sort()).toEqual([0, 1]);
-    const loser = a.code === 1 ? a : b;
+    expect([a.status, b.status].sort()).toEqual([0, 1]);
+    const loser = a.status === 1 ? a : b;
     expect(errorLines(loser)).toHaveLength(1);
     expect(loser.stderr).toMatch(/job is running in process \d+|already holds job .*JOB_STATE_COMPLETED/);
     expect(trainSteps(at('twin'))).toEqual(fullSteps);
@@ -177,7 +140,7 @@ describe('job dirs (issue 9)', () => {
     const state = path.join(out, 'checkpoints', 'step-000003', 'trainer_state.json');
     fs.truncateSync(state, 20);
     const r = await lorasft(['train', '--resume', out]);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(
       `warning: ${path.join(out, 'checkpoints', 'step-000003')}: trainer_state.json has 20 bytes, the manifest says `,
     );
@@ -198,7 +161,7 @@ describe('job dirs (issue 9)', () => {
 
     fs.writeFileSync(data, original.replace('Dublin', 'Dublinn')); // sed -i s/Dublin/Dublinn/
     let r = await lorasft(['train', '--resume', out]);
-    expect(r.code).toBe(1);
+    expect(r.status).toBe(1);
     expect(errorLines(r)).toEqual([
       `${prefix}dataset ${data} changed (${Buffer.byteLength(original)} bytes -> ${Buffer.byteLength(original) + 1} bytes, other content); restore them, or start a new job`,
     ]);
@@ -218,15 +181,15 @@ describe('job dirs (issue 9)', () => {
 
     fs.writeFileSync(rc, saved);
     r = await lorasft(['train', '--resume', out]);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.status, r.stderr).toBe(0);
     expect(adapter(out).equals(fullAdapter)).toBe(true);
   });
 
   it('3: a FIFO or process substitution as --dataset is refused in one line (no hang)', async () => {
     const fifo = path.join(fx.root, 'data.fifo');
-    expect((await lorasft([], { shell: `mkfifo '${fifo}'` })).code).toBe(0);
+    expect((await lorasft([], { shell: `mkfifo '${fifo}'` })).status).toBe(0);
     const r = await lorasft(['train', ...fixtureFlags(fx, 'fifo'), '--dataset', fifo]);
-    expect(r.code).toBe(1);
+    expect(r.status).toBe(1);
     expect(errorLines(r)).toEqual([
       `error: ${fifo}: is a pipe (FIFO or process substitution like <(zcat data.jsonl.gz)); a job reads its data again on --resume, so it must be a regular file: write it to one first (e.g. zcat data.jsonl.gz > data.jsonl)`,
     ]);
@@ -235,7 +198,7 @@ describe('job dirs (issue 9)', () => {
         .map((a) => `'${a}'`)
         .join(' ')} --dataset <(cat '${fx.train}')`,
     });
-    expect(sub.code).toBe(1);
+    expect(sub.status).toBe(1);
     expect(sub.stderr).toMatch(/^error: \/dev\/fd\/\d+: is a pipe \(FIFO or process substitution/);
     expect(fs.existsSync(at('fifo'))).toBe(false);
   });
@@ -243,7 +206,7 @@ describe('job dirs (issue 9)', () => {
   it('3: SIGTERM while loading stops the job at once (CANCELLED, exit 130); --resume then completes it', async () => {
     const out = at('term-loading');
     const r = await lorasft(['train', ...fixtureFlags(fx, 'term-loading'), ...JOB], { hooks: 'sigterm@loading' });
-    expect(r.code).toBe(130);
+    expect(r.status).toBe(130);
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_CANCELLED');
     expect(job.status.message).toBe(
@@ -251,14 +214,14 @@ describe('job dirs (issue 9)', () => {
     );
     expect(trainSteps(out)).toEqual([]);
     const again = await lorasft(['train', '--resume', out]);
-    expect(again.code, again.stderr).toBe(0);
+    expect(again.status, again.stderr).toBe(0);
     expect(adapter(out).equals(fullAdapter)).toBe(true);
   });
 
   it('6: a full disk names the path, leaves no temp files, ends FAILED with the reason; --resume continues', async () => {
     const out = at('full-disk');
     const r = await lorasft(['train', ...fixtureFlags(fx, 'full-disk'), ...JOB], { hooks: 'enospc@step-000003' });
-    expect(r.code).toBe(1);
+    expect(r.status).toBe(1);
     expect(errorLines(r)).toHaveLength(1);
     expect(errorLines(r)[0]).toMatch(
       new RegExp(
@@ -275,7 +238,7 @@ describe('job dirs (issue 9)', () => {
 
     // metrics.jsonl on a full disk: named too.
     const m = await lorasft(['train', '--resume', out], { hooks: 'enospc@metrics.jsonl' });
-    expect(m.code).toBe(1);
+    expect(m.status).toBe(1);
     expect(errorLines(m)).toEqual([
       `error: ${path.join(out, 'metrics.jsonl')}: cannot write (ENOSPC: no space left on device)`,
     ]);
@@ -290,7 +253,7 @@ describe('job dirs (issue 9)', () => {
     expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
 
     const resumed = await lorasft(['train', '--resume', out]);
-    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.status, resumed.stderr).toBe(0);
     expect(adapter(out).equals(fullAdapter)).toBe(true);
     expect(trainSteps(out)).toEqual(fullSteps);
   });

@@ -1,22 +1,22 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { BIN, run } from '../helpers/run.ts';
+import { lorasft } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
 import { mergeAdapter } from '../../src/infer/merge.ts';
-import { makeFixture, makeRandomAdapter, type Fixture } from '../train/fixture.ts';
+import { makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 let adapterDir: string;
 beforeAll(async () => {
   fx = makeFixture(4, 3);
-  adapterDir = await makeRandomAdapter(fx);
+  adapterDir = await randomAdapter(fx, 'adapter', 2);
 });
 
 describe('merge', () => {
   it('merged-model logits equal base + adapter logits', async () => {
     const out = path.join(fx.root, 'merged');
-    const r = await run('node', [BIN, 'merge', '--adapter', adapterDir, '--out', out], { encoding: 'utf8' });
+    const r = await lorasft(['merge', '--adapter', adapterDir, '--out', out]);
     expect(r.status, r.stderr).toBe(0);
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
       expect(fs.existsSync(path.join(out, f))).toBe(true);
@@ -46,7 +46,7 @@ describe('merge', () => {
 
   it('names the real problem with --adapter: a missing dir, or a base model that is not local', async () => {
     const nodir = path.join(fx.root, 'nodir');
-    const r = await run('node', [BIN, 'merge', '--adapter', nodir, '--out', path.join(fx.root, 'x')], {
+    const r = await lorasft(['merge', '--adapter', nodir, '--out', path.join(fx.root, 'x')], {
       encoding: 'utf8',
     });
     expect(r.status).toBe(1);
@@ -64,7 +64,7 @@ describe('merge', () => {
       ['merge', '--adapter', remote, '--out', path.join(fx.root, 'y')],
       ['generate', '--adapter', remote, '--prompt', 'hi'],
     ]) {
-      const g = await run('node', [BIN, ...cmd], { encoding: 'utf8' });
+      const g = await lorasft([...cmd]);
       expect(g.status).toBe(1);
       expect(g.stderr).toBe(
         `error: ${cfgFile}: base_model_name_or_path "Qwen/Qwen3-0.6B" is not a local model dir; pass --base-model DIR\n`,
@@ -86,24 +86,14 @@ describe('merge', () => {
       [adapterDir, `--out ${adapterDir}: must differ from the adapter dir`],
       [full, `${full}: not empty (notes.txt); choose another --out, or pass --overwrite to write into it`],
     ]) {
-      const r = await run('node', [BIN, 'merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], {
+      const r = await lorasft(['merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', out], {
         encoding: 'utf8',
       });
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }
     expect(fs.readdirSync(full)).toEqual(['notes.txt']);
-    const r = await run('node', [
-      BIN,
-      'merge',
-      '--base-model',
-      fx.model,
-      '--adapter',
-      adapterDir,
-      '--out',
-      full,
-      '--overwrite',
-    ]);
+    const r = await lorasft(['merge', '--base-model', fx.model, '--adapter', adapterDir, '--out', full, '--overwrite']);
     expect(r.status, r.stderr).toBe(0);
     expect(fs.existsSync(path.join(full, 'model.safetensors'))).toBe(true);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { tmpDir } from '../helpers/index.ts';
-import { BIN, run } from '../helpers/run.ts';
+import { lorasft } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -21,7 +21,7 @@ describe('lorasft plot', () => {
       } as never);
     rows.push({ step: 20, epoch: 1, eval_loss: 1.2, time: '' });
     fs.writeFileSync(path.join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    const r = await run('node', [BIN, 'plot', dir], { encoding: 'utf8' });
+    const r = await lorasft(['plot', dir]);
     expect(r.status, r.stderr).toBe(0);
     const svg = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
     expect(svg).toMatch(/^<svg/);
@@ -31,18 +31,18 @@ describe('lorasft plot', () => {
       path.join(dir, 'job.json'),
       JSON.stringify({ name: 'accounts/local/supervisedFineTuningJobs/abc-123', state: 'JOB_STATE_EARLY_STOPPED' }),
     );
-    expect((await run('node', [BIN, 'plot', dir])).status).toBe(0);
+    expect((await lorasft(['plot', dir])).status).toBe(0);
     const titled = fs.readFileSync(path.join(dir, 'loss.svg'), 'utf8');
     expect(titled).toContain('>abc-123 (EARLY_STOPPED)</text>');
     expect(titled).toContain('>early stop<');
     fs.rmSync(path.join(dir, 'job.json'));
-    const missing = await run('node', [BIN, 'plot', path.join(dir, 'nope')], { encoding: 'utf8' });
+    const missing = await lorasft(['plot', path.join(dir, 'nope')]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toBe(
       `error: ${path.join(dir, 'nope')}: no such directory (expected the output dir of a lorasft train run)\n`,
     );
     fs.mkdirSync(path.join(dir, 'empty'));
-    const noMetrics = await run('node', [BIN, 'plot', path.join(dir, 'empty')], { encoding: 'utf8' });
+    const noMetrics = await lorasft(['plot', path.join(dir, 'empty')]);
     expect(noMetrics.stderr).toMatch(/empty\/metrics.jsonl: not found/);
     // Paths that cannot be used: one error line each, no stack trace, nothing written.
     const file = path.join(dir, 'afile');
@@ -58,7 +58,7 @@ describe('lorasft plot', () => {
       [[file], `${file}: is a file, expected the output dir of a lorasft train run`],
       [[dir, dir], 'lorasft plot: expected one OUT_DIR, got 2 (usage: lorasft plot OUT_DIR [--out FILE.svg])'],
     ] as [string[], string][]) {
-      const r = await run('node', [BIN, 'plot', ...args], { encoding: 'utf8' });
+      const r = await lorasft(['plot', ...args]);
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }

@@ -1,5 +1,6 @@
-// The shared test helpers (no child processes here: test/helpers/run.ts has those): temp dirs, one seeded
-// generator, one maxdiff, random LoRA weights, the CLI entry point and a no-cache greedy decode reference.
+// The shared test helpers (no child processes here: test/helpers/run.ts has those): temp dirs, seeded inputs from
+// src/util/random.ts's generator, one maxdiff (and its cpu-vs-native form), the LoRA config and random LoRA
+// weights, the CLI entry point and a no-cache greedy decode reference.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -7,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc } from '@tensorflow/tfjs-core';
 import { forwardLogits, type BaseModel } from '../../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora, type LoraConfig, type LoraWeights } from '../../src/model/lora.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 
 /** bin/lorasft.js, the CLI entry point. */
 export const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
@@ -16,17 +18,16 @@ export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `lorasft-${tag}-`));
 }
 
-/** Seeded uniform values in [-scale, scale] (xorshift32: the same values on every run and platform). */
+/** Seeded uniform values in [-scale, scale] (mulberry32: the same values on every run and platform). */
 export function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  return new Float32Array(n).map(() => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return ((s / 4294967296) * 2 - 1) * scale;
-  });
+  const next = mulberry32(seed);
+  return new Float32Array(n).map(() => (next() * 2 - 1) * scale);
+}
+
+/** Seeded integers uniform in [0, hi). */
+export function randInt(n: number, seed: number, hi: number): Int32Array {
+  const next = mulberry32(seed);
+  return new Int32Array(n).map(() => Math.floor(next() * hi));
 }
 
 /** max_i |a_i - b_i|; arrays of different lengths are an error. */
@@ -37,8 +38,47 @@ export function maxdiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-/** The LoRA config most tests use: rank 4, alpha 8, every default target, no dropout. */
-const LORA_R4: LoraConfig = { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false };
+/** max_i |a_i|. */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/**
+ * Runs f on 'cpu', then on 'native' (f builds its inputs, so each backend reads its own); returns max |cpu - native|
+ * over all outputs. Outputs must agree in number, shape and dtype.
+ */
+export async function cpuNativeDiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
+  const res: { shape: number[]; dtype: string; v: Float32Array }[][] = [];
+  for (const b of ['cpu', 'native']) {
+    await tf.setBackend(b);
+    res.push(
+      tf.tidy(() => {
+        const o = f();
+        return (Array.isArray(o) ? o : [o]).map((t) => ({
+          shape: t.shape,
+          dtype: t.dtype,
+          v: Float32Array.from(t.dataSync()),
+        }));
+      }),
+    );
+  }
+  const [c, n] = res;
+  if (c.length !== n.length) throw new Error(`cpu gave ${c.length} outputs, native ${n.length}`);
+  let m = 0;
+  c.forEach((t, i) => {
+    const where = `output ${i}: cpu ${t.dtype} [${t.shape}], native ${n[i].dtype} [${n[i].shape}]`;
+    if (t.shape.join() !== n[i].shape.join() || t.dtype !== n[i].dtype) throw new Error(where);
+    m = Math.max(m, maxdiff(t.v, n[i].v));
+  });
+  return m;
+}
+
+/** The LoRA config most tests use (rank 4, alpha 8, every default target, no dropout, no rsLoRA), with `over`. */
+export function loraConfig(over: Partial<LoraConfig> = {}): LoraConfig {
+  return { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false, ...over };
+}
 
 /**
  * LoRA weights with A from initLora(seed) and, unlike a fresh init, B ~ N(0, bStd) (tf.randomNormal, the i-th B
@@ -51,7 +91,7 @@ export function randomLora(
   bSeed: number,
   cfg: Partial<LoraConfig> = {},
 ): LoraWeights {
-  const lora = initLora(base, { ...LORA_R4, ...cfg }, seed);
+  const lora = initLora(base, loraConfig(cfg), seed);
   let i = 0;
   for (const [k, v] of lora)
     if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, bStd, 'float32', bSeed + i++));

@@ -1,7 +1,7 @@
 // Child processes for the CLI tests, always asynchronous: a long spawnSync blocks the vitest worker's event
 // loop, and under load its RPC to the main process times out ('Timeout calling "onTaskUpdate"') and fails a
 // green run. `run` resolves when the child exits, with its output, exit status and signal.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export { BIN } from './index.ts';
 import { BIN } from './index.ts';
@@ -20,6 +20,8 @@ export interface RunOptions {
   /** Accepted for spawnSync-style call sites; output is always utf8 and unbounded. */
   encoding?: 'utf8';
   maxBuffer?: number;
+  /** Called with the child once it is spawned (to signal it, or to watch it). */
+  onStart?: (child: ChildProcess) => void;
 }
 
 /** Run `cmd args` to completion without blocking the event loop. */
@@ -31,7 +33,12 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
+    opts.onStart?.(child);
     child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+    // A child that exits without reading its stdin closes the pipe: EPIPE here is not the test's error.
+    child.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e);
+    });
     child.stdin.end(opts.input ?? '');
   });
 }

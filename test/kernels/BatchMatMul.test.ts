@@ -4,35 +4,17 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { cpuKernelCalls } from '../helpers/index.ts';
+import { cpuKernelCalls, cpuNativeDiff, rand } from '../helpers/index.ts';
 
 const native = nativeAvailability();
 const TOL = 1e-4;
 
-/** Runs f on 'cpu' and on 'native' with the same inputs; returns max |cpu - native| over all outputs. */
-async function maxdiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
-  const run = async (b: string) => {
-    await tf.setBackend(b);
-    const out = tf.tidy(f);
-    const arrs = (Array.isArray(out) ? out : [out]).map((t) => ({ shape: t.shape, v: t.dataSync().slice() }));
-    tf.dispose(out);
-    return arrs;
-  };
-  const c = await run('cpu'),
-    n = await run('native');
-  let m = 0;
-  c.forEach((t, i) => {
-    expect(n[i].shape).toEqual(t.shape);
-    for (let j = 0; j < t.v.length; j++) m = Math.max(m, Math.abs(t.v[j] - n[i].v[j]));
-  });
-  return m;
-}
-
 /** Seeded random tensor that lives on whichever backend is active when it is read (data is plain JS). */
 function rnd(shape: number[], seed: number): () => tf.Tensor {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const v = new Float32Array(n).map(() => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1);
+  const v = rand(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
   return () => tf.tensor(v, shape);
 }
 
@@ -57,7 +39,7 @@ describe.skipIf(!native.ok)(`native matmul parity${native.ok ? '' : ' (SKIPPED: 
           const sw = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]] : s);
           const a = rnd(sw(as, tA), 1),
             b = rnd(sw(bs, tB), 2);
-          const d = await maxdiff(() => tf.matMul(a(), b(), tA, tB));
+          const d = await cpuNativeDiff(() => tf.matMul(a(), b(), tA, tB));
           console.log(`BatchMatMul ${name} tA=${tA} tB=${tB} maxdiff=${d.toExponential(2)}`);
           expect(d).toBeLessThan(TOL);
         });
@@ -72,7 +54,7 @@ describe.skipIf(!native.ok)(`native matmul parity${native.ok ? '' : ' (SKIPPED: 
           b = rnd([3, 5], 4),
           bias = rnd(biasShape, 5),
           alpha = rnd([3], 6);
-        const d = await maxdiff(() =>
+        const d = await cpuNativeDiff(() =>
           tf.fused.matMul({
             a: a(),
             b: b(),
@@ -102,7 +84,7 @@ describe.skipIf(!native.ok)(`native matmul parity${native.ok ? '' : ' (SKIPPED: 
   });
 
   it('int32 matmul falls back to cpu', async () => {
-    const d = await maxdiff(() =>
+    const d = await cpuNativeDiff(() =>
       tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')),
     );
     expect(d).toBe(0);
@@ -133,7 +115,7 @@ describe.skipIf(!native.ok)(`native matmul parity${native.ok ? '' : ' (SKIPPED: 
         b = rnd(tB ? [4, 5] : [5, 4], 8),
         bias = rnd([4], 9);
       const w = rnd([3, 7, 4], 10); // weights so the loss is not constant (sum of a softmax is 1)
-      const d = await maxdiff(() => {
+      const d = await cpuNativeDiff(() => {
         const f = (x: tf.Tensor, y: tf.Tensor, c: tf.Tensor) =>
           tf.sum(
             tf.mul(

@@ -4,33 +4,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { cpuKernelCalls } from '../helpers/index.ts';
+import { cpuKernelCalls, cpuNativeDiff, rand } from '../helpers/index.ts';
 
 const native = nativeAvailability();
-
-function data(n: number, seed: number): Float32Array {
-  let s = seed;
-  return new Float32Array(n).map(() => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2);
-}
-
-async function maxdiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
-  const res: { shape: number[]; v: Float32Array }[][] = [];
-  for (const b of ['cpu', 'native']) {
-    await tf.setBackend(b);
-    res.push(
-      tf.tidy(() => {
-        const o = f();
-        return (Array.isArray(o) ? o : [o]).map((t) => ({ shape: t.shape, v: Float32Array.from(t.dataSync()) }));
-      }),
-    );
-  }
-  let m = 0;
-  res[0].forEach((t, i) => {
-    expect(res[1][i].shape).toEqual(t.shape);
-    for (let j = 0; j < t.v.length; j++) m = Math.max(m, Math.abs(t.v[j] - res[1][i].v[j]));
-  });
-  return m;
-}
 
 describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKIPPED: ' + native.detail + ')'}`, () => {
   beforeAll(async () => {
@@ -71,15 +47,17 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
   for (const [name, op] of ops) {
     for (const [sa, sb] of shapes) {
       it(`${name} [${sa}] [${sb}]`, async () => {
-        const a = data(
+        const a = rand(
             sa.reduce((x, y) => x * y, 1),
             1,
+            2,
           ),
-          b = data(
+          b = rand(
             sb.reduce((x, y) => x * y, 1),
             2,
+            2,
           );
-        const d = await maxdiff(() => op(tf.tensor(a, sa), tf.tensor(b, sb)));
+        const d = await cpuNativeDiff(() => op(tf.tensor(a, sa), tf.tensor(b, sb)));
         console.log(`${name} [${sa}] [${sb}] maxdiff=${d.toExponential(2)}`);
         expect(d).toBeLessThan(1e-6);
       });
@@ -87,7 +65,7 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
   }
 
   it('int32 add falls back to cpu', async () => {
-    expect(await maxdiff(() => tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')))).toBe(0);
+    expect(await cpuNativeDiff(() => tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')))).toBe(0);
     // The fallback ran (and a float32 add stays native).
     const add = (dtype: 'int32' | 'float32') => () =>
       tf.add(tf.tensor1d([1, 2], dtype), tf.tensor1d([3, 4], dtype)).dataSync();
@@ -103,11 +81,12 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
   ]) {
     it(`transpose perm [${perm}] (and its gradient)`, async () => {
       const shape = [2, 3, 4, 5].slice(0, perm.length),
-        x = data(
+        x = rand(
           shape.reduce((a, b) => a * b, 1),
           7,
+          2,
         );
-      const d = await maxdiff(() => {
+      const d = await cpuNativeDiff(() => {
         const t = tf.tensor(x, shape);
         return [
           tf.transpose(t, perm),
@@ -120,9 +99,9 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
   }
 
   it('softmax over the last axis, values and gradient', async () => {
-    const x = data(6 * 70, 3),
-      r = data(6 * 70, 4);
-    const d = await maxdiff(() => {
+    const x = rand(6 * 70, 3, 2),
+      r = rand(6 * 70, 4, 2);
+    const d = await cpuNativeDiff(() => {
       const t = tf.tensor(x, [2, 3, 70]);
       return [tf.softmax(t), tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.softmax(y), tf.tensor(r, [2, 3, 70]))))(t)];
     });
@@ -131,10 +110,10 @@ describe.skipIf(!native.ok)(`native elementwise kernels${native.ok ? '' : ' (SKI
   });
 
   it('gather gradient (UnsortedSegmentSum) with repeated and unused rows', async () => {
-    const table = data(10 * 7, 5),
-      r = data(6 * 7, 6);
+    const table = rand(10 * 7, 5, 2),
+      r = rand(6 * 7, 6, 2);
     const idx = [3, 3, 0, 9, 3, 5];
-    const d = await maxdiff(() =>
+    const d = await cpuNativeDiff(() =>
       tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, tf.tensor1d(idx, 'int32')), tf.tensor(r, [6, 7]))))(
         tf.tensor(table, [10, 7]),
       ),

@@ -5,44 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
 import { gatherV2Ref, gatherV2Native } from '../../src/kernels/GatherV2.ts';
-import { cpuKernelCalls } from '../helpers/index.ts';
+import { cpuKernelCalls, cpuNativeDiff, rand, randInt } from '../helpers/index.ts';
 
 const native = nativeAvailability();
-
-function data(n: number, seed: number): Float32Array {
-  let s = seed;
-  return new Float32Array(n).map(() => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 4 - 2);
-}
-
-function ids(n: number, R: number, seed: number): Int32Array {
-  let s = seed;
-  return new Int32Array(n).map(() => (s = (s * 1103515245 + 12345) % 2147483648) % R);
-}
-
-/** Runs f on 'cpu' then 'native'; returns the largest |difference| over all outputs (shapes and dtypes must match). */
-async function maxdiff(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
-  const res: { shape: number[]; dtype: string; v: Float32Array }[][] = [];
-  for (const b of ['cpu', 'native']) {
-    await tf.setBackend(b);
-    res.push(
-      tf.tidy(() => {
-        const o = f();
-        return (Array.isArray(o) ? o : [o]).map((t) => ({
-          shape: t.shape,
-          dtype: t.dtype,
-          v: Float32Array.from(t.dataSync()),
-        }));
-      }),
-    );
-  }
-  let m = 0;
-  res[0].forEach((t, i) => {
-    expect(res[1][i].shape).toEqual(t.shape);
-    expect(res[1][i].dtype).toBe(t.dtype);
-    for (let j = 0; j < t.v.length; j++) m = Math.max(m, Math.abs(t.v[j] - res[1][i].v[j]));
-  });
-  return m;
-}
 
 describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + native.detail + ')'}`, () => {
   beforeAll(async () => {
@@ -62,18 +27,19 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
   ];
   for (const [name, xs, is] of cases) {
     it(name, async () => {
-      const x = data(
+      const x = rand(
           xs.reduce((a, b) => a * b, 1),
           5,
+          2,
         ),
-        idx = ids(
+        idx = randInt(
           is.reduce((a, b) => a * b, 1),
-          xs[0],
           9,
+          xs[0],
         );
       idx[0] = 0;
       idx[idx.length - 1] = xs[0] - 1; // both ends of the range
-      const d = await maxdiff(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')));
+      const d = await cpuNativeDiff(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')));
       await tf.setBackend('native');
       const ref = gatherV2Ref(x, idx, xs[0], x.length / xs[0]);
       const got = tf.tidy(() => tf.gather(tf.tensor(x, xs), tf.tensor(idx, is, 'int32')).dataSync());
@@ -84,10 +50,10 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
   }
 
   it('gradient (UnsortedSegmentSum) through the native gather, repeated ids', async () => {
-    const x = data(30 * 6, 1),
-      r = data(40 * 6, 2),
-      idx = ids(40, 30, 3);
-    const d = await maxdiff(() => {
+    const x = rand(30 * 6, 1, 2),
+      r = rand(40 * 6, 2, 2),
+      idx = randInt(40, 3, 30);
+    const d = await cpuNativeDiff(() => {
       const w = tf.tensor(x, [30, 6]);
       return tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.gather(y, tf.tensor1d(idx, 'int32')), tf.tensor(r, [40, 6]))))(
         w,
@@ -98,26 +64,13 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
   });
 
   it('falls back to cpu for int32 params, axis 1 and batchDims 1', async () => {
-    const x = data(4 * 6, 4);
+    const x = rand(4 * 6, 4, 2);
+    const int32Params = () => tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32');
+    const ids = () => tf.tensor1d([2, 0], 'int32');
+    expect(await cpuNativeDiff(() => tf.gather(int32Params(), ids()))).toBe(0);
+    expect(await cpuNativeDiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([5, 1, 1], 'int32'), 1))).toBe(0);
     expect(
-      await maxdiff(() =>
-        tf.gather(
-          tf.tensor2d(
-            [
-              [1, 2],
-              [3, 4],
-              [5, 6],
-            ],
-            [3, 2],
-            'int32',
-          ),
-          tf.tensor1d([2, 0], 'int32'),
-        ),
-      ),
-    ).toBe(0);
-    expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([5, 1, 1], 'int32'), 1))).toBe(0);
-    expect(
-      await maxdiff(() =>
+      await cpuNativeDiff(() =>
         tf.gather(
           tf.tensor(x, [4, 6]),
           tf.tensor2d(
@@ -135,34 +88,16 @@ describe.skipIf(!native.ok)(`native GatherV2${native.ok ? '' : ' (SKIPPED: ' + n
         ),
       ),
     ).toBe(0);
-    expect(await maxdiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([], 'int32')))).toBe(0);
+    expect(await cpuNativeDiff(() => tf.gather(tf.tensor(x, [4, 6]), tf.tensor1d([], 'int32')))).toBe(0);
     // The fallback ran: each of these calls the cpu kernel once; the float32 axis-0 gather does not call it.
-    const ids = () => tf.tensor1d([2, 0], 'int32');
-    expect(
-      await cpuKernelCalls('GatherV2', () =>
-        tf
-          .gather(
-            tf.tensor2d(
-              [
-                [1, 2],
-                [3, 4],
-                [5, 6],
-              ],
-              [3, 2],
-              'int32',
-            ),
-            ids(),
-          )
-          .dataSync(),
-      ),
-    ).toBe(1);
+    expect(await cpuKernelCalls('GatherV2', () => tf.gather(int32Params(), ids()).dataSync())).toBe(1);
     expect(await cpuKernelCalls('GatherV2', () => tf.gather(tf.tensor(x, [4, 6]), ids(), 1).dataSync())).toBe(1);
     expect(await cpuKernelCalls('GatherV2', () => tf.gather(tf.tensor(x, [4, 6]), ids()).dataSync())).toBe(0);
   });
 
   for (const bad of [-1, 30]) {
     it(`index ${bad} outside [0, 29] throws the cpu kernel's error`, async () => {
-      const x = tf.tensor(data(30 * 6, 1), [30, 6]);
+      const x = tf.tensor(rand(30 * 6, 1, 2), [30, 6]);
       const idx = new Int32Array([3, bad, 4]);
       const msgs: string[] = [];
       for (const b of ['cpu', 'native']) {

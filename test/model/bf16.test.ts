@@ -1,12 +1,10 @@
 // bf16 mode on a tiny bf16 checkpoint: 16-bit weights stay 16-bit at load, the native path (oneDNN or fallback)
 // matches the TS reference kernels under the same bf16 rounding, and loss/gradients stay close to fp32 mode.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { makeTinyModel } from '../../src/model/tiny.ts';
 import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../../src/model/model.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { ensureBackend, randomLora, tmpDir } from './helpers.ts';
+import { ensureBackend, randomLora, tinyModelDir } from './helpers.ts';
 
 const native = nativeAvailability();
 let dir = '';
@@ -49,20 +47,7 @@ function relL2(a: Float32Array, b: Float32Array): number {
 
 beforeAll(async () => {
   await ensureBackend();
-  dir = path.join(tmpDir('bf16'), 'm');
-  makeTinyModel({
-    family: 'qwen3',
-    out: dir,
-    vocab: 64,
-    hidden: 32,
-    layers: 2,
-    heads: 4,
-    kvHeads: 2,
-    intermediate: 48,
-    std: 0.15,
-    seed: 7,
-    dtype: 'bf16',
-  });
+  dir = tinyModelDir({ family: 'qwen3', vocab: 64, dtype: 'bf16' });
 });
 
 describe('bf16 mode', () => {

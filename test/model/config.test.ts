@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModelConfig, parseModelConfig } from '../../src/model/config.ts';
 import { ropeInvFreq } from '../../src/model/rope.ts';
-import { tmpDir } from './helpers.ts';
+import { tmpDir } from '../helpers/index.ts';
 
 const QWEN3_0_6B = {
   architectures: ['Qwen3ForCausalLM'],

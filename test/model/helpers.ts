@@ -6,19 +6,17 @@ import { loadBaseModel, type BaseModel, type Batch } from '../../src/model/model
 import type { LoraWeights } from '../../src/model/lora.ts';
 import { toF64, type RefModel } from './reference.ts';
 
-export { tmpDir };
-
 let backendReady: Promise<unknown> | null = null;
 export function ensureBackend(): Promise<unknown> {
   backendReady ??= initBackend({ backend: process.env.LORASFT_TEST_BACKEND });
   return backendReady;
 }
 
-/** A tiny model of a family with weights large enough (std 0.15) that logits are far from uniform. */
-export async function tinyModel(
-  opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] },
-): Promise<BaseModel> {
-  await ensureBackend();
+/**
+ * A tiny model of a family (vocab 48, hidden 32, 2 layers, 4/2 heads) with weights large enough (std 0.15) that
+ * logits are far from uniform, generated into a fresh temp dir; returns the dir.
+ */
+export function tinyModelDir(opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] }): string {
   const dir = tmpDir(opts.family);
   makeTinyModel({
     vocab: 48,
@@ -32,7 +30,15 @@ export async function tinyModel(
     ...opts,
     out: dir,
   });
-  return loadBaseModel(dir);
+  return dir;
+}
+
+/** tinyModelDir(opts), loaded. */
+export async function tinyModel(
+  opts: Partial<TinyModelOpts> & { family: TinyModelOpts['family'] },
+): Promise<BaseModel> {
+  await ensureBackend();
+  return loadBaseModel(tinyModelDir(opts));
 }
 
 /** LoRA on every target with B randomised too (fresh B = 0 would hide the A path). */
@@ -63,16 +69,4 @@ export function makeBatch(rows: Array<{ ids: number[]; pos?: number[]; w?: numbe
     b.weights.set(r.w ?? r.ids.map((_, t) => (t === 0 ? 0 : 1)), i * T);
   });
   return b;
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
 }

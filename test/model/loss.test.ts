@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { chunkedWeightedCE, lossChunkRows } from '../../src/model/loss.ts';
 import { Rng } from '../../src/util/random.ts';
-import { ensureBackend, maxAbs, maxAbsDiff } from './helpers.ts';
+import { ensureBackend } from './helpers.ts';
+import { maxAbs, maxdiff } from '../helpers/index.ts';
 
 describe('chunked weighted cross-entropy', () => {
   it('equals the unchunked log-softmax loss and its gradient, for any chunk size', async () => {
@@ -35,7 +36,7 @@ describe('chunked weighted cross-entropy', () => {
         tf.mul(chunkedWeightedCE(x as tf.Tensor2D, W, labels, w, { rowsPerChunk: rows, eagerGrad }), 3),
       )(h);
       const dv = Math.abs(got.value.dataSync()[0] - want.value.dataSync()[0]) / want.value.dataSync()[0];
-      const dg = maxAbsDiff(got.grad.dataSync(), want.grad.dataSync()) / maxAbs(want.grad.dataSync());
+      const dg = maxdiff(got.grad.dataSync(), want.grad.dataSync()) / maxAbs(want.grad.dataSync());
       console.log(
         `chunk ${rows} rows${eagerGrad ? ' (eager grad)' : ''}: loss rel diff ${dv.toExponential(2)}, grad rel maxdiff ${dg.toExponential(2)}`,
       );

@@ -7,7 +7,8 @@ import { makeTinyModel } from '../../src/model/tiny.ts';
 import { loadModelConfig } from '../../src/model/config.ts';
 import { readSafetensors, readSafetensorsHeader } from '../../src/model/safetensors.ts';
 import { disposeBaseModel, loadBaseModel } from '../../src/model/model.ts';
-import { ensureBackend, tmpDir } from './helpers.ts';
+import { ensureBackend } from './helpers.ts';
+import { tmpDir } from '../helpers/index.ts';
 
 describe('make-tiny-model', () => {
   it('writes an HF model dir with the family tensor names, deterministic in the seed', async () => {

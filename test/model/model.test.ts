@@ -12,7 +12,8 @@ import {
   lossSum,
   type Batch,
 } from '../../src/model/model.ts';
-import { makeBatch, maxAbs, maxAbsDiff, randomLora, tinyModel, toRef } from './helpers.ts';
+import { makeBatch, randomLora, tinyModel, toRef } from './helpers.ts';
+import { loraConfig, maxAbs, maxdiff } from '../helpers/index.ts';
 import { refLossRow, type RefModel } from './reference.ts';
 
 const V = 48;
@@ -164,7 +165,7 @@ describe.each(FAMILIES)('%s', (_name, opts) => {
     let worst = 0;
     for (const [name, g] of packed.grads) {
       const s = tf.add(a.grads.get(name)!, b.grads.get(name)!);
-      worst = Math.max(worst, maxAbsDiff(g.dataSync(), s.dataSync()) / Math.max(maxAbs(s.dataSync()), 1e-6));
+      worst = Math.max(worst, maxdiff(g.dataSync(), s.dataSync()) / Math.max(maxAbs(s.dataSync()), 1e-6));
       s.dispose();
     }
     console.log(
@@ -185,15 +186,15 @@ describe.each(FAMILIES)('%s', (_name, opts) => {
     for (let t = 6; t < ids.length; t++)
       parts.push(forwardLogits(base, lora, ids.subarray(t, t + 1), undefined, cache));
     const inc = tf.concat(parts, 0);
-    const d = maxAbsDiff(full.dataSync(), inc.dataSync());
+    const d = maxdiff(full.dataSync(), inc.dataSync());
     console.log(`${opts.family}: KV-cache decode vs full forward maxdiff ${d.toExponential(2)}`);
     expect(cache.length).toBe(11);
     expect(d).toBeLessThan(1e-5);
     const plain = forwardLogits(base, lora, ids, undefined, undefined, { fused: false });
-    expect(maxAbsDiff(plain.dataSync(), full.dataSync())).toBeLessThan(1e-5);
+    expect(maxdiff(plain.dataSync(), full.dataSync())).toBeLessThan(1e-5);
     const last = forwardLogits(base, lora, ids, undefined, undefined, { lastOnly: true });
     expect(last.shape).toEqual([1, V]);
-    expect(maxAbsDiff(last.dataSync(), full.dataSync().subarray(10 * V))).toBeLessThan(1e-6);
+    expect(maxdiff(last.dataSync(), full.dataSync().subarray(10 * V))).toBeLessThan(1e-6);
     lora.dispose();
     disposeBaseModel(base);
   });
@@ -202,8 +203,8 @@ describe.each(FAMILIES)('%s', (_name, opts) => {
 describe('model details', () => {
   it('fresh LoRA (B = 0) leaves the base loss unchanged and only B gets gradients', async () => {
     const base = await tinyModel({ family: 'qwen3' });
-    const { initLora, DEFAULT_LORA_TARGETS } = await import('../../src/model/lora.ts');
-    const lora = initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
+    const { initLora } = await import('../../src/model/lora.ts');
+    const lora = initLora(base, loraConfig({ rank: 8, alpha: 16 }), 1);
     const batch = packedBatch();
     const noLora = lossSum(base, null, batch);
     const evalOnly = lossSum(base, null, batch, { forBackward: false });
@@ -218,20 +219,12 @@ describe('model details', () => {
     const A = lora.get('base_model.model.model.layers.0.mlp.down_proj.lora_A.weight')!;
     expect(A.shape).toEqual([8, 48]);
     expect(maxAbs(A.dataSync())).toBeLessThanOrEqual(1 / Math.sqrt(48));
-    const again = initLora(
-      base,
-      { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false },
-      1,
-    );
+    const again = initLora(base, loraConfig({ rank: 8, alpha: 16 }), 1);
     expect(Array.from(again.get('base_model.model.model.layers.0.mlp.down_proj.lora_A.weight')!.dataSync())).toEqual(
       Array.from(A.dataSync()),
     );
-    expect(() =>
-      initLora(base, { rank: 6, alpha: 12, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1),
-    ).toThrow(/power of 2/);
-    expect(() =>
-      initLora(base, { rank: 64, alpha: 12, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1),
-    ).toThrow(/power of 2/);
+    expect(() => initLora(base, loraConfig({ rank: 6, alpha: 12 }), 1)).toThrow(/power of 2/);
+    expect(() => initLora(base, loraConfig({ rank: 64, alpha: 12 }), 1)).toThrow(/power of 2/);
     lora.dispose();
     again.dispose();
     disposeBaseModel(base);
@@ -239,12 +232,8 @@ describe('model details', () => {
 
   it('LoRA dropout is deterministic given dropoutSeed and off without one', async () => {
     const base = await tinyModel({ family: 'llama' });
-    const { initLora, DEFAULT_LORA_TARGETS } = await import('../../src/model/lora.ts');
-    const lora = initLora(
-      base,
-      { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0.3, useRslora: false },
-      1,
-    );
+    const { initLora } = await import('../../src/model/lora.ts');
+    const lora = initLora(base, loraConfig({ dropout: 0.3 }), 1);
     for (const [name, v] of lora) if (name.includes('lora_B')) v.assign(tf.fill(v.shape, 0.2));
     const batch = packedBatch();
     const val = (seed?: number) => lossSum(base, lora, batch, { dropoutSeed: seed }).loss.dataSync()[0];
@@ -261,12 +250,8 @@ describe('model details', () => {
     '%s: activation checkpointing gives the same loss and gradients (fused and plain ops, with dropout)',
     async (family) => {
       const base = await tinyModel({ family, layers: 3, ...(family === 'gemma3' ? { slidingWindow: 3 } : {}) }); // gemma3: local, global, local layers
-      const { initLora, DEFAULT_LORA_TARGETS } = await import('../../src/model/lora.ts');
-      const lora = initLora(
-        base,
-        { rank: 4, alpha: 8, targets: DEFAULT_LORA_TARGETS, dropout: 0.1, useRslora: false },
-        1,
-      );
+      const { initLora } = await import('../../src/model/lora.ts');
+      const lora = initLora(base, loraConfig({ dropout: 0.1 }), 1);
       for (const [name, v] of lora) if (name.includes('lora_B')) v.assign(tf.fill(v.shape, 0.05));
       const batch = packedBatch();
       for (const fused of [true, false]) {
@@ -278,7 +263,7 @@ describe('model details', () => {
         for (const [name, g] of a.grads)
           worst = Math.max(
             worst,
-            maxAbsDiff(g.dataSync(), b.grads.get(name)!.dataSync()) / Math.max(maxAbs(g.dataSync()), 1e-9),
+            maxdiff(g.dataSync(), b.grads.get(name)!.dataSync()) / Math.max(maxAbs(g.dataSync()), 1e-9),
           );
         console.log(`checkpoint vs none (${fused ? 'fused' : 'plain'}): grads rel maxdiff ${worst.toExponential(2)}`);
         expect(worst).toBeLessThan(1e-5);

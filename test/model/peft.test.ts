@@ -5,7 +5,8 @@ import { loadAdapter, saveAdapter } from '../../src/model/peft.ts';
 import { initLora, loraFromTensors } from '../../src/model/lora.ts';
 import { disposeBaseModel, lossSum } from '../../src/model/model.ts';
 import { readSafetensorsHeader, writeSafetensors } from '../../src/model/safetensors.ts';
-import { makeBatch, randomLora, tinyModel, tmpDir } from './helpers.ts';
+import { makeBatch, randomLora, tinyModel } from './helpers.ts';
+import { loraConfig, tmpDir } from '../helpers/index.ts';
 
 describe('PEFT adapter', () => {
   it('saves adapter_config.json + adapter_model.safetensors in PEFT layout and loads them back exactly', async () => {
@@ -52,11 +53,7 @@ describe('PEFT adapter', () => {
 
   it('reads the rank from the shapes and reports inconsistent or foreign tensors', async () => {
     const base = await tinyModel({ family: 'llama' });
-    const lora = initLora(
-      base,
-      { rank: 2, alpha: 4, targets: ['q_proj', 'down_proj'], dropout: 0.05, useRslora: false },
-      0,
-    );
+    const lora = initLora(base, loraConfig({ rank: 2, alpha: 4, targets: ['q_proj', 'down_proj'], dropout: 0.05 }), 0);
     const dir = tmpDir('adapter');
     saveAdapter(dir, lora, lora.cfg, base.dir);
     expect(loadAdapter(dir).cfg).toEqual({

@@ -9,7 +9,7 @@ import {
   writeSafetensors,
 } from '../../src/model/safetensors.ts';
 import { UserError } from '../../src/errors.ts';
-import { tmpDir } from './helpers.ts';
+import { tmpDir } from '../helpers/index.ts';
 
 /** A raw safetensors file from a header object and a data buffer. */
 function rawFile(file: string, header: unknown, data: Uint8Array, lenOverride?: bigint): string {

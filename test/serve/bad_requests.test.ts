@@ -3,10 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { importBaseModel } from '../../src/serve/models.ts';
-import { openStore } from '../../src/serve/store.ts';
-import { makeFixture, type Fixture } from '../train/fixture.ts';
-import { request, startServe, stopAllServers, type Reply, type Serve } from './helpers.ts';
+import type { Fixture } from '../train/fixture.ts';
+import { request, startServe, stopAllServers, type Reply, type Serve, serveFixture } from './helpers.ts';
 
 const KEY = 'k3y';
 let fx: Fixture;
@@ -51,11 +49,7 @@ function multipart(
 }
 
 beforeAll(async () => {
-  fx = makeFixture();
-  data = path.join(fx.root, 'data');
-  const store = openStore(data);
-  importBaseModel(store, 'accounts/fireworks/models/tiny', fx.model);
-  store.close();
+  ({ fx, data } = serveFixture('accounts/fireworks/models/tiny'));
   // --workers 0: jobs stay queued, so the dataset and model they use are "in use" without any training.
   srv = await startServe(data, ['--workers', '0', '--api-key', KEY, '--max-upload-mb', '1', '--no-demo-model']);
   const ok = async (m: string, p: string, o: Parameters<typeof request>[3] = {}) => {

@@ -5,10 +5,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { importBaseModel } from '../../src/serve/models.ts';
-import { openStore } from '../../src/serve/store.ts';
-import { makeFixture, type Fixture } from '../train/fixture.ts';
-import { jobDir, request, runsLog, startServe, stopAllServers, waitFor, waitForJob, type Serve } from './helpers.ts';
+import type { Fixture } from '../train/fixture.ts';
+import {
+  jobDir,
+  request,
+  runsLog,
+  startServe,
+  stopAllServers,
+  waitFor,
+  waitForJob,
+  type Serve,
+  serveFixture,
+} from './helpers.ts';
 
 const A = '/v1/accounts/local';
 let fx: Fixture;
@@ -17,11 +25,7 @@ let srv: Serve;
 const ARGS = ['--workers', '1', '--threads-per-job', '1', '--no-demo-model'];
 
 beforeAll(async () => {
-  fx = makeFixture();
-  data = path.join(fx.root, 'data');
-  const store = openStore(data);
-  importBaseModel(store, 'tiny', fx.model);
-  store.close();
+  ({ fx, data } = serveFixture('tiny'));
   srv = await startServe(data, ARGS);
   const b = 'bnd';
   const raw = Buffer.concat([

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { makeFixture, type Fixture } from '../train/fixture.ts';
-import { BIN, request, startServe, stopAllServers, waitForJob, type Serve } from './helpers.ts';
+import { request, startServe, stopAllServers, waitForJob, type Serve } from './helpers.ts';
+import { BIN } from '../helpers/index.ts';
 
 const run = promisify(execFile);
 let fx: Fixture;

@@ -6,12 +6,13 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BIN } from '../helpers/index.ts';
+import { importBaseModel } from '../../src/serve/models.ts';
+import { openStore } from '../../src/serve/store.ts';
+import { makeFixture, type Fixture } from '../train/fixture.ts';
 
 /** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
-
-export { BIN };
 
 export interface Serve {
   url: string;
@@ -21,6 +22,16 @@ export interface Serve {
   stop(): Promise<void>;
   /** SIGKILL, as a crash; resolves when the process has exited. */
   kill(): Promise<void>;
+}
+
+/** The training tests' fixture and a service data dir, FIXTURE/data, whose store holds its model as base model `id`. */
+export function serveFixture(id: string): { fx: Fixture; data: string } {
+  const fx = makeFixture();
+  const data = path.join(fx.root, 'data');
+  const store = openStore(data);
+  importBaseModel(store, id, fx.model);
+  store.close();
+  return { fx, data };
 }
 
 const servers = new Set<Serve>();

@@ -6,7 +6,8 @@ import { loadBaseModel, type BaseModel } from '../../src/model/model.ts';
 import { loraFromTensors } from '../../src/model/lora.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { generate } from '../../src/infer/generate.ts';
-import { makeInferFixture, randomAdapter, type InferFixture } from '../infer/fixture.ts';
+import { makeInferFixture, type InferFixture } from '../infer/fixture.ts';
+import { randomAdapter } from '../train/fixture.ts';
 import { startInferenceServer, until, type ServerProcess } from './server_process.ts';
 
 const BASE = 'accounts/local/models/tiny';

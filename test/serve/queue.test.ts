@@ -3,10 +3,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { importBaseModel } from '../../src/serve/models.ts';
-import { openStore } from '../../src/serve/store.ts';
-import { makeFixture, type Fixture } from '../train/fixture.ts';
-import { request, runsLog, sliceDataset, startServe, stopAllServers, waitFor, type Serve } from './helpers.ts';
+import type { Fixture } from '../train/fixture.ts';
+import {
+  request,
+  runsLog,
+  sliceDataset,
+  startServe,
+  stopAllServers,
+  waitFor,
+  type Serve,
+  serveFixture,
+} from './helpers.ts';
 
 const A = '/v1/accounts/local';
 const N = 20;
@@ -15,11 +22,7 @@ let data: string;
 let srv: Serve;
 
 beforeAll(async () => {
-  fx = makeFixture();
-  data = path.join(fx.root, 'data');
-  const store = openStore(data);
-  importBaseModel(store, 'tiny', fx.model);
-  store.close();
+  ({ fx, data } = serveFixture('tiny'));
   srv = await startServe(data, ['--workers', '2', '--threads-per-job', '1', '--no-demo-model']);
   const tiny = sliceDataset(fx.train, path.join(fx.root, 'three.jsonl'), 3);
   const boundary = 'b0und';

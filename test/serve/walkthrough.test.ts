@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { makeFixture, type Fixture } from '../train/fixture.ts';
-import { BIN, jobDir, startServe, stopAllServers, waitFor, type Serve } from './helpers.ts';
+import { jobDir, startServe, stopAllServers, waitFor, type Serve } from './helpers.ts';
+import { BIN } from '../helpers/index.ts';
 
 /** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -1,7 +1,6 @@
 // Shared fixture for the training tests: a tiny random Qwen3-architecture model with the real Qwen3 tokenizer
 // and small slices of the bundled demo dataset. Cost is dominated by (trained tokens x 151k vocab).
-import { tmpDir } from '../helpers/index.ts';
-import { randomLora } from '../helpers/index.ts';
+import { randomLora, tmpDir } from '../helpers/index.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../src/model/tiny.ts';
@@ -83,12 +82,13 @@ export function fixtureFlags(fx: Fixture, out: string, extra: string[] = []): st
   ];
 }
 
-/** FIXTURE/adapter: a random rank-4 adapter on the fixture model with non-zero B, so it changes the logits. */
-export async function makeRandomAdapter(fx: Fixture): Promise<string> {
+/** FIXTURE/NAME: a random rank-4 adapter on the fixture model (seed picks A and B; B is non-zero, so it changes the logits). */
+export async function randomAdapter(fx: Fixture, name: string, seed: number): Promise<string> {
   await initBackend({});
   const base = await loadBaseModel(fx.model);
-  const lora = randomLora(base, 2, 0.5, 9);
-  const dir = path.join(fx.root, 'adapter');
+  const lora = randomLora(base, seed, 0.5, seed + 7);
+  const dir = path.join(fx.root, name);
   saveAdapter(dir, lora, lora.cfg, fx.model);
+  lora.dispose();
   return dir;
 }

@@ -123,7 +123,10 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(job.jobProgress.percent).toBe(100);
     expect(job.jobProgress.epoch).toBe(2);
     expect(job.jobProgress.outputTokens).toBeGreaterThan(0);
-    expect(job.completedTime).toBeDefined();
+    // An ISO time, no earlier than the job's creation, written with the final state (so equal to updateTime).
+    expect(job.completedTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Date.parse(job.completedTime!)).toBeGreaterThanOrEqual(Date.parse(job.createTime));
+    expect(job.completedTime).toBe(job.updateTime);
     expect(job.status.message).toMatch(/^completed \d+ steps in [\d.]+ s of training; eval loss [\d.]+ -> [\d.]+$/);
     // The last log line says how the job ended once (it printed 'completed: completed 10 steps').
     expect(logs.at(-1)).toMatch(/^completed \d+ steps in .* \(JOB_STATE_COMPLETED; loading took [\d.]+ s\)$/);
