@@ -50,6 +50,7 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 1, "xl", (int64_t)N * in), need_bf16(info, fn, 2, "W", (int64_t)out * in);
   need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "bias", out);
   need_len(info, fn, 6, "y", (int64_t)N * out), need_len(info, fn, 7, "u", (int64_t)N * r);
+  if (loraBf16Fused() && loraForwardBf16(N, in, out, r, s, x, xl, W, A, B, bias, y, u)) return info.Env().Undefined();
   matmulBf16(true, N, out, in, x, W, y);  // y = x W^T (bf16)
   loraForwardTerms(N, in, out, r, s, xl, A, B, bias, y, u);
   return info.Env().Undefined();
@@ -69,6 +70,8 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "u", (int64_t)N * r);
   need_len(info, fn, 6, "dx", (int64_t)N * in), need_len(info, fn, 7, "dxl", (int64_t)N * in);
   need_len(info, fn, 8, "dA", (int64_t)r * in), need_len(info, fn, 9, "dB", (int64_t)out * r);
+  if (loraBf16Fused() && loraBackwardBf16(N, in, out, r, s, dy, xl, W, A, B, u, dx, dxl, dA, dB))
+    return info.Env().Undefined();
   matmulBf16(false, N, in, out, dy, W, dx);  // dx = dy W (bf16)
   loraBackwardTerms(N, in, out, r, s, dy, xl, A, B, u, dx, dxl, dA, dB);
   return info.Env().Undefined();
