@@ -6,6 +6,7 @@
 // a query block then reads only keys [i0-W+1, i1). W = 0: full causal attention.
 #include "blas.h"
 #include "dnnl.h"
+#include "avx512.h"
 #include <cmath>
 #include <algorithm>
 #include <vector>
@@ -77,7 +78,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "seg", (int64_t)B * T), need_len(info, fn, 4, "out", nq), need_len(info, fn, 5, "lse", (int64_t)B * H * T);
   const float scale = arg_f(info, 11);
   const int W = info.Length() > 12 ? arg_i(info, 12) : 0;  // sliding window (0 = none)
-  if (info.Length() > 13 && info[13].ToBoolean() && loraBf16Fused() &&  // bf16 products (kernels/FusedAttentionBf16.cc)
+  if (info.Length() > 13 && info[13].ToBoolean() && avx512Bf16() &&  // bf16 products (kernels/FusedAttentionBf16.cc)
       fusedAttentionBf16(q, k, v, seg, o, lse, B, T, H, Hkv, D, scale, W))
     return info.Env().Undefined();
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
@@ -123,7 +124,7 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 7, "dq", nq), need_len(info, fn, 8, "dk", nk), need_len(info, fn, 9, "dv", nk);
   const float scale = arg_f(info, 15);
   const int W = info.Length() > 16 ? arg_i(info, 16) : 0;
-  if (info.Length() > 17 && info[17].ToBoolean() && loraBf16Fused()) {
+  if (info.Length() > 17 && info[17].ToBoolean() && avx512Bf16()) {
     if (fusedAttentionGradBf16(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W)) return info.Env().Undefined();
     std::fill(dk, dk + nk, 0.f), std::fill(dv, dv + nk, 0.f);  // oneDNN failed part-way: redo in fp32
   }

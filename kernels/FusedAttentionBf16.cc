@@ -7,42 +7,16 @@
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define AVX512_HELPERS
+#include "avx512.h"
 #include "blas.h"
 #include "dnnl.h"
-#include <immintrin.h>
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 namespace {
 constexpr int QB = 128;
-
-inline __mmask16 tail(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
-
-// e^x for 16 lanes: 2^n e^f with n = round(x log2 e), f = x - n ln 2 (two-part ln 2), e^f by a degree-6
-// Taylor/minimax polynomial on |f| <= ln2/2 (rel. error ~2e-7); -inf -> 0, large negative -> 0 (scalef).
-inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-  __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), f);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(f, f), _mm512_add_ps(f, _mm512_set1_ps(1.f)));
-  return _mm512_scalef_ps(p, n);
-}
-
-inline __m256i bf16x16(__m512 v) {  // as toBf16One (kernels/dnnl.h): round to nearest even, NaN stays NaN
-  const __m512i b = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-  const __m512i rne = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-  return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rne, nan, _mm512_or_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40))));
-}
 
 // Head-major bf16 copy of rows [0, L) of one segment: dst[h, t, :] = src[t, h / G, :] (src row stride ld, Hs
 // source heads); rows [L, Lp) zero.
@@ -53,7 +27,7 @@ void packHeads(const float* src, int L, int Lp, int ld, int H, int G, int D, int
     for (int t = 0; t < L; t++) {
       const float* s = src + (size_t)t * ld + (size_t)(h / G) * D;
       for (int e = 0; e < D; e += 16) {
-        const __mmask16 m = tail(D - e);
+        const __mmask16 m = tail16(D - e);
         _mm256_mask_storeu_epi16(d + (size_t)t * D + e, m, bf16x16(_mm512_maskz_loadu_ps(m, s + e)));
       }
     }
@@ -109,11 +83,11 @@ void softmaxForward(const Geo& g, const Block& k, float* S, uint16_t* P, float* 
     const __m512 sc = _mm512_set1_ps(g.scale);
     __m512 mv = _mm512_set1_ps(-INFINITY);
     for (int j = a; j < z; j += 16)
-      mv = _mm512_mask_max_ps(mv, tail(z - j), mv, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail(z - j), s + j), sc));
+      mv = _mm512_mask_max_ps(mv, tail16(z - j), mv, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(z - j), s + j), sc));
     const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
     __m512 sum = _mm512_setzero_ps();
     for (int j = a; j < z; j += 16) {
-      const __mmask16 mk = tail(z - j);
+      const __mmask16 mk = tail16(z - j);
       const __m512 e = _mm512_maskz_mov_ps(mk, exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(mk, s + j), sc, m)));
       _mm512_mask_storeu_ps(s + j, mk, e);
       sum = _mm512_add_ps(sum, e);
@@ -121,7 +95,7 @@ void softmaxForward(const Geo& g, const Block& k, float* S, uint16_t* P, float* 
     const float tot = _mm512_reduce_add_ps(sum);
     const __m512 inv = _mm512_set1_ps(1.f / tot);
     for (int j = a; j < z; j += 16)
-      _mm256_mask_storeu_epi16(p + j, tail(z - j), bf16x16(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail(z - j), s + j), inv)));
+      _mm256_mask_storeu_epi16(p + j, tail16(z - j), bf16x16(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail16(z - j), s + j), inv)));
     lse[(size_t)h * ldLse + k.i0 + i] = _mm512_reduce_max_ps(mv) + std::log(tot);
   }
 }
@@ -138,9 +112,9 @@ void probsBackward(const Geo& g, const Block& k, float* S, uint16_t* Pb, const f
     const int a = i < k.rows ? k.first(i) : 0, z = i < k.rows ? k.end(i) : 0;
     const __m512 sc = _mm512_set1_ps(g.scale), l = _mm512_set1_ps(i < k.rows ? lse[(size_t)h * ldLse + k.i0 + i] : 0.f);
     for (int j = 0; j < k.keys; j += 16) {
-      const __mmask16 mk = tail(k.keys - j);
+      const __mmask16 mk = tail16(k.keys - j);
       const int lo = std::max(a - j, 0), hiB = std::min(z - j, 16);  // visible lanes [lo, hiB)
-      const __mmask16 vis = hiB > lo ? (__mmask16)(tail(hiB) & ~tail(lo)) : (__mmask16)0;
+      const __mmask16 vis = hiB > lo ? (__mmask16)(tail16(hiB) & ~tail16(lo)) : (__mmask16)0;
       const __m512 e = _mm512_maskz_mov_ps(vis, exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(mk, s + j), sc, l)));
       _mm512_mask_storeu_ps(s + j, mk, e);
       _mm256_mask_storeu_epi16(p + j, mk, bf16x16(e));
@@ -155,7 +129,7 @@ void dsBackward(const Geo& g, const Block& k, const float* P, const float* dP, c
     const float* dp = dP + (size_t)hi * k.keys;
     const __m512 d = _mm512_set1_ps(Di[hi]), sc = _mm512_set1_ps(g.scale);
     for (int j = 0; j < k.keys; j += 16) {
-      const __mmask16 mk = tail(k.keys - j);
+      const __mmask16 mk = tail16(k.keys - j);
       const __m512 ds = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, p + j), _mm512_sub_ps(_mm512_maskz_loadu_ps(mk, dp + j), d)), sc);
       _mm256_mask_storeu_epi16(dSb + (size_t)hi * k.keys + j, mk, bf16x16(ds));
     }

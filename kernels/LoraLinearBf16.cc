@@ -7,32 +7,21 @@
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define AVX512_HELPERS
+#include "avx512.h"
 #include "blas.h"
 #include "dnnl.h"
-#include <immintrin.h>
 #include <algorithm>
 #include <vector>
 
 namespace {
-inline __mmask16 tail(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
-
-// 16 floats -> bf16 bits, exactly as toBf16One (kernels/dnnl.h): round to nearest even, NaN stays a quiet NaN.
-inline void storeBf16(uint16_t* dst, __m512 v, __mmask16 m) {
-  const __m512i b = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-  const __m512i rne = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-  const __m512i q = _mm512_or_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40));
-  _mm256_mask_storeu_epi16(dst, m, _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rne, nan, q)));
-}
-
 // out[k] = row . M[k] for KB rows of M [*, n] (KB accumulators in registers).
 template <int KB>
 void dotsKB(const float* row, int n, const float* M, float* out) {
   __m512 acc[KB];
   for (int j = 0; j < KB; j++) acc[j] = _mm512_setzero_ps();
   for (int i = 0; i < n; i += 16) {
-    const __mmask16 m = tail(n - i);
+    const __mmask16 m = tail16(n - i);
     const __m512 xv = _mm512_maskz_loadu_ps(m, row + i);
     for (int j = 0; j < KB; j++) acc[j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, M + (size_t)j * n + i), acc[j]);
   }
@@ -59,7 +48,7 @@ void rowDots(const float* row, int n, const float* M, int r, float* out) {
 // dst[n] = (bias or 0) + sum_k c[k] M[k] for M [r, n]: one output row from r coefficients.
 void combineRow(const float* c, int r, const float* M, int n, const float* bias, float* dst) {
   for (int i = 0; i < n; i += 16) {
-    const __mmask16 m = tail(n - i);
+    const __mmask16 m = tail16(n - i);
     __m512 acc = bias ? _mm512_maskz_loadu_ps(m, bias + i) : _mm512_setzero_ps();
     for (int k = 0; k < r; k++) acc = _mm512_fmadd_ps(_mm512_set1_ps(c[k]), _mm512_maskz_loadu_ps(m, M + (size_t)k * n + i), acc);
     _mm512_mask_storeu_ps(dst + i, m, acc);
@@ -76,12 +65,6 @@ void transpose(const float* src, int rows, int cols, float* dst) {
 int rowBlock(int N) { return std::max(64, (N + 15) / 16); }
 }  // namespace
 
-bool loraBf16Fused() {
-  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return avx512 && bf16OnDnnl();
-}
-
 // y [N,out] = x W^T + s (xl A^T) B^T (+ bias), u [N,r] = xl A^T. False: oneDNN failed (nothing usable written).
 bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, const float* xl, const uint16_t* W,
                      const float* A, const float* B, const float* bias, float* y, float* u) {
@@ -95,7 +78,7 @@ bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, con
     for (int n = 0; n < N; n++) {
       const float* xr = x + (size_t)n * in;
       for (int i = 0; i < in; i += 16) {
-        const __mmask16 m = tail(in - i);
+        const __mmask16 m = tail16(in - i);
         storeBf16(xb.data() + (size_t)n * in + i, _mm512_maskz_loadu_ps(m, xr + i), m);
       }
       float* ur = u + (size_t)n * r;
@@ -122,7 +105,7 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
     for (int n = b * RB; n < std::min(N, (b + 1) * RB); n++) {
       const float *dr = dy + (size_t)n * out, *ur = u + (size_t)n * r;
       for (int o = 0; o < out; o += 16) {
-        const __mmask16 m = tail(out - o);
+        const __mmask16 m = tail16(out - o);
         const __m512 g = _mm512_maskz_loadu_ps(m, dr + o);
         storeBf16(dyb.data() + (size_t)n * out + o, g, m);
         for (int k = 0; k < r; k++) {
@@ -152,7 +135,7 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
 #pragma omp parallel for num_threads(g_threads) schedule(static)
   for (int c = 0; c < slices; c++) {
     const int i = c * 16;
-    const __mmask16 m = tail(in - i);
+    const __mmask16 m = tail16(in - i);
     for (int k0 = 0; k0 < r; k0 += 8) {
       const int kb = std::min(8, r - k0);
       __m512 acc[8];

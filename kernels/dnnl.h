@@ -51,16 +51,15 @@ struct Bf16View { int64_t rows, cols, batch, row, col; };
 bool batchedMatmulBf16(int nb, const Bf16View& x, const uint16_t* xp, const Bf16View& w, const uint16_t* wp,
                        const Bf16View& y, float* yp, bool acc);
 
-// LoraLinear's bf16 variant with fused AVX-512 passes (kernels/LoraLinearBf16.cc): usable when loraBf16Fused();
-// false from either call means oneDNN failed and is now off (redo the call with matmulBf16 + the fp32 terms).
-bool loraBf16Fused();
+// LoraLinear's bf16 variant with fused AVX-512 passes (kernels/LoraLinearBf16.cc): usable when avx512Bf16()
+// (kernels/avx512.h); false from either call means oneDNN failed and is now off (redo with matmulBf16 + fp32 terms).
 bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, const float* xl, const uint16_t* W,
                      const float* A, const float* B, const float* bias, float* y, float* u);
 bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
                       const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB);
 
 // FusedAttention's bf16 variant (kernels/FusedAttentionBf16.cc; arguments as fusedAttention / fusedAttentionGrad):
-// usable when loraBf16Fused(); false means oneDNN failed (now off): redo the call in fp32.
+// usable when avx512Bf16(); false means oneDNN failed (now off): redo the call in fp32.
 bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, float* out, float* lse,
                         int B, int T, int H, int Hkv, int D, float scale, int W);
 bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,

@@ -10,7 +10,7 @@ import { parseModelConfig } from '../src/model/config.ts';
 import { expectedWeights, lossAndGrads, type BaseModel } from '../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora } from '../src/model/lora.ts';
 import { ropeInvFreq } from '../src/model/rope.ts';
-import { bf16Support } from '../src/model/precision.ts';
+import { bf16Support, type Precision } from '../src/model/precision.ts';
 import { bf16Tensor } from '../src/ops/index.ts';
 import { loadAddon } from '../src/backend/addon.ts';
 import { ADAMW_DEFAULTS, adamwStep, createAdamWState } from '../src/train/optimizer.ts';
@@ -84,7 +84,7 @@ for (const [name, shp] of expectedWeights(config)) {
   weights.set(name, half ? bf16Tensor(v as Uint16Array, shp) : tf.tensor(v as Float32Array, shp));
 }
 if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
-const base: BaseModel = { config, dir: '(random)', weights, invFreq: ropeInvFreq(config) };
+const base: BaseModel = { config, dir: '(random)', weights, invFreq: ropeInvFreq(config), precision: precision as Precision };
 const lora = initLora(base, { rank: 8, alpha: 16, targets: DEFAULT_LORA_TARGETS, dropout: 0, useRslora: false }, 1);
 const params = new Map([...lora].map(([k, v]) => [k, v.dataSync().slice() as Float32Array]));
 const opt = createAdamWState(params);
