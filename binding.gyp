@@ -16,7 +16,10 @@
         "kernels/AdamW.cc",
         "kernels/GatherV2.cc",
         "kernels/Dnnl.cc",
-        "kernels/MatMulBf16.cc"
+        "kernels/MatMulBf16.cc",
+        "kernels/LoraLinearBf16.cc",
+        "kernels/FusedAttentionBf16.cc",
+        "kernels/Avx512.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

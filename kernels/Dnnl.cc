@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <tuple>
 #include <vector>
 
 Bf16Path g_bf16;
@@ -39,6 +38,12 @@ struct Api {
   int (*mem_destroy)(handle_t);
   const version_t* (*version)();
   unsigned (*effective_isa)();
+  int (*attr_create)(handle_t*);
+  int (*attr_destroy)(handle_t);
+  int (*post_ops_create)(handle_t*);
+  int (*post_ops_destroy)(handle_t);
+  int (*post_ops_append_sum)(handle_t, float);
+  int (*attr_set_post_ops)(handle_t, handle_t);
 } api;
 handle_t engine = nullptr, stream = nullptr;
 
@@ -48,14 +53,26 @@ struct Prim { handle_t pd, prim; md_t src, wei, dst; };
 // Layouts of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]). (Swapping roles for the lm_head, y^T = W x^T
 // with a transposed dst, was tried: oneDNN 2.6 has no fast kernel for a transposed dst.)
 enum Mode { XWT = 0, XW = 1 };
-std::map<std::tuple<int, int, int, int, int, int>, Prim> cache;
+std::map<std::vector<int64_t>, Prim> cache;
 
-// The matmul primitive for one shape, layout and row strides (lda of x, ldc of y; created on first use; oneDNN
-// picks the ISA, AMX/AVX512_BF16 here).
-const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0) {
-  if (lda <= 0) lda = K;
-  if (ldc <= 0) ldc = N;
-  auto key = std::make_tuple(M, N, K, (int)mode, lda, ldc);
+// A primitive attribute with one sum post-op (y += x op(W): oneDNN reads y as it writes each output tile).
+handle_t sumAttr() {
+  static handle_t attr = nullptr;
+  if (attr) return attr;
+  handle_t ops = nullptr, a = nullptr;
+  if (api.post_ops_create(&ops)) return nullptr;
+  const bool ok = !api.post_ops_append_sum(ops, 1.f) && !api.attr_create(&a) && !api.attr_set_post_ops(a, ops);
+  if (!ok && a) api.attr_destroy(a), a = nullptr;
+  api.post_ops_destroy(ops);  // the attribute holds its own copy
+  return attr = a;
+}
+
+// The matmul primitive for one batched product y[b] (+)= x[b] w[b] over nb batches (nb 1: a plain 2-D product),
+// each operand a strided view; created on first use (oneDNN picks the ISA, AMX/AVX512_BF16 here); acc: a sum
+// post-op (y +=).
+const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc) {
+  const std::vector<int64_t> key = {nb,  x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch, w.row,
+                                    w.col, y.rows, y.cols, y.batch, y.row, y.col, acc};
   auto it = cache.find(key);
   if (it != cache.end()) return &it->second;
   if (cache.size() >= 256) {  // many distinct M (loss rows vary per batch): start over
@@ -63,12 +80,14 @@ const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0) {
     cache.clear();
   }
   Prim p{};
-  const int64_t sd[2] = {M, K}, ss[2] = {lda, 1}, wd[2] = {K, N}, dd[2] = {M, N}, ds[2] = {ldc, 1};
-  const int64_t ws[2] = {mode == XW ? N : 1, mode == XW ? 1 : K};
+  const int nd = nb > 1 ? 3 : 2, o = 3 - nd;  // 2-D: skip the batch entries
+  const int64_t xd[3] = {nb, x.rows, x.cols}, xs[3] = {x.batch, x.row, x.col}, wd[3] = {nb, w.rows, w.cols},
+                ws[3] = {w.batch, w.row, w.col}, yd[3] = {nb, y.rows, y.cols}, ys[3] = {y.batch, y.row, y.col};
   matmul_desc_t op;
-  if (api.md_init_by_strides(&p.src, 2, sd, DT_BF16, ss) || api.md_init_by_strides(&p.wei, 2, wd, DT_BF16, ws) ||
-      api.md_init_by_strides(&p.dst, 2, dd, DT_F32, ds) || api.matmul_desc_init(&op, &p.src, &p.wei, nullptr, &p.dst) ||
-      api.pd_create(&p.pd, &op, nullptr, engine, nullptr))
+  if (api.md_init_by_strides(&p.src, nd, xd + o, DT_BF16, xs + o) ||
+      api.md_init_by_strides(&p.wei, nd, wd + o, DT_BF16, ws + o) ||
+      api.md_init_by_strides(&p.dst, nd, yd + o, DT_F32, ys + o) || api.matmul_desc_init(&op, &p.src, &p.wei, nullptr, &p.dst) ||
+      (acc && !sumAttr()) || api.pd_create(&p.pd, &op, acc ? sumAttr() : nullptr, engine, nullptr))
     return nullptr;
   if (api.prim_create(&p.prim, p.pd)) { api.pd_destroy(p.pd); return nullptr; }
   const char* impl = nullptr;
@@ -76,8 +95,14 @@ const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0) {
   return &(cache[key] = p);
 }
 
-bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y, int lda = 0, int ldc = 0) {
-  const Prim* p = prim(mode, M, N, K, lda, ldc);
+// The 2-D views of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]); lda, ldc: row strides of x and y.
+const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool acc = false) {
+  const Bf16View x{M, K, 0, lda > 0 ? lda : K, 1}, y{M, N, 0, ldc > 0 ? ldc : N, 1};
+  const Bf16View w = mode == XW ? Bf16View{K, N, 0, N, 1} : Bf16View{K, N, 0, 1, K};
+  return prim(1, x, w, y, acc);
+}
+
+bool execute(const Prim* p, const void* xb, const void* W, float* y) {
   if (!p) return false;
   handle_t ms = nullptr, mw = nullptr, md = nullptr;
   bool ok = !api.mem_create(&ms, &p->src, engine, (void*)xb) && !api.mem_create(&mw, &p->wei, engine, (void*)W) &&
@@ -88,6 +113,11 @@ bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t*
   }
   for (handle_t m : {ms, mw, md}) if (m) api.mem_destroy(m);
   return ok;
+}
+
+bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y, int lda = 0, int ldc = 0,
+             bool acc = false) {
+  return execute(prim(mode, M, N, K, lda, ldc, acc), xb, W, y);
 }
 
 inline uint16_t toBf16(float f) { return toBf16One(f); }
@@ -116,11 +146,22 @@ void toBf16(const float* src, uint16_t* dst, size_t n) {
   for (int64_t i = 0; i < (int64_t)n; i++) dst[i] = toBf16(src[i]);
 }
 
+bool batchedMatmulBf16(int nb, const Bf16View& x, const uint16_t* xp, const Bf16View& w, const uint16_t* wp,
+                       const Bf16View& y, float* yp, bool acc) {
+  if (!bf16OnDnnl()) return false;
+  if (execute(prim(nb, x, w, y, acc), xp, wp, yp)) return true;
+  g_bf16.dnnl = false;
+  g_bf16.error = "oneDNN batched bf16 matmul failed at " + std::to_string(nb) + " x [" + std::to_string(x.rows) + ", " +
+                 std::to_string(x.cols) + "] x [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]";
+  return false;
+}
+
 bool bf16OnDnnl() { return g_bf16.dnnl && !g_bf16.forceFallback; }
 
-bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int lda, const uint16_t* W, float* y, int ldc) {
+bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int lda, const uint16_t* W, float* y, int ldc,
+                    bool acc) {
   if (M == 0 || N == 0 || K == 0 || !bf16OnDnnl()) return false;
-  if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y, lda, ldc)) return true;
+  if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y, lda, ldc, acc)) return true;
   g_bf16.dnnl = false;
   g_bf16.error = "oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
   return false;
@@ -172,7 +213,10 @@ void loadDnnl() {
             sym(h, "dnnl_primitive_create", api.prim_create) && sym(h, "dnnl_primitive_execute", api.prim_execute) &&
             sym(h, "dnnl_primitive_destroy", api.prim_destroy) && sym(h, "dnnl_memory_create", api.mem_create) &&
             sym(h, "dnnl_memory_destroy", api.mem_destroy) && sym(h, "dnnl_version", api.version) &&
-            sym(h, "dnnl_get_effective_cpu_isa", api.effective_isa);
+            sym(h, "dnnl_get_effective_cpu_isa", api.effective_isa) && sym(h, "dnnl_primitive_attr_create", api.attr_create) &&
+            sym(h, "dnnl_primitive_attr_destroy", api.attr_destroy) && sym(h, "dnnl_post_ops_create", api.post_ops_create) &&
+            sym(h, "dnnl_post_ops_destroy", api.post_ops_destroy) && sym(h, "dnnl_post_ops_append_sum", api.post_ops_append_sum) &&
+            sym(h, "dnnl_primitive_attr_set_post_ops", api.attr_set_post_ops);
   if (!ok) { g_bf16.error = path + " lacks the oneDNN 2.x matmul C API (matmul_desc_init)"; return; }
   const version_t* v = api.version();
   if (v->major != 2) { g_bf16.error = path + ": oneDNN " + std::to_string(v->major) + ".x, need 2.x"; return; }

@@ -5,6 +5,8 @@
 // window W > 0 (sliding-window layers, HF sliding_window_overlay): query i sees keys i-W < j <= i of its segment;
 // a query block then reads only keys [i0-W+1, i1). W = 0: full causal attention.
 #include "blas.h"
+#include "dnnl.h"
+#include "avx512.h"
 #include <cmath>
 #include <algorithm>
 #include <vector>
@@ -62,7 +64,7 @@ static void causalSoftmax(float* S, int rows, int ld, int i0, int k0, int W, flo
   }
 }
 
-// fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D, scale[, W])
+// fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D, scale[, W[, bf16]])
 static Napi::Value Forward(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *q = f32(info[0]), *k = f32(info[1]), *v = f32(info[2]);
@@ -76,6 +78,9 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "seg", (int64_t)B * T), need_len(info, fn, 4, "out", nq), need_len(info, fn, 5, "lse", (int64_t)B * H * T);
   const float scale = arg_f(info, 11);
   const int W = info.Length() > 12 ? arg_i(info, 12) : 0;  // sliding window (0 = none)
+  if (info.Length() > 13 && info[13].ToBoolean() && avx512Bf16() &&  // bf16 products (kernels/FusedAttentionBf16.cc)
+      fusedAttentionBf16(q, k, v, seg, o, lse, B, T, H, Hkv, D, scale, W))
+    return info.Env().Undefined();
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;  // threads split heads; each sgemm runs in its caller's thread
   for (int b = 0; b < B; b++) {
@@ -103,7 +108,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W]); dk, dv must be zero-filled.
+// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16]]); dk, dv must be zero-filled.
 static Napi::Value Backward(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dO = f32(info[0]), *q = f32(info[1]), *k = f32(info[2]), *v = f32(info[3]);
@@ -119,6 +124,10 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 7, "dq", nq), need_len(info, fn, 8, "dk", nk), need_len(info, fn, 9, "dv", nk);
   const float scale = arg_f(info, 15);
   const int W = info.Length() > 16 ? arg_i(info, 16) : 0;
+  if (info.Length() > 17 && info[17].ToBoolean() && avx512Bf16()) {
+    if (fusedAttentionGradBf16(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W)) return info.Env().Undefined();
+    std::fill(dk, dk + nk, 0.f), std::fill(dv, dv + nk, 0.f);  // oneDNN failed part-way: redo in fp32
+  }
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;
   const int nt = g_threads;

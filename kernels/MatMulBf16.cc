@@ -3,6 +3,7 @@
 // WeightedCrossEntropy (the lm_head). bf16 weights arrive packed two per element of an Int32Array.
 #include "blas.h"
 #include "dnnl.h"
+#include "avx512.h"
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -50,6 +51,7 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 1, "xl", (int64_t)N * in), need_bf16(info, fn, 2, "W", (int64_t)out * in);
   need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "bias", out);
   need_len(info, fn, 6, "y", (int64_t)N * out), need_len(info, fn, 7, "u", (int64_t)N * r);
+  if (avx512Bf16() && loraForwardBf16(N, in, out, r, s, x, xl, W, A, B, bias, y, u)) return info.Env().Undefined();
   matmulBf16(true, N, out, in, x, W, y);  // y = x W^T (bf16)
   loraForwardTerms(N, in, out, r, s, xl, A, B, bias, y, u);
   return info.Env().Undefined();
@@ -69,6 +71,8 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "A", (int64_t)r * in), need_len(info, fn, 4, "B", (int64_t)out * r), need_len(info, fn, 5, "u", (int64_t)N * r);
   need_len(info, fn, 6, "dx", (int64_t)N * in), need_len(info, fn, 7, "dxl", (int64_t)N * in);
   need_len(info, fn, 8, "dA", (int64_t)r * in), need_len(info, fn, 9, "dB", (int64_t)out * r);
+  if (avx512Bf16() && loraBackwardBf16(N, in, out, r, s, dy, xl, W, A, B, u, dx, dxl, dA, dB))
+    return info.Env().Undefined();
   matmulBf16(false, N, in, out, dy, W, dx);  // dx = dy W (bf16)
   loraBackwardTerms(N, in, out, r, s, dy, xl, A, B, u, dx, dxl, dA, dB);
   return info.Env().Undefined();
@@ -111,7 +115,10 @@ static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, c
     if (!matmulBf16Dnnl(true, c, std::min(LM_BLOCK, V - v0), C, hb.data(), C, W + (size_t)v0 * C, logits + v0, V)) return false;
   double t = 0;
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
-  for (int i = 0; i < c; i++) t += softmaxRow(logits + (size_t)i * V, V, labels[i], w[i], dh != nullptr);
+  for (int i = 0; i < c; i++) {
+    float* r = logits + (size_t)i * V;
+    t += avx512Bf16() ? softmaxRowAvx512(r, V, labels[i], w[i], dh != nullptr) : softmaxRow(r, V, labels[i], w[i], dh != nullptr);
+  }
   total += t;
   if (!dh) return true;
   const uint16_t* g = (const uint16_t*)logits;

@@ -38,5 +38,30 @@ inline uint16_t toBf16One(float f) {
 bool bf16OnDnnl();
 
 // y[M,N] (row stride ldc) = xb[M,K] (bf16, row stride lda) op(W) on oneDNN, for callers that block a product
-// (the lm_head). False when oneDNN is not in use or failed (then it is off for the run: use matmulBf16).
-bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int lda, const uint16_t* W, float* y, int ldc);
+// (the lm_head, LoraLinear's bf16 passes); acc: y += instead of y =. False when oneDNN is not in use or failed (then
+// it is off for the run: use matmulBf16).
+bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int lda, const uint16_t* W, float* y, int ldc,
+                    bool acc = false);
+
+// A strided [rows, cols] operand of a batched product; strides in elements (batch ignored when nb = 1).
+struct Bf16View { int64_t rows, cols, batch, row, col; };
+
+// y[b] (+)= x[b] w[b] for b < nb on oneDNN: x [M, K] and w [K, N] bf16, y [M, N] fp32, any strides (a transposed
+// operand is a view with col > 1); acc: y += (sum post-op). False: oneDNN is not in use or failed (then off).
+bool batchedMatmulBf16(int nb, const Bf16View& x, const uint16_t* xp, const Bf16View& w, const uint16_t* wp,
+                       const Bf16View& y, float* yp, bool acc);
+
+// LoraLinear's bf16 variant with fused AVX-512 passes (kernels/LoraLinearBf16.cc): usable when avx512Bf16()
+// (kernels/avx512.h); false from either call means oneDNN failed and is now off (redo with matmulBf16 + fp32 terms).
+bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, const float* xl, const uint16_t* W,
+                     const float* A, const float* B, const float* bias, float* y, float* u);
+bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
+                      const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB);
+
+// FusedAttention's bf16 variant (kernels/FusedAttentionBf16.cc; arguments as fusedAttention / fusedAttentionGrad):
+// usable when avx512Bf16(); false means oneDNN failed (now off): redo the call in fp32.
+bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, float* out, float* lse,
+                        int B, int T, int H, int Hkv, int D, float scale, int W);
+bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
+                            const float* o, const float* lse, float* dq, float* dk, float* dv, int B, int T, int H,
+                            int Hkv, int D, float scale, int W);

@@ -104,7 +104,7 @@ export function randomBase(config: ModelConfig, bf16 = false, seed = 12345): Bas
     weights.set(name, half ? bf16Tensor(v as Uint16Array, shp) : tf.tensor(v as Float32Array, shp));
   }
   if (config.tieWordEmbeddings) weights.set('lm_head.weight', weights.get('model.embed_tokens.weight')!);
-  return { config, dir: '(random)', weights, invFreq: ropeInvFreq(config) };
+  return { config, dir: '(random)', weights, invFreq: ropeInvFreq(config), precision: bf16 ? 'bf16' : 'fp32' };
 }
 
 /** The benchmarks' LoRA: rank 8, alpha 16, on all 7 linears, no dropout. */

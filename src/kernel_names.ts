@@ -16,6 +16,8 @@ export type FusedAttentionInputs = {
 export interface FusedAttentionAttrs {
   scale: number;
   window?: number;
+  /** bf16 products (bf16 models): q, k, v, P, dO and dS rounded to bf16 before each product, fp32 accumulation. */
+  bf16?: boolean;
 }
 
 /** dy, q, k, v, segmentIds, out, lse -> [dq, dk, dv]. */

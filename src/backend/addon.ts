@@ -94,6 +94,7 @@ export interface NativeAddon {
     D: number,
     scale: number,
     window: number,
+    bf16: boolean,
   ): void;
   fusedAttentionGrad(
     dy: F32,
@@ -113,6 +114,7 @@ export interface NativeAddon {
     D: number,
     scale: number,
     window: number,
+    bf16: boolean,
   ): void;
   geluTanhMul(gate: F32, up: F32, y: F32, n: number): void;
   geluTanhMulGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number): void;

@@ -1,7 +1,9 @@
 // FusedAttention / FusedAttentionGrad: causal attention inside packed segments with GQA (head h reads kv head
 // h / (H/Hkv), as HF repeat_kv). Reference: plain loops, query i attends key j iff j <= i and seg[j] == seg[i]
 // (and i - j < window when the window attribute is > 0: HF sliding_window_overlay);
-// native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward).
+// native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward);
+// with the bf16 attribute kernels/FusedAttentionBf16.cc (oneDNN bf16 products), and the reference rounds the
+// operands of each product to bf16 at the same points (q, k, v, P, dO, dS).
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import {
@@ -12,6 +14,7 @@ import {
   type FusedAttentionInputs,
 } from '../kernel_names.ts';
 import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
+import { roundBf16 } from './MatMulBf16.ts';
 
 interface Dims {
   B: number;
@@ -21,11 +24,17 @@ interface Dims {
   D: number;
   scale: number;
   window: number;
+  /** bf16 products: round an operand (identity in fp32). */
+  r16: (x: number) => number;
 }
+
+const one = new Float32Array(1);
+const roundOne = (x: number) => ((one[0] = x), roundBf16(one)[0]);
 
 function dims(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>): Dims {
   const [B, T, H, D] = args.inputs.q.shape;
-  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale: args.attrs.scale, window: args.attrs.window ?? 0 };
+  const { scale, window = 0, bf16 = false } = args.attrs;
+  return { B, T, H, Hkv: args.inputs.k.shape[2], D, scale, window, r16: bf16 ? roundOne : (x: number) => x };
 }
 
 /** Softmax probabilities of query (b, h, i) over keys 0..i (0 where masked); returns lse. p has length >= i+1. */
@@ -60,12 +69,13 @@ function probs(
   return m + Math.log(sum);
 }
 
+/** An operand of the products: rounded to bf16 under the bf16 attribute. */
+const operand = (args: { attrs: FusedAttentionAttrs }, a: Float32Array) => (args.attrs.bf16 ? roundBf16(a) : a);
+
 function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D } = d;
-  const q = f32(args.backend, args.inputs.q),
-    k = f32(args.backend, args.inputs.k),
-    v = f32(args.backend, args.inputs.v);
+  const [q, k, v] = [args.inputs.q, args.inputs.k, args.inputs.v].map((t) => operand(args, f32(args.backend, t)));
   const seg = i32(args.backend, args.inputs.segmentIds);
   const out = new Float32Array(B * T * H * D),
     lse = new Float32Array(B * H * T);
@@ -79,7 +89,8 @@ function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAttention
         for (let j = 0; j <= i; j++) {
           if (p[j] === 0) continue;
           const vo = ((b * T + j) * Hkv + kvh) * D;
-          for (let e = 0; e < D; e++) out[oo + e] += p[j] * v[vo + e];
+          const pj = d.r16(p[j]);
+          for (let e = 0; e < D; e++) out[oo + e] += pj * v[vo + e];
         }
       }
   return [
@@ -92,7 +103,8 @@ function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedA
   const d = dims(args);
   const { B, T, H, Hkv, D, scale } = d;
   const g = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
-  const [dy, q, k, v, o] = ['dy', 'q', 'k', 'v', 'out'].map(g);
+  const [dy, o] = [g('dy'), g('out')];
+  const [q, k, v, dyR] = [g('q'), g('k'), g('v'), dy].map((a) => operand(args, a)); // dy itself for rowsum(dO * O)
   const seg = i32(args.backend, args.inputs.segmentIds);
   const dq = new Float32Array(q.length),
     dk = new Float32Array(k.length),
@@ -109,12 +121,13 @@ function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedA
         for (let j = 0; j <= i; j++) {
           if (p[j] === 0) continue;
           const ko = ((b * T + j) * Hkv + kvh) * D;
+          const pj = d.r16(p[j]);
           let dp = 0;
           for (let e = 0; e < D; e++) {
-            dp += dy[qo + e] * v[ko + e];
-            dv[ko + e] += p[j] * dy[qo + e];
+            dp += dyR[qo + e] * v[ko + e];
+            dv[ko + e] += pj * dyR[qo + e];
           }
-          const ds = p[j] * (dp - di) * scale;
+          const ds = d.r16(p[j] * (dp - di) * scale);
           for (let e = 0; e < D; e++) {
             dq[qo + e] += ds * k[ko + e];
             dk[ko + e] += ds * q[qo + e];
@@ -148,6 +161,7 @@ function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttent
     D,
     scale,
     window,
+    args.attrs.bf16 ?? false,
   );
   return [
     { shape: [B, T, H, D], values: out },
@@ -180,6 +194,7 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
     D,
     scale,
     window,
+    args.attrs.bf16 ?? false,
   );
   return [
     { shape: [B, T, H, D], values: dq },

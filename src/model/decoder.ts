@@ -179,7 +179,8 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
       cache.k[l] = tf.keep(toHeads(k));
       cache.v[l] = tf.keep(toHeads(v));
     }
-    return tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l]), [
+    const bf16 = ctx.base.precision === 'bf16'; // bf16 score/value products, as under torch.autocast
+    return tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l], bf16), [
       N,
       H * D,
     ]);

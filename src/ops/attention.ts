@@ -18,6 +18,7 @@ export function attention(
   segmentIds: Int32Array | tf.Tensor,
   scale?: number,
   window = 0,
+  bf16 = false,
 ): tf.Tensor4D {
   const [B, T, H, D] = q.shape;
   const Hkv = k.shape[2];
@@ -37,13 +38,15 @@ export function attention(
   }
   const seg =
     segmentIds instanceof Int32Array ? tf.tensor2d(segmentIds, [B, T], 'int32') : tf.reshape(segmentIds, [B, T]);
-  const [out, lse] = tf
-    .engine()
-    .runKernel(
-      FusedAttention,
-      { q, k, v, segmentIds: seg },
-      window > 0 ? { scale: scale ?? 1 / Math.sqrt(D), window } : { scale: scale ?? 1 / Math.sqrt(D) },
-    ) as tf.Tensor[];
+  const [out, lse] = tf.engine().runKernel(
+    FusedAttention,
+    { q, k, v, segmentIds: seg },
+    {
+      scale: scale ?? 1 / Math.sqrt(D),
+      ...(window > 0 ? { window } : {}),
+      ...(bf16 ? { bf16 } : {}),
+    },
+  ) as tf.Tensor[];
   lse.dispose(); // the tape keeps its own copy for the backward pass
   if (seg !== segmentIds) seg.dispose();
   return out as tf.Tensor4D;

@@ -56,6 +56,22 @@ const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => t
     f: ([x, A, B]) => loraLinear(x as tf.Tensor2D, W16(40 * 64, 9, [40, 64])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
   },
   {
+    // Rank 11 (a group of 8 and one of 3), in/out not multiples of 16, 150 rows (three row blocks), bias, and a
+    // separate LoRA input (dropout): every tail of the fused AVX-512 passes (kernels/LoraLinearBf16.cc).
+    name: 'loraLinear bf16 W, rank 11, bias, dropout input',
+    shapes: [
+      [150, 70],
+      [150, 70],
+      [11, 70],
+      [45, 11],
+    ],
+    f: ([x, xl, A, B]) =>
+      loraLinear(x as tf.Tensor2D, W16(45 * 70, 13, [45, 70])(), A as tf.Tensor2D, B as tf.Tensor2D, 0.5, {
+        bias: tf.tensor1d(rand(45, 17)),
+        xLora: xl as tf.Tensor2D,
+      }),
+  },
+  {
     name: 'crossEntropyWeighted bf16 lm_head',
     shapes: [[21, 32]],
     f: ([h]) =>

@@ -366,6 +366,43 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     },
   );
 
+  // bf16 products (kernels/FusedAttentionBf16.cc, oneDNN) vs the reference rounding at the same points: both round
+  // q, k, v, P, dO and dS to bf16; sums differ in order (fp32 vs float64), so a P or dS value near a bf16 rounding
+  // boundary may round the other way (one bf16 step, 2^-8 relative): measured 1.2e-4, tolerance 1e-3.
+  it.each([
+    ['2x64, H=6 Hkv=2 D=16, segments 40/24/64', 2, 64, 6, 2, 16, 0],
+    ['1x300, H=4 Hkv=2 D=8, 260-token segment', 1, 300, 4, 2, 8, 0],
+    ['1x300, H=4 Hkv=2 D=8, window 150', 1, 300, 4, 2, 8, 150],
+  ])('attention with bf16 products, %s: native vs cpu', async (_, B, T, H, Hkv, D, W) => {
+    const seg = Int32Array.from({ length: B * T }, (_, i) =>
+      B === 2 ? (i < 40 ? 0 : i < 64 ? 1 : 2) : i < 260 ? 0 : 1,
+    );
+    const sh = [
+      [B, T, H, D],
+      [B, T, Hkv, D],
+      [B, T, Hkv, D],
+    ];
+    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s[0] * s[1] * s[2] * s[3], 61 + i));
+    const run = (bf16: boolean) => {
+      const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]) as unknown as tf.Tensor4D);
+      const att = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, seg, 0.3, W, bf16);
+      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(att(a, b, c), tf.tensor(r, sh[0])));
+      return [att(t[0], t[1], t[2]), ...tf.grads(f)(t)];
+    };
+    const d = await both(() => run(true));
+    await tf.setBackend('native');
+    const vsFp32 = tf.tidy(() => {
+      const [a, b] = [run(true), run(false)];
+      return Math.max(...a.map((x, i) => maxdiff(x.dataSync() as Float32Array, b[i].dataSync() as Float32Array)));
+    });
+    console.log(
+      `attention bf16 ${_} native vs cpu maxdiff=${d.toExponential(2)}; bf16 vs fp32 ${vsFp32.toExponential(2)}`,
+    );
+    expect(d).toBeLessThan(1e-3);
+    expect(vsFp32).toBeGreaterThan(d); // the bf16 rounding is really applied
+  });
+
   it('attention: a window shorter than the document changes the output; a window as long as it does not', async () => {
     await tf.setBackend(native.ok ? 'native' : 'cpu');
     const seg = new Int32Array(40);

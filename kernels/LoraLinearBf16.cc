@@ -1,0 +1,153 @@
+// LoraLinearBf16.cc: LoraLinear with bf16 W on oneDNN, the LoRA terms in AVX-512 passes fused around the product.
+// Each pass reads a big operand once: forward x -> (bf16 x, u = x A^T), then y = s u B^T (+ bias) and oneDNN adds
+// x W^T (sum post-op); backward dy -> (bf16 dy, v = dy B, dB partials), dx = s v A then oneDNN adds dy W, and
+// dA = s v^T xl by column slices. Sums over rows go in a fixed order (row blocks set by N alone), so results do not
+// depend on the thread count. Used where the CPU has AVX-512 (always so when oneDNN runs bf16 natively).
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
+// GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define AVX512_HELPERS
+#include "avx512.h"
+#include "blas.h"
+#include "dnnl.h"
+#include <algorithm>
+#include <vector>
+
+namespace {
+// out[k] = row . M[k] for KB rows of M [*, n] (KB accumulators in registers).
+template <int KB>
+void dotsKB(const float* row, int n, const float* M, float* out) {
+  __m512 acc[KB];
+  for (int j = 0; j < KB; j++) acc[j] = _mm512_setzero_ps();
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = tail16(n - i);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, row + i);
+    for (int j = 0; j < KB; j++) acc[j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, M + (size_t)j * n + i), acc[j]);
+  }
+  for (int j = 0; j < KB; j++) out[j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+// out[k] = row . M[k] for k < r (M [r, n] row-major).
+void rowDots(const float* row, int n, const float* M, int r, float* out) {
+  for (int k0 = 0; k0 < r; k0 += 8) {
+    const float* Mk = M + (size_t)k0 * n;
+    switch (std::min(8, r - k0)) {
+      case 8: dotsKB<8>(row, n, Mk, out + k0); break;
+      case 7: dotsKB<7>(row, n, Mk, out + k0); break;
+      case 6: dotsKB<6>(row, n, Mk, out + k0); break;
+      case 5: dotsKB<5>(row, n, Mk, out + k0); break;
+      case 4: dotsKB<4>(row, n, Mk, out + k0); break;
+      case 3: dotsKB<3>(row, n, Mk, out + k0); break;
+      case 2: dotsKB<2>(row, n, Mk, out + k0); break;
+      default: dotsKB<1>(row, n, Mk, out + k0); break;
+    }
+  }
+}
+
+// dst[n] = (bias or 0) + sum_k c[k] M[k] for M [r, n]: one output row from r coefficients.
+void combineRow(const float* c, int r, const float* M, int n, const float* bias, float* dst) {
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = tail16(n - i);
+    __m512 acc = bias ? _mm512_maskz_loadu_ps(m, bias + i) : _mm512_setzero_ps();
+    for (int k = 0; k < r; k++) acc = _mm512_fmadd_ps(_mm512_set1_ps(c[k]), _mm512_maskz_loadu_ps(m, M + (size_t)k * n + i), acc);
+    _mm512_mask_storeu_ps(dst + i, m, acc);
+  }
+}
+
+// src [rows, cols] -> dst [cols, rows].
+void transpose(const float* src, int rows, int cols, float* dst) {
+  for (int i = 0; i < rows; i++)
+    for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+}
+
+// Row blocks for sums over rows: at most 16, their size set by N only (thread-count independent results).
+int rowBlock(int N) { return std::max(64, (N + 15) / 16); }
+}  // namespace
+
+// y [N,out] = x W^T + s (xl A^T) B^T (+ bias), u [N,r] = xl A^T. False: oneDNN failed (nothing usable written).
+bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, const float* xl, const uint16_t* W,
+                     const float* A, const float* B, const float* bias, float* y, float* u) {
+  std::vector<uint16_t> xb((size_t)N * in);
+  std::vector<float> Bt((size_t)r * out);
+  transpose(B, out, r, Bt.data());
+#pragma omp parallel num_threads(g_threads)
+  {
+    std::vector<float> su(r);
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; n++) {
+      const float* xr = x + (size_t)n * in;
+      for (int i = 0; i < in; i += 16) {
+        const __mmask16 m = tail16(in - i);
+        storeBf16(xb.data() + (size_t)n * in + i, _mm512_maskz_loadu_ps(m, xr + i), m);
+      }
+      float* ur = u + (size_t)n * r;
+      rowDots(xl + (size_t)n * in, in, A, r, ur);  // xl = x (no dropout): the row is still in L1
+      for (int k = 0; k < r; k++) su[k] = s * ur[k];
+      combineRow(su.data(), r, Bt.data(), out, bias, y + (size_t)n * out);  // y = s u B^T (+ bias)
+    }
+  }
+  return matmulBf16Dnnl(true, N, out, in, xb.data(), in, W, y, out, true);  // y += x W^T
+}
+
+// dx = dy W + s (dy B) A (dxl null) or dx = dy W, dxl = s (dy B) A; dA = s (dy B)^T xl; dB = s dy^T u.
+// False: oneDNN failed (the caller redoes the call on the fallback path).
+bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
+                      const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB) {
+  std::vector<uint16_t> dyb((size_t)N * out);
+  std::vector<float> Bt((size_t)r * out), v((size_t)N * r);
+  transpose(B, out, r, Bt.data());
+  const int RB = rowBlock(N), nb = (N + RB - 1) / RB;
+  std::vector<float> part((size_t)nb * r * out, 0.f);  // per row block: sum_n u[n,k] dy[n,:] as [r, out]
+#pragma omp parallel for num_threads(g_threads) schedule(static)
+  for (int b = 0; b < nb; b++) {
+    float* pb = part.data() + (size_t)b * r * out;
+    for (int n = b * RB; n < std::min(N, (b + 1) * RB); n++) {
+      const float *dr = dy + (size_t)n * out, *ur = u + (size_t)n * r;
+      for (int o = 0; o < out; o += 16) {
+        const __mmask16 m = tail16(out - o);
+        const __m512 g = _mm512_maskz_loadu_ps(m, dr + o);
+        storeBf16(dyb.data() + (size_t)n * out + o, g, m);
+        for (int k = 0; k < r; k++) {
+          float* p = pb + (size_t)k * out + o;
+          _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(_mm512_set1_ps(ur[k]), g, _mm512_maskz_loadu_ps(m, p)));
+        }
+      }
+      rowDots(dr, out, Bt.data(), r, v.data() + (size_t)n * r);  // v = dy B
+      for (int k = 0; k < r; k++) v[(size_t)n * r + k] *= s;
+    }
+  }
+  float* dst = dxl ? dxl : dx;
+#pragma omp parallel num_threads(g_threads)
+  {
+#pragma omp for schedule(static) nowait
+    for (int n = 0; n < N; n++) combineRow(v.data() + (size_t)n * r, r, A, in, nullptr, dst + (size_t)n * in);
+#pragma omp for schedule(static)
+    for (int i = 0; i < r * out; i++) {  // dB [out, r] = s * sum over blocks, in block order
+      const int k = i / out, o = i % out;
+      float t = 0;
+      for (int b = 0; b < nb; b++) t += part[(size_t)b * r * out + i];
+      dB[(size_t)o * r + k] = s * t;
+    }
+  }
+  // dA [r, in] = v^T xl (v already scaled by s), by column slices of 16 floats: each element summed over n in order.
+  const int slices = (in + 15) / 16;
+#pragma omp parallel for num_threads(g_threads) schedule(static)
+  for (int c = 0; c < slices; c++) {
+    const int i = c * 16;
+    const __mmask16 m = tail16(in - i);
+    for (int k0 = 0; k0 < r; k0 += 8) {
+      const int kb = std::min(8, r - k0);
+      __m512 acc[8];
+      for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();
+      for (int n = 0; n < N; n++) {
+        const __m512 xv = _mm512_maskz_loadu_ps(m, xl + (size_t)n * in + i);
+        const float* vr = v.data() + (size_t)n * r + k0;
+        for (int j = 0; j < 8; j++)
+          if (j < kb) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(vr[j]), xv, acc[j]);
+      }
+      for (int j = 0; j < kb; j++) _mm512_mask_storeu_ps(dA + (size_t)(k0 + j) * in + i, m, acc[j]);
+    }
+  }
+  return matmulBf16Dnnl(false, N, in, out, dyb.data(), out, W, dx, in, dxl == nullptr);  // dx (+)= dy W
+}

@@ -1,0 +1,50 @@
+// avx512.h: AVX-512 building blocks of the bf16 kernels (LoraLinearBf16.cc, FusedAttentionBf16.cc, Avx512.cc).
+// The inline helpers are defined for files that say `#define AVX512_HELPERS` after
+// `#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")`; other files call the functions declared here,
+// after checking avx512Bf16().
+#pragma once
+#include <cstdint>
+
+// True when the AVX-512 passes can run: the CPU has AVX-512 (F/BW/DQ/VL) and oneDNN's bf16 path is in use.
+bool avx512Bf16();
+
+// w (softmax(r) - onehot(y)) over r[V] in place, returning w * (logsumexp(r) - r[y]); with toBf16 the result is then
+// V bf16 values over the row's first half (value j overwrites bytes of value j/2, already read). As softmaxRow in
+// MatMulBf16.cc, with a vector exp (relative error ~2e-7) and float partial sums.
+double softmaxRowAvx512(float* r, int V, int y, float w, bool toBf16);
+
+#ifdef AVX512_HELPERS
+#include <immintrin.h>
+
+inline __mmask16 tail16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+// e^x for 16 lanes: 2^n e^f with n = round(x log2 e), f = x - n ln 2 (ln 2 in two parts), e^f by a degree-6
+// polynomial on |f| <= ln2/2 (relative error ~2e-7); very negative x (and -inf) give 0 through scalef.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), f);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(f, f), _mm512_add_ps(f, _mm512_set1_ps(1.f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// 16 floats -> 16 bf16 bits exactly as toBf16One (kernels/dnnl.h): round to nearest even, NaN stays a quiet NaN.
+inline __m256i bf16x16(__m512 v) {
+  const __m512i b = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  const __m512i rne = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+  const __mmask16 nan =
+      _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  const __m512i q = _mm512_or_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rne, nan, q));
+}
+
+inline void storeBf16(uint16_t* dst, __m512 v, __mmask16 m) { _mm256_mask_storeu_epi16(dst, m, bf16x16(v)); }
+#endif
