@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <omp.h>
 #include <vector>
 
 Bf16Path g_bf16;
@@ -18,8 +20,9 @@ struct alignas(16) md_t { char bytes[2048]; };
 struct alignas(16) matmul_desc_t { char bytes[8192]; };
 struct exec_arg_t { int arg; handle_t memory; };
 struct version_t { int major, minor, patch; const char* hash; unsigned cpu_runtime, gpu_runtime; };
-enum { ENGINE_CPU = 1, DT_BF16 = 2, DT_F32 = 3, STREAM_DEFAULT = 1, QUERY_IMPL_INFO_STR = 8 };
-enum { ARG_SRC = 1, ARG_DST = 17, ARG_WEIGHTS = 33 };
+enum { ENGINE_CPU = 1, DT_BF16 = 2, DT_F32 = 3, STREAM_DEFAULT = 1, QUERY_IMPL_INFO_STR = 8, QUERY_SCRATCHPAD_MD = 136 };
+enum { SCRATCHPAD_USER = 1 };
+enum { ARG_SRC = 1, ARG_DST = 17, ARG_WEIGHTS = 33, ARG_SCRATCHPAD = 80 };
 enum { ISA_AVX512_CORE_BF16 = 0xe7, ISA_AVX512_CORE_AMX = 0x3e7 };
 
 struct Api {
@@ -44,27 +47,38 @@ struct Api {
   int (*post_ops_destroy)(handle_t);
   int (*post_ops_append_sum)(handle_t, float);
   int (*attr_set_post_ops)(handle_t, handle_t);
+  int (*attr_set_scratchpad_mode)(handle_t, int);
+  const md_t* (*pd_query_md)(handle_t, int, int);
+  size_t (*md_get_size)(const md_t*);
 } api;
 handle_t engine = nullptr, stream = nullptr;
 
 template <typename F> bool sym(void* h, const char* name, F& f) { return (f = (F)dlsym(h, name)) != nullptr; }
 
-struct Prim { handle_t pd, prim; md_t src, wei, dst; };
+// Every primitive takes its scratchpad from the caller (user mode): each thread passes its own, so threads may run
+// primitives concurrently (FusedAttentionBf16.cc splits heads over threads).
+struct Prim { handle_t pd, prim; md_t src, wei, dst, scratch; size_t scratchBytes; };
 // Layouts of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]). (Swapping roles for the lm_head, y^T = W x^T
 // with a transposed dst, was tried: oneDNN 2.6 has no fast kernel for a transposed dst.)
 enum Mode { XWT = 0, XW = 1 };
 std::map<std::vector<int64_t>, Prim> cache;
+std::mutex cacheLock;  // prim() may be called from several OpenMP threads
 
-// A primitive attribute with one sum post-op (y += x op(W): oneDNN reads y as it writes each output tile).
-handle_t sumAttr() {
-  static handle_t attr = nullptr;
-  if (attr) return attr;
+// The primitive attribute: user scratchpad, plus a sum post-op when acc (y += x op(W): oneDNN reads y as it
+// writes each output tile). Made once each.
+handle_t makeAttr(bool acc) {
   handle_t ops = nullptr, a = nullptr;
-  if (api.post_ops_create(&ops)) return nullptr;
-  const bool ok = !api.post_ops_append_sum(ops, 1.f) && !api.attr_create(&a) && !api.attr_set_post_ops(a, ops);
+  bool ok = !api.attr_create(&a) && !api.attr_set_scratchpad_mode(a, SCRATCHPAD_USER);
+  if (ok && acc) {
+    ok = !api.post_ops_create(&ops) && !api.post_ops_append_sum(ops, 1.f) && !api.attr_set_post_ops(a, ops);
+    if (ops) api.post_ops_destroy(ops);  // the attribute holds its own copy
+  }
   if (!ok && a) api.attr_destroy(a), a = nullptr;
-  api.post_ops_destroy(ops);  // the attribute holds its own copy
-  return attr = a;
+  return a;
+}
+handle_t attr(bool acc) {
+  static handle_t plain = makeAttr(false), sum = makeAttr(true);
+  return acc ? sum : plain;
 }
 
 // The matmul primitive for one batched product y[b] (+)= x[b] w[b] over nb batches (nb 1: a plain 2-D product),
@@ -73,9 +87,10 @@ handle_t sumAttr() {
 const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc) {
   const std::vector<int64_t> key = {nb,  x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch, w.row,
                                     w.col, y.rows, y.cols, y.batch, y.row, y.col, acc};
+  std::lock_guard<std::mutex> hold(cacheLock);
   auto it = cache.find(key);
   if (it != cache.end()) return &it->second;
-  if (cache.size() >= 256) {  // many distinct M (loss rows vary per batch): start over
+  if (cache.size() >= 256 && !omp_in_parallel()) {  // many distinct M (loss rows vary per batch): start over
     for (auto& [k, p] : cache) { api.prim_destroy(p.prim); api.pd_destroy(p.pd); }
     cache.clear();
   }
@@ -87,9 +102,12 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
   if (api.md_init_by_strides(&p.src, nd, xd + o, DT_BF16, xs + o) ||
       api.md_init_by_strides(&p.wei, nd, wd + o, DT_BF16, ws + o) ||
       api.md_init_by_strides(&p.dst, nd, yd + o, DT_F32, ys + o) || api.matmul_desc_init(&op, &p.src, &p.wei, nullptr, &p.dst) ||
-      (acc && !sumAttr()) || api.pd_create(&p.pd, &op, acc ? sumAttr() : nullptr, engine, nullptr))
+      !attr(acc) || api.pd_create(&p.pd, &op, attr(acc), engine, nullptr))
     return nullptr;
-  if (api.prim_create(&p.prim, p.pd)) { api.pd_destroy(p.pd); return nullptr; }
+  const md_t* sp = api.pd_query_md(p.pd, QUERY_SCRATCHPAD_MD, 0);
+  if (!sp || api.prim_create(&p.prim, p.pd)) { api.pd_destroy(p.pd); return nullptr; }
+  p.scratch = *sp;
+  p.scratchBytes = api.md_get_size(sp);
   const char* impl = nullptr;
   if (!api.pd_query(p.pd, QUERY_IMPL_INFO_STR, 0, &impl) && impl) g_bf16.impl = impl;
   return &(cache[key] = p);
@@ -104,14 +122,16 @@ const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool 
 
 bool execute(const Prim* p, const void* xb, const void* W, float* y) {
   if (!p) return false;
-  handle_t ms = nullptr, mw = nullptr, md = nullptr;
+  thread_local std::vector<uint64_t> scratch;  // this thread's scratchpad, grown as needed (64-bit aligned)
+  if (scratch.size() * 8 < p->scratchBytes) scratch.resize((p->scratchBytes + 7) / 8 + 8);
+  handle_t ms = nullptr, mw = nullptr, md = nullptr, mp = nullptr;
   bool ok = !api.mem_create(&ms, &p->src, engine, (void*)xb) && !api.mem_create(&mw, &p->wei, engine, (void*)W) &&
-            !api.mem_create(&md, &p->dst, engine, y);
+            !api.mem_create(&md, &p->dst, engine, y) && !api.mem_create(&mp, &p->scratch, engine, scratch.data());
   if (ok) {
-    const exec_arg_t args[3] = {{ARG_SRC, ms}, {ARG_WEIGHTS, mw}, {ARG_DST, md}};
-    ok = !api.prim_execute(p->prim, stream, 3, args) && !api.stream_wait(stream);
+    const exec_arg_t args[4] = {{ARG_SRC, ms}, {ARG_WEIGHTS, mw}, {ARG_DST, md}, {ARG_SCRATCHPAD, mp}};
+    ok = !api.prim_execute(p->prim, stream, 4, args) && !api.stream_wait(stream);
   }
-  for (handle_t m : {ms, mw, md}) if (m) api.mem_destroy(m);
+  for (handle_t m : {ms, mw, md, mp}) if (m) api.mem_destroy(m);
   return ok;
 }
 
@@ -216,7 +236,9 @@ void loadDnnl() {
             sym(h, "dnnl_get_effective_cpu_isa", api.effective_isa) && sym(h, "dnnl_primitive_attr_create", api.attr_create) &&
             sym(h, "dnnl_primitive_attr_destroy", api.attr_destroy) && sym(h, "dnnl_post_ops_create", api.post_ops_create) &&
             sym(h, "dnnl_post_ops_destroy", api.post_ops_destroy) && sym(h, "dnnl_post_ops_append_sum", api.post_ops_append_sum) &&
-            sym(h, "dnnl_primitive_attr_set_post_ops", api.attr_set_post_ops);
+            sym(h, "dnnl_primitive_attr_set_post_ops", api.attr_set_post_ops) &&
+            sym(h, "dnnl_primitive_attr_set_scratchpad_mode", api.attr_set_scratchpad_mode) &&
+            sym(h, "dnnl_primitive_desc_query_md", api.pd_query_md) && sym(h, "dnnl_memory_desc_get_size", api.md_get_size);
   if (!ok) { g_bf16.error = path + " lacks the oneDNN 2.x matmul C API (matmul_desc_init)"; return; }
   const version_t* v = api.version();
   if (v->major != 2) { g_bf16.error = path + ": oneDNN " + std::to_string(v->major) + ".x, need 2.x"; return; }

@@ -68,9 +68,11 @@ int rowBlock(int N) { return std::max(64, (N + 15) / 16); }
 // y [N,out] = x W^T + s (xl A^T) B^T (+ bias), u [N,r] = xl A^T. False: oneDNN failed (nothing usable written).
 bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, const float* xl, const uint16_t* W,
                      const float* A, const float* B, const float* bias, float* y, float* u) {
-  std::vector<uint16_t> xb((size_t)N * in);
-  std::vector<float> Bt((size_t)r * out);
-  transpose(B, out, r, Bt.data());
+  static std::vector<uint16_t> xbs;  // calls come from the one JS thread
+  static std::vector<float> Bts;
+  uint16_t* xb = reuse(xbs, (size_t)N * in);
+  float* Bt = reuse(Bts, (size_t)r * out);
+  transpose(B, out, r, Bt);
 #pragma omp parallel num_threads(g_threads)
   {
     std::vector<float> su(r);
@@ -79,41 +81,45 @@ bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, con
       const float* xr = x + (size_t)n * in;
       for (int i = 0; i < in; i += 16) {
         const __mmask16 m = tail16(in - i);
-        storeBf16(xb.data() + (size_t)n * in + i, _mm512_maskz_loadu_ps(m, xr + i), m);
+        storeBf16(xb + (size_t)n * in + i, _mm512_maskz_loadu_ps(m, xr + i), m);
       }
       float* ur = u + (size_t)n * r;
       rowDots(xl + (size_t)n * in, in, A, r, ur);  // xl = x (no dropout): the row is still in L1
       for (int k = 0; k < r; k++) su[k] = s * ur[k];
-      combineRow(su.data(), r, Bt.data(), out, bias, y + (size_t)n * out);  // y = s u B^T (+ bias)
+      combineRow(su.data(), r, Bt, out, bias, y + (size_t)n * out);  // y = s u B^T (+ bias)
     }
   }
-  return matmulBf16Dnnl(true, N, out, in, xb.data(), in, W, y, out, true);  // y += x W^T
+  return matmulBf16Dnnl(true, N, out, in, xb, in, W, y, out, true);  // y += x W^T
 }
 
 // dx = dy W + s (dy B) A (dxl null) or dx = dy W, dxl = s (dy B) A; dA = s (dy B)^T xl; dB = s dy^T u.
 // False: oneDNN failed (the caller redoes the call on the fallback path).
 bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
                       const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB) {
-  std::vector<uint16_t> dyb((size_t)N * out);
-  std::vector<float> Bt((size_t)r * out), v((size_t)N * r);
-  transpose(B, out, r, Bt.data());
+  static std::vector<uint16_t> dybs;  // calls come from the one JS thread
+  static std::vector<float> Bts, vs, parts;
   const int RB = rowBlock(N), nb = (N + RB - 1) / RB;
-  std::vector<float> part((size_t)nb * r * out, 0.f);  // per row block: sum_n u[n,k] dy[n,:] as [r, out]
+  uint16_t* dyb = reuse(dybs, (size_t)N * out);
+  float *Bt = reuse(Bts, (size_t)r * out), *v = reuse(vs, (size_t)N * r);
+  float* part = reuse(parts, (size_t)nb * r * out);  // per row block: sum_n u[n,k] dy[n,:] as [r, out]
+  transpose(B, out, r, Bt);
 #pragma omp parallel for num_threads(g_threads) schedule(static)
   for (int b = 0; b < nb; b++) {
-    float* pb = part.data() + (size_t)b * r * out;
+    float* pb = part + (size_t)b * r * out;
     for (int n = b * RB; n < std::min(N, (b + 1) * RB); n++) {
+      const bool first = n == b * RB;  // the block's first row overwrites its partial sums
       const float *dr = dy + (size_t)n * out, *ur = u + (size_t)n * r;
       for (int o = 0; o < out; o += 16) {
         const __mmask16 m = tail16(out - o);
         const __m512 g = _mm512_maskz_loadu_ps(m, dr + o);
-        storeBf16(dyb.data() + (size_t)n * out + o, g, m);
+        storeBf16(dyb + (size_t)n * out + o, g, m);
         for (int k = 0; k < r; k++) {
           float* p = pb + (size_t)k * out + o;
-          _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(_mm512_set1_ps(ur[k]), g, _mm512_maskz_loadu_ps(m, p)));
+          const __m512 old = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, p);
+          _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(_mm512_set1_ps(ur[k]), g, old));
         }
       }
-      rowDots(dr, out, Bt.data(), r, v.data() + (size_t)n * r);  // v = dy B
+      rowDots(dr, out, Bt, r, v + (size_t)n * r);  // v = dy B
       for (int k = 0; k < r; k++) v[(size_t)n * r + k] *= s;
     }
   }
@@ -121,7 +127,7 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
 #pragma omp parallel num_threads(g_threads)
   {
 #pragma omp for schedule(static) nowait
-    for (int n = 0; n < N; n++) combineRow(v.data() + (size_t)n * r, r, A, in, nullptr, dst + (size_t)n * in);
+    for (int n = 0; n < N; n++) combineRow(v + (size_t)n * r, r, A, in, nullptr, dst + (size_t)n * in);
 #pragma omp for schedule(static)
     for (int i = 0; i < r * out; i++) {  // dB [out, r] = s * sum over blocks, in block order
       const int k = i / out, o = i % out;
@@ -142,12 +148,12 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
       for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();
       for (int n = 0; n < N; n++) {
         const __m512 xv = _mm512_maskz_loadu_ps(m, xl + (size_t)n * in + i);
-        const float* vr = v.data() + (size_t)n * r + k0;
+        const float* vr = v + (size_t)n * r + k0;
         for (int j = 0; j < 8; j++)
           if (j < kb) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(vr[j]), xv, acc[j]);
       }
       for (int j = 0; j < kb; j++) _mm512_mask_storeu_ps(dA + (size_t)(k0 + j) * in + i, m, acc[j]);
     }
   }
-  return matmulBf16Dnnl(false, N, in, out, dyb.data(), out, W, dx, in, dxl == nullptr);  // dx (+)= dy W
+  return matmulBf16Dnnl(false, N, in, out, dyb, out, W, dx, in, dxl == nullptr);  // dx (+)= dy W
 }

@@ -109,10 +109,11 @@ static double softmaxRow(float* r, int V, int y, float w, bool toBf16) {
 // failed before the softmax (the caller redoes the chunk); a failure after it falls back here on the same values.
 static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, const int32_t* labels, const float* w,
                        float* logits, float* dh, double& total) {
-  std::vector<uint16_t> hb((size_t)c * C);
-  toBf16(h, hb.data(), hb.size());
+  static std::vector<uint16_t> hbs;  // calls come from the one JS thread
+  uint16_t* hb = reuse(hbs, (size_t)c * C);
+  toBf16(h, hb, (size_t)c * C);
   for (int v0 = 0; v0 < V; v0 += LM_BLOCK)  // logits[:, v0:v0+nb] = h W[v0:v0+nb]^T
-    if (!matmulBf16Dnnl(true, c, std::min(LM_BLOCK, V - v0), C, hb.data(), C, W + (size_t)v0 * C, logits + v0, V)) return false;
+    if (!matmulBf16Dnnl(true, c, std::min(LM_BLOCK, V - v0), C, hb, C, W + (size_t)v0 * C, logits + v0, V)) return false;
   double t = 0;
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
   for (int i = 0; i < c; i++) {
@@ -122,10 +123,8 @@ static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, c
   total += t;
   if (!dh) return true;
   const uint16_t* g = (const uint16_t*)logits;
-  std::vector<float> part((size_t)c * C);
-  for (int v0 = 0; v0 < V; v0 += LM_BLOCK) {  // dh += dlogits[:, v0:v0+nb] W[v0:v0+nb]
-    float* dst = v0 ? part.data() : dh;
-    if (!matmulBf16Dnnl(false, c, C, std::min(LM_BLOCK, V - v0), g + v0, 2 * V, W + (size_t)v0 * C, dst, C)) {
+  for (int v0 = 0; v0 < V; v0 += LM_BLOCK) {  // dh (+)= dlogits[:, v0:v0+nb] W[v0:v0+nb] (a sum post-op after the first)
+    if (!matmulBf16Dnnl(false, c, C, std::min(LM_BLOCK, V - v0), g + v0, 2 * V, W + (size_t)v0 * C, dh, C, v0 > 0)) {
       for (int i = 0; i < c; i++) {  // bf16 -> fp32 in place, from the row's end (value j overwrites 2j, 2j+1)
         float* r = logits + (size_t)i * V;
         const bf16_alias* gi = (const bf16_alias*)r;
@@ -134,8 +133,6 @@ static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, c
       matmulBf16(false, c, C, V, logits, W, dh);  // the fallback on the same bf16 dlogits
       return true;
     }
-    if (v0)
-      for (size_t i = 0; i < part.size(); i++) dh[i] += part[i];
   }
   return true;
 }
@@ -154,19 +151,20 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   need_len(info, fn, 2, "labels", M), need_len(info, fn, 3, "w", M);
   need_len(info, fn, 4, "loss", 1), need_len(info, fn, 5, "dh", (int64_t)M * C);
   if (rows < 1) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": rows must be >= 1");
-  std::vector<float> logits((size_t)std::min(rows, M) * V);
+  static std::vector<float> logitsBuf;  // ~268 MB at 441 x 151936: kept between calls (fresh pages fault slowly)
+  float* logits = reuse(logitsBuf, (size_t)std::min(rows, M) * V);
   double total = 0;
   for (int s = 0; s < M; s += rows) {
     const int c = std::min(rows, M - s);
     const float* hs = h + (size_t)s * C;
     float* dhs = dh ? dh + (size_t)s * C : nullptr;  // null: loss only (evaluation)
-    if (bf16OnDnnl() && V > 0 && lmHeadDnnl(c, C, V, hs, W, labels + s, w + s, logits.data(), dhs, total)) continue;
-    matmulBf16(true, c, V, C, hs, W, logits.data());  // logits = h W^T (the fallback path)
+    if (bf16OnDnnl() && V > 0 && lmHeadDnnl(c, C, V, hs, W, labels + s, w + s, logits, dhs, total)) continue;
+    matmulBf16(true, c, V, C, hs, W, logits);  // logits = h W^T (the fallback path)
     double t = 0;
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
-    for (int i = 0; i < c; i++) t += softmaxRow(logits.data() + (size_t)i * V, V, labels[s + i], w[s + i], false);
+    for (int i = 0; i < c; i++) t += softmaxRow(logits + (size_t)i * V, V, labels[s + i], w[s + i], false);
     total += t;
-    if (dhs) matmulBf16(false, c, C, V, logits.data(), W, dhs);  // dh = dlogits W
+    if (dhs) matmulBf16(false, c, C, V, logits, W, dhs);  // dh = dlogits W
   }
   loss[0] = (float)total;
   return info.Env().Undefined();
