@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 // A bf16 weight: an Int32Array [rows, cols/2] (or Uint16Array) read as uint16 [rows, cols].
@@ -151,8 +152,10 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   need_len(info, fn, 2, "labels", M), need_len(info, fn, 3, "w", M);
   need_len(info, fn, 4, "loss", 1), need_len(info, fn, 5, "dh", (int64_t)M * C);
   if (rows < 1) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": rows must be >= 1");
-  static std::vector<float> logitsBuf;  // ~268 MB at 441 x 151936: kept between calls (fresh pages fault slowly)
-  float* logits = reuse(logitsBuf, (size_t)std::min(rows, M) * V);
+  // Uninitialized (every chunk's logits are written first), and freed at return: ~268 MB at 441 x 151936, which
+  // would raise the step's peak memory if kept.
+  std::unique_ptr<float[]> logitsBuf(new float[(size_t)std::min(rows, M) * V]);
+  float* logits = logitsBuf.get();
   double total = 0;
   for (int s = 0; s < M; s += rows) {
     const int c = std::min(rows, M - s);
