@@ -1,8 +1,8 @@
 // FusedAttentionBf16.cc: FusedAttention's bf16 variant (bf16 attribute): the score and value products on oneDNN
 // (bf16 operands, fp32 accumulation), softmax and dS in fp32 with AVX-512. Per segment, q/k/v (and dO) are copied
-// head-major as bf16 [heads, Tp, D] (rows past the segment zero); then, as in FusedAttention.cc, threads split the
-// heads, each running single-threaded oneDNN products on one head's blocks so its working set stays in L2 (one
-// head at T = 512: ~1.5 MB). Query blocks of QB rows read keys in whole QB blocks: few distinct product shapes.
+// per head as bf16 [Tp, D] (rows past the segment zero) by the thread that uses it: as in FusedAttention.cc,
+// threads split the heads, each running single-threaded oneDNN products on one head's blocks, so its working set
+// stays in L2 (one head at T = 512: ~1.5 MB). Query blocks of QB rows read keys in whole QB blocks: few distinct product shapes.
 // Rounded to bf16 before a product: q, k, v, P, dO, dS (the TS reference rounds at the same points).
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
@@ -21,19 +21,14 @@ constexpr int QB = 128;
 
 struct Geo { int B, T, H, Hkv, D, W, G, Tp; float scale; };
 
-// Head-major bf16 copy of rows [0, L) of one segment: dst[h, t, :] = src[t, h, :] (src row stride ld) for
-// h < heads; rows [L, Lp) zero.
-void packHeads(const float* src, int L, int Lp, int ld, int heads, int D, int Tp, uint16_t* dst) {
-#pragma omp parallel for num_threads(g_threads) schedule(static)
-  for (int h = 0; h < heads; h++) {
-    uint16_t* d = dst + (size_t)h * Tp * D;
-    for (int t = 0; t < L; t++)
-      for (int e = 0; e < D; e += 16) {
-        const __mmask16 m = tail16(D - e);
-        storeBf16(d + (size_t)t * D + e, _mm512_maskz_loadu_ps(m, src + (size_t)t * ld + (size_t)h * D + e), m);
-      }
-    std::fill(d + (size_t)L * D, d + (size_t)Lp * D, (uint16_t)0);
-  }
+// One head's rows [0, L) of a segment as bf16 [Lp, D]: dst[t, :] = src[t * ld, :]; rows [L, Lp) zero.
+void packHead(const float* src, int L, int Lp, int ld, int D, uint16_t* dst) {
+  for (int t = 0; t < L; t++)
+    for (int e = 0; e < D; e += 16) {
+      const __mmask16 m = tail16(D - e);
+      storeBf16(dst + (size_t)t * D + e, _mm512_maskz_loadu_ps(m, src + (size_t)t * ld + e), m);
+    }
+  std::fill(dst + (size_t)L * D, dst + (size_t)Lp * D, (uint16_t)0);
 }
 
 // One block's geometry: queries [i0, i0 + QB) of a segment of length L, keys [k0, k0 + keys).
@@ -155,17 +150,28 @@ bool headForward(const Geo& g, int L, const Head& hd, int h, float* S, uint16_t*
   return true;
 }
 
-// Per-thread scratch of one head's blocks, kept across calls (grown, never zeroed: every use writes it first).
+// Per-thread scratch of one head, kept across calls (grown, never zeroed: every use writes it first): its blocks'
+// S, P, dP, dS, and the head's operands packed as bf16 [Tp, D] (packed per head, so they are in L2 when used).
 struct Scratch {
   std::vector<float> S, dP, Y, Di;
-  std::vector<uint16_t> P, dS;
+  std::vector<uint16_t> P, dS, q, k, v, dO;
   static Scratch& of(const Geo& g) {
     thread_local Scratch w;
-    const size_t n = (size_t)QB * g.Tp;
+    const size_t n = (size_t)QB * g.Tp, x = (size_t)g.Tp * g.D;
     if (w.S.size() < n) w.S.resize(n), w.dP.resize(n), w.P.resize(n), w.dS.resize(n);
+    if (w.q.size() < x) w.q.resize(x), w.k.resize(x), w.v.resize(x), w.dO.resize(x);
     if (w.Y.size() < (size_t)QB * g.D) w.Y.resize((size_t)QB * g.D);
     w.Di.resize(QB);
     return w;
+  }
+  // Packs head h's q (and dO) rows and its kv head's k, v rows of the segment starting at row `row`.
+  Head pack(const Geo& g, int L, size_t row, int h, const float* q_, const float* k_, const float* v_, const float* dO_) {
+    const int D = g.D, Lp = (L + QB - 1) / QB * QB, kv = h / g.G;
+    packHead(q_ + (row * g.H + h) * D, L, Lp, g.H * D, D, q.data());
+    packHead(k_ + (row * g.Hkv + kv) * D, L, Lp, g.Hkv * D, D, k.data());
+    packHead(v_ + (row * g.Hkv + kv) * D, L, Lp, g.Hkv * D, D, v.data());
+    if (dO_) packHead(dO_ + (row * g.H + h) * D, L, Lp, g.H * D, D, dO.data());
+    return Head{q.data(), k.data(), v.data(), dO.data()};
   }
 };
 
@@ -213,21 +219,16 @@ bool forSegments(const int32_t* seg, int b, int T, F f) {
 bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, float* out, float* lse,
                         int B, int T, int H, int Hkv, int D, float scale, int W) {
   const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale};
-  std::vector<uint16_t> qb((size_t)H * g.Tp * D), kb((size_t)Hkv * g.Tp * D), vb(kb.size());
   for (int b = 0; b < B; b++) {
     const bool ok = forSegments(seg, b, T, [&](int s, int L) {
-      const size_t row = (size_t)b * T + s, Lp = (L + QB - 1) / QB * QB;
-      packHeads(q + row * H * D, L, Lp, H * D, H, D, g.Tp, qb.data());
-      packHeads(k + row * Hkv * D, L, Lp, Hkv * D, Hkv, D, g.Tp, kb.data());
-      packHeads(v + row * Hkv * D, L, Lp, Hkv * D, Hkv, D, g.Tp, vb.data());
+      const size_t row = (size_t)b * T + s;
       bool good = true;
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
       {
         Scratch& w = Scratch::of(g);
 #pragma omp for schedule(dynamic, 1)
         for (int h = 0; h < H; h++) {
-          const size_t kv = (size_t)(h / g.G) * g.Tp * D;
-          const Head hd{qb.data() + (size_t)h * g.Tp * D, kb.data() + kv, vb.data() + kv, nullptr};
+          const Head hd = w.pack(g, L, row, h, q, k, v, nullptr);
           good = good && headForward(g, L, hd, h, w.S.data(), w.P.data(), w.Y.data(), out + row * H * D,
                                      lse + ((size_t)b * H + h) * T + s);
         }
@@ -245,25 +246,20 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
                             int Hkv, int D, float scale, int W) {
   const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale};
   const size_t hx = (size_t)H * g.Tp * D;
-  std::vector<uint16_t> qb(hx), ob(hx), kb((size_t)Hkv * g.Tp * D), vb(kb.size());
   std::vector<float> dK(hx), dV(hx);  // per query head; summed over each kv head's G heads at the segment's end
   for (int b = 0; b < B; b++) {
     const bool ok = forSegments(seg, b, T, [&](int s, int L) {
       const size_t row = (size_t)b * T + s, Lp = (L + QB - 1) / QB * QB;
-      packHeads(q + row * H * D, L, Lp, H * D, H, D, g.Tp, qb.data());
-      packHeads(dO + row * H * D, L, Lp, H * D, H, D, g.Tp, ob.data());
-      packHeads(k + row * Hkv * D, L, Lp, Hkv * D, Hkv, D, g.Tp, kb.data());
-      packHeads(v + row * Hkv * D, L, Lp, Hkv * D, Hkv, D, g.Tp, vb.data());
       bool good = true;
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
       {
         Scratch& w = Scratch::of(g);
 #pragma omp for schedule(dynamic, 1)
         for (int h = 0; h < H; h++) {
-          const size_t ho = (size_t)h * g.Tp * D, kv = (size_t)(h / g.G) * g.Tp * D;
+          const size_t ho = (size_t)h * g.Tp * D;
           std::fill(dK.begin() + ho, dK.begin() + ho + Lp * D, 0.f);
           std::fill(dV.begin() + ho, dV.begin() + ho + Lp * D, 0.f);
-          const Head hd{qb.data() + ho, kb.data() + kv, vb.data() + kv, ob.data() + ho};
+          const Head hd = w.pack(g, L, row, h, q, k, v, dO);
           good = good && headBackward(g, L, hd, h, dO + row * H * D, o + row * H * D, lse + ((size_t)b * H + h) * T + s,
                                       w, dq + row * H * D, dK.data() + ho, dV.data() + ho);
         }
