@@ -8,6 +8,7 @@ import { readJsonFile } from '../util/files.ts';
 import { loadModelConfig } from '../model/config.ts';
 import { loraFromTensors, type LoraWeights } from '../model/lora.ts';
 import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../model/model.ts';
+import { bf16Support, checkpointDtype, resolvePrecision } from '../model/precision.ts';
 import { ADAPTER_WEIGHTS, loadAdapter } from '../model/peft.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
 
@@ -30,6 +31,8 @@ Loss and LoRA gradients of one batch, as HF transformers + PEFT would compute th
   --lora-alpha A       LoRA alpha (scale = alpha / rank); default: the adapter's lora_alpha, else 2 * rank
   --rslora             rsLoRA scaling (alpha / sqrt(rank))
   --out-grads FILE     write d(loss)/dA, d(loss)/dB of the normalised loss, same PEFT names (F32 safetensors)
+  --precision P        fp32 (default) | bf16 | auto: bf16 keeps the base weights 16-bit and runs their matmuls and
+                       attention's products in bf16 with fp32 accumulation (as train --precision bf16)
   --backend NAME       tensorflow | native | cpu (default: best available)
   --threads N          threads for the native backend
   --json               print one JSON line: {"loss", "loss_sum", "weight_sum", "tokens", ...}`;
@@ -127,6 +130,7 @@ export async function run(argv: string[]): Promise<number> {
     'lora-alpha': { type: 'string' },
     rslora: { type: 'boolean' },
     'out-grads': { type: 'string' },
+    precision: { type: 'string' },
     backend: { type: 'string' },
     threads: { type: 'string' },
     json: { type: 'boolean' },
@@ -142,6 +146,9 @@ export async function run(argv: string[]): Promise<number> {
     if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
   const alphaFlag = numberFlag('loss-grad', 'lora-alpha', v['lora-alpha'], { above: 0 });
   const threads = numberFlag('loss-grad', 'threads', v.threads, { integer: true, min: 1 });
+  const requested = v.precision ?? 'fp32';
+  if (!['auto', 'fp32', 'bf16'].includes(requested))
+    throw new UserError(`lorasft loss-grad: --precision ${requested}: expected auto, fp32 or bf16`);
   const outGrads = v['out-grads'];
   if (outGrads && fs.existsSync(outGrads) && fs.statSync(outGrads).isDirectory()) {
     throw new UserError(`${outGrads}: is a directory (--out-grads expects a .safetensors file to write)`);
@@ -158,7 +165,8 @@ export async function run(argv: string[]): Promise<number> {
   const backend = await initBackend({ backend: v.backend, threads });
   if (!v.json) console.error(`backend: ${backend.name} (${backend.reason})`);
 
-  const base = await loadBaseModel(v['base-model']!);
+  const precision = resolvePrecision(requested, checkpointDtype(v['base-model']!), bf16Support());
+  const base = await loadBaseModel(v['base-model']!, { precision });
   const lora = loadLoraArg(base, v.lora!, alphaFlag, v.rslora === true);
   try {
     const { lossSum, weightSum, grads } = lossAndGrads(base, lora, batch);
@@ -183,6 +191,7 @@ export async function run(argv: string[]): Promise<number> {
       lora_alpha: lora.cfg.alpha,
       lora_targets: lora.cfg.targets,
       backend: backend.name,
+      precision,
     };
     if (v.json) console.log(JSON.stringify(result));
     else

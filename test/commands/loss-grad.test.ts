@@ -265,6 +265,34 @@ describe('lorasft loss-grad', () => {
     },
   );
 
+  it('--precision bf16 runs the bf16 path on a bf16 checkpoint: recorded, within bf16 rounding of fp32', async () => {
+    const batch = { input_ids: [[5, 6, 7, 8, 9, 10, 11, 12, 13, 14]] };
+    const { dir, model, loraFile, batchFile } = lossGradCase({ family: 'qwen3', dtype: 'bf16' }, 3, batch);
+    const run = async (precision: string) => {
+      const gradsFile = path.join(dir, `grads-${precision}.safetensors`);
+      const r = await lossGrad(model, batchFile, loraFile, '--precision', precision, '--out-grads', gradsFile);
+      expect(r.status).toBe(0);
+      return { out: JSON.parse(r.stdout) as { loss: number; precision: string }, grads: readSafetensors(gradsFile) };
+    };
+    const [fp, bf] = [await run('fp32'), await run('bf16')];
+    expect([fp.out.precision, bf.out.precision]).toEqual(['fp32', 'bf16']);
+    let num = 0,
+      den = 0;
+    for (const [name, g] of fp.grads) {
+      const h = bf.grads.get(name)!.data;
+      g.data.forEach((x, i) => ((num += (x - h[i]) ** 2), (den += x * x)));
+    }
+    const dl = Math.abs(bf.out.loss - fp.out.loss) / fp.out.loss,
+      dg = Math.sqrt(num / den);
+    console.log(`loss-grad bf16 vs fp32: loss rel diff ${dl.toExponential(2)}, grads rel L2 ${dg.toExponential(2)}`);
+    expect(dl).toBeGreaterThan(0); // the bf16 path really ran
+    expect(dl).toBeLessThan(1e-2);
+    expect(dg).toBeLessThan(5e-2);
+    const bad = await lossGrad(model, batchFile, loraFile, '--precision', 'fp16');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toBe('error: lorasft loss-grad: --precision fp16: expected auto, fp32 or bf16');
+  });
+
   it('reports bad input as one line naming the file, exit code 1', async () => {
     const { dir, model, loraFile } = lossGradCase({ family: 'llama' }, 1, { input_ids: [[1, 2, 3]] });
     const batch = (name: string, j: unknown) => {
