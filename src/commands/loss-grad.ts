@@ -146,9 +146,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
   const alphaFlag = numberFlag('loss-grad', 'lora-alpha', v['lora-alpha'], { above: 0 });
   const threads = numberFlag('loss-grad', 'threads', v.threads, { integer: true, min: 1 });
-  const requested = v.precision ?? 'fp32';
-  if (!['auto', 'fp32', 'bf16'].includes(requested))
-    throw new UserError(`lorasft loss-grad: --precision ${requested}: expected auto, fp32 or bf16`);
+  const requested = precisionFlag(v.precision);
   const outGrads = v['out-grads'];
   if (outGrads && fs.existsSync(outGrads) && fs.statSync(outGrads).isDirectory()) {
     throw new UserError(`${outGrads}: is a directory (--out-grads expects a .safetensors file to write)`);
@@ -202,6 +200,13 @@ export async function run(argv: string[]): Promise<number> {
     lora.dispose();
   }
   return 0;
+}
+
+/** --precision: auto | fp32 (the default) | bf16. */
+function precisionFlag(p = 'fp32'): string {
+  if (!['auto', 'fp32', 'bf16'].includes(p))
+    throw new UserError(`lorasft loss-grad: --precision ${p}: expected auto, fp32 or bf16`);
+  return p;
 }
 
 /** --lora: a PEFT adapter dir or a .safetensors file of LoRA tensors (alpha: --lora-alpha, the adapter's, or 2r). */
