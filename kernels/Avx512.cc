@@ -5,7 +5,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define AVX512_HELPERS
 #include "avx512.h"
+#include "blas.h"
 #include "dnnl.h"
+#include <algorithm>
 #include <cmath>
 
 bool avx512Bf16() {
@@ -41,4 +43,32 @@ double softmaxRowAvx512(float* r, int V, int y, float w, bool toBf16) {
     else _mm512_mask_storeu_ps(r + j, k, p);
   }
   return w * (m + std::log(sum) - ly);
+}
+
+namespace {
+inline __m512 sigmoid16(__m512 g) {  // 1 / (1 + e^-g)
+  const __m512 one = _mm512_set1_ps(1.f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+}  // namespace
+
+void swigluAvx512(const float* g, const float* u, float* y, int64_t n) {
+#pragma omp parallel for num_threads(g_threads) schedule(static)
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail16((int)std::min<int64_t>(16, n - i));
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
+void swigluGradAvx512(const float* dy, const float* g, const float* u, float* dg, float* du, int64_t n) {
+#pragma omp parallel for num_threads(g_threads) schedule(static)
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail16((int)std::min<int64_t>(16, n - i));
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i), d = _mm512_maskz_loadu_ps(m, dy + i), s = sigmoid16(gv);
+    const __m512 one = _mm512_set1_ps(1.f);
+    _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(_mm512_mul_ps(d, gv), s));
+    const __m512 t = _mm512_fmadd_ps(gv, _mm512_sub_ps(one, s), one);  // 1 + g (1 - s)
+    _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, u + i)), s), t));
+  }
 }

@@ -13,6 +13,10 @@ bool avx512Bf16();
 // MatMulBf16.cc, with a vector exp (relative error ~2e-7) and float partial sums.
 double softmaxRowAvx512(float* r, int V, int y, float w, bool toBf16);
 
+// Swiglu / SwigluGrad (kernels/Swiglu.cc) with the vector exp: y = g sigmoid(g) u; dg, du as there.
+void swigluAvx512(const float* g, const float* u, float* y, int64_t n);
+void swigluGradAvx512(const float* dy, const float* g, const float* u, float* dg, float* du, int64_t n);
+
 #ifdef AVX512_HELPERS
 #include <immintrin.h>
 

@@ -118,8 +118,8 @@ export interface NativeAddon {
   ): void;
   geluTanhMul(gate: F32, up: F32, y: F32, n: number): void;
   geluTanhMulGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number): void;
-  swiglu(gate: F32, up: F32, y: F32, n: number): void;
-  swigluGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number): void;
+  swiglu(gate: F32, up: F32, y: F32, n: number, fastExp: boolean): void;
+  swigluGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number, fastExp: boolean): void;
   loraLinear(
     x: F32,
     xl: F32,

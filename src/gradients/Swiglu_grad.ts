@@ -6,9 +6,9 @@ import { Swiglu, SwigluGrad } from '../kernel_names.ts';
 export const swigluGradConfig: GradConfig = {
   kernelName: Swiglu,
   inputsToSave: ['gate', 'up'],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
     const [gate, up] = saved;
-    const [dg, du] = tf.engine().runKernel(SwigluGrad, { dy: dy as tf.Tensor, gate, up }) as tf.Tensor[];
+    const [dg, du] = tf.engine().runKernel(SwigluGrad, { dy: dy as tf.Tensor, gate, up }, attrs) as tf.Tensor[];
     return { gate: () => dg, up: () => du };
   },
 };

@@ -66,8 +66,11 @@ function weightedCrossEntropyNative(
     f32(args.backend, args.inputs.weights),
   ];
   const rows = Math.max(1, Math.min(M, args.attrs.chunkRows));
+  // bf16: chunks of equal size (512 rows at most 441 each: 256 + 256, not 441 + 71; each chunk streams the whole
+  // lm_head, and a thin chunk runs the product at low efficiency). fp32 keeps its chunks (and its loss bits).
+  const even = Math.ceil(M / Math.ceil(M / rows));
   if (isPackedBf16(Wt))
-    addon.weightedCrossEntropyBf16(h, packedValues(args.backend, Wt), labels, w, loss, dh, M, C, V, rows);
+    addon.weightedCrossEntropyBf16(h, packedValues(args.backend, Wt), labels, w, loss, dh, M, C, V, even);
   else addon.weightedCrossEntropy(h, f32(args.backend, Wt), labels, w, loss, dh, M, C, V, rows);
   return [
     { shape: [], values: loss },

@@ -148,7 +148,8 @@ function decoderLayer(ctx: Ctx, g: Geom, l: number, x: tf.Tensor2D, t: Tables): 
   const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
   const up = linear(ctx, h2, `${p}.mlp.up_proj`);
   const lo = layerOps(ctx);
-  const act = cfg.hiddenAct === 'gelu_tanh' ? lo.geluTanhMul(gate, up) : lo.swiglu(gate, up);
+  const fastExp = ctx.base.precision === 'bf16'; // its inputs carry bf16 rounding: a vector exp costs nothing there
+  const act = cfg.hiddenAct === 'gelu_tanh' ? lo.geluTanhMul(gate, up) : lo.swiglu(gate, up, { fastExp });
   const m = linear(ctx, act, `${p}.mlp.down_proj`);
   return tf.add(x, sandwich ? rmsNorm(ctx, m, `${p}.post_feedforward_layernorm.weight`) : m);
 }

@@ -20,8 +20,8 @@ export interface LayerOps {
   ): tf.Tensor2D;
   /** HF rotate-half RoPE: x [N, h, D], cos/sin [N, D]. */
   rope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D;
-  /** silu(gate) * up. */
-  swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D;
+  /** silu(gate) * up (fastExp: a vector exp where the backend has one, for bf16 models). */
+  swiglu(gate: tf.Tensor2D, up: tf.Tensor2D, opts?: { fastExp?: boolean }): tf.Tensor2D;
   /** gelu_tanh(gate) * up (Gemma's MLP). */
   geluTanhMul(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D;
 }

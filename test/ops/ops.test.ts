@@ -117,6 +117,17 @@ const cases: Case[] = [
     plain: ([g, u]) => tf.mul(tf.mul(g, tf.sigmoid(g)), u),
   },
   {
+    // bf16 models: the native kernel's AVX-512 vector exp (37 columns: a masked tail of every 16-lane vector).
+    name: 'swiglu fastExp',
+    shapes: [
+      [8, 37],
+      [8, 37],
+    ],
+    scale: [4, 1],
+    op: ([g, u]) => swiglu(g, u, { fastExp: true }),
+    plain: ([g, u]) => tf.mul(tf.mul(g, tf.sigmoid(g)), u),
+  },
+  {
     name: 'geluTanhMul',
     shapes: [
       [4, 7],
@@ -365,6 +376,25 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
       expect(d).toBeLessThan(1e-5);
     },
   );
+
+  it('swiglu fastExp takes the vector exp on native: within 1e-6 of the exact exp, not equal to it', async () => {
+    await tf.setBackend('native');
+    const [g, u] = [rand(4096, 71, 8), rand(4096, 72)].map((d) => tf.tensor2d(d, [64, 64]));
+    const f = (fastExp: boolean) => {
+      const r = valueAndGrads(
+        (xs) => swiglu(xs[0], xs[1], { fastExp }),
+        () => [g.clone(), u.clone()],
+        rand(4096, 73),
+      );
+      return r;
+    };
+    const [a, b] = [f(true), f(false)];
+    const d = Math.max(...a.map((x, i) => maxdiff(x, b[i])));
+    console.log(`swiglu fastExp vs exact exp on native (value + grads) maxdiff=${d.toExponential(2)}`);
+    expect(d).toBeGreaterThan(0);
+    expect(d).toBeLessThan(1e-5);
+    tf.dispose([g, u]);
+  });
 
   // bf16 products (kernels/FusedAttentionBf16.cc, oneDNN) vs the reference rounding at the same points: both round
   // q, k, v, P, dO and dS to bf16; sums differ in order (fp32 vs float64), so a P or dS value near a bf16 rounding
