@@ -65,7 +65,7 @@ static void causalSoftmax(float* S, int rows, int ld, int i0, int k0, int W, flo
 }
 
 // fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D, scale[, W[, bf16]])
-static Napi::Value Forward(const Napi::CallbackInfo& info) {
+static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *q = f32(info[0]), *k = f32(info[1]), *v = f32(info[2]);
   const int32_t* seg = i32(info[3]);
@@ -109,7 +109,7 @@ static Napi::Value Forward(const Napi::CallbackInfo& info) {
 }
 
 // fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16]]); dk, dv must be zero-filled.
-static Napi::Value Backward(const Napi::CallbackInfo& info) {
+static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dO = f32(info[0]), *q = f32(info[1]), *k = f32(info[2]), *v = f32(info[3]);
   const int32_t* seg = i32(info[4]);
@@ -179,6 +179,6 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
 }
 
 void InitFusedAttention(Napi::Env env, Napi::Object exports) {
-  exports.Set("fusedAttention", Napi::Function::New(env, Forward));
-  exports.Set("fusedAttentionGrad", Napi::Function::New(env, Backward));
+  exports.Set("fusedAttention", Napi::Function::New(env, FusedAttention));
+  exports.Set("fusedAttentionGrad", Napi::Function::New(env, FusedAttentionGrad));
 }

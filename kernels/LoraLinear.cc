@@ -4,7 +4,7 @@
 #include <vector>
 
 // loraLinear(x [N,in], xl [N,in], W [out,in], A [r,in], B [out,r], bias [out] | null, y [N,out], u [N,r], N, in, out, r, s)
-static Napi::Value Forward(const Napi::CallbackInfo& info) {
+static Napi::Value LoraLinear(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *x = f32(info[0]), *xl = f32(info[1]), *W = f32(info[2]), *A = f32(info[3]), *B = f32(info[4]);
   const float* bias = info[5].IsTypedArray() ? f32(info[5]) : nullptr;
@@ -47,7 +47,7 @@ void loraBackwardTerms(int N, int in, int out, int r, float s, const float* dy, 
 // dx = dy W (base path), dxl = s (dy B) A (LoRA path), dA = s (dy B)^T xl, dB = s dy^T u.
 // dxl null (xl is x, no dropout): the LoRA path is accumulated into dx by the same sgemm (beta 1), which
 // saves an [N, in] buffer and the tape's Add of dx + dxl.
-static Napi::Value Backward(const Napi::CallbackInfo& info) {
+static Napi::Value LoraLinearGrad(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dy = f32(info[0]), *xl = f32(info[1]), *W = f32(info[2]), *A = f32(info[3]), *B = f32(info[4]);
   const float* u = f32(info[5]);
@@ -66,6 +66,6 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
 }
 
 void InitLoraLinear(Napi::Env env, Napi::Object exports) {
-  exports.Set("loraLinear", Napi::Function::New(env, Forward));
-  exports.Set("loraLinearGrad", Napi::Function::New(env, Backward));
+  exports.Set("loraLinear", Napi::Function::New(env, LoraLinear));
+  exports.Set("loraLinearGrad", Napi::Function::New(env, LoraLinearGrad));
 }

@@ -1,6 +1,7 @@
-// MatMulBf16.cc: matmuls with frozen bf16 weights (fp32 activations rounded to bf16, fp32 accumulation): the
-// MatMulBf16 kernel, and the bf16-weight variants of LoraLinear (base path only; LoRA A/B stay fp32 sgemm) and
-// WeightedCrossEntropy (the lm_head). bf16 weights arrive packed two per element of an Int32Array.
+// MatMulBf16.cc: the entry points of every kernel with frozen bf16 weights (fp32 activations rounded to bf16, fp32
+// accumulation): MatMulBf16, and the bf16-weight variants of LoraLinear (LoRA A/B stay fp32: AVX-512 passes in
+// LoraLinearBf16.cc, else sgemm) and WeightedCrossEntropy (the lm_head), named <Kernel>Bf16. bf16 weights arrive
+// packed two per element of an Int32Array.
 #include "blas.h"
 #include "dnnl.h"
 #include "avx512.h"
@@ -40,7 +41,7 @@ static Napi::Value MatMulBf16(const Napi::CallbackInfo& info) {
 }
 
 // loraLinearBf16: loraLinear (kernels/LoraLinear.cc) with W bf16 [out,in]: y = bf16 x W^T + s (xl A^T) B^T (+ bias).
-static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
+static Napi::Value LoraLinearBf16(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *x = f32(info[0]), *xl = f32(info[1]), *A = f32(info[3]), *B = f32(info[4]);
   const uint16_t* W = bf16(info[2]);
@@ -59,7 +60,7 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
 }
 
 // loraLinearGradBf16: loraLinearGrad with W bf16: dx = bf16 dy W; the LoRA terms as in LoraLinear.cc (fp32).
-static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
+static Napi::Value LoraLinearGradBf16(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dy = f32(info[0]), *xl = f32(info[1]), *A = f32(info[3]), *B = f32(info[4]), *u = f32(info[5]);
   const uint16_t* W = bf16(info[2]);
@@ -140,7 +141,7 @@ static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, c
 
 // weightedCrossEntropyBf16(h [M,C], W bf16 [V,C], labels [M], w [M], loss [1], dh [M,C], M, C, V, rows): as
 // weightedCrossEntropy (kernels/WeightedCrossEntropy.cc) with bf16 lm_head matmuls; softmax and the loss in fp32/double.
-static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+static Napi::Value WeightedCrossEntropyBf16(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *h = f32(info[0]), *w = f32(info[3]);
   const uint16_t* W = bf16(info[1]);
@@ -174,7 +175,7 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
 }
 
 // bf16Info(): { dnnl, native, path: 'onednn' | 'fallback', error, version, isa, impl }
-static Napi::Value Info(const Napi::CallbackInfo& info) {
+static Napi::Value Bf16Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("dnnl", g_bf16.dnnl);
   o.Set("native", g_bf16.native);
@@ -187,7 +188,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 // setBf16Path('onednn' | 'fallback'): pick the path at run time (parity tests and benchmarks compare both).
-static Napi::Value SetPath(const Napi::CallbackInfo& info) {
+static Napi::Value SetBf16Path(const Napi::CallbackInfo& info) {
   g_bf16.forceFallback = info[0].As<Napi::String>().Utf8Value() == "fallback";
   return info.Env().Undefined();
 }
@@ -195,9 +196,9 @@ static Napi::Value SetPath(const Napi::CallbackInfo& info) {
 void InitMatMulBf16(Napi::Env env, Napi::Object exports) {
   loadDnnl();
   exports.Set("matMulBf16", Napi::Function::New(env, MatMulBf16));
-  exports.Set("loraLinearBf16", Napi::Function::New(env, LoraForward));
-  exports.Set("loraLinearGradBf16", Napi::Function::New(env, LoraBackward));
-  exports.Set("weightedCrossEntropyBf16", Napi::Function::New(env, CrossEntropy));
-  exports.Set("bf16Info", Napi::Function::New(env, Info));
-  exports.Set("setBf16Path", Napi::Function::New(env, SetPath));
+  exports.Set("loraLinearBf16", Napi::Function::New(env, LoraLinearBf16));
+  exports.Set("loraLinearGradBf16", Napi::Function::New(env, LoraLinearGradBf16));
+  exports.Set("weightedCrossEntropyBf16", Napi::Function::New(env, WeightedCrossEntropyBf16));
+  exports.Set("bf16Info", Napi::Function::New(env, Bf16Info));
+  exports.Set("setBf16Path", Napi::Function::New(env, SetBf16Path));
 }

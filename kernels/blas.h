@@ -67,4 +67,4 @@ void InitElementwise(Napi::Env env, Napi::Object exports);
 void InitLoraLinear(Napi::Env env, Napi::Object exports);
 void InitAdamW(Napi::Env env, Napi::Object exports);
 void InitGatherV2(Napi::Env env, Napi::Object exports);
-void InitMatMulBf16(Napi::Env env, Napi::Object exports);  // oneDNN bf16 (kernels/Dnnl.cc)
+void InitMatMulBf16(Napi::Env env, Napi::Object exports);  // the bf16 entry points (oneDNN: kernels/Dnnl.cc)
