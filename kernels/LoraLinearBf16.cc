@@ -1,7 +1,7 @@
 // LoraLinearBf16.cc: LoraLinear with bf16 W on oneDNN, the LoRA terms in AVX-512 passes fused around the product.
 // Each pass reads a big operand once: forward x -> (bf16 x, u = x A^T), then y = s u B^T (+ bias) and oneDNN adds
-// x W^T (sum post-op); backward dy -> (bf16 dy, v = dy B, dB partials), dx = s v A then oneDNN adds dy W, and
-// dA = s v^T xl by column slices. Sums over rows go in a fixed order (row blocks set by N alone), so results do not
+// x W^T (sum post-op); backward, one pass over the rows: dy -> (bf16 dy, v = s dy B, dx = v A, the dB and dA
+// partial sums), then oneDNN adds dy W. Sums over rows go in a fixed order (row blocks set by N alone), so results do not
 // depend on the thread count. Used where the CPU has AVX-512 (always so when oneDNN runs bf16 natively).
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
@@ -97,18 +97,22 @@ bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, con
 bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
                       const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB) {
   static std::vector<uint16_t> dybs;  // calls come from the one JS thread
-  static std::vector<float> Bts, vs, parts;
+  static std::vector<float> Bts, vs, partsB, partsA;
   const int RB = rowBlock(N), nb = (N + RB - 1) / RB;
   uint16_t* dyb = reuse(dybs, (size_t)N * out);
   float *Bt = reuse(Bts, (size_t)r * out), *v = reuse(vs, (size_t)N * r);
-  float* part = reuse(parts, (size_t)nb * r * out);  // per row block: sum_n u[n,k] dy[n,:] as [r, out]
+  float* partB = reuse(partsB, (size_t)nb * r * out);  // per row block: sum_n u[n,k] dy[n,:] as [r, out]
+  float* partA = reuse(partsA, (size_t)nb * r * in);   // per row block: sum_n s v[n,k] xl[n,:] as [r, in]
+  float* dst = dxl ? dxl : dx;
   transpose(B, out, r, Bt);
+  // One pass over the rows: dy -> bf16, v = s dy B, dst = v A, and the dB, dA partial sums of the row's block.
 #pragma omp parallel for num_threads(g_threads) schedule(static)
   for (int b = 0; b < nb; b++) {
-    float* pb = part + (size_t)b * r * out;
+    float *pb = partB + (size_t)b * r * out, *pa = partA + (size_t)b * r * in;
     for (int n = b * RB; n < std::min(N, (b + 1) * RB); n++) {
       const bool first = n == b * RB;  // the block's first row overwrites its partial sums
-      const float *dr = dy + (size_t)n * out, *ur = u + (size_t)n * r;
+      const float *dr = dy + (size_t)n * out, *ur = u + (size_t)n * r, *xr = xl + (size_t)n * in;
+      float* vr = v + (size_t)n * r;
       for (int o = 0; o < out; o += 16) {
         const __mmask16 m = tail16(out - o);
         const __m512 g = _mm512_maskz_loadu_ps(m, dr + o);
@@ -119,40 +123,33 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
           _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(_mm512_set1_ps(ur[k]), g, old));
         }
       }
-      rowDots(dr, out, Bt, r, v + (size_t)n * r);  // v = dy B
-      for (int k = 0; k < r; k++) v[(size_t)n * r + k] *= s;
+      rowDots(dr, out, Bt, r, vr);  // v = dy B
+      for (int k = 0; k < r; k++) vr[k] *= s;
+      combineRow(vr, r, A, in, nullptr, dst + (size_t)n * in);  // the LoRA path of dx: s (dy B) A
+      for (int i = 0; i < in; i += 16) {
+        const __mmask16 m = tail16(in - i);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, xr + i);
+        for (int k = 0; k < r; k++) {
+          float* p = pa + (size_t)k * in + i;
+          const __m512 old = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, p);
+          _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(_mm512_set1_ps(vr[k]), xv, old));
+        }
+      }
     }
   }
-  float* dst = dxl ? dxl : dx;
 #pragma omp parallel num_threads(g_threads)
   {
 #pragma omp for schedule(static) nowait
-    for (int n = 0; n < N; n++) combineRow(v + (size_t)n * r, r, A, in, nullptr, dst + (size_t)n * in);
-#pragma omp for schedule(static)
     for (int i = 0; i < r * out; i++) {  // dB [out, r] = s * sum over blocks, in block order
-      const int k = i / out, o = i % out;
       float t = 0;
-      for (int b = 0; b < nb; b++) t += part[(size_t)b * r * out + i];
-      dB[(size_t)o * r + k] = s * t;
+      for (int b = 0; b < nb; b++) t += partB[(size_t)b * r * out + i];
+      dB[(size_t)(i % out) * r + i / out] = s * t;
     }
-  }
-  // dA [r, in] = v^T xl (v already scaled by s), by column slices of 16 floats: each element summed over n in order.
-  const int slices = (in + 15) / 16;
-#pragma omp parallel for num_threads(g_threads) schedule(static)
-  for (int c = 0; c < slices; c++) {
-    const int i = c * 16;
-    const __mmask16 m = tail16(in - i);
-    for (int k0 = 0; k0 < r; k0 += 8) {
-      const int kb = std::min(8, r - k0);
-      __m512 acc[8];
-      for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();
-      for (int n = 0; n < N; n++) {
-        const __m512 xv = _mm512_maskz_loadu_ps(m, xl + (size_t)n * in + i);
-        const float* vr = v + (size_t)n * r + k0;
-        for (int j = 0; j < 8; j++)
-          if (j < kb) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(vr[j]), xv, acc[j]);
-      }
-      for (int j = 0; j < kb; j++) _mm512_mask_storeu_ps(dA + (size_t)(k0 + j) * in + i, m, acc[j]);
+#pragma omp for schedule(static)
+    for (int i = 0; i < r * in; i++) {  // dA [r, in] = sum over blocks (v carries s), in block order
+      float t = 0;
+      for (int b = 0; b < nb; b++) t += partA[(size_t)b * r * in + i];
+      dA[i] = t;
     }
   }
   return matmulBf16Dnnl(false, N, in, out, dyb, out, W, dx, in, dxl == nullptr);  // dx (+)= dy W
