@@ -196,10 +196,8 @@ void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t
   if (M == 0 || N == 0) return;
   if (g_bf16.dnnl && !g_bf16.forceFallback && K > 0) {
     static std::vector<uint16_t> scratch;  // bf16 x; calls come from the one JS thread
-    scratch.resize((size_t)M * K);
-    uint16_t* xb = scratch.data();
-#pragma omp parallel for num_threads(g_threads) if ((size_t)M * K > (1 << 16))
-    for (int64_t i = 0; i < (int64_t)M * K; i++) xb[i] = toBf16(x[i]);
+    uint16_t* xb = reuse(scratch, (size_t)M * K);
+    toBf16(x, xb, (size_t)M * K);
     if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y)) return;
     g_bf16.dnnl = false;
     g_bf16.error = "oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);

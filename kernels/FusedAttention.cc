@@ -4,6 +4,7 @@
 // [128, L] query-block tiles per thread. Threads split the heads (single-threaded sgemm inside).
 // window W > 0 (sliding-window layers, HF sliding_window_overlay): query i sees keys i-W < j <= i of its segment;
 // a query block then reads only keys [i0-W+1, i1). W = 0: full causal attention.
+#include "attention.h"
 #include "blas.h"
 #include "dnnl.h"
 #include "avx512.h"
@@ -14,28 +15,11 @@
 #include <omp.h>
 #endif
 
-// Runs of equal segment ids in one row of T (ids must be non-decreasing; checked by the TS op).
-static std::vector<std::pair<int, int>> runs(const int32_t* seg, int T) {
-  std::vector<std::pair<int, int>> r;
-  for (int s = 0, e; s < T; s = e) {
-    for (e = s + 1; e < T && seg[e] == seg[s]; e++) {}
-    r.push_back({s, e});
-  }
-  return r;
-}
-
-// Causal rows are processed in blocks of QB queries: block [i0, i1) only needs keys [0, i1), which skips
-// ~40% of the score FLOPs at L = 512 compared with the full [L, L] square.
-static const int QB = 128;
-
 // Sets OpenBLAS to one thread for the lifetime of the object (our OpenMP threads split the heads instead).
 struct BlasSingleThread {
   BlasSingleThread() { if (g_blas.set_threads) g_blas.set_threads(1); }
   ~BlasSingleThread() { if (g_blas.set_threads) g_blas.set_threads(g_threads); }
 };
-
-// First key of query block [i0, ..): 0, or i0 - W + 1 with a sliding window W.
-static inline int firstKey(int i0, int W) { return W > 0 ? std::max(0, i0 - W + 1) : 0; }
 
 // Block rows i0..i0+rows of S (row stride ld = keys k0..i1): P[i, j] = exp(S[i, j] - lse_i) for keys in the row's
 // window (k0 + j <= i0 + i, and > i0 + i - W when W > 0), else 0.
@@ -84,7 +68,7 @@ static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;  // threads split heads; each sgemm runs in its caller's thread
   for (int b = 0; b < B; b++) {
-    for (auto [s, e] : runs(seg + (size_t)b * T, T)) {
+    for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
       const int L = e - s;
 #pragma omp parallel num_threads(g_threads)
       {
@@ -132,7 +116,7 @@ static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   BlasSingleThread one;
   const int nt = g_threads;
   for (int b = 0; b < B; b++) {
-    for (auto [s, e] : runs(seg + (size_t)b * T, T)) {
+    for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
       const int L = e - s;
       const size_t kvOff = ((size_t)b * T + s) * ldk, seglen = (size_t)L * ldk;
       // Heads sharing a kv head add into the same dK/dV rows: one private [L, Hkv*D] pair per thread, summed after.

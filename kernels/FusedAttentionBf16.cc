@@ -10,6 +10,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define AVX512_HELPERS
 #include "avx512.h"
+#include "attention.h"
 #include "blas.h"
 #include "dnnl.h"
 #include <algorithm>
@@ -17,8 +18,6 @@
 #include <vector>
 
 namespace {
-constexpr int QB = 128;
-
 struct Geo { int B, T, H, Hkv, D, W, G, Tp; float scale; };
 
 // One head's rows [0, L) of a segment as bf16 [Lp, D]: dst[t, :] = src[t * ld, :]; rows [L, Lp) zero.
@@ -36,9 +35,8 @@ void packHead(const float* src, int L, int Lp, int ld, int D, uint16_t* dst) {
 struct Block {
   int i0, rows, W, k0, keys;
   Block(int i0_, int L, int W_)
-      : i0(i0_), rows(std::min(QB, L - i0_)), W(W_), k0(W_ > 0 ? std::max(0, i0_ - W_ + 1) / QB * QB : 0),
-        keys(i0_ + QB - k0) {}
-  int first(int i) const { return i < rows ? (W > 0 ? std::max(0, i0 + i - W + 1) : 0) - k0 : 0; }  // row i's keys:
+      : i0(i0_), rows(std::min(QB, L - i0_)), W(W_), k0(firstKey(i0_, W_) / QB * QB), keys(i0_ + QB - k0) {}
+  int first(int i) const { return i < rows ? firstKey(i0 + i, W) - k0 : 0; }  // row i's keys:
   int end(int i) const { return i < rows ? i0 + i - k0 + 1 : 0; }  // [first, end); none past the segment
 };
 
@@ -158,10 +156,10 @@ struct Scratch {
   static Scratch& of(const Geo& g) {
     thread_local Scratch w;
     const size_t n = (size_t)QB * g.Tp, x = (size_t)g.Tp * g.D;
-    if (w.S.size() < n) w.S.resize(n), w.dP.resize(n), w.P.resize(n), w.dS.resize(n);
-    if (w.q.size() < x) w.q.resize(x), w.k.resize(x), w.v.resize(x), w.dO.resize(x);
-    if (w.Y.size() < (size_t)QB * g.D) w.Y.resize((size_t)QB * g.D);
-    w.Di.resize(QB);
+    for (auto* v : {&w.S, &w.dP}) reuse(*v, n);
+    for (auto* v : {&w.P, &w.dS}) reuse(*v, n);
+    for (auto* v : {&w.q, &w.k, &w.v, &w.dO}) reuse(*v, x);
+    reuse(w.Y, (size_t)QB * g.D), reuse(w.Di, QB);
     return w;
   }
   // Packs head h's q (and dO) rows and its kv head's k, v rows of the segment starting at row `row`.
@@ -204,23 +202,15 @@ bool headBackward(const Geo& g, int L, const Head& hd, int h, const float* dO, c
   return true;
 }
 
-// Calls f(s, L) for each segment [s, s + L) of batch row b (runs of equal ids).
-template <typename F>
-bool forSegments(const int32_t* seg, int b, int T, F f) {
-  for (int s = 0, e; s < T; s = e) {
-    for (e = s + 1; e < T && seg[(size_t)b * T + e] == seg[(size_t)b * T + s]; e++) {}
-    if (!f(s, e - s)) return false;
-  }
-  return true;
-}
 }  // namespace
 
 // q [B,T,H,D], k/v [B,T,Hkv,D] fp32, seg [B,T]; out [B,T,H,D], lse [B,H,T]. False: oneDNN failed (off; redo).
 bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, float* out, float* lse,
                         int B, int T, int H, int Hkv, int D, float scale, int W) {
   const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale};
-  for (int b = 0; b < B; b++) {
-    const bool ok = forSegments(seg, b, T, [&](int s, int L) {
+  for (int b = 0; b < B; b++)
+    for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
+      const int L = e - s;
       const size_t row = (size_t)b * T + s;
       bool good = true;
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
@@ -233,10 +223,8 @@ bool fusedAttentionBf16(const float* q, const float* k, const float* v, const in
                                      lse + ((size_t)b * H + h) * T + s);
         }
       }
-      return good;
-    });
-    if (!ok) return false;
-  }
+      if (!good) return false;
+    }
   return true;
 }
 
@@ -247,8 +235,9 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
   const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale};
   const size_t hx = (size_t)H * g.Tp * D;
   std::vector<float> dK(hx), dV(hx);  // per query head; summed over each kv head's G heads at the segment's end
-  for (int b = 0; b < B; b++) {
-    const bool ok = forSegments(seg, b, T, [&](int s, int L) {
+  for (int b = 0; b < B; b++)
+    for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
+      const int L = e - s;
       const size_t row = (size_t)b * T + s, Lp = (L + QB - 1) / QB * QB;
       bool good = true;
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
@@ -264,10 +253,8 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
                                       w, dq + row * H * D, dK.data() + ho, dV.data() + ho);
         }
       }
-      if (good) gatherKv(g, L, dK.data(), dk + row * Hkv * D), gatherKv(g, L, dV.data(), dv + row * Hkv * D);
-      return good;
-    });
-    if (!ok) return false;
-  }
+      if (!good) return false;
+      gatherKv(g, L, dK.data(), dk + row * Hkv * D), gatherKv(g, L, dV.data(), dv + row * Hkv * D);
+    }
   return true;
 }

@@ -117,10 +117,11 @@ static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, c
   for (int v0 = 0; v0 < V; v0 += LM_BLOCK)  // logits[:, v0:v0+nb] = h W[v0:v0+nb]^T
     if (!matmulBf16Dnnl(true, c, std::min(LM_BLOCK, V - v0), C, hb, C, W + (size_t)v0 * C, logits + v0, V)) return false;
   double t = 0;
+  const bool vec = avx512Bf16();
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
   for (int i = 0; i < c; i++) {
     float* r = logits + (size_t)i * V;
-    t += avx512Bf16() ? softmaxRowAvx512(r, V, labels[i], w[i], dh != nullptr) : softmaxRow(r, V, labels[i], w[i], dh != nullptr);
+    t += vec ? softmaxRowAvx512(r, V, labels[i], w[i], dh != nullptr) : softmaxRow(r, V, labels[i], w[i], dh != nullptr);
   }
   total += t;
   if (!dh) return true;

@@ -88,6 +88,8 @@ interface Geom {
   seg: Int32Array;
   /** The fused attention kernel (no KV-cache input: a prefill uses it and fills the cache). */
   fusedAttn: boolean;
+  /** A bf16 model: attention's score/value products in bf16 (as under torch.autocast), SwiGLU's vector exp. */
+  bf16: boolean;
   cache?: KVCache;
 }
 
@@ -107,7 +109,7 @@ export function decoder(
   const P = cache?.length ?? 0;
   const seg = segmentsFromPositions(pos, B, T);
   // The fused attention kernel takes no cached keys: decoding steps (P > 0, T small) use the tfjs-op attention.
-  const g: Geom = { B, T, P, seg, fusedAttn: ctx.fused && P === 0, cache };
+  const g: Geom = { B, T, P, seg, fusedAttn: ctx.fused && P === 0, bf16: ctx.base.precision === 'bf16', cache };
   // Made up front: the per-layer tidy below would dispose tables made inside it.
   const layerTables = buildLayerTables(ctx.base, pos, g.fusedAttn ? null : { seg, B, T, P });
   let x = embedRows(weight(ctx.base, 'model.embed_tokens.weight') as tf.Tensor2D, ids); // [N, C]
@@ -148,8 +150,7 @@ function decoderLayer(ctx: Ctx, g: Geom, l: number, x: tf.Tensor2D, t: Tables): 
   const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
   const up = linear(ctx, h2, `${p}.mlp.up_proj`);
   const lo = layerOps(ctx);
-  const fastExp = ctx.base.precision === 'bf16'; // its inputs carry bf16 rounding: a vector exp costs nothing there
-  const act = cfg.hiddenAct === 'gelu_tanh' ? lo.geluTanhMul(gate, up) : lo.swiglu(gate, up, { fastExp });
+  const act = cfg.hiddenAct === 'gelu_tanh' ? lo.geluTanhMul(gate, up) : lo.swiglu(gate, up, { fastExp: g.bf16 });
   const m = linear(ctx, act, `${p}.mlp.down_proj`);
   return tf.add(x, sandwich ? rmsNorm(ctx, m, `${p}.post_feedforward_layernorm.weight`) : m);
 }
@@ -180,11 +181,10 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
       cache.k[l] = tf.keep(toHeads(k));
       cache.v[l] = tf.keep(toHeads(v));
     }
-    const bf16 = ctx.base.precision === 'bf16'; // bf16 score/value products, as under torch.autocast
-    return tf.reshape(ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l], bf16), [
-      N,
-      H * D,
-    ]);
+    return tf.reshape(
+      ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l], g.bf16),
+      [N, H * D],
+    );
   }
   // tfjs-op attention (src/model/attention.ts): decoding steps over the KV cache, and backends without the kernel.
   let k4 = toHeads(k);
