@@ -35,6 +35,7 @@ import { geluTanhMulGradConfig } from './gradients/GeluTanhMul_grad.ts';
 import { ropeGradConfig } from './gradients/Rope_grad.ts';
 import { loraLinearGradConfig } from './gradients/LoraLinear_grad.ts';
 import { matMulBf16GradConfig } from './gradients/MatMulBf16_grad.ts';
+import { useFreeingBackprop } from './gradients/backprop.ts';
 
 const FUSED: KernelConfig[] = [
   ...fusedAttentionConfigs,
@@ -111,6 +112,8 @@ export async function registerAllKernels(opts: { native: boolean }): Promise<voi
     await registerTfjsGradients();
     // 2. Ours (the fused ops' and BatchMatMul's, which replaces tfjs-core's).
     for (const g of GRADIENTS) replaceGradient(g);
+    // ... and the walk that runs them, freeing as it goes (src/gradients/backprop.ts).
+    useFreeingBackprop();
     // 3. The fused ops' TypeScript references on 'cpu', next to tfjs-backend-cpu's kernels.
     for (const k of OP_KERNELS) if (!tf.getKernel(k.kernelName, 'cpu')) tf.registerKernel(k);
   })();

@@ -2,7 +2,7 @@
 // bit-identical with and without it, with no tensor leak.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { BufferPool } from '../../src/backend/buffer_pool.ts';
+import { BufferPool, sizeClass } from '../../src/backend/buffer_pool.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability, type NativeBackend } from '../../src/backend/native_backend.ts';
 import { lossAndGrads } from '../../src/model/model.ts';
@@ -29,6 +29,41 @@ describe('BufferPool', () => {
     pool.release(user.buffer); // a caller's array is never taken
     expect(pool.alloc(N, false).buffer).not.toBe(user.buffer);
     expect(pool.alloc(16, false).length).toBe(16); // small arrays bypass the pool
+  });
+});
+
+describe('BufferPool sizes', () => {
+  it('rounds lengths up to 8 classes per octave and hands out views of their first n floats', () => {
+    expect([N, N + 1, N + N / 8, N + N / 8 + 1, 3 * N].map(sizeClass)).toEqual([
+      N,
+      N + N / 8,
+      N + N / 8,
+      N + N / 4,
+      3 * N,
+    ]);
+    for (let n = 1 << 14; n < 1 << 22; n += 9973) expect(sizeClass(n) / n).toBeLessThanOrEqual(1.125);
+    const pool = new BufferPool();
+    const a = pool.alloc(N + 5, false);
+    expect(a.length).toBe(N + 5);
+    expect(a.buffer.byteLength).toBe(4 * sizeClass(N + 5));
+    pool.release(a.buffer);
+    const b = pool.alloc(N + 100, true); // another length of the same class: the same buffer, zeroed over n
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.length).toBe(N + 100);
+    expect(b.every((v) => v === 0)).toBe(true);
+  });
+
+  it('holds no more free bytes than it ever had live, letting the least recently released class go', () => {
+    const pool = new BufferPool();
+    const small = [pool.alloc(N), pool.alloc(N), pool.alloc(N)];
+    for (const a of small) pool.release(a.buffer);
+    expect(pool.highWater).toBe(3 * 4 * N);
+    const big = pool.alloc(2 * N); // a new length: no free buffer fits it
+    pool.release(big.buffer); // over the high-water mark: two of the small ones make room
+    expect(pool.bytes).toBe(3 * 4 * N);
+    expect(pool.alloc(2 * N).buffer).toBe(big.buffer);
+    expect(pool.alloc(N).buffer).toBe(small[0].buffer);
+    expect(pool.alloc(N).buffer).not.toBe(small[1].buffer);
   });
 });
 
