@@ -234,7 +234,10 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
                             int Hkv, int D, float scale, int W) {
   const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale};
   const size_t hx = (size_t)H * g.Tp * D;
-  std::vector<float> dK(hx), dV(hx);  // per query head; summed over each kv head's G heads at the segment's end
+  // Per query head, summed over each kv head's G heads at the segment's end; kept across calls (fresh pages cost
+  // ~3 ms per call at 0.6B). Calls come from the one JS thread.
+  static std::vector<float> dKs, dVs;
+  float *dK = reuse(dKs, hx), *dV = reuse(dVs, hx);
   for (int b = 0; b < B; b++)
     for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
       const int L = e - s;
@@ -246,15 +249,15 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
 #pragma omp for schedule(dynamic, 1)
         for (int h = 0; h < H; h++) {
           const size_t ho = (size_t)h * g.Tp * D;
-          std::fill(dK.begin() + ho, dK.begin() + ho + Lp * D, 0.f);
-          std::fill(dV.begin() + ho, dV.begin() + ho + Lp * D, 0.f);
+          std::fill(dK + ho, dK + ho + Lp * D, 0.f);
+          std::fill(dV + ho, dV + ho + Lp * D, 0.f);
           const Head hd = w.pack(g, L, row, h, q, k, v, dO);
           good = good && headBackward(g, L, hd, h, dO + row * H * D, o + row * H * D, lse + ((size_t)b * H + h) * T + s,
-                                      w, dq + row * H * D, dK.data() + ho, dV.data() + ho);
+                                      w, dq + row * H * D, dK + ho, dV + ho);
         }
       }
       if (!good) return false;
-      gatherKv(g, L, dK.data(), dk + row * Hkv * D), gatherKv(g, L, dV.data(), dv + row * Hkv * D);
+      gatherKv(g, L, dK, dk + row * Hkv * D), gatherKv(g, L, dV, dv + row * Hkv * D);
     }
   return true;
 }

@@ -55,6 +55,39 @@ void combineRow(const float* c, int r, const float* M, int n, const float* bias,
   }
 }
 
+// part[k, :] = sum over rows n of the block of c[n * r + k] * M[n, :] (M rows of length n_, stride ld) for k < r:
+// KB accumulators per 16 columns stay in registers while the block's rows stream by (the rows are in L2).
+template <int KB>
+void blockOuterKB(const float* c, int r, int rows, const float* M, int ld, int n_, float* part) {
+  for (int i = 0; i < n_; i += 16) {
+    const __mmask16 m = tail16(n_ - i);
+    __m512 acc[KB];
+    for (int j = 0; j < KB; j++) acc[j] = _mm512_setzero_ps();
+    for (int n = 0; n < rows; n++) {
+      const __m512 mv = _mm512_maskz_loadu_ps(m, M + (size_t)n * ld + i);
+      for (int j = 0; j < KB; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(c[(size_t)n * r + j]), mv, acc[j]);
+    }
+    for (int j = 0; j < KB; j++) _mm512_mask_storeu_ps(part + (size_t)j * n_ + i, m, acc[j]);
+  }
+}
+
+void blockOuter(const float* c, int r, int rows, const float* M, int ld, int n_, float* part) {
+  for (int k0 = 0; k0 < r; k0 += 8) {
+    const float* ck = c + k0;
+    float* pk = part + (size_t)k0 * n_;
+    switch (std::min(8, r - k0)) {
+      case 8: blockOuterKB<8>(ck, r, rows, M, ld, n_, pk); break;
+      case 7: blockOuterKB<7>(ck, r, rows, M, ld, n_, pk); break;
+      case 6: blockOuterKB<6>(ck, r, rows, M, ld, n_, pk); break;
+      case 5: blockOuterKB<5>(ck, r, rows, M, ld, n_, pk); break;
+      case 4: blockOuterKB<4>(ck, r, rows, M, ld, n_, pk); break;
+      case 3: blockOuterKB<3>(ck, r, rows, M, ld, n_, pk); break;
+      case 2: blockOuterKB<2>(ck, r, rows, M, ld, n_, pk); break;
+      default: blockOuterKB<1>(ck, r, rows, M, ld, n_, pk); break;
+    }
+  }
+}
+
 // src [rows, cols] -> dst [cols, rows].
 void transpose(const float* src, int rows, int cols, float* dst) {
   for (int i = 0; i < rows; i++)
@@ -105,37 +138,24 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
   float* partA = reuse(partsA, (size_t)nb * r * in);   // per row block: sum_n s v[n,k] xl[n,:] as [r, in]
   float* dst = dxl ? dxl : dx;
   transpose(B, out, r, Bt);
-  // One pass over the rows: dy -> bf16, v = s dy B, dst = v A, and the dB, dA partial sums of the row's block.
+  // Per row block: one pass over its rows (dy -> bf16, v = s dy B, dst = v A), then the block's dB and dA partial
+  // sums over the same rows, now in L2.
 #pragma omp parallel for num_threads(g_threads) schedule(static)
   for (int b = 0; b < nb; b++) {
-    float *pb = partB + (size_t)b * r * out, *pa = partA + (size_t)b * r * in;
-    for (int n = b * RB; n < std::min(N, (b + 1) * RB); n++) {
-      const bool first = n == b * RB;  // the block's first row overwrites its partial sums
-      const float *dr = dy + (size_t)n * out, *ur = u + (size_t)n * r, *xr = xl + (size_t)n * in;
+    const int n0 = b * RB, rows = std::min(N, n0 + RB) - n0;
+    for (int n = n0; n < n0 + rows; n++) {
+      const float* dr = dy + (size_t)n * out;
       float* vr = v + (size_t)n * r;
       for (int o = 0; o < out; o += 16) {
         const __mmask16 m = tail16(out - o);
-        const __m512 g = _mm512_maskz_loadu_ps(m, dr + o);
-        storeBf16(dyb + (size_t)n * out + o, g, m);
-        for (int k = 0; k < r; k++) {
-          float* p = pb + (size_t)k * out + o;
-          const __m512 old = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, p);
-          _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(_mm512_set1_ps(ur[k]), g, old));
-        }
+        storeBf16(dyb + (size_t)n * out + o, _mm512_maskz_loadu_ps(m, dr + o), m);
       }
       rowDots(dr, out, Bt, r, vr);  // v = dy B
       for (int k = 0; k < r; k++) vr[k] *= s;
       combineRow(vr, r, A, in, nullptr, dst + (size_t)n * in);  // the LoRA path of dx: s (dy B) A
-      for (int i = 0; i < in; i += 16) {
-        const __mmask16 m = tail16(in - i);
-        const __m512 xv = _mm512_maskz_loadu_ps(m, xr + i);
-        for (int k = 0; k < r; k++) {
-          float* p = pa + (size_t)k * in + i;
-          const __m512 old = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, p);
-          _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(_mm512_set1_ps(vr[k]), xv, old));
-        }
-      }
     }
+    blockOuter(u + (size_t)n0 * r, r, rows, dy + (size_t)n0 * out, out, out, partB + (size_t)b * r * out);
+    blockOuter(v + (size_t)n0 * r, r, rows, xl + (size_t)n0 * in, in, in, partA + (size_t)b * r * in);
   }
 #pragma omp parallel num_threads(g_threads)
   {
