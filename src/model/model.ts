@@ -2,7 +2,9 @@
 // mistral,gemma3}.py: embed -> L x [x += o_proj(attn(rope(norm_qk(q)), rope(norm_qk(k)), v)); x += down(act(gate) * up)]
 // -> norm -> lm_head. Gemma 3 adds: embed * sqrt(C), (1 + w) norms, norms after attention and around the MLP, GeLU-tanh,
 // sliding-window layers with their own RoPE base, query_pre_attn_scalar and logit soft-capping (src/model/gemma3.ts).
-// Everything is float32. Base weights are plain tensors; only the LoRA A/B variables are trainable.
+// Activations, LoRA and the loss are float32; base weights float32 or bf16 (src/model/precision.ts), plain tensors;
+// only the LoRA A/B variables are trainable.
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import {
@@ -79,7 +81,7 @@ export interface LossOpts {
   /**
    * Activation checkpointing per decoder layer: keep only each layer's input and recompute the layer in the
    * backward pass (~30% more compute, activation memory / ~20). 'auto' (default) turns it on when the taped
-   * activations would exceed about 2 GiB.
+   * activations would exceed a quarter of the memory this process may use (activationBudget).
    */
   checkpoint?: boolean | 'auto';
 }
@@ -91,9 +93,19 @@ function activationBytesPerToken(cfg: ModelConfig): number {
   return 4 * (4 * cfg.hiddenSize + 4 * qd + 3 * kvd + 3 * cfg.intermediateSize);
 }
 
+/**
+ * The bytes 'auto' lets one micro-batch's taped activations take: a quarter of the machine's memory, or of the
+ * process's cgroup limit when lower. The backward frees activations as it goes (src/gradients/backprop.ts), so
+ * the step peaks near weights + activations.
+ */
+export function activationBudget(): number {
+  const limit = process.constrainedMemory?.() || Infinity; // 0 or undefined: no limit
+  return Math.min(os.totalmem(), limit) / 4;
+}
+
 function wantCheckpoint(cfg: ModelConfig, tokens: number, opt: LossOpts['checkpoint']): boolean {
   if (opt === true || opt === false) return opt;
-  return activationBytesPerToken(cfg) * cfg.numLayers * tokens > 2 * 1024 ** 3;
+  return activationBytesPerToken(cfg) * cfg.numLayers * tokens > activationBudget();
 }
 
 const FUSED_KERNELS = [FusedAttention, GeluTanhMul, LoraLinear, RmsNorm, Rope, Swiglu, WeightedCrossEntropy];

@@ -143,7 +143,7 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
     default: 'auto',
     rest: false,
     choices: ['auto', 'on', 'off'],
-    help: 'recompute each decoder layer in the backward pass instead of storing its activations (bounds memory at long contexts, ~1/3 more compute); auto: on when a micro-batch would store over ~2 GiB',
+    help: 'recompute each decoder layer in the backward pass instead of storing its activations (bounds memory at long contexts, ~1/3 more compute); auto: on when a micro-batch would store more than a quarter of the memory (RAM, or the cgroup limit when lower)',
   },
   maxGradNorm: {
     kind: 'number',
