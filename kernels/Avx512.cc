@@ -16,31 +16,43 @@ bool avx512Bf16() {
   return cpu && bf16OnDnnl();
 }
 
-double softmaxRowAvx512(float* r, int V, int y, float w, bool toBf16) {
-  const float ly = r[y];
+double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w, bool toBf16) {
+  const float ly = r[(size_t)(y / bw) * bstride + y % bw];
   __m512 mv = _mm512_set1_ps(-INFINITY);
-  for (int j = 0; j < V; j += 16) mv = _mm512_mask_max_ps(mv, tail16(V - j), mv, _mm512_maskz_loadu_ps(tail16(V - j), r + j));
+  for (int b0 = 0; b0 < V; b0 += bw) {
+    const float* seg = r + (size_t)(b0 / bw) * bstride;
+    const int n = std::min(bw, V - b0);
+    for (int j = 0; j < n; j += 16) mv = _mm512_mask_max_ps(mv, tail16(n - j), mv, _mm512_maskz_loadu_ps(tail16(n - j), seg + j));
+  }
   const float m = _mm512_reduce_max_ps(mv);
   const __m512 mm = _mm512_set1_ps(m);
   double sum = 0;
-  for (int j0 = 0; j0 < V; j0 += 4096) {  // float lanes per 4096 values, then double: the sum keeps ~1e-7
-    __m512 s = _mm512_setzero_ps();
-    for (int j = j0; j < j0 + 4096 && j < V; j += 16) {
-      const __mmask16 k = tail16(V - j);
-      const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r + j), mm)));
-      _mm512_mask_storeu_ps(r + j, k, e);
-      s = _mm512_add_ps(s, e);
+  for (int b0 = 0; b0 < V; b0 += bw) {
+    float* seg = r + (size_t)(b0 / bw) * bstride;
+    const int n = std::min(bw, V - b0);
+    for (int j0 = 0; j0 < n; j0 += 4096) {  // float lanes per 4096 values, then double: the sum keeps ~1e-7
+      __m512 s = _mm512_setzero_ps();
+      for (int j = j0; j < j0 + 4096 && j < n; j += 16) {
+        const __mmask16 k = tail16(n - j);
+        const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, seg + j), mm)));
+        _mm512_mask_storeu_ps(seg + j, k, e);
+        s = _mm512_add_ps(s, e);
+      }
+      sum += _mm512_reduce_add_ps(s);
     }
-    sum += _mm512_reduce_add_ps(s);
   }
   const __m512 inv = _mm512_set1_ps((float)(w / sum));
-  uint16_t* g = (uint16_t*)r;  // bf16 values over the row's first half
-  for (int j = 0; j < V; j += 16) {
-    const __mmask16 k = tail16(V - j);
-    __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, r + j), inv);
-    if (y >= j && y < j + 16) p = _mm512_mask_sub_ps(p, (__mmask16)(1u << (y - j)), p, _mm512_set1_ps(w));
-    if (toBf16) storeBf16(g + j, p, k);
-    else _mm512_mask_storeu_ps(r + j, k, p);
+  for (int b0 = 0; b0 < V; b0 += bw) {
+    float* seg = r + (size_t)(b0 / bw) * bstride;
+    uint16_t* g = (uint16_t*)seg;  // bf16 values over the segment's first half
+    const int n = std::min(bw, V - b0), yl = y - b0;
+    for (int j = 0; j < n; j += 16) {
+      const __mmask16 k = tail16(n - j);
+      __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, seg + j), inv);
+      if (yl >= j && yl < j + 16) p = _mm512_mask_sub_ps(p, (__mmask16)(1u << (yl - j)), p, _mm512_set1_ps(w));
+      if (toBf16) storeBf16(g + j, p, k);
+      else _mm512_mask_storeu_ps(seg + j, k, p);
+    }
   }
   return w * (m + std::log(sum) - ly);
 }

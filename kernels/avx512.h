@@ -3,15 +3,18 @@
 // `#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")`; other files call the functions declared here,
 // after checking avx512Bf16().
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 // True when the AVX-512 passes can run: the CPU has AVX-512 (F/BW/DQ/VL) and oneDNN's bf16 path is in use.
 bool avx512Bf16();
 
-// w (softmax(r) - onehot(y)) over r[V] in place, returning w * (logsumexp(r) - r[y]); with toBf16 the result is then
-// V bf16 values over the row's first half (value j overwrites bytes of value j/2, already read). As softmaxRow in
-// MatMulBf16.cc, with a vector exp (relative error ~2e-7) and float partial sums.
-double softmaxRowAvx512(float* r, int V, int y, float w, bool toBf16);
+// w (softmax(r) - onehot(y)) over a row of V values in place, returning w * (logsumexp - r[y]). The row lies in
+// segments of bw values (the last may be shorter), segment b at r + b * bstride (bw = V: one contiguous row). With
+// toBf16 each segment's result is then rewritten as bf16 values over the segment's first half (value j overwrites
+// bytes of value j/2, already read). As softmaxRow in MatMulBf16.cc, with a vector exp (relative error ~2e-7) and
+// float partial sums.
+double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w, bool toBf16);
 
 // Swiglu / SwigluGrad (kernels/Swiglu.cc) with the vector exp: y = g sigmoid(g) u; dg, du as there.
 void swigluAvx512(const float* g, const float* u, float* y, int64_t n);
