@@ -1,8 +1,8 @@
 // LoraLinearBf16.cc: LoraLinear with bf16 W on oneDNN, the LoRA terms in AVX-512 passes fused around the product.
 // Each pass reads a big operand once: forward x -> (bf16 x, u = x A^T), then y = s u B^T (+ bias) and oneDNN adds
-// x W^T (sum post-op); backward, one pass over the rows: dy -> (bf16 dy, v = s dy B, dx = v A, the dB and dA
-// partial sums), then oneDNN adds dy W. Sums over rows go in a fixed order (row blocks set by N alone), so results do not
-// depend on the thread count. Used where the CPU has AVX-512 (always so when oneDNN runs bf16 natively).
+// x W^T (sum post-op); backward, per row block: one pass over its rows, dy -> (bf16 dy, v = s dy B, dx = v A), then
+// the block's dB and dA partial sums over the same rows (in L2), and oneDNN adds dy W. Sums over rows go in a fixed
+// order (row blocks set by N alone), so results do not depend on the thread count. Used where the CPU has AVX-512 (always so when oneDNN runs bf16 natively).
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
 #pragma GCC diagnostic ignored "-Wuninitialized"

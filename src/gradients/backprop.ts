@@ -102,7 +102,8 @@ function walkNode(engine: Engine, node: TapeNode, acc: Accumulated, keep: Set<nu
     acc.sumIn(x.id, dx);
   });
   for (const o of node.outputs) if (!keep.has(o.id)) acc.drop(o.id);
-  if (free) for (const t of node.saved ?? []) t.dispose();
+  // (A gradient function may hand back a saved tensor itself as a gradient: that one stays.)
+  if (free) for (const t of node.saved ?? []) if (!acc.holds(t)) t.dispose();
 }
 
 /** Tensor id -> its gradient so far; a gradient tensor is disposed when no entry holds it (never the caller's dy). */
@@ -111,6 +112,10 @@ class Accumulated {
   private holders = new Map<tf.Tensor, number>(); // a gradient function may hand the same tensor to two inputs
 
   constructor(private readonly callerDy?: tf.Tensor) {}
+
+  holds(t: tf.Tensor): boolean {
+    return this.holders.has(t);
+  }
 
   get(id: number): tf.Tensor | undefined {
     return this.byId.get(id);
