@@ -98,7 +98,7 @@ function activationBytesPerToken(cfg: ModelConfig): number {
  * process's cgroup limit when lower. The backward frees activations as it goes (src/gradients/backprop.ts), so
  * the step peaks near weights + activations.
  */
-export function activationBudget(): number {
+function activationBudget(): number {
   const limit = process.constrainedMemory?.() || Infinity; // 0 or undefined: no limit
   return Math.min(os.totalmem(), limit) / 4;
 }
