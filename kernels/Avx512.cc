@@ -16,20 +16,24 @@ bool avx512Bf16() {
   return cpu && bf16OnDnnl();
 }
 
+namespace {
+// f(seg, n, b0) for each segment of a row laid out as softmaxRowAvx512's: values [b0, b0 + n) at seg.
+template <typename F>
+void eachSegment(float* r, int V, int bw, size_t bstride, F&& f) {
+  for (int b0 = 0; b0 < V; b0 += bw) f(r + (size_t)(b0 / bw) * bstride, std::min(bw, V - b0), b0);
+}
+}  // namespace
+
 double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w, bool toBf16) {
   const float ly = r[(size_t)(y / bw) * bstride + y % bw];
   __m512 mv = _mm512_set1_ps(-INFINITY);
-  for (int b0 = 0; b0 < V; b0 += bw) {
-    const float* seg = r + (size_t)(b0 / bw) * bstride;
-    const int n = std::min(bw, V - b0);
+  eachSegment(r, V, bw, bstride, [&](float* seg, int n, int) {
     for (int j = 0; j < n; j += 16) mv = _mm512_mask_max_ps(mv, tail16(n - j), mv, _mm512_maskz_loadu_ps(tail16(n - j), seg + j));
-  }
+  });
   const float m = _mm512_reduce_max_ps(mv);
   const __m512 mm = _mm512_set1_ps(m);
   double sum = 0;
-  for (int b0 = 0; b0 < V; b0 += bw) {
-    float* seg = r + (size_t)(b0 / bw) * bstride;
-    const int n = std::min(bw, V - b0);
+  eachSegment(r, V, bw, bstride, [&](float* seg, int n, int) {
     for (int j0 = 0; j0 < n; j0 += 4096) {  // float lanes per 4096 values, then double: the sum keeps ~1e-7
       __m512 s = _mm512_setzero_ps();
       for (int j = j0; j < j0 + 4096 && j < n; j += 16) {
@@ -40,12 +44,11 @@ double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w,
       }
       sum += _mm512_reduce_add_ps(s);
     }
-  }
+  });
   const __m512 inv = _mm512_set1_ps((float)(w / sum));
-  for (int b0 = 0; b0 < V; b0 += bw) {
-    float* seg = r + (size_t)(b0 / bw) * bstride;
+  eachSegment(r, V, bw, bstride, [&](float* seg, int n, int b0) {
     uint16_t* g = (uint16_t*)seg;  // bf16 values over the segment's first half
-    const int n = std::min(bw, V - b0), yl = y - b0;
+    const int yl = y - b0;
     for (int j = 0; j < n; j += 16) {
       const __mmask16 k = tail16(n - j);
       __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, seg + j), inv);
@@ -53,7 +56,7 @@ double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w,
       if (toBf16) storeBf16(g + j, p, k);
       else _mm512_mask_storeu_ps(seg + j, k, p);
     }
-  }
+  });
   return w * (m + std::log(sum) - ly);
 }
 

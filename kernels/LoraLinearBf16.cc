@@ -2,7 +2,8 @@
 // Each pass reads a big operand once: forward x -> (bf16 x, u = x A^T), then y = s u B^T (+ bias) and oneDNN adds
 // x W^T (sum post-op); backward, per row block: one pass over its rows, dy -> (bf16 dy, v = s dy B, dx = v A), then
 // the block's dB and dA partial sums over the same rows (in L2), and oneDNN adds dy W. Sums over rows go in a fixed
-// order (row blocks set by N alone), so results do not depend on the thread count. Used where the CPU has AVX-512 (always so when oneDNN runs bf16 natively).
+// order (row blocks set by N alone), so results do not depend on the thread count. Used where the CPU has AVX-512
+// (always so when oneDNN runs bf16 natively).
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -12,9 +13,25 @@
 #include "blas.h"
 #include "dnnl.h"
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace {
+// f(std::integral_constant<int, KB>) with KB = min(8, n): register blocks of 1..8 accumulators for k0 < r loops.
+template <typename F>
+void withKB(int n, F&& f) {
+  switch (std::min(8, n)) {
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    default: f(std::integral_constant<int, 1>{}); break;
+  }
+}
+
 // out[k] = row . M[k] for KB rows of M [*, n] (KB accumulators in registers).
 template <int KB>
 void dotsKB(const float* row, int n, const float* M, float* out) {
@@ -30,19 +47,8 @@ void dotsKB(const float* row, int n, const float* M, float* out) {
 
 // out[k] = row . M[k] for k < r (M [r, n] row-major).
 void rowDots(const float* row, int n, const float* M, int r, float* out) {
-  for (int k0 = 0; k0 < r; k0 += 8) {
-    const float* Mk = M + (size_t)k0 * n;
-    switch (std::min(8, r - k0)) {
-      case 8: dotsKB<8>(row, n, Mk, out + k0); break;
-      case 7: dotsKB<7>(row, n, Mk, out + k0); break;
-      case 6: dotsKB<6>(row, n, Mk, out + k0); break;
-      case 5: dotsKB<5>(row, n, Mk, out + k0); break;
-      case 4: dotsKB<4>(row, n, Mk, out + k0); break;
-      case 3: dotsKB<3>(row, n, Mk, out + k0); break;
-      case 2: dotsKB<2>(row, n, Mk, out + k0); break;
-      default: dotsKB<1>(row, n, Mk, out + k0); break;
-    }
-  }
+  for (int k0 = 0; k0 < r; k0 += 8)
+    withKB(r - k0, [&](auto kb) { dotsKB<decltype(kb)::value>(row, n, M + (size_t)k0 * n, out + k0); });
 }
 
 // dst[n] = (bias or 0) + sum_k c[k] M[k] for M [r, n]: one output row from r coefficients.
@@ -55,37 +61,25 @@ void combineRow(const float* c, int r, const float* M, int n, const float* bias,
   }
 }
 
-// part[k, :] = sum over rows n of the block of c[n * r + k] * M[n, :] (M rows of length n_, stride ld) for k < r:
-// KB accumulators per 16 columns stay in registers while the block's rows stream by (the rows are in L2).
+// part[k, :] = sum over rows n of the block of c[n * r + k] * M[n, :] (M [rows, n_]) for k < r: KB accumulators
+// per 16 columns stay in registers while the block's rows (in L2) stream by.
 template <int KB>
-void blockOuterKB(const float* c, int r, int rows, const float* M, int ld, int n_, float* part) {
+void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float* part) {
   for (int i = 0; i < n_; i += 16) {
     const __mmask16 m = tail16(n_ - i);
     __m512 acc[KB];
     for (int j = 0; j < KB; j++) acc[j] = _mm512_setzero_ps();
     for (int n = 0; n < rows; n++) {
-      const __m512 mv = _mm512_maskz_loadu_ps(m, M + (size_t)n * ld + i);
+      const __m512 mv = _mm512_maskz_loadu_ps(m, M + (size_t)n * n_ + i);
       for (int j = 0; j < KB; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(c[(size_t)n * r + j]), mv, acc[j]);
     }
     for (int j = 0; j < KB; j++) _mm512_mask_storeu_ps(part + (size_t)j * n_ + i, m, acc[j]);
   }
 }
 
-void blockOuter(const float* c, int r, int rows, const float* M, int ld, int n_, float* part) {
-  for (int k0 = 0; k0 < r; k0 += 8) {
-    const float* ck = c + k0;
-    float* pk = part + (size_t)k0 * n_;
-    switch (std::min(8, r - k0)) {
-      case 8: blockOuterKB<8>(ck, r, rows, M, ld, n_, pk); break;
-      case 7: blockOuterKB<7>(ck, r, rows, M, ld, n_, pk); break;
-      case 6: blockOuterKB<6>(ck, r, rows, M, ld, n_, pk); break;
-      case 5: blockOuterKB<5>(ck, r, rows, M, ld, n_, pk); break;
-      case 4: blockOuterKB<4>(ck, r, rows, M, ld, n_, pk); break;
-      case 3: blockOuterKB<3>(ck, r, rows, M, ld, n_, pk); break;
-      case 2: blockOuterKB<2>(ck, r, rows, M, ld, n_, pk); break;
-      default: blockOuterKB<1>(ck, r, rows, M, ld, n_, pk); break;
-    }
-  }
+void blockOuter(const float* c, int r, int rows, const float* M, int n_, float* part) {
+  for (int k0 = 0; k0 < r; k0 += 8)
+    withKB(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, r, rows, M, n_, part + (size_t)k0 * n_); });
 }
 
 // src [rows, cols] -> dst [cols, rows].
@@ -154,8 +148,8 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
       for (int k = 0; k < r; k++) vr[k] *= s;
       combineRow(vr, r, A, in, nullptr, dst + (size_t)n * in);  // the LoRA path of dx: s (dy B) A
     }
-    blockOuter(u + (size_t)n0 * r, r, rows, dy + (size_t)n0 * out, out, out, partB + (size_t)b * r * out);
-    blockOuter(v + (size_t)n0 * r, r, rows, xl + (size_t)n0 * in, in, in, partA + (size_t)b * r * in);
+    blockOuter(u + (size_t)n0 * r, r, rows, dy + (size_t)n0 * out, out, partB + (size_t)b * r * out);
+    blockOuter(v + (size_t)n0 * r, r, rows, xl + (size_t)n0 * in, in, partA + (size_t)b * r * in);
   }
 #pragma omp parallel num_threads(g_threads)
   {

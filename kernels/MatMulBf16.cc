@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <vector>
 
 // A bf16 weight: an Int32Array [rows, cols/2] (or Uint16Array) read as uint16 [rows, cols].
@@ -84,12 +83,12 @@ static Napi::Value LoraLinearGradBf16(const Napi::CallbackInfo& info) {
 // all of V = 151936 (measured at 441 x 1024: logits 292 -> 642 GFLOP/s, dh = dlogits W 188 -> 428 at K <= 8192).
 constexpr int LM_BLOCK = 8192;
 
-// bf16 bits written over float storage (the dlogits over their own fp32 row): an alias the compiler must respect.
+// bf16 bits written over float storage (the dlogits over their own fp32 tile rows): an alias the compiler must respect.
 typedef uint16_t __attribute__((may_alias)) bf16_alias;
 
-// One row's softmax in place: r[V] logits -> w (softmax - onehot(y)); with toBf16, then rewritten as V bf16 values
-// over the row's first half (value j overwrites bytes of value j/2, already read). Returns w * loss.
-static double softmaxRow(float* r, int V, int y, float w, bool toBf16) {
+// One row's softmax in place: r[V] logits -> w (softmax - onehot(y)). Returns w * loss. (The bf16 path's rows go
+// through softmaxRowAvx512, which also writes them as bf16.)
+static double softmaxRow(float* r, int V, int y, float w) {
   const float ly = r[y];
   float m = -INFINITY;
   for (int j = 0; j < V; j++) m = r[j] > m ? r[j] : m;
@@ -98,10 +97,6 @@ static double softmaxRow(float* r, int V, int y, float w, bool toBf16) {
   const float inv = (float)(w / sum);
   for (int j = 0; j < V; j++) r[j] *= inv;
   r[y] -= w;
-  if (toBf16) {
-    bf16_alias* g = (bf16_alias*)r;
-    for (int j = 0; j < V; j++) g[j] = toBf16One(r[j]);
-  }
   return w * (m + std::log(sum) - ly);
 }
 
@@ -173,8 +168,9 @@ static Napi::Value WeightedCrossEntropyBf16(const Napi::CallbackInfo& info) {
   need_len(info, fn, 2, "labels", M), need_len(info, fn, 3, "w", M);
   need_len(info, fn, 4, "loss", 1), need_len(info, fn, 5, "dh", (int64_t)M * C);
   if (rows < 1) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": rows must be >= 1");
-  // Uninitialized (every chunk's logits are written first), and freed at return: ~319 MB at 512 x 151936, which
-  // would raise the step's peak memory if kept. Rows of whole tiles (lmHeadDnnl); the fallback uses [c, V].
+  // Kept across calls, uninitialized (every chunk's logits are written first): ~319 MB at 512 x 151936, whose fresh
+  // pages cost more than the products; the step's peak holds it anyway. Rows of whole tiles (lmHeadDnnl); the
+  // fallback uses [c, V].
   static std::vector<float> logitsStore;
   float* logits = reuse(logitsStore, (size_t)std::min(rows, M) * lmRowFloats(V));
   double total = 0;
@@ -186,7 +182,7 @@ static Napi::Value WeightedCrossEntropyBf16(const Napi::CallbackInfo& info) {
     matmulBf16(true, c, V, C, hs, W, logits);  // logits = h W^T (the fallback path)
     double t = 0;
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
-    for (int i = 0; i < c; i++) t += softmaxRow(logits + (size_t)i * V, V, labels[s + i], w[s + i], false);
+    for (int i = 0; i < c; i++) t += softmaxRow(logits + (size_t)i * V, V, labels[s + i], w[s + i]);
     total += t;
     if (dhs) matmulBf16(false, c, C, V, logits, W, dhs);  // dh = dlogits W
   }
