@@ -110,8 +110,8 @@ export function jobCallbacks(j: JobRun, parts: LoopParts, out: JobOutputs): Loop
       saveCheckpointOf(j, parts);
     },
     between: async (step) => {
-      testHook(`after-step-${step}`); // tests only: a signal to self after this step's checkpoint
-      await testPause(`after-step-${step}`, outDir, () => stop.signal !== null);
+      testHook(`after-step-${step}`, j.cfg.jobId); // tests only: a signal to self after this step's checkpoint
+      await testPause(`after-step-${step}`, j.cfg.jobId, outDir, () => stop.signal !== null);
       await yieldToSignals();
       return stop.signal;
     },

@@ -3,22 +3,23 @@
 //   LORASFT_TEST_HOOKS="ACTION@POINT[,ACTION@POINT...]"
 //   ACTION: kill (SIGKILL self), sigterm / sigint (SIGTERM / SIGINT self), enospc (the write fails as on a full disk), pause
 //   (write POINT's marker file OUT/.test-paused and wait until a signal arrives).
-//   POINT: a name such as 'after-job-json', 'loading', 'step-3', or for enospc a substring of the written path.
+//   POINT: a name such as 'after-job-json', 'loading', 'after-step-3', or for enospc a substring of the written path;
+//   'JOB/after-step-3' acts only in job JOB (a server's trainers share its environment).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-function actions(point: string): string[] {
+function actions(point: string, job?: string): string[] {
   const spec = process.env.LORASFT_TEST_HOOKS;
   if (!spec) return [];
   return spec.split(',').flatMap((s) => {
     const [action, at] = s.split('@');
-    return at === point ? [action] : [];
+    return at === point || (job !== undefined && at === `${job}/${point}`) ? [action] : [];
   });
 }
 
-/** Run the kill / sigterm hooks set for `point` (a no-op in normal runs). */
-export function testHook(point: string): void {
-  for (const a of actions(point)) {
+/** Run the kill / sigterm hooks set for `point` of job `job` (a no-op in normal runs). */
+export function testHook(point: string, job?: string): void {
+  for (const a of actions(point, job)) {
     if (a === 'kill') process.kill(process.pid, 'SIGKILL');
     if (a === 'sigterm') process.kill(process.pid, 'SIGTERM');
     if (a === 'sigint') process.kill(process.pid, 'SIGINT');
@@ -26,8 +27,8 @@ export function testHook(point: string): void {
 }
 
 /** The pause hook: writes OUT/.test-paused (holding `point`) and resolves once `stopped()` turns true. */
-export async function testPause(point: string, outDir: string, stopped: () => boolean): Promise<void> {
-  if (!actions(point).includes('pause')) return;
+export async function testPause(point: string, job: string, outDir: string, stopped: () => boolean): Promise<void> {
+  if (!actions(point, job).includes('pause')) return;
   fs.writeFileSync(path.join(outDir, '.test-paused'), point);
   while (!stopped()) await new Promise((r) => setTimeout(r, 20));
   fs.rmSync(path.join(outDir, '.test-paused'), { force: true });

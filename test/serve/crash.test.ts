@@ -23,10 +23,13 @@ let fx: Fixture;
 let data: string;
 let srv: Serve;
 const ARGS = ['--workers', '1', '--threads-per-job', '1', '--no-demo-model'];
+// A six-step job trains in well under a second, so the tests never race it: these jobs pause after a checkpoint
+// (src/util/testhooks.ts) until a signal arrives; a resumed run starts past the paused step.
+const HOOKS = { LORASFT_TEST_HOOKS: 'pause@killed/after-step-2,pause@crash/after-step-2,pause@cancel/after-step-1' };
 
 beforeAll(async () => {
   ({ fx, data } = serveFixture('tiny'));
-  srv = await startServe(data, ARGS);
+  srv = await startServe(data, ARGS, HOOKS);
   const b = 'bnd';
   const raw = Buffer.concat([
     Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"\r\n\r\n`),
@@ -62,8 +65,16 @@ async function createJob(id: string): Promise<void> {
   expect(r.status, r.text).toBe(200);
 }
 
-const checkpointed = (id: string, step: number) =>
-  fs.existsSync(path.join(jobDir(data, id), 'out/checkpoints', `step-${String(step).padStart(6, '0')}`));
+/** Job `id` paused after step `step`'s checkpoint. */
+const paused = (id: string, step: number) => {
+  const out = path.join(jobDir(data, id), 'out');
+  const marker = path.join(out, '.test-paused');
+  return (
+    fs.existsSync(marker) &&
+    fs.readFileSync(marker, 'utf8') === `after-step-${step}` &&
+    fs.existsSync(path.join(out, 'checkpoints', `step-${String(step).padStart(6, '0')}`))
+  );
+};
 const adapter = (id: string) => fs.readFileSync(path.join(data, 'models/local', id, 'adapter_model.safetensors'));
 /** The adapter of an uninterrupted run of the job: 'queued' from the first test, else a run of its own. */
 async function reference(): Promise<Buffer> {
@@ -108,11 +119,11 @@ describe('lorasft serve: crashes, cancel, resume', { timeout: 900_000 }, () => {
   it('SIGKILL of the server mid-job: queued stays queued, running resumes to the same adapter bytes', async () => {
     await createJob('killed');
     await createJob('queued');
-    await waitFor('a checkpoint of job killed', () => checkpointed('killed', 2), 240_000, 100);
+    await waitFor('job killed to pause after step 2', () => paused('killed', 2), 240_000, 100);
     const pid = trainerPid('killed');
     await srv.kill();
     await waitFor(`the orphaned trainer ${pid} to stop`, () => !alive(pid), 60_000, 100);
-    srv = await startServe(data, ARGS);
+    srv = await startServe(data, ARGS, HOOKS);
     const q = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/queued`);
     expect(q.json.state).toBe('JOB_STATE_PENDING');
     const k = await waitForJob(srv.url, undefined, 'killed', ['JOB_STATE_COMPLETED', 'JOB_STATE_FAILED']);
@@ -129,7 +140,7 @@ describe('lorasft serve: crashes, cancel, resume', { timeout: 900_000 }, () => {
 
   it('a trainer killed by SIGKILL: FAILED with the reason, the server unharmed; :resume completes it identically', async () => {
     await createJob('crash');
-    await waitFor('a checkpoint of job crash', () => checkpointed('crash', 2), 240_000, 100);
+    await waitFor('job crash to pause after step 2', () => paused('crash', 2), 240_000, 100);
     process.kill(trainerPid('crash'), 'SIGKILL');
     const f = await waitForJob(srv.url, undefined, 'crash', ['JOB_STATE_FAILED', 'JOB_STATE_COMPLETED']);
     expect(f.state).toBe('JOB_STATE_FAILED');
@@ -143,7 +154,7 @@ describe('lorasft serve: crashes, cancel, resume', { timeout: 900_000 }, () => {
 
   it(':cancel checkpoints and ends CANCELLED, :resume completes it identically; deleting a running job stops it first', async () => {
     await createJob('cancel');
-    await waitFor('a checkpoint of job cancel', () => checkpointed('cancel', 1), 240_000, 100);
+    await waitFor('job cancel to pause after step 1', () => paused('cancel', 1), 240_000, 100);
     expect(['JOB_STATE_CANCELLING', 'JOB_STATE_CANCELLED']).toContain((await act('cancel', 'cancel')).state);
     const x = await waitForJob(srv.url, undefined, 'cancel', [
       'JOB_STATE_CANCELLED',
