@@ -50,6 +50,10 @@ struct Api {
   int (*attr_set_scratchpad_mode)(handle_t, int);
   const md_t* (*pd_query_md)(handle_t, int, int);
   size_t (*md_get_size)(const md_t*);
+  int (*iter_create)(handle_t*, const void*, const void*, handle_t, const void*);
+  int (*iter_next)(handle_t);
+  handle_t (*iter_fetch)(handle_t);
+  int (*iter_destroy)(handle_t);
 } api;
 handle_t engine = nullptr, stream = nullptr;
 
@@ -81,12 +85,41 @@ handle_t attr(bool acc) {
   return acc ? sum : plain;
 }
 
+const char* implName(handle_t pd) {
+  const char* impl = nullptr;
+  return !api.pd_query(pd, QUERY_IMPL_INFO_STR, 0, &impl) && impl ? impl : "";
+}
+
+// The primitive descriptor for `op`: oneDNN's first choice, or with preferGemm its first 'gemm:' implementation
+// where it has one. For y = x W with W [K, N] row-major (the backward's dy W), oneDNN 2.6 ranks its brgemm first,
+// but brgemm's copy of a row-major W into its blocked layout is slow for long K: from K = 2048 on, gemm:jit runs
+// those products at 1.1-1.3 TF/s against brgemm's 0.7-0.9 (512x6144 . 6144x2048: 10.7 vs 16.5 ms alone, 11.6 vs
+// 16.4 in the 1.7B step; the 8B step's 2048x4096 . 4096x14336: 189 vs 343 ms); at K = 1024 brgemm is as fast or
+// faster.
+handle_t choosePd(const matmul_desc_t& op, handle_t attr, bool preferGemm) {
+  handle_t pd = nullptr;
+  if (!preferGemm) return api.pd_create(&pd, &op, attr, engine, nullptr) ? nullptr : pd;
+  handle_t it = nullptr;
+  if (api.iter_create(&it, &op, attr, engine, nullptr)) return nullptr;
+  handle_t first = nullptr;
+  do {
+    handle_t p = api.iter_fetch(it);
+    if (!p) continue;
+    if (!std::strncmp(implName(p), "gemm:", 5)) { pd = p; break; }
+    if (!first) first = p;
+    else api.pd_destroy(p);
+  } while (api.iter_next(it) == 0);
+  api.iter_destroy(it);
+  if (pd && first) api.pd_destroy(first);
+  return pd ? pd : first;
+}
+
 // The matmul primitive for one batched product y[b] (+)= x[b] w[b] over nb batches (nb 1: a plain 2-D product),
 // each operand a strided view; created on first use (oneDNN picks the ISA, AMX/AVX512_BF16 here); acc: a sum
-// post-op (y +=).
-const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc) {
-  const std::vector<int64_t> key = {nb,  x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch, w.row,
-                                    w.col, y.rows, y.cols, y.batch, y.row, y.col, acc};
+// post-op (y +=); preferGemm: see choosePd.
+const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc, bool preferGemm = false) {
+  const std::vector<int64_t> key = {nb,    x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch,
+                                    w.row, w.col,  y.rows, y.cols,  y.batch, y.row, y.col, acc, preferGemm};
   std::lock_guard<std::mutex> hold(cacheLock);
   auto it = cache.find(key);
   if (it != cache.end()) return &it->second;
@@ -102,14 +135,13 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
   if (api.md_init_by_strides(&p.src, nd, xd + o, DT_BF16, xs + o) ||
       api.md_init_by_strides(&p.wei, nd, wd + o, DT_BF16, ws + o) ||
       api.md_init_by_strides(&p.dst, nd, yd + o, DT_F32, ys + o) || api.matmul_desc_init(&op, &p.src, &p.wei, nullptr, &p.dst) ||
-      !attr(acc) || api.pd_create(&p.pd, &op, attr(acc), engine, nullptr))
+      !attr(acc) || !(p.pd = choosePd(op, attr(acc), preferGemm)))
     return nullptr;
   const md_t* sp = api.pd_query_md(p.pd, QUERY_SCRATCHPAD_MD, 0);
   if (!sp || api.prim_create(&p.prim, p.pd)) { api.pd_destroy(p.pd); return nullptr; }
   p.scratch = *sp;
   p.scratchBytes = api.md_get_size(sp);
-  const char* impl = nullptr;
-  if (!api.pd_query(p.pd, QUERY_IMPL_INFO_STR, 0, &impl) && impl) g_bf16.impl = impl;
+  g_bf16.impl = implName(p.pd);
   return &(cache[key] = p);
 }
 
@@ -117,7 +149,7 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
 const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool acc = false) {
   const Bf16View x{M, K, 0, lda > 0 ? lda : K, 1}, y{M, N, 0, ldc > 0 ? ldc : N, 1};
   const Bf16View w = mode == XW ? Bf16View{K, N, 0, N, 1} : Bf16View{K, N, 0, 1, K};
-  return prim(1, x, w, y, acc);
+  return prim(1, x, w, y, acc, mode == XW && K >= 2048);
 }
 
 bool execute(const Prim* p, const void* xb, const void* W, float* y) {
@@ -236,7 +268,11 @@ void loadDnnl() {
             sym(h, "dnnl_post_ops_destroy", api.post_ops_destroy) && sym(h, "dnnl_post_ops_append_sum", api.post_ops_append_sum) &&
             sym(h, "dnnl_primitive_attr_set_post_ops", api.attr_set_post_ops) &&
             sym(h, "dnnl_primitive_attr_set_scratchpad_mode", api.attr_set_scratchpad_mode) &&
-            sym(h, "dnnl_primitive_desc_query_md", api.pd_query_md) && sym(h, "dnnl_memory_desc_get_size", api.md_get_size);
+            sym(h, "dnnl_primitive_desc_query_md", api.pd_query_md) && sym(h, "dnnl_memory_desc_get_size", api.md_get_size) &&
+            sym(h, "dnnl_primitive_desc_iterator_create", api.iter_create) &&
+            sym(h, "dnnl_primitive_desc_iterator_next", api.iter_next) &&
+            sym(h, "dnnl_primitive_desc_iterator_fetch", api.iter_fetch) &&
+            sym(h, "dnnl_primitive_desc_iterator_destroy", api.iter_destroy);
   if (!ok) { g_bf16.error = path + " lacks the oneDNN 2.x matmul C API (matmul_desc_init)"; return; }
   const version_t* v = api.version();
   if (v->major != 2) { g_bf16.error = path + ": oneDNN " + std::to_string(v->major) + ".x, need 2.x"; return; }

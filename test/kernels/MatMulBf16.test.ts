@@ -72,6 +72,18 @@ const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => t
       }),
   },
   {
+    // out = 2048: the backward's dy W sums over K = 2048, where oneDNN runs gemm:jit instead of its brgemm
+    // (kernels/Dnnl.cc, choosePd).
+    name: 'loraLinear bf16 W, out 2048',
+    shapes: [
+      [19, 48],
+      [4, 48],
+      [2048, 4],
+    ],
+    f: ([x, A, B]) =>
+      loraLinear(x as tf.Tensor2D, W16(2048 * 48, 14, [2048, 48])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
+  },
+  {
     name: 'crossEntropyWeighted bf16 lm_head',
     shapes: [[21, 32]],
     f: ([h]) =>
