@@ -85,6 +85,7 @@ handle_t attr(bool acc) {
   return acc ? sum : plain;
 }
 
+// The implementation oneDNN chose for `pd`, e.g. "brg:avx512_core_amx_bf16" or "gemm:jit".
 const char* implName(handle_t pd) {
   const char* impl = nullptr;
   return !api.pd_query(pd, QUERY_IMPL_INFO_STR, 0, &impl) && impl ? impl : "";
