@@ -174,7 +174,6 @@ bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t*
 }
 
 inline uint16_t toBf16(float f) { return toBf16One(f); }
-inline float fromBf16(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; std::memcpy(&f, &b, 4); return f; }
 
 // Fallback: W -> fp32 in blocks of about 4M values (never the whole lm_head at once), sgemm on bf16-rounded x.
 void runFallback(bool transW, int M, int N, int K, const float* x, const uint16_t* W, float* y) {
@@ -187,7 +186,7 @@ void runFallback(bool transW, int M, int N, int K, const float* x, const uint16_
     const int nr = std::min(rows, total - r0), width = transW ? K : N;
     const uint16_t* src = W + (size_t)r0 * width;
 #pragma omp parallel for num_threads(g_threads)
-    for (int64_t i = 0; i < (int64_t)nr * width; i++) wf[i] = fromBf16(src[i]);
+    for (int64_t i = 0; i < (int64_t)nr * width; i++) wf[i] = fromBf16One(src[i]);
     if (transW) sgemm_ld(false, true, M, nr, K, 1.f, xr.data(), K, wf.data(), K, 0.f, y + r0, N);  // y[:, r0:r0+nr]
     else sgemm_ld(false, false, M, N, nr, 1.f, xr.data() + r0, K, wf.data(), N, r0 ? 1.f : 0.f, y, N);
   }
@@ -222,7 +221,7 @@ bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int ld
 
 void roundBf16(const float* src, float* dst, size_t n) {
 #pragma omp parallel for num_threads(g_threads) if (n > (1 << 16))
-  for (int64_t i = 0; i < (int64_t)n; i++) dst[i] = fromBf16(toBf16(src[i]));
+  for (int64_t i = 0; i < (int64_t)n; i++) dst[i] = fromBf16One(toBf16(src[i]));
 }
 
 void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t* W, float* y) {

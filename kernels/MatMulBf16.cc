@@ -7,7 +7,6 @@
 #include "avx512.h"
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 // A bf16 weight: an Int32Array [rows, cols/2] (or Uint16Array) read as uint16 [rows, cols].
@@ -112,10 +111,7 @@ static void lmHeadGradFallback(int c, int C, int V, int from, const float* logit
     const int nb = std::min(LM_BLOCK, V - v0);
     const bf16_alias* g = (const bf16_alias*)(logits + (size_t)(v0 / LM_BLOCK) * tile);
     for (int i = 0; i < c; i++)
-      for (int j = 0; j < nb; j++) {
-        const uint32_t b = (uint32_t)g[(size_t)i * 2 * LM_BLOCK + j] << 16;
-        std::memcpy(&d[(size_t)i * nb + j], &b, 4);
-      }
+      for (int j = 0; j < nb; j++) d[(size_t)i * nb + j] = fromBf16One(g[(size_t)i * 2 * LM_BLOCK + j]);
     matmulBf16(false, c, C, nb, d.data(), W + (size_t)v0 * C, part.data());
     for (size_t k = 0; k < part.size(); k++) dh[k] = v0 == 0 ? part[k] : dh[k] + part[k];
   }

@@ -42,6 +42,13 @@ inline uint16_t toBf16One(float f) {
   if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40);
   return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
 }
+// bf16 bits -> float (exact).
+inline float fromBf16One(uint16_t h) {
+  const uint32_t b = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
 
 // True when matmuls run on oneDNN (library loaded, CPU bf16, not forced to the fallback).
 bool bf16OnDnnl();
