@@ -93,10 +93,9 @@ const char* implName(handle_t pd) {
 
 // The primitive descriptor for `op`: oneDNN's first choice, or with preferGemm its first 'gemm:' implementation
 // where it has one. For y = x W with W [K, N] row-major (the backward's dy W), oneDNN 2.6 ranks its brgemm first,
-// but brgemm's copy of a row-major W into its blocked layout is slow for long K: from K = 2048 on, gemm:jit runs
-// those products at 1.1-1.3 TF/s against brgemm's 0.7-0.9 (512x6144 . 6144x2048: 10.7 vs 16.5 ms alone, 11.6 vs
-// 16.4 in the 1.7B step; the 8B step's 2048x4096 . 4096x14336: 189 vs 343 ms); at K = 1024 brgemm is as fast or
-// faster.
+// but brgemm's copy of a row-major W into its blocked layout is slow for long K: from K = 2048 on gemm:jit is
+// faster (512x6144 . 6144x2048: 13.0 vs 18.1 ms alone in scripts/bench/dnnl_impls.cc, 11.6 vs 16.4 in the 1.7B
+// step; the 8B step's 2048x14336 . 14336x4096: 183 vs 350 ms); at K = 1024 brgemm is as fast or faster.
 handle_t choosePd(const matmul_desc_t& op, handle_t attr, bool preferGemm) {
   handle_t pd = nullptr;
   if (!preferGemm) return api.pd_create(&pd, &op, attr, engine, nullptr) ? nullptr : pd;
