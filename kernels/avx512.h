@@ -20,6 +20,12 @@ double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w,
 void swigluAvx512(const float* g, const float* u, float* y, int64_t n);
 void swigluGradAvx512(const float* dy, const float* g, const float* u, float* dg, float* du, int64_t n);
 
+// RmsNorm / RmsNormGrad (kernels/RmsNorm.cc) with the row sums in 64 float lanes (vectorSums, bf16 models): the
+// same values up to summation order. part: g_threads rows of C zeros, each thread's partial dw.
+void rmsNormAvx512(const float* x, const float* w, float* y, float* rstd, int N, int C, float eps);
+void rmsNormGradAvx512(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* part,
+                       int N, int C);
+
 #ifdef AVX512_HELPERS
 #include <immintrin.h>
 

@@ -43,6 +43,8 @@ export const RmsNorm = 'RmsNorm';
 export type RmsNormInputs = { x: TensorInfo; weight: TensorInfo } & NamedTensorInfoMap;
 export interface RmsNormAttrs {
   eps: number;
+  /** bf16 models: row sums in AVX-512 lanes (a different summation order; fp32 models keep the scalar one). */
+  vectorSums?: boolean;
 }
 
 /** dy, x, weight, rstd -> [dx, dweight]. */
@@ -53,6 +55,7 @@ export type RmsNormGradInputs = {
   weight: TensorInfo;
   rstd: TensorInfo;
 } & NamedTensorInfoMap;
+export type RmsNormGradAttrs = Pick<RmsNormAttrs, 'vectorSums'>;
 
 /** gate, up (same shape) -> silu(gate) * up. */
 export const Swiglu = 'Swiglu';

@@ -152,8 +152,8 @@ export interface NativeAddon {
     r: number,
     scale: number,
   ): void;
-  rmsNorm(x: F32, w: F32, y: F32, rstd: F32, N: number, C: number, eps: number): void;
-  rmsNormGrad(dy: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32, N: number, C: number): void;
+  rmsNorm(x: F32, w: F32, y: F32, rstd: F32, N: number, C: number, eps: number, vectorSums?: boolean): void;
+  rmsNormGrad(dy: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32, N: number, C: number, vectorSums?: boolean): void;
   rope(x: F32, cos: F32, sin: F32, y: F32, N: number, h: number, D: number, transpose: boolean): void;
   /** kernels/MatMulBf16.cc: the bf16 variants take W packed two bf16 per int32 (src/ops/matmul_bf16.ts). */
   matMulBf16(x: F32, W: I32, y: F32, M: number, N: number, K: number, transposeW: boolean): void;

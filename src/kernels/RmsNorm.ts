@@ -7,10 +7,11 @@ import {
   RmsNorm,
   RmsNormGrad,
   type RmsNormAttrs,
+  type RmsNormGradAttrs,
   type RmsNormGradInputs,
   type RmsNormInputs,
 } from '../kernel_names.ts';
-import { alloc, f32, type KernelArgs, kernelConfigs, type NoAttrs } from './util.ts';
+import { alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
 function rows(args: KernelArgs<{ x: TensorInfo; weight: TensorInfo }, unknown>): [number, number] {
   const C = args.inputs.weight.shape[0];
@@ -36,7 +37,7 @@ function rmsNormRef(args: KernelArgs<RmsNormInputs, RmsNormAttrs>) {
   ];
 }
 
-function rmsNormGradRef(args: KernelArgs<RmsNormGradInputs, NoAttrs>) {
+function rmsNormGradRef(args: KernelArgs<RmsNormGradInputs, RmsNormGradAttrs>) {
   const [N, C] = rows(args);
   const [dy, x, w, rstd] = (['dy', 'x', 'weight', 'rstd'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const dx = new Float32Array(N * C),
@@ -61,19 +62,29 @@ function rmsNormNative(args: KernelArgs<RmsNormInputs, RmsNormAttrs>, addon: Nat
   const [N, C] = rows(args);
   const y = alloc(args.backend, N * C, false),
     rstd = new Float32Array(N); // every row written
-  addon.rmsNorm(f32(args.backend, args.inputs.x), f32(args.backend, args.inputs.weight), y, rstd, N, C, args.attrs.eps);
+  const { eps, vectorSums } = args.attrs;
+  addon.rmsNorm(
+    f32(args.backend, args.inputs.x),
+    f32(args.backend, args.inputs.weight),
+    y,
+    rstd,
+    N,
+    C,
+    eps,
+    !!vectorSums,
+  );
   return [
     { shape: args.inputs.x.shape, values: y },
     { shape: [N], values: rstd },
   ];
 }
 
-function rmsNormGradNative(args: KernelArgs<RmsNormGradInputs, NoAttrs>, addon: NativeAddon) {
+function rmsNormGradNative(args: KernelArgs<RmsNormGradInputs, RmsNormGradAttrs>, addon: NativeAddon) {
   const [N, C] = rows(args);
   const dx = alloc(args.backend, N * C, false),
     dw = new Float32Array(C);
   const [dy, x, w, rstd] = (['dy', 'x', 'weight', 'rstd'] as const).map((n) => f32(args.backend, args.inputs[n]));
-  addon.rmsNormGrad(dy, x, w, rstd, dx, dw, N, C);
+  addon.rmsNormGrad(dy, x, w, rstd, dx, dw, N, C, !!args.attrs.vectorSums);
   return [
     { shape: args.inputs.x.shape, values: dx },
     { shape: [C], values: dw },

@@ -24,7 +24,7 @@ export interface Ctx {
 export function rmsNorm(ctx: Ctx, x: tf.Tensor, name: string): tf.Tensor {
   const eps = ctx.base.config.rmsNormEps;
   const w = ctx.base.norms?.get(name) ?? weight(ctx.base, name);
-  return layerOps(ctx).rmsNorm(x, w, eps);
+  return layerOps(ctx).rmsNorm(x, w, eps, { vectorSums: ctx.base.precision === 'bf16' });
 }
 
 function layerOps(ctx: Ctx): LayerOps {

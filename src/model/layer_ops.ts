@@ -8,7 +8,8 @@ import { matMulWT } from './precision.ts';
 
 export interface LayerOps {
   /** RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * w. */
-  rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T;
+  /** vectorSums: row sums in vector lanes where the backend has them, for bf16 models. */
+  rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number, opts?: { vectorSums?: boolean }): T;
   /** y = x W^T (+ bias) + scale * (xLora A^T) B^T; x [N, in] -> [N, out] (xLora: x after LoRA dropout). */
   loraLinear(
     x: tf.Tensor2D,

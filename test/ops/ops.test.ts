@@ -107,6 +107,13 @@ const cases: Case[] = [
     plain: ([x, w]) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6))), w),
   },
   {
+    // bf16 models: row sums in AVX-512 lanes (100 columns: four 16-lane accumulators and a masked tail).
+    name: 'rmsNorm vectorSums',
+    shapes: [[6, 100], [100]],
+    op: ([x, w]) => rmsNorm(x, w, 1e-6, { vectorSums: true }),
+    plain: ([x, w]) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6))), w),
+  },
+  {
     name: 'swiglu',
     shapes: [
       [4, 7],
