@@ -1,5 +1,5 @@
 // Gradient of RmsNorm: one RmsNormGrad kernel call gives dx and dweight (from the saved rstd), with the forward's
-// vectorSums.
+// attributes (vectorSums; eps is not used).
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig } from '@tensorflow/tfjs-core';
 import { RmsNorm, RmsNormGrad } from '../kernel_names.ts';
@@ -11,8 +11,7 @@ export const rmsNormGradConfig: GradConfig = {
   gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
     const [x, weight, rstd] = saved;
     const dy = Array.isArray(dys) ? dys[0] : dys;
-    const grad: tf.NamedAttrMap = attrs.vectorSums ? { vectorSums: true } : {};
-    const [dx, dw] = tf.engine().runKernel(RmsNormGrad, { dy, x, weight, rstd }, grad) as tf.Tensor[];
+    const [dx, dw] = tf.engine().runKernel(RmsNormGrad, { dy, x, weight, rstd }, attrs) as tf.Tensor[];
     return { x: () => dx, weight: () => dw };
   },
 };
