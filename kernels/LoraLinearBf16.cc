@@ -17,14 +17,14 @@
 #include <vector>
 
 namespace {
-// f(std::integral_constant<int, KB>) with KB = min(8, n): register blocks of 1..8 accumulators for k0 < r loops.
-template <typename F>
+// f(std::integral_constant<int, KB>) with KB = min(MAX, n): register blocks of 1..MAX accumulators for k0 < r loops.
+template <int MAX, typename F>
 void withKB(int n, F&& f) {
-  switch (std::min(8, n)) {
-    case 8: f(std::integral_constant<int, 8>{}); break;
-    case 7: f(std::integral_constant<int, 7>{}); break;
-    case 6: f(std::integral_constant<int, 6>{}); break;
-    case 5: f(std::integral_constant<int, 5>{}); break;
+  switch (std::min(MAX, n)) {
+    case 8: if constexpr (MAX >= 8) f(std::integral_constant<int, 8>{}); break;
+    case 7: if constexpr (MAX >= 7) f(std::integral_constant<int, 7>{}); break;
+    case 6: if constexpr (MAX >= 6) f(std::integral_constant<int, 6>{}); break;
+    case 5: if constexpr (MAX >= 5) f(std::integral_constant<int, 5>{}); break;
     case 4: f(std::integral_constant<int, 4>{}); break;
     case 3: f(std::integral_constant<int, 3>{}); break;
     case 2: f(std::integral_constant<int, 2>{}); break;
@@ -32,54 +32,109 @@ void withKB(int n, F&& f) {
   }
 }
 
-// out[k] = row . M[k] for KB rows of M [*, n] (KB accumulators in registers).
-template <int KB>
-void dotsKB(const float* row, int n, const float* M, float* out) {
-  __m512 acc[KB];
-  for (int j = 0; j < KB; j++) acc[j] = _mm512_setzero_ps();
-  for (int i = 0; i < n; i += 16) {
-    const __mmask16 m = tail16(n - i);
-    const __m512 xv = _mm512_maskz_loadu_ps(m, row + i);
-    for (int j = 0; j < KB; j++) acc[j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, M + (size_t)j * n + i), acc[j]);
-  }
-  for (int j = 0; j < KB; j++) out[j] = _mm512_reduce_add_ps(acc[j]);
-}
+// The row passes take rows in groups of RG: each chunk of A or B^T they read from L2 serves RG rows, not one.
+constexpr int RG = 4;
 
-// out[k] = row . M[k] for k < r (M [r, n] row-major).
-void rowDots(const float* row, int n, const float* M, int r, float* out) {
-  for (int k0 = 0; k0 < r; k0 += 8)
-    withKB(r - k0, [&](auto kb) { dotsKB<decltype(kb)::value>(row, n, M + (size_t)k0 * n, out + k0); });
-}
-
-// dst[n] = (bias or 0) + sum_k c[k] M[k] for M [r, n]: one output row from r coefficients.
-void combineRow(const float* c, int r, const float* M, int n, const float* bias, float* dst) {
-  for (int i = 0; i < n; i += 16) {
-    const __mmask16 m = tail16(n - i);
-    __m512 acc = bias ? _mm512_maskz_loadu_ps(m, bias + i) : _mm512_setzero_ps();
-    for (int k = 0; k < r; k++) acc = _mm512_fmadd_ps(_mm512_set1_ps(c[k]), _mm512_maskz_loadu_ps(m, M + (size_t)k * n + i), acc);
-    _mm512_mask_storeu_ps(dst + i, m, acc);
+// f(std::integral_constant<int, R>) for a group of R = min(RG, n) rows.
+template <typename F>
+void withRows(int n, F&& f) {
+  switch (std::min(RG, n)) {
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    default: f(std::integral_constant<int, 1>{}); break;
   }
 }
 
-// part[k, :] = sum over rows n of the block of c[n * r + k] * M[n, :] (M [rows, n_]) for k < r: KB accumulators
-// per 16 columns stay in registers while the block's rows (in L2) stream by.
+// out[q * r + j] = rows[q] . M[j] for R rows (stride n) and KB rows of M [*, n]: R x KB accumulators in registers.
+template <int R, int KB>
+void dotsRK(const float* rows, int n, const float* M, int r, float* out) {
+  __m512 acc[R][KB];
+  for (int q = 0; q < R; q++)
+    for (int j = 0; j < KB; j++) acc[q][j] = _mm512_setzero_ps();
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = tail16(n - i);
+    __m512 xv[R];
+    for (int q = 0; q < R; q++) xv[q] = _mm512_maskz_loadu_ps(m, rows + (size_t)q * n + i);
+    for (int j = 0; j < KB; j++) {
+      const __m512 mv = _mm512_maskz_loadu_ps(m, M + (size_t)j * n + i);
+      for (int q = 0; q < R; q++) acc[q][j] = _mm512_fmadd_ps(xv[q], mv, acc[q][j]);
+    }
+  }
+  for (int q = 0; q < R; q++)
+    for (int j = 0; j < KB; j++) out[(size_t)q * r + j] = _mm512_reduce_add_ps(acc[q][j]);
+}
+
+// out [R, r]: out[q, k] = rows[q] . M[k] for the R <= RG rows of a group (rows [R, n], M [r, n] row-major).
+void rowDots(const float* rows, int R, int n, const float* M, int r, float* out) {
+  withRows(R, [&](auto rg) {
+    for (int k0 = 0; k0 < r; k0 += 4)
+      withKB<4>(r - k0, [&](auto kb) {
+        dotsRK<decltype(rg)::value, decltype(kb)::value>(rows, n, M + (size_t)k0 * n, r, out + k0);
+      });
+  });
+}
+
+// dst[q, :] = (bias or 0) + sum_k c[q * r + k] M[k] for R rows (dst stride n, M [r, n]): 2 chunks x R accumulators.
+template <int R>
+void combineRowsR(const float* c, int r, const float* M, int n, const float* bias, float* dst) {
+  for (int i = 0; i < n; i += 32) {
+    const __mmask16 m0 = tail16(n - i), m1 = tail16(std::max(0, n - i - 16));
+    __m512 a0[R], a1[R];
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias + i) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + i + 16) : _mm512_setzero_ps();
+    for (int q = 0; q < R; q++) a0[q] = b0, a1[q] = b1;
+    for (int k = 0; k < r; k++) {
+      const __m512 v0 = _mm512_maskz_loadu_ps(m0, M + (size_t)k * n + i);
+      const __m512 v1 = _mm512_maskz_loadu_ps(m1, M + (size_t)k * n + i + 16);
+      for (int q = 0; q < R; q++) {
+        const __m512 cq = _mm512_set1_ps(c[(size_t)q * r + k]);
+        a0[q] = _mm512_fmadd_ps(cq, v0, a0[q]);
+        a1[q] = _mm512_fmadd_ps(cq, v1, a1[q]);
+      }
+    }
+    for (int q = 0; q < R; q++) {
+      _mm512_mask_storeu_ps(dst + (size_t)q * n + i, m0, a0[q]);
+      _mm512_mask_storeu_ps(dst + (size_t)q * n + i + 16, m1, a1[q]);
+    }
+  }
+}
+
+// The output rows of a group: dst[q, :] = (bias or 0) + sum_k c[q, k] M[k] for q < R <= RG (c [R, r]).
+void combineRows(const float* c, int R, int r, const float* M, int n, const float* bias, float* dst) {
+  withRows(R, [&](auto rg) { combineRowsR<decltype(rg)::value>(c, r, M, n, bias, dst); });
+}
+
+// part[k, :] = sum over the block's rows n of c[n * r + k] * M[n, :] (M [rows, n_]) for k < KB: KB accumulators
+// for each of 2 16-column chunks stay in registers while the rows stream by (prefetched PF rows ahead: the stride
+// between rows defeats the hardware prefetchers).
 template <int KB>
 void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float* part) {
-  for (int i = 0; i < n_; i += 16) {
-    const __mmask16 m = tail16(n_ - i);
-    __m512 acc[KB];
-    for (int j = 0; j < KB; j++) acc[j] = _mm512_setzero_ps();
+  constexpr int PF = 8;
+  for (int i = 0; i < n_; i += 32) {
+    const __mmask16 m0 = tail16(n_ - i), m1 = tail16(std::max(0, n_ - i - 16));
+    __m512 a0[KB], a1[KB];
+    for (int j = 0; j < KB; j++) a0[j] = _mm512_setzero_ps(), a1[j] = _mm512_setzero_ps();
     for (int n = 0; n < rows; n++) {
-      const __m512 mv = _mm512_maskz_loadu_ps(m, M + (size_t)n * n_ + i);
-      for (int j = 0; j < KB; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(c[(size_t)n * r + j]), mv, acc[j]);
+      const float* mr = M + (size_t)n * n_ + i;
+      if (n + PF < rows) _mm_prefetch((const char*)(mr + (size_t)PF * n_), _MM_HINT_T0);
+      const __m512 v0 = _mm512_maskz_loadu_ps(m0, mr), v1 = _mm512_maskz_loadu_ps(m1, mr + 16);
+      for (int j = 0; j < KB; j++) {
+        const __m512 cj = _mm512_set1_ps(c[(size_t)n * r + j]);
+        a0[j] = _mm512_fmadd_ps(cj, v0, a0[j]);
+        a1[j] = _mm512_fmadd_ps(cj, v1, a1[j]);
+      }
     }
-    for (int j = 0; j < KB; j++) _mm512_mask_storeu_ps(part + (size_t)j * n_ + i, m, acc[j]);
+    for (int j = 0; j < KB; j++) {
+      _mm512_mask_storeu_ps(part + (size_t)j * n_ + i, m0, a0[j]);
+      _mm512_mask_storeu_ps(part + (size_t)j * n_ + i + 16, m1, a1[j]);
+    }
   }
 }
 
 void blockOuter(const float* c, int r, int rows, const float* M, int n_, float* part) {
   for (int k0 = 0; k0 < r; k0 += 8)
-    withKB(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, r, rows, M, n_, part + (size_t)k0 * n_); });
+    withKB<8>(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, r, rows, M, n_, part + (size_t)k0 * n_); });
 }
 
 // src [rows, cols] -> dst [cols, rows].
@@ -102,18 +157,21 @@ bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, con
   transpose(B, out, r, Bt);
 #pragma omp parallel num_threads(g_threads)
   {
-    std::vector<float> su(r);
+    std::vector<float> su((size_t)RG * r);
 #pragma omp for schedule(static)
-    for (int n = 0; n < N; n++) {
-      const float* xr = x + (size_t)n * in;
-      for (int i = 0; i < in; i += 16) {
-        const __mmask16 m = tail16(in - i);
-        storeBf16(xb + (size_t)n * in + i, _mm512_maskz_loadu_ps(m, xr + i), m);
+    for (int g = 0; g < (N + RG - 1) / RG; g++) {
+      const int n0 = g * RG, R = std::min(RG, N - n0);
+      for (int n = n0; n < n0 + R; n++) {
+        const float* xr = x + (size_t)n * in;
+        for (int i = 0; i < in; i += 16) {
+          const __mmask16 m = tail16(in - i);
+          storeBf16(xb + (size_t)n * in + i, _mm512_maskz_loadu_ps(m, xr + i), m);
+        }
       }
-      float* ur = u + (size_t)n * r;
-      rowDots(xl + (size_t)n * in, in, A, r, ur);  // xl = x (no dropout): the row is still in L1
-      for (int k = 0; k < r; k++) su[k] = s * ur[k];
-      combineRow(su.data(), r, Bt, out, bias, y + (size_t)n * out);  // y = s u B^T (+ bias)
+      float* ur = u + (size_t)n0 * r;
+      rowDots(xl + (size_t)n0 * in, R, in, A, r, ur);  // xl = x (no dropout): the rows are still in L1/L2
+      for (int k = 0; k < R * r; k++) su[k] = s * ur[k];
+      combineRows(su.data(), R, r, Bt, out, bias, y + (size_t)n0 * out);  // y = s u B^T (+ bias)
     }
   }
   return matmulBf16Dnnl(true, N, out, in, xb, in, W, y, out, true);  // y += x W^T
@@ -137,16 +195,19 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
 #pragma omp parallel for num_threads(g_threads) schedule(static)
   for (int b = 0; b < nb; b++) {
     const int n0 = b * RB, rows = std::min(N, n0 + RB) - n0;
-    for (int n = n0; n < n0 + rows; n++) {
-      const float* dr = dy + (size_t)n * out;
-      float* vr = v + (size_t)n * r;
-      for (int o = 0; o < out; o += 16) {
-        const __mmask16 m = tail16(out - o);
-        storeBf16(dyb + (size_t)n * out + o, _mm512_maskz_loadu_ps(m, dr + o), m);
+    for (int g0 = n0; g0 < n0 + rows; g0 += RG) {
+      const int R = std::min(RG, n0 + rows - g0);
+      for (int n = g0; n < g0 + R; n++) {
+        const float* dr = dy + (size_t)n * out;
+        for (int o = 0; o < out; o += 16) {
+          const __mmask16 m = tail16(out - o);
+          storeBf16(dyb + (size_t)n * out + o, _mm512_maskz_loadu_ps(m, dr + o), m);
+        }
       }
-      rowDots(dr, out, Bt, r, vr);  // v = dy B
-      for (int k = 0; k < r; k++) vr[k] *= s;
-      combineRow(vr, r, A, in, nullptr, dst + (size_t)n * in);  // the LoRA path of dx: s (dy B) A
+      float* vr = v + (size_t)g0 * r;
+      rowDots(dy + (size_t)g0 * out, R, out, Bt, r, vr);  // v = dy B
+      for (int k = 0; k < R * r; k++) vr[k] *= s;
+      combineRows(vr, R, r, A, in, nullptr, dst + (size_t)g0 * in);  // the LoRA path of dx: s (dy B) A
     }
     blockOuter(u + (size_t)n0 * r, r, rows, dy + (size_t)n0 * out, out, partB + (size_t)b * r * out);
     blockOuter(v + (size_t)n0 * r, r, rows, xl + (size_t)n0 * in, in, partA + (size_t)b * r * in);
