@@ -1,4 +1,4 @@
-// Avx512.cc: the AVX-512 pieces called from files built for any x86-64 (the check, the lm_head's softmax row).
+// Avx512.cc: the AVX-512 pieces called from files built for any x86-64 (the check, the lm_head's softmax blocks).
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -18,48 +18,27 @@ bool avx512Bf16() {
   return cpu && bf16OnDnnl();
 }
 
-namespace {
-// f(seg, n, b0) for each segment of a row laid out as softmaxRowAvx512's: values [b0, b0 + n) at seg.
-template <typename F>
-void eachSegment(float* r, int V, int bw, size_t bstride, F&& f) {
-  for (int b0 = 0; b0 < V; b0 += bw) f(r + (size_t)(b0 / bw) * bstride, std::min(bw, V - b0), b0);
-}
-}  // namespace
-
-double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w, bool toBf16) {
-  const float ly = r[(size_t)(y / bw) * bstride + y % bw];
+float softmaxBlockAvx512(float* r, int n, float& m, double& s, bool toBf16) {
   __m512 mv = _mm512_set1_ps(-INFINITY);
-  eachSegment(r, V, bw, bstride, [&](float* seg, int n, int) {
-    for (int j = 0; j < n; j += 16) mv = _mm512_mask_max_ps(mv, tail16(n - j), mv, _mm512_maskz_loadu_ps(tail16(n - j), seg + j));
-  });
-  const float m = _mm512_reduce_max_ps(mv);
-  const __m512 mm = _mm512_set1_ps(m);
+  for (int j = 0; j < n; j += 16) mv = _mm512_mask_max_ps(mv, tail16(n - j), mv, _mm512_maskz_loadu_ps(tail16(n - j), r + j));
+  const float mn = std::max(m, _mm512_reduce_max_ps(mv));
+  const float scale = m == mn ? 1.f : std::exp(m - mn);  // m = -inf at the first block: 0
+  const __m512 mm = _mm512_set1_ps(mn);
+  uint16_t* g = (uint16_t*)r;  // bf16 value j over bytes [2j, 2j + 2): floats already read
   double sum = 0;
-  eachSegment(r, V, bw, bstride, [&](float* seg, int n, int) {
-    for (int j0 = 0; j0 < n; j0 += 4096) {  // float lanes per 4096 values, then double: the sum keeps ~1e-7
-      __m512 s = _mm512_setzero_ps();
-      for (int j = j0; j < j0 + 4096 && j < n; j += 16) {
-        const __mmask16 k = tail16(n - j);
-        const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, seg + j), mm)));
-        _mm512_mask_storeu_ps(seg + j, k, e);
-        s = _mm512_add_ps(s, e);
-      }
-      sum += _mm512_reduce_add_ps(s);
-    }
-  });
-  const __m512 inv = _mm512_set1_ps((float)(w / sum));
-  eachSegment(r, V, bw, bstride, [&](float* seg, int n, int b0) {
-    uint16_t* g = (uint16_t*)seg;  // bf16 values over the segment's first half
-    const int yl = y - b0;
-    for (int j = 0; j < n; j += 16) {
+  for (int j0 = 0; j0 < n; j0 += 4096) {  // float lanes per 4096 values, then double: the sum keeps ~1e-7
+    __m512 acc = _mm512_setzero_ps();
+    for (int j = j0; j < j0 + 4096 && j < n; j += 16) {
       const __mmask16 k = tail16(n - j);
-      __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, seg + j), inv);
-      if (yl >= j && yl < j + 16) p = _mm512_mask_sub_ps(p, (__mmask16)(1u << (yl - j)), p, _mm512_set1_ps(w));
-      if (toBf16) storeBf16(g + j, p, k);
-      else _mm512_mask_storeu_ps(seg + j, k, p);
+      const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, r + j), mm)));
+      if (toBf16) storeBf16(g + j, e, k);
+      acc = _mm512_add_ps(acc, e);
     }
-  });
-  return w * (m + std::log(sum) - ly);
+    sum += _mm512_reduce_add_ps(acc);
+  }
+  m = mn;
+  s = s * scale + sum;
+  return scale;
 }
 
 namespace {

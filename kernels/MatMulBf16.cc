@@ -82,11 +82,8 @@ static Napi::Value LoraLinearGradBf16(const Napi::CallbackInfo& info) {
 // all of V = 151936 (measured at 441 x 1024: logits 292 -> 642 GFLOP/s, dh = dlogits W 188 -> 428 at K <= 8192).
 constexpr int LM_BLOCK = 8192;
 
-// bf16 bits written over float storage (the dlogits over their own fp32 tile rows): an alias the compiler must respect.
-typedef uint16_t __attribute__((may_alias)) bf16_alias;
-
-// One row's softmax in place: r[V] logits -> w (softmax - onehot(y)). Returns w * loss. (The bf16 path's rows go
-// through softmaxRowAvx512, which also writes them as bf16.)
+// One row's softmax in place: r[V] logits -> w (softmax - onehot(y)). Returns w * loss. (The fallback path; the
+// oneDNN path goes through softmaxBlockAvx512.)
 static double softmaxRow(float* r, int V, int y, float w) {
   const float ly = r[y];
   float m = -INFINITY;
@@ -99,59 +96,61 @@ static double softmaxRow(float* r, int V, int y, float w) {
   return w * (m + std::log(sum) - ly);
 }
 
-// Floats a chunk row takes: V rounded up to whole LM_BLOCK tiles.
-static size_t lmRowFloats(int V) { return (size_t)(V + LM_BLOCK - 1) / LM_BLOCK * LM_BLOCK; }
+// Rows per oneDNN chunk: only one [rows, LM_BLOCK] tile of logits exists (64 MB at 2048 rows).
+constexpr int LM_ROWS = 2048;
 
-// dh (+)= dlogits W for the blocks from `from` on, on the fallback path (oneDNN failed part-way; the blocks before
-// `from` are summed in dh already): each tile's bf16 rows to fp32, bf16 -> fp32 W + sgemm.
-static void lmHeadGradFallback(int c, int C, int V, int from, const float* logits, const uint16_t* W, float* dh) {
-  const size_t tile = (size_t)c * LM_BLOCK;
-  std::vector<float> d(tile), part((size_t)c * C);
-  for (int v0 = from; v0 < V; v0 += LM_BLOCK) {
-    const int nb = std::min(LM_BLOCK, V - v0);
-    const bf16_alias* g = (const bf16_alias*)(logits + (size_t)(v0 / LM_BLOCK) * tile);
-    for (int i = 0; i < c; i++)
-      for (int j = 0; j < nb; j++) d[(size_t)i * nb + j] = fromBf16One(g[(size_t)i * 2 * LM_BLOCK + j]);
-    matmulBf16(false, c, C, nb, d.data(), W + (size_t)v0 * C, part.data());
-    for (size_t k = 0; k < part.size(); k++) dh[k] = v0 == 0 ? part[k] : dh[k] + part[k];
-  }
-}
-
-// One chunk of c rows on oneDNN: logits = h W^T and dh = dlogits W in vocabulary blocks of LM_BLOCK. The chunk's
-// buffer is tile-major ([blocks][c][LM_BLOCK]): each block's product writes a contiguous tile (with the row stride V
-// of a [c, V] layout oneDNN 2.6 takes a gemm path at half the speed: 12 vs ~6 ms per 512 x 1024 x 8192 block), and a
-// row's softmax walks its segment in each tile. The bf16 dlogits are written in place over each tile's fp32 rows (row
-// stride 2 LM_BLOCK in bf16 values; no extra buffer). dh null: the loss only. False if oneDNN failed before the
-// softmax (the caller redoes the chunk); a failure after it falls back here on the same values.
+// One chunk of c rows on oneDNN in vocabulary blocks of LM_BLOCK, with an online softmax (as flash attention's):
+// per block b, the tile = h W_b^T; each row's running max m and sum s move to the block, its e^(l - m) go to bf16
+// over the tile, its dh row is rescaled to the new max, and dh += e W_b while W_b is still in cache. At the end
+// dh = w (dh / s - W_y) and the loss w (m + log s - l_y). So the lm_head streams from memory once per chunk (not
+// twice) and no [c, V] logits exist. dh null: the loss only. False if oneDNN failed (the caller redoes the call on
+// the fallback path, which overwrites dh).
 static bool lmHeadDnnl(int c, int C, int V, const float* h, const uint16_t* W, const int32_t* labels, const float* w,
-                       float* logits, float* dh, double& total) {
-  if (!avx512Bf16()) return false;
+                       float* dh, double& total) {
   static std::vector<uint16_t> hbs;  // calls come from the one JS thread
+  static std::vector<float> tiles;
   uint16_t* hb = reuse(hbs, (size_t)c * C);
+  float* tile = reuse(tiles, (size_t)c * LM_BLOCK);
   toBf16(h, hb, (size_t)c * C);
-  const size_t tile = (size_t)c * LM_BLOCK;
-  for (int v0 = 0; v0 < V; v0 += LM_BLOCK)  // tile v0 / LM_BLOCK = h W[v0:v0+nb]^T
-    if (!matmulBf16Dnnl(true, c, std::min(LM_BLOCK, V - v0), C, hb, C, W + (size_t)v0 * C,
-                        logits + (size_t)(v0 / LM_BLOCK) * tile, LM_BLOCK))
-      return false;
-  double t = 0;
-#pragma omp parallel for reduction(+ : t) num_threads(g_threads)
-  for (int i = 0; i < c; i++)
-    t += softmaxRowAvx512(logits + (size_t)i * LM_BLOCK, V, LM_BLOCK, tile, labels[i], w[i], dh != nullptr);
-  total += t;
-  if (!dh) return true;
-  for (int v0 = 0; v0 < V; v0 += LM_BLOCK) {  // dh (+)= dlogits[:, v0:v0+nb] W[v0:v0+nb] (a sum post-op after the first)
-    const uint16_t* g = (const uint16_t*)(logits + (size_t)(v0 / LM_BLOCK) * tile);
-    if (!matmulBf16Dnnl(false, c, C, std::min(LM_BLOCK, V - v0), g, 2 * LM_BLOCK, W + (size_t)v0 * C, dh, C, v0 > 0)) {
-      lmHeadGradFallback(c, C, V, v0, logits, W, dh);
-      return true;
+  std::vector<float> m(c, -INFINITY), ly(c, 0.f);
+  std::vector<double> s(c, 0.0);
+  for (int v0 = 0; v0 < V; v0 += LM_BLOCK) {
+    const int nb = std::min(LM_BLOCK, V - v0);
+    if (!matmulBf16Dnnl(true, c, nb, C, hb, C, W + (size_t)v0 * C, tile, LM_BLOCK)) return false;
+#pragma omp parallel for num_threads(g_threads) schedule(static)
+    for (int i = 0; i < c; i++) {
+      float* row = tile + (size_t)i * LM_BLOCK;
+      const int y = labels[i] - v0;
+      if (y >= 0 && y < nb) ly[i] = row[y];
+      const float scale = softmaxBlockAvx512(row, nb, m[i], s[i], dh != nullptr);
+      if (dh && v0 > 0 && scale != 1.f)
+        for (int k = 0; k < C; k++) dh[(size_t)i * C + k] *= scale;
     }
+    // dh (+)= e W_b: the bf16 rows lie over the tile's fp32 rows (row stride 2 LM_BLOCK in bf16 values).
+    if (dh && !matmulBf16Dnnl(false, c, C, nb, (const uint16_t*)tile, 2 * LM_BLOCK, W + (size_t)v0 * C, dh, C, v0 > 0))
+      return false;
   }
+  double t = 0;
+#pragma omp parallel for reduction(+ : t) num_threads(g_threads) schedule(static)
+  for (int i = 0; i < c; i++) {
+    float* d = dh ? dh + (size_t)i * C : nullptr;
+    if (w[i] == 0) {  // a masked token: no loss, no gradient (its label need not name a row of W)
+      if (d) std::fill(d, d + C, 0.f);
+      continue;
+    }
+    t += w[i] * (m[i] + std::log(s[i]) - ly[i]);
+    if (!d) continue;
+    const float f = (float)(w[i] / s[i]);
+    const uint16_t* wy = W + (size_t)labels[i] * C;
+    for (int k = 0; k < C; k++) d[k] = f * d[k] - w[i] * fromBf16One(wy[k]);
+  }
+  total += t;
   return true;
 }
 
 // weightedCrossEntropyBf16(h [M,C], W bf16 [V,C], labels [M], w [M], loss [1], dh [M,C], M, C, V, rows): as
 // weightedCrossEntropy (kernels/WeightedCrossEntropy.cc) with bf16 lm_head matmuls; softmax and the loss in fp32/double.
+// On oneDNN the rows go in chunks of up to LM_ROWS; the fallback path takes `rows` at a time ([rows, V] logits).
 static Napi::Value WeightedCrossEntropyBf16(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *h = f32(info[0]), *w = f32(info[3]);
@@ -164,23 +163,29 @@ static Napi::Value WeightedCrossEntropyBf16(const Napi::CallbackInfo& info) {
   need_len(info, fn, 2, "labels", M), need_len(info, fn, 3, "w", M);
   need_len(info, fn, 4, "loss", 1), need_len(info, fn, 5, "dh", (int64_t)M * C);
   if (rows < 1) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": rows must be >= 1");
-  // Kept across calls, uninitialized (every chunk's logits are written first): ~319 MB at 512 x 151936, whose fresh
-  // pages cost more than the products; the step's peak holds it anyway. Rows of whole tiles (lmHeadDnnl); the
-  // fallback uses [c, V].
-  static std::vector<float> logitsStore;
-  float* logits = reuse(logitsStore, (size_t)std::min(rows, M) * lmRowFloats(V));
   double total = 0;
+  if (bf16OnDnnl() && avx512Bf16() && M > 0 && V > 0 && C > 0) {
+    const int chunks = (M + LM_ROWS - 1) / LM_ROWS, c = (M + chunks - 1) / chunks;  // of equal size
+    bool ok = true;
+    for (int s = 0; ok && s < M; s += c)
+      ok = lmHeadDnnl(std::min(c, M - s), C, V, h + (size_t)s * C, W, labels + s, w + s, dh ? dh + (size_t)s * C : nullptr, total);
+    if (ok) {
+      loss[0] = (float)total;
+      return info.Env().Undefined();
+    }
+    total = 0;  // oneDNN failed (and is off now): all chunks again on the fallback path
+  }
+  static std::vector<float> logitsStore;  // kept across calls, uninitialized: fresh pages cost more than filling them
+  float* logits = reuse(logitsStore, (size_t)std::min(rows, M) * V);
   for (int s = 0; s < M; s += rows) {
     const int c = std::min(rows, M - s);
     const float* hs = h + (size_t)s * C;
-    float* dhs = dh ? dh + (size_t)s * C : nullptr;  // null: loss only (evaluation)
-    if (bf16OnDnnl() && V > 0 && lmHeadDnnl(c, C, V, hs, W, labels + s, w + s, logits, dhs, total)) continue;
-    matmulBf16(true, c, V, C, hs, W, logits);  // logits = h W^T (the fallback path)
+    matmulBf16(true, c, V, C, hs, W, logits);  // logits = h W^T
     double t = 0;
 #pragma omp parallel for reduction(+ : t) num_threads(g_threads)
     for (int i = 0; i < c; i++) t += softmaxRow(logits + (size_t)i * V, V, labels[s + i], w[s + i]);
     total += t;
-    if (dhs) matmulBf16(false, c, C, V, logits, W, dhs);  // dh = dlogits W
+    if (dh) matmulBf16(false, c, C, V, logits, W, dh + (size_t)s * C);  // dh = dlogits W
   }
   loss[0] = (float)total;
   return info.Env().Undefined();

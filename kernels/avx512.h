@@ -9,12 +9,11 @@
 // True when the AVX-512 passes can run: the CPU has AVX-512 (F/BW/DQ/VL) and oneDNN's bf16 path is in use.
 bool avx512Bf16();
 
-// w (softmax(r) - onehot(y)) over a row of V values in place, returning w * (logsumexp - r[y]). The row lies in
-// segments of bw values (the last may be shorter), segment b at r + b * bstride (bw = V: one contiguous row). With
-// toBf16 each segment's result is then rewritten as bf16 values over the segment's first half (value j overwrites
-// bytes of value j/2, already read). As softmaxRow in MatMulBf16.cc, with a vector exp (relative error ~2e-7) and
-// float partial sums.
-double softmaxRowAvx512(float* r, int V, int bw, size_t bstride, int y, float w, bool toBf16);
+// One vocabulary block of an lm_head row in an online softmax: r[n] logits; m (the row's running max) and s (its
+// running sum of e^(l - m)) move to the block's values, and the factor e^(m_old - m_new) that rescaled s (1 if the
+// max held) is returned. With toBf16 the block's e^(l - m_new) are written as bf16 over its first half (value j over
+// bytes of value j/2, already read). A vector exp (relative error ~2e-7); float partial sums per 4096 values.
+float softmaxBlockAvx512(float* r, int n, float& m, double& s, bool toBf16);
 
 // Swiglu / SwigluGrad (kernels/Swiglu.cc) with the vector exp: y = g sigmoid(g) u; dg, du as there.
 void swigluAvx512(const float* g, const float* u, float* y, int64_t n);

@@ -1,7 +1,8 @@
 // WeightedCrossEntropy: sum_m w_m CE(h_m W^T, label_m) and its gradient wrt h in one pass, chunked over rows so
 // only [chunkRows, V] logits exist at a time (the [M, V] logits are never materialised).
 // Reference: loops in float64; native: kernels/WeightedCrossEntropy.cc (sgemm per chunk). A packed bf16 W makes both
-// lm_head matmuls bf16 (h and dlogits rounded to bf16, fp32 sums; native: kernels/MatMulBf16.cc).
+// lm_head matmuls bf16 (h and dlogits rounded to bf16, fp32 sums; native: kernels/MatMulBf16.cc, which rounds the
+// softmax's e^(l - m) on oneDNN and subtracts the label's row of W in fp32).
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import {
@@ -66,10 +67,9 @@ function weightedCrossEntropyNative(
     f32(args.backend, args.inputs.weights),
   ];
   const rows = Math.max(1, Math.min(M, args.attrs.chunkRows));
-  // bf16: chunks up to twice as large, of equal size (M = 512 at V = 151936: one chunk, not 441 + 71). Each chunk
-  // streams and repacks the whole lm_head for its product, which a thin chunk cannot amortize: at qwen3-0.6b one
-  // 512-row chunk takes 439 ms per step against 514 for 256 + 256, for 155 MB more at the peak. fp32 keeps its
-  // chunks (and its loss bits).
+  // bf16: on oneDNN the addon takes up to 2048 rows at once, one [rows, 8192] vocabulary tile at a time (an online
+  // softmax: the lm_head streams from memory once per call); `even` sizes the fallback path's [rows, V] chunks: up to
+  // twice as large, of equal size. fp32 keeps its chunks (and its loss bits).
   const rowsBf16 = Math.min(M, 2 * rows);
   const even = Math.ceil(M / Math.ceil(M / rowsBf16));
   if (isPackedBf16(Wt))
