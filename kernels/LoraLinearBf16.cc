@@ -110,24 +110,30 @@ void combineRows(const float* c, int R, int r, const float* M, int n, const floa
 // between rows defeats the hardware prefetchers).
 template <int KB>
 void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float* part) {
-  constexpr int PF = 8;
-  for (int i = 0; i < n_; i += 32) {
-    const __mmask16 m0 = tail16(n_ - i), m1 = tail16(std::max(0, n_ - i - 16));
-    __m512 a0[KB], a1[KB];
-    for (int j = 0; j < KB; j++) a0[j] = _mm512_setzero_ps(), a1[j] = _mm512_setzero_ps();
-    for (int n = 0; n < rows; n++) {
-      const float* mr = M + (size_t)n * n_ + i;
-      if (n + PF < rows) _mm_prefetch((const char*)(mr + (size_t)PF * n_), _MM_HINT_T0);
-      const __m512 v0 = _mm512_maskz_loadu_ps(m0, mr), v1 = _mm512_maskz_loadu_ps(m1, mr + 16);
+  constexpr int PF = 8, SUB = 16;
+  for (int s0 = 0; s0 < rows; s0 += SUB) {  // SUB rows at a time: as many streams as the L2 prefetcher follows
+    const int s1 = std::min(rows, s0 + SUB);
+    for (int i = 0; i < n_; i += 32) {
+      const __mmask16 m0 = tail16(n_ - i), m1 = tail16(std::max(0, n_ - i - 16));
+      __m512 a0[KB], a1[KB];
       for (int j = 0; j < KB; j++) {
-        const __m512 cj = _mm512_set1_ps(c[(size_t)n * r + j]);
-        a0[j] = _mm512_fmadd_ps(cj, v0, a0[j]);
-        a1[j] = _mm512_fmadd_ps(cj, v1, a1[j]);
+        a0[j] = s0 ? _mm512_maskz_loadu_ps(m0, part + (size_t)j * n_ + i) : _mm512_setzero_ps();
+        a1[j] = s0 ? _mm512_maskz_loadu_ps(m1, part + (size_t)j * n_ + i + 16) : _mm512_setzero_ps();
       }
-    }
-    for (int j = 0; j < KB; j++) {
-      _mm512_mask_storeu_ps(part + (size_t)j * n_ + i, m0, a0[j]);
-      _mm512_mask_storeu_ps(part + (size_t)j * n_ + i + 16, m1, a1[j]);
+      for (int n = s0; n < s1; n++) {
+        const float* mr = M + (size_t)n * n_ + i;
+        if (i + 32 * PF < n_) _mm_prefetch((const char*)(mr + 32 * PF), _MM_HINT_T0), _mm_prefetch((const char*)(mr + 32 * PF + 16), _MM_HINT_T0);
+        const __m512 v0 = _mm512_maskz_loadu_ps(m0, mr), v1 = _mm512_maskz_loadu_ps(m1, mr + 16);
+        for (int j = 0; j < KB; j++) {
+          const __m512 cj = _mm512_set1_ps(c[(size_t)n * r + j]);
+          a0[j] = _mm512_fmadd_ps(cj, v0, a0[j]);
+          a1[j] = _mm512_fmadd_ps(cj, v1, a1[j]);
+        }
+      }
+      for (int j = 0; j < KB; j++) {
+        _mm512_mask_storeu_ps(part + (size_t)j * n_ + i, m0, a0[j]);
+        _mm512_mask_storeu_ps(part + (size_t)j * n_ + i + 16, m1, a1[j]);
+      }
     }
   }
 }
