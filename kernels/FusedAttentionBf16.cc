@@ -184,11 +184,14 @@ bool headBackward(const Geo& g, int L, const Head& hd, int h, const float* dO, c
     const uint16_t *kk = hd.k + (size_t)k.k0 * D, *v = hd.v + (size_t)k.k0 * D;
     if (!product(rowsOf(QB, D), q, rowsT(D, n), kk, w.S.data())) return false;  // S = q k^T
     probsBackward(k, g.scale, w.S.data(), w.P.data(), lse);
-    for (int i = 0; i < QB; i++) {  // Di = rowsum(dO * O), fp32 operands
+    for (int i = 0; i < QB; i++) {  // Di = rowsum(dO * O), fp32 operands, in 16 lanes
       const size_t at = ((size_t)(i0 + i) * g.H + h) * D;
-      float t = 0;
-      for (int e = 0; i < k.rows && e < D; e++) t += dO[at + e] * o[at + e];
-      w.Di[i] = t;
+      __m512 t = _mm512_setzero_ps();
+      for (int e = 0; i < k.rows && e < D; e += 16) {
+        const __mmask16 m = tail16(D - e);
+        t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, dO + at + e), _mm512_maskz_loadu_ps(m, o + at + e), t);
+      }
+      w.Di[i] = _mm512_reduce_add_ps(t);
     }
     if (!product(rowsT(n, QB), w.P.data(), rowsOf(QB, D), dOb, dV + (size_t)k.k0 * D, true) ||  // dV += P^T dO
         !product(rowsOf(QB, D), dOb, rowsT(D, n), v, w.dP.data()))                             // dP = dO v^T
