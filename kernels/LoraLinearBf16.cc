@@ -75,6 +75,25 @@ void rowDots(const float* rows, int R, int n, const float* M, int r, float* out)
   });
 }
 
+// a0[x] += c[x * cs] v0 and a1[x] += c[x * cs] v1 for x < X: X coefficients times two 16-column chunks.
+template <int X>
+inline void fmaPairs(const float* c, size_t cs, __m512 v0, __m512 v1, __m512* a0, __m512* a1) {
+  for (int x = 0; x < X; x++) {
+    const __m512 cx = _mm512_set1_ps(c[x * cs]);
+    a0[x] = _mm512_fmadd_ps(cx, v0, a0[x]);
+    a1[x] = _mm512_fmadd_ps(cx, v1, a1[x]);
+  }
+}
+
+// Row x of dst (stride ld) gets a0[x], a1[x] for x < X (the two chunks under masks m0, m1).
+template <int X>
+inline void storePairs(float* dst, size_t ld, __mmask16 m0, __mmask16 m1, const __m512* a0, const __m512* a1) {
+  for (int x = 0; x < X; x++) {
+    _mm512_mask_storeu_ps(dst + x * ld, m0, a0[x]);
+    _mm512_mask_storeu_ps(dst + x * ld + 16, m1, a1[x]);
+  }
+}
+
 // dst[q, :] = (bias or 0) + sum_k c[q * r + k] M[k] for R rows (dst stride n, M [r, n]): 2 chunks x R accumulators.
 template <int R>
 void combineRowsR(const float* c, int r, const float* M, int n, const float* bias, float* dst) {
@@ -85,18 +104,10 @@ void combineRowsR(const float* c, int r, const float* M, int n, const float* bia
     const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + i + 16) : _mm512_setzero_ps();
     for (int q = 0; q < R; q++) a0[q] = b0, a1[q] = b1;
     for (int k = 0; k < r; k++) {
-      const __m512 v0 = _mm512_maskz_loadu_ps(m0, M + (size_t)k * n + i);
-      const __m512 v1 = _mm512_maskz_loadu_ps(m1, M + (size_t)k * n + i + 16);
-      for (int q = 0; q < R; q++) {
-        const __m512 cq = _mm512_set1_ps(c[(size_t)q * r + k]);
-        a0[q] = _mm512_fmadd_ps(cq, v0, a0[q]);
-        a1[q] = _mm512_fmadd_ps(cq, v1, a1[q]);
-      }
+      const float* mk = M + (size_t)k * n + i;
+      fmaPairs<R>(c + k, r, _mm512_maskz_loadu_ps(m0, mk), _mm512_maskz_loadu_ps(m1, mk + 16), a0, a1);
     }
-    for (int q = 0; q < R; q++) {
-      _mm512_mask_storeu_ps(dst + (size_t)q * n + i, m0, a0[q]);
-      _mm512_mask_storeu_ps(dst + (size_t)q * n + i + 16, m1, a1[q]);
-    }
+    storePairs<R>(dst + i, n, m0, m1, a0, a1);
   }
 }
 
@@ -123,17 +134,9 @@ void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float
       for (int n = s0; n < s1; n++) {
         const float* mr = M + (size_t)n * n_ + i;
         if (i + 32 * PF < n_) _mm_prefetch((const char*)(mr + 32 * PF), _MM_HINT_T0), _mm_prefetch((const char*)(mr + 32 * PF + 16), _MM_HINT_T0);
-        const __m512 v0 = _mm512_maskz_loadu_ps(m0, mr), v1 = _mm512_maskz_loadu_ps(m1, mr + 16);
-        for (int j = 0; j < KB; j++) {
-          const __m512 cj = _mm512_set1_ps(c[(size_t)n * r + j]);
-          a0[j] = _mm512_fmadd_ps(cj, v0, a0[j]);
-          a1[j] = _mm512_fmadd_ps(cj, v1, a1[j]);
-        }
+        fmaPairs<KB>(c + (size_t)n * r, 1, _mm512_maskz_loadu_ps(m0, mr), _mm512_maskz_loadu_ps(m1, mr + 16), a0, a1);
       }
-      for (int j = 0; j < KB; j++) {
-        _mm512_mask_storeu_ps(part + (size_t)j * n_ + i, m0, a0[j]);
-        _mm512_mask_storeu_ps(part + (size_t)j * n_ + i + 16, m1, a1[j]);
-      }
+      storePairs<KB>(part + i, n_, m0, m1, a0, a1);
     }
   }
 }
@@ -141,6 +144,14 @@ void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float
 void blockOuter(const float* c, int r, int rows, const float* M, int n_, float* part) {
   for (int k0 = 0; k0 < r; k0 += 8)
     withKB<8>(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, r, rows, M, n_, part + (size_t)k0 * n_); });
+}
+
+// dst = bf16(src) for R rows of n values (contiguous).
+void toBf16Rows(const float* src, int R, int n, uint16_t* dst) {
+  for (size_t i = 0; i < (size_t)R * n; i += 16) {
+    const __mmask16 m = tail16((int)std::min<size_t>(16, (size_t)R * n - i));
+    storeBf16(dst + i, _mm512_maskz_loadu_ps(m, src + i), m);
+  }
 }
 
 // src [rows, cols] -> dst [cols, rows].
@@ -167,13 +178,7 @@ bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, con
 #pragma omp for schedule(static)
     for (int g = 0; g < (N + RG - 1) / RG; g++) {
       const int n0 = g * RG, R = std::min(RG, N - n0);
-      for (int n = n0; n < n0 + R; n++) {
-        const float* xr = x + (size_t)n * in;
-        for (int i = 0; i < in; i += 16) {
-          const __mmask16 m = tail16(in - i);
-          storeBf16(xb + (size_t)n * in + i, _mm512_maskz_loadu_ps(m, xr + i), m);
-        }
-      }
+      toBf16Rows(x + (size_t)n0 * in, R, in, xb + (size_t)n0 * in);
       float* ur = u + (size_t)n0 * r;
       rowDots(xl + (size_t)n0 * in, R, in, A, r, ur);  // xl = x (no dropout): the rows are still in L1/L2
       for (int k = 0; k < R * r; k++) su[k] = s * ur[k];
@@ -203,13 +208,7 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
     const int n0 = b * RB, rows = std::min(N, n0 + RB) - n0;
     for (int g0 = n0; g0 < n0 + rows; g0 += RG) {
       const int R = std::min(RG, n0 + rows - g0);
-      for (int n = g0; n < g0 + R; n++) {
-        const float* dr = dy + (size_t)n * out;
-        for (int o = 0; o < out; o += 16) {
-          const __mmask16 m = tail16(out - o);
-          storeBf16(dyb + (size_t)n * out + o, _mm512_maskz_loadu_ps(m, dr + o), m);
-        }
-      }
+      toBf16Rows(dy + (size_t)g0 * out, R, out, dyb + (size_t)g0 * out);
       float* vr = v + (size_t)g0 * r;
       rowDots(dy + (size_t)g0 * out, R, out, Bt, r, vr);  // v = dy B
       for (int k = 0; k < R * r; k++) vr[k] *= s;
