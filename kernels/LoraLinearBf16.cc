@@ -17,34 +17,24 @@
 #include <vector>
 
 namespace {
-// f(std::integral_constant<int, KB>) with KB = min(MAX, n): register blocks of 1..MAX accumulators for k0 < r loops.
+// f(std::integral_constant<int, K>) with K = min(MAX, n), MAX <= 8: a block size known at compile time (register
+// blocks of accumulators for k0 < r loops, the rows of a group).
 template <int MAX, typename F>
-void withKB(int n, F&& f) {
+void withBlock(int n, F&& f) {
   switch (std::min(MAX, n)) {
     case 8: if constexpr (MAX >= 8) f(std::integral_constant<int, 8>{}); break;
     case 7: if constexpr (MAX >= 7) f(std::integral_constant<int, 7>{}); break;
     case 6: if constexpr (MAX >= 6) f(std::integral_constant<int, 6>{}); break;
     case 5: if constexpr (MAX >= 5) f(std::integral_constant<int, 5>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 4: if constexpr (MAX >= 4) f(std::integral_constant<int, 4>{}); break;
+    case 3: if constexpr (MAX >= 3) f(std::integral_constant<int, 3>{}); break;
+    case 2: if constexpr (MAX >= 2) f(std::integral_constant<int, 2>{}); break;
     default: f(std::integral_constant<int, 1>{}); break;
   }
 }
 
 // The row passes take rows in groups of RG: each chunk of A or B^T they read from L2 serves RG rows, not one.
 constexpr int RG = 4;
-
-// f(std::integral_constant<int, R>) for a group of R = min(RG, n) rows.
-template <typename F>
-void withRows(int n, F&& f) {
-  switch (std::min(RG, n)) {
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    default: f(std::integral_constant<int, 1>{}); break;
-  }
-}
 
 // out[q * r + j] = rows[q] . M[j] for R rows (stride n) and KB rows of M [*, n]: R x KB accumulators in registers.
 template <int R, int KB>
@@ -67,9 +57,9 @@ void dotsRK(const float* rows, int n, const float* M, int r, float* out) {
 
 // out [R, r]: out[q, k] = rows[q] . M[k] for the R <= RG rows of a group (rows [R, n], M [r, n] row-major).
 void rowDots(const float* rows, int R, int n, const float* M, int r, float* out) {
-  withRows(R, [&](auto rg) {
+  withBlock<RG>(R, [&](auto rg) {
     for (int k0 = 0; k0 < r; k0 += 4)
-      withKB<4>(r - k0, [&](auto kb) {
+      withBlock<4>(r - k0, [&](auto kb) {
         dotsRK<decltype(rg)::value, decltype(kb)::value>(rows, n, M + (size_t)k0 * n, r, out + k0);
       });
   });
@@ -113,7 +103,7 @@ void combineRowsR(const float* c, int r, const float* M, int n, const float* bia
 
 // The output rows of a group: dst[q, :] = (bias or 0) + sum_k c[q, k] M[k] for q < R <= RG (c [R, r]).
 void combineRows(const float* c, int R, int r, const float* M, int n, const float* bias, float* dst) {
-  withRows(R, [&](auto rg) { combineRowsR<decltype(rg)::value>(c, r, M, n, bias, dst); });
+  withBlock<RG>(R, [&](auto rg) { combineRowsR<decltype(rg)::value>(c, r, M, n, bias, dst); });
 }
 
 // part[k, :] = sum over the block's rows n of c[n * r + k] * M[n, :] (M [rows, n_]) for k < KB: KB accumulators
@@ -143,7 +133,7 @@ void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float
 
 void blockOuter(const float* c, int r, int rows, const float* M, int n_, float* part) {
   for (int k0 = 0; k0 < r; k0 += 8)
-    withKB<8>(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, r, rows, M, n_, part + (size_t)k0 * n_); });
+    withBlock<8>(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, r, rows, M, n_, part + (size_t)k0 * n_); });
 }
 
 // dst = bf16(src) for R rows of n values (contiguous).
