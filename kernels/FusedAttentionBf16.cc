@@ -1,8 +1,9 @@
 // FusedAttentionBf16.cc: FusedAttention's bf16 variant (bf16 attribute): the score and value products on oneDNN
-// (bf16 operands, fp32 accumulation), softmax and dS in fp32 with AVX-512. Per segment, q/k/v (and dO) are copied
-// per head as bf16 [Tp, D] (rows past the segment zero) by the thread that uses it: as in FusedAttention.cc,
-// threads split the heads, each running single-threaded oneDNN products on one head's blocks, so its working set
-// stays in L2 (one head at T = 512: ~1.5 MB). Query blocks of QB rows read keys in whole QB blocks: few distinct product shapes.
+// (bf16 operands, fp32 accumulation), softmax and dS in fp32 with AVX-512. Per segment, q/k/v (and dO) are first
+// copied head-major as bf16 [heads, Lp, D] (rows past the segment zero), the threads splitting the rows; then, as
+// in FusedAttention.cc, threads split the heads, each running single-threaded oneDNN products on one head's
+// blocks, so its working set stays in L2 (one head at T = 512: ~1.5 MB). Query blocks of QB rows read keys in
+// whole QB blocks: few distinct product shapes.
 // Rounded to bf16 before a product: q, k, v, P, dO, dS (the TS reference rounds at the same points).
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
@@ -20,14 +21,18 @@
 namespace {
 struct Geo { int B, T, H, Hkv, D, W, G, Tp; float scale; };
 
-// One head's rows [0, L) of a segment as bf16 [Lp, D]: dst[t, :] = src[t * ld, :]; rows [L, Lp) zero.
-void packHead(const float* src, int L, int Lp, int ld, int D, uint16_t* dst) {
-  for (int t = 0; t < L; t++)
-    for (int e = 0; e < D; e += 16) {
-      const __mmask16 m = tail16(D - e);
-      storeBf16(dst + (size_t)t * D + e, _mm512_maskz_loadu_ps(m, src + (size_t)t * ld + e), m);
+// Rows [0, L) of a segment, [L, heads, D] fp32 (row stride heads * D), as head-major bf16 [heads, Lp, D] (rows
+// [L, Lp) zero). Threads of the enclosing parallel region split the rows: each reads whole rows in order (the
+// hardware prefetcher follows them; per head, rows sit 4-8 KB apart and it does not).
+void packHeads(const float* src, int L, int Lp, int heads, int D, uint16_t* dst) {
+#pragma omp for schedule(static) nowait
+  for (int t = 0; t < Lp; t++)
+    for (int h = 0; h < heads; h++) {
+      uint16_t* d = dst + ((size_t)h * Lp + t) * D;
+      if (t >= L) { std::fill(d, d + D, (uint16_t)0); continue; }
+      const float* a = src + ((size_t)t * heads + h) * D;
+      for (int e = 0; e < D; e += 16) storeBf16(d + e, _mm512_maskz_loadu_ps(tail16(D - e), a + e), tail16(D - e));
     }
-  std::fill(dst + (size_t)L * D, dst + (size_t)Lp * D, (uint16_t)0);
 }
 
 // One block's geometry: queries [i0, i0 + QB) of a segment of length L, keys [k0, k0 + keys).
@@ -148,28 +153,43 @@ bool headForward(const Geo& g, int L, const Head& hd, int h, float* S, uint16_t*
   return true;
 }
 
-// Per-thread scratch of one head, kept across calls (grown, never zeroed: every use writes it first): its blocks'
-// S, P, dP, dS, and the head's operands packed as bf16 [Tp, D] (packed per head, so they are in L2 when used).
+// Per-thread scratch of one head's blocks, kept across calls (grown, never zeroed: every use writes it first).
 struct Scratch {
   std::vector<float> S, dP, Y, Di;
-  std::vector<uint16_t> P, dS, q, k, v, dO;
+  std::vector<uint16_t> P, dS;
   static Scratch& of(const Geo& g) {
     thread_local Scratch w;
-    const size_t n = (size_t)QB * g.Tp, x = (size_t)g.Tp * g.D;
+    const size_t n = (size_t)QB * g.Tp;
     for (auto* v : {&w.S, &w.dP}) reuse(*v, n);
     for (auto* v : {&w.P, &w.dS}) reuse(*v, n);
-    for (auto* v : {&w.q, &w.k, &w.v, &w.dO}) reuse(*v, x);
     reuse(w.Y, (size_t)QB * g.D), reuse(w.Di, QB);
     return w;
   }
-  // Packs head h's q (and dO) rows and its kv head's k, v rows of the segment starting at row `row`.
-  Head pack(const Geo& g, int L, size_t row, int h, const float* q_, const float* k_, const float* v_, const float* dO_) {
-    const int D = g.D, Lp = (L + QB - 1) / QB * QB, kv = h / g.G;
-    packHead(q_ + (row * g.H + h) * D, L, Lp, g.H * D, D, q.data());
-    packHead(k_ + (row * g.Hkv + kv) * D, L, Lp, g.Hkv * D, D, k.data());
-    packHead(v_ + (row * g.Hkv + kv) * D, L, Lp, g.Hkv * D, D, v.data());
-    if (dO_) packHead(dO_ + (row * g.H + h) * D, L, Lp, g.H * D, D, dO.data());
-    return Head{q.data(), k.data(), v.data(), dO.data()};
+};
+
+// A segment's q, k, v (and dO) as head-major bf16 [heads, Lp, D], packed once per segment by all threads. Kept
+// across calls; calls come from the one JS thread.
+struct Packed {
+  uint16_t *q, *k, *v, *dO;
+  int Lp, D, G;
+  static Packed of(const Geo& g, int L, bool grad) {
+    static std::vector<uint16_t> q, k, v, dO;
+    const int Lp = (L + QB - 1) / QB * QB;
+    const size_t n = (size_t)Lp * g.D;
+    return Packed{reuse(q, n * g.H), reuse(k, n * g.Hkv), reuse(v, n * g.Hkv), grad ? reuse(dO, n * g.H) : nullptr,
+                  Lp, g.D, g.G};
+  }
+  // Inside a parallel region: packs the segment starting at row `row` (dO_ null in the forward), then waits.
+  void pack(const Geo& g, int L, size_t row, const float* q_, const float* k_, const float* v_, const float* dO_) const {
+    packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q);
+    packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k);
+    packHeads(v_ + row * g.Hkv * D, L, Lp, g.Hkv, D, v);
+    if (dO_) packHeads(dO_ + row * g.H * D, L, Lp, g.H, D, dO);
+#pragma omp barrier
+  }
+  Head head(int h) const {
+    const size_t n = (size_t)Lp * D;
+    return Head{q + h * n, k + (h / G) * n, v + (h / G) * n, dO ? dO + h * n : nullptr};
   }
 };
 
@@ -216,12 +236,14 @@ bool fusedAttentionBf16(const float* q, const float* k, const float* v, const in
       const int L = e - s;
       const size_t row = (size_t)b * T + s;
       bool good = true;
+      const Packed pk = Packed::of(g, L, false);
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
       {
         Scratch& w = Scratch::of(g);
+        pk.pack(g, L, row, q, k, v, nullptr);
 #pragma omp for schedule(dynamic, 1)
         for (int h = 0; h < H; h++) {
-          const Head hd = w.pack(g, L, row, h, q, k, v, nullptr);
+          const Head hd = pk.head(h);
           good = good && headForward(g, L, hd, h, w.S.data(), w.P.data(), w.Y.data(), out + row * H * D,
                                      lse + ((size_t)b * H + h) * T + s);
         }
@@ -246,15 +268,17 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
       const int L = e - s;
       const size_t row = (size_t)b * T + s, Lp = (L + QB - 1) / QB * QB;
       bool good = true;
+      const Packed pk = Packed::of(g, L, true);
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
       {
         Scratch& w = Scratch::of(g);
+        pk.pack(g, L, row, q, k, v, dO);
 #pragma omp for schedule(dynamic, 1)
         for (int h = 0; h < H; h++) {
           const size_t ho = (size_t)h * g.Tp * D;
           std::fill(dK + ho, dK + ho + Lp * D, 0.f);
           std::fill(dV + ho, dV + ho + Lp * D, 0.f);
-          const Head hd = w.pack(g, L, row, h, q, k, v, dO);
+          const Head hd = pk.head(h);
           good = good && headBackward(g, L, hd, h, dO + row * H * D, o + row * H * D, lse + ((size_t)b * H + h) * T + s,
                                       w, dq + row * H * D, dK + ho, dV + ho);
         }
