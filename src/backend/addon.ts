@@ -60,6 +60,8 @@ export interface NativeAddon {
   ): void;
   /** kernels/GatherV2.cc: out [N,S] = x [R,S] rows idx [N]; -1, or the position of the first index outside [0,R). */
   gatherV2(x: F32, idx: I32, out: F32, R: number, S: number): number;
+  /** kernels/GatherV2.cc: out [segs,S] += x [N,S] rows by ids [N] (ids outside [0,segs) dropped); out zeroed. */
+  unsortedSegmentSum(x: F32, ids: I32, out: F32, segs: number, S: number): void;
   /** kernels/Elementwise.cc: out = a (op) b, numpy broadcasting through the strides (0 along broadcast dims). */
   add(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;
   sub(a: F32, b: F32, out: F32, shape: I32, stridesA: I32, stridesB: I32): void;

@@ -1,10 +1,22 @@
-// UnsortedSegmentSum for 'native' (the gradient of tf.gather), in TypeScript, not C++: registered on 'native' for
-// its algorithm, not for native code. One scatter-add pass, O(N * inner), instead of
-// tfjs-cpu's one masked pass per segment, O(numSegments * N * inner). x [N, ...inner], segmentIds int32 [N]
-// -> [numSegments, ...inner]; ids outside [0, numSegments) are dropped (TF semantics). Other ranks: cpu kernel.
+// UnsortedSegmentSum for 'native' (the gradient of tf.gather): one scatter-add pass, O(N * inner)
+// (kernels/GatherV2.cc), instead of tfjs-cpu's one masked pass per segment, O(numSegments * N * inner).
+// x [N, ...inner], segmentIds int32 [N] -> [numSegments, ...inner]; ids outside [0, numSegments) are dropped (TF
+// semantics). Other ranks and dtypes: cpu kernel. TS reference: unsortedSegmentSumRef.
 import { getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { alloc, f32, i32, type KernelArgs } from './util.ts';
+import { nativeAddon } from '../backend/addon.ts';
+
+/** Reference: out [numSegments, inner] = sum of x [N, inner] rows by ids, in row order. */
+export function unsortedSegmentSumRef(xs: Float32Array, ids: Int32Array, numSegments: number, inner: number) {
+  const out = new Float32Array(numSegments * inner);
+  for (let n = 0; n < ids.length; n++) {
+    const s = ids[n];
+    if (s < 0 || s >= numSegments) continue;
+    for (let i = 0; i < inner; i++) out[s * inner + i] += xs[n * inner + i];
+  }
+  return out;
+}
 
 function unsortedSegmentSum(args: KernelArgs): TensorInfo {
   const { x, segmentIds } = args.inputs;
@@ -13,16 +25,8 @@ function unsortedSegmentSum(args: KernelArgs): TensorInfo {
     return getKernel('UnsortedSegmentSum', 'cpu')!.kernelFunc(args as never) as TensorInfo;
   }
   const inner = util.sizeFromShape(x.shape.slice(1));
-  const xs = f32(args.backend, x),
-    ids = i32(args.backend, segmentIds);
   const out = alloc(args.backend, numSegments * inner, true); // accumulated into: zeroed
-  for (let n = 0; n < ids.length; n++) {
-    const s = ids[n];
-    if (s < 0 || s >= numSegments) continue;
-    const o = s * inner,
-      i0 = n * inner;
-    for (let i = 0; i < inner; i++) out[o + i] += xs[i0 + i];
-  }
+  nativeAddon().unsortedSegmentSum(f32(args.backend, x), i32(args.backend, segmentIds), out, numSegments, inner);
   return args.backend.makeTensorInfo([numSegments, ...x.shape.slice(1)], 'float32', out);
 }
 

@@ -17,6 +17,7 @@ const CALLS: Record<string, () => unknown[]> = {
   batchMatMul: () => [f(2 * 3 * 4), f(4 * 5), f(2 * 3 * 5), 2, 1, 3, 5, 4, false, false, f(5)],
   adamW: () => [f(8), f(8), f(8), f(8), 8, 0.9, 0.999, 1e-8, 1, 1e-3, 1],
   gatherV2: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
+  unsortedSegmentSum: () => [f(4 * 3), z(4), f(2 * 3), 2, 3],
   weightedCrossEntropy: () => [f(3 * 4), f(6 * 4), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
   rmsNorm: () => [f(3 * 4), f(4), f(3 * 4), f(3), 3, 4, 1e-6],
   rmsNormGrad: () => [f(12), f(12), f(4), f(3), f(12), f(4), 3, 4],
@@ -115,9 +116,10 @@ const CALLS: Record<string, () => unknown[]> = {
   weightedCrossEntropyBf16: () => [f(3 * 4), z((6 * 4) / 2), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
 };
 
-/** Arrays that give the shape rather than being checked against it (gatherV2's ids [N], the binary kernels' and transpose's shape). */
+/** Arrays that give the shape rather than being checked against it (gatherV2's and unsortedSegmentSum's ids [N], the binary kernels' and transpose's shape). */
 const SHAPE_ARGS: Record<string, number[]> = {
   gatherV2: [1],
+  unsortedSegmentSum: [1],
   add: [3],
   sub: [3],
   multiply: [3],
