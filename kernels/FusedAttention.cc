@@ -132,7 +132,9 @@ static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
 #endif
         std::vector<float> P((size_t)std::min(L, QB) * L), dP(P.size());
         float *dkt = dkp + t * seglen, *dvt = dvp + t * seglen;
-#pragma omp for schedule(dynamic, 1)
+        // Static: a head's dK/dV go into the partial of the thread that runs it, so the assignment must not depend on
+        // timing (with dynamic scheduling the partials' sums rounded differently from call to call).
+#pragma omp for schedule(static)
         for (int h = 0; h < H; h++) {
           const size_t qo = ((size_t)b * T + s) * ldq + h * D, ko = kvOff + (h / G) * D, kt = (h / G) * D;
           for (int i0 = 0; i0 < L; i0 += QB) {

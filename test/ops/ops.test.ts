@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
+import { loadAddon } from '../../src/backend/addon.ts';
 import {
   attention,
   crossEntropyWeighted,
@@ -438,6 +439,34 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     );
     expect(d).toBeLessThan(1e-3);
     expect(vsFp32).toBeGreaterThan(d); // the bf16 rounding is really applied
+  });
+
+  // fp32 backward: each thread sums its heads' dK/dV in a partial; which thread runs which head must not depend on
+  // timing, or the partials' sums round differently from call to call (it did with dynamic scheduling).
+  it.skipIf(!native.ok)('attention gradients on native are the same bits on every call (2 threads)', async () => {
+    const addon = loadAddon().addon!;
+    const threads = addon.info().threads;
+    addon.setThreads(2);
+    try {
+      const [B, T, H, Hkv, D] = [2, 64, 6, 2, 16];
+      const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 40 ? 0 : i < 64 ? 1 : 2));
+      const [q, dO] = [0, 1].map((i) => rand(B * T * H * D, 81 + i));
+      const [k, v] = [2, 3].map((i) => rand(B * T * Hkv * D, 81 + i));
+      const o = new Float32Array(q.length),
+        lse = new Float32Array(B * H * T);
+      addon.fusedAttention(q, k, v, seg, o, lse, B, T, H, Hkv, D, 0.3, 0, false);
+      const seen = new Set<string>();
+      for (let i = 0; i < 60; i++) {
+        const dq = new Float32Array(q.length),
+          dk = new Float32Array(k.length),
+          dv = new Float32Array(v.length);
+        addon.fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, 0.3, 0, false);
+        seen.add([dq, dk, dv].map((x) => Buffer.from(x.buffer).toString('base64')).join());
+      }
+      expect(seen.size).toBe(1);
+    } finally {
+      addon.setThreads(threads);
+    }
   });
 
   it('attention: a window shorter than the document changes the output; a window as long as it does not', async () => {
