@@ -48,7 +48,30 @@ static void causalSoftmax(float* S, int rows, int ld, int i0, int k0, int W, flo
   }
 }
 
-// fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D, scale[, W[, bf16]])
+static void fusedAttentionGradFp32(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
+                                   const float* o, const float* lse, float* dq, float* dk, float* dv, int B, int T,
+                                   int H, int Hkv, int D, float scale, int W);
+
+// Optional RoPE tables cos/sin [B*T, D] at info[i], info[i + 1] (absent or null: q and k come rotated already).
+struct RopeTables {
+  const float *cos = nullptr, *sin = nullptr;
+  RopeTables(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t n) {
+    if (info.Length() <= i + 1 || info[i].IsNull() || info[i].IsUndefined()) return;
+    need_len(info, fn, i, "cos", n), need_len(info, fn, i + 1, "sin", n);
+    cos = f32(info[i]), sin = f32(info[i + 1]);
+  }
+  // The fp32 path rotates q and k up front, into scratch kept across calls (calls come from the one JS thread).
+  void rotate(const float*& q, const float*& k, int N, int H, int Hkv, int D) const {
+    static std::vector<float> qr, kr;
+    if (!cos) return;
+    float *a = reuse(qr, (size_t)N * H * D), *b = reuse(kr, (size_t)N * Hkv * D);
+    ropeRows(q, cos, sin, a, N, H, D, false), ropeRows(k, cos, sin, b, N, Hkv, D, false);
+    q = a, k = b;
+  }
+};
+
+// fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D,
+// scale[, W[, bf16[, cos, sin]]]): with cos/sin [B*T, D], q and k are rotated (RoPE) first.
 static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *q = f32(info[0]), *k = f32(info[1]), *v = f32(info[2]);
@@ -62,9 +85,11 @@ static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "seg", (int64_t)B * T), need_len(info, fn, 4, "out", nq), need_len(info, fn, 5, "lse", (int64_t)B * H * T);
   const float scale = arg_f(info, 11);
   const int W = info.Length() > 12 ? arg_i(info, 12) : 0;  // sliding window (0 = none)
+  const RopeTables rope(info, 14, fn, (int64_t)B * T * D);
   if (info.Length() > 13 && info[13].ToBoolean() && avx512Bf16() &&  // bf16 products (kernels/FusedAttentionBf16.cc)
-      fusedAttentionBf16(q, k, v, seg, o, lse, B, T, H, Hkv, D, scale, W))
+      fusedAttentionBf16(q, k, v, seg, rope.cos, rope.sin, o, lse, B, T, H, Hkv, D, scale, W))
     return info.Env().Undefined();
+  rope.rotate(q, k, B * T, H, Hkv, D);
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;  // threads split heads; each sgemm runs in its caller's thread
   for (int b = 0; b < B; b++) {
@@ -92,7 +117,8 @@ static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16]]); dk, dv must be zero-filled.
+// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16[, cos, sin]]]); dk, dv must be
+// zero-filled. With cos/sin, q and k are the unrotated inputs and dq, dk their gradients.
 static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dO = f32(info[0]), *q = f32(info[1]), *k = f32(info[2]), *v = f32(info[3]);
@@ -108,10 +134,22 @@ static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   need_len(info, fn, 7, "dq", nq), need_len(info, fn, 8, "dk", nk), need_len(info, fn, 9, "dv", nk);
   const float scale = arg_f(info, 15);
   const int W = info.Length() > 16 ? arg_i(info, 16) : 0;
+  const RopeTables rope(info, 18, fn, (int64_t)B * T * D);
   if (info.Length() > 17 && info[17].ToBoolean() && avx512Bf16()) {
-    if (fusedAttentionGradBf16(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W)) return info.Env().Undefined();
+    if (fusedAttentionGradBf16(dO, q, k, v, seg, rope.cos, rope.sin, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W))
+      return info.Env().Undefined();
     std::fill(dk, dk + nk, 0.f), std::fill(dv, dv + nk, 0.f);  // oneDNN failed part-way: redo in fp32
   }
+  rope.rotate(q, k, B * T, H, Hkv, D);
+  fusedAttentionGradFp32(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W);
+  if (rope.cos) ropeRows(dq, rope.cos, rope.sin, dq, B * T, H, D, true), ropeRows(dk, rope.cos, rope.sin, dk, B * T, Hkv, D, true);
+  return info.Env().Undefined();
+}
+
+// The fp32 backward (sgemm per head block); q, k rotated already.
+static void fusedAttentionGradFp32(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
+                                   const float* o, const float* lse, float* dq, float* dk, float* dv, int B, int T,
+                                   int H, int Hkv, int D, float scale, int W) {
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
   BlasSingleThread one;
   const int nt = g_threads;
@@ -164,7 +202,6 @@ static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
       }
     }
   }
-  return info.Env().Undefined();
 }
 
 void InitFusedAttention(Napi::Env env, Napi::Object exports) {

@@ -4,7 +4,8 @@
 // in FusedAttention.cc, threads split the heads, each running single-threaded oneDNN products on one head's
 // blocks, so its working set stays in L2 (one head at T = 512: ~1.5 MB). Query blocks of QB rows read keys in
 // whole QB blocks: few distinct product shapes.
-// Rounded to bf16 before a product: q, k, v, P, dO, dS (the TS reference rounds at the same points).
+// Rounded to bf16 before a product: q, k, v, P, dO, dS (the TS reference rounds at the same points). With RoPE
+// tables, q and k are rotated in fp32 as they are packed, and dq, dk rotated back as they are written.
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -19,18 +20,27 @@
 #include <vector>
 
 namespace {
-struct Geo { int B, T, H, Hkv, D, W, G, Tp; float scale; };
+// cos/sin: RoPE tables [B*T, D] (null: q and k come rotated already).
+struct Geo {
+  int B, T, H, Hkv, D, W, G, Tp;
+  float scale;
+  const float *cos, *sin;
+};
 
 // Rows [0, L) of a segment, [L, heads, D] fp32 (row stride heads * D), as head-major bf16 [heads, Lp, D] (rows
 // [L, Lp) zero). Threads of the enclosing parallel region split the rows: each reads whole rows in order (the
-// hardware prefetcher follows them; per head, rows sit 4-8 KB apart and it does not).
-void packHeads(const float* src, int L, int Lp, int heads, int D, uint16_t* dst) {
+// hardware prefetcher follows them; per head, rows sit 4-8 KB apart and it does not). cos/sin (the segment's rows
+// of the tables, or null): each row is rotated (RoPE) in fp32 first, by ropeRow as the Rope op does.
+void packHeads(const float* src, int L, int Lp, int heads, int D, uint16_t* dst, const float* cos = nullptr,
+               const float* sin = nullptr) {
+  std::vector<float> r(cos ? D : 0);
 #pragma omp for schedule(static) nowait
   for (int t = 0; t < Lp; t++)
     for (int h = 0; h < heads; h++) {
       uint16_t* d = dst + ((size_t)h * Lp + t) * D;
       if (t >= L) { std::fill(d, d + D, (uint16_t)0); continue; }
       const float* a = src + ((size_t)t * heads + h) * D;
+      if (cos) ropeRow(a, cos + (size_t)t * D, sin + (size_t)t * D, r.data(), D, false), a = r.data();
       for (int e = 0; e < D; e += 16) storeBf16(d + e, _mm512_maskz_loadu_ps(tail16(D - e), a + e), tail16(D - e));
     }
 }
@@ -122,22 +132,38 @@ void dsBackward(const Block& k, float scale, const float* P, const float* dP, co
 }
 
 // Rows [0, rows) of Y [QB, D] -> out rows i0.. of head h in the [T, H, D] layout (out at the segment's first row).
-void scatterRows(const Geo& g, const Block& k, int h, const float* Y, float* out) {
-  for (int i = 0; i < k.rows; i++)
-    std::copy(Y + (size_t)i * g.D, Y + (size_t)(i + 1) * g.D, out + ((size_t)(k.i0 + i) * g.H + h) * g.D);
+// cos/sin (the segment's rows of the tables, or null): dq rows, rotated back (the transposed RoPE) on the way.
+void scatterRows(const Geo& g, const Block& k, int h, const float* Y, float* out, const float* cos = nullptr,
+                 const float* sin = nullptr) {
+  for (int i = 0; i < k.rows; i++) {
+    const float* y = Y + (size_t)i * g.D;
+    float* o = out + ((size_t)(k.i0 + i) * g.H + h) * g.D;
+    const size_t t = (size_t)(k.i0 + i) * g.D;
+    if (cos) ropeRow(y, cos + t, sin + t, o, g.D, true);
+    else std::copy(y, y + g.D, o);
+  }
 }
 
 // dst[t, kv, :] += sum over the G heads of kv of acc[h, t, :] for t < L (acc [H, Tp, D], dst [T, Hkv, D]).
-void gatherKv(const Geo& g, int L, const float* acc, float* dst) {
-#pragma omp parallel for num_threads(g_threads) schedule(static)
-  for (int t = 0; t < L; t++)
-    for (int kv = 0; kv < g.Hkv; kv++) {
-      float* d = dst + ((size_t)t * g.Hkv + kv) * g.D;
-      for (int h = kv * g.G; h < (kv + 1) * g.G; h++) {
-        const float* a = acc + ((size_t)h * g.Tp + t) * g.D;
-        for (int e = 0; e < g.D; e++) d[e] += a[e];
+// cos/sin (the segment's rows of the tables, or null): the sum is rotated back (transposed RoPE) into dst, which
+// then must hold zeros (as the Rope op's gradient would see it: 0 + the heads in order, then rotated).
+void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* cos = nullptr, const float* sin = nullptr) {
+#pragma omp parallel num_threads(g_threads)
+  {
+    std::vector<float> r(cos ? g.D : 0);
+#pragma omp for schedule(static)
+    for (int t = 0; t < L; t++)
+      for (int kv = 0; kv < g.Hkv; kv++) {
+        float* d = dst + ((size_t)t * g.Hkv + kv) * g.D;
+        if (cos) std::copy(d, d + g.D, r.begin());
+        float* sum = cos ? r.data() : d;
+        for (int h = kv * g.G; h < (kv + 1) * g.G; h++) {
+          const float* a = acc + ((size_t)h * g.Tp + t) * g.D;
+          for (int e = 0; e < g.D; e++) sum[e] += a[e];
+        }
+        if (cos) ropeRow(sum, cos + (size_t)t * g.D, sin + (size_t)t * g.D, d, g.D, true);
       }
-    }
+  }
 }
 
 // Forward of one head over a segment of length L: out rows (segment-relative) and lse [L] of head h.
@@ -181,8 +207,9 @@ struct Packed {
   }
   // Inside a parallel region: packs the segment starting at row `row` (dO_ null in the forward), then waits.
   void pack(const Geo& g, int L, size_t row, const float* q_, const float* k_, const float* v_, const float* dO_) const {
-    packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q);
-    packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k);
+    const float *c = g.cos ? g.cos + row * D : nullptr, *s = g.sin ? g.sin + row * D : nullptr;
+    packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q, c, s);
+    packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k, c, s);
     packHeads(v_ + row * g.Hkv * D, L, Lp, g.Hkv, D, v);
     if (dO_) packHeads(dO_ + row * g.H * D, L, Lp, g.H, D, dO);
 #pragma omp barrier
@@ -193,9 +220,10 @@ struct Packed {
   }
 };
 
-// Backward of one head over a segment: dq rows of head h, and this head's own dK, dV accumulators [Tp, D].
-bool headBackward(const Geo& g, int L, const Head& hd, int h, const float* dO, const float* o, const float* lse,
-                  Scratch& w, float* dq, float* dK, float* dV) {
+// Backward of one head over a segment starting at row `row`: dq rows of head h, and this head's own dK, dV
+// accumulators [Tp, D]. dO, o, dq: at the segment's first row.
+bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const float* dO, const float* o,
+                  const float* lse, Scratch& w, float* dq, float* dK, float* dV) {
   const int D = g.D;
   for (int i0 = 0; i0 < L; i0 += QB) {
     const Block k(i0, L, g.W);
@@ -220,7 +248,7 @@ bool headBackward(const Geo& g, int L, const Head& hd, int h, const float* dO, c
     if (!product(rowsOf(QB, n), w.dS.data(), rowsOf(n, D), kk, w.Y.data()) ||               // dq = dS k
         !product(rowsT(n, QB), w.dS.data(), rowsOf(QB, D), q, dK + (size_t)k.k0 * D, true))  // dK += dS^T q
       return false;
-    scatterRows(g, k, h, w.Y.data(), dq);
+    scatterRows(g, k, h, w.Y.data(), dq, g.cos ? g.cos + row * D : nullptr, g.sin ? g.sin + row * D : nullptr);
   }
   return true;
 }
@@ -228,9 +256,9 @@ bool headBackward(const Geo& g, int L, const Head& hd, int h, const float* dO, c
 }  // namespace
 
 // q [B,T,H,D], k/v [B,T,Hkv,D] fp32, seg [B,T]; out [B,T,H,D], lse [B,H,T]. False: oneDNN failed (off; redo).
-bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, float* out, float* lse,
-                        int B, int T, int H, int Hkv, int D, float scale, int W) {
-  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale};
+bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, const float* cos,
+                        const float* sin, float* out, float* lse, int B, int T, int H, int Hkv, int D, float scale, int W) {
+  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale, cos, sin};
   for (int b = 0; b < B; b++)
     for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
       const int L = e - s;
@@ -255,9 +283,9 @@ bool fusedAttentionBf16(const float* q, const float* k, const float* v, const in
 
 // The backward of fusedAttentionBf16: dq written, dk and dv added into (zero-filled by the caller).
 bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
-                            const float* o, const float* lse, float* dq, float* dk, float* dv, int B, int T, int H,
-                            int Hkv, int D, float scale, int W) {
-  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale};
+                            const float* cos, const float* sin, const float* o, const float* lse, float* dq, float* dk,
+                            float* dv, int B, int T, int H, int Hkv, int D, float scale, int W) {
+  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale, cos, sin};
   const size_t hx = (size_t)H * g.Tp * D;
   // Per query head, summed over each kv head's G heads at the segment's end; kept across calls (fresh pages cost
   // ~3 ms per call at 0.6B). Calls come from the one JS thread.
@@ -279,12 +307,13 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
           std::fill(dK + ho, dK + ho + Lp * D, 0.f);
           std::fill(dV + ho, dV + ho + Lp * D, 0.f);
           const Head hd = pk.head(h);
-          good = good && headBackward(g, L, hd, h, dO + row * H * D, o + row * H * D, lse + ((size_t)b * H + h) * T + s,
-                                      w, dq + row * H * D, dK + ho, dV + ho);
+          good = good && headBackward(g, row, L, hd, h, dO + row * H * D, o + row * H * D,
+                                      lse + ((size_t)b * H + h) * T + s, w, dq + row * H * D, dK + ho, dV + ho);
         }
       }
       if (!good) return false;
-      gatherKv(g, L, dK, dk + row * Hkv * D), gatherKv(g, L, dV, dv + row * Hkv * D);
+      gatherKv(g, L, dK, dk + row * Hkv * D, g.cos ? g.cos + row * D : nullptr, g.sin ? g.sin + row * D : nullptr);
+      gatherKv(g, L, dV, dv + row * Hkv * D);
     }
   return true;
 }

@@ -1,5 +1,5 @@
 // attention.h: what FusedAttention.cc (fp32) and FusedAttentionBf16.cc share: the query block size, the sliding
-// window's first key, and the segments of a packed row.
+// window's first key, the segments of a packed row, and RoPE (kernels/Rope.cc) for attention with its rotation.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -22,3 +22,8 @@ inline std::vector<std::pair<int, int>> segmentRuns(const int32_t* seg, int T) {
   }
   return r;
 }
+
+// kernels/Rope.cc: HF rotate-half RoPE of one row of D (back: the transposed rotation; b may be a), and of x [N, h, D]
+// with cos/sin [N, D]. The attention kernels rotate q and k with these, so results match the Rope op's bit for bit.
+void ropeRow(const float* a, const float* c, const float* s, float* b, int D, bool back);
+void ropeRows(const float* x, const float* cs, const float* sn, float* y, int N, int h, int D, bool back);

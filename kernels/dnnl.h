@@ -75,9 +75,10 @@ bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, c
                       const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB);
 
 // FusedAttention's bf16 variant (kernels/FusedAttentionBf16.cc; arguments as fusedAttention / fusedAttentionGrad):
-// usable when avx512Bf16(); false means oneDNN failed (now off): redo the call in fp32.
-bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, float* out, float* lse,
-                        int B, int T, int H, int Hkv, int D, float scale, int W);
+// usable when avx512Bf16(); false means oneDNN failed (now off): redo the call in fp32. cos/sin [B*T, D] or null:
+// with them q and k are rotated (RoPE) as they are packed, and dq, dk rotated back.
+bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, const float* cos,
+                        const float* sin, float* out, float* lse, int B, int T, int H, int Hkv, int D, float scale, int W);
 bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
-                            const float* o, const float* lse, float* dq, float* dk, float* dv, int B, int T, int H,
-                            int Hkv, int D, float scale, int W);
+                            const float* cos, const float* sin, const float* o, const float* lse, float* dq, float* dk,
+                            float* dv, int B, int T, int H, int Hkv, int D, float scale, int W);

@@ -20,9 +20,19 @@ export interface FusedAttentionAttrs {
   bf16?: boolean;
 }
 
-/** dy, q, k, v, segmentIds, out, lse -> [dq, dk, dv]. */
+/** FusedAttention of rope(q), rope(k) (HF rotate-half, as Rope) with cos/sin [B*T, D]: one pass fewer over q and k. */
+export const FusedAttentionRope = 'FusedAttentionRope';
+export type FusedAttentionRopeInputs = FusedAttentionInputs & { cos: TensorInfo; sin: TensorInfo };
+
+/** dy, q, k, v, segmentIds[, cos, sin], out, lse -> [dq, dk, dv] (with cos/sin: of the unrotated q, k). */
 export const FusedAttentionGrad = 'FusedAttentionGrad';
-export type FusedAttentionGradInputs = FusedAttentionInputs & { dy: TensorInfo; out: TensorInfo; lse: TensorInfo };
+export type FusedAttentionGradInputs = FusedAttentionInputs & {
+  dy: TensorInfo;
+  out: TensorInfo;
+  lse: TensorInfo;
+  cos?: TensorInfo;
+  sin?: TensorInfo;
+};
 
 /** h [M,C], W [V,C], labels int32 [M], weights [M] -> [loss [] = sum w*CE, dh [M,C] = dloss/dh]; withGrad false
  *  (an evaluation): dh is [0,C] and the second lm_head matmul is skipped. */

@@ -97,6 +97,8 @@ export interface NativeAddon {
     scale: number,
     window: number,
     bf16: boolean,
+    cos?: F32, // RoPE tables [B*T, D]: q and k are rotated first (dq, dk: of the unrotated q, k)
+    sin?: F32,
   ): void;
   fusedAttentionGrad(
     dy: F32,
@@ -117,6 +119,8 @@ export interface NativeAddon {
     scale: number,
     window: number,
     bf16: boolean,
+    cos?: F32, // RoPE tables [B*T, D]: q and k are rotated first (dq, dk: of the unrotated q, k)
+    sin?: F32,
   ): void;
   geluTanhMul(gate: F32, up: F32, y: F32, n: number): void;
   geluTanhMulGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number): void;

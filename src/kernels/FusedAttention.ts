@@ -3,18 +3,41 @@
 // (and i - j < window when the window attribute is > 0: HF sliding_window_overlay);
 // native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward);
 // with the bf16 attribute kernels/FusedAttentionBf16.cc (oneDNN bf16 products), and the reference rounds the
-// operands of each product to bf16 at the same points (q, k, v, P, dO, dS).
+// operands of each product to bf16 at the same points (q, k, v, P, dO, dS). FusedAttentionRope (inputs cos, sin)
+// runs the same kernels on rope(q), rope(k); its gradient returns dq, dk of the unrotated q, k.
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import {
   FusedAttention,
   FusedAttentionGrad,
+  FusedAttentionRope,
   type FusedAttentionAttrs,
   type FusedAttentionGradInputs,
   type FusedAttentionInputs,
+  type FusedAttentionRopeInputs,
 } from '../kernel_names.ts';
 import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 import { roundBf16 } from './MatMulBf16.ts';
+import { ropeValues } from './Rope.ts';
+
+/** The RoPE tables of a FusedAttentionRope call (or its gradient), else undefined. */
+function ropeTables(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
+  const { cos, sin } = args.inputs as Partial<FusedAttentionRopeInputs>;
+  return cos && sin ? { cos: f32(args.backend, cos), sin: f32(args.backend, sin) } : undefined;
+}
+
+/** q or k as the products see it: rotated when the call has RoPE tables (reference kernels). */
+function rotated(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, name: 'q' | 'k'): Float32Array {
+  const x = f32(args.backend, args.inputs[name]),
+    rope = ropeTables(args);
+  return rope ? ropeValues(x, rope.cos, rope.sin, tokenRows(args, x), false) : x;
+}
+
+/** [B*T, heads, D] of q, k or their gradients. */
+function tokenRows(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, x: Float32Array): number[] {
+  const [B, T, , D] = args.inputs.q.shape;
+  return [B * T, x.length / (B * T * D), D];
+}
 
 interface Dims {
   B: number;
@@ -75,7 +98,9 @@ const operand = (args: { attrs: FusedAttentionAttrs }, a: Float32Array) => (args
 function fusedAttentionRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
   const d = dims(args);
   const { B, T, H, Hkv, D } = d;
-  const [q, k, v] = [args.inputs.q, args.inputs.k, args.inputs.v].map((t) => operand(args, f32(args.backend, t)));
+  const [q, k, v] = [rotated(args, 'q'), rotated(args, 'k'), f32(args.backend, args.inputs.v)].map((a) =>
+    operand(args, a),
+  );
   const seg = i32(args.backend, args.inputs.segmentIds);
   const out = new Float32Array(B * T * H * D),
     lse = new Float32Array(B * H * T);
@@ -104,7 +129,7 @@ function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedA
   const { B, T, H, Hkv, D, scale } = d;
   const g = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
   const [dy, o] = [g('dy'), g('out')];
-  const [q, k, v, dyR] = [g('q'), g('k'), g('v'), dy].map((a) => operand(args, a)); // dy itself for rowsum(dO * O)
+  const [q, k, v, dyR] = [rotated(args, 'q'), rotated(args, 'k'), g('v'), dy].map((a) => operand(args, a)); // dy itself for rowsum(dO * O)
   const seg = i32(args.backend, args.inputs.segmentIds);
   const dq = new Float32Array(q.length),
     dk = new Float32Array(k.length),
@@ -134,11 +159,19 @@ function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedA
           }
         }
       }
+  const rope = ropeTables(args); // the gradients of the unrotated q, k
+  const back = (x: Float32Array) => (rope ? ropeValues(x, rope.cos, rope.sin, tokenRows(args, x), true) : x);
   return [
-    { shape: [B, T, H, D], values: dq },
-    { shape: args.inputs.k.shape, values: dk },
+    { shape: [B, T, H, D], values: back(dq) },
+    { shape: args.inputs.k.shape, values: back(dk) },
     { shape: args.inputs.v.shape, values: dv },
   ];
+}
+
+/** The addon's trailing cos, sin arguments: present for FusedAttentionRope and its gradient. */
+function ropeArgs(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>): Float32Array[] {
+  const rope = ropeTables(args);
+  return rope ? [rope.cos, rope.sin] : [];
 }
 
 function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, addon: NativeAddon) {
@@ -162,6 +195,7 @@ function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttent
     scale,
     window,
     args.attrs.bf16 ?? false,
+    ...ropeArgs(args),
   );
   return [
     { shape: [B, T, H, D], values: out },
@@ -195,6 +229,7 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
     scale,
     window,
     args.attrs.bf16 ?? false,
+    ...ropeArgs(args),
   );
   return [
     { shape: [B, T, H, D], values: dq },
@@ -203,11 +238,10 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
   ];
 }
 
-export const fusedAttentionConfigs: KernelConfig[] = kernelConfigs(
-  FusedAttention,
-  fusedAttentionRef,
-  fusedAttentionNative,
-);
+export const fusedAttentionConfigs: KernelConfig[] = [
+  ...kernelConfigs(FusedAttention, fusedAttentionRef, fusedAttentionNative),
+  ...kernelConfigs(FusedAttentionRope, fusedAttentionRef, fusedAttentionNative),
+];
 export const fusedAttentionGradConfigs: KernelConfig[] = kernelConfigs(
   FusedAttentionGrad,
   fusedAttentionGradRef,

@@ -6,13 +6,15 @@ import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { Rope, type RopeAttrs, type RopeInputs } from '../kernel_names.ts';
 import { alloc, f32, type KernelArgs, kernelConfigs } from './util.ts';
 
-function ropeRef(args: KernelArgs<RopeInputs, RopeAttrs>) {
-  const [N, h, D] = args.inputs.x.shape;
-  const x = f32(args.backend, args.inputs.x),
-    c = f32(args.backend, args.inputs.cos),
-    s = f32(args.backend, args.inputs.sin);
-  const back = args.attrs.transpose,
-    half = D / 2;
+/** x [N, h, D] rotated with cos/sin [N, D] (back: the transposed rotation), as kernels/Rope.cc. */
+export function ropeValues(
+  x: Float32Array,
+  c: Float32Array,
+  s: Float32Array,
+  [N, h, D]: number[],
+  back: boolean,
+): Float32Array {
+  const half = D / 2;
   const y = new Float32Array(x.length);
   for (let n = 0; n < N; n++)
     for (let j = 0; j < h; j++) {
@@ -25,7 +27,19 @@ function ropeRef(args: KernelArgs<RopeInputs, RopeAttrs>) {
         y[o + i + half] = back ? x2 * c[t + i + half] - x1 * s[t + i] : x2 * c[t + i + half] + x1 * s[t + i + half];
       }
     }
-  return [{ shape: args.inputs.x.shape, values: y }];
+  return y;
+}
+
+function ropeRef(args: KernelArgs<RopeInputs, RopeAttrs>) {
+  const { x, cos, sin } = args.inputs;
+  const y = ropeValues(
+    f32(args.backend, x),
+    f32(args.backend, cos),
+    f32(args.backend, sin),
+    x.shape,
+    args.attrs.transpose,
+  );
+  return [{ shape: x.shape, values: y }];
 }
 
 function ropeNative(args: KernelArgs<RopeInputs, RopeAttrs>, addon: NativeAddon) {

@@ -170,12 +170,17 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
     q = rmsNorm(ctx, q, `${p}.q_norm.weight`) as tf.Tensor3D;
     k = rmsNorm(ctx, k, `${p}.k_norm.weight`) as tf.Tensor3D;
   }
+  const as4 = (x: tf.Tensor3D, heads: number) => tf.reshape(x, [B, T, heads, D]) as tf.Tensor4D;
+  const attnScale = cfg.attnScale ?? undefined;
+  if (g.fusedAttn && g.bf16 && !cache) {
+    // bf16 training: the kernel rotates q and k as it packs them to bf16 (one pass over them fewer each way).
+    const out = ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l], true, t);
+    return tf.reshape(out, [N, H * D]);
+  }
   const { rope } = layerOps(ctx);
   q = rope(q, t.cos, t.sin);
   k = rope(k, t.cos, t.sin);
-  const as4 = (x: tf.Tensor3D, heads: number) => tf.reshape(x, [B, T, heads, D]) as tf.Tensor4D;
   const toHeads = (x: tf.Tensor3D) => tf.transpose(as4(x, Hkv), [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
-  const attnScale = cfg.attnScale ?? undefined;
   if (g.fusedAttn) {
     if (cache) {
       cache.k[l] = tf.keep(toHeads(k));

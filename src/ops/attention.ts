@@ -1,7 +1,7 @@
 // attention(q, k, v, segmentIds): causal (optionally sliding-window) self-attention inside packed segments, GQA,
 // one fused kernel.
 import * as tf from '@tensorflow/tfjs-core';
-import { FusedAttention } from '../kernel_names.ts';
+import { FusedAttention, FusedAttentionRope } from '../kernel_names.ts';
 
 /**
  * softmax(q k^T * scale + mask) v where query t attends key s iff s <= t and segmentIds[b, s] == segmentIds[b, t];
@@ -10,6 +10,8 @@ import { FusedAttention } from '../kernel_names.ts';
  * [B, T] int32, non-decreasing within each row (a new packed document starts where it increases).
  * Returns [B, T, H, D] (reshape to [B*T, H*D] for o_proj). scale defaults to 1/sqrt(D). window > 0: query t
  * also needs t - s < window (HF sliding-window layers), applied inside each segment; 0 (default) = no window.
+ * rope: cos/sin [B*T, D]: attend with rope(q), rope(k) (HF rotate-half, as ops.rope) computed inside the kernel;
+ * the gradients are those of the unrotated q, k.
  */
 export function attention(
   q: tf.Tensor4D,
@@ -19,6 +21,7 @@ export function attention(
   scale?: number,
   window = 0,
   bf16 = false,
+  rope?: { cos: tf.Tensor2D; sin: tf.Tensor2D },
 ): tf.Tensor4D {
   const [B, T, H, D] = q.shape;
   const Hkv = k.shape[2];
@@ -28,6 +31,11 @@ export function attention(
     );
   }
   if (!Number.isInteger(window) || window < 0) throw new Error(`attention: window ${window} must be an integer >= 0`);
+  if (rope && (rope.cos.shape.join() !== `${B * T},${D}` || rope.sin.shape.join() !== `${B * T},${D}` || D % 2 !== 0)) {
+    throw new Error(
+      `attention: rope cos/sin [B*T, D] = [${B * T}, ${D}] with even D expected, got ${rope.cos.shape}, ${rope.sin.shape}`,
+    );
+  }
   const ids = segmentIds instanceof Int32Array ? segmentIds : (segmentIds.dataSync() as Int32Array);
   if (ids.length !== B * T) throw new Error(`attention: segmentIds has ${ids.length} values, expected B*T = ${B * T}`);
   for (let b = 0; b < B; b++) {
@@ -39,8 +47,8 @@ export function attention(
   const seg =
     segmentIds instanceof Int32Array ? tf.tensor2d(segmentIds, [B, T], 'int32') : tf.reshape(segmentIds, [B, T]);
   const [out, lse] = tf.engine().runKernel(
-    FusedAttention,
-    { q, k, v, segmentIds: seg },
+    rope ? FusedAttentionRope : FusedAttention,
+    { q, k, v, segmentIds: seg, ...(rope ? { cos: rope.cos, sin: rope.sin } : {}) },
     {
       scale: scale ?? 1 / Math.sqrt(D),
       ...(window > 0 ? { window } : {}),

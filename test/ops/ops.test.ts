@@ -441,6 +441,47 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     expect(vsFp32).toBeGreaterThan(d); // the bf16 rounding is really applied
   });
 
+  // FusedAttentionRope rotates q and k inside the kernel (bf16: as it packs them) with the Rope op's arithmetic, so
+  // value and gradients equal rope -> attention exactly, on each backend, in fp32 and bf16, with segments and windows.
+  it.each([
+    [false, 0],
+    [true, 0],
+    [true, 20],
+  ])('attention with rope tables (bf16 %s, window %i) equals rope then attention, bit for bit', async (bf16, W) => {
+    const [B, T, H, Hkv, D] = [2, 64, 6, 2, 16];
+    const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 40 ? 0 : i < 64 ? 1 : 2));
+    const sh = [
+      [B, T, H, D],
+      [B, T, Hkv, D],
+      [B, T, Hkv, D],
+    ];
+    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s[0] * s[1] * s[2] * s[3], 71 + i));
+    const ang = Float32Array.from({ length: B * T * D }, (_, i) => (Math.floor(i / D) % T) * 0.37 ** (i % (D / 2)));
+    for (const backend of native.ok ? ['cpu', 'native'] : ['cpu']) {
+      await tf.setBackend(backend);
+      const [fused, plain] = [true, false].map((inKernel) =>
+        tf.tidy(() => {
+          const cos = tf.tensor2d(ang.map(Math.cos), [B * T, D]),
+            sin = tf.tensor2d(ang.map(Math.sin), [B * T, D]);
+          const att = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
+            const [a4, b4, c4] = [a, b, c] as tf.Tensor4D[];
+            if (inKernel) return attention(a4, b4, c4, seg, 0.3, W, bf16, { cos, sin });
+            const rot = (x: tf.Tensor4D, h: number) =>
+              tf.reshape(rope(tf.reshape(x, [B * T, h, D]), cos, sin), [B, T, h, D]) as tf.Tensor4D;
+            return attention(rot(a4, H), rot(b4, Hkv), c4, seg, 0.3, W, bf16);
+          };
+          const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]));
+          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(att(a, b, c), tf.tensor(r, sh[0])));
+          return [att(t[0], t[1], t[2]), ...tf.grads(f)(t)].map((x) => x.dataSync() as Float32Array);
+        }),
+      );
+      const d = Math.max(...fused.map((x, i) => maxdiff(x, plain[i])));
+      console.log(`attention rope in kernel vs rope op, ${backend} bf16 ${bf16} window ${W}: maxdiff=${d}`);
+      expect(d).toBe(0);
+      expect(maxdiff(fused[1], new Float32Array(fused[1].length))).toBeGreaterThan(0); // dq is not all zeros
+    }
+  });
+
   // fp32 backward: each thread sums its heads' dK/dV in a partial; which thread runs which head must not depend on
   // timing, or the partials' sums round differently from call to call (it did with dynamic scheduling).
   it.skipIf(!native.ok)('attention gradients on native are the same bits on every call (2 threads)', async () => {
