@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup/yield.ts'],
+    globalSetup: ['test/setup/tmpdir.ts'],
     testTimeout: 180_000,
     hookTimeout: 180_000,
     // Two cores in CI: files run in parallel forks, tests inside a file in order.
