@@ -261,9 +261,12 @@ export function loadAddon(): { addon: NativeAddon | null; error: string } {
   return loaded;
 }
 
+let usable: NativeAddon | undefined; // the addon, once it loaded with OpenBLAS (neither changes after)
+
 /** The addon if it loaded AND OpenBLAS is available; kernels registered for 'native' use this. */
 export function nativeAddon(): NativeAddon {
+  if (usable) return usable; // every native kernel call asks; info() builds an object each time (~10 us)
   const { addon } = loadAddon();
   if (!addon || !addon.info().available) throw new Error('lorasft native addon with OpenBLAS is not available');
-  return addon;
+  return (usable = addon);
 }
