@@ -9,7 +9,7 @@ import { initBackend } from '../src/backend/index.ts';
 import { parseModelConfig } from '../src/model/config.ts';
 import { expectedWeights, lossAndGrads } from '../src/model/model.ts';
 import { bf16Support } from '../src/model/precision.ts';
-import { loadAddon, planWorkerWait } from '../src/backend/addon.ts';
+import { loadAddon } from '../src/backend/addon.ts';
 import { ADAMW_DEFAULTS, adamwStep, createAdamWState } from '../src/train/optimizer.ts';
 import { profileKernels } from './bench-profile.ts';
 import { benchLora, flag, MODEL_SHAPES, randomBase, shapeFlag } from './bench-shapes.ts';
@@ -47,7 +47,6 @@ if (!['fp32', 'bf16'].includes(precision) || !['auto', 'on', 'off'].includes(ckF
   console.error(`--precision fp32|bf16 and --checkpoint auto|on|off expected, got ${precision}, ${ckFlag}`);
   process.exit(1);
 }
-planWorkerWait(precision as 'fp32' | 'bf16');
 const backend = await initBackend({
   backend: flag('--backend'),
   threads: flag('--threads') ? Number(flag('--threads')) : undefined,

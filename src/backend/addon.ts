@@ -216,18 +216,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const CANDIDATES = ['build/Release/lorasft_native.node', 'build/Debug/lorasft_native.node'];
 
 let loaded: { addon: NativeAddon | null; error: string } | undefined;
-let workerWait: 'sleep' | 'spin' = 'sleep';
-
-/**
- * How idle OpenMP workers wait, for the precision this process is about to run; call it before anything loads the
- * addon (libgomp reads its settings when it loads; later calls change nothing). fp32: they sleep at once, since
- * OpenBLAS's own threads share the cores in every sgemm and a spinning worker takes one (0.6B fp32 step 6.9-7.4 ->
- * 7.8-8.0 s when they spin). bf16: only OpenMP threads run the step, and a worker woken from sleep ~1400 times per
- * step cost 0.15-0.3 s at 0.6B, so workers spin GOMP_SPINCOUNT = 300000 pauses (~3.5 ms here) before sleeping.
- */
-export function planWorkerWait(precision: 'fp32' | 'bf16'): void {
-  if (!loaded) workerWait = precision === 'bf16' ? 'spin' : 'sleep';
-}
 
 /** The addon whether or not OpenBLAS loaded (check info().available), or null with the reason it could not load. */
 export function loadAddon(): { addon: NativeAddon | null; error: string } {
@@ -245,19 +233,16 @@ export function loadAddon(): { addon: NativeAddon | null; error: string } {
   }
   // Idle worker threads must sleep, not spin: OpenBLAS spins ~2^28 cycles after each sgemm by default and
   // OpenMP (our own loops) spins too, so on a few cores each steals the other's core (measured: attention
-  // fwd+bwd 120-430 ms -> 31 ms per layer). Both are read when the libraries load, hence set before.
-  // bf16 runs (planWorkerWait) let OpenMP workers spin a while instead; the setting is not passed on to child
-  // processes, which choose their own.
+  // fwd+bwd 120-430 ms -> 31 ms per layer). Both are read when the libraries load, hence set before. bf16 steps
+  // too: OpenMP workers spinning 300000 pauses (GOMP_SPINCOUNT) saved 0.15-0.3 s of a 0.6B step on an idle machine,
+  // but with one core busy elsewhere the step took 12.1 s instead of 4.0 s (10000 pauses: 5.0 s, no clear gain idle).
   process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
-  const spin = workerWait === 'spin' && process.env.GOMP_SPINCOUNT === undefined;
-  if (spin) process.env.GOMP_SPINCOUNT = '300000';
-  else process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     loaded = { addon: createRequire(import.meta.url)(file) as NativeAddon, error: '' };
   } catch (e) {
     loaded = { addon: null, error: `native addon failed to load: ${(e as Error).message.split('\n')[0]}` };
   }
-  if (spin) delete process.env.GOMP_SPINCOUNT;
   return loaded;
 }
 

@@ -2,7 +2,6 @@
 // and lm_head weights kept 16-bit as packed bf16, matmuls in bf16 with fp32 accumulation; norms, biases, LoRA,
 // optimizer state, softmax and the loss stay fp32). 'auto' picks bf16 for bf16 checkpoints on CPUs with native
 // bf16 (AVX512_BF16 through oneDNN), else fp32.
-import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadAddon } from '../backend/addon.ts';
 import { UserError } from '../errors.ts';
@@ -46,20 +45,6 @@ export function resolvePrecision(requested: string, checkpointDtype: string, sup
     );
   if (requested === 'fp32' || requested === 'bf16') return requested;
   return checkpointDtype === 'BF16' && support.native && support.kernels ? 'bf16' : 'fp32';
-}
-
-/**
- * What resolvePrecision will most likely pick, before any backend exists (for planWorkerWait): 'auto' guesses bf16
- * for a bf16 checkpoint on a CPU whose /proc/cpuinfo flags list avx512_bf16. A wrong guess costs speed only.
- */
-export function likelyPrecision(requested: string, dir: string): Precision {
-  if (requested === 'fp32' || requested === 'bf16') return requested;
-  try {
-    const bf16Cpu = / avx512_bf16( |$)/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-    return bf16Cpu && checkpointDtype(dir) === 'BF16' ? 'bf16' : 'fp32';
-  } catch {
-    return 'fp32'; // no /proc (not Linux), or the model dir is unreadable: load() reports that
-  }
 }
 
 /** The dtype of a model dir's embedding (the checkpoint's weight dtype: BF16, F16 or F32). */

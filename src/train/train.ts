@@ -6,9 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { planWorkerWait } from '../backend/addon.ts';
 import { initBackend } from '../backend/index.ts';
-import { bf16Support, checkpointDtype, likelyPrecision, precisionLine, resolvePrecision } from '../model/precision.ts';
+import { bf16Support, checkpointDtype, precisionLine, resolvePrecision } from '../model/precision.ts';
 import { packExamples } from '../data/pack.ts';
 import type { TokenizedExample } from '../data/types.ts';
 import { loadBaseModel, type BaseModel } from '../model/model.ts';
@@ -206,7 +205,6 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   const { cfg, outDir, job, log } = j;
   const inputs = resume ? null : fingerprint(cfg); // a model dir without weights fails here
   if (inputs) writeFingerprint(outDir, inputs);
-  planWorkerWait(likelyPrecision(cfg.precision, cfg.baseModel));
   const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
   log(`backend: ${backend.name} (${backend.reason})`);
   const backendUsed: BackendUsed = {

@@ -73,36 +73,3 @@ describe('initBackend', () => {
     for (const k of cpu) expect(nat.has(k), k).toBe(true);
   });
 });
-
-describe('planWorkerWait', () => {
-  /** libgomp's own report of what it read when the addon loaded (OMP_DISPLAY_ENV), and the env left behind. */
-  async function waitIn(precision: string) {
-    const code = `import { planWorkerWait, loadAddon } from './src/backend/addon.ts';
-      planWorkerWait('${precision}'); loadAddon();
-      console.log(JSON.stringify({ spin: process.env.GOMP_SPINCOUNT ?? null, policy: process.env.OMP_WAIT_POLICY ?? null }));`;
-    const { GOMP_SPINCOUNT: _s, OMP_WAIT_POLICY: _p, ...env } = process.env;
-    const p = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-      cwd: ROOT,
-      env: { ...env, OMP_DISPLAY_ENV: 'verbose' },
-      encoding: 'utf8',
-    });
-    expect(p.status, p.stderr).toBe(0);
-    const gomp = /GOMP_SPINCOUNT = '(\d+)'/.exec(p.stderr)?.[1];
-    return { gomp, left: JSON.parse(p.stdout.trim().split('\n').pop()!) };
-  }
-
-  it.skipIf(!native.ok)(
-    'bf16: OpenMP workers spin 300000 pauses before sleeping; the setting is not inherited',
-    async () => {
-      const r = await waitIn('bf16');
-      expect(r.gomp).toBe('300000');
-      expect(r.left).toEqual({ spin: null, policy: null });
-    },
-  );
-
-  it.skipIf(!native.ok)('fp32: OpenMP workers sleep at once (OpenBLAS threads share the cores)', async () => {
-    const r = await waitIn('fp32');
-    expect(r.gomp).toBe('0');
-    expect(r.left).toEqual({ spin: null, policy: 'PASSIVE' });
-  });
-});

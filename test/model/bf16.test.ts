@@ -5,8 +5,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../../src/model/model.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
 import { ensureBackend, randomLora, tinyModelDir } from './helpers.ts';
-import { likelyPrecision } from '../../src/model/precision.ts';
-import { existsSync, readFileSync } from 'node:fs';
 
 const native = nativeAvailability();
 let dir = '';
@@ -53,16 +51,6 @@ beforeAll(async () => {
 });
 
 describe('bf16 mode', () => {
-  it('likelyPrecision: the requested precision, or for auto a bf16 checkpoint on a CPU listing avx512_bf16', () => {
-    const fp32Dir = tinyModelDir({ family: 'qwen3', vocab: 64 });
-    const bf16Cpu = existsSync('/proc/cpuinfo') && / avx512_bf16( |$)/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-    expect(likelyPrecision('fp32', dir)).toBe('fp32');
-    expect(likelyPrecision('bf16', fp32Dir)).toBe('bf16');
-    expect(likelyPrecision('auto', fp32Dir)).toBe('fp32');
-    expect(likelyPrecision('auto', dir)).toBe(bf16Cpu ? 'bf16' : 'fp32');
-    expect(likelyPrecision('auto', '/nonexistent/model')).toBe('fp32');
-  });
-
   it('keeps 2-D weights packed 16-bit (two bf16 per int32) and norms float32', async () => {
     await tf.setBackend('cpu');
     const base = await loadBaseModel(dir, { precision: 'bf16' });
