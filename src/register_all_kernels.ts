@@ -1,7 +1,6 @@
 // Every kernel and gradient lorasft registers, and the one function that registers them (tfjs register_all_*
-// style). NATIVE_KERNELS: for 'native', C++ (kernels/) except UnsortedSegmentSum (TypeScript, a faster algorithm
-// than tfjs-cpu's); OP_KERNELS: the TypeScript reference kernels of the fused ops in src/ops, for 'cpu';
-// GRADIENTS: for every backend, replacing tfjs-core's where the name is the same.
+// style). NATIVE_KERNELS: for 'native', C++ (kernels/); OP_KERNELS: the TypeScript reference kernels of the fused
+// ops in src/ops, for 'cpu'; GRADIENTS: for every backend, replacing tfjs-core's where the name is the same.
 import { register } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu'; // registers 'cpu' and its kernels, which steps 3 and 4 build on

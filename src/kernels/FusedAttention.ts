@@ -129,7 +129,8 @@ function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedA
   const { B, T, H, Hkv, D, scale } = d;
   const g = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
   const [dy, o] = [g('dy'), g('out')];
-  const [q, k, v, dyR] = [rotated(args, 'q'), rotated(args, 'k'), g('v'), dy].map((a) => operand(args, a)); // dy itself for rowsum(dO * O)
+  // dy itself for rowsum(dO * O), dyR in the products.
+  const [q, k, v, dyR] = [rotated(args, 'q'), rotated(args, 'k'), g('v'), dy].map((a) => operand(args, a));
   const seg = i32(args.backend, args.inputs.segmentIds);
   const dq = new Float32Array(q.length),
     dk = new Float32Array(k.length),

@@ -1,8 +1,8 @@
 // GatherV2 for 'native': the row gather of the embedding lookup (x[ids]) and of the row selection before the loss.
 // x float32 or int32 (a packed bf16 embedding: copied as bits) [R, ...inner], indices int32 [...I], axis 0,
 // batchDims 0 -> [...I, ...inner]: one memcpy per row (kernels/GatherV2.cc). Any other case (dtype, axis,
-// batchDims, empty) runs the tfjs cpu kernel. An index outside
-// [0, R) throws the cpu kernel's own error. TS reference: gatherV2Ref (parity test: test/kernels/GatherV2.test.ts).
+// batchDims, empty) runs the tfjs cpu kernel. An index outside [0, R) throws the cpu kernel's own error.
+// TS reference: gatherV2Ref (parity test: test/kernels/GatherV2.test.ts).
 import { GatherV2, getKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { alloc, f32, i32, type KernelArgs } from './util.ts';
