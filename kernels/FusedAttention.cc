@@ -142,7 +142,10 @@ static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   }
   rope.rotate(q, k, B * T, H, Hkv, D);
   fusedAttentionGradFp32(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W);
-  if (rope.cos) ropeRows(dq, rope.cos, rope.sin, dq, B * T, H, D, true), ropeRows(dk, rope.cos, rope.sin, dk, B * T, Hkv, D, true);
+  if (rope.cos) {  // back to the gradients of the unrotated q, k
+    ropeRows(dq, rope.cos, rope.sin, dq, B * T, H, D, true);
+    ropeRows(dk, rope.cos, rope.sin, dk, B * T, Hkv, D, true);
+  }
   return info.Env().Undefined();
 }
 

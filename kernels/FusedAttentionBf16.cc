@@ -147,7 +147,8 @@ void scatterRows(const Geo& g, const Block& k, int h, const float* Y, float* out
 // dst[t, kv, :] += sum over the G heads of kv of acc[h, t, :] for t < L (acc [H, Tp, D], dst [T, Hkv, D]).
 // cos/sin (the segment's rows of the tables, or null): the sum is rotated back (transposed RoPE) into dst, which
 // then must hold zeros (as the Rope op's gradient would see it: 0 + the heads in order, then rotated).
-void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* cos = nullptr, const float* sin = nullptr) {
+void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* cos = nullptr,
+              const float* sin = nullptr) {
 #pragma omp parallel num_threads(g_threads)
   {
     std::vector<float> r(cos ? g.D : 0);
@@ -257,7 +258,8 @@ bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const 
 
 // q [B,T,H,D], k/v [B,T,Hkv,D] fp32, seg [B,T]; out [B,T,H,D], lse [B,H,T]. False: oneDNN failed (off; redo).
 bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, const float* cos,
-                        const float* sin, float* out, float* lse, int B, int T, int H, int Hkv, int D, float scale, int W) {
+                        const float* sin, float* out, float* lse, int B, int T, int H, int Hkv, int D, float scale,
+                        int W) {
   const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale, cos, sin};
   for (int b = 0; b < B; b++)
     for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
