@@ -6,7 +6,7 @@
 #   /usr/bin/python3 scripts/bench/autocast_parity.py [--hidden 256 --layers 4 --seq 96] [--json]
 # It makes a tiny bf16 Qwen3 (scripts/make-tiny-model), a random LoRA (B != 0) and a batch in a temp dir, runs
 # `lorasft loss-grad --precision fp32|bf16 --out-grads`, and prints loss rel. diff and LoRA gradient rel. L2 diff.
-import argparse, json, math, os, struct, subprocess, sys, tempfile
+import argparse, atexit, json, math, os, shutil, struct, subprocess, sys, tempfile
 import torch
 import torch.nn.functional as F
 
@@ -118,6 +118,7 @@ def rel_l2(a, b):
 
 
 tmp = tempfile.mkdtemp(prefix='lorasft-autocast-')
+atexit.register(shutil.rmtree, tmp, True)  # the model, LoRA and gradients written below
 model = os.path.join(tmp, 'model')
 subprocess.run([os.path.join(ROOT, 'scripts/make-tiny-model'), '--family', 'qwen3', '--out', model, '--tokenizer', 'none',
                 '--vocab', str(a.vocab), '--hidden', str(a.hidden), '--layers', str(a.layers), '--heads', str(a.heads),
