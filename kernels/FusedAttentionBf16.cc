@@ -25,6 +25,9 @@ struct Geo {
   int B, T, H, Hkv, D, W, G, Tp;
   float scale;
   const float *cos, *sin;
+  // The tables from a segment's first row on (null without RoPE).
+  const float* cosAt(size_t row) const { return cos ? cos + row * D : nullptr; }
+  const float* sinAt(size_t row) const { return sin ? sin + row * D : nullptr; }
 };
 
 // Rows [0, L) of a segment, [L, heads, D] fp32 (row stride heads * D), as head-major bf16 [heads, Lp, D] (rows
@@ -145,8 +148,8 @@ void scatterRows(const Geo& g, const Block& k, int h, const float* Y, float* out
 }
 
 // dst[t, kv, :] += sum over the G heads of kv of acc[h, t, :] for t < L (acc [H, Tp, D], dst [T, Hkv, D]).
-// cos/sin (the segment's rows of the tables, or null): the sum is rotated back (transposed RoPE) into dst, which
-// then must hold zeros (as the Rope op's gradient would see it: 0 + the heads in order, then rotated).
+// cos/sin (the segment's rows of the tables, or null): the sum (0 + the heads in order, as dst's zeros would give)
+// is rotated back (transposed RoPE) and written over dst's rows.
 void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* cos = nullptr,
               const float* sin = nullptr) {
 #pragma omp parallel num_threads(g_threads)
@@ -156,7 +159,7 @@ void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* co
     for (int t = 0; t < L; t++)
       for (int kv = 0; kv < g.Hkv; kv++) {
         float* d = dst + ((size_t)t * g.Hkv + kv) * g.D;
-        if (cos) std::copy(d, d + g.D, r.begin());
+        if (cos) std::fill(r.begin(), r.end(), 0.f);
         float* sum = cos ? r.data() : d;
         for (int h = kv * g.G; h < (kv + 1) * g.G; h++) {
           const float* a = acc + ((size_t)h * g.Tp + t) * g.D;
@@ -208,9 +211,8 @@ struct Packed {
   }
   // Inside a parallel region: packs the segment starting at row `row` (dO_ null in the forward), then waits.
   void pack(const Geo& g, int L, size_t row, const float* q_, const float* k_, const float* v_, const float* dO_) const {
-    const float *c = g.cos ? g.cos + row * D : nullptr, *s = g.sin ? g.sin + row * D : nullptr;
-    packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q, c, s);
-    packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k, c, s);
+    packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q, g.cosAt(row), g.sinAt(row));
+    packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k, g.cosAt(row), g.sinAt(row));
     packHeads(v_ + row * g.Hkv * D, L, Lp, g.Hkv, D, v);
     if (dO_) packHeads(dO_ + row * g.H * D, L, Lp, g.H, D, dO);
 #pragma omp barrier
@@ -249,7 +251,7 @@ bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const 
     if (!product(rowsOf(QB, n), w.dS.data(), rowsOf(n, D), kk, w.Y.data()) ||               // dq = dS k
         !product(rowsT(n, QB), w.dS.data(), rowsOf(QB, D), q, dK + (size_t)k.k0 * D, true))  // dK += dS^T q
       return false;
-    scatterRows(g, k, h, w.Y.data(), dq, g.cos ? g.cos + row * D : nullptr, g.sin ? g.sin + row * D : nullptr);
+    scatterRows(g, k, h, w.Y.data(), dq, g.cosAt(row), g.sinAt(row));
   }
   return true;
 }
@@ -314,7 +316,7 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
         }
       }
       if (!good) return false;
-      gatherKv(g, L, dK, dk + row * Hkv * D, g.cos ? g.cos + row * D : nullptr, g.sin ? g.sin + row * D : nullptr);
+      gatherKv(g, L, dK, dk + row * Hkv * D, g.cosAt(row), g.sinAt(row));
       gatherKv(g, L, dV, dv + row * Hkv * D);
     }
   return true;
