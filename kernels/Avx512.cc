@@ -12,10 +12,36 @@
 #include <omp.h>
 #include <vector>
 
-bool avx512Bf16() {
+bool hasAvx512() {
   static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return cpu && bf16OnDnnl();
+  return cpu;
+}
+
+bool avx512Bf16() { return hasAvx512() && bf16OnDnnl(); }
+
+// The products and sums take the _round_ forms: GCC may fuse plain _mm512_mul_ps/_add_ps into an FMA (this file
+// allows fma), which would change the bits.
+void ropeRowAvx512(const float* a, const float* c, const float* s, float* b, int D, bool back) {
+  constexpr int RN = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const int half = D / 2;
+  for (int i = 0; i < half; i += 16) {
+    const __mmask16 m = tail16(half - i);
+    const __m512 x1 = _mm512_maskz_loadu_ps(m, a + i), x2 = _mm512_maskz_loadu_ps(m, a + half + i);
+    const __m512 c1 = _mm512_maskz_loadu_ps(m, c + i), c2 = _mm512_maskz_loadu_ps(m, c + half + i);
+    const __m512 s1 = _mm512_maskz_loadu_ps(m, s + i), s2 = _mm512_maskz_loadu_ps(m, s + half + i);
+    const __m512 p1 = _mm512_mul_round_ps(x1, c1, RN), p2 = _mm512_mul_round_ps(x2, c2, RN);
+    __m512 y1, y2;
+    if (!back) {
+      y1 = _mm512_sub_round_ps(p1, _mm512_mul_round_ps(x2, s1, RN), RN);
+      y2 = _mm512_add_round_ps(p2, _mm512_mul_round_ps(x1, s2, RN), RN);
+    } else {
+      y1 = _mm512_add_round_ps(p1, _mm512_mul_round_ps(x2, s2, RN), RN);
+      y2 = _mm512_sub_round_ps(p2, _mm512_mul_round_ps(x1, s1, RN), RN);
+    }
+    _mm512_mask_storeu_ps(b + i, m, y1);
+    _mm512_mask_storeu_ps(b + half + i, m, y2);
+  }
 }
 
 float softmaxBlockAvx512(float* r, int n, float& m, double& s, bool toBf16) {

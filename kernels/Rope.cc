@@ -1,10 +1,12 @@
 // Rope.cc: HF rotate-half rotary embedding y = x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1],
 // forward and backward (dx1 = dy1 c1 + dy2 s2, dx2 = dy2 c2 - dy1 s1). x [N, h, D], cos/sin [N, D].
 #include "attention.h"
+#include "avx512.h"
 #include "blas.h"
 
 // One row of D: y = rope(x) with the row's cos/sin c, s (back: the transposed rotation). y may be x.
 void ropeRow(const float* a, const float* c, const float* s, float* b, int D, bool back) {
+  if (hasAvx512()) return ropeRowAvx512(a, c, s, b, D, back);  // same bits, 16 lanes
   const int half = D / 2;
   for (int i = 0; i < half; i++) {
     const float x1 = a[i], x2 = a[i + half];

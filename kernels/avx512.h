@@ -6,8 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 
-// True when the AVX-512 passes can run: the CPU has AVX-512 (F/BW/DQ/VL) and oneDNN's bf16 path is in use.
+// True when the CPU has AVX-512 (F/BW/DQ/VL).
+bool hasAvx512();
+// True when the AVX-512 passes can run: the CPU has AVX-512 and oneDNN's bf16 path is in use.
 bool avx512Bf16();
+
+// ropeRow (kernels/Rope.cc) in 16 lanes: the same products and sums, so the same bits.
+void ropeRowAvx512(const float* a, const float* c, const float* s, float* b, int D, bool back);
 
 // One vocabulary block of an lm_head row in an online softmax: r[n] logits; m (the row's running max) and s (its
 // running sum of e^(l - m)) move to the block's values, and the factor e^(m_old - m_new) that rescaled s (1 if the
