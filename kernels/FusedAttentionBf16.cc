@@ -48,6 +48,26 @@ void packHeads(const float* src, int L, int Lp, int heads, int D, uint16_t* dst,
     }
 }
 
+// packHeads for dO, with Di = rowsum(dO * O) of each row and head (fp32 operands, in 16 lanes) into Di [heads, Lp]
+// (0 past the segment) while the row is at hand: per head, rows of O sit 4-8 KB apart.
+void packOutputGrad(const float* dO, const float* o, int L, int Lp, int heads, int D, uint16_t* dst, float* Di) {
+#pragma omp for schedule(static) nowait
+  for (int t = 0; t < Lp; t++)
+    for (int h = 0; h < heads; h++) {
+      uint16_t* d = dst + ((size_t)h * Lp + t) * D;
+      if (t >= L) { std::fill(d, d + D, (uint16_t)0), Di[(size_t)h * Lp + t] = 0.f; continue; }
+      const float *a = dO + ((size_t)t * heads + h) * D, *b = o + ((size_t)t * heads + h) * D;
+      __m512 sum = _mm512_setzero_ps();
+      for (int e = 0; e < D; e += 16) {
+        const __mmask16 m = tail16(D - e);
+        const __m512 x = _mm512_maskz_loadu_ps(m, a + e);
+        storeBf16(d + e, x, m);
+        sum = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, b + e), sum);
+      }
+      Di[(size_t)h * Lp + t] = _mm512_reduce_add_ps(sum);
+    }
+}
+
 // One block's geometry: queries [i0, i0 + QB) of a segment of length L, keys [k0, k0 + keys).
 // With a sliding window W, k0 is rounded down to a whole block (the extra keys are masked).
 struct Block {
@@ -58,9 +78,11 @@ struct Block {
   int end(int i) const { return i < rows ? i0 + i - k0 + 1 : 0; }  // [first, end); none past the segment
 };
 
-// One head's operands in a segment: rows of q/dO (head h) and k/v (its kv head), all [Tp, D] bf16.
+// One head's operands in a segment: rows of q/dO (head h) and k/v (its kv head), all [Tp, D] bf16; Di [Tp] of
+// head h (rowsum(dO * O)).
 struct Head {
   const uint16_t *q, *k, *v, *dO;
+  const float* Di;
 };
 
 // 2-D views (nb = 1): rows x cols with a row stride; T: the same matrix read transposed ([cols, rows] in memory).
@@ -185,14 +207,14 @@ bool headForward(const Geo& g, int L, const Head& hd, int h, float* S, uint16_t*
 
 // Per-thread scratch of one head's blocks, kept across calls (grown, never zeroed: every use writes it first).
 struct Scratch {
-  std::vector<float> S, dP, Y, Di;
+  std::vector<float> S, dP, Y;
   std::vector<uint16_t> P, dS;
   static Scratch& of(const Geo& g) {
     thread_local Scratch w;
     const size_t n = (size_t)QB * g.Tp;
     for (auto* v : {&w.S, &w.dP}) reuse(*v, n);
     for (auto* v : {&w.P, &w.dS}) reuse(*v, n);
-    reuse(w.Y, (size_t)QB * g.D), reuse(w.Di, QB);
+    reuse(w.Y, (size_t)QB * g.D);
     return w;
   }
 };
@@ -201,32 +223,35 @@ struct Scratch {
 // across calls; calls come from the one JS thread.
 struct Packed {
   uint16_t *q, *k, *v, *dO;
+  float* Di;  // [H, Lp] (the backward)
   int Lp, D, G;
   static Packed of(const Geo& g, int L, bool grad) {
     static std::vector<uint16_t> q, k, v, dO;
+    static std::vector<float> Di;
     const int Lp = (L + QB - 1) / QB * QB;
     const size_t n = (size_t)Lp * g.D;
     return Packed{reuse(q, n * g.H), reuse(k, n * g.Hkv), reuse(v, n * g.Hkv), grad ? reuse(dO, n * g.H) : nullptr,
-                  Lp, g.D, g.G};
+                  grad ? reuse(Di, (size_t)Lp * g.H) : nullptr, Lp, g.D, g.G};
   }
-  // Inside a parallel region: packs the segment starting at row `row` (dO_ null in the forward), then waits.
-  void pack(const Geo& g, int L, size_t row, const float* q_, const float* k_, const float* v_, const float* dO_) const {
+  // Inside a parallel region: packs the segment starting at row `row` (dO_ and o_ null in the forward), then waits.
+  void pack(const Geo& g, int L, size_t row, const float* q_, const float* k_, const float* v_, const float* dO_ = nullptr,
+            const float* o_ = nullptr) const {
     packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q, g.cosAt(row), g.sinAt(row));
     packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k, g.cosAt(row), g.sinAt(row));
     packHeads(v_ + row * g.Hkv * D, L, Lp, g.Hkv, D, v);
-    if (dO_) packHeads(dO_ + row * g.H * D, L, Lp, g.H, D, dO);
+    if (dO_) packOutputGrad(dO_ + row * g.H * D, o_ + row * g.H * D, L, Lp, g.H, D, dO, Di);
 #pragma omp barrier
   }
   Head head(int h) const {
     const size_t n = (size_t)Lp * D;
-    return Head{q + h * n, k + (h / G) * n, v + (h / G) * n, dO ? dO + h * n : nullptr};
+    return Head{q + h * n, k + (h / G) * n, v + (h / G) * n, dO ? dO + h * n : nullptr, Di ? Di + (size_t)h * Lp : nullptr};
   }
 };
 
 // Backward of one head over a segment starting at row `row`: dq rows of head h, and this head's own dK, dV
 // accumulators [Tp, D]. dO, o, dq: at the segment's first row.
-bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const float* dO, const float* o,
-                  const float* lse, Scratch& w, float* dq, float* dK, float* dV) {
+bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const float* lse, Scratch& w, float* dq,
+                  float* dK, float* dV) {
   const int D = g.D;
   for (int i0 = 0; i0 < L; i0 += QB) {
     const Block k(i0, L, g.W);
@@ -235,19 +260,10 @@ bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const 
     const uint16_t *kk = hd.k + (size_t)k.k0 * D, *v = hd.v + (size_t)k.k0 * D;
     if (!product(rowsOf(QB, D), q, rowsT(D, n), kk, w.S.data())) return false;  // S = q k^T
     probsBackward(k, g.scale, w.S.data(), w.P.data(), lse);
-    for (int i = 0; i < QB; i++) {  // Di = rowsum(dO * O), fp32 operands, in 16 lanes
-      const size_t at = ((size_t)(i0 + i) * g.H + h) * D;
-      __m512 t = _mm512_setzero_ps();
-      for (int e = 0; i < k.rows && e < D; e += 16) {
-        const __mmask16 m = tail16(D - e);
-        t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, dO + at + e), _mm512_maskz_loadu_ps(m, o + at + e), t);
-      }
-      w.Di[i] = _mm512_reduce_add_ps(t);
-    }
     if (!product(rowsT(n, QB), w.P.data(), rowsOf(QB, D), dOb, dV + (size_t)k.k0 * D, true) ||  // dV += P^T dO
         !product(rowsOf(QB, D), dOb, rowsT(D, n), v, w.dP.data()))                             // dP = dO v^T
       return false;
-    dsBackward(k, g.scale, w.S.data(), w.dP.data(), w.Di.data(), w.dS.data());
+    dsBackward(k, g.scale, w.S.data(), w.dP.data(), hd.Di + i0, w.dS.data());
     if (!product(rowsOf(QB, n), w.dS.data(), rowsOf(n, D), kk, w.Y.data()) ||               // dq = dS k
         !product(rowsT(n, QB), w.dS.data(), rowsOf(QB, D), q, dK + (size_t)k.k0 * D, true))  // dK += dS^T q
       return false;
@@ -272,7 +288,7 @@ bool fusedAttentionBf16(const float* q, const float* k, const float* v, const in
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
       {
         Scratch& w = Scratch::of(g);
-        pk.pack(g, L, row, q, k, v, nullptr);
+        pk.pack(g, L, row, q, k, v);
 #pragma omp for schedule(dynamic, 1)
         for (int h = 0; h < H; h++) {
           const Head hd = pk.head(h);
@@ -304,15 +320,15 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
 #pragma omp parallel num_threads(g_threads) reduction(&& : good)
       {
         Scratch& w = Scratch::of(g);
-        pk.pack(g, L, row, q, k, v, dO);
+        pk.pack(g, L, row, q, k, v, dO, o);
 #pragma omp for schedule(dynamic, 1)
         for (int h = 0; h < H; h++) {
           const size_t ho = (size_t)h * g.Tp * D;
           std::fill(dK + ho, dK + ho + Lp * D, 0.f);
           std::fill(dV + ho, dV + ho + Lp * D, 0.f);
           const Head hd = pk.head(h);
-          good = good && headBackward(g, row, L, hd, h, dO + row * H * D, o + row * H * D,
-                                      lse + ((size_t)b * H + h) * T + s, w, dq + row * H * D, dK + ho, dV + ho);
+          good = good && headBackward(g, row, L, hd, h, lse + ((size_t)b * H + h) * T + s, w, dq + row * H * D,
+                                      dK + ho, dV + ho);
         }
       }
       if (!good) return false;
