@@ -84,9 +84,9 @@ inline void storePairs(float* dst, size_t ld, __mmask16 m0, __mmask16 m1, const 
   }
 }
 
-// dst[q, :] = (bias or 0) + sum_k c[q * r + k] M[k] for R rows (dst stride n, M [r, n]): 2 chunks x R accumulators.
+// dst[q, :] = (bias or 0) + sum_k c[q * ldc + k] M[k] for R rows (dst stride n, M [r, n]): 2 chunks x R accumulators.
 template <int R>
-void combineRowsR(const float* c, int r, const float* M, int n, const float* bias, float* dst) {
+void combineRowsR(const float* c, int ldc, int r, const float* M, int n, const float* bias, float* dst) {
   for (int i = 0; i < n; i += 32) {
     const __mmask16 m0 = tail16(n - i), m1 = tail16(std::max(0, n - i - 16));
     __m512 a0[R], a1[R];
@@ -95,22 +95,22 @@ void combineRowsR(const float* c, int r, const float* M, int n, const float* bia
     for (int q = 0; q < R; q++) a0[q] = b0, a1[q] = b1;
     for (int k = 0; k < r; k++) {
       const float* mk = M + (size_t)k * n + i;
-      fmaPairs<R>(c + k, r, _mm512_maskz_loadu_ps(m0, mk), _mm512_maskz_loadu_ps(m1, mk + 16), a0, a1);
+      fmaPairs<R>(c + k, ldc, _mm512_maskz_loadu_ps(m0, mk), _mm512_maskz_loadu_ps(m1, mk + 16), a0, a1);
     }
     storePairs<R>(dst + i, n, m0, m1, a0, a1);
   }
 }
 
-// The output rows of a group: dst[q, :] = (bias or 0) + sum_k c[q, k] M[k] for q < R <= RG (c [R, r]).
-void combineRows(const float* c, int R, int r, const float* M, int n, const float* bias, float* dst) {
-  withBlock<RG>(R, [&](auto rg) { combineRowsR<decltype(rg)::value>(c, r, M, n, bias, dst); });
+// The output rows of a group: dst[q, :] = (bias or 0) + sum_k c[q, k] M[k] for q < R <= RG (c [R, r], row stride ldc).
+void combineRows(const float* c, int ldc, int R, int r, const float* M, int n, const float* bias, float* dst) {
+  withBlock<RG>(R, [&](auto rg) { combineRowsR<decltype(rg)::value>(c, ldc, r, M, n, bias, dst); });
 }
 
-// part[k, :] = sum over the block's rows n of c[n * r + k] * M[n, :] (M [rows, n_]) for k < KB: KB accumulators
+// part[k, :] = sum over the block's rows n of c[n * ldc + k] * M[n, :] (M [rows, n_]) for k < KB: KB accumulators
 // for each of 2 16-column chunks stay in registers while the rows stream by (prefetched PF rows ahead: the stride
 // between rows defeats the hardware prefetchers).
 template <int KB>
-void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float* part) {
+void blockOuterKB(const float* c, int ldc, int rows, const float* M, int n_, float* part) {
   constexpr int PF = 8, SUB = 16;
   for (int s0 = 0; s0 < rows; s0 += SUB) {  // SUB rows at a time: as many streams as the L2 prefetcher follows
     const int s1 = std::min(rows, s0 + SUB);
@@ -124,16 +124,17 @@ void blockOuterKB(const float* c, int r, int rows, const float* M, int n_, float
       for (int n = s0; n < s1; n++) {
         const float* mr = M + (size_t)n * n_ + i;
         if (i + 32 * PF < n_) _mm_prefetch((const char*)(mr + 32 * PF), _MM_HINT_T0), _mm_prefetch((const char*)(mr + 32 * PF + 16), _MM_HINT_T0);
-        fmaPairs<KB>(c + (size_t)n * r, 1, _mm512_maskz_loadu_ps(m0, mr), _mm512_maskz_loadu_ps(m1, mr + 16), a0, a1);
+        fmaPairs<KB>(c + (size_t)n * ldc, 1, _mm512_maskz_loadu_ps(m0, mr), _mm512_maskz_loadu_ps(m1, mr + 16), a0, a1);
       }
       storePairs<KB>(part + i, n_, m0, m1, a0, a1);
     }
   }
 }
 
-void blockOuter(const float* c, int r, int rows, const float* M, int n_, float* part) {
+// part [r, n_] = c^T M over the block's rows (c [rows, r], row stride ldc), 8 columns of c at a time.
+void blockOuter(const float* c, int ldc, int r, int rows, const float* M, int n_, float* part) {
   for (int k0 = 0; k0 < r; k0 += 8)
-    withBlock<8>(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, r, rows, M, n_, part + (size_t)k0 * n_); });
+    withBlock<8>(r - k0, [&](auto kb) { blockOuterKB<decltype(kb)::value>(c + k0, ldc, rows, M, n_, part + (size_t)k0 * n_); });
 }
 
 // dst = bf16(src) for R rows of n values (contiguous).
@@ -152,75 +153,127 @@ void transpose(const float* src, int rows, int cols, float* dst) {
 
 // Row blocks for sums over rows: at most 16, their size set by N only (thread-count independent results).
 int rowBlock(int N) { return std::max(64, (N + 15) / 16); }
+
+// The members' A stacked as [n r, in] (one member: A itself) and each B transposed to [r, out] (Bt[i]).
+struct Stacked {
+  const float* A;
+  std::vector<const float*> Bt;
+  static Stacked of(int n, const LoraMember* m, int in, int r) {
+    static std::vector<float> As, Bts;  // calls come from the one JS thread
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)r * m[i].out;
+    float* Bt = reuse(Bts, total);
+    Stacked st{m[0].A, {}};
+    for (int i = 0; i < n; i++, Bt += (size_t)r * m[i - 1].out) transpose(m[i].B, m[i].out, r, Bt), st.Bt.push_back(Bt);
+    if (n > 1) {
+      float* A = reuse(As, (size_t)n * r * in);
+      for (int i = 0; i < n; i++) std::copy(m[i].A, m[i].A + (size_t)r * in, A + (size_t)i * r * in);
+      st.A = A;
+    }
+    return st;
+  }
+};
 }  // namespace
 
-// y [N,out] = x W^T + s (xl A^T) B^T (+ bias), u [N,r] = xl A^T. False: oneDNN failed (nothing usable written).
-bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, const float* xl, const uint16_t* W,
-                     const float* A, const float* B, const float* bias, float* y, float* u) {
+// y_i [N, out_i] = x W_i^T + s (xl A_i^T) B_i^T (+ bias_i); U [N, n r] = xl [A_0; A_1; ...]^T. Per group of rows:
+// x -> bf16 once, U by one pass over xl, then each y_i = s u_i B_i^T (+ bias_i); oneDNN adds each x W_i^T.
+// False: oneDNN failed (nothing usable written).
+bool loraGroupForwardBf16(int n, const LoraMember* m, int N, int in, int r, float s, const float* x, const float* xl,
+                          float* const* y, float* U) {
   static std::vector<uint16_t> xbs;  // calls come from the one JS thread
-  static std::vector<float> Bts;
   uint16_t* xb = reuse(xbs, (size_t)N * in);
-  float* Bt = reuse(Bts, (size_t)r * out);
-  transpose(B, out, r, Bt);
+  const int R2 = n * r;
+  const Stacked st = Stacked::of(n, m, in, r);
 #pragma omp parallel num_threads(g_threads)
   {
-    std::vector<float> su((size_t)RG * r);
+    std::vector<float> su((size_t)RG * R2);
 #pragma omp for schedule(static)
     for (int g = 0; g < (N + RG - 1) / RG; g++) {
       const int n0 = g * RG, R = std::min(RG, N - n0);
       toBf16Rows(x + (size_t)n0 * in, R, in, xb + (size_t)n0 * in);
-      float* ur = u + (size_t)n0 * r;
-      rowDots(xl + (size_t)n0 * in, R, in, A, r, ur);  // xl = x (no dropout): the rows are still in L1/L2
-      for (int k = 0; k < R * r; k++) su[k] = s * ur[k];
-      combineRows(su.data(), R, r, Bt, out, bias, y + (size_t)n0 * out);  // y = s u B^T (+ bias)
+      float* ur = U + (size_t)n0 * R2;
+      rowDots(xl + (size_t)n0 * in, R, in, st.A, R2, ur);  // xl = x (no dropout): the rows are still in L1/L2
+      for (int k = 0; k < R * R2; k++) su[k] = s * ur[k];
+      for (int i = 0; i < n; i++)  // y_i = s u_i B_i^T (+ bias_i)
+        combineRows(su.data() + i * r, R2, R, r, st.Bt[i], m[i].out, m[i].bias, y[i] + (size_t)n0 * m[i].out);
     }
   }
-  return matmulBf16Dnnl(true, N, out, in, xb, in, W, y, out, true);  // y += x W^T
+  for (int i = 0; i < n; i++)  // y_i += x W_i^T
+    if (!matmulBf16Dnnl(true, N, m[i].out, in, xb, in, m[i].W, y[i], m[i].out, true)) return false;
+  return true;
 }
 
-// dx = dy W + s (dy B) A (dxl null) or dx = dy W, dxl = s (dy B) A; dA = s (dy B)^T xl; dB = s dy^T u.
-// False: oneDNN failed (the caller redoes the call on the fallback path).
-bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
-                      const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB) {
-  static std::vector<uint16_t> dybs;  // calls come from the one JS thread
-  static std::vector<float> Bts, vs, partsB, partsA;
-  const int RB = rowBlock(N), nb = (N + RB - 1) / RB;
-  uint16_t* dyb = reuse(dybs, (size_t)N * out);
-  float *Bt = reuse(Bts, (size_t)r * out), *v = reuse(vs, (size_t)N * r);
-  float* partB = reuse(partsB, (size_t)nb * r * out);  // per row block: sum_n u[n,k] dy[n,:] as [r, out]
-  float* partA = reuse(partsA, (size_t)nb * r * in);   // per row block: sum_n s v[n,k] xl[n,:] as [r, in]
+bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, const float* xl, const uint16_t* W,
+                     const float* A, const float* B, const float* bias, float* y, float* u) {
+  const LoraMember m{out, W, A, B, bias};
+  return loraGroupForwardBf16(1, &m, N, in, r, s, x, xl, &y, u);
+}
+
+// dx = sum_i dy_i W_i + s sum_i (dy_i B_i) A_i (dxl null), or dx = sum_i dy_i W_i and dxl the LoRA sum;
+// dA_i = s (dy_i B_i)^T xl; dB_i = s dy_i^T u_i (u_i: U's columns [i r, (i+1) r)). Per row block: one pass over
+// its rows (dy_i -> bf16, V = s [dy_0 B_0, dy_1 B_1, ...], dst = V [A_0; A_1; ...]), then the block's dB_i and dA
+// partial sums over the same rows (in L2); oneDNN adds each dy_i W_i. False: oneDNN failed (the caller redoes the
+// call on the fallback path).
+bool loraGroupBackwardBf16(int n, const LoraMember* m, int N, int in, int r, float s, const float* const* dy,
+                           const float* xl, const float* U, float* dx, float* dxl, float* const* dA, float* const* dB) {
+  static std::vector<std::vector<uint16_t>> dybs;  // calls come from the one JS thread
+  static std::vector<std::vector<float>> partsB;   // per member and row block: sum_n u_i[n,k] dy_i[n,:] as [r, out_i]
+  static std::vector<float> vs, partsA;
+  const int RB = rowBlock(N), nb = (N + RB - 1) / RB, R2 = n * r;
+  if ((int)dybs.size() < n) dybs.resize(n), partsB.resize(n);
+  std::vector<uint16_t*> dyb(n);
+  std::vector<float*> partB(n);
+  for (int i = 0; i < n; i++)
+    dyb[i] = reuse(dybs[i], (size_t)N * m[i].out), partB[i] = reuse(partsB[i], (size_t)nb * r * m[i].out);
+  float* v = reuse(vs, (size_t)N * R2);
+  float* partA = reuse(partsA, (size_t)nb * R2 * in);  // per row block: sum_n V[n,k] xl[n,:] as [n r, in]
   float* dst = dxl ? dxl : dx;
-  transpose(B, out, r, Bt);
-  // Per row block: one pass over its rows (dy -> bf16, v = s dy B, dst = v A), then the block's dB and dA partial
-  // sums over the same rows, now in L2.
+  const Stacked st = Stacked::of(n, m, in, r);
 #pragma omp parallel for num_threads(g_threads) schedule(static)
   for (int b = 0; b < nb; b++) {
     const int n0 = b * RB, rows = std::min(N, n0 + RB) - n0;
+    std::vector<float> vr((size_t)RG * r);  // one member's dy_i B_i for a group
     for (int g0 = n0; g0 < n0 + rows; g0 += RG) {
       const int R = std::min(RG, n0 + rows - g0);
-      toBf16Rows(dy + (size_t)g0 * out, R, out, dyb + (size_t)g0 * out);
-      float* vr = v + (size_t)g0 * r;
-      rowDots(dy + (size_t)g0 * out, R, out, Bt, r, vr);  // v = dy B
-      for (int k = 0; k < R * r; k++) vr[k] *= s;
-      combineRows(vr, R, r, A, in, nullptr, dst + (size_t)g0 * in);  // the LoRA path of dx: s (dy B) A
+      for (int i = 0; i < n; i++) {
+        const float* d = dy[i] + (size_t)g0 * m[i].out;
+        toBf16Rows(d, R, m[i].out, dyb[i] + (size_t)g0 * m[i].out);
+        rowDots(d, R, m[i].out, st.Bt[i], r, vr.data());  // dy_i B_i
+        for (int q = 0; q < R; q++)
+          for (int k = 0; k < r; k++) v[(size_t)(g0 + q) * R2 + i * r + k] = s * vr[q * r + k];
+      }
+      combineRows(v + (size_t)g0 * R2, R2, R, R2, st.A, in, nullptr, dst + (size_t)g0 * in);  // the LoRA path of dx
     }
-    blockOuter(u + (size_t)n0 * r, r, rows, dy + (size_t)n0 * out, out, partB + (size_t)b * r * out);
-    blockOuter(v + (size_t)n0 * r, r, rows, xl + (size_t)n0 * in, in, partA + (size_t)b * r * in);
+    for (int i = 0; i < n; i++)
+      blockOuter(U + (size_t)n0 * R2 + i * r, R2, r, rows, dy[i] + (size_t)n0 * m[i].out, m[i].out,
+                 partB[i] + (size_t)b * r * m[i].out);
+    blockOuter(v + (size_t)n0 * R2, R2, R2, rows, xl + (size_t)n0 * in, in, partA + (size_t)b * R2 * in);
   }
 #pragma omp parallel num_threads(g_threads)
   {
+    for (int i = 0; i < n; i++) {
+      const int out = m[i].out;
 #pragma omp for schedule(static) nowait
-    for (int i = 0; i < r * out; i++) {  // dB [out, r] = s * sum over blocks, in block order
-      float t = 0;
-      for (int b = 0; b < nb; b++) t += partB[(size_t)b * r * out + i];
-      dB[(size_t)(i % out) * r + i / out] = s * t;
+      for (int j = 0; j < r * out; j++) {  // dB_i [out, r] = s * sum over blocks, in block order
+        float t = 0;
+        for (int b = 0; b < nb; b++) t += partB[i][(size_t)b * r * out + j];
+        dB[i][(size_t)(j % out) * r + j / out] = s * t;
+      }
     }
 #pragma omp for schedule(static)
-    for (int i = 0; i < r * in; i++) {  // dA [r, in] = sum over blocks (v carries s), in block order
+    for (int j = 0; j < R2 * in; j++) {  // dA_i [r, in] = sum over blocks (V carries s), in block order
       float t = 0;
-      for (int b = 0; b < nb; b++) t += partA[(size_t)b * r * in + i];
-      dA[i] = t;
+      for (int b = 0; b < nb; b++) t += partA[(size_t)b * R2 * in + j];
+      dA[j / (r * in)][j % (r * in)] = t;
     }
   }
-  return matmulBf16Dnnl(false, N, in, out, dyb, out, W, dx, in, dxl == nullptr);  // dx (+)= dy W
+  for (int i = 0; i < n; i++)  // dx (+)= dy_i W_i
+    if (!matmulBf16Dnnl(false, N, in, m[i].out, dyb[i], m[i].out, m[i].W, dx, in, dxl == nullptr || i > 0)) return false;
+  return true;
+}
+
+bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
+                      const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB) {
+  const LoraMember m{out, W, A, B, nullptr};
+  return loraGroupBackwardBf16(1, &m, N, in, r, s, &dy, xl, u, dx, dxl, &dA, &dB);
 }

@@ -78,6 +78,104 @@ static Napi::Value LoraLinearGradBf16(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// One member of a loraLinearGroup call: a JS object {out, W, A, B, bias?, y?, dy?, dA?, dB?} read into the kernel's
+// LoraMember and its per-member buffers, each checked against the shape (N rows of `in` inputs, rank r).
+struct GroupMember {
+  LoraMember m;
+  float *y = nullptr, *dA = nullptr, *dB = nullptr;
+  const float* dy = nullptr;
+};
+
+static std::vector<GroupMember> groupMembers(const Napi::CallbackInfo& info, size_t at, const char* fn, int N, int in,
+                                             int r, bool grad) {
+  const Napi::Env env = info.Env();
+  if (!info[at].IsArray()) throw Napi::TypeError::New(env, std::string(fn) + ": members must be an array");
+  const Napi::Array list = info[at].As<Napi::Array>();
+  std::vector<GroupMember> out;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    const Napi::Object o = list.Get(i).As<Napi::Object>();
+    const std::string at_ = std::string(fn) + ": member " + std::to_string(i) + " ";
+    const int n = o.Get("out").As<Napi::Number>().Int32Value();
+    auto buf = [&](const char* key, int64_t need, bool optional = false) -> float* {
+      const Napi::Value v = o.Get(key);
+      if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+      size_t have = 0;
+      float* p = f32(v, &have);
+      if (have < (size_t)need)
+        throw Napi::RangeError::New(env, at_ + key + " has " + std::to_string(have) + " elements, the shape needs " +
+                                             std::to_string(need));
+      return p;
+    };
+    const Napi::Value w = o.Get("W");
+    const uint16_t* W = bf16(w);
+    if (n < 1 || w.As<Napi::TypedArray>().ByteLength() / 2 < (size_t)n * in)
+      throw Napi::RangeError::New(env, at_ + "W holds fewer than out x in = " + std::to_string(n) + " x " + std::to_string(in) + " bf16 values");
+    GroupMember g;
+    g.m = LoraMember{n, W, buf("A", (int64_t)r * in), buf("B", (int64_t)n * r), grad ? nullptr : buf("bias", n, true)};
+    if (grad) g.dy = buf("dy", (int64_t)N * n), g.dA = buf("dA", (int64_t)r * in), g.dB = buf("dB", (int64_t)n * r);
+    else g.y = buf("y", (int64_t)N * n);
+    out.push_back(g);
+  }
+  if (out.empty()) throw Napi::RangeError::New(env, std::string(fn) + ": no members");
+  return out;
+}
+
+// loraLinearGroupBf16(x [N,in], members [{out, W, A, B, bias?, y}], U [N, n r], N, in, r, s): loraLinearBf16 for
+// linears that read the same x (xl = x): y_i = bf16 x W_i^T + s (x A_i^T) B_i^T (+ bias_i); U holds the u_i side by
+// side. Fallback (no oneDNN or AVX-512): each member as loraLinearBf16 does it.
+static Napi::Value LoraLinearGroupBf16(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const char* fn = "loraLinearGroupBf16";
+  const int N = arg_i(info, 3), in = arg_i(info, 4), r = arg_i(info, 5);
+  const float s = arg_f(info, 6);
+  const std::vector<GroupMember> g = groupMembers(info, 1, fn, N, in, r, false);
+  const int n = (int)g.size();
+  need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 2, "U", (int64_t)N * n * r);
+  const float* x = f32(info[0]);
+  float* U = f32(info[2]);
+  std::vector<LoraMember> m;
+  std::vector<float*> y;
+  for (const auto& e : g) m.push_back(e.m), y.push_back(e.y);
+  if (avx512Bf16() && loraGroupForwardBf16(n, m.data(), N, in, r, s, x, x, y.data(), U)) return info.Env().Undefined();
+  std::vector<float> u((size_t)N * r);
+  for (int i = 0; i < n; i++) {
+    matmulBf16(true, N, m[i].out, in, x, m[i].W, y[i]);
+    loraForwardTerms(N, in, m[i].out, r, s, x, m[i].A, m[i].B, m[i].bias, y[i], u.data());
+    for (int t = 0; t < N; t++) std::copy(&u[(size_t)t * r], &u[(size_t)t * r] + r, U + ((size_t)t * n + i) * r);
+  }
+  return info.Env().Undefined();
+}
+
+// loraLinearGroupGradBf16(x [N,in], members [{out, W, A, B, dy, dA, dB}], U, dx [N,in], N, in, r, s): the backward
+// of loraLinearGroupBf16: dx = sum_i (bf16 dy_i W_i + s (dy_i B_i) A_i), dA_i, dB_i as loraLinearGradBf16's.
+static Napi::Value LoraLinearGroupGradBf16(const Napi::CallbackInfo& info) {
+  requireBlas(info.Env());
+  const char* fn = "loraLinearGroupGradBf16";
+  const int N = arg_i(info, 4), in = arg_i(info, 5), r = arg_i(info, 6);
+  const float s = arg_f(info, 7);
+  const std::vector<GroupMember> g = groupMembers(info, 1, fn, N, in, r, true);
+  const int n = (int)g.size();
+  need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 2, "U", (int64_t)N * n * r);
+  need_len(info, fn, 3, "dx", (int64_t)N * in);
+  const float *x = f32(info[0]), *U = f32(info[2]);
+  float* dx = f32(info[3]);
+  std::vector<LoraMember> m;
+  std::vector<const float*> dy;
+  std::vector<float*> dA, dB;
+  for (const auto& e : g) m.push_back(e.m), dy.push_back(e.dy), dA.push_back(e.dA), dB.push_back(e.dB);
+  if (avx512Bf16() && loraGroupBackwardBf16(n, m.data(), N, in, r, s, dy.data(), x, U, dx, nullptr, dA.data(), dB.data()))
+    return info.Env().Undefined();
+  std::vector<float> u((size_t)N * r), dxi((size_t)N * in);
+  for (int i = 0; i < n; i++) {
+    for (int t = 0; t < N; t++) std::copy(U + ((size_t)t * n + i) * r, U + ((size_t)t * n + i + 1) * r, &u[(size_t)t * r]);
+    float* d = i ? dxi.data() : dx;
+    matmulBf16(false, N, in, m[i].out, dy[i], m[i].W, d);
+    loraBackwardTerms(N, in, m[i].out, r, s, dy[i], x, m[i].A, m[i].B, u.data(), d, nullptr, dA[i], dB[i]);
+    if (i) for (size_t j = 0; j < dxi.size(); j++) dx[j] += dxi[j];
+  }
+  return info.Env().Undefined();
+}
+
 // The lm_head in blocks of LM_BLOCK vocabulary rows: oneDNN's bf16 product slows down 2-2.5x when one call spans
 // all of V = 151936 (measured at 441 x 1024: logits 292 -> 642 GFLOP/s, dh = dlogits W 188 -> 428 at K <= 8192).
 constexpr int LM_BLOCK = 8192;
@@ -215,6 +313,8 @@ void InitMatMulBf16(Napi::Env env, Napi::Object exports) {
   exports.Set("matMulBf16", Napi::Function::New(env, MatMulBf16));
   exports.Set("loraLinearBf16", Napi::Function::New(env, LoraLinearBf16));
   exports.Set("loraLinearGradBf16", Napi::Function::New(env, LoraLinearGradBf16));
+  exports.Set("loraLinearGroupBf16", Napi::Function::New(env, LoraLinearGroupBf16));
+  exports.Set("loraLinearGroupGradBf16", Napi::Function::New(env, LoraLinearGroupGradBf16));
   exports.Set("weightedCrossEntropyBf16", Napi::Function::New(env, WeightedCrossEntropyBf16));
   exports.Set("bf16Info", Napi::Function::New(env, Bf16Info));
   exports.Set("setBf16Path", Napi::Function::New(env, SetBf16Path));

@@ -74,6 +74,19 @@ bool loraForwardBf16(int N, int in, int out, int r, float s, const float* x, con
 bool loraBackwardBf16(int N, int in, int out, int r, float s, const float* dy, const float* xl, const uint16_t* W,
                       const float* A, const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB);
 
+// A group of LoRA linears that read one input (q/k/v, gate/up): member i is W_i bf16 [out_i, in], A_i [r, in],
+// B_i [out_i, r], bias_i [out_i] or null. The group calls read x once and give one summed dx (U [N, n r]: the u_i
+// side by side); with one member they are the calls above.
+struct LoraMember {
+  int out;
+  const uint16_t* W;
+  const float *A, *B, *bias;
+};
+bool loraGroupForwardBf16(int n, const LoraMember* m, int N, int in, int r, float s, const float* x, const float* xl,
+                          float* const* y, float* U);
+bool loraGroupBackwardBf16(int n, const LoraMember* m, int N, int in, int r, float s, const float* const* dy,
+                           const float* xl, const float* U, float* dx, float* dxl, float* const* dA, float* const* dB);
+
 // FusedAttention's bf16 variant (kernels/FusedAttentionBf16.cc; arguments as fusedAttention / fusedAttentionGrad):
 // usable when avx512Bf16(); false means oneDNN failed (now off): redo the call in fp32. cos/sin [B*T, D] or null:
 // with them q and k are rotated (RoPE) as they are packed, and dq, dk rotated back.

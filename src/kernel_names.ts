@@ -121,6 +121,23 @@ export type LoraLinearGradInputs = {
   u: TensorInfo;
 } & NamedTensorInfoMap;
 
+/** LoraLinear for n linears that read one input (q/k/v, gate/up; no dropout). Inputs, in this order (an array, so
+ *  that the gradient saves them all): x [N,in]; per member i W_i [out_i,in], A_i [r,in], B_i [out_i,r]; then the
+ *  biases [out_i] of the members listed in attr `biased`. -> [U [N, n r] (the u_i = x A_i^T side by side), y_0 ..
+ *  y_{n-1} (y_i [N,out_i] as LoraLinear's)]. */
+export const LoraLinearGroup = 'LoraLinearGroup';
+export type LoraLinearGroupInputs = TensorInfo[];
+export interface LoraLinearGroupAttrs {
+  scale: number;
+  members: number;
+  biased: number[];
+}
+
+/** x, U and per member dy_i, W_i, A_i, B_i (named dy0, W0, A0, B0, dy1, ...) -> [dx = sum_i (dy_i W_i + scale
+ *  (dy_i B_i) A_i), dA_0, dB_0, dA_1, ...]. */
+export const LoraLinearGroupGrad = 'LoraLinearGroupGrad';
+export type LoraLinearGroupGradInputs = { x: TensorInfo; U: TensorInfo } & NamedTensorInfoMap;
+
 /** Matmul with a frozen bf16 weight, fp32 accumulation: x [N,K] (rounded to bf16), W bf16 packed two per int32
  *  ([Nout,K/2] if transposeW: y = x W^T [N,Nout]; else [K,Nout/2]: y = x W) -> y float32. */
 export const MatMulBf16 = 'MatMulBf16';

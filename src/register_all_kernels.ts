@@ -14,6 +14,7 @@ import { swigluConfigs, swigluGradConfigs } from './kernels/Swiglu.ts';
 import { geluTanhMulConfigs, geluTanhMulGradConfigs } from './kernels/GeluTanhMul.ts';
 import { ropeConfigs } from './kernels/Rope.ts';
 import { loraLinearConfigs, loraLinearGradConfigs } from './kernels/LoraLinear.ts';
+import { loraLinearGroupConfigs, loraLinearGroupGradConfigs } from './kernels/LoraLinearGroup.ts';
 import {
   addConfig,
   multiplyConfig,
@@ -33,6 +34,7 @@ import { swigluGradConfig } from './gradients/Swiglu_grad.ts';
 import { geluTanhMulGradConfig } from './gradients/GeluTanhMul_grad.ts';
 import { ropeGradConfig } from './gradients/Rope_grad.ts';
 import { loraLinearGradConfig } from './gradients/LoraLinear_grad.ts';
+import { loraLinearGroupGradConfig } from './gradients/LoraLinearGroup_grad.ts';
 import { matMulBf16GradConfig } from './gradients/MatMulBf16_grad.ts';
 import { useFreeingBackprop } from './gradients/backprop.ts';
 
@@ -49,6 +51,8 @@ const FUSED: KernelConfig[] = [
   ...ropeConfigs,
   ...loraLinearConfigs,
   ...loraLinearGradConfigs,
+  ...loraLinearGroupConfigs,
+  ...loraLinearGroupGradConfigs,
   ...matMulBf16Configs,
 ];
 
@@ -79,6 +83,7 @@ const GRADIENTS: GradConfig[] = [
   ropeGradConfig,
   matMulBf16GradConfig,
   loraLinearGradConfig,
+  loraLinearGroupGradConfig,
 ];
 
 /**

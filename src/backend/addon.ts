@@ -195,6 +195,27 @@ export interface NativeAddon {
     r: number,
     scale: number,
   ): void;
+  /** loraLinearBf16 for linears that read the same x (U [N, n r]: the u_i side by side). */
+  loraLinearGroupBf16(
+    x: F32,
+    members: Array<{ out: number; W: I32; A: F32; B: F32; bias: F32 | null; y: F32 }>,
+    U: F32,
+    N: number,
+    inp: number,
+    r: number,
+    scale: number,
+  ): void;
+  /** Its backward: dx = the sum over the members; dA, dB per member. */
+  loraLinearGroupGradBf16(
+    x: F32,
+    members: Array<{ out: number; W: I32; A: F32; B: F32; dy: F32; dA: F32; dB: F32 }>,
+    U: F32,
+    dx: F32,
+    N: number,
+    inp: number,
+    r: number,
+    scale: number,
+  ): void;
   weightedCrossEntropyBf16(
     h: F32,
     W: I32,

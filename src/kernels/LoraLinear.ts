@@ -47,7 +47,7 @@ function mm(
   return c;
 }
 
-function loraLinearRef(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>) {
+export function loraLinearRef(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>) {
   const { N, inp, out, r, s } = dims(args);
   const [x0, xl, A, B] = (['x', 'xl', 'A', 'B'] as const).map((n) =>
     f32(args.backend, args.inputs[n] ?? args.inputs.xl),
@@ -85,7 +85,7 @@ function loraLinearRef(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>) {
   ];
 }
 
-function loraLinearGradRef(args: KernelArgs<LoraLinearGradInputs, LoraLinearAttrs>) {
+export function loraLinearGradRef(args: KernelArgs<LoraLinearGradInputs, LoraLinearAttrs>) {
   const { N, inp, out, r, s, shared } = dims(args);
   const [dy, xl, A, B, u] = (['dy', 'xl', 'A', 'B', 'u'] as const).map((n) => f32(args.backend, args.inputs[n]));
   const W = weightF32(args.backend, args.inputs.W),
@@ -142,7 +142,7 @@ function loraLinearGradRef(args: KernelArgs<LoraLinearGradInputs, LoraLinearAttr
   ];
 }
 
-function loraLinearNative(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>, addon: NativeAddon) {
+export function loraLinearNative(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>, addon: NativeAddon) {
   const { N, inp, out, r, s } = dims(args);
   const [x, xl, A, B] = (['x', 'xl', 'A', 'B'] as const).map((n) =>
     f32(args.backend, args.inputs[n] ?? args.inputs.xl),
@@ -160,7 +160,7 @@ function loraLinearNative(args: KernelArgs<LoraLinearInputs, LoraLinearAttrs>, a
   ];
 }
 
-function loraLinearGradNative(args: KernelArgs<LoraLinearGradInputs, LoraLinearAttrs>, addon: NativeAddon) {
+export function loraLinearGradNative(args: KernelArgs<LoraLinearGradInputs, LoraLinearAttrs>, addon: NativeAddon) {
   const { N, inp, out, r, s, shared } = dims(args);
   const [dy, xl, A, B, u] = (['dy', 'xl', 'A', 'B', 'u'] as const).map((n) => f32(args.backend, args.inputs[n]));
   // shared: dx gets the LoRA path too (one [N, in] output, no dxl buffer, no tape Add).

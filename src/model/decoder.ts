@@ -55,6 +55,29 @@ function linear(ctx: Ctx, x: tf.Tensor2D, module: string): tf.Tensor2D {
   return layerOps(ctx).loraLinear(x, W, A, Bm, ctx.lora.scale, { bias, xLora: xa });
 }
 
+/**
+ * The linears `modules` of one input x, as linear() each gives them. A bf16 model on the fused ops with LoRA on all
+ * of them and no dropout takes them in one loraLinearGroup call (x rounded to bf16 once, one summed gradient of x).
+ */
+function linears(ctx: Ctx, x: tf.Tensor2D, modules: string[]): tf.Tensor2D[] {
+  const lora = ctx.lora;
+  const grouped =
+    ctx.fused &&
+    ctx.base.precision === 'bf16' &&
+    modules.length > 1 &&
+    lora !== null &&
+    (lora.cfg.dropout === 0 || ctx.dropoutSeed === undefined) &&
+    modules.every((m) => lora.has(loraAName(m)) && lora.has(loraBName(m)));
+  if (!grouped) return modules.map((m) => linear(ctx, x, m));
+  const members = modules.map((m) => ({
+    W: weight(ctx.base, `${m}.weight`) as tf.Tensor2D,
+    A: lora.get(loraAName(m)) as tf.Tensor2D,
+    B: lora.get(loraBName(m)) as tf.Tensor2D,
+    bias: ctx.base.weights.get(`${m}.bias`) as tf.Tensor1D | undefined,
+  }));
+  return ops.loraLinearGroup(x, members, lora.scale);
+}
+
 /** Per-call constant tables a layer reads: RoPE cos/sin [N, D] and (plain attention) the additive mask. */
 type Tables = { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor | null };
 
@@ -147,8 +170,7 @@ function decoderLayer(ctx: Ctx, g: Geom, l: number, x: tf.Tensor2D, t: Tables): 
   const o = linear(ctx, selfAttention(ctx, g, l, h, t), `${p}.self_attn.o_proj`);
   x = tf.add(x, sandwich ? rmsNorm(ctx, o, `${p}.post_attention_layernorm.weight`) : o);
   const h2 = rmsNorm(ctx, x, `${p}.${sandwich ? 'pre_feedforward' : 'post_attention'}_layernorm.weight`) as tf.Tensor2D;
-  const gate = linear(ctx, h2, `${p}.mlp.gate_proj`);
-  const up = linear(ctx, h2, `${p}.mlp.up_proj`);
+  const [gate, up] = linears(ctx, h2, [`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`]);
   const lo = layerOps(ctx);
   const act = cfg.hiddenAct === 'gelu_tanh' ? lo.geluTanhMul(gate, up) : lo.swiglu(gate, up, { fastExp: g.bf16 });
   const m = linear(ctx, act, `${p}.mlp.down_proj`);
@@ -162,9 +184,10 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
   const { B, T, cache } = g;
   const N = B * T;
   const p = `model.layers.${l}.self_attn`;
-  let q = tf.reshape(linear(ctx, h, `${p}.q_proj`), [N, H, D]) as tf.Tensor3D;
-  let k = tf.reshape(linear(ctx, h, `${p}.k_proj`), [N, Hkv, D]) as tf.Tensor3D;
-  const v = tf.reshape(linear(ctx, h, `${p}.v_proj`), [N, Hkv, D]) as tf.Tensor3D;
+  const [qf, kf, vf] = linears(ctx, h, [`${p}.q_proj`, `${p}.k_proj`, `${p}.v_proj`]);
+  let q = tf.reshape(qf, [N, H, D]) as tf.Tensor3D;
+  let k = tf.reshape(kf, [N, Hkv, D]) as tf.Tensor3D;
+  const v = tf.reshape(vf, [N, Hkv, D]) as tf.Tensor3D;
   if (cfg.qkNorm) {
     // Qwen3, Gemma 3: RMSNorm over D on each head of q and k, before RoPE.
     q = rmsNorm(ctx, q, `${p}.q_norm.weight`) as tf.Tensor3D;

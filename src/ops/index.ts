@@ -6,4 +6,5 @@ export { swiglu } from './swiglu.ts';
 export { geluTanhMul } from './gelu_tanh_mul.ts';
 export { rope } from './rope.ts';
 export { loraLinear } from './lora_linear.ts';
+export { loraLinearGroup } from './lora_linear_group.ts';
 export { bf16Tensor, isBf16, matMulBf16 } from './matmul_bf16.ts';

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { loadAddon } from '../../src/backend/addon.ts';
 import { nativeAvailability } from '../../src/backend/native_backend.ts';
-import { bf16Tensor, crossEntropyWeighted, loraLinear, matMulBf16 } from '../../src/ops/index.ts';
+import { bf16Tensor, crossEntropyWeighted, loraLinear, loraLinearGroup, matMulBf16 } from '../../src/ops/index.ts';
 import { f32ToBf16 } from '../../src/model/dtypes.ts';
 import { roundBf16, weightF32 } from '../../src/kernels/MatMulBf16.ts';
 import { maxdiff, rand } from '../ops/helpers.ts';
@@ -82,6 +82,38 @@ const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => t
     ],
     f: ([x, A, B]) =>
       loraLinear(x as tf.Tensor2D, W16(2048 * 48, 14, [2048, 48])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
+  },
+  {
+    // Three members reading one x (as q/k/v): rank 11, in/out not multiples of 16, 150 rows (three row blocks), a
+    // bias on one member: the group passes of kernels/LoraLinearBf16.cc (one summed dx), or each member (fallback).
+    name: 'loraLinearGroup bf16 W, three members',
+    shapes: [
+      [150, 70],
+      [11, 70],
+      [45, 11],
+      [11, 70],
+      [20, 11],
+      [11, 70],
+      [33, 11],
+    ],
+    f: ([x, A0, B0, A1, B1, A2, B2]) =>
+      tf.concat(
+        loraLinearGroup(
+          x as tf.Tensor2D,
+          [
+            { W: W16(45 * 70, 21, [45, 70])(), A: A0 as tf.Tensor2D, B: B0 as tf.Tensor2D },
+            {
+              W: W16(20 * 70, 22, [20, 70])(),
+              A: A1 as tf.Tensor2D,
+              B: B1 as tf.Tensor2D,
+              bias: tf.tensor1d(rand(20, 5)),
+            },
+            { W: W16(33 * 70, 23, [33, 70])(), A: A2 as tf.Tensor2D, B: B2 as tf.Tensor2D },
+          ],
+          0.5,
+        ),
+        1,
+      ),
   },
   {
     name: 'crossEntropyWeighted bf16 lm_head',
@@ -171,4 +203,45 @@ describe.skipIf(!native.ok)(`bf16 kernels native vs cpu${native.ok ? '' : ' (SKI
       });
     }
   }
+});
+
+describe.skipIf(!native.ok)('loraLinearGroup against loraLinear per member (native, bf16 W)', () => {
+  // The group reads x once; each y_i, dA_i and dB_i is the member's loraLinear result bit for bit (same passes, same
+  // order). dx sums the members inside the kernel, not by the tape's Adds: equal up to fp32 rounding.
+  it('y, dA, dB bit for bit; dx within fp32 rounding', async () => {
+    await initBackend({});
+    await tf.setBackend('native');
+    const [N, inp, r] = [150, 70, 11];
+    const outs = [45, 20, 33];
+    const Ws = outs.map((o, i) => W16(o * inp, 40 + i, [o, inp])());
+    const rs = outs.map((o, i) => tf.tensor2d(rand(N * o, 70 + i), [N, o]));
+    const params = [
+      tf.tensor2d(rand(N * inp, 3), [N, inp]),
+      ...outs.flatMap((o, i) => [
+        tf.tensor2d(rand(r * inp, 50 + i), [r, inp]),
+        tf.tensor2d(rand(o * r, 60 + i), [o, r]),
+      ]),
+    ] as tf.Tensor2D[];
+    // [y_0 .. y_2] from x, A_0, B_0, A_1, ...: one group call, or one loraLinear per member.
+    const grouped = ([x, ...ab]: tf.Tensor2D[]) =>
+      loraLinearGroup(
+        x,
+        Ws.map((W, i) => ({ W, A: ab[2 * i], B: ab[2 * i + 1] })),
+        2,
+      );
+    const single = ([x, ...ab]: tf.Tensor2D[]) => Ws.map((W, i) => loraLinear(x, W, ab[2 * i], ab[2 * i + 1], 2));
+    const loss =
+      (f: typeof single) =>
+      (...p: tf.Tensor[]) =>
+        tf.addN(f(p as tf.Tensor2D[]).map((y, i) => tf.sum(tf.mul(y, rs[i]))));
+    const values = (ts: tf.Tensor[]) => ts.map((t) => t.dataSync().slice() as Float32Array);
+    const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+    const [gy, sy] = [values(grouped(params)), values(single(params))];
+    gy.forEach((v, i) => expect(same(v, sy[i])).toBe(true));
+    const [gg, sg] = [values(tf.grads(loss(grouped))(params)), values(tf.grads(loss(single))(params))];
+    for (let i = 1; i < gg.length; i++) expect(same(gg[i], sg[i])).toBe(true);
+    const d = maxdiff(gg[0], sg[0]);
+    console.log(`loraLinearGroup dx vs the tape's sum of per-member dx: maxdiff=${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-5 * Math.max(1, scaleOf([sg[0]])));
+  });
 });

@@ -114,7 +114,21 @@ const CALLS: Record<string, () => unknown[]> = {
     2,
   ],
   weightedCrossEntropyBf16: () => [f(3 * 4), z((6 * 4) / 2), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
+  // Two members (out 5 with a bias, out 3 without) of N=3, in=4, r=2; their buffers are checked in MEMBER_CALLS.
+  loraLinearGroupBf16: () => [f(3 * 4), groupMembers(false), f(3 * 2 * 2), 3, 4, 2, 2],
+  loraLinearGroupGradBf16: () => [f(3 * 4), groupMembers(true), f(3 * 2 * 2), f(3 * 4), 3, 4, 2, 2],
 };
+
+/** loraLinearGroup's members: W, A, B, then bias and y (forward) or dy, dA, dB (backward). */
+function groupMembers(grad: boolean): Array<Record<string, unknown>> {
+  return [5, 3].map((out, i) => ({
+    out,
+    W: z((out * 4) / 2),
+    A: f(2 * 4),
+    B: f(out * 2),
+    ...(grad ? { dy: f(3 * out), dA: f(2 * 4), dB: f(out * 2) } : { bias: i === 0 ? f(out) : null, y: f(3 * out) }),
+  }));
+}
 
 /** Arrays that give the shape rather than being checked against it (gatherV2's and unsortedSegmentSum's ids [N], the binary kernels' and transpose's shape). */
 const SHAPE_ARGS: Record<string, number[]> = {
@@ -148,6 +162,20 @@ describe.skipIf(!native.ok)('native entry points check their buffers', () => {
         a[i] = full.subarray(0, full.length - 1);
         expect(() => addon[fn](...a), `${fn} argument ${i}`).toThrow(RangeError);
       }
+    });
+  }
+
+  for (const fn of ['loraLinearGroupBf16', 'loraLinearGroupGradBf16']) {
+    it(`${fn}: a member buffer one element short is a RangeError, for each buffer`, () => {
+      for (const m of [0, 1])
+        for (const key of Object.keys(CALLS[fn]()[1] as object)) {
+          const a = CALLS[fn]();
+          const member = (a[1] as Array<Record<string, unknown>>)[m];
+          const full = member[key];
+          if (!ArrayBuffer.isView(full)) continue;
+          member[key] = (full as Float32Array).subarray(0, (full as Float32Array).length - 1);
+          expect(() => addon[fn](...a), `${fn} member ${m} ${key}`).toThrow(RangeError);
+        }
     });
   }
 

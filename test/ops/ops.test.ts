@@ -10,6 +10,7 @@ import {
   crossEntropyWeighted,
   geluTanhMul,
   loraLinear,
+  loraLinearGroup,
   rmsNorm,
   rope,
   swiglu,
@@ -180,6 +181,29 @@ const cases: Case[] = [
         tf.add(tf.matMul(x, W, false, true), b),
         tf.matMul(tf.mul(tf.matMul(x, A, false, true), 1.5), Bm, false, true),
       ),
+  },
+  {
+    // Two members reading one x (the second without bias); outputs side by side.
+    name: 'loraLinearGroup',
+    shapes: [[5, 6], [7, 6], [2, 6], [7, 2], [3, 6], [2, 6], [3, 2], [7]],
+    diff: [0, 2, 3, 5, 6],
+    op: ([x, W0, A0, B0, W1, A1, B1, b]) =>
+      tf.concat(
+        loraLinearGroup(
+          x as tf.Tensor2D,
+          [
+            { W: W0 as tf.Tensor2D, A: A0 as tf.Tensor2D, B: B0 as tf.Tensor2D, bias: b as tf.Tensor1D },
+            { W: W1 as tf.Tensor2D, A: A1 as tf.Tensor2D, B: B1 as tf.Tensor2D },
+          ],
+          1.5,
+        ),
+        1,
+      ),
+    plain: ([x, W0, A0, B0, W1, A1, B1, b]) => {
+      const lin = (W: tf.Tensor, A: tf.Tensor, Bm: tf.Tensor) =>
+        tf.add(tf.matMul(x, W, false, true), tf.matMul(tf.mul(tf.matMul(x, A, false, true), 1.5), Bm, false, true));
+      return tf.concat([tf.add(lin(W0, A0, B0), b), lin(W1, A1, B1)], 1);
+    },
   },
   {
     name: 'loraLinear with dropout input',
