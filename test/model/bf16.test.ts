@@ -22,9 +22,10 @@ async function lossGrads(
   precision: 'fp32' | 'bf16',
   backend: string,
   fused = true,
+  from = dir,
 ): Promise<{ loss: number; g: Float32Array; base: BaseModel }> {
   await tf.setBackend(backend);
-  const base = await loadBaseModel(dir, { precision });
+  const base = await loadBaseModel(from, { precision });
   const lora = randomLora(base);
   const r = lossAndGrads(base, lora, batch, { fused });
   const parts = [...r.grads.values()].map((t) => t.dataSync() as Float32Array);
@@ -89,6 +90,29 @@ describe('bf16 mode', () => {
         expect(dl).toBeLessThan(1e-4);
         expect(dg).toBeLessThan(5e-3); // summation order flips a few bf16 roundings of activations
       }
+    },
+  );
+
+  // The other families through the same check: Qwen2's q/k/v biases (loraLinearGroup members with a bias), Llama
+  // (no q/k norm), Gemma 3 (sandwich norms, GELU MLP, sliding-window layers).
+  it.skipIf(!native.ok).each(['qwen2', 'llama', 'gemma3'] as const)(
+    'native bf16 (fused ops) matches the reference kernels on a tiny %s',
+    async (family) => {
+      const from = tinyModelDir({
+        family,
+        vocab: 64,
+        dtype: 'bf16',
+        ...(family === 'gemma3' ? { slidingWindow: 8 } : {}),
+      });
+      const ref = await lossGrads('bf16', 'cpu', true, from);
+      const nat = await lossGrads('bf16', 'native', true, from);
+      const dl = Math.abs(nat.loss - ref.loss) / Math.abs(ref.loss),
+        dg = relL2(nat.g, ref.g);
+      console.log(
+        `${family} bf16 native vs cpu reference: loss rel diff ${dl.toExponential(2)}, grads ${dg.toExponential(2)}`,
+      );
+      expect(dl).toBeLessThan(1e-4);
+      expect(dg).toBeLessThan(5e-3);
     },
   );
 });
