@@ -120,22 +120,37 @@ static std::vector<GroupMember> groupMembers(const Napi::CallbackInfo& info, siz
   return out;
 }
 
+// The arguments both group entry points share: x [N,in] (info[0]), the members (info[1]), U [N, n r] (info[2]), and
+// N, in, r, s from info[at] on.
+struct GroupCall {
+  int N, in, r, n;
+  float s;
+  std::vector<GroupMember> g;
+  float *x, *U;
+};
+
+static GroupCall groupCall(const Napi::CallbackInfo& info, const char* fn, size_t at, bool grad) {
+  requireBlas(info.Env());
+  GroupCall c;
+  c.N = arg_i(info, at), c.in = arg_i(info, at + 1), c.r = arg_i(info, at + 2), c.s = arg_f(info, at + 3);
+  c.g = groupMembers(info, 1, fn, c.N, c.in, c.r, grad);
+  c.n = (int)c.g.size();
+  need_len(info, fn, 0, "x", (int64_t)c.N * c.in), need_len(info, fn, 2, "U", (int64_t)c.N * c.n * c.r);
+  c.x = f32(info[0]), c.U = f32(info[2]);
+  return c;
+}
+
 // loraLinearGroupBf16(x [N,in], members [{out, W, A, B, bias?, y}], U [N, n r], N, in, r, s): loraLinearBf16 for
 // linears that read the same x (xl = x): y_i = bf16 x W_i^T + s (x A_i^T) B_i^T (+ bias_i); U holds the u_i side by
 // side. Fallback (no oneDNN or AVX-512): each member as loraLinearBf16 does it.
 static Napi::Value LoraLinearGroupBf16(const Napi::CallbackInfo& info) {
-  requireBlas(info.Env());
-  const char* fn = "loraLinearGroupBf16";
-  const int N = arg_i(info, 3), in = arg_i(info, 4), r = arg_i(info, 5);
-  const float s = arg_f(info, 6);
-  const std::vector<GroupMember> g = groupMembers(info, 1, fn, N, in, r, false);
-  const int n = (int)g.size();
-  need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 2, "U", (int64_t)N * n * r);
-  const float* x = f32(info[0]);
-  float* U = f32(info[2]);
+  const GroupCall c = groupCall(info, "loraLinearGroupBf16", 3, false);
+  const int N = c.N, in = c.in, r = c.r, n = c.n;
+  const float s = c.s, *x = c.x;
+  float* U = c.U;
   std::vector<LoraMember> m;
   std::vector<float*> y;
-  for (const auto& e : g) m.push_back(e.m), y.push_back(e.y);
+  for (const auto& e : c.g) m.push_back(e.m), y.push_back(e.y);
   if (avx512Bf16() && loraGroupForwardBf16(n, m.data(), N, in, r, s, x, x, y.data(), U)) return info.Env().Undefined();
   std::vector<float> u((size_t)N * r);
   for (int i = 0; i < n; i++) {
@@ -149,20 +164,15 @@ static Napi::Value LoraLinearGroupBf16(const Napi::CallbackInfo& info) {
 // loraLinearGroupGradBf16(x [N,in], members [{out, W, A, B, dy, dA, dB}], U, dx [N,in], N, in, r, s): the backward
 // of loraLinearGroupBf16: dx = sum_i (bf16 dy_i W_i + s (dy_i B_i) A_i), dA_i, dB_i as loraLinearGradBf16's.
 static Napi::Value LoraLinearGroupGradBf16(const Napi::CallbackInfo& info) {
-  requireBlas(info.Env());
-  const char* fn = "loraLinearGroupGradBf16";
-  const int N = arg_i(info, 4), in = arg_i(info, 5), r = arg_i(info, 6);
-  const float s = arg_f(info, 7);
-  const std::vector<GroupMember> g = groupMembers(info, 1, fn, N, in, r, true);
-  const int n = (int)g.size();
-  need_len(info, fn, 0, "x", (int64_t)N * in), need_len(info, fn, 2, "U", (int64_t)N * n * r);
-  need_len(info, fn, 3, "dx", (int64_t)N * in);
-  const float *x = f32(info[0]), *U = f32(info[2]);
+  const GroupCall c = groupCall(info, "loraLinearGroupGradBf16", 4, true);
+  const int N = c.N, in = c.in, r = c.r, n = c.n;
+  const float s = c.s, *x = c.x, *U = c.U;
+  need_len(info, "loraLinearGroupGradBf16", 3, "dx", (int64_t)N * in);
   float* dx = f32(info[3]);
   std::vector<LoraMember> m;
   std::vector<const float*> dy;
   std::vector<float*> dA, dB;
-  for (const auto& e : g) m.push_back(e.m), dy.push_back(e.dy), dA.push_back(e.dA), dB.push_back(e.dB);
+  for (const auto& e : c.g) m.push_back(e.m), dy.push_back(e.dy), dA.push_back(e.dA), dB.push_back(e.dB);
   if (avx512Bf16() && loraGroupBackwardBf16(n, m.data(), N, in, r, s, dy.data(), x, U, dx, nullptr, dA.data(), dB.data()))
     return info.Env().Undefined();
   std::vector<float> u((size_t)N * r), dxi((size_t)N * in);
