@@ -164,7 +164,11 @@ struct Stacked {
     for (int i = 0; i < n; i++) total += (size_t)r * m[i].out;
     float* Bt = reuse(Bts, total);
     Stacked st{m[0].A, {}};
-    for (int i = 0; i < n; i++, Bt += (size_t)r * m[i - 1].out) transpose(m[i].B, m[i].out, r, Bt), st.Bt.push_back(Bt);
+    for (int i = 0; i < n; i++) {
+      transpose(m[i].B, m[i].out, r, Bt);
+      st.Bt.push_back(Bt);
+      Bt += (size_t)r * m[i].out;
+    }
     if (n > 1) {
       float* A = reuse(As, (size_t)n * r * in);
       for (int i = 0; i < n; i++) std::copy(m[i].A, m[i].A + (size_t)r * in, A + (size_t)i * r * in);
