@@ -44,6 +44,35 @@ void ropeRowAvx512(const float* a, const float* c, const float* s, float* b, int
   }
 }
 
+// AdamW's update (kernels/AdamW.cc) for 8 doubles at a time, elements [i0, i1): the same double operations in the
+// same order, each correctly rounded (the _round_ forms keep GCC from fusing them), so the same bits.
+void adamWAvx512(float* p, const float* g, float* m, float* v, int64_t i0, int64_t i1, const AdamWConst& k) {
+  constexpr int RN = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512d b1 = _mm512_set1_pd(k.b1), b2 = _mm512_set1_pd(k.b2), c1 = _mm512_set1_pd(k.c1),
+                c2 = _mm512_set1_pd(k.c2), eps = _mm512_set1_pd(k.eps), keep = _mm512_set1_pd(k.keep),
+                step = _mm512_set1_pd(k.stepSize), bc2 = _mm512_set1_pd(k.sqrtBc2);
+  for (int64_t i = i0; i < i1; i += 8) {
+    const __mmask8 t = i1 - i >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (i1 - i)) - 1);
+    const __m512d gi = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(t, g + i));
+    const __m512d md = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(t, m + i));
+    const __m512d vd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(t, v + i));
+    const __m512d pd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(t, p + i));
+    // m = (float)(b1 m + c1 g); v = (float)(b2 v + (c2 g) g)
+    const __m256 mf = _mm512_cvt_roundpd_ps(
+        _mm512_add_round_pd(_mm512_mul_round_pd(b1, md, RN), _mm512_mul_round_pd(c1, gi, RN), RN), RN);
+    const __m256 vf = _mm512_cvt_roundpd_ps(
+        _mm512_add_round_pd(_mm512_mul_round_pd(b2, vd, RN), _mm512_mul_round_pd(_mm512_mul_round_pd(c2, gi, RN), gi, RN), RN),
+        RN);
+    // p = (float)(p keep - (stepSize m) / (sqrt(v) / sqrtBc2 + eps)), m and v as stored
+    const __m512d den = _mm512_add_round_pd(_mm512_div_round_pd(_mm512_sqrt_round_pd(_mm512_cvtps_pd(vf), RN), bc2, RN), eps, RN);
+    const __m512d upd = _mm512_div_round_pd(_mm512_mul_round_pd(step, _mm512_cvtps_pd(mf), RN), den, RN);
+    const __m256 pf = _mm512_cvt_roundpd_ps(_mm512_sub_round_pd(_mm512_mul_round_pd(pd, keep, RN), upd, RN), RN);
+    _mm256_mask_storeu_ps(m + i, t, mf);
+    _mm256_mask_storeu_ps(v + i, t, vf);
+    _mm256_mask_storeu_ps(p + i, t, pf);
+  }
+}
+
 float softmaxBlockAvx512(float* r, int n, float& m, double& s, bool toBf16) {
   __m512 mv = _mm512_set1_ps(-INFINITY);
   for (int j = 0; j < n; j += 16) mv = _mm512_mask_max_ps(mv, tail16(n - j), mv, _mm512_maskz_loadu_ps(tail16(n - j), r + j));

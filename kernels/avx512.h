@@ -14,6 +14,10 @@ bool avx512Bf16();
 // ropeRow (kernels/Rope.cc) in 16 lanes: the same products and sums, so the same bits.
 void ropeRowAvx512(const float* a, const float* c, const float* s, float* b, int D, bool back);
 
+// AdamW (kernels/AdamW.cc) over elements [i0, i1) in 8 double lanes: the same operations, so the same bits.
+struct AdamWConst { double b1, b2, c1, c2, eps, keep, stepSize, sqrtBc2; };
+void adamWAvx512(float* p, const float* g, float* m, float* v, int64_t i0, int64_t i1, const AdamWConst& k);
+
 // One vocabulary block of an lm_head row in an online softmax: r[n] logits; m (the row's running max) and s (its
 // running sum of e^(l - m)) move to the block's values, and the factor e^(m_old - m_new) that rescaled s (1 if the
 // max held) is returned. With toBf16 the block's e^(l - m_new) are written as bf16 over its first half (value j over
