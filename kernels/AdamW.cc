@@ -10,8 +10,52 @@
 #include "blas.h"
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 static inline double num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
+
+namespace {
+// One tensor's arrays, all [n].
+struct Slot { float *p, *m, *v; const float* g; int64_t n; double keep; };
+
+// Elements [i0, i1) of one tensor.
+void updateRange(const Slot& t, int64_t i0, int64_t i1, const AdamWConst& k) {
+  if (hasAvx512()) return adamWAvx512(t.p, t.g, t.m, t.v, i0, i1, AdamWConst{k.b1, k.b2, k.c1, k.c2, k.eps, t.keep, k.stepSize, k.sqrtBc2});
+  float *p = t.p, *m = t.m, *v = t.v;
+  const float* g = t.g;
+  for (int64_t i = i0; i < i1; i++) {
+    const double gi = g[i];
+    m[i] = (float)(k.b1 * (double)m[i] + k.c1 * gi);
+    v[i] = (float)(k.b2 * (double)v[i] + k.c2 * gi * gi);
+    p[i] = (float)((double)p[i] * t.keep - (k.stepSize * (double)m[i]) / (std::sqrt((double)v[i]) / k.sqrtBc2 + k.eps));
+  }
+}
+
+// Every tensor in 2048-element chunks (whole vectors: the split leaves each element's operations as they are),
+// all in one parallel region: a region wakes the other threads, which costs ~20-100 us on a VM, more than the
+// update of one LoRA matrix.
+void updateAll(const std::vector<Slot>& ts, const AdamWConst& k) {
+  constexpr int64_t CH = 2048;
+  std::vector<std::pair<int, int64_t>> chunks;  // (tensor, first element)
+  int64_t total = 0;
+  for (int t = 0; t < (int)ts.size(); t++) {
+    for (int64_t i = 0; i < ts[t].n; i += CH) chunks.push_back({t, i});
+    total += ts[t].n;
+  }
+#pragma omp parallel for num_threads(g_threads) schedule(static) if (total >= (1 << 16))
+  for (int64_t c = 0; c < (int64_t)chunks.size(); c++) {
+    const Slot& t = ts[chunks[c].first];
+    updateRange(t, chunks[c].second, std::min(t.n, chunks[c].second + CH), k);
+  }
+}
+
+AdamWConst scalars(const Napi::CallbackInfo& info, size_t at) {  // beta1, beta2, eps, (keep), stepSize, sqrtBc2
+  const double b1 = num(info, at), b2 = num(info, at + 1);
+  return AdamWConst{b1, b2, 1 - b1, 1 - b2, num(info, at + 2), 1, num(info, at + 3), num(info, at + 4)};
+}
+}  // namespace
 
 // adamW(p, g, m, v, n, beta1, beta2, eps, keep, stepSize, sqrtBc2), all [n]; keep = 1 - lr*wd (or 1),
 // stepSize = lr / (1 - beta1^t), sqrtBc2 = sqrt(1 - beta2^t), computed by the caller in double.
@@ -21,27 +65,33 @@ static Napi::Value AdamW(const Napi::CallbackInfo& info) {
   const int64_t n = info[4].As<Napi::Number>().Int64Value();
   if (n < 0 || (size_t)n > np || (size_t)n > ng || (size_t)n > nm || (size_t)n > nv)
     throw Napi::RangeError::New(info.Env(), "adamW: n exceeds an array's length");
-  const double b1 = num(info, 5), b2 = num(info, 6), eps = num(info, 7), keep = num(info, 8);
-  const double stepSize = num(info, 9), sqrtBc2 = num(info, 10);
-  const double c1 = 1 - b1, c2 = 1 - b2;
-  // Threads from 8k elements on (a LoRA matrix of rank 8 at hidden 1024 has 8k); 2k-element chunks, whole
-  // vectors each, so the split leaves every element's operations as they are.
-  const int64_t chunks = (n + 2047) / 2048;
-#pragma omp parallel for num_threads(g_threads) schedule(static) if (n >= (1 << 13))
-  for (int64_t c = 0; c < chunks; c++) {
-    const int64_t i0 = c * 2048, i1 = std::min<int64_t>(n, i0 + 2048);
-    if (hasAvx512()) {
-      adamWAvx512(p, g, m, v, i0, i1, AdamWConst{b1, b2, c1, c2, eps, keep, stepSize, sqrtBc2});
-      continue;
-    }
-    for (int64_t i = i0; i < i1; i++) {
-      const double gi = g[i];
-      m[i] = (float)(b1 * (double)m[i] + c1 * gi);
-      v[i] = (float)(b2 * (double)v[i] + c2 * gi * gi);
-      p[i] = (float)((double)p[i] * keep - (stepSize * (double)m[i]) / (std::sqrt((double)v[i]) / sqrtBc2 + eps));
-    }
-  }
+  const double keep = num(info, 8);
+  AdamWConst k{num(info, 5), num(info, 6), 1 - num(info, 5), 1 - num(info, 6), num(info, 7), keep, num(info, 9), num(info, 10)};
+  updateAll({Slot{p, m, v, g, n, keep}}, k);
   return info.Env().Undefined();
 }
 
-void InitAdamW(Napi::Env env, Napi::Object exports) { exports.Set("adamW", Napi::Function::New(env, AdamW)); }
+// adamWMany(ps, gs, ms, vs, keeps, beta1, beta2, eps, stepSize, sqrtBc2): adamW on every tensor i (ps[i], gs[i],
+// ms[i], vs[i] of one length, keeps[i] its keep) in one parallel region.
+static Napi::Value AdamWMany(const Napi::CallbackInfo& info) {
+  const Napi::Array ps = info[0].As<Napi::Array>(), gs = info[1].As<Napi::Array>(), ms = info[2].As<Napi::Array>(),
+                    vs = info[3].As<Napi::Array>(), keeps = info[4].As<Napi::Array>();
+  const uint32_t T = ps.Length();
+  if (gs.Length() != T || ms.Length() != T || vs.Length() != T || keeps.Length() != T)
+    throw Napi::RangeError::New(info.Env(), "adamWMany: the five lists differ in length");
+  std::vector<Slot> ts;
+  for (uint32_t i = 0; i < T; i++) {
+    size_t np, ng, nm, nv;
+    float *p = f32(ps.Get(i), &np), *g = f32(gs.Get(i), &ng), *m = f32(ms.Get(i), &nm), *v = f32(vs.Get(i), &nv);
+    if (ng != np || nm != np || nv != np)
+      throw Napi::RangeError::New(info.Env(), "adamWMany: tensor " + std::to_string(i) + "'s arrays differ in length");
+    ts.push_back(Slot{p, m, v, g, (int64_t)np, keeps.Get(i).As<Napi::Number>().DoubleValue()});
+  }
+  updateAll(ts, scalars(info, 5));
+  return info.Env().Undefined();
+}
+
+void InitAdamW(Napi::Env env, Napi::Object exports) {
+  exports.Set("adamW", Napi::Function::New(env, AdamW));
+  exports.Set("adamWMany", Napi::Function::New(env, AdamWMany));
+}

@@ -58,6 +58,19 @@ export interface NativeAddon {
     stepSize: number,
     sqrtBc2: number,
   ): void;
+  /** adamW on every tensor i (keeps[i] its keep) in one parallel region. */
+  adamWMany(
+    ps: F32[],
+    gs: F32[],
+    ms: F32[],
+    vs: F32[],
+    keeps: number[],
+    beta1: number,
+    beta2: number,
+    eps: number,
+    stepSize: number,
+    sqrtBc2: number,
+  ): void;
   /** kernels/GatherV2.cc: out [N,S] = x [R,S] rows idx [N]; -1, or the position of the first index outside [0,R). */
   gatherV2(x: F32, idx: I32, out: F32, R: number, S: number): number;
   /** kernels/GatherV2.cc: out [segs,S] += x [N,S] rows by ids [N] (ids outside [0,segs) dropped); out zeroed. */

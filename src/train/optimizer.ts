@@ -47,12 +47,34 @@ export function adamwStep(
   decay: (name: string) => boolean = () => true,
 ): void {
   const t = ++state.step;
-  const update = adamwNative() ?? adamwUpdateRef;
-  for (const [name, p] of params) {
+  const names = [...params.keys()];
+  const gs = names.map((name) => {
     const g = grads.get(name);
     if (!g) throw new Error(`adamwStep: no gradient for '${name}'`);
-    update(p, g, state.m.get(name)!, state.v.get(name)!, adamwScalars(cfg, lr, t, decay(name)));
+    if (g.length !== params.get(name)!.length)
+      throw new Error(
+        `adamwStep: gradient of '${name}' has ${g.length} values, the parameter ${params.get(name)!.length}`,
+      );
+    return g;
+  });
+  const addon = loadAddon().addon;
+  if (addon) {
+    // One call, one parallel region for all tensors (a region per LoRA matrix costs more than its update).
+    const s = adamwScalars(cfg, lr, t, false);
+    const keeps = names.map((n) => adamwScalars(cfg, lr, t, decay(n)).keep);
+    const [ps, ms, vs] = [params, state.m, state.v].map((m) => names.map((n) => m.get(n)!));
+    addon.adamWMany(ps, gs, ms, vs, keeps, s.beta1, s.beta2, s.eps, s.stepSize, s.sqrtBc2);
+    return;
   }
+  names.forEach((name, i) =>
+    adamwUpdateRef(
+      params.get(name)!,
+      gs[i],
+      state.m.get(name)!,
+      state.v.get(name)!,
+      adamwScalars(cfg, lr, t, decay(name)),
+    ),
+  );
 }
 
 /** Per-step constants of the update, in float64: keep = 1 - lr*wd (1 without decay), stepSize = lr / (1 - b1^t),

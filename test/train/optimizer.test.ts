@@ -126,47 +126,75 @@ describe('AdamW', () => {
         expect(maxdiff(ref[0], p0)).toBeGreaterThan(0); // the update did something
       });
 
-      it('adamwStep through the addon equals the JS loop over 20 steps, with and without decay', () => {
-        const shapes: [string, number][] = [
-          ['a', 8 * 576],
-          ['b', 576 * 8],
-          ['norm', 37],
-        ];
-        const mk = () => new Map(shapes.map(([k, n], i) => [k, rand(n, 10 + i, 0.1)]));
-        const pn = mk(),
-          pr = mk(),
-          sn = createAdamWState(pn),
-          sr = createAdamWState(pr);
-        const cfg = { ...ADAMW_DEFAULTS, weightDecay: 0.1 },
-          decay = (k: string) => k !== 'norm';
-        for (let t = 0; t < 20; t++) {
-          const grads = new Map(shapes.map(([k, n], i) => [k, rand(n, 100 * t + i, 10 ** -(t % 4))]));
-          const lr = 1e-3 * (1 - t / 20);
-          adamwStep(pn, grads, sn, lr, cfg, decay); // native (the addon is loaded)
-          // the reference, driven the same way as adamwStep
-          const step = ++sr.step;
-          for (const [k, p] of pr)
-            adamwUpdateRef(p, grads.get(k)!, sr.m.get(k)!, sr.v.get(k)!, adamwScalars(cfg, lr, step, decay(k)));
-        }
-        let d = 0;
-        for (const [k] of shapes)
-          d = Math.max(
-            d,
-            maxdiff(pn.get(k)!, pr.get(k)!),
-            maxdiff(sn.m.get(k)!, sr.m.get(k)!),
-            maxdiff(sn.v.get(k)!, sr.v.get(k)!),
-          );
-        console.log(`AdamW 20 steps native vs JS maxdiff=${d.toExponential(2)}`);
-        expect(d).toBe(0);
-        for (const [k] of shapes) expect(pn.get(k)).toEqual(pr.get(k));
-        expect(sn.step).toBe(20);
-      });
+      // The second set is large enough for the threaded region, with lengths that end mid-vector.
+      it.each([
+        [
+          'one thread',
+          [
+            ['a', 8 * 576],
+            ['b', 576 * 8],
+            ['norm', 37],
+          ],
+        ],
+        [
+          'threaded',
+          [
+            ['a', 8 * 4099],
+            ['b', 40001],
+            ['norm', 37],
+          ],
+        ],
+      ] as [string, [string, number][]][])(
+        'adamwStep through the addon (one call for all tensors, %s) equals the JS loop over 20 steps, with and without decay',
+        (_, shapes) => {
+          const mk = () => new Map(shapes.map(([k, n], i) => [k, rand(n, 10 + i, 0.1)]));
+          const pn = mk(),
+            pr = mk(),
+            sn = createAdamWState(pn),
+            sr = createAdamWState(pr);
+          const cfg = { ...ADAMW_DEFAULTS, weightDecay: 0.1 },
+            decay = (k: string) => k !== 'norm';
+          for (let t = 0; t < 20; t++) {
+            const grads = new Map(shapes.map(([k, n], i) => [k, rand(n, 100 * t + i, 10 ** -(t % 4))]));
+            const lr = 1e-3 * (1 - t / 20);
+            adamwStep(pn, grads, sn, lr, cfg, decay); // native (the addon is loaded)
+            // the reference, driven the same way as adamwStep
+            const step = ++sr.step;
+            for (const [k, p] of pr)
+              adamwUpdateRef(p, grads.get(k)!, sr.m.get(k)!, sr.v.get(k)!, adamwScalars(cfg, lr, step, decay(k)));
+          }
+          let d = 0;
+          for (const [k] of shapes)
+            d = Math.max(
+              d,
+              maxdiff(pn.get(k)!, pr.get(k)!),
+              maxdiff(sn.m.get(k)!, sr.m.get(k)!),
+              maxdiff(sn.v.get(k)!, sr.v.get(k)!),
+            );
+          console.log(`AdamW 20 steps native vs JS maxdiff=${d.toExponential(2)}`);
+          expect(d).toBe(0);
+          for (const [k] of shapes) expect(pn.get(k)).toEqual(pr.get(k));
+          expect(sn.step).toBe(20);
+        },
+      );
 
       it('rejects mismatched lengths instead of reading past an array', () => {
         const s = adamwScalars(ADAMW_DEFAULTS, 1e-3, 1, true);
         expect(() =>
           nativeAdamw!(new Float32Array(4), new Float32Array(3), new Float32Array(4), new Float32Array(4), s),
         ).toThrow(/lengths/);
+      });
+
+      it('adamwStep rejects a gradient of the wrong length, and the addon a moment of the wrong length', () => {
+        const params = new Map([['w', new Float32Array(4)]]);
+        const st = createAdamWState(params);
+        expect(() => adamwStep(params, new Map([['w', new Float32Array(3)]]), st, 1e-3, ADAMW_DEFAULTS)).toThrow(
+          "adamwStep: gradient of 'w' has 3 values, the parameter 4",
+        );
+        st.v.set('w', new Float32Array(2));
+        expect(() => adamwStep(params, new Map([['w', new Float32Array(4)]]), st, 1e-3, ADAMW_DEFAULTS)).toThrow(
+          /tensor 0's arrays differ in length/,
+        );
       });
     },
   );
