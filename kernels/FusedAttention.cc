@@ -117,8 +117,8 @@ static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16[, cos, sin]]]); dk, dv must be
-// zero-filled. With cos/sin, q and k are the unrotated inputs and dq, dk their gradients.
+// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16[, cos, sin]]]); dq, dk, dv are
+// written whole (their contents on entry do not matter). With cos/sin, q and k are the unrotated inputs and dq, dk their gradients.
 static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dO = f32(info[0]), *q = f32(info[1]), *k = f32(info[2]), *v = f32(info[3]);
@@ -137,9 +137,9 @@ static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   const RopeTables rope(info, 18, fn, (int64_t)B * T * D);
   if (info.Length() > 17 && info[17].ToBoolean() && avx512Bf16()) {
     if (fusedAttentionGradBf16(dO, q, k, v, seg, rope.cos, rope.sin, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W))
-      return info.Env().Undefined();
-    std::fill(dk, dk + nk, 0.f), std::fill(dv, dv + nk, 0.f);  // oneDNN failed part-way: redo in fp32
+      return info.Env().Undefined();  // dk, dv written
   }
+  std::fill(dk, dk + nk, 0.f), std::fill(dv, dv + nk, 0.f);  // the fp32 path adds into them (also after a failed bf16 try)
   rope.rotate(q, k, B * T, H, Hkv, D);
   fusedAttentionGradFp32(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W);
   if (rope.cos) {  // back to the gradients of the unrotated q, k

@@ -169,25 +169,24 @@ void scatterRows(const Geo& g, const Block& k, int h, const float* Y, float* out
   }
 }
 
-// dst[t, kv, :] += sum over the G heads of kv of acc[h, t, :] for t < L (acc [H, Tp, D], dst [T, Hkv, D]).
-// cos/sin (the segment's rows of the tables, or null): the sum (0 + the heads in order, as dst's zeros would give)
-// is rotated back (transposed RoPE) and written over dst's rows.
+// dst[t, kv, :] = 0 + the sum over the G heads of kv of acc[h, t, :], heads in order, for t < L (acc [H, Tp, D],
+// dst [T, Hkv, D]); with cos/sin (the segment's rows of the tables) the sum is rotated back (transposed RoPE).
 void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* cos = nullptr,
               const float* sin = nullptr) {
 #pragma omp parallel num_threads(g_threads)
   {
-    std::vector<float> r(cos ? g.D : 0);
+    std::vector<float> r(g.D);
 #pragma omp for schedule(static)
     for (int t = 0; t < L; t++)
       for (int kv = 0; kv < g.Hkv; kv++) {
         float* d = dst + ((size_t)t * g.Hkv + kv) * g.D;
-        if (cos) std::fill(r.begin(), r.end(), 0.f);
-        float* sum = cos ? r.data() : d;
+        std::fill(r.begin(), r.end(), 0.f);  // 0 + a_0 + a_1 + ...: the sums as when dst was zero-filled
         for (int h = kv * g.G; h < (kv + 1) * g.G; h++) {
           const float* a = acc + ((size_t)h * g.Tp + t) * g.D;
-          for (int e = 0; e < g.D; e++) sum[e] += a[e];
+          for (int e = 0; e < g.D; e++) r[e] += a[e];
         }
-        if (cos) ropeRow(sum, cos + (size_t)t * g.D, sin + (size_t)t * g.D, d, g.D, true);
+        if (cos) ropeRow(r.data(), cos + (size_t)t * g.D, sin + (size_t)t * g.D, d, g.D, true);
+        else std::copy(r.begin(), r.end(), d);
       }
   }
 }
@@ -301,7 +300,7 @@ bool fusedAttentionBf16(const float* q, const float* k, const float* v, const in
   return true;
 }
 
-// The backward of fusedAttentionBf16: dq written, dk and dv added into (zero-filled by the caller).
+// The backward of fusedAttentionBf16: dq, dk and dv written (every row of a segment, segments cover all rows).
 bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
                             const float* cos, const float* sin, const float* o, const float* lse, float* dq, float* dk,
                             float* dv, int B, int T, int H, int Hkv, int D, float scale, int W) {

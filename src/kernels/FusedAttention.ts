@@ -207,10 +207,10 @@ function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttent
 function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, FusedAttentionAttrs>, addon: NativeAddon) {
   const { B, T, H, Hkv, D, scale, window } = dims(args);
   const x = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
-  // dq rows are written by sgemm (beta 0); dk, dv are accumulated into, so they must start zeroed.
+  // The addon writes dq, dk, dv whole (it zero-fills dk, dv itself where it adds into them): no fill here.
   const dq = alloc(args.backend, B * T * H * D, false),
-    dk = alloc(args.backend, B * T * Hkv * D, true);
-  const dv = alloc(args.backend, dk.length, true);
+    dk = alloc(args.backend, B * T * Hkv * D, false);
+  const dv = alloc(args.backend, dk.length, false);
   addon.fusedAttentionGrad(
     x('dy'),
     x('q'),

@@ -534,6 +534,50 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     }
   });
 
+  // The addon writes dq, dk, dv whole (the kernel hands it pooled buffers with old contents): NaN-filled outputs
+  // give the same bits as zeroed ones, on the fp32 and bf16 paths, with and without RoPE tables.
+  it.skipIf(!native.ok)('attention gradients on native do not depend on what the output buffers held', () => {
+    const addon = loadAddon().addon!;
+    const [B, T, H, Hkv, D] = [1, 48, 4, 2, 16];
+    const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 30 ? 0 : 1));
+    const [q, dO] = [0, 1].map((i) => rand(B * T * H * D, 91 + i));
+    const [k, v] = [2, 3].map((i) => rand(B * T * Hkv * D, 91 + i));
+    const cos = rand(B * T * D, 95),
+      sin = rand(B * T * D, 96);
+    for (const bf16 of [false, true])
+      for (const rope of [[], [cos, sin]]) {
+        const o = new Float32Array(q.length),
+          lse = new Float32Array(B * H * T);
+        addon.fusedAttention(q, k, v, seg, o, lse, B, T, H, Hkv, D, 0.3, 0, bf16, ...rope);
+        const run = (fill: number) => {
+          const out = [q, k, v].map((x) => new Float32Array(x.length).fill(fill));
+          addon.fusedAttentionGrad(
+            dO,
+            q,
+            k,
+            v,
+            seg,
+            o,
+            lse,
+            out[0],
+            out[1],
+            out[2],
+            B,
+            T,
+            H,
+            Hkv,
+            D,
+            0.3,
+            0,
+            bf16,
+            ...rope,
+          );
+          return out.map((x) => Buffer.from(x.buffer).toString('base64')).join();
+        };
+        expect(run(NaN), `bf16 ${bf16}, rope ${rope.length > 0}`).toBe(run(0));
+      }
+  });
+
   it('attention: a window shorter than the document changes the output; a window as long as it does not', async () => {
     await tf.setBackend(native.ok ? 'native' : 'cpu');
     const seg = new Int32Array(40);
