@@ -16,6 +16,7 @@ const nk = B * T * Hkv * D;
 const CALLS: Record<string, () => unknown[]> = {
   batchMatMul: () => [f(2 * 3 * 4), f(4 * 5), f(2 * 3 * 5), 2, 1, 3, 5, 4, false, false, f(5)],
   adamW: () => [f(8), f(8), f(8), f(8), 8, 0.9, 0.999, 1e-8, 1, 1e-3, 1],
+  adamWMany: () => [...[0, 1, 2, 3].map(() => [f(5), f(3)]), [1, 0.99], 0.9, 0.999, 1e-8, 1e-3, 0.03],
   gatherV2: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
   unsortedSegmentSum: () => [f(4 * 3), z(4), f(2 * 3), 2, 3],
   weightedCrossEntropy: () => [f(3 * 4), f(6 * 4), z(3), f(3), f(1), f(3 * 4), 3, 4, 6, 2],
@@ -164,6 +165,20 @@ describe.skipIf(!native.ok)('native entry points check their buffers', () => {
       }
     });
   }
+
+  it('adamWMany: any one array of a tensor one element short is a RangeError, and nothing is written', () => {
+    for (let list = 0; list < 4; list++)
+      for (let t = 0; t < 2; t++) {
+        const a = CALLS.adamWMany() as Float32Array[][];
+        a[list][t] = a[list][t].subarray(0, a[list][t].length - 1);
+        const before = a.slice(0, 4).map((l) => l.map((x) => x.slice()));
+        expect(() => addon.adamWMany(...a), `list ${list} tensor ${t}`).toThrow(RangeError);
+        a.slice(0, 4).forEach((l, i) => l.forEach((x, j) => expect(x).toEqual(before[i][j])));
+      }
+    const a = CALLS.adamWMany() as unknown[][];
+    a[4] = [1]; // one keep for two tensors
+    expect(() => addon.adamWMany(...a)).toThrow(/the five lists differ in length/);
+  });
 
   for (const fn of ['loraLinearGroupBf16', 'loraLinearGroupGradBf16']) {
     it(`${fn}: a member buffer one element short is a RangeError, for each buffer`, () => {
