@@ -124,31 +124,11 @@ void swigluGradAvx512(const float* dy, const float* g, const float* u, float* dg
   }
 }
 
-namespace {
-// sum_c a[c] b[c] (b null: a[c]^2) over one row, in 4 x 16 float lanes then across them.
-inline float rowDot(const float* a, const float* b, int C) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (int c = 0; c < C; c += 16) {
-    const __mmask16 m = tail16(C - c);
-    const __m512 x = _mm512_maskz_loadu_ps(m, a + c);
-    acc[(c >> 4) & 3] = _mm512_fmadd_ps(x, b ? _mm512_maskz_loadu_ps(m, b + c) : x, acc[(c >> 4) & 3]);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-}
-}  // namespace
-
 void rmsNormAvx512(const float* x, const float* w, float* y, float* rstd, int N, int C, float eps) {
 #pragma omp parallel for num_threads(g_threads) schedule(static)
   for (int n = 0; n < N; n++) {
     const float* a = x + (size_t)n * C;
-    const float r = 1.f / std::sqrt(rowDot(a, nullptr, C) / C + eps);
-    rstd[n] = r;
-    const __m512 rv = _mm512_set1_ps(r);
-    for (int c = 0; c < C; c += 16) {
-      const __mmask16 m = tail16(C - c);
-      _mm512_mask_storeu_ps(y + (size_t)n * C + c, m,
-                            _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + c), rv), _mm512_maskz_loadu_ps(m, w + c)));
-    }
+    rmsRow(a, w, rstd[n] = rmsRstd(a, C, eps), y + (size_t)n * C, C);
   }
 }
 
@@ -159,20 +139,7 @@ void rmsNormGradAvx512(const float* dy, const float* x, const float* w, const fl
     float* pw = part + (size_t)omp_get_thread_num() * C;
     std::vector<float> gw(C);  // dy * w of the row
 #pragma omp for schedule(static)
-    for (int n = 0; n < N; n++) {
-      const float *g = dy + (size_t)n * C, *a = x + (size_t)n * C;
-      const float r = rstd[n];
-      for (int c = 0; c < C; c += 16) {
-        const __mmask16 m = tail16(C - c);
-        _mm512_mask_storeu_ps(gw.data() + c, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + c), _mm512_maskz_loadu_ps(m, w + c)));
-      }
-      const __m512 rv = _mm512_set1_ps(r), kv = _mm512_set1_ps(rowDot(gw.data(), a, C) * r * r / C);
-      for (int c = 0; c < C; c += 16) {
-        const __mmask16 m = tail16(C - c);
-        const __m512 av = _mm512_maskz_loadu_ps(m, a + c);
-        _mm512_mask_storeu_ps(dx + (size_t)n * C + c, m, _mm512_mul_ps(rv, _mm512_fnmadd_ps(av, kv, _mm512_maskz_loadu_ps(m, gw.data() + c))));
-        _mm512_mask_storeu_ps(pw + c, m, _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + c), av), rv, _mm512_maskz_loadu_ps(m, pw + c)));
-      }
-    }
+    for (int n = 0; n < N; n++)
+      rmsRowGrad(dy + (size_t)n * C, x + (size_t)n * C, w, rstd[n], gw.data(), dx + (size_t)n * C, pw, C);
   }
 }

@@ -10,6 +10,8 @@
 #include "avx512.h"
 #include <cmath>
 #include <algorithm>
+#include <string>
+#include <tuple>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
@@ -52,26 +54,55 @@ static void fusedAttentionGradFp32(const float* dO, const float* q, const float*
                                    const float* o, const float* lse, float* dq, float* dk, float* dv, int B, int T,
                                    int H, int Hkv, int D, float scale, int W);
 
-// Optional RoPE tables cos/sin [B*T, D] at info[i], info[i + 1] (absent or null: q and k come rotated already).
+// Optional RoPE tables cos/sin [B*T, D] at info[i], info[i + 1] (absent or null: q and k come rotated already),
+// then optionally the q/k RMSNorm folded in: q_norm, k_norm weights [D] at info[i + 2], info[i + 3], eps at i + 4
+// (with the tables only; it needs AVX-512: the bf16 models that use it run on such CPUs).
 struct RopeTables {
   const float *cos = nullptr, *sin = nullptr;
-  RopeTables(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t n) {
+  QkNorm norm;
+  RopeTables(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t n, int D) {
     if (info.Length() <= i + 1 || info[i].IsNull() || info[i].IsUndefined()) return;
     need_len(info, fn, i, "cos", n), need_len(info, fn, i + 1, "sin", n);
     cos = f32(info[i]), sin = f32(info[i + 1]);
+    if (info.Length() <= i + 4 || info[i + 2].IsNull() || info[i + 2].IsUndefined()) return;
+    need_len(info, fn, i + 2, "qNorm", D), need_len(info, fn, i + 3, "kNorm", D);
+    if (!hasAvx512()) throw Napi::Error::New(info.Env(), std::string(fn) + ": the folded q/k norm needs AVX-512");
+    norm = QkNorm{f32(info[i + 2]), f32(info[i + 3]), arg_f(info, i + 4)};
   }
-  // The fp32 path rotates q and k up front, into scratch kept across calls (calls come from the one JS thread).
+  // The fp32 path normalizes (with the norm) and rotates q and k up front, into scratch kept across calls (calls
+  // come from the one JS thread).
   void rotate(const float*& q, const float*& k, int N, int H, int Hkv, int D) const {
-    static std::vector<float> qr, kr;
+    static std::vector<float> qr, kr, qn, kn, rs;
     if (!cos) return;
     float *a = reuse(qr, (size_t)N * H * D), *b = reuse(kr, (size_t)N * Hkv * D);
+    if (norm.qw) {
+      float *c = reuse(qn, (size_t)N * H * D), *d = reuse(kn, (size_t)N * Hkv * D), *r = reuse(rs, (size_t)N * H);
+      rmsNormAvx512(q, norm.qw, c, r, N * H, D, norm.eps), rmsNormAvx512(k, norm.kw, d, r, N * Hkv, D, norm.eps);
+      q = c, k = d;
+    }
     ropeRows(q, cos, sin, a, N, H, D, false), ropeRows(k, cos, sin, b, N, Hkv, D, false);
     q = a, k = b;
+  }
+  // After the fp32 backward: dq, dk (of the rotated q, k) -> of the raw q, k (through the rotation and the norm).
+  void back(float* dq, float* dk, const float* q, const float* k, int N, int H, int Hkv, int D) const {
+    if (!cos) return;
+    ropeRows(dq, cos, sin, dq, N, H, D, true), ropeRows(dk, cos, sin, dk, N, Hkv, D, true);
+    if (!norm.qw) return;
+    static std::vector<float> g, rs, part;
+    for (auto [d, x, w, heads] : {std::tuple{dq, q, norm.qw, H}, std::tuple{dk, k, norm.kw, Hkv}}) {
+      const int rows = N * heads;
+      float *y = reuse(g, (size_t)rows * D), *r = reuse(rs, (size_t)rows), *p = reuse(part, (size_t)g_threads * D);
+      std::fill(p, p + (size_t)g_threads * D, 0.f);  // dw partials (not used: the norm weights are constants)
+      rmsNormAvx512(x, w, y, r, rows, D, norm.eps);  // r: 1/rms per row (y is scratch)
+      std::copy(d, d + (size_t)rows * D, y);
+      rmsNormGradAvx512(y, x, w, r, d, p, rows, D);
+    }
   }
 };
 
 // fusedAttention(q [B,T,H,D], k [B,T,Hkv,D], v [B,T,Hkv,D], seg Int32 [B,T], out [B,T,H,D], lse [B,H,T], B,T,H,Hkv,D,
-// scale[, W[, bf16[, cos, sin]]]): with cos/sin [B*T, D], q and k are rotated (RoPE) first.
+// scale[, W[, bf16[, cos, sin[, qNorm, kNorm, eps]]]]): with cos/sin [B*T, D], q and k are rotated (RoPE) first, and
+// with qNorm/kNorm [D] RMS-normalized per head before that (Qwen3's q_norm, k_norm).
 static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *q = f32(info[0]), *k = f32(info[1]), *v = f32(info[2]);
@@ -85,9 +116,9 @@ static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   need_len(info, fn, 3, "seg", (int64_t)B * T), need_len(info, fn, 4, "out", nq), need_len(info, fn, 5, "lse", (int64_t)B * H * T);
   const float scale = arg_f(info, 11);
   const int W = info.Length() > 12 ? arg_i(info, 12) : 0;  // sliding window (0 = none)
-  const RopeTables rope(info, 14, fn, (int64_t)B * T * D);
+  const RopeTables rope(info, 14, fn, (int64_t)B * T * D, D);
   if (info.Length() > 13 && info[13].ToBoolean() && avx512Bf16() &&  // bf16 products (kernels/FusedAttentionBf16.cc)
-      fusedAttentionBf16(q, k, v, seg, rope.cos, rope.sin, o, lse, B, T, H, Hkv, D, scale, W))
+      fusedAttentionBf16(q, k, v, seg, rope.cos, rope.sin, o, lse, B, T, H, Hkv, D, scale, W, rope.norm))
     return info.Env().Undefined();
   rope.rotate(q, k, B * T, H, Hkv, D);
   const int G = H / Hkv, ldq = H * D, ldk = Hkv * D;
@@ -117,8 +148,8 @@ static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16[, cos, sin]]]); dq, dk, dv are
-// written whole (their contents on entry do not matter). With cos/sin, q and k are the unrotated inputs and dq, dk their gradients.
+// fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16[, cos, sin[, qNorm, kNorm,
+// eps]]]]); dq, dk, dv are written whole (their contents on entry do not matter). With cos/sin (and the norm), q and k are the unrotated inputs and dq, dk their gradients.
 static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dO = f32(info[0]), *q = f32(info[1]), *k = f32(info[2]), *v = f32(info[3]);
@@ -134,18 +165,16 @@ static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   need_len(info, fn, 7, "dq", nq), need_len(info, fn, 8, "dk", nk), need_len(info, fn, 9, "dv", nk);
   const float scale = arg_f(info, 15);
   const int W = info.Length() > 16 ? arg_i(info, 16) : 0;
-  const RopeTables rope(info, 18, fn, (int64_t)B * T * D);
+  const RopeTables rope(info, 18, fn, (int64_t)B * T * D, D);
   if (info.Length() > 17 && info[17].ToBoolean() && avx512Bf16()) {
-    if (fusedAttentionGradBf16(dO, q, k, v, seg, rope.cos, rope.sin, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W))
+    if (fusedAttentionGradBf16(dO, q, k, v, seg, rope.cos, rope.sin, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W, rope.norm))
       return info.Env().Undefined();  // dk, dv written
   }
   std::fill(dk, dk + nk, 0.f), std::fill(dv, dv + nk, 0.f);  // the fp32 path adds into them (also after a failed bf16 try)
+  const float *q0 = q, *k0 = k;  // the raw inputs
   rope.rotate(q, k, B * T, H, Hkv, D);
   fusedAttentionGradFp32(dO, q, k, v, seg, o, lse, dq, dk, dv, B, T, H, Hkv, D, scale, W);
-  if (rope.cos) {  // back to the gradients of the unrotated q, k
-    ropeRows(dq, rope.cos, rope.sin, dq, B * T, H, D, true);
-    ropeRows(dk, rope.cos, rope.sin, dk, B * T, Hkv, D, true);
-  }
+  rope.back(dq, dk, q0, k0, B * T, H, Hkv, D);  // the gradients of the raw q, k
   return info.Env().Undefined();
 }
 

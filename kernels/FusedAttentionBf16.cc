@@ -5,7 +5,10 @@
 // blocks, so its working set stays in L2 (one head at T = 512: ~1.5 MB). Query blocks of QB rows read keys in
 // whole QB blocks: few distinct product shapes.
 // Rounded to bf16 before a product: q, k, v, P, dO, dS (the TS reference rounds at the same points). With RoPE
-// tables, q and k are rotated in fp32 as they are packed, and dq, dk rotated back as they are written.
+// tables, q and k are rotated in fp32 as they are packed, and dq, dk rotated back as they are written; with a QkNorm
+// (Qwen3), each row of q and k is RMS-normalized before it is rotated, and dq, dk taken back through the norm (the
+// rows of the raw q, k are read again there): the separate RmsNorm passes over q and k, and theirs over dq and dk,
+// are gone, with the same bits.
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 // GCC 12's own AVX-512 reduce intrinsics trip -Wmaybe-uninitialized (their _mm512_undefined_* idiom).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -20,11 +23,14 @@
 #include <vector>
 
 namespace {
-// cos/sin: RoPE tables [B*T, D] (null: q and k come rotated already).
+// cos/sin: RoPE tables [B*T, D] (null: q and k come rotated already). q, k: the call's raw inputs; norm: the folded
+// q/k RMSNorm, if any.
 struct Geo {
   int B, T, H, Hkv, D, W, G, Tp;
   float scale;
   const float *cos, *sin;
+  const float *q, *k;
+  QkNorm norm;
   // The tables from a segment's first row on (null without RoPE).
   const float* cosAt(size_t row) const { return cos ? cos + row * D : nullptr; }
   const float* sinAt(size_t row) const { return sin ? sin + row * D : nullptr; }
@@ -33,16 +39,18 @@ struct Geo {
 // Rows [0, L) of a segment, [L, heads, D] fp32 (row stride heads * D), as head-major bf16 [heads, Lp, D] (rows
 // [L, Lp) zero). Threads of the enclosing parallel region split the rows: each reads whole rows in order (the
 // hardware prefetcher follows them; per head, rows sit 4-8 KB apart and it does not). cos/sin (the segment's rows
-// of the tables, or null): each row is rotated (RoPE) in fp32 first, by ropeRow as the Rope op does.
+// of the tables, or null): each row is rotated (RoPE) in fp32 first, by ropeRow as the Rope op does; nw (null:
+// none): before that, RMS-normalized with weight nw, as the RmsNorm op does.
 void packHeads(const float* src, int L, int Lp, int heads, int D, uint16_t* dst, const float* cos = nullptr,
-               const float* sin = nullptr) {
-  std::vector<float> r(cos ? D : 0);
+               const float* sin = nullptr, const float* nw = nullptr, float eps = 0) {
+  std::vector<float> r(cos ? D : 0), n(nw ? D : 0);
 #pragma omp for schedule(static) nowait
   for (int t = 0; t < Lp; t++)
     for (int h = 0; h < heads; h++) {
       uint16_t* d = dst + ((size_t)h * Lp + t) * D;
       if (t >= L) { std::fill(d, d + D, (uint16_t)0); continue; }
       const float* a = src + ((size_t)t * heads + h) * D;
+      if (nw) rmsRow(a, nw, rmsRstd(a, D, eps), n.data(), D), a = n.data();
       if (cos) ropeRow(a, cos + (size_t)t * D, sin + (size_t)t * D, r.data(), D, false), a = r.data();
       for (int e = 0; e < D; e += 16) storeBf16(d + e, _mm512_maskz_loadu_ps(tail16(D - e), a + e), tail16(D - e));
     }
@@ -156,26 +164,40 @@ void dsBackward(const Block& k, float scale, const float* P, const float* dP, co
   }
 }
 
+// dx = the RMSNorm backward of one row (dy: the gradient of the normalized row, x: the raw row, w its weight),
+// its 1/rms recomputed from x as the forward computed it; gw: scratch [D].
+inline void normBack(const float* dy, const float* x, const float* w, float eps, float* gw, float* dx, int D) {
+  rmsRowGrad(dy, x, w, rmsRstd(x, D, eps), gw, dx, nullptr, D);
+}
+
 // Rows [0, rows) of Y [QB, D] -> out rows i0.. of head h in the [T, H, D] layout (out at the segment's first row).
-// cos/sin (the segment's rows of the tables, or null): dq rows, rotated back (the transposed RoPE) on the way.
+// cos/sin (the segment's rows of the tables, or null): dq rows, rotated back (the transposed RoPE) on the way, and
+// then (with g.norm) taken back through q's RMSNorm (xs: the raw q at the segment's first row).
 void scatterRows(const Geo& g, const Block& k, int h, const float* Y, float* out, const float* cos = nullptr,
-                 const float* sin = nullptr) {
+                 const float* sin = nullptr, const float* xs = nullptr) {
+  thread_local std::vector<float> tmp;
+  const int D = g.D;
+  const bool norm = cos && g.norm.qw;
+  if (norm) reuse(tmp, 2 * (size_t)D);
   for (int i = 0; i < k.rows; i++) {
-    const float* y = Y + (size_t)i * g.D;
-    float* o = out + ((size_t)(k.i0 + i) * g.H + h) * g.D;
-    const size_t t = (size_t)(k.i0 + i) * g.D;
-    if (cos) ropeRow(y, cos + t, sin + t, o, g.D, true);
-    else std::copy(y, y + g.D, o);
+    const float* y = Y + (size_t)i * D;
+    float* o = out + ((size_t)(k.i0 + i) * g.H + h) * D;
+    const size_t t = (size_t)(k.i0 + i) * D;
+    if (!cos) { std::copy(y, y + D, o); continue; }
+    ropeRow(y, cos + t, sin + t, norm ? tmp.data() : o, D, true);
+    if (norm) normBack(tmp.data(), xs + ((size_t)(k.i0 + i) * g.H + h) * D, g.norm.qw, g.norm.eps, tmp.data() + D, o, D);
   }
 }
 
 // dst[t, kv, :] = 0 + the sum over the G heads of kv of acc[h, t, :], heads in order, for t < L (acc [H, Tp, D],
-// dst [T, Hkv, D]); with cos/sin (the segment's rows of the tables) the sum is rotated back (transposed RoPE).
+// dst [T, Hkv, D]); with cos/sin (the segment's rows of the tables) the sum is rotated back (transposed RoPE), and
+// with g.norm then taken back through k's RMSNorm (xs: the raw k at the segment's first row).
 void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* cos = nullptr,
-              const float* sin = nullptr) {
+              const float* sin = nullptr, const float* xs = nullptr) {
+  const bool norm = cos && g.norm.kw;
 #pragma omp parallel num_threads(g_threads)
   {
-    std::vector<float> r(g.D);
+    std::vector<float> r(g.D), tmp(norm ? 2 * g.D : 0);
 #pragma omp for schedule(static)
     for (int t = 0; t < L; t++)
       for (int kv = 0; kv < g.Hkv; kv++) {
@@ -185,8 +207,10 @@ void gatherKv(const Geo& g, int L, const float* acc, float* dst, const float* co
           const float* a = acc + ((size_t)h * g.Tp + t) * g.D;
           for (int e = 0; e < g.D; e++) r[e] += a[e];
         }
-        if (cos) ropeRow(r.data(), cos + (size_t)t * g.D, sin + (size_t)t * g.D, d, g.D, true);
-        else std::copy(r.begin(), r.end(), d);
+        if (!cos) { std::copy(r.begin(), r.end(), d); continue; }
+        ropeRow(r.data(), cos + (size_t)t * g.D, sin + (size_t)t * g.D, norm ? tmp.data() : d, g.D, true);
+        if (norm)
+          normBack(tmp.data(), xs + ((size_t)t * g.Hkv + kv) * g.D, g.norm.kw, g.norm.eps, tmp.data() + g.D, d, g.D);
       }
   }
 }
@@ -235,8 +259,8 @@ struct Packed {
   // Inside a parallel region: packs the segment starting at row `row` (dO_ and o_ null in the forward), then waits.
   void pack(const Geo& g, int L, size_t row, const float* q_, const float* k_, const float* v_, const float* dO_ = nullptr,
             const float* o_ = nullptr) const {
-    packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q, g.cosAt(row), g.sinAt(row));
-    packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k, g.cosAt(row), g.sinAt(row));
+    packHeads(q_ + row * g.H * D, L, Lp, g.H, D, q, g.cosAt(row), g.sinAt(row), g.cos ? g.norm.qw : nullptr, g.norm.eps);
+    packHeads(k_ + row * g.Hkv * D, L, Lp, g.Hkv, D, k, g.cosAt(row), g.sinAt(row), g.cos ? g.norm.kw : nullptr, g.norm.eps);
     packHeads(v_ + row * g.Hkv * D, L, Lp, g.Hkv, D, v);
     if (dO_) packOutputGrad(dO_ + row * g.H * D, o_ + row * g.H * D, L, Lp, g.H, D, dO, Di);
 #pragma omp barrier
@@ -266,7 +290,7 @@ bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const 
     if (!product(rowsOf(QB, n), w.dS.data(), rowsOf(n, D), kk, w.Y.data()) ||               // dq = dS k
         !product(rowsT(n, QB), w.dS.data(), rowsOf(QB, D), q, dK + (size_t)k.k0 * D, true))  // dK += dS^T q
       return false;
-    scatterRows(g, k, h, w.Y.data(), dq, g.cosAt(row), g.sinAt(row));
+    scatterRows(g, k, h, w.Y.data(), dq, g.cosAt(row), g.sinAt(row), g.q + row * g.H * D);
   }
   return true;
 }
@@ -276,8 +300,8 @@ bool headBackward(const Geo& g, size_t row, int L, const Head& hd, int h, const 
 // q [B,T,H,D], k/v [B,T,Hkv,D] fp32, seg [B,T]; out [B,T,H,D], lse [B,H,T]. False: oneDNN failed (off; redo).
 bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, const float* cos,
                         const float* sin, float* out, float* lse, int B, int T, int H, int Hkv, int D, float scale,
-                        int W) {
-  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale, cos, sin};
+                        int W, const QkNorm& norm) {
+  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale, cos, sin, q, k, norm};
   for (int b = 0; b < B; b++)
     for (auto [s, e] : segmentRuns(seg + (size_t)b * T, T)) {
       const int L = e - s;
@@ -303,8 +327,8 @@ bool fusedAttentionBf16(const float* q, const float* k, const float* v, const in
 // The backward of fusedAttentionBf16: dq, dk and dv written (every row of a segment, segments cover all rows).
 bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
                             const float* cos, const float* sin, const float* o, const float* lse, float* dq, float* dk,
-                            float* dv, int B, int T, int H, int Hkv, int D, float scale, int W) {
-  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale, cos, sin};
+                            float* dv, int B, int T, int H, int Hkv, int D, float scale, int W, const QkNorm& norm) {
+  const Geo g{B, T, H, Hkv, D, W, H / Hkv, (T + QB - 1) / QB * QB, scale, cos, sin, q, k, norm};
   const size_t hx = (size_t)H * g.Tp * D;
   // Per query head, summed over each kv head's G heads at the segment's end; kept across calls (fresh pages cost
   // ~3 ms per call at 0.6B). Calls come from the one JS thread.
@@ -331,7 +355,7 @@ bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, con
         }
       }
       if (!good) return false;
-      gatherKv(g, L, dK, dk + row * Hkv * D, g.cosAt(row), g.sinAt(row));
+      gatherKv(g, L, dK, dk + row * Hkv * D, g.cosAt(row), g.sinAt(row), k + row * Hkv * D);
       gatherKv(g, L, dV, dv + row * Hkv * D);
     }
   return true;

@@ -35,6 +35,7 @@ void rmsNormGradAvx512(const float* dy, const float* x, const float* w, const fl
                        int N, int C);
 
 #ifdef AVX512_HELPERS
+#include <cmath>
 #include <immintrin.h>
 
 inline __mmask16 tail16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
@@ -68,4 +69,42 @@ inline __m256i bf16x16(__m512 v) {
 }
 
 inline void storeBf16(uint16_t* dst, __m512 v, __mmask16 m) { _mm256_mask_storeu_epi16(dst, m, bf16x16(v)); }
+
+// sum_c a[c] b[c] (b null: a[c]^2) in 4 x 16 float lanes, then across them.
+inline float rowDot(const float* a, const float* b, int C) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 m = tail16(C - c);
+    const __m512 x = _mm512_maskz_loadu_ps(m, a + c);
+    acc[(c >> 4) & 3] = _mm512_fmadd_ps(x, b ? _mm512_maskz_loadu_ps(m, b + c) : x, acc[(c >> 4) & 3]);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+// One row of RMSNorm as rmsNormAvx512 computes it (the attention's folded q/k norms give the same bits):
+// r = 1 / sqrt(mean(a^2) + eps); y = (a r) w.
+inline float rmsRstd(const float* a, int C, float eps) { return 1.f / std::sqrt(rowDot(a, nullptr, C) / C + eps); }
+inline void rmsRow(const float* a, const float* w, float r, float* y, int C) {
+  const __m512 rv = _mm512_set1_ps(r);
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 m = tail16(C - c);
+    _mm512_mask_storeu_ps(y + c, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + c), rv), _mm512_maskz_loadu_ps(m, w + c)));
+  }
+}
+
+// Its backward for one row (dy g, input a, 1/rms r): gw = g w (scratch [C]); dx = r (gw - a k) with
+// k = (gw . a) r r / C; pw (null: skipped) += (g a) r, the row's part of dw. dx must not alias g or a.
+inline void rmsRowGrad(const float* g, const float* a, const float* w, float r, float* gw, float* dx, float* pw, int C) {
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 m = tail16(C - c);
+    _mm512_mask_storeu_ps(gw + c, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + c), _mm512_maskz_loadu_ps(m, w + c)));
+  }
+  const __m512 rv = _mm512_set1_ps(r), kv = _mm512_set1_ps(rowDot(gw, a, C) * r * r / C);
+  for (int c = 0; c < C; c += 16) {
+    const __mmask16 m = tail16(C - c);
+    const __m512 av = _mm512_maskz_loadu_ps(m, a + c);
+    _mm512_mask_storeu_ps(dx + c, m, _mm512_mul_ps(rv, _mm512_fnmadd_ps(av, kv, _mm512_maskz_loadu_ps(m, gw + c))));
+    if (pw) _mm512_mask_storeu_ps(pw + c, m, _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + c), av), rv, _mm512_maskz_loadu_ps(m, pw + c)));
+  }
+}
 #endif

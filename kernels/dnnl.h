@@ -87,11 +87,20 @@ bool loraGroupForwardBf16(int n, const LoraMember* m, int N, int in, int r, floa
 bool loraGroupBackwardBf16(int n, const LoraMember* m, int N, int in, int r, float s, const float* const* dy,
                            const float* xl, const float* U, float* dx, float* dxl, float* const* dA, float* const* dB);
 
+// The q/k RMSNorm a FusedAttentionRope call may fold in (Qwen3's q_norm, k_norm over each head's D values): null
+// weights = none.
+struct QkNorm {
+  const float *qw = nullptr, *kw = nullptr;  // [D] each
+  float eps = 0;
+};
+
 // FusedAttention's bf16 variant (kernels/FusedAttentionBf16.cc; arguments as fusedAttention / fusedAttentionGrad):
 // usable when avx512Bf16(); false means oneDNN failed (now off): redo the call in fp32. cos/sin [B*T, D] or null:
-// with them q and k are rotated (RoPE) as they are packed, and dq, dk rotated back.
+// with them q and k are rotated (RoPE) as they are packed, and dq, dk rotated back. norm (with cos/sin only): q and k
+// are normalized (as rmsNormAvx512) before the rotation, and dq, dk taken back through it (of the raw q, k).
 bool fusedAttentionBf16(const float* q, const float* k, const float* v, const int32_t* seg, const float* cos,
-                        const float* sin, float* out, float* lse, int B, int T, int H, int Hkv, int D, float scale, int W);
+                        const float* sin, float* out, float* lse, int B, int T, int H, int Hkv, int D, float scale, int W,
+                        const QkNorm& norm = {});
 bool fusedAttentionGradBf16(const float* dO, const float* q, const float* k, const float* v, const int32_t* seg,
                             const float* cos, const float* sin, const float* o, const float* lse, float* dq, float* dk,
-                            float* dv, int B, int T, int H, int Hkv, int D, float scale, int W);
+                            float* dv, int B, int T, int H, int Hkv, int D, float scale, int W, const QkNorm& norm = {});

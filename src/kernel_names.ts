@@ -18,13 +18,21 @@ export interface FusedAttentionAttrs {
   window?: number;
   /** bf16 products (bf16 models): q, k, v, P, dO and dS rounded to bf16 before each product, fp32 accumulation. */
   bf16?: boolean;
+  /** FusedAttentionNormRope (and its gradient): the eps of the q/k RMSNorm. */
+  normEps?: number;
 }
 
 /** FusedAttention of rope(q), rope(k) (HF rotate-half, as Rope) with cos/sin [B*T, D]: one pass fewer over q and k. */
 export const FusedAttentionRope = 'FusedAttentionRope';
 export type FusedAttentionRopeInputs = FusedAttentionInputs & { cos: TensorInfo; sin: TensorInfo };
 
-/** dy, q, k, v, segmentIds[, cos, sin], out, lse -> [dq, dk, dv] (with cos/sin: of the unrotated q, k). */
+/** FusedAttentionRope of rmsNorm(q, qNorm), rmsNorm(k, kNorm) over each head's D values (Qwen3's q_norm, k_norm;
+ *  attr normEps; row sums as RmsNorm's vectorSums when bf16): the norm passes over q, k, dq, dk are folded in. */
+export const FusedAttentionNormRope = 'FusedAttentionNormRope';
+export type FusedAttentionNormRopeInputs = FusedAttentionRopeInputs & { qNorm: TensorInfo; kNorm: TensorInfo };
+
+/** dy, q, k, v, segmentIds[, cos, sin[, qNorm, kNorm]], out, lse -> [dq, dk, dv] (with cos/sin: of the unrotated
+ *  q, k; with qNorm/kNorm: of the raw q, k before the norm). */
 export const FusedAttentionGrad = 'FusedAttentionGrad';
 export type FusedAttentionGradInputs = FusedAttentionInputs & {
   dy: TensorInfo;
@@ -32,6 +40,8 @@ export type FusedAttentionGradInputs = FusedAttentionInputs & {
   lse: TensorInfo;
   cos?: TensorInfo;
   sin?: TensorInfo;
+  qNorm?: TensorInfo;
+  kNorm?: TensorInfo;
 };
 
 /** h [M,C], W [V,C], labels int32 [M], weights [M] -> [loss [] = sum w*CE, dh [M,C] = dloss/dh]; withGrad false

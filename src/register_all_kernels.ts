@@ -27,7 +27,11 @@ import { unsortedSegmentSumConfig } from './kernels/UnsortedSegmentSum.ts';
 import { gatherV2Config } from './kernels/GatherV2.ts';
 import { matMulBf16Configs } from './kernels/MatMulBf16.ts';
 import { batchMatMulGradConfig } from './gradients/BatchMatMul_grad.ts';
-import { fusedAttentionGradConfig, fusedAttentionRopeGradConfig } from './gradients/FusedAttention_grad.ts';
+import {
+  fusedAttentionGradConfig,
+  fusedAttentionNormRopeGradConfig,
+  fusedAttentionRopeGradConfig,
+} from './gradients/FusedAttention_grad.ts';
 import { weightedCrossEntropyGradConfig } from './gradients/WeightedCrossEntropy_grad.ts';
 import { rmsNormGradConfig } from './gradients/RmsNorm_grad.ts';
 import { swigluGradConfig } from './gradients/Swiglu_grad.ts';
@@ -76,6 +80,7 @@ const GRADIENTS: GradConfig[] = [
   batchMatMulGradConfig,
   fusedAttentionGradConfig,
   fusedAttentionRopeGradConfig,
+  fusedAttentionNormRopeGradConfig,
   weightedCrossEntropyGradConfig,
   rmsNormGradConfig,
   swigluGradConfig,

@@ -112,6 +112,9 @@ export interface NativeAddon {
     bf16: boolean,
     cos?: F32, // RoPE tables [B*T, D]: q and k are rotated first (dq, dk: of the unrotated q, k)
     sin?: F32,
+    qNorm?: F32, // q_norm, k_norm [D] (with cos/sin): q, k RMS-normalized per head first (needs AVX-512)
+    kNorm?: F32,
+    normEps?: number,
   ): void;
   fusedAttentionGrad(
     dy: F32,
@@ -134,6 +137,9 @@ export interface NativeAddon {
     bf16: boolean,
     cos?: F32, // RoPE tables [B*T, D]: q and k are rotated first (dq, dk: of the unrotated q, k)
     sin?: F32,
+    qNorm?: F32, // q_norm, k_norm [D] (with cos/sin): q, k RMS-normalized per head first (needs AVX-512)
+    kNorm?: F32,
+    normEps?: number,
   ): void;
   geluTanhMul(gate: F32, up: F32, y: F32, n: number): void;
   geluTanhMulGrad(dy: F32, gate: F32, up: F32, dgate: F32, dup: F32, n: number): void;

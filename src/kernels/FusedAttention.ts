@@ -4,21 +4,27 @@
 // native: kernels/FusedAttention.cc (per-segment sgemm, [L, L] scratch only, P recomputed from lse in backward);
 // with the bf16 attribute kernels/FusedAttentionBf16.cc (oneDNN bf16 products), and the reference rounds the
 // operands of each product to bf16 at the same points (q, k, v, P, dO, dS). FusedAttentionRope (inputs cos, sin)
-// runs the same kernels on rope(q), rope(k); its gradient returns dq, dk of the unrotated q, k.
+// runs the same kernels on rope(q), rope(k); its gradient returns dq, dk of the unrotated q, k. FusedAttentionNormRope
+// (inputs qNorm, kNorm) on rope(rmsNorm(q)), rope(rmsNorm(k)): the reference composes the RmsNorm reference; native
+// folds the norm into the bf16 kernel's pack and scatter where the addon runs oneDNN bf16 (same bits as the RmsNorm
+// kernel with vectorSums), and composes the addon's rmsNorm / rmsNormGrad around the call elsewhere.
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import {
   FusedAttention,
   FusedAttentionGrad,
+  FusedAttentionNormRope,
   FusedAttentionRope,
   type FusedAttentionAttrs,
   type FusedAttentionGradInputs,
   type FusedAttentionInputs,
+  type FusedAttentionNormRopeInputs,
   type FusedAttentionRopeInputs,
 } from '../kernel_names.ts';
 import { alloc, f32, i32, type KernelArgs, kernelConfigs } from './util.ts';
 import { roundBf16 } from './MatMulBf16.ts';
 import { ropeValues } from './Rope.ts';
+import { rmsNormGradValues, rmsNormValues } from './RmsNorm.ts';
 
 /** The RoPE tables of a FusedAttentionRope call (or its gradient), else undefined. */
 function ropeTables(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
@@ -26,10 +32,25 @@ function ropeTables(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>)
   return cos && sin ? { cos: f32(args.backend, cos), sin: f32(args.backend, sin) } : undefined;
 }
 
-/** q or k as the products see it: rotated when the call has RoPE tables (reference kernels). */
+/** The q/k norm weights of a FusedAttentionNormRope call (or its gradient), else undefined. */
+function normWeights(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>) {
+  const { qNorm, kNorm } = args.inputs as Partial<FusedAttentionNormRopeInputs>;
+  return qNorm && kNorm
+    ? { q: f32(args.backend, qNorm), k: f32(args.backend, kNorm), eps: args.attrs.normEps ?? 1e-6 }
+    : undefined;
+}
+
+/** Rows [rows, D] of q or k, as the reference RmsNorm normalizes them (with the call's norm weights). */
+function normedRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, name: 'q' | 'k', x: Float32Array) {
+  const D = args.inputs.q.shape[3];
+  return rmsNormValues(x, normWeights(args)![name], x.length / D, D, normWeights(args)!.eps);
+}
+
+/** q or k as the products see it: normalized (with norm weights), then rotated (with RoPE tables) (reference). */
 function rotated(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, name: 'q' | 'k'): Float32Array {
-  const x = f32(args.backend, args.inputs[name]),
-    rope = ropeTables(args);
+  let x = f32(args.backend, args.inputs[name]);
+  const rope = ropeTables(args);
+  if (normWeights(args)) x = normedRef(args, name, x).y;
   return rope ? ropeValues(x, rope.cos, rope.sin, tokenRows(args, x), false) : x;
 }
 
@@ -160,19 +181,51 @@ function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedA
           }
         }
       }
-  const rope = ropeTables(args); // the gradients of the unrotated q, k
-  const back = (x: Float32Array) => (rope ? ropeValues(x, rope.cos, rope.sin, tokenRows(args, x), true) : x);
+  const rope = ropeTables(args); // the gradients of the unrotated q, k (and before the norm, with one)
+  const back = (x: Float32Array, name: 'q' | 'k') => {
+    const y = rope ? ropeValues(x, rope.cos, rope.sin, tokenRows(args, x), true) : x;
+    if (!normWeights(args)) return y;
+    const raw = f32(args.backend, args.inputs[name]);
+    return rmsNormGradValues(y, raw, normWeights(args)![name], normedRef(args, name, raw).rstd, raw.length / D, D).dx;
+  };
   return [
-    { shape: [B, T, H, D], values: back(dq) },
-    { shape: args.inputs.k.shape, values: back(dk) },
+    { shape: [B, T, H, D], values: back(dq, 'q') },
+    { shape: args.inputs.k.shape, values: back(dk, 'k') },
     { shape: args.inputs.v.shape, values: dv },
   ];
 }
 
-/** The addon's trailing cos, sin arguments: present for FusedAttentionRope and its gradient. */
-function ropeArgs(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>): Float32Array[] {
-  const rope = ropeTables(args);
-  return rope ? [rope.cos, rope.sin] : [];
+type Tail = [cos?: Float32Array, sin?: Float32Array, qNorm?: Float32Array, kNorm?: Float32Array, eps?: number];
+
+/**
+ * The addon's q, k and trailing arguments: cos, sin for FusedAttentionRope (and its gradient); for
+ * FusedAttentionNormRope also qNorm, kNorm, eps where the addon folds the norm (oneDNN bf16, which implies AVX-512),
+ * else q and k normalized here by the addon's rmsNorm (rstd kept for the backward).
+ */
+function nativeOperands(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, addon: NativeAddon) {
+  const rope = ropeTables(args),
+    norm = normWeights(args);
+  const raw = { q: f32(args.backend, args.inputs.q), k: f32(args.backend, args.inputs.k) };
+  const tail: Tail = rope ? [rope.cos, rope.sin] : [];
+  if (!norm) return { ...raw, tail };
+  if (rope && args.attrs.bf16 && addon.bf16Info().path === 'onednn')
+    return { ...raw, tail: [rope.cos, rope.sin, norm.q, norm.k, norm.eps] as Tail };
+  const D = args.inputs.q.shape[3];
+  const normed = (x: Float32Array, w: Float32Array) => {
+    const y = new Float32Array(x.length),
+      rstd = new Float32Array(x.length / D);
+    addon.rmsNorm(x, w, y, rstd, rstd.length, D, norm.eps, !!args.attrs.bf16);
+    return { y, rstd };
+  };
+  const [nq, nk] = [normed(raw.q, norm.q), normed(raw.k, norm.k)];
+  // back(g, name): g, the gradient of the normalized q or k, becomes that of the raw one (in place).
+  const back = (g: Float32Array, name: 'q' | 'k') => {
+    const dx = new Float32Array(g.length);
+    const [x, w, r] = name === 'q' ? [raw.q, norm.q, nq.rstd] : [raw.k, norm.k, nk.rstd];
+    addon.rmsNormGrad(g, x, w, r, dx, new Float32Array(D), r.length, D, !!args.attrs.bf16);
+    g.set(dx);
+  };
+  return { q: nq.y, k: nk.y, tail, back };
 }
 
 function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, addon: NativeAddon) {
@@ -181,9 +234,10 @@ function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttent
   const out = alloc(args.backend, B * T * H * D, false),
     lse = alloc(args.backend, B * H * T, false);
   const x = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
+  const ops = nativeOperands(args, addon);
   addon.fusedAttention(
-    x('q'),
-    x('k'),
+    ops.q,
+    ops.k,
     x('v'),
     i32(args.backend, args.inputs.segmentIds),
     out,
@@ -196,7 +250,7 @@ function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttent
     scale,
     window,
     args.attrs.bf16 ?? false,
-    ...ropeArgs(args),
+    ...ops.tail,
   );
   return [
     { shape: [B, T, H, D], values: out },
@@ -211,10 +265,11 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
   const dq = alloc(args.backend, B * T * H * D, false),
     dk = alloc(args.backend, B * T * Hkv * D, false);
   const dv = alloc(args.backend, dk.length, false);
+  const ops = nativeOperands(args, addon);
   addon.fusedAttentionGrad(
     x('dy'),
-    x('q'),
-    x('k'),
+    ops.q,
+    ops.k,
     x('v'),
     i32(args.backend, args.inputs.segmentIds),
     x('out'),
@@ -230,8 +285,12 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
     scale,
     window,
     args.attrs.bf16 ?? false,
-    ...ropeArgs(args),
+    ...ops.tail,
   );
+  if (ops.back) {
+    ops.back(dq, 'q');
+    ops.back(dk, 'k');
+  }
   return [
     { shape: [B, T, H, D], values: dq },
     { shape: args.inputs.k.shape, values: dk },
@@ -242,6 +301,7 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
 export const fusedAttentionConfigs: KernelConfig[] = [
   ...kernelConfigs(FusedAttention, fusedAttentionRef, fusedAttentionNative),
   ...kernelConfigs(FusedAttentionRope, fusedAttentionRef, fusedAttentionNative),
+  ...kernelConfigs(FusedAttentionNormRope, fusedAttentionRef, fusedAttentionNative),
 ];
 export const fusedAttentionGradConfigs: KernelConfig[] = kernelConfigs(
   FusedAttentionGrad,

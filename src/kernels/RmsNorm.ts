@@ -20,9 +20,21 @@ function rows(args: KernelArgs<{ x: TensorInfo; weight: TensorInfo }, unknown>):
 
 function rmsNormRef(args: KernelArgs<RmsNormInputs, RmsNormAttrs>) {
   const [N, C] = rows(args);
-  const x = f32(args.backend, args.inputs.x),
-    w = f32(args.backend, args.inputs.weight),
-    eps = args.attrs.eps;
+  const { y, rstd } = rmsNormValues(
+    f32(args.backend, args.inputs.x),
+    f32(args.backend, args.inputs.weight),
+    N,
+    C,
+    args.attrs.eps,
+  );
+  return [
+    { shape: args.inputs.x.shape, values: y },
+    { shape: [N], values: rstd },
+  ];
+}
+
+/** The reference RMSNorm of N rows of C values (also FusedAttentionNormRope's reference). */
+export function rmsNormValues(x: Float32Array, w: Float32Array, N: number, C: number, eps: number) {
   const y = new Float32Array(N * C),
     rstd = new Float32Array(N);
   for (let n = 0; n < N; n++) {
@@ -31,15 +43,28 @@ function rmsNormRef(args: KernelArgs<RmsNormInputs, RmsNormAttrs>) {
     const r = (rstd[n] = 1 / Math.sqrt(ss / C + eps));
     for (let c = 0; c < C; c++) y[n * C + c] = x[n * C + c] * r * w[c];
   }
-  return [
-    { shape: args.inputs.x.shape, values: y },
-    { shape: [N], values: rstd },
-  ];
+  return { y, rstd };
 }
 
 function rmsNormGradRef(args: KernelArgs<RmsNormGradInputs, RmsNormGradAttrs>) {
   const [N, C] = rows(args);
   const [dy, x, w, rstd] = (['dy', 'x', 'weight', 'rstd'] as const).map((n) => f32(args.backend, args.inputs[n]));
+  const { dx, dw } = rmsNormGradValues(dy, x, w, rstd, N, C);
+  return [
+    { shape: args.inputs.x.shape, values: dx },
+    { shape: [C], values: dw },
+  ];
+}
+
+/** The reference RMSNorm backward of N rows of C values: dx [N*C], dw [C]. */
+export function rmsNormGradValues(
+  dy: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  rstd: Float32Array,
+  N: number,
+  C: number,
+) {
   const dx = new Float32Array(N * C),
     dw = new Float64Array(C);
   for (let n = 0; n < N; n++) {
@@ -52,10 +77,7 @@ function rmsNormGradRef(args: KernelArgs<RmsNormGradInputs, RmsNormGradAttrs>) {
       dw[c] += dy[n * C + c] * x[n * C + c] * r;
     }
   }
-  return [
-    { shape: args.inputs.x.shape, values: dx },
-    { shape: [C], values: Float32Array.from(dw) },
-  ];
+  return { dx, dw: Float32Array.from(dw) };
 }
 
 function rmsNormNative(args: KernelArgs<RmsNormInputs, RmsNormAttrs>, addon: NativeAddon) {

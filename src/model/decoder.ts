@@ -23,8 +23,12 @@ export interface Ctx {
 /** RMSNorm with the HF norm weight `name` (as applied: 1 + w for Gemma). */
 export function rmsNorm(ctx: Ctx, x: tf.Tensor, name: string): tf.Tensor {
   const eps = ctx.base.config.rmsNormEps;
-  const w = ctx.base.norms?.get(name) ?? weight(ctx.base, name);
-  return layerOps(ctx).rmsNorm(x, w, eps, { vectorSums: ctx.base.precision === 'bf16' });
+  return layerOps(ctx).rmsNorm(x, normWeight(ctx, name), eps, { vectorSums: ctx.base.precision === 'bf16' });
+}
+
+/** The norm weight `name` as applied (1 + w for Gemma). */
+function normWeight(ctx: Ctx, name: string): tf.Tensor {
+  return ctx.base.norms?.get(name) ?? weight(ctx.base, name);
 }
 
 function layerOps(ctx: Ctx): LayerOps {
@@ -188,16 +192,35 @@ function selfAttention(ctx: Ctx, g: Geom, l: number, h: tf.Tensor2D, t: Tables):
   let q = tf.reshape(qf, [N, H, D]) as tf.Tensor3D;
   let k = tf.reshape(kf, [N, Hkv, D]) as tf.Tensor3D;
   const v = tf.reshape(vf, [N, Hkv, D]) as tf.Tensor3D;
-  if (cfg.qkNorm) {
+  // bf16 training: the kernel rotates q and k as it packs them to bf16 (one pass over them fewer each way), and
+  // applies the q/k norm there too (two more, and two in the backward).
+  const inKernel = g.fusedAttn && g.bf16 && !cache;
+  if (cfg.qkNorm && !inKernel) {
     // Qwen3, Gemma 3: RMSNorm over D on each head of q and k, before RoPE.
     q = rmsNorm(ctx, q, `${p}.q_norm.weight`) as tf.Tensor3D;
     k = rmsNorm(ctx, k, `${p}.k_norm.weight`) as tf.Tensor3D;
   }
   const as4 = (x: tf.Tensor3D, heads: number) => tf.reshape(x, [B, T, heads, D]) as tf.Tensor4D;
   const attnScale = cfg.attnScale ?? undefined;
-  if (g.fusedAttn && g.bf16 && !cache) {
-    // bf16 training: the kernel rotates q and k as it packs them to bf16 (one pass over them fewer each way).
-    const out = ops.attention(as4(q, H), as4(k, Hkv), as4(v, Hkv), g.seg, attnScale, cfg.layerWindows[l], true, t);
+  if (inKernel) {
+    const norm = cfg.qkNorm
+      ? {
+          q: normWeight(ctx, `${p}.q_norm.weight`),
+          k: normWeight(ctx, `${p}.k_norm.weight`),
+          eps: cfg.rmsNormEps,
+        }
+      : undefined;
+    const out = ops.attention(
+      as4(q, H),
+      as4(k, Hkv),
+      as4(v, Hkv),
+      g.seg,
+      attnScale,
+      cfg.layerWindows[l],
+      true,
+      t,
+      norm,
+    );
     return tf.reshape(out, [N, H * D]);
   }
   const { rope } = layerOps(ctx);

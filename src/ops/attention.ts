@@ -1,7 +1,7 @@
 // attention(q, k, v, segmentIds): causal (optionally sliding-window) self-attention inside packed segments, GQA,
 // one fused kernel.
 import * as tf from '@tensorflow/tfjs-core';
-import { FusedAttention, FusedAttentionRope } from '../kernel_names.ts';
+import { FusedAttention, FusedAttentionNormRope, FusedAttentionRope } from '../kernel_names.ts';
 
 /**
  * softmax(q k^T * scale + mask) v where query t attends key s iff s <= t and segmentIds[b, s] == segmentIds[b, t];
@@ -11,7 +11,9 @@ import { FusedAttention, FusedAttentionRope } from '../kernel_names.ts';
  * Returns [B, T, H, D] (reshape to [B*T, H*D] for o_proj). scale defaults to 1/sqrt(D). window > 0: query t
  * also needs t - s < window (HF sliding-window layers), applied inside each segment; 0 (default) = no window.
  * rope: cos/sin [B*T, D]: attend with rope(q), rope(k) (HF rotate-half, as ops.rope) computed inside the kernel;
- * the gradients are those of the unrotated q, k.
+ * the gradients are those of the unrotated q, k. norm (with rope): q and k are first RMS-normalized over each head's
+ * D values with weights q, k [D] (Qwen3's q_norm, k_norm; row sums as ops.rmsNorm's vectorSums when bf16), inside
+ * the kernel too; the gradients are those of the raw q, k.
  */
 export function attention(
   q: tf.Tensor4D,
@@ -22,6 +24,7 @@ export function attention(
   window = 0,
   bf16 = false,
   rope?: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+  norm?: { q: tf.Tensor; k: tf.Tensor; eps: number },
 ): tf.Tensor4D {
   const [B, T, H, D] = q.shape;
   const Hkv = k.shape[2];
@@ -36,6 +39,11 @@ export function attention(
       `attention: rope cos/sin [B*T, D] = [${B * T}, ${D}] with even D expected, got ${rope.cos.shape}, ${rope.sin.shape}`,
     );
   }
+  if (norm && (!rope || norm.q.shape.join() !== `${D}` || norm.k.shape.join() !== `${D}`)) {
+    throw new Error(
+      `attention: norm needs rope and weights [D] = [${D}], got q ${norm.q.shape}, k ${norm.k.shape}${rope ? '' : ' without rope'}`,
+    );
+  }
   const ids = segmentIds instanceof Int32Array ? segmentIds : (segmentIds.dataSync() as Int32Array);
   if (ids.length !== B * T) throw new Error(`attention: segmentIds has ${ids.length} values, expected B*T = ${B * T}`);
   for (let b = 0; b < B; b++) {
@@ -47,12 +55,20 @@ export function attention(
   const seg =
     segmentIds instanceof Int32Array ? tf.tensor2d(segmentIds, [B, T], 'int32') : tf.reshape(segmentIds, [B, T]);
   const [out, lse] = tf.engine().runKernel(
-    rope ? FusedAttentionRope : FusedAttention,
-    { q, k, v, segmentIds: seg, ...(rope ? { cos: rope.cos, sin: rope.sin } : {}) },
+    norm ? FusedAttentionNormRope : rope ? FusedAttentionRope : FusedAttention,
+    {
+      q,
+      k,
+      v,
+      segmentIds: seg,
+      ...(rope ? { cos: rope.cos, sin: rope.sin } : {}),
+      ...(norm ? { qNorm: norm.q, kNorm: norm.k } : {}),
+    },
     {
       scale: scale ?? 1 / Math.sqrt(D),
       ...(window > 0 ? { window } : {}),
       ...(bf16 ? { bf16 } : {}),
+      ...(norm ? { normEps: norm.eps } : {}),
     },
   ) as tf.Tensor[];
   lse.dispose(); // the tape keeps its own copy for the backward pass

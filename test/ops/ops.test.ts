@@ -506,6 +506,127 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     }
   });
 
+  // FusedAttentionNormRope normalizes q and k (Qwen3's q_norm, k_norm) inside the kernel with the RmsNorm kernel's
+  // arithmetic (vectorSums when bf16): value and gradients of q, k, v equal rmsNorm -> attention with RoPE exactly.
+  it.each([
+    [false, 0],
+    [true, 0],
+    [true, 20],
+  ])(
+    'attention with q/k norm weights (bf16 %s, window %i) equals rmsNorm then attention, bit for bit',
+    async (bf16, W) => {
+      const [B, T, H, Hkv, D] = [1, 80, 4, 2, 32];
+      const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 50 ? 0 : 1));
+      const sh = [
+        [B, T, H, D],
+        [B, T, Hkv, D],
+        [B, T, Hkv, D],
+      ];
+      const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s[0] * s[1] * s[2] * s[3], 171 + i));
+      const [qw, kw] = [0, 1].map((i) => rand(D, 181 + i).map((x) => 1 + x));
+      const ang = Float32Array.from({ length: B * T * D }, (_, i) => (Math.floor(i / D) % T) * 0.37 ** (i % (D / 2)));
+      for (const backend of native.ok ? ['cpu', 'native'] : ['cpu']) {
+        await tf.setBackend(backend);
+        const [fused, plain] = [true, false].map((inKernel) =>
+          tf.tidy(() => {
+            const cos = tf.tensor2d(ang.map(Math.cos), [B * T, D]),
+              sin = tf.tensor2d(ang.map(Math.sin), [B * T, D]);
+            const [wq, wk] = [tf.tensor1d(qw), tf.tensor1d(kw)];
+            const att = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
+              const [a4, b4, c4] = [a, b, c] as tf.Tensor4D[];
+              if (inKernel) return attention(a4, b4, c4, seg, 0.3, W, bf16, { cos, sin }, { q: wq, k: wk, eps: 1e-6 });
+              const norm = (x: tf.Tensor4D, w: tf.Tensor) => rmsNorm(x, w, 1e-6, { vectorSums: bf16 }) as tf.Tensor4D;
+              return attention(norm(a4, wq), norm(b4, wk), c4, seg, 0.3, W, bf16, { cos, sin });
+            };
+            const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]));
+            const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(att(a, b, c), tf.tensor(r, sh[0])));
+            return [att(t[0], t[1], t[2]), ...tf.grads(f)(t)].map((x) => x.dataSync() as Float32Array);
+          }),
+        );
+        const d = Math.max(...fused.map((x, i) => maxdiff(x, plain[i])));
+        console.log(`attention q/k norm in kernel vs rmsNorm op, ${backend} bf16 ${bf16} window ${W}: maxdiff=${d}`);
+        expect(d).toBe(0);
+        expect(maxdiff(fused[1], new Float32Array(fused[1].length))).toBeGreaterThan(0); // dq is not all zeros
+      }
+    },
+  );
+
+  it('attention rejects q/k norm weights without RoPE tables or of the wrong length', () => {
+    const q = tf.zeros([1, 4, 2, 8]) as tf.Tensor4D,
+      k = tf.zeros([1, 4, 1, 8]) as tf.Tensor4D;
+    const cs = { cos: tf.zeros([4, 8]) as tf.Tensor2D, sin: tf.zeros([4, 8]) as tf.Tensor2D };
+    const norm = (n: number) => ({ q: tf.ones([n]), k: tf.ones([8]), eps: 1e-6 });
+    expect(() => attention(q, k, k, new Int32Array(4), undefined, 0, false, undefined, norm(8))).toThrow(
+      'attention: norm needs rope and weights [D] = [8], got q 8, k 8 without rope',
+    );
+    expect(() => attention(q, k, k, new Int32Array(4), undefined, 0, false, cs, norm(7))).toThrow(/got q 7, k 8$/);
+  });
+
+  // The addon's own fp32 path with the norm arguments (where a bf16 call's oneDNN fails part-way, or bf16 is off):
+  // normalizing with its rmsNorm first gives the same bits, forward and backward.
+  it.skipIf(!native.ok)(
+    'the addon folds the q/k norm on its fp32 and bf16 paths with the same bits as rmsNorm first',
+    () => {
+      const addon = loadAddon().addon!;
+      if (addon.bf16Info().path !== 'onednn') return; // the fold needs AVX-512, which oneDNN bf16 implies here
+      const [B, T, H, Hkv, D] = [1, 150, 4, 2, 64];
+      const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 130 ? 0 : 1));
+      const [q, dO] = [0, 1].map((i) => rand(B * T * H * D, 191 + i));
+      const [k, v] = [2, 3].map((i) => rand(B * T * Hkv * D, 191 + i));
+      const [cos, sin] = [4, 5].map((i) => rand(B * T * D, 191 + i));
+      const [qw, kw] = [6, 7].map((i) => rand(D, 191 + i).map((x) => 1 + x));
+      const bits = (xs: Float32Array[]) => xs.map((x) => Buffer.from(x.buffer).toString('base64')).join();
+      for (const bf16 of [false, true]) {
+        const run = (fold: boolean) => {
+          const rq = new Float32Array(B * T * H),
+            rk = new Float32Array(B * T * Hkv);
+          const [qn, kn] = [q.slice(), k.slice()];
+          if (!fold) {
+            addon.rmsNorm(q, qw, qn, rq, B * T * H, D, 1e-6, true);
+            addon.rmsNorm(k, kw, kn, rk, B * T * Hkv, D, 1e-6, true);
+          }
+          const tail = fold ? [cos, sin, qw, kw, 1e-6] : [cos, sin];
+          const o = new Float32Array(q.length),
+            lse = new Float32Array(B * H * T);
+          addon.fusedAttention(qn, kn, v, seg, o, lse, B, T, H, Hkv, D, 0.125, 0, bf16, ...(tail as [Float32Array]));
+          const g = [q, k, v].map((x) => new Float32Array(x.length));
+          addon.fusedAttentionGrad(
+            dO,
+            qn,
+            kn,
+            v,
+            seg,
+            o,
+            lse,
+            g[0],
+            g[1],
+            g[2],
+            B,
+            T,
+            H,
+            Hkv,
+            D,
+            0.125,
+            0,
+            bf16,
+            ...(tail as [Float32Array]),
+          );
+          if (!fold)
+            for (const [i, x, w, rs, n] of [
+              [0, q, qw, rq, B * T * H],
+              [1, k, kw, rk, B * T * Hkv],
+            ] as const) {
+              const dx = new Float32Array(x.length);
+              addon.rmsNormGrad(g[i], x, w, rs, dx, new Float32Array(D), n, D, true);
+              g[i] = dx;
+            }
+          return bits([o, lse, ...g]);
+        };
+        expect(run(true), `bf16 ${bf16}`).toBe(run(false));
+      }
+    },
+  );
+
   // fp32 backward: each thread sums its heads' dK/dV in a partial; which thread runs which head must not depend on
   // timing, or the partials' sums round differently from call to call (it did with dynamic scheduling).
   it.skipIf(!native.ok)('attention gradients on native are the same bits on every call (2 threads)', async () => {
