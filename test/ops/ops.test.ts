@@ -465,6 +465,52 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     expect(vsFp32).toBeGreaterThan(d); // the bf16 rounding is really applied
   });
 
+  type Rope = { cos: tf.Tensor2D; sin: tf.Tensor2D };
+  /** [backend, in-kernel, composed] values and q/k/v gradients of sum(r * att(...)) on each backend, for q [B,T,H,D],
+   *  k/v [B,T,Hkv,D], segments seg and RoPE tables made here. */
+  async function inKernelVsComposed(
+    [B, T, H, Hkv, D]: number[],
+    seed: number,
+    att: (inKernel: boolean, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, rope: Rope) => tf.Tensor,
+  ): Promise<[string, Float32Array[], Float32Array[]][]> {
+    const sh = [
+      [B, T, H, D],
+      [B, T, Hkv, D],
+      [B, T, Hkv, D],
+    ];
+    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s[0] * s[1] * s[2] * s[3], seed + i));
+    const ang = Float32Array.from({ length: B * T * D }, (_, i) => (Math.floor(i / D) % T) * 0.37 ** (i % (D / 2)));
+    const out: [string, Float32Array[], Float32Array[]][] = [];
+    for (const backend of native.ok ? ['cpu', 'native'] : ['cpu']) {
+      await tf.setBackend(backend);
+      const [fused, plain] = [true, false].map((inKernel) =>
+        tf.tidy(() => {
+          const rope = {
+            cos: tf.tensor2d(ang.map(Math.cos), [B * T, D]),
+            sin: tf.tensor2d(ang.map(Math.sin), [B * T, D]),
+          };
+          const f4 = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+            att(inKernel, a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, rope);
+          const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]));
+          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f4(a, b, c), tf.tensor(r, sh[0])));
+          return [f4(t[0], t[1], t[2]), ...tf.grads(f)(t)].map((x) => x.dataSync() as Float32Array);
+        }),
+      );
+      out.push([backend, fused, plain]);
+    }
+    return out;
+  }
+
+  /** The two forms agree bit for bit, and dq is not all zeros. */
+  function expectSameBits(what: string, runs: [string, Float32Array[], Float32Array[]][]) {
+    for (const [backend, fused, plain] of runs) {
+      const d = Math.max(...fused.map((x, i) => maxdiff(x, plain[i])));
+      console.log(`${what}, ${backend}: maxdiff=${d}`);
+      expect(d).toBe(0);
+      expect(maxdiff(fused[1], new Float32Array(fused[1].length))).toBeGreaterThan(0);
+    }
+  }
+
   // FusedAttentionRope rotates q and k inside the kernel (bf16: as it packs them) with the Rope op's arithmetic, so
   // value and gradients equal rope -> attention exactly, on each backend, in fp32 and bf16, with segments and windows.
   it.each([
@@ -472,38 +518,16 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     [true, 0],
     [true, 20],
   ])('attention with rope tables (bf16 %s, window %i) equals rope then attention, bit for bit', async (bf16, W) => {
-    const [B, T, H, Hkv, D] = [2, 64, 6, 2, 16];
+    const dims = [2, 64, 6, 2, 16];
+    const [B, T, H, Hkv, D] = dims;
     const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 40 ? 0 : i < 64 ? 1 : 2));
-    const sh = [
-      [B, T, H, D],
-      [B, T, Hkv, D],
-      [B, T, Hkv, D],
-    ];
-    const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s[0] * s[1] * s[2] * s[3], 71 + i));
-    const ang = Float32Array.from({ length: B * T * D }, (_, i) => (Math.floor(i / D) % T) * 0.37 ** (i % (D / 2)));
-    for (const backend of native.ok ? ['cpu', 'native'] : ['cpu']) {
-      await tf.setBackend(backend);
-      const [fused, plain] = [true, false].map((inKernel) =>
-        tf.tidy(() => {
-          const cos = tf.tensor2d(ang.map(Math.cos), [B * T, D]),
-            sin = tf.tensor2d(ang.map(Math.sin), [B * T, D]);
-          const att = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
-            const [a4, b4, c4] = [a, b, c] as tf.Tensor4D[];
-            if (inKernel) return attention(a4, b4, c4, seg, 0.3, W, bf16, { cos, sin });
-            const rot = (x: tf.Tensor4D, h: number) =>
-              tf.reshape(rope(tf.reshape(x, [B * T, h, D]), cos, sin), [B, T, h, D]) as tf.Tensor4D;
-            return attention(rot(a4, H), rot(b4, Hkv), c4, seg, 0.3, W, bf16);
-          };
-          const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]));
-          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(att(a, b, c), tf.tensor(r, sh[0])));
-          return [att(t[0], t[1], t[2]), ...tf.grads(f)(t)].map((x) => x.dataSync() as Float32Array);
-        }),
-      );
-      const d = Math.max(...fused.map((x, i) => maxdiff(x, plain[i])));
-      console.log(`attention rope in kernel vs rope op, ${backend} bf16 ${bf16} window ${W}: maxdiff=${d}`);
-      expect(d).toBe(0);
-      expect(maxdiff(fused[1], new Float32Array(fused[1].length))).toBeGreaterThan(0); // dq is not all zeros
-    }
+    const runs = await inKernelVsComposed(dims, 71, (inKernel, q, k, v, { cos, sin }) => {
+      if (inKernel) return attention(q, k, v, seg, 0.3, W, bf16, { cos, sin });
+      const rot = (x: tf.Tensor4D, h: number) =>
+        tf.reshape(rope(tf.reshape(x, [B * T, h, D]), cos, sin), [B, T, h, D]) as tf.Tensor4D;
+      return attention(rot(q, H), rot(k, Hkv), v, seg, 0.3, W, bf16);
+    });
+    expectSameBits(`attention rope in kernel vs rope op, bf16 ${bf16} window ${W}`, runs);
   });
 
   // FusedAttentionNormRope normalizes q and k (Qwen3's q_norm, k_norm) inside the kernel with the RmsNorm kernel's
@@ -515,39 +539,17 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
   ])(
     'attention with q/k norm weights (bf16 %s, window %i) equals rmsNorm then attention, bit for bit',
     async (bf16, W) => {
-      const [B, T, H, Hkv, D] = [1, 80, 4, 2, 32];
-      const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 50 ? 0 : 1));
-      const sh = [
-        [B, T, H, D],
-        [B, T, Hkv, D],
-        [B, T, Hkv, D],
-      ];
-      const [q, k, v, r] = [...sh, sh[0]].map((s, i) => rand(s[0] * s[1] * s[2] * s[3], 171 + i));
+      const dims = [1, 80, 4, 2, 32];
+      const D = dims[4];
+      const seg = Int32Array.from({ length: 80 }, (_, i) => (i < 50 ? 0 : 1));
       const [qw, kw] = [0, 1].map((i) => rand(D, 181 + i).map((x) => 1 + x));
-      const ang = Float32Array.from({ length: B * T * D }, (_, i) => (Math.floor(i / D) % T) * 0.37 ** (i % (D / 2)));
-      for (const backend of native.ok ? ['cpu', 'native'] : ['cpu']) {
-        await tf.setBackend(backend);
-        const [fused, plain] = [true, false].map((inKernel) =>
-          tf.tidy(() => {
-            const cos = tf.tensor2d(ang.map(Math.cos), [B * T, D]),
-              sin = tf.tensor2d(ang.map(Math.sin), [B * T, D]);
-            const [wq, wk] = [tf.tensor1d(qw), tf.tensor1d(kw)];
-            const att = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
-              const [a4, b4, c4] = [a, b, c] as tf.Tensor4D[];
-              if (inKernel) return attention(a4, b4, c4, seg, 0.3, W, bf16, { cos, sin }, { q: wq, k: wk, eps: 1e-6 });
-              const norm = (x: tf.Tensor4D, w: tf.Tensor) => rmsNorm(x, w, 1e-6, { vectorSums: bf16 }) as tf.Tensor4D;
-              return attention(norm(a4, wq), norm(b4, wk), c4, seg, 0.3, W, bf16, { cos, sin });
-            };
-            const t = [q, k, v].map((x, i) => tf.tensor(x, sh[i]));
-            const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(att(a, b, c), tf.tensor(r, sh[0])));
-            return [att(t[0], t[1], t[2]), ...tf.grads(f)(t)].map((x) => x.dataSync() as Float32Array);
-          }),
-        );
-        const d = Math.max(...fused.map((x, i) => maxdiff(x, plain[i])));
-        console.log(`attention q/k norm in kernel vs rmsNorm op, ${backend} bf16 ${bf16} window ${W}: maxdiff=${d}`);
-        expect(d).toBe(0);
-        expect(maxdiff(fused[1], new Float32Array(fused[1].length))).toBeGreaterThan(0); // dq is not all zeros
-      }
+      const runs = await inKernelVsComposed(dims, 171, (inKernel, q, k, v, tables) => {
+        const [wq, wk] = [tf.tensor1d(qw), tf.tensor1d(kw)];
+        if (inKernel) return attention(q, k, v, seg, 0.3, W, bf16, tables, { q: wq, k: wk, eps: 1e-6 });
+        const norm = (x: tf.Tensor4D, w: tf.Tensor) => rmsNorm(x, w, 1e-6, { vectorSums: bf16 }) as tf.Tensor4D;
+        return attention(norm(q, wq), norm(k, wk), v, seg, 0.3, W, bf16, tables);
+      });
+      expectSameBits(`attention q/k norm in kernel vs rmsNorm op, bf16 ${bf16} window ${W}`, runs);
     },
   );
 
