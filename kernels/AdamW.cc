@@ -22,7 +22,11 @@ struct Slot { float *p, *m, *v; const float* g; int64_t n; double keep; };
 
 // Elements [i0, i1) of one tensor.
 void updateRange(const Slot& t, int64_t i0, int64_t i1, const AdamWConst& k) {
-  if (hasAvx512()) return adamWAvx512(t.p, t.g, t.m, t.v, i0, i1, AdamWConst{k.b1, k.b2, k.c1, k.c2, k.eps, t.keep, k.stepSize, k.sqrtBc2});
+  if (hasAvx512()) {
+    AdamWConst kt = k;
+    kt.keep = t.keep;
+    return adamWAvx512(t.p, t.g, t.m, t.v, i0, i1, kt);
+  }
   float *p = t.p, *m = t.m, *v = t.v;
   const float* g = t.g;
   for (int64_t i = i0; i < i1; i++) {
@@ -66,7 +70,8 @@ static Napi::Value AdamW(const Napi::CallbackInfo& info) {
   if (n < 0 || (size_t)n > np || (size_t)n > ng || (size_t)n > nm || (size_t)n > nv)
     throw Napi::RangeError::New(info.Env(), "adamW: n exceeds an array's length");
   const double keep = num(info, 8);
-  AdamWConst k{num(info, 5), num(info, 6), 1 - num(info, 5), 1 - num(info, 6), num(info, 7), keep, num(info, 9), num(info, 10)};
+  const double b1 = num(info, 5), b2 = num(info, 6);
+  const AdamWConst k{b1, b2, 1 - b1, 1 - b2, num(info, 7), keep, num(info, 9), num(info, 10)};
   updateAll({Slot{p, m, v, g, n, keep}}, k);
   return info.Env().Undefined();
 }

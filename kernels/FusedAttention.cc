@@ -149,7 +149,8 @@ static Napi::Value FusedAttention(const Napi::CallbackInfo& info) {
 }
 
 // fusedAttentionGrad(dO, q, k, v, seg, o, lse, dq, dk, dv, B,T,H,Hkv,D, scale[, W[, bf16[, cos, sin[, qNorm, kNorm,
-// eps]]]]); dq, dk, dv are written whole (their contents on entry do not matter). With cos/sin (and the norm), q and k are the unrotated inputs and dq, dk their gradients.
+// eps]]]]); dq, dk, dv are written whole (their contents on entry do not matter). With cos/sin (and the norm), q and
+// k are the unrotated (raw) inputs and dq, dk their gradients.
 static Napi::Value FusedAttentionGrad(const Napi::CallbackInfo& info) {
   requireBlas(info.Env());
   const float *dO = f32(info[0]), *q = f32(info[1]), *k = f32(info[2]), *v = f32(info[3]);
