@@ -10,7 +10,6 @@
 #include "avx512.h"
 #include <cmath>
 #include <algorithm>
-#include <string>
 #include <tuple>
 #include <vector>
 #ifdef _OPENMP
@@ -56,17 +55,19 @@ static void fusedAttentionGradFp32(const float* dO, const float* q, const float*
 
 // Optional RoPE tables cos/sin [B*T, D] at info[i], info[i + 1] (absent or null: q and k come rotated already),
 // then optionally the q/k RMSNorm folded in: q_norm, k_norm weights [D] at info[i + 2], info[i + 3], eps at i + 4
-// (with the tables only; it needs AVX-512: the bf16 models that use it run on such CPUs).
+// (with the tables only). The fp32 path normalizes as the rmsNorm entry does with vectorSums = the call's bf16 flag,
+// as the bf16 kernel does (rmsRow).
 struct RopeTables {
   const float *cos = nullptr, *sin = nullptr;
   QkNorm norm;
+  bool vectorSums = false;
   RopeTables(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t n, int D) {
+    vectorSums = info.Length() > i - 1 && info[i - 1].ToBoolean();  // the bf16 flag precedes the tables
     if (info.Length() <= i + 1 || info[i].IsNull() || info[i].IsUndefined()) return;
     need_len(info, fn, i, "cos", n), need_len(info, fn, i + 1, "sin", n);
     cos = f32(info[i]), sin = f32(info[i + 1]);
     if (info.Length() <= i + 4 || info[i + 2].IsNull() || info[i + 2].IsUndefined()) return;
     need_len(info, fn, i + 2, "qNorm", D), need_len(info, fn, i + 3, "kNorm", D);
-    if (!hasAvx512()) throw Napi::Error::New(info.Env(), std::string(fn) + ": the folded q/k norm needs AVX-512");
     norm = QkNorm{f32(info[i + 2]), f32(info[i + 3]), arg_f(info, i + 4)};
   }
   // The fp32 path normalizes (with the norm) and rotates q and k up front, into scratch kept across calls (calls
@@ -77,7 +78,8 @@ struct RopeTables {
     float *a = reuse(qr, (size_t)N * H * D), *b = reuse(kr, (size_t)N * Hkv * D);
     if (norm.qw) {
       float *c = reuse(qn, (size_t)N * H * D), *d = reuse(kn, (size_t)N * Hkv * D), *r = reuse(rs, (size_t)N * H);
-      rmsNormAvx512(q, norm.qw, c, r, N * H, D, norm.eps), rmsNormAvx512(k, norm.kw, d, r, N * Hkv, D, norm.eps);
+      rmsNormRows(q, norm.qw, c, r, N * H, D, norm.eps, vectorSums);
+      rmsNormRows(k, norm.kw, d, r, N * Hkv, D, norm.eps, vectorSums);
       q = c, k = d;
     }
     ropeRows(q, cos, sin, a, N, H, D, false), ropeRows(k, cos, sin, b, N, Hkv, D, false);
@@ -88,14 +90,14 @@ struct RopeTables {
     if (!cos) return;
     ropeRows(dq, cos, sin, dq, N, H, D, true), ropeRows(dk, cos, sin, dk, N, Hkv, D, true);
     if (!norm.qw) return;
-    static std::vector<float> g, rs, part;
+    static std::vector<float> g, rs;
+    std::vector<float> dw(D);  // not used: the norm weights are constants
     for (auto [d, x, w, heads] : {std::tuple{dq, q, norm.qw, H}, std::tuple{dk, k, norm.kw, Hkv}}) {
       const int rows = N * heads;
-      float *y = reuse(g, (size_t)rows * D), *r = reuse(rs, (size_t)rows), *p = reuse(part, (size_t)g_threads * D);
-      std::fill(p, p + (size_t)g_threads * D, 0.f);  // dw partials (not used: the norm weights are constants)
-      rmsNormAvx512(x, w, y, r, rows, D, norm.eps);  // r: 1/rms per row (y is scratch)
+      float *y = reuse(g, (size_t)rows * D), *r = reuse(rs, (size_t)rows);
+      rmsNormRows(x, w, y, r, rows, D, norm.eps, vectorSums);  // r: 1/rms per row (y is scratch)
       std::copy(d, d + (size_t)rows * D, y);
-      rmsNormGradAvx512(y, x, w, r, d, p, rows, D);
+      rmsNormGradRows(y, x, w, r, d, dw.data(), rows, D, vectorSums);
     }
   }
 };

@@ -27,3 +27,10 @@ inline std::vector<std::pair<int, int>> segmentRuns(const int32_t* seg, int T) {
 // with cos/sin [N, D]. The attention kernels rotate q and k with these, so results match the Rope op's bit for bit.
 void ropeRow(const float* a, const float* c, const float* s, float* b, int D, bool back);
 void ropeRows(const float* x, const float* cs, const float* sn, float* y, int N, int h, int D, bool back);
+
+// kernels/RmsNorm.cc: RMSNorm of N rows of C (y, rstd = 1/rms per row) and its backward (dx, dw [C]), as the rmsNorm /
+// rmsNormGrad entries compute them (vectorSums: row sums in AVX-512 lanes where avx512Bf16()). The attention kernels'
+// fp32 path normalizes q and k with these when it folds the q/k norm in.
+void rmsNormRows(const float* x, const float* w, float* y, float* rstd, int N, int C, float eps, bool vectorSums);
+void rmsNormGradRows(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw, int N,
+                     int C, bool vectorSums);

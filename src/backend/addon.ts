@@ -112,7 +112,7 @@ export interface NativeAddon {
     bf16: boolean,
     cos?: F32, // RoPE tables [B*T, D]: q and k are rotated first (dq, dk: of the unrotated q, k)
     sin?: F32,
-    qNorm?: F32, // q_norm, k_norm [D] (with cos/sin): q, k RMS-normalized per head first (needs AVX-512)
+    qNorm?: F32, // q_norm, k_norm [D] (with cos/sin): q, k RMS-normalized per head first (as rmsNorm, vectorSums = bf16)
     kNorm?: F32,
     normEps?: number,
   ): void;
@@ -137,7 +137,7 @@ export interface NativeAddon {
     bf16: boolean,
     cos?: F32, // RoPE tables [B*T, D]: q and k are rotated first (dq, dk: of the unrotated q, k)
     sin?: F32,
-    qNorm?: F32, // q_norm, k_norm [D] (with cos/sin): q, k RMS-normalized per head first (needs AVX-512)
+    qNorm?: F32, // q_norm, k_norm [D] (with cos/sin): q, k RMS-normalized per head first (as rmsNorm, vectorSums = bf16)
     kNorm?: F32,
     normEps?: number,
   ): void;

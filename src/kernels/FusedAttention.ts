@@ -5,9 +5,9 @@
 // with the bf16 attribute kernels/FusedAttentionBf16.cc (oneDNN bf16 products), and the reference rounds the
 // operands of each product to bf16 at the same points (q, k, v, P, dO, dS). FusedAttentionRope (inputs cos, sin)
 // runs the same kernels on rope(q), rope(k); its gradient returns dq, dk of the unrotated q, k. FusedAttentionNormRope
-// (inputs qNorm, kNorm) on rope(rmsNorm(q)), rope(rmsNorm(k)): the reference composes the RmsNorm reference; native
-// folds the norm into the bf16 kernel's pack and scatter where the addon runs oneDNN bf16 (same bits as the RmsNorm
-// kernel with vectorSums), and composes the addon's rmsNorm / rmsNormGrad around the call elsewhere.
+// (inputs qNorm, kNorm) on rope(rmsNorm(q)), rope(rmsNorm(k)): the reference composes the RmsNorm reference; the
+// addon normalizes as its RmsNorm kernel does (vectorSums under the bf16 attribute), inside the bf16 kernel's pack and
+// scatter, or around its fp32 path.
 import type { NativeAddon } from '../backend/addon.ts';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import {
@@ -42,8 +42,9 @@ function normWeights(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>
 
 /** Rows [rows, D] of q or k, as the reference RmsNorm normalizes them (with the call's norm weights). */
 function normedRef(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, name: 'q' | 'k', x: Float32Array) {
-  const D = args.inputs.q.shape[3];
-  return rmsNormValues(x, normWeights(args)![name], x.length / D, D, normWeights(args)!.eps);
+  const D = args.inputs.q.shape[3],
+    norm = normWeights(args)!;
+  return rmsNormValues(x, norm[name], x.length / D, D, norm.eps);
 }
 
 /** q or k as the products see it: normalized (with norm weights), then rotated (with RoPE tables) (reference). */
@@ -195,37 +196,15 @@ function fusedAttentionGradRef(args: KernelArgs<FusedAttentionGradInputs, FusedA
   ];
 }
 
-type Tail = [cos?: Float32Array, sin?: Float32Array, qNorm?: Float32Array, kNorm?: Float32Array, eps?: number];
-
-/**
- * The addon's q, k and trailing arguments: cos, sin for FusedAttentionRope (and its gradient); for
- * FusedAttentionNormRope also qNorm, kNorm, eps where the addon folds the norm (oneDNN bf16, which implies AVX-512),
- * else q and k normalized here by the addon's rmsNorm (rstd kept for the backward).
- */
-function nativeOperands(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, addon: NativeAddon) {
+/** The addon's trailing arguments: cos, sin for FusedAttentionRope (and its gradient), and for FusedAttentionNormRope
+ *  also qNorm, kNorm, eps. */
+function tailArgs(
+  args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>,
+): [cos?: Float32Array, sin?: Float32Array, qNorm?: Float32Array, kNorm?: Float32Array, eps?: number] {
   const rope = ropeTables(args),
     norm = normWeights(args);
-  const raw = { q: f32(args.backend, args.inputs.q), k: f32(args.backend, args.inputs.k) };
-  const tail: Tail = rope ? [rope.cos, rope.sin] : [];
-  if (!norm) return { ...raw, tail };
-  if (rope && args.attrs.bf16 && addon.bf16Info().path === 'onednn')
-    return { ...raw, tail: [rope.cos, rope.sin, norm.q, norm.k, norm.eps] as Tail };
-  const D = args.inputs.q.shape[3];
-  const normed = (x: Float32Array, w: Float32Array) => {
-    const y = new Float32Array(x.length),
-      rstd = new Float32Array(x.length / D);
-    addon.rmsNorm(x, w, y, rstd, rstd.length, D, norm.eps, !!args.attrs.bf16);
-    return { y, rstd };
-  };
-  const [nq, nk] = [normed(raw.q, norm.q), normed(raw.k, norm.k)];
-  // back(g, name): g, the gradient of the normalized q or k, becomes that of the raw one (in place).
-  const back = (g: Float32Array, name: 'q' | 'k') => {
-    const dx = new Float32Array(g.length);
-    const [x, w, r] = name === 'q' ? [raw.q, norm.q, nq.rstd] : [raw.k, norm.k, nk.rstd];
-    addon.rmsNormGrad(g, x, w, r, dx, new Float32Array(D), r.length, D, !!args.attrs.bf16);
-    g.set(dx);
-  };
-  return { q: nq.y, k: nk.y, tail, back };
+  if (!rope) return [];
+  return norm ? [rope.cos, rope.sin, norm.q, norm.k, norm.eps] : [rope.cos, rope.sin];
 }
 
 function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttentionAttrs>, addon: NativeAddon) {
@@ -234,10 +213,9 @@ function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttent
   const out = alloc(args.backend, B * T * H * D, false),
     lse = alloc(args.backend, B * H * T, false);
   const x = (n: keyof typeof args.inputs & string) => f32(args.backend, args.inputs[n]!);
-  const ops = nativeOperands(args, addon);
   addon.fusedAttention(
-    ops.q,
-    ops.k,
+    x('q'),
+    x('k'),
     x('v'),
     i32(args.backend, args.inputs.segmentIds),
     out,
@@ -250,7 +228,7 @@ function fusedAttentionNative(args: KernelArgs<FusedAttentionInputs, FusedAttent
     scale,
     window,
     args.attrs.bf16 ?? false,
-    ...ops.tail,
+    ...tailArgs(args),
   );
   return [
     { shape: [B, T, H, D], values: out },
@@ -265,11 +243,10 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
   const dq = alloc(args.backend, B * T * H * D, false),
     dk = alloc(args.backend, B * T * Hkv * D, false);
   const dv = alloc(args.backend, dk.length, false);
-  const ops = nativeOperands(args, addon);
   addon.fusedAttentionGrad(
     x('dy'),
-    ops.q,
-    ops.k,
+    x('q'),
+    x('k'),
     x('v'),
     i32(args.backend, args.inputs.segmentIds),
     x('out'),
@@ -285,12 +262,8 @@ function fusedAttentionGradNative(args: KernelArgs<FusedAttentionGradInputs, Fus
     scale,
     window,
     args.attrs.bf16 ?? false,
-    ...ops.tail,
+    ...tailArgs(args),
   );
-  if (ops.back) {
-    ops.back(dq, 'q');
-    ops.back(dk, 'k');
-  }
   return [
     { shape: [B, T, H, D], values: dq },
     { shape: args.inputs.k.shape, values: dk },

@@ -564,13 +564,12 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     expect(() => attention(q, k, k, new Int32Array(4), undefined, 0, false, cs, norm(7))).toThrow(/got q 7, k 8$/);
   });
 
-  // The addon's own fp32 path with the norm arguments (where a bf16 call's oneDNN fails part-way, or bf16 is off):
-  // normalizing with its rmsNorm first gives the same bits, forward and backward.
+  // The addon's own fp32 path with the norm arguments (where a bf16 call's oneDNN fails part-way, or bf16 is off) and
+  // its bf16 kernel: normalizing with its rmsNorm first (vectorSums = bf16) gives the same bits, forward and backward.
   it.skipIf(!native.ok)(
     'the addon folds the q/k norm on its fp32 and bf16 paths with the same bits as rmsNorm first',
     () => {
       const addon = loadAddon().addon!;
-      if (addon.bf16Info().path !== 'onednn') return; // the fold needs AVX-512, which oneDNN bf16 implies here
       const [B, T, H, Hkv, D] = [1, 150, 4, 2, 64];
       const seg = Int32Array.from({ length: B * T }, (_, i) => (i < 130 ? 0 : 1));
       const [q, dO] = [0, 1].map((i) => rand(B * T * H * D, 191 + i));
@@ -584,8 +583,8 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
             rk = new Float32Array(B * T * Hkv);
           const [qn, kn] = [q.slice(), k.slice()];
           if (!fold) {
-            addon.rmsNorm(q, qw, qn, rq, B * T * H, D, 1e-6, true);
-            addon.rmsNorm(k, kw, kn, rk, B * T * Hkv, D, 1e-6, true);
+            addon.rmsNorm(q, qw, qn, rq, B * T * H, D, 1e-6, bf16);
+            addon.rmsNorm(k, kw, kn, rk, B * T * Hkv, D, 1e-6, bf16);
           }
           const tail = fold ? [cos, sin, qw, kw, 1e-6] : [cos, sin];
           const o = new Float32Array(q.length),
@@ -619,7 +618,7 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
               [1, k, kw, rk, B * T * Hkv],
             ] as const) {
               const dx = new Float32Array(x.length);
-              addon.rmsNormGrad(g[i], x, w, rs, dx, new Float32Array(D), n, D, true);
+              addon.rmsNormGrad(g[i], x, w, rs, dx, new Float32Array(D), n, D, bf16);
               g[i] = dx;
             }
           return bits([o, lse, ...g]);
