@@ -1,5 +1,5 @@
-// AdamW.cc: one fused AdamW update per tensor (decoupled weight decay, bias-corrected moments), the native path
-// of adamwStep in src/train/optimizer.ts (which keeps the JS loop as the reference).
+// AdamW.cc: the fused AdamW update (decoupled weight decay, bias-corrected moments) of all of a step's tensors in one
+// call, the native path of adamwStep in src/train/optimizer.ts (which keeps the JS loop as the reference).
 // In place on p, m, v: these are the optimizer's own Float32Arrays (parameters and moments it owns), never tfjs
 // tensor inputs, so writing into them is allowed here (unlike kernels, which must not write into inputs).
 // Same operation order as the JS loop, in double, rounded to float on each store, so results are bit-identical:
@@ -61,23 +61,9 @@ AdamWConst scalars(const Napi::CallbackInfo& info, size_t at) {  // beta1, beta2
 }
 }  // namespace
 
-// adamW(p, g, m, v, n, beta1, beta2, eps, keep, stepSize, sqrtBc2), all [n]; keep = 1 - lr*wd (or 1),
-// stepSize = lr / (1 - beta1^t), sqrtBc2 = sqrt(1 - beta2^t), computed by the caller in double.
-static Napi::Value AdamW(const Napi::CallbackInfo& info) {
-  size_t np, ng, nm, nv;
-  float *p = f32(info[0], &np), *g = f32(info[1], &ng), *m = f32(info[2], &nm), *v = f32(info[3], &nv);
-  const int64_t n = info[4].As<Napi::Number>().Int64Value();
-  if (n < 0 || (size_t)n > np || (size_t)n > ng || (size_t)n > nm || (size_t)n > nv)
-    throw Napi::RangeError::New(info.Env(), "adamW: n exceeds an array's length");
-  const double keep = num(info, 8);
-  const double b1 = num(info, 5), b2 = num(info, 6);
-  const AdamWConst k{b1, b2, 1 - b1, 1 - b2, num(info, 7), keep, num(info, 9), num(info, 10)};
-  updateAll({Slot{p, m, v, g, n, keep}}, k);
-  return info.Env().Undefined();
-}
-
-// adamWMany(ps, gs, ms, vs, keeps, beta1, beta2, eps, stepSize, sqrtBc2): adamW on every tensor i (ps[i], gs[i],
-// ms[i], vs[i] of one length, keeps[i] its keep) in one parallel region.
+// adamWMany(ps, gs, ms, vs, keeps, beta1, beta2, eps, stepSize, sqrtBc2): AdamW on every tensor i (ps[i], gs[i],
+// ms[i], vs[i] of one length), in one parallel region; keeps[i] = 1 - lr*wd (or 1), stepSize = lr / (1 - beta1^t),
+// sqrtBc2 = sqrt(1 - beta2^t), computed by the caller in double.
 static Napi::Value AdamWMany(const Napi::CallbackInfo& info) {
   const Napi::Array ps = info[0].As<Napi::Array>(), gs = info[1].As<Napi::Array>(), ms = info[2].As<Napi::Array>(),
                     vs = info[3].As<Napi::Array>(), keeps = info[4].As<Napi::Array>();
@@ -97,6 +83,5 @@ static Napi::Value AdamWMany(const Napi::CallbackInfo& info) {
 }
 
 void InitAdamW(Napi::Env env, Napi::Object exports) {
-  exports.Set("adamW", Napi::Function::New(env, AdamW));
   exports.Set("adamWMany", Napi::Function::New(env, AdamWMany));
 }

@@ -44,21 +44,8 @@ export interface NativeAddon {
     idxA?: I32 | null,
     idxB?: I32 | null,
   ): void;
-  /** kernels/AdamW.cc: one AdamW update of n elements, in place on p, m, v (optimizer state, not tensors). */
-  adamW(
-    p: F32,
-    g: F32,
-    m: F32,
-    v: F32,
-    n: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    keep: number,
-    stepSize: number,
-    sqrtBc2: number,
-  ): void;
-  /** adamW on every tensor i (keeps[i] its keep) in one parallel region. */
+  /** kernels/AdamW.cc: AdamW on every tensor i (ps[i], gs[i], ms[i], vs[i] of one length; keeps[i] = 1 - lr*wd or
+   *  1), in place on p, m, v (optimizer state, not tensors), in one parallel region. */
   adamWMany(
     ps: F32[],
     gs: F32[],

@@ -111,8 +111,8 @@ export const adamwUpdateRef: AdamWUpdate = (p, g, m, v, s) => {
   }
 };
 
-/** The same update in C++ (kernels/AdamW.cc, same operation order: bit-identical) when the addon is loaded
- *  (OpenBLAS not needed); null otherwise, and adamwStep runs the reference. */
+/** The same update in C++ (kernels/AdamW.cc `adamWMany` on one tensor, same operation order: bit-identical) when the
+ *  addon is loaded (OpenBLAS not needed); null otherwise. adamwStep makes one such call for all tensors. */
 export function adamwNative(): AdamWUpdate | null {
   const addon = loadAddon().addon;
   if (!addon) return null;
@@ -122,7 +122,7 @@ export function adamwNative(): AdamWUpdate | null {
         `adamw: gradient/moment lengths ${g.length}/${m.length}/${v.length} differ from the parameter's ${p.length}`,
       );
     }
-    addon.adamW(p, g, m, v, p.length, s.beta1, s.beta2, s.eps, s.keep, s.stepSize, s.sqrtBc2);
+    addon.adamWMany([p], [g], [m], [v], [s.keep], s.beta1, s.beta2, s.eps, s.stepSize, s.sqrtBc2);
   };
 }
 

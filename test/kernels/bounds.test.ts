@@ -15,7 +15,6 @@ const nq = B * T * H * D;
 const nk = B * T * Hkv * D;
 const CALLS: Record<string, () => unknown[]> = {
   batchMatMul: () => [f(2 * 3 * 4), f(4 * 5), f(2 * 3 * 5), 2, 1, 3, 5, 4, false, false, f(5)],
-  adamW: () => [f(8), f(8), f(8), f(8), 8, 0.9, 0.999, 1e-8, 1, 1e-3, 1],
   adamWMany: () => [...[0, 1, 2, 3].map(() => [f(5), f(3)]), [1, 0.99], 0.9, 0.999, 1e-8, 1e-3, 0.03],
   gatherV2: () => [f(4 * 3), z(2), f(2 * 3), 4, 3],
   unsortedSegmentSum: () => [f(4 * 3), z(4), f(2 * 3), 2, 3],
