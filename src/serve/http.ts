@@ -1,10 +1,22 @@
-// Small HTTP helpers for node:http: JSON bodies in (bounded, objects only) and out, query parameters, pages.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// Small HTTP helpers for node:http: JSON bodies in (bounded, objects only) and out, query parameters, pages, the
+// servers' keep-alive.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ApiError, badRequest, errorBody } from './errors.ts';
 import type { Json, Page } from './store.ts';
 
 /** Largest JSON request body read (uploads go through their own streaming path). */
 const MAX_JSON_BYTES = 1 << 20;
+
+/**
+ * Keep idle keep-alive connections for 65 s (Node's default is 5 s). A client whose event loop is busy (a test
+ * decoding in-process, a script loading a model) may reuse an idle connection after the server's timer closed it,
+ * and its request then fails with "other side closed"; clients expire idle connections before the server's hint
+ * only if their own timers run on time. server.close() (Node >= 19) still drops idle connections at once.
+ */
+export function keepIdleConnections(server: Server): Server {
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

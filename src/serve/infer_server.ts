@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { deploymentRoutes, type DeploymentRoute } from './deployment_routes.ts';
 import type { DeploymentService } from './deployment_service.ts';
 import { ApiError, notFound } from './errors.ts';
-import { sendError, sendJson } from './http.ts';
+import { keepIdleConnections, sendError, sendJson } from './http.ts';
 import { handleInference, INFERENCE_PREFIX } from './inference_routes.ts';
 
 /** `/v1/accounts/{account}/{collection}[/{id}]` to its route, or a 404 / 405 saying what exists. */
@@ -33,21 +33,23 @@ function route(
 
 export function createInferenceServer(svc: DeploymentService): http.Server {
   const routes = deploymentRoutes(() => svc);
-  return http.createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === INFERENCE_PREFIX || url.pathname.startsWith(`${INFERENCE_PREFIX}/`))
-      return handleInference(svc, req, res, url.pathname);
-    try {
-      const { r, account, id } = route(routes, req.method ?? 'GET', url.pathname);
-      const out = await r.handle({ req, res, account, id, query: url.searchParams });
-      if (!res.headersSent) sendJson(res, 200, out);
-    } catch (e) {
-      if (e instanceof ApiError) return sendError(res, e);
-      if (e instanceof URIError)
-        return sendError(res, new ApiError(400, `malformed path ${url.pathname.slice(0, 200)}`));
-      sendError(res, new ApiError(500, `internal error: ${(e as Error).message}`));
-    }
-  });
+  return keepIdleConnections(
+    http.createServer(async (req, res) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (url.pathname === INFERENCE_PREFIX || url.pathname.startsWith(`${INFERENCE_PREFIX}/`))
+        return handleInference(svc, req, res, url.pathname);
+      try {
+        const { r, account, id } = route(routes, req.method ?? 'GET', url.pathname);
+        const out = await r.handle({ req, res, account, id, query: url.searchParams });
+        if (!res.headersSent) sendJson(res, 200, out);
+      } catch (e) {
+        if (e instanceof ApiError) return sendError(res, e);
+        if (e instanceof URIError)
+          return sendError(res, new ApiError(400, `malformed path ${url.pathname.slice(0, 200)}`));
+        sendError(res, new ApiError(500, `internal error: ${(e as Error).message}`));
+      }
+    }),
+  );
 }
 
 /** Listens on host:port (0: any free port); resolves with the base URL. */

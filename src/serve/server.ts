@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { demoModelDir, ensureDemoModel } from '../train/demo.ts';
 import { ApiError } from './errors.ts';
-import { sendError, sendJson } from './http.ts';
+import { keepIdleConnections, sendError, sendJson } from './http.ts';
 import { dispatch } from './routes.ts';
 import { loadSecret, serveDownload } from './download.ts';
 import { receiveSignedUpload } from './bigupload.ts';
@@ -149,8 +149,7 @@ export async function startServer(
     log(`recovered ${requeued} job(s) that were running when the server stopped; they resume from their checkpoints`);
   if (o.demo) registerDemo(store, opts.dataDir, log);
 
-  const server = http.createServer((req, res) => void handle(svc, req, res));
-  server.keepAliveTimeout = 5000;
+  const server = keepIdleConnections(http.createServer((req, res) => void handle(svc, req, res)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
