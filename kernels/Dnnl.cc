@@ -3,6 +3,7 @@
 #include "blas.h"
 #include "dnnl.h"
 #include <dlfcn.h>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -39,6 +40,7 @@ struct Api {
   int (*prim_destroy)(handle_t);
   int (*mem_create)(handle_t*, const md_t*, handle_t, void*);
   int (*mem_destroy)(handle_t);
+  int (*mem_set_handle)(handle_t, void*);
   const version_t* (*version)();
   unsigned (*effective_isa)();
   int (*attr_create)(handle_t*);
@@ -61,11 +63,13 @@ template <typename F> bool sym(void* h, const char* name, F& f) { return (f = (F
 
 // Every primitive takes its scratchpad from the caller (user mode): each thread passes its own, so threads may run
 // primitives concurrently (FusedAttentionBf16.cc splits heads over threads).
-struct Prim { handle_t pd, prim; md_t src, wei, dst, scratch; size_t scratchBytes; };
+struct Prim { handle_t pd, prim; md_t src, wei, dst, scratch; size_t scratchBytes; uint64_t id; };
 // Layouts of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]). (Swapping roles for the lm_head, y^T = W x^T
 // with a transposed dst, was tried: oneDNN 2.6 has no fast kernel for a transposed dst.)
 enum Mode { XWT = 0, XW = 1 };
-std::map<std::vector<int64_t>, Prim> cache;
+using Key = std::array<int64_t, 18>;
+std::map<Key, Prim> cache;
+uint64_t lastId = 0;  // Prim ids: never reused, so a thread's memory objects (execute) never outlive theirs
 std::mutex cacheLock;  // prim() may be called from several OpenMP threads
 
 // The primitive attribute: user scratchpad, plus a sum post-op when acc (y += x op(W): oneDNN reads y as it
@@ -118,7 +122,7 @@ handle_t choosePd(const matmul_desc_t& op, handle_t attr, bool preferGemm) {
 // each operand a strided view; created on first use (oneDNN picks the ISA, AMX/AVX512_BF16 here); acc: a sum
 // post-op (y +=); preferGemm: see choosePd.
 const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc, bool preferGemm = false) {
-  const std::vector<int64_t> key = {nb,    x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch,
+  const Key key = {nb,    x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch,
                                     w.row, w.col,  y.rows, y.cols,  y.batch, y.row, y.col, acc, preferGemm};
   std::lock_guard<std::mutex> hold(cacheLock);
   auto it = cache.find(key);
@@ -142,6 +146,7 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
   p.scratch = *sp;
   p.scratchBytes = api.md_get_size(sp);
   g_bf16.impl = implName(p.pd);
+  p.id = ++lastId;
   return &(cache[key] = p);
 }
 
@@ -152,19 +157,31 @@ const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool 
   return prim(1, x, w, y, acc, mode == XW && K >= 2048);
 }
 
+// One thread's memory objects for one primitive's four arguments, made once: each call only points them at its
+// buffers (creating and destroying four per call cost ~2 us, and the attention makes ~12k small products a step).
+// Never destroyed at exit (oneDNN may be torn down first); let go of with the rest when a thread holds too many.
+struct Args { handle_t m[4] = {}; };
+
 bool execute(const Prim* p, const void* xb, const void* W, float* y) {
   if (!p) return false;
   thread_local std::vector<uint64_t> scratch;  // this thread's scratchpad, grown as needed (64-bit aligned)
+  thread_local std::map<uint64_t, Args> argsOf;  // by Prim id
   if (scratch.size() * 8 < p->scratchBytes) scratch.resize((p->scratchBytes + 7) / 8 + 8);
-  handle_t ms = nullptr, mw = nullptr, md = nullptr, mp = nullptr;
-  bool ok = !api.mem_create(&ms, &p->src, engine, (void*)xb) && !api.mem_create(&mw, &p->wei, engine, (void*)W) &&
-            !api.mem_create(&md, &p->dst, engine, y) && !api.mem_create(&mp, &p->scratch, engine, scratch.data());
-  if (ok) {
-    const exec_arg_t args[4] = {{ARG_SRC, ms}, {ARG_WEIGHTS, mw}, {ARG_DST, md}, {ARG_SCRATCHPAD, mp}};
-    ok = !api.prim_execute(p->prim, stream, 4, args) && !api.stream_wait(stream);
+  if (argsOf.size() > 512) {  // ids of primitives the cache let go of (it holds at most 256)
+    for (auto& [id, a] : argsOf) for (handle_t h : a.m) if (h) api.mem_destroy(h);
+    argsOf.clear();
   }
-  for (handle_t m : {ms, mw, md, mp}) if (m) api.mem_destroy(m);
-  return ok;
+  Args& a = argsOf[p->id];
+  const md_t* mds[4] = {&p->src, &p->wei, &p->dst, &p->scratch};
+  void* data[4] = {(void*)xb, (void*)W, y, scratch.data()};
+  for (int i = 0; i < 4; i++)
+    if (a.m[i] ? api.mem_set_handle(a.m[i], data[i]) : api.mem_create(&a.m[i], mds[i], engine, data[i])) {
+      for (handle_t h : a.m) if (h) api.mem_destroy(h);
+      argsOf.erase(p->id);
+      return false;
+    }
+  const exec_arg_t args[4] = {{ARG_SRC, a.m[0]}, {ARG_WEIGHTS, a.m[1]}, {ARG_DST, a.m[2]}, {ARG_SCRATCHPAD, a.m[3]}};
+  return !api.prim_execute(p->prim, stream, 4, args) && !api.stream_wait(stream);
 }
 
 bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y, int lda = 0, int ldc = 0,
@@ -261,7 +278,8 @@ void loadDnnl() {
             sym(h, "dnnl_primitive_desc_query", api.pd_query) && sym(h, "dnnl_primitive_desc_destroy", api.pd_destroy) &&
             sym(h, "dnnl_primitive_create", api.prim_create) && sym(h, "dnnl_primitive_execute", api.prim_execute) &&
             sym(h, "dnnl_primitive_destroy", api.prim_destroy) && sym(h, "dnnl_memory_create", api.mem_create) &&
-            sym(h, "dnnl_memory_destroy", api.mem_destroy) && sym(h, "dnnl_version", api.version) &&
+            sym(h, "dnnl_memory_destroy", api.mem_destroy) &&
+            sym(h, "dnnl_memory_set_data_handle", api.mem_set_handle) && sym(h, "dnnl_version", api.version) &&
             sym(h, "dnnl_get_effective_cpu_isa", api.effective_isa) && sym(h, "dnnl_primitive_attr_create", api.attr_create) &&
             sym(h, "dnnl_primitive_attr_destroy", api.attr_destroy) && sym(h, "dnnl_post_ops_create", api.post_ops_create) &&
             sym(h, "dnnl_post_ops_destroy", api.post_ops_destroy) && sym(h, "dnnl_post_ops_append_sum", api.post_ops_append_sum) &&
