@@ -189,6 +189,15 @@ bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t*
   return execute(prim(mode, M, N, K, lda, ldc, acc), xb, W, y);
 }
 
+// Turns oneDNN off for the run with the reason; the attention's threads may fail at once (products per thread).
+void dnnlFailed(const std::string& why) {
+#pragma omp critical(lorasft_dnnl_error)
+  {
+    g_bf16.dnnl = false;
+    g_bf16.error = why;
+  }
+}
+
 inline uint16_t toBf16(float f) { return toBf16One(f); }
 
 // Fallback: W -> fp32 in blocks of about 4M values (never the whole lm_head at once), sgemm on bf16-rounded x.
@@ -218,9 +227,8 @@ bool batchedMatmulBf16(int nb, const Bf16View& x, const uint16_t* xp, const Bf16
                        const Bf16View& y, float* yp, bool acc) {
   if (!bf16OnDnnl()) return false;
   if (execute(prim(nb, x, w, y, acc), xp, wp, yp)) return true;
-  g_bf16.dnnl = false;
-  g_bf16.error = "oneDNN batched bf16 matmul failed at " + std::to_string(nb) + " x [" + std::to_string(x.rows) + ", " +
-                 std::to_string(x.cols) + "] x [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]";
+  dnnlFailed("oneDNN batched bf16 matmul failed at " + std::to_string(nb) + " x [" + std::to_string(x.rows) + ", " +
+             std::to_string(x.cols) + "] x [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]");
   return false;
 }
 
@@ -230,8 +238,7 @@ bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int ld
                     bool acc) {
   if (M == 0 || N == 0 || K == 0 || !bf16OnDnnl()) return false;
   if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y, lda, ldc, acc)) return true;
-  g_bf16.dnnl = false;
-  g_bf16.error = "oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+  dnnlFailed("oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
   return false;
 }
 
