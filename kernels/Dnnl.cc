@@ -122,8 +122,8 @@ handle_t choosePd(const matmul_desc_t& op, handle_t attr, bool preferGemm) {
 // each operand a strided view; created on first use (oneDNN picks the ISA, AMX/AVX512_BF16 here); acc: a sum
 // post-op (y +=); preferGemm: see choosePd.
 const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc, bool preferGemm = false) {
-  const Key key = {nb,    x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch,
-                                    w.row, w.col,  y.rows, y.cols,  y.batch, y.row, y.col, acc, preferGemm};
+  const Key key = {nb, x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch,
+                   w.row, w.col, y.rows, y.cols, y.batch, y.row, y.col, acc, preferGemm};
   std::lock_guard<std::mutex> hold(cacheLock);
   auto it = cache.find(key);
   if (it != cache.end()) return &it->second;
