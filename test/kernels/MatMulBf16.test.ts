@@ -245,3 +245,35 @@ describe.skipIf(!native.ok)('loraLinearGroup against loraLinear per member (nati
     expect(d).toBeLessThan(1e-5 * Math.max(1, scaleOf([sg[0]])));
   });
 });
+
+describe.skipIf(!native.ok)('oneDNN products while the primitive cache turns over (native, bf16 W)', () => {
+  // kernels/Dnnl.cc keeps up to 256 primitives (then starts over) and each thread's memory objects per primitive
+  // (let go of past 512): 2 x 300 distinct row counts pass both limits. Each product against the fp32 fallback.
+  it('600 shapes in a row agree with the fallback path', async () => {
+    await initBackend({});
+    await tf.setBackend('native');
+    if (!addon().bf16Info().dnnl) return console.log(`oneDNN path SKIPPED (${addon().bf16Info().error})`);
+    const [N, K] = [24, 40];
+    const W = W16(N * K, 9, [N, K])();
+    let worst = 0;
+    try {
+      for (let round = 0; round < 2; round++)
+        for (let M = 1; M <= 300; M++) {
+          const [a, b] = tf.tidy(() => {
+            const x = tf.tensor2d(rand(M * K, M), [M, K]);
+            addon().setBf16Path('onednn');
+            const y = matMulBf16(x, W).dataSync().slice() as Float32Array;
+            addon().setBf16Path('fallback');
+            return [y, matMulBf16(x, W).dataSync().slice() as Float32Array];
+          });
+          worst = Math.max(worst, maxdiff(a, b) / Math.max(1, scaleOf([b])));
+        }
+    } finally {
+      addon().setBf16Path('onednn');
+      W.dispose();
+    }
+    console.log(`600 products, oneDNN vs fallback: worst relative maxdiff=${worst.toExponential(2)}`);
+    expect(addon().bf16Info().dnnl).toBe(true);
+    expect(worst).toBeLessThan(1e-5);
+  });
+});
