@@ -13,7 +13,9 @@ import { loadAddon } from '../src/backend/addon.ts';
 import { ADAMW_DEFAULTS, adamwStep, createAdamWState } from '../src/train/optimizer.ts';
 import { profileKernels } from './bench-profile.ts';
 import { benchLora, flag, MODEL_SHAPES, randomBase, shapeFlag } from './bench-shapes.ts';
-/** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm. */
+/** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm, best of 5.
+ * Taken right before each step too: on a shared host the same product's rate moves 2-3x within minutes, so the
+ * step's share of it is only meaningful against a peak measured next to it. */
 function matmulPeak(): number | undefined {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => void> | null;
   if (backend.name !== 'native' || !addon) return undefined;
@@ -85,19 +87,36 @@ function step(): number {
   return (performance.now() - t0) / 1000;
 }
 
-const times: number[] = [];
-for (let i = 0; i < steps; i++) {
-  const sec = step();
-  console.log(`step ${i}${i === 0 ? ' (warm-up)' : ''}: ${sec.toFixed(2)} s, ${(T / sec).toFixed(1)} tok/s`);
-  if (i > 0 || steps === 1) times.push(sec);
-}
-const median = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
-let share: Record<string, number> | undefined;
-if (process.argv.includes('--profile')) share = profileKernels(backend.name, step);
 // Matmul work per token: 2 x params forward + 2 x params for dX (LoRA: no weight gradients of the base).
 const P = [...expectedWeights(config)]
   .filter(([n, sh]) => sh.length === 2 && (n !== 'model.embed_tokens.weight' || config.tieWordEmbeddings))
   .reduce((a, [, sh]) => a + sh[0] * sh[1], 0);
+const modelGflops = (sec: number) => (4 * P * T) / sec / 1e9;
+// The median step (of an even count, the slower of the middle two) and its index in `times`.
+const medianAt = (v: number[]) => v.indexOf([...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]);
+
+const times: number[] = [],
+  peaks: number[] = [],
+  shares: number[] = [];
+for (let i = 0; i < steps; i++) {
+  const peak = matmulPeak();
+  const sec = step();
+  const frac = peak ? modelGflops(sec) / peak : undefined;
+  const at = peak
+    ? `, model ${modelGflops(sec).toFixed(0)} GFLOP/s = ${(frac! * 100).toFixed(0)}% of ${peak} before it`
+    : '';
+  console.log(`step ${i}${i === 0 ? ' (warm-up)' : ''}: ${sec.toFixed(2)} s, ${(T / sec).toFixed(1)} tok/s${at}`);
+  if (i > 0 || steps === 1) {
+    times.push(sec);
+    if (peak) {
+      peaks.push(peak);
+      shares.push(frac!);
+    }
+  }
+}
+const mid = medianAt(times);
+let share: Record<string, number> | undefined;
+if (process.argv.includes('--profile')) share = profileKernels(backend.name, step);
 const result = {
   shape,
   seq: T,
@@ -106,10 +125,12 @@ const result = {
   backend: backend.name,
   threads: backend.reason,
   steps_timed: times.length,
-  step_s: Number(median.toFixed(3)),
-  tokens_per_s: Number((T / median).toFixed(1)),
-  model_gflops: Number(((4 * P * T) / median / 1e9).toFixed(1)),
-  matmul_peak_gflops: matmulPeak(),
+  step_s: Number(times[mid].toFixed(3)),
+  tokens_per_s: Number((T / times[mid]).toFixed(1)),
+  model_gflops: Number(modelGflops(times[mid]).toFixed(1)),
+  // The peak taken right before the median step, and that step's model GFLOP/s over it.
+  matmul_peak_gflops: peaks[mid],
+  matmul_share: shares.length ? Number(shares[mid].toFixed(3)) : undefined,
   peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
   kernel_share: share,
 };
