@@ -19,7 +19,8 @@
         "kernels/MatMulBf16.cc",
         "kernels/LoraLinearBf16.cc",
         "kernels/FusedAttentionBf16.cc",
-        "kernels/Avx512.cc"
+        "kernels/Avx512.cc",
+        "kernels/KeepAwake.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

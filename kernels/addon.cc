@@ -36,6 +36,8 @@ static void loadBlas() {
   g_blas.get_threads = (int (*)())dlsym(h, "openblas_get_num_threads");
   auto cfg = (char* (*)())dlsym(h, "openblas_get_config");
   g_blas.config = cfg ? cfg() : "BLAS";
+  auto core = (char* (*)())dlsym(h, "openblas_get_corename");
+  g_blas.core = core ? core() : "";
   g_blas.ok = true;
 }
 
@@ -80,7 +82,7 @@ static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// info(): { available, error, path, config, threads }
+// info(): { available, error, path, config, core, threads }
 static Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -88,6 +90,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("error", g_blas.error);
   o.Set("path", g_blas.path);
   o.Set("config", g_blas.config);
+  o.Set("core", g_blas.core);
   o.Set("threads", g_blas.get_threads ? g_blas.get_threads() : g_threads);
   return o;
 }
@@ -108,6 +111,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAdamW(env, exports);
   InitGatherV2(env, exports);
   InitMatMulBf16(env, exports);
+  InitKeepAwake(env, exports);
   return exports;
 }
 

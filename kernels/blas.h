@@ -15,6 +15,7 @@ struct Blas {
   std::string error;    // why OpenBLAS is unavailable
   std::string path;     // library name that was loaded
   std::string config;   // openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64"
+  std::string core;     // openblas_get_corename(): the kernel family in use, e.g. "Haswell" (empty if not exported)
   sgemm_fn sgemm = nullptr;
   void (*set_threads)(int) = nullptr;
   int (*get_threads)() = nullptr;
@@ -68,3 +69,4 @@ void InitLoraLinear(Napi::Env env, Napi::Object exports);
 void InitAdamW(Napi::Env env, Napi::Object exports);
 void InitGatherV2(Napi::Env env, Napi::Object exports);
 void InitMatMulBf16(Napi::Env env, Napi::Object exports);  // the bf16 entry points (oneDNN: kernels/Dnnl.cc)
+void InitKeepAwake(Napi::Env env, Napi::Object exports);   // idle-class spinners while training (KeepAwake.cc)

@@ -6,6 +6,7 @@
 // llama3-8b defaults to T=2048 with activation checkpointing on; --layers N keeps N layers (memory extrapolates).
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
+import { keepCpusAwake } from '../src/backend/keep_awake.ts';
 import { parseModelConfig } from '../src/model/config.ts';
 import { expectedWeights, lossAndGrads } from '../src/model/model.ts';
 import { bf16Support } from '../src/model/precision.ts';
@@ -95,6 +96,7 @@ const modelGflops = (sec: number) => (4 * P * T) / sec / 1e9;
 // The median step (of an even count, the slower of the middle two) and its index in `times`.
 const medianAt = (v: number[]) => v.indexOf([...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]);
 
+const rest = keepCpusAwake(backend); // as train() does around its loop
 const times: number[] = [],
   peaks: number[] = [],
   shares: number[] = [];
@@ -117,6 +119,7 @@ for (let i = 0; i < steps; i++) {
 const mid = medianAt(times);
 let share: Record<string, number> | undefined;
 if (process.argv.includes('--profile')) share = profileKernels(backend.name, step);
+rest();
 const result = {
   shape,
   seq: T,

@@ -1,6 +1,6 @@
 // Loads the C++ addon built from kernels/ (build/Release/lorasft_native.node) once; null + reason if absent.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,8 +24,11 @@ interface Bf16Info {
  */
 export interface NativeAddon {
   /** kernels/addon.cc: OpenBLAS state and the thread count. */
-  info(): { available: boolean; error: string; path: string; config: string; threads: number };
+  /** core: OpenBLAS's kernel family in use (openblas_get_corename, e.g. 'Haswell'; '' if not exported). */
+  info(): { available: boolean; error: string; path: string; config: string; core: string; threads: number };
   setThreads(n: number): void;
+  /** Idle-class spinners, one pinned per CPU (kernels/KeepAwake.cc): on/off, or no argument to ask; the count alive. */
+  keepAwake(on?: boolean): number;
   /** kernels/BatchMatMul.cc: out [batch,M,N] = op(a) op(b) (+ bias, activation act with alpha; idx = broadcast). */
   batchMatMul(
     a: F32,
@@ -244,6 +247,29 @@ const CANDIDATES = ['build/Release/lorasft_native.node', 'build/Debug/lorasft_na
 
 let loaded: { addon: NativeAddon | null; error: string } | undefined;
 
+function readCpuinfo(): string {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return ''; // not Linux: OpenBLAS picks its kernels itself
+  }
+}
+
+/**
+ * The OpenBLAS kernel family for this CPU's instruction sets (OPENBLAS_CORETYPE), from /proc/cpuinfo's first
+ * vendor_id and flags. OpenBLAS picks by CPU model number, and a model newer than the library is run on its
+ * generic SSE3 'Prescott' kernels: Debian's 0.3.21 on a Xeon of model 207 did 55-62 GFLOP/s of sgemm instead of
+ * 272-274 with 'SkylakeX' (docs/BENCHMARKS.md). For Intel models it knows, this names what it picks itself.
+ */
+export function openblasCoreType(cpuinfo: string): string | undefined {
+  const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/) ?? []);
+  const vendor = /^vendor_id\s*:\s*(\S+)/m.exec(cpuinfo)?.[1];
+  const has = (...f: string[]) => f.every((x) => flags.has(x));
+  if (vendor !== 'GenuineIntel' || !has('avx2', 'fma')) return undefined; // AMD: OpenBLAS goes by family, not model
+  if (has('avx512f', 'avx512bw', 'avx512dq', 'avx512vl')) return has('avx512_bf16') ? 'Cooperlake' : 'SkylakeX';
+  return 'Haswell';
+}
+
 /** The addon whether or not OpenBLAS loaded (check info().available), or null with the reason it could not load. */
 export function loadAddon(): { addon: NativeAddon | null; error: string } {
   if (loaded) return loaded;
@@ -265,6 +291,8 @@ export function loadAddon(): { addon: NativeAddon | null; error: string } {
   // but with one core busy elsewhere the step took 12.1 s instead of 4.0 s (10000 pauses: 5.0 s, no clear gain idle).
   process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  const core = openblasCoreType(readCpuinfo());
+  if (core) process.env.OPENBLAS_CORETYPE ??= core;
   try {
     loaded = { addon: createRequire(import.meta.url)(file) as NativeAddon, error: '' };
   } catch (e) {

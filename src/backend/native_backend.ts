@@ -82,5 +82,6 @@ export function nativeAvailability(): { ok: boolean; detail: string; threads: nu
   if (!addon) return { ok: false, detail: error, threads: 0 };
   const info = addon.info();
   if (!info.available) return { ok: false, detail: info.error, threads: 0 };
-  return { ok: true, detail: info.config.split(' ').slice(0, 2).join(' '), threads: info.threads };
+  const lib = info.config.split(' ').slice(0, 2).join(' ');
+  return { ok: true, detail: info.core ? `${lib} ${info.core}` : lib, threads: info.threads };
 }

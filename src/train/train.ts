@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { initBackend } from '../backend/index.ts';
+import { keepCpusAwake } from '../backend/keep_awake.ts';
 import { bf16Support, checkpointDtype, precisionLine, resolvePrecision } from '../model/precision.ts';
 import { packExamples } from '../data/pack.ts';
 import type { TokenizedExample } from '../data/types.ts';
@@ -305,6 +306,7 @@ async function runLoop(
   const evalLosses: number[] = readMetrics(outDir).flatMap((r) => ('eval_loss' in r ? [r.eval_loss] : []));
   const loop: Loop = { ...parts, on: jobCallbacks(j, parts, { record, progress, evalLosses, stop }) };
   stop.loading = false;
+  const rest = keepCpusAwake(backendUsed); // until the loop ends: idle CPUs between kernels cost (keep_awake.ts)
   try {
     setJobState(job, 'JOB_STATE_RUNNING', `training: ${total} steps`, outDir);
     if (!j.resumed && loop.evalBatches.length) evaluateAndTrack(loop); // the starting point, at step 0
@@ -313,6 +315,7 @@ async function runLoop(
     progress.end();
     throw failedWhile(j, run.doing || `step ${st.step + 1}`, err);
   } finally {
+    rest();
     progress.end();
   }
 }
