@@ -1,8 +1,9 @@
 // KeepAwake.cc: while training runs, one SCHED_IDLE thread pinned to each CPU of the process, so a CPU whose
 // OpenMP worker sleeps between kernels (OMP_WAIT_POLICY=PASSIVE, src/backend/addon.ts) stays busy instead of
-// idle. On a shared VM host an idle vCPU is given up to the host, and the bf16 products ran ~1.5x slower after
-// (docs/BENCHMARKS.md, runs p); spinning workers avoid that but take a core from any other process. An idle-class
-// thread runs only when nothing else wants its CPU, and a waking worker preempts it at once.
+// idle. On a shared VM host the bf16 products ran at about half speed while lorasft's vCPUs kept going idle (the
+// 0.6B step's median 3.98 -> 3.43 s with these threads, docs/BENCHMARKS.md runs p); spinning workers avoid that
+// too but take a core from any other process. An idle-class thread runs only when nothing else wants its CPU, and
+// a waking worker preempts it at once.
 #include <napi.h>
 #include <pthread.h>
 #include <sched.h>

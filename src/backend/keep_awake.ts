@@ -1,7 +1,7 @@
 // While a training loop runs, keep the CPUs lorasft computes on from going idle between kernels: one idle-priority
 // thread pinned to each CPU (kernels/KeepAwake.cc). The OpenMP workers wait passively (src/backend/addon.ts), so
-// other processes keep their cores; on a shared VM host an idle vCPU was given up to the host, and the bf16 step
-// ran ~1.5x slower (docs/BENCHMARKS.md, runs p). An idle-class thread yields at once to any other work.
+// other processes keep their cores; on a shared VM host the bf16 products ran at about half speed while the vCPUs
+// kept going idle (docs/BENCHMARKS.md, runs p). An idle-class thread yields at once to any other work.
 import os from 'node:os';
 import { loadAddon } from './addon.ts';
 import type { BackendChoice } from './index.ts';
