@@ -259,15 +259,15 @@ function readCpuinfo(): string {
  * The OpenBLAS kernel family for this CPU's instruction sets (OPENBLAS_CORETYPE), from /proc/cpuinfo's first
  * vendor_id and flags. OpenBLAS picks by CPU model number, and a model newer than the library is run on its
  * generic SSE3 'Prescott' kernels: Debian's 0.3.21 on a Xeon of model 207 did 55-62 GFLOP/s of sgemm instead of
- * 272-274 with 'SkylakeX' (docs/BENCHMARKS.md). For Intel models it knows, this names what it picks itself.
+ * 272-274 with 'SkylakeX' (docs/BENCHMARKS.md, runs p). AVX-512 CPUs get 'SkylakeX', the family 0.3.21 ran on the
+ * AMX Xeon of the earlier runs (the fp32 demo's bits match it; 'Cooperlake' sums in another order).
  */
 export function openblasCoreType(cpuinfo: string): string | undefined {
   const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/) ?? []);
   const vendor = /^vendor_id\s*:\s*(\S+)/m.exec(cpuinfo)?.[1];
   const has = (...f: string[]) => f.every((x) => flags.has(x));
   if (vendor !== 'GenuineIntel' || !has('avx2', 'fma')) return undefined; // AMD: OpenBLAS goes by family, not model
-  if (has('avx512f', 'avx512bw', 'avx512dq', 'avx512vl')) return has('avx512_bf16') ? 'Cooperlake' : 'SkylakeX';
-  return 'Haswell';
+  return has('avx512f', 'avx512bw', 'avx512dq', 'avx512vl') ? 'SkylakeX' : 'Haswell';
 }
 
 /** The addon whether or not OpenBLAS loaded (check info().available), or null with the reason it could not load. */

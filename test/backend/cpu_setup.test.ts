@@ -13,7 +13,7 @@ const cpu = (vendor: string, flags: string) =>
 describe('OpenBLAS kernel family', () => {
   it('follows the instruction sets on Intel, whatever the model number', () => {
     const avx512 = 'avx avx2 fma avx512f avx512dq avx512bw avx512vl';
-    expect(openblasCoreType(cpu('GenuineIntel', `${avx512} avx512_bf16 amx_bf16`))).toBe('Cooperlake');
+    expect(openblasCoreType(cpu('GenuineIntel', `${avx512} avx512_bf16 amx_bf16`))).toBe('SkylakeX');
     expect(openblasCoreType(cpu('GenuineIntel', avx512))).toBe('SkylakeX');
     expect(openblasCoreType(cpu('GenuineIntel', 'avx avx2 fma avx512f'))).toBe('Haswell'); // no BW/DQ/VL
     expect(openblasCoreType(cpu('GenuineIntel', 'avx avx2 fma'))).toBe('Haswell');
