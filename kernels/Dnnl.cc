@@ -198,6 +198,10 @@ void dnnlFailed(const std::string& why) {
   }
 }
 
+void matmulFailed(int M, int N, int K) {
+  dnnlFailed("oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+}
+
 inline uint16_t toBf16(float f) { return toBf16One(f); }
 
 // Fallback: W -> fp32 in blocks of about 4M values (never the whole lm_head at once), sgemm on bf16-rounded x.
@@ -238,7 +242,7 @@ bool matmulBf16Dnnl(bool transW, int M, int N, int K, const uint16_t* xb, int ld
                     bool acc) {
   if (M == 0 || N == 0 || K == 0 || !bf16OnDnnl()) return false;
   if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y, lda, ldc, acc)) return true;
-  dnnlFailed("oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+  matmulFailed(M, N, K);
   return false;
 }
 
@@ -254,8 +258,7 @@ void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t
     uint16_t* xb = reuse(scratch, (size_t)M * K);
     toBf16(x, xb, (size_t)M * K);
     if (runDnnl(transW ? XWT : XW, M, N, K, xb, W, y)) return;
-    g_bf16.dnnl = false;
-    g_bf16.error = "oneDNN bf16 matmul failed at M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+    matmulFailed(M, N, K);
   }
   if (K == 0) { std::memset(y, 0, (size_t)M * N * sizeof(float)); return; }
   runFallback(transW, M, N, K, x, W, y);
