@@ -98,22 +98,17 @@ const medianAt = (v: number[]) => v.indexOf([...v].sort((a, b) => a - b)[Math.fl
 
 const rest = keepCpusAwake(backend); // as train() does around its loop
 const times: number[] = [],
-  peaks: number[] = [],
-  shares: number[] = [];
+  peaks: number[] = [];
 for (let i = 0; i < steps; i++) {
   const peak = matmulPeak();
   const sec = step();
-  const frac = peak ? modelGflops(sec) / peak : undefined;
   const at = peak
-    ? `, model ${modelGflops(sec).toFixed(0)} GFLOP/s = ${(frac! * 100).toFixed(0)}% of ${peak} before it`
+    ? `, model ${modelGflops(sec).toFixed(0)} GFLOP/s = ${((modelGflops(sec) / peak) * 100).toFixed(0)}% of ${peak} before it`
     : '';
   console.log(`step ${i}${i === 0 ? ' (warm-up)' : ''}: ${sec.toFixed(2)} s, ${(T / sec).toFixed(1)} tok/s${at}`);
   if (i > 0 || steps === 1) {
     times.push(sec);
-    if (peak) {
-      peaks.push(peak);
-      shares.push(frac!);
-    }
+    if (peak) peaks.push(peak);
   }
 }
 const mid = medianAt(times);
@@ -133,7 +128,7 @@ const result = {
   model_gflops: Number(modelGflops(times[mid]).toFixed(1)),
   // The peak taken right before the median step, and that step's model GFLOP/s over it.
   matmul_peak_gflops: peaks[mid],
-  matmul_share: shares.length ? Number(shares[mid].toFixed(3)) : undefined,
+  matmul_share: peaks.length ? Number((modelGflops(times[mid]) / peaks[mid]).toFixed(3)) : undefined,
   peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
   kernel_share: share,
 };

@@ -61,7 +61,7 @@ describe('keepCpusAwake', () => {
         stop();
 
         // Fewer threads than CPUs, another backend, or LORASFT_KEEP_AWAKE=0: no spinners; =1 forces them.
-        keepCpusAwake({ name: 'native', threads: n - 1 || 0 });
+        keepCpusAwake({ name: 'native', threads: n - 1 });
         keepCpusAwake({ name: 'cpu', threads: 1 });
         process.env.LORASFT_KEEP_AWAKE = '0';
         keepCpusAwake({ name: 'native', threads: n });
