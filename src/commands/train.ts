@@ -94,8 +94,11 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   requireOutputDir(out, '--output-model');
   if (path.resolve(out) === path.resolve(cfg.baseModel))
     throw new UserError(`--output-model ${out}: must differ from the base model dir`);
-  // A job running in OUT_DIR is refused (naming its pid) before anything in it is looked at or replaced.
-  const release = fs.existsSync(out) ? acquireJobLock(out, notice) : () => {};
+  // A job running in OUT_DIR is refused (naming its pid) before anything in it is looked at or replaced. The dir is
+  // made first, so that two runs started together into a new dir meet at the lock too (the later one used to
+  // replace the first one's half-started job, and both failed).
+  fs.mkdirSync(out, { recursive: true });
+  const release = acquireJobLock(out, notice);
   try {
     return await start(cfg, demo, values.overwrite === true, notice);
   } finally {
@@ -110,7 +113,8 @@ async function start(
   notice: (m: string) => void,
 ): Promise<number> {
   const out = cfg.outputModel;
-  const present = fs.existsSync(out) ? fs.readdirSync(out).filter((f) => f !== LOCK_FILE) : [];
+  // The lock, and another run's lock being written (LOCK_FILE.PID, gone once that run is refused).
+  const present = fs.readdirSync(out).filter((f) => f !== LOCK_FILE && !f.startsWith(`${LOCK_FILE}.`));
   if (present.length && !present.includes('job.json') && !overwrite) {
     throw new UserError(
       `${out}: not empty and holds no lorasft job (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --output-model, or pass --overwrite to write into it`,
