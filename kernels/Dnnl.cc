@@ -100,6 +100,9 @@ const char* implName(handle_t pd) {
 // but brgemm's copy of a row-major W into its blocked layout is slow for long K: from K = 2048 on gemm:jit is
 // faster (512x6144 . 6144x2048: 13.0 vs 18.1 ms alone in scripts/bench/dnnl_impls.cc, 11.6 vs 16.4 in the 1.7B
 // step; the 8B step's 2048x14336 . 14336x4096: 183 vs 350 ms); at K = 1024 brgemm is as fast or faster.
+// For y = x W^T (W [N, K], the forward's) the same holds from K = 6144 on: gemm:jit / brgemm GFLOP/s, geometric
+// mean of 10-12 interleaved runs each (scripts/bench/dnnl_impls.cc, 2 threads, runs q in docs/BENCHMARKS.md):
+// 512x6144 . 6144x2048 1.21-1.40, 2048x14336 . 14336x4096 1.34; K = 2048-4096 mixed (0.95-1.12), K = 1024 1.00.
 handle_t choosePd(const matmul_desc_t& op, handle_t attr, bool preferGemm) {
   handle_t pd = nullptr;
   if (!preferGemm) return api.pd_create(&pd, &op, attr, engine, nullptr) ? nullptr : pd;
@@ -154,7 +157,7 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
 const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool acc = false) {
   const Bf16View x{M, K, 0, lda > 0 ? lda : K, 1}, y{M, N, 0, ldc > 0 ? ldc : N, 1};
   const Bf16View w = mode == XW ? Bf16View{K, N, 0, N, 1} : Bf16View{K, N, 0, 1, K};
-  return prim(1, x, w, y, acc, mode == XW && K >= 2048);
+  return prim(1, x, w, y, acc, mode == XW ? K >= 2048 : K >= 6144);
 }
 
 // One thread's memory objects for one primitive's four arguments, made once: each call only points them at its

@@ -84,6 +84,17 @@ const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => t
       loraLinear(x as tf.Tensor2D, W16(2048 * 48, 14, [2048, 48])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
   },
   {
+    // in = 6144: the forward's x W^T sums over K = 6144, where oneDNN runs gemm:jit instead of its brgemm too.
+    name: 'loraLinear bf16 W, in 6144',
+    shapes: [
+      [19, 6144],
+      [4, 6144],
+      [24, 4],
+    ],
+    f: ([x, A, B]) =>
+      loraLinear(x as tf.Tensor2D, W16(24 * 6144, 15, [24, 6144])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
+  },
+  {
     // Three members reading one x (as q/k/v): rank 11, in/out not multiples of 16, 150 rows (three row blocks), a
     // bias on one member: the group passes of kernels/LoraLinearBf16.cc (one summed dx), or each member (fallback).
     name: 'loraLinearGroup bf16 W, three members',
