@@ -299,7 +299,7 @@ static Napi::Value WeightedCrossEntropyBf16(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// bf16Info(): { dnnl, native, path: 'onednn' | 'fallback', error, version, isa, impl }
+// bf16Info(): { dnnl, native, path: 'onednn' | 'fallback', error, version, isa, impl, productSeconds }
 static Napi::Value Bf16Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("dnnl", g_bf16.dnnl);
@@ -309,6 +309,7 @@ static Napi::Value Bf16Info(const Napi::CallbackInfo& info) {
   o.Set("version", g_bf16.version);
   o.Set("isa", g_bf16.isa);
   o.Set("impl", g_bf16.impl);
+  o.Set("productSeconds", g_bf16.productSeconds);
   return o;
 }
 

@@ -22,6 +22,7 @@ struct Bf16Path {
   std::string version;   // "oneDNN 2.6.3 (libdnnl.so.2)"
   std::string isa;       // "avx512_core_amx", ...
   std::string impl;      // implementation of the last primitive created, e.g. "brg:avx512_core_amx"
+  double productSeconds = 0;  // wall time in oneDNN products called outside parallel regions (linears, lm_head)
 };
 extern Bf16Path g_bf16;
 

@@ -96,24 +96,40 @@ const modelGflops = (sec: number) => (4 * P * T) / sec / 1e9;
 // The median step (of an even count, the slower of the middle two) and its index in `times`.
 const medianAt = (v: number[]) => v.indexOf([...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]);
 
+/** Seconds the bf16 path has spent in oneDNN's linear and lm_head products so far (undefined off it). */
+function productSeconds(): number | undefined {
+  const info = precision === 'bf16' && backend.name === 'native' ? loadAddon().addon?.bf16Info() : undefined;
+  return info?.path === 'onednn' ? info.productSeconds : undefined;
+}
+
 const rest = keepCpusAwake(backend); // as train() does around its loop
 const times: number[] = [],
-  peaks: number[] = [];
+  peaks: number[] = [],
+  products: number[] = [];
 for (let i = 0; i < steps; i++) {
   const peak = matmulPeak();
+  const p0 = productSeconds();
   const sec = step();
+  const prod = p0 === undefined ? undefined : productSeconds()! - p0;
   const at = peak
     ? `, model ${modelGflops(sec).toFixed(0)} GFLOP/s = ${((modelGflops(sec) / peak) * 100).toFixed(0)}% of ${peak} before it`
     : '';
-  console.log(`step ${i}${i === 0 ? ' (warm-up)' : ''}: ${sec.toFixed(2)} s, ${(T / sec).toFixed(1)} tok/s${at}`);
+  // The products' own rate: the same FLOPs over the time spent in them (a checkpointed step also recomputes).
+  const inProducts = prod
+    ? `; products ${prod.toFixed(2)} s of it (${modelGflops(prod).toFixed(0)} GFLOP/s), the rest ${(sec - prod).toFixed(2)} s`
+    : '';
+  console.log(
+    `step ${i}${i === 0 ? ' (warm-up)' : ''}: ${sec.toFixed(2)} s, ${(T / sec).toFixed(1)} tok/s${at}${inProducts}`,
+  );
   if (i > 0 || steps === 1) {
     times.push(sec);
     if (peak) peaks.push(peak);
+    if (prod !== undefined) products.push(prod);
   }
 }
 const mid = medianAt(times);
 let share: Record<string, number> | undefined;
-if (process.argv.includes('--profile')) share = profileKernels(backend.name, step);
+if (process.argv.includes('--profile')) share = profileKernels(backend.name, step, productSeconds);
 rest();
 const result = {
   shape,
@@ -129,6 +145,9 @@ const result = {
   // The peak taken right before the median step, and that step's model GFLOP/s over it.
   matmul_peak_gflops: peaks[mid],
   matmul_share: peaks.length ? Number((modelGflops(times[mid]) / peaks[mid]).toFixed(3)) : undefined,
+  // The median step's seconds in oneDNN's linear and lm_head products (bf16), and their GFLOP/s by the model count.
+  product_s: products.length ? Number(products[mid].toFixed(3)) : undefined,
+  product_gflops: products.length ? Number(modelGflops(products[mid]).toFixed(1)) : undefined,
   peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
   kernel_share: share,
 };

@@ -16,6 +16,8 @@ interface Bf16Info {
   version: string;
   isa: string;
   impl: string;
+  /** Seconds spent in oneDNN products called outside parallel regions (linears, lm_head), since load. */
+  productSeconds: number;
 }
 
 /**

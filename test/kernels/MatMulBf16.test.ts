@@ -16,7 +16,7 @@ const native = nativeAvailability();
 const addon = () =>
   loadAddon().addon as unknown as {
     setBf16Path(p: string): void;
-    bf16Info(): { path: string; dnnl: boolean; impl: string; error: string };
+    bf16Info(): { path: string; dnnl: boolean; impl: string; error: string; productSeconds: number };
   };
 
 /** Values of f's outputs and of d sum(f * r)/d inputs on one backend. */
@@ -214,6 +214,32 @@ describe.skipIf(!native.ok)(`bf16 kernels native vs cpu${native.ok ? '' : ' (SKI
       });
     }
   }
+});
+
+describe.skipIf(!native.ok)('the clock of oneDNN products (native, bf16 W)', () => {
+  // bench-step.ts splits a step into oneDNN's products and the rest by bf16Info().productSeconds.
+  it('advances with each oneDNN product and not on the fallback path', async () => {
+    await initBackend({});
+    await tf.setBackend('native');
+    if (!addon().bf16Info().dnnl) return console.log(`oneDNN SKIPPED (${addon().bf16Info().error})`);
+    const product = () =>
+      tf.tidy(() =>
+        matMulBf16(tf.tensor2d(rand(256 * 512, 3), [256, 512]), W16(512 * 512, 4, [512, 512])(), true).dataSync(),
+      );
+    const clock = () => addon().bf16Info().productSeconds;
+    product();
+    const t0 = clock();
+    product();
+    const t1 = clock();
+    expect(t1).toBeGreaterThan(t0);
+    addon().setBf16Path('fallback');
+    try {
+      product();
+    } finally {
+      addon().setBf16Path('onednn');
+    }
+    expect(clock()).toBe(t1);
+  });
 });
 
 describe.skipIf(!native.ok)('loraLinearGroup against loraLinear per member (native, bf16 W)', () => {
