@@ -28,5 +28,5 @@ for s in "${shapes[@]}"; do
     const shares = rows.filter((r) => r.matmul_share !== undefined).map((r) => r.matmul_share);
     console.log(JSON.stringify({ shape: rows[0].shape, rounds: ours.length, lorasft_tokens_per_s: med(ours), torch_tokens_per_s: med(theirs),
       ratio_of_medians: Number((med(ours) / med(theirs)).toFixed(2)), ratios: ours.map((o, i) => Number((o / theirs[i]).toFixed(2))),
-      matmul_shares: shares }));'
+      matmul_shares: shares, product_s: rows.filter((r) => r.product_s !== undefined).map((r) => r.product_s) }));'
 done
