@@ -3,6 +3,7 @@
 // tokenizer for detokenizing, a random rank-8 LoRA on every request; end-of-turn ignored so every request
 // generates exactly --gen tokens. Prints one table row per C, and a JSON line with --json.
 // Usage: npm run bench -- infer --shape tiny|qwen3-0.6b [--conc 1,4,16] [--prompt 32] [--gen 32] [--threads N]
+//        [--precision fp32|bf16]   (bf16: the base weights drawn directly in 16-bit, as a bf16 checkpoint loads)
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { loadChatTokenizer } from '../src/data/tokenizer.ts';
@@ -35,16 +36,21 @@ const shape = shapeFlag(SHAPES, 'tiny');
 const conc = flag('--conc', '1,4,16')!.split(',').map(Number);
 const P = Number(flag('--prompt', '32'));
 const G = Number(flag('--gen', '32'));
+const precision = flag('--precision', 'fp32')!;
+if (!['fp32', 'bf16'].includes(precision)) {
+  console.error(`--precision fp32|bf16 expected, got ${precision}`);
+  process.exit(1);
+}
 const backend = await initBackend({
   backend: flag('--backend'),
   threads: flag('--threads') ? Number(flag('--threads')) : undefined,
 });
 console.log(
-  `backend: ${backend.name} (${backend.reason}); shape ${shape}; prompt ${P} tokens, ${G} generated per request`,
+  `backend: ${backend.name} (${backend.reason}); shape ${shape}; prompt ${P} tokens, ${G} generated per request; ${precision}`,
 );
 
 const config = parseModelConfig(SHAPES[shape], `${shape} (bench)`);
-const base = randomBase(config);
+const base = randomBase(config, precision === 'bf16');
 const lora = benchLora(base);
 for (const [k, v] of lora) if (k.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.02, 'float32', 3));
 const tok = await loadChatTokenizer(tokenizerDir('qwen3'));
@@ -94,4 +100,4 @@ for (const C of conc) {
 }
 console.log(`engine: ${engine.stats.steps} decoding steps, largest batch ${engine.stats.maxBatchSeen}`);
 if (process.argv.includes('--json'))
-  console.log(JSON.stringify({ shape, prompt: P, gen: G, backend: backend.name, rows }));
+  console.log(JSON.stringify({ shape, precision, prompt: P, gen: G, backend: backend.name, rows }));

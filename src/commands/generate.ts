@@ -6,6 +6,7 @@ import { initBackend } from '../backend/index.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import type { ChatMessage } from '../data/types.ts';
 import { loadBaseModel } from '../model/model.ts';
+import { modelPrecision } from '../model/precision.ts';
 import { loraFromTensors } from '../model/lora.ts';
 import { loadAdapter } from '../model/peft.ts';
 import { generate } from '../infer/generate.ts';
@@ -23,6 +24,7 @@ const HELP = `usage: lorasft generate [--base-model DIR] [--adapter OUT_DIR] (--
   --top-p P              nucleus sampling mass, default 1
   --seed S               sampling seed, default 0
   --jinja-template T     chat template (file or text) instead of the model's
+  --precision P          auto (default: bf16 for a bf16 checkpoint on a CPU with native bf16, as training), fp32, bf16
   --backend NAME, --threads N`;
 
 function num(v: string | undefined, name: string, def: number, check: (n: number) => boolean, what: string): number {
@@ -67,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
     'top-p': { type: 'string' },
     seed: { type: 'string' },
     'jinja-template': { type: 'string' },
+    precision: { type: 'string' },
     backend: { type: 'string' },
     threads: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -105,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
   const adapter = v.adapter ? loadAdapter(v.adapter) : null;
   await initBackend({ backend: v.backend, threads });
   const tok = await loadChatTokenizer(baseDir, { jinjaTemplate: v['jinja-template'] });
-  const base = await loadBaseModel(baseDir);
+  const base = await loadBaseModel(baseDir, { precision: modelPrecision(baseDir, v.precision) });
   const lora = adapter ? loraFromTensors(base, adapter.lora, adapter.cfg, v.adapter!) : null;
   const messages: ChatMessage[] = v.messages
     ? readMessages(v.messages)
@@ -113,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
   const g = generate(base, lora, tok, messages, { ...opts, onText: (s) => process.stdout.write(s) });
   process.stdout.write('\n');
   process.stderr.write(
-    `(${g.ids.length} tokens, stopped at ${g.stop === 'eos' ? 'end of turn' : `--max-new-tokens ${opts.maxNewTokens}`}; ${lora ? `adapter ${v.adapter}` : 'base model only'})\n`,
+    `(${g.ids.length} tokens, stopped at ${g.stop === 'eos' ? 'end of turn' : `--max-new-tokens ${opts.maxNewTokens}`}; ${lora ? `adapter ${v.adapter}` : 'base model only'}${base.precision === 'bf16' ? '; bf16 weights' : ''})\n`,
   );
   return 0;
 }

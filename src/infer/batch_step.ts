@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { attention } from '../model/attention.ts';
 import { fusedOpsAvailable, type BaseModel, type KVCache } from '../model/model.ts';
 import { loraAName, loraBName, type LoraWeights } from '../model/lora.ts';
+import { embedRows, matMulWT } from '../model/precision.ts';
 import { ropeTables } from '../model/rope.ts';
 import * as ops from '../ops/index.ts';
 
@@ -59,7 +60,7 @@ function linear(
     const [A, Bm] = ab(gs[0][2]);
     if (A && Bm) return ops.loraLinear(x, W, A, Bm, gs[0][2]!.scale, { bias });
   }
-  let y: tf.Tensor2D = tf.matMul(x, W, false, true);
+  let y: tf.Tensor2D = matMulWT(x, W); // W float32 or packed bf16
   if (bias) y = tf.add(y, bias) as tf.Tensor2D;
   if (gs.length === 1) return y;
   const out = W.shape[0];
@@ -103,41 +104,44 @@ function attendRows(rows: DecodeRow[], l: number, q: tf.Tensor3D, k: tf.Tensor3D
 export function decodeStep(base: BaseModel, rows: DecodeRow[]): tf.Tensor2D {
   const cfg = base.config;
   const { numHeads: H, numKvHeads: Hkv, headDim: D, rmsNormEps: eps } = cfg;
+  // A bf16 model: norms' row sums in vector lanes and SwiGLU's vector exp, as the decoder (decoder.ts) runs it.
+  const bf16 = base.precision === 'bf16';
+  const norm = <T extends tf.Tensor>(x: T, name: string) =>
+    ops.rmsNorm(x, weight(base, name), eps, { vectorSums: bf16 });
   const B = rows.length;
   const gs = groups(rows);
   const pos = Int32Array.from(rows, (r) => r.cache.length);
   const out = tf.tidy(() => {
     const { cos, sin } = ropeTables(base.invFreq, pos);
-    let x = tf.gather(
-      weight(base, 'model.embed_tokens.weight'),
-      tf.tensor1d(
-        Int32Array.from(rows, (r) => r.token),
-        'int32',
-      ),
-    ) as tf.Tensor2D;
+    let x = embedRows(
+      weight(base, 'model.embed_tokens.weight') as tf.Tensor2D,
+      Int32Array.from(rows, (r) => r.token),
+    );
     for (let l = 0; l < cfg.numLayers; l++) {
       const xin = x;
       x = tf.tidy(() => {
         const p = `model.layers.${l}`;
-        const h = ops.rmsNorm(xin, weight(base, `${p}.input_layernorm.weight`), eps);
+        const h = norm(xin, `${p}.input_layernorm.weight`);
         let q = tf.reshape(linear(base, gs, h, `${p}.self_attn.q_proj`), [B, H, D]) as tf.Tensor3D;
         let k = tf.reshape(linear(base, gs, h, `${p}.self_attn.k_proj`), [B, Hkv, D]) as tf.Tensor3D;
         const v = tf.reshape(linear(base, gs, h, `${p}.self_attn.v_proj`), [B, Hkv, D]) as tf.Tensor3D;
         if (cfg.qkNorm) {
-          q = ops.rmsNorm(q, weight(base, `${p}.self_attn.q_norm.weight`), eps);
-          k = ops.rmsNorm(k, weight(base, `${p}.self_attn.k_norm.weight`), eps);
+          q = norm(q, `${p}.self_attn.q_norm.weight`);
+          k = norm(k, `${p}.self_attn.k_norm.weight`);
         }
         q = ops.rope(q, cos, sin);
         k = ops.rope(k, cos, sin);
         const y = tf.add(xin, linear(base, gs, attendRows(rows, l, q, k, v), `${p}.self_attn.o_proj`)) as tf.Tensor2D;
-        const h2 = ops.rmsNorm(y, weight(base, `${p}.post_attention_layernorm.weight`), eps);
-        const act = ops.swiglu(linear(base, gs, h2, `${p}.mlp.gate_proj`), linear(base, gs, h2, `${p}.mlp.up_proj`));
+        const h2 = norm(y, `${p}.post_attention_layernorm.weight`);
+        const act = ops.swiglu(linear(base, gs, h2, `${p}.mlp.gate_proj`), linear(base, gs, h2, `${p}.mlp.up_proj`), {
+          fastExp: bf16,
+        });
         return tf.add(y, linear(base, gs, act, `${p}.mlp.down_proj`)) as tf.Tensor2D;
       });
       if (l > 0) xin.dispose();
     }
-    const h = ops.rmsNorm(x, weight(base, 'model.norm.weight'), eps);
-    return tf.matMul(h, weight(base, 'lm_head.weight') as tf.Tensor2D, false, true);
+    const h = norm(x, 'model.norm.weight');
+    return matMulWT(h, weight(base, 'lm_head.weight') as tf.Tensor2D);
   }) as tf.Tensor2D;
   for (const r of rows) r.cache.length += 1;
   return out;

@@ -6,6 +6,7 @@ import type { ChatMessage } from '../data/types.ts';
 import { UserError } from '../errors.ts';
 import { disposeBaseModel, loadBaseModel, type BaseModel } from '../model/model.ts';
 import { loraFromTensors, type LoraWeights } from '../model/lora.ts';
+import { modelPrecision, type Precision } from '../model/precision.ts';
 import { loadAdapter } from '../model/peft.ts';
 import { Engine, type EngineOptions, type SubmitOptions } from './engine.ts';
 import type { Completion, SamplingParams } from './sequence.ts';
@@ -33,10 +34,13 @@ export class Deployment {
     this.maxContext = base.config.maxPositionEmbeddings;
   }
 
-  /** Loads the base model dir (HF format with tokenizer) once. The backend must be initialised (initBackend). */
-  static async load(baseDir: string, opts: EngineOptions = {}): Promise<Deployment> {
+  /**
+   * Loads the base model dir (HF format with tokenizer) once, in `precision` (default: auto, as a training run
+   * resolves it: bf16 weights for a bf16 checkpoint on a CPU with native bf16). The backend must be initialised.
+   */
+  static async load(baseDir: string, opts: EngineOptions = {}, precision?: Precision): Promise<Deployment> {
     const tokenizer = await loadChatTokenizer(baseDir);
-    const base = await loadBaseModel(baseDir);
+    const base = await loadBaseModel(baseDir, { precision: precision ?? modelPrecision(baseDir) });
     return new Deployment(base, tokenizer, opts);
   }
 

@@ -47,6 +47,16 @@ export function resolvePrecision(requested: string, checkpointDtype: string, sup
   return checkpointDtype === 'BF16' && support.native && support.kernels ? 'bf16' : 'fp32';
 }
 
+/**
+ * The precision to load model dir `dir` in for inference (generate, deployments): `requested` ('auto', 'fp32' or
+ * 'bf16', as --precision) resolved as a training run resolves it, so an adapter is served as it was trained.
+ */
+export function modelPrecision(dir: string, requested = 'auto'): Precision {
+  if (!['auto', 'fp32', 'bf16'].includes(requested))
+    throw new UserError(`--precision: expected auto, fp32 or bf16, got '${requested}'`);
+  return resolvePrecision(requested, checkpointDtype(dir), bf16Support());
+}
+
 /** The dtype of a model dir's embedding (the checkpoint's weight dtype: BF16, F16 or F32). */
 export function checkpointDtype(dir: string): string {
   return listModelTensors(dir).get('model.embed_tokens.weight')?.info.dtype ?? 'F32';

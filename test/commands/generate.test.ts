@@ -53,6 +53,22 @@ describe('generate', () => {
     const bad = await lorasft(['generate', '--base-model', fx.model]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('give exactly one of --prompt TEXT or --messages FILE');
+    // --precision bf16 narrows the F32 checkpoint's linear weights to bf16 (as training would); a bad value: one line.
+    const b16 = await lorasft([
+      'generate',
+      '--adapter',
+      adapterDir,
+      '--prompt',
+      'Hello',
+      '--max-new-tokens',
+      '3',
+      '--precision',
+      'bf16',
+    ]);
+    expect(b16.status, b16.stderr).toBe(0);
+    expect(b16.stderr).toMatch(/adapter .*; bf16 weights\)\n$/);
+    const fp16 = await lorasft(['generate', '--base-model', fx.model, '--prompt', 'hi', '--precision', 'fp16']);
+    expect([fp16.status, fp16.stderr]).toEqual([1, "error: --precision: expected auto, fp32 or bf16, got 'fp16'\n"]);
     const nodir = path.join(fx.root, 'nodir');
     const missing = await lorasft(['generate', '--adapter', nodir, '--prompt', 'hi']);
     expect(missing.stderr).toBe(

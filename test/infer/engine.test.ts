@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
+import * as ops from '../../src/ops/index.ts';
 import { createKVCache, disposeKVCache, forwardLogits } from '../../src/model/model.ts';
-import { loraFromTensors } from '../../src/model/lora.ts';
+import { loraFromTensors, type LoraWeights } from '../../src/model/lora.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { BATCHED_FAMILIES, decodeStep } from '../../src/infer/batch_step.ts';
 import { Deployment } from '../../src/infer/deployment.ts';
@@ -178,5 +179,51 @@ describe('inference engine', () => {
     expect((await pending).ids).toEqual(reference(PROMPTS[0], 'b', 6).ids);
     await expect(dep.complete(p, 'b', greedy(2))).rejects.toThrow("adapter 'b' is not loaded");
     dep.loadLora('b', fx.adapters[1]);
+  });
+});
+
+describe('inference engine on bf16 weights', () => {
+  // The fixture's F32 checkpoint narrowed to bf16 (as --precision bf16 loads it): the batched step reads packed
+  // bf16 embedding, linear and lm_head weights, and runs the norms and SwiGLU as the decoder does for bf16 models.
+  it('a batched step matches each row decoded alone, and greedy output equals generate on the same weights', async () => {
+    const d = await Deployment.load(fx.model, {}, 'bf16');
+    try {
+      expect(ops.isBf16(d.base.weights.get('model.layers.0.mlp.down_proj.weight')!)).toBe(true);
+      d.loadLora('a', fx.adapters[0]);
+      const a = loadAdapter(fx.adapters[0]);
+      const lora = loraFromTensors(d.base, a.lora, a.cfg, 'x');
+      const prefill = (l: LoraWeights | null, prompt: number[]) => {
+        const cache = createKVCache(d.base);
+        forwardLogits(d.base, l, Int32Array.from(prompt), undefined, cache, { lastOnly: true }).dispose();
+        return cache;
+      };
+      const rows = [null, lora].map((l, i) => {
+        const prompt = d.encode({ messages: [{ role: 'user', content: PROMPTS[i] }] });
+        return { token: 200 + i, cache: prefill(l, prompt), lora: l, prompt };
+      });
+      const batched = decodeStep(d.base, rows); // two adapters (none, a): the base product once, then the deltas
+      for (const [b, r] of rows.entries()) {
+        // The same token decoded alone over its own cache, as lorasft generate decodes.
+        const cache = prefill(r.lora, r.prompt);
+        const ref = forwardLogits(d.base, r.lora, Int32Array.of(r.token), undefined, cache, { lastOnly: true });
+        const diff = tf.max(tf.abs(tf.sub(tf.slice(batched, [b, 0], [1, -1]), ref))).dataSync()[0];
+        expect(diff, `row ${b}`).toBeLessThan(1e-4);
+        ref.dispose();
+        disposeKVCache(cache);
+        disposeKVCache(r.cache);
+      }
+      batched.dispose();
+      const one = await d.complete(d.encode({ messages: [{ role: 'user', content: PROMPTS[1] }] }), 'a', greedy(10));
+      const ref = generate(d.base, lora, d.tokenizer, [{ role: 'user', content: PROMPTS[1] }], {
+        maxNewTokens: 10,
+        temperature: 0,
+        topP: 1,
+        seed: 0,
+      });
+      expect(one.ids).toEqual(ref.ids);
+      lora.dispose();
+    } finally {
+      await d.close();
+    }
   });
 });
