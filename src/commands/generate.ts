@@ -6,7 +6,7 @@ import { initBackend } from '../backend/index.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import type { ChatMessage } from '../data/types.ts';
 import { loadBaseModel } from '../model/model.ts';
-import { modelPrecision } from '../model/precision.ts';
+import { modelPrecision, precisionFlag } from '../model/precision.ts';
 import { loraFromTensors } from '../model/lora.ts';
 import { loadAdapter } from '../model/peft.ts';
 import { generate } from '../infer/generate.ts';
@@ -94,6 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     topP: num(v['top-p'], 'top-p', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
     seed: num(v.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
   };
+  const precision = precisionFlag('generate', v.precision ?? 'auto');
   const threads =
     v.threads === undefined
       ? undefined
@@ -108,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
   const adapter = v.adapter ? loadAdapter(v.adapter) : null;
   await initBackend({ backend: v.backend, threads });
   const tok = await loadChatTokenizer(baseDir, { jinjaTemplate: v['jinja-template'] });
-  const base = await loadBaseModel(baseDir, { precision: modelPrecision(baseDir, v.precision) });
+  const base = await loadBaseModel(baseDir, { precision: modelPrecision(baseDir, precision) });
   const lora = adapter ? loraFromTensors(base, adapter.lora, adapter.cfg, v.adapter!) : null;
   const messages: ChatMessage[] = v.messages
     ? readMessages(v.messages)

@@ -8,7 +8,7 @@ import { readJsonFile } from '../util/files.ts';
 import { loadModelConfig } from '../model/config.ts';
 import { loraFromTensors, type LoraWeights } from '../model/lora.ts';
 import { loadBaseModel, lossAndGrads, type BaseModel, type Batch } from '../model/model.ts';
-import { bf16Support, checkpointDtype, resolvePrecision } from '../model/precision.ts';
+import { modelPrecision, precisionFlag } from '../model/precision.ts';
 import { ADAPTER_WEIGHTS, loadAdapter } from '../model/peft.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
 
@@ -146,7 +146,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
   const alphaFlag = numberFlag('loss-grad', 'lora-alpha', v['lora-alpha'], { above: 0 });
   const threads = numberFlag('loss-grad', 'threads', v.threads, { integer: true, min: 1 });
-  const requested = precisionFlag(v.precision);
+  const requested = precisionFlag('loss-grad', v.precision ?? 'fp32');
   const outGrads = v['out-grads'];
   if (outGrads && fs.existsSync(outGrads) && fs.statSync(outGrads).isDirectory()) {
     throw new UserError(`${outGrads}: is a directory (--out-grads expects a .safetensors file to write)`);
@@ -163,7 +163,7 @@ export async function run(argv: string[]): Promise<number> {
   const backend = await initBackend({ backend: v.backend, threads });
   if (!v.json) console.error(`backend: ${backend.name} (${backend.reason})`);
 
-  const precision = resolvePrecision(requested, checkpointDtype(v['base-model']!), bf16Support());
+  const precision = modelPrecision(v['base-model']!, requested);
   const base = await loadBaseModel(v['base-model']!, { precision });
   const lora = loadLoraArg(base, v.lora!, alphaFlag, v.rslora === true);
   try {
@@ -203,12 +203,6 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** --precision: auto | fp32 (the default) | bf16. */
-function precisionFlag(p = 'fp32'): string {
-  if (!['auto', 'fp32', 'bf16'].includes(p))
-    throw new UserError(`lorasft loss-grad: --precision ${p}: expected auto, fp32 or bf16`);
-  return p;
-}
-
 /** --lora: a PEFT adapter dir or a .safetensors file of LoRA tensors (alpha: --lora-alpha, the adapter's, or 2r). */
 function loadLoraArg(base: BaseModel, arg: string, alphaFlag: number | undefined, rslora: boolean): LoraWeights {
   const isDir = fs.existsSync(arg) && fs.statSync(arg).isDirectory();

@@ -38,7 +38,7 @@ export function bf16Support(): Bf16Support {
 }
 
 /** The precision a run uses: `requested` unless 'auto'; auto = bf16 for a bf16 checkpoint when the CPU has native bf16. */
-export function resolvePrecision(requested: string, checkpointDtype: string, support: Bf16Support): Precision {
+function resolvePrecision(requested: string, checkpointDtype: string, support: Bf16Support): Precision {
   if (requested === 'bf16' && !support.kernels)
     throw new UserError(
       `precision bf16: the '${tf.getBackend()}' backend has no bf16 kernels; use --backend native or cpu, or --precision fp32`,
@@ -47,18 +47,24 @@ export function resolvePrecision(requested: string, checkpointDtype: string, sup
   return checkpointDtype === 'BF16' && support.native && support.kernels ? 'bf16' : 'fp32';
 }
 
+/** A command's --precision value, checked before anything loads: auto, fp32 or bf16. */
+export function precisionFlag(command: string, p: string): string {
+  if (!['auto', 'fp32', 'bf16'].includes(p))
+    throw new UserError(`lorasft ${command}: --precision ${p}: expected auto, fp32 or bf16`);
+  return p;
+}
+
 /**
- * The precision to load model dir `dir` in for inference (generate, deployments): `requested` ('auto', 'fp32' or
- * 'bf16', as --precision) resolved as a training run resolves it, so an adapter is served as it was trained.
+ * The precision model dir `dir` loads in on the active backend: `requested` (auto, fp32 or bf16) resolved against
+ * the checkpoint's dtype. Training, loss-grad, generate and deployments all resolve it here, so an adapter is
+ * served as it was trained.
  */
 export function modelPrecision(dir: string, requested = 'auto'): Precision {
-  if (!['auto', 'fp32', 'bf16'].includes(requested))
-    throw new UserError(`--precision: expected auto, fp32 or bf16, got '${requested}'`);
   return resolvePrecision(requested, checkpointDtype(dir), bf16Support());
 }
 
 /** The dtype of a model dir's embedding (the checkpoint's weight dtype: BF16, F16 or F32). */
-export function checkpointDtype(dir: string): string {
+function checkpointDtype(dir: string): string {
   return listModelTensors(dir).get('model.embed_tokens.weight')?.info.dtype ?? 'F32';
 }
 

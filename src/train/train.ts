@@ -8,7 +8,7 @@ import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { initBackend } from '../backend/index.ts';
 import { keepCpusAwake } from '../backend/keep_awake.ts';
-import { bf16Support, checkpointDtype, precisionLine, resolvePrecision } from '../model/precision.ts';
+import { modelPrecision, precisionLine } from '../model/precision.ts';
 import { packExamples } from '../data/pack.ts';
 import type { TokenizedExample } from '../data/types.ts';
 import { loadBaseModel, type BaseModel } from '../model/model.ts';
@@ -220,7 +220,7 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   job.local = { backend: backendUsed };
   const { trainEx, evalEx, requests } = await loadData(cfg, log);
   job.jobProgress.totalInputRequests = requests;
-  const precision = resolvePrecision(cfg.precision, checkpointDtype(cfg.baseModel), bf16Support());
+  const precision = modelPrecision(cfg.baseModel, cfg.precision);
   if (cfg.precision !== precision) {
     j.cfg = { ...cfg, precision };
     // 'auto' is recorded as what it resolved to, in the config and the fingerprint alike (resume compares them).

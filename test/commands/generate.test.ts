@@ -68,7 +68,10 @@ describe('generate', () => {
     expect(b16.status, b16.stderr).toBe(0);
     expect(b16.stderr).toMatch(/adapter .*; bf16 weights\)\n$/);
     const fp16 = await lorasft(['generate', '--base-model', fx.model, '--prompt', 'hi', '--precision', 'fp16']);
-    expect([fp16.status, fp16.stderr]).toEqual([1, "error: --precision: expected auto, fp32 or bf16, got 'fp16'\n"]);
+    expect([fp16.status, fp16.stderr]).toEqual([
+      1,
+      'error: lorasft generate: --precision fp16: expected auto, fp32 or bf16\n',
+    ]);
     const nodir = path.join(fx.root, 'nodir');
     const missing = await lorasft(['generate', '--adapter', nodir, '--prompt', 'hi']);
     expect(missing.stderr).toBe(
