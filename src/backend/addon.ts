@@ -25,8 +25,8 @@ interface Bf16Info {
  * outputs are written in place; shapes are in the C++ comments and in src/kernel_names.ts.
  */
 export interface NativeAddon {
-  /** kernels/addon.cc: OpenBLAS state and the thread count. */
-  /** core: OpenBLAS's kernel family in use (openblas_get_corename, e.g. 'Haswell'; '' if not exported). */
+  /** kernels/addon.cc: OpenBLAS state and the thread count; core: its kernel family in use (openblas_get_corename,
+   * e.g. 'Haswell'; '' if not exported). */
   info(): { available: boolean; error: string; path: string; config: string; core: string; threads: number };
   setThreads(n: number): void;
   /** Idle-class spinners, one pinned per CPU (kernels/KeepAwake.cc): on/off, or no argument to ask; the count alive. */
