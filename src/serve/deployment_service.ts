@@ -1,44 +1,28 @@
 // Deployments held by this server process: each loads one base model once (in the background: CREATING, then
 // READY or FAILED) and serves LoRA models loaded on it (DeployedModels, the managed API's "load LoRA"). Records
-// follow the managed API's Deployment and DeployedModel; the weights live only as long as the process.
+// follow the managed API's Deployment and DeployedModel. With a store (lorasft serve), the records outlive the
+// process: a restarted server loads each deployment and its LoRA models again (restore).
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { initBackend } from '../backend/index.ts';
 import { Deployment } from '../infer/deployment.ts';
 import type { ModelFiles, ModelRegistry } from '../infer/registry.ts';
 import { alreadyExists, ApiError, badRequest, conflict, notFound } from './errors.ts';
-import { type Json } from './store.ts';
+import { type DeployedModelRecord, DeploymentRecords, type DeploymentRecord } from './deployment_records.ts';
+import { type Json, type Store } from './store.ts';
 
 const ID = /^[a-z0-9-]{1,63}$/;
 
-export interface DeploymentRecord {
-  name: string;
-  displayName: string;
-  /** The model it was created for: a base model, or a LoRA model on its base (single-LoRA deployment). */
-  baseModel: string;
-  enableAddons: boolean;
-  state: 'CREATING' | 'READY' | 'FAILED' | 'DELETING';
-  status: { code: string; message: string };
-  createTime: string;
-  updateTime: string;
-}
-
-export interface DeployedModelRecord {
-  name: string;
-  model: string;
-  deployment: string;
-  state: 'DEPLOYED';
-  createTime: string;
-}
-
 interface Live {
   record: DeploymentRecord;
-  /** The base model's files (the deployment's weights). */
-  base: ModelFiles;
+  /** The base model's files (the deployment's weights); none when a restored deployment's model is gone. */
+  base?: ModelFiles;
   ready: Promise<Deployment>;
   dep?: Deployment;
   /** Model names served -> adapter key on the Deployment (null: the base model itself). */
   served: Map<string, string | null>;
+  /** While a restored deployment loads: the LoRA models it will serve again. */
+  restoring?: Set<string>;
 }
 
 function checkId(id: unknown, what: string): string {
@@ -71,10 +55,29 @@ export class DeploymentService {
   /** The tensor backend, chosen once, before the first deployment loads (the server itself trains nothing). */
   private backend?: Promise<unknown>;
 
+  /** Set by close(): the weights go, the stored records stay. */
+  private closing = false;
+
+  private readonly records: DeploymentRecords;
+
   constructor(
     readonly registry: ModelRegistry,
-    private readonly opts: { maxBatch?: number; backend?: string; threads?: number; log?: (m: string) => void } = {},
-  ) {}
+    private readonly opts: {
+      maxBatch?: number;
+      backend?: string;
+      threads?: number;
+      log?: (m: string) => void;
+      /** Where the records are kept across restarts (none: they live as long as the process). */
+      store?: Store;
+    } = {},
+  ) {
+    this.records = new DeploymentRecords(opts.store);
+  }
+
+  /** The record as stored (its state and body); not while closing. */
+  private save(rec: DeploymentRecord): void {
+    if (!this.closing) this.records.save(rec);
+  }
 
   private async model(name: string, field: string): Promise<ModelFiles> {
     const m = await this.registry.getModel(name);
@@ -92,7 +95,7 @@ export class DeploymentService {
     if (body.enableAddons !== undefined && typeof body.enableAddons !== 'boolean')
       throw badRequest('enableAddons must be a boolean');
     const m = await this.model(modelName, 'baseModel');
-    if (this.live.has(name)) throw alreadyExists(`deployment ${name} already exists`);
+    const base = m.kind === 'HF_BASE_MODEL' ? m : await this.model(m.baseModel, 'baseModel (its base model)');
     const now = new Date().toISOString();
     const record: DeploymentRecord = {
       name,
@@ -104,31 +107,72 @@ export class DeploymentService {
       createTime: now,
       updateTime: now,
     };
-    const base = m.kind === 'HF_BASE_MODEL' ? m : await this.model(m.baseModel, 'baseModel (its base model)');
-    const live: Live = { record, base, served: new Map(), ready: Promise.resolve(null as never) };
-    live.ready = this.load(live, m);
-    live.ready.catch(() => {}); // the state says FAILED; requests see the error
-    this.live.set(name, live);
+    if (this.live.has(name) || !this.records.add(record)) throw alreadyExists(`deployment ${name} already exists`);
+    this.start(record, m, base);
     return { ...record };
   }
 
-  private async load(live: Live, m: ModelFiles): Promise<Deployment> {
-    const set = (state: DeploymentRecord['state'], code = 'OK', message = '') =>
+  /** Loads the deployment in the background (`prior`: its DeployedModels as stored, loaded again). */
+  private start(record: DeploymentRecord, m: ModelFiles, base: ModelFiles, prior: DeployedModelRecord[] = []): void {
+    const live: Live = { record, base, served: new Map(), ready: Promise.resolve(null as never) };
+    if (prior.length) live.restoring = new Set(prior.map((d) => d.model));
+    live.ready = this.load(live, m, base, prior);
+    live.ready.catch(() => {}); // the state says FAILED; requests see the error
+    this.live.set(record.name, live);
+  }
+
+  /**
+   * At start-up: every stored deployment loads again (CREATING, then READY or FAILED), with the LoRA models that
+   * were loaded on it, under the same names. A deployment whose model is gone is FAILED (NOT_FOUND), and a
+   * DeployedModel whose model is gone is dropped. Returns how many deployments were found.
+   */
+  async restore(): Promise<number> {
+    const stored = this.records.all();
+    for (const { record, deployed: mine } of stored) {
+      Object.assign(record, { state: 'CREATING', status: { code: 'OK', message: '' } });
+      const m = await this.registry.getModel(record.baseModel);
+      const base = m && (m.kind === 'HF_BASE_MODEL' ? m : await this.registry.getModel(m.baseModel));
+      if (m && base) {
+        this.start(record, m, base, mine);
+        continue;
+      }
+      const gone = m ? m.baseModel : record.baseModel;
+      Object.assign(record, {
+        state: 'FAILED',
+        status: { code: 'NOT_FOUND', message: `model ${gone} no longer exists` },
+        updateTime: new Date().toISOString(),
+      });
+      const ready = Promise.reject(new Error(record.status.message));
+      ready.catch(() => {});
+      this.live.set(record.name, { record, served: new Map(), ready });
+      this.save(record);
+      for (const d of mine) this.records.dropDeployed(d.name);
+    }
+    return stored.length;
+  }
+
+  private async load(live: Live, m: ModelFiles, base: ModelFiles, prior: DeployedModelRecord[]): Promise<Deployment> {
+    const set = (state: DeploymentRecord['state'], code = 'OK', message = '') => {
       Object.assign(live.record, { state, status: { code, message }, updateTime: new Date().toISOString() });
+      this.save(live.record);
+    };
     try {
       await new Promise((r) => setImmediate(r)); // answer the create request first
       this.backend ??= initBackend({ backend: this.opts.backend, threads: this.opts.threads }).then((b) =>
         this.opts.log?.(`deployments: backend ${b.name} (${b.reason})`),
       );
       await this.backend;
-      const dep = await Deployment.load(live.base.baseModelDir, { maxBatch: this.opts.maxBatch });
+      const dep = await Deployment.load(base.baseModelDir, { maxBatch: this.opts.maxBatch });
       if (live.record.state === 'DELETING') {
         await dep.close();
         throw new Error('deleted while loading');
       }
       live.dep = dep;
+      const own = prior.find((d) => d.model === m.name); // a single-LoRA deployment's own DeployedModel
       if (m.kind === 'HF_BASE_MODEL') live.served.set(m.name, null);
-      else this.attach(live, m);
+      else this.attach(live, m, own);
+      for (const d of prior) if (!live.served.has(d.model)) await this.reattach(live, d);
+      live.restoring = undefined;
       set('READY');
       return dep;
     } catch (e) {
@@ -137,18 +181,22 @@ export class DeploymentService {
     }
   }
 
-  /** Loads a LoRA model's adapter on a live deployment and records the DeployedModel. */
-  private attach(live: Live, m: ModelFiles): DeployedModelRecord {
-    if (path.resolve(m.baseModelDir) !== path.resolve(live.base.baseModelDir)) {
+  /**
+   * Loads a LoRA model's adapter on a live deployment and records the DeployedModel (`prior`: its stored record,
+   * when a restored deployment loads it again).
+   */
+  private attach(live: Live, m: ModelFiles, prior?: DeployedModelRecord): DeployedModelRecord {
+    const base = live.base!;
+    if (path.resolve(m.baseModelDir) !== path.resolve(base.baseModelDir)) {
       throw badRequest(
-        `model ${m.name} is a LoRA on ${m.baseModel}; deployment ${live.record.name} serves ${live.base.name}`,
+        `model ${m.name} is a LoRA on ${m.baseModel}; deployment ${live.record.name} serves ${base.name}`,
       );
     }
     live.dep!.loadLora(m.name, m.adapterDir!);
     live.served.set(m.name, m.name);
     const account = live.record.name.split('/')[1];
     const id = `${m.name.split('/').pop()!.slice(0, 54)}-${newId()}`;
-    const rec: DeployedModelRecord = {
+    const rec: DeployedModelRecord = prior ?? {
       name: `accounts/${account}/deployedModels/${id}`,
       model: m.name,
       deployment: live.record.name,
@@ -156,7 +204,20 @@ export class DeploymentService {
       createTime: new Date().toISOString(),
     };
     this.deployed.set(rec.name, rec);
+    if (!prior) this.records.addDeployed(rec);
     return rec;
+  }
+
+  /** A stored DeployedModel loaded again on its restored deployment; dropped (and logged) when that fails. */
+  private async reattach(live: Live, d: DeployedModelRecord): Promise<void> {
+    try {
+      const m = await this.registry.getModel(d.model);
+      if (!m) throw new Error(`model ${d.model} no longer exists`);
+      this.attach(live, m, d);
+    } catch (e) {
+      this.records.dropDeployed(d.name);
+      this.opts.log?.(`deployments: ${d.name} not loaded again on ${live.record.name}: ${(e as Error).message}`);
+    }
   }
 
   private getLive(account: string, id: string): Live {
@@ -175,12 +236,13 @@ export class DeploymentService {
       .map((l) => ({ ...l.record }));
   }
 
-  /** Cancels its requests in flight, frees the weights and drops its DeployedModels. */
+  /** Cancels its requests in flight, frees the weights and drops its DeployedModels (and their stored records). */
   async delete(account: string, id: string): Promise<void> {
     const live = this.getLive(account, id);
     live.record.state = 'DELETING';
     this.live.delete(live.record.name);
     for (const [n, d] of this.deployed) if (d.deployment === live.record.name) this.deployed.delete(n);
+    this.records.forget(live.record.name);
     if (live.dep) await live.dep.close();
   }
 
@@ -192,8 +254,10 @@ export class DeploymentService {
     const live = this.getLive(depAccount, depId);
     const m = await this.model(modelName, 'model');
     if (m.kind !== 'HF_PEFT_ADDON') throw badRequest(`model ${modelName} is a base model, not a LoRA addon`);
-    if (live.served.has(modelName)) throw alreadyExists(`model ${modelName} is already loaded on ${depName}`);
+    const loaded = () => live.served.has(modelName) || !!live.restoring?.has(modelName);
+    if (loaded()) throw alreadyExists(`model ${modelName} is already loaded on ${depName}`);
     await this.ready(live);
+    if (loaded()) throw alreadyExists(`model ${modelName} is already loaded on ${depName}`); // by a request meanwhile
     return this.attach(live, m);
   }
 
@@ -203,6 +267,7 @@ export class DeploymentService {
     const rec = this.deployed.get(name);
     if (!rec) throw notFound(`deployed model ${name} not found`);
     this.deployed.delete(name);
+    this.records.dropDeployed(name);
     const live = this.live.get(rec.deployment);
     if (!live) return;
     live.served.delete(rec.model);
@@ -239,7 +304,9 @@ export class DeploymentService {
     const modelName = hash < 0 ? model : model.slice(0, hash);
     const depName = hash < 0 ? undefined : model.slice(hash + 1);
     const candidates = [...this.live.values()].filter(
-      (l) => l.served.has(modelName) || (l.record.state === 'CREATING' && l.record.baseModel === modelName),
+      (l) =>
+        l.served.has(modelName) ||
+        (l.record.state === 'CREATING' && (l.record.baseModel === modelName || !!l.restoring?.has(modelName))),
     );
     const pick =
       depName === undefined
@@ -261,6 +328,13 @@ export class DeploymentService {
     }
     const live = pick.sort((a, b) => (a.dep?.engine.inFlight ?? 0) - (b.dep?.engine.inFlight ?? 0))[0];
     const dep = await this.ready(live);
+    if (!live.served.has(modelName))
+      // a restored LoRA model that failed to load again
+      throw new ApiError(
+        404,
+        `The model \`${modelName}\` is not deployed on ${live.record.name}.`,
+        'model_not_deployed',
+      );
     return { dep, adapter: live.served.get(modelName) ?? null, model: modelName, deployment: live.record.name };
   }
 
@@ -271,8 +345,15 @@ export class DeploymentService {
     );
   }
 
+  /** Frees every deployment's weights (a load in progress stops at its end); the stored records stay. */
   async close(): Promise<void> {
-    for (const l of [...this.live.values()])
-      await this.delete(l.record.name.split('/')[1], l.record.name.split('/')[3]);
+    this.closing = true;
+    const all = [...this.live.values()];
+    this.live.clear();
+    this.deployed.clear();
+    for (const l of all) {
+      l.record.state = 'DELETING';
+      if (l.dep) await l.dep.close();
+    }
   }
 }

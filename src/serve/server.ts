@@ -143,11 +143,14 @@ export async function startServer(
   const store = openStore(opts.dataDir);
   const svc = { store, opts, secret: loadSecret(opts.dataDir), uploading: new Set<string>(), baseUrl: '' } as Service;
   svc.queue = new JobQueue(svc);
-  svc.deployments = new DeploymentService(new StoreModelRegistry(store), { log });
+  svc.deployments = new DeploymentService(new StoreModelRegistry(store), { log, store });
   const requeued = await recover(store);
   if (requeued)
     log(`recovered ${requeued} job(s) that were running when the server stopped; they resume from their checkpoints`);
   if (o.demo) registerDemo(store, opts.dataDir, log);
+  const restored = await svc.deployments.restore();
+  if (restored)
+    log(`loading ${restored} deployment(s) again, with the LoRA models they served when the server stopped`);
 
   const server = keepIdleConnections(http.createServer((req, res) => void handle(svc, req, res)));
   await new Promise<void>((resolve, reject) => {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 
-type Kind = 'dataset' | 'job' | 'model';
+type Kind = 'dataset' | 'job' | 'model' | 'deployment' | 'deployedModel';
 export type Json = Record<string, unknown>;
 
 export interface Resource {

@@ -1,5 +1,6 @@
 // Deployments on `lorasft serve`: a job's output model is deployed with `lorasft deployment` verbs (firectl's
-// create / load-lora / unload-lora), queried with the official openai client, unloaded and deleted.
+// create / load-lora / unload-lora), queried with the official openai client, unloaded and deleted; deployments
+// and their LoRA models outlive a killed server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -7,19 +8,20 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { makeFixture, type Fixture } from '../train/fixture.ts';
-import { request, startServe, stopAllServers, waitForJob, type Serve } from './helpers.ts';
+import { request, startServe, stopAllServers, waitFor, waitForJob, type Serve } from './helpers.ts';
 import { BIN } from '../helpers/index.ts';
 
 const run = promisify(execFile);
 let fx: Fixture;
 let srv: Serve;
+let data: string;
+const ARGS = ['--workers', '1', '--threads-per-job', '1', '--no-demo-model'];
 
 beforeAll(async () => {
   fx = makeFixture();
-  const data = path.join(fx.root, 'data');
+  data = path.join(fx.root, 'data');
   await run(process.execPath, [BIN, 'model', 'import', 'accounts/local/models/tiny', fx.model, '--data-dir', data]);
-  srv = await startServe(data, ['--workers', '1', '--threads-per-job', '1', '--no-demo-model']);
-  const api = (m: string, p: string, body?: unknown) => request(srv.url, m, `/v1/accounts/local/${p}`, { body });
+  srv = await startServe(data, ARGS);
   await api('POST', 'datasets', { datasetId: 'd', dataset: { userUploaded: {} } });
   const up = await request(srv.url, 'POST', '/v1/accounts/local/datasets/d:upload', {
     headers: { 'content-type': 'multipart/form-data; boundary=b' },
@@ -39,6 +41,20 @@ beforeAll(async () => {
 });
 afterAll(stopAllServers);
 
+const api = (m: string, p: string, body?: unknown) => request(srv.url, m, `/v1/accounts/local/${p}`, { body });
+const client = () =>
+  new OpenAI({ baseURL: `${srv.url}/inference/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
+/** Greedy chat answer of `model` to 'hi' (8 tokens). */
+const answer = async (model: string) =>
+  (
+    await client().chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 8,
+      temperature: 0,
+    })
+  ).choices[0].message.content;
+
 const verb = async (...args: string[]) =>
   (await run(process.execPath, [BIN, 'deployment', ...args], { env: { ...process.env, LORASFT_API_BASE: srv.url } }))
     .stdout;
@@ -48,13 +64,7 @@ describe('lorasft deployment', () => {
     expect(await verb('create', 'tiny', '--deployment-id', 'base', '--wait')).toMatch(/READY/);
     expect(await verb('load-lora', 'tiny-ft', '--deployment', 'base')).toMatch(/DEPLOYED/);
     expect(await verb('list')).toMatch(/^base +accounts\/local\/models\/tiny +READY/m);
-    const client = new OpenAI({
-      baseURL: `${srv.url}/inference/v1`,
-      apiKey: 'unused',
-      maxRetries: 0,
-      timeout: 120_000,
-    });
-    const c = await client.chat.completions.create({
+    const c = await client().chat.completions.create({
       model: 'accounts/local/models/tiny-ft',
       messages: [{ role: 'user', content: 'hi' }],
       max_tokens: 3,
@@ -63,12 +73,47 @@ describe('lorasft deployment', () => {
     expect(c.usage!.completion_tokens).toBeGreaterThan(0);
     expect(await verb('unload-lora', 'tiny-ft', '--deployment', 'base')).toMatch(/unloaded/);
     await expect(
-      client.chat.completions.create({
+      client().chat.completions.create({
         model: 'accounts/local/models/tiny-ft',
         messages: [{ role: 'user', content: 'hi' }],
       }),
     ).rejects.toMatchObject({ status: 404, code: 'model_not_deployed' });
     expect(await verb('delete', 'base')).toMatch(/deleted deployment base/);
     expect((await request(srv.url, 'GET', '/v1/accounts/local/deployments/base')).status).toBe(404);
+  });
+});
+
+describe('deployments across a restart', () => {
+  it('a killed server loads its deployments and their LoRA models again, under the same names', async () => {
+    expect(await verb('create', 'tiny', '--deployment-id', 'keep', '--wait')).toMatch(/READY/);
+    expect(await verb('load-lora', 'tiny-ft', '--deployment', 'keep')).toMatch(/DEPLOYED/);
+    const before = {
+      ft: await answer('accounts/local/models/tiny-ft'),
+      base: await answer('accounts/local/models/tiny'),
+    };
+    const deployed = (await api('GET', 'deployedModels')).json.deployedModels;
+    expect(deployed).toHaveLength(1);
+
+    await srv.kill();
+    srv = await startServe(data, ARGS);
+    expect(srv.output()).toMatch(/loading 1 deployment\(s\) again/);
+    // Asked at once, while the deployment may still be CREATING: the request waits for it.
+    expect(await answer('accounts/local/models/tiny-ft')).toBe(before.ft);
+    const dep = (await api('GET', 'deployments/keep')).json;
+    expect(dep).toMatchObject({ state: 'READY', baseModel: 'accounts/local/models/tiny' });
+    expect((await api('GET', 'deployedModels')).json.deployedModels).toEqual(deployed);
+    expect(await answer('accounts/local/models/tiny')).toBe(before.base);
+
+    // Unloaded and deleted: gone after the next restart too.
+    expect(await verb('unload-lora', 'tiny-ft', '--deployment', 'keep')).toMatch(/unloaded/);
+    await srv.kill();
+    srv = await startServe(data, ARGS);
+    await waitFor('keep to load', async () => (await api('GET', 'deployments/keep')).json.state === 'READY');
+    expect((await api('GET', 'deployedModels')).json.deployedModels ?? []).toEqual([]);
+    expect(await verb('delete', 'keep')).toMatch(/deleted deployment keep/);
+    await srv.kill();
+    srv = await startServe(data, ARGS);
+    expect(srv.output()).not.toMatch(/deployment\(s\) again/);
+    expect((await api('GET', 'deployments')).json.deployments ?? []).toEqual([]);
   });
 });
