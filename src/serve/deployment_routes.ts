@@ -92,8 +92,8 @@ export function deploymentRoutes<C extends DeploymentCtx>(
       method: 'DELETE',
       collection: 'deployedModels',
       item: true,
-      handle(c) {
-        of(c).unloadLora(c.account, c.id);
+      async handle(c) {
+        await of(c).unloadLora(c.account, c.id);
         return {};
       },
     },

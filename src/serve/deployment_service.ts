@@ -4,8 +4,7 @@
 // process: a restarted server loads each deployment and its LoRA models again (restore).
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { initBackend } from '../backend/index.ts';
-import { Deployment } from '../infer/deployment.ts';
+import { HostedDeployment } from '../infer/hosted.ts';
 import type { ModelFiles, ModelRegistry } from '../infer/registry.ts';
 import { alreadyExists, ApiError, badRequest, conflict, notFound } from './errors.ts';
 import { type DeployedModelRecord, DeploymentRecords, type DeploymentRecord } from './deployment_records.ts';
@@ -17,12 +16,12 @@ interface Live {
   record: DeploymentRecord;
   /** The base model's files (the deployment's weights); none when a restored deployment's model is gone. */
   base?: ModelFiles;
-  ready: Promise<Deployment>;
-  dep?: Deployment;
+  ready: Promise<HostedDeployment>;
+  dep?: HostedDeployment;
   /** Model names served -> adapter key on the Deployment (null: the base model itself). */
   served: Map<string, string | null>;
-  /** While a restored deployment loads: the LoRA models it will serve again. */
-  restoring?: Set<string>;
+  /** LoRA models being loaded on it (while a restored deployment loads: those it served before). */
+  loading: Set<string>;
 }
 
 function checkId(id: unknown, what: string): string {
@@ -51,9 +50,6 @@ const newId = () => randomBytes(4).toString('hex');
 export class DeploymentService {
   private readonly live = new Map<string, Live>();
   private readonly deployed = new Map<string, DeployedModelRecord>();
-
-  /** The tensor backend, chosen once, before the first deployment loads (the server itself trains nothing). */
-  private backend?: Promise<unknown>;
 
   /** Set by close(): the weights go, the stored records stay. */
   private closing = false;
@@ -114,8 +110,13 @@ export class DeploymentService {
 
   /** Loads the deployment in the background (`prior`: its DeployedModels as stored, loaded again). */
   private start(record: DeploymentRecord, m: ModelFiles, base: ModelFiles, prior: DeployedModelRecord[] = []): void {
-    const live: Live = { record, base, served: new Map(), ready: Promise.resolve(null as never) };
-    if (prior.length) live.restoring = new Set(prior.map((d) => d.model));
+    const live: Live = {
+      record,
+      base,
+      served: new Map(),
+      loading: new Set(prior.map((d) => d.model)),
+      ready: Promise.resolve(null as never),
+    };
     live.ready = this.load(live, m, base, prior);
     live.ready.catch(() => {}); // the state says FAILED; requests see the error
     this.live.set(record.name, live);
@@ -144,55 +145,78 @@ export class DeploymentService {
       });
       const ready = Promise.reject(new Error(record.status.message));
       ready.catch(() => {});
-      this.live.set(record.name, { record, served: new Map(), ready });
+      this.live.set(record.name, { record, served: new Map(), loading: new Set(), ready });
       this.save(record);
       for (const d of mine) this.records.dropDeployed(d.name);
     }
     return stored.length;
   }
 
-  private async load(live: Live, m: ModelFiles, base: ModelFiles, prior: DeployedModelRecord[]): Promise<Deployment> {
+  private async load(
+    live: Live,
+    m: ModelFiles,
+    base: ModelFiles,
+    prior: DeployedModelRecord[],
+  ): Promise<HostedDeployment> {
     const set = (state: DeploymentRecord['state'], code = 'OK', message = '') => {
       Object.assign(live.record, { state, status: { code, message }, updateTime: new Date().toISOString() });
       this.save(live.record);
     };
     try {
-      await new Promise((r) => setImmediate(r)); // answer the create request first
-      this.backend ??= initBackend({ backend: this.opts.backend, threads: this.opts.threads }).then((b) =>
-        this.opts.log?.(`deployments: backend ${b.name} (${b.reason})`),
+      const { maxBatch, backend, threads } = this.opts;
+      const started = await HostedDeployment.start({ baseDir: base.baseModelDir, maxBatch, backend, threads }, (why) =>
+        this.lost(live, why),
       );
-      await this.backend;
-      const dep = await Deployment.load(base.baseModelDir, { maxBatch: this.opts.maxBatch });
-      if (live.record.state === 'DELETING') {
-        await dep.close();
-        throw new Error('deleted while loading');
-      }
-      live.dep = dep;
+      const dep = (live.dep = started.dep);
+      if (live.record.state === 'DELETING') throw new Error('deleted while loading');
+      this.opts.log?.(
+        `deployments: ${live.record.name} serves ${base.name} (backend ${started.backend}; pid ${dep.pid})`,
+      );
       const own = prior.find((d) => d.model === m.name); // a single-LoRA deployment's own DeployedModel
       if (m.kind === 'HF_BASE_MODEL') live.served.set(m.name, null);
-      else this.attach(live, m, own);
+      else await this.attach(live, m, own);
       for (const d of prior) if (!live.served.has(d.model)) await this.reattach(live, d);
-      live.restoring = undefined;
       set('READY');
       return dep;
     } catch (e) {
+      await live.dep?.close();
+      live.dep = undefined;
       set('FAILED', 'INTERNAL', (e as Error).message);
       throw e;
     }
+  }
+
+  /** A deployment whose process ended (killed, out of memory): FAILED, and its requests answered 409 from now on. */
+  private lost(live: Live, why: string): void {
+    live.dep = undefined;
+    live.ready = Promise.reject(new Error(why));
+    live.ready.catch(() => {});
+    Object.assign(live.record, {
+      state: 'FAILED',
+      status: { code: 'INTERNAL', message: why },
+      updateTime: new Date().toISOString(),
+    });
+    this.save(live.record);
+    this.opts.log?.(`deployments: ${live.record.name} FAILED: ${why}`);
   }
 
   /**
    * Loads a LoRA model's adapter on a live deployment and records the DeployedModel (`prior`: its stored record,
    * when a restored deployment loads it again).
    */
-  private attach(live: Live, m: ModelFiles, prior?: DeployedModelRecord): DeployedModelRecord {
+  private async attach(live: Live, m: ModelFiles, prior?: DeployedModelRecord): Promise<DeployedModelRecord> {
     const base = live.base!;
     if (path.resolve(m.baseModelDir) !== path.resolve(base.baseModelDir)) {
       throw badRequest(
         `model ${m.name} is a LoRA on ${m.baseModel}; deployment ${live.record.name} serves ${base.name}`,
       );
     }
-    live.dep!.loadLora(m.name, m.adapterDir!);
+    live.loading.add(m.name);
+    try {
+      await live.dep!.loadLora(m.name, m.adapterDir!);
+    } finally {
+      live.loading.delete(m.name);
+    }
     live.served.set(m.name, m.name);
     const account = live.record.name.split('/')[1];
     const id = `${m.name.split('/').pop()!.slice(0, 54)}-${newId()}`;
@@ -213,8 +237,9 @@ export class DeploymentService {
     try {
       const m = await this.registry.getModel(d.model);
       if (!m) throw new Error(`model ${d.model} no longer exists`);
-      this.attach(live, m, d);
+      await this.attach(live, m, d);
     } catch (e) {
+      live.loading.delete(d.model);
       this.records.dropDeployed(d.name);
       this.opts.log?.(`deployments: ${d.name} not loaded again on ${live.record.name}: ${(e as Error).message}`);
     }
@@ -254,7 +279,7 @@ export class DeploymentService {
     const live = this.getLive(depAccount, depId);
     const m = await this.model(modelName, 'model');
     if (m.kind !== 'HF_PEFT_ADDON') throw badRequest(`model ${modelName} is a base model, not a LoRA addon`);
-    const loaded = () => live.served.has(modelName) || !!live.restoring?.has(modelName);
+    const loaded = () => live.served.has(modelName) || live.loading.has(modelName);
     if (loaded()) throw alreadyExists(`model ${modelName} is already loaded on ${depName}`);
     await this.ready(live);
     if (loaded()) throw alreadyExists(`model ${modelName} is already loaded on ${depName}`); // by a request meanwhile
@@ -262,7 +287,7 @@ export class DeploymentService {
   }
 
   /** Unload LoRA: removes the DeployedModel; requests in flight with it finish first. */
-  unloadLora(account: string, id: string): void {
+  async unloadLora(account: string, id: string): Promise<void> {
     const name = `accounts/${account}/deployedModels/${checkId(id, 'deployed model id')}`;
     const rec = this.deployed.get(name);
     if (!rec) throw notFound(`deployed model ${name} not found`);
@@ -271,7 +296,7 @@ export class DeploymentService {
     const live = this.live.get(rec.deployment);
     if (!live) return;
     live.served.delete(rec.model);
-    live.dep?.unloadLora(rec.model);
+    await live.dep?.unloadLora(rec.model);
   }
 
   getDeployedModel(account: string, id: string): DeployedModelRecord {
@@ -285,11 +310,11 @@ export class DeploymentService {
   }
 
   /** The loaded Deployment; 409 when loading failed. */
-  private async ready(live: Live): Promise<Deployment> {
+  private async ready(live: Live): Promise<HostedDeployment> {
     try {
       return await live.ready;
     } catch {
-      throw conflict(`deployment ${live.record.name} failed to load: ${live.record.status.message}`);
+      throw conflict(`deployment ${live.record.name} is FAILED: ${live.record.status.message}`);
     }
   }
 
@@ -299,14 +324,14 @@ export class DeploymentService {
    */
   async resolve(
     model: string,
-  ): Promise<{ dep: Deployment; adapter: string | null; model: string; deployment: string }> {
+  ): Promise<{ dep: HostedDeployment; adapter: string | null; model: string; deployment: string }> {
     const hash = model.lastIndexOf('#');
     const modelName = hash < 0 ? model : model.slice(0, hash);
     const depName = hash < 0 ? undefined : model.slice(hash + 1);
     const candidates = [...this.live.values()].filter(
       (l) =>
         l.served.has(modelName) ||
-        (l.record.state === 'CREATING' && (l.record.baseModel === modelName || !!l.restoring?.has(modelName))),
+        (l.record.state === 'CREATING' && (l.record.baseModel === modelName || l.loading.has(modelName))),
     );
     const pick =
       depName === undefined
@@ -326,7 +351,7 @@ export class DeploymentService {
         'model_not_deployed',
       );
     }
-    const live = pick.sort((a, b) => (a.dep?.engine.inFlight ?? 0) - (b.dep?.engine.inFlight ?? 0))[0];
+    const live = pick.sort((a, b) => (a.dep?.inFlight ?? 0) - (b.dep?.inFlight ?? 0))[0];
     const dep = await this.ready(live);
     if (!live.served.has(modelName))
       // a restored LoRA model that failed to load again

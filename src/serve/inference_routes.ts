@@ -98,7 +98,7 @@ async function complete(
   const target = await svc.resolve(r.model);
   let ids: number[];
   try {
-    ids = target.dep.encode(r.prompt);
+    ids = await target.dep.encode(r.prompt);
   } catch (e) {
     throw e instanceof UserError
       ? new OpenAIError(400, e.message, kind === 'chat' ? 'messages' : 'prompt', 'invalid_value')

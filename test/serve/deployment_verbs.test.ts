@@ -1,6 +1,7 @@
 // Deployments on `lorasft serve`: a job's output model is deployed with `lorasft deployment` verbs (firectl's
 // create / load-lora / unload-lora), queried with the official openai client, unloaded and deleted; deployments
-// and their LoRA models outlive a killed server.
+// and their LoRA models outlive a killed server. Each deployment runs in its own process: the API answers while one
+// is stopped mid-request, and one that is killed becomes FAILED while the server serves on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -115,5 +116,37 @@ describe('deployments across a restart', () => {
     srv = await startServe(data, ARGS);
     expect(srv.output()).not.toMatch(/deployment\(s\) again/);
     expect((await api('GET', 'deployments')).json.deployments ?? []).toEqual([]);
+  });
+});
+
+describe('a deployment in its own process', () => {
+  it('the API answers while it is stopped mid-request; killed, it is FAILED and the server serves on', async () => {
+    expect(await verb('create', 'tiny', '--deployment-id', 'own', '--wait')).toMatch(/READY/);
+    const pid = Number(/deployments: accounts\/local\/deployments\/own serves .*pid (\d+)\)/.exec(srv.output())![1]);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      let done = false;
+      const pending = answer('accounts/local/models/tiny').finally(() => (done = true));
+      // The request waits on the stopped process; the server itself answers.
+      expect((await api('GET', 'deployments/own')).json.state).toBe('READY');
+      expect((await api('GET', 'supervisedFineTuningJobs')).status).toBe(200);
+      expect(done).toBe(false);
+      process.kill(pid, 'SIGCONT');
+      expect(typeof (await pending)).toBe('string');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+
+    process.kill(pid, 'SIGKILL');
+    const failed = await waitFor('own to fail', async () => {
+      const d = (await api('GET', 'deployments/own')).json;
+      return d.state === 'FAILED' ? d : undefined;
+    });
+    expect(failed.status.message).toMatch(/inference process exited \(signal SIGKILL\)/);
+    await expect(answer('accounts/local/models/tiny')).rejects.toMatchObject({ status: 409 });
+    expect(await verb('delete', 'own')).toMatch(/deleted deployment own/);
+    expect(await verb('create', 'tiny', '--deployment-id', 'own', '--wait')).toMatch(/READY/);
+    expect(typeof (await answer('accounts/local/models/tiny'))).toBe('string');
+    expect(await verb('delete', 'own')).toMatch(/deleted deployment own/);
   });
 });
