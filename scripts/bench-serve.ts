@@ -1,14 +1,17 @@
-// `npm run bench -- serve [--pollers 100] [--seconds 15]`: GET-job latency of `lorasft serve` with N concurrent
-// pollers, once with nothing training and once while a job trains (the trainer is a child process, so the server's
-// event loop only answers requests). Starts a real server on a free loopback port with a temp data dir, the demo
-// base model and the demo dataset; prints one table (and --json one line). Then uploads a --upload-mb dataset (the
-// demo rows repeated; 0 to skip) through the multipart endpoint and reports its time, validation included.
+// `npm run bench -- serve [--pollers 100] [--seconds 15] [--deploy-layers 8]`: GET-job latency of `lorasft serve`
+// with N concurrent pollers, once with nothing training, once while a job trains (the trainer is a child process,
+// so the server's event loop only answers requests) and once while a deployment prefills and decodes chat requests
+// back to back (random bf16 weights at Qwen3-0.6B's widths with --deploy-layers layers, real Qwen3 tokenizer; 0 to
+// skip; ~1000-token prompts). Starts a real server on a free loopback port with a temp data dir, the demo base model
+// and the demo dataset; prints one table (and --json one line). Then uploads a --upload-mb dataset (the demo rows
+// repeated; 0 to skip) through the multipart endpoint and reports its time, validation included.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { makeTinyModel } from '../src/model/tiny.ts';
 
 /** A JSON body of any of the API's many shapes (each test reads the fields it checks). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -19,12 +22,14 @@ const { values } = parseArgs({
     pollers: { type: 'string', default: '100' },
     seconds: { type: 'string', default: '15' },
     'upload-mb': { type: 'string', default: '160' },
+    'deploy-layers': { type: 'string', default: '8' },
     json: { type: 'boolean' },
   },
 });
 const UPLOAD_MB = Number(values['upload-mb']);
 const POLLERS = Number(values.pollers);
 const SECONDS = Number(values.seconds);
+const DEPLOY_LAYERS = Number(values['deploy-layers']);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const data = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-bench-serve-'));
 const A = '/v1/accounts/local';
@@ -117,6 +122,56 @@ async function poll(id: string, seconds: number) {
   };
 }
 
+/** Latency while a deployment answers long chat requests back to back (one at a time: a prefill each). */
+async function whileDecoding() {
+  const dir = path.join(data, 'deploy-model');
+  makeTinyModel({
+    family: 'qwen3',
+    out: dir,
+    tokenizer: 'qwen3',
+    hidden: 1024,
+    layers: DEPLOY_LAYERS,
+    heads: 16,
+    kvHeads: 8,
+    headDim: 128,
+    intermediate: 3072,
+    dtype: 'bf16',
+  });
+  const lorasft = path.join(ROOT, 'bin/lorasft.js');
+  const imp = spawn(process.execPath, [lorasft, 'model', 'import', 'big', dir, '--data-dir', data], {
+    stdio: 'inherit',
+  });
+  await new Promise((r) => imp.on('exit', r));
+  const dep = await call('POST', `${A}/deployments?deploymentId=big`, { baseModel: 'big' });
+  if (dep.status !== 200) throw new Error(`deployment: ${JSON.stringify(dep.json)}`);
+  for (let i = 0; (await call('GET', `${A}/deployments/big`)).json.state !== 'READY'; i++) {
+    if (i > 3000) throw new Error('deployment never READY');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const content = 'Tell me about the history of the city and its river. '.repeat(90);
+  const body = { model: `accounts/local/models/big`, messages: [{ role: 'user', content }], max_tokens: 8 };
+  let stop = false,
+    completions = 0,
+    promptTokens = 0,
+    busyS = 0;
+  const client = (async () => {
+    while (!stop) {
+      const t = performance.now();
+      const r = await call('POST', '/inference/v1/chat/completions', body);
+      if (r.status !== 200) throw new Error(`chat: ${JSON.stringify(r.json)}`);
+      busyS += (performance.now() - t) / 1000;
+      completions++;
+      promptTokens = r.json.usage.prompt_tokens;
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 500)); // the first prefill under way
+  const latency = await poll('short', SECONDS);
+  stop = true;
+  await client;
+  await call('DELETE', `${A}/deployments/big`);
+  return { latency, completions, promptTokens, seconds: busyS / Math.max(1, completions) };
+}
+
 try {
   await call('POST', `${A}/datasets`, { datasetId: 'demo' });
   const b = 'bnd';
@@ -149,6 +204,7 @@ try {
   const busy = await poll('long', SECONDS);
   const after = (await call('GET', `${A}/supervisedFineTuningJobs/long`)).json.jobProgress.percent;
   await call('POST', `${A}/supervisedFineTuningJobs/long:cancel`, {});
+  const decoding = DEPLOY_LAYERS > 0 ? await whileDecoding() : null;
   let upload = null;
   if (UPLOAD_MB > 0) {
     const big = path.join(data, 'big.jsonl');
@@ -168,18 +224,24 @@ try {
     upload = { mb: bytes / 1048576, examples: Number(j.exampleCount), seconds: s };
   }
   const f = (x: number) => x.toFixed(1).padStart(7);
-  if (values.json) console.log(JSON.stringify({ pollers: POLLERS, seconds: SECONDS, idle, training: busy, upload }));
+  if (values.json)
+    console.log(JSON.stringify({ pollers: POLLERS, seconds: SECONDS, idle, training: busy, decoding, upload }));
   console.log(`GET job latency, ${POLLERS} concurrent pollers, ${SECONDS} s each (ms)`);
   console.log('             requests  req/s     p50     p90     p99     max  errors');
   for (const [name, r] of [
     ['idle', idle],
     ['training', busy],
+    ...(decoding ? [['decoding', decoding.latency] as const] : []),
   ] as const) {
     console.log(
       `${name.padEnd(12)} ${String(r.requests).padStart(8)} ${String(r.perS).padStart(6)} ${f(r.p50)} ${f(r.p90)} ${f(r.p99)} ${f(r.max)} ${String(r.errors).padStart(7)}`,
     );
   }
   console.log(`(meanwhile the training job went from ${before}% to ${after}%)`);
+  if (decoding)
+    console.log(
+      `(meanwhile the deployment answered ${decoding.completions} chat requests of ${decoding.promptTokens} prompt tokens, ${decoding.seconds.toFixed(2)} s each)`,
+    );
   if (upload)
     console.log(
       `upload: ${upload.mb.toFixed(0)} MB, ${upload.examples} examples, validated and stored in ${upload.seconds.toFixed(1)} s (${(upload.mb / upload.seconds).toFixed(1)} MB/s)`,
