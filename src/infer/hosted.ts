@@ -50,7 +50,10 @@ export class HostedDeployment {
 
   /** Starts the process and loads the base model in it; resolves once it is ready, with the backend it chose. */
   static start(cfg: HostConfig, onExit: (why: string) => void): Promise<{ dep: HostedDeployment; backend: string }> {
+    // Its own process group: a Ctrl-C at the terminal reaches the server, which closes its deployments (a server
+    // that dies closes the IPC channel, and the host exits).
     const child = spawn(process.execPath, [HOST_MAIN], {
+      detached: true,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, LORASFT_HOST: JSON.stringify(cfg) },
     });
