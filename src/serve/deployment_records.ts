@@ -29,15 +29,7 @@ export class DeploymentRecords {
 
   /** Adds a new deployment's record; false when the name is taken. */
   add(rec: DeploymentRecord): boolean {
-    if (!this.store) return true;
-    return this.store.insert({
-      kind: 'deployment',
-      name: rec.name,
-      account: account(rec.name),
-      state: rec.state,
-      body: { ...rec },
-      meta: {},
-    });
+    return this.insert('deployment', rec);
   }
 
   save(rec: DeploymentRecord): void {
@@ -45,14 +37,12 @@ export class DeploymentRecords {
   }
 
   addDeployed(rec: DeployedModelRecord): void {
-    this.store?.insert({
-      kind: 'deployedModel',
-      name: rec.name,
-      account: account(rec.name),
-      state: rec.state,
-      body: { ...rec },
-      meta: {},
-    });
+    this.insert('deployedModel', rec);
+  }
+
+  private insert(kind: 'deployment' | 'deployedModel', rec: DeploymentRecord | DeployedModelRecord): boolean {
+    const row = { kind, name: rec.name, account: account(rec.name), state: rec.state, body: { ...rec }, meta: {} };
+    return this.store?.insert(row) ?? true;
   }
 
   dropDeployed(name: string): void {

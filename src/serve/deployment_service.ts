@@ -1,7 +1,7 @@
-// Deployments held by this server process: each loads one base model once (in the background: CREATING, then
-// READY or FAILED) and serves LoRA models loaded on it (DeployedModels, the managed API's "load LoRA"). Records
-// follow the managed API's Deployment and DeployedModel. With a store (lorasft serve), the records outlive the
-// process: a restarted server loads each deployment and its LoRA models again (restore).
+// The server's deployments: each loads one base model once, in an inference process of its own (hosted.ts; in the
+// background: CREATING, then READY or FAILED), and serves LoRA models loaded on it (DeployedModels, the managed
+// API's "load LoRA"). Records follow the managed API's Deployment and DeployedModel. With a store (lorasft serve),
+// they outlive the server: a restarted server loads each deployment and its LoRA models again (restore).
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { HostedDeployment } from '../infer/hosted.ts';
@@ -309,7 +309,7 @@ export class DeploymentService {
     return [...this.deployed.values()].filter((d) => d.name.startsWith(`accounts/${account}/`)).map((d) => ({ ...d }));
   }
 
-  /** The loaded Deployment; 409 when loading failed. */
+  /** The loaded deployment; 409 when loading failed or its process ended. */
   private async ready(live: Live): Promise<HostedDeployment> {
     try {
       return await live.ready;
