@@ -238,7 +238,7 @@ async function modelsView() {
 async function deploymentsView() {
   const [deps, dms] = await Promise.all([api('GET', 'deployments'), api('GET', 'deployedModels')]);
   const del = (d) => h('button', { class: 'secondary', type: 'button', onclick: async () => { await api('DELETE', `deployments/${id(d.name)}`).catch(() => {}); route(); } }, 'Delete');
-  return [h('h2', {}, 'Deployments'), table([['Deployment', (d) => id(d.name)], ['Model', (d) => d.baseModel], ['State', (d) => d.state], ['Created', (d) => when(d.createTime)], ['', del]], deps.deployments ?? [], 'Deployments'),
+  return [h('h2', {}, 'Deployments'), table([['Deployment', (d) => id(d.name)], ['Model', (d) => d.baseModel], ['State', (d) => (d.state === 'FAILED' && d.status?.message ? `FAILED: ${d.status.message}` : d.state)], ['Created', (d) => when(d.createTime)], ['', del]], deps.deployments ?? [], 'Deployments'),
     h('h2', {}, 'LoRA models loaded'), table([['Model', (d) => d.model], ['Deployment', (d) => id(d.deployment)], ['State', (d) => d.state]], dms.deployedModels ?? [], 'Deployed models'),
     h('p', {}, 'Query them with any OpenAI client at ', h('code', {}, `${location.origin}/inference/v1`), '.')];
 }
