@@ -7,14 +7,17 @@ import { randomBytes } from 'node:crypto';
 import { HostedDeployment } from '../infer/hosted.ts';
 import type { ModelFiles, ModelRegistry } from '../infer/registry.ts';
 import { alreadyExists, ApiError, badRequest, conflict, notFound } from './errors.ts';
+import { parseRef, requireId } from './ids.ts';
 import { type DeployedModelRecord, DeploymentRecords, type DeploymentRecord } from './deployment_records.ts';
 import { type Json, type Store } from './store.ts';
 
-const ID = /^[a-z0-9-]{1,63}$/;
+/** Times a deployment's process is started again after it ended on its own (then the deployment is FAILED). */
+const MAX_RESTARTS = 3;
 
 interface Live {
   record: DeploymentRecord;
-  /** The base model's files (the deployment's weights); none when a restored deployment's model is gone. */
+  /** The model it was created for and its base model's files; none when a restored deployment's model is gone. */
+  model?: ModelFiles;
   base?: ModelFiles;
   ready: Promise<HostedDeployment>;
   dep?: HostedDeployment;
@@ -22,27 +25,8 @@ interface Live {
   served: Map<string, string | null>;
   /** LoRA models being loaded on it (while a restored deployment loads: those it served before). */
   loading: Set<string>;
-}
-
-function checkId(id: unknown, what: string): string {
-  if (typeof id !== 'string' || !ID.test(id))
-    throw badRequest(
-      `invalid ${what} ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : id)}: use 1 to 63 lowercase letters, digits or hyphens`,
-    );
-  return id;
-}
-
-/** `accounts/A/COLLECTION/ID` from a full name or a bare id in `account`. */
-function refName(value: unknown, collection: string, account: string, field: string): string {
-  if (typeof value !== 'string' || value === '')
-    throw badRequest(`${field} must be a name (accounts/ACCOUNT/${collection}/ID or ID), got ${JSON.stringify(value)}`);
-  const p = value.split('/');
-  if (p.length === 1) return `accounts/${account}/${collection}/${checkId(value, `${field} id`)}`;
-  if (p.length !== 4 || p[0] !== 'accounts' || p[2] !== collection)
-    throw badRequest(
-      `${field}: ${JSON.stringify(value.slice(0, 120))} is not a name of the form accounts/ACCOUNT/${collection}/ID`,
-    );
-  return `accounts/${checkId(p[1], `${field} account id`)}/${collection}/${checkId(p[3], `${field} id`)}`;
+  /** Times its process was started again. */
+  restarts: number;
 }
 
 const newId = () => randomBytes(4).toString('hex');
@@ -83,9 +67,9 @@ export class DeploymentService {
 
   /** Starts loading `baseModel` (a base or a LoRA model); answers at once with state CREATING. */
   async create(account: string, id: string | undefined, body: Json): Promise<DeploymentRecord> {
-    const depId = id === undefined ? newId() : checkId(id, 'deploymentId');
+    const depId = id === undefined ? newId() : requireId(id, 'deploymentId');
     const name = `accounts/${account}/deployments/${depId}`;
-    const modelName = refName(body.baseModel, 'models', account, 'baseModel');
+    const modelName = parseRef(body.baseModel, 'models', account, 'baseModel').name;
     if (body.displayName !== undefined && typeof body.displayName !== 'string')
       throw badRequest('displayName must be a string');
     if (body.enableAddons !== undefined && typeof body.enableAddons !== 'boolean')
@@ -112,14 +96,22 @@ export class DeploymentService {
   private start(record: DeploymentRecord, m: ModelFiles, base: ModelFiles, prior: DeployedModelRecord[] = []): void {
     const live: Live = {
       record,
+      model: m,
       base,
       served: new Map(),
-      loading: new Set(prior.map((d) => d.model)),
-      ready: Promise.resolve(null as never),
+      loading: new Set(),
+      restarts: 0,
+      ready: null as never,
     };
-    live.ready = this.load(live, m, base, prior);
-    live.ready.catch(() => {}); // the state says FAILED; requests see the error
+    this.launch(live, prior);
     this.live.set(record.name, live);
+  }
+
+  /** Loads the deployment (again) in the background, with the DeployedModels `prior` (requests for them wait). */
+  private launch(live: Live, prior: DeployedModelRecord[]): void {
+    live.loading = new Set(prior.map((d) => d.model));
+    live.ready = this.load(live, live.model!, live.base!, prior);
+    live.ready.catch(() => {}); // the state says FAILED; requests see the error
   }
 
   /**
@@ -145,7 +137,7 @@ export class DeploymentService {
       });
       const ready = Promise.reject(new Error(record.status.message));
       ready.catch(() => {});
-      this.live.set(record.name, { record, served: new Map(), loading: new Set(), ready });
+      this.live.set(record.name, { record, served: new Map(), loading: new Set(), restarts: 0, ready });
       this.save(record);
       for (const d of mine) this.records.dropDeployed(d.name);
     }
@@ -186,18 +178,31 @@ export class DeploymentService {
     }
   }
 
-  /** A deployment whose process ended (killed, out of memory): FAILED, and its requests answered 409 from now on. */
+  /**
+   * A READY deployment whose process ended on its own (killed, out of memory): started again, with its LoRA models,
+   * up to MAX_RESTARTS times (CREATING meanwhile: requests wait); then FAILED, and its requests answered 409. (One
+   * that ends while loading is FAILED by load().)
+   */
   private lost(live: Live, why: string): void {
     live.dep = undefined;
-    live.ready = Promise.reject(new Error(why));
-    live.ready.catch(() => {});
-    Object.assign(live.record, {
-      state: 'FAILED',
-      status: { code: 'INTERNAL', message: why },
-      updateTime: new Date().toISOString(),
-    });
+    if (live.record.state !== 'READY') return;
+    const again = live.restarts < MAX_RESTARTS;
+    const message = again
+      ? `${why}; started again (${++live.restarts} of ${MAX_RESTARTS})`
+      : `${why}; not started again after ${MAX_RESTARTS} restarts`;
+    const state = again ? 'CREATING' : 'FAILED';
+    const now = new Date().toISOString();
+    Object.assign(live.record, { state, status: { code: again ? 'OK' : 'INTERNAL', message }, updateTime: now });
     this.save(live.record);
-    this.opts.log?.(`deployments: ${live.record.name} FAILED: ${why}`);
+    this.opts.log?.(`deployments: ${live.record.name}: ${message}`);
+    if (!again) {
+      live.ready = Promise.reject(new Error(message)); // its models stay listed: their requests get this 409
+      live.ready.catch(() => {});
+      return;
+    }
+    live.served.clear(); // load() serves them again
+    const mine = [...this.deployed.values()].filter((d) => d.deployment === live.record.name);
+    this.launch(live, mine);
   }
 
   /**
@@ -246,7 +251,7 @@ export class DeploymentService {
   }
 
   private getLive(account: string, id: string): Live {
-    const live = this.live.get(`accounts/${account}/deployments/${checkId(id, 'deployment id')}`);
+    const live = this.live.get(`accounts/${account}/deployments/${requireId(id, 'deployment id')}`);
     if (!live) throw notFound(`deployment accounts/${account}/deployments/${id} not found`);
     return live;
   }
@@ -273,8 +278,8 @@ export class DeploymentService {
 
   /** The managed API's Load LoRA: `{model, deployment}`; waits for a CREATING deployment to be ready. */
   async loadLora(account: string, body: Json): Promise<DeployedModelRecord> {
-    const modelName = refName(body.model, 'models', account, 'model');
-    const depName = refName(body.deployment, 'deployments', account, 'deployment');
+    const modelName = parseRef(body.model, 'models', account, 'model').name;
+    const depName = parseRef(body.deployment, 'deployments', account, 'deployment').name;
     const [, depAccount, , depId] = depName.split('/');
     const live = this.getLive(depAccount, depId);
     const m = await this.model(modelName, 'model');
@@ -288,7 +293,7 @@ export class DeploymentService {
 
   /** Unload LoRA: removes the DeployedModel; requests in flight with it finish first. */
   async unloadLora(account: string, id: string): Promise<void> {
-    const name = `accounts/${account}/deployedModels/${checkId(id, 'deployed model id')}`;
+    const name = `accounts/${account}/deployedModels/${requireId(id, 'deployed model id')}`;
     const rec = this.deployed.get(name);
     if (!rec) throw notFound(`deployed model ${name} not found`);
     this.deployed.delete(name);
@@ -300,7 +305,7 @@ export class DeploymentService {
   }
 
   getDeployedModel(account: string, id: string): DeployedModelRecord {
-    const rec = this.deployed.get(`accounts/${account}/deployedModels/${checkId(id, 'deployed model id')}`);
+    const rec = this.deployed.get(`accounts/${account}/deployedModels/${requireId(id, 'deployed model id')}`);
     if (!rec) throw notFound(`deployed model accounts/${account}/deployedModels/${id} not found`);
     return { ...rec };
   }

@@ -5,7 +5,7 @@ import { badRequest } from './errors.ts';
 
 const ID = /^[a-z0-9-]{1,63}$/;
 
-export type Collection = 'datasets' | 'supervisedFineTuningJobs' | 'models';
+export type Collection = 'datasets' | 'supervisedFineTuningJobs' | 'models' | 'deployments';
 
 export function isValidId(id: string): boolean {
   return ID.test(id);

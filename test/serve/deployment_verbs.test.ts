@@ -120,15 +120,26 @@ describe('deployments across a restart', () => {
 });
 
 describe('a deployment in its own process', () => {
-  it('the API answers while it is stopped mid-request; killed, it is FAILED and the server serves on', async () => {
+  /** The pid of deployment `id`'s newest process, once it differs from `not` (from the server's log lines). */
+  const pidOf = (id: string, not = 0) =>
+    waitFor(`a new process for ${id}`, () => {
+      const re = new RegExp(`deployments: accounts/local/deployments/${id} serves .*pid (\\d+)\\)`, 'g');
+      const pids = [...srv.output().matchAll(re)].map((m) => Number(m[1]));
+      return pids.length && pids[pids.length - 1] !== not ? pids[pids.length - 1] : undefined;
+    });
+  const state = async (id: string) => (await api('GET', `deployments/${id}`)).json;
+
+  it('the API answers while it is stopped mid-request; killed, it starts again, 3 times, then is FAILED', async () => {
     expect(await verb('create', 'tiny', '--deployment-id', 'own', '--wait')).toMatch(/READY/);
-    const pid = Number(/deployments: accounts\/local\/deployments\/own serves .*pid (\d+)\)/.exec(srv.output())![1]);
+    expect(await verb('load-lora', 'tiny-ft', '--deployment', 'own')).toMatch(/DEPLOYED/);
+    const ft = await answer('accounts/local/models/tiny-ft');
+    let pid = await pidOf('own');
     process.kill(pid, 'SIGSTOP');
     try {
       let done = false;
       const pending = answer('accounts/local/models/tiny').finally(() => (done = true));
       // The request waits on the stopped process; the server itself answers.
-      expect((await api('GET', 'deployments/own')).json.state).toBe('READY');
+      expect((await state('own')).state).toBe('READY');
       expect((await api('GET', 'supervisedFineTuningJobs')).status).toBe(200);
       expect(done).toBe(false);
       process.kill(pid, 'SIGCONT');
@@ -137,13 +148,20 @@ describe('a deployment in its own process', () => {
       process.kill(pid, 'SIGCONT');
     }
 
+    for (let k = 1; k <= 3; k++) {
+      process.kill(pid, 'SIGKILL');
+      pid = await pidOf('own', pid); // started again, with its LoRA model: requests wait for it
+      expect(await answer('accounts/local/models/tiny-ft')).toBe(ft);
+      expect(await state('own')).toMatchObject({ state: 'READY' });
+      expect(srv.output()).toContain(`inference process exited (signal SIGKILL); started again (${k} of 3)`);
+    }
     process.kill(pid, 'SIGKILL');
-    const failed = await waitFor('own to fail', async () => {
-      const d = (await api('GET', 'deployments/own')).json;
-      return d.state === 'FAILED' ? d : undefined;
-    });
-    expect(failed.status.message).toMatch(/inference process exited \(signal SIGKILL\)/);
+    const failed = await waitFor('own to fail', async () =>
+      (await state('own')).state === 'FAILED' ? state('own') : undefined,
+    );
+    expect(failed.status.message).toMatch(/exited \(signal SIGKILL\); not started again after 3 restarts/);
     await expect(answer('accounts/local/models/tiny')).rejects.toMatchObject({ status: 409 });
+    expect((await api('GET', 'deployments')).status).toBe(200); // the server serves on
     expect(await verb('delete', 'own')).toMatch(/deleted deployment own/);
     expect(await verb('create', 'tiny', '--deployment-id', 'own', '--wait')).toMatch(/READY/);
     expect(typeof (await answer('accounts/local/models/tiny'))).toBe('string');
