@@ -11,6 +11,8 @@ import type { Completion, SamplingParams } from './sequence.ts';
 
 const HOST_MAIN = path.join(path.dirname(new URL(import.meta.url).pathname), 'host_main.mjs');
 
+const how = (code: number | null, signal: string | null) => (signal ? `signal ${signal}` : `code ${code}`);
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -38,7 +40,7 @@ export class HostedDeployment {
     this.pid = child.pid!;
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
-        this.gone = `the deployment's inference process exited (${signal ? `signal ${signal}` : `code ${code}`})`;
+        this.gone = `the deployment's inference process exited (${how(code, signal)})`;
         for (const p of this.pending.values()) p.reject(new Error(this.gone));
         this.pending.clear();
         if (!this.closing) this.onExit(this.gone);
@@ -59,9 +61,7 @@ export class HostedDeployment {
     });
     return new Promise((resolve, reject) => {
       const early = (code: number | null, signal: string | null) =>
-        reject(
-          new Error(`the inference process exited while loading (${signal ? `signal ${signal}` : `code ${code}`})`),
-        );
+        reject(new Error(`the inference process exited while loading (${how(code, signal)})`));
       child.once('exit', early);
       child.once('message', (m: HostMessage) => {
         child.off('exit', early);

@@ -94,24 +94,34 @@ export class DeploymentService {
 
   /** Loads the deployment in the background (`prior`: its DeployedModels as stored, loaded again). */
   private start(record: DeploymentRecord, m: ModelFiles, base: ModelFiles, prior: DeployedModelRecord[] = []): void {
-    const live: Live = {
-      record,
-      model: m,
-      base,
-      served: new Map(),
-      loading: new Set(),
-      restarts: 0,
-      ready: null as never,
-    };
-    this.launch(live, prior);
+    this.launch(this.add(record, m, base), prior);
+  }
+
+  /** A deployment held by this server (`m`, `base`: its model and base model's files, none when gone). */
+  private add(record: DeploymentRecord, m?: ModelFiles, base?: ModelFiles): Live {
+    const live: Live = { record, model: m, base, served: new Map(), loading: new Set(), restarts: 0, ready: null! };
     this.live.set(record.name, live);
+    return live;
   }
 
   /** Loads the deployment (again) in the background, with the DeployedModels `prior` (requests for them wait). */
   private launch(live: Live, prior: DeployedModelRecord[]): void {
     live.loading = new Set(prior.map((d) => d.model));
-    live.ready = this.load(live, live.model!, live.base!, prior);
+    live.ready = this.load(live, prior);
     live.ready.catch(() => {}); // the state says FAILED; requests see the error
+  }
+
+  /** Sets the deployment's state and status, in its stored record too. */
+  private setState(live: Live, state: DeploymentRecord['state'], code = 'OK', message = ''): void {
+    Object.assign(live.record, { state, status: { code, message }, updateTime: new Date().toISOString() });
+    this.save(live.record);
+  }
+
+  /** FAILED for good: requests for the models it serves get `message` in a 409. */
+  private fail(live: Live, code: string, message: string): void {
+    this.setState(live, 'FAILED', code, message);
+    live.ready = Promise.reject(new Error(message));
+    live.ready.catch(() => {});
   }
 
   /**
@@ -129,31 +139,14 @@ export class DeploymentService {
         this.start(record, m, base, mine);
         continue;
       }
-      const gone = m ? m.baseModel : record.baseModel;
-      Object.assign(record, {
-        state: 'FAILED',
-        status: { code: 'NOT_FOUND', message: `model ${gone} no longer exists` },
-        updateTime: new Date().toISOString(),
-      });
-      const ready = Promise.reject(new Error(record.status.message));
-      ready.catch(() => {});
-      this.live.set(record.name, { record, served: new Map(), loading: new Set(), restarts: 0, ready });
-      this.save(record);
+      this.fail(this.add(record), 'NOT_FOUND', `model ${m ? m.baseModel : record.baseModel} no longer exists`);
       for (const d of mine) this.records.dropDeployed(d.name);
     }
     return stored.length;
   }
 
-  private async load(
-    live: Live,
-    m: ModelFiles,
-    base: ModelFiles,
-    prior: DeployedModelRecord[],
-  ): Promise<HostedDeployment> {
-    const set = (state: DeploymentRecord['state'], code = 'OK', message = '') => {
-      Object.assign(live.record, { state, status: { code, message }, updateTime: new Date().toISOString() });
-      this.save(live.record);
-    };
+  private async load(live: Live, prior: DeployedModelRecord[]): Promise<HostedDeployment> {
+    const [m, base] = [live.model!, live.base!];
     try {
       const { maxBatch, backend, threads } = this.opts;
       const started = await HostedDeployment.start({ baseDir: base.baseModelDir, maxBatch, backend, threads }, (why) =>
@@ -168,12 +161,12 @@ export class DeploymentService {
       if (m.kind === 'HF_BASE_MODEL') live.served.set(m.name, null);
       else await this.attach(live, m, own);
       for (const d of prior) if (!live.served.has(d.model)) await this.reattach(live, d);
-      set('READY');
+      this.setState(live, 'READY');
       return dep;
     } catch (e) {
       await live.dep?.close();
       live.dep = undefined;
-      set('FAILED', 'INTERNAL', (e as Error).message);
+      this.setState(live, 'FAILED', 'INTERNAL', (e as Error).message);
       throw e;
     }
   }
@@ -190,16 +183,9 @@ export class DeploymentService {
     const message = again
       ? `${why}; started again (${++live.restarts} of ${MAX_RESTARTS})`
       : `${why}; not started again after ${MAX_RESTARTS} restarts`;
-    const state = again ? 'CREATING' : 'FAILED';
-    const now = new Date().toISOString();
-    Object.assign(live.record, { state, status: { code: again ? 'OK' : 'INTERNAL', message }, updateTime: now });
-    this.save(live.record);
     this.opts.log?.(`deployments: ${live.record.name}: ${message}`);
-    if (!again) {
-      live.ready = Promise.reject(new Error(message)); // its models stay listed: their requests get this 409
-      live.ready.catch(() => {});
-      return;
-    }
+    if (!again) return this.fail(live, 'INTERNAL', message); // its models stay listed: their requests get this 409
+    this.setState(live, 'CREATING', 'OK', message);
     live.served.clear(); // load() serves them again
     const mine = [...this.deployed.values()].filter((d) => d.deployment === live.record.name);
     this.launch(live, mine);

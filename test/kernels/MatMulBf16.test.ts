@@ -35,7 +35,19 @@ const scaleOf = (a: Float32Array[]) => Math.max(...a.map((v) => Math.max(...v.ma
 const W16 = (n: number, seed: number, shape: number[]) => () =>
   bf16Tensor(f32ToBf16(rand(n, seed, 0.5)), shape) as tf.Tensor2D;
 
-const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => tf.Tensor }> = [
+type Case = { name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => tf.Tensor };
+/** loraLinear on a bf16 W [out, inp]: 19 rows, rank 4, scale 2. */
+const bf16Lora = (name: string, out: number, inp: number, seed: number): Case => ({
+  name,
+  shapes: [
+    [19, inp],
+    [4, inp],
+    [out, 4],
+  ],
+  f: ([x, A, B]) =>
+    loraLinear(x as tf.Tensor2D, W16(out * inp, seed, [out, inp])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
+});
+const CASES: Case[] = [
   {
     name: 'matMulBf16 x W^T',
     shapes: [[37, 64]],
@@ -71,29 +83,11 @@ const CASES: Array<{ name: string; shapes: number[][]; f: (xs: tf.Tensor[]) => t
         xLora: xl as tf.Tensor2D,
       }),
   },
-  {
-    // out = 2048: the backward's dy W sums over K = 2048, where oneDNN runs gemm:jit instead of its brgemm
-    // (kernels/Dnnl.cc, choosePd).
-    name: 'loraLinear bf16 W, out 2048',
-    shapes: [
-      [19, 48],
-      [4, 48],
-      [2048, 4],
-    ],
-    f: ([x, A, B]) =>
-      loraLinear(x as tf.Tensor2D, W16(2048 * 48, 14, [2048, 48])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
-  },
-  {
-    // in = 6144: the forward's x W^T sums over K = 6144, where oneDNN runs gemm:jit instead of its brgemm too.
-    name: 'loraLinear bf16 W, in 6144',
-    shapes: [
-      [19, 6144],
-      [4, 6144],
-      [24, 4],
-    ],
-    f: ([x, A, B]) =>
-      loraLinear(x as tf.Tensor2D, W16(24 * 6144, 15, [24, 6144])(), A as tf.Tensor2D, B as tf.Tensor2D, 2),
-  },
+  // out = 2048: the backward's dy W sums over K = 2048, where oneDNN runs gemm:jit instead of its brgemm
+  // (kernels/Dnnl.cc, choosePd).
+  bf16Lora('loraLinear bf16 W, out 2048', 2048, 48, 14),
+  // in = 6144: the forward's x W^T sums over K = 6144, where oneDNN runs gemm:jit instead of its brgemm too.
+  bf16Lora('loraLinear bf16 W, in 6144', 24, 6144, 15),
   {
     // Three members reading one x (as q/k/v): rank 11, in/out not multiples of 16, 150 rows (three row blocks), a
     // bias on one member: the group passes of kernels/LoraLinearBf16.cc (one summed dx), or each member (fallback).
