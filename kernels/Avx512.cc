@@ -9,6 +9,7 @@
 #include "dnnl.h"
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <omp.h>
 #include <vector>
 
@@ -94,6 +95,109 @@ float softmaxBlockAvx512(float* r, int n, float& m, double& s, bool toBf16) {
   m = mn;
   s = s * scale + sum;
   return scale;
+}
+
+namespace {
+// libm's expf in 16 lanes with its bits: glibc 2.27+ (its FMA variant, the one x86-64 CPUs with AVX-512 run) takes
+// e^x = 2^(k/32) 2^(r/32) with k = round(32 x / ln 2), 2^(k/32) from a 32-entry table and a degree-3 polynomial in
+// double; these are its steps and constants. Lanes in [-103.97, -103.28), above 88.72 or NaN take std::exp itself
+// (libm's slow paths there).
+constexpr int RND = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+const uint64_t kExp2Tab[32] = {
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b,
+    0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1, 0x3fef06fe0a31b715, 0x3feef1a7373aa9cb,
+    0x3feedea64c123422, 0x3feece086061892d, 0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429,
+    0x3feea47eb03a5585, 0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d, 0x3feee89f995ad3ad,
+    0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
+    0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
+
+inline __m512d bitsPd(uint64_t b) { return _mm512_castsi512_pd(_mm512_set1_epi64((long long)b)); }
+
+// 8 lanes of the main path, x as doubles.
+inline __m256 expfLibm8(__m512d xd) {
+  const __m512d invLn2N = bitsPd(0x40471547652b82fe), shift = bitsPd(0x4338000000000000);
+  const __m512d kd0 = _mm512_fmadd_pd(invLn2N, xd, shift);
+  const __m512i ki = _mm512_castpd_si512(kd0);
+  const __m512d kd = _mm512_sub_round_pd(kd0, shift, RND);
+  const __m512d r = _mm512_fmsub_pd(invLn2N, xd, kd);
+  const __m512i lo = _mm512_permutex2var_epi64(_mm512_loadu_si512(kExp2Tab), ki, _mm512_loadu_si512(kExp2Tab + 8));
+  const __m512i hi = _mm512_permutex2var_epi64(_mm512_loadu_si512(kExp2Tab + 16), ki, _mm512_loadu_si512(kExp2Tab + 24));
+  const __m512i tab = _mm512_mask_mov_epi64(lo, _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), hi);
+  const __m512d s = _mm512_castsi512_pd(_mm512_add_epi64(tab, _mm512_slli_epi64(ki, 47)));
+  const __m512d z = _mm512_fmadd_pd(r, bitsPd(0x3ebc6af84b912394), bitsPd(0x3f2ebfce50fac4f3));
+  const __m512d r2 = _mm512_mul_round_pd(r, r, RND);
+  const __m512d y = _mm512_fmadd_pd(z, r2, _mm512_fmadd_pd(r, bitsPd(0x3f962e42ff0c52d6), _mm512_set1_pd(1.0)));
+  return _mm512_cvt_roundpd_ps(_mm512_mul_round_pd(y, s, RND), RND);
+}
+
+inline __m512 expfLibm16(__m512 x) {
+  const __m256 lo = expfLibm8(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+  const __m256 hi = expfLibm8(_mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)));
+  // Below libm's underflow bound (and -inf): +0, as libm gives. Lanes libm takes elsewhere: up to its
+  // may-underflow bound, above its overflow bound, or NaN.
+  const __mmask16 zero = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-0x1.9fe368p6f), _CMP_LT_OQ);
+  __m512 e = _mm512_maskz_mov_ps(~zero, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
+  const __mmask16 odd = (_mm512_cmp_ps_mask(x, _mm512_set1_ps(-0x1.9d1d9ep6f), _CMP_NGE_UQ) & ~zero) |
+                        _mm512_cmp_ps_mask(x, _mm512_set1_ps(0x1.62e42ep6f), _CMP_GT_OQ);
+  if (odd) {
+    alignas(64) float xs[16], es[16];
+    _mm512_store_ps(xs, x), _mm512_store_ps(es, e);
+    for (int k = 0; k < 16; k++)
+      if (odd >> k & 1) es[k] = std::exp(xs[k]);
+    e = _mm512_load_ps(es);
+  }
+  return e;
+}
+
+bool expfLibmChecked() {  // the lanes agree with std::exp on a sweep over [-110, 90] and at the bounds
+  static const bool same = [] {
+    alignas(64) float x[16], e[16];
+    for (int i = 0; i < (1 << 16); i += 16) {
+      for (int k = 0; k < 16; k++) x[k] = -110.f + 200.f * (float)(i + k) / (1 << 16) + (float)k * 1e-3f;
+      if (i == 0) x[0] = -0x1.9d1d9ep6f, x[1] = 0x1.62e42ep6f, x[2] = -0.f, x[3] = -INFINITY;
+      _mm512_store_ps(e, expfLibm16(_mm512_load_ps(x)));
+      for (int k = 0; k < 16; k++) {
+        const float ref = std::exp(x[k]);
+        if (std::memcmp(&e[k], &ref, 4) != 0) return false;
+      }
+    }
+    return true;
+  }();
+  return same;
+}
+}  // namespace
+
+bool softmaxRowExact() { return hasAvx512() && expfLibmChecked(); }
+
+// The max in 16 lanes (NaNs skipped, as the scalar compare skips them; max is exact in any order), the exps in 16
+// lanes, their sum in double in index order, the scaling in 16 lanes: each the scalar loop's operation.
+double softmaxRowAvx512(float* r, int V, int y, float w) {
+  const float ly = r[y];
+  __m512 mv = _mm512_set1_ps(-INFINITY);
+  for (int j = 0; j < V; j += 16) {
+    const __m512 x = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail16(V - j), r + j);
+    mv = _mm512_mask_mov_ps(mv, _mm512_cmp_ps_mask(x, mv, _CMP_GT_OQ), x);
+  }
+  alignas(64) float lane[16];
+  _mm512_store_ps(lane, mv);
+  float m = -INFINITY;
+  for (int k = 0; k < 16; k++) m = lane[k] > m ? lane[k] : m;
+  const __m512 mm = _mm512_set1_ps(m);
+  double sum = 0;
+  for (int j = 0; j < V; j += 16) {
+    const int n = std::min(16, V - j);
+    const __m512 e = expfLibm16(_mm512_sub_round_ps(_mm512_maskz_loadu_ps(tail16(n), r + j), mm, RND));
+    _mm512_mask_storeu_ps(r + j, tail16(n), e);
+    _mm512_store_ps(lane, e);
+    for (int k = 0; k < n; k++) sum += lane[k];
+  }
+  const float inv = (float)(w / sum);
+  const __m512 iv = _mm512_set1_ps(inv);
+  for (int j = 0; j < V; j += 16)
+    _mm512_mask_storeu_ps(r + j, tail16(V - j), _mm512_mul_round_ps(_mm512_maskz_loadu_ps(tail16(V - j), r + j), iv, RND));
+  r[y] -= w;
+  return w * (m + std::log(sum) - ly);
 }
 
 namespace {

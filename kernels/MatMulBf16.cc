@@ -190,20 +190,6 @@ static Napi::Value LoraLinearGroupGradBf16(const Napi::CallbackInfo& info) {
 // all of V = 151936 (measured at 441 x 1024: logits 292 -> 642 GFLOP/s, dh = dlogits W 188 -> 428 at K <= 8192).
 constexpr int LM_BLOCK = 8192;
 
-// One row's softmax in place: r[V] logits -> w (softmax - onehot(y)). Returns w * loss. (The fallback path; the
-// oneDNN path goes through softmaxBlockAvx512.)
-static double softmaxRow(float* r, int V, int y, float w) {
-  const float ly = r[y];
-  float m = -INFINITY;
-  for (int j = 0; j < V; j++) m = r[j] > m ? r[j] : m;
-  double sum = 0;
-  for (int j = 0; j < V; j++) sum += (r[j] = std::exp(r[j] - m));
-  const float inv = (float)(w / sum);
-  for (int j = 0; j < V; j++) r[j] *= inv;
-  r[y] -= w;
-  return w * (m + std::log(sum) - ly);
-}
-
 // Rows per oneDNN chunk: only one [rows, LM_BLOCK] tile of logits exists (64 MB at 2048 rows).
 constexpr int LM_ROWS = 2048;
 

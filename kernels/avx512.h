@@ -24,6 +24,11 @@ void adamWAvx512(float* p, const float* g, float* m, float* v, int64_t i0, int64
 // bytes of value j/2, already read). A vector exp (relative error ~2e-7); float partial sums per 4096 values.
 float softmaxBlockAvx512(float* r, int n, float& m, double& s, bool toBf16);
 
+// softmaxRow (kernels/WeightedCrossEntropy.cc) in 16 lanes with the same bits: libm's expf (glibc 2.27+) replicated;
+// use it only where softmaxRowExact() (the CPU has AVX-512 and a sweep found the lanes equal to std::exp).
+bool softmaxRowExact();
+double softmaxRowAvx512(float* r, int V, int y, float w);
+
 // Swiglu / SwigluGrad (kernels/Swiglu.cc) with the vector exp: y = g sigmoid(g) u; dg, du as there.
 void swigluAvx512(const float* g, const float* u, float* y, int64_t n);
 void swigluGradAvx512(const float* dy, const float* g, const float* u, float* dg, float* du, int64_t n);

@@ -242,6 +242,8 @@ export interface NativeAddon {
   bf16Info(): Bf16Info;
   /** Tests and benchmarks: force the oneDNN path or the fp32 fallback. */
   setBf16Path(path: 'onednn' | 'fallback'): void;
+  /** Tests: the lm_head softmax's vector path (same bits) or its scalar loop; true if the vector path can run. */
+  setSoftmaxPath(path: 'vector' | 'scalar'): boolean;
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

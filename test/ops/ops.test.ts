@@ -740,6 +740,41 @@ describe.skipIf(!native.ok)('fused ops at larger shapes, native vs cpu', () => {
     expect(d).toBeLessThan(2e-5);
   });
 
+  // The native fp32 softmax runs in 16 lanes with libm's expf replicated: the same bits as its scalar loop, also for
+  // logits far below the max (libm's underflow windows), masked rows, +-0 and a vocabulary tail (V = 300).
+  it.skipIf(!native.ok)("crossEntropyWeighted on native: the vector softmax gives the scalar loop's bits", async () => {
+    await tf.setBackend('native');
+    const addon = loadAddon().addon!;
+    const M = 24,
+      C = 16,
+      V = 300;
+    const hd = rand(M * C, 9).map((x, i) => x * (1 + (Math.floor(i / C) % 6) * 12)); // rows of growing spread
+    hd.fill(0, 0, C); // row 0: every logit 0
+    const Wd = rand(V * C, 10);
+    Wd.fill(-0, 0, C);
+    const labels = Int32Array.from({ length: M }, (_, i) => (i * 41) % V),
+      w = Float32Array.from({ length: M }, (_, i) => (i % 5 === 3 ? 0 : 1 + (i % 3)));
+    const run = (path: 'vector' | 'scalar') => {
+      const vector = addon.setSoftmaxPath(path);
+      try {
+        return tf.tidy(() => {
+          const hh = tf.tensor2d(hd, [M, C]),
+            W = tf.tensor2d(Wd, [V, C]);
+          const f = (x: tf.Tensor) => crossEntropyWeighted(x as tf.Tensor2D, W, labels, w, { chunkRows: 10 });
+          return { vector, loss: f(hh).dataSync()[0], dh: tf.grad(f)(hh).dataSync() as Float32Array };
+        });
+      } finally {
+        addon.setSoftmaxPath('vector');
+      }
+    };
+    const a = run('vector'),
+      b = run('scalar');
+    console.log(`lm_head softmax: vector path ${a.vector ? 'in use' : 'not available here (scalar both times)'}`);
+    expect(a.loss).toBe(b.loss);
+    expect(Buffer.from(a.dh.buffer).equals(Buffer.from(b.dh.buffer))).toBe(true);
+    expect(Number.isFinite(a.loss)).toBe(true);
+  });
+
   it('crossEntropyWeighted withGrad false (evaluation): the same loss on each backend, no dh, no gradient', async () => {
     const hd = rand(40 * 32, 6),
       Wd = rand(300 * 32, 7);
