@@ -11,8 +11,12 @@ import { parseRef, requireId } from './ids.ts';
 import { type DeployedModelRecord, DeploymentRecords, type DeploymentRecord } from './deployment_records.ts';
 import { type Json, type Store } from './store.ts';
 
-/** Times a deployment's process is started again after it ended on its own (then the deployment is FAILED). */
+/**
+ * Times a deployment's process is started again after it ended on its own (then the deployment is FAILED), counted
+ * since it was last READY for RESTART_WINDOW_MS in one stretch: a process that dies once a day is not given up on.
+ */
 const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 10 * 60_000;
 
 interface Live {
   record: DeploymentRecord;
@@ -25,8 +29,9 @@ interface Live {
   served: Map<string, string | null>;
   /** LoRA models being loaded on it (while a restored deployment loads: those it served before). */
   loading: Set<string>;
-  /** Times its process was started again. */
+  /** Times its process was started again (since it was READY for the restart window), and when it last became READY. */
   restarts: number;
+  readyAt: number;
 }
 
 const newId = () => randomBytes(4).toString('hex');
@@ -49,6 +54,8 @@ export class DeploymentService {
       log?: (m: string) => void;
       /** Where the records are kept across restarts (none: they live as long as the process). */
       store?: Store;
+      /** READY this long in one stretch, a deployment's restart count starts over (default 10 minutes). */
+      restartWindowMs?: number;
     } = {},
   ) {
     this.records = new DeploymentRecords(opts.store);
@@ -99,7 +106,16 @@ export class DeploymentService {
 
   /** A deployment held by this server (`m`, `base`: its model and base model's files, none when gone). */
   private add(record: DeploymentRecord, m?: ModelFiles, base?: ModelFiles): Live {
-    const live: Live = { record, model: m, base, served: new Map(), loading: new Set(), restarts: 0, ready: null! };
+    const live: Live = {
+      record,
+      model: m,
+      base,
+      served: new Map(),
+      loading: new Set(),
+      restarts: 0,
+      readyAt: 0,
+      ready: null!,
+    };
     this.live.set(record.name, live);
     return live;
   }
@@ -162,6 +178,7 @@ export class DeploymentService {
       else await this.attach(live, m, own);
       for (const d of prior) if (!live.served.has(d.model)) await this.reattach(live, d);
       this.setState(live, 'READY');
+      live.readyAt = Date.now();
       return dep;
     } catch (e) {
       await live.dep?.close();
@@ -173,12 +190,14 @@ export class DeploymentService {
 
   /**
    * A READY deployment whose process ended on its own (killed, out of memory): started again, with its LoRA models,
-   * up to MAX_RESTARTS times (CREATING meanwhile: requests wait); then FAILED, and its requests answered 409. (One
-   * that ends while loading is FAILED by load().)
+   * up to MAX_RESTARTS times in a row (CREATING meanwhile: requests wait); then FAILED, and its requests answered
+   * 409. The count starts over once it has been READY for the restart window. (One that ends while loading is FAILED
+   * by load().)
    */
   private lost(live: Live, why: string): void {
     live.dep = undefined;
     if (live.record.state !== 'READY') return;
+    if (Date.now() - live.readyAt >= (this.opts.restartWindowMs ?? RESTART_WINDOW_MS)) live.restarts = 0;
     const again = live.restarts < MAX_RESTARTS;
     const message = again
       ? `${why}; started again (${++live.restarts} of ${MAX_RESTARTS})`
