@@ -6,15 +6,21 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { HostedDeployment } from '../infer/hosted.ts';
 import type { ModelFiles, ModelRegistry } from '../infer/registry.ts';
-import { alreadyExists, ApiError, badRequest, conflict, notFound } from './errors.ts';
+import {
+  alreadyExists,
+  badRequest,
+  conflict,
+  deploymentNotFound,
+  modelNotDeployed,
+  modelNotFound,
+  notFound,
+} from './errors.ts';
 import { parseRef, requireId } from './ids.ts';
 import { type DeployedModelRecord, DeploymentRecords, type DeploymentRecord } from './deployment_records.ts';
 import { type Json, type Store } from './store.ts';
 
-/**
- * Times a deployment's process is started again after it ended on its own (then the deployment is FAILED), counted
- * since it was last READY for RESTART_WINDOW_MS in one stretch: a process that dies once a day is not given up on.
- */
+// Times in a row a deployment's process is started again after it ended on its own (then it is FAILED); the count
+// starts over once it has been READY for RESTART_WINDOW_MS (a process that dies once a day is not given up on).
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 10 * 60_000;
 
@@ -123,6 +129,7 @@ export class DeploymentService {
   /** Loads the deployment (again) in the background, with the DeployedModels `prior` (requests for them wait). */
   private launch(live: Live, prior: DeployedModelRecord[]): void {
     live.loading = new Set(prior.map((d) => d.model));
+    for (const d of prior) this.deployed.set(d.name, d); // listed, and unloadable, while it loads
     live.ready = this.load(live, prior);
     live.ready.catch(() => {}); // the state says FAILED; requests see the error
   }
@@ -174,9 +181,10 @@ export class DeploymentService {
         `deployments: ${live.record.name} serves ${base.name} (backend ${started.backend}; pid ${dep.pid})`,
       );
       const own = prior.find((d) => d.model === m.name); // a single-LoRA deployment's own DeployedModel
+      const kept = (d: DeployedModelRecord) => this.deployed.has(d.name); // not unloaded while this loads
       if (m.kind === 'HF_BASE_MODEL') live.served.set(m.name, null);
-      else await this.attach(live, m, own);
-      for (const d of prior) if (!live.served.has(d.model)) await this.reattach(live, d);
+      else if (!own || kept(own)) await this.attach(live, m, own);
+      for (const d of prior) if (!live.served.has(d.model) && kept(d)) await this.reattach(live, d);
       this.setState(live, 'READY');
       live.readyAt = Date.now();
       return dep;
@@ -227,6 +235,10 @@ export class DeploymentService {
     } finally {
       live.loading.delete(m.name);
     }
+    if (prior && !this.deployed.has(prior.name)) {
+      await live.dep!.unloadLora(m.name); // unloaded while it loaded again
+      return prior;
+    }
     live.served.set(m.name, m.name);
     const account = live.record.name.split('/')[1];
     const id = `${m.name.split('/').pop()!.slice(0, 54)}-${newId()}`;
@@ -250,6 +262,7 @@ export class DeploymentService {
       await this.attach(live, m, d);
     } catch (e) {
       live.loading.delete(d.model);
+      this.deployed.delete(d.name);
       this.records.dropDeployed(d.name);
       this.opts.log?.(`deployments: ${d.name} not loaded again on ${live.record.name}: ${(e as Error).message}`);
     }
@@ -296,7 +309,10 @@ export class DeploymentService {
     return this.attach(live, m);
   }
 
-  /** Unload LoRA: removes the DeployedModel; requests in flight with it finish first. */
+  /**
+   * Unload LoRA: removes the DeployedModel; requests in flight with it finish first. One that a restored deployment
+   * is still loading again is not loaded (its requests then get 404).
+   */
   async unloadLora(account: string, id: string): Promise<void> {
     const name = `accounts/${account}/deployedModels/${requireId(id, 'deployed model id')}`;
     const rec = this.deployed.get(name);
@@ -306,6 +322,7 @@ export class DeploymentService {
     const live = this.live.get(rec.deployment);
     if (!live) return;
     live.served.delete(rec.model);
+    live.loading.delete(rec.model);
     await live.dep?.unloadLora(rec.model);
   }
 
@@ -348,28 +365,15 @@ export class DeploymentService {
         ? candidates
         : candidates.filter((l) => l.record.name === depName || l.record.name.endsWith(`/deployments/${depName}`));
     if (pick.length === 0) {
-      if (
-        depName !== undefined &&
-        ![...this.live.keys()].some((n) => n === depName || n.endsWith(`/deployments/${depName}`))
-      )
-        throw new ApiError(404, `The deployment \`${depName}\` does not exist.`, 'deployment_not_found');
-      if (!(await this.registry.getModel(modelName)))
-        throw new ApiError(404, `The model \`${modelName}\` does not exist.`, 'model_not_found');
-      throw new ApiError(
-        404,
-        `The model \`${modelName}\` is not deployed${depName ? ` on ${depName}` : ''}; create a deployment for it (POST /v1/accounts/ACCOUNT/deployments) or load it on one (POST /v1/accounts/ACCOUNT/deployedModels).`,
-        'model_not_deployed',
-      );
+      if (depName && ![...this.live.keys()].some((n) => n === depName || n.endsWith(`/deployments/${depName}`)))
+        throw deploymentNotFound(depName);
+      if (!(await this.registry.getModel(modelName))) throw modelNotFound(modelName);
+      throw modelNotDeployed(modelName, depName, true);
     }
     const live = pick.sort((a, b) => (a.dep?.inFlight ?? 0) - (b.dep?.inFlight ?? 0))[0];
     const dep = await this.ready(live);
-    if (!live.served.has(modelName))
-      // a restored LoRA model that failed to load again
-      throw new ApiError(
-        404,
-        `The model \`${modelName}\` is not deployed on ${live.record.name}.`,
-        'model_not_deployed',
-      );
+    // a restored LoRA model that failed to load again, or was unloaded while it loaded
+    if (!live.served.has(modelName)) throw modelNotDeployed(modelName, live.record.name);
     return { dep, adapter: live.served.get(modelName) ?? null, model: modelName, deployment: live.record.name };
   }
 

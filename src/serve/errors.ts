@@ -28,6 +28,21 @@ export const notFound = (m: string) => new ApiError(404, m);
 export const conflict = (m: string) => new ApiError(409, m, 'FAILED_PRECONDITION');
 export const alreadyExists = (m: string) => new ApiError(409, m, 'ALREADY_EXISTS');
 
+// The inference API's 404s, with OpenAI-style codes.
+export const deploymentNotFound = (dep: string) =>
+  new ApiError(404, `The deployment \`${dep}\` does not exist.`, 'deployment_not_found');
+export const modelNotFound = (model: string) =>
+  new ApiError(404, `The model \`${model}\` does not exist.`, 'model_not_found');
+const HOW_TO_DEPLOY =
+  '; create a deployment for it (POST /v1/accounts/ACCOUNT/deployments) or load it on one (POST /v1/accounts/ACCOUNT/deployedModels)';
+/** `model` is not served (`on`: by that deployment; `hint`: say how to serve it). */
+export const modelNotDeployed = (model: string, on = '', hint = false) =>
+  new ApiError(
+    404,
+    `The model \`${model}\` is not deployed${on ? ` on ${on}` : ''}${hint ? HOW_TO_DEPLOY : ''}.`,
+    'model_not_deployed',
+  );
+
 export function errorBody(e: ApiError): { error: { code: number; message: string; status: string } } {
   return { error: { code: e.httpStatus, message: e.message, status: e.statusName } };
 }

@@ -1,10 +1,16 @@
-// A deployment's restart count starts over once it has been READY for the restart window: with a window of 0, a
-// process killed four times in a row comes back each time as "started again (1 of 3)" (with the default window the
-// fourth kill leaves it FAILED: test/serve/deployment_verbs.test.ts).
+// Deployments coming back: the restart count starts over once a deployment has been READY for the restart window
+// (with a window of 0, a process killed four times in a row comes back each time as "started again (1 of 3)"; with
+// the default window the fourth kill leaves it FAILED: test/serve/deployment_verbs.test.ts). A restored deployment
+// lists its LoRA models while it loads them again, and one unloaded meanwhile is not loaded.
 import { afterAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DeploymentRecords } from '../../src/serve/deployment_records.ts';
 import { DeploymentService } from '../../src/serve/deployment_service.ts';
+import { openStore } from '../../src/serve/store.ts';
 import type { ModelFiles } from '../../src/infer/registry.ts';
-import { makeFixture } from '../train/fixture.ts';
+import { makeFixture, randomAdapter } from '../train/fixture.ts';
 import { waitFor } from './helpers.ts';
 
 const fx = makeFixture();
@@ -44,5 +50,54 @@ describe('deployment restarts', () => {
       expect(again[k - 1]).toMatch(/exited \(signal SIGKILL\); started again \(1 of 3\)$/);
     }
     expect(logs.join('\n')).not.toMatch(/2 of 3|not started again/);
+  });
+});
+
+describe('a restored deployment', () => {
+  it('lists its LoRA models while it loads them again; one unloaded meanwhile is not loaded', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-restore-'));
+    const store = openStore(dir);
+    const lora = async (id: string, seed: number): Promise<ModelFiles> => ({
+      ...tiny,
+      name: `accounts/me/models/${id}`,
+      kind: 'HF_PEFT_ADDON',
+      adapterDir: await randomAdapter(fx, `adapter-${id}`, seed),
+    });
+    const models = new Map([tiny, await lora('a', 2), await lora('b', 5)].map((m) => [m.name, m]));
+    const at = '2026-11-30T00:00:00.000Z';
+    const records = new DeploymentRecords(store);
+    records.add({
+      ...{ name: 'accounts/me/deployments/back', displayName: 'back', baseModel: tiny.name, enableAddons: true },
+      ...{ state: 'READY', status: { code: 'OK', message: '' }, createTime: at, updateTime: at },
+    });
+    for (const id of ['a', 'b'])
+      records.addDeployed({
+        ...{ name: `accounts/me/deployedModels/${id}-1`, model: `accounts/me/models/${id}` },
+        ...{ deployment: 'accounts/me/deployments/back', state: 'DEPLOYED', createTime: at },
+      });
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    // The LoRA models' files are looked up only once the gate opens: until then the deployment is loading them.
+    const registry = {
+      getModel: async (n: string) => (n === tiny.name ? tiny : (await gate, models.get(n))),
+    };
+    const restored = new DeploymentService(registry, { store, threads: 1 });
+    try {
+      expect(await restored.restore()).toBe(1);
+      expect(restored.get('me', 'back').state).toBe('CREATING');
+      const names = () => restored.listDeployedModels('me').map((d) => d.name);
+      expect(names()).toEqual(['accounts/me/deployedModels/a-1', 'accounts/me/deployedModels/b-1']);
+      await restored.unloadLora('me', 'a-1');
+      release();
+      await waitFor('READY', () => restored.get('me', 'back').state === 'READY');
+      expect(names()).toEqual(['accounts/me/deployedModels/b-1']);
+      expect(store.inStates('deployedModel', ['DEPLOYED']).map((r) => r.name)).toEqual(names());
+      await expect(restored.resolve('accounts/me/models/a')).rejects.toMatchObject({ httpStatus: 404 });
+      expect((await restored.resolve('accounts/me/models/b')).adapter).toBe('accounts/me/models/b');
+    } finally {
+      await restored.close();
+      store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
