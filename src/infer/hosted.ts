@@ -13,6 +13,10 @@ const HOST_MAIN = path.join(path.dirname(new URL(import.meta.url).pathname), 'ho
 
 const how = (code: number | null, signal: string | null) => (signal ? `signal ${signal}` : `code ${code}`);
 
+/** An error because the inference process ended (killed, out of memory), not because a request was wrong. */
+export const exited = (message: string) => Object.assign(new Error(message), { exited: true });
+export const isExited = (e: unknown) => (e as { exited?: boolean } | null)?.exited === true;
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -31,6 +35,10 @@ export class HostedDeployment {
   private closing = false;
   /** The inference process's pid. */
   readonly pid: number;
+  /** Why the process ended, once it has. */
+  get exitReason(): string | undefined {
+    return this.gone;
+  }
 
   private constructor(
     private readonly child: ChildProcess,
@@ -41,7 +49,7 @@ export class HostedDeployment {
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         this.gone = `the deployment's inference process exited (${how(code, signal)})`;
-        for (const p of this.pending.values()) p.reject(new Error(this.gone));
+        for (const p of this.pending.values()) p.reject(exited(this.gone));
         this.pending.clear();
         if (!this.closing) this.onExit(this.gone);
         resolve();
@@ -61,7 +69,7 @@ export class HostedDeployment {
     });
     return new Promise((resolve, reject) => {
       const early = (code: number | null, signal: string | null) =>
-        reject(new Error(`the inference process exited while loading (${how(code, signal)})`));
+        reject(exited(`the inference process exited while loading (${how(code, signal)})`));
       child.once('exit', early);
       child.once('message', (m: HostMessage) => {
         child.off('exit', early);
@@ -85,7 +93,7 @@ export class HostedDeployment {
   }
 
   private ask<T>(req: Ask, onText?: (piece: string) => void, signal?: AbortSignal): Promise<T> {
-    if (this.gone) return Promise.reject(new Error(this.gone));
+    if (this.gone) return Promise.reject(exited(this.gone));
     const id = this.nextId++;
     this.inFlight++;
     const cancel = () => this.child.connected && this.child.send({ t: 'cancel', id } satisfies HostRequest);

@@ -4,7 +4,7 @@
 // they outlive the server: a restarted server loads each deployment and its LoRA models again (restore).
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { HostedDeployment } from '../infer/hosted.ts';
+import { exited, HostedDeployment, isExited } from '../infer/hosted.ts';
 import type { ModelFiles, ModelRegistry } from '../infer/registry.ts';
 import {
   alreadyExists,
@@ -112,16 +112,8 @@ export class DeploymentService {
 
   /** A deployment held by this server (`m`, `base`: its model and base model's files, none when gone). */
   private add(record: DeploymentRecord, m?: ModelFiles, base?: ModelFiles): Live {
-    const live: Live = {
-      record,
-      model: m,
-      base,
-      served: new Map(),
-      loading: new Set(),
-      restarts: 0,
-      readyAt: 0,
-      ready: null!,
-    };
+    const fresh = { served: new Map(), loading: new Set<string>(), restarts: 0, readyAt: 0 };
+    const live: Live = { record, model: m, base, ...fresh, ready: null! };
     this.live.set(record.name, live);
     return live;
   }
@@ -185,27 +177,35 @@ export class DeploymentService {
       if (m.kind === 'HF_BASE_MODEL') live.served.set(m.name, null);
       else if (!own || kept(own)) await this.attach(live, m, own);
       for (const d of prior) if (!live.served.has(d.model) && kept(d)) await this.reattach(live, d);
+      if (dep.exitReason) throw exited(dep.exitReason); // ended after its last answer: lost() left it to us
       this.setState(live, 'READY');
       live.readyAt = Date.now();
       return dep;
     } catch (e) {
       await live.dep?.close();
       live.dep = undefined;
+      if (isExited(e) && live.record.state === 'CREATING' && !this.closing) {
+        this.again(live, (e as Error).message);
+        return live.ready; // the next load's outcome
+      }
       this.setState(live, 'FAILED', 'INTERNAL', (e as Error).message);
       throw e;
     }
   }
 
-  /**
-   * A READY deployment whose process ended on its own (killed, out of memory): started again, with its LoRA models,
-   * up to MAX_RESTARTS times in a row (CREATING meanwhile: requests wait); then FAILED, and its requests answered
-   * 409. The count starts over once it has been READY for the restart window. (One that ends while loading is FAILED
-   * by load().)
-   */
+  /** A READY deployment's process ended on its own (killed, out of memory): started again (again()). */
   private lost(live: Live, why: string): void {
     live.dep = undefined;
-    if (live.record.state !== 'READY') return;
+    if (live.record.state !== 'READY') return; // while loading: load() sees the error
     if (Date.now() - live.readyAt >= (this.opts.restartWindowMs ?? RESTART_WINDOW_MS)) live.restarts = 0;
+    this.again(live, why);
+  }
+
+  /**
+   * Its process ended on its own, READY or loading: started again with its LoRA models, up to MAX_RESTARTS times in
+   * a row (CREATING meanwhile: requests wait); then FAILED, and its requests answered 409.
+   */
+  private again(live: Live, why: string): void {
     const again = live.restarts < MAX_RESTARTS;
     const message = again
       ? `${why}; started again (${++live.restarts} of ${MAX_RESTARTS})`
@@ -261,6 +261,7 @@ export class DeploymentService {
       if (!m) throw new Error(`model ${d.model} no longer exists`);
       await this.attach(live, m, d);
     } catch (e) {
+      if (isExited(e)) throw e; // its process ended: load() starts it again, this model with it
       live.loading.delete(d.model);
       this.deployed.delete(d.name);
       this.records.dropDeployed(d.name);

@@ -1,7 +1,8 @@
 // Deployments coming back: the restart count starts over once a deployment has been READY for the restart window
 // (with a window of 0, a process killed four times in a row comes back each time as "started again (1 of 3)"; with
 // the default window the fourth kill leaves it FAILED: test/serve/deployment_verbs.test.ts). A restored deployment
-// lists its LoRA models while it loads them again, and one unloaded meanwhile is not loaded.
+// lists its LoRA models while it loads them again, and one unloaded meanwhile is not loaded; one whose process dies
+// while it loads is started again.
 import { afterAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -53,51 +54,81 @@ describe('deployment restarts', () => {
   });
 });
 
+/**
+ * A store holding deployment "back" of the tiny model, which served LoRA models a and b, and a service on it whose
+ * registry answers for a and b only once `release()` is called: until then the restored deployment is loading them.
+ */
+async function restoredService() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-restore-'));
+  const store = openStore(dir);
+  const lora = async (id: string, seed: number): Promise<ModelFiles> => ({
+    ...tiny,
+    name: `accounts/me/models/${id}`,
+    kind: 'HF_PEFT_ADDON',
+    adapterDir: await randomAdapter(fx, `adapter-${id}`, seed),
+  });
+  const models = new Map([tiny, await lora('a', 2), await lora('b', 5)].map((m) => [m.name, m]));
+  const at = '2026-11-30T00:00:00.000Z';
+  const records = new DeploymentRecords(store);
+  records.add({
+    ...{ name: 'accounts/me/deployments/back', displayName: 'back', baseModel: tiny.name, enableAddons: true },
+    ...{ state: 'READY', status: { code: 'OK', message: '' }, createTime: at, updateTime: at },
+  });
+  for (const id of ['a', 'b'])
+    records.addDeployed({
+      ...{ name: `accounts/me/deployedModels/${id}-1`, model: `accounts/me/models/${id}` },
+      ...{ deployment: 'accounts/me/deployments/back', state: 'DEPLOYED', createTime: at },
+    });
+  let release = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const registry = { getModel: async (n: string) => (n === tiny.name ? tiny : (await gate, models.get(n))) };
+  const log: string[] = [];
+  const svc = new DeploymentService(registry, { store, threads: 1, log: (m) => log.push(m) });
+  const names = () => svc.listDeployedModels('me').map((d) => d.name);
+  const done = async () => {
+    await svc.close();
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { svc, store, log, release, names, done };
+}
+
 describe('a restored deployment', () => {
   it('lists its LoRA models while it loads them again; one unloaded meanwhile is not loaded', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorasft-restore-'));
-    const store = openStore(dir);
-    const lora = async (id: string, seed: number): Promise<ModelFiles> => ({
-      ...tiny,
-      name: `accounts/me/models/${id}`,
-      kind: 'HF_PEFT_ADDON',
-      adapterDir: await randomAdapter(fx, `adapter-${id}`, seed),
-    });
-    const models = new Map([tiny, await lora('a', 2), await lora('b', 5)].map((m) => [m.name, m]));
-    const at = '2026-11-30T00:00:00.000Z';
-    const records = new DeploymentRecords(store);
-    records.add({
-      ...{ name: 'accounts/me/deployments/back', displayName: 'back', baseModel: tiny.name, enableAddons: true },
-      ...{ state: 'READY', status: { code: 'OK', message: '' }, createTime: at, updateTime: at },
-    });
-    for (const id of ['a', 'b'])
-      records.addDeployed({
-        ...{ name: `accounts/me/deployedModels/${id}-1`, model: `accounts/me/models/${id}` },
-        ...{ deployment: 'accounts/me/deployments/back', state: 'DEPLOYED', createTime: at },
-      });
-    let release = () => {};
-    const gate = new Promise<void>((r) => (release = r));
-    // The LoRA models' files are looked up only once the gate opens: until then the deployment is loading them.
-    const registry = {
-      getModel: async (n: string) => (n === tiny.name ? tiny : (await gate, models.get(n))),
-    };
-    const restored = new DeploymentService(registry, { store, threads: 1 });
+    const { svc, store, release, names, done } = await restoredService();
     try {
-      expect(await restored.restore()).toBe(1);
-      expect(restored.get('me', 'back').state).toBe('CREATING');
-      const names = () => restored.listDeployedModels('me').map((d) => d.name);
+      expect(await svc.restore()).toBe(1);
+      expect(svc.get('me', 'back').state).toBe('CREATING');
       expect(names()).toEqual(['accounts/me/deployedModels/a-1', 'accounts/me/deployedModels/b-1']);
-      await restored.unloadLora('me', 'a-1');
+      await svc.unloadLora('me', 'a-1');
       release();
-      await waitFor('READY', () => restored.get('me', 'back').state === 'READY');
+      await waitFor('READY', () => svc.get('me', 'back').state === 'READY');
       expect(names()).toEqual(['accounts/me/deployedModels/b-1']);
       expect(store.inStates('deployedModel', ['DEPLOYED']).map((r) => r.name)).toEqual(names());
-      await expect(restored.resolve('accounts/me/models/a')).rejects.toMatchObject({ httpStatus: 404 });
-      expect((await restored.resolve('accounts/me/models/b')).adapter).toBe('accounts/me/models/b');
+      await expect(svc.resolve('accounts/me/models/a')).rejects.toMatchObject({ httpStatus: 404 });
+      expect((await svc.resolve('accounts/me/models/b')).adapter).toBe('accounts/me/models/b');
     } finally {
-      await restored.close();
-      store.close();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await done();
+    }
+  });
+
+  it('whose process dies while it loads is started again, with its LoRA models', async () => {
+    const { svc, log, release, names, done } = await restoredService();
+    try {
+      expect(await svc.restore()).toBe(1);
+      const pidIn = (l: string) => /back serves .*pid (\d+)\)/.exec(l)?.[1];
+      const pid = Number(await waitFor('its process', () => log.map(pidIn).find(Boolean)));
+      process.kill(pid, 'SIGKILL'); // while load() waits for the registry: it finds out from its next call there
+      release();
+      await waitFor('READY', () => svc.get('me', 'back').state === 'READY');
+      expect(log.filter((l) => l.includes('started again'))).toEqual([
+        "deployments: accounts/me/deployments/back: the deployment's inference process exited (signal SIGKILL); started again (1 of 3)",
+      ]);
+      expect(names()).toEqual(['accounts/me/deployedModels/a-1', 'accounts/me/deployedModels/b-1']);
+      for (const m of ['a', 'b'])
+        expect((await svc.resolve(`accounts/me/models/${m}`)).adapter).toBe(`accounts/me/models/${m}`);
+    } finally {
+      await done();
     }
   });
 });
