@@ -56,11 +56,11 @@ void loraForwardTerms(int N, int in, int out, int r, float s, const float* xl, c
 void loraBackwardTerms(int N, int in, int out, int r, float s, const float* dy, const float* xl, const float* A,
                        const float* B, const float* u, float* dx, float* dxl, float* dA, float* dB);
 
-// Per-file registration functions (Init + the file's name), all called from addon.cc's Init.
 // One row of the lm_head's softmax in place (kernels/WeightedCrossEntropy.cc): r[V] logits -> w (softmax - onehot(y));
 // returns w * loss. The fp32 kernel's and the bf16 fallback's.
 double softmaxRow(float* r, int V, int y, float w);
 
+// Per-file registration functions (Init + the file's name), all called from addon.cc's Init.
 void InitBatchMatMul(Napi::Env env, Napi::Object exports);
 void InitFusedAttention(Napi::Env env, Napi::Object exports);
 void InitWeightedCrossEntropy(Napi::Env env, Napi::Object exports);

@@ -366,8 +366,8 @@ export class DeploymentService {
         ? candidates
         : candidates.filter((l) => l.record.name === depName || l.record.name.endsWith(`/deployments/${depName}`));
     if (pick.length === 0) {
-      if (depName && ![...this.live.keys()].some((n) => n === depName || n.endsWith(`/deployments/${depName}`)))
-        throw deploymentNotFound(depName);
+      const named = (n: string) => n === depName || n.endsWith(`/deployments/${depName}`);
+      if (depName !== undefined && ![...this.live.keys()].some(named)) throw deploymentNotFound(depName);
       if (!(await this.registry.getModel(modelName))) throw modelNotFound(modelName);
       throw modelNotDeployed(modelName, depName, true);
     }
