@@ -31,7 +31,9 @@ export interface HostConfig {
   threads?: number;
 }
 
-const send = (m: HostMessage) => process.send!(m);
+// Once the server is gone (its 'disconnect' may wait behind a long model load), a send that fails ends the process.
+const send = (m: HostMessage) =>
+  void (process.connected && process.send!(m, undefined, undefined, (e: Error | null) => e && process.exit(0)));
 
 async function answer(dep: Deployment, m: Exclude<HostRequest, { t: 'cancel' | 'close' }>, signal: AbortSignal) {
   switch (m.t) {
