@@ -206,12 +206,12 @@ export class DeploymentService {
    * a row (CREATING meanwhile: requests wait); then FAILED, and its requests answered 409.
    */
   private again(live: Live, why: string): void {
-    const again = live.restarts < MAX_RESTARTS;
-    const message = again
+    const retry = live.restarts < MAX_RESTARTS;
+    const message = retry
       ? `${why}; started again (${++live.restarts} of ${MAX_RESTARTS})`
       : `${why}; not started again after ${MAX_RESTARTS} restarts`;
     this.opts.log?.(`deployments: ${live.record.name}: ${message}`);
-    if (!again) return this.fail(live, 'INTERNAL', message); // its models stay listed: their requests get this 409
+    if (!retry) return this.fail(live, 'INTERNAL', message); // its models stay listed: their requests get this 409
     this.setState(live, 'CREATING', 'OK', message);
     live.served.clear(); // load() serves them again
     const mine = [...this.deployed.values()].filter((d) => d.deployment === live.record.name);
@@ -361,12 +361,9 @@ export class DeploymentService {
         l.served.has(modelName) ||
         (l.record.state === 'CREATING' && (l.record.baseModel === modelName || l.loading.has(modelName))),
     );
-    const pick =
-      depName === undefined
-        ? candidates
-        : candidates.filter((l) => l.record.name === depName || l.record.name.endsWith(`/deployments/${depName}`));
+    const named = (n: string) => n === depName || n.endsWith(`/deployments/${depName}`); // full name or id
+    const pick = depName === undefined ? candidates : candidates.filter((l) => named(l.record.name));
     if (pick.length === 0) {
-      const named = (n: string) => n === depName || n.endsWith(`/deployments/${depName}`);
       if (depName !== undefined && ![...this.live.keys()].some(named)) throw deploymentNotFound(depName);
       if (!(await this.registry.getModel(modelName))) throw modelNotFound(modelName);
       throw modelNotDeployed(modelName, depName, true);
