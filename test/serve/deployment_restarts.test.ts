@@ -29,23 +29,26 @@ const svc = new DeploymentService(
 );
 afterAll(() => svc.close());
 
-/** The pid of the newest process of deployment r, once it differs from `not` (from the service's log lines). */
-const pidOf = (not = 0) =>
-  waitFor('a new process', () => {
-    const pids = logs.flatMap((l) => /deployments\/r serves .*pid (\d+)\)/.exec(l)?.[1] ?? []).map(Number);
+/** The pid of deployment `id`'s newest process, once it differs from `not` (from a service's log lines). */
+const pidOf = (lines: string[], id: string, not = 0) =>
+  waitFor(`a new process for ${id}`, () => {
+    const re = new RegExp(`deployments/${id} serves .*pid (\\d+)\\)`);
+    const pids = lines.flatMap((l) => re.exec(l)?.[1] ?? []).map(Number);
     return pids.length && pids[pids.length - 1] !== not ? pids[pids.length - 1] : undefined;
   });
-const ready = () => waitFor('READY', () => (svc.get('me', 'r').state === 'READY' ? svc.get('me', 'r') : undefined));
+/** Deployment `id` of service `s`, once READY. */
+const ready = (s: DeploymentService, id: string) =>
+  waitFor(`${id} READY`, () => (s.get('me', id).state === 'READY' ? s.get('me', id) : undefined));
 
 describe('deployment restarts', () => {
   it('the count starts over after the restart window', async () => {
     await svc.create('me', 'r', { baseModel: 'tiny' });
-    let pid = await pidOf();
-    await ready();
+    let pid = await pidOf(logs, 'r');
+    await ready(svc, 'r');
     for (let k = 1; k <= 4; k++) {
       process.kill(pid, 'SIGKILL');
-      pid = await pidOf(pid);
-      await ready();
+      pid = await pidOf(logs, 'r', pid);
+      await ready(svc, 'r');
       const again = logs.filter((l) => l.includes('started again'));
       expect(again).toHaveLength(k);
       expect(again[k - 1]).toMatch(/exited \(signal SIGKILL\); started again \(1 of 3\)$/);
@@ -102,7 +105,7 @@ describe('a restored deployment', () => {
       expect(names()).toEqual(['accounts/me/deployedModels/a-1', 'accounts/me/deployedModels/b-1']);
       await svc.unloadLora('me', 'a-1');
       release();
-      await waitFor('READY', () => svc.get('me', 'back').state === 'READY');
+      await ready(svc, 'back');
       expect(names()).toEqual(['accounts/me/deployedModels/b-1']);
       expect(store.inStates('deployedModel', ['DEPLOYED']).map((r) => r.name)).toEqual(names());
       await expect(svc.resolve('accounts/me/models/a')).rejects.toMatchObject({ httpStatus: 404 });
@@ -116,11 +119,9 @@ describe('a restored deployment', () => {
     const { svc, log, release, names, done } = await restoredService();
     try {
       expect(await svc.restore()).toBe(1);
-      const pidIn = (l: string) => /back serves .*pid (\d+)\)/.exec(l)?.[1];
-      const pid = Number(await waitFor('its process', () => log.map(pidIn).find(Boolean)));
-      process.kill(pid, 'SIGKILL'); // while load() waits for the registry: it finds out from its next call there
+      process.kill(await pidOf(log, 'back'), 'SIGKILL'); // while load() waits for the registry: its next call there fails
       release();
-      await waitFor('READY', () => svc.get('me', 'back').state === 'READY');
+      await ready(svc, 'back');
       expect(log.filter((l) => l.includes('started again'))).toEqual([
         "deployments: accounts/me/deployments/back: the deployment's inference process exited (signal SIGKILL); started again (1 of 3)",
       ]);
