@@ -10,6 +10,7 @@ export const SUBPROCESS_TESTS = [
   'test/backend/init_backend.test.ts',
   'test/train/lock.test.ts',
   'test/serve/**/*.test.ts',
+  'test/infer/hosted.test.ts',
 ];
 
 export const SLOW_TESTS = [

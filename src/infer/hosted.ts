@@ -96,16 +96,29 @@ export class HostedDeployment {
     if (this.gone) return Promise.reject(exited(this.gone));
     const id = this.nextId++;
     this.inFlight++;
-    const cancel = () => this.child.connected && this.child.send({ t: 'cancel', id } satisfies HostRequest);
+    const cancel = () => this.send({ t: 'cancel', id });
     signal?.addEventListener('abort', cancel, { once: true });
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onText });
-      this.child.send({ ...req, id } as HostRequest);
+      // A process that died a moment ago: its 'exit' may not have come yet, and the write fails (EPIPE).
+      this.send({ ...req, id } as HostRequest, (e) => {
+        this.pending.delete(id);
+        reject(exited(this.gone ?? `the deployment's inference process is gone (${e.message})`));
+      });
       if (signal?.aborted) cancel();
     }).finally(() => {
       this.inFlight--;
       signal?.removeEventListener('abort', cancel);
     });
+  }
+
+  /**
+   * Sends to the process; a failed write (the process is gone) calls `failed` instead of becoming an uncaught
+   * 'error' event, which would take the server down with it.
+   */
+  private send(req: HostRequest, failed: (e: Error) => void = () => {}): void {
+    if (!this.child.connected) return failed(new Error('IPC channel closed'));
+    this.child.send(req, (e: Error | null) => e && failed(e));
   }
 
   /** Token ids of a prompt (the chat template with the generation prompt, or raw text). */
@@ -134,7 +147,7 @@ export class HostedDeployment {
   /** Cancels the requests in flight, frees the weights and ends the process. */
   async close(): Promise<void> {
     this.closing = true;
-    if (this.child.connected) this.child.send({ t: 'close' } satisfies HostRequest);
+    this.send({ t: 'close' });
     const t = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
     await this.exited;
     clearTimeout(t);
