@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { readTextFile } from '../util/files.ts';
-import { jsonSyntaxError } from '../util/json.ts';
+import { jsonSyntaxError, topLevelKeyLines } from '../util/json.ts';
 import { LORA_RANKS } from '../model/lora.ts';
 import { FIELDS, IGNORED_FIELDS, type Field } from './config_fields.ts';
 
@@ -104,26 +104,37 @@ export function readConfigFile(file: string, notice: (msg: string) => void): Par
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new UserError(`${file}: expected a JSON object (the job's request body)`);
-  return configFromBody(body as Record<string, unknown>, file, notice);
+  const lines = topLevelKeyLines(stripped);
+  return configFromBody(body as Record<string, unknown>, file, notice, (key) => `${file}:${lines.get(key)}`);
 }
 
-/** The config fields of a job request body (a --config file, or `lorasft serve`'s POST), checked; `where` prefixes errors. */
+// Where a layer's values came from, per key (`FILE:LINE`, `--flag`), for resolveConfig's messages. Layers without
+// an entry (defaults, the demo, a REST body) are named 'invalid training config'.
+const SOURCES = new WeakMap<object, (key: string) => string>();
+
+/**
+ * The config fields of a job request body (a --config file, or `lorasft serve`'s POST), checked; `where` prefixes
+ * errors, or `at(key)` (a file's `FILE:LINE`), which resolveConfig's messages then name too.
+ */
 export function configFromBody(
   body: Record<string, unknown>,
   where: string,
   notice: (msg: string) => void,
+  at?: (key: string) => string,
 ): Partial<TrainConfig> {
   const out: Record<string, unknown> = {};
+  const src = at ?? (() => where);
   for (const [key, v] of Object.entries(body)) {
     if (key in IGNORED_FIELDS) {
-      notice(`${where}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
+      notice(`${src(key)}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
       continue;
     }
     const f = (FIELDS as Record<string, Field>)[key];
-    if (!f) throw new UserError(`${where}: unknown field '${key}' (known: ${Object.keys(FIELDS).join(', ')})`);
+    if (!f) throw new UserError(`${src(key)}: unknown field '${key}' (known: ${Object.keys(FIELDS).join(', ')})`);
     if (v === null) continue;
-    out[key] = coerce(key, f, v, where);
+    out[key] = coerce(key, f, v, src(key));
   }
+  if (at) SOURCES.set(out, at);
   return out as Partial<TrainConfig>;
 }
 
@@ -142,20 +153,25 @@ export function configFromFlags(
       else if (values['no-' + flag] === true) out[key] = false;
     } else if (v !== undefined) out[key] = coerce(key, f, v, `--${flag}`);
   }
+  SOURCES.set(out, (key) => `--${flagName(key)}`);
   return out as Partial<TrainConfig>;
 }
 
-/** Merge layers (later wins), fill dependent defaults, and validate. */
+/** Merge layers (later wins), fill dependent defaults, and validate: a bad value is named by the layer that set it. */
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const c = Object.assign(defaultConfig(), ...layers) as TrainConfig;
   if (c.loraAlpha === 0) c.loraAlpha = 2 * c.loraRank;
-  validateConfig(c);
+  validateConfig(c, (key) => {
+    const layer = [...layers].reverse().find((l) => key in l);
+    return (layer && SOURCES.get(layer)?.(key)) ?? 'invalid training config';
+  });
   return c;
 }
 
-function validateConfig(c: TrainConfig): void {
+function validateConfig(c: TrainConfig, source: (key: string) => string): void {
   const problems: string[] = [];
-  const need = (ok: boolean, msg: string) => ok || problems.push(msg);
+  // Each message starts with its field's name: the layer that set that field names the problem.
+  const need = (ok: boolean, msg: string) => ok || problems.push(`${source(msg.split(' ')[0])}: ${msg}`);
   need(c.epochs > 0, `epochs must be > 0, got ${c.epochs}`);
   need(c.learningRate > 0, `learningRate must be > 0, got ${c.learningRate}`);
   need(c.learningRateWarmupSteps >= 0, `learningRateWarmupSteps must be >= 0, got ${c.learningRateWarmupSteps}`);
@@ -180,7 +196,7 @@ function validateConfig(c: TrainConfig): void {
   need(c.seed >= 0 && c.seed <= 0xffffffff, `seed must be in [0, 2^32), got ${c.seed}`);
   need(!/[\\/]/.test(c.jobId), `jobId must not contain '/' or '\\', got '${c.jobId}'`);
   // One self-contained line per problem (a single problem is a single line).
-  if (problems.length) throw new UserError(problems.map((p) => `invalid training config: ${p}`).join('\n'));
+  if (problems.length) throw new UserError(problems.join('\n'));
 }
 
 /** `--help` text listing every field as flag, help and default. The help strings never state the default: it is

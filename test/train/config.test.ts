@@ -74,7 +74,9 @@ describe('training config', () => {
 
   it('rejects unknown keys by name', () => {
     const f = tmpFile(JSON.stringify({ dataset: 'a.jsonl', learning_rate: 0.1 }));
-    expect(() => readConfigFile(f, () => {})).toThrow(`${f}: unknown field 'learning_rate'`);
+    expect(() => readConfigFile(f, () => {})).toThrow(`${f}:1: unknown field 'learning_rate'`);
+    const g = tmpFile('{\n  "dataset": "a.jsonl",\n  "learning_rate": 0.1\n}\n');
+    expect(() => readConfigFile(g, () => {})).toThrow(`${g}:3: unknown field 'learning_rate'`);
   });
 
   it('accepts fields without local meaning with a one-line notice each', () => {
@@ -115,7 +117,7 @@ describe('training config', () => {
     expect(() => flags(['--gradient-accumulation-steps', '1.5'])).toThrow(/must be an integer/);
     expect(() => flags(['--bogus'])).toThrow(/Unknown option '--bogus'/);
     const f = tmpFile(JSON.stringify({ epochs: 'two' }));
-    expect(() => readConfigFile(f, () => {})).toThrow(`${f}: epochs must be a number, got "two"`);
+    expect(() => readConfigFile(f, () => {})).toThrow(`${f}:1: epochs must be a number, got "two"`);
     const g = tmpFile('{ not json');
     expect(() => readConfigFile(g, () => {})).toThrow(new UserError(`${g}:1:3: invalid JSON: unexpected 'not'`));
     // NaN: one line with line:column (was V8's message quoting the whole file, three lines).
@@ -127,6 +129,45 @@ describe('training config', () => {
     expect(() => readConfigFile(cut, () => {})).toThrow(
       new UserError(`${cut}:2:1: invalid JSON: unexpected end of file`),
     );
+  });
+
+  it('names a bad value by the line or flag that set it', () => {
+    // A value out of range is found after the layers merge: the message names the layer that set it (the last).
+    const file = '// lorasft train --config job.json\n{\n  "epochs": 2,\n  "loraRank": 12,\n  "learningRate": 0\n}\n';
+    const f = tmpFile(file);
+    const problems = (...layers: Parameters<typeof resolveConfig>) => {
+      try {
+        resolveConfig(...layers);
+        return [];
+      } catch (e) {
+        return (e as Error).message.split('\n');
+      }
+    };
+    expect(problems(readConfigFile(f, () => {}))).toEqual([
+      `${f}:5: learningRate must be > 0, got 0`,
+      `${f}:4: loraRank must be a power of 2 up to 32 (1, 2, 4, 8, 16, 32), got 12`,
+    ]);
+    // A flag over the file: the flag's value is checked, and named by the flag.
+    expect(
+      problems(
+        readConfigFile(f, () => {}),
+        flags(['--lora-rank', '16', '--epochs=-1']),
+      ),
+    ).toEqual(['--epochs: epochs must be > 0, got -1', `${f}:5: learningRate must be > 0, got 0`]);
+    expect(
+      problems(
+        readConfigFile(f, () => {}),
+        flags(['--lora-rank', '16', '--learning-rate', '1e-4']),
+      ),
+    ).toEqual([]);
+    // A key given twice: JSON.parse keeps the last, and so does the line.
+    const twice = tmpFile('{"epochs": 1,\n "epochs": 0}');
+    expect(problems(readConfigFile(twice, () => {}))).toEqual([`${twice}:2: epochs must be > 0, got 0`]);
+    // Keys of nested objects do not count: the notice names the top-level key's line.
+    const notices: string[] = [];
+    const n = tmpFile('{\n  "wandbConfig": {\n    "epochs": 0\n  },\n  "epochs": 3\n}');
+    expect(readConfigFile(n, (m) => notices.push(m))).toEqual({ epochs: 3 });
+    expect(notices).toEqual([expect.stringMatching(new RegExp(`^${n}:2: 'wandbConfig' has no local meaning`))]);
   });
 
   it('keeps the context independent of the batch size (longer examples get their own row)', () => {
