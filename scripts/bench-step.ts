@@ -1,17 +1,19 @@
-// One LoRA training step (issues 5, 14): forward + backward through src/model (lossAndGrads) + AdamW on the LoRA
-// tensors, rank 8 on all 7 linears, batch 1, random weights (no download; bf16 ones made directly in 16-bit).
+// One LoRA training step (issues 5, 14) as the trainer takes it (src/train: forward + backward through src/model,
+// the gradients read out, clipped, AdamW on the LoRA tensors), rank 8 on all 7 linears, batch 1, random weights (no
+// download; bf16 ones made directly in 16-bit).
 // Usage: npm run bench -- --shape smollm2-135m|qwen3-0.6b|qwen3-1.7b|llama3-8b [--seq 512] [--steps 4]
 //        [--precision fp32|bf16] [--checkpoint auto|on|off] [--layers N] [--backend B] [--threads N]
 //        [--profile] [--json]          (last line with --json: {"shape", "tokens_per_s", "peak_rss_bytes", ...})
 // llama3-8b defaults to T=2048 with activation checkpointing on; --layers N keeps N layers (memory extrapolates).
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
 import { keepCpusAwake } from '../src/backend/keep_awake.ts';
 import { parseModelConfig } from '../src/model/config.ts';
-import { expectedWeights, lossAndGrads } from '../src/model/model.ts';
+import { expectedWeights } from '../src/model/model.ts';
 import { bf16Support } from '../src/model/precision.ts';
 import { loadAddon } from '../src/backend/addon.ts';
-import { ADAMW_DEFAULTS, adamwStep, createAdamWState } from '../src/train/optimizer.ts';
+import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, createAdamWState } from '../src/train/optimizer.ts';
+import { modelLoss, syncVars } from '../src/train/loop.ts';
+import { accumulateStep } from '../src/train/step.ts';
 import { profileKernels } from './bench-profile.ts';
 import { benchLora, flag, MODEL_SHAPES, randomBase, shapeFlag } from './bench-shapes.ts';
 /** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm, best of 5.
@@ -77,14 +79,16 @@ const batch = {
   weights: Float32Array.from({ length: T }, (_, i) => (i === 0 ? 0 : 1)),
 };
 
-/** forward + backward + AdamW; returns seconds. */
+const loss = modelLoss(ckFlag as 'auto' | 'on' | 'off');
+
+/** One optimizer step as trainLoop (src/train/loop.ts) takes it: forward + backward, the gradients read out and
+ *  divided by the step's tokens, clipped (maxGradNorm 1), AdamW, the variables updated; returns seconds. */
 function step(): number {
   const t0 = performance.now();
-  const { grads } = lossAndGrads(base, lora, batch, { checkpoint: ckFlag === 'auto' ? 'auto' : ckFlag === 'on' });
-  const g = new Map([...grads].map(([k, t]) => [k, t.dataSync() as Float32Array]));
-  adamwStep(params, g, opt, 1e-4, ADAMW_DEFAULTS);
-  for (const [k, v] of lora) v.assign(tf.tensor(params.get(k)!, v.shape));
-  tf.dispose([...grads.values()]);
+  const g = accumulateStep([batch], (b) => loss.withGrads(base, lora, b, 0));
+  clipGradNorm(g.grads, 1);
+  adamwStep(params, g.grads, opt, 1e-4, ADAMW_DEFAULTS);
+  syncVars(lora, params);
   return (performance.now() - t0) / 1000;
 }
 

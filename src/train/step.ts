@@ -49,12 +49,16 @@ export interface StepGradient {
   tokens: number;
 }
 
-/** Run `lossAndGrads` on each micro-batch, sum everything in float64, divide once by the step's N. */
+/**
+ * Run `lossAndGrads` on each micro-batch, sum everything in float64, divide once by the step's N. One micro-batch
+ * skips the float64 sums (0 + g is g: the same bits). Plain loops: `Float32Array.from(sum, fn)` took ~0.4 s a
+ * step for Qwen3-0.6B's 5M LoRA values.
+ */
 export function accumulateStep(
   micro: Batch[],
   lossAndGrads: (batch: Batch, index: number) => MicroResult,
 ): StepGradient {
-  const acc = new Map<string, { shape: number[]; sum: Float64Array }>();
+  const acc = new Map<string, Float32Array | Float64Array>();
   let lossSum = 0;
   let tokens = 0;
   micro.forEach((batch, i) => {
@@ -62,19 +66,19 @@ export function accumulateStep(
     const r = lossAndGrads(batch, i);
     lossSum += r.lossSum;
     for (const [name, g] of r.grads) {
-      const data = g.dataSync();
-      let a = acc.get(name);
-      if (!a) acc.set(name, (a = { shape: g.shape, sum: new Float64Array(data.length) }));
-      for (let j = 0; j < data.length; j++) a.sum[j] += data[j];
+      const data = g.dataSync() as Float32Array;
+      let sum = acc.get(name);
+      if (!sum) acc.set(name, (sum = micro.length === 1 ? data : new Float64Array(data.length)));
+      if (sum !== data) for (let j = 0; j < data.length; j++) sum[j] += data[j];
       g.dispose();
     }
   });
   const grads = new Map<string, Float32Array>();
   const inv = tokens > 0 ? 1 / tokens : 0;
-  for (const [name, a] of acc)
-    grads.set(
-      name,
-      Float32Array.from(a.sum, (x) => x * inv),
-    );
+  for (const [name, sum] of acc) {
+    const g = new Float32Array(sum.length); // rounded once, from the float64 product
+    for (let j = 0; j < sum.length; j++) g[j] = (sum[j] + 0) * inv; // + 0: -0 is +0, as a sum from 0 makes it
+    grads.set(name, g);
+  }
   return { grads, lossSum, tokens };
 }

@@ -42,6 +42,18 @@ describe('token-weighted accumulation', () => {
     const meanOfMeans = (m1.grads.get('p')!.dataSync()[0] / 5 + m2.grads.get('p')!.dataSync()[0] / 1) / 2;
     expect(Math.abs(acc.grads.get('p')![0] - meanOfMeans)).toBeGreaterThan(1);
   });
+  it('divides the float64 sum by N once, rounding to float32 once (one micro-batch: the same bits; -0 is +0)', () => {
+    const vals = [
+      [-0, 1e-30, 3.3333333, -7.1e5, 0.1],
+      [0, 2e-30, -1.0000001, 7.1e5, 0.2],
+    ].map((v) => Float32Array.from(v));
+    const fixed = (k: number) => () => ({ lossSum: 0, grads: new Map([['p', tf.tensor1d(vals[k])]]) });
+    const one = accumulateStep([rowsToBatch([r1])], fixed(0)); // 5 trained tokens
+    expect([...one.grads.get('p')!]).toEqual([...vals[0]].map((g) => Math.fround((0 + g) * (1 / 5))));
+    expect(Object.is(one.grads.get('p')![0], 0)).toBe(true);
+    const two = accumulateStep([rowsToBatch([r1]), rowsToBatch([r2])], (_, i) => fixed(i)());
+    expect([...two.grads.get('p')!]).toEqual([...vals[0]].map((g, j) => Math.fround((0 + g + vals[1][j]) * (1 / 6))));
+  });
   it('pads shorter rows with weight 0 and a fresh position run', () => {
     const b = rowsToBatch([r1, r2]);
     expect(b.T).toBe(6);
