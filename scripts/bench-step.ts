@@ -86,7 +86,7 @@ const loss = modelLoss(ckFlag as 'auto' | 'on' | 'off');
 function step(): number {
   const t0 = performance.now();
   const g = accumulateStep([batch], (b) => loss.withGrads(base, lora, b, 0));
-  clipGradNorm(g.grads, 1);
+  clipGradNorm(g.grads, 1, Math.sqrt(g.sumSquares));
   adamwStep(params, g.grads, opt, 1e-4, ADAMW_DEFAULTS);
   syncVars(lora, params);
   return (performance.now() - t0) / 1000;

@@ -145,7 +145,7 @@ export async function trainLoop(x: Loop): Promise<LoopEnd> {
       loss.withGrads(base, lora, b, deriveSeed(cfg.seed, STREAM.dropout, step, i)),
     );
     const trainLoss = g.lossSum / g.tokens;
-    const gradNorm = clipGradNorm(g.grads, cfg.maxGradNorm);
+    const gradNorm = clipGradNorm(g.grads, cfg.maxGradNorm, Math.sqrt(g.sumSquares));
     if (!Number.isFinite(trainLoss) || !Number.isFinite(gradNorm)) {
       on.checkpoint(); // the parameters before this step: the last good state
       return { kind: 'non-finite', step: step + 1, trainLoss, gradNorm, badWeight: nonFiniteWeight(base) };

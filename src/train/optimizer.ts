@@ -133,9 +133,11 @@ export function gradNorm(grads: Map<string, Float32Array>): number {
   return Math.sqrt(s);
 }
 
-/** torch.nn.utils.clip_grad_norm_: scale all gradients by min(1, maxNorm / (norm + 1e-6)). Returns the norm before clipping. */
-export function clipGradNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
-  const norm = gradNorm(grads);
+/**
+ * torch.nn.utils.clip_grad_norm_: scale all gradients by min(1, maxNorm / (norm + 1e-6)). Returns the norm before
+ * clipping; `norm` is gradNorm(grads), given when known (accumulateStep's sumSquares: one pass fewer).
+ */
+export function clipGradNorm(grads: Map<string, Float32Array>, maxNorm: number, norm = gradNorm(grads)): number {
   if (maxNorm > 0 && Number.isFinite(norm)) {
     const scale = maxNorm / (norm + 1e-6);
     if (scale < 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= scale;

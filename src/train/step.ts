@@ -47,6 +47,8 @@ export interface StepGradient {
   /** sum w*CE over the step and the normaliser N; loss = lossSum / tokens. */
   lossSum: number;
   tokens: number;
+  /** sum of g^2 over `grads` (float64, tensors in order, each from its first value): gradNorm's sum, bit for bit. */
+  sumSquares: number;
 }
 
 /**
@@ -75,10 +77,15 @@ export function accumulateStep(
   });
   const grads = new Map<string, Float32Array>();
   const inv = tokens > 0 ? 1 / tokens : 0;
+  let sumSquares = 0;
   for (const [name, sum] of acc) {
-    const g = new Float32Array(sum.length); // rounded once, from the float64 product
-    for (let j = 0; j < sum.length; j++) g[j] = (sum[j] + 0) * inv; // + 0: -0 is +0, as a sum from 0 makes it
+    const g = new Float32Array(sum.length);
+    for (let j = 0; j < sum.length; j++) {
+      const v = Math.fround((sum[j] + 0) * inv); // rounded once, from the float64 product; + 0: -0 is +0 (a sum from 0)
+      g[j] = v;
+      sumSquares += v * v;
+    }
     grads.set(name, g);
   }
-  return { grads, lossSum, tokens };
+  return { grads, lossSum, tokens, sumSquares };
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { accumulateStep, rowsToBatch } from '../../src/train/step.ts';
+import { gradNorm } from '../../src/train/optimizer.ts';
 import type { Batch } from '../../src/model/model.ts';
 import { makePlan, type Batcher } from '../../src/train/plan.ts';
 import type { PackedRow, TokenizedExample } from '../../src/data/types.ts';
@@ -47,12 +48,20 @@ describe('token-weighted accumulation', () => {
       [-0, 1e-30, 3.3333333, -7.1e5, 0.1],
       [0, 2e-30, -1.0000001, 7.1e5, 0.2],
     ].map((v) => Float32Array.from(v));
-    const fixed = (k: number) => () => ({ lossSum: 0, grads: new Map([['p', tf.tensor1d(vals[k])]]) });
+    const fixed = (k: number) => () => ({
+      lossSum: 0,
+      grads: new Map([
+        ['p', tf.tensor1d(vals[k])],
+        ['q', tf.tensor1d(vals[1 - k].map((x) => x * 3))],
+      ]),
+    });
     const one = accumulateStep([rowsToBatch([r1])], fixed(0)); // 5 trained tokens
     expect([...one.grads.get('p')!]).toEqual([...vals[0]].map((g) => Math.fround((0 + g) * (1 / 5))));
     expect(Object.is(one.grads.get('p')![0], 0)).toBe(true);
     const two = accumulateStep([rowsToBatch([r1]), rowsToBatch([r2])], (_, i) => fixed(i)());
     expect([...two.grads.get('p')!]).toEqual([...vals[0]].map((g, j) => Math.fround((0 + g + vals[1][j]) * (1 / 6))));
+    // Its sum of squares is gradNorm's, bit for bit (the loop clips with it instead of another pass).
+    for (const r of [one, two]) expect(Math.sqrt(r.sumSquares)).toBe(gradNorm(r.grads));
   });
   it('pads shorter rows with weight 0 and a fresh position run', () => {
     const b = rowsToBatch([r1, r2]);
