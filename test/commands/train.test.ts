@@ -32,7 +32,7 @@ const trainSteps = (out: string) => readMetrics(path.join(fx.root, out)).filter(
 describe('lorasft train (CLI)', () => {
   it('rejects bad flags and config files with one clear line', async () => {
     const bad = path.join(fx.root, 'bad.json');
-    fs.writeFileSync(bad, JSON.stringify({ dataset: fx.train, baseModel: fx.model, learningRat: 1 }));
+    fs.writeFileSync(bad, JSON.stringify({ dataset: fx.train, baseModel: fx.model, learningRat: 1 }, null, 2));
     let r = await cli(['--config', bad]);
     expect(r.status).toBe(1);
     // The fields a job config accepts, written out: the managed API's (a subset) and lorasft's own.
@@ -43,10 +43,10 @@ describe('lorasft train (CLI)', () => {
       'checkpointActivations, maxGradNorm, evalEverySteps, earlyStopPatience, checkpointEverySteps, keepCheckpoints',
       'maxSteps, seed, backend, threads, precision',
     ].join(', ');
-    expect(r.stderr).toBe(`error: ${bad}: unknown field 'learningRat' (known: ${known})\n`);
+    expect(r.stderr).toBe(`error: ${bad}:4: unknown field 'learningRat' (known: ${known})\n`);
     r = await cli(['--base-model', fx.model, '--dataset', fx.train, '--lora-rank', '3']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/loraRank must be a power of 2 up to 32/);
+    expect(r.stderr).toMatch(/^error: --lora-rank: loraRank must be a power of 2 up to 32/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
     // A missing input file is an error line before the output dir is even created.
     r = await cli([
