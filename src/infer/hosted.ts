@@ -13,6 +13,9 @@ const HOST_MAIN = path.join(path.dirname(new URL(import.meta.url).pathname), 'ho
 
 const how = (code: number | null, signal: string | null) => (signal ? `signal ${signal}` : `code ${code}`);
 
+/** How long a request whose write failed waits for the process's 'exit' (and its reason) before it fails anyway. */
+const EXIT_WAIT_MS = 5000;
+
 /** An error because the inference process ended (killed, out of memory), not because a request was wrong. */
 export const exited = (message: string) => Object.assign(new Error(message), { exited: true });
 export const isExited = (e: unknown) => (e as { exited?: boolean } | null)?.exited === true;
@@ -100,10 +103,14 @@ export class HostedDeployment {
     signal?.addEventListener('abort', cancel, { once: true });
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onText });
-      // A process that died a moment ago: its 'exit' may not have come yet, and the write fails (EPIPE).
+      // A process that died a moment ago: its 'exit' may not have come yet, and the write fails (EPIPE). The request
+      // stays pending, so that 'exit' rejects it with why the process ended (a signal, an exit code); should 'exit'
+      // not come, the failed write does, after EXIT_WAIT_MS.
       this.send({ ...req, id } as HostRequest, (e) => {
-        this.pending.delete(id);
-        reject(exited(this.gone ?? `the deployment's inference process is gone (${e.message})`));
+        setTimeout(() => {
+          if (this.pending.delete(id))
+            reject(exited(this.gone ?? `the deployment's inference process is gone (${e.message})`));
+        }, EXIT_WAIT_MS).unref();
       });
       if (signal?.aborted) cancel();
     }).finally(() => {

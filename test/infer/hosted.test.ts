@@ -1,6 +1,6 @@
 // The server's side of a deployment process (src/infer/hosted.ts): a process that has just died, before the
-// server has seen its 'exit', fails the request sent to it (EPIPE) as an exited error, and the server lives on
-// (an unanswered write error would be an uncaught exception in the server).
+// server has seen its 'exit', fails the request sent to it (EPIPE) as an exited error with the exit's reason, and
+// the server lives on (an unanswered write error would be an uncaught exception in the server).
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { HostedDeployment, isExited } from '../../src/infer/hosted.ts';
@@ -31,10 +31,13 @@ describe('hosted deployment', () => {
       const { dep } = await HostedDeployment.start({ baseDir: fx.model, threads: 1 }, (why) => exits.push(why));
       process.kill(dep.pid, 'SIGKILL');
       blockUntilDead(dep.pid); // the process is gone, but its 'exit' and the channel's end are not handled yet
-      await expect(dep.loadLora('a', fx.root)).rejects.toSatisfy(isExited); // the write fails (EPIPE)
-      await expect(dep.encode({ text: 'x' })).rejects.toSatisfy(isExited);
+      // The writes fail (EPIPE); the requests wait for the 'exit' and fail with its reason, not the EPIPE.
+      const why = "the deployment's inference process exited (signal SIGKILL)";
+      const exitedWithWhy = (e: unknown) => isExited(e) && (e as Error).message === why;
+      await expect(dep.loadLora('a', fx.root)).rejects.toSatisfy(exitedWithWhy);
+      await expect(dep.encode({ text: 'x' })).rejects.toSatisfy(exitedWithWhy);
       await new Promise((r) => setTimeout(r, 100));
-      expect(exits).toEqual(["the deployment's inference process exited (signal SIGKILL)"]);
+      expect(exits).toEqual([why]);
       expect(dep.exitReason).toBe(exits[0]);
     } finally {
       process.off('uncaughtException', onUncaught);
