@@ -5,7 +5,9 @@
 //        [--precision fp32|bf16] [--checkpoint auto|on|off] [--layers N] [--backend B] [--threads N]
 //        [--profile] [--json]          (last line with --json: {"shape", "tokens_per_s", "peak_rss_bytes", ...})
 // llama3-8b defaults to T=2048 with activation checkpointing on; --layers N keeps N layers (memory extrapolates).
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.ts';
+import type { NativeBackend } from '../src/backend/native_backend.ts';
 import { keepCpusAwake } from '../src/backend/keep_awake.ts';
 import { parseModelConfig } from '../src/model/config.ts';
 import { expectedWeights } from '../src/model/model.ts';
@@ -106,14 +108,20 @@ function productSeconds(): number | undefined {
   return info?.path === 'onednn' ? info.productSeconds : undefined;
 }
 
+/** Bytes the native backend's buffer pool has allocated anew so far (0 on other backends). */
+const freshBytes = () => (tf.backend() as Partial<NativeBackend>).pool?.freshBytes ?? 0;
+
 const rest = keepCpusAwake(backend); // as train() does around its loop
 const times: number[] = [],
   peaks: number[] = [],
-  products: number[] = [];
+  products: number[] = [],
+  fresh: number[] = [];
 for (let i = 0; i < steps; i++) {
   const peak = matmulPeak();
   const p0 = productSeconds();
+  const f0 = freshBytes();
   const sec = step();
+  const newBytes = freshBytes() - f0;
   const prod = p0 === undefined ? undefined : productSeconds()! - p0;
   const at = peak
     ? `, model ${modelGflops(sec).toFixed(0)} GFLOP/s = ${((modelGflops(sec) / peak) * 100).toFixed(0)}% of ${peak} before it`
@@ -123,12 +131,14 @@ for (let i = 0; i < steps; i++) {
     ? `; products ${prod.toFixed(2)} s of it (${modelGflops(prod).toFixed(0)} GFLOP/s), the rest ${(sec - prod).toFixed(2)} s`
     : '';
   console.log(
-    `step ${i}${i === 0 ? ' (warm-up)' : ''}: ${sec.toFixed(2)} s, ${(T / sec).toFixed(1)} tok/s${at}${inProducts}`,
+    `step ${i}${i === 0 ? ' (warm-up)' : ''}: ${sec.toFixed(2)} s, ${(T / sec).toFixed(1)} tok/s${at}${inProducts}` +
+      `; new buffers ${(newBytes / 1e6).toFixed(0)} MB`,
   );
   if (i > 0 || steps === 1) {
     times.push(sec);
     if (peak) peaks.push(peak);
     if (prod !== undefined) products.push(prod);
+    fresh.push(newBytes);
   }
 }
 const mid = medianAt(times);
@@ -153,6 +163,8 @@ const result = {
   product_s: products.length ? Number(products[mid].toFixed(3)) : undefined,
   product_gflops: products.length ? Number(modelGflops(products[mid]).toFixed(1)) : undefined,
   peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+  // Bytes of buffers the median step allocated anew, not recycled from the backend's pool.
+  new_buffer_bytes: fresh[mid],
   kernel_share: share,
 };
 if (process.argv.includes('--json')) console.log(JSON.stringify(result));

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { BufferPool, sizeClass } from '../../src/backend/buffer_pool.ts';
 import { initBackend } from '../../src/backend/index.ts';
-import { nativeAvailability, type NativeBackend } from '../../src/backend/native_backend.ts';
+import { nativeAvailability, useValues, type NativeBackend } from '../../src/backend/native_backend.ts';
 import { lossAndGrads } from '../../src/model/model.ts';
 import { makeBatch, randomLora, tinyModel } from '../model/helpers.ts';
 
@@ -65,6 +65,21 @@ describe('BufferPool sizes', () => {
     expect(pool.alloc(N).buffer).toBe(small[0].buffer);
     expect(pool.alloc(N).buffer).not.toBe(small[1].buffer);
   });
+
+  it('keeps up to 1/8 more free bytes than the high-water mark (classes peak at different times)', () => {
+    const pool = new BufferPool();
+    const eight = Array.from({ length: 8 }, () => pool.alloc(N));
+    for (const a of eight) pool.release(a.buffer); // free: the high-water mark, 32 N bytes
+    const half = pool.alloc(N / 2); // a new class while all eight are free
+    expect(pool.freshBytes).toBe(34 * N);
+    pool.release(half.buffer); // 34 N <= 36 N: nothing goes
+    expect(pool.bytes).toBe(34 * N);
+    const hits = pool.hits;
+    for (let i = 0; i < 8; i++) pool.alloc(N);
+    pool.alloc(N / 2);
+    expect(pool.hits - hits).toBe(9); // all recycled
+    expect(pool.freshBytes).toBe(34 * N);
+  });
 });
 
 describe.skipIf(!native.ok)('native backend with the pool', () => {
@@ -90,6 +105,25 @@ describe.skipIf(!native.ok)('native backend with the pool', () => {
     const w = tf.add(y, y); // z's buffer escaped through dataSync: never recycled
     expect(read.every((v) => v === 7)).toBe(true);
     tf.dispose([y, w]);
+  });
+
+  it("useValues reads a tensor in place, disposes it, and its buffer is recycled (dataSync's is not)", async () => {
+    await tf.setBackend('native');
+    const backend = tf.backend() as NativeBackend;
+    const x = tf.add(tf.ones([N]), tf.ones([N])); // pooled output
+    const buf = backend.borrowSync(x.dataId) as Float32Array;
+    expect(useValues(x, (v) => v[0] + v[N - 1])).toBe(4);
+    expect(x.isDisposed).toBe(true);
+    const hits = backend.pool.hits;
+    const y = tf.add(tf.fill([N], 3), tf.fill([N], 4)); // x's buffer, recycled
+    expect(backend.pool.hits).toBe(hits + 1);
+    expect((backend.borrowSync(y.dataId) as Float32Array).buffer).toBe(buf.buffer);
+    expect(useValues(y, (v) => v.every((e) => e === 7))).toBe(true);
+    const z = tf.add(tf.ones([N]), tf.ones([N])); // y's buffer again
+    const zbuf = (backend.borrowSync(z.dataId) as Float32Array).buffer;
+    expect(z.dataSync()[0]).toBe(2); // handed out for good
+    z.dispose();
+    expect(backend.pool.owns(zbuf)).toBe(false);
   });
 
   it('training steps are bit-identical with and without the pool; no tensor leaks', async () => {
