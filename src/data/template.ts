@@ -6,15 +6,18 @@ import { UserError } from '../errors.ts';
 import { readTextFile } from '../util/files.ts';
 import type { ChatMessage } from './types.ts';
 import { renderTemplate } from './jinja_python.ts';
+import { locateTemplateError } from './template_error.ts';
 
 export interface RenderOptions {
   tools?: unknown[];
   addGenerationPrompt?: boolean;
 }
 
-/** Where `strftime_now` reads the time (default the wall clock, as transformers; tests pin it). */
 export interface TemplateEnv {
+  /** Where `strftime_now` reads the time (default the wall clock, as transformers; tests pin it). */
   now?: () => Date;
+  /** `source` is the template's own file: a parse error is named `FILE:LINE: ...`. */
+  sourceIsFile?: boolean;
 }
 
 /** A compiled chat template; `render` throws UserError('chat template error: ...') on template failures. */
@@ -25,12 +28,13 @@ export interface ChatTemplate {
 }
 
 /** `jinjaTemplate` is template text when it contains `{{` or `{%`, otherwise a path to a template file. */
-export function readTemplateOverride(jinjaTemplate: string): { text: string; source: string } {
+export function readTemplateOverride(jinjaTemplate: string): { text: string; source: string; isFile: boolean } {
   if (jinjaTemplate.includes('{{') || jinjaTemplate.includes('{%'))
-    return { text: jinjaTemplate, source: 'jinjaTemplate text' };
+    return { text: jinjaTemplate, source: 'jinjaTemplate text', isFile: false };
   return {
     text: readTextFile(jinjaTemplate, 'expected a jinja chat template file, or template text containing {{ or {%'),
     source: jinjaTemplate,
+    isFile: true,
   };
 }
 
@@ -64,6 +68,21 @@ function toTemplateMessage(m: ChatMessage): Record<string, unknown> {
 }
 
 /**
+ * One line naming where the template breaks: `FILE:LINE: ...` when `source` is the template's own file (an
+ * override or chat_template.jinja), else `SOURCE: chat template line N ...` (tokenizer_config.json's string,
+ * override text).
+ */
+function parseFailure(text: string, e: Error, source: string, ownFile: boolean): UserError {
+  const at = locateTemplateError(text, e);
+  if (!at) return new UserError(`${source}: chat template does not parse: ${e.message}`);
+  return new UserError(
+    ownFile
+      ? `${source}:${at.line}: chat template does not parse: ${at.message}`
+      : `${source}: chat template line ${at.line} does not parse: ${at.message}`,
+  );
+}
+
+/**
  * Build a ChatTemplate. `chatTemplate` is the raw tokenizer_config value (or override text);
  * `specialTokens` are bos_token, eos_token, ... passed to the template as variables.
  */
@@ -81,7 +100,7 @@ export function createChatTemplate(
       try {
         t = new Template(text);
       } catch (e) {
-        throw new UserError(`${source}: chat template does not parse: ${(e as Error).message}`);
+        throw parseFailure(text, e as Error, source, env.sourceIsFile === true && typeof chatTemplate === 'string');
       }
       compiled.set(text, t);
     }

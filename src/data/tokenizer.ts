@@ -89,8 +89,13 @@ export async function loadChatTokenizer(
     const t = tokenText(cfg[key]);
     if (t) special[key] = t;
   }
-  const { chatTemplate, templateSource } = findChatTemplate(dir, cfgFile, cfg.chat_template, opts.jinjaTemplate);
-  const template = createChatTemplate(chatTemplate, special, templateSource);
+  const { chatTemplate, templateSource, isFile } = findChatTemplate(
+    dir,
+    cfgFile,
+    cfg.chat_template,
+    opts.jinjaTemplate,
+  );
+  const template = createChatTemplate(chatTemplate, special, templateSource, { sourceIsFile: isFile });
 
   const vocab = tok.get_vocab(true);
   const idOf = (t: string): number | undefined => vocab.get(t);
@@ -129,18 +134,18 @@ function findChatTemplate(
   cfgFile: string,
   fromConfig: unknown,
   override: string | undefined,
-): { chatTemplate: unknown; templateSource: string } {
+): { chatTemplate: unknown; templateSource: string; isFile: boolean } {
   if (override !== undefined) {
     const o = readTemplateOverride(override);
-    return { chatTemplate: o.text, templateSource: o.source };
+    return { chatTemplate: o.text, templateSource: o.source, isFile: o.isFile };
   }
   const jinjaFile = path.join(dir, 'chat_template.jinja');
   if (fromConfig === undefined && fs.existsSync(jinjaFile))
-    return { chatTemplate: fs.readFileSync(jinjaFile, 'utf8'), templateSource: jinjaFile };
+    return { chatTemplate: fs.readFileSync(jinjaFile, 'utf8'), templateSource: jinjaFile, isFile: true };
   if (fromConfig === undefined || fromConfig === null) {
     throw new UserError(
       `${cfgFile}: no chat_template (and no chat_template.jinja next to it); pass one with --jinja-template FILE`,
     );
   }
-  return { chatTemplate: fromConfig, templateSource: cfgFile };
+  return { chatTemplate: fromConfig, templateSource: cfgFile, isFile: false };
 }

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { configFromBody, resolveConfig, type TrainConfig } from '../train/config.ts';
 import { MAX_EXAMPLE_EPOCHS } from '../data/validate.ts';
+import { createChatTemplate } from '../data/template.ts';
 import { alreadyExists, badRequest } from './errors.ts';
 import { parseRef, resourceName, type ResourceRef } from './ids.ts';
 import { layout, type Service } from './service.ts';
@@ -108,6 +109,7 @@ export function resolveJobSpec(svc: Service, account: string, jobId: string, bod
   if (given.jinjaTemplate) {
     if (!/\{\{|\{%/.test(given.jinjaTemplate))
       throw badRequest('jinjaTemplate must be the template text (containing {{ or {%); the server reads no file paths');
+    userTo400(() => createChatTemplate(given.jinjaTemplate, {}, 'jinjaTemplate')); // one that does not parse: 400 now
     template = path.join(jobDir, 'template.jinja'); // the text, never read as a path on this machine
     echo.jinjaTemplate = given.jinjaTemplate;
   }

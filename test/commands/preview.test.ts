@@ -114,6 +114,14 @@ describe('lorasft preview', () => {
       1,
       `error: ${dir}: is a directory (expected a jinja chat template file, or template text containing {{ or {%)\n`,
     ]);
+    const broken = path.join(dir, 'broken.jinja');
+    fs.writeFileSync(broken, '{% for m in messages %}\n{{ m.role }}: {{ m.content }\n{% endfor %}\n');
+    const tpl = await lorasft('preview', '--base-model', QWEN, '--jinja-template', broken, SEED);
+    expect([tpl.status, tpl.stdout, tpl.stderr]).toEqual([
+      1,
+      '',
+      `error: ${broken}:2: chat template does not parse: Parser Error: Expected closing expression token. CloseCurlyBracket !== CloseExpression.\n`,
+    ]);
     const neg = await lorasft('preview', '--base-model', QWEN, SEED, '--max-context-length', '-5');
     expect([neg.status, neg.stderr]).toEqual([
       1,

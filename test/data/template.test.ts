@@ -33,15 +33,50 @@ describe('chat templates', () => {
   });
 
   it('turns template failures into one-line user errors', () => {
-    expect(() => createChatTemplate('{% for %}', {}, 'bad.jinja')).toThrowError(
-      /^bad\.jinja: chat template does not parse: /,
+    expect(() => createChatTemplate('{% for %}', {}, 'bad.jinja', { sourceIsFile: true })).toThrowError(
+      /^bad\.jinja:1: chat template does not parse: /,
     );
     const t = createChatTemplate("{{ raise_exception('no system role') }}", {}, 'x');
     expect(() => t.render([])).toThrowError('chat template error: no system role');
   });
 
+  it('names the line where a template breaks: FILE:LINE for its own file, else the template line', () => {
+    const fail = (text: string, source: string) => {
+      try {
+        createChatTemplate(text, {}, source, { sourceIsFile: source.endsWith('.jinja') });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'parsed';
+    };
+    expect(fail('a\n\n{% foo %}\nb', 't.jinja')).toBe(
+      't.jinja:3: chat template does not parse: Unknown statement type: foo',
+    );
+    expect(fail('ok {{ x }}\n{{ y | }}\n{{ z }}', 'dir/tokenizer_config.json')).toBe(
+      'dir/tokenizer_config.json: chat template line 2 does not parse: Unexpected token: CloseExpression',
+    );
+    expect(fail('x\n{{ "abc }}\n', 'jinjaTemplate text')).toBe(
+      'jinjaTemplate text: chat template line 2 does not parse: Unexpected end of input',
+    );
+    expect(fail('{# c\n\n{{ x }}', 't.jinja')).toBe(
+      't.jinja:1: chat template does not parse: Missing end of comment tag',
+    );
+    // a block left open: the line where it opens (the blocks before it close)
+    const open = '{% for m in messages %}\n{{ m }}\n{% endfor %}\n{% if a %}z{% endif %}\n{% if b %}\nq\n';
+    expect(fail(open, 't.jinja')).toBe(
+      't.jinja:5: chat template does not parse: the template ends inside a block or tag that opens here (a missing {% endif %}, {% endfor %}, }}, %} ...)',
+    );
+    expect(fail('a\n{{ x', 't.jinja')).toBe('t.jinja:2: chat template does not parse: Unexpected end of input');
+    expect(fail('{{ x }}\n{% if y %}{% endif %}', 't.jinja')).toBe('parsed');
+  });
+
+  it('keeps render failures one line', () => {
+    const t = createChatTemplate("{{ raise_exception('no system role') }}", {}, 'x');
+    expect(() => t.render([])).toThrowError('chat template error: no system role');
+  });
+
   it('reads an override as text when it looks like a template, else as a file', () => {
-    expect(readTemplateOverride('{{ x }}')).toEqual({ text: '{{ x }}', source: 'jinjaTemplate text' });
+    expect(readTemplateOverride('{{ x }}')).toEqual({ text: '{{ x }}', source: 'jinjaTemplate text', isFile: false });
     expect(() => readTemplateOverride('/tmp')).toThrowError(
       '/tmp: is a directory (expected a jinja chat template file, or template text containing {{ or {%)',
     );

@@ -333,6 +333,14 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
     /jinjaTemplate must be the template text/,
   ],
   [
+    'create job: a template that does not parse',
+    'POST',
+    `${A}/supervisedFineTuningJobs`,
+    { body: job({ jinjaTemplate: '{{ messages }}\n{% foo %}' }) },
+    400,
+    /^jinjaTemplate: chat template line 2 does not parse: Unknown statement type: foo$/,
+  ],
+  [
     'create job: jobId in the body',
     'POST',
     `${A}/supervisedFineTuningJobs`,
