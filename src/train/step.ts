@@ -71,11 +71,13 @@ export function accumulateStep(
   const finish = (name: string, sum: ArrayLike<number>): void => {
     const inv = tokens > 0 ? 1 / tokens : 0;
     const g = new Float32Array(sum.length);
+    let ss = sumSquares; // a local: a captured variable would box each partial sum (~60 ms a step at 0.6B)
     for (let j = 0; j < sum.length; j++) {
       const v = Math.fround((sum[j] + 0) * inv);
       g[j] = v;
-      sumSquares += v * v;
+      ss += v * v;
     }
+    sumSquares = ss;
     grads.set(name, g);
   };
   micro.forEach((batch, i) => {
