@@ -6,6 +6,7 @@ import { BufferPool, sizeClass } from '../../src/backend/buffer_pool.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { nativeAvailability, useValues, type NativeBackend } from '../../src/backend/native_backend.ts';
 import { lossAndGrads } from '../../src/model/model.ts';
+import { accumulateStep } from '../../src/train/step.ts';
 import { makeBatch, randomLora, tinyModel } from '../model/helpers.ts';
 
 const native = nativeAvailability();
@@ -177,5 +178,41 @@ describe.skipIf(!native.ok)('native backend with the pool', () => {
     expect(maxdiff).toBe(0);
     expect(new Set(a.counts).size).toBe(1); // the same number of live tensors after every step
     expect(new Set(b.counts).size).toBe(1);
+  });
+
+  it('accumulateStep hands every gradient buffer back: later steps allocate nothing new', async () => {
+    const base = await tinyModel({
+      family: 'qwen3',
+      vocab: 64,
+      hidden: 128,
+      intermediate: 2048, // gate/up B and down A: 16384 floats, pooled
+      layers: 2,
+      heads: 4,
+      kvHeads: 2,
+    });
+    await tf.setBackend('native');
+    const backend = tf.backend() as NativeBackend;
+    backend.pool.clear();
+    const lora = randomLora(base, 8, 16, 5);
+    const row = (k: number) => ({ ids: Array.from({ length: 128 }, (_, t) => (t * k + 3) % 64) });
+    const [a, b] = [makeBatch([row(7)]), makeBatch([row(11)])];
+    const both = makeBatch([row(7), row(11)]);
+    const fresh: number[] = [];
+    for (let s = 0; s < 3; s++) {
+      const f0 = backend.pool.freshBytes;
+      accumulateStep([a, b], (m) => lossAndGrads(base, lora, m));
+      fresh.push(backend.pool.freshBytes - f0);
+    }
+    expect(fresh[0]).toBeGreaterThan(0);
+    expect(fresh.slice(1)).toEqual([0, 0]); // with dataSync, each step's gradient buffers were new
+    // two micro-batches and one batch of both rows: the same step
+    const two = accumulateStep([a, b], (m) => lossAndGrads(base, lora, m));
+    const one = accumulateStep([both], (m) => lossAndGrads(base, lora, m));
+    let maxdiff = 0;
+    for (const [n, g] of two.grads)
+      g.forEach((v, i) => (maxdiff = Math.max(maxdiff, Math.abs(v - one.grads.get(n)![i]))));
+    expect(maxdiff).toBeLessThan(1e-6);
+    expect(two.tokens).toBe(one.tokens);
+    lora.dispose();
   });
 });
