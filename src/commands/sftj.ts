@@ -3,6 +3,7 @@
 import { refPath } from '../client/api.ts';
 import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
 import { configFlagOptions, configFromFlags } from '../train/config.ts';
+import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 
 const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [train's flags]
        lorasft sftj get ID
@@ -11,7 +12,8 @@ const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) 
 
 Talks to the lorasft serve at LORASFT_API_BASE (default http://127.0.0.1:8080) with LORASFT_API_KEY.
 Models and datasets are resource names (accounts/fireworks/models/qwen3-0p6b) or ids in your account; the
-output model defaults to the job id. 'lorasft train --help' lists the training flags (--epochs, --lora-rank, ...).
+output model defaults to the job id. 'lorasft train --help' lists the training flags (--epochs, --lora-rank, ...);
+--jinja-template FILE is read here and its text sent (the server reads no paths).
 Common flags: -a/--account ACCOUNT (default local), --json (or -o json).`;
 
 async function create(argv: string[]): Promise<number> {
@@ -20,8 +22,16 @@ async function create(argv: string[]): Promise<number> {
   const body: Record<string, unknown> = configFromFlags(p.values);
   const jobId = body.jobId as string | undefined;
   delete body.jobId;
+  if (typeof body.jinjaTemplate === 'string') body.jinjaTemplate = templateText(body.jinjaTemplate);
   printOne(p, await p.client.request('POST', 'supervisedFineTuningJobs', body, { supervisedFineTuningJobId: jobId }));
   return 0;
+}
+
+/** --jinja-template FILE or text -> the text, checked here so that a broken file is named by its line. */
+function templateText(given: string): string {
+  const t = readTemplateOverride(given);
+  createChatTemplate(t.text, {}, t.source, { sourceIsFile: t.isFile });
+  return t.text;
 }
 
 function oneId(action: string, fn: (p: ReturnType<typeof parseVerb>, url: string) => Promise<unknown>) {

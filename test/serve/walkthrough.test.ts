@@ -202,6 +202,22 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       (await run(process.execPath, [BIN, ...args], { env, cwd: fx.root })).stdout;
     expect(await cli('dataset', 'create', 'verb-data', fx.train)).toMatch(/State:\s+READY[\s\S]*Example Count:\s+12/);
     expect(await cli('dataset', 'list')).toMatch(/verb-data\s+READY\s+12/);
+    // --jinja-template FILE: the client reads the file and sends its text; a broken one is named by its line
+    const template = JSON.parse(fs.readFileSync(path.join(fx.model, 'tokenizer_config.json'), 'utf8')).chat_template;
+    fs.writeFileSync(path.join(fx.root, 'tpl.jinja'), template);
+    fs.writeFileSync(path.join(fx.root, 'broken.jinja'), '{% for m in messages %}\n{{ m.content }\n{% endfor %}\n');
+    const broken = await run(
+      process.execPath,
+      [BIN, 'sftj', 'create', '--base-model', 'accounts/fireworks/models/tiny-qwen3', '--dataset', 'verb-data'].concat([
+        '--jinja-template',
+        'broken.jinja',
+      ]),
+      { env, cwd: fx.root },
+    ).catch((e) => e);
+    expect([broken.code, broken.stderr]).toEqual([
+      1,
+      'error: broken.jinja:2: chat template does not parse: Parser Error: Expected closing expression token. CloseCurlyBracket !== CloseExpression.\n',
+    ]);
     const created = JSON.parse(
       await cli(
         'sftj',
@@ -221,12 +237,15 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
         '--epochs',
         '1',
         '--no-eval-auto-carveout',
+        '--jinja-template',
+        'tpl.jinja',
         '--json',
       ),
     );
     expect(created).toMatchObject({
       name: 'accounts/local/supervisedFineTuningJobs/verb-job',
       dataset: 'accounts/local/datasets/verb-data',
+      jinjaTemplate: template,
     });
     await waitFor(
       'sftj get to say COMPLETED',
