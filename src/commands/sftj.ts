@@ -2,10 +2,10 @@
 // firectl's flags (train's flags: --base-model, --dataset, --output-model, --epochs, --learning-rate, ...).
 import { refPath } from '../client/api.ts';
 import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
-import { configFlagOptions, configFromFlags } from '../train/config.ts';
+import { configFlagOptions, configFromFlags, readConfigFile, resolveConfig } from '../train/config.ts';
 import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 
-const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [train's flags]
+const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [--config JOB.json] [train's flags]
        lorasft sftj get ID
        lorasft sftj list [--filter 'state=JOB_STATE_RUNNING'] [--page-size N] [--page-token T]
        lorasft sftj cancel ID | resume ID | delete ID
@@ -13,19 +13,25 @@ const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) 
 Talks to the lorasft serve at LORASFT_API_BASE (default http://127.0.0.1:8080) with LORASFT_API_KEY.
 Models and datasets are resource names (accounts/fireworks/models/qwen3-0p6b) or ids in your account; the
 output model defaults to the job id. 'lorasft train --help' lists the training flags (--epochs, --lora-rank, ...);
---jinja-template FILE is read here and its text sent (the server reads no paths).
+--config JOB.json is a request body (flags override its fields); --jinja-template FILE is read here and its text
+sent (the server reads no paths).
 Common flags: -a/--account ACCOUNT (default local), --json (or -o json).`;
 
 async function create(argv: string[]): Promise<number> {
-  const p = parseVerb('sftj create', argv, configFlagOptions());
+  const p = parseVerb('sftj create', argv, { ...configFlagOptions(), config: { type: 'string' } });
   needArgs('sftj create', p.args, []);
-  const body: Record<string, unknown> = configFromFlags(p.values);
+  const file = typeof p.values.config === 'string' ? readConfigFile(p.values.config, notice) : {};
+  const flags = configFromFlags(p.values);
+  resolveConfig(file, flags); // the server's range checks, here: a bad value is named by its line or flag
+  const body: Record<string, unknown> = { ...file, ...flags };
   const jobId = body.jobId as string | undefined;
   delete body.jobId;
   if (typeof body.jinjaTemplate === 'string') body.jinjaTemplate = templateText(body.jinjaTemplate);
   printOne(p, await p.client.request('POST', 'supervisedFineTuningJobs', body, { supervisedFineTuningJobId: jobId }));
   return 0;
 }
+
+const notice = (m: string) => console.error(`notice: ${m}`);
 
 /** --jinja-template FILE or text -> the text, checked here so that a broken file is named by its line. */
 function templateText(given: string): string {

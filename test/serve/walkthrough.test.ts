@@ -218,6 +218,17 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       1,
       'error: broken.jinja:2: chat template does not parse: Parser Error: Expected closing expression token. CloseCurlyBracket !== CloseExpression.\n',
     ]);
+    // a bad value in --config is named by its line before anything is sent, as lorasft train names it
+    fs.writeFileSync(path.join(fx.root, 'neg.json'), '{\n  "epochs": -1\n}\n');
+    const neg = await run(process.execPath, [BIN, 'sftj', 'create', '--dataset', 'verb-data', '--config', 'neg.json'], {
+      env,
+      cwd: fx.root,
+    }).catch((e) => e);
+    expect([neg.code, neg.stderr]).toEqual([1, 'error: neg.json:2: epochs must be > 0, got -1\n']);
+    fs.writeFileSync(
+      path.join(fx.root, 'verb.json'),
+      '// lorasft sftj create --config verb.json ...\n{"batchSize": 64, "learningRate": 0.01, "epochs": 3}\n',
+    );
     const created = JSON.parse(
       await cli(
         'sftj',
@@ -230,10 +241,8 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
         'verb-model',
         '--job-id',
         'verb-job',
-        '--batch-size',
-        '64',
-        '--learning-rate',
-        '0.01',
+        '--config',
+        'verb.json', // a request body; the flags override it
         '--epochs',
         '1',
         '--no-eval-auto-carveout',
@@ -246,6 +255,9 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       name: 'accounts/local/supervisedFineTuningJobs/verb-job',
       dataset: 'accounts/local/datasets/verb-data',
       jinjaTemplate: template,
+      batchSize: 64,
+      learningRate: 0.01,
+      epochs: 1,
     });
     await waitFor(
       'sftj get to say COMPLETED',
