@@ -1,6 +1,8 @@
 // `lorasft sftj create|get|list|cancel|resume|delete`: supervised fine-tuning jobs on a lorasft serve, with
 // firectl's flags (train's flags: --base-model, --dataset, --output-model, --epochs, --learning-rate, ...).
+import * as fs from 'node:fs';
 import { refPath } from '../client/api.ts';
+import { UserError } from '../errors.ts';
 import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
 import { configFlagOptions, configFromFlags, readConfigFile, resolveConfig } from '../train/config.ts';
 import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
@@ -27,11 +29,30 @@ async function create(argv: string[]): Promise<number> {
   const jobId = body.jobId as string | undefined;
   delete body.jobId;
   if (typeof body.jinjaTemplate === 'string') body.jinjaTemplate = templateText(body.jinjaTemplate);
+  for (const r of RESOURCE_FLAGS) notALocalPath(body[r.key], r);
   printOne(p, await p.client.request('POST', 'supervisedFineTuningJobs', body, { supervisedFineTuningJobId: jobId }));
   return 0;
 }
 
 const notice = (m: string) => console.error(`notice: ${m}`);
+
+// The fields that name a server's resource: a local file (a dataset) or dir (a model) must be put there first.
+const RESOURCE_FLAGS = [
+  { key: 'dataset', flag: '--dataset', id: 'my-data' },
+  { key: 'evaluationDataset', flag: '--evaluation-dataset', id: 'my-eval' },
+  { key: 'baseModel', flag: '--base-model', id: 'my-model' },
+  { key: 'warmStartFrom', flag: '--warm-start-from', id: 'my-model' },
+];
+
+/** A local path where the server takes a resource name: one line saying how to upload or import it first. */
+function notALocalPath(v: unknown, r: (typeof RESOURCE_FLAGS)[number]): void {
+  if (typeof v !== 'string' || /^[a-z0-9-]{1,63}$/.test(v) || v.startsWith('accounts/') || !fs.existsSync(v)) return;
+  const dataset = r.key.endsWith('ataset');
+  const put = dataset
+    ? `the server takes a dataset id: 'lorasft dataset create ${r.id} ${v}'`
+    : `the server takes a model name: 'lorasft model import ${r.id} ${v}' (with --data-dir D when the server's data dir is not ./lorasft-data)`;
+  throw new UserError(`${r.flag}: ${v} is a local ${dataset ? 'file' : 'directory'}; ${put}, then ${r.flag} ${r.id}`);
+}
 
 /** --jinja-template FILE or text -> the text, checked here so that a broken file is named by its line. */
 function templateText(given: string): string {

@@ -225,6 +225,12 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       cwd: fx.root,
     }).catch((e) => e);
     expect([neg.code, neg.stderr]).toEqual([1, 'error: neg.json:2: epochs must be > 0, got -1\n']);
+    // a local file where the server takes a dataset id: the command that uploads it
+    const local = await run(process.execPath, [BIN, 'sftj', 'create', '--dataset', fx.train], { env }).catch((e) => e);
+    expect([local.code, local.stderr]).toEqual([
+      1,
+      `error: --dataset: ${fx.train} is a local file; the server takes a dataset id: 'lorasft dataset create my-data ${fx.train}', then --dataset my-data\n`,
+    ]);
     fs.writeFileSync(
       path.join(fx.root, 'verb.json'),
       '// lorasft sftj create --config verb.json ...\n{"batchSize": 64, "learningRate": 0.01, "epochs": 3}\n',
