@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { refPath } from '../client/api.ts';
 import { UserError } from '../errors.ts';
 import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
-import { configFlagOptions, configFromFlags, readConfigFile, resolveConfig } from '../train/config.ts';
+import { configFlagOptions, configFromFlags, fieldSource, readConfigFile, resolveConfig } from '../train/config.ts';
 import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 
 const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [--config JOB.json] [train's flags]
@@ -29,7 +29,7 @@ async function create(argv: string[]): Promise<number> {
   const jobId = body.jobId as string | undefined;
   delete body.jobId;
   if (typeof body.jinjaTemplate === 'string') body.jinjaTemplate = templateText(body.jinjaTemplate);
-  for (const r of RESOURCE_FLAGS) notALocalPath(body[r.key], r);
+  for (const r of RESOURCE_FLAGS) notALocalPath(body[r.key], r, fieldSource(r.key, file, flags) ?? r.flag);
   printOne(p, await p.client.request('POST', 'supervisedFineTuningJobs', body, { supervisedFineTuningJobId: jobId }));
   return 0;
 }
@@ -45,13 +45,13 @@ const RESOURCE_FLAGS = [
 ];
 
 /** A local path where the server takes a resource name: one line saying how to upload or import it first. */
-function notALocalPath(v: unknown, r: (typeof RESOURCE_FLAGS)[number]): void {
+function notALocalPath(v: unknown, r: (typeof RESOURCE_FLAGS)[number], where: string): void {
   if (typeof v !== 'string' || /^[a-z0-9-]{1,63}$/.test(v) || v.startsWith('accounts/') || !fs.existsSync(v)) return;
   const dataset = r.key.endsWith('ataset');
   const put = dataset
     ? `the server takes a dataset id: 'lorasft dataset create ${r.id} ${v}'`
     : `the server takes a model name: 'lorasft model import ${r.id} ${v}' (with --data-dir D when the server's data dir is not ./lorasft-data)`;
-  throw new UserError(`${r.flag}: ${v} is a local ${dataset ? 'file' : 'directory'}; ${put}, then ${r.flag} ${r.id}`);
+  throw new UserError(`${where}: ${v} is a local ${dataset ? 'file' : 'directory'}; ${put}, then ${r.flag} ${r.id}`);
 }
 
 /** --jinja-template FILE or text -> the text, checked here so that a broken file is named by its line. */

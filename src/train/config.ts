@@ -157,14 +157,17 @@ export function configFromFlags(
   return out as Partial<TrainConfig>;
 }
 
+/** Where the last of `layers` that sets `key` got it (`FILE:LINE`, `--flag`), or null (defaults, a REST body). */
+export function fieldSource(key: string, ...layers: Partial<TrainConfig>[]): string | null {
+  const layer = [...layers].reverse().find((l) => key in l);
+  return (layer && SOURCES.get(layer)?.(key)) ?? null;
+}
+
 /** Merge layers (later wins), fill dependent defaults, and validate: a bad value is named by the layer that set it. */
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const c = Object.assign(defaultConfig(), ...layers) as TrainConfig;
   if (c.loraAlpha === 0) c.loraAlpha = 2 * c.loraRank;
-  validateConfig(c, (key) => {
-    const layer = [...layers].reverse().find((l) => key in l);
-    return (layer && SOURCES.get(layer)?.(key)) ?? 'invalid training config';
-  });
+  validateConfig(c, (key) => fieldSource(key, ...layers) ?? 'invalid training config');
   return c;
 }
 

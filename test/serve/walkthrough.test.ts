@@ -231,6 +231,12 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       1,
       `error: --dataset: ${fx.train} is a local file; the server takes a dataset id: 'lorasft dataset create my-data ${fx.train}', then --dataset my-data\n`,
     ]);
+    fs.writeFileSync(path.join(fx.root, 'local.json'), `{\n  "dataset": ${JSON.stringify(fx.train)}\n}\n`);
+    const inFile = await run(process.execPath, [BIN, 'sftj', 'create', '--config', 'local.json'], {
+      env,
+      cwd: fx.root,
+    }).catch((e) => e);
+    expect(inFile.stderr).toMatch(/^error: local\.json:2: .* is a local file; the server takes a dataset id: /);
     fs.writeFileSync(
       path.join(fx.root, 'verb.json'),
       '// lorasft sftj create --config verb.json ...\n{"batchSize": 64, "learningRate": 0.01, "epochs": 3}\n',
