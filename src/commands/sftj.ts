@@ -4,7 +4,15 @@ import * as fs from 'node:fs';
 import { refPath } from '../client/api.ts';
 import { UserError } from '../errors.ts';
 import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
-import { configFlagOptions, configFromFlags, fieldSource, readConfigFile, resolveConfig } from '../train/config.ts';
+import {
+  configFlagOptions,
+  configFromFlags,
+  fieldSource,
+  flagName,
+  readConfigFile,
+  resolveConfig,
+} from '../train/config.ts';
+import { isValidId } from '../serve/ids.ts';
 import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 
 const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [--config JOB.json] [train's flags]
@@ -29,7 +37,7 @@ async function create(argv: string[]): Promise<number> {
   const jobId = body.jobId as string | undefined;
   delete body.jobId;
   if (typeof body.jinjaTemplate === 'string') body.jinjaTemplate = templateText(body.jinjaTemplate);
-  for (const r of RESOURCE_FLAGS) notALocalPath(body[r.key], r, fieldSource(r.key, file, flags) ?? r.flag);
+  for (const r of RESOURCE_FLAGS) notALocalPath(body[r.key], r, fieldSource(r.key, file, flags));
   printOne(p, await p.client.request('POST', 'supervisedFineTuningJobs', body, { supervisedFineTuningJobId: jobId }));
   return 0;
 }
@@ -38,20 +46,26 @@ const notice = (m: string) => console.error(`notice: ${m}`);
 
 // The fields that name a server's resource: a local file (a dataset) or dir (a model) must be put there first.
 const RESOURCE_FLAGS = [
-  { key: 'dataset', flag: '--dataset', id: 'my-data' },
-  { key: 'evaluationDataset', flag: '--evaluation-dataset', id: 'my-eval' },
-  { key: 'baseModel', flag: '--base-model', id: 'my-model' },
-  { key: 'warmStartFrom', flag: '--warm-start-from', id: 'my-model' },
-];
+  { key: 'dataset', kind: 'dataset', id: 'my-data' },
+  { key: 'evaluationDataset', kind: 'dataset', id: 'my-eval' },
+  { key: 'baseModel', kind: 'model', id: 'my-model' },
+  { key: 'warmStartFrom', kind: 'model', id: 'my-model' },
+] as const;
 
-/** A local path where the server takes a resource name: one line saying how to upload or import it first. */
-function notALocalPath(v: unknown, r: (typeof RESOURCE_FLAGS)[number], where: string): void {
-  if (typeof v !== 'string' || /^[a-z0-9-]{1,63}$/.test(v) || v.startsWith('accounts/') || !fs.existsSync(v)) return;
-  const dataset = r.key.endsWith('ataset');
-  const put = dataset
-    ? `the server takes a dataset id: 'lorasft dataset create ${r.id} ${v}'`
-    : `the server takes a model name: 'lorasft model import ${r.id} ${v}' (with --data-dir D when the server's data dir is not ./lorasft-data)`;
-  throw new UserError(`${where}: ${v} is a local ${dataset ? 'file' : 'directory'}; ${put}, then ${r.flag} ${r.id}`);
+/**
+ * A local path where the server takes a resource name: one line saying how to upload or import it first, named by
+ * `source` (the config file's line that set it) or else its flag.
+ */
+function notALocalPath(v: unknown, r: (typeof RESOURCE_FLAGS)[number], source: string | null): void {
+  if (typeof v !== 'string' || isValidId(v) || v.startsWith('accounts/') || !fs.existsSync(v)) return;
+  const put =
+    r.kind === 'dataset'
+      ? `the server takes a dataset id: 'lorasft dataset create ${r.id} ${v}'`
+      : `the server takes a model name: 'lorasft model import ${r.id} ${v}' (with --data-dir D when the server's data dir is not ./lorasft-data)`;
+  const flag = `--${flagName(r.key)}`;
+  throw new UserError(
+    `${source ?? flag}: ${v} is a local ${r.kind === 'dataset' ? 'file' : 'directory'}; ${put}, then ${flag} ${r.id}`,
+  );
 }
 
 /** --jinja-template FILE or text -> the text, checked here so that a broken file is named by its line. */

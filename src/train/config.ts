@@ -48,7 +48,7 @@ export interface TrainConfig {
 }
 
 /** CLI flag of a field: kebab-case of the camelCase name (firectl's names). */
-function flagName(key: string): string {
+export function flagName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
