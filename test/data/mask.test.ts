@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { renderWithSpans, tokenizeWithSpans } from '../../src/data/mask.ts';
+import { templateOmissions } from '../../src/data/pipeline.ts';
 import { createChatTemplate } from '../../src/data/template.ts';
 import type { ChatTokenizer } from '../../src/data/tokenizer.ts';
 import type { ChatMessage } from '../../src/data/types.ts';
@@ -65,11 +68,53 @@ describe('renderWithSpans', () => {
     expect(spans.map(([a, b]) => text.slice(a, b))).toEqual(['yo<E>', '<think></think>zz<E>']);
   });
 
-  it('rejects a template whose prefix renders are not prefixes of the whole', () => {
+  it('a template whose prefix renders are not prefixes of the whole: the turns are found by their content', () => {
     const tok = fakeTokenizer('{{ messages|length }}' + CHAT);
-    expect(() => renderWithSpans(msgs, [1], tok)).toThrowError(
-      /^chat template breaks the prefix property: messages\[0\.\.1\) rendered with the generation prompt is not a prefix of the whole conversation \(they differ at character 0: "1user:hi<E>\\nassistant:" vs "4user:hi/,
+    const r = renderWithSpans(msgs, [1, 3], tok);
+    expect(r.spans.map(([a, b]) => r.text.slice(a, b))).toEqual(['yo<E>', 'zz<E>']);
+    expect(r.byContent).toMatch(/^chat template breaks the prefix property: messages\[0\.\.1\) rendered/);
+    // Content that appears in an earlier message first is looked for after that message only.
+    const echo: ChatMessage[] = [
+      { role: 'user', content: 'say yo' },
+      { role: 'assistant', content: 'yo' },
+    ];
+    const e = renderWithSpans(echo, [1], tok);
+    expect(e.text.slice(...e.spans[0])).toBe('yo<E>');
+    expect(e.spans[0][0]).toBe(e.text.indexOf('assistant:') + 'assistant:'.length);
+  });
+
+  it('rejects a template whose prefix renders are not prefixes of the whole when a turn is not found by content', () => {
+    const tok = fakeTokenizer(
+      '{{ messages|length }}{% for m in messages %}{{ m.role }}:{{ m.content|upper }}<E>\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}',
     );
+    expect(() => renderWithSpans(msgs, [1], tok)).toThrowError(
+      /^chat template breaks the prefix property: messages\[0\.\.1\) rendered with the generation prompt is not a prefix of the whole conversation \(they differ at character 0: "1user:HI<E>\\nassistant:" vs "4user:HI/,
+    );
+  });
+
+  it("Mistral-Nemo's template (the system message only before a final user message): turns by content, the system message reported", () => {
+    const fx = JSON.parse(
+      fs.readFileSync(path.join(import.meta.dirname, '../fixtures/templates/mistral_nemo.json'), 'utf8'),
+    );
+    const tpl = createChatTemplate(fx.chat_template, fx.special_tokens, 'mistral_nemo');
+    const tok = { render: tpl.render, endOfTurnTokens: ['</s>'] } as unknown as ChatTokenizer;
+    const conv: ChatMessage[] = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Capital of France?' },
+      { role: 'assistant', content: 'Paris.' },
+      { role: 'user', content: 'And Spain?' },
+      { role: 'assistant', content: 'Madrid.' },
+    ];
+    const r = renderWithSpans(conv, [2, 4], tok);
+    expect(r.text).toBe('<s>[INST]Capital of France?[/INST]Paris.</s>[INST]And Spain?[/INST]Madrid.</s>');
+    expect(r.spans.map(([a, b]) => r.text.slice(a, b))).toEqual(['Paris.</s>', 'Madrid.</s>']);
+    expect(templateOmissions({ messages: conv, trainTurns: [2, 4] }, r.text, r.spans)).toEqual([
+      'the system message 0',
+    ]);
+    // Without a system message the prefixes hold: the usual path, the same spans.
+    const plain = renderWithSpans(conv.slice(1), [1, 3], tok);
+    expect(plain.byContent).toBeUndefined();
+    expect(plain.spans.map(([a, b]) => plain.text.slice(a, b))).toEqual(['Paris.</s>', 'Madrid.</s>']);
   });
 });
 

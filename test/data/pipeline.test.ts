@@ -363,9 +363,24 @@ describe('templates: overrides, named templates, broken templates', () => {
     expect(trained.length).toBeLessThanOrEqual(' Bottle of wine.<|im_end|>'.length);
   });
 
-  it('fails loudly, naming the line, when a template breaks the prefix property', async () => {
+  it('a template that breaks the prefix property: turns found by content with one warning naming the line, else a loud failure', async () => {
     const t = await loadChatTokenizer(MODELS('qwen3'), { jinjaTemplate: '{{ messages|length }}\n' + plain });
-    expect(() => buildExamples([ex([U('x'), A('y')], {}, 5)], t, { maxContextLength: 100 })).toThrowError(
+    const warnings: string[] = [];
+    const rows = [ex([U('x'), A('y')], {}, 5), ex([U('p'), A('q')], {}, 6), ex([U('r'), A('s')], {}, 7)];
+    const { examples } = buildExamples(rows, t, { maxContextLength: 100, warn: (w) => warnings.push(w) });
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^data\.jsonl:5: chat template breaks the prefix property: messages\[0\.\.1\) rendered .*; its trained turns were found by their content in the whole render instead$/,
+      ),
+      'the trained turns of 3 training examples were found by their content (first named above)',
+    ]);
+    const trained = (e: (typeof examples)[0]) => t.decode(e.inputIds.filter((_, i) => e.weights[i] > 0));
+    expect(examples.map(trained)).toEqual([' y<|im_end|>', ' q<|im_end|>', ' s<|im_end|>']); // ' y' is one token
+    // Content the template changes (upper case) cannot be found: the row fails, named by its line.
+    const upper = await loadChatTokenizer(MODELS('qwen3'), {
+      jinjaTemplate: '{{ messages|length }}\n' + plain.replace('A: {{ m.content }}', 'A: {{ m.content|upper }}'),
+    });
+    expect(() => buildExamples([ex([U('x'), A('y')], {}, 5)], upper, { maxContextLength: 100 })).toThrowError(
       /^data\.jsonl:5: chat template breaks the prefix property: messages\[0\.\.1\) rendered with the generation prompt is not a prefix/,
     );
   });

@@ -6,6 +6,9 @@ import * as path from 'node:path';
 import { createChatTemplate } from '../../src/data/template.ts';
 import { checkRow } from '../../src/data/row.ts';
 import { renderTemplate } from '../../src/data/jinja_python.ts';
+import { renderWithSpans } from '../../src/data/mask.ts';
+import { expandConversation } from '../../src/data/expand.ts';
+import type { ChatTokenizer } from '../../src/data/tokenizer.ts';
 import { Template } from '@huggingface/jinja';
 
 const DIR = path.join(import.meta.dirname, '../fixtures/templates');
@@ -25,7 +28,7 @@ interface Fixture {
   special_tokens: Record<string, string>;
   cases: { id: string; full: Rendered; prefixes: Record<string, Rendered> }[];
 }
-const NAMES = ['qwen3', 'llama3', 'llama3_1', 'gemma3', 'deepseek_v3'];
+const NAMES = ['qwen3', 'llama3', 'llama3_1', 'gemma3', 'deepseek_v3', 'mistral_nemo'];
 const fixtures: Fixture[] = NAMES.map((n) => JSON.parse(fs.readFileSync(path.join(DIR, `${n}.json`), 'utf8')));
 
 /** Render like the fixture did; `{text}` or `{error}` (the message for raise_exception, else just that it failed). */
@@ -82,6 +85,40 @@ describe('chat templates render as Hugging Face (Python jinja2) renders them', (
         }
       }
       expect(bad, bad.slice(0, 5).join('\n')).toEqual([]);
+    });
+
+    it(`${fx.template}: every conversation it renders gets a loss mask, each trained turn through its end-of-turn token`, () => {
+      const [y, m, d] = fx.now.slice(0, 10).split('-').map(Number);
+      const tpl = createChatTemplate(fx.chat_template, fx.special_tokens, fx.template, {
+        now: () => new Date(y, m - 1, d, 12),
+      });
+      // The end-of-turn tokens loadChatTokenizer would find: eos and the known ones the template writes.
+      const eots = [fx.special_tokens.eos_token, '<|im_end|>', '<|eot_id|>', '<end_of_turn>'].filter(
+        (t) => t && (t === fx.special_tokens.eos_token || JSON.stringify(fx.chat_template).includes(t)),
+      );
+      const tok = { render: tpl.render, endOfTurnTokens: eots } as unknown as ChatTokenizer;
+      const bad: string[] = [];
+      let byContent = 0;
+      for (const c of fx.cases.filter((x) => x.full.text !== undefined)) {
+        const ex = checkRow(conversations.find((x) => x.id === c.id)!.row, 1).example!;
+        for (const conv of expandConversation(ex.messages))
+          try {
+            const r = renderWithSpans(conv.messages, conv.trainTurns, tok, ex.tools);
+            if (r.byContent) byContent++;
+            r.spans.forEach(([a, b], j) => {
+              if (!eots.some((t) => r.text.slice(a, b).endsWith(t)))
+                bad.push(
+                  `${c.id} turn ${conv.trainTurns[j]}: ${JSON.stringify(r.text.slice(a, b))} ends without an end-of-turn token`,
+                );
+            });
+          } catch (e) {
+            bad.push(`${c.id}: ${(e as Error).message}`);
+          }
+      }
+      expect(bad, bad.slice(0, 5).join('\n')).toEqual([]);
+      // Only Mistral-Nemo breaks the prefix property (its system message), in the conversations that have one.
+      if (fx.template !== 'mistral_nemo') expect(byContent).toBe(0);
+      else expect(byContent).toBeGreaterThanOrEqual(3);
     });
   }
 
