@@ -1,12 +1,18 @@
 // CLI of the tiny-model generator (the library is src/model/tiny.ts):
-//   scripts/make-tiny-model --family qwen3 --out DIR [--tokenizer qwen3|llama3|gemma3|none] [--vocab N]
+//   scripts/make-tiny-model --family qwen3 --out DIR [--tokenizer qwen3|llama3|gemma3|mistral_nemo|none] [--vocab N]
 //     [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed S] [--tie true|false]
 //     [--dtype f32|bf16] [--std 0.02] [--sliding-window N]
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError } from '../src/errors.ts';
-import { makeTinyModel, TINY_FAMILIES, type TinyFamily, type TokenizerName } from '../src/model/tiny.ts';
+import {
+  makeTinyModel,
+  TINY_FAMILIES,
+  TOKENIZER_NAMES,
+  type TinyFamily,
+  type TokenizerName,
+} from '../src/model/tiny.ts';
 
 function main(argv: string[]): void {
   const { values: v } = parseArgs({
@@ -33,7 +39,7 @@ function main(argv: string[]): void {
   });
   if (v.help || !v.family || !v.out) {
     console.log(
-      'usage: make-tiny-model --family qwen3|qwen2|llama|mistral|gemma3 --out DIR [--tokenizer qwen3|llama3|gemma3|none] [--vocab N]\n' +
+      'usage: make-tiny-model --family qwen3|qwen2|llama|mistral|gemma3 --out DIR [--tokenizer qwen3|llama3|gemma3|mistral_nemo|none] [--vocab N]\n' +
         '  [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed 0] [--tie true|false] [--dtype f32|bf16] [--std 0.02]\n' +
         '  [--sliding-window N] (mistral: every layer, default none; gemma3: the local layers, default 8)',
     );
@@ -53,8 +59,8 @@ function main(argv: string[]): void {
   };
   if (!TINY_FAMILIES.includes(v.family as TinyFamily))
     throw new Error(`--family ${v.family}: expected ${TINY_FAMILIES.join(', ')}`);
-  if (v.tokenizer && !['qwen3', 'llama3', 'gemma3', 'none'].includes(v.tokenizer))
-    throw new Error(`--tokenizer ${v.tokenizer}: expected qwen3, llama3, gemma3 or none`);
+  if (v.tokenizer && !TOKENIZER_NAMES.includes(v.tokenizer as TokenizerName))
+    throw new Error(`--tokenizer ${v.tokenizer}: expected ${TOKENIZER_NAMES.join(', ')}`);
   if (v.tie && !['true', 'false'].includes(v.tie)) throw new Error(`--tie ${v.tie}: expected true or false`);
   if (v.dtype && !['f32', 'bf16'].includes(v.dtype)) throw new Error(`--dtype ${v.dtype}: expected f32 or bf16`);
   const { dir, config } = makeTinyModel({

@@ -11,7 +11,8 @@ import { writeSafetensors, type FloatTensor } from './safetensors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { UserError } from '../errors.ts';
 
-export type TokenizerName = 'qwen3' | 'llama3' | 'gemma3' | 'none';
+export type TokenizerName = 'qwen3' | 'llama3' | 'gemma3' | 'mistral_nemo' | 'none';
+export const TOKENIZER_NAMES: readonly TokenizerName[] = ['qwen3', 'llama3', 'gemma3', 'mistral_nemo', 'none'];
 export type TinyFamily = 'qwen3' | 'qwen2' | 'llama' | 'mistral' | 'gemma3';
 export const TINY_FAMILIES: readonly TinyFamily[] = ['qwen3', 'qwen2', 'llama', 'mistral', 'gemma3'];
 
