@@ -78,8 +78,10 @@ class PrefixError extends UserError {}
 /**
  * The trained spans found by content: each message's content is looked up in the full render after the previous
  * one's, and a trained turn is its content plus the end-of-turn token right after it (whitespace between
- * allowed). A message the template leaves out (not found) is skipped; the pipeline's omission check names it. Null
- * when a trained turn has no plain content to look for (tool calls, reasoning) or is not found in order.
+ * allowed; where the template has such tokens, an occurrence without one, like the same words inside a user
+ * message, is passed over). A message the template leaves out (not found) is skipped; the pipeline's omission
+ * check names it. Null when a trained turn has no plain content to look for (tool calls, reasoning) or is not
+ * found in order.
  */
 function spansByContent(messages: ChatMessage[], trainTurns: number[], text: string, eots: string[]): Span[] | null {
   const train = new Set(trainTurns);
@@ -87,20 +89,30 @@ function spansByContent(messages: ChatMessage[], trainTurns: number[], text: str
   let from = 0;
   for (let j = 0; j < messages.length; j++) {
     const m = messages[j];
-    const at = m.content ? text.indexOf(m.content, from) : -1;
     if (!train.has(j)) {
+      const at = m.content ? text.indexOf(m.content, from) : -1;
       if (at !== -1) from = at + m.content.length;
       continue;
     }
-    if (at === -1 || m.tool_calls?.length || m.reasoning_content) return null;
-    let end = at + m.content.length;
-    const gap = /^\s*/.exec(text.slice(end))![0].length;
-    const eot = eots.find((t) => text.startsWith(t, end + gap));
-    if (eot) end += gap + eot.length;
-    spans.push([at, end]);
-    from = end;
+    if (!m.content || m.tool_calls?.length || m.reasoning_content) return null;
+    const span = turnByContent(m.content, text, from, eots);
+    if (!span) return null;
+    spans.push(span);
+    from = span[1];
   }
   return spans;
+}
+
+/** The first occurrence of `content` at or after `from` with an end-of-turn token after it (any, without eots). */
+function turnByContent(content: string, text: string, from: number, eots: string[]): Span | null {
+  for (let at = text.indexOf(content, from); at !== -1; at = text.indexOf(content, at + 1)) {
+    const end = at + content.length;
+    const gap = /^\s*/.exec(text.slice(end))![0].length;
+    const eot = eots.find((t) => text.startsWith(t, end + gap));
+    if (eot) return [at, end + gap + eot.length];
+    if (eots.length === 0) return [at, end];
+  }
+  return null;
 }
 
 /** The trained spans by rendering prefixes (the file comment); PrefixError where the template breaks that. */

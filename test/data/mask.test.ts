@@ -111,6 +111,16 @@ describe('renderWithSpans', () => {
     expect(templateOmissions({ messages: conv, trainTurns: [2, 4] }, r.text, r.spans)).toEqual([
       'the system message 0',
     ]);
+    // The system message's words inside the user message, and the answer's too: the turn is the occurrence that
+    // ends its turn (followed by </s>), not the one inside the user message.
+    const echo: ChatMessage[] = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Be brief. Say Paris.' },
+      { role: 'assistant', content: 'Paris.' },
+    ];
+    const e = renderWithSpans(echo, [2], tok);
+    expect(e.text).toBe('<s>[INST]Be brief. Say Paris.[/INST]Paris.</s>');
+    expect(e.spans).toEqual([[e.text.length - 'Paris.</s>'.length, e.text.length]]);
     // Without a system message the prefixes hold: the usual path, the same spans.
     const plain = renderWithSpans(conv.slice(1), [1, 3], tok);
     expect(plain.byContent).toBeUndefined();
