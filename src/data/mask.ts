@@ -107,9 +107,10 @@ function spansByContent(messages: ChatMessage[], trainTurns: number[], text: str
 function turnByContent(content: string, text: string, from: number, eots: string[]): Span | null {
   for (let at = text.indexOf(content, from); at !== -1; at = text.indexOf(content, at + 1)) {
     const end = at + content.length;
-    const gap = /^\s*/.exec(text.slice(end))![0].length;
-    const eot = eots.find((t) => text.startsWith(t, end + gap));
-    if (eot) return [at, end + gap + eot.length];
+    let after = end; // past the whitespace after the content (no copy of the rest of the text per occurrence)
+    while (after < text.length && /\s/.test(text[after])) after++;
+    const eot = eots.find((t) => text.startsWith(t, after));
+    if (eot) return [at, after + eot.length];
     if (eots.length === 0) return [at, end];
   }
   return null;
