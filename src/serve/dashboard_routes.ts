@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIELDS } from '../train/config_fields.ts';
+import { TERMINAL_STATES } from '../train/job.ts';
 import { notFound } from './errors.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -78,7 +79,8 @@ function loggedBackend(logFile: string | undefined): string | undefined {
   return /backend: (.+)/.exec(buf.subarray(0, n).toString('utf8'))?.[1].trim();
 }
 
-const TERMINAL = /COMPLETED|FAILED|CANCELLED|EXPIRED|DELETED/;
+/** A state after which the stream has nothing more to send ('DELETED': the job is gone). */
+const ended = (state: string) => state === 'DELETED' || (TERMINAL_STATES as string[]).includes(state);
 
 /**
  * `GET .../supervisedFineTuningJobs/{id}:streamMetrics`: server-sent events, one `metrics` event per metrics.jsonl
@@ -127,7 +129,7 @@ export function metricsStreamRoute<
         }
         const now = j?.state ?? 'DELETED';
         if (now !== state) c.res.write(`event: state\ndata: ${JSON.stringify({ state: (state = now) })}\n\n`);
-        if (TERMINAL.test(now)) stop();
+        if (ended(now)) stop();
       };
       const timer = setInterval(tick, 500);
       const stop = () => {

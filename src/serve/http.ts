@@ -99,3 +99,12 @@ export function pageBody(field: string, page: Page, show: (body: Json) => Json =
     totalSize: page.total,
   };
 }
+
+/** One percent-encoded path segment, decoded; malformed encoding is a 400, not a crash. */
+export function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw badRequest(`malformed percent-encoding in path segment ${JSON.stringify(s.slice(0, 80))}`);
+  }
+}

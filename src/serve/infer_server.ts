@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { deploymentRoutes, type DeploymentRoute } from './deployment_routes.ts';
 import type { DeploymentService } from './deployment_service.ts';
 import { ApiError, notFound } from './errors.ts';
-import { keepIdleConnections, sendError, sendJson } from './http.ts';
+import { decodeSegment, keepIdleConnections, sendError, sendJson } from './http.ts';
 import { handleInference, INFERENCE_PREFIX } from './inference_routes.ts';
 
 /** `/v1/accounts/{account}/{collection}[/{id}]` to its route, or a 404 / 405 saying what exists. */
@@ -19,9 +19,9 @@ function route(
   if (segs[1] !== 'v1' || segs[2] !== 'accounts' || segs.length < 5 || segs.length > 6)
     throw notFound(`no such route: ${pathname.slice(0, 200)}`);
   const [account, collection, id] = [
-    decodeURIComponent(segs[3]),
+    decodeSegment(segs[3]),
     segs[4],
-    segs[5] === undefined ? undefined : decodeURIComponent(segs[5]),
+    segs[5] === undefined ? undefined : decodeSegment(segs[5]),
   ];
   const shape = routes.filter((r) => r.collection === collection && r.item === (id !== undefined));
   if (!shape.length)

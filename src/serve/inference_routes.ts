@@ -7,7 +7,7 @@ import { UserError } from '../errors.ts';
 import type { Completion } from '../infer/sequence.ts';
 import type { DeploymentService } from './deployment_service.ts';
 import { ApiError } from './errors.ts';
-import { readJsonBody, sendJson } from './http.ts';
+import { decodeSegment, readJsonBody, sendJson } from './http.ts';
 import { type Json } from './store.ts';
 import { OpenAIError, parseInferenceRequest, type InferenceRequest } from './openai_params.ts';
 
@@ -35,7 +35,7 @@ export async function handleInference(
     const sub = pathname.slice(INFERENCE_PREFIX.length);
     if (req.method === 'GET' && sub === '/models') return sendJson(res, 200, listModels(svc));
     if (req.method === 'GET' && sub.startsWith('/models/'))
-      return sendJson(res, 200, oneModel(svc, decodeURIComponent(sub.slice('/models/'.length))));
+      return sendJson(res, 200, oneModel(svc, decodeSegment(sub.slice('/models/'.length))));
     const kind: Kind | undefined =
       sub === '/chat/completions' ? 'chat' : sub === '/completions' ? 'completion' : undefined;
     if (!kind)

@@ -2,9 +2,9 @@
 // models; deployments next) contributes a list of routes; this file only parses paths and dispatches, so a new
 // collection is one more import in ROUTES.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, badRequest, notFound } from './errors.ts';
+import { ApiError, notFound } from './errors.ts';
 import { requireId } from './ids.ts';
-import { sendJson } from './http.ts';
+import { decodeSegment, sendJson } from './http.ts';
 import type { Service } from './service.ts';
 import { DATASET_ROUTES } from './datasets.ts';
 import { JOB_ROUTES } from './jobs.ts';
@@ -65,14 +65,6 @@ interface Parsed {
   collection: string;
   id?: string;
   verb?: string;
-}
-
-function decodeSegment(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    throw badRequest(`malformed percent-encoding in path segment ${JSON.stringify(s.slice(0, 80))}`);
-  }
 }
 
 /** Splits a raw request path (never normalised, so '..' stays a segment and is refused as an id). */

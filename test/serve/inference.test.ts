@@ -273,6 +273,12 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       expect(r.json.error).toMatchObject({ type: 'invalid_request_error', code, param });
       expect(r.json.error.message.length).toBeGreaterThan(0);
     }
+    // A path with malformed percent-encoding is the caller's error (a 400), not the server's.
+    for (const path of ['/inference/v1/models/%E0%A4%A', '/inference/v1/models/%', `${API}/deployments/%`]) {
+      const r = await call('GET', path);
+      expect({ path, status: r.status }).toEqual({ path, status: 400 });
+      expect(r.json.error.message).toMatch(/malformed percent-encoding/);
+    }
     // The openai client surfaces them as its own error classes.
     await expect(
       client.chat.completions.create({
