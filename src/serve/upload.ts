@@ -18,24 +18,30 @@ export interface UploadResult {
   filename: string;
 }
 
+/** Why a request's headers alone rule the upload out (not multipart, or declared too large), or null. */
+function refuseHeaders(req: IncomingMessage, maxBytes: number): ApiError | null {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^multipart\/form-data/i.test(type))
+    return badRequest(
+      `expected a multipart/form-data body with a 'file' part (curl -F file=@data.jsonl), got content-type ${JSON.stringify(type)}`,
+    );
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > maxBytes + 64 * 1024)
+    return new ApiError(
+      413,
+      `upload is ${declared} bytes; this server accepts at most ${maxBytes} (serve --max-upload-mb)`,
+    );
+  return null;
+}
+
 /** Streams the multipart `file` part of `req` to a temp file in `dir`; resolves with its path, size and name. */
 function receiveFile(
   req: IncomingMessage,
   dir: string,
   maxBytes: number,
 ): Promise<{ tmp: string; bytes: number; filename: string }> {
-  const type = req.headers['content-type'] ?? '';
-  if (!/^multipart\/form-data/i.test(type))
-    return Promise.reject(
-      badRequest(
-        `expected a multipart/form-data body with a 'file' part (curl -F file=@data.jsonl), got content-type ${JSON.stringify(type)}`,
-      ),
-    );
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxBytes + 64 * 1024)
-    return Promise.reject(
-      new ApiError(413, `upload is ${declared} bytes; this server accepts at most ${maxBytes} (serve --max-upload-mb)`),
-    );
+  const refused = refuseHeaders(req, maxBytes);
+  if (refused) return Promise.reject(refused);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.upload-${randomBytes(6).toString('hex')}`);
   return new Promise((resolve, reject) => {
@@ -48,13 +54,14 @@ function receiveFile(
     let failure: ApiError | null = null;
     let got: { bytes: number; filename: string } | null = null;
     let writing: Promise<void> = Promise.resolve();
+    let out: fs.WriteStream | undefined;
     const fail = (e: ApiError) => (failure ??= e);
     bb.on('file', (field, stream, info) => {
       if (field !== 'file') {
         fail(badRequest(`unexpected multipart part '${field}' (send the dataset as the 'file' part)`));
         return void stream.resume();
       }
-      const out = fs.createWriteStream(tmp);
+      out = fs.createWriteStream(tmp);
       let bytes = 0;
       stream.on('data', (d: Buffer) => (bytes += d.length));
       stream.on('limit', () =>
@@ -66,9 +73,10 @@ function receiveFile(
         ),
       );
       stream.pipe(out);
+      const file = out;
       writing = new Promise<void>((res, rej) => {
-        out.on('close', () => res());
-        out.on('error', rej);
+        file.on('close', () => res());
+        file.on('error', rej);
       }).then(() => void (got = { bytes, filename: info.filename ?? '' }));
     });
     bb.on('filesLimit', () => fail(badRequest('send exactly one file part')));
@@ -89,7 +97,18 @@ function receiveFile(
         },
       );
     });
-    req.on('aborted', () => fs.rmSync(tmp, { force: true }));
+    // The client went away mid-body: busboy never closes, so settle here (the caller frees the dataset) once the
+    // temp file is closed, and remove it.
+    req.on('aborted', () => {
+      fail(badRequest('the upload was interrupted: the client closed the connection before the body ended'));
+      req.unpipe(bb);
+      out?.destroy();
+      void writing.then(cleanUp, cleanUp);
+    });
+    const cleanUp = () => {
+      fs.rmSync(tmp, { force: true });
+      reject(failure);
+    };
     req.pipe(bb);
   });
 }

@@ -2,9 +2,10 @@
 // leaves the store (every list, every file under the data dir) exactly as it was.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import type { Fixture } from '../train/fixture.ts';
-import { request, startServe, stopAllServers, type Reply, type Serve, serveFixture } from './helpers.ts';
+import { request, startServe, stopAllServers, type Reply, type Serve, serveFixture, waitFor } from './helpers.ts';
 
 const KEY = 'k3y';
 let fx: Fixture;
@@ -451,6 +452,41 @@ describe('lorasft serve: bad requests', { timeout: 900_000 }, () => {
     // The server is still fine, and the queued job still waits.
     const q = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/queued`, { key: KEY });
     expect(q.json.state).toBe('JOB_STATE_PENDING');
+  });
+
+  it('an upload the client abandons mid-body leaves no file behind and frees the dataset', async () => {
+    const r = await request(srv.url, 'POST', `${A}/datasets`, { key: KEY, body: { datasetId: 'abandoned' } });
+    expect(r.status, r.text).toBe(200);
+    const m = multipart('file', 'train.jsonl', fs.readFileSync(fx.train));
+    const u = new URL(srv.url);
+    const req = http.request({
+      host: u.hostname,
+      port: u.port,
+      method: 'POST',
+      path: `${A}/datasets/abandoned:upload`,
+      headers: { ...m.headers, authorization: `Bearer ${KEY}`, 'content-length': String(m.raw.length) },
+    });
+    req.on('error', () => {}); // the socket is destroyed on purpose
+    req.write(m.raw.subarray(0, m.raw.length >> 1));
+    const dir = path.join(data, 'datasets', 'local', 'abandoned');
+    await waitFor(
+      'the temp file',
+      () => fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.startsWith('.upload-')),
+      60_000,
+    );
+    req.destroy();
+    // The dataset takes the next upload, and the abandoned temp file is gone.
+    const again = await waitFor(
+      'the dataset to be free',
+      async () => {
+        const a = await request(srv.url, 'POST', `${A}/datasets/abandoned:upload`, { key: KEY, ...m });
+        return a.status === 409 ? undefined : a;
+      },
+      60_000,
+    );
+    expect(again.status, again.text).toBe(200);
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('.upload-'))).toEqual([]);
+    expect((await request(srv.url, 'GET', `${A}/datasets/abandoned`, { key: KEY })).json.state).toBe('READY');
   });
 
   it('a second server on the same data dir refuses to start', async () => {
