@@ -10,6 +10,7 @@ import { ADAMW_DEFAULTS, adamwStep, clipGradNorm, type AdamWState } from './opti
 import type { StepPlan } from './plan.ts';
 import { deriveSeed, STREAM } from '../util/random.ts';
 import { learningRateAt } from './schedule.ts';
+import { isBf16 } from '../ops/matmul_bf16.ts';
 import { accumulateStep, rowsToBatch, trainedTokens, type MicroResult } from './step.ts';
 
 /** The loss, as a parameter of train(): gradients of the unnormalised sum for training, the sum for eval. */
@@ -186,9 +187,14 @@ export async function trainLoop(x: Loop): Promise<LoopEnd> {
 
 /** The first base weight holding NaN or Inf, or null (checked only when a loss turned non-finite). */
 function nonFiniteWeight(base: BaseModel): string | null {
-  for (const [name, t] of base.weights) {
-    const d = t.dataSync();
-    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return name;
-  }
+  for (const [name, t] of base.weights) if (holdsNonFinite(t)) return name;
   return null;
+}
+
+/** NaN or Inf in one weight, read tensor by tensor; a packed bf16 weight (int32 = two bf16) is read as bf16 bits. */
+function holdsNonFinite(t: tf.Tensor): boolean {
+  const d = t.dataSync();
+  if (!isBf16(t)) return d.some((x) => !Number.isFinite(x));
+  const bits = new Uint16Array(d.buffer, d.byteOffset, d.length * 2);
+  return bits.some((h) => (h & 0x7f80) === 0x7f80); // bf16 exponent all ones: Inf or NaN
 }

@@ -264,22 +264,30 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     );
   });
 
-  it('a base model with NaN weights fails saying so (not "try a lower learning rate")', async () => {
-    const model = path.join(fx.root, 'nan-model');
-    fs.cpSync(fx.model, model, { recursive: true });
-    const w = readSafetensors(path.join(model, 'model.safetensors'));
-    const name = 'model.layers.0.mlp.up_proj.weight';
-    w.get(name)!.data[3] = NaN;
-    writeSafetensors(
-      path.join(model, 'model.safetensors'),
-      new Map([...w].map(([k, t]) => [k, { shape: t.shape, data: t.data }])),
-    );
-    const r = await train(fixtureConfig(fx, 'nan-base', { baseModel: model, maxSteps: 2 }), quiet);
-    expect(r.state).toBe('JOB_STATE_FAILED');
-    expect(readJob(r.outDir).status.message).toBe(
-      `step 1: train loss is NaN (non-finite): the base model produced non-finite values (its weight ${name} in ${model} holds NaN or Inf); stopped.`,
-    );
-  });
+  it.each([
+    ['fp32', 'F32'],
+    ['bf16', 'BF16'],
+  ] as const)(
+    'a base model with NaN weights fails saying so (not "try a lower learning rate"), %s',
+    async (p, dtype) => {
+      const model = path.join(fx.root, `nan-model-${p}`);
+      fs.cpSync(fx.model, model, { recursive: true });
+      const w = readSafetensors(path.join(model, 'model.safetensors'));
+      const name = 'model.layers.0.mlp.up_proj.weight';
+      w.get(name)!.data[3] = NaN;
+      writeSafetensors(
+        path.join(model, 'model.safetensors'),
+        new Map([...w].map(([k, t]) => [k, { shape: t.shape, data: t.data }])),
+        undefined,
+        { dtype },
+      );
+      const r = await train(fixtureConfig(fx, `nan-base-${p}`, { baseModel: model, maxSteps: 2, precision: p }), quiet);
+      expect(r.state).toBe('JOB_STATE_FAILED');
+      expect(readJob(r.outDir).status.message).toBe(
+        `step 1: train loss is NaN (non-finite): the base model produced non-finite values (its weight ${name} in ${model} holds NaN or Inf); stopped.`,
+      );
+    },
+  );
 });
 
 const PINNED = [12.96655, 12.27869, 12.13466];
