@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
+import { requireFile } from '../util/files.ts';
 
 export type Json = Record<string, unknown>;
 
@@ -89,6 +90,7 @@ export class ApiClient {
 
   /** Streams `file` as the multipart `file` part of `POST datasets/{id}:upload` (never read whole into memory). */
   async upload(datasetId: string, file: string): Promise<Json> {
+    requireFile(file, 'the dataset JSONL to upload');
     const form = new FormData();
     form.append('file', await fs.openAsBlob(file), path.basename(file));
     return this.send(this.url(`datasets/${encodeURIComponent(datasetId)}:upload`), {

@@ -45,7 +45,13 @@ async function download(argv: string[]): Promise<number> {
   const [id] = needArgs('model download', p.args, ['ID']);
   const ep = await p.client.request('GET', `${refPath(p.client, 'models', id)}:getDownloadEndpoint`);
   const out = (p.values.out as string | undefined) ?? id.split('/').pop()!;
-  fs.mkdirSync(out, { recursive: true });
+  if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
+    throw new UserError(`--out ${out}: is a file; the adapter's files go into a directory`);
+  try {
+    fs.mkdirSync(out, { recursive: true });
+  } catch (e) {
+    throw new UserError(`--out ${out}: cannot create the directory (${(e as NodeJS.ErrnoException).code})`);
+  }
   for (const [file, url] of Object.entries(ep.filenameToSignedUrls as Json)) {
     const n = await p.client.download(url as string, path.join(out, path.basename(file)));
     console.log(`${path.join(out, path.basename(file))} (${n} bytes)`);

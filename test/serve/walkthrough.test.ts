@@ -291,6 +291,27 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       /INVALID_ARGUMENT: bad.jsonl is not a valid dataset[\s\S]*line 1: [\s\S]*line 2: invalid JSON/,
     );
     expect(await cli('dataset', 'list')).not.toMatch(/bad-data/);
+    // A missing file or a directory: one line, before any dataset is created.
+    for (const [file, why] of [
+      ['nope.jsonl', 'no such file'],
+      ['dl', 'is a directory'],
+    ]) {
+      const e = await run(process.execPath, [BIN, 'dataset', 'create', 'no-data', file], { env, cwd: fx.root }).catch(
+        (x) => x,
+      );
+      expect([e.code, e.stderr]).toEqual([1, `error: ${file}: ${why} (the dataset JSONL to upload)\n`]);
+    }
+    expect(await cli('dataset', 'list')).not.toMatch(/no-data/);
+    // --out naming a file: one line, the file untouched.
+    const onFile = await run(process.execPath, [BIN, 'model', 'download', 'verb-model', '--out', 'tpl.jinja'], {
+      env,
+      cwd: fx.root,
+    }).catch((x) => x);
+    expect([onFile.code, onFile.stderr]).toEqual([
+      1,
+      "error: --out tpl.jinja: is a file; the adapter's files go into a directory\n",
+    ]);
+    expect(fs.readFileSync(path.join(fx.root, 'tpl.jinja'), 'utf8')).toBe(template);
     await cli('sftj', 'delete', 'verb-job');
     await cli('model', 'delete', 'verb-model');
     await cli('dataset', 'delete', 'verb-data');
