@@ -99,48 +99,61 @@ function parseHeader(file: string, text: string, dataStart: number, size: number
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(json as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      metadata = (v ?? {}) as Record<string, string>;
-      continue;
-    }
-    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const bad = (msg: string) => new UserError(`${file}: tensor '${name}': ${msg}`);
-    if (typeof e !== 'object' || e === null) throw bad('header entry is not an object');
-    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES))
-      throw bad(`unknown dtype ${JSON.stringify(e.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0))
-      throw bad(`bad shape ${JSON.stringify(e.shape)}`);
-    const off = e.data_offsets;
-    if (
-      !Array.isArray(off) ||
-      off.length !== 2 ||
-      !off.every((d) => Number.isInteger(d) && d >= 0) ||
-      off[0] > off[1]
-    ) {
-      throw bad(`bad data_offsets ${JSON.stringify(off)}`);
-    }
-    const count = (e.shape as number[]).reduce((a, b) => a * b, 1);
-    const bytes = count * DTYPE_BYTES[e.dtype];
-    if (off[1] - off[0] !== bytes)
-      throw bad(`shape [${e.shape}] of ${e.dtype} needs ${bytes} bytes but data_offsets span ${off[1] - off[0]}`);
-    if (dataStart + off[1] > size) throw bad(`data_offsets [${off}] run past the end of the file (truncated file?)`);
-    tensors.set(name, {
-      dtype: e.dtype,
-      shape: e.shape as number[],
-      begin: dataStart + off[0],
-      end: dataStart + off[1],
-    });
+    if (name === '__metadata__') metadata = parseMetadata(file, v);
+    else tensors.set(name, parseEntry(file, name, v, dataStart, size));
   }
-  // Offsets must tile the data section without overlap; a gap or a tail means a corrupt file.
+  checkTiling(file, tensors, dataStart, size);
+  return { file, tensors, metadata };
+}
+
+/** "__metadata__": null or a string -> string map (the spec's free-form text map; safetensors rejects others). */
+function parseMetadata(file: string, v: unknown): Record<string, string> {
+  if (v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new UserError(`${file}: "__metadata__" is ${JSON.stringify(v)}; expected an object of strings`);
+  for (const [k, s] of Object.entries(v as Record<string, unknown>))
+    if (typeof s !== 'string')
+      throw new UserError(`${file}: "__metadata__" key "${k}" is ${JSON.stringify(s)}; expected a string`);
+  return v as Record<string, string>;
+}
+
+/** One header entry { dtype, shape, data_offsets } -> TensorInfo with absolute offsets, checked against the file. */
+function parseEntry(file: string, name: string, v: unknown, dataStart: number, size: number): TensorInfo {
+  const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  const bad = (msg: string) => new UserError(`${file}: tensor '${name}': ${msg}`);
+  if (typeof e !== 'object' || e === null) throw bad('header entry is not an object');
+  if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES))
+    throw bad(`unknown dtype ${JSON.stringify(e.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
+  if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0))
+    throw bad(`bad shape ${JSON.stringify(e.shape)}`);
+  const off = e.data_offsets;
+  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1])
+    throw bad(`bad data_offsets ${JSON.stringify(off)}`);
+  const count = (e.shape as number[]).reduce((a, b) => a * b, 1);
+  const bytes = count * DTYPE_BYTES[e.dtype];
+  if (off[1] - off[0] !== bytes)
+    throw bad(`shape [${e.shape}] of ${e.dtype} needs ${bytes} bytes but data_offsets span ${off[1] - off[0]}`);
+  if (dataStart + off[1] > size) throw bad(`data_offsets [${off}] run past the end of the file (truncated file?)`);
+  return { dtype: e.dtype, shape: e.shape as number[], begin: dataStart + off[0], end: dataStart + off[1] };
+}
+
+/**
+ * The tensors must tile the data back to back, as every safetensors writer packs them (no alignment padding
+ * inside the data): an overlap, a hole or a tail means a corrupt or hand-edited file (safetensors rejects all three).
+ */
+function checkTiling(file: string, tensors: Map<string, TensorInfo>, dataStart: number, size: number): void {
   const spans = [...tensors.entries()].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
   let at = dataStart;
   for (const [name, t] of spans) {
     if (t.begin < at) throw new UserError(`${file}: tensor '${name}' overlaps the previous tensor's data`);
+    if (t.begin > at)
+      throw new UserError(
+        `${file}: bytes ${at - dataStart}..${t.begin - dataStart} of the data are not in any tensor (a corrupt or hand-edited file)`,
+      );
     at = t.end;
   }
   if (at !== size)
     throw new UserError(`${file}: file size ${size} does not match the header (data ends at byte ${at})`);
-  return { file, tensors, metadata };
 }
 
 /** Convert raw little-endian bytes of a float dtype to float32. */

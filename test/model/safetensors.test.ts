@@ -131,6 +131,34 @@ describe('safetensors', () => {
         /overlaps/,
       ],
       [
+        'hole (a deleted entry)',
+        () =>
+          rawFile(
+            path.join(dir, 'hole'),
+            {
+              a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+              c: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+            },
+            new Uint8Array(12),
+          ),
+        /hole: bytes 4\.\.8 of the data are not in any tensor \(a corrupt or hand-edited file\)$/,
+      ],
+      [
+        'hole at the start',
+        () => rawFile(path.join(dir, 'hole0'), { t: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, data),
+        /hole0: bytes 0\.\.4 of the data are not in any tensor/,
+      ],
+      [
+        'metadata not a map',
+        () => rawFile(path.join(dir, 'md'), { __metadata__: 5, ...ok }, data),
+        /md: "__metadata__" is 5; expected an object of strings$/,
+      ],
+      [
+        'metadata value not a string',
+        () => rawFile(path.join(dir, 'mdv'), { __metadata__: { format: 'pt', n: 3 }, ...ok }, data),
+        /mdv: "__metadata__" key "n" is 3; expected a string$/,
+      ],
+      [
         'tail',
         () => rawFile(path.join(dir, 'tl'), ok, new Uint8Array(12)),
         /file size 74 does not match the header \(data ends at byte 70\)/,
