@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
-import { gemma3Fields, llamaLayer, mistralFields, refuseMultimodal, type FamilyFields } from './families.ts';
+import { gemma3Fields, llamaFields, mistralFields, refuseMultimodal, type FamilyFields } from './families.ts';
 
 type ModelType = 'qwen3' | 'qwen2' | 'llama' | 'mistral' | 'gemma3_text';
 const MODEL_TYPES: readonly ModelType[] = ['qwen3', 'qwen2', 'llama', 'mistral', 'gemma3_text'];
@@ -118,7 +118,7 @@ export function parseModelConfig(j: Json, file: string): ModelConfig {
     ? gemma3Fields(file, j, numLayers, hiddenSize)
     : modelType === 'mistral'
       ? mistralFields(file, j, numLayers)
-      : llamaLayer(numLayers);
+      : llamaFields(file, j, numLayers);
   const eos = j.eos_token_id;
   const eosTokenId = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];
   return {

@@ -24,7 +24,7 @@ export interface FamilyFields {
   finalLogitSoftcap: number | null;
 }
 
-export function llamaLayer(numLayers: number): FamilyFields {
+function llamaLayer(numLayers: number): FamilyFields {
   return {
     normPlusOne: false,
     embedScale: 1,
@@ -134,9 +134,19 @@ export function gemma3Fields(file: string, j: Json, numLayers: number, hidden: n
   };
 }
 
+/** Qwen3/Qwen2/Llama: the Llama layer. Their MLPs apply ACT2FN[hidden_act], of which SiLU ("silu", "swish") is implemented. */
+export function llamaFields(file: string, j: Json, numLayers: number): FamilyFields {
+  const act = j.hidden_act ?? 'silu';
+  if (act !== 'silu' && act !== 'swish')
+    throw new UserError(
+      `${file}: hidden_act ${JSON.stringify(act)} is not supported for ${j.model_type} (expected "silu" or "swish")`,
+    );
+  return llamaLayer(numLayers);
+}
+
 /** MistralConfig: Llama's layer with an optional sliding window on every layer. */
 export function mistralFields(file: string, j: Json, numLayers: number): FamilyFields {
-  return { ...llamaLayer(numLayers), layerWindows: new Array(numLayers).fill(windowOf(file, j, null)) };
+  return { ...llamaFields(file, j, numLayers), layerWindows: new Array(numLayers).fill(windowOf(file, j, null)) };
 }
 
 /** Gemma3ForConditionalGeneration (vision + language) is refused in one line naming the text-only alternative. */

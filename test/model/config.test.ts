@@ -295,6 +295,17 @@ describe('model config', () => {
     );
     expect(() => parseModelConfig({ ...QWEN3_0_6B, num_key_value_heads: 3 }, 'c.json')).toThrow(/not a multiple/);
   });
+  it('hidden_act: silu and swish run SiLU; any other activation is refused naming config.json and the value', () => {
+    for (const base of [QWEN3_0_6B, QWEN2_0_5B, LLAMA_3_2_1B, MISTRAL_NEMO]) {
+      for (const act of [undefined, 'silu', 'swish'])
+        expect(parseModelConfig({ ...base, hidden_act: act }, 'c.json').hiddenAct).toBe('silu');
+      expect(() => parseModelConfig({ ...base, hidden_act: 'gelu' }, 'm/config.json')).toThrow(
+        new RegExp(
+          `^m/config.json: hidden_act "gelu" is not supported for ${base.model_type} \\(expected "silu" or "swish"\\)$`,
+        ),
+      );
+    }
+  });
   it('loads DIR/config.json with clear errors for a missing or broken file', () => {
     const dir = tmpDir('cfg');
     expect(() => loadModelConfig(dir)).toThrow(
