@@ -5,27 +5,33 @@ import type { PackedRow, TokenizedExample } from './types.ts';
 
 /**
  * Open rows indexed by free space, so "the fullest row that still fits L tokens" is one O(log cap) query:
- * a segment tree over free = 0..cap holding, per leaf, how many open rows have that much room.
+ * a segment tree over free = base..cap holding, per leaf, how many open rows have that much room. No open row has
+ * less room than base = cap - (tokens that can share rows), so a huge batchSize costs no memory.
  */
 class FreeSpaceIndex {
   private size = 1;
   private count: Int32Array;
-  private rows: Map<number, number[]> = new Map(); // free -> open row ids (LIFO)
-  constructor(capacity: number) {
-    while (this.size < capacity + 1) this.size *= 2;
+  private rows: Map<number, number[]> = new Map(); // free - base -> open row ids (LIFO)
+  constructor(
+    capacity: number,
+    private readonly base: number,
+  ) {
+    while (this.size < capacity - base + 1) this.size *= 2;
     this.count = new Int32Array(2 * this.size);
   }
-  private bump(free: number, d: number) {
-    for (let i = free + this.size; i >= 1; i >>= 1) this.count[i] += d;
+  private bump(key: number, d: number) {
+    for (let i = key + this.size; i >= 1; i >>= 1) this.count[i] += d;
   }
   add(row: number, free: number) {
-    const list = this.rows.get(free) ?? [];
+    const key = free - this.base;
+    const list = this.rows.get(key) ?? [];
     list.push(row);
-    this.rows.set(free, list);
-    this.bump(free, 1);
+    this.rows.set(key, list);
+    this.bump(key, 1);
   }
-  /** Remove and return an open row with the least free space >= need, or -1. */
+  /** Remove and return an open row with the least free space >= need, or null. */
   takeBestFit(need: number): { row: number; free: number } | null {
+    need = Math.max(0, need - this.base);
     // walk down from the root to the leftmost leaf >= need with a non-zero count
     const find = (node: number, lo: number, hi: number): number => {
       if (hi < need || this.count[node] === 0) return -1;
@@ -34,11 +40,11 @@ class FreeSpaceIndex {
       const l = find(2 * node, lo, mid);
       return l !== -1 ? l : find(2 * node + 1, mid + 1, hi);
     };
-    const free = find(1, 0, this.size - 1);
-    if (free === -1) return null;
-    const row = this.rows.get(free)!.pop()!;
-    this.bump(free, -1);
-    return { row, free };
+    const key = find(1, 0, this.size - 1);
+    if (key === -1) return null;
+    const row = this.rows.get(key)!.pop()!;
+    this.bump(key, -1);
+    return { row, free: key + this.base };
   }
 }
 
@@ -85,7 +91,8 @@ export function packExamples(examples: TokenizedExample[], opts: PackOptions): P
   order.sort((i, j) => examples[j].inputIds.length - examples[i].inputIds.length); // stable (ES2019)
 
   const rows: number[][] = []; // example indices per row
-  const index = new FreeSpaceIndex(cap);
+  const shared = examples.reduce((n, e) => n + (e.inputIds.length < cap ? e.inputIds.length : 0), 0);
+  const index = new FreeSpaceIndex(cap, Math.max(0, cap - shared));
   for (const e of order) {
     const len = examples[e].inputIds.length;
     if (len === 0) continue;

@@ -70,6 +70,12 @@ export function defaultConfig(): TrainConfig {
   return c as unknown as TrainConfig;
 }
 
+/** A string field's accepted values for a message; '' (the default) is named by what it means. */
+function choiceList(f: Field): string {
+  const named = f.choices!.filter((c) => c !== '').join(', ');
+  return f.choices!.includes('') ? `${named} (or '': ${f.defaultText ?? 'the default'})` : named;
+}
+
 function coerce(key: string, f: Field, v: unknown, where: string): string | number | boolean {
   const bad = (what: string) => new UserError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
   if (f.kind === 'boolean') {
@@ -80,7 +86,7 @@ function coerce(key: string, f: Field, v: unknown, where: string): string | numb
   }
   if (f.kind === 'string') {
     if (typeof v !== 'string') throw bad('a string');
-    if (f.choices && !f.choices.includes(v)) throw bad(`one of ${f.choices.join(', ')}`);
+    if (f.choices && !f.choices.includes(v)) throw bad(`one of ${choiceList(f)}`);
     return v;
   }
   const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
@@ -108,8 +114,8 @@ export function readConfigFile(file: string, notice: (msg: string) => void): Par
   return configFromBody(body as Record<string, unknown>, file, notice, (key) => `${file}:${lines.get(key)}`);
 }
 
-// Where a layer's values came from, per key (`FILE:LINE`, `--flag`), for resolveConfig's messages. Layers without
-// an entry (defaults, the demo, a REST body) are named 'invalid training config'.
+// Where a layer's values came from, per key (`FILE:LINE`, `--flag`, 'request'), for resolveConfig's messages. Layers
+// without an entry (defaults, the demo) are named 'invalid training config'.
 const SOURCES = new WeakMap<object, (key: string) => string>();
 
 /**
@@ -134,7 +140,7 @@ export function configFromBody(
     if (v === null) continue;
     out[key] = coerce(key, f, v, src(key));
   }
-  if (at) SOURCES.set(out, at);
+  SOURCES.set(out, src);
   return out as Partial<TrainConfig>;
 }
 
@@ -171,6 +177,12 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   return c;
 }
 
+const INT32_MAX = 2 ** 31 - 1;
+/** The integer fields bounded by int32 (the managed API's type; seed is a uint32, checked on its own). */
+const INT32_FIELDS = (Object.keys(FIELDS) as Array<keyof TrainConfig>).filter(
+  (k) => FIELDS[k].kind === 'int' && k !== 'seed',
+) as Array<{ [K in keyof TrainConfig]: TrainConfig[K] extends number ? K : never }[keyof TrainConfig]>;
+
 function validateConfig(c: TrainConfig, source: (key: string) => string): void {
   const problems: string[] = [];
   // Each message starts with its field's name: the layer that set that field names the problem.
@@ -197,6 +209,8 @@ function validateConfig(c: TrainConfig, source: (key: string) => string): void {
   need(c.maxSteps >= 0, `maxSteps must be >= 0, got ${c.maxSteps}`);
   need(c.threads >= 0, `threads must be >= 0, got ${c.threads}`);
   need(c.seed >= 0 && c.seed <= 0xffffffff, `seed must be in [0, 2^32), got ${c.seed}`);
+  for (const key of INT32_FIELDS)
+    need(c[key] <= INT32_MAX, `${key} must be at most ${INT32_MAX} (an int32, as in the managed API), got ${c[key]}`);
   need(!/[\\/]/.test(c.jobId), `jobId must not contain '/' or '\\', got '${c.jobId}'`);
   // One self-contained line per problem (a single problem is a single line).
   if (problems.length) throw new UserError(problems.join('\n'));

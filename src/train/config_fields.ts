@@ -184,6 +184,7 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
     kind: 'string',
     default: '',
     rest: false,
+    choices: ['', 'native', 'cpu', 'tensorflow'],
     help: 'tensor backend: native, cpu, tensorflow',
     defaultText: 'the fastest present',
   },

@@ -96,6 +96,21 @@ describe('packExamples', () => {
     expect(packed.length).toBeLessThan(examples.length);
   });
 
+  it('takes a batch size up to int32 without memory for it, and packs as with the smallest one that holds all', () => {
+    const rand = mulberry32(5);
+    const ex = synth(Array.from({ length: 200 }, () => 1 + Math.floor(rand() * 50)));
+    const total = ex.reduce((n, e) => n + e.inputIds.length, 0);
+    const huge = packExamples(ex, { batchSize: 2 ** 31 - 1, seed: 2 });
+    expect(huge.length).toBe(1);
+    checkPacking(huge, ex, 2 ** 31 - 1);
+    // With a cap on examples per row, rows are chosen by room left: the same choices as at batchSize = total.
+    const capped = packExamples(ex, { batchSize: 2 ** 31 - 1, batchSizeSamples: 3, seed: 2 });
+    checkPacking(capped, ex, 2 ** 31 - 1, 3);
+    expect(capped.map((r) => r.examples)).toEqual(
+      packExamples(ex, { batchSize: total, batchSizeSamples: 3, seed: 2 }).map((r) => r.examples),
+    );
+  });
+
   it('rejects a bad batch size', () => {
     expect(() => packExamples([], { batchSize: 0, seed: 0 })).toThrowError(
       'batchSize must be a positive integer, got 0',

@@ -270,6 +270,22 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
     /loraRank must be a power of 2/,
   ],
   [
+    'create job: unknown backend',
+    'POST',
+    `${A}/supervisedFineTuningJobs`,
+    { body: job({ backend: 'gpu' }) },
+    400,
+    /^request: backend must be one of native, cpu, tensorflow \(or '': the fastest present\), got "gpu"$/,
+  ],
+  [
+    'create job: batchSize over int32',
+    'POST',
+    `${A}/supervisedFineTuningJobs`,
+    { body: job({ batchSize: 99999999999999999999 }) },
+    400,
+    /^request: batchSize must be at most 2147483647 \(an int32, as in the managed API\), got 100000000000000000000$/,
+  ],
+  [
     'create job: no dataset',
     'POST',
     `${A}/supervisedFineTuningJobs`,

@@ -116,6 +116,14 @@ describe('training config', () => {
     expect(() => flags(['--epochs', 'abc'])).toThrow('--epochs: epochs must be a number, got "abc"');
     expect(() => flags(['--gradient-accumulation-steps', '1.5'])).toThrow(/must be an integer/);
     expect(() => flags(['--bogus'])).toThrow(/Unknown option '--bogus'/);
+    expect(() => flags(['--backend', 'gpu'])).toThrow(
+      `--backend: backend must be one of native, cpu, tensorflow (or '': the fastest present), got "gpu"`,
+    );
+    // The managed API's integers are int32: a larger one is named before any data is read.
+    expect(() => resolveConfig(flags(['--batch-size', '3000000000']))).toThrow(
+      '--batch-size: batchSize must be at most 2147483647 (an int32, as in the managed API), got 3000000000',
+    );
+    expect(resolveConfig(flags(['--batch-size', '2147483647', '--seed', '4294967295'])).batchSize).toBe(2147483647);
     const f = tmpFile(JSON.stringify({ epochs: 'two' }));
     expect(() => readConfigFile(f, () => {})).toThrow(`${f}:1: epochs must be a number, got "two"`);
     const g = tmpFile('{ not json');
