@@ -5,18 +5,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
-import { PEFT_PREFIX } from '../model/lora.ts';
+import { loadModelConfig } from '../model/config.ts';
+import { checkLoraTensors, type LoraPair } from '../model/lora.ts';
 import { loadAdapter } from '../model/peft.ts';
 import { listModelTensors, readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 
-/** W [out, in] += s * B [out, r] @ A [r, in], accumulated in float64 per element. */
+/** W [out, in] += s * B [out, r] @ A [r, in], accumulated in float64 per element (shapes checked by the caller). */
 function addLoraDelta(W: FloatTensor, A: FloatTensor, B: FloatTensor, s: number): void {
   const [out, inp] = W.shape;
   const r = A.shape[0];
-  if (A.shape[1] !== inp || B.shape[0] !== out || B.shape[1] !== r) {
-    throw new UserError(`adapter shapes A [${A.shape}] / B [${B.shape}] do not fit weight [${W.shape}]`);
-  }
   const row = new Float64Array(inp);
   for (let o = 0; o < out; o++) {
     row.fill(0);
@@ -27,6 +25,21 @@ function addLoraDelta(W: FloatTensor, A: FloatTensor, B: FloatTensor, s: number)
       for (let i = 0; i < inp; i++) row[i] += b * a[i];
     }
     for (let i = 0; i < inp; i++) W.data[o * inp + i] += s * row[i];
+  }
+}
+
+type ModelTensors = ReturnType<typeof listModelTensors>;
+
+/** Every adapted weight exists in the base checkpoint with the [out, in] its A/B pair needs (read from the headers). */
+function checkBaseWeights(pairs: LoraPair[], index: ModelTensors, baseDir: string, adapterDir: string): void {
+  for (const { module, A, B } of pairs) {
+    const w = index.get(`${module}.weight`);
+    if (!w) throw new UserError(`${adapterDir}: adapter targets ${module}, which ${baseDir} does not have`);
+    const want = [B.shape[0], A.shape[1]];
+    if (w.info.shape.join() !== want.join())
+      throw new UserError(
+        `${w.file}: weight '${module}.weight' has shape [${w.info.shape}], config.json implies [${want}]`,
+      );
   }
 }
 
@@ -44,24 +57,16 @@ export function mergeAdapter(
   if (path.resolve(outDir) === path.resolve(baseDir))
     throw new UserError(`--out ${outDir}: must differ from the base model dir`);
   const { lora, cfg } = loadAdapter(adapterDir);
+  // The same check as generate's: every A/B pair against the base's config.json, before any weight is read.
+  const { pairs } = checkLoraTensors(loadModelConfig(baseDir), lora, cfg.rank, adapterDir);
   const s = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.rank) : cfg.alpha / cfg.rank;
   const index = listModelTensors(baseDir);
+  checkBaseWeights(pairs, index, baseDir, adapterDir);
   const files = new Set([...index.values()].map((e) => e.file));
   const tensors = new Map<string, FloatTensor>();
   for (const f of files)
     for (const [name, t] of readSafetensors(f)) tensors.set(name, { shape: t.shape, data: t.data });
-
-  const merged: string[] = [];
-  for (const [name, A] of lora) {
-    if (!name.endsWith('.lora_A.weight')) continue;
-    const module = name.slice(PEFT_PREFIX.length, -'.lora_A.weight'.length); // model.layers.0.self_attn.q_proj
-    const B = lora.get(name.replace('.lora_A.', '.lora_B.'));
-    const W = tensors.get(`${module}.weight`);
-    if (!B) throw new UserError(`${adapterDir}: ${name} has no matching lora_B`);
-    if (!W) throw new UserError(`${adapterDir}: adapter targets ${module}, which ${baseDir} does not have`);
-    addLoraDelta(W, A, B, s);
-    merged.push(module);
-  }
+  for (const { module, A, B } of pairs) addLoraDelta(tensors.get(`${module}.weight`)!, A, B, s);
   fs.mkdirSync(outDir, { recursive: true });
   // Everything but the weights is copied as-is (config, tokenizer, generation config, chat template, ...).
   for (const f of fs.readdirSync(baseDir)) {
@@ -82,5 +87,5 @@ export function mergeAdapter(
     { format: 'pt', merged_from: `${baseDir} + ${adapterDir}` },
     { dtype },
   );
-  return { merged, tensors: tensors.size };
+  return { merged: pairs.map((p) => p.module), tensors: tensors.size };
 }

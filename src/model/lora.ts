@@ -100,26 +100,20 @@ export function initLora(base: { config: ModelConfig }, cfg: LoraConfig, seed: n
   return lora;
 }
 
-/**
- * LoRA variables from PEFT-named tensors (an adapter file or a checkpoint). Checks names, pairs and shapes
- * against the model; `source` names the file in errors. Rank comes from the shapes.
- */
-export function loraFromTensors(
-  base: { config: ModelConfig },
-  tensors: Map<string, { shape: number[]; data: Float32Array }>,
-  cfg: Omit<LoraConfig, 'rank' | 'targets'> & { rank?: number },
-  source: string,
-): LoraWeights {
+type LoraTensor = { shape: number[]; data: Float32Array };
+
+/** One adapted linear: its HF module path (model.layers.0.self_attn.q_proj), target, A [r, in] and B [out, r]. */
+export interface LoraPair {
+  module: string;
+  target: string;
+  A: LoraTensor;
+  B: LoraTensor;
+}
+
+/** PEFT-named tensors grouped by module path; names and layers checked against the model. */
+function groupByModule(config: ModelConfig, tensors: Map<string, LoraTensor>, source: string) {
   const re = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$/;
-  const found = new Map<
-    string,
-    {
-      A?: { shape: number[]; data: Float32Array };
-      B?: { shape: number[]; data: Float32Array };
-      layer: number;
-      target: string;
-    }
-  >();
+  const found = new Map<string, { A?: LoraTensor; B?: LoraTensor; layer: number; target: string }>();
   for (const [name, t] of tensors) {
     const m = re.exec(name);
     if (!m)
@@ -130,36 +124,60 @@ export function loraFromTensors(
     const target = m[3];
     const mp = modulePath(layer, target);
     if (!mp.includes(`.${m[2]}.`)) throw new UserError(`${source}: tensor '${name}': ${target} is not under ${m[2]}`);
-    if (layer >= base.config.numLayers)
-      throw new UserError(`${source}: tensor '${name}': layer ${layer} but the model has ${base.config.numLayers}`);
+    if (layer >= config.numLayers)
+      throw new UserError(`${source}: tensor '${name}': layer ${layer} but the model has ${config.numLayers}`);
     const e = found.get(mp) ?? { layer, target };
     e[m[4] as 'A' | 'B'] = t;
     found.set(mp, e);
   }
   if (found.size === 0) throw new UserError(`${source}: no LoRA tensors found`);
-  let rank = cfg.rank;
-  const targets = new Set<string>();
-  const lora = new LoraWeights({ ...cfg, rank: 0, targets: [] } as LoraConfig);
-  const sorted = [...found.entries()].sort(
+  return [...found.entries()].sort(
     (a, b) =>
       a[1].layer - b[1].layer || DEFAULT_LORA_TARGETS.indexOf(a[1].target) - DEFAULT_LORA_TARGETS.indexOf(b[1].target),
   );
-  for (const [mp, e] of sorted) {
+}
+
+/**
+ * Check PEFT-named tensors (an adapter file or a checkpoint) against a model config: names, A/B pairs and shapes;
+ * `source` names the file in errors. Rank comes from the shapes unless given. Pairs in layer, then target order.
+ */
+export function checkLoraTensors(
+  config: ModelConfig,
+  tensors: Map<string, LoraTensor>,
+  rank: number | undefined,
+  source: string,
+): { rank: number; pairs: LoraPair[] } {
+  const pairs: LoraPair[] = [];
+  for (const [mp, e] of groupByModule(config, tensors, source)) {
     if (!e.A || !e.B)
       throw new UserError(`${source}: ${mp} has lora_${e.A ? 'A' : 'B'} but no lora_${e.A ? 'B' : 'A'}`);
-    const [out, inp] = linearShape(base.config, e.target);
-    const r = e.A.shape[0];
-    rank ??= r;
+    const [out, inp] = linearShape(config, e.target);
+    rank ??= e.A.shape[0];
     const want = (s: number[], exp: number[], w: string) => {
       if (s.length !== 2 || s[0] !== exp[0] || s[1] !== exp[1])
         throw new UserError(`${source}: ${mp}.lora_${w}.weight has shape [${s}], expected [${exp}] (rank ${rank})`);
     };
     want(e.A.shape, [rank, inp], 'A');
     want(e.B.shape, [out, rank], 'B');
-    targets.add(e.target);
-    lora.set(loraAName(mp), tf.variable(tf.tensor2d(e.A.data, [rank, inp]), true));
-    lora.set(loraBName(mp), tf.variable(tf.tensor2d(e.B.data, [out, rank]), true));
+    pairs.push({ module: mp, target: e.target, A: e.A, B: e.B });
   }
-  Object.assign(lora.cfg, { rank, targets: DEFAULT_LORA_TARGETS.filter((t) => targets.has(t)) });
+  return { rank: rank!, pairs };
+}
+
+/** LoRA variables from PEFT-named tensors, checked against the model by checkLoraTensors. */
+export function loraFromTensors(
+  base: { config: ModelConfig },
+  tensors: Map<string, LoraTensor>,
+  cfg: Omit<LoraConfig, 'rank' | 'targets'> & { rank?: number },
+  source: string,
+): LoraWeights {
+  const { rank, pairs } = checkLoraTensors(base.config, tensors, cfg.rank, source);
+  const lora = new LoraWeights({ ...cfg, rank, targets: [] } as LoraConfig);
+  for (const { module, A, B } of pairs) {
+    lora.set(loraAName(module), tf.variable(tf.tensor2d(A.data, A.shape as [number, number]), true));
+    lora.set(loraBName(module), tf.variable(tf.tensor2d(B.data, B.shape as [number, number]), true));
+  }
+  const targets = new Set(pairs.map((p) => p.target));
+  lora.cfg.targets = DEFAULT_LORA_TARGETS.filter((t) => targets.has(t));
   return lora;
 }

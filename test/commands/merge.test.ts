@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
 import { mergeAdapter } from '../../src/infer/merge.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
@@ -71,6 +72,22 @@ describe('merge', () => {
       );
     }
     expect(fs.existsSync(path.join(fx.root, 'x'))).toBe(false);
+  });
+
+  it('an adapter of another model is refused up front naming the adapter and the tensor, as generate does', async () => {
+    const other = path.join(fx.root, 'other-model');
+    makeTinyModel({ family: 'qwen3', out: other, tokenizer: 'qwen3', hidden: 48, layers: 1, heads: 2, kvHeads: 1 });
+    const want = `error: ${adapterDir}: model.layers.0.self_attn.q_proj.lora_A.weight has shape [4,32], expected [4,48] (rank 4)\n`;
+    const out = path.join(fx.root, 'mismatch');
+    for (const cmd of [
+      ['merge', '--out', out],
+      ['generate', '--prompt', 'hi'],
+    ]) {
+      const r = await lorasft([...cmd, '--base-model', other, '--adapter', adapterDir], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(want);
+    }
+    expect(fs.existsSync(out)).toBe(false);
   });
 
   it('an --out that cannot be used is one error line, checked before merging; a non-empty one needs --overwrite', async () => {
