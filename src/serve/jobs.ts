@@ -101,6 +101,12 @@ async function resume(c: Ctx): Promise<Json> {
     throw conflict(`job ${r.name} is ${r.state}; only a cancelled or failed job can be resumed`);
   if (c.svc.store.get('model', r.meta.outputModel as string))
     throw alreadyExists(`job ${r.name}: its output model ${r.meta.outputModel} exists now; delete it first`);
+  for (const input of (r.meta.uses as string[] | undefined) ?? []) {
+    const kind = input.split('/')[2] === 'datasets' ? 'dataset' : 'model';
+    const got = c.svc.store.get(kind, input);
+    if (got?.state !== 'READY')
+      throw badRequest(`job ${r.name}: its ${kind} ${input} ${got ? `is ${got.state}` : 'no longer exists'}`);
+  }
   const body: Json = {
     ...r.body,
     state: 'JOB_STATE_PENDING',

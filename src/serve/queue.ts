@@ -128,7 +128,7 @@ export class JobQueue {
           status: { code: 'INTERNAL', message: `cannot start the trainer: ${spawnError}` },
         });
       } else {
-        ({ state, status } = outcome(run.dir, code, signal));
+        ({ state, status } = outcome(run.dir, run.startedAt, code, signal));
         if (run.cancelled)
           ({ state, status } = {
             state: 'JOB_STATE_CANCELLED',

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import type { Job } from '../train/job.ts';
+import { TERMINAL_STATES, type Job } from '../train/job.ts';
 import { LORASFT_BIN } from './upload.ts';
 
 const GUARD = pathToFileURL(path.join(path.dirname(new URL(import.meta.url).pathname), 'guard.mjs')).href;
@@ -83,12 +83,14 @@ export interface Outcome {
   status: { code: string; message: string };
 }
 
-/** The job's final state from the trainer's exit and its job.json. */
-export function outcome(jobDir: string, code: number | null, signal: NodeJS.Signals | null): Outcome {
+/**
+ * The job's final state from the trainer's exit and its job.json, if this run (started at ISO time `since`) wrote
+ * it: a run that fails before writing it leaves the previous run's final state there.
+ */
+export function outcome(jobDir: string, since: string, code: number | null, signal: NodeJS.Signals | null): Outcome {
   const job = readTrainerJob(jobDir);
-  const finished = ['JOB_STATE_COMPLETED', 'JOB_STATE_EARLY_STOPPED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'];
-  if (job && finished.includes(job.state) && (code === 0 || code === 1 || code === 130))
-    return { state: job.state, status: job.status };
+  const mine = job && job.updateTime >= since && TERMINAL_STATES.includes(job.state);
+  if (mine && (code === 0 || code === 1 || code === 130)) return { state: job.state, status: job.status };
   const how = signal
     ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}`
     : `exited with code ${code}`;

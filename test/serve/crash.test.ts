@@ -25,7 +25,10 @@ let srv: Serve;
 const ARGS = ['--workers', '1', '--threads-per-job', '1', '--no-demo-model'];
 // A six-step job trains in well under a second, so the tests never race it: these jobs pause after a checkpoint
 // (src/util/testhooks.ts) until a signal arrives; a resumed run starts past the paused step.
-const HOOKS = { LORASFT_TEST_HOOKS: 'pause@killed/after-step-2,pause@crash/after-step-2,pause@cancel/after-step-1' };
+const HOOKS = {
+  LORASFT_TEST_HOOKS:
+    'pause@killed/after-step-2,pause@crash/after-step-2,pause@cancel/after-step-1,pause@orphan/after-step-1',
+};
 
 beforeAll(async () => {
   ({ fx, data } = serveFixture('tiny'));
@@ -37,21 +40,22 @@ beforeAll(async () => {
     Buffer.from(`\r\n--${b}--\r\n`),
   ]);
   expect((await request(srv.url, 'POST', `${A}/datasets`, { body: { datasetId: 'train' } })).status).toBe(200);
-  expect(
-    (
-      await request(srv.url, 'POST', `${A}/datasets/train:upload`, {
-        raw,
-        headers: { 'content-type': `multipart/form-data; boundary=${b}` },
-      })
-    ).status,
-  ).toBe(200);
+  for (const id of ['train', 'gone']) {
+    if (id !== 'train')
+      expect((await request(srv.url, 'POST', `${A}/datasets`, { body: { datasetId: id } })).status).toBe(200);
+    const up = await request(srv.url, 'POST', `${A}/datasets/${id}:upload`, {
+      raw,
+      headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+    });
+    expect(up.status, up.text).toBe(200);
+  }
 });
 afterAll(stopAllServers);
 
 /** The same job every time (dropout on, so the resumed masks must match too), checkpointed every step. */
-async function createJob(id: string): Promise<void> {
+async function createJob(id: string, dataset = 'train'): Promise<void> {
   const body = {
-    dataset: 'train',
+    dataset,
     baseModel: 'tiny',
     batchSize: 64,
     learningRate: 0.01,
@@ -175,5 +179,21 @@ describe('lorasft serve: crashes, cancel, resume', { timeout: 900_000 }, () => {
     expect(alive(pid)).toBe(false);
     expect((await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/doomed`)).status).toBe(404);
     expect(fs.existsSync(jobDir(data, 'doomed'))).toBe(false);
+  });
+
+  it(':resume of a job whose dataset was deleted is a 400 naming it, and the job stays CANCELLED', async () => {
+    await createJob('orphan', 'gone');
+    await waitFor('job orphan to pause after step 1', () => paused('orphan', 1), 240_000, 100);
+    await act('orphan', 'cancel');
+    await waitForJob(srv.url, undefined, 'orphan', ['JOB_STATE_CANCELLED', 'JOB_STATE_FAILED']);
+    expect((await request(srv.url, 'DELETE', `${A}/datasets/gone`)).status).toBe(200);
+    const r = await request(srv.url, 'POST', `${A}/supervisedFineTuningJobs/orphan:resume`, { body: {} });
+    expect([r.status, r.json.error?.message]).toEqual([
+      400,
+      'job accounts/local/supervisedFineTuningJobs/orphan: its dataset accounts/local/datasets/gone no longer exists',
+    ]);
+    expect((await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/orphan`)).json.state).toBe(
+      'JOB_STATE_CANCELLED',
+    );
   });
 });
