@@ -65,6 +65,15 @@ export function writeFingerprint(outDir: string, fp: Fingerprint): void {
   writeFileAtomic(path.join(outDir, INPUTS_FILE), JSON.stringify(fp, null, 2) + '\n');
 }
 
+/**
+ * inputs.json records what run-shaping settings left 'auto' resolved to (precision), the first time they resolve:
+ * in the run that started the job, or in the resume of a job stopped before that (resume continues with them).
+ */
+export function recordResolved(outDir: string, resolved: Partial<TrainConfig>): void {
+  const was = JSON.parse(fs.readFileSync(path.join(outDir, INPUTS_FILE), 'utf8')) as Fingerprint;
+  writeFingerprint(outDir, { ...was, hyperparameters: { ...was.hyperparameters, ...resolved } });
+}
+
 /** Where the inputs of the job differ from those it was started on, in words; [] when they match. */
 function fingerprintChanges(was: Fingerprint, now: Fingerprint, cfg: TrainConfig): string[] {
   const where: Record<string, string> = {

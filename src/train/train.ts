@@ -33,7 +33,7 @@ import { makePlan, type Batcher, type StepPlan } from './plan.ts';
 import { deriveSeed, STREAM } from '../util/random.ts';
 import { learningRateAt } from './schedule.ts';
 import { acquireJobLock } from './lock.ts';
-import { checkFingerprint, fingerprint, writeFingerprint } from './fingerprint.ts';
+import { checkFingerprint, fingerprint, recordResolved, writeFingerprint } from './fingerprint.ts';
 import { rowsToBatch } from './step.ts';
 import {
   failedWhile,
@@ -204,8 +204,7 @@ function openJob(
 /** Backend, data and model, with a line for each (the job stays VALIDATING throughout). */
 async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   const { cfg, outDir, job, log } = j;
-  const inputs = resume ? null : fingerprint(cfg); // a model dir without weights fails here
-  if (inputs) writeFingerprint(outDir, inputs);
+  if (!resume) writeFingerprint(outDir, fingerprint(cfg)); // a model dir without weights fails here
   const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
   log(`backend: ${backend.name} (${backend.reason})`);
   const backendUsed: BackendUsed = {
@@ -223,11 +222,10 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   const precision = modelPrecision(cfg.baseModel, cfg.precision);
   if (cfg.precision !== precision) {
     j.cfg = { ...cfg, precision };
-    // 'auto' is recorded as what it resolved to, in the config and the fingerprint alike (resume compares them).
-    if (inputs) {
-      writeResolved(j.cfg, backendUsed);
-      writeFingerprint(outDir, { ...inputs, hyperparameters: { ...inputs.hyperparameters, precision } });
-    }
+    // 'auto' is recorded as what it resolved to, in the config and the fingerprint alike (resume compares them and
+    // continues with it), whichever run resolves it first: a job stopped while loading resolves it at its resume.
+    writeResolved(j.cfg, backendUsed);
+    recordResolved(outDir, { precision });
   }
   log(`precision: ${precisionLine(precision)}`);
   const base = await loadBaseModel(cfg.baseModel, { precision });

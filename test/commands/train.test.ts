@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
+import { makeTinyModel } from '../../src/model/tiny.ts';
 import { fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
@@ -158,6 +159,35 @@ describe('lorasft train (CLI)', () => {
     const resumed = await cli(['--resume', path.join(fx.root, 'bf16-killed')]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(adapterBytes('bf16-killed').equals(adapterBytes('bf16-full'))).toBe(true);
+  });
+
+  it('precision auto first resolved at the resume of a job stopped while loading is recorded: a resume without oneDNN stays bf16', async (ctx) => {
+    // The fixture's model as a bf16 checkpoint: auto picks bf16 when the CPU has native bf16 (oneDNN).
+    const fx16 = { ...fx, model: path.join(fx.root, 'model-bf16') };
+    const shape = { hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, seed: 7, std: 0.25 }; // as fixture.ts
+    makeTinyModel({ family: 'qwen3', out: fx16.model, tokenizer: 'qwen3', dtype: 'bf16', ...shape });
+    const noDnnl = { ...process.env, LORASFT_DNNL: 'none' }; // bf16 on the fallback kernels
+    // Reference: the job killed after step 3 (auto resolved and recorded at its start), resumed without oneDNN.
+    const ref = await stopAfter([...fixtureFlags(fx16, 'auto-ref'), ...JOB], 3, 'SIGKILL');
+    expect(ref.signal).toBe('SIGKILL');
+    if (!/^precision: bf16/m.test(ref.stdout)) ctx.skip('precision auto resolves to fp32 here (no native bf16)');
+    expect((await cli(['--resume', path.join(fx.root, 'auto-ref')], noDnnl)).status).toBe(0);
+
+    const out = path.join(fx.root, 'auto-loading');
+    const stopped = await cli([...fixtureFlags(fx16, 'auto-loading'), ...JOB], {
+      ...process.env,
+      LORASFT_TEST_HOOKS: 'sigint@loading',
+    });
+    expect(stopped.status, stopped.stderr).toBe(130);
+    const killed = await cli(['--resume', out], { ...process.env, LORASFT_TEST_HOOKS: stopHook(3, 'SIGKILL') });
+    expect(killed.signal).toBe('SIGKILL');
+    const file = (f: string) => JSON.parse(fs.readFileSync(path.join(out, f), 'utf8'));
+    expect(file('resolved_config.json').precision).toBe('bf16');
+    expect(file('inputs.json').hyperparameters.precision).toBe('bf16');
+    const resumed = await cli(['--resume', out], noDnnl);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/^precision: bf16 weights.*LORASFT_DNNL=none/m);
+    expect(adapterBytes('auto-loading').equals(adapterBytes('auto-ref'))).toBe(true);
   });
 
   it('Ctrl-C checkpoints, ends CANCELLED with exit 130, and the printed resume command, run from another dir, completes it identically', async () => {
