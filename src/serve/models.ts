@@ -14,7 +14,7 @@ import type { Ctx, Route } from './routes.ts';
 import { layout, type Service } from './service.ts';
 import type { Json, Resource, Store } from './store.ts';
 import { signedUrl } from './download.ts';
-import { activeJobsUsing } from './usage.ts';
+import { activeJobsUsing, deploymentsUsing } from './usage.ts';
 import { outDir } from './worker.ts';
 
 /** The files of a PEFT addon model, the ones its download endpoint hands out. */
@@ -128,6 +128,11 @@ function remove(c: Ctx): Json {
     if (users.length)
       throw conflict(
         `model ${r.name} is used by ${users.length} queued or running job(s): ${users.slice(0, 3).join(', ')}`,
+      );
+    const serving = deploymentsUsing(c.svc.store, r.name);
+    if (serving.length)
+      throw conflict(
+        `model ${r.name} is served by ${serving.length} deployment(s): ${serving.slice(0, 3).join(', ')} (delete them first)`,
       );
     c.svc.store.delete('model', r.name);
   });

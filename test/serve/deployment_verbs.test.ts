@@ -72,6 +72,14 @@ describe('lorasft deployment', () => {
       temperature: 0,
     });
     expect(c.usage!.completion_tokens).toBeGreaterThan(0);
+    // A model a deployment serves (as its LoRA, or as the base of one) is not deleted under it.
+    for (const m of ['tiny-ft', 'tiny']) {
+      const del = await api('DELETE', `models/${m}`);
+      expect([del.status, del.json.error?.message]).toEqual([
+        409,
+        `model accounts/local/models/${m} is served by 1 deployment(s): accounts/local/deployments/base (delete them first)`,
+      ]);
+    }
     expect(await verb('unload-lora', 'tiny-ft', '--deployment', 'base')).toMatch(/unloaded/);
     await expect(
       client().chat.completions.create({
