@@ -2,7 +2,7 @@
 // create a deployment for a model (a LoRA model: its base plus the adapter; a base model: add adapters with
 // load-lora), and load / unload LoRA models on a deployment. Queries go to ${LORASFT_API_BASE}/inference/v1.
 import { refPath } from '../client/api.ts';
-import { needArgs, PAGE_FLAGS, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
+import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
 import { UserError } from '../errors.ts';
 
 const HELP = `usage: lorasft deployment create MODEL [--deployment-id ID] [--display-name X] [--wait]
@@ -62,12 +62,12 @@ async function get(argv: string[]): Promise<number> {
 async function list(argv: string[]): Promise<number> {
   const p = parseVerb('deployment list', argv, PAGE_FLAGS);
   needArgs('deployment list', p.args, []);
-  printPage(p, await p.client.request('GET', 'deployments'), 'deployments', [
-    'name',
-    'baseModel',
-    'state',
-    'createTime',
-  ]);
+  printPage(
+    p,
+    await p.client.request('GET', 'deployments', undefined, pageQuery(p, 'deployment list')),
+    'deployments',
+    ['name', 'baseModel', 'state', 'createTime'],
+  );
   return 0;
 }
 
@@ -97,10 +97,13 @@ async function unloadLora(argv: string[]): Promise<number> {
   const [model] = needArgs('deployment unload-lora', p.args, ['MODEL']);
   if (!p.values.deployment) throw new UserError('lorasft deployment unload-lora: --deployment ID is required');
   const [m, d] = [modelName(p.client.account, model), depName(p.client.account, String(p.values.deployment))];
-  const all = await p.client.request('GET', 'deployedModels');
-  const hit = ((all.deployedModels as Array<{ name: string; model: string; deployment: string }>) ?? []).find(
-    (x) => x.model === m && x.deployment === d,
-  );
+  let hit: { name: string } | undefined;
+  for (let token: string | undefined = ''; !hit && token !== undefined;) {
+    const page = await p.client.request('GET', 'deployedModels', undefined, { pageSize: '200', pageToken: token });
+    const items = (page.deployedModels as Array<{ name: string; model: string; deployment: string }>) ?? [];
+    hit = items.find((x) => x.model === m && x.deployment === d);
+    token = (page.nextPageToken as string) || undefined;
+  }
   if (!hit) throw new UserError(`model ${m} is not loaded on ${d} (lorasft deployment get shows what is)`);
   await p.client.request('DELETE', refPath(p.client, 'deployedModels', hit.name));
   console.log(`unloaded ${m} from ${d}`);

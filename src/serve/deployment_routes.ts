@@ -3,7 +3,9 @@
 // (POST {model, deployment} loads a LoRA on a deployment, GET, list, DELETE unloads it).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DeploymentService } from './deployment_service.ts';
-import { queryParams, readJsonBody, rejectUnknown } from './http.ts';
+import { badRequest } from './errors.ts';
+import { pageArgs, pageToken, queryParams, readJsonBody, rejectUnknown } from './http.ts';
+import type { Json } from './store.ts';
 
 export interface DeploymentCtx {
   req: IncomingMessage;
@@ -31,8 +33,32 @@ const DEPLOYMENT_FIELDS = [
   'maxReplicaCount',
 ];
 
-/** A list answer in the service's shape (a process holds few deployments: one page). */
-const listBody = (field: string, items: unknown[]) => ({ [field]: items, nextPageToken: '', totalSize: items.length });
+/** A list answer in the service's shape, paged as the other lists are (pageSize, pageToken; oldest first). */
+function listBody(field: string, items: unknown[], query: URLSearchParams) {
+  const { pageSize, after = 0 } = pageArgs(queryParams(query, ['pageSize', 'pageToken', 'readMask']));
+  const next = after + pageSize;
+  return {
+    [field]: items.slice(after, next),
+    nextPageToken: next < items.length ? pageToken(next) : '',
+    totalSize: items.length,
+  };
+}
+
+/** The managed API's fields that mean nothing here are still checked for their type (a typo is not ignored). */
+function checkTypes(body: Json, where: string, strings: string[], counts: string[], flags: string[]): void {
+  const bad = (k: string, what: string) => badRequest(`${where}.${k} must be ${what}, got ${JSON.stringify(body[k])}`);
+  for (const k of strings) if (body[k] !== undefined && typeof body[k] !== 'string') throw bad(k, 'a string');
+  for (const k of flags) if (body[k] !== undefined && typeof body[k] !== 'boolean') throw bad(k, 'true or false');
+  for (const k of counts) {
+    const v = body[k];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 31))
+      throw bad(k, 'a non-negative int32');
+  }
+  if ((body.minReplicaCount as number) > (body.maxReplicaCount as number))
+    throw badRequest(
+      `${where}: minReplicaCount ${body.minReplicaCount} is over maxReplicaCount ${body.maxReplicaCount}`,
+    );
+}
 
 /** The routes; `of(ctx)` is the DeploymentService (the service router passes `(c) => c.svc.deployments`). */
 export function deploymentRoutes<C extends DeploymentCtx>(
@@ -47,6 +73,7 @@ export function deploymentRoutes<C extends DeploymentCtx>(
         const q = queryParams(c.query, ['deploymentId']);
         const body = await readJsonBody(c.req);
         rejectUnknown(body, DEPLOYMENT_FIELDS, 'Deployment');
+        checkTypes(body, 'Deployment', ['description'], ['minReplicaCount', 'maxReplicaCount'], []);
         return of(c).create(c.account, q.deploymentId, body);
       },
     },
@@ -55,7 +82,7 @@ export function deploymentRoutes<C extends DeploymentCtx>(
       method: 'GET',
       collection: 'deployments',
       item: false,
-      handle: (c) => listBody('deployments', of(c).list(c.account)),
+      handle: (c) => listBody('deployments', of(c).list(c.account), c.query),
     },
     {
       method: 'DELETE',
@@ -78,6 +105,7 @@ export function deploymentRoutes<C extends DeploymentCtx>(
           ['model', 'deployment', 'displayName', 'description', 'default', 'public'],
           'DeployedModel',
         );
+        checkTypes(body, 'DeployedModel', ['displayName', 'description'], [], ['default', 'public']);
         return of(c).loadLora(c.account, body);
       },
     },
@@ -86,7 +114,7 @@ export function deploymentRoutes<C extends DeploymentCtx>(
       method: 'GET',
       collection: 'deployedModels',
       item: false,
-      handle: (c) => listBody('deployedModels', of(c).listDeployedModels(c.account)),
+      handle: (c) => listBody('deployedModels', of(c).listDeployedModels(c.account), c.query),
     },
     {
       method: 'DELETE',

@@ -91,11 +91,14 @@ export function pageArgs(q: Record<string, string>): { pageSize: number; after?:
   return { pageSize, after: Number(m[1]) };
 }
 
+/** The token of the page that continues after `seq` (pageArgs reads it back). */
+export const pageToken = (seq: number) => Buffer.from(`s${seq}`, 'latin1').toString('base64url');
+
 /** A list response: `{ [field]: [...], nextPageToken, totalSize }`. */
 export function pageBody(field: string, page: Page, show: (body: Json) => Json = (b) => b): Json {
   return {
     [field]: page.items.map((r) => show(r.body)),
-    nextPageToken: page.next === undefined ? '' : Buffer.from(`s${page.next}`, 'latin1').toString('base64url'),
+    nextPageToken: page.next === undefined ? '' : pageToken(page.next),
     totalSize: page.total,
   };
 }

@@ -116,8 +116,21 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       'accounts/local/deployments/ft-a-dep',
       'accounts/local/deployments/multi',
     ]);
+    // Paged as the other lists: one per page, the token continues, the last page has no token.
+    const first = (await call('GET', `${API}/deployments?pageSize=1`)).json;
+    expect([first.deployments.length, first.totalSize]).toEqual([1, 2]);
+    const second = (await call('GET', `${API}/deployments?pageSize=1&pageToken=${first.nextPageToken}`)).json;
+    expect([second.deployments.length, second.nextPageToken]).toEqual([1, '']);
+    expect([first.deployments[0].name, second.deployments[0].name].sort()).toEqual([
+      'accounts/local/deployments/ft-a-dep',
+      'accounts/local/deployments/multi',
+    ]);
 
     const errors: Array<[string, string, unknown, number, string]> = [
+      ['GET', `${API}/deployments?pageToken=garbage`, undefined, 400, 'INVALID_ARGUMENT'],
+      ['GET', `${API}/deployedModels?bogus=1`, undefined, 400, 'INVALID_ARGUMENT'],
+      ['POST', `${API}/deployments`, { baseModel: FT_A, minReplicaCount: 'lots' }, 400, 'INVALID_ARGUMENT'],
+      ['POST', `${API}/deployedModels`, { model: FT_C, deployment: 'multi', public: 'yes' }, 400, 'INVALID_ARGUMENT'],
       ['POST', `${API}/deployments?deploymentId=Bad_Id`, { baseModel: FT_A }, 400, 'INVALID_ARGUMENT'],
       ['POST', `${API}/deployments?deploymentId=multi`, { baseModel: BASE }, 409, 'ALREADY_EXISTS'],
       ['POST', `${API}/deployments`, { baseModel: 'accounts/local/models/nope' }, 400, 'INVALID_ARGUMENT'],
