@@ -9,7 +9,9 @@ import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir,
 const HELP = `usage: lorasft merge [--base-model DIR] --adapter ADIR --out DIR [--dtype f32|bf16] [--overwrite]
 
 Writes DIR/model.safetensors with W + (alpha/r) * B @ A for every adapted linear layer (PEFT's merge_and_unload),
-and copies config.json and the tokenizer files. --base-model defaults to the adapter's base_model_name_or_path.
+and copies config.json and the tokenizer files. Each weight keeps the dtype the base stored it in (merged in f32,
+rounded once) and config.json its torch_dtype; --dtype writes every weight as f32 or bf16 and sets torch_dtype.
+--base-model defaults to the adapter's base_model_name_or_path.
 A non-empty --out is refused unless --overwrite is given.`;
 
 export const run = withFsErrors(async (argv: string[]): Promise<number> => {
@@ -46,7 +48,8 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
       `${v.out}: not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}); choose another --out, or pass --overwrite to write into it`,
     );
   }
-  const r = mergeAdapter(base, v.adapter, v.out, { dtype: v.dtype === 'bf16' ? 'BF16' : 'F32' });
+  const dtype = v.dtype === undefined ? undefined : v.dtype === 'bf16' ? 'BF16' : 'F32';
+  const r = mergeAdapter(base, v.adapter, v.out, { dtype });
   console.log(
     `merged ${r.merged.length} LoRA modules into ${r.tensors} tensors: ${path.join(v.out, 'model.safetensors')}`,
   );

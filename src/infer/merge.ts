@@ -1,14 +1,20 @@
 // Merge a LoRA adapter into its base model: W' = W + s * B @ A for every adapted linear (s = alpha/r, or
 // alpha/sqrt(r) with rsLoRA), written as a new HF model dir (config, tokenizer and other files copied), the
-// same result as PEFT's merge_and_unload(). Tensors are held in memory while writing: fine for the small
-// models this trainer targets.
+// same result as PEFT's merge_and_unload(), in the base's dtypes. Tensors are held in memory (as float32) while
+// writing: fine for the small models this trainer targets.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { loadModelConfig } from '../model/config.ts';
 import { checkLoraTensors, type LoraPair } from '../model/lora.ts';
 import { loadAdapter } from '../model/peft.ts';
-import { listModelTensors, readSafetensors, writeSafetensors, type FloatTensor } from '../model/safetensors.ts';
+import {
+  listModelTensors,
+  readSafetensors,
+  writeSafetensors,
+  type FloatTensor,
+  type WriteDtype,
+} from '../model/safetensors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 
 /** W [out, in] += s * B [out, r] @ A [r, in], accumulated in float64 per element (shapes checked by the caller). */
@@ -48,44 +54,66 @@ export interface MergeResult {
   tensors: number;
 }
 
+/** The base's tensors as float32 with the adapter merged in, and the dtype each was stored in. */
+function readMerged(index: ModelTensors, pairs: LoraPair[], s: number) {
+  const tensors = new Map<string, FloatTensor>();
+  const stored = new Map<string, WriteDtype>();
+  for (const f of new Set([...index.values()].map((e) => e.file)))
+    for (const [name, t] of readSafetensors(f)) {
+      tensors.set(name, { shape: t.shape, data: t.data });
+      stored.set(name, t.dtype as WriteDtype); // readSafetensors reads F32, F16 and BF16 only
+    }
+  for (const { module, A, B } of pairs) addLoraDelta(tensors.get(`${module}.weight`)!, A, B, s);
+  return { tensors, stored };
+}
+
+/** Everything but the weights is copied as-is (config, tokenizer, generation config, chat template, ...). */
+function copyModelFiles(baseDir: string, outDir: string): void {
+  fs.mkdirSync(outDir, { recursive: true });
+  for (const f of fs.readdirSync(baseDir)) {
+    const src = path.join(baseDir, f);
+    if (!fs.statSync(src).isFile() || f.endsWith('.safetensors') || f === 'model.safetensors.index.json') continue;
+    fs.copyFileSync(src, path.join(outDir, f));
+  }
+}
+
+/** config.json's torch_dtype (and transformers v5's dtype, when present) set to an explicitly asked dtype. */
+function setConfigDtype(outDir: string, dtype: WriteDtype): void {
+  const cfgFile = path.join(outDir, 'config.json');
+  if (!fs.existsSync(cfgFile)) return;
+  const c = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  const name = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype];
+  c.torch_dtype = name;
+  if (c.dtype !== undefined) c.dtype = name;
+  writeFileAtomic(cfgFile, JSON.stringify(c, null, 2) + '\n');
+}
+
+/**
+ * Merge in float32, then write each weight rounded once (to nearest even) to the dtype the base stored it in, with
+ * config.json as the base has it (PEFT's merge_and_unload keeps the base dtype), or all in `opts.dtype` when given.
+ */
 export function mergeAdapter(
   baseDir: string,
   adapterDir: string,
   outDir: string,
-  opts: { dtype?: 'F32' | 'BF16' } = {},
+  opts: { dtype?: WriteDtype } = {},
 ): MergeResult {
   if (path.resolve(outDir) === path.resolve(baseDir))
     throw new UserError(`--out ${outDir}: must differ from the base model dir`);
   const { lora, cfg } = loadAdapter(adapterDir);
   // The same check as generate's: every A/B pair against the base's config.json, before any weight is read.
   const { pairs } = checkLoraTensors(loadModelConfig(baseDir), lora, cfg.rank, adapterDir);
-  const s = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.rank) : cfg.alpha / cfg.rank;
   const index = listModelTensors(baseDir);
   checkBaseWeights(pairs, index, baseDir, adapterDir);
-  const files = new Set([...index.values()].map((e) => e.file));
-  const tensors = new Map<string, FloatTensor>();
-  for (const f of files)
-    for (const [name, t] of readSafetensors(f)) tensors.set(name, { shape: t.shape, data: t.data });
-  for (const { module, A, B } of pairs) addLoraDelta(tensors.get(`${module}.weight`)!, A, B, s);
-  fs.mkdirSync(outDir, { recursive: true });
-  // Everything but the weights is copied as-is (config, tokenizer, generation config, chat template, ...).
-  for (const f of fs.readdirSync(baseDir)) {
-    const src = path.join(baseDir, f);
-    if (!fs.statSync(src).isFile() || f.endsWith('.safetensors') || f === 'model.safetensors.index.json') continue;
-    fs.copyFileSync(src, path.join(outDir, f));
-  }
-  const dtype = opts.dtype ?? 'F32';
-  const cfgFile = path.join(outDir, 'config.json');
-  if (fs.existsSync(cfgFile)) {
-    const c = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
-    c.torch_dtype = dtype === 'F32' ? 'float32' : 'bfloat16';
-    writeFileAtomic(cfgFile, JSON.stringify(c, null, 2) + '\n');
-  }
+  const s = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.rank) : cfg.alpha / cfg.rank;
+  const { tensors, stored } = readMerged(index, pairs, s);
+  copyModelFiles(baseDir, outDir);
+  if (opts.dtype) setConfigDtype(outDir, opts.dtype);
   writeSafetensors(
     path.join(outDir, 'model.safetensors'),
     tensors,
     { format: 'pt', merged_from: `${baseDir} + ${adapterDir}` },
-    { dtype },
+    { dtype: opts.dtype ?? ((name) => stored.get(name)!) },
   );
   return { merged: pairs.map((p) => p.module), tensors: tensors.size };
 }

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeAtomicWith } from '../util/atomic.ts';
 import { openFile, readJsonObject } from '../util/files.ts';
-import { bf16ToF32, f16ToF32, f32ToBf16 } from './dtypes.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtypes.ts';
 
 export interface TensorInfo {
   dtype: string;
@@ -230,22 +230,31 @@ export function listModelTensors(dir: string): Map<string, { file: string; info:
   return out;
 }
 
+/** What writeSafetensors stores; F16 and BF16 are rounded from float32 to nearest even. */
+export type WriteDtype = 'F32' | 'F16' | 'BF16';
 type TensorsIn = Map<string, FloatTensor> | Record<string, FloatTensor>;
 
+function encode(t: FloatTensor, dtype: WriteDtype): Uint8Array {
+  const data = dtype === 'F32' ? t.data : dtype === 'BF16' ? f32ToBf16(t.data) : f32ToF16(t.data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
 /**
- * Write float tensors as F32 (or BF16) safetensors, names sorted, header padded with spaces to a multiple of 8,
- * streamed to a temp file then renamed (readers never see a half-written file).
+ * Write float tensors as F32 safetensors (or as opts.dtype: one for all, or one per tensor name), names sorted,
+ * packed back to back, header padded with spaces to a multiple of 8, streamed to a temp file then renamed (readers
+ * never see a half-written file).
  */
 export function writeSafetensors(
   file: string,
   tensors: TensorsIn,
   metadata?: Record<string, string>,
-  opts: { dtype?: 'F32' | 'BF16' } = {},
+  opts: { dtype?: WriteDtype | ((name: string) => WriteDtype) } = {},
 ): void {
-  const dtype = opts.dtype ?? 'F32';
   const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) =>
     a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0,
   );
+  const d = opts.dtype ?? 'F32';
+  const dtypeOf = typeof d === 'string' ? () => d : d;
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let off = 0;
@@ -253,8 +262,8 @@ export function writeSafetensors(
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length)
       throw new Error(`writeSafetensors: '${name}' has shape [${t.shape}] but ${t.data.length} values`);
-    const bytes = count * DTYPE_BYTES[dtype];
-    header[name] = { dtype, shape: t.shape, data_offsets: [off, off + bytes] };
+    const bytes = count * DTYPE_BYTES[dtypeOf(name)];
+    header[name] = { dtype: dtypeOf(name), shape: t.shape, data_offsets: [off, off + bytes] };
     off += bytes;
   }
   let json = JSON.stringify(header);
@@ -266,9 +275,8 @@ export function writeSafetensors(
   writeAtomicWith(file, (fd) => {
     fs.writeSync(fd, lenBuf);
     fs.writeSync(fd, jb);
-    for (const [, t] of entries) {
-      const data = dtype === 'F32' ? t.data : f32ToBf16(t.data);
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    for (const [name, t] of entries) {
+      const bytes = encode(t, dtypeOf(name));
       for (let i = 0; i < bytes.length; i += READ_CHUNK)
         fs.writeSync(fd, bytes, i, Math.min(READ_CHUNK, bytes.length - i));
     }

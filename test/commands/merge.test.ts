@@ -4,6 +4,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
 import { mergeAdapter } from '../../src/infer/merge.ts';
+import { loadAdapter } from '../../src/model/peft.ts';
+import { loraFromTensors } from '../../src/model/lora.ts';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/model/safetensors.ts';
+import { f32ToBf16 } from '../../src/model/dtypes.ts';
 import { makeTinyModel } from '../../src/model/tiny.ts';
 import { makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
 
@@ -14,6 +18,29 @@ beforeAll(async () => {
   adapterDir = await randomAdapter(fx, 'adapter', 2);
 });
 
+const QWEN_IDS = Int32Array.from([151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198]);
+
+/** Largest |merged - (base + adapter)| logit, and the adapter's own effect on the logits (both loaded fp32). */
+async function compareLogits(model: string, adapter: string, merged: string, ids: Int32Array) {
+  const base = await loadBaseModel(model);
+  const a = loadAdapter(adapter);
+  const lora = loraFromTensors(base, a.lora, a.cfg, adapter);
+  const m = await loadBaseModel(merged);
+  const want = forwardLogits(base, lora, ids).dataSync();
+  const got = forwardLogits(m, null, ids).dataSync();
+  const plain = forwardLogits(base, null, ids).dataSync();
+  let maxdiff = 0;
+  let effect = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxdiff = Math.max(maxdiff, Math.abs(want[i] - got[i]));
+    effect = Math.max(effect, Math.abs(want[i] - plain[i]));
+  }
+  console.log(
+    `merged vs base+adapter logits: maxdiff ${maxdiff.toExponential(2)} (adapter effect ${effect.toExponential(2)})`,
+  );
+  return { maxdiff, effect };
+}
+
 describe('merge', () => {
   it('merged-model logits equal base + adapter logits', async () => {
     const out = path.join(fx.root, 'merged');
@@ -21,28 +48,59 @@ describe('merge', () => {
     expect(r.status, r.stderr).toBe(0);
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
       expect(fs.existsSync(path.join(out, f))).toBe(true);
-    const base = await loadBaseModel(fx.model);
-    const { loadAdapter } = await import('../../src/model/peft.ts');
-    const { loraFromTensors } = await import('../../src/model/lora.ts');
-    const a = loadAdapter(adapterDir);
-    const lora = loraFromTensors(base, a.lora, a.cfg, adapterDir);
-    const merged = await loadBaseModel(out);
-    const ids = Int32Array.from([151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198]);
-    const want = forwardLogits(base, lora, ids).dataSync();
-    const got = forwardLogits(merged, null, ids).dataSync();
-    const plain = forwardLogits(base, null, ids).dataSync();
-    let maxdiff = 0;
-    let effect = 0;
-    for (let i = 0; i < want.length; i++) {
-      maxdiff = Math.max(maxdiff, Math.abs(want[i] - got[i]));
-      effect = Math.max(effect, Math.abs(want[i] - plain[i]));
-    }
-    console.log(
-      `merged vs base+adapter logits: maxdiff ${maxdiff.toExponential(2)} (adapter effect ${effect.toExponential(2)})`,
-    );
+    const { maxdiff, effect } = await compareLogits(fx.model, adapterDir, out, QWEN_IDS);
     expect(effect).toBeGreaterThan(0.1);
     expect(maxdiff).toBeLessThan(1e-3);
     expect(() => mergeAdapter(fx.model, adapterDir, fx.model)).toThrow(/must differ/);
+  });
+
+  it('a bf16 base merges to bf16 weights (merged in f32, rounded once) and keeps its torch_dtype unless --dtype says', async () => {
+    const g = { ...fx, model: path.join(fx.root, 'gemma-bf16') };
+    makeTinyModel({ family: 'gemma3', out: g.model, hidden: 72, headDim: 16, layers: 2, dtype: 'bf16', seed: 5 });
+    const adapter = await randomAdapter(g, 'gemma-adapter', 3);
+    const out = path.join(fx.root, 'gemma-merged');
+    const r = await lorasft(['merge', '--base-model', g.model, '--adapter', adapter, '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const dtypes = [...readSafetensorsHeader(path.join(out, 'model.safetensors')).tensors.values()].map((t) => t.dtype);
+    expect(new Set(dtypes)).toEqual(new Set(['BF16']));
+    const cfgOf = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'config.json'), 'utf8'));
+    expect(cfgOf(out).torch_dtype).toBe('bfloat16');
+    expect(cfgOf(out)).toEqual(cfgOf(g.model));
+    // q_proj of layer 0 is bf16(f32(W + s * B @ A)), bit for bit.
+    const q = 'model.layers.0.self_attn.q_proj';
+    const W = readSafetensors(path.join(g.model, 'model.safetensors')).get(`${q}.weight`)!;
+    const { lora, cfg } = loadAdapter(adapter);
+    const A = lora.get(`base_model.model.${q}.lora_A.weight`)!;
+    const B = lora.get(`base_model.model.${q}.lora_B.weight`)!;
+    const [nOut, nIn] = W.shape;
+    const ref = new Float32Array(nOut * nIn);
+    for (let o = 0; o < nOut; o++)
+      for (let i = 0; i < nIn; i++) {
+        let d = 0;
+        for (let k = 0; k < cfg.rank; k++) d += B.data[o * cfg.rank + k] * A.data[k * nIn + i];
+        ref[o * nIn + i] = W.data[o * nIn + i] + (cfg.alpha / cfg.rank) * d;
+      }
+    const got = readSafetensors(path.join(out, 'model.safetensors'), { keep16: () => true }).get(`${q}.weight`)!;
+    expect(Array.from(got.bf16!)).toEqual(Array.from(f32ToBf16(ref)));
+    const ids = Int32Array.from([2, 17, 99, 5, 201, 64, 3, 250]);
+    const { maxdiff, effect } = await compareLogits(g.model, adapter, out, ids);
+    expect(effect).toBeGreaterThan(0.05);
+    expect(maxdiff).toBeLessThan(effect / 40); // the bf16 rounding of the merged weights only
+    // An F16 base stays F16.
+    const f16 = path.join(fx.root, 'gemma-f16');
+    fs.cpSync(g.model, f16, { recursive: true });
+    const st = path.join(f16, 'model.safetensors');
+    writeSafetensors(st, readSafetensors(st), undefined, { dtype: 'F16' });
+    mergeAdapter(f16, adapter, path.join(fx.root, 'gemma-f16-merged'));
+    const h16 = readSafetensorsHeader(path.join(fx.root, 'gemma-f16-merged', 'model.safetensors'));
+    expect(new Set([...h16.tensors.values()].map((t) => t.dtype))).toEqual(new Set(['F16']));
+    // --dtype f32 writes float32 and says so in config.json.
+    const f32 = path.join(fx.root, 'gemma-merged-f32');
+    const r2 = await lorasft(['merge', '--base-model', g.model, '--adapter', adapter, '--out', f32, '--dtype', 'f32']);
+    expect(r2.status, r2.stderr).toBe(0);
+    const h = readSafetensorsHeader(path.join(f32, 'model.safetensors'));
+    expect(new Set([...h.tensors.values()].map((t) => t.dtype))).toEqual(new Set(['F32']));
+    expect(cfgOf(f32).torch_dtype).toBe('float32');
   });
 
   it('names the real problem with --adapter: a missing dir, or a base model that is not local', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bf16ToF32, f16ToF32, f32ToBf16 } from '../../src/model/dtypes.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/model/dtypes.ts';
 import {
   listModelTensors,
   readSafetensors,
@@ -76,6 +76,20 @@ describe('safetensors', () => {
       shape: [3],
       data: Float32Array.from([1, -2.5, 0.15625]),
     });
+  });
+
+  it('writes F16 with round-to-nearest-even (every half value round-trips), and a dtype per tensor name', () => {
+    const halves = Uint16Array.from({ length: 0x7c01 }, (_, i) => i); // +0 .. +Inf: subnormals, normals, Inf
+    expect(Array.from(f32ToF16(f16ToF32(halves)))).toEqual(Array.from(halves));
+    // Ties go to even: 1 + 2^-11 -> 1, 1 + 3 * 2^-11 -> 1 + 2^-9; 2^-25 * 3 (subnormal tie) -> 2 * 2^-24; 65520 -> Inf.
+    const x = Float32Array.from([1 + 2 ** -11, 1 + 3 * 2 ** -11, -3 * 2 ** -25, 65519, 65520, NaN]);
+    expect(Array.from(f32ToF16(x))).toEqual([0x3c00, 0x3c02, 0x8002, 0x7bff, 0x7c00, 0x7e00]);
+    const f = path.join(tmpDir('st'), 'mixed.safetensors');
+    const t = { shape: [2], data: Float32Array.from([1.5, -0.25]) };
+    const dtypes = { a: 'F16', b: 'BF16', c: 'F32' } as const;
+    writeSafetensors(f, { a: t, b: t, c: t }, undefined, { dtype: (n) => dtypes[n as keyof typeof dtypes] });
+    const r = readSafetensors(f);
+    for (const n of ['a', 'b', 'c'] as const) expect(r.get(n)).toEqual({ ...t, dtype: dtypes[n] });
   });
 
   it('rejects corrupt and truncated files with errors naming the file', () => {
