@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { configFromBody, resolveConfig, type TrainConfig } from '../train/config.ts';
+import { IGNORED_FIELDS } from '../train/config_fields.ts';
 import { MAX_EXAMPLE_EPOCHS } from '../data/validate.ts';
 import { createChatTemplate } from '../data/template.ts';
 import { alreadyExists, badRequest } from './errors.ts';
@@ -59,6 +60,7 @@ export function resolveJobSpec(svc: Service, account: string, jobId: string, bod
   if (given.jobId !== undefined)
     throw badRequest("request: set the job id with ?supervisedFineTuningJobId=ID, not a 'jobId' field");
   const echo: Json = {};
+  for (const k of Object.keys(IGNORED_FIELDS)) if (body[k] !== undefined && body[k] !== null) echo[k] = body[k];
   const uses: string[] = [];
   const jobDir = layout.job(svc.opts.dataDir, account, jobId);
 

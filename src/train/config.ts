@@ -7,7 +7,7 @@ import { UserError } from '../errors.ts';
 import { readTextFile } from '../util/files.ts';
 import { jsonSyntaxError, topLevelKeyLines } from '../util/json.ts';
 import { LORA_RANKS } from '../model/lora.ts';
-import { FIELDS, IGNORED_FIELDS, type Field } from './config_fields.ts';
+import { FIELDS, IGNORED_FIELDS, IGNORED_KINDS, type Field } from './config_fields.ts';
 
 export type LrScheduler = 'constant' | 'linear' | 'cosine';
 
@@ -114,6 +114,23 @@ export function readConfigFile(file: string, notice: (msg: string) => void): Par
   return configFromBody(body as Record<string, unknown>, file, notice, (key) => `${file}:${lines.get(key)}`);
 }
 
+const WHAT = { object: 'an object', int: 'a non-negative int32', boolean: 'true or false', string: 'a string' };
+
+/** An ignored field's value against its type in the managed API (IGNORED_KINDS). */
+function checkIgnored(key: string, v: unknown, where: string): void {
+  const kind = IGNORED_KINDS[key];
+  const ok =
+    kind === 'object'
+      ? typeof v === 'object' && v !== null && !Array.isArray(v)
+      : kind === 'int'
+        ? Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 31
+        : typeof kind === 'string'
+          ? typeof v === kind
+          : kind.includes(v as string);
+  const what = typeof kind !== 'string' ? `one of ${kind.join(', ')}` : WHAT[kind];
+  if (!ok) throw new UserError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
+}
+
 // Where a layer's values came from, per key (`FILE:LINE`, `--flag`, 'request'), for resolveConfig's messages. Layers
 // without an entry (defaults, the demo) are named 'invalid training config'.
 const SOURCES = new WeakMap<object, (key: string) => string>();
@@ -132,6 +149,7 @@ export function configFromBody(
   const src = at ?? (() => where);
   for (const [key, v] of Object.entries(body)) {
     if (key in IGNORED_FIELDS) {
+      if (v !== null) checkIgnored(key, v, src(key));
       notice(`${src(key)}: '${key}' has no local meaning (${IGNORED_FIELDS[key]}); ignored`);
       continue;
     }

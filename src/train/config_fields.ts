@@ -204,6 +204,20 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
   },
 };
 
+/** The managed API's type of each ignored field: still checked, so that a wrong value is not silently taken. */
+export const IGNORED_KINDS: Record<string, 'object' | 'boolean' | 'int' | 'string' | readonly string[]> = {
+  awsS3Config: 'object',
+  azureBlobStorageConfig: 'object',
+  wandbConfig: 'object',
+  nodes: 'int',
+  mtpEnabled: 'boolean',
+  mtpNumDraftTokens: 'int',
+  mtpFreezeBaseModel: 'boolean',
+  isTurbo: 'boolean',
+  purpose: ['PURPOSE_UNSPECIFIED', 'PURPOSE_PILOT'],
+  metricsFileSignedUrl: 'string',
+};
+
 /** Request-body fields that mean nothing on one machine: accepted, ignored, with a notice. */
 export const IGNORED_FIELDS: Record<string, string> = {
   awsS3Config: 'datasets are local files',

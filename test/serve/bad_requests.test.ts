@@ -246,6 +246,14 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
   ['delete a dataset in use', 'DELETE', `${A}/datasets/good`, {}, 409, /used by 1 queued or running job/],
   ['delete a model in use', 'DELETE', '/v1/accounts/fireworks/models/tiny', {}, 409, /used by 1 queued or running job/],
   [
+    'create job: a managed field of the wrong value',
+    'POST',
+    `${A}/supervisedFineTuningJobs`,
+    { body: job({ purpose: 'XYZ' }) },
+    400,
+    /^request: purpose must be one of PURPOSE_UNSPECIFIED, PURPOSE_PILOT, got "XYZ"$/,
+  ],
+  [
     'create job: unknown field',
     'POST',
     `${A}/supervisedFineTuningJobs`,

@@ -72,6 +72,9 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       baseModel: 'accounts/fireworks/models/tiny-qwen3',
       outputModel: 'walk-model',
       displayName: 'walk',
+      isTurbo: false, // fields of the managed API with no local meaning: checked, echoed, ignored
+      purpose: 'PURPOSE_PILOT',
+      wandbConfig: { enabled: false },
       ...JOB,
     };
     const job = await curl([
@@ -90,6 +93,9 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       outputModel: 'accounts/local/models/walk-model',
       epochs: 1,
       batchSize: 64,
+      isTurbo: false,
+      purpose: 'PURPOSE_PILOT',
+      wandbConfig: { enabled: false },
     });
     expect(['JOB_STATE_PENDING', 'JOB_STATE_VALIDATING']).toContain(job.state);
 

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   configFlagOptions,
+  configFromBody,
   configFromFlags,
   configHelp,
   defaultConfig,
@@ -95,6 +96,18 @@ describe('training config', () => {
     expect(c).toEqual({ epochs: 2 });
     expect(notices).toHaveLength(4);
     expect(notices[0]).toMatch(/'wandbConfig' has no local meaning/);
+    // Still checked against the managed API's types: a wrong value is named, not ignored.
+    const bad = tmpFile('{\n  "epochs": 2,\n  "purpose": "XYZ"\n}\n');
+    expect(() => readConfigFile(bad, () => {})).toThrow(
+      `${bad}:3: purpose must be one of PURPOSE_UNSPECIFIED, PURPOSE_PILOT, got "XYZ"`,
+    );
+    for (const [body, msg] of [
+      [{ wandbConfig: 5 }, 'wandbConfig must be an object, got 5'],
+      [{ nodes: -1 }, 'nodes must be a non-negative int32, got -1'],
+      [{ isTurbo: 'yes' }, 'isTurbo must be true or false, got "yes"'],
+      [{ metricsFileSignedUrl: 3 }, 'metricsFileSignedUrl must be a string, got 3'],
+    ] as const)
+      expect(() => configFromBody(body, 'request', () => {})).toThrow(`request: ${msg}`);
   });
 
   it('reports bad values clearly', () => {
