@@ -142,8 +142,14 @@ SNIPPETS = [
     "  {% if true %}\n    kept indent\n  {% endif %}\nend", "{% for x in [1, 2] %}\n  {{ x }}\n{% endfor %}\n",
     "{{ [1, 'it\\'s', none, true, 0.5, ('t', 'u')] }}|{{ {'k': 'v', 'n': none} }}|{{ true }}|{{ false }}|{{ obj.b | string }}",
     "{{ raise_exception('bad input: ' + t) }}", "{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %A %B') }}",
+    "{{ msgs | selectattr('tool_calls', 'undefined') | map(attribute='role') | join(',') }}",
+    "{{ msgs | rejectattr('tool_calls', 'undefined') | map(attribute='role') | join(',') }}",
+    "{{ msgs | selectattr('content') | map(attribute='role') | join(',') }}|{{ msgs | rejectattr('content') | list | length }}",
+    "{{ msgs | selectattr('content', 'none') | list | length }}|{{ msgs | selectattr('content', 'defined') | list | length }}",
+    "{{ msgs | selectattr('role', 'equalto', 'user') | list | length }}|{{ msgs | rejectattr('role', 'equalto', 'user') | list | length }}",
 ]
 VARS = {'s': '  \n hello world \n\t', 'code': '\n\n    print(1)\n\n', 't': 'abXYba', 'ws': '\ufeff\x1c x \x85',
+        'msgs': [{'role': 'user', 'content': 'a'}, {'role': 'assistant', 'tool_calls': [1]}, {'role': 'user', 'content': None}],
         'csv': 'a,b,,c', 'think': '<think>\n  step\n</think>\n\n    answer',
         'obj': {'b': [1, 'two', None, True, 0.5], 'a': {'k': 'v'}, 'é': 'ünï'}, 'uni': 'naïve 🌍 "q" \\ \u2028', 'emoji': '👍🏽😀𝒳'}
 

@@ -59,6 +59,7 @@ def conversations():
         'content_parts_system': [{'role': 'system', 'content': [{'type': 'text', 'text': 'Sys A. '}, {'type': 'text', 'text': 'Sys B.'}]}, u('Q'), a('A')],
         'multi_turn': [u('One'), a('1'), u('Two'), a('2'), u('Three'), a('3')],
         'multi_turn_system': [s('Count.'), u('One'), a('1'), u('Two'), a('2')],
+        'consecutive_users': [u('First part.'), u('Second part.'), a('Both answered.')],
         'weight0_first': [u('Q1'), a('bad answer', weight=0), u('Q2'), a('good answer', weight=1)],
         'weight0_last': [u('Q1'), a('A1', weight=1), u('Q2'), a('A2', weight=0), u('Q3'), a('A3')],
         'reasoning': [u('2+2?'), a('4', reasoning_content='Add two and two.')],

@@ -151,6 +151,8 @@ function installPythonStringSemantics(): void {
       ['ArrayValue', 'TupleValue', 'ObjectValue', 'BooleanValue', 'NullValue'].includes(operand.type)
     )
       return str(pyRepr(operand));
+    if ((name === 'selectattr' || name === 'rejectattr') && operand.type === 'ArrayValue')
+      return selectAttr(this, operand, node, env, name === 'selectattr');
     if (operand.type === 'StringValue') {
       if (name === 'trim') {
         const [args, kw] = node.type === 'Identifier' ? [[], new Map()] : this.evaluateArguments(node.args ?? [], env);
@@ -160,6 +162,37 @@ function installPythonStringSemantics(): void {
     }
     return applyFilter.call(this, operand, node, env);
   };
+}
+
+/**
+ * jinja2's selectattr / rejectattr: the test (or truthiness) applied to each item's attribute, an undefined one
+ * included (`selectattr("tool_calls", "undefined")` keeps the messages without tool_calls; the port drops every
+ * item whose attribute is missing before testing it).
+ */
+function selectAttr(
+  interp: { evaluateArguments: (a: unknown[], e: Environment) => [Runtime[], Map<string, Runtime>] },
+  operand: Runtime,
+  node: FilterNode,
+  env: Environment,
+  select: boolean,
+): Runtime {
+  const [[attr, testName, ...args]] = interp.evaluateArguments(node.args ?? [], env);
+  if (attr?.type !== 'StringValue') throw new Error(`attribute name of selectattr / rejectattr must be a string`);
+  const tests = (env as unknown as { tests: Map<string, (...x: Runtime[]) => boolean> }).tests;
+  const test = testName ? tests.get(testName.value as string) : (x: Runtime) => truthy(x);
+  if (!test) throw new Error(`Unknown test: ${testName!.value}`);
+  const missing = env.lookupVariable('\0 an undefined name') as unknown as Runtime;
+  const items = (operand.value as Runtime[]).filter((item) => {
+    const value =
+      item.value instanceof Map ? ((item.value.get(attr.value) as Runtime | undefined) ?? missing) : missing;
+    return Boolean(test(value, ...args)) === select;
+  });
+  return new (arrayClass())(items);
+}
+
+/** A template value's truth as Python's bool(): undefined, none, 0, '' and empty containers are false. */
+function truthy(v: Runtime): boolean {
+  return (v as unknown as { __bool__(): { value: boolean } }).__bool__().value;
 }
 
 /** Python's repr() of a template value: 'str' (quotes and escapes as Python), [list], (tuple,), {'dict': ...}. */
