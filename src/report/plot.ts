@@ -30,6 +30,14 @@ export function logTicks(lo: number, hi: number): number[] {
   return out;
 }
 
+const SVG_OPEN = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`;
+const Y_LABEL = 'loss (token-weighted CE';
+
+/** Whether `text` is an SVG that lossCurveSvg wrote (any version: same opening tag and y-axis label). */
+export function isLossCurveSvg(text: string): boolean {
+  return text.startsWith(SVG_OPEN + '\n') && text.includes(`>${Y_LABEL}`) && text.trimEnd().endsWith('</svg>');
+}
+
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
@@ -75,9 +83,7 @@ export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks
     `<text x="${(sx(x) + 3).toFixed(1)}" y="${M.top + 12}" fill="${color}" font-size="11">${esc(label)}</text>`;
 
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-  );
+  out.push(SVG_OPEN);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`);
   for (const t of log ? logTicks(y0, y1) : niceTicks(y0, y1)) {
@@ -101,7 +107,7 @@ export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks
   out.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   out.push(`<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">optimizer step</text>`);
   out.push(
-    `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">loss (token-weighted CE${log ? ', log scale' : ''})</text>`,
+    `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${Y_LABEL}${log ? ', log scale' : ''})</text>`,
   );
   if (train.length)
     out.push(

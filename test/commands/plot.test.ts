@@ -56,12 +56,55 @@ describe('lorasft plot', () => {
       ],
       [[dir, '--out', path.join(file, 'x.svg')], `${path.join(file, 'x.svg')}: cannot be created, ${file} is a file`],
       [[file], `${file}: is a file, expected the output dir of a lorasft train run`],
-      [[dir, dir], 'lorasft plot: expected one OUT_DIR, got 2 (usage: lorasft plot OUT_DIR [--out FILE.svg])'],
+      [
+        [dir, dir],
+        'lorasft plot: expected one OUT_DIR, got 2 (usage: lorasft plot OUT_DIR [--out FILE.svg] [--overwrite])',
+      ],
     ] as [string[], string][]) {
       const r = await lorasft(['plot', ...args]);
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toBe(`error: ${msg}\n`);
     }
     expect(fs.readdirSync(sub)).toEqual([]);
+  });
+  it('replaces a plot it wrote, but no other file without --overwrite', async () => {
+    const dir = tmpDir('plot-ow');
+    const rows = [1, 2, 3].map((s) => ({ step: s, epoch: s / 3, train_loss: 3 - s / 2, lr: 1, grad_norm: 1 }));
+    fs.writeFileSync(path.join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const adapter = path.join(dir, 'adapter_model.safetensors');
+    fs.writeFileSync(adapter, 'ADAPTER BYTES');
+    const metrics = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
+    // Re-running the same command replaces its own plot (the default file, or an explicit --out).
+    for (const args of [[dir], [dir, '--out', path.join(dir, 'mine.svg')]]) {
+      for (let i = 0; i < 2; i++) {
+        const r = await lorasft(['plot', ...args]);
+        expect(r.status, r.stderr).toBe(0);
+      }
+    }
+    // An adapter, an unrelated SVG: one line, exit 1, the file untouched, no temp file left.
+    const other = path.join(dir, 'logo.svg');
+    fs.writeFileSync(other, '<svg xmlns="http://www.w3.org/2000/svg"></svg>\n');
+    for (const f of [adapter, other]) {
+      const before = fs.readFileSync(f, 'utf8');
+      const r = await lorasft(['plot', dir, '--out', f]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `error: ${f}: exists and is not a plot lorasft wrote; choose another --out, or pass --overwrite to replace it\n`,
+      );
+      expect(fs.readFileSync(f, 'utf8')).toBe(before);
+    }
+    // The metrics file it reads: never, even with --overwrite.
+    const m = await lorasft(['plot', dir, '--out', path.join(dir, 'metrics.jsonl'), '--overwrite']);
+    expect(m.stderr).toBe(
+      `error: --out ${path.join(dir, 'metrics.jsonl')}: must differ from the metrics file the plot is drawn from\n`,
+    );
+    expect(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')).toBe(metrics);
+    // --overwrite: the user asked for it.
+    const r = await lorasft(['plot', dir, '--out', other, '--overwrite']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.readFileSync(other, 'utf8')).toMatch(/^<svg/);
+    expect(fs.readdirSync(dir).sort()).toEqual(
+      ['adapter_model.safetensors', 'logo.svg', 'loss.svg', 'metrics.jsonl', 'mine.svg'].sort(),
+    );
   });
 });
