@@ -70,7 +70,8 @@ export function lossCurveSvg(rows: MetricsRow[], title: string, marks: PlotMarks
   else {
     if (y1 === y0) [y0, y1] = [y0 - 0.5, y1 + 0.5];
     const pad = (y1 - y0) * 0.05;
-    [y0, y1] = [Math.max(0, y0 - pad), y1 + pad];
+    // 0 is the floor only for losses that are all >= 0 (a negative root weight gives negative losses).
+    [y0, y1] = [y0 >= 0 ? Math.max(0, y0 - pad) : y0 - pad, y1 + pad];
   }
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;

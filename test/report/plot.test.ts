@@ -54,6 +54,34 @@ describe('loss plot', () => {
     );
     expect(up[2][1]).toBeLessThan(up[0][1]);
   });
+  it('negative losses (a negative root weight): the y axis covers them and the curve fills the plot', () => {
+    for (const loss of [(s: number) => -11.8 - s / 100, (s: number) => 1 - s]) {
+      const svg = lossCurveSvg(trainRows(4, loss), 't');
+      const yTicks = [...svg.matchAll(/<text x="58" y="[-\d.]+" text-anchor="end">([^<]+)<\/text>/g)].map((m) =>
+        Number(m[1]),
+      );
+      const ys = [1, 2, 3, 4].map(loss);
+      expect(yTicks.length).toBeGreaterThanOrEqual(3);
+      expect(Math.min(...yTicks)).toBeLessThanOrEqual(Math.max(...ys));
+      expect(Math.max(...yTicks)).toBeGreaterThanOrEqual(Math.min(...ys));
+      const pts = svg
+        .match(/<polyline [^>]*points="([^"]+)"/)![1]
+        .split(' ')
+        .map((p) => Number(p.split(',')[1]));
+      // Inside the plot area (y from 40 to 432), falling loss going down the page, spread over most of it.
+      expect(Math.min(...pts)).toBeGreaterThanOrEqual(40);
+      expect(Math.max(...pts)).toBeLessThanOrEqual(432);
+      for (let i = 1; i < pts.length; i++) expect(pts[i]).toBeGreaterThan(pts[i - 1]);
+      expect(pts[3] - pts[0]).toBeGreaterThan(300);
+    }
+    // All >= 0: the axis still starts at 0 when the losses come close to it.
+    expect(
+      lossCurveSvg(
+        trainRows(4, (s) => 4 - s),
+        't',
+      ),
+    ).toMatch(/text-anchor="end">0<\/text>/);
+  });
   it('integer step ticks, even for a few steps', () => {
     expect(
       xTicks(
