@@ -15,7 +15,7 @@ import {
 import { isValidId } from '../serve/ids.ts';
 import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 
-const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [--config JOB.json] [train's flags]
+const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [--config JOB.json] [train's flags] [--wandb-entity E --wandb-project P --wandb-api-key K]
        lorasft sftj get ID
        lorasft sftj list [--filter 'state=JOB_STATE_RUNNING'] [--page-size N] [--page-token T]
        lorasft sftj cancel ID | resume ID | delete ID
@@ -24,16 +24,17 @@ Talks to the lorasft serve at LORASFT_API_BASE (default http://127.0.0.1:8080) w
 Models and datasets are resource names (accounts/fireworks/models/qwen3-0p6b) or ids in your account; the
 output model defaults to the job id. 'lorasft train --help' lists the training flags (--epochs, --lora-rank, ...);
 --config JOB.json is a request body (flags override its fields); --jinja-template FILE is read here and its text
-sent (the server reads no paths).
+sent (the server reads no paths). --wandb-entity/--wandb-project/--wandb-api-key (firectl's W&B flags) are
+accepted and ignored with a notice: metrics go to the job's metrics.jsonl and the dashboard; the key is not kept.
 Common flags: -a/--account ACCOUNT (default local), --json (or -o json).`;
 
 async function create(argv: string[]): Promise<number> {
-  const p = parseVerb('sftj create', argv, { ...configFlagOptions(), config: { type: 'string' } });
+  const p = parseVerb('sftj create', argv, { ...configFlagOptions(), ...WANDB_FLAGS, config: { type: 'string' } });
   needArgs('sftj create', p.args, []);
   const file = typeof p.values.config === 'string' ? readConfigFile(p.values.config, notice) : {};
   const flags = configFromFlags(p.values);
   resolveConfig(file, flags); // the server's range checks, here: a bad value is named by its line or flag
-  const body: Record<string, unknown> = { ...file, ...flags };
+  const body: Record<string, unknown> = { ...file, ...flags, ...wandbConfig(p.values) };
   const jobId = body.jobId as string | undefined;
   delete body.jobId;
   if (typeof body.jinjaTemplate === 'string') body.jinjaTemplate = templateText(body.jinjaTemplate);
@@ -43,6 +44,21 @@ async function create(argv: string[]): Promise<number> {
 }
 
 const notice = (m: string) => console.error(`notice: ${m}`);
+
+// firectl's Weights & Biases flags (the managed guide's "Training progress and monitoring"): sent as wandbConfig,
+// which the server accepts and ignores with a notice (metrics go to the job's metrics.jsonl and dashboard).
+const WANDB_FLAGS = {
+  'wandb-entity': { type: 'string' },
+  'wandb-api-key': { type: 'string' },
+  'wandb-project': { type: 'string' },
+} as const;
+
+/** `{ wandbConfig }` from the --wandb-* flags, or nothing when none is given. */
+function wandbConfig(values: Record<string, unknown>): Record<string, unknown> {
+  const given = { entity: values['wandb-entity'], apiKey: values['wandb-api-key'], project: values['wandb-project'] };
+  const set = Object.entries(given).filter(([, v]) => v !== undefined);
+  return set.length ? { wandbConfig: { enabled: true, ...Object.fromEntries(set) } } : {};
+}
 
 // The fields that name a server's resource: a local file (a dataset) or dir (a model) must be put there first.
 const RESOURCE_FLAGS = [

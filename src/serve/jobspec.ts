@@ -53,14 +53,24 @@ function model(svc: Service, ref: ResourceRef, field: string, kind: string): Res
   return r;
 }
 
+/** The request's fields without local meaning, as the job echoes them (a W&B API key is neither stored nor shown). */
+function ignoredEcho(body: Json): Json {
+  const echo: Json = {};
+  for (const k of Object.keys(IGNORED_FIELDS)) if (body[k] !== undefined && body[k] !== null) echo[k] = body[k];
+  if (echo.wandbConfig) {
+    const { apiKey: _secret, ...shown } = echo.wandbConfig as Json;
+    echo.wandbConfig = shown;
+  }
+  return echo;
+}
+
 /** Checks a create request and resolves it for job `jobId` of `account`; 400 / 409 on any problem. */
 export function resolveJobSpec(svc: Service, account: string, jobId: string, body: Json): JobSpec {
   const notices: string[] = [];
   const given = userTo400(() => configFromBody(body, 'request', (m) => notices.push(m)));
   if (given.jobId !== undefined)
     throw badRequest("request: set the job id with ?supervisedFineTuningJobId=ID, not a 'jobId' field");
-  const echo: Json = {};
-  for (const k of Object.keys(IGNORED_FIELDS)) if (body[k] !== undefined && body[k] !== null) echo[k] = body[k];
+  const echo = ignoredEcho(body);
   const uses: string[] = [];
   const jobDir = layout.job(svc.opts.dataDir, account, jobId);
 

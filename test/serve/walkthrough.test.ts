@@ -266,6 +266,7 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
         '--no-eval-auto-carveout',
         '--jinja-template',
         'tpl.jinja',
+        ...['--wandb-entity', 'my-org', '--wandb-api-key', 'xxx', '--wandb-project', 'My Project'], // the guide's
         '--json',
       ),
     );
@@ -277,6 +278,7 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       learningRate: 0.01,
       epochs: 1,
     });
+    expect(created.wandbConfig).toEqual({ enabled: true, entity: 'my-org', project: 'My Project' }); // no key kept
     await waitFor(
       'sftj get to say COMPLETED',
       async () => /State:\s+JOB_STATE_COMPLETED/.test(await cli('sftj', 'get', 'verb-job')) || undefined,
