@@ -5,6 +5,7 @@ import { readTextFile } from '../util/files.ts';
 import { initBackend } from '../backend/index.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import type { ChatMessage } from '../data/types.ts';
+import { checkConversation } from '../data/validate.ts';
 import { loadBaseModel } from '../model/model.ts';
 import { modelPrecision, precisionFlag } from '../model/precision.ts';
 import { loraFromTensors } from '../model/lora.ts';
@@ -17,8 +18,9 @@ const HELP = `usage: lorasft generate [--base-model DIR] [--adapter OUT_DIR] (--
   --base-model DIR       HF model dir (default: the adapter's base_model_name_or_path)
   --adapter DIR          PEFT adapter dir (a lorasft train OUT_DIR or checkpoint); without it: the base model alone
   --prompt TEXT          one user message
-  --system TEXT          a system message before it
-  --messages FILE        a JSON array of {role, content} messages, or a JSON object / JSONL line with "messages"
+  --system TEXT          a system message before it (only with --prompt; in a --messages FILE it is the first message)
+  --messages FILE        a JSON array of {role, content} messages, or a JSON object / JSONL line with "messages",
+                         checked as lorasft validate checks a row's messages; a last assistant message is dropped
   --max-new-tokens N     default 64
   --temperature T        default 0 (greedy); > 0 samples
   --top-p P              nucleus sampling mass, default 1
@@ -34,27 +36,24 @@ function num(v: string | undefined, name: string, def: number, check: (n: number
   return n;
 }
 
+/** The conversation in `file`, checked by the dataset's message rules (src/data/validate.ts). */
 function readMessages(file: string): ChatMessage[] {
   const text = readTextFile(file, 'expected a JSON array of messages, or a JSON / JSONL file with "messages"').trim();
   let j: unknown;
+  let line: number | undefined;
   try {
     j = JSON.parse(text);
   } catch (e) {
     try {
       j = JSON.parse(text.split('\n')[0]); // a JSONL dataset: its first example
+      line = 1;
     } catch {
       throw new UserError(`${file}: not valid JSON (${(e as Error).message})`);
     }
   }
-  const msgs = Array.isArray(j) ? j : (j as { messages?: unknown })?.messages;
-  if (!Array.isArray(msgs) || msgs.length === 0)
-    throw new UserError(`${file}: expected a non-empty array of messages (or an object with "messages")`);
-  msgs.forEach((m, i) => {
-    if (!m || typeof m.role !== 'string' || typeof m.content !== 'string')
-      throw new UserError(`${file}: message ${i + 1} needs string "role" and "content"`);
-  });
+  const msgs = checkConversation(j, file, line);
   // A trailing assistant turn would be the answer to predict: generate it instead.
-  return (msgs[msgs.length - 1].role === 'assistant' ? msgs.slice(0, -1) : msgs) as ChatMessage[];
+  return msgs[msgs.length - 1].role === 'assistant' ? msgs.slice(0, -1) : msgs;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -82,6 +81,8 @@ export async function run(argv: string[]): Promise<number> {
     throw new UserError(`lorasft generate: unexpected argument '${positionals[0]}' (did you mean --prompt?)`);
   if (!v.prompt === !v.messages)
     throw new UserError('lorasft generate: give exactly one of --prompt TEXT or --messages FILE');
+  if (v.system !== undefined && v.messages)
+    throw new UserError('--system: only with --prompt; with --messages FILE, make it the first message in FILE');
   const opts = {
     maxNewTokens: num(
       v['max-new-tokens'],
@@ -100,6 +101,9 @@ export async function run(argv: string[]): Promise<number> {
       ? undefined
       : num(v.threads, 'threads', 0, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
 
+  const messages: ChatMessage[] = v.messages
+    ? readMessages(v.messages)
+    : [...(v.system ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content: v.prompt! }];
   // The adapter dir is checked first: when it is missing, that is the problem, not the base model it would name.
   if (v.adapter) requireAdapterDir(v.adapter, '--adapter');
   if (!v['base-model'] && !v.adapter)
@@ -111,9 +115,6 @@ export async function run(argv: string[]): Promise<number> {
   const tok = await loadChatTokenizer(baseDir, { jinjaTemplate: v['jinja-template'] });
   const base = await loadBaseModel(baseDir, { precision: modelPrecision(baseDir, precision) });
   const lora = adapter ? loraFromTensors(base, adapter.lora, adapter.cfg, v.adapter!) : null;
-  const messages: ChatMessage[] = v.messages
-    ? readMessages(v.messages)
-    : [...(v.system ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content: v.prompt! }];
   const g = generate(base, lora, tok, messages, { ...opts, onText: (s) => process.stdout.write(s) });
   process.stdout.write('\n');
   process.stderr.write(

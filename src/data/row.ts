@@ -159,15 +159,26 @@ export function checkRow(value: unknown, line: number): RowResult {
   else if (!Array.isArray(msgs)) problems.push(`"messages" must be an array, got ${kind(msgs)}`);
   else if (msgs.length === 0) problems.push(`"messages" is empty`);
   else {
-    let ok = true;
-    msgs.forEach((m, i) => {
-      const msg = readMessage(m, i, ex.messages[ex.messages.length - 1], problems);
-      if (msg) ex.messages.push(msg);
-      else ok = false;
-    });
-    if (ok && !ex.messages.some((m) => m.role === 'assistant' && m.weight !== 0)) {
+    const messages = checkMessages(msgs, problems);
+    if (messages) ex.messages = messages;
+    if (messages && !messages.some((m) => m.role === 'assistant' && m.weight !== 0)) {
       problems.push(`no trainable assistant message (there is none, or every one has weight 0)`);
     }
   }
   return problems.length ? { problems } : { example: ex, problems };
+}
+
+/**
+ * A conversation's messages, each checked as in a dataset row (roles, system only first, tool turns, content,
+ * weight, tool_calls, reasoning_content); undefined when any has a problem (each pushed onto `problems`).
+ */
+export function checkMessages(msgs: unknown[], problems: string[]): ChatMessage[] | undefined {
+  const out: ChatMessage[] = [];
+  let ok = true;
+  msgs.forEach((m, i) => {
+    const msg = readMessage(m, i, out[out.length - 1], problems);
+    if (msg) out.push(msg);
+    else ok = false;
+  });
+  return ok ? out : undefined;
 }

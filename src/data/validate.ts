@@ -3,8 +3,8 @@
 import { UserError, at } from '../errors.ts';
 import { requireFile } from '../util/files.ts';
 import { firstInvalidUtf8, readLines } from './jsonl.ts';
-import { checkRow } from './row.ts';
-import type { DatasetExample } from './types.ts';
+import { checkMessages, checkRow } from './row.ts';
+import type { ChatMessage, DatasetExample } from './types.ts';
 
 const MIN_EXAMPLES = 3;
 const MAX_EXAMPLES = 3_000_000;
@@ -199,4 +199,22 @@ export function loadDataset(file: string, opts: ValidateOptions = {}): DatasetEx
     throw new UserError(`${file}: ${res.problemCount} problem(s) in the dataset:\n${formatProblems(res)}`);
   }
   return res.examples;
+}
+
+/**
+ * The messages of one conversation given outside a dataset (`generate --messages`): a JSON array of messages or an
+ * object with "messages", each checked by the dataset's rules for a row's messages (no trained turn needed).
+ * A problem is one UserError line `FILE[:LINE]: messages[i]: ...`.
+ */
+export function checkConversation(value: unknown, file: string, line?: number): ChatMessage[] {
+  const msgs = Array.isArray(value) ? value : (value as { messages?: unknown } | null)?.messages;
+  if (!Array.isArray(msgs) || msgs.length === 0)
+    throw new UserError(at(file, line, 'expected a non-empty array of messages (or an object with "messages")'));
+  const problems: string[] = [];
+  const messages = checkMessages(msgs, problems);
+  if (!messages) {
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
+    throw new UserError(at(file, line, problems[0] + more));
+  }
+  return messages;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { lorasft } from '../helpers/run.ts';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { loadBaseModel } from '../../src/model/model.ts';
@@ -77,5 +78,63 @@ describe('generate', () => {
     expect(missing.stderr).toBe(
       `error: ${nodir}: no such directory (expected a PEFT adapter directory with adapter_config.json and adapter_model.safetensors for --adapter)\n`,
     );
+  });
+
+  it('--messages: checked by the dataset rules for messages, one line naming the file; --system only with --prompt', async () => {
+    const file = path.join(fx.root, 'm.json');
+    const cases: [unknown, string][] = [
+      [[{ role: 'bot', content: 'hi' }], "messages[0]: unknown role 'bot' (expected system, user, assistant or tool)"],
+      [
+        {
+          messages: [
+            { role: 'user', content: 'hi' },
+            { role: 'system', content: 'be brief' },
+          ],
+        },
+        'messages[1]: a system message is only allowed as the first message',
+      ],
+      [
+        [{ role: 'tool', content: '{}' }],
+        'messages[0]: a tool message must follow an assistant message with tool_calls (or another tool message)',
+      ],
+      [[{ role: 'user' }], 'messages[0].content is missing (only an assistant message with tool_calls may omit it)'],
+      [
+        [
+          { role: 'user', content: 5 },
+          { role: 'robot', content: 'x' },
+        ],
+        'messages[0].content must be a string or a list of text parts, got a number (and 1 more problem(s))',
+      ],
+      [[], 'expected a non-empty array of messages (or an object with "messages")'],
+    ];
+    for (const [value, msg] of cases) {
+      fs.writeFileSync(file, JSON.stringify(value));
+      const r = await lorasft(['generate', '--adapter', adapterDir, '--messages', file]);
+      expect([r.status, r.stderr]).toEqual([1, `error: ${file}: ${msg}\n`]);
+    }
+    // A JSONL dataset: its first line, named by its line number.
+    const jsonl = path.join(fx.root, 'm.jsonl');
+    fs.writeFileSync(jsonl, JSON.stringify({ messages: [{ role: 'bot', content: 'hi' }] }) + '\n{}\n');
+    const l = await lorasft(['generate', '--adapter', adapterDir, '--messages', jsonl]);
+    expect(l.stderr).toBe(
+      `error: ${jsonl}:1: messages[0]: unknown role 'bot' (expected system, user, assistant or tool)\n`,
+    );
+    // --system is not silently dropped next to --messages.
+    fs.writeFileSync(file, JSON.stringify([{ role: 'user', content: [{ type: 'text', text: 'hi' }] }]));
+    const sys = await lorasft(['generate', '--adapter', adapterDir, '--messages', file, '--system', 'be brief']);
+    expect([sys.status, sys.stderr]).toEqual([
+      1,
+      'error: --system: only with --prompt; with --messages FILE, make it the first message in FILE\n',
+    ]);
+    // A valid conversation (a system message first, content as text parts) is generated from.
+    fs.writeFileSync(
+      file,
+      JSON.stringify([
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+      ]),
+    );
+    const ok = await lorasft(['generate', '--adapter', adapterDir, '--messages', file, '--max-new-tokens', '2']);
+    expect(ok.status, ok.stderr).toBe(0);
   });
 });
