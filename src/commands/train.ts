@@ -68,10 +68,12 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
 
   const file = values.config ? readConfigFile(values.config, notice) : {};
   let demo: Partial<TrainConfig> = {};
-  // The demo only when nothing says what to train: no --config and no model/data flags.
-  if (!values.config && !cli.baseModel && !cli.dataset && !cli.warmStartFrom) {
+  // The demo when nothing says what to train: no base model, dataset or warm start, in the flags or the --config
+  // file (configs/demo.json spells out the demo's own settings); file and flags still override its settings.
+  const given = { ...file, ...cli };
+  if (!given.baseModel && !given.dataset && !given.warmStartFrom) {
     console.log(
-      `demo: no --base-model / --dataset given: training the bundled demo (${path.relative(process.cwd(), DEMO_DATASET)})`,
+      `demo: no --base-model / --dataset given${values.config ? ` (nor in ${values.config})` : ''}: training the bundled demo (${path.relative(process.cwd(), DEMO_DATASET)})`,
     );
     demo = { ...DEMO_CONFIG, dataset: DEMO_DATASET, baseModel: ensureDemoModel(), outputModel: DEMO_OUT };
   }

@@ -236,23 +236,19 @@ describe('lorasft train (CLI)', () => {
     expect(evals[2].eval_loss).toBeLessThan(evals[0].eval_loss);
     expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
 
-    // The demo never clobbers: its job dir is kept without --overwrite, and --config alone is not the demo.
+    // The demo never clobbers: its job dir is kept without --overwrite, and a --config naming its dataset (but no
+    // base model) is not the demo.
     const env = { ...process.env, LORASFT_CACHE: path.join(fx.root, 'cache') };
     const before = fs.readFileSync(path.join(out, 'adapter_model.safetensors'));
     const again = await lorasft(['train', '--max-steps', '1', '--output-model', out], { env });
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already holds job .*JOB_STATE_COMPLETED.*pass --overwrite to replace it/);
     expect(fs.readFileSync(path.join(out, 'adapter_model.safetensors')).equals(before)).toBe(true);
-    const cfgOnly = await lorasft(
-      [
-        'train',
-        '--config',
-        path.join(import.meta.dirname, '../../configs/managed-defaults.json'),
-        '--output-model',
-        path.join(fx.root, 'cfg'),
-      ],
-      { env },
-    );
+    const dataOnly = path.join(fx.root, 'data-only.json');
+    fs.writeFileSync(dataOnly, JSON.stringify({ dataset: fx.train }));
+    const cfgOnly = await lorasft(['train', '--config', dataOnly, '--output-model', path.join(fx.root, 'cfg')], {
+      env,
+    });
     expect(cfgOnly.status).toBe(1);
     expect(cfgOnly.stderr).toBe(
       'error: lorasft train: --base-model DIR is required (or --warm-start-from an adapter whose base model is a local dir)\n',
@@ -262,5 +258,29 @@ describe('lorasft train (CLI)', () => {
       { env },
     );
     expect(over.status, over.stderr).toBe(0);
+  });
+});
+
+describe('configs/ worked examples (CLI)', () => {
+  it('each runs as its first line says, from a copy of configs/ and examples/ (demo.json first: the others use its model and adapter)', async () => {
+    const repo = path.join(import.meta.dirname, '../..');
+    const cwd = tmpDir('configs');
+    for (const d of ['configs', 'examples']) fs.cpSync(path.join(repo, d), path.join(cwd, d), { recursive: true });
+    const env = { ...process.env, LORASFT_CACHE: path.join(cwd, '.cache') }; // the demo model in ./.cache/demo-model
+    const files = fs.readdirSync(path.join(cwd, 'configs')).sort((a, b) => +(b === 'demo.json') - +(a === 'demo.json'));
+    expect(files[0]).toBe('demo.json');
+    for (const f of files) {
+      const first = fs.readFileSync(path.join(cwd, 'configs', f), 'utf8').split('\n')[0];
+      const args = first
+        .replace(/^\/\/ npx lorasft /, '')
+        .replace('DIR', '.cache/demo-model')
+        .replace('FILE.jsonl', 'examples/demo/train.jsonl')
+        .split(' ');
+      expect(args.slice(0, 3)).toEqual(['train', '--config', `configs/${f}`]);
+      const r = await lorasft([...args, '--max-steps', '1'], { cwd, env });
+      expect(r.status, `${first}\n${r.stderr}`).toBe(0);
+      if (f === 'demo.json') expect(r.stdout).toMatch(/^demo: .*training the bundled demo/m);
+    }
+    expect(readJob(path.join(cwd, 'out/demo')).state).toBe('JOB_STATE_COMPLETED');
   });
 });
