@@ -44,8 +44,8 @@ export async function run(argv: string[]): Promise<number> {
     numberFlag('validate', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ??
     DEFAULT_MAX_CONTEXT_LENGTH;
   const baseModel = values['base-model'];
-  if (!baseModel && (values['jinja-template'] || values['max-context-length']))
-    throw new UserError('lorasft validate: --jinja-template and --max-context-length need --base-model');
+  for (const flag of ['jinja-template', 'max-context-length'] as const)
+    if (!baseModel && values[flag] !== undefined) throw new UserError(`--${flag}: needs --base-model DIR`);
   const file = positionals[0];
   const res = validateDataset(file, { epochs, maxProblems, keepExamples: !!baseModel });
 

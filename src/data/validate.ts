@@ -192,11 +192,15 @@ export function formatProblems(res: ValidationResult): string {
   return res.problems.join('\n') + (more > 0 ? `\n... and ${more} more problem(s) (${res.problemCount} in all)` : '');
 }
 
-/** Validated examples of `file`, or a UserError listing every problem (capped, with the count). */
+/**
+ * Validated examples of `file`, or a UserError: the one `FILE:LINE: problem` line when there is one, else the
+ * count and one line per problem (capped, as validate prints them).
+ */
 export function loadDataset(file: string, opts: ValidateOptions = {}): DatasetExample[] {
   const res = validateDataset(file, opts);
+  if (res.problemCount === 1 && res.problems.length === 1) throw new UserError(res.problems[0]);
   if (res.problemCount > 0) {
-    throw new UserError(`${file}: ${res.problemCount} problem(s) in the dataset:\n${formatProblems(res)}`);
+    throw new UserError(`${file}: ${res.problemCount} problems in the dataset:\n${formatProblems(res)}`);
   }
   return res.examples;
 }

@@ -22,10 +22,11 @@ function oneLine(msg: string): string {
 
 /**
  * The number a flag's value spells, checked: `{ integer: true, min: 1 }` -> an integer >= 1, `{ above: 0 }` ->
- * a number > 0. undefined when the flag was not given; else a one-line UserError naming the flag and value.
+ * a number > 0. undefined when the flag was not given; else a one-line UserError `--flag: must be ..., got 'v'`
+ * (the form train's flag errors take; the command is not named, so `_command` is unused).
  */
 export function numberFlag(
-  command: string,
+  _command: string,
   flag: string,
   value: string | undefined,
   want: { integer?: boolean; min?: number; above?: number },
@@ -40,7 +41,5 @@ export function numberFlag(
     (want.above === undefined || n > want.above);
   if (ok) return n;
   const bound = want.min !== undefined ? ` >= ${want.min}` : want.above !== undefined ? ` > ${want.above}` : '';
-  throw new UserError(
-    `lorasft ${command}: --${flag} must be ${want.integer ? 'an integer' : 'a number'}${bound}, got '${value}'`,
-  );
+  throw new UserError(`--${flag}: must be ${want.integer ? 'an integer' : 'a number'}${bound}, got '${value}'`);
 }

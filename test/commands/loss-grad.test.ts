@@ -360,7 +360,7 @@ describe('lorasft loss-grad', () => {
       ],
       [
         ['--batch', batch('ok2.json', { input_ids: [[1, 2, 3]] }), '--lora-alpha', '0'],
-        /--lora-alpha must be a number > 0, got '0'/,
+        /^--lora-alpha: must be a number > 0, got '0'$/,
       ],
       [['--batch', batch('ok3.json', { input_ids: [[1, 2, 3]] }), 'stray'], /unexpected argument 'stray'/],
       [

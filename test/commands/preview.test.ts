@@ -134,6 +134,8 @@ describe('lorasft preview', () => {
     const noModel = await lorasft('preview', SEED);
     expect(noModel.status).toBe(1);
     expect(noModel.stderr).toBe('error: lorasft preview: --base-model DIR is required (see lorasft preview --help)\n');
+    const ctx = await lorasft('preview', '--base-model', QWEN, SEED, '--max-context-length', '0');
+    expect([ctx.status, ctx.stderr]).toEqual([1, "error: --max-context-length: must be an integer >= 2, got '0'\n"]);
     const emptyDir = await lorasft('preview', '--base-model', dir, SEED);
     expect(emptyDir.status).toBe(1);
     expect(emptyDir.stderr).toBe(
@@ -171,8 +173,8 @@ describe('lorasft preview', () => {
       '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2}]}\n',
     );
     const r = await lorasft('preview', '--base-model', QWEN, bad);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toContain(`${bad}:1: messages[1].weight must be 0 or 1, got 2`);
+    // One problem: its one FILE:LINE line (no count line before it).
+    expect([r.status, r.stderr]).toEqual([1, `error: ${bad}:1: messages[1].weight must be 0 or 1, got 2\n`]);
     const gemma = await lorasft(
       'preview',
       '--base-model',

@@ -81,6 +81,10 @@ describe('lorasft validate', () => {
     expect(noArg.stderr).toContain('expected one dataset file, got 0');
     const bad = await lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', 'many');
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toContain("--epochs must be a number > 0, got 'many'");
+    expect(bad.stderr).toBe("error: --epochs: must be a number > 0, got 'many'\n");
+    const zero = await lorasft('validate', 'test/fixtures/data/seed.jsonl', '--epochs', '0');
+    expect([zero.status, zero.stderr]).toEqual([1, "error: --epochs: must be a number > 0, got '0'\n"]);
+    const noModel = await lorasft('validate', 'test/fixtures/data/seed.jsonl', '--max-context-length', '64');
+    expect([noModel.status, noModel.stderr]).toEqual([1, 'error: --max-context-length: needs --base-model DIR\n']);
   });
 });

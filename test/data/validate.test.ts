@@ -263,13 +263,27 @@ describe('validateDataset', () => {
     expect(res.problems.length).toBe(10);
     expect(res.problemCount).toBe(150);
     expect(() => loadDataset(p, { maxProblems: 10 })).toThrowError(
-      /150 problem\(s\)[\s\S]*many.jsonl:10: "messages" must be an array[\s\S]*\.\.\. and 140 more problem\(s\) \(150 in all\)$/,
+      /^[^\n]*many.jsonl: 150 problems in the dataset:\n[\s\S]*many.jsonl:10: "messages" must be an array[\s\S]*\.\.\. and 140 more problem\(s\) \(150 in all\)$/,
     );
     try {
       loadDataset(p);
     } catch (e) {
       expect(e).toBeInstanceOf(UserError);
     }
+  });
+
+  it('loadDataset: one problem is its one FILE:LINE line; several get the count, then a line each', () => {
+    const one = file('one-bad.jsonl', [OK(), OK(), '[]', OK()]);
+    expect(() => loadDataset(one)).toThrowError(
+      new UserError(`${one}:3: each line must be a JSON object with a "messages" array, got an array`),
+    );
+    const two = file('two-bad.jsonl', [OK(), OK(), '[]', '{"messages": 1}', OK()]);
+    expect(() => loadDataset(two)).toThrowError(
+      new UserError(
+        `${two}: 2 problems in the dataset:\n${two}:3: each line must be a JSON object with a "messages" array, got an array\n` +
+          `${two}:4: "messages" must be an array, got a number`,
+      ),
+    );
   });
 
   it('handles a 50 MB line, and rejects a line over the limit without buffering it', () => {

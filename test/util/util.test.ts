@@ -36,14 +36,12 @@ describe('numberFlag', () => {
     expect(numberFlag('x', 'epochs', undefined, { above: 0 })).toBeUndefined();
     expect(numberFlag('x', 'epochs', '0.5', { above: 0 })).toBe(0.5);
     expect(numberFlag('x', 'n', '4', { integer: true, min: 2 })).toBe(4);
-    expect(() => numberFlag('x', 'epochs', '0', { above: 0 })).toThrowError(
-      "lorasft x: --epochs must be a number > 0, got '0'",
-    );
+    expect(() => numberFlag('x', 'epochs', '0', { above: 0 })).toThrowError("--epochs: must be a number > 0, got '0'");
     expect(() => numberFlag('x', 'n', '2.5', { integer: true, min: 2 })).toThrowError(
-      "lorasft x: --n must be an integer >= 2, got '2.5'",
+      "--n: must be an integer >= 2, got '2.5'",
     );
     for (const v of ['', ' ', 'abc', 'NaN', 'Infinity', '1e999'])
-      expect(() => numberFlag('x', 'n', v, { min: 0 })).toThrowError(/--n must be a number >= 0/);
+      expect(() => numberFlag('x', 'n', v, { min: 0 })).toThrowError(/^--n: must be a number >= 0, got /);
   });
 });
 
