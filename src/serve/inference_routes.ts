@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserError } from '../errors.ts';
+import { isExited } from '../infer/hosted.ts';
 import type { Completion } from '../infer/sequence.ts';
 import type { DeploymentService } from './deployment_service.ts';
 import { ApiError } from './errors.ts';
@@ -88,6 +89,34 @@ const usage = (c: Completion) => ({
 });
 const finish = (c: Completion) => (c.finishReason === 'length' ? 'length' : 'stop');
 
+/**
+ * A completion; one cut short because its deployment was deleted meanwhile (its process closed, the request
+ * cancelled or lost) is answered 404 deployment_not_found: the caller's own delete, not a server fault.
+ */
+async function whileDeployed(
+  svc: DeploymentService,
+  deployment: string,
+  signal: AbortSignal,
+  run: () => Promise<Completion>,
+): Promise<Completion> {
+  const deleted = () =>
+    !svc.served().some((s) => s.deployment === deployment) &&
+    new OpenAIError(
+      404,
+      `deployment ${deployment} was deleted while this request ran`,
+      'model',
+      'deployment_not_found',
+    );
+  let c: Completion;
+  try {
+    c = await run();
+  } catch (e) {
+    throw (isExited(e) && deleted()) || e;
+  }
+  if (c.finishReason === 'cancelled' && !signal.aborted) throw deleted() || new Error('the request was cancelled');
+  return c;
+}
+
 async function complete(
   svc: DeploymentService,
   req: IncomingMessage,
@@ -111,7 +140,9 @@ async function complete(
   const ac = new AbortController();
   res.on('close', () => ac.abort());
   if (!r.stream) {
-    const c = await target.dep.complete(ids, target.adapter, r.params, { signal: ac.signal });
+    const c = await whileDeployed(svc, target.deployment, ac.signal, () =>
+      target.dep.complete(ids, target.adapter, r.params, { signal: ac.signal }),
+    );
     const choice =
       kind === 'chat'
         ? { index: 0, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: finish(c) }
@@ -134,10 +165,9 @@ async function complete(
   });
   if (kind === 'chat')
     send([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-  const c = await target.dep.complete(ids, target.adapter, r.params, {
-    signal: ac.signal,
-    onText: (t) => send([piece(t)]),
-  });
+  const c = await whileDeployed(svc, target.deployment, ac.signal, () =>
+    target.dep.complete(ids, target.adapter, r.params, { signal: ac.signal, onText: (t) => send([piece(t)]) }),
+  );
   if (c.finishReason === 'cancelled') return void res.end();
   send([piece('', finish(c))]);
   if (r.includeUsage) send([], { usage: usage(c) });

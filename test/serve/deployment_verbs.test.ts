@@ -136,6 +136,13 @@ describe('a deployment in its own process', () => {
       return pids.length && pids[pids.length - 1] !== not ? pids[pids.length - 1] : undefined;
     });
   const state = async (id: string) => (await api('GET', `deployments/${id}`)).json;
+  const alive = (pid: number) => {
+    try {
+      return process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+  };
 
   it('the API answers while it is stopped mid-request; killed, it starts again, 3 times, then is FAILED', async () => {
     expect(await verb('create', 'tiny', '--deployment-id', 'own', '--wait')).toMatch(/READY/);
@@ -173,6 +180,38 @@ describe('a deployment in its own process', () => {
     expect(await verb('delete', 'own')).toMatch(/deleted deployment own/);
     expect(await verb('create', 'tiny', '--deployment-id', 'own', '--wait')).toMatch(/READY/);
     expect(typeof (await answer('accounts/local/models/tiny'))).toBe('string');
-    expect(await verb('delete', 'own')).toMatch(/deleted deployment own/);
+    // Deleted while a request runs (queued behind the stop, so the close message reaches it mid-request): that
+    // request is answered 404 deployment_not_found, streamed or not, never a server error.
+    pid = await pidOf('own', pid);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const req = {
+        model: 'accounts/local/models/tiny',
+        messages: [{ role: 'user' as const, content: 'hi' }],
+        max_tokens: 500,
+      };
+      const plain = client()
+        .chat.completions.create(req)
+        .catch((e) => e);
+      const streamed = client()
+        .chat.completions.create({ ...req, stream: true })
+        .then(async (s) => {
+          for await (const _ of s);
+        })
+        .catch((e) => e);
+      await new Promise((r) => setTimeout(r, 500)); // both requests reach the server (and wait on the process)
+      const deleting = verb('delete', 'own');
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(pid, 'SIGCONT');
+      expect(await deleting).toMatch(/deleted deployment own/);
+      expect(await plain).toMatchObject({ status: 404, code: 'deployment_not_found' });
+      expect(await streamed).toMatchObject({
+        message: expect.stringMatching(
+          /deployment accounts\/local\/deployments\/own was deleted while this request ran/,
+        ),
+      });
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGCONT');
+    }
   });
 });
