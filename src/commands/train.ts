@@ -20,6 +20,7 @@ import {
   adapterBaseModel,
   requireAdapterDir,
   requireJobInputs,
+  requireOutputApart,
   requireOutputDir,
   withFsErrors,
 } from '../util/paths.ts';
@@ -94,8 +95,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const out = cfg.outputModel;
   requireJobInputs(cfg); // before the output dir is created or an old job in it replaced
   requireOutputDir(out, '--output-model');
-  if (path.resolve(out) === path.resolve(cfg.baseModel))
-    throw new UserError(`--output-model ${out}: must differ from the base model dir`);
+  requireOutputApart(out, cfg);
   // A job running in OUT_DIR is refused (naming its pid) before anything in it is looked at or replaced. The dir is
   // made first, so that two runs started together into a new dir meet at the lock too (the later one used to
   // replace the first one's half-started job, and both failed).

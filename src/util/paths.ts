@@ -72,6 +72,36 @@ export function requireJobInputs(cfg: JobInputs): void {
   if (cfg.warmStartFrom) requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
 }
 
+/** `p` with its symlinks resolved: the part that exists, then the rest as written (so `a`, `./a/` and a link to it agree). */
+function realPath(p: string): string {
+  const abs = path.resolve(p);
+  try {
+    return fs.realpathSync(abs);
+  } catch {
+    const up = path.dirname(abs);
+    return up === abs ? abs : path.join(realPath(up), path.basename(abs));
+  }
+}
+
+/**
+ * A job's OUT_DIR apart from its inputs: not the base model dir, and neither the warm-start adapter nor a dir holding
+ * it (replacing the job in OUT_DIR deletes its adapter and checkpoints before the warm start reads them).
+ */
+export function requireOutputApart(out: string, cfg: Pick<JobInputs, 'baseModel' | 'warmStartFrom'>): void {
+  const o = realPath(out);
+  if (o === realPath(cfg.baseModel)) throw new UserError(`--output-model ${out}: must differ from the base model dir`);
+  if (!cfg.warmStartFrom) return;
+  const w = realPath(cfg.warmStartFrom);
+  if (w === o)
+    throw new UserError(
+      `--output-model ${out}: must differ from the --warm-start-from adapter dir (training there would replace the adapter it starts from); choose another --output-model`,
+    );
+  if (w.startsWith(o + path.sep))
+    throw new UserError(
+      `--output-model ${out}: holds the --warm-start-from adapter ${cfg.warmStartFrom} (training there would replace it); choose another --output-model, or copy the adapter out first`,
+    );
+}
+
 function statOrNull(p: string): fs.Stats | null {
   try {
     return fs.statSync(p);

@@ -128,6 +128,37 @@ describe('lorasft train (CLI)', () => {
     expect(fs.readdirSync(fx.model)).not.toContain('job.json');
   });
 
+  it('warm-starting into the adapter dir itself (or a dir holding it) is one error line, and the adapter is kept', async () => {
+    const ws = path.join(fx.root, 'ws');
+    const first = await cli([...fixtureFlags(fx, 'ws'), '--max-steps', '2', '--checkpoint-every-steps', '1']);
+    expect(first.status, first.stderr).toBe(0);
+    const snapshot = () =>
+      fs
+        .readdirSync(ws, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => {
+          const f = path.join(e.parentPath, e.name);
+          return `${path.relative(ws, f)} ${fs.readFileSync(f).toString('base64')}`;
+        })
+        .sort();
+    const before = snapshot();
+    const link = path.join(fx.root, 'ws-link');
+    fs.symlinkSync(ws, link);
+    const step = path.join(ws, 'checkpoints', 'step-000002');
+    const cases: [string, string, string][] = [
+      [ws, ws, `--output-model ${ws}: must differ from the --warm-start-from adapter dir`],
+      [`${link}/`, `${ws}/.`, `--output-model ${ws}/.: must differ from the --warm-start-from adapter dir`],
+      [step, ws, `--output-model ${ws}: holds the --warm-start-from adapter ${step} (training there would replace it)`],
+    ];
+    for (const [from, out, msg] of cases) {
+      const r = await cli(['--warm-start-from', from, '--dataset', fx.train, '--output-model', out, '--overwrite']);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^error: [^\n]*\n$/); // one line
+      expect(r.stderr.startsWith(`error: ${msg}`), r.stderr).toBe(true);
+    }
+    expect(snapshot()).toEqual(before);
+  });
+
   it('a run killed with SIGKILL and resumed ends with the same adapter bytes as an uninterrupted run', async () => {
     const full = await cli([...fixtureFlags(fx, 'full'), ...JOB]);
     expect(full.status, full.stderr).toBe(0);
