@@ -27,6 +27,17 @@ const stopHook = (step: number, signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') =>
 const stopAfter = (args: string[], step: number, signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL') =>
   cli(args, { ...process.env, LORASFT_TEST_HOOKS: stopHook(step, signal) });
 
+/** Every file under `dir` with its bytes, to see that a refused command changed nothing. */
+const snapshot = (dir: string) =>
+  fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => {
+      const f = path.join(e.parentPath, e.name);
+      return `${path.relative(dir, f)} ${fs.readFileSync(f).toString('base64')}`;
+    })
+    .sort();
+
 const adapterBytes = (out: string) => fs.readFileSync(path.join(fx.root, out, 'adapter_model.safetensors'));
 const trainSteps = (out: string) => readMetrics(path.join(fx.root, out)).filter((r) => 'train_loss' in r).length;
 
@@ -132,16 +143,7 @@ describe('lorasft train (CLI)', () => {
     const ws = path.join(fx.root, 'ws');
     const first = await cli([...fixtureFlags(fx, 'ws'), '--max-steps', '2', '--checkpoint-every-steps', '1']);
     expect(first.status, first.stderr).toBe(0);
-    const snapshot = () =>
-      fs
-        .readdirSync(ws, { recursive: true, withFileTypes: true })
-        .filter((e) => e.isFile())
-        .map((e) => {
-          const f = path.join(e.parentPath, e.name);
-          return `${path.relative(ws, f)} ${fs.readFileSync(f).toString('base64')}`;
-        })
-        .sort();
-    const before = snapshot();
+    const before = snapshot(ws);
     const link = path.join(fx.root, 'ws-link');
     fs.symlinkSync(ws, link);
     const step = path.join(ws, 'checkpoints', 'step-000002');
@@ -156,7 +158,61 @@ describe('lorasft train (CLI)', () => {
       expect(r.stderr).toMatch(/^error: [^\n]*\n$/); // one line
       expect(r.stderr.startsWith(`error: ${msg}`), r.stderr).toBe(true);
     }
-    expect(snapshot()).toEqual(before);
+    expect(snapshot(ws)).toEqual(before);
+  });
+
+  it('a missing or broken template, a model without weights or tokenizer, a bad backend: one error line, and no dir made, no job replaced or resumed', async () => {
+    const bad = path.join(fx.root, 'bad.jinja');
+    fs.writeFileSync(bad, '{% for m in messages %}{{ m.content }\n');
+    const template = path.join(fx.root, 'chat.jinja');
+    const chat = JSON.parse(fs.readFileSync(path.join(fx.model, 'tokenizer_config.json'), 'utf8')).chat_template;
+    fs.writeFileSync(template, chat);
+    const partial = (name: string, files: string[]) => {
+      const dir = path.join(fx.root, name);
+      fs.mkdirSync(dir);
+      for (const f of files) fs.copyFileSync(path.join(fx.model, f), path.join(dir, f));
+      return dir;
+    };
+    const noWeights = partial('no-weights', ['config.json', 'tokenizer.json', 'tokenizer_config.json']);
+    const noTokenizer = partial('no-tokenizer', ['config.json', 'model.safetensors']);
+    const missing = path.join(fx.root, 'missing.jinja');
+    const cases: [string[], string][] = [
+      [['--jinja-template', missing], `${missing}: no such file (expected a jinja chat template file`],
+      [['--jinja-template', bad], `${bad}:1: chat template does not parse: `],
+      [['--base-model', noWeights], `${noWeights}: no model.safetensors or model.safetensors.index.json`],
+      [['--base-model', noTokenizer], `${path.join(noTokenizer, 'tokenizer.json')}: no such file`],
+      [['--backend', 'nativ'], `--backend: backend must be one of native, cpu, tensorflow`],
+    ];
+    // A completed job, and a cancelled one started with a template file (that is then gone).
+    const done = path.join(fx.root, 'kept-done');
+    expect((await cli([...fixtureFlags(fx, 'kept-done'), '--max-steps', '1'])).status).toBe(0);
+    const cancelled = path.join(fx.root, 'kept-cancelled');
+    const stopped = await stopAfter(
+      [...fixtureFlags(fx, 'kept-cancelled'), ...JOB, '--jinja-template', template],
+      1,
+      'SIGINT',
+    );
+    expect(stopped.status, stopped.stderr).toBe(130);
+    const before = [snapshot(done), snapshot(cancelled)];
+    const oneLine = (r: { status: number | null; stderr: string }, msg: string) => {
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^error: [^\n]*\n$/);
+      expect(r.stderr.startsWith(`error: ${msg}`), r.stderr).toBe(true);
+    };
+    for (const [flags, msg] of cases) {
+      const fresh = path.join(fx.root, 'never-made');
+      oneLine(await cli([...fixtureFlags(fx, 'never-made'), ...flags]), msg);
+      expect(fs.existsSync(fresh)).toBe(false);
+      oneLine(await cli([...fixtureFlags(fx, 'kept-done'), ...flags, '--overwrite']), msg);
+    }
+    oneLine(await cli(['--resume', cancelled, '--backend', 'nativ']), '--backend: backend must be one of');
+    fs.renameSync(template, `${template}.gone`);
+    oneLine(await cli(['--resume', cancelled]), `${template}: no such file`);
+    expect([snapshot(done), snapshot(cancelled)]).toEqual(before);
+    expect(readJob(cancelled).state).toBe('JOB_STATE_CANCELLED');
+    fs.renameSync(`${template}.gone`, template);
+    const resumed = await cli(['--resume', cancelled]);
+    expect(resumed.status, resumed.stderr).toBe(0);
   });
 
   it('a run killed with SIGKILL and resumed ends with the same adapter bytes as an uninterrupted run', async () => {
