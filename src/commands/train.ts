@@ -62,6 +62,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
     throw new UserError(
       `lorasft train: unexpected argument '${positionals[0]}' (flags only; see lorasft train --help)`,
     );
+  keepRunningOnClosedPipe();
   const notice = (m: string) => console.log(`notice: ${m}`);
   const cli = configFromFlags(values as Record<string, string | boolean | undefined>);
 
@@ -202,6 +203,19 @@ async function resume(out: string, cli: Partial<TrainConfig>, notice: (m: string
   } finally {
     release();
   }
+}
+
+/**
+ * `lorasft train ... | head`: once the reader is gone, the lines written to that pipe are dropped and the job runs on
+ * to its end (its state, metrics and adapter are in OUT_DIR), as it would with its output in a file. Without this, the
+ * EPIPE was an uncaught error that killed the trainer with its job left VALIDATING or RUNNING. (preview, which has
+ * nothing else to do, exits instead.)
+ */
+function keepRunningOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
 }
 
 /** A warm start keeps the adapter's rank and alpha (the resolved config records them). */

@@ -1,6 +1,7 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { tmpDir } from '../helpers/index.ts';
 import { BIN, lorasft, run } from '../helpers/run.ts';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -213,6 +214,20 @@ describe('lorasft train (CLI)', () => {
     fs.renameSync(`${template}.gone`, template);
     const resumed = await cli(['--resume', cancelled]);
     expect(resumed.status, resumed.stderr).toBe(0);
+  });
+
+  it('`train ... | head`: output to a closed pipe is dropped, and the job runs to its end', async () => {
+    // The reader's end closed before the trainer writes anything: every write fails with EPIPE.
+    for (const [name, close] of [
+      ['piped', (c: ChildProcess) => c.stdout!.destroy()],
+      ['piped-both', (c: ChildProcess) => (c.stdout!.destroy(), c.stderr!.destroy())],
+    ] as const) {
+      const r = await lorasft(['train', ...fixtureFlags(fx, name), '--max-steps', '2'], { onStart: close });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/EPIPE/);
+      expect(readJob(path.join(fx.root, name)).state).toBe('JOB_STATE_COMPLETED');
+      expect(fs.existsSync(path.join(fx.root, name, 'adapter_model.safetensors'))).toBe(true);
+    }
   });
 
   it('a run killed with SIGKILL and resumed ends with the same adapter bytes as an uninterrupted run', async () => {
