@@ -1,12 +1,12 @@
 // Backend choice: 'tensorflow' (tfjs-node(-gpu), only if the user installed it) > 'native' (C++ addon + OpenBLAS)
 // > 'cpu' (pure JS). `--backend NAME` forces one; a forced or default 'native' that cannot run falls back to 'cpu'
-// with a one-line warning, never a crash. Threads: `--threads N`, else LORASFT_THREADS, else all cores.
+// with a one-line warning, never a crash. Threads: resolveThreads (threads.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { version_cpu as tfjsCpuVersion } from '@tensorflow/tfjs-backend-cpu';
-import os from 'node:os';
 import { UserError } from '../errors.ts';
 import { registerAllKernels } from '../register_all_kernels.ts';
 import { nativeAvailability, quiet, registerNativeBackend } from './native_backend.ts';
+import { resolveThreads } from './threads.ts';
 
 export interface BackendChoice {
   name: string;
@@ -33,13 +33,6 @@ async function tryTensorflow(): Promise<string | null> {
     }
   }
   return null;
-}
-
-function resolveThreads(threads?: number): number {
-  const env = Number(process.env.LORASFT_THREADS);
-  const n = threads ?? (Number.isInteger(env) && env > 0 ? env : os.availableParallelism());
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`--threads: expected a positive integer, got ${threads}`);
-  return n;
 }
 
 export async function initBackend(opts: { backend?: string; threads?: number } = {}): Promise<BackendChoice> {

@@ -8,6 +8,7 @@ import { readTextFile } from '../util/files.ts';
 import { jsonSyntaxError, topLevelKeyLines } from '../util/json.ts';
 import { LORA_RANKS } from '../model/lora.ts';
 import { FIELDS, IGNORED_FIELDS, IGNORED_KINDS, type Field } from './config_fields.ts';
+import { MAX_THREADS } from '../backend/threads.ts';
 
 export type LrScheduler = 'constant' | 'linear' | 'cosine';
 
@@ -196,9 +197,9 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
 }
 
 const INT32_MAX = 2 ** 31 - 1;
-/** The integer fields bounded by int32 (the managed API's type; seed is a uint32, checked on its own). */
+/** The integer fields bounded by int32 (the managed API's type; seed, a uint32, and threads have bounds of their own). */
 const INT32_FIELDS = (Object.keys(FIELDS) as Array<keyof TrainConfig>).filter(
-  (k) => FIELDS[k].kind === 'int' && k !== 'seed',
+  (k) => FIELDS[k].kind === 'int' && k !== 'seed' && k !== 'threads',
 ) as Array<{ [K in keyof TrainConfig]: TrainConfig[K] extends number ? K : never }[keyof TrainConfig]>;
 
 function validateConfig(c: TrainConfig, source: (key: string) => string): void {
@@ -225,7 +226,10 @@ function validateConfig(c: TrainConfig, source: (key: string) => string): void {
   need(c.checkpointEverySteps >= 0, `checkpointEverySteps must be >= 0, got ${c.checkpointEverySteps}`);
   need(c.keepCheckpoints >= 1, `keepCheckpoints must be >= 1, got ${c.keepCheckpoints}`);
   need(c.maxSteps >= 0, `maxSteps must be >= 0, got ${c.maxSteps}`);
-  need(c.threads >= 0, `threads must be >= 0, got ${c.threads}`);
+  need(
+    c.threads >= 0 && c.threads <= MAX_THREADS,
+    `threads must be in [0, ${MAX_THREADS}] (0: every CPU; more only slow the kernels), got ${c.threads}`,
+  );
   need(c.seed >= 0 && c.seed <= 0xffffffff, `seed must be in [0, 2^32), got ${c.seed}`);
   for (const key of INT32_FIELDS)
     need(c[key] <= INT32_MAX, `${key} must be at most ${INT32_MAX} (an int32, as in the managed API), got ${c[key]}`);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { initBackend } from '../backend/index.ts';
+import { resolveThreads } from '../backend/threads.ts';
 import { keepCpusAwake } from '../backend/keep_awake.ts';
 import { modelPrecision, precisionLine } from '../model/precision.ts';
 import { packExamples } from '../data/pack.ts';
@@ -107,6 +108,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     process.on('SIGTERM', onSignal);
   }
   requireJobInputs(cfg); // missing inputs are errors before anything is written
+  resolveThreads(cfg.threads || undefined); // as is a thread count (LORASFT_THREADS) that initBackend would refuse
   requireOutputDir(cfg.outputModel, '--output-model');
   fs.mkdirSync(cfg.outputModel, { recursive: true });
   const release = acquireJobLock(cfg.outputModel, opts.log ?? ((m) => console.log(`notice: ${m}`)));

@@ -216,6 +216,32 @@ describe('lorasft train (CLI)', () => {
     expect(resumed.status, resumed.stderr).toBe(0);
   });
 
+  it('--threads or LORASFT_THREADS over 1024 is one error line, before a dir is made or a job replaced or resumed', async () => {
+    const job = path.join(fx.root, 'threads-job');
+    const stopped = await stopAfter([...fixtureFlags(fx, 'threads-job'), ...JOB], 1, 'SIGINT');
+    expect(stopped.status, stopped.stderr).toBe(130);
+    const before = snapshot(job);
+    const flag = '--threads: threads must be in [0, 1024] (0: every CPU; more only slow the kernels), got 100000\n';
+    const env = 'LORASFT_THREADS: at most 1024 threads (more only slow the kernels), got 100000\n';
+    const big = { ...process.env, LORASFT_THREADS: '100000' };
+    const runs: [string[], NodeJS.ProcessEnv, string][] = [
+      [[...fixtureFlags(fx, 'threads-new'), '--threads', '100000'], process.env, flag],
+      [[...fixtureFlags(fx, 'threads-new')], big, env],
+      [[...fixtureFlags(fx, 'threads-job'), '--threads', '100000', '--overwrite'], process.env, flag],
+      [[...fixtureFlags(fx, 'threads-job'), '--overwrite'], big, env],
+      [['--resume', job, '--threads', '100000'], process.env, flag],
+      [['--resume', job], big, env],
+    ];
+    for (const [args, e, msg] of runs) {
+      const r = await cli(args, e);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`error: ${msg}`);
+    }
+    expect(fs.existsSync(path.join(fx.root, 'threads-new'))).toBe(false);
+    expect(snapshot(job)).toEqual(before);
+    expect(readJob(job).state).toBe('JOB_STATE_CANCELLED');
+  });
+
   it('`train ... | head`: output to a closed pipe is dropped, and the job runs to its end', async () => {
     // The reader's end closed before the trainer writes anything: every write fails with EPIPE.
     for (const [name, close] of [
