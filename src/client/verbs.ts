@@ -56,8 +56,8 @@ export function printPage(p: Parsed, page: Json, field: string, columns: string[
   if (page.nextPageToken) console.log(`\nNext page token: ${page.nextPageToken}  (--page-token ${page.nextPageToken})`);
 }
 
-export function pageQuery(p: Parsed, command: string): Record<string, string | undefined> {
-  const size = numberFlag(command, 'page-size', p.values['page-size'] as string | undefined, { integer: true, min: 1 });
+export function pageQuery(p: Parsed): Record<string, string | undefined> {
+  const size = numberFlag('page-size', p.values['page-size'] as string | undefined, { integer: true, min: 1 });
   return {
     pageSize: size === undefined ? undefined : String(size),
     pageToken: p.values['page-token'] as string | undefined,

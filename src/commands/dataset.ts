@@ -38,7 +38,7 @@ async function get(argv: string[]): Promise<number> {
 async function list(argv: string[]): Promise<number> {
   const p = parseVerb('dataset list', argv, PAGE_FLAGS);
   needArgs('dataset list', p.args, []);
-  printPage(p, await p.client.request('GET', 'datasets', undefined, pageQuery(p, 'dataset list')), 'datasets', [
+  printPage(p, await p.client.request('GET', 'datasets', undefined, pageQuery(p)), 'datasets', [
     'name',
     'state',
     'exampleCount',

@@ -62,12 +62,12 @@ async function get(argv: string[]): Promise<number> {
 async function list(argv: string[]): Promise<number> {
   const p = parseVerb('deployment list', argv, PAGE_FLAGS);
   needArgs('deployment list', p.args, []);
-  printPage(
-    p,
-    await p.client.request('GET', 'deployments', undefined, pageQuery(p, 'deployment list')),
-    'deployments',
-    ['name', 'baseModel', 'state', 'createTime'],
-  );
+  printPage(p, await p.client.request('GET', 'deployments', undefined, pageQuery(p)), 'deployments', [
+    'name',
+    'baseModel',
+    'state',
+    'createTime',
+  ]);
   return 0;
 }
 

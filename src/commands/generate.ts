@@ -95,7 +95,7 @@ export async function run(argv: string[]): Promise<number> {
     topP: num(v['top-p'], 'top-p', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
     seed: num(v.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
   };
-  const precision = precisionFlag('generate', v.precision ?? 'auto');
+  const precision = precisionFlag(v.precision ?? 'auto');
   const threads =
     v.threads === undefined
       ? undefined

@@ -144,9 +144,9 @@ export async function run(argv: string[]): Promise<number> {
     throw new UserError(`lorasft loss-grad: unexpected argument '${positionals[0]}' (see lorasft loss-grad --help)`);
   for (const f of ['base-model', 'batch', 'lora'] as const)
     if (!v[f]) throw new UserError(`lorasft loss-grad: --${f} is required (see lorasft loss-grad --help)`);
-  const alphaFlag = numberFlag('loss-grad', 'lora-alpha', v['lora-alpha'], { above: 0 });
-  const threads = numberFlag('loss-grad', 'threads', v.threads, { integer: true, min: 1 });
-  const requested = precisionFlag('loss-grad', v.precision ?? 'fp32');
+  const alphaFlag = numberFlag('lora-alpha', v['lora-alpha'], { above: 0 });
+  const threads = numberFlag('threads', v.threads, { integer: true, min: 1 });
+  const requested = precisionFlag(v.precision ?? 'fp32');
   const outGrads = v['out-grads'];
   if (outGrads && fs.existsSync(outGrads) && fs.statSync(outGrads).isDirectory()) {
     throw new UserError(`${outGrads}: is a directory (--out-grads expects a .safetensors file to write)`);

@@ -24,7 +24,7 @@ Common flags: -a/--account ACCOUNT (default local), --json (or -o json).`;
 async function list(argv: string[]): Promise<number> {
   const p = parseVerb('model list', argv, PAGE_FLAGS);
   needArgs('model list', p.args, []);
-  printPage(p, await p.client.request('GET', 'models', undefined, pageQuery(p, 'model list')), 'models', [
+  printPage(p, await p.client.request('GET', 'models', undefined, pageQuery(p)), 'models', [
     'name',
     'kind',
     'state',

@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
       `lorasft preview: expected one dataset file, got ${positionals.length} (see lorasft preview --help)`,
     );
   const maxContextLength =
-    numberFlag('preview', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ??
+    numberFlag('max-context-length', values['max-context-length'], { integer: true, min: 2 }) ??
     DEFAULT_MAX_CONTEXT_LENGTH;
   // `lorasft preview ... | head`: a closed pipe ends the preview quietly.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {

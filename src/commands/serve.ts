@@ -42,20 +42,20 @@ export async function run(argv: string[]): Promise<number> {
     throw new UserError(
       `lorasft serve: unexpected argument '${positionals[0]}' (flags only; see lorasft serve --help)`,
     );
-  const workers = numberFlag('serve', 'workers', values.workers, { integer: true, min: 0 }) ?? 1;
+  const workers = numberFlag('workers', values.workers, { integer: true, min: 0 }) ?? 1;
   const cores = os.availableParallelism();
   const server = await startServer(
     {
       host: values.host ?? '127.0.0.1',
-      port: numberFlag('serve', 'port', values.port, { integer: true, min: 0 }) ?? 8080,
+      port: numberFlag('port', values.port, { integer: true, min: 0 }) ?? 8080,
       dataDir: path.resolve(values['data-dir'] ?? 'lorasft-data'),
       workers,
       apiKey: values['api-key'] ?? process.env.LORASFT_API_KEY ?? '',
       maxUploadBytes: Math.round(
-        (numberFlag('serve', 'max-upload-mb', values['max-upload-mb'], { above: 0 }) ?? 1024) * 1024 * 1024,
+        (numberFlag('max-upload-mb', values['max-upload-mb'], { above: 0 }) ?? 1024) * 1024 * 1024,
       ),
       threadsPerJob:
-        numberFlag('serve', 'threads-per-job', values['threads-per-job'], { integer: true, min: 1 }) ??
+        numberFlag('threads-per-job', values['threads-per-job'], { integer: true, min: 1 }) ??
         Math.max(1, Math.floor(cores / Math.max(1, workers))),
     },
     { demo: !values['no-demo-model'] },

@@ -104,7 +104,7 @@ async function list(argv: string[]): Promise<number> {
   const p = parseVerb('sftj list', argv, { ...PAGE_FLAGS, filter: { type: 'string' } });
   needArgs('sftj list', p.args, []);
   const page = await p.client.request('GET', 'supervisedFineTuningJobs', undefined, {
-    ...pageQuery(p, 'sftj list'),
+    ...pageQuery(p),
     filter: p.values.filter as string | undefined,
   });
   printPage(p, page, 'supervisedFineTuningJobs', ['name', 'state', 'outputModel', 'createTime']);

@@ -38,10 +38,10 @@ export async function run(argv: string[]): Promise<number> {
     throw new UserError(
       `lorasft validate: expected one dataset file, got ${positionals.length} (see lorasft validate --help)`,
     );
-  const epochs = numberFlag('validate', 'epochs', values.epochs, { above: 0 });
-  const maxProblems = numberFlag('validate', 'max-problems', values['max-problems'], { integer: true, min: 1 });
+  const epochs = numberFlag('epochs', values.epochs, { above: 0 });
+  const maxProblems = numberFlag('max-problems', values['max-problems'], { integer: true, min: 1 });
   const maxContextLength =
-    numberFlag('validate', 'max-context-length', values['max-context-length'], { integer: true, min: 2 }) ??
+    numberFlag('max-context-length', values['max-context-length'], { integer: true, min: 2 }) ??
     DEFAULT_MAX_CONTEXT_LENGTH;
   const baseModel = values['base-model'];
   for (const flag of ['jinja-template', 'max-context-length'] as const)

@@ -48,9 +48,9 @@ function resolvePrecision(requested: string, checkpointDtype: string, support: B
 }
 
 /** A command's --precision value, checked before anything loads: auto, fp32 or bf16. */
-export function precisionFlag(command: string, p: string): string {
+export function precisionFlag(p: string): string {
   if (!['auto', 'fp32', 'bf16'].includes(p))
-    throw new UserError(`lorasft ${command}: --precision ${p}: expected auto, fp32 or bf16`);
+    throw new UserError(`--precision: must be one of auto, fp32, bf16, got '${p}'`);
   return p;
 }
 

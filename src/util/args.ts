@@ -26,7 +26,6 @@ function oneLine(msg: string): string {
  * (the form train's flag errors take; the command is not named, so `_command` is unused).
  */
 export function numberFlag(
-  _command: string,
   flag: string,
   value: string | undefined,
   want: { integer?: boolean; min?: number; above?: number },

@@ -71,7 +71,7 @@ describe('generate', () => {
     const fp16 = await lorasft(['generate', '--base-model', fx.model, '--prompt', 'hi', '--precision', 'fp16']);
     expect([fp16.status, fp16.stderr]).toEqual([
       1,
-      'error: lorasft generate: --precision fp16: expected auto, fp32 or bf16\n',
+      "error: --precision: must be one of auto, fp32, bf16, got 'fp16'\n",
     ]);
     const nodir = path.join(fx.root, 'nodir');
     const missing = await lorasft(['generate', '--adapter', nodir, '--prompt', 'hi']);

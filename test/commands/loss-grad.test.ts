@@ -290,7 +290,7 @@ describe('lorasft loss-grad', () => {
     expect(dg).toBeLessThan(5e-2);
     const bad = await lossGrad(model, batchFile, loraFile, '--precision', 'fp16');
     expect(bad.status).toBe(1);
-    expect(bad.stderr.trim()).toBe('error: lorasft loss-grad: --precision fp16: expected auto, fp32 or bf16');
+    expect(bad.stderr.trim()).toBe("error: --precision: must be one of auto, fp32, bf16, got 'fp16'");
   });
 
   it('reports bad input as one line naming the file, exit code 1', async () => {

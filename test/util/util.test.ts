@@ -33,15 +33,15 @@ describe('parseFlags', () => {
 
 describe('numberFlag', () => {
   it('parses and range-checks a flag value, naming flag and value when it is wrong', () => {
-    expect(numberFlag('x', 'epochs', undefined, { above: 0 })).toBeUndefined();
-    expect(numberFlag('x', 'epochs', '0.5', { above: 0 })).toBe(0.5);
-    expect(numberFlag('x', 'n', '4', { integer: true, min: 2 })).toBe(4);
-    expect(() => numberFlag('x', 'epochs', '0', { above: 0 })).toThrowError("--epochs: must be a number > 0, got '0'");
-    expect(() => numberFlag('x', 'n', '2.5', { integer: true, min: 2 })).toThrowError(
+    expect(numberFlag('epochs', undefined, { above: 0 })).toBeUndefined();
+    expect(numberFlag('epochs', '0.5', { above: 0 })).toBe(0.5);
+    expect(numberFlag('n', '4', { integer: true, min: 2 })).toBe(4);
+    expect(() => numberFlag('epochs', '0', { above: 0 })).toThrowError("--epochs: must be a number > 0, got '0'");
+    expect(() => numberFlag('n', '2.5', { integer: true, min: 2 })).toThrowError(
       "--n: must be an integer >= 2, got '2.5'",
     );
     for (const v of ['', ' ', 'abc', 'NaN', 'Infinity', '1e999'])
-      expect(() => numberFlag('x', 'n', v, { min: 0 })).toThrowError(/^--n: must be a number >= 0, got /);
+      expect(() => numberFlag('n', v, { min: 0 })).toThrowError(/^--n: must be a number >= 0, got /);
   });
 });
 
