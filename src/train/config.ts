@@ -191,8 +191,10 @@ export function fieldSource(key: string, ...layers: Partial<TrainConfig>[]): str
 /** Merge layers (later wins), fill dependent defaults, and validate: a bad value is named by the layer that set it. */
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const c = Object.assign(defaultConfig(), ...layers) as TrainConfig;
-  if (c.loraAlpha === 0) c.loraAlpha = 2 * c.loraRank;
-  validateConfig(c, (key) => fieldSource(key, ...layers) ?? 'invalid training config');
+  // loraAlpha given by no layer (its default 0 stands for unset): 2 * loraRank. A given 0 is checked like any value.
+  const alphaGiven = layers.some((l) => l.loraAlpha !== undefined);
+  if (!alphaGiven) c.loraAlpha = 2 * c.loraRank;
+  validateConfig(c, (key) => fieldSource(key, ...layers) ?? 'invalid training config', alphaGiven);
   return c;
 }
 
@@ -202,7 +204,8 @@ const INT32_FIELDS = (Object.keys(FIELDS) as Array<keyof TrainConfig>).filter(
   (k) => FIELDS[k].kind === 'int' && k !== 'seed' && k !== 'threads',
 ) as Array<{ [K in keyof TrainConfig]: TrainConfig[K] extends number ? K : never }[keyof TrainConfig]>;
 
-function validateConfig(c: TrainConfig, source: (key: string) => string): void {
+/** `alphaGiven`: false when loraAlpha is 2 * loraRank, so a bad rank is named once, by its own line. */
+function validateConfig(c: TrainConfig, source: (key: string) => string, alphaGiven: boolean): void {
   const problems: string[] = [];
   // Each message starts with its field's name: the layer that set that field names the problem.
   const need = (ok: boolean, msg: string) => ok || problems.push(`${source(msg.split(' ')[0])}: ${msg}`);
@@ -213,7 +216,7 @@ function validateConfig(c: TrainConfig, source: (key: string) => string): void {
     LORA_RANKS.includes(c.loraRank),
     `loraRank must be a power of 2 up to 32 (${LORA_RANKS.join(', ')}), got ${c.loraRank}`,
   );
-  need(c.loraAlpha > 0, `loraAlpha must be > 0, got ${c.loraAlpha}`);
+  if (alphaGiven) need(c.loraAlpha > 0, `loraAlpha must be > 0, got ${c.loraAlpha}`);
   need(c.loraDropout >= 0 && c.loraDropout < 1, `loraDropout must be in [0, 1), got ${c.loraDropout}`);
   need(c.maxContextLength >= 2, `maxContextLength must be >= 2, got ${c.maxContextLength}`);
   need(c.batchSize >= 2, `batchSize must be >= 2 tokens, got ${c.batchSize}`);

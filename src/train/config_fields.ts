@@ -15,7 +15,8 @@ export interface Field {
   rest: boolean;
 }
 
-/** Defaults that depend on other fields are 0 or '' here and resolved in `finalize`. */
+/** Defaults that depend on other fields are 0 or '' here and resolved in resolveConfig (loraAlpha: 0 stands for
+ * unset, 2 * loraRank; a 0 that a layer gives is an error). */
 export const FIELDS: { [K in keyof TrainConfig]: Field } = {
   dataset: {
     kind: 'string',

@@ -156,4 +156,23 @@ describe('dashboard (headless Chromium)', () => {
     expect(r.status, JSON.stringify(j)).toBe(200);
     expect(j.usage.completion_tokens).toBeGreaterThan(0);
   });
+
+  it('a 0 typed where the default is derived (loraAlpha: 2 * loraRank) is sent for the server to check; untouched fields are not', async () => {
+    const page = await browser.newPage();
+    let sent: unknown;
+    await page.route('**/supervisedFineTuningJobs*', (route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      sent = route.request().postDataJSON();
+      const error = { code: 400, message: 'request: loraAlpha must be > 0, got 0', status: 'INVALID_ARGUMENT' };
+      return route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error }) });
+    });
+    await page.goto(`${srv.url}/#/jobs`);
+    await page.waitForSelector('#job-form');
+    await page.fill('#job-form input[name=dataset]', 'dash-data');
+    await page.fill('#job-form input[name=loraAlpha]', '0');
+    await page.click('#job-form button[type=submit]');
+    await expect.poll(() => sent).toEqual({ dataset: 'dash-data', loraAlpha: 0 });
+    await expect.poll(() => page.textContent('main')).toContain('loraAlpha must be > 0, got 0');
+    await page.close();
+  });
 });

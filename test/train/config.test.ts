@@ -191,6 +191,32 @@ describe('training config', () => {
     expect(notices).toEqual([expect.stringMatching(new RegExp(`^${n}:2: 'wandbConfig' has no local meaning`))]);
   });
 
+  it('loraAlpha: unset is 2 * loraRank; a given 0 is an error like any bad value; a bad rank is named alone', () => {
+    const problems = (...layers: Parameters<typeof resolveConfig>) => {
+      try {
+        resolveConfig(...layers);
+        return [];
+      } catch (e) {
+        return (e as Error).message.split('\n');
+      }
+    };
+    expect(resolveConfig(flags(['--lora-rank', '4'])).loraAlpha).toBe(8);
+    expect(resolveConfig({ loraRank: 16 }, flags(['--lora-alpha', '3'])).loraAlpha).toBe(3);
+    expect(problems(flags(['--lora-alpha', '0']))).toEqual(['--lora-alpha: loraAlpha must be > 0, got 0']);
+    expect(problems(flags(['--lora-alpha=-2']))).toEqual(['--lora-alpha: loraAlpha must be > 0, got -2']);
+    expect(problems(configFromBody({ loraAlpha: 0 }, 'request', () => {}))).toEqual([
+      'request: loraAlpha must be > 0, got 0',
+    ]);
+    const f = tmpFile('{\n  "loraAlpha": 0\n}\n');
+    expect(problems(readConfigFile(f, () => {}))).toEqual([`${f}:2: loraAlpha must be > 0, got 0`]);
+    expect(problems(flags(['--lora-rank', '0']))).toEqual([
+      '--lora-rank: loraRank must be a power of 2 up to 32 (1, 2, 4, 8, 16, 32), got 0',
+    ]);
+    // null in a request body leaves it unset; a resolved config (resume, a serve job's config.json) keeps its alpha.
+    expect(resolveConfig(configFromBody({ loraAlpha: null }, 'request', () => {})).loraAlpha).toBe(16);
+    expect(resolveConfig(resolveConfig({ loraRank: 4 }), { threads: 2 }).loraAlpha).toBe(8);
+  });
+
   it('keeps the context independent of the batch size (longer examples get their own row)', () => {
     expect(resolveConfig({ batchSize: 512 }).maxContextLength).toBe(32768);
     expect(resolveConfig({ batchSize: 512, maxContextLength: 1024 })).toMatchObject({

@@ -116,7 +116,10 @@ function jobForm(fields, datasets, models) {
     const body = {};
     for (const f of fields) {
       const v = form.elements[f.name].value.trim();
-      if (v === '' || v === String(f.default)) continue; // defaults are the server's
+      // Defaults are the server's. A number shown empty for its default (0 standing for a derived value, e.g. loraAlpha's
+      // 2 * loraRank) is sent when typed: a typed 0 is the user's, checked like any value.
+      const shownEmpty = f.default === 0 && f.defaultText;
+      if (v === '' || (v === String(f.default) && !shownEmpty)) continue;
       body[f.name] = f.kind === 'int' || f.kind === 'number' ? Number(v) : f.kind === 'boolean' ? v === 'true' : v;
     }
     const jobId = form.elements.__jobId.value.trim();
