@@ -217,6 +217,13 @@ describe('training config', () => {
     expect(resolveConfig(resolveConfig({ loraRank: 4 }), { threads: 2 }).loraAlpha).toBe(8);
   });
 
+  it('bounds threads (libgomp crashes with tens of thousands)', () => {
+    expect(resolveConfig(flags(['--threads', '1024'])).threads).toBe(1024);
+    expect(() => resolveConfig(flags(['--threads', '100000']))).toThrow(
+      new UserError('--threads: threads must be in [0, 1024] (0: every CPU; more only slow the kernels), got 100000'),
+    );
+  });
+
   it('keeps the context independent of the batch size (longer examples get their own row)', () => {
     expect(resolveConfig({ batchSize: 512 }).maxContextLength).toBe(32768);
     expect(resolveConfig({ batchSize: 512, maxContextLength: 1024 })).toMatchObject({
