@@ -93,12 +93,16 @@ def render(env, text, special, messages, tools, agp):
 
 
 def template_messages(row):
-    """As lorasft's row check does: text parts joined, `weight` dropped (the template never sees it)."""
+    """As lorasft's row check does: text parts joined, `weight` dropped (the template never sees it), and the
+    content of a tool-call message given as null or not at all passed as '' (as the managed docs' own tool-call
+    example needs: Qwen3's template tests `'</think>' in message.content`, which raises on None)."""
     out = []
     for m in row['messages']:
         m = {k: v for k, v in m.items() if k != 'weight'}
         if isinstance(m.get('content'), list):
             m['content'] = ''.join(p['text'] for p in m['content'])
+        if m.get('content') is None:
+            m['content'] = ''
         out.append(m)
     return out
 

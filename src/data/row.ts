@@ -176,7 +176,10 @@ export function checkMessages(msgs: unknown[], problems: string[]): ChatMessage[
   const out: ChatMessage[] = [];
   let ok = true;
   msgs.forEach((m, i) => {
-    const msg = readMessage(m, i, out[out.length - 1], problems);
+    // The message before, as given (even one with problems of its own): a tool message after an assistant message
+    // with bad tool_calls is not a second problem.
+    const prev = i > 0 && isObj(msgs[i - 1]) ? (msgs[i - 1] as ChatMessage) : undefined;
+    const msg = readMessage(m, i, prev, problems);
     if (msg) out.push(msg);
     else ok = false;
   });

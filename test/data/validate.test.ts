@@ -232,6 +232,22 @@ describe('validateDataset', () => {
     ]);
   });
 
+  it('a problem in a message is not reported again on the tool messages after it', () => {
+    const call = (args: string) =>
+      `"tool_calls": [{"type": "function", "function": {"name": "f", "arguments": ${args}}}]`;
+    const probs = problemsOf(
+      `{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2, ${call('"{}"')}}, ` +
+        `{"role": "tool", "content": "r"}, {"role": "tool", "content": "r2"}, {"role": "assistant", "content": "w"}]}`,
+    );
+    expect(probs).toEqual(['2: messages[1].weight must be 0 or 1, got 2']);
+    expect(
+      problemsOf(
+        `{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", ${call('"{bad"')}}, ` +
+          `{"role": "tool", "content": "r"}, {"role": "assistant", "content": "w"}]}`,
+      ),
+    ).toEqual(['2: messages[1].tool_calls[0].function.arguments is a string but not valid JSON: "{bad"']);
+  });
+
   it('reports root weight present on only some rows, naming the lines', () => {
     const w = (x: number) => JSON.stringify({ ...JSON.parse(OK()), weight: x });
     const p = file('someweights.jsonl', [w(1), OK(), w(2), w(0)]);
