@@ -5,6 +5,9 @@ import type { ChatMessage } from './types.ts';
 export interface Conversation {
   messages: ChatMessage[];
   trainTurns: number[];
+  /** Messages follow the last trained turn: rendered (a template may render earlier turns differently when more
+   * follows, as Qwen3 does), their tokens then cut (they train nothing and cannot change an earlier prediction). */
+  tail?: boolean;
 }
 
 const trainedTurns = (messages: ChatMessage[]): number[] =>
@@ -14,14 +17,14 @@ const trainedTurns = (messages: ChatMessage[]): number[] =>
  * Reasoning expansion (seed guide): a conversation whose assistant turns carry reasoning_content becomes
  * one conversation per trained assistant turn k: messages[0..k] with reasoning_content removed from the
  * earlier assistant turns (at inference the model never sees its past thinking), tuning only turn k.
- * Without reasoning: one conversation with every trained turn, cut after the last trained turn (messages
- * after it would add untrained tokens only).
+ * Without reasoning: the whole conversation, tuning every trained turn (as apply_chat_template renders it).
  */
 export function expandConversation(messages: ChatMessage[]): Conversation[] {
   const turns = trainedTurns(messages);
   if (turns.length === 0) return [];
   if (!messages.some((m) => m.role === 'assistant' && m.reasoning_content)) {
-    return [{ messages: messages.slice(0, turns[turns.length - 1] + 1), trainTurns: turns }];
+    const tail = turns[turns.length - 1] < messages.length - 1;
+    return [tail ? { messages, trainTurns: turns, tail } : { messages, trainTurns: turns }];
   }
   return turns.map((k) => ({
     messages: messages.slice(0, k + 1).map((m, i) => {

@@ -57,7 +57,7 @@ export interface BuildStats {
   rawTokens: number;
   /** Tokens of all training examples (after expansion and truncation): what is fed to the model. */
   tunedTokens: number;
-  /** Tokens with a loss (trained spans), after truncation. */
+  /** Tokens with a loss (trained spans of rows whose root weight is not 0), after truncation. */
   trainedTokens: number;
   /** Examples cut to maxContextLength. */
   truncated: number;
@@ -152,14 +152,15 @@ export function buildExamples(
           rawCounted = true;
         }
         masked.trained[0] = 0; // nothing in the example predicts its first token
-        if (!masked.trained.some((t) => t === 1))
-          throw new UserError('the chat template leaves no trained token in this example');
-        const { ids, trained, lost } = truncateTo(masked.ids, masked.trained, max);
-        if (ids.length < masked.ids.length) {
+        const last = masked.trained.lastIndexOf(1);
+        if (last === -1) throw new UserError('the chat template leaves no trained token in this example');
+        const kept = conv.tail ? truncateTo(masked.ids, masked.trained, last + 1) : masked; // the tail trains nothing
+        const { ids, trained, lost } = truncateTo(kept.ids, kept.trained, max);
+        if (ids.length < kept.ids.length) {
           stats.truncated++;
           const left = trained.reduce((a, b) => a + b, 0);
           const why = left === 0 ? 'it has no trained token left, so it is skipped' : `(${lost} trained tokens cut)`;
-          warn(where(`example has ${masked.ids.length} tokens; truncated to maxContextLength ${max} ${why}`));
+          warn(where(`example has ${kept.ids.length} tokens; truncated to maxContextLength ${max} ${why}`));
           if (left === 0) {
             stats.dropped++;
             continue;
@@ -167,7 +168,7 @@ export function buildExamples(
         }
         const weights = Array.from(trained, (t) => (t ? w : 0));
         stats.tunedTokens += ids.length;
-        stats.trainedTokens += trained.reduce((a, b) => a + b, 0);
+        if (w !== 0) stats.trainedTokens += trained.reduce((a, b) => a + b, 0); // as the loss normaliser counts
         out.push({ line: ex.line, file: ex.file, inputIds: ids, weights });
       }
       if (!rawCounted) stats.rawTokens += tok.encode(tok.render(ex.messages, { tools: ex.tools })).length;

@@ -6,7 +6,7 @@ const U = (content: string): ChatMessage => ({ role: 'user', content });
 const A = (content: string, more: Partial<ChatMessage> = {}): ChatMessage => ({ role: 'assistant', content, ...more });
 
 describe('expandConversation', () => {
-  it('without reasoning: one conversation, every trained turn, cut after the last trained turn', () => {
+  it('without reasoning: the whole conversation, every trained turn, marked when messages follow the last', () => {
     const msgs = [
       { role: 'system', content: 's' } as ChatMessage,
       U('a'),
@@ -17,7 +17,8 @@ describe('expandConversation', () => {
       A('f'),
       U('trailing'),
     ];
-    expect(expandConversation(msgs)).toEqual([{ messages: msgs.slice(0, 7), trainTurns: [2, 6] }]);
+    expect(expandConversation(msgs)).toEqual([{ messages: msgs, trainTurns: [2, 6], tail: true }]);
+    expect(expandConversation(msgs.slice(0, 7))).toEqual([{ messages: msgs.slice(0, 7), trainTurns: [2, 6] }]);
   });
 
   it('with reasoning: one conversation per trained turn, earlier reasoning removed, the tuned turn keeps its own', () => {

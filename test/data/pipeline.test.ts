@@ -98,6 +98,10 @@ describe('qwen3: render, mask, expand', () => {
       expect(e.inputIds).toEqual(base.inputIds);
       expect(e.weights).toEqual(base.weights.map((x) => (x === 0 ? 0 : x * w)));
     }
+    // A row of weight 0 trains nothing: the stats count its tokens as tuned, not as trained (as the loss does).
+    const { stats } = build('qwen3', [ex(msgs, { weight: 0 }), ex(msgs, { weight: 0.5 }, 2)]);
+    const trained = one('qwen3', ex(msgs)).weights.filter((x) => x !== 0).length;
+    expect([stats.trainedTokens, stats.tunedTokens]).toEqual([trained, 2 * one('qwen3', ex(msgs)).inputIds.length]);
   });
 
   it('tools and tool_calls: tool definitions are context, the call is trained', () => {
@@ -183,9 +187,17 @@ describe('qwen3: render, mask, expand', () => {
     expect(tok.qwen3.decode(examples[0].inputIds)).not.toContain('r1');
   });
 
-  it('drops messages after the last trained turn', () => {
+  it('renders messages after the last trained turn (they can change how it renders), then drops their tokens', () => {
     const e = one('qwen3', ex([U('a'), A('b'), U('trailing question')]));
     expect(tok.qwen3.decode(e.inputIds)).not.toContain('trailing');
+    expect(tok.qwen3.decode(e.inputIds).endsWith('b<|im_end|>')).toBe(true);
+    // Qwen3 renders a turn before the last user message without its empty think block: a later weight-0 turn
+    // must not make the same answer train with one (as it did when the conversation was cut after it).
+    const full = one('qwen3', ex([U('What is 1+1?'), A('2'), U('Now what is 2+2?'), A('4')]));
+    const cut = one('qwen3', ex([U('What is 1+1?'), A('2'), U('Now what is 2+2?'), A('4', { weight: 0 })]));
+    expect(trainedTexts(cut, tok.qwen3)).toEqual(['2<|im_end|>']);
+    expect(trainedTexts(full, tok.qwen3)[0]).toBe('2<|im_end|>');
+    expect(Array.from(cut.inputIds)).toEqual(Array.from(full.inputIds).slice(0, cut.inputIds.length));
   });
 
   it('truncates to maxContextLength with a warning naming the line, and skips examples left untrained', () => {
