@@ -43,7 +43,12 @@ export function templateOmissions(
   conv.trainTurns.forEach((k, j) => {
     const m = conv.messages[k];
     const span = text.slice(spans[j][0], spans[j][1]);
-    if (!rendersAll(m.content, span)) out.push(`the content of assistant message ${k}`);
+    if (!rendersAll(m.content, span))
+      out.push(
+        /<think>[\s\S]*<\/think>/.test(m.content) && rendersAll(m.content.replace(/<think>[\s\S]*<\/think>/, ''), span)
+          ? `the <think> block in the content of assistant message ${k} (templates drop the thinking of earlier turns; give it as reasoning_content to train each turn with its own)`
+          : `the content of assistant message ${k}`,
+      );
     if (m.tool_calls?.some((c) => !span.includes(c.function.name)))
       out.push(`the tool_calls of assistant message ${k}`);
     if (m.reasoning_content && !rendersAll(m.reasoning_content, span))

@@ -51,6 +51,11 @@ describe('templateOmissions (Qwen3 template)', () => {
       { role: 'user', content: 'B' },
       { role: 'assistant', content: 'two' },
     ];
-    expect(omissions(msgs, [1, 3])).toEqual(['the content of assistant message 1']);
+    expect(omissions(msgs, [1, 3])).toEqual([
+      'the <think> block in the content of assistant message 1 (templates drop the thinking of earlier turns; give it as reasoning_content to train each turn with its own)',
+    ]);
+    // The same turn without the inline thinking: nothing is left out.
+    const lost = [...msgs.slice(0, 1), { role: 'assistant', content: 'one' } as ChatMessage, ...msgs.slice(2)];
+    expect(omissions(lost, [1, 3])).toEqual([]);
   });
 });
