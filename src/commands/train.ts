@@ -15,11 +15,10 @@ import {
 } from '../train/config.ts';
 import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
 import { readJob, TERMINAL_STATES } from '../train/job.ts';
-import { train } from '../train/train.ts';
+import { checkJobInputs, train } from '../train/train.ts';
 import {
   adapterBaseModel,
   requireAdapterDir,
-  requireJobInputs,
   requireOutputApart,
   requireOutputDir,
   withFsErrors,
@@ -30,7 +29,6 @@ import { INPUTS_FILE } from '../train/fingerprint.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
 import { checkWarmStartBase } from '../train/warm_start.ts';
-import { resolveThreads } from '../backend/threads.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
        lorasft train --config JOB.json [flags]        (the managed job's REST request body; flags override it)
@@ -95,8 +93,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   }
 
   const out = cfg.outputModel;
-  requireJobInputs(cfg); // before the output dir is created or an old job in it replaced
-  resolveThreads(cfg.threads || undefined); // LORASFT_THREADS too
+  checkJobInputs(cfg); // before the output dir is created or an old job in it replaced
   requireOutputDir(out, '--output-model');
   requireOutputApart(out, cfg);
   // A job running in OUT_DIR is refused (naming its pid) before anything in it is looked at or replaced. The dir is

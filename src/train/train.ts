@@ -15,6 +15,8 @@ import type { TokenizedExample } from '../data/types.ts';
 import { loadBaseModel, type BaseModel } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
 import { saveAdapter } from '../model/peft.ts';
+import { listModelTensors } from '../model/safetensors.ts';
+import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 import { Progress } from '../report/progress.ts';
 import { requireJobInputs, requireOutputDir } from '../util/paths.ts';
 import { testHook } from '../util/testhooks.ts';
@@ -107,8 +109,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }
-  requireJobInputs(cfg); // missing inputs are errors before anything is written
-  resolveThreads(cfg.threads || undefined); // as is a thread count (LORASFT_THREADS) that initBackend would refuse
+  checkJobInputs(cfg);
   requireOutputDir(cfg.outputModel, '--output-model');
   fs.mkdirSync(cfg.outputModel, { recursive: true });
   const release = acquireJobLock(cfg.outputModel, opts.log ?? ((m) => console.log(`notice: ${m}`)));
@@ -119,6 +120,21 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * What a job reads, checked before anything is written (its OUT_DIR made, an old job there replaced, a resumed job
+ * touched), so that a mistake is one error line and not a failed job: the input paths, the base model's weights (the
+ * safetensors headers), a --jinja-template (it parses), the threads (LORASFT_THREADS too). Cheap: nothing is loaded.
+ */
+export function checkJobInputs(cfg: TrainConfig): void {
+  requireJobInputs(cfg);
+  listModelTensors(cfg.baseModel);
+  if (cfg.jinjaTemplate) {
+    const t = readTemplateOverride(cfg.jinjaTemplate);
+    createChatTemplate(t.text, {}, t.source, { sourceIsFile: t.isFile });
+  }
+  resolveThreads(cfg.threads || undefined);
 }
 
 /** The job's inputs, loaded: tokenized examples, the base model with its LoRA weights, the backend. */

@@ -4,8 +4,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { openFile, readJsonObject, requireDir, requireFile } from './files.ts';
-import { listModelTensors } from '../model/safetensors.ts';
-import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 
 const MODEL_DIR = 'a Hugging Face model directory with config.json, *.safetensors and tokenizer files';
 const ADAPTER_DIR = 'a PEFT adapter directory with adapter_config.json and adapter_model.safetensors';
@@ -60,14 +58,13 @@ export interface JobInputs {
   evaluationDataset: string;
   baseModel: string;
   warmStartFrom: string;
-  jinjaTemplate: string;
 }
 
 /**
- * The files a job reads exist and can be opened, the base model has its tokenizer files and weights (their
- * safetensors headers read), and a --jinja-template parses: run before its output dir is created or an old job in
- * it replaced (and before a resume touches its job), so such a mistake is an error line and not a failed job. (The
- * data and the weights themselves are checked while the job is VALIDATING.)
+ * The files a job reads exist and can be opened, and the base model dir has its tokenizer files: run before its
+ * output dir is created or an old job in it replaced (and before a resume touches its job), so a mistyped path is an
+ * error line and not a failed job. (checkJobInputs in train.ts adds the weights and the template; the content is
+ * checked while the job is VALIDATING.)
  */
 export function requireJobInputs(cfg: JobInputs): void {
   requireReadable(cfg.dataset, 'expected a .jsonl dataset');
@@ -76,12 +73,7 @@ export function requireJobInputs(cfg: JobInputs): void {
   requireModelDir(cfg.baseModel, '--base-model');
   for (const f of ['tokenizer.json', 'tokenizer_config.json'])
     requireFile(path.join(cfg.baseModel, f), `--base-model expects ${MODEL_DIR}`);
-  listModelTensors(cfg.baseModel);
   if (cfg.warmStartFrom) requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
-  if (cfg.jinjaTemplate) {
-    const t = readTemplateOverride(cfg.jinjaTemplate);
-    createChatTemplate(t.text, {}, t.source, { sourceIsFile: t.isFile });
-  }
 }
 
 /** `p` with its symlinks resolved: the part that exists, then the rest as written (so `a`, `./a/` and a link to it agree). */
