@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { numberFlag, parseFlags } from '../util/args.ts';
+import { MAX_THREADS } from '../backend/threads.ts';
 import { startServer } from '../serve/server.ts';
 
 const HELP = `usage: lorasft serve [--host 127.0.0.1] [--port 8080] [--data-dir DIR] [--workers 1] [--api-key KEY]
@@ -47,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   const server = await startServer(
     {
       host: values.host ?? '127.0.0.1',
-      port: numberFlag('port', values.port, { integer: true, min: 0 }) ?? 8080,
+      port: numberFlag('port', values.port, { integer: true, min: 0, max: 65535 }) ?? 8080,
       dataDir: path.resolve(values['data-dir'] ?? 'lorasft-data'),
       workers,
       apiKey: values['api-key'] ?? process.env.LORASFT_API_KEY ?? '',
@@ -55,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
         (numberFlag('max-upload-mb', values['max-upload-mb'], { above: 0 }) ?? 1024) * 1024 * 1024,
       ),
       threadsPerJob:
-        numberFlag('threads-per-job', values['threads-per-job'], { integer: true, min: 1 }) ??
+        numberFlag('threads-per-job', values['threads-per-job'], { integer: true, min: 1, max: MAX_THREADS }) ??
         Math.max(1, Math.floor(cores / Math.max(1, workers))),
     },
     { demo: !values['no-demo-model'] },

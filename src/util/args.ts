@@ -23,12 +23,12 @@ function oneLine(msg: string): string {
 /**
  * The number a flag's value spells, checked: `{ integer: true, min: 1 }` -> an integer >= 1, `{ above: 0 }` ->
  * a number > 0. undefined when the flag was not given; else a one-line UserError `--flag: must be ..., got 'v'`
- * (the form train's flag errors take; the command is not named, so `_command` is unused).
+ * (the form train's flag errors take).
  */
 export function numberFlag(
   flag: string,
   value: string | undefined,
-  want: { integer?: boolean; min?: number; above?: number },
+  want: { integer?: boolean; min?: number; above?: number; max?: number },
 ): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -37,8 +37,10 @@ export function numberFlag(
     Number.isFinite(n) &&
     (!want.integer || Number.isInteger(n)) &&
     (want.min === undefined || n >= want.min) &&
-    (want.above === undefined || n > want.above);
+    (want.above === undefined || n > want.above) &&
+    (want.max === undefined || n <= want.max);
   if (ok) return n;
-  const bound = want.min !== undefined ? ` >= ${want.min}` : want.above !== undefined ? ` > ${want.above}` : '';
+  const low = want.min !== undefined ? ` >= ${want.min}` : want.above !== undefined ? ` > ${want.above}` : '';
+  const bound = want.max === undefined ? low : `${low}${low ? ' and' : ''} <= ${want.max}`;
   throw new UserError(`--${flag}: must be ${want.integer ? 'an integer' : 'a number'}${bound}, got '${value}'`);
 }

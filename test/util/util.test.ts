@@ -40,6 +40,10 @@ describe('numberFlag', () => {
     expect(() => numberFlag('n', '2.5', { integer: true, min: 2 })).toThrowError(
       "--n: must be an integer >= 2, got '2.5'",
     );
+    expect(numberFlag('port', '65535', { integer: true, min: 0, max: 65535 })).toBe(65535);
+    expect(() => numberFlag('port', '65536', { integer: true, min: 0, max: 65535 })).toThrowError(
+      "--port: must be an integer >= 0 and <= 65535, got '65536'",
+    );
     for (const v of ['', ' ', 'abc', 'NaN', 'Infinity', '1e999'])
       expect(() => numberFlag('n', v, { min: 0 })).toThrowError(/^--n: must be a number >= 0, got /);
   });
