@@ -65,15 +65,34 @@ afterAll(async () => {
   await srv?.stop();
 });
 
+/** A page whose console errors are collected; `check()` fails on any not matching `expected` (e.g. a 400 a test provokes). */
+async function openPage(viewport?: {
+  width: number;
+  height: number;
+}): Promise<{ page: Page; check(expected?: RegExp): void }> {
+  const page = await browser.newPage(viewport ? { viewport } : {});
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url})`);
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return { page, check: (expected) => expect(errors.filter((e) => !expected?.test(e))).toEqual([]) };
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
 
 describe('dashboard (headless Chromium)', () => {
   it('uploads a dataset, starts a job from the form, and the loss curve grows live', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const { page, check } = await openPage({ width: 1280, height: 800 });
     page.setDefaultTimeout(240_000);
     await page.goto(`${srv.url}/#/datasets`);
+    // The id pattern is one Chromium compiles (an invalid one is dropped with a console error: no check at all).
+    await page.fill('#upload-form input[name=id]', 'Bad_Id');
+    expect(
+      await page.$eval('#upload-form input[name=id]', (e) => (e as HTMLInputElement).validity.patternMismatch),
+    ).toBe(true);
     await page.fill('#upload-form input[name=id]', 'dash-data');
     await page.setInputFiles('#upload-form input[name=file]', fx.train);
     await page.click('#upload-form button[type=submit]');
@@ -137,6 +156,7 @@ describe('dashboard (headless Chromium)', () => {
     await page.goto(`${srv.url}/#/deployments`);
     await expect.poll(() => page.textContent('main')).toContain('accounts/local/models/dash-model');
     await shot(page, '6-deployments');
+    check(/status of 400 .*datasets\/dash-bad:upload/); // the invalid file's upload
     await page.close();
 
     // The deployed fine-tuned model answers on the OpenAI-compatible API of the same server.
@@ -158,7 +178,7 @@ describe('dashboard (headless Chromium)', () => {
   });
 
   it('a 0 typed where the default is derived (loraAlpha: 2 * loraRank) is sent for the server to check; untouched fields are not', async () => {
-    const page = await browser.newPage();
+    const { page, check } = await openPage();
     let sent: unknown;
     await page.route('**/supervisedFineTuningJobs*', (route) => {
       if (route.request().method() !== 'POST') return route.continue();
@@ -173,6 +193,7 @@ describe('dashboard (headless Chromium)', () => {
     await page.click('#job-form button[type=submit]');
     await expect.poll(() => sent).toEqual({ dataset: 'dash-data', loraAlpha: 0 });
     await expect.poll(() => page.textContent('main')).toContain('loraAlpha must be > 0, got 0');
+    check(/status of 400 .*supervisedFineTuningJobs/);
     await page.close();
   });
 });

@@ -42,6 +42,8 @@ async function api(method, path, body, isForm) {
 const statusText = (j) => j.status?.message || j.status?.code || '';
 const id = (name) => String(name ?? '').split('/').pop();
 const when = (t) => (t ? new Date(t).toLocaleString() : '');
+// Chromium compiles pattern= with the v flag, where a bare '-' in a class is invalid (the check is then off).
+const ID_PATTERN = '[a-z0-9\\-]{1,63}';
 const errorBox = (e) => h('p', { class: 'error', role: 'alert' }, e instanceof Error ? e.message : String(e));
 
 function table(cols, rows, caption) {
@@ -60,7 +62,7 @@ async function datasetsView() {
   const list = await api('GET', 'datasets?pageSize=200');
   const out = h('p', { id: 'upload-result', role: 'status' });
   const form = h('form', { class: 'grid', id: 'upload-form', 'aria-label': 'Upload a dataset' },
-    h('label', {}, 'Dataset id', h('input', { name: 'id', required: true, pattern: '[a-z0-9-]{1,63}', placeholder: 'my-dataset' }), h('small', {}, 'lowercase letters, digits, hyphens')),
+    h('label', {}, 'Dataset id', h('input', { name: 'id', required: true, pattern: ID_PATTERN, placeholder: 'my-dataset' }), h('small', {}, 'lowercase letters, digits, hyphens')),
     h('label', {}, 'JSONL file', h('input', { name: 'file', type: 'file', accept: '.jsonl,.json,application/jsonl', required: true }), h('small', {}, 'one chat example ({"messages": [...]}) per line')),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Upload')));
   form.addEventListener('submit', async (ev) => {
@@ -107,7 +109,7 @@ function jobForm(fields, datasets, models) {
     return h('input', attrs);
   };
   const form = h('form', { class: 'grid', id: 'job-form', 'aria-label': 'Create a fine-tuning job' },
-    h('label', {}, 'Job id', h('input', { name: '__jobId', pattern: '[a-z0-9-]{1,63}', placeholder: 'random' }), h('small', {}, 'optional; ?supervisedFineTuningJobId=')),
+    h('label', {}, 'Job id', h('input', { name: '__jobId', pattern: ID_PATTERN, placeholder: 'random' }), h('small', {}, 'optional; ?supervisedFineTuningJobId=')),
     fields.map((f) => h('label', {}, f.name, input(f), h('small', {}, f.help + (f.defaultText ? ` (default: ${f.defaultText})` : '')))),
     Object.entries(lists).map(([k, v]) => h('datalist', { id: `list-${k}` }, v.map((n) => h('option', { value: n })))),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Create job')));
