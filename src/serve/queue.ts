@@ -129,7 +129,9 @@ export class JobQueue {
         });
       } else {
         ({ state, status } = outcome(run.dir, run.startedAt, code, signal));
-        if (run.cancelled)
+        // A cancel that reached the trainer after it finished: the job is done, its model registered below.
+        const finished = state === 'JOB_STATE_COMPLETED' || state === 'JOB_STATE_EARLY_STOPPED';
+        if (run.cancelled && !finished)
           ({ state, status } = {
             state: 'JOB_STATE_CANCELLED',
             status: { code: 'CANCELLED', message: state === 'JOB_STATE_CANCELLED' ? status.message : 'cancelled' },

@@ -19,7 +19,7 @@ import { listModelTensors } from '../model/safetensors.ts';
 import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 import { Progress } from '../report/progress.ts';
 import { requireJobInputs, requireOutputDir } from '../util/paths.ts';
-import { testHook } from '../util/testhooks.ts';
+import { testHook, testPause } from '../util/testhooks.ts';
 import { absolutePaths, type TrainConfig } from './config.ts';
 import { checkpointsDir, loadLatestCheckpoint, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
@@ -184,7 +184,9 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const loss = opts.loss ?? modelLoss(cfg.checkpointActivations);
   const parts: LoopParts = { cfg, plan, loss, base: loaded.base, lora: loaded.lora, evalBatches, run };
   const out = await runLoop(j, parts, loaded.backendUsed, opts, stop);
-  return finish(j, parts, out.end, out.evalLosses);
+  const result = finish(j, parts, out.end, out.evalLosses);
+  await testPause('finished', cfg.jobId, j.outDir, () => stop.signal !== null); // tests: a signal after the end
+  return result;
 }
 
 /** resolved_config.json: the config as resolved so far (input paths absolute, precision) and the backend used. */

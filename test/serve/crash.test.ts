@@ -27,7 +27,8 @@ const ARGS = ['--workers', '1', '--threads-per-job', '1', '--no-demo-model'];
 // (src/util/testhooks.ts) until a signal arrives; a resumed run starts past the paused step.
 const HOOKS = {
   LORASFT_TEST_HOOKS:
-    'pause@killed/after-step-2,pause@crash/after-step-2,pause@cancel/after-step-1,pause@orphan/after-step-1',
+    'pause@killed/after-step-2,pause@crash/after-step-2,pause@cancel/after-step-1,pause@orphan/after-step-1,' +
+    'pause@late/finished',
 };
 
 beforeAll(async () => {
@@ -179,6 +180,26 @@ describe('lorasft serve: crashes, cancel, resume', { timeout: 900_000 }, () => {
     expect(alive(pid)).toBe(false);
     expect((await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/doomed`)).status).toBe(404);
     expect(fs.existsSync(jobDir(data, 'doomed'))).toBe(false);
+  });
+
+  it('a :cancel that reaches the trainer after it finished leaves the job COMPLETED with its model', async () => {
+    await createJob('late');
+    const marker = path.join(jobDir(data, 'late'), 'out', '.test-paused');
+    await waitFor(
+      'job late to finish and pause',
+      () => fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === 'finished',
+      240_000,
+      100,
+    );
+    await act('late', 'cancel');
+    const j = await waitForJob(srv.url, undefined, 'late', [
+      'JOB_STATE_COMPLETED',
+      'JOB_STATE_CANCELLED',
+      'JOB_STATE_FAILED',
+    ]);
+    expect(j.state, JSON.stringify(j.status)).toBe('JOB_STATE_COMPLETED');
+    expect((await request(srv.url, 'GET', `${A}/models/late`)).json.state).toBe('READY');
+    expect(adapter('late').equals(await reference())).toBe(true);
   });
 
   it(':resume of a job whose dataset was deleted is a 400 naming it, and the job stays CANCELLED', async () => {
