@@ -107,6 +107,15 @@ describe('dashboard (headless Chromium)', () => {
     await page.click('#upload-form button[type=submit]');
     await expect.poll(() => page.textContent('#upload-result'), { timeout: 120_000 }).toMatch(/line 2/);
 
+    // The skip link moves focus to <main> and stays on the page (was: the hash '#main', routed to the jobs page).
+    await page.reload();
+    await page.waitForSelector('#upload-form');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('main');
+    expect(await page.evaluate(() => location.hash)).toBe('#/datasets');
+    expect(await page.locator('#upload-form').count()).toBe(1);
+
     // Keyboard: from a fresh load, Tab goes skip link -> Datasets -> Jobs, and Enter follows the link.
     await page.reload();
     await page.waitForSelector('#upload-form');

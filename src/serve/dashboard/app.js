@@ -266,5 +266,7 @@ async function route() {
     main.replaceChildren(errorBox(e));
   }
 }
+// The skip link moves focus only: following its href would make the hash '#main', which route() reads as a route.
+$('a.skip').addEventListener('click', (ev) => { ev.preventDefault(); main.focus(); });
 window.addEventListener('hashchange', () => { route(); main.focus(); });
 route();
