@@ -75,13 +75,31 @@ export class Deployment {
     return true;
   }
 
-  /** Token ids of a prompt: chat messages through the chat template with the generation prompt, or raw text. */
+  /**
+   * Token ids of a prompt: chat messages through the chat template with the generation prompt, or raw text;
+   * checked here as complete() checks them, so a server can refuse a prompt before it starts a stream.
+   */
   encode(prompt: Prompt): number[] {
-    if ('messages' in prompt)
-      return this.tokenizer.encode(this.tokenizer.render(prompt.messages, { addGenerationPrompt: true }));
-    const ids = this.tokenizer.encode(prompt.text);
+    const ids = 'messages' in prompt ? this.encodeChat(prompt.messages) : this.encodeText(prompt.text);
+    this.checkPrompt(ids);
+    return ids;
+  }
+
+  private encodeChat(messages: ChatMessage[]): number[] {
+    return this.tokenizer.encode(this.tokenizer.render(messages, { addGenerationPrompt: true }));
+  }
+
+  private encodeText(text: string): number[] {
+    const ids = this.tokenizer.encode(text);
     const bos = this.tokenizer.bosTokenId;
     return bos !== undefined && ids[0] !== bos && this.base.config.bosTokenId === bos ? [bos, ...ids] : ids;
+  }
+
+  /** A prompt that is empty, or leaves no room in the context for one token, is the caller's error. */
+  private checkPrompt(promptIds: number[]): void {
+    if (promptIds.length === 0) throw new UserError('the prompt is empty');
+    if (this.maxContext - promptIds.length < 1)
+      throw new UserError(`the prompt has ${promptIds.length} tokens; the model's context is ${this.maxContext}`);
   }
 
   /**
@@ -96,10 +114,8 @@ export class Deployment {
   ): Promise<Completion> {
     const lora = adapter === null ? null : this.adapters.get(adapter);
     if (lora === undefined) throw new UserError(`adapter '${adapter}' is not loaded on this deployment`);
-    if (promptIds.length === 0) throw new UserError('the prompt is empty');
+    this.checkPrompt(promptIds);
     const room = this.maxContext - promptIds.length;
-    if (room < 1)
-      throw new UserError(`the prompt has ${promptIds.length} tokens; the model's context is ${this.maxContext}`);
     try {
       return await this.engine.submit(
         promptIds,

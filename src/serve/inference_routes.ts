@@ -129,9 +129,9 @@ async function complete(
   try {
     ids = await target.dep.encode(r.prompt);
   } catch (e) {
-    throw e instanceof UserError
-      ? new OpenAIError(400, e.message, kind === 'chat' ? 'messages' : 'prompt', 'invalid_value')
-      : e;
+    if (!(e instanceof UserError)) throw e;
+    const code = /the model's context is/.test(e.message) ? 'context_length_exceeded' : 'invalid_value'; // as OpenAI's
+    throw new OpenAIError(400, e.message, kind === 'chat' ? 'messages' : 'prompt', code);
   }
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);

@@ -279,6 +279,15 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       ['/completions', { model: FT_A, prompt: 5 }, 400, 'invalid_value', 'prompt'],
       ['/completions', { model: FT_A, prompt: 'x', echo: true }, 400, 'unsupported_value', 'echo'],
       ['/embeddings', { model: FT_A, input: 'x' }, 404, 'unknown_url', null],
+      // A prompt the model cannot take is refused before any stream starts (a 400, not an error event after a 200).
+      ...[false, true].map((stream): [string, unknown, number, string, string] => [
+        '/chat/completions',
+        { model: FT_A, messages: [{ role: 'user', content: 'hello '.repeat(20000) }], stream },
+        400,
+        'context_length_exceeded',
+        'messages',
+      ]),
+      ['/completions', { model: FT_A, prompt: '', stream: true }, 400, 'invalid_value', 'prompt'],
     ];
     for (const [path, body, status, code, param] of cases) {
       const r = await call('POST', `/inference/v1${path}`, body);
