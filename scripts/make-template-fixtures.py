@@ -110,8 +110,9 @@ def template_messages(row):
 def main():
     from template_conversations import conversations  # scripts/template_conversations.py
     convs = conversations()
+    # `line`: the row as a dataset line, so the test reads it as lorasft reads a JSONL file (`row` is for people).
     with open(os.path.join(OUT, 'conversations.json'), 'w', encoding='utf-8') as f:
-        json.dump(convs, f, ensure_ascii=False, indent=1)
+        json.dump([{**c, 'line': json.dumps(c['row'], ensure_ascii=False)} for c in convs], f, ensure_ascii=False, indent=1)
         f.write('\n')
     env = environment()
     for name, pkg in TEMPLATES.items():

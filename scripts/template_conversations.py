@@ -10,6 +10,14 @@ WEATHER = {'type': 'function', 'function': {
 SEARCH = {'type': 'function', 'function': {
     'name': 'search', 'description': 'Search the web',
     'parameters': {'type': 'object', 'properties': {'q': {'type': 'string'}, 'n': {'type': 'integer'}}, 'required': ['q']}}}
+# Numbers JavaScript prints differently from Python's json.dumps (integral floats, exponents, -0.0, ints past 2^53)
+# and ones it prints alike (0.1, 42): the row reader must keep what json.loads keeps.
+THERMO = {'type': 'function', 'function': {
+    'name': 'set_temp', 'description': 'Set the thermostat',
+    'parameters': {'type': 'object', 'properties': {
+        't': {'type': 'number', 'default': 1.0, 'minimum': -0.0, 'maximum': 100.0, 'multipleOf': 0.1},
+        'tolerance': {'type': 'number', 'default': 1.5e-07, 'maximum': 1e+16},
+        'order_id': {'type': 'integer', 'maximum': 12345678901234567890, 'minimum': 42}}, 'required': ['t']}}}
 
 
 def u(c, **kw):
@@ -86,6 +94,13 @@ def conversations():
         'tool_call_with_content': [u('Find x'), a('I will search.', tool_calls=[call('search', {'q': 'x'}, 'c1')]), tool('found', tool_call_id='c1'), a('Found it.')],
         'tool_call_reasoning': [u('Weather?'), a('', reasoning_content='Need the tool.', tool_calls=[call('get_weather', {'city': 'Lima'}, 'c1')]),
                                 tool('18', tool_call_id='c1'), a('18 degrees.', reasoning_content='Report it.')],
+        'tool_call_number_args': [u('Set 21'), a('', tool_calls=[call('set_temp', {'t': 21.0, 'order_id': 12345678901234567890, 'tolerance': 1.5e-07,
+                                                                   'big': 1e+20, 'zero': -0.0, 'ratio': 0.1, 'n': 42, 'small': 0.0001,
+                                                                   'edge': 1e+16, 'below': 9999999999999998.0, 'neg': -2.5e-05,
+                                                                   'nested': [1.0, {'x': 100.0}]}, 'c1')]),
+                                  tool('{"t": 21.0}', tool_call_id='c1'), a('Set to 21.0.')],
+        'tool_numbers_string_args': [u('Set 5'), a('', tool_calls=[call('set_temp', '{"t": 5.0, "id": 12345678901234567890}', 'c1')]),
+                                     tool('ok', tool_call_id='c1'), a('Done.')],
         'tools_no_call': [u('Hello'), a('Hi, no tools needed.')],
         'tools_system': [s('Use tools wisely.'), u('Weather in Kyiv?'), a('', tool_calls=[call('get_weather', {'city': 'Kyiv'}, 'c1')]), tool('9', tool_call_id='c1'), a('9.')],
         'tool_then_followup': [u('Weather?'), a('', tool_calls=[call('get_weather', {'city': 'Nice'}, 'c1')]), tool('  spaced result  ', tool_call_id='c1'),
@@ -99,7 +114,7 @@ def conversations():
         'python_whitespace': [u('\ufeffBOM first\x1c'), a('\x85after NEL\x1f \u2028')],
         'astral_chars': [u('𝒳 𝔘 😀'), a('😀 code:\n    x = "𝒳"')],
     }
-    tools_for = {k: [WEATHER, SEARCH] for k in rows if k.startswith('tool')}
+    tools_for = {k: [THERMO, WEATHER] if 'number' in k else [WEATHER, SEARCH] for k in rows if k.startswith('tool')}
     out = []
     for k, msgs in rows.items():
         row = {'messages': msgs}

@@ -6,9 +6,11 @@
 //   str.split(sep=None, maxsplit=-1)      Python's whitespace set for sep=None
 //   str.capitalize()                      lowercases the rest;  |length, len(): code points, not UTF-16 units
 //   |trim / |trim(chars)                  jinja2's do_trim = str.strip(chars)
+//   numbers of tools / tool-call arguments  json.dumps' and str()'s text (jinja_numbers.ts: `1.0`, `1.5e-07`)
 // The port has no hook for string builtins, so the patch wraps StringValue's `builtins` getter and the
 // interpreter's applyFilter once, at import; the classes are reached through the public Environment.
 import { Environment, Interpreter } from '@huggingface/jinja';
+import { hasPyNumber, pyToJson, toRuntime } from './jinja_numbers.ts';
 
 /** Characters for which Python's str.isspace() is true (JavaScript's \s differs: \ufeff yes, \x1c-\x1f \x85 no). */
 const PY_SPACE = new Set(Array.from(' \t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000'));
@@ -146,6 +148,8 @@ function installPythonStringSemantics(): void {
   const applyFilter = iproto.applyFilter;
   iproto.applyFilter = function (this: typeof iproto, operand, node, env) {
     const name = node.type === 'Identifier' ? node.value : node.callee?.type === 'Identifier' ? node.callee.value : '';
+    if (name === 'tojson' && hasPyNumber(operand))
+      return pyToJson(operand, (o) => applyFilter.call(this, o, node, env));
     if (
       name === 'string' &&
       ['ArrayValue', 'TupleValue', 'ObjectValue', 'BooleanValue', 'NullValue'].includes(operand.type)
@@ -337,6 +341,8 @@ export function renderTemplate(tpl: { parsed: unknown }, vars: Record<string, un
     },
     strftime_now: (fmt: unknown) => pyStrftime(now(), String(fmt)),
   };
-  for (const [k, v] of Object.entries({ ...globals, ...vars })) env.set(k, v);
+  for (const [k, v] of Object.entries({ ...globals, ...vars }))
+    if (hasPyNumber(v)) env.setVariable(k, toRuntime(v));
+    else env.set(k, v);
   return (new Interpreter(env).run(tpl.parsed as never) as { value: string }).value;
 }

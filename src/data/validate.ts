@@ -2,6 +2,7 @@
 // dataset-level rules (3 <= examples <= 3M, examples x epochs <= 3M, root weight on all rows or none).
 import { UserError, at } from '../errors.ts';
 import { requireFile } from '../util/files.ts';
+import { parseRowJson } from './json_row.ts';
 import { firstInvalidUtf8, readLines } from './jsonl.ts';
 import { checkMessages, checkRow } from './row.ts';
 import type { ChatMessage, DatasetExample } from './types.ts';
@@ -155,7 +156,7 @@ function parseLine(
   if (text.charCodeAt(0) === 0xfeff)
     return { row: true, problem: 'stray byte-order mark (U+FEFF) at the start of the line' };
   try {
-    return { row: true, value: JSON.parse(text) };
+    return { row: true, value: parseRowJson(text) };
   } catch (e) {
     return { row: true, problem: jsonProblem(text, e as Error) };
   }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createChatTemplate } from '../../src/data/template.ts';
 import { checkRow } from '../../src/data/row.ts';
+import { parseRowJson } from '../../src/data/json_row.ts';
 import { renderTemplate } from '../../src/data/jinja_python.ts';
 import { renderWithSpans } from '../../src/data/mask.ts';
 import { expandConversation } from '../../src/data/expand.ts';
@@ -12,9 +13,10 @@ import type { ChatTokenizer } from '../../src/data/tokenizer.ts';
 import { Template } from '@huggingface/jinja';
 
 const DIR = path.join(import.meta.dirname, '../fixtures/templates');
-const conversations: { id: string; row: unknown }[] = JSON.parse(
-  fs.readFileSync(path.join(DIR, 'conversations.json'), 'utf8'),
-);
+// Each row is read from its dataset line as lorasft reads a JSONL file (`1.0` in tools stays 1.0, as json.loads keeps it).
+const conversations: { id: string; row: unknown }[] = (
+  JSON.parse(fs.readFileSync(path.join(DIR, 'conversations.json'), 'utf8')) as { id: string; line: string }[]
+).map((c) => ({ id: c.id, row: parseRowJson(c.line) }));
 interface Rendered {
   text?: string;
   error?: string;
@@ -59,6 +61,7 @@ describe('chat templates render as Hugging Face (Python jinja2) renders them', (
       'content_parts',
       'tool_call_object_args',
       'tool_call_string_args',
+      'tool_call_number_args',
       'parallel_tool_calls',
       'reasoning',
       'weight0_first',
@@ -147,6 +150,21 @@ describe('chat templates render as Hugging Face (Python jinja2) renders them', (
       null,
     );
     expect(got.text).toContain('<think>\n\n</think>\n\n    print(1)<|im_end|>');
+  });
+});
+
+describe('numbers of tool-call arguments print as Python prints them', () => {
+  it('{{ x }}, |string and |tojson(indent) (expected text rendered by Python jinja2 from json.loads)', () => {
+    const row = parseRowJson(
+      '{"tools":[],"messages":[{"role":"assistant","tool_calls":[{"function":{"arguments":' +
+        '{"t": 21.0, "id": 12345678901234567890, "e": [1.5e-07, -0.0, 0.1]}}}]}]}',
+    ) as { messages: { tool_calls: { function: { arguments: unknown } }[] }[] };
+    const a = row.messages[0].tool_calls[0].function.arguments;
+    const tpl = new Template('{{ a }}|{{ a.t }}|{{ a.id }}|{{ a.e | string }}|{{ a | tojson(indent=1) }}');
+    expect(renderTemplate(tpl, { a }, () => new Date())).toBe(
+      "{'t': 21.0, 'id': 12345678901234567890, 'e': [1.5e-07, -0.0, 0.1]}|21.0|12345678901234567890|[1.5e-07, -0.0, 0.1]|" +
+        '{\n "t": 21.0,\n "id": 12345678901234567890,\n "e": [\n  1.5e-07,\n  -0.0,\n  0.1\n ]\n}',
+    );
   });
 });
 
