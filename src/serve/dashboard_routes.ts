@@ -22,6 +22,24 @@ const STATIC: Record<string, [string, string]> = {
   '/ui/uPlot.min.css': [path.join(UPLOT, 'uPlot.min.css'), 'text/css; charset=utf-8'],
 };
 
+/**
+ * What the service takes where FIELDS' help speaks of the CLI's files and directories: resource names (ids in the
+ * request's account, or full accounts/A/... names), the output model's default, the template as text.
+ */
+const SERVICE_HELP: Record<string, { help: string; defaultText?: string; multiline?: boolean }> = {
+  dataset: { help: 'training data: a dataset id or accounts/A/datasets/ID (required)' },
+  evaluationDataset: { help: 'evaluation data: a dataset id or accounts/A/datasets/ID (instead of a carve-out)' },
+  baseModel: { help: 'the base model: a model id or accounts/A/models/ID (this or warmStartFrom)' },
+  warmStartFrom: {
+    help: 'a PEFT addon model to continue training: a model id or accounts/A/models/ID (its base model, rank and alpha win)',
+  },
+  outputModel: {
+    help: 'the model the adapter is registered as: a model id or accounts/A/models/ID',
+    defaultText: 'the job id',
+  },
+  jinjaTemplate: { help: "chat template text (Jinja) instead of the model's own", multiline: true },
+};
+
 /** The create-job form's fields, in the config's order (jobId is the ?supervisedFineTuningJobId= parameter). */
 function jobFormFields(): Array<{
   name: string;
@@ -30,6 +48,7 @@ function jobFormFields(): Array<{
   help: string;
   defaultText?: string;
   choices?: string[];
+  multiline?: boolean;
 }> {
   return Object.entries(FIELDS)
     .filter(([k]) => k !== 'jobId')
@@ -37,9 +56,8 @@ function jobFormFields(): Array<{
       name,
       kind: f.kind,
       default: f.default,
-      help: f.help,
-      defaultText: f.defaultText,
       choices: (f as { choices?: string[] }).choices,
+      ...(SERVICE_HELP[name] ?? { help: f.help, defaultText: f.defaultText }),
     }));
 }
 

@@ -35,15 +35,9 @@ beforeAll(async () => {
   shots = process.env.LORASFT_SCREENSHOTS ?? path.join(fx.root, 'screenshots');
   fs.mkdirSync(shots, { recursive: true });
   const data = path.join(fx.root, 'data');
-  await promisify(execFile)(process.execPath, [
-    BIN,
-    'model',
-    'import',
-    'accounts/local/models/tiny',
-    fx.model,
-    '--data-dir',
-    data,
-  ]);
+  // A base model in another account, as the demo model is (accounts/fireworks/models/lorasft-demo).
+  for (const name of ['accounts/local/models/tiny', 'accounts/fireworks/models/tiny-fw'])
+    await promisify(execFile)(process.execPath, [BIN, 'model', 'import', name, fx.model, '--data-dir', data]);
   srv = await startProcess([
     BIN,
     'serve',
@@ -186,7 +180,7 @@ describe('dashboard (headless Chromium)', () => {
     expect(j.usage.completion_tokens).toBeGreaterThan(0);
   });
 
-  it('a 0 typed where the default is derived (loraAlpha: 2 * loraRank) is sent for the server to check; untouched fields are not', async () => {
+  it("the job form gives the service's help, lists base models of every account, sends a template as typed, and sends a 0 typed where the default is derived (loraAlpha: 2 * loraRank); untouched fields are not", async () => {
     const { page, check } = await openPage();
     let sent: unknown;
     await page.route('**/supervisedFineTuningJobs*', (route) => {
@@ -197,10 +191,22 @@ describe('dashboard (headless Chromium)', () => {
     });
     await page.goto(`${srv.url}/#/jobs`);
     await page.waitForSelector('#job-form');
+    // The service's help for resource fields (not the CLI's files and directories); base models of every account.
+    const help = (name: string) => page.textContent(`#job-form label:has([name=${name}]) small`);
+    expect(await help('dataset')).toBe('training data: a dataset id or accounts/A/datasets/ID (required)');
+    expect(await help('baseModel')).toMatch(/^the base model: a model id or accounts\/A\/models\/ID/);
+    expect(await help('outputModel')).toMatch(/a model id or accounts\/A\/models\/ID \(default: the job id\)$/);
+    expect(await help('jinjaTemplate')).toBe("chat template text (Jinja) instead of the model's own");
+    const baseModels = await page.$$eval('#list-baseModel option', (os) =>
+      os.map((o) => (o as HTMLOptionElement).value),
+    );
+    expect(baseModels.sort()).toEqual(['accounts/fireworks/models/tiny-fw', 'accounts/local/models/tiny']);
     await page.fill('#job-form input[name=dataset]', 'dash-data');
     await page.fill('#job-form input[name=loraAlpha]', '0');
+    const template = '{% for m in messages %}\n{{ m.content }}\n{% endfor %}\n';
+    await page.fill('#job-form textarea[name=jinjaTemplate]', template);
     await page.click('#job-form button[type=submit]');
-    await expect.poll(() => sent).toEqual({ dataset: 'dash-data', loraAlpha: 0 });
+    await expect.poll(() => sent).toEqual({ dataset: 'dash-data', loraAlpha: 0, jinjaTemplate: template });
     await expect.poll(() => page.textContent('main')).toContain('loraAlpha must be > 0, got 0');
     check(/status of 400 .*supervisedFineTuningJobs/);
     await page.close();

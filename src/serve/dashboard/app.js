@@ -90,12 +90,14 @@ const datasetTable = (rows) => table([['Dataset', (d) => id(d.name)], ['State', 
 
 // ---- jobs ----
 async function jobsView() {
-  const [list, fields, datasets, models] = await Promise.all([api('GET', 'supervisedFineTuningJobs?pageSize=200'), fetch('/ui/job-fields.json').then((r) => r.json()),
-    api('GET', 'datasets?pageSize=200').catch(() => ({})), api('GET', 'models?pageSize=200').catch(() => ({}))]);
+  // Base models may live in another account: the server's own (the demo model) in account fireworks, as on Fireworks.
+  const modelAccounts = [...new Set([settings.account, 'fireworks'])];
+  const [list, fields, datasets, ...models] = await Promise.all([api('GET', 'supervisedFineTuningJobs?pageSize=200'), fetch('/ui/job-fields.json').then((r) => r.json()),
+    api('GET', 'datasets?pageSize=200').catch(() => ({})), ...modelAccounts.map((a) => api('GET', `/v1/accounts/${encodeURIComponent(a)}/models?pageSize=200`).catch(() => ({})))]);
   const rows = list.supervisedFineTuningJobs ?? [];
   const jobs = table([['Job', (j) => h('a', { href: `#/jobs/${id(j.name)}` }, id(j.name))], ['State', (j) => j.state?.replace('JOB_STATE_', '')], ['Progress', (j) => progress(j.jobProgress)],
     ['Trained tokens', (j) => j.jobProgress?.outputTokens ?? ''], ['Created', (j) => when(j.createTime)], ['Updated', (j) => when(j.updateTime)]], rows, 'Jobs');
-  return [h('h2', {}, 'Fine-tuning jobs'), jobs, h('h2', {}, 'Create a job'), jobForm(fields, datasets.datasets ?? [], models.models ?? [])];
+  return [h('h2', {}, 'Fine-tuning jobs'), jobs, h('h2', {}, 'Create a job'), jobForm(fields, datasets.datasets ?? [], models.flatMap((m) => m.models ?? []))];
 }
 
 function jobForm(fields, datasets, models) {
@@ -104,6 +106,7 @@ function jobForm(fields, datasets, models) {
   const input = (f) => {
     if (f.choices) return h('select', { name: f.name }, f.choices.map((c) => h('option', { value: c, selected: c === f.default }, c)));
     if (f.kind === 'boolean') return h('select', { name: f.name }, ['true', 'false'].map((c) => h('option', { value: c, selected: String(f.default) === c }, c)));
+    if (f.multiline) return h('textarea', { name: f.name, rows: 4, placeholder: f.defaultText ?? '' });
     const attrs = { name: f.name, list: lists[f.name] ? `list-${f.name}` : undefined, placeholder: f.defaultText ?? String(f.default ?? '') };
     if (f.kind === 'int' || f.kind === 'number') Object.assign(attrs, { type: 'number', step: f.kind === 'int' ? '1' : 'any', value: f.default === 0 && f.defaultText ? '' : String(f.default) });
     return h('input', attrs);
@@ -117,7 +120,8 @@ function jobForm(fields, datasets, models) {
     ev.preventDefault();
     const body = {};
     for (const f of fields) {
-      const v = form.elements[f.name].value.trim();
+      const raw = form.elements[f.name].value;
+      const v = f.multiline && raw.trim() ? raw : raw.trim(); // template text is sent as typed, newlines and all
       // Defaults are the server's. A number shown empty for its default (0 standing for a derived value, e.g. loraAlpha's
       // 2 * loraRank) is sent when typed: a typed 0 is the user's, checked like any value.
       const shownEmpty = f.default === 0 && f.defaultText;
