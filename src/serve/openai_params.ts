@@ -110,7 +110,8 @@ export function parseInferenceRequest(body: Json, kind: 'chat' | 'completion'): 
   for (const k of Object.keys(body)) {
     if (!known.includes(k))
       throw new OpenAIError(400, `Unrecognized request argument supplied: ${k}`, k, 'unknown_parameter');
-    if (NOOP[k] && body[k] !== undefined && !NOOP[k](body[k]))
+    if (NOOP[k] && body[k] !== undefined && body[k] !== null && !NOOP[k](body[k]))
+      // null: the default, as OpenAI's
       throw new OpenAIError(
         400,
         `'${k}' = ${JSON.stringify(body[k])} is not supported by this server`,
@@ -123,8 +124,13 @@ export function parseInferenceRequest(body: Json, kind: 'chat' | 'completion'): 
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean')
     throw bad('stream', "'stream' must be a boolean");
   const so = body.stream_options as Json | undefined | null;
-  if (so !== undefined && so !== null && (typeof so !== 'object' || Object.keys(so).some((k) => k !== 'include_usage')))
-    throw bad('stream_options', "'stream_options' may only hold include_usage");
+  if (so !== undefined && so !== null) {
+    if (typeof so !== 'object' || Array.isArray(so) || Object.keys(so).some((k) => k !== 'include_usage'))
+      throw bad('stream_options', "'stream_options' may only hold include_usage");
+    if (so.include_usage !== undefined && so.include_usage !== null && typeof so.include_usage !== 'boolean')
+      throw bad('stream_options', "'stream_options.include_usage' must be a boolean");
+    if (body.stream !== true) throw bad('stream_options', "'stream_options' is only allowed when 'stream' is true");
+  }
   const maxKey = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const params: SamplingParams = {
     temperature: number(body, 'temperature', 1, (n) => n >= 0 && n <= 2, 'a number from 0 to 2'),

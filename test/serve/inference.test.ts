@@ -288,6 +288,20 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
         'messages',
       ]),
       ['/completions', { model: FT_A, prompt: '', stream: true }, 400, 'invalid_value', 'prompt'],
+      [
+        '/chat/completions',
+        { model: FT_A, messages: msg, stream_options: { include_usage: true } },
+        400,
+        'invalid_value',
+        'stream_options',
+      ],
+      [
+        '/chat/completions',
+        { model: FT_A, messages: msg, stream: true, stream_options: { include_usage: 'yes' } },
+        400,
+        'invalid_value',
+        'stream_options',
+      ],
     ];
     for (const [path, body, status, code, param] of cases) {
       const r = await call('POST', `/inference/v1${path}`, body);
@@ -295,6 +309,15 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       expect(r.json.error).toMatchObject({ type: 'invalid_request_error', code, param });
       expect(r.json.error.message.length).toBeGreaterThan(0);
     }
+    // null is OpenAI's "default" for every optional parameter.
+    const nulls = { n: null, presence_penalty: null, frequency_penalty: null, user: null, logprobs: null, echo: null };
+    const ok = await call('POST', '/inference/v1/chat/completions', {
+      model: FT_A,
+      messages: msg,
+      max_tokens: 2,
+      ...nulls,
+    });
+    expect(ok.status, JSON.stringify(ok.json)).toBe(200);
     // A path with malformed percent-encoding is the caller's error (a 400), not the server's.
     for (const path of ['/inference/v1/models/%E0%A4%A', '/inference/v1/models/%', `${API}/deployments/%`]) {
       const r = await call('GET', path);
