@@ -16,6 +16,7 @@ import { ADDON_FILES, importBaseModel } from './models.ts';
 import { JobQueue } from './queue.ts';
 import { handleDashboard } from './dashboard_routes.ts';
 import { DeploymentService } from './deployment_service.ts';
+import { OpenAIError } from './openai_params.ts';
 import { handleInference, INFERENCE_PREFIX } from './inference_routes.ts';
 import { StoreModelRegistry } from './store_registry.ts';
 import type { ServeOptions, Service } from './service.ts';
@@ -48,10 +49,14 @@ async function handle(svc: Service, req: http.IncomingMessage, res: http.ServerR
     if (rawPath === '/healthz') return sendJson(res, 200, { status: 'SERVING', runningJobs: svc.queue.size });
     if (rawPath.startsWith('/download/')) return serveDownload(svc.store, svc.secret, rawPath, query, res, ADDON_FILES);
     if (rawPath.startsWith('/upload/')) return await receiveSignedUpload(svc, rawPath, query, req, res);
-    if (!authorized(req, svc.opts.apiKey))
-      throw new ApiError(401, 'missing or wrong API key (send Authorization: Bearer $LORASFT_API_KEY)');
-    if (rawPath === INFERENCE_PREFIX || rawPath.startsWith(`${INFERENCE_PREFIX}/`))
-      return await handleInference(svc.deployments, req, res, rawPath);
+    const inference = rawPath === INFERENCE_PREFIX || rawPath.startsWith(`${INFERENCE_PREFIX}/`);
+    if (!authorized(req, svc.opts.apiKey)) {
+      const message = 'missing or wrong API key (send Authorization: Bearer $LORASFT_API_KEY)';
+      if (!inference) throw new ApiError(401, message);
+      req.resume();
+      return sendJson(res, 401, new OpenAIError(401, message, null, 'invalid_api_key').body()); // OpenAI's shape
+    }
+    if (inference) return await handleInference(svc.deployments, req, res, rawPath);
     await dispatch(svc, req, res, rawPath, query);
   } catch (e) {
     if (!(e instanceof ApiError))

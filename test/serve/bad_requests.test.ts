@@ -473,6 +473,19 @@ describe('lorasft serve: bad requests', { timeout: 900_000 }, () => {
       expect(r.json.error.message, what).toMatch(msg);
       expect(await snapshot(), `${what} changed the store`).toBe(before);
     }
+    // The inference API answers a missing key in OpenAI's error shape, as its other errors.
+    const inf = await request(srv.url, 'POST', '/inference/v1/chat/completions', { body: { model: 'x' }, key: 'nope' });
+    expect([inf.status, inf.json]).toEqual([
+      401,
+      {
+        error: {
+          message: expect.stringMatching(/API key/),
+          type: 'invalid_request_error',
+          param: null,
+          code: 'invalid_api_key',
+        },
+      },
+    ]);
     // The server is still fine, and the queued job still waits.
     const q = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/queued`, { key: KEY });
     expect(q.json.state).toBe('JOB_STATE_PENDING');
