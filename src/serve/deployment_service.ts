@@ -303,6 +303,8 @@ export class DeploymentService {
     const live = this.getLive(depAccount, depId);
     const m = await this.model(modelName, 'model');
     if (m.kind !== 'HF_PEFT_ADDON') throw badRequest(`model ${modelName} is a base model, not a LoRA addon`);
+    if (!live.record.enableAddons)
+      throw badRequest(`deployment ${depName} has enableAddons false: it serves no addons`);
     const loaded = () => live.served.has(modelName) || live.loading.has(modelName);
     if (loaded()) throw alreadyExists(`model ${modelName} is already loaded on ${depName}`);
     await this.ready(live);

@@ -142,6 +142,7 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       ['POST', `${API}/deployedModels`, { model: BASE, deployment: 'multi' }, 400, 'INVALID_ARGUMENT'],
       ['POST', `${API}/deployedModels`, { model: FT_B, deployment: 'multi' }, 409, 'ALREADY_EXISTS'],
       ['POST', `${API}/deployedModels`, { model: FT_C, deployment: 'nowhere' }, 404, 'NOT_FOUND'],
+      ['POST', `${API}/deployedModels`, { model: FT_C, deployment: 'ft-a-dep' }, 400, 'INVALID_ARGUMENT'], // no addons
       ['GET', `${API}/deployedModels/missing`, undefined, 404, 'NOT_FOUND'],
       ['PUT', `${API}/deployments/multi`, {}, 405, 'UNIMPLEMENTED'],
       ['GET', `${API}/gadgets`, undefined, 404, 'NOT_FOUND'],
