@@ -73,6 +73,30 @@ async function openPage(viewport?: {
   return { page, check: (expected) => expect(errors.filter((e) => !expected?.test(e))).toEqual([]) };
 }
 
+/** A REST call to account local of the test server; fails the test on an error status. */
+async function call(method: string, rel: string, body?: unknown): Promise<Record<string, unknown>> {
+  const form = body instanceof FormData;
+  const r = await fetch(`${srv.url}/v1/accounts/local/${rel}`, {
+    method,
+    headers: form || body === undefined ? {} : { 'content-type': 'application/json' },
+    body: form ? body : body === undefined ? undefined : JSON.stringify(body),
+  });
+  const j = await r.json();
+  expect(r.ok, `${method} ${rel}: ${JSON.stringify(j)}`).toBe(true);
+  return j;
+}
+
+/** Starts watching a job page: every progress it shows, with the state beside it ('JOB_STATE_RUNNING  32%'). */
+async function recordProgress(page: Page): Promise<() => Promise<string[]>> {
+  await page.evaluate(() => {
+    const seen: string[] = ((window as unknown as { seen: string[] }).seen = []);
+    const text = (sel: string) => document.querySelector(sel)?.textContent;
+    const show = () => seen.push(`${text('#job-state')} ${text('#job-progress')}`);
+    new MutationObserver(show).observe(document.querySelector('#job-progress')!, { childList: true, subtree: true });
+  });
+  return () => page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
@@ -209,6 +233,32 @@ describe('dashboard (headless Chromium)', () => {
     await expect.poll(() => sent).toEqual({ dataset: 'dash-data', loraAlpha: 0, jinjaTemplate: template });
     await expect.poll(() => page.textContent('main')).toContain('loraAlpha must be > 0, got 0');
     check(/status of 400 .*supervisedFineTuningJobs/);
+    await page.close();
+  });
+
+  it('the job page follows the job: its progress while it runs', async () => {
+    await call('POST', 'datasets', { datasetId: 'follow-data', dataset: { userUploaded: {} } });
+    const fd = new FormData();
+    fd.append('file', new Blob([fs.readFileSync(fx.train)]), 'train.jsonl');
+    await call('POST', 'datasets/follow-data:upload', fd);
+    // Long enough for several polls (the job in the first test runs for a few seconds).
+    await call('POST', 'supervisedFineTuningJobs?supervisedFineTuningJobId=follow-job', {
+      dataset: 'follow-data',
+      baseModel: 'tiny',
+      epochs: 24,
+      batchSize: 8,
+      evalEverySteps: 8,
+    });
+    const { page, check } = await openPage();
+    page.setDefaultTimeout(240_000);
+    await page.goto(`${srv.url}/#/jobs/follow-job`);
+    await page.waitForSelector('#job-progress');
+    const seen = await recordProgress(page);
+    await expect.poll(() => page.textContent('#job-state'), { timeout: 300_000, interval: 500 }).toMatch(/COMPLETED/);
+    // (was: one progress per state event, 0% or so at RUNNING, then 100%)
+    const running = new Set((await seen()).filter((s) => /RUNNING/.test(s)));
+    expect(running.size, [...running].join('; ')).toBeGreaterThanOrEqual(3);
+    check();
     await page.close();
   });
 });

@@ -140,7 +140,8 @@ function jobForm(fields, datasets, models) {
 }
 
 // ---- one job: state, live loss curves, hyperparameters, downloads ----
-let stopStream = null;
+let leaveView = null; // stops the open job page's stream and polling
+const isActive = (state) => !/COMPLETED|FAILED|CANCELLED|EARLY_STOPPED|DELETED/.test(state ?? '');
 async function jobView(jobId) {
   const j = await api('GET', `supervisedFineTuningJobs/${jobId}`);
   const state = h('span', { id: 'job-state' }, j.state);
@@ -160,19 +161,28 @@ async function jobView(jobId) {
       downloads.replaceChildren(h('ul', {}, Object.entries(d.filenameToSignedUrls ?? {}).map(([f, u]) => h('li', {}, h('a', { href: u, download: f }, f)))));
     } catch (e) { downloads.replaceChildren(errorBox(e)); }
   };
+  let downloadsFor = j.state; // the state the downloads were shown for
   showDownloads(j);
-  const chart = lossChart(chartBox);
-  streamMetrics(jobId, (row) => {
-    chart.add(row);
-    points.textContent = `${chart.count()} points`;
-  }, async (s) => {
-    state.textContent = s;
+  const refresh = async () => {
     const now = await api('GET', `supervisedFineTuningJobs/${jobId}`).catch(() => null);
     if (!now) return;
+    if (now.state !== downloadsFor) showDownloads(now);
+    downloadsFor = now.state;
+    state.textContent = now.state;
     $('#job-progress')?.replaceChildren(progress(now.jobProgress));
     $('#job-status')?.replaceChildren(statusText(now));
-    showDownloads(now);
+  };
+  // jobProgress moves between state events: poll the job while it is active.
+  const poll = setInterval(() => { if (isActive(state.textContent)) refresh(); }, 2000);
+  const chart = lossChart(chartBox);
+  const stopStream = streamMetrics(jobId, (row) => {
+    chart.add(row);
+    points.textContent = `${chart.count()} points`;
+  }, (s) => {
+    state.textContent = s;
+    refresh();
   }, (b) => { $('#job-backend')?.replaceChildren(b); });
+  leaveView = () => { stopStream(); clearInterval(poll); };
   return [h('h2', {}, `Job ${jobId}`), summary, h('h2', {}, 'Loss'), chartBox, points, h('h2', {}, 'Adapter'), downloads, h('h2', {}, 'Hyperparameters'), params];
 }
 
@@ -201,12 +211,16 @@ function lossChart(el) {
   };
 }
 
-/** Reads the job's :streamMetrics events until the stream ends or the page changes. */
-async function streamMetrics(jobId, onRow, onState, onBackend) {
+/** Reads the job's :streamMetrics events until the stream ends or the returned stop() is called. */
+function streamMetrics(jobId, onRow, onState, onBackend) {
   const ac = new AbortController();
-  stopStream = () => ac.abort();
+  readStream(jobId, onRow, onState, onBackend, ac.signal);
+  return () => ac.abort();
+}
+
+async function readStream(jobId, onRow, onState, onBackend, signal) {
   try {
-    const r = await fetch(`${base()}/supervisedFineTuningJobs/${jobId}:streamMetrics`, { headers: headers(), signal: ac.signal });
+    const r = await fetch(`${base()}/supervisedFineTuningJobs/${jobId}:streamMetrics`, { headers: headers(), signal });
     const reader = r.body.getReader();
     const dec = new TextDecoder();
     let buf = '';
@@ -254,8 +268,8 @@ async function deploymentsView() {
 
 // ---- router ----
 async function route() {
-  stopStream?.();
-  stopStream = null;
+  leaveView?.();
+  leaveView = null;
   const hash = location.hash || '#/jobs';
   const [, section, arg] = hash.split('/');
   for (const a of document.querySelectorAll('nav a')) {
