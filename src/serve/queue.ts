@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { registerOutputModel } from './models.ts';
 import type { Service } from './service.ts';
 import type { Json } from './store.ts';
-import { noteExit, outcome, readTrainerJob, startTrainer } from './worker.ts';
+import { noteExit, outcome, publicText, readTrainerJob, startTrainer } from './worker.ts';
 
 interface Running {
   child: ChildProcess;
@@ -91,6 +91,7 @@ export class JobQueue {
     if (!r) return;
     const body = { ...r.body };
     for (const k of PROGRESS_FIELDS) if (tj[k] !== undefined) body[k] = tj[k];
+    body.status = { ...tj.status, message: publicText(run.dir, tj.status.message) };
     delete body.completedTime;
     this.svc.store.update('job', name, { state: body.state as string, body });
   }

@@ -78,6 +78,27 @@ function logTail(jobDir: string, n = 2000): string {
   }
 }
 
+/**
+ * A trainer's message as the API shows it: paths under the data dir (which clients never see) as the resource names
+ * they hold: `DATA/datasets/A/ID/data.jsonl:3` -> `accounts/A/datasets/ID:3`, a checkpoint by its step, and so on.
+ */
+export function publicText(jobDir: string, text: string): string {
+  const dataDir = path.resolve(jobDir, '../../..'); // JOB = DATA/jobs/ACCOUNT/ID
+  if (dataDir === path.parse(dataDir).root) return text;
+  const dd = dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const seg = '([a-z0-9-]+)';
+  return text
+    .replace(
+      new RegExp(`resume with: \\S*lorasft\\S*( train)? --resume '?${dd}/jobs/${seg}/${seg}/out'?`, 'g'),
+      'resume with: POST /v1/accounts/$2/supervisedFineTuningJobs/$3:resume (lorasft sftj resume $3)',
+    )
+    .replace(new RegExp(`${dd}/datasets/${seg}/${seg}/data\\.jsonl`, 'g'), 'accounts/$1/datasets/$2')
+    .replace(new RegExp(`${dd}/jobs/${seg}/${seg}/out/checkpoints/(step-\\d+)`, 'g'), 'checkpoint $3')
+    .replace(new RegExp(`${dd}/jobs/${seg}/${seg}(/out)?`, 'g'), 'accounts/$1/supervisedFineTuningJobs/$2')
+    .replace(new RegExp(`${dd}/models/${seg}/${seg}`, 'g'), 'accounts/$1/models/$2')
+    .replace(new RegExp(`${dd}/`, 'g'), '<data dir>/');
+}
+
 export interface Outcome {
   state: string;
   status: { code: string; message: string };
@@ -90,11 +111,12 @@ export interface Outcome {
 export function outcome(jobDir: string, since: string, code: number | null, signal: NodeJS.Signals | null): Outcome {
   const job = readTrainerJob(jobDir);
   const mine = job && job.updateTime >= since && TERMINAL_STATES.includes(job.state);
-  if (mine && (code === 0 || code === 1 || code === 130)) return { state: job.state, status: job.status };
+  if (mine && (code === 0 || code === 1 || code === 130))
+    return { state: job.state, status: { ...job.status, message: publicText(jobDir, job.status.message) } };
   const how = signal
     ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}`
     : `exited with code ${code}`;
-  const tail = logTail(jobDir);
+  const tail = publicText(jobDir, logTail(jobDir));
   return {
     state: 'JOB_STATE_FAILED',
     status: { code: 'INTERNAL', message: `the trainer process ${how}${tail ? `; last output: ${tail}` : ''}` },
