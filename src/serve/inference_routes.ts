@@ -76,7 +76,12 @@ function listModels(svc: DeploymentService): Json {
 
 /** GET models/{model} (the id may hold slashes: accounts/A/models/ID, or MODEL#DEPLOYMENT). */
 function oneModel(svc: DeploymentService, model: string): Json {
-  const m = (listModels(svc).data as Json[]).find((x) => x.id === model);
+  // MODEL#ID names its deployment by id, as chat/completions takes it: listed as MODEL#accounts/A/deployments/ID.
+  const [name, dep] = model.split('#');
+  const same = (id: string) =>
+    id === model ||
+    (dep !== undefined && !dep.includes('/') && id.startsWith(`${name}#`) && id.endsWith(`/deployments/${dep}`));
+  const m = (listModels(svc).data as Json[]).find((x) => same(x.id as string));
   if (!m)
     throw new OpenAIError(404, `The model \`${model}\` does not exist or is not deployed.`, 'model', 'model_not_found');
   return m;

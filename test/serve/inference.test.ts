@@ -310,6 +310,9 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       expect(r.json.error).toMatchObject({ type: 'invalid_request_error', code, param });
       expect(r.json.error.message.length).toBeGreaterThan(0);
     }
+    // GET models/MODEL#ID finds what chat/completions takes by that name.
+    const byId = await call('GET', `/inference/v1/models/${encodeURIComponent(`${FT_B}#multi`)}`);
+    expect([byId.status, byId.json.id]).toEqual([200, `${FT_B}#accounts/local/deployments/multi`]);
     // null is OpenAI's "default" for every optional parameter.
     const nulls = { n: null, presence_penalty: null, frequency_penalty: null, user: null, logprobs: null, echo: null };
     const ok = await call('POST', '/inference/v1/chat/completions', {
