@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { BIN } from '../helpers/index.ts';
 import { makeFixture, type Fixture } from '../train/fixture.ts';
+import { runsLog } from './helpers.ts';
 import { startProcess, type ServerProcess } from './server_process.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -38,21 +39,15 @@ beforeAll(async () => {
   // A base model in another account, as the demo model is (accounts/fireworks/models/lorasft-demo).
   for (const name of ['accounts/local/models/tiny', 'accounts/fireworks/models/tiny-fw'])
     await promisify(execFile)(process.execPath, [BIN, 'model', 'import', name, fx.model, '--data-dir', data]);
-  srv = await startProcess([
-    BIN,
-    'serve',
-    '--port',
-    '0',
-    '--data-dir',
-    data,
-    '--workers',
-    '1',
-    '--threads-per-job',
-    '1',
-    '--no-demo-model',
-  ]);
+  srv = await serve(data, '0');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, timeout: 120_000 });
 });
+
+/** `lorasft serve` on DATA (port '0': any free one). */
+function serve(data: string, port: string): Promise<ServerProcess> {
+  const args = ['--port', port, '--data-dir', data, '--workers', '1', '--threads-per-job', '1', '--no-demo-model'];
+  return startProcess([BIN, 'serve', ...args]);
+}
 
 afterAll(async () => {
   await browser?.close();
@@ -71,6 +66,15 @@ async function openPage(viewport?: {
   });
   page.on('pageerror', (e) => errors.push(String(e)));
   return { page, check: (expected) => expect(errors.filter((e) => !expected?.test(e))).toEqual([]) };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A REST call to account local of the test server; fails the test on an error status. */
@@ -236,7 +240,7 @@ describe('dashboard (headless Chromium)', () => {
     await page.close();
   });
 
-  it('the job page follows the job: its progress while it runs', async () => {
+  it('the job page follows the job: its progress while it runs, across a server restart, and after a :resume', async () => {
     await call('POST', 'datasets', { datasetId: 'follow-data', dataset: { userUploaded: {} } });
     const fd = new FormData();
     fd.append('file', new Blob([fs.readFileSync(fx.train)]), 'train.jsonl');
@@ -245,7 +249,7 @@ describe('dashboard (headless Chromium)', () => {
     await call('POST', 'supervisedFineTuningJobs?supervisedFineTuningJobId=follow-job', {
       dataset: 'follow-data',
       baseModel: 'tiny',
-      epochs: 24,
+      epochs: 48,
       batchSize: 8,
       evalEverySteps: 8,
     });
@@ -254,11 +258,39 @@ describe('dashboard (headless Chromium)', () => {
     await page.goto(`${srv.url}/#/jobs/follow-job`);
     await page.waitForSelector('#job-progress');
     const seen = await recordProgress(page);
-    await expect.poll(() => page.textContent('#job-state'), { timeout: 300_000, interval: 500 }).toMatch(/COMPLETED/);
+    const count = async () => Number(/(\d+) points/.exec((await page.textContent('#points')) ?? '')?.[1] ?? 0);
+    const state = () => page.textContent('#job-state');
+    const note = () => page.evaluate(() => document.querySelector('#stream-note')?.textContent);
+    await expect.poll(count, { timeout: 300_000, interval: 200 }).toBeGreaterThan(0);
+
+    // The server restarts: the page says it reconnects, then follows the job again (was: frozen, no word).
+    const trainer = Number(/pid (\d+)/.exec(runsLog(path.join(fx.root, 'data'), 'follow-job').at(-1) ?? '')?.[1]);
+    await srv.stop();
+    await expect.poll(note, { timeout: 30_000 }).toMatch(/reconnecting/);
+    // As in crash.test.ts: the orphaned trainer stops when it sees the server gone; then the server restarts.
+    await expect.poll(() => isAlive(trainer), { timeout: 60_000 }).toBe(false);
+    srv = await serve(path.join(fx.root, 'data'), new URL(srv.url).port);
+    await expect.poll(note, { timeout: 60_000 }).toBe('');
+    await expect.poll(state, { timeout: 120_000, interval: 200 }).toMatch(/RUNNING/);
+
+    // Cancelled, its stream ends; resumed, the page follows it again (was: stuck at CANCELLED).
+    await call('POST', 'supervisedFineTuningJobs/follow-job:cancel', {});
+    await expect.poll(state, { timeout: 120_000, interval: 200 }).toMatch(/CANCELLED/);
+    const atCancel = await count();
+    await call('POST', 'supervisedFineTuningJobs/follow-job:resume', {});
+    await expect.poll(state, { timeout: 300_000, interval: 500 }).toMatch(/COMPLETED/);
+    expect(await count()).toBeGreaterThan(atCancel);
+    // Each connection sent every row from the start: the chart has each point once, as a fresh page does.
+    const shown = await count();
+    const fresh = await browser.newPage();
+    await fresh.goto(`${srv.url}/#/jobs/follow-job`);
+    const freshCount = async () => Number(/(\d+) points/.exec((await fresh.textContent('#points')) ?? '')?.[1] ?? 0);
+    await expect.poll(freshCount, { timeout: 60_000 }).toBe(shown);
+    await fresh.close();
     // (was: one progress per state event, 0% or so at RUNNING, then 100%)
     const running = new Set((await seen()).filter((s) => /RUNNING/.test(s)));
     expect(running.size, [...running].join('; ')).toBeGreaterThanOrEqual(3);
-    check();
+    check(/ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_EMPTY_RESPONSE/); // while the server was away
     await page.close();
   });
 });

@@ -163,33 +163,47 @@ async function jobView(jobId) {
   };
   let downloadsFor = j.state; // the state the downloads were shown for
   showDownloads(j);
+  const note = h('p', { id: 'stream-note', role: 'status' });
+  const away = (yes) => { note.textContent = yes ? 'The server is not answering; reconnecting…' : ''; };
   const refresh = async () => {
-    const now = await api('GET', `supervisedFineTuningJobs/${jobId}`).catch(() => null);
-    if (!now) return;
+    let now;
+    try {
+      now = await api('GET', `supervisedFineTuningJobs/${jobId}`);
+    } catch (e) {
+      if (e instanceof TypeError) away(true); // fetch itself failed: the server is away
+      return;
+    }
+    away(false);
     if (now.state !== downloadsFor) showDownloads(now);
     downloadsFor = now.state;
     state.textContent = now.state;
     $('#job-progress')?.replaceChildren(progress(now.jobProgress));
     $('#job-status')?.replaceChildren(statusText(now));
   };
-  // jobProgress moves between state events: poll the job while it is active.
-  const poll = setInterval(() => { if (isActive(state.textContent)) refresh(); }, 2000);
+  // jobProgress moves between state events, and a finished job can be resumed: poll the job while the page is open.
+  const poll = setInterval(refresh, 2000);
   const chart = lossChart(chartBox);
-  const stopStream = streamMetrics(jobId, (row) => {
-    chart.add(row);
-    points.textContent = `${chart.count()} points`;
-  }, (s) => {
-    state.textContent = s;
-    refresh();
-  }, (b) => { $('#job-backend')?.replaceChildren(b); });
+  const stopStream = streamMetrics(jobId, {
+    row(r) {
+      chart.add(r);
+      points.textContent = `${chart.count()} points`;
+    },
+    state(s) {
+      state.textContent = s;
+      refresh();
+    },
+    backend(b) { $('#job-backend')?.replaceChildren(b); },
+    away,
+    active: () => isActive(state.textContent),
+  });
   leaveView = () => { stopStream(); clearInterval(poll); };
-  return [h('h2', {}, `Job ${jobId}`), summary, h('h2', {}, 'Loss'), chartBox, points, h('h2', {}, 'Adapter'), downloads, h('h2', {}, 'Hyperparameters'), params];
+  return [h('h2', {}, `Job ${jobId}`), summary, note, h('h2', {}, 'Loss'), chartBox, points, h('h2', {}, 'Adapter'), downloads, h('h2', {}, 'Hyperparameters'), params];
 }
 
-/** uPlot chart of train_loss and eval_loss by step; add(row) appends a metrics.jsonl row. */
+/** uPlot chart of train_loss and eval_loss by step; add(row) puts a metrics.jsonl row at its step (a row sent again changes nothing). */
 function lossChart(el) {
   const steps = [], train = [], evals = [];
-  let plot = null, n = 0;
+  let plot = null;
   const draw = () => {
     const width = Math.max(280, el.clientWidth || 600);
     const data = [steps, train, evals];
@@ -198,35 +212,54 @@ function lossChart(el) {
     else plot.setData(data);
   };
   new ResizeObserver(() => plot && plot.setSize({ width: Math.max(280, el.clientWidth), height: 300 })).observe(el);
+  const shown = (ys) => ys.filter((y) => y !== null).length;
   return {
     add(row) {
       let i = steps.indexOf(row.step);
       if (i < 0) { steps.push(row.step); train.push(null); evals.push(null); i = steps.length - 1; }
       if (row.train_loss !== undefined) train[i] = row.train_loss;
       if (row.eval_loss !== undefined) evals[i] = row.eval_loss;
-      n++;
       draw();
     },
-    count: () => n,
+    count: () => shown(train) + shown(evals),
   };
 }
 
-/** Reads the job's :streamMetrics events until the stream ends or the returned stop() is called. */
-function streamMetrics(jobId, onRow, onState, onBackend) {
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const t = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+});
+
+/**
+ * Follows the job's :streamMetrics events until the returned stop() is called: reconnects every 2 s while the server
+ * is away (on.away(true) until a connection is made), and when a job whose stream ended (a terminal state) is active
+ * again (:resume). Each connection sends every row from the start; the chart keys them by step.
+ */
+function streamMetrics(jobId, on) {
   const ac = new AbortController();
-  readStream(jobId, onRow, onState, onBackend, ac.signal);
+  (async () => {
+    while (!ac.signal.aborted) {
+      const ended = await readStream(jobId, on, ac.signal);
+      if (ac.signal.aborted) return;
+      if (!ended) on.away(true);
+      do await sleep(2000, ac.signal); while (ended && !on.active() && !ac.signal.aborted);
+    }
+  })();
   return () => ac.abort();
 }
 
-async function readStream(jobId, onRow, onState, onBackend, signal) {
+/** One :streamMetrics connection: true when the server ended it (the job is over), false when it broke or never came up. */
+async function readStream(jobId, on, signal) {
   try {
     const r = await fetch(`${base()}/supervisedFineTuningJobs/${jobId}:streamMetrics`, { headers: headers(), signal });
+    if (!r.ok) return r.status < 500; // 404: the job is gone; 5xx: try again
+    on.away(false);
     const reader = r.body.getReader();
     const dec = new TextDecoder();
     let buf = '';
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) return true;
       buf += dec.decode(value, { stream: true });
       let cut;
       while ((cut = buf.indexOf('\n\n')) >= 0) {
@@ -235,13 +268,14 @@ async function readStream(jobId, onRow, onState, onBackend, signal) {
         const type = /^event: (.*)$/m.exec(ev)?.[1];
         const data = /^data: (.*)$/m.exec(ev)?.[1];
         if (!data) continue;
-        if (type === 'metrics') onRow(JSON.parse(data));
-        else if (type === 'state') onState(JSON.parse(data).state);
-        else if (type === 'backend') onBackend(JSON.parse(data).backend);
+        if (type === 'metrics') on.row(JSON.parse(data));
+        else if (type === 'state') on.state(JSON.parse(data).state);
+        else if (type === 'backend') on.backend(JSON.parse(data).backend);
       }
     }
   } catch (e) {
-    if (e.name !== 'AbortError') console.warn(e);
+    if (e.name !== 'AbortError' && !(e instanceof TypeError)) console.warn(e); // TypeError: the connection broke
+    return false;
   }
 }
 
