@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
+import { processRunning } from '../util/process.ts';
 import { UserError } from '../errors.ts';
 import { demoModelDir, ensureDemoModel } from '../train/demo.ts';
 import { ApiError } from './errors.ts';
@@ -66,15 +67,6 @@ async function handle(svc: Service, req: http.IncomingMessage, res: http.ServerR
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** After a crash: a trainer that outlived its server is killed (it is ours when its cmdline names the job dir); its job is queued again. */
 async function recover(store: Store): Promise<number> {
   const stale = store.inStates('job', ['JOB_STATE_VALIDATING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING']);
@@ -88,7 +80,7 @@ async function recover(store: Store): Promise<number> {
     }
     if (pid && cmd.includes(r.meta.dir as string)) {
       process.kill(pid, 'SIGKILL');
-      for (let i = 0; i < 200 && pidAlive(pid); i++) await new Promise((res) => setTimeout(res, 50));
+      for (let i = 0; i < 200 && processRunning(pid); i++) await new Promise((res) => setTimeout(res, 50));
     }
     const cancelled = r.state === 'JOB_STATE_CANCELLING';
     const state = cancelled ? 'JOB_STATE_CANCELLED' : 'JOB_STATE_PENDING';
@@ -120,7 +112,7 @@ function lockDataDir(dataDir: string): () => void {
   } catch {
     /* gone */
   }
-  if (pid && pidAlive(pid) && cmd.includes('serve'))
+  if (pid && processRunning(pid) && cmd.includes('serve'))
     throw new UserError(
       `${dataDir}: already served by lorasft serve (pid ${pid}); stop it, or choose another --data-dir`,
     );

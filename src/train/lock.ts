@@ -4,6 +4,7 @@
 // another process, or that was copied along with the dir (cp -a) is stale and taken over.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { processRunning } from '../util/process.ts';
 import { UserError } from '../errors.ts';
 
 export const LOCK_FILE = '.lorasft.lock';
@@ -28,20 +29,11 @@ function procStart(pid: number): string | null {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Why the lock `info` no longer holds (its process is gone, ...), or null when its owner is running. */
 function staleReason(info: LockInfo | null, dirIno: number): string | null {
   if (!info || !Number.isInteger(info.pid)) return 'unreadable';
   if (info.ino !== dirIno) return 'it was copied from another job dir';
-  if (!alive(info.pid)) return `process ${info.pid} is gone`;
+  if (!processRunning(info.pid)) return `process ${info.pid} is gone`;
   const start = procStart(info.pid);
   if (start !== null && info.start && start !== info.start) return `pid ${info.pid} now belongs to another process`;
   return null;

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { tmpDir } from '../helpers/index.ts';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { acquireJobLock, LOCK_FILE } from '../../src/train/lock.ts';
 import { UserError } from '../../src/errors.ts';
+import { processRunning } from '../../src/util/process.ts';
 
 const lockOf = (dir: string, pid: number, ino = fs.statSync(dir).ino) =>
   fs.writeFileSync(
@@ -48,4 +49,26 @@ describe('job lock', () => {
     ]);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
+
+  it('takes over the lock of a process that exited but is not reaped yet (a zombie)', async () => {
+    // sh starts `true` and becomes `sleep`, which never reaps it: its pid stays a zombie until sleep ends.
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number(await new Promise<string>((res) => parent.stdout.once('data', (d) => res(String(d)))));
+      await waitUntil(() => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z'));
+      expect(processRunning(zombie)).toBe(false);
+      lockOf(dir, zombie);
+      const notices: string[] = [];
+      acquireJobLock(dir, (m) => notices.push(m))();
+      expect(notices).toEqual([`${dir}: taking over a stale job lock (process ${zombie} is gone)`]);
+      expect(processRunning(parent.pid!)).toBe(true);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
 });
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+  expect(ok()).toBe(true);
+}
