@@ -22,6 +22,15 @@ function tmpFile(content: string): string {
   return f;
 }
 const flags = (argv: string[]) => configFromFlags(parseFlags('train', argv, configFlagOptions()).values as never);
+/** resolveConfig's problems, one per line ([] when the layers resolve). */
+function problems(...layers: Parameters<typeof resolveConfig>): string[] {
+  try {
+    resolveConfig(...layers);
+    return [];
+  } catch (e) {
+    return (e as Error).message.split('\n');
+  }
+}
 
 describe('training config', () => {
   it('has a help string and a default for every field', () => {
@@ -156,14 +165,6 @@ describe('training config', () => {
     // A value out of range is found after the layers merge: the message names the layer that set it (the last).
     const file = '// lorasft train --config job.json\n{\n  "epochs": 2,\n  "loraRank": 12,\n  "learningRate": 0\n}\n';
     const f = tmpFile(file);
-    const problems = (...layers: Parameters<typeof resolveConfig>) => {
-      try {
-        resolveConfig(...layers);
-        return [];
-      } catch (e) {
-        return (e as Error).message.split('\n');
-      }
-    };
     expect(problems(readConfigFile(f, () => {}))).toEqual([
       `${f}:5: learningRate must be > 0, got 0`,
       `${f}:4: loraRank must be a power of 2 up to 32 (1, 2, 4, 8, 16, 32), got 12`,
@@ -192,14 +193,6 @@ describe('training config', () => {
   });
 
   it('loraAlpha: unset is 2 * loraRank; a given 0 is an error like any bad value; a bad rank is named alone', () => {
-    const problems = (...layers: Parameters<typeof resolveConfig>) => {
-      try {
-        resolveConfig(...layers);
-        return [];
-      } catch (e) {
-        return (e as Error).message.split('\n');
-      }
-    };
     expect(resolveConfig(flags(['--lora-rank', '4'])).loraAlpha).toBe(8);
     expect(resolveConfig({ loraRank: 16 }, flags(['--lora-alpha', '3'])).loraAlpha).toBe(3);
     expect(problems(flags(['--lora-alpha', '0']))).toEqual(['--lora-alpha: loraAlpha must be > 0, got 0']);
