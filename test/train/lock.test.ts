@@ -51,8 +51,9 @@ describe('job lock', () => {
   });
 
   it('takes over the lock of a process that exited but is not reaped yet (a zombie)', async () => {
-    // sh starts `true` and becomes `sleep`, which never reaps it: its pid stays a zombie until sleep ends.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // perl (Debian's perl-base is essential) forks a child that exits at once and never reaps it: a zombie.
+    const script = '$| = 1; my $pid = fork(); exit 0 if $pid == 0; print "$pid\\n"; sleep 30';
+    const parent = spawn('perl', ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number(await new Promise<string>((res) => parent.stdout.once('data', (d) => res(String(d)))));
       await waitUntil(() => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z'));
