@@ -12,7 +12,8 @@ const IN_OBJECT: Partial<Record<At, Record<string, At>>> = {
   call: { function: 'function' },
   function: { arguments: 'keep' },
 };
-const IN_ARRAY: Partial<Record<At, At>> = { messages: 'message', calls: 'call', keep: 'keep' };
+// A bare array at the root is a conversation's messages (`generate --messages`; no dataset row is one).
+const IN_ARRAY: Partial<Record<At, At>> = { root: 'message', messages: 'message', calls: 'call', keep: 'keep' };
 
 /**
  * The value of one JSONL line; throws JSON.parse's SyntaxError on invalid JSON. Lines without tools or

@@ -1,7 +1,7 @@
 // A number of a dataset's `tools` or tool-call `arguments` that JavaScript would print differently from Python.
 // Hugging Face renders these with json.loads then json.dumps: `1.0` stays `1.0`, `1.5e-07` keeps Python's exponent,
 // `12345678901234567890` stays exact. JSON.parse would make them `1`, `1.5e-7`, `12345678901234567000`, and the
-// model would train on those tokens. So the row reader (json_line.ts) keeps their Python text here.
+// model would train on those tokens. So the row reader (json_row.ts) keeps their Python text here.
 
 /** A number with the text Python prints for it; arithmetic and JSON.stringify see `value`. */
 export class PyNumber {

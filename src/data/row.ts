@@ -80,7 +80,8 @@ function readToolCalls(v: unknown, where: string, problems: string[]): ToolCall[
   return out;
 }
 
-function readTools(v: unknown, problems: string[]): unknown[] | undefined {
+/** A row's root `tools`, as the chat template gets them; each problem is pushed onto `problems`. */
+export function readTools(v: unknown, problems: string[]): unknown[] | undefined {
   if (!Array.isArray(v))
     return void problems.push(`tools must be an array of {"type": "function", "function": {...}}, got ${kind(v)}`);
   v.forEach((t, i) => {

@@ -8,6 +8,16 @@ import { generate, pickToken } from '../../src/infer/generate.ts';
 import { greedyNoCache } from '../helpers/index.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 import { makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
+import { readConversation, withTools } from '../../src/commands/generate.ts';
+
+// A tool row whose numbers JSON.parse would print differently from Python's json.loads + json.dumps (1.0, a
+// 20-digit id, 1.5e-07); its first assistant turn is context only, so training trains only the last one.
+const TOOL_ROW =
+  '{"tools":[{"type":"function","function":{"name":"set_temp","description":"Set the temperature",' +
+  '"parameters":{"type":"object","properties":{"t":{"type":"number","default":1.0,"minimum":1.5e-07}}}}}],' +
+  '"messages":[{"role":"user","content":"Set it to 21."},{"role":"assistant","weight":0,"tool_calls":' +
+  '[{"type":"function","function":{"name":"set_temp","arguments":{"t":21.0,"id":12345678901234567890}}}]},' +
+  '{"role":"tool","content":"ok"},{"role":"assistant","content":"Done."}]}';
 
 let fx: Fixture;
 let adapterDir: string;
@@ -136,5 +146,47 @@ describe('generate', () => {
     );
     const ok = await lorasft(['generate', '--adapter', adapterDir, '--messages', file, '--max-new-tokens', '2']);
     expect(ok.status, ok.stderr).toBe(0);
+  });
+
+  it('--messages: renders the prompt training renders for the same row (root tools, numbers as json.loads reads them)', async () => {
+    const tok = await loadChatTokenizer(fx.model);
+    const file = path.join(fx.root, 'tools.jsonl');
+    fs.writeFileSync(file, TOOL_ROW + '\n');
+    const pv = await lorasft(['preview', '--base-model', fx.model, file, '--json']);
+    expect(pv.status, pv.stderr).toBe(0);
+    const ex = JSON.parse(pv.stdout) as { input_ids: number[]; weights: number[] };
+    // Training's context before its trained (last) turn: what generate must prompt with.
+    const context = ex.input_ids.slice(
+      0,
+      ex.weights.findIndex((w) => w !== 0),
+    );
+    const conv = readConversation(file);
+    const prompt = withTools(tok, conv.tools).render(conv.messages, { addGenerationPrompt: true });
+    expect(prompt).toContain('"default": 1.0, "minimum": 1.5e-07');
+    expect(prompt).toContain('{"t": 21.0, "id": 12345678901234567890}');
+    expect(tok.encode(prompt)).toEqual(context);
+    const base = await loadBaseModel(fx.model);
+    const g = generate(base, null, withTools(tok, conv.tools), conv.messages, {
+      maxNewTokens: 1,
+      temperature: 0,
+      topP: 1,
+      seed: 0,
+    });
+    expect(g.promptTokens).toBe(context.length);
+    // Bad tools: one line naming the file, as validate words it.
+    fs.writeFileSync(
+      file,
+      TOOL_ROW.replace(
+        '"type":"function","function":{"name":"set_temp","desc',
+        '"type":"fn","function":{"name":"set_temp","desc',
+      ),
+    );
+    const bad = await lorasft(['generate', '--adapter', adapterDir, '--messages', file]);
+    expect([bad.status, bad.stderr]).toEqual([1, `error: ${file}: tools[0].type must be "function", got "fn"\n`]);
+    // The same messages as a bare array (no tools): the arguments keep their numbers too.
+    fs.writeFileSync(file, TOOL_ROW.slice(TOOL_ROW.indexOf('[{"role"'), -1));
+    const bare = readConversation(file);
+    expect(bare.tools).toBeUndefined();
+    expect(tok.render(bare.messages)).toContain('{"t": 21.0, "id": 12345678901234567890}');
   });
 });
