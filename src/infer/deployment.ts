@@ -11,7 +11,8 @@ import { loadAdapter } from '../model/peft.ts';
 import { Engine, type EngineOptions, type SubmitOptions } from './engine.ts';
 import type { Completion, SamplingParams } from './sequence.ts';
 
-export type Prompt = { messages: ChatMessage[] } | { text: string };
+/** Chat messages, raw text, or token ids taken as they are (the completions API's token-array prompt). */
+export type Prompt = { messages: ChatMessage[] } | { text: string } | { ids: number[] };
 
 export class Deployment {
   private readonly adapters = new Map<string, LoraWeights>();
@@ -76,12 +77,26 @@ export class Deployment {
   }
 
   /**
-   * Token ids of a prompt: chat messages through the chat template with the generation prompt, or raw text;
-   * checked here as complete() checks them, so a server can refuse a prompt before it starts a stream.
+   * Token ids of a prompt: chat messages through the chat template with the generation prompt, raw text, or
+   * ids (no BOS added: the caller chose them); checked here as complete() checks them, so a server can refuse a
+   * prompt before it starts a stream.
    */
   encode(prompt: Prompt): number[] {
-    const ids = 'messages' in prompt ? this.encodeChat(prompt.messages) : this.encodeText(prompt.text);
+    const ids =
+      'messages' in prompt
+        ? this.encodeChat(prompt.messages)
+        : 'text' in prompt
+          ? this.encodeText(prompt.text)
+          : this.checkVocab(prompt.ids);
     this.checkPrompt(ids);
+    return ids;
+  }
+
+  /** Ids from the caller must index the embedding [V, C]: refused here, before a stream starts, not at prefill. */
+  private checkVocab(ids: number[]): number[] {
+    const V = this.base.config.vocabSize;
+    const i = ids.findIndex((id) => !Number.isSafeInteger(id) || id < 0 || id >= V);
+    if (i >= 0) throw new UserError(`token id ${ids[i]} at index ${i} is not in the model's vocabulary [0, ${V})`);
     return ids;
   }
 

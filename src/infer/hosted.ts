@@ -128,7 +128,7 @@ export class HostedDeployment {
     this.child.send(req, (e: Error | null) => e && failed(e));
   }
 
-  /** Token ids of a prompt (the chat template with the generation prompt, or raw text). */
+  /** Token ids of a prompt (the chat template with the generation prompt, raw text, or ids checked against V). */
   encode(prompt: Prompt): Promise<number[]> {
     return this.ask({ t: 'encode', prompt });
   }

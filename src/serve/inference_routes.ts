@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserError } from '../errors.ts';
-import { isExited } from '../infer/hosted.ts';
+import { isExited, type HostedDeployment } from '../infer/hosted.ts';
 import type { Completion } from '../infer/sequence.ts';
 import type { DeploymentService } from './deployment_service.ts';
 import { ApiError } from './errors.ts';
@@ -87,11 +87,12 @@ function oneModel(svc: DeploymentService, model: string): Json {
   return m;
 }
 
-const usage = (c: Completion) => ({
-  prompt_tokens: c.promptTokens,
-  completion_tokens: c.completionTokens,
-  total_tokens: c.promptTokens + c.completionTokens,
-});
+/** Token counts summed over every choice (a request with several prompts counts all of them). */
+const usage = (cs: Completion[]) => {
+  const sum = (f: (c: Completion) => number) => cs.reduce((t, c) => t + f(c), 0);
+  const [prompt, completion] = [sum((c) => c.promptTokens), sum((c) => c.completionTokens)];
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+};
 const finish = (c: Completion) => (c.finishReason === 'length' ? 'length' : 'stop');
 
 /**
@@ -122,6 +123,26 @@ async function whileDeployed(
   return c;
 }
 
+/** Token ids of every prompt, in order; one the model cannot take is a 400 naming it, before any stream starts. */
+async function encodeAll(dep: HostedDeployment, r: InferenceRequest, kind: Kind): Promise<number[][]> {
+  const which = (i: number) => (r.prompts.length > 1 ? `prompt[${i}]: ` : '');
+  return Promise.all(
+    r.prompts.map((p, i) =>
+      dep.encode(p).catch((e) => {
+        if (!(e instanceof UserError)) throw e;
+        const code = /the model's context is/.test(e.message) ? 'context_length_exceeded' : 'invalid_value'; // as OpenAI's
+        throw new OpenAIError(400, which(i) + e.message, kind === 'chat' ? 'messages' : 'prompt', code);
+      }),
+    ),
+  );
+}
+
+/** What a request's completions report as they go: choice i's text pieces, and its end. */
+interface Progress {
+  onText?: (i: number, piece: string) => void;
+  onDone?: (i: number, c: Completion) => void;
+}
+
 async function complete(
   svc: DeploymentService,
   req: IncomingMessage,
@@ -130,38 +151,56 @@ async function complete(
   kind: Kind,
 ): Promise<void> {
   const target = await svc.resolve(r.model);
-  let ids: number[];
-  try {
-    ids = await target.dep.encode(r.prompt);
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    const code = /the model's context is/.test(e.message) ? 'context_length_exceeded' : 'invalid_value'; // as OpenAI's
-    throw new OpenAIError(400, e.message, kind === 'chat' ? 'messages' : 'prompt', code);
-  }
+  const ids = await encodeAll(target.dep, r, kind);
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
   const head = { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created, model: r.model };
-  // A client that goes away cancels its request at the next decoding step.
+  // A client that goes away cancels its request at the next decoding step; a choice that fails cancels the others.
   const ac = new AbortController();
   res.on('close', () => ac.abort());
+  // All prompts run together (the engine batches them); choice i answers prompt i (n is 1).
+  const run = (p: Progress = {}) =>
+    Promise.all(
+      ids.map(async (promptIds, i) => {
+        const c = await whileDeployed(svc, target.deployment, ac.signal, () =>
+          target.dep.complete(promptIds, target.adapter, r.params, {
+            signal: ac.signal,
+            onText: p.onText && ((t) => p.onText!(i, t)),
+          }),
+        );
+        if (c.finishReason !== 'cancelled') p.onDone?.(i, c);
+        return c;
+      }),
+    ).catch((e) => {
+      ac.abort();
+      throw e;
+    });
   if (!r.stream) {
-    const c = await whileDeployed(svc, target.deployment, ac.signal, () =>
-      target.dep.complete(ids, target.adapter, r.params, { signal: ac.signal }),
-    );
-    const choice =
+    const cs = await run();
+    const choice = (c: Completion, index: number) =>
       kind === 'chat'
-        ? { index: 0, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: finish(c) }
-        : { index: 0, text: c.text, logprobs: null, finish_reason: finish(c) };
-    return sendJson(res, 200, { ...head, choices: [choice], usage: usage(c) });
+        ? { index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: finish(c) }
+        : { index, text: c.text, logprobs: null, finish_reason: finish(c) };
+    return sendJson(res, 200, { ...head, choices: cs.map(choice), usage: usage(cs) });
   }
-  const chunk = { ...head, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion' };
+  await stream(res, r, kind, { ...head, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion' }, run);
+}
+
+/** Server-sent events: text pieces as each choice makes them, its finish as it ends, then usage and [DONE]. */
+async function stream(
+  res: ServerResponse,
+  r: InferenceRequest,
+  kind: Kind,
+  chunk: Json,
+  run: (p: Progress) => Promise<Completion[]>,
+): Promise<void> {
   const send = (choices: Json[], extra: Json = {}) => {
     if (!res.writableEnded) res.write(`data: ${JSON.stringify({ ...chunk, choices, ...extra })}\n\n`);
   };
-  const piece = (text: string, finishReason: string | null = null): Json =>
+  const piece = (index: number, text: string, finishReason: string | null = null): Json =>
     kind === 'chat'
-      ? { index: 0, delta: finishReason ? {} : { content: text }, logprobs: null, finish_reason: finishReason }
-      : { index: 0, text, logprobs: null, finish_reason: finishReason };
+      ? { index, delta: finishReason ? {} : { content: text }, logprobs: null, finish_reason: finishReason }
+      : { index, text, logprobs: null, finish_reason: finishReason };
   // Headers go out once the request is accepted (resolve + encode succeeded), so errors before are plain JSON.
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
@@ -170,11 +209,11 @@ async function complete(
   });
   if (kind === 'chat')
     send([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-  const c = await whileDeployed(svc, target.deployment, ac.signal, () =>
-    target.dep.complete(ids, target.adapter, r.params, { signal: ac.signal, onText: (t) => send([piece(t)]) }),
-  );
-  if (c.finishReason === 'cancelled') return void res.end();
-  send([piece('', finish(c))]);
-  if (r.includeUsage) send([], { usage: usage(c) });
+  const cs = await run({
+    onText: (i, t) => send([piece(i, t)]),
+    onDone: (i, c) => send([piece(i, '', finish(c))]),
+  });
+  if (cs.some((c) => c.finishReason === 'cancelled')) return void res.end();
+  if (r.includeUsage) send([], { usage: usage(cs) });
   res.end('data: [DONE]\n\n');
 }

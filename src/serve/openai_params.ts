@@ -26,7 +26,8 @@ const bad = (param: string, message: string) => new OpenAIError(400, message, pa
 
 export interface InferenceRequest {
   model: string;
-  prompt: Prompt;
+  /** One for chat; the completions API takes several (one choice each). */
+  prompts: Prompt[];
   params: SamplingParams;
   stream: boolean;
   includeUsage: boolean;
@@ -98,10 +99,26 @@ function messages(v: unknown): ChatMessage[] {
   });
 }
 
-function completionPrompt(v: unknown): string {
-  const p = Array.isArray(v) && v.length === 1 ? v[0] : v;
-  if (typeof p !== 'string') throw bad('prompt', "'prompt' must be a string (or an array of one string)");
-  return p;
+const PROMPT_FORMS =
+  "'prompt' must be a string, or a non-empty array of strings, of token ids, or of arrays of token ids";
+
+/** OpenAI's four prompt forms: a string, strings, token ids, or arrays of token ids; one Prompt per prompt. */
+function completionPrompts(v: unknown): Prompt[] {
+  if (typeof v === 'string') return [{ text: v }];
+  if (!Array.isArray(v) || v.length === 0)
+    throw bad('prompt', `${PROMPT_FORMS}, got ${String(JSON.stringify(v)).slice(0, 120)}`);
+  if (v.every((p) => typeof p === 'string')) return v.map((text: string) => ({ text }));
+  if (v.every((p) => typeof p === 'number')) return [{ ids: tokenIds(v, 'prompt') }];
+  if (v.every(Array.isArray)) return v.map((p: unknown[], i) => ({ ids: tokenIds(p, `prompt[${i}]`) }));
+  throw bad('prompt', `${PROMPT_FORMS} (one form, not mixed)`);
+}
+
+/** Token ids must be integers here; their range is checked by the deployment, which knows the vocabulary. */
+function tokenIds(v: unknown[], where: string): number[] {
+  const i = v.findIndex((x) => !Number.isSafeInteger(x) || (x as number) < 0);
+  if (i >= 0)
+    throw bad('prompt', `${where}[${i}] = ${JSON.stringify(v[i])} is not a token id (a non-negative integer)`);
+  return v as number[];
 }
 
 /** Parses a chat/completions (`chat`) or completions body; defaultMaxTokens applies when max_tokens is absent. */
@@ -145,7 +162,6 @@ export function parseInferenceRequest(body: Json, kind: 'chat' | 'completion'): 
     seed: number(body, 'seed', randomInt(2 ** 31), (n) => Number.isSafeInteger(n), 'an integer'),
     stop: stopList(body.stop),
   };
-  const prompt: Prompt =
-    kind === 'chat' ? { messages: messages(body.messages) } : { text: completionPrompt(body.prompt) };
-  return { model: body.model, prompt, params, stream: body.stream === true, includeUsage: so?.include_usage === true };
+  const prompts: Prompt[] = kind === 'chat' ? [{ messages: messages(body.messages) }] : completionPrompts(body.prompt);
+  return { model: body.model, prompts, params, stream: body.stream === true, includeUsage: so?.include_usage === true };
 }
