@@ -114,10 +114,12 @@ function get(c: Ctx): Json {
   return getModel(c.svc, c.account, c.id).body;
 }
 
+/** `accounts/-/models` lists the models of every account (AIP-159's wildcard): all a job can train from. */
 function list(c: Ctx): Json {
   const q = queryParams(c.query, ['pageSize', 'pageToken', 'filter', 'orderBy', 'readMask']);
   if (q.filter || q.orderBy) throw badRequest('models: filter and orderBy are not supported (lists are newest first)');
-  return pageBody('models', c.svc.store.list('model', { account: c.account, ...pageArgs(q) }));
+  const account = c.account === '-' ? undefined : c.account;
+  return pageBody('models', c.svc.store.list('model', { account, ...pageArgs(q) }));
 }
 
 function remove(c: Ctx): Json {

@@ -20,7 +20,8 @@ export interface Resource {
 }
 
 interface ListQuery {
-  account: string;
+  /** The account whose rows to list; undefined: every account's. */
+  account: string | undefined;
   pageSize: number;
   /** Continue after this seq (a page token). */
   after?: number;
@@ -43,7 +44,7 @@ export interface Store {
   /** Replaces the given columns; the updated row, or undefined when it is gone. */
   update(kind: Kind, name: string, patch: Partial<Pick<Resource, 'state' | 'body' | 'meta'>>): Resource | undefined;
   delete(kind: Kind, name: string): boolean;
-  /** One account's rows, newest first. */
+  /** One account's rows (or every account's), newest first. */
   list(kind: Kind, q: ListQuery): Page;
   /** Every row of `kind` in one of `states`, oldest first (all accounts). */
   inStates(kind: Kind, states: string[]): Resource[];
@@ -131,8 +132,8 @@ class SqliteStore implements Store {
   }
 
   list(kind: Kind, q: ListQuery): Page {
-    let where = 'kind = ? AND account = ?';
-    const args: unknown[] = [kind, q.account];
+    let where = q.account === undefined ? 'kind = ?' : 'kind = ? AND account = ?';
+    const args: unknown[] = q.account === undefined ? [kind] : [kind, q.account];
     if (q.states?.length) {
       where += ` AND state ${q.exclude ? 'NOT IN' : 'IN'} (${q.states.map(() => '?').join(', ')})`;
       args.push(...q.states);

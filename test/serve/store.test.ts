@@ -21,6 +21,15 @@ describe('SqliteStore', () => {
     for (const n of ['a', 'b', 'c', 'd', 'e']) expect(s.insert(row(n))).toBe(true);
     expect(s.insert(row('a', 'JOB_STATE_RUNNING'))).toBe(false);
     s.insert(row('other', 'JOB_STATE_PENDING', 'someone'));
+    // No account: every account's rows (GET accounts/-/models).
+    expect(s.list('job', { account: undefined, pageSize: 10 }).items.map((r) => r.name)).toEqual([
+      'other',
+      'e',
+      'd',
+      'c',
+      'b',
+      'a',
+    ]);
     const p1 = s.list('job', { account: 'local', pageSize: 2 });
     expect(p1.items.map((r) => r.name)).toEqual(['e', 'd']);
     expect(p1.total).toBe(5);
