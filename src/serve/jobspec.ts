@@ -53,10 +53,17 @@ function model(svc: Service, ref: ResourceRef, field: string, kind: string): Res
   return r;
 }
 
-/** The request's fields without local meaning, as the job echoes them (a W&B API key is neither stored nor shown). */
+const given = (v: unknown) => v !== undefined && v !== null;
+
+/** The request's fields without local meaning, as the job echoes them, null object members left out (a W&B API key is
+ * neither stored nor shown). */
 function ignoredEcho(body: Json): Json {
   const echo: Json = {};
-  for (const k of Object.keys(IGNORED_FIELDS)) if (body[k] !== undefined && body[k] !== null) echo[k] = body[k];
+  for (const k of Object.keys(IGNORED_FIELDS)) {
+    const v = body[k];
+    if (given(v))
+      echo[k] = typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([, m]) => given(m))) : v;
+  }
   if (echo.wandbConfig) {
     const { apiKey: _secret, ...shown } = echo.wandbConfig as Json;
     echo.wandbConfig = shown;

@@ -117,19 +117,25 @@ export function readConfigFile(file: string, notice: (msg: string) => void): Par
 
 const WHAT = { object: 'an object', int: 'a non-negative int32', boolean: 'true or false', string: 'a string' };
 
-/** An ignored field's value against its type in the managed API (IGNORED_KINDS). */
-function checkIgnored(key: string, v: unknown, where: string): void {
-  const kind = IGNORED_KINDS[key];
-  const ok =
-    kind === 'object'
-      ? typeof v === 'object' && v !== null && !Array.isArray(v)
+/** An ignored field's value against its type in the managed API (IGNORED_KINDS); an object member by `key.member`. */
+function checkIgnored(key: string, v: unknown, where: string, kind = IGNORED_KINDS[key]): void {
+  const isObject = typeof v === 'object' && v !== null && !Array.isArray(v);
+  const ok = Array.isArray(kind)
+    ? kind.includes(v as string)
+    : typeof kind === 'object'
+      ? isObject
       : kind === 'int'
         ? Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 31
-        : typeof kind === 'string'
-          ? typeof v === kind
-          : kind.includes(v as string);
-  const what = typeof kind !== 'string' ? `one of ${kind.join(', ')}` : WHAT[kind];
+        : typeof v === kind;
+  const what = Array.isArray(kind) ? `one of ${kind.join(', ')}` : WHAT[typeof kind === 'object' ? 'object' : kind];
   if (!ok) throw new UserError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
+  if (typeof kind !== 'object' || Array.isArray(kind)) return;
+  const members = kind as Record<string, 'boolean' | 'string'>;
+  for (const [m, mv] of Object.entries(v as Record<string, unknown>)) {
+    if (!(m in members))
+      throw new UserError(`${where}: unknown field '${key}.${m}' (known: ${Object.keys(members).join(', ')})`);
+    if (mv !== null) checkIgnored(`${key}.${m}`, mv, where, members[m]);
+  }
 }
 
 // Where a layer's values came from, per key (`FILE:LINE`, `--flag`, 'request'), for resolveConfig's messages. Layers

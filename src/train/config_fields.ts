@@ -205,11 +205,14 @@ export const FIELDS: { [K in keyof TrainConfig]: Field } = {
   },
 };
 
-/** The managed API's type of each ignored field: still checked, so that a wrong value is not silently taken. */
-export const IGNORED_KINDS: Record<string, 'object' | 'boolean' | 'int' | 'string' | readonly string[]> = {
-  awsS3Config: 'object',
-  azureBlobStorageConfig: 'object',
-  wandbConfig: 'object',
+type IgnoredKind = 'boolean' | 'int' | 'string' | readonly string[] | { [member: string]: 'boolean' | 'string' };
+
+/** The managed API's type of each ignored field: still checked, so that a wrong value is not silently taken. An
+ * object's members are the request's (wandbConfig.url is output only); any other member is unknown. */
+export const IGNORED_KINDS: Record<string, IgnoredKind> = {
+  awsS3Config: { credentialsSecret: 'string', iamRoleArn: 'string' },
+  azureBlobStorageConfig: { credentialsSecret: 'string', managedIdentityClientId: 'string', tenantId: 'string' },
+  wandbConfig: { enabled: 'boolean', apiKey: 'string', project: 'string', entity: 'string', runId: 'string' },
   nodes: 'int',
   mtpEnabled: 'boolean',
   mtpNumDraftTokens: 'int',

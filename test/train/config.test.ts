@@ -185,9 +185,13 @@ describe('training config', () => {
     // A key given twice: JSON.parse keeps the last, and so does the line.
     const twice = tmpFile('{"epochs": 1,\n "epochs": 0}');
     expect(problems(readConfigFile(twice, () => {}))).toEqual([`${twice}:2: epochs must be > 0, got 0`]);
-    // Keys of nested objects do not count: the notice names the top-level key's line.
+    // Keys of nested objects do not count: the notice, or a nested member's problem, names the top-level key's line.
     const notices: string[] = [];
-    const n = tmpFile('{\n  "wandbConfig": {\n    "epochs": 0\n  },\n  "epochs": 3\n}');
+    const n = tmpFile('{\n  "wandbConfig": {\n    "project": "p",\n    "epochs": 0\n  },\n  "epochs": 3\n}');
+    expect(() => readConfigFile(n, () => {})).toThrow(
+      `${n}:2: unknown field 'wandbConfig.epochs' (known: enabled, apiKey, project, entity, runId)`,
+    );
+    fs.writeFileSync(n, '{\n  "wandbConfig": {\n    "project": "epochs"\n  },\n  "epochs": 3\n}');
     expect(readConfigFile(n, (m) => notices.push(m))).toEqual({ epochs: 3 });
     expect(notices).toEqual([expect.stringMatching(new RegExp(`^${n}:2: 'wandbConfig' has no local meaning`))]);
   });

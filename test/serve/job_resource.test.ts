@@ -1,0 +1,69 @@
+// The supervisedFineTuningJobs resource against the Create Supervised Fine-tuning Job reference, on a real
+// `lorasft serve` with no workers (jobs stay queued): documented defaults echoed, nested objects checked by field.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import { request, serveFixture, startServe, stopAllServers, type Serve } from './helpers.ts';
+
+const A = '/v1/accounts/local';
+const BASE = 'accounts/fireworks/models/tiny';
+let srv: Serve;
+
+beforeAll(async () => {
+  const { fx, data } = serveFixture(BASE);
+  srv = await startServe(data, ['--workers', '0', '--no-demo-model']);
+  expect((await request(srv.url, 'POST', `${A}/datasets`, { body: { datasetId: 'd' } })).status).toBe(200);
+  const b = 'xXbOuNdArYx';
+  const raw = Buffer.concat([
+    Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="train.jsonl"\r\n\r\n`),
+    fs.readFileSync(fx.train),
+    Buffer.from(`\r\n--${b}--\r\n`),
+  ]);
+  const up = await request(srv.url, 'POST', `${A}/datasets/d:upload`, {
+    raw,
+    headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+  });
+  expect(up.status, up.text).toBe(200);
+});
+afterAll(stopAllServers);
+
+const create = (over: Record<string, unknown>) =>
+  request(srv.url, 'POST', `${A}/supervisedFineTuningJobs`, { body: { dataset: 'd', baseModel: BASE, ...over } });
+
+describe('supervisedFineTuningJobs: the documented request fields', { timeout: 600_000 }, () => {
+  it('checks the fields of awsS3Config, azureBlobStorageConfig and wandbConfig: a wrong type or unknown field is a 400 naming it', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ awsS3Config: { credentialsSecret: 5 } }, 'awsS3Config.credentialsSecret must be a string, got 5'],
+      [{ awsS3Config: { iamRoleArn: true } }, 'awsS3Config.iamRoleArn must be a string, got true'],
+      [{ awsS3Config: { bucket: 'x' } }, "unknown field 'awsS3Config.bucket' (known: credentialsSecret, iamRoleArn)"],
+      [{ azureBlobStorageConfig: { tenantId: [1] } }, 'azureBlobStorageConfig.tenantId must be a string, got [1]'],
+      [
+        { azureBlobStorageConfig: { managedIdentityClientId: 7 } },
+        'azureBlobStorageConfig.managedIdentityClientId must be a string, got 7',
+      ],
+      [{ wandbConfig: { enabled: 'yes' } }, 'wandbConfig.enabled must be true or false, got "yes"'],
+      [{ wandbConfig: { enabled: true, project: 3 } }, 'wandbConfig.project must be a string, got 3'],
+      [
+        { wandbConfig: { url: 'https://wandb.ai/x' } },
+        "unknown field 'wandbConfig.url' (known: enabled, apiKey, project, entity, runId)",
+      ],
+    ];
+    for (const [over, msg] of cases) {
+      const r = await create(over);
+      expect([r.status, r.json?.error?.message], JSON.stringify(over)).toEqual([400, `request: ${msg}`]);
+    }
+    const list = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs`);
+    expect(list.json.supervisedFineTuningJobs).toEqual([]);
+    // Well-typed objects are taken and echoed (the W&B API key is not shown); null members count as unset.
+    const ok = await create({
+      awsS3Config: { credentialsSecret: 's', iamRoleArn: 'arn:aws:iam::1:role/r' },
+      azureBlobStorageConfig: { credentialsSecret: 'c', managedIdentityClientId: 'm', tenantId: 't' },
+      wandbConfig: { enabled: true, apiKey: 'k', project: 'p', entity: 'e', runId: null },
+    });
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.json).toMatchObject({
+      awsS3Config: { credentialsSecret: 's', iamRoleArn: 'arn:aws:iam::1:role/r' },
+      azureBlobStorageConfig: { credentialsSecret: 'c', managedIdentityClientId: 'm', tenantId: 't' },
+    });
+    expect(ok.json.wandbConfig).toEqual({ enabled: true, project: 'p', entity: 'e' });
+  });
+});
