@@ -145,7 +145,7 @@ export function failedWhile(j: JobRun, what: string, err: unknown): unknown {
   const e = fsErrorToUser(err); // a failed write (disk full) names its path
   const user = e instanceof UserError;
   const fsError = e !== err;
-  const msg = `${what}: ${user ? '' : 'internal error: '}${(e as Error).message}${fsError ? `; once it can be written, resume with: lorasft train --resume ${j.outDir}` : ''}`;
+  const msg = `${what}: ${user ? '' : 'internal error: '}${(e as Error).message}${fsError ? `; once it can be written, resume with: ${resumeCommand(j.outDir)}` : ''}`;
   try {
     setJobState(j.job, 'JOB_STATE_FAILED', msg, j.outDir, { code: user && !fsError ? 'INVALID_ARGUMENT' : 'INTERNAL' });
   } catch (w) {

@@ -219,8 +219,10 @@ describe('job dirs (issue 9)', () => {
   });
 
   it('6: a full disk names the path, leaves no temp files, ends FAILED with the reason; --resume continues', async () => {
-    const out = at('full-disk');
-    const r = await lorasft(['train', ...fixtureFlags(fx, 'full-disk'), ...JOB], { hooks: 'enospc@step-000003' });
+    const out = at('full disk'); // a space: the printed resume command must quote it
+    const flags = fixtureFlags(fx, 'full-disk', JOB);
+    flags[flags.indexOf('--output-model') + 1] = out;
+    const r = await lorasft(['train', ...flags], { hooks: 'enospc@step-000003' });
     expect(r.status).toBe(1);
     expect(errorLines(r)).toHaveLength(1);
     expect(errorLines(r)[0]).toMatch(
@@ -233,8 +235,10 @@ describe('job dirs (issue 9)', () => {
     const job = readJob(out);
     expect(job.state).toBe('JOB_STATE_FAILED');
     expect(job.status.message).toMatch(
-      /^checkpoint of step 3: .*state\.safetensors: cannot write \(ENOSPC: no space left on device\); once it can be written, resume with: lorasft train --resume /,
+      /^checkpoint of step 3: .*state\.safetensors: cannot write \(ENOSPC: no space left/,
     );
+    const hint = `; once it can be written, resume with: ${lorasftCommand('train', '--resume', out)}`;
+    expect(job.status.message.endsWith(hint), job.status.message).toBe(true);
 
     // metrics.jsonl on a full disk: named too.
     const m = await lorasft(['train', '--resume', out], { hooks: 'enospc@metrics.jsonl' });
@@ -252,7 +256,8 @@ describe('job dirs (issue 9)', () => {
     );
     expect(fs.readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
 
-    const resumed = await lorasft(['train', '--resume', out]);
+    const printed = readJob(out).status.message.split('resume with: ')[1]; // run as printed, from another dir
+    const resumed = await lorasft([], { shell: printed, cwd: tmpDir('cwd') });
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(adapter(out).equals(fullAdapter)).toBe(true);
     expect(trainSteps(out)).toEqual(fullSteps);
