@@ -42,6 +42,7 @@ async function create(c: Ctx): Promise<Json> {
   const job = createJob(spec.config) as Json;
   Object.assign(job, spec.echo, { name, state: 'JOB_STATE_PENDING', status: { code: 'OK', message: 'queued' } });
   for (const k of ['evaluationDataset', 'warmStartFrom', 'jinjaTemplate']) if (!(k in spec.echo)) job[k] = '';
+  job.purpose ??= 'PURPOSE_UNSPECIFIED'; // the API's documented default
   const dir = layout.job(c.svc.opts.dataDir, c.account, id);
   fs.rmSync(dir, { recursive: true, force: true }); // a leftover of a job deleted while the server was down
   writeJobDir(spec, dir, body.jinjaTemplate as string | undefined);

@@ -67,3 +67,34 @@ describe('supervisedFineTuningJobs: the documented request fields', { timeout: 6
     expect(ok.json.wandbConfig).toEqual({ enabled: true, project: 'p', entity: 'e' });
   });
 });
+
+describe('supervisedFineTuningJobs: the created job', { timeout: 600_000 }, () => {
+  it('has the output fields and the documented defaults: purpose PURPOSE_UNSPECIFIED, epochs 1, loraRank 8, outputModel the job id', async () => {
+    const r = await request(srv.url, 'POST', `${A}/supervisedFineTuningJobs?supervisedFineTuningJobId=defaults`, {
+      body: { dataset: 'd', baseModel: BASE },
+    });
+    expect(r.status, r.text).toBe(200);
+    const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+    const expected = {
+      name: 'accounts/local/supervisedFineTuningJobs/defaults',
+      dataset: 'accounts/local/datasets/d',
+      baseModel: BASE,
+      outputModel: 'accounts/local/models/defaults',
+      state: 'JOB_STATE_PENDING',
+      status: { code: 'OK', message: expect.any(String) },
+      createTime: expect.stringMatching(rfc3339),
+      updateTime: expect.stringMatching(rfc3339),
+      createdBy: expect.any(String),
+      jobProgress: expect.objectContaining({ percent: 0, epoch: 0 }),
+      epochs: 1,
+      loraRank: 8,
+      purpose: 'PURPOSE_UNSPECIFIED',
+    };
+    expect(r.json).toMatchObject(expected);
+    const got = await request(srv.url, 'GET', `${A}/supervisedFineTuningJobs/defaults`);
+    expect(got.json).toEqual(r.json);
+    // A purpose given is echoed as given.
+    const pilot = await create({ purpose: 'PURPOSE_PILOT' });
+    expect(pilot.json.purpose).toBe('PURPOSE_PILOT');
+  });
+});
