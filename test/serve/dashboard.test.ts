@@ -1,6 +1,7 @@
 // The dashboard in a real browser (Debian's Chromium, headless, driven by playwright-core) against a real
 // `lorasft serve`: upload a dataset through the page, start a job from the form, watch the loss curve get new
-// points without a reload, then deploy the model. Screenshots go to $LORASFT_SCREENSHOTS or FIXTURE/screenshots.
+// points without a reload, then deploy the model; the jobs list follows its jobs in place. Screenshots go to
+// $LORASFT_SCREENSHOTS or FIXTURE/screenshots.
 // Needs the service (src/serve/server.ts, issue 11); skipped where it has not landed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
@@ -36,8 +37,13 @@ beforeAll(async () => {
   shots = process.env.LORASFT_SCREENSHOTS ?? path.join(fx.root, 'screenshots');
   fs.mkdirSync(shots, { recursive: true });
   const data = path.join(fx.root, 'data');
-  // A base model in another account, as the demo model is (accounts/fireworks/models/lorasft-demo).
-  for (const name of ['accounts/local/models/tiny', 'accounts/fireworks/models/tiny-fw'])
+  // Base models in other accounts: fireworks, as the demo model is (accounts/fireworks/models/lorasft-demo), and one
+  // more, which a job can train from as well.
+  for (const name of [
+    'accounts/local/models/tiny',
+    'accounts/fireworks/models/tiny-fw',
+    'accounts/team/models/tiny-team',
+  ])
     await promisify(execFile)(process.execPath, [BIN, 'model', 'import', name, fx.model, '--data-dir', data]);
   srv = await serve(data, '0');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, timeout: 120_000 });
@@ -88,6 +94,14 @@ async function call(method: string, rel: string, body?: unknown): Promise<Record
   const j = await r.json();
   expect(r.ok, `${method} ${rel}: ${JSON.stringify(j)}`).toBe(true);
   return j;
+}
+
+/** Uploads the fixture's training set as dataset `id` of account local. */
+async function uploadTrain(id: string): Promise<void> {
+  await call('POST', 'datasets', { datasetId: id, dataset: { userUploaded: {} } });
+  const fd = new FormData();
+  fd.append('file', new Blob([fs.readFileSync(fx.train)]), 'train.jsonl');
+  await call('POST', `datasets/${id}:upload`, fd);
 }
 
 /** Starts watching a job page: every progress it shows, with the state beside it ('JOB_STATE_RUNNING  32%'). */
@@ -228,7 +242,11 @@ describe('dashboard (headless Chromium)', () => {
     const baseModels = await page.$$eval('#list-baseModel option', (os) =>
       os.map((o) => (o as HTMLOptionElement).value),
     );
-    expect(baseModels.sort()).toEqual(['accounts/fireworks/models/tiny-fw', 'accounts/local/models/tiny']);
+    expect(baseModels.sort()).toEqual([
+      'accounts/fireworks/models/tiny-fw',
+      'accounts/local/models/tiny',
+      'accounts/team/models/tiny-team',
+    ]);
     await page.fill('#job-form input[name=dataset]', 'dash-data');
     await page.fill('#job-form input[name=loraAlpha]', '0');
     const template = '{% for m in messages %}\n{{ m.content }}\n{% endfor %}\n';
@@ -241,10 +259,7 @@ describe('dashboard (headless Chromium)', () => {
   });
 
   it('the job page follows the job: its progress while it runs, across a server restart, and after a :resume', async () => {
-    await call('POST', 'datasets', { datasetId: 'follow-data', dataset: { userUploaded: {} } });
-    const fd = new FormData();
-    fd.append('file', new Blob([fs.readFileSync(fx.train)]), 'train.jsonl');
-    await call('POST', 'datasets/follow-data:upload', fd);
+    await uploadTrain('follow-data');
     // Long enough for several polls (the job in the first test runs for a few seconds).
     await call('POST', 'supervisedFineTuningJobs?supervisedFineTuningJobId=follow-job', {
       dataset: 'follow-data',
@@ -291,6 +306,64 @@ describe('dashboard (headless Chromium)', () => {
     const running = new Set((await seen()).filter((s) => /RUNNING/.test(s)));
     expect(running.size, [...running].join('; ')).toBeGreaterThanOrEqual(3);
     check(/ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_EMPTY_RESPONSE/); // while the server was away
+    await page.close();
+  });
+
+  it('the jobs list follows its jobs while it is open (a new job, its state and progress), in place: focus, scroll and typed input stay; it stops when left', async () => {
+    await uploadTrain('list-data');
+    const { page, check } = await openPage({ width: 1280, height: 500 });
+    page.setDefaultTimeout(240_000);
+    await page.goto(`${srv.url}/#/jobs`);
+    await page.waitForSelector('#job-form');
+    // Marks that survive only without a reload and a redrawn table.
+    await page.evaluate(() => {
+      (window as unknown as { marker: number }).marker = 1;
+      (document.querySelector('main table') as unknown as { marker: number }).marker = 1;
+    });
+    await page.fill('#job-form input[name=outputModel]', 'half-typed');
+    await call('POST', 'supervisedFineTuningJobs?supervisedFineTuningJobId=list-job', {
+      dataset: 'list-data',
+      baseModel: 'tiny',
+      epochs: 16,
+      batchSize: 8,
+      evalEverySteps: 8,
+    });
+    const row = page.locator('main table').first().locator('tbody tr', { hasText: 'list-job' });
+    await expect.poll(() => row.count(), { timeout: 30_000, interval: 200 }).toBe(1); // (was: only after a reload)
+    await page.evaluate(() => {
+      const seen: string[] = ((window as unknown as { seen: string[] }).seen = []);
+      const tbody = document.querySelector('main table tbody')!;
+      const cells = () => tbody.querySelector('tr')!.cells;
+      const show = () => seen.push(`${cells()[1].textContent} ${cells()[2].textContent}`); // state, progress
+      new MutationObserver(show).observe(tbody, { childList: true, subtree: true, characterData: true });
+    });
+    await row.locator('a').focus();
+    await page.evaluate(() => window.scrollTo(0, 150));
+    const y = await page.evaluate(() => window.scrollY);
+    expect(y).toBeGreaterThan(0);
+    const state = () => row.locator('td').nth(1).textContent();
+    await expect.poll(state, { timeout: 300_000, interval: 500 }).toBe('COMPLETED');
+    expect(
+      await page.evaluate(() => [
+        (window as unknown as { marker?: number }).marker,
+        (document.querySelector('main table') as unknown as { marker?: number }).marker,
+      ]),
+    ).toEqual([1, 1]);
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('href'))).toBe('#/jobs/list-job');
+    expect(await page.evaluate(() => window.scrollY)).toBe(y);
+    expect(await page.inputValue('#job-form input[name=outputModel]')).toBe('half-typed');
+    // Its progress while it ran (was: none, the list showed the state it had when opened).
+    const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+    const running = new Set(seen.filter((s) => /RUNNING/.test(s)));
+    expect(running.size, [...running].join('; ')).toBeGreaterThanOrEqual(2);
+    // Another view: the list is no longer asked for.
+    await page.goto(`${srv.url}/#/datasets`);
+    await page.waitForSelector('#upload-form');
+    let asked = 0;
+    page.on('request', (r) => void (/supervisedFineTuningJobs\?/.test(r.url()) && asked++));
+    await page.waitForTimeout(5000);
+    expect(asked).toBe(0);
+    check();
     await page.close();
   });
 });

@@ -46,10 +46,45 @@ const when = (t) => (t ? new Date(t).toLocaleString() : '');
 const ID_PATTERN = '[a-z0-9\\-]{1,63}';
 const errorBox = (e) => h('p', { class: 'error', role: 'alert' }, e instanceof Error ? e.message : String(e));
 
-function table(cols, rows, caption) {
+/** A table of `rows`, one column per [header, cell(row)]; `key(row)` names each row for patchTable. */
+function table(cols, rows, caption, key) {
   return h('div', { class: 'table-wrap' }, h('table', {}, h('caption', { class: 'skip' }, caption),
     h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c[0])))),
-    h('tbody', {}, rows.length ? rows.map((r) => h('tr', {}, cols.map((c) => h('td', {}, c[1](r))))) : h('tr', {}, h('td', { colspan: cols.length }, 'none yet')))));
+    h('tbody', {}, rows.length ? rows.map((r) => h('tr', { 'data-key': key?.(r) }, cols.map((c) => h('td', {}, c[1](r))))) : h('tr', {}, h('td', { colspan: cols.length }, 'none yet')))));
+}
+
+/**
+ * Brings the table in `el` up to `fresh` (a table() of the same columns) in place: a row of the same key keeps its
+ * element and a cell changes only where its content does, so focus, scroll and selection stay and nothing flickers.
+ */
+function patchTable(el, fresh) {
+  const body = $('tbody', el);
+  const keyOf = (r) => r.dataset.key ?? r.outerHTML; // a row without a key ('none yet') stays while it reads the same
+  const old = new Map([...body.rows].map((r) => [keyOf(r), r]));
+  const rows = [...$('tbody', fresh).rows].map((r) => {
+    const o = old.get(keyOf(r));
+    if (!o) return r;
+    [...r.cells].forEach((c, i) => { if (o.cells[i].innerHTML !== c.innerHTML) o.cells[i].replaceChildren(...c.childNodes); });
+    return o;
+  });
+  for (const r of [...body.rows]) if (!rows.includes(r)) r.remove();
+  let at = body.firstElementChild; // rows kept stay in order (new ones go in between): a focused row is never moved
+  for (const r of rows) {
+    if (r === at) at = at.nextElementSibling;
+    else body.insertBefore(r, at);
+  }
+}
+
+/** Every item of a list route, page after page (`field`: the list's name in the answer). */
+async function listAll(path, field) {
+  const out = [];
+  let token = '';
+  do {
+    const j = await api('GET', `${path}?pageSize=200${token ? `&pageToken=${encodeURIComponent(token)}` : ''}`);
+    out.push(...(j[field] ?? []));
+    token = j.nextPageToken;
+  } while (token);
+  return out;
 }
 
 function progress(p) {
@@ -89,15 +124,36 @@ async function datasetsView() {
 const datasetTable = (rows) => table([['Dataset', (d) => id(d.name)], ['State', (d) => d.state], ['Examples', (d) => d.exampleCount ?? ''], ['Created', (d) => when(d.createTime)]], rows, 'Datasets');
 
 // ---- jobs ----
+let leaveView = null; // stops the open view's polling (the jobs list) and stream (a job page)
+const jobTable = (rows) => table([['Job', (j) => h('a', { href: `#/jobs/${id(j.name)}` }, id(j.name))], ['State', (j) => j.state?.replace('JOB_STATE_', '')], ['Progress', (j) => progress(j.jobProgress)],
+  ['Trained tokens', (j) => j.jobProgress?.outputTokens ?? ''], ['Created', (j) => when(j.createTime)], ['Updated', (j) => when(j.updateTime)]], rows, 'Jobs', (j) => j.name);
+
 async function jobsView() {
-  // Base models may live in another account: the server's own (the demo model) in account fireworks, as on Fireworks.
-  const modelAccounts = [...new Set([settings.account, 'fireworks'])];
-  const [list, fields, datasets, ...models] = await Promise.all([api('GET', 'supervisedFineTuningJobs?pageSize=200'), fetch('/ui/job-fields.json').then((r) => r.json()),
-    api('GET', 'datasets?pageSize=200').catch(() => ({})), ...modelAccounts.map((a) => api('GET', `/v1/accounts/${encodeURIComponent(a)}/models?pageSize=200`).catch(() => ({})))]);
-  const rows = list.supervisedFineTuningJobs ?? [];
-  const jobs = table([['Job', (j) => h('a', { href: `#/jobs/${id(j.name)}` }, id(j.name))], ['State', (j) => j.state?.replace('JOB_STATE_', '')], ['Progress', (j) => progress(j.jobProgress)],
-    ['Trained tokens', (j) => j.jobProgress?.outputTokens ?? ''], ['Created', (j) => when(j.createTime)], ['Updated', (j) => when(j.updateTime)]], rows, 'Jobs');
-  return [h('h2', {}, 'Fine-tuning jobs'), jobs, h('h2', {}, 'Create a job'), jobForm(fields, datasets.datasets ?? [], models.flatMap((m) => m.models ?? []))];
+  // Every model a job can train from (baseModel, warmStartFrom): accounts/-/models lists those of every account.
+  const [list, fields, datasets, models] = await Promise.all([api('GET', 'supervisedFineTuningJobs?pageSize=200'), fetch('/ui/job-fields.json').then((r) => r.json()),
+    api('GET', 'datasets?pageSize=200').catch(() => ({})), listAll('/v1/accounts/-/models', 'models').catch(() => [])]);
+  // (aria-live off: <main> is a polite live region, and a screen reader need not read every progress step)
+  const jobs = h('div', { id: 'jobs-table', 'aria-live': 'off' }, jobTable(list.supervisedFineTuningJobs ?? []));
+  const note = h('p', { id: 'jobs-note', role: 'status' });
+  // The list follows its jobs' state and progress while it is open (as the job page does), patched in place.
+  let busy = false;
+  const refresh = async () => {
+    if (!jobs.isConnected) return clearInterval(poll); // a view replaced before it was shown
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      const l = await api('GET', 'supervisedFineTuningJobs?pageSize=200');
+      patchTable(jobs, jobTable(l.supervisedFineTuningJobs ?? []));
+      note.textContent = '';
+    } catch (e) {
+      if (e instanceof TypeError) note.textContent = 'The server is not answering; reconnecting…';
+    } finally {
+      busy = false;
+    }
+  };
+  const poll = setInterval(refresh, 2000);
+  leaveView = () => clearInterval(poll);
+  return [h('h2', {}, 'Fine-tuning jobs'), jobs, note, h('h2', {}, 'Create a job'), jobForm(fields, datasets.datasets ?? [], models)];
 }
 
 function jobForm(fields, datasets, models) {
@@ -140,7 +196,6 @@ function jobForm(fields, datasets, models) {
 }
 
 // ---- one job: state, live loss curves, hyperparameters, downloads ----
-let leaveView = null; // stops the open job page's stream and polling
 const isActive = (state) => !/COMPLETED|FAILED|CANCELLED|EARLY_STOPPED|DELETED/.test(state ?? '');
 async function jobView(jobId) {
   const j = await api('GET', `supervisedFineTuningJobs/${jobId}`);
