@@ -79,10 +79,9 @@ function choiceList(f: Field): string {
 
 function coerce(key: string, f: Field, v: unknown, where: string): string | number | boolean {
   const bad = (what: string) => new UserError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
+  // A JSON boolean only (the API's type; boolean flags never get here: they are set without a value).
   if (f.kind === 'boolean') {
     if (typeof v === 'boolean') return v;
-    if (v === 'true') return true;
-    if (v === 'false') return false;
     throw bad('true or false');
   }
   if (f.kind === 'string') {

@@ -68,6 +68,17 @@ describe('supervisedFineTuningJobs: the documented request fields', { timeout: 6
   });
 });
 
+describe('supervisedFineTuningJobs: boolean fields', { timeout: 600_000 }, () => {
+  it('take JSON true / false only: a string "true" is a 400 naming the field, as for isTurbo', async () => {
+    for (const key of ['earlyStop', 'evalAutoCarveout', 'isTurbo', 'mtpEnabled']) {
+      const r = await create({ [key]: 'true' });
+      expect([r.status, r.json?.error?.message]).toEqual([400, `request: ${key} must be true or false, got "true"`]);
+    }
+    const ok = await create({ earlyStop: true, evalAutoCarveout: false });
+    expect([ok.status, ok.json.earlyStop, ok.json.evalAutoCarveout], ok.text).toEqual([200, true, false]);
+  });
+});
+
 describe('supervisedFineTuningJobs: the created job', { timeout: 600_000 }, () => {
   it('has the output fields and the documented defaults: purpose PURPOSE_UNSPECIFIED, epochs 1, loraRank 8, outputModel the job id', async () => {
     const r = await request(srv.url, 'POST', `${A}/supervisedFineTuningJobs?supervisedFineTuningJobId=defaults`, {
