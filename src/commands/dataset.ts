@@ -1,6 +1,6 @@
 // `lorasft dataset create ID FILE | get ID | list | delete ID`: datasets on a lorasft serve (firectl's verbs).
 import { refPath } from '../client/api.ts';
-import { requireFile } from '../util/files.ts';
+import { requireFile, requireJsonlName } from '../util/files.ts';
 import { needArgs, PAGE_FLAGS, pageQuery, parseVerb, printOne, printPage, runNoun } from '../client/verbs.ts';
 
 const HELP = `usage: lorasft dataset create ID FILE.jsonl [--display-name NAME]
@@ -16,6 +16,7 @@ async function create(argv: string[]): Promise<number> {
   const p = parseVerb('dataset create', argv, { 'display-name': { type: 'string' } });
   const [id, file] = needArgs('dataset create', p.args, ['ID', 'FILE']);
   requireFile(file, 'the dataset JSONL to upload'); // before the dataset record is created
+  requireJsonlName(file); // the server refuses other names too, but only after the record is made
   const dataset: Record<string, unknown> = { userUploaded: {} };
   if (p.values['display-name']) dataset.displayName = p.values['display-name'];
   await p.client.request('POST', 'datasets', { datasetId: id, dataset });

@@ -2,6 +2,7 @@
 // the training examples exactly as the trainer sees them (rendered, tokenized, masked, expanded, truncated).
 import { UserError } from '../errors.ts';
 import { numberFlag, parseFlags } from '../util/args.ts';
+import { requireJsonlName } from '../util/files.ts';
 import { loadDataset } from '../data/validate.ts';
 import { loadChatTokenizer, type ChatTokenizer } from '../data/tokenizer.ts';
 import { DEFAULT_MAX_CONTEXT_LENGTH, buildExamples } from '../data/pipeline.ts';
@@ -64,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     process.exit(0);
   });
   const file = positionals[0];
+  requireJsonlName(file);
   const dataset = loadDataset(file, { checkCount: false });
   if (dataset.length === 0) throw new UserError(`${file}: no examples to preview (the file is empty)`);
   const tok = await loadChatTokenizer(values['base-model'], { jinjaTemplate: values['jinja-template'] });

@@ -9,6 +9,7 @@ import {
   configFlagOptions,
   configFromFlags,
   configHelp,
+  fieldSource,
   readConfigFile,
   resolveConfig,
   type TrainConfig,
@@ -26,7 +27,7 @@ import {
 import { listCheckpoints } from '../train/checkpoint.ts';
 import { acquireJobLock, LOCK_FILE } from '../train/lock.ts';
 import { INPUTS_FILE } from '../train/fingerprint.ts';
-import { readJsonObject, requireDir } from '../util/files.ts';
+import { readJsonObject, requireDir, requireJsonlName } from '../util/files.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
 import { checkWarmStartBase } from '../train/warm_start.ts';
 
@@ -94,6 +95,9 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
 
   const out = cfg.outputModel;
   checkJobInputs(cfg); // before the output dir is created or an old job in it replaced
+  // A new job's dataset files end in .jsonl (not checked on --resume: a job started before the rule still resumes).
+  for (const key of ['dataset', 'evaluationDataset'] as const)
+    if (cfg[key]) requireJsonlName(cfg[key], fieldSource(key, file, cli) ?? undefined);
   requireOutputDir(out, '--output-model');
   requireOutputApart(out, cfg);
   // A job running in OUT_DIR is refused (naming its pid) before anything in it is looked at or replaced. The dir is

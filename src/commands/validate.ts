@@ -2,6 +2,7 @@
 // the managed-job rules and, with a model, that its chat template renders and masks every example.
 import { UserError } from '../errors.ts';
 import { numberFlag, parseFlags } from '../util/args.ts';
+import { requireJsonlName } from '../util/files.ts';
 import { addProblem, formatProblems, validateDataset } from '../data/validate.ts';
 import { loadChatTokenizer } from '../data/tokenizer.ts';
 import { DEFAULT_MAX_CONTEXT_LENGTH, buildExamples, type BuildStats } from '../data/pipeline.ts';
@@ -47,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const flag of ['jinja-template', 'max-context-length'] as const)
     if (!baseModel && values[flag] !== undefined) throw new UserError(`--${flag}: needs --base-model DIR`);
   const file = positionals[0];
+  requireJsonlName(file);
   const res = validateDataset(file, { epochs, maxProblems, keepExamples: !!baseModel });
 
   let tokens: BuildStats | undefined;

@@ -17,7 +17,7 @@ import type { Json } from './store.ts';
 import { placeValidated } from './upload.ts';
 
 const TTL_S = 3600;
-const PENDING = '.pending-upload';
+const PENDING = '.pending-upload.jsonl'; // named *.jsonl: `lorasft validate` checks the name too
 
 const sign = (secret: Buffer, name: string, size: number, expires: number) =>
   createHmac('sha256', secret).update(`upload\n${name}\n${size}\n${expires}`).digest('base64url');

@@ -43,7 +43,8 @@ function receiveFile(
   const refused = refuseHeaders(req, maxBytes);
   if (refused) return Promise.reject(refused);
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.upload-${randomBytes(6).toString('hex')}`);
+  // Named *.jsonl: `lorasft validate` checks the name too.
+  const tmp = path.join(dir, `.upload-${randomBytes(6).toString('hex')}.jsonl`);
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {

@@ -1,5 +1,6 @@
 // Reading the user's input files and dirs with one-line, actionable errors (UserError) instead of fs stack traces.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { jsonSyntaxError } from './json.ts';
 
@@ -88,4 +89,48 @@ export function requireDir(dir: string, what: string): void {
     throw new UserError(`${dir}: no such directory (expected ${what})`);
   }
   if (!st.isDirectory()) throw new UserError(`${dir}: is a file, expected ${what}`);
+}
+
+/**
+ * Whether `name` ends in .jsonl, the one dataset file format the managed service takes (sft-text-guide.md, "Prepare a
+ * dataset": "File format: `.jsonl`"). Case-insensitive, so DATA.JSONL passes: the guide gives only the extension, and
+ * a check of one most likely ignores case (files saved on Windows often come upper-case); refusing those would be the
+ * worse mistake.
+ */
+function isJsonlName(name: string): boolean {
+  return name.toLowerCase().endsWith('.jsonl');
+}
+
+/**
+ * Why a dataset file named `name` is refused for its name, with the fix (a name ending in .jsonl, or decompressing
+ * it first), or null when the name ends in .jsonl. Said after the name: `data.json: not a .jsonl file ...`.
+ */
+export function jsonlNameProblem(name: string): string | null {
+  if (isJsonlName(name)) return null;
+  const stem = path.parse(path.basename(name)).name;
+  const to = path.join(path.dirname(name), isJsonlName(stem) ? stem : `${stem}.jsonl`);
+  const fix = /\.gz$/i.test(name)
+    ? `decompress it first (e.g. zcat ${name} > ${to})`
+    : /\.(bz2|xz|zst|zip)$/i.test(name)
+      ? `decompress it into ${to} first`
+      : `rename it to ${to}`;
+  return `not a .jsonl file (a dataset is JSON Lines, one example per line, in a file named *.jsonl); ${fix}`;
+}
+
+/**
+ * Throws unless the dataset file the user named ends in .jsonl (see isJsonlName); `source` names where it was given
+ * (`--dataset`, `cfg.json:3`) when that is not the command's argument. Only regular files are checked: a missing
+ * file or a directory is left to the reader's own error, and /dev/stdin, /dev/fd/N or a pipe have no name to check.
+ */
+export function requireJsonlName(file: string, source?: string): void {
+  const problem = jsonlNameProblem(file);
+  if (!problem || /^\/(dev|proc)\//.test(path.resolve(file))) return;
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return;
+  }
+  if (!st.isFile()) return;
+  throw new UserError(source ? `${source}: ${file} is ${problem}` : `${file}: ${problem}`);
 }

@@ -149,6 +149,14 @@ describe('lorasft preview', () => {
       '',
       `error: ${empty}: no examples to preview (the file is empty)\n`,
     ]);
+    const json = path.join(dir, 'seed.json'); // a dataset must be named *.jsonl, as for the managed service
+    fs.copyFileSync(SEED, json);
+    const named = await lorasft('preview', '--base-model', QWEN, json);
+    expect([named.status, named.stdout, named.stderr]).toEqual([
+      1,
+      '',
+      `error: ${json}: not a .jsonl file (a dataset is JSON Lines, one example per line, in a file named *.jsonl); rename it to ${path.join(dir, 'seed.jsonl')}\n`,
+    ]);
     const asDir = await lorasft('preview', '--base-model', QWEN, '--jinja-template', dir, SEED);
     expect([asDir.status, asDir.stderr]).toEqual([
       1,

@@ -89,6 +89,42 @@ describe('lorasft train (CLI)', () => {
     expect(r.stdout).toContain('--learning-rate-warmup-steps');
   });
 
+  it('refuses a --dataset / --evaluation-dataset (or config dataset field) not named *.jsonl, before OUT_DIR is made', async () => {
+    const why = 'not a .jsonl file (a dataset is JSON Lines, one example per line, in a file named *.jsonl)';
+    const json = path.join(fx.root, 'train.json');
+    const txt = path.join(fx.root, 'eval.txt');
+    fs.copyFileSync(fx.train, json);
+    fs.copyFileSync(fx.eval, txt);
+    const out = path.join(fx.root, 'named');
+    let r = await cli(['--base-model', fx.model, '--dataset', json, '--output-model', out]);
+    expect([r.status, r.stderr]).toEqual([
+      1,
+      `error: --dataset: ${json} is ${why}; rename it to ${path.join(fx.root, 'train.jsonl')}\n`,
+    ]);
+    r = await cli([
+      '--base-model',
+      fx.model,
+      '--dataset',
+      fx.train,
+      '--evaluation-dataset',
+      txt,
+      '--output-model',
+      out,
+    ]);
+    expect([r.status, r.stderr]).toEqual([
+      1,
+      `error: --evaluation-dataset: ${txt} is ${why}; rename it to ${path.join(fx.root, 'eval.jsonl')}\n`,
+    ]);
+    const cfg = path.join(fx.root, 'named.json');
+    fs.writeFileSync(cfg, JSON.stringify({ baseModel: fx.model, dataset: fx.train, evaluationDataset: txt }, null, 2));
+    r = await cli(['--config', cfg, '--output-model', out]);
+    expect([r.status, r.stderr]).toEqual([
+      1,
+      `error: ${cfg}:4: ${txt} is ${why}; rename it to ${path.join(fx.root, 'eval.jsonl')}\n`,
+    ]);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
   it('a dataset error found while validating: FAILED with INVALID_ARGUMENT, and the corrected command may re-run into the same dir', async () => {
     const bad = path.join(fx.root, 'bad.jsonl');
     fs.writeFileSync(bad, '{"messages": [{"role": "user", "content": "hi"}]}\n');

@@ -72,6 +72,33 @@ describe('lorasft validate', () => {
     expect(ok.stdout).toMatch(/tokens: +raw \d+, tuned \d+, trained \d+\n/);
   });
 
+  it('refuses a dataset file not named *.jsonl in one line with the fix (the managed File format); exit 1', async () => {
+    const seed = fs.readFileSync('test/fixtures/data/seed.jsonl');
+    const why = 'not a .jsonl file (a dataset is JSON Lines, one example per line, in a file named *.jsonl)';
+    for (const [name, fix] of [
+      ['data.json', `rename it to ${path.join(dir, 'data.jsonl')}`],
+      ['data.txt', `rename it to ${path.join(dir, 'data.jsonl')}`],
+      ['data', `rename it to ${path.join(dir, 'data.jsonl')}`],
+      [
+        'data.jsonl.gz',
+        `decompress it first (e.g. zcat ${path.join(dir, 'data.jsonl.gz')} > ${path.join(dir, 'data.jsonl')})`,
+      ],
+    ]) {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, seed);
+      const r = await lorasft('validate', f);
+      expect([r.status, r.stdout, r.stderr], name).toEqual([1, '', `error: ${f}: ${why}; ${fix}\n`]);
+    }
+    // The extension's case does not matter; stdin (a file or a pipe behind it) has no name to check.
+    const upper = path.join(dir, 'DATA.JSONL');
+    fs.writeFileSync(upper, seed);
+    expect((await lorasft('validate', upper)).stdout).toContain(`${upper}: OK`);
+    const stdin = await run('sh', ['-c', `node '${BIN}' validate /dev/stdin < '${path.join(dir, 'data.json')}'`]);
+    expect([stdin.status, stdin.stdout]).toEqual([0, expect.stringContaining('/dev/stdin: OK')]);
+    const pipe = await run('sh', ['-c', `cat '${path.join(dir, 'data.txt')}' | node '${BIN}' validate /dev/stdin`]);
+    expect([pipe.status, pipe.stdout]).toEqual([0, expect.stringContaining('/dev/stdin: OK')]);
+  });
+
   it('exits 1 with one line for a missing file or bad flags', async () => {
     const r = await lorasft('validate', path.join(dir, 'none.jsonl'));
     expect(r.status).toBe(1);

@@ -309,6 +309,16 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
       );
       expect([e.code, e.stderr]).toEqual([1, `error: ${file}: ${why} (the dataset JSONL to upload)\n`]);
     }
+    // A file not named *.jsonl (the managed File format): one line with the fix, before any dataset is created.
+    fs.copyFileSync(fx.train, path.join(fx.root, 'data.json'));
+    const named = await run(process.execPath, [BIN, 'dataset', 'create', 'no-data', 'data.json'], {
+      env,
+      cwd: fx.root,
+    }).catch((x) => x);
+    expect([named.code, named.stderr]).toEqual([
+      1,
+      'error: data.json: not a .jsonl file (a dataset is JSON Lines, one example per line, in a file named *.jsonl); rename it to data.jsonl\n',
+    ]);
     expect(await cli('dataset', 'list')).not.toMatch(/no-data/);
     // --out naming a file: one line, the file untouched.
     const onFile = await run(process.execPath, [BIN, 'model', 'download', 'verb-model', '--out', 'tpl.jinja'], {
