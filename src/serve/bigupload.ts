@@ -8,6 +8,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { jsonlNameProblem } from '../util/files.ts';
 import { ApiError, badRequest, conflict, notFound } from './errors.ts';
 import { queryParams, readJsonBody, rejectUnknown, sendJson } from './http.ts';
 import { isValidId, resourceName } from './ids.ts';
@@ -32,6 +33,8 @@ export async function getUploadEndpoint(c: Ctx): Promise<Json> {
   const [filename, sizeRaw] = Object.entries(f)[0];
   if (!/^[^/\\\0]{1,255}$/.test(filename) || filename === '.' || filename === '..')
     throw badRequest(`filenameToSize: ${JSON.stringify(filename.slice(0, 80))} is not a plain file name`);
+  const problem = jsonlNameProblem(filename);
+  if (problem) throw badRequest(`filenameToSize: ${filename} is ${problem}`);
   const size = typeof sizeRaw === 'string' && /^\d+$/.test(sizeRaw) ? Number(sizeRaw) : sizeRaw;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0)
     throw badRequest(

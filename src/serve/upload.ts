@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
+import { jsonlNameProblem } from '../util/files.ts';
 import { ApiError, badRequest } from './errors.ts';
 
 export const LORASFT_BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
@@ -34,6 +35,15 @@ function refuseHeaders(req: IncomingMessage, maxBytes: number): ApiError | null 
   return null;
 }
 
+/** Why a multipart part is refused before anything of it is written: not the `file` part, or not named *.jsonl. */
+function refusePart(field: string, filename: string | undefined): ApiError | null {
+  if (field !== 'file') return badRequest(`unexpected multipart part '${field}' (send the dataset as the 'file' part)`);
+  // The managed service takes .jsonl files only (jsonlNameProblem).
+  if (!filename) return badRequest("the 'file' part has no file name; send a .jsonl file (curl -F file=@data.jsonl)");
+  const problem = jsonlNameProblem(filename);
+  return problem ? badRequest(`${filename}: ${problem}`) : null;
+}
+
 /** Streams the multipart `file` part of `req` to a temp file in `dir`; resolves with its path, size and name. */
 function receiveFile(
   req: IncomingMessage,
@@ -58,8 +68,9 @@ function receiveFile(
     let out: fs.WriteStream | undefined;
     const fail = (e: ApiError) => (failure ??= e);
     bb.on('file', (field, stream, info) => {
-      if (field !== 'file') {
-        fail(badRequest(`unexpected multipart part '${field}' (send the dataset as the 'file' part)`));
+      const refused = refusePart(field, info.filename); // before the temp file is made: nothing is left behind
+      if (refused) {
+        fail(refused);
         return void stream.resume();
       }
       out = fs.createWriteStream(tmp);

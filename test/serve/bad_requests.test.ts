@@ -155,9 +155,25 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
     'upload non-JSONL',
     'POST',
     `${A}/datasets/empty:upload`,
-    multipartOpts('file', 'data.bin', Buffer.from([0xff, 0xfe, 0, 1, 10, 0x7b, 10])),
+    multipartOpts('file', 'data.jsonl', Buffer.from([0xff, 0xfe, 0, 1, 10, 0x7b, 10])),
     400,
     /line 1: invalid UTF-8[\s\S]*line 2: invalid JSON/,
+  ],
+  [
+    'upload of a file not named *.jsonl (the managed File format)',
+    'POST',
+    `${A}/datasets/empty:upload`,
+    multipartOpts('file', 'train.json', fs.readFileSync(new URL('../../examples/demo/train.jsonl', import.meta.url))),
+    400,
+    /^train\.json: not a \.jsonl file \(a dataset is JSON Lines, one example per line, in a file named \*\.jsonl\); rename it to train\.jsonl$/,
+  ],
+  [
+    'upload without a file name',
+    'POST',
+    `${A}/datasets/empty:upload`,
+    multipartOpts('file', '', fs.readFileSync(new URL('../../examples/demo/train.jsonl', import.meta.url))),
+    400,
+    /'file' part has no file name; send a \.jsonl file/,
   ],
   [
     'upload with too few examples',
@@ -210,6 +226,14 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
     { body: { filenameToSize: { '../../x.jsonl': 10 } } },
     400,
     /not a plain file name/,
+  ],
+  [
+    'upload endpoint: a file not named *.jsonl',
+    'POST',
+    `${A}/datasets/empty:getUploadEndpoint`,
+    { body: { filenameToSize: { 'data.txt': 10 } } },
+    400,
+    /^filenameToSize: data\.txt is not a \.jsonl file .*; rename it to data\.jsonl$/,
   ],
   [
     'upload endpoint: size over the limit',
@@ -524,6 +548,21 @@ describe('lorasft serve: bad requests', { timeout: 900_000 }, () => {
     expect(again.status, again.text).toBe(200);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('.upload-'))).toEqual([]);
     expect((await request(srv.url, 'GET', `${A}/datasets/abandoned`, { key: KEY })).json.state).toBe('READY');
+  });
+
+  it('takes a .jsonl file name in any case (DATA.JSONL), on both upload paths', async () => {
+    for (const id of ['upper', 'upper-big'])
+      expect((await request(srv.url, 'POST', `${A}/datasets`, { key: KEY, body: { datasetId: id } })).status).toBe(200);
+    const up = await request(srv.url, 'POST', `${A}/datasets/upper:upload`, {
+      key: KEY,
+      ...multipart('file', 'TRAIN.JSONL', fs.readFileSync(fx.train)),
+    });
+    expect([up.status, up.json.state]).toEqual([200, 'READY']);
+    const ep = await request(srv.url, 'POST', `${A}/datasets/upper-big:getUploadEndpoint`, {
+      key: KEY,
+      body: { filenameToSize: { 'DATA.JSONL': 10 } },
+    });
+    expect([ep.status, Object.keys(ep.json.filenameToSignedUrls)]).toEqual([200, ['DATA.JSONL']]);
   });
 
   it('a second server on the same data dir refuses to start', async () => {
