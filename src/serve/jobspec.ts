@@ -71,6 +71,41 @@ function ignoredEcho(body: Json): Json {
   return echo;
 }
 
+/**
+ * baseModel or warmStartFrom -> the base model's dir and the addon's ('' without one), echoed by name. A warm start
+ * trains its addon at the addon's rank: that is the job's loraRank, and another one given is a 400.
+ */
+function resolveModels(
+  svc: Service,
+  account: string,
+  given: Partial<TrainConfig>,
+  echo: Json,
+  uses: string[],
+): { baseDir: string; warmDir: string } {
+  if (!!given.baseModel === !!given.warmStartFrom)
+    throw badRequest('request: give exactly one of baseModel or warmStartFrom');
+  if (given.baseModel) {
+    const ref = parseRef(given.baseModel, 'models', account, 'baseModel');
+    echo.baseModel = ref.name;
+    uses.push(ref.name);
+    return { baseDir: model(svc, ref, 'baseModel', 'HF_BASE_MODEL').meta.dir as string, warmDir: '' };
+  }
+  const ref = parseRef(given.warmStartFrom!, 'models', account, 'warmStartFrom');
+  const addon = model(svc, ref, 'warmStartFrom', 'HF_PEFT_ADDON');
+  const peft = addon.body.peftDetails as { baseModel: string; r: number };
+  const base = svc.store.get('model', peft.baseModel);
+  if (!base) throw badRequest(`warmStartFrom: the base model of ${ref.name}, ${peft.baseModel}, no longer exists`);
+  if (given.loraRank !== undefined && given.loraRank !== peft.r)
+    throw badRequest(
+      `loraRank: ${given.loraRank} is not the rank of warmStartFrom ${ref.name}, ${peft.r} (a warm start trains its addon at its own rank; leave loraRank out)`,
+    );
+  given.loraRank = peft.r;
+  echo.warmStartFrom = ref.name;
+  echo.baseModel = peft.baseModel;
+  uses.push(ref.name, peft.baseModel);
+  return { baseDir: base.meta.dir as string, warmDir: addon.meta.dir as string };
+}
+
 /** Checks a create request and resolves it for job `jobId` of `account`; 400 / 409 on any problem. */
 export function resolveJobSpec(svc: Service, account: string, jobId: string, body: Json): JobSpec {
   const notices: string[] = [];
@@ -95,27 +130,7 @@ export function resolveJobSpec(svc: Service, account: string, jobId: string, bod
     uses.push(ref.name);
   }
 
-  if (!!given.baseModel === !!given.warmStartFrom)
-    throw badRequest('request: give exactly one of baseModel or warmStartFrom');
-  let baseDir: string;
-  let warmDir = '';
-  if (given.baseModel) {
-    const ref = parseRef(given.baseModel, 'models', account, 'baseModel');
-    baseDir = model(svc, ref, 'baseModel', 'HF_BASE_MODEL').meta.dir as string;
-    echo.baseModel = ref.name;
-    uses.push(ref.name);
-  } else {
-    const ref = parseRef(given.warmStartFrom, 'models', account, 'warmStartFrom');
-    const addon = model(svc, ref, 'warmStartFrom', 'HF_PEFT_ADDON');
-    const baseName = (addon.body.peftDetails as Json).baseModel as string;
-    const base = svc.store.get('model', baseName);
-    if (!base) throw badRequest(`warmStartFrom: the base model of ${ref.name}, ${baseName}, no longer exists`);
-    baseDir = base.meta.dir as string;
-    warmDir = addon.meta.dir as string;
-    echo.warmStartFrom = ref.name;
-    echo.baseModel = baseName;
-    uses.push(ref.name, baseName);
-  }
+  const { baseDir, warmDir } = resolveModels(svc, account, given, echo, uses);
 
   const out = parseRef(given.outputModel || jobId, 'models', account, 'outputModel');
   if (svc.store.get('model', out.name))

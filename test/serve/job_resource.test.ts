@@ -2,6 +2,7 @@
 // `lorasft serve` with no workers (jobs stay queued): documented defaults echoed, nested objects checked by field.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import { openStore } from '../../src/serve/store.ts';
 import { request, serveFixture, startServe, stopAllServers, type Serve } from './helpers.ts';
 
 const A = '/v1/accounts/local';
@@ -10,6 +11,13 @@ let srv: Serve;
 
 beforeAll(async () => {
   const { fx, data } = serveFixture(BASE);
+  // A rank-16 PEFT addon of BASE, as a completed job registers it (no files: a queued job reads none).
+  const store = openStore(data);
+  const addon = 'accounts/local/models/addon16';
+  const peftDetails = { baseModel: BASE, r: 16, loraAlpha: 32, targetModules: ['q_proj'] };
+  const body = { name: addon, state: 'READY', kind: 'HF_PEFT_ADDON', peftDetails };
+  store.insert({ kind: 'model', name: addon, account: 'local', state: 'READY', body, meta: { dir: fx.root } });
+  store.close();
   srv = await startServe(data, ['--workers', '0', '--no-demo-model']);
   expect((await request(srv.url, 'POST', `${A}/datasets`, { body: { datasetId: 'd' } })).status).toBe(200);
   const b = 'xXbOuNdArYx';
@@ -107,5 +115,22 @@ describe('supervisedFineTuningJobs: the created job', { timeout: 600_000 }, () =
     // A purpose given is echoed as given.
     const pilot = await create({ purpose: 'PURPOSE_PILOT' });
     expect(pilot.json.purpose).toBe('PURPOSE_PILOT');
+  });
+});
+
+describe('supervisedFineTuningJobs: a warm start', { timeout: 600_000 }, () => {
+  it("reports the rank of the LoRA layers it trains, its addon's; another loraRank is a 400 naming it", async () => {
+    const warm = (over: Record<string, unknown>) =>
+      request(srv.url, 'POST', `${A}/supervisedFineTuningJobs`, {
+        body: { dataset: 'd', warmStartFrom: 'addon16', ...over },
+      });
+    const r = await warm({});
+    expect([r.status, r.json.loraRank, r.json.baseModel], r.text).toEqual([200, 16, BASE]);
+    expect((await warm({ loraRank: 16 })).json.loraRank).toBe(16);
+    const bad = await warm({ loraRank: 8 });
+    expect([bad.status, bad.json?.error?.message]).toEqual([
+      400,
+      'loraRank: 8 is not the rank of warmStartFrom accounts/local/models/addon16, 16 (a warm start trains its addon at its own rank; leave loraRank out)',
+    ]);
   });
 });
