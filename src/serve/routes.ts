@@ -2,7 +2,7 @@
 // models; deployments next) contributes a list of routes; this file only parses paths and dispatches, so a new
 // collection is one more import in ROUTES.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, notFound } from './errors.ts';
+import { ApiError, badRequest, notFound } from './errors.ts';
 import { requireId } from './ids.ts';
 import { decodeSegment, sendJson } from './http.ts';
 import type { Service } from './service.ts';
@@ -107,6 +107,9 @@ export async function dispatch(
 ): Promise<void> {
   const p = parsePath(rawPath);
   const route = matchRoute(req.method ?? 'GET', p);
+  // '-' is every account (AIP-159), which only a list of models takes: nothing is made in, or read from, '-'.
+  if (p.account === '-' && !(route.collection === 'models' && !route.item && route.method === 'GET'))
+    throw badRequest("account '-' means every account: only GET /v1/accounts/-/models takes it; name one account");
   const id = p.id === undefined ? '' : requireId(p.id, `${p.collection.replace(/s$/, '')} id`);
   const out = await route.handle({ svc, req, res, account: p.account, id, query });
   if (out !== undefined && !res.headersSent) sendJson(res, 200, out);
