@@ -130,6 +130,8 @@ describe('dashboard (headless Chromium)', () => {
       await page.$eval('#upload-form input[name=id]', (e) => (e as HTMLInputElement).validity.patternMismatch),
     ).toBe(true);
     await page.fill('#upload-form input[name=id]', 'dash-data');
+    // The picker offers what the server takes: *.jsonl only.
+    expect(await page.getAttribute('#upload-form input[name=file]', 'accept')).toBe('.jsonl');
     await page.setInputFiles('#upload-form input[name=file]', fx.train);
     await page.click('#upload-form button[type=submit]');
     await expect.poll(() => page.textContent('#upload-result'), { timeout: 120_000 }).toMatch(/READY, 24 examples/);

@@ -98,7 +98,7 @@ async function datasetsView() {
   const out = h('p', { id: 'upload-result', role: 'status' });
   const form = h('form', { class: 'grid', id: 'upload-form', 'aria-label': 'Upload a dataset' },
     h('label', {}, 'Dataset id', h('input', { name: 'id', required: true, pattern: ID_PATTERN, placeholder: 'my-dataset' }), h('small', {}, 'lowercase letters, digits, hyphens')),
-    h('label', {}, 'JSONL file', h('input', { name: 'file', type: 'file', accept: '.jsonl,.json,application/jsonl', required: true }), h('small', {}, 'one chat example ({"messages": [...]}) per line')),
+    h('label', {}, 'JSONL file', h('input', { name: 'file', type: 'file', accept: '.jsonl', required: true }), h('small', {}, 'one chat example ({"messages": [...]}) per line')),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Upload')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
