@@ -15,7 +15,8 @@ const HELP = `usage: lorasft deployment create MODEL [--deployment-id ID] [--dis
 MODEL: a model name (accounts/local/models/my-ft) or an id in your account; ID: a deployment id or name.
 create loads the base weights once in the server; a LoRA MODEL is served on it at once, a base MODEL takes
 LoRA models with load-lora. --wait returns when the deployment is READY. Then query it with any OpenAI client at
-LORASFT_API_BASE/inference/v1 with "model": MODEL (or MODEL#DEPLOYMENT).
+LORASFT_API_BASE/inference/v1 with "model": the model's full name, accounts/ACCOUNT/models/ID (an id alone is not
+found there), or NAME#DEPLOYMENT to pick the deployment.
 Common flags: -a/--account ACCOUNT (default local), --json (or -o json).`;
 
 const modelName = (account: string, m: string) => (m.includes('/') ? m : `accounts/${account}/models/${m}`);

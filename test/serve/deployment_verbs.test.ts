@@ -72,6 +72,15 @@ describe('lorasft deployment', () => {
       temperature: 0,
     });
     expect(c.usage!.completion_tokens).toBeGreaterThan(0);
+    // --help says which "model" a query takes: the full name, not the id the verbs also take.
+    expect(await verb('--help')).toMatch(/"model": the model's full name, accounts\/ACCOUNT\/models\/ID \(an id alone/);
+    await expect(
+      client().chat.completions.create({
+        model: 'tiny-ft',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 1,
+      }),
+    ).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
     // A model a deployment serves (as its LoRA, or as the base of one) is not deleted under it.
     for (const m of ['tiny-ft', 'tiny']) {
       const del = await api('DELETE', `models/${m}`);
