@@ -89,8 +89,12 @@ export function publicText(jobDir: string, text: string): string {
   const seg = '([a-z0-9-]+)';
   return text
     .replace(
-      new RegExp(`resume with: \\S*lorasft\\S*( train)? --resume '?${dd}/jobs/${seg}/${seg}/out'?`, 'g'),
-      'resume with: POST /v1/accounts/$2/supervisedFineTuningJobs/$3:resume (lorasft sftj resume $3)',
+      // the trainer's resumeCommand: `lorasft train --resume OUT`, or `node BIN train ...` when PATH has no lorasft
+      new RegExp(
+        `resume with: (?:node (?:'[^']*'|\\S+) |\\S*lorasft\\S* )(?:train )?--resume '?${dd}/jobs/${seg}/${seg}/out'?`,
+        'g',
+      ),
+      'resume with: POST /v1/accounts/$1/supervisedFineTuningJobs/$2:resume (lorasft sftj resume $2)',
     )
     .replace(new RegExp(`${dd}/datasets/${seg}/${seg}/data\\.jsonl`, 'g'), 'accounts/$1/datasets/$2')
     .replace(new RegExp(`${dd}/jobs/${seg}/${seg}/out/checkpoints/(step-\\d+)`, 'g'), 'checkpoint $3')

@@ -50,6 +50,15 @@ describe('publicText', () => {
         'cancelled by SIGTERM after step 3/6; resume with: POST /v1/accounts/local/supervisedFineTuningJobs/j1:resume (lorasft sftj resume j1)',
       ],
       [
+        // lorasft on PATH is not this checkout: the trainer prints node and its bin path
+        `cancelled by SIGINT after step 3/6; resume with: node '/opt/my lorasft/bin/lorasft.js' train --resume '${job}/out'`,
+        'cancelled by SIGINT after step 3/6; resume with: POST /v1/accounts/local/supervisedFineTuningJobs/j1:resume (lorasft sftj resume j1)',
+      ],
+      [
+        `x: cannot write (ENOSPC); once it can be written, resume with: node /opt/lorasft/bin/lorasft.js train --resume '${job}/out'`,
+        'x: cannot write (ENOSPC); once it can be written, resume with: POST /v1/accounts/local/supervisedFineTuningJobs/j1:resume (lorasft sftj resume j1)',
+      ],
+      [
         `${data}/models/local/m/adapter_config.json: no such file`,
         'accounts/local/models/m/adapter_config.json: no such file',
       ],
