@@ -12,10 +12,13 @@ export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The realpath of `lorasft` on PATH, or null. */
+/**
+ * The realpath of `lorasft` on the user's PATH, or null. A node_modules/.bin dir is skipped: npx and npm run put
+ * theirs first on the PATH of the command they run (npx links this checkout there), not on the user's shell's.
+ */
 function lorasftOnPath(): string | null {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
+    if (!dir || /(^|[\\/])node_modules[\\/]\.bin[\\/]?$/.test(dir)) continue;
     try {
       return fs.realpathSync(path.join(dir, 'lorasft'));
     } catch {

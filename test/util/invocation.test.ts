@@ -29,4 +29,18 @@ describe('printed commands', () => {
     fs.symlinkSync(BIN, path.join(dir, 'lorasft'));
     expect(lorasftCommand('train', '--resume', '/a b/out')).toBe("lorasft train --resume '/a b/out'");
   });
+
+  it("skips npx's and npm run's node_modules/.bin: that lorasft is not on the user's PATH", () => {
+    const npx = path.join(tmpDir('npx'), 'node_modules', '.bin'); // `npx lorasft` links this checkout here
+    fs.mkdirSync(npx, { recursive: true });
+    fs.symlinkSync(BIN, path.join(npx, 'lorasft'));
+    const user = tmpDir('inv');
+    process.env.PATH = [npx, user].join(path.delimiter);
+    expect(lorasftProgram()).toBe(`node ${BIN}`);
+    fs.symlinkSync('/bin/true', path.join(user, 'lorasft')); // the user's lorasft is another program
+    expect(lorasftProgram()).toBe(`node ${BIN}`);
+    fs.rmSync(path.join(user, 'lorasft'));
+    fs.symlinkSync(BIN, path.join(user, 'lorasft')); // linked by scripts/setup.sh
+    expect(lorasftProgram()).toBe('lorasft');
+  });
 });
