@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { shellQuote } from '../util/invocation.ts';
 
 type F32 = Float32Array;
 type I32 = Int32Array;
@@ -248,6 +249,11 @@ export interface NativeAddon {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CANDIDATES = ['build/Release/lorasft_native.node', 'build/Debug/lorasft_native.node'];
+/**
+ * The command that builds the addon, from any directory: package.json's install script (kernels/install.mjs) run by
+ * npm, which hands it npm's own node-gyp (run alone, it needs node-gyp on PATH).
+ */
+const BUILD_COMMAND = `cd ${shellQuote(ROOT)} && npm run install`;
 
 let loaded: { addon: NativeAddon | null; error: string } | undefined;
 
@@ -283,8 +289,7 @@ export function loadAddon(): { addon: NativeAddon | null; error: string } {
   if (!file || !existsSync(file)) {
     loaded = {
       addon: null,
-      error:
-        'native addon not built (no build/Release/lorasft_native.node; run `npm rebuild` or `node kernels/install.mjs`)',
+      error: `native addon not built (no build/Release/lorasft_native.node; build it with: ${BUILD_COMMAND})`,
     };
     return loaded;
   }

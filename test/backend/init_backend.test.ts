@@ -1,6 +1,7 @@
 // Backend choice: native when the addon + OpenBLAS load, else a one-line warning and 'cpu' (never a crash).
 import { describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.ts';
+import * as fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.ts';
@@ -53,6 +54,13 @@ describe('initBackend', () => {
     expect(JSON.parse(r.out).name).toBe('cpu');
     const warnings = r.err.split('\n').filter((l) => l.startsWith('warning:'));
     expect(warnings).toEqual([expect.stringMatching(/native addon not built.*using 'cpu'/)]);
+    // The build command it prints runs from any directory: npm runs kernels/install.mjs there with its node-gyp
+    // (`node kernels/install.mjs` needs the repo as cwd and node-gyp on PATH).
+    expect(warnings[0]).toContain(`build it with: cd ${ROOT} && npm run install)`);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: { install: string };
+    };
+    expect(pkg.scripts.install).toBe('node kernels/install.mjs');
   });
 
   it.skipIf(!native.ok)(
