@@ -99,13 +99,18 @@ async function unloadLora(argv: string[]): Promise<number> {
   if (!p.values.deployment) throw new UserError('lorasft deployment unload-lora: --deployment ID is required');
   const [m, d] = [modelName(p.client.account, model), depName(p.client.account, String(p.values.deployment))];
   let hit: { name: string } | undefined;
+  const loaded: string[] = []; // the models on d, named when m is not one of them
   for (let token: string | undefined = ''; !hit && token !== undefined;) {
     const page = await p.client.request('GET', 'deployedModels', undefined, { pageSize: '200', pageToken: token });
     const items = (page.deployedModels as Array<{ name: string; model: string; deployment: string }>) ?? [];
     hit = items.find((x) => x.model === m && x.deployment === d);
+    loaded.push(...items.filter((x) => x.deployment === d).map((x) => x.model));
     token = (page.nextPageToken as string) || undefined;
   }
-  if (!hit) throw new UserError(`model ${m} is not loaded on ${d} (lorasft deployment get shows what is)`);
+  if (!hit)
+    throw new UserError(
+      `model ${m} is not loaded on ${d} (${loaded.length ? `loaded there: ${loaded.join(', ')}` : 'it has no LoRA models loaded'})`,
+    );
   await p.client.request('DELETE', refPath(p.client, 'deployedModels', hit.name));
   console.log(`unloaded ${m} from ${d}`);
   return 0;

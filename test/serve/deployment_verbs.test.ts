@@ -64,6 +64,12 @@ describe('lorasft deployment', () => {
   it('create --wait, load-lora, query with the openai client, unload-lora, delete', async () => {
     expect(await verb('create', 'tiny', '--deployment-id', 'base', '--wait')).toMatch(/READY/);
     expect(await verb('load-lora', 'tiny-ft', '--deployment', 'base')).toMatch(/DEPLOYED/);
+    // unload-lora of a model not loaded there names the ones that are (no other verb lists them)
+    await expect(verb('unload-lora', 'tiny', '--deployment', 'base')).rejects.toMatchObject({
+      stderr: expect.stringContaining(
+        'model accounts/local/models/tiny is not loaded on accounts/local/deployments/base (loaded there: accounts/local/models/tiny-ft)',
+      ),
+    });
     expect(await verb('list')).toMatch(/^base +accounts\/local\/models\/tiny +READY/m);
     const c = await client().chat.completions.create({
       model: 'accounts/local/models/tiny-ft',
