@@ -87,6 +87,6 @@ export function generate(
   } finally {
     disposeKVCache(cache);
   }
-  text = tok.decode(ids);
+  text = ids.length ? tok.decode(ids) : ''; // the tokenizer throws on [] (an end of turn as the first token)
   return { promptTokens: prompt.length, ids, text, stop };
 }

@@ -39,6 +39,24 @@ describe('generate', () => {
     expect(g.ids.length).toBeGreaterThan(0);
   });
 
+  it('an end of turn as the first token is an empty completion (the tokenizer throws on no ids)', async () => {
+    const dir = path.join(fx.root, 'eos-first');
+    fs.cpSync(fx.model, dir, { recursive: true });
+    // Every id ends the turn, so the first greedy token does.
+    const vocab = (await loadChatTokenizer(fx.model)).vocabSize;
+    const all = Array.from({ length: vocab }, (_, i) => i);
+    fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: all }));
+    const base = await loadBaseModel(dir);
+    const tok = await loadChatTokenizer(dir);
+    const g = generate(base, null, tok, [{ role: 'user', content: 'Hi' }], {
+      maxNewTokens: 4,
+      temperature: 0,
+      topP: 1,
+      seed: 0,
+    });
+    expect(g).toMatchObject({ ids: [], text: '', stop: 'eos' });
+  });
+
   it('samples reproducibly from the seed, and top-p keeps only the nucleus', async () => {
     const logits = Float32Array.from([0, 3, 2.5, -1, 1]);
     const draw = (seed: number, t: number, p: number) =>
