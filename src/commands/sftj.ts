@@ -13,6 +13,7 @@ import {
   resolveConfig,
 } from '../train/config.ts';
 import { isValidId } from '../serve/ids.ts';
+import { shellQuote } from '../util/invocation.ts';
 import { createChatTemplate, readTemplateOverride } from '../data/template.ts';
 
 const HELP = `usage: lorasft sftj create (--base-model M | --warm-start-from M) --dataset D [--output-model O] [--job-id ID] [--config JOB.json] [train's flags] [--wandb-entity E --wandb-project P --wandb-api-key K]
@@ -34,7 +35,12 @@ async function create(argv: string[]): Promise<number> {
   const file = typeof p.values.config === 'string' ? readConfigFile(p.values.config, notice) : {};
   const flags = configFromFlags(p.values);
   resolveConfig(file, flags); // the server's range checks, here: a bad value is named by its line or flag
-  const body: Record<string, unknown> = { ...file, ...flags, ...wandbConfig(p.values) };
+  const wandb = wandbConfig(p.values);
+  if (wandb.wandbConfig)
+    notice(
+      "--wandb-* are accepted and ignored: metrics go to the job's metrics.jsonl and the dashboard; the key is not kept",
+    );
+  const body: Record<string, unknown> = { ...file, ...flags, ...wandb };
   const jobId = body.jobId as string | undefined;
   delete body.jobId;
   if (typeof body.jinjaTemplate === 'string') body.jinjaTemplate = templateText(body.jinjaTemplate);
@@ -76,8 +82,8 @@ function notALocalPath(v: unknown, r: (typeof RESOURCE_FLAGS)[number], source: s
   if (typeof v !== 'string' || isValidId(v) || v.startsWith('accounts/') || !fs.existsSync(v)) return;
   const put =
     r.kind === 'dataset'
-      ? `the server takes a dataset id: 'lorasft dataset create ${r.id} ${v}'`
-      : `the server takes a model name: 'lorasft model import ${r.id} ${v}' (with --data-dir D when the server's data dir is not ./lorasft-data)`;
+      ? `the server takes a dataset id: \`lorasft dataset create ${r.id} ${shellQuote(v)}\``
+      : `the server takes a model name: \`lorasft model import ${r.id} ${shellQuote(v)}\` (with --data-dir D when the server's data dir is not ./lorasft-data)`;
   const flag = `--${flagName(r.key)}`;
   throw new UserError(
     `${source ?? flag}: ${v} is a local ${r.kind === 'dataset' ? 'file' : 'directory'}; ${put}, then ${flag} ${r.id}`,

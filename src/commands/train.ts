@@ -138,7 +138,7 @@ async function start(
         prev.state !== 'JOB_STATE_CANCELLED' &&
         prev.state !== 'JOB_STATE_FAILED'
           ? ''
-          : ` continue it with '${lorasftCommand('train', '--resume', abs(out))}', or`;
+          : ` continue it with \`${lorasftCommand('train', '--resume', abs(out))}\`, or`;
       throw new UserError(
         `${out}: already holds job ${prev.name} (${prev.state});${hint} pass --overwrite to replace it, or choose another --output-model`,
       );

@@ -44,7 +44,10 @@ function readyDataset(svc: Service, ref: ResourceRef, field: string): { r: Resou
 
 function model(svc: Service, ref: ResourceRef, field: string, kind: string): Resource {
   const r = svc.store.get('model', ref.name);
-  if (!r) throw badRequest(`${field}: model ${ref.name} does not exist (lorasft model list shows the models)`);
+  if (!r)
+    throw badRequest(
+      `${field}: model ${ref.name} does not exist (\`lorasft model list -a ${ref.account}\` shows that account's models)`,
+    );
   if (r.body.kind !== kind)
     throw badRequest(
       `${field}: model ${ref.name} is a ${r.body.kind}; ${field} takes a ${kind}${kind === 'HF_BASE_MODEL' ? ' (continue a PEFT addon with warmStartFrom)' : ''}`,

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
+import { shellQuote } from './invocation.ts';
 import { jsonSyntaxError } from './json.ts';
 
 /** Why `file` cannot be read as a regular file, or null when it can: 'no such file', 'is a directory', ... */
@@ -110,7 +111,7 @@ export function jsonlNameProblem(name: string): string | null {
   const stem = path.parse(path.basename(name)).name;
   const to = path.join(path.dirname(name), isJsonlName(stem) ? stem : `${stem}.jsonl`);
   const fix = /\.gz$/i.test(name)
-    ? `decompress it first (e.g. zcat ${name} > ${to})`
+    ? `decompress it first (e.g. zcat ${shellQuote(name)} > ${shellQuote(to)})`
     : /\.(bz2|xz|zst|zip)$/i.test(name)
       ? `decompress it into ${to} first`
       : `rename it to ${to}`;

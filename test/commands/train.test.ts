@@ -373,6 +373,7 @@ describe('lorasft train (CLI)', () => {
     const again = await cli(flags);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already holds job .*JOB_STATE_CANCELLED.*--resume/);
+    expect(again.stderr).toContain(`continue it with \`${hint}\`, or`); // the command whole, pasteable as is
     const resumed = await run('bash', ['-c', hint], { cwd: os.tmpdir(), env });
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(adapterBytes('my runs/cancel').equals(adapterBytes('full'))).toBe(true);

@@ -83,6 +83,11 @@ describe('lorasft validate', () => {
         'data.jsonl.gz',
         `decompress it first (e.g. zcat ${path.join(dir, 'data.jsonl.gz')} > ${path.join(dir, 'data.jsonl')})`,
       ],
+      // the command quotes its paths, so it runs as printed
+      [
+        'my data.jsonl.gz',
+        `decompress it first (e.g. zcat '${path.join(dir, 'my data.jsonl.gz')}' > '${path.join(dir, 'my data.jsonl')}')`,
+      ],
     ]) {
       const f = path.join(dir, name);
       fs.writeFileSync(f, seed);

@@ -364,7 +364,7 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
     `${A}/supervisedFineTuningJobs`,
     { body: job({ baseModel: 'accounts/fireworks/models/nope' }) },
     400,
-    /does not exist/,
+    /does not exist \(`lorasft model list -a fireworks` shows that account's models\)/,
   ],
   [
     'create job: base model and warm start',

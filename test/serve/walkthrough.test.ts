@@ -235,8 +235,17 @@ describe('lorasft serve: the REST walk-through', { timeout: 900_000 }, () => {
     const local = await run(process.execPath, [BIN, 'sftj', 'create', '--dataset', fx.train], { env }).catch((e) => e);
     expect([local.code, local.stderr]).toEqual([
       1,
-      `error: --dataset: ${fx.train} is a local file; the server takes a dataset id: 'lorasft dataset create my-data ${fx.train}', then --dataset my-data\n`,
+      `error: --dataset: ${fx.train} is a local file; the server takes a dataset id: \`lorasft dataset create my-data ${fx.train}\`, then --dataset my-data\n`,
     ]);
+    const spaced = path.join(fx.root, 'my data.jsonl'); // the printed command quotes it
+    fs.copyFileSync(fx.train, spaced);
+    const local2 = await run(process.execPath, [BIN, 'sftj', 'create', '--dataset', spaced], { env }).catch((e) => e);
+    expect(local2.stderr).toContain(`\`lorasft dataset create my-data '${spaced}'\``);
+    // firectl's W&B flags: taken, and said to be ignored (the request here fails after that: no such dataset)
+    const wb = await run(process.execPath, [BIN, 'sftj', 'create', '--dataset', 'nope', '--wandb-project', 'p'], {
+      env,
+    }).catch((e) => e);
+    expect(wb.stderr).toMatch(/^notice: --wandb-\* are accepted and ignored: metrics go to the job's metrics\.jsonl/);
     fs.writeFileSync(path.join(fx.root, 'local.json'), `{\n  "dataset": ${JSON.stringify(fx.train)}\n}\n`);
     const inFile = await run(process.execPath, [BIN, 'sftj', 'create', '--config', 'local.json'], {
       env,
