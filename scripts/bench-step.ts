@@ -168,4 +168,4 @@ const result = {
   kernel_share: share,
 };
 if (process.argv.includes('--json')) console.log(JSON.stringify(result));
-else console.log(result);
+else console.log(Object.fromEntries(Object.entries(result).filter(([, v]) => v !== undefined))); // as --json shows it

@@ -8,6 +8,13 @@ describe('lorasft cli', () => {
     expect(out).toContain('usage: lorasft');
     expect(out).toContain('train');
   });
+  it('serve --help names everything the server serves and every client verb', async () => {
+    const { stdout: out } = await lorasft(['serve', '--help']);
+    expect(out.replace(/\s+/g, ' ')).toContain(
+      '/models and /deployments as the managed API does, the OpenAI-compatible /inference/v1 of its deployments and a dashboard',
+    );
+    expect(out.replace(/\s+/g, ' ')).toContain('Client verbs: lorasft dataset | sftj | model | deployment');
+  });
   it('prints its version with --version', async () => {
     const r = await lorasft(['--version']);
     expect(r.status).toBe(0);

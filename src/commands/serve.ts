@@ -9,10 +9,12 @@ import { startServer } from '../serve/server.ts';
 
 const HELP = `usage: lorasft serve [--host 127.0.0.1] [--port 8080] [--data-dir DIR] [--workers 1] [--api-key KEY]
 
-Serves /v1/accounts/{account}/datasets, /supervisedFineTuningJobs and /models as the managed API does, with state
-in DIR/lorasft.db (SQLite, WAL) and files under DIR. Jobs run first in first out, each in its own trainer process.
-Prints 'listening on http://HOST:PORT' once ready. With an API key (flag or LORASFT_API_KEY) every request needs
-'Authorization: Bearer KEY'. Client verbs: lorasft dataset | sftj | model (LORASFT_API_BASE, LORASFT_API_KEY).
+Serves /v1/accounts/{account}/datasets, /supervisedFineTuningJobs, /models and /deployments as the managed API
+does, the OpenAI-compatible /inference/v1 of its deployments and a dashboard at /, with state in DIR/lorasft.db
+(SQLite, WAL) and files under DIR. Jobs run first in first out, each in its own trainer process. Prints
+'listening on http://HOST:PORT' once ready. With an API key (flag or LORASFT_API_KEY) every request needs
+'Authorization: Bearer KEY'. Client verbs: lorasft dataset | sftj | model | deployment (LORASFT_API_BASE,
+LORASFT_API_KEY).
 
   --host H             address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
   --port N             port (default 8080; 0 picks a free one)
