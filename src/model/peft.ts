@@ -96,3 +96,19 @@ export function loadAdapter(dir: string): {
   };
   return { lora, cfg, baseModelPath: typeof j.base_model_name_or_path === 'string' ? j.base_model_name_or_path : null };
 }
+
+/**
+ * An adapter on a base model of another family (model_type) is refused, though its layer shapes may fit (a tiny
+ * Qwen3 and a tiny Gemma 3 share them): checked when the adapter's base_model_name_or_path is a local model dir,
+ * which can name the family it was trained on. Dirs move, so only the family is compared; the shapes are checked
+ * when the tensors are.
+ */
+export function checkAdapterFamily(adapterDir: string, baseModelPath: string | null, baseDir: string): void {
+  if (baseModelPath === null || !fs.existsSync(path.join(baseModelPath, 'config.json'))) return;
+  const trained = readJsonObject(path.join(baseModelPath, 'config.json')).model_type;
+  const ours = readJsonObject(path.join(baseDir, 'config.json')).model_type;
+  if (trained === ours) return;
+  throw new UserError(
+    `--base-model ${baseDir}: a ${ours} model, but the adapter ${adapterDir} was trained on ${baseModelPath}, a ${trained} model; pass --base-model ${baseModelPath}, or an adapter trained on a ${ours} model`,
+  );
+}

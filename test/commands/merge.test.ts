@@ -180,6 +180,22 @@ describe('merge', () => {
     );
   });
 
+  it('an adapter on a base of another family with the same shapes is refused in one line, as generate does', async () => {
+    const gemma = path.join(fx.root, 'gemma-same-shapes');
+    makeTinyModel({ family: 'gemma3', out: gemma, hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32 });
+    const want = `error: --base-model ${gemma}: a gemma3_text model, but the adapter ${adapterDir} was trained on ${fx.model}, a qwen3 model; pass --base-model ${fx.model}, or an adapter trained on a gemma3_text model\n`;
+    const out = path.join(fx.root, 'other-family');
+    for (const cmd of [
+      ['merge', '--out', out],
+      ['generate', '--prompt', 'hi'],
+    ]) {
+      const r = await lorasft([...cmd, '--base-model', gemma, '--adapter', adapterDir], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(want);
+    }
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
   it('an --out that cannot be used is one error line, checked before merging; a non-empty one needs --overwrite', async () => {
     const file = path.join(fx.root, 'afile');
     fs.writeFileSync(file, '');
