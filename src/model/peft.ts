@@ -51,6 +51,21 @@ export function saveAdapter(dir: string, lora: Map<string, TensorLike>, cfg: Lor
   );
 }
 
+/**
+ * PEFT LoraConfig fields that change the math but that one rank, alpha and A/B pair per module cannot express:
+ * refused in one line, not ignored (an ignored alpha_pattern merges with the wrong scale).
+ */
+function refuseUnsupported(cfile: string, j: Record<string, unknown>): void {
+  for (const key of ['alpha_pattern', 'rank_pattern']) {
+    const v = j[key];
+    if (v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0))
+      throw new UserError(
+        `${cfile}: "${key}" ${JSON.stringify(v)} is not supported (per-module ${key === 'alpha_pattern' ? 'alpha' : 'rank'}); expected {} (one "${key === 'alpha_pattern' ? 'lora_alpha' : 'r'}" for every module)`,
+      );
+  }
+  if (j.use_dora === true) throw new UserError(`${cfile}: "use_dora": true (DoRA) is not supported; expected LoRA`);
+}
+
 /** Read a PEFT LoRA adapter dir. Rank comes from the tensor shapes (and must agree with "r" when present). */
 export function loadAdapter(dir: string): {
   lora: Map<string, FloatTensor>;
@@ -62,6 +77,7 @@ export function loadAdapter(dir: string): {
   const j = readJsonObject(cfile, 'expected a PEFT adapter directory');
   if (j.peft_type !== undefined && j.peft_type !== 'LORA')
     throw new UserError(`${cfile}: peft_type ${JSON.stringify(j.peft_type)} is not supported (expected "LORA")`);
+  refuseUnsupported(cfile, j);
   const wfile = path.join(dir, ADAPTER_WEIGHTS);
   const raw = readSafetensors(wfile);
   const lora = new Map<string, FloatTensor>();

@@ -85,6 +85,20 @@ describe('PEFT adapter', () => {
     expect(() => loraFromTensors(base, foreign, { alpha: 4, dropout: 0, useRslora: false }, 'x.safetensors')).toThrow(
       /not a LoRA weight in PEFT naming/,
     );
+    // PEFT fields one alpha and rank cannot express are refused, not ignored (empty ones, as PEFT writes, are fine).
+    const cfile = path.join(dir, 'adapter_config.json');
+    saveAdapter(dir, lora, lora.cfg, base.dir);
+    const saved = JSON.parse(fs.readFileSync(cfile, 'utf8'));
+    for (const [extra, msg] of [
+      [{ alpha_pattern: {}, rank_pattern: {}, use_dora: false }, null],
+      [{ alpha_pattern: { q_proj: 64 } }, '"alpha_pattern" {"q_proj":64} is not supported (per-module alpha)'],
+      [{ rank_pattern: { down_proj: 4 } }, '"rank_pattern" {"down_proj":4} is not supported (per-module rank)'],
+      [{ use_dora: true }, '"use_dora": true (DoRA) is not supported; expected LoRA'],
+    ] as const) {
+      fs.writeFileSync(cfile, JSON.stringify({ ...saved, ...extra }));
+      if (msg) expect(() => loadAdapter(dir)).toThrow(`${cfile}: ${msg}`);
+      else expect(loadAdapter(dir).cfg.alpha).toBe(4);
+    }
     expect(() => loadAdapter(tmpDir('none'))).toThrow(
       /adapter_config.json: no such file \(expected a PEFT adapter directory\)/,
     );
