@@ -131,6 +131,17 @@ function saveCheckpointOf(j: JobRun, { run, lora }: LoopParts): void {
   );
 }
 
+/**
+ * The job's progress at `done` steps, as the uninterrupted run has it there: a resumed job.json holds the counters
+ * of its last write, which may be from steps after its checkpoint (it is written at most once a second).
+ */
+export function restoreProgress(job: Job, plan: StepPlan, st: TrainerState, done: number): void {
+  let examples = 0;
+  for (let step = 0; step < done; step++) for (const r of plan.stepRows(step)) examples += r.examples.length;
+  job.jobProgress.totalProcessedRequests = job.jobProgress.successfullyProcessedRequests = examples;
+  setProgress(job, plan, st, done);
+}
+
 export function setProgress(job: Job, plan: StepPlan, st: TrainerState, done: number): void {
   Object.assign(job.jobProgress, {
     percent: Math.round((1000 * done) / plan.totalSteps) / 10,

@@ -135,6 +135,9 @@ export async function trainLoop(x: Loop): Promise<LoopEnd> {
     totalSteps: total,
     scheduler: cfg.lrScheduler,
   };
+  // A checkpoint written as early stop fired (the job was stopped before its adapter was saved): stop again.
+  if (cfg.earlyStop && x.evalBatches.length > 0 && st.evalsWithoutImprovement >= cfg.earlyStopPatience)
+    return { kind: 'early-stopped' };
   while (st.step < total) {
     const step = st.step; // 0-based index of the step being taken
     run.doing = `step ${step + 1}`;

@@ -41,6 +41,7 @@ import { rowsToBatch } from './step.ts';
 import {
   failedWhile,
   jobCallbacks,
+  restoreProgress,
   resumeCommand,
   setProgress,
   type JobRun,
@@ -326,6 +327,7 @@ async function runLoop(
   stop.loading = false;
   const rest = keepCpusAwake(backendUsed); // until the loop ends: idle CPUs between kernels cost (keep_awake.ts)
   try {
+    restoreProgress(job, plan, st, j.startStep); // counters as of the checkpoint resumed from
     setJobState(job, 'JOB_STATE_RUNNING', `training: ${total} steps`, outDir);
     if (!j.resumed && loop.evalBatches.length) evaluateAndTrack(loop); // the starting point, at step 0
     return { end: await trainLoop(loop), evalLosses };

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { train, modelLoss, type TrainLoss } from '../../src/train/train.ts';
 import { readMetrics, type EvalRow, type TrainRow } from '../../src/train/metrics.ts';
-import { readJob } from '../../src/train/job.ts';
+import { readJob, setJobState } from '../../src/train/job.ts';
 import { listCheckpoints, loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { loadBaseModel, forwardLogits } from '../../src/model/model.ts';
@@ -49,6 +49,7 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     });
     expect((await train(cfg, quiet)).exitCode).toBe(0);
     const out = path.join(fx.root, 'resumed');
+    const progress = readJob(out).jobProgress; // the uninterrupted run's
     for (const d of ['step-000003', 'step-000004']) fs.rmSync(path.join(out, 'checkpoints', d), { recursive: true }); // as if killed after step 2
     const logs: string[] = [];
     const lines: string[] = [];
@@ -66,6 +67,8 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(steps.map((l) => l.split(' ')[1])).toEqual(['3/4', '4/4']);
     for (const l of steps) expect(l).toMatch(/ETA \d+s\n$/);
     expect(logs.at(-1)).toMatch(/^completed 4 steps in [\d.]+ s of training \([\d.]+ s before the resume at step 2\)/);
+    // job.json's request counters were last written after step 4: the resume counts from the checkpoint's step.
+    expect(readJob(out).jobProgress).toEqual(progress);
   });
 
   it('records the backend that actually ran: resolved_config.json, job.json local.backend, the first metrics row', async () => {
@@ -226,6 +229,20 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     for (const [k, t] of adapter) expect([...t.data]).toEqual([...atBest.get(k)!.data]);
     const someB = [...last.keys()].find((k) => k.includes('lora_B'))!;
     expect([...last.get(someB)!.data]).not.toEqual([...atBest.get(someB)!.data]);
+
+    // Stopped after the early-stop checkpoint, before the adapter was written (SIGKILL, full disk): the resume
+    // stops there too, with the same adapter and metrics (it trained on past the early stop).
+    const rows = fs.readFileSync(path.join(cfg.outputModel, 'metrics.jsonl'), 'utf8');
+    const bytes = fs.readFileSync(path.join(cfg.outputModel, 'adapter_model.safetensors'));
+    fs.rmSync(path.join(cfg.outputModel, 'adapter_model.safetensors'));
+    const message = job.status.message;
+    setJobState(job, 'JOB_STATE_RUNNING', 'training', cfg.outputModel);
+    const again = await train(cfg, { ...quiet, loss, resume: true });
+    expect(again.state).toBe('JOB_STATE_EARLY_STOPPED');
+    expect(again.steps).toBe(3);
+    expect(readJob(cfg.outputModel).status.message).toBe(message);
+    expect(fs.readFileSync(path.join(cfg.outputModel, 'metrics.jsonl'), 'utf8')).toBe(rows);
+    expect(fs.readFileSync(path.join(cfg.outputModel, 'adapter_model.safetensors')).equals(bytes)).toBe(true);
   });
 
   it('a non-finite loss stops the job: FAILED with the step, last good checkpoint kept', async () => {
