@@ -11,7 +11,7 @@ import { checkConversation } from '../data/validate.ts';
 import { loadBaseModel } from '../model/model.ts';
 import { modelPrecision, precisionFlag } from '../model/precision.ts';
 import { loraFromTensors } from '../model/lora.ts';
-import { checkAdapterFamily, loadAdapter } from '../model/peft.ts';
+import { checkAdapterBase, loadAdapter } from '../model/peft.ts';
 import { generate } from '../infer/generate.ts';
 import { adapterBaseModel, requireAdapterDir, requireModelDir } from '../util/paths.ts';
 
@@ -140,7 +140,7 @@ export async function run(argv: string[]): Promise<number> {
   const baseDir = v['base-model'] ?? adapterBaseModel(v.adapter!, '--adapter');
   requireModelDir(baseDir, '--base-model');
   const adapter = v.adapter ? loadAdapter(v.adapter) : null;
-  if (adapter) checkAdapterFamily(v.adapter!, adapter.baseModelPath, baseDir);
+  if (adapter) checkAdapterBase(v.adapter!, adapter, baseDir);
   await initBackend({ backend: v.backend, threads });
   const tok = withTools(await loadChatTokenizer(baseDir, { jinjaTemplate: v['jinja-template'] }), conv.tools);
   const base = await loadBaseModel(baseDir, { precision: modelPrecision(baseDir, precision) });

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { loadModelConfig } from '../model/config.ts';
 import { checkLoraTensors, type LoraPair } from '../model/lora.ts';
-import { checkAdapterFamily, loadAdapter } from '../model/peft.ts';
+import { checkAdapterBase, loadAdapter } from '../model/peft.ts';
 import {
   listModelTensors,
   readSafetensors,
@@ -110,7 +110,7 @@ export function mergeAdapter(
   ])
     if (realPath(outDir) === realPath(dir)) throw new UserError(`--out ${outDir}: must differ from ${what}`);
   const { lora, cfg, baseModelPath } = loadAdapter(adapterDir);
-  checkAdapterFamily(adapterDir, baseModelPath, baseDir);
+  checkAdapterBase(adapterDir, { lora, baseModelPath }, baseDir);
   // The same check as generate's: every A/B pair against the base's config.json, before any weight is read.
   const { pairs } = checkLoraTensors(loadModelConfig(baseDir), lora, cfg.rank, adapterDir);
   const index = listModelTensors(baseDir);

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { readJsonObject, requireDir } from '../util/files.ts';
+import { loadModelConfig } from './config.ts';
 import { DEFAULT_LORA_TARGETS, type LoraConfig } from './lora.ts';
 import { readSafetensors, writeSafetensors, type FloatTensor } from './safetensors.ts';
 
@@ -119,12 +120,40 @@ export function loadAdapter(dir: string): {
  * which can name the family it was trained on. Dirs move, so only the family is compared; the shapes are checked
  * when the tensors are.
  */
-export function checkAdapterFamily(adapterDir: string, baseModelPath: string | null, baseDir: string): void {
+function checkFamily(adapterDir: string, baseModelPath: string | null, baseDir: string, ours: string): void {
   if (baseModelPath === null || !fs.existsSync(path.join(baseModelPath, 'config.json'))) return;
   const trained = readJsonObject(path.join(baseModelPath, 'config.json')).model_type;
-  const ours = readJsonObject(path.join(baseDir, 'config.json')).model_type;
   if (trained === ours) return;
   throw new UserError(
     `--base-model ${baseDir}: a ${ours} model, but the adapter ${adapterDir} was trained on ${baseModelPath}, a ${trained} model; pass --base-model ${baseModelPath}, or an adapter trained on a ${ours} model`,
   );
+}
+
+/**
+ * An adapter of a shallower model fits the first layers of a deeper one of the same width: refused unless its
+ * config adapts a subset of layers on purpose (PEFT's layers_to_transform, or target_modules naming module paths).
+ */
+function checkDepth(adapterDir: string, lora: Map<string, unknown>, numLayers: number): void {
+  const j = readJsonObject(path.join(adapterDir, ADAPTER_CONFIG));
+  const targets = j.target_modules;
+  const byPath =
+    typeof targets === 'string' || (Array.isArray(targets) && targets.some((t) => String(t).includes('.')));
+  if (j.layers_to_transform != null || byPath) return;
+  const layers = new Set([...lora.keys()].map((n) => Number(/\.layers\.(\d+)\./.exec(n)?.[1])));
+  const missing = Array.from({ length: numLayers }, (_, i) => i).filter((i) => !layers.has(i));
+  if (missing.length === 0 || missing.length === numLayers) return;
+  throw new UserError(
+    `${adapterDir}: LoRA weights for ${numLayers - missing.length} of the base model's ${numLayers} layers (none for layer ${missing[0]}) and no layers_to_transform: an adapter of a model with fewer layers; pass the --base-model it was trained on`,
+  );
+}
+
+/** The adapter was trained on a model like `baseDir`: same family, and every layer adapted (see above). */
+export function checkAdapterBase(
+  adapterDir: string,
+  adapter: { lora: Map<string, unknown>; baseModelPath: string | null },
+  baseDir: string,
+): void {
+  const config = loadModelConfig(baseDir);
+  checkFamily(adapterDir, adapter.baseModelPath, baseDir, config.modelType);
+  checkDepth(adapterDir, adapter.lora, config.numLayers);
 }

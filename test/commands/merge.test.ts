@@ -196,6 +196,29 @@ describe('merge', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
+  it('an adapter of a shallower model is refused unless its config says which layers it adapts', async () => {
+    const deep = path.join(fx.root, 'deeper');
+    makeTinyModel({ family: 'qwen3', out: deep, hidden: 32, layers: 2, heads: 2, kvHeads: 1, intermediate: 32 });
+    const want = `error: ${adapterDir}: LoRA weights for 1 of the base model's 2 layers (none for layer 1) and no layers_to_transform: an adapter of a model with fewer layers; pass the --base-model it was trained on\n`;
+    const out = path.join(fx.root, 'deeper-merged');
+    for (const cmd of [
+      ['merge', '--out', out],
+      ['generate', '--prompt', 'hi'],
+    ]) {
+      const r = await lorasft([...cmd, '--base-model', deep, '--adapter', adapterDir], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(want);
+    }
+    expect(fs.existsSync(out)).toBe(false);
+    // PEFT's layers_to_transform: layer 0 only, on purpose.
+    const partial = path.join(fx.root, 'layer0-adapter');
+    fs.cpSync(adapterDir, partial, { recursive: true });
+    const cfgFile = path.join(partial, 'adapter_config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, base_model_name_or_path: deep, layers_to_transform: [0] }));
+    expect(mergeAdapter(deep, partial, out).merged).toHaveLength(7);
+  });
+
   it('an --out that cannot be used is one error line, checked before merging; a non-empty one needs --overwrite', async () => {
     const file = path.join(fx.root, 'afile');
     fs.writeFileSync(file, '');
