@@ -14,14 +14,7 @@
 #include <cstring>
 #include <vector>
 
-#pragma GCC target("amx-tile,amx-bf16")
-
-struct alignas(64) TileConfig {
-  uint8_t palette, start, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-constexpr TileConfig kTiles = {1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+#include "amx_tiles.h"
 
 // C [M, N] (+)= A [M, K] . B, B's pair row p, column n at the word Bp[p * ldb + n]; M, N, K multiples of 32.
 void gemm(int M, int N, int K, const uint16_t* A, int lda, const uint32_t* Bp, int ldb, float* C, int ldc, bool acc) {
@@ -79,7 +72,7 @@ static float f32(uint16_t h) {
 }
 
 int main() {
-  if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */)) {
+  if (!grantTiles()) {
     std::printf("no AMX tile state granted (CPU without AMX, or an old kernel)\n");
     return 1;
   }

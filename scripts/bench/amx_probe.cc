@@ -14,15 +14,7 @@
 #include <cstdio>
 #include <vector>
 
-#pragma GCC target("amx-tile,amx-bf16")
-
-// Palette 1, tiles 0-7 of 16 rows x 64 bytes (a constant: GCC 12's _tile_loadconfig declares an 8-byte read).
-struct alignas(64) TileConfig {
-  uint8_t palette, start, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-constexpr TileConfig kTiles = {1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
+#include "amx_tiles.h"
 constexpr double kStepFlops = 4.0 * 16 * 16 * 32 * 2;  // four 16 x 16 x 32 multiply-adds
 
 // Seconds for `steps` block steps, A and B cycling through buffers of aBytes and bBytes (0: no loads at all).
@@ -65,7 +57,7 @@ double run(long steps, size_t aBytes, size_t bBytes) {
 }
 
 int main() {
-  if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */)) {
+  if (!grantTiles()) {
     std::printf("no AMX tile state granted (CPU without AMX, or an old kernel)\n");
     return 1;
   }
