@@ -122,8 +122,13 @@ export function loadAdapter(dir: string): {
  */
 function checkFamily(adapterDir: string, baseModelPath: string | null, baseDir: string, ours: string): void {
   if (baseModelPath === null || !fs.existsSync(path.join(baseModelPath, 'config.json'))) return;
-  const trained = readJsonObject(path.join(baseModelPath, 'config.json')).model_type;
-  if (trained === ours) return;
+  let trained: unknown;
+  try {
+    trained = readJsonObject(path.join(baseModelPath, 'config.json')).model_type;
+  } catch {
+    return; // not a readable model dir (any more): the shapes decide
+  }
+  if (typeof trained !== 'string' || trained === ours) return;
   throw new UserError(
     `--base-model ${baseDir}: a ${ours} model, but the adapter ${adapterDir} was trained on ${baseModelPath}, a ${trained} model; pass --base-model ${baseModelPath}, or an adapter trained on a ${ours} model`,
   );
@@ -131,14 +136,15 @@ function checkFamily(adapterDir: string, baseModelPath: string | null, baseDir: 
 
 /**
  * An adapter of a shallower model fits the first layers of a deeper one of the same width: refused unless its
- * config adapts a subset of layers on purpose (PEFT's layers_to_transform, or target_modules naming module paths).
+ * config adapts a subset of layers on purpose (PEFT's layers_to_transform or exclude_modules, or target_modules naming
+ * module paths).
  */
 function checkDepth(adapterDir: string, lora: Map<string, unknown>, numLayers: number): void {
   const j = readJsonObject(path.join(adapterDir, ADAPTER_CONFIG));
   const targets = j.target_modules;
   const byPath =
     typeof targets === 'string' || (Array.isArray(targets) && targets.some((t) => String(t).includes('.')));
-  if (j.layers_to_transform != null || byPath) return;
+  if (j.layers_to_transform != null || j.exclude_modules != null || byPath) return;
   const layers = new Set([...lora.keys()].map((n) => Number(/\.layers\.(\d+)\./.exec(n)?.[1])));
   const missing = Array.from({ length: numLayers }, (_, i) => i).filter((i) => !layers.has(i));
   if (missing.length === 0 || missing.length === numLayers) return;

@@ -210,13 +210,15 @@ describe('merge', () => {
       expect(r.stderr).toBe(want);
     }
     expect(fs.existsSync(out)).toBe(false);
-    // PEFT's layers_to_transform: layer 0 only, on purpose.
+    // PEFT's layers_to_transform or exclude_modules: layer 0 only, on purpose.
     const partial = path.join(fx.root, 'layer0-adapter');
     fs.cpSync(adapterDir, partial, { recursive: true });
     const cfgFile = path.join(partial, 'adapter_config.json');
     const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
-    fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, base_model_name_or_path: deep, layers_to_transform: [0] }));
-    expect(mergeAdapter(deep, partial, out).merged).toHaveLength(7);
+    for (const subset of [{ layers_to_transform: [0] }, { exclude_modules: ['model.layers.1.self_attn.q_proj'] }]) {
+      fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, base_model_name_or_path: deep, ...subset }));
+      expect(mergeAdapter(deep, partial, out).merged).toHaveLength(7);
+    }
   });
 
   it('an --out that cannot be used is one error line, checked before merging; a non-empty one needs --overwrite', async () => {
