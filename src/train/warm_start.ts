@@ -10,7 +10,10 @@ import { readJsonObject } from '../util/files.ts';
 const IGNORED = new Set(['_name_or_path', 'transformers_version', 'torch_dtype', 'architectures', 'use_cache']);
 
 function configDiff(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
-  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !IGNORED.has(k)).sort();
+  // model_type first: another family is the difference that explains the rest
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    .filter((k) => !IGNORED.has(k))
+    .sort((x, y) => Number(y === 'model_type') - Number(x === 'model_type') || (x < y ? -1 : x > y ? 1 : 0));
   return keys
     .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
     .map((k) => `${k} ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`);

@@ -47,6 +47,14 @@ describe('warm start base model check', () => {
     );
   });
 
+  it('names the family first when the adapter is of another one', () => {
+    const llama = path.join(root, 'llama');
+    makeTinyModel({ family: 'llama', out: llama, hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32 });
+    expect(() => checkWarmStartBase(adapterOn(modelA, 'ad5'), llama)).toThrow(
+      /\(config\.json differs: model_type "qwen3" vs "llama"; /,
+    );
+  });
+
   it('says when the base cannot be verified by name (a hub id)', () => {
     expect(checkWarmStartBase(adapterOn('Qwen/Qwen3-0.6B', 'ad4'), modelA)).toMatch(
       /trained on 'Qwen\/Qwen3-0\.6B' \(not a local dir: only tensor shapes can be checked\)$/,
