@@ -48,10 +48,10 @@ describe('warm start base model check', () => {
   });
 
   it('names the family first when the adapter is of another one', () => {
-    const llama = path.join(root, 'llama');
-    makeTinyModel({ family: 'llama', out: llama, hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32 });
-    expect(() => checkWarmStartBase(adapterOn(modelA, 'ad5'), llama)).toThrow(
-      /\(config\.json differs: model_type "qwen3" vs "llama"; /,
+    const gemma = path.join(root, 'gemma');
+    makeTinyModel({ family: 'gemma3', out: gemma, hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32 });
+    expect(() => checkWarmStartBase(adapterOn(modelA, 'ad5'), gemma)).toThrow(
+      /\(config\.json differs: model_type "qwen3" vs "gemma3_text"; /,
     );
   });
 
