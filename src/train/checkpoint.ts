@@ -69,8 +69,22 @@ export function saveCheckpoint(
     fs.renameSync(tmp, final);
     fs.rmSync(old, { recursive: true, force: true });
   } else fs.renameSync(tmp, final);
-  for (const stale of listCheckpoints(outDir).slice(0, -keep)) fs.rmSync(stale, { recursive: true, force: true });
+  // Newer ones are damaged ones the resume skipped (it takes the newest whole one): the run is redoing their steps.
+  const all = listCheckpoints(outDir);
+  for (const newer of all.filter((d) => d > final)) fs.rmSync(newer, { recursive: true, force: true });
+  for (const stale of all.filter((d) => d <= final).slice(0, -keep)) fs.rmSync(stale, { recursive: true, force: true });
   return final;
+}
+
+/**
+ * At resume, before the checkpoints are read (the job lock held, so no other writer): remove the temp dirs of
+ * checkpoint writes that a killed process left half-written (.tmp-step-N-PID; they are never read).
+ */
+export function removeUnfinishedCheckpoints(outDir: string): void {
+  const root = checkpointsDir(outDir);
+  if (!fs.existsSync(root)) return;
+  for (const d of fs.readdirSync(root))
+    if (/^\.tmp-step-\d+-\d+$/.test(d)) fs.rmSync(path.join(root, d), { recursive: true, force: true });
 }
 
 function writeCheckpointFiles(tmp: string, ck: Checkpoint, writeAdapter: (dir: string) => void): void {

@@ -21,7 +21,7 @@ import { Progress } from '../report/progress.ts';
 import { requireJobInputs, requireOutputDir } from '../util/paths.ts';
 import { testHook, testPause } from '../util/testhooks.ts';
 import { absolutePaths, type TrainConfig } from './config.ts';
-import { checkpointsDir, loadLatestCheckpoint, type TrainerState } from './checkpoint.ts';
+import { checkpointsDir, loadLatestCheckpoint, removeUnfinishedCheckpoints, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
 import {
   appendMetrics,
@@ -206,6 +206,7 @@ function openJob(
   const job = resume ? readJob(outDir) : createJob(cfg);
   if (resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
   if (resume) cfg = checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
+  if (resume) removeUnfinishedCheckpoints(outDir); // a killed process's half-written checkpoint
   const resumed = resume ? loadLatestCheckpoint(outDir, (m) => log(`warning: ${m}`)) : null;
   if (!resume) {
     writeJob(job, outDir);

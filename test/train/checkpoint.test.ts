@@ -6,6 +6,7 @@ import {
   checkpointProblem,
   listCheckpoints,
   loadLatestCheckpoint,
+  removeUnfinishedCheckpoints,
   saveCheckpoint,
   type Checkpoint,
 } from '../../src/train/checkpoint.ts';
@@ -88,6 +89,24 @@ describe('checkpoints, metrics, job', () => {
     expect(warnings.at(-1)).toBe(
       `${c1}: no manifest.json (incomplete, or written by an older lorasft); no whole checkpoint left: starting again from step 0`,
     );
+  });
+
+  it('a resumed run: a newer damaged checkpoint does not take the place of its new ones; a killed write is cleared', () => {
+    const dir = tmpDir('ck');
+    const adapter = (d: string) => fs.writeFileSync(path.join(d, 'adapter_config.json'), '{}');
+    saveCheckpoint(dir, ck(6), adapter, 1);
+    const [six] = listCheckpoints(dir);
+    fs.appendFileSync(path.join(six, 'trainer_state.json'), ' '); // damaged: the resume starts again from step 0
+    const killed = path.join(dir, 'checkpoints', '.tmp-step-000007-999999999'); // SIGKILL while writing step 7
+    fs.mkdirSync(killed);
+    fs.writeFileSync(path.join(killed, 'state.safetensors'), 'half');
+    removeUnfinishedCheckpoints(dir);
+    expect(fs.readdirSync(path.join(dir, 'checkpoints'))).toEqual(['step-000006']);
+    expect(loadLatestCheckpoint(dir)).toBeNull();
+    // keepCheckpoints 1: step 2 was written and then removed as the oldest, leaving only the damaged step 6.
+    saveCheckpoint(dir, ck(2), adapter, 1);
+    expect(listCheckpoints(dir).map((d) => path.basename(d))).toEqual(['step-000002']);
+    expect(loadLatestCheckpoint(dir)!.ck.state.step).toBe(2);
   });
 
   it('a failed checkpoint write leaves no temp dir and names the file', () => {

@@ -51,6 +51,7 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     const out = path.join(fx.root, 'resumed');
     const progress = readJob(out).jobProgress; // the uninterrupted run's
     for (const d of ['step-000003', 'step-000004']) fs.rmSync(path.join(out, 'checkpoints', d), { recursive: true }); // as if killed after step 2
+    fs.mkdirSync(path.join(out, 'checkpoints', '.tmp-step-000003-999999999')); // killed while writing step 3
     const logs: string[] = [];
     const lines: string[] = [];
     const r = await train(cfg, {
@@ -69,6 +70,12 @@ describe('train() end to end on a tiny Qwen3 model', () => {
     expect(logs.at(-1)).toMatch(/^completed 4 steps in [\d.]+ s of training \([\d.]+ s before the resume at step 2\)/);
     // job.json's request counters were last written after step 4: the resume counts from the checkpoint's step.
     expect(readJob(out).jobProgress).toEqual(progress);
+    expect(fs.readdirSync(path.join(out, 'checkpoints'))).toEqual([
+      'step-000001',
+      'step-000002',
+      'step-000003',
+      'step-000004',
+    ]);
   });
 
   it('records the backend that actually ran: resolved_config.json, job.json local.backend, the first metrics row', async () => {
