@@ -66,7 +66,9 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const notice = (m: string) => console.log(`notice: ${m}`);
   const cli = configFromFlags(values as Record<string, string | boolean | undefined>);
 
-  if (values.resume) return resume(values.resume, cli, notice);
+  // '--resume ""' (an unset variable) is an error, not the demo; --config and --overwrite would be silently ignored.
+  const notForResume = (['config', 'overwrite'] as const).filter((k) => values[k] !== undefined).map((k) => `--${k}`);
+  if (values.resume !== undefined) return resume(values.resume, cli, notice, notForResume);
 
   const file = values.config ? readConfigFile(values.config, notice) : {};
   let demo: Partial<TrainConfig> = {};
@@ -172,13 +174,19 @@ async function start(
 /**
  * Continue the job in `out`, in place: whatever dir it was started in (a copied or moved job dir resumes where it
  * is now; the output path saved in resolved_config.json is never used), from any working directory (input paths
- * are recorded absolute).
+ * are recorded absolute). `flags`: other flags given that a resume cannot honour (--config, --overwrite): refused.
  */
-async function resume(out: string, cli: Partial<TrainConfig>, notice: (m: string) => void): Promise<number> {
+async function resume(
+  out: string,
+  cli: Partial<TrainConfig>,
+  notice: (m: string) => void,
+  flags: string[],
+): Promise<number> {
+  if (!out) throw new UserError(`--resume: OUT_DIR is empty; expected the output dir of the job to continue`);
   requireDir(out, 'a lorasft train output dir to resume');
   if (!fs.existsSync(path.join(out, 'job.json')))
     throw new UserError(`${out}: not a lorasft job dir (no job.json to resume)`);
-  const changed = Object.keys(cli).filter((k) => !['backend', 'threads'].includes(k));
+  const changed = [...flags, ...Object.keys(cli).filter((k) => !['backend', 'threads'].includes(k))];
   if (changed.length)
     throw new UserError(
       `--resume continues the job exactly as configured; only --backend and --threads may be given (got ${changed.map((k) => `'${k}'`).join(', ')})`,

@@ -252,6 +252,31 @@ describe('lorasft train (CLI)', () => {
     expect(resumed.status, resumed.stderr).toBe(0);
   });
 
+  it('--resume with an empty OUT_DIR, --config or --overwrite is one error line and the job is untouched', async () => {
+    const job = path.join(fx.root, 'resume-flags');
+    const stopped = await stopAfter([...fixtureFlags(fx, 'resume-flags'), ...JOB], 1, 'SIGINT');
+    expect(stopped.status, stopped.stderr).toBe(130);
+    const before = snapshot(job);
+    const config = path.join(fx.root, 'resume-flags.json');
+    fs.writeFileSync(config, JSON.stringify({ epochs: 2 }) + '\n');
+    const cwd = tmpDir('cwd'); // `--resume ""` (an unset variable) trained the bundled demo into ./out/demo
+    const only = '--resume continues the job exactly as configured; only --backend and --threads may be given (got';
+    const runs: [string[], string][] = [
+      [['--resume', job, '--config', config], `${only} '--config')`], // was ignored
+      [['--resume', job, '--overwrite'], `${only} '--overwrite')`], // was ignored
+      [['--resume', job, '--overwrite', '--epochs', '2'], `${only} '--overwrite', 'epochs')`],
+      [['--resume', ''], '--resume: OUT_DIR is empty; expected the output dir of the job to continue'],
+    ];
+    for (const [args, msg] of runs) {
+      const r = await lorasft(['train', ...args], { cwd });
+      expect(r.status, r.stdout).toBe(1);
+      expect(r.stderr).toBe(`error: ${msg}\n`);
+    }
+    expect(fs.readdirSync(cwd)).toEqual([]);
+    expect(snapshot(job)).toEqual(before);
+    expect(readJob(job).state).toBe('JOB_STATE_CANCELLED');
+  });
+
   it('--threads or LORASFT_THREADS over 1024 is one error line, before a dir is made or a job replaced or resumed', async () => {
     const job = path.join(fx.root, 'threads-job');
     const stopped = await stopAfter([...fixtureFlags(fx, 'threads-job'), ...JOB], 1, 'SIGINT');
