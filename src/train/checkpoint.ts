@@ -77,14 +77,21 @@ export function saveCheckpoint(
 }
 
 /**
- * At resume, before the checkpoints are read (the job lock held, so no other writer): remove the temp dirs of
- * checkpoint writes that a killed process left half-written (.tmp-step-N-PID; they are never read).
+ * At resume, before the checkpoints are read (the job lock held, so no other writer): the side dirs of checkpoint
+ * writes that a killed process left (.tmp-step-N-PID, step-N.old-PID) are removed, unless step-N is missing and the
+ * side dir is whole (killed between saveCheckpoint's two renames): then it goes back into place.
  */
-export function removeUnfinishedCheckpoints(outDir: string): void {
+export function recoverCheckpoints(outDir: string): void {
   const root = checkpointsDir(outDir);
   if (!fs.existsSync(root)) return;
-  for (const d of fs.readdirSync(root))
-    if (/^\.tmp-step-\d+-\d+$/.test(d)) fs.rmSync(path.join(root, d), { recursive: true, force: true });
+  for (const d of fs.readdirSync(root).sort()) {
+    const m = /^(?:\.tmp-(step-\d+)-\d+|(step-\d+)\.old-\d+)$/.exec(d);
+    if (!m) continue;
+    const side = path.join(root, d);
+    const final = path.join(root, m[1] ?? m[2]);
+    if (!fs.existsSync(final) && checkpointProblem(side) === null) fs.renameSync(side, final);
+    else fs.rmSync(side, { recursive: true, force: true });
+  }
 }
 
 function writeCheckpointFiles(tmp: string, ck: Checkpoint, writeAdapter: (dir: string) => void): void {

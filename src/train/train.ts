@@ -21,7 +21,7 @@ import { Progress } from '../report/progress.ts';
 import { requireJobInputs, requireOutputDir } from '../util/paths.ts';
 import { testHook, testPause } from '../util/testhooks.ts';
 import { absolutePaths, type TrainConfig } from './config.ts';
-import { checkpointsDir, loadLatestCheckpoint, removeUnfinishedCheckpoints, type TrainerState } from './checkpoint.ts';
+import { checkpointsDir, loadLatestCheckpoint, recoverCheckpoints, type TrainerState } from './checkpoint.ts';
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
 import {
   appendMetrics,
@@ -155,8 +155,11 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const { job, resumed } = opened;
   cfg = opened.cfg;
   const j: JobRun = { cfg, outDir, job, resumed, log, startStep: resumed?.ck.state.step ?? 0, t0, runStart: t0 };
-  stop.force = (why) =>
-    setJobState(job, 'JOB_STATE_CANCELLED', `${why}; resume with: ${resumeCommand(outDir)}`, outDir);
+  stop.force = (why) => {
+    const msg = `${why}; resume with: ${resumeCommand(outDir)}`;
+    setJobState(job, 'JOB_STATE_CANCELLED', msg, outDir);
+    log(`${msg} (JOB_STATE_CANCELLED)`); // as a cancel after a step says it (finish)
+  };
   const fail = (message: string, code: FailureCode): TrainResult => {
     setJobState(job, 'JOB_STATE_FAILED', message, outDir, { code });
     return { state: job.state, exitCode: 1, outDir, job, steps: resumed?.ck.state.step ?? 0, evalLosses: [] };
@@ -206,7 +209,7 @@ function openJob(
   const job = resume ? readJob(outDir) : createJob(cfg);
   if (resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
   if (resume) cfg = checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
-  if (resume) removeUnfinishedCheckpoints(outDir); // a killed process's half-written checkpoint
+  if (resume) recoverCheckpoints(outDir); // a killed process's half-written checkpoint
   const resumed = resume ? loadLatestCheckpoint(outDir, (m) => log(`warning: ${m}`)) : null;
   if (!resume) {
     writeJob(job, outDir);

@@ -212,6 +212,7 @@ describe('job dirs (issue 9)', () => {
     expect(job.status.message).toBe(
       `cancelled by SIGTERM while loading; resume with: ${lorasftCommand('train', '--resume', out)}`,
     );
+    expect(r.stdout).toContain(`\n${job.status.message} (JOB_STATE_CANCELLED)\n`); // was in job.json only
     expect(trainSteps(out)).toEqual([]);
     const again = await lorasft(['train', '--resume', out]);
     expect(again.status, again.stderr).toBe(0);

@@ -6,7 +6,7 @@ import {
   checkpointProblem,
   listCheckpoints,
   loadLatestCheckpoint,
-  removeUnfinishedCheckpoints,
+  recoverCheckpoints,
   saveCheckpoint,
   type Checkpoint,
 } from '../../src/train/checkpoint.ts';
@@ -100,13 +100,29 @@ describe('checkpoints, metrics, job', () => {
     const killed = path.join(dir, 'checkpoints', '.tmp-step-000007-999999999'); // SIGKILL while writing step 7
     fs.mkdirSync(killed);
     fs.writeFileSync(path.join(killed, 'state.safetensors'), 'half');
-    removeUnfinishedCheckpoints(dir);
+    recoverCheckpoints(dir);
     expect(fs.readdirSync(path.join(dir, 'checkpoints'))).toEqual(['step-000006']);
     expect(loadLatestCheckpoint(dir)).toBeNull();
     // keepCheckpoints 1: step 2 was written and then removed as the oldest, leaving only the damaged step 6.
     saveCheckpoint(dir, ck(2), adapter, 1);
     expect(listCheckpoints(dir).map((d) => path.basename(d))).toEqual(['step-000002']);
     expect(loadLatestCheckpoint(dir)!.ck.state.step).toBe(2);
+  });
+
+  it('killed between the renames that replace a checkpoint of the same step: the whole one goes back into place', () => {
+    const dir = tmpDir('ck');
+    const adapter = (d: string) => fs.writeFileSync(path.join(d, 'adapter_config.json'), '{}');
+    saveCheckpoint(dir, ck(2), adapter, 2);
+    saveCheckpoint(dir, ck(3), adapter, 2);
+    const [, three] = listCheckpoints(dir);
+    fs.cpSync(three, path.join(dir, 'checkpoints', '.tmp-step-000003-999999999'), { recursive: true }); // the new one
+    fs.renameSync(three, `${three}.old-999999999`); // the old one moved aside
+    recoverCheckpoints(dir);
+    expect(fs.readdirSync(path.join(dir, 'checkpoints'))).toEqual(['step-000002', 'step-000003']);
+    expect(loadLatestCheckpoint(dir)!.ck.state.step).toBe(3);
+    fs.renameSync(three, `${three}.old-999999999`); // only the old one left
+    recoverCheckpoints(dir);
+    expect(loadLatestCheckpoint(dir)!.ck.state.step).toBe(3);
   });
 
   it('a failed checkpoint write leaves no temp dir and names the file', () => {
