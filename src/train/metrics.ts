@@ -37,6 +37,24 @@ export interface BackendUsed {
 /** The first row a process appends also says which backend computed it. */
 export type MetricsRow = (TrainRow | EvalRow) & { backend?: BackendUsed };
 
+/**
+ * At resume: a line when the backend, its library or its thread count differs from the job's last run (recorded in
+ * resolved_config.json), or null. Each changes the floating-point reduction order, so the adapter is then not
+ * byte-identical to an uninterrupted run.
+ */
+export function backendChange(outDir: string, now: BackendUsed): string | null {
+  let was: BackendUsed | undefined;
+  try {
+    was = JSON.parse(fs.readFileSync(path.join(outDir, 'resolved_config.json'), 'utf8')).backendUsed;
+  } catch {
+    return null; // stopped before it was recorded
+  }
+  const say = (b: BackendUsed) =>
+    `${b.name} (${b.library}, ${b.threads === null ? 'default threads' : `${b.threads} thread${b.threads === 1 ? '' : 's'}`})`;
+  if (!was || say(was) === say(now)) return null;
+  return `the job's last run computed on ${say(was)}, this resume on ${say(now)}: the adapter will not be byte-identical to an uninterrupted run (resume with the same --backend and --threads for that)`;
+}
+
 export function metricsFile(outDir: string): string {
   return path.join(outDir, 'metrics.jsonl');
 }

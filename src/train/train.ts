@@ -25,6 +25,7 @@ import { checkpointsDir, loadLatestCheckpoint, recoverCheckpoints, type TrainerS
 import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
 import {
   appendMetrics,
+  backendChange,
   metricsFile,
   readMetrics,
   truncateMetrics,
@@ -240,6 +241,8 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
     requested: cfg.backend || 'auto',
   };
   j.backendUsed = backendUsed;
+  const change = j.resumed && backendChange(outDir, backendUsed); // before the resume records its own
+  if (change) log(`notice: ${change}`);
   writeResolved(cfg, backendUsed);
   job.local = { backend: backendUsed };
   const { trainEx, evalEx, requests } = await loadData(cfg, log);

@@ -277,6 +277,20 @@ describe('lorasft train (CLI)', () => {
     expect(readJob(job).state).toBe('JOB_STATE_CANCELLED');
   });
 
+  it('a resume on another thread count says that its adapter will not be byte-identical to an uninterrupted run', async () => {
+    const out = path.join(fx.root, 'threads-change');
+    const killed = await stopAfter([...fixtureFlags(fx, 'threads-change'), ...JOB, '--threads', '2'], 2, 'SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    const same = await cli(['--resume', out], { ...process.env, LORASFT_TEST_HOOKS: stopHook(3, 'SIGKILL') });
+    expect(same.signal).toBe('SIGKILL');
+    expect(same.stdout).not.toMatch(/byte-identical/);
+    const other = await cli(['--resume', out, '--threads', '1']); // was silent: the reduction order changed
+    expect(other.status, other.stderr).toBe(0);
+    expect(other.stdout).toMatch(
+      /^notice: the job's last run computed on \w+ \(.*, 2 threads\), this resume on \w+ \(.*, 1 thread\): the adapter will not be byte-identical to an uninterrupted run \(resume with the same --backend and --threads for that\)$/m,
+    );
+  });
+
   it('--threads or LORASFT_THREADS over 1024 is one error line, before a dir is made or a job replaced or resumed', async () => {
     const job = path.join(fx.root, 'threads-job');
     const stopped = await stopAfter([...fixtureFlags(fx, 'threads-job'), ...JOB], 1, 'SIGINT');
