@@ -30,6 +30,7 @@ import { INPUTS_FILE } from '../train/fingerprint.ts';
 import { readJsonObject, requireDir, requireJsonlName } from '../util/files.ts';
 import { abs, lorasftCommand } from '../util/invocation.ts';
 import { checkWarmStartBase } from '../train/warm_start.ts';
+import { checkAdapterBase, loadAdapter } from '../model/peft.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
        lorasft train --config JOB.json [flags]        (the managed job's REST request body; flags override it)
@@ -93,6 +94,8 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   if (cfg.warmStartFrom) {
     adoptAdapterRank(cfg, notice);
     checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel); // a different base is refused before anything is written
+    // and an adapter of another family or of fewer layers, as merge and generate refuse it
+    checkAdapterBase(cfg.warmStartFrom, loadAdapter(cfg.warmStartFrom), cfg.baseModel);
   }
 
   const out = cfg.outputModel;

@@ -196,6 +196,39 @@ describe('lorasft train (CLI)', () => {
       expect(r.stderr.startsWith(`error: ${msg}`), r.stderr).toBe(true);
     }
     expect(snapshot(ws)).toEqual(before);
+    // An adapter of a shallower model (its base named by a hub id, so config.json cannot be compared): refused
+    // before anything is written, as merge refuses it (it trained layer 0 of the 2 and wrote a 1-layer adapter).
+    const hub = path.join(fx.root, 'ws-hub');
+    fs.cpSync(ws, hub, { recursive: true });
+    const acfg = path.join(hub, 'adapter_config.json');
+    fs.writeFileSync(
+      acfg,
+      JSON.stringify({ ...JSON.parse(fs.readFileSync(acfg, 'utf8')), base_model_name_or_path: 'Qwen/Qwen3-0.6B' }),
+    );
+    const deeper = path.join(fx.root, 'model-2-layers');
+    makeTinyModel({
+      family: 'qwen3',
+      out: deeper,
+      tokenizer: 'qwen3',
+      hidden: 32,
+      layers: 2,
+      heads: 2,
+      kvHeads: 1,
+      intermediate: 32,
+    });
+    const out = path.join(fx.root, 'ws-deeper');
+    const r = await cli([
+      '--warm-start-from',
+      hub,
+      '--base-model',
+      deeper,
+      '--dataset',
+      fx.train,
+      '--output-model',
+      out,
+    ]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/^error: [^\n]*none for layer 1[^\n]*\n$/)]);
+    expect(fs.existsSync(out)).toBe(false);
   });
 
   it('a missing or broken template, a model without weights or tokenizer, a bad backend: one error line, and no dir made, no job replaced or resumed', async () => {
@@ -409,7 +442,7 @@ describe('lorasft train (CLI)', () => {
     const hint = job.status.message.split('resume with: ')[1];
     expect(hint).toBe(`lorasft train --resume '${out}'`);
     expect(r.stdout).toContain(hint);
-    const again = await cli(flags);
+    const again = await cli(flags, env); // with the same PATH: the same program in the hint
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already holds job .*JOB_STATE_CANCELLED.*--resume/);
     expect(again.stderr).toContain(`continue it with \`${hint}\`, or`); // the command whole, pasteable as is
