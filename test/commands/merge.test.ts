@@ -41,6 +41,19 @@ async function compareLogits(model: string, adapter: string, merged: string, ids
   return { maxdiff, effect };
 }
 
+/** merge and generate both refuse `base` + `adapter` with the one error line `want`; merge makes no `out`. */
+async function refusedByBoth(base: string, adapter: string, out: string, want: string): Promise<void> {
+  for (const cmd of [
+    ['merge', '--out', out],
+    ['generate', '--prompt', 'hi'],
+  ]) {
+    const r = await lorasft([...cmd, '--base-model', base, '--adapter', adapter], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toBe(want);
+  }
+  expect(fs.existsSync(out)).toBe(false);
+}
+
 describe('merge', () => {
   it('merged-model logits equal base + adapter logits', async () => {
     const out = path.join(fx.root, 'merged');
@@ -137,15 +150,7 @@ describe('merge', () => {
     makeTinyModel({ family: 'qwen3', out: other, tokenizer: 'qwen3', hidden: 48, layers: 1, heads: 2, kvHeads: 1 });
     const want = `error: ${adapterDir}: model.layers.0.self_attn.q_proj.lora_A.weight has shape [4,32], expected [4,48] (rank 4)\n`;
     const out = path.join(fx.root, 'mismatch');
-    for (const cmd of [
-      ['merge', '--out', out],
-      ['generate', '--prompt', 'hi'],
-    ]) {
-      const r = await lorasft([...cmd, '--base-model', other, '--adapter', adapterDir], { encoding: 'utf8' });
-      expect(r.status, r.stderr).toBe(1);
-      expect(r.stderr).toBe(want);
-    }
-    expect(fs.existsSync(out)).toBe(false);
+    await refusedByBoth(other, adapterDir, out, want);
   });
 
   it('an --out that is the base or the adapter through a symlink is refused; the base keeps its weights', async () => {
@@ -185,15 +190,7 @@ describe('merge', () => {
     makeTinyModel({ family: 'gemma3', out: gemma, hidden: 32, layers: 1, heads: 2, kvHeads: 1, intermediate: 32 });
     const want = `error: --base-model ${gemma}: a gemma3_text model, but the adapter ${adapterDir} was trained on ${fx.model}, a qwen3 model; pass --base-model ${fx.model}, or an adapter trained on a gemma3_text model\n`;
     const out = path.join(fx.root, 'other-family');
-    for (const cmd of [
-      ['merge', '--out', out],
-      ['generate', '--prompt', 'hi'],
-    ]) {
-      const r = await lorasft([...cmd, '--base-model', gemma, '--adapter', adapterDir], { encoding: 'utf8' });
-      expect(r.status, r.stderr).toBe(1);
-      expect(r.stderr).toBe(want);
-    }
-    expect(fs.existsSync(out)).toBe(false);
+    await refusedByBoth(gemma, adapterDir, out, want);
   });
 
   it('an adapter of a shallower model is refused unless its config says which layers it adapts', async () => {
@@ -201,15 +198,7 @@ describe('merge', () => {
     makeTinyModel({ family: 'qwen3', out: deep, hidden: 32, layers: 2, heads: 2, kvHeads: 1, intermediate: 32 });
     const want = `error: ${adapterDir}: LoRA weights for 1 of the base model's 2 layers (none for layer 1) and no layers_to_transform: an adapter of a model with fewer layers; pass the --base-model it was trained on\n`;
     const out = path.join(fx.root, 'deeper-merged');
-    for (const cmd of [
-      ['merge', '--out', out],
-      ['generate', '--prompt', 'hi'],
-    ]) {
-      const r = await lorasft([...cmd, '--base-model', deep, '--adapter', adapterDir], { encoding: 'utf8' });
-      expect(r.status, r.stderr).toBe(1);
-      expect(r.stderr).toBe(want);
-    }
-    expect(fs.existsSync(out)).toBe(false);
+    await refusedByBoth(deep, adapterDir, out, want);
     // PEFT's layers_to_transform or exclude_modules: layer 0 only, on purpose.
     const partial = path.join(fx.root, 'layer0-adapter');
     fs.cpSync(adapterDir, partial, { recursive: true });
