@@ -92,6 +92,7 @@ let installed = false;
 function installPythonStringSemantics(): void {
   if (installed) return;
   installed = true;
+  installPlusTypeCheck();
   const { StringValue, FunctionValue, IntegerValue } = runtimeClasses();
   const str = (s: string) => new StringValue(s);
   const fn = (f: (args: Runtime[]) => Runtime) => new FunctionValue(f);
@@ -165,6 +166,53 @@ function installPythonStringSemantics(): void {
       if (name === 'length' || name === 'count') return new IntegerValue(Array.from(operand.value as string).length);
     }
     return applyFilter.call(this, operand, node, env);
+  };
+}
+
+/** Python's names of the template value types that `+` refuses to add to a str. */
+const PY_TYPE: Record<string, string> = {
+  IntegerValue: 'int',
+  FloatValue: 'float',
+  BooleanValue: 'bool',
+  ArrayValue: 'list',
+  TupleValue: 'tuple',
+  ObjectValue: 'dict',
+  NullValue: 'NoneType',
+};
+
+/** Python's TypeError for `+` of a str and another type (the port concatenated: 'a' + 1 was 'a1'). */
+function checkPlus(left: Runtime, right: Runtime): void {
+  const leftStr = left.type === 'StringValue';
+  if (leftStr === (right.type === 'StringValue')) return;
+  const other = PY_TYPE[leftStr ? right.type : left.type];
+  if (other === undefined) return; // an undefined operand: the port's own error
+  if (leftStr) throw new Error(`TypeError: can only concatenate str (not "${other}") to str`);
+  if (other === 'list' || other === 'tuple')
+    throw new Error(`TypeError: can only concatenate ${other} (not "str") to ${other}`);
+  throw new Error(`TypeError: unsupported operand type(s) for +: '${other}' and 'str'`);
+}
+
+/**
+ * `+` checks its operands' types as Python does (`~` still joins anything). Each operand is evaluated once: the
+ * port's own `+` then gets them as already-evaluated nodes, which evaluate() hands back as they are.
+ */
+function installPlusTypeCheck(): void {
+  type Node = { type: string; value?: unknown; operator?: { value: string }; left?: Node; right?: Node };
+  const done = '\0evaluated';
+  const proto = Interpreter.prototype as unknown as {
+    evaluate(n: Node, e: Environment): Runtime;
+    evaluateBinaryExpression(n: Node, e: Environment): Runtime;
+  };
+  const { evaluate, evaluateBinaryExpression: binary } = proto;
+  proto.evaluate = function (n, e) {
+    return n?.type === done ? (n.value as Runtime) : evaluate.call(this, n, e);
+  };
+  proto.evaluateBinaryExpression = function (n, e) {
+    if (n.operator?.value !== '+') return binary.call(this, n, e);
+    const left = this.evaluate(n.left!, e);
+    const right = this.evaluate(n.right!, e);
+    checkPlus(left, right);
+    return binary.call(this, { ...n, left: { type: done, value: left }, right: { type: done, value: right } }, e);
   };
 }
 

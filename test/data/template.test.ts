@@ -75,6 +75,22 @@ describe('chat templates', () => {
     expect(() => t.render([])).toThrowError('chat template error: no system role');
   });
 
+  it("raises for + of a string and a number as Python's jinja2 does (TypeError); ~ joins anything", () => {
+    const err = (expr: string) => () => createChatTemplate(`{{ ${expr} }}`, {}, 'x').render([]);
+    expect(err("'a' + 1")).toThrowError('chat template error: TypeError: can only concatenate str (not "int") to str');
+    expect(err("1 + 'a'")).toThrowError(
+      "chat template error: TypeError: unsupported operand type(s) for +: 'int' and 'str'",
+    );
+    expect(err("'a' + 1.5")).toThrowError('can only concatenate str (not "float") to str');
+    expect(err("1.5 + 'a'")).toThrowError("unsupported operand type(s) for +: 'float' and 'str'");
+    expect(err("'a' + true")).toThrowError('can only concatenate str (not "bool") to str');
+    expect(err("'a' + none")).toThrowError('can only concatenate str (not "NoneType") to str');
+    expect(err("[1] + 'a'")).toThrowError('can only concatenate list (not "str") to list');
+    expect(err("'a' + {}")).toThrowError('can only concatenate str (not "dict") to str');
+    const t = createChatTemplate("{{ 'a' ~ 1 ~ 1.5 }}|{{ 'a' + 'b' }}|{{ 1 + 2 }}|{{ [1] + [2] }}", {}, 'x');
+    expect(t.render([])).toBe('a11.5|ab|3|[1, 2]');
+  });
+
   it('reads an override as text when it looks like a template, else as a file', () => {
     expect(readTemplateOverride('{{ x }}')).toEqual({ text: '{{ x }}', source: 'jinjaTemplate text', isFile: false });
     expect(() => readTemplateOverride('/tmp')).toThrowError(
