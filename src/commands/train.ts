@@ -111,18 +111,13 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   fs.mkdirSync(out, { recursive: true });
   const release = acquireJobLock(out, notice);
   try {
-    return await start(cfg, demo, values.overwrite === true, notice);
+    return await start(cfg, values.overwrite === true, notice);
   } finally {
     release();
   }
 });
 
-async function start(
-  cfg: TrainConfig,
-  demo: Partial<TrainConfig>,
-  overwrite: boolean,
-  notice: (m: string) => void,
-): Promise<number> {
+async function start(cfg: TrainConfig, overwrite: boolean, notice: (m: string) => void): Promise<number> {
   const out = cfg.outputModel;
   // The lock, and another run's lock being written (LOCK_FILE.PID, gone once that run is refused).
   const present = fs.readdirSync(out).filter((f) => f !== LOCK_FILE && !f.startsWith(`${LOCK_FILE}.`));
@@ -162,16 +157,21 @@ async function start(
       fs.rmSync(path.join(out, f), { recursive: true, force: true });
   }
   const r = await train(cfg);
-  if (r.exitCode === 0) {
-    console.log(
-      `adapter: ${path.join(out, 'adapter_model.safetensors')} (+ adapter_config.json, job.json, metrics.jsonl)`,
-    );
-    console.log(
-      `try it:  ${lorasftCommand('generate', '--base-model', abs(cfg.baseModel), '--adapter', abs(out), '--prompt', demo.dataset ? 'What is the capital of France?' : 'Hello!')}`,
-    );
-    console.log(`curves:  ${lorasftCommand('plot', abs(out))}`);
-  }
+  if (r.exitCode === 0) printFinished(out, cfg);
   return r.exitCode;
+}
+
+/** The lines of a job that ended well (a fresh run or a resume): its adapter, a command to try it, its curves. */
+function printFinished(out: string, cfg: TrainConfig): void {
+  // The bundled demo's dataset (as the demo sets it, or as its resolved config records it) asks what it learned.
+  const prompt = path.resolve(cfg.dataset) === DEMO_DATASET ? 'What is the capital of France?' : 'Hello!';
+  console.log(
+    `adapter: ${path.join(out, 'adapter_model.safetensors')} (+ adapter_config.json, job.json, metrics.jsonl)`,
+  );
+  console.log(
+    `try it:  ${lorasftCommand('generate', '--base-model', abs(cfg.baseModel), '--adapter', abs(out), '--prompt', prompt)}`,
+  );
+  console.log(`curves:  ${lorasftCommand('plot', abs(out))}`);
 }
 
 /**
@@ -212,7 +212,7 @@ async function resume(
     ) as unknown as TrainConfig & { backendUsed?: unknown };
     const cfg = resolveConfig(saved, cli, { outputModel: out });
     const r = await train(cfg, { resume: true });
-    if (r.exitCode === 0) console.log(`adapter: ${path.join(out, 'adapter_model.safetensors')}`);
+    if (r.exitCode === 0) printFinished(out, cfg);
     return r.exitCode;
   } finally {
     release();

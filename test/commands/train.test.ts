@@ -375,6 +375,16 @@ describe('lorasft train (CLI)', () => {
     expect(fs.existsSync(path.join(fx.root, 'killed', 'adapter_model.safetensors'))).toBe(false);
     const resumed = await cli(['--resume', path.join(fx.root, 'killed')]);
     expect(resumed.status, resumed.stderr).toBe(0);
+    // The lines a fresh run ends with (a resume printed only the first, without its '(+ ...)').
+    const finished = (r: typeof full, out: string) =>
+      r.stdout
+        .split('\n')
+        .filter((l) => /^(adapter|try it|curves):/.test(l))
+        .map((l) => l.replaceAll(path.join(fx.root, out), 'OUT'));
+    expect(finished(resumed, 'killed')).toEqual(finished(full, 'full'));
+    expect(finished(resumed, 'killed')[1]).toMatch(
+      /^try it: {2}.* generate --base-model \/.* --adapter OUT --prompt 'Hello!'$/,
+    );
     expect(readJob(path.join(fx.root, 'killed')).state).toBe('JOB_STATE_COMPLETED');
     expect(adapterBytes('killed').equals(adapterBytes('full'))).toBe(true);
     expect(trainSteps('killed')).toBe(trainSteps('full')); // metrics read as one run
