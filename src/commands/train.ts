@@ -70,6 +70,11 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   // '--resume ""' (an unset variable) is an error, not the demo; --config and --overwrite would be silently ignored.
   const notForResume = (['config', 'overwrite'] as const).filter((k) => values[k] !== undefined).map((k) => `--${k}`);
   if (values.resume !== undefined) return resume(values.resume, cli, notice, notForResume);
+  // '--output-model ""' (an unset variable) trained into out/<jobId>.
+  if (cli.outputModel === '')
+    throw new UserError(
+      `--output-model: OUT_DIR is empty; expected the dir to write the job to (or no --output-model)`,
+    );
 
   const file = values.config ? readConfigFile(values.config, notice) : {};
   let demo: Partial<TrainConfig> = {};

@@ -174,6 +174,16 @@ describe('lorasft train (CLI)', () => {
     }
     expect(fs.readdirSync(other)).toEqual(['notes.txt']);
     expect(fs.readdirSync(fx.model)).not.toContain('job.json');
+    // An empty --output-model (an unset variable) trained into ./out/<jobId>.
+    const cwd = tmpDir('cwd');
+    const empty = await lorasft(['train', '--base-model', fx.model, '--dataset', fx.train, '--output-model', ''], {
+      cwd,
+    });
+    expect(empty.status, empty.stdout).toBe(1);
+    expect(empty.stderr).toBe(
+      'error: --output-model: OUT_DIR is empty; expected the dir to write the job to (or no --output-model)\n',
+    );
+    expect(fs.readdirSync(cwd)).toEqual([]);
   });
 
   it('warm-starting into the adapter dir itself (or a dir holding it) is one error line, and the adapter is kept', async () => {
