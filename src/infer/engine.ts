@@ -84,6 +84,7 @@ export class Engine {
       const seq = new Sequence(prompt, lora, params, createKVCache(this.base), { ...this.io, onText: opts.onText });
       const entry = { seq, resolve, reject };
       if (opts.signal?.aborted) return this.settle(entry, 'cancelled');
+      if (params.maxTokens <= 0) return this.settle(entry, 'length'); // no token wanted: no prefill either
       opts.signal?.addEventListener('abort', () => seq.end('cancelled'), { once: true });
       this.waiting.push(entry);
       this.schedule();

@@ -4,7 +4,7 @@
 import type { KVCache } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
 import { pickToken } from './generate.ts';
-import { mulberry32 } from '../util/random.ts';
+import { deriveSeed, mulberry32, STREAM } from '../util/random.ts';
 
 export interface SamplingParams {
   /** Most new tokens (the request's max_tokens, capped by the context). */
@@ -15,6 +15,14 @@ export interface SamplingParams {
   /** Generation ends before the first occurrence of any of these; the stop string is not returned. */
   stop: string[];
   seed: number;
+}
+
+/**
+ * The seed of choice k of a request sampled with `seed` (OpenAI's `n`): choice 0 keeps the request's seed (so n = 1
+ * samples as before), the others get seeds hashed from (seed, k), so the n choices differ and are reproducible.
+ */
+export function choiceSeed(seed: number, k: number): number {
+  return k === 0 ? seed : deriveSeed(seed, STREAM.sample, k);
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled';

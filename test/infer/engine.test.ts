@@ -7,7 +7,7 @@ import { loraFromTensors, type LoraWeights } from '../../src/model/lora.ts';
 import { loadAdapter } from '../../src/model/peft.ts';
 import { BATCHED_FAMILIES, decodeStep } from '../../src/infer/batch_step.ts';
 import { Deployment } from '../../src/infer/deployment.ts';
-import { heldBack, type SamplingParams } from '../../src/infer/sequence.ts';
+import { choiceSeed, heldBack, type SamplingParams } from '../../src/infer/sequence.ts';
 import { generate } from '../../src/infer/generate.ts';
 import { makeInferFixture, type InferFixture } from './fixture.ts';
 
@@ -165,6 +165,25 @@ describe('inference engine', () => {
     expect(streamed.join('')).toBe(d.text);
     expect(heldBack('abcST', ['STOP', 'x'])).toBe(2);
     expect(heldBack('abc', ['STOP'])).toBe(0);
+  });
+
+  it('max tokens 0 runs no step (the prompt alone); choice seeds keep choice 0 and differ for the others', async () => {
+    const p = dep.encode({ messages: [{ role: 'user', content: PROMPTS[1] }] });
+    const steps = dep.engine.stats.steps;
+    const pieces: string[] = [];
+    const c = await dep.complete(p, 'a', greedy(0), { onText: (s) => pieces.push(s) });
+    expect([c.text, c.ids, c.completionTokens, c.promptTokens, c.finishReason]).toEqual([
+      '',
+      [],
+      0,
+      p.length,
+      'length',
+    ]);
+    expect([pieces, dep.engine.stats.steps, dep.engine.inFlight]).toEqual([[], steps, 0]);
+    const seeds = [0, 1, 2, 3].map((k) => choiceSeed(42, k));
+    expect(seeds[0]).toBe(42);
+    expect(new Set(seeds).size).toBe(4);
+    expect([1, 2, 3].map((k) => choiceSeed(42, k))).toEqual(seeds.slice(1));
   });
 
   it('cancels on abort, and an adapter unloaded mid-request stays usable until that request ends', async () => {
