@@ -100,6 +100,11 @@ export class Deployment {
     return ids;
   }
 
+  /** Text of token ids, special tokens included (what the completions API's `echo` shows of a token prompt). */
+  decode(ids: number[]): string {
+    return this.tokenizer.decode(this.checkVocab(ids));
+  }
+
   private encodeChat(messages: ChatMessage[]): number[] {
     return this.tokenizer.encode(this.tokenizer.render(messages, { addGenerationPrompt: true }));
   }

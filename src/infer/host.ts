@@ -1,6 +1,6 @@
 // The inference process of one deployment (started by hosted.ts): loads the base model, then answers the server's
-// messages over IPC (encode, complete with its text pieces streamed, cancel, load / unload LoRA, close), so that
-// prefills and decoding steps never hold up the server's event loop. It exits when the server goes away.
+// messages over IPC (encode, decode, complete with its text pieces streamed, cancel, load / unload LoRA, close), so
+// that prefills and decoding steps never hold up the server's event loop. It exits when the server goes away.
 import { initBackend } from '../backend/index.ts';
 import { UserError } from '../errors.ts';
 import { Deployment, type Prompt } from './deployment.ts';
@@ -9,6 +9,7 @@ import type { SamplingParams } from './sequence.ts';
 /** What the server sends (`id`: the request's number, echoed in the answer). */
 export type HostRequest =
   | { t: 'encode'; id: number; prompt: Prompt }
+  | { t: 'decode'; id: number; ids: number[] }
   | { t: 'complete'; id: number; ids: number[]; adapter: string | null; params: SamplingParams }
   | { t: 'cancel'; id: number }
   | { t: 'load'; id: number; name: string; dir: string }
@@ -39,6 +40,8 @@ async function answer(dep: Deployment, m: Exclude<HostRequest, { t: 'cancel' | '
   switch (m.t) {
     case 'encode':
       return dep.encode(m.prompt);
+    case 'decode':
+      return dep.decode(m.ids);
     case 'complete':
       return dep.complete(m.ids, m.adapter, m.params, {
         signal,

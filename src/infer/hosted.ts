@@ -1,6 +1,6 @@
-// A Deployment in its own process (host.ts): the server's side. The same calls as Deployment (encode, complete,
-// load / unload LoRA, close), answered over IPC, so that a long prefill or a batch of decoding steps never stalls
-// the server's HTTP handling, and a deployment that runs out of memory takes only its own process down.
+// A Deployment in its own process (host.ts): the server's side. The same calls as Deployment (encode, decode,
+// complete, load / unload LoRA, close), answered over IPC, so that a long prefill or a batch of decoding steps never
+// stalls the server's HTTP handling, and a deployment that runs out of memory takes only its own process down.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
@@ -131,6 +131,11 @@ export class HostedDeployment {
   /** Token ids of a prompt (the chat template with the generation prompt, raw text, or ids checked against V). */
   encode(prompt: Prompt): Promise<number[]> {
     return this.ask({ t: 'encode', prompt });
+  }
+
+  /** Text of token ids, special tokens included. */
+  decode(ids: number[]): Promise<string> {
+    return this.ask({ t: 'decode', ids });
   }
 
   /** One completion with adapter `adapter` (null: the base model); see Deployment.complete. */
