@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserError } from '../errors.ts';
 import { isExited, type HostedDeployment } from '../infer/hosted.ts';
-import type { Completion } from '../infer/sequence.ts';
+import { choiceSeed, type Completion, type SamplingParams } from '../infer/sequence.ts';
+import type { Prompt } from '../infer/deployment.ts';
 import type { DeploymentService } from './deployment_service.ts';
 import { ApiError } from './errors.ts';
 import { decodeSegment, readJsonBody, sendJson } from './http.ts';
@@ -87,10 +88,10 @@ function oneModel(svc: DeploymentService, model: string): Json {
   return m;
 }
 
-/** Token counts summed over every choice (a request with several prompts counts all of them). */
-const usage = (cs: Completion[]) => {
-  const sum = (f: (c: Completion) => number) => cs.reduce((t, c) => t + f(c), 0);
-  const [prompt, completion] = [sum((c) => c.promptTokens), sum((c) => c.completionTokens)];
+/** Token counts as OpenAI's: each prompt once (its n choices share it), completion tokens of every choice. */
+const usage = (cs: Completion[], n: number) => {
+  const sum = (f: (c: Completion, i: number) => number) => cs.reduce((t, c, i) => t + f(c, i), 0);
+  const [prompt, completion] = [sum((c, i) => (i % n === 0 ? c.promptTokens : 0)), sum((c) => c.completionTokens)];
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 };
 const finish = (c: Completion) => (c.finishReason === 'length' ? 'length' : 'stop');
@@ -137,6 +138,31 @@ async function encodeAll(dep: HostedDeployment, r: InferenceRequest, kind: Kind)
   );
 }
 
+/** What `echo` puts before each choice of a prompt: its text, or its token ids decoded; nothing without echo. */
+async function echoes(dep: HostedDeployment, r: InferenceRequest): Promise<string[]> {
+  const one = (p: Prompt) => (!r.echo ? '' : 'text' in p ? p.text : 'ids' in p ? dep.decode(p.ids) : '');
+  return Promise.all(r.prompts.map(one));
+}
+
+/** One choice of a request: index = prompt index * n + k, sampled with its own seed. */
+interface Choice {
+  index: number;
+  ids: number[];
+  params: SamplingParams;
+  echo: string;
+}
+
+function choices(r: InferenceRequest, ids: number[][], echo: string[]): Choice[] {
+  return ids.flatMap((promptIds, p) =>
+    Array.from({ length: r.n }, (_, k) => ({
+      index: p * r.n + k,
+      ids: promptIds,
+      params: { ...r.params, seed: choiceSeed(r.params.seed, k) },
+      echo: echo[p],
+    })),
+  );
+}
+
 /** What a request's completions report as they go: choice i's text pieces, and its end. */
 interface Progress {
   onText?: (i: number, piece: string) => void;
@@ -151,24 +177,24 @@ async function complete(
   kind: Kind,
 ): Promise<void> {
   const target = await svc.resolve(r.model);
-  const ids = await encodeAll(target.dep, r, kind);
+  const chs = choices(r, await encodeAll(target.dep, r, kind), await echoes(target.dep, r));
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
   const head = { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created, model: r.model };
   // A client that goes away cancels its request at the next decoding step; a choice that fails cancels the others.
   const ac = new AbortController();
   res.on('close', () => ac.abort());
-  // All prompts run together (the engine batches them); choice i answers prompt i (n is 1).
+  // All choices run together, each its own sequence (the engine batches them); cs[i] is choice i.
   const run = (p: Progress = {}) =>
     Promise.all(
-      ids.map(async (promptIds, i) => {
+      chs.map(async ({ index, ids, params }) => {
         const c = await whileDeployed(svc, target.deployment, ac.signal, () =>
-          target.dep.complete(promptIds, target.adapter, r.params, {
+          target.dep.complete(ids, target.adapter, params, {
             signal: ac.signal,
-            onText: p.onText && ((t) => p.onText!(i, t)),
+            onText: p.onText && ((t) => p.onText!(index, t)),
           }),
         );
-        if (c.finishReason !== 'cancelled') p.onDone?.(i, c);
+        if (c.finishReason !== 'cancelled') p.onDone?.(index, c);
         return c;
       }),
     ).catch((e) => {
@@ -180,10 +206,11 @@ async function complete(
     const choice = (c: Completion, index: number) =>
       kind === 'chat'
         ? { index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: finish(c) }
-        : { index, text: c.text, logprobs: null, finish_reason: finish(c) };
-    return sendJson(res, 200, { ...head, choices: cs.map(choice), usage: usage(cs) });
+        : { index, text: chs[index].echo + c.text, logprobs: null, finish_reason: finish(c) };
+    return sendJson(res, 200, { ...head, choices: cs.map(choice), usage: usage(cs, r.n) });
   }
-  await stream(res, r, kind, { ...head, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion' }, run);
+  const chunk = { ...head, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion' };
+  await stream(res, r, kind, chunk, chs, run);
 }
 
 /** Server-sent events: text pieces as each choice makes them, its finish as it ends, then usage and [DONE]. */
@@ -192,6 +219,7 @@ async function stream(
   r: InferenceRequest,
   kind: Kind,
   chunk: Json,
+  chs: Choice[],
   run: (p: Progress) => Promise<Completion[]>,
 ): Promise<void> {
   const send = (choices: Json[], extra: Json = {}) => {
@@ -207,13 +235,16 @@ async function stream(
     'cache-control': 'no-cache',
     connection: 'keep-alive',
   });
-  if (kind === 'chat')
-    send([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+  // Each choice opens with its role (chat) or its echoed prompt (completions with echo).
+  for (const { index, echo } of chs)
+    if (kind === 'chat')
+      send([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+    else if (echo) send([piece(index, echo)]);
   const cs = await run({
     onText: (i, t) => send([piece(i, t)]),
     onDone: (i, c) => send([piece(i, '', finish(c))]),
   });
   if (cs.some((c) => c.finishReason === 'cancelled')) return void res.end();
-  if (r.includeUsage) send([], { usage: usage(cs) });
+  if (r.includeUsage) send([], { usage: usage(cs, r.n) });
   res.end('data: [DONE]\n\n');
 }

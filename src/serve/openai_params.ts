@@ -24,29 +24,37 @@ export class OpenAIError extends Error {
 
 const bad = (param: string, message: string) => new OpenAIError(400, message, param, 'invalid_value');
 
+/** Most choices per prompt (`n`). */
+const MAX_N = 16;
+
 export interface InferenceRequest {
   model: string;
-  /** One for chat; the completions API takes several (one choice each). */
+  /** One for chat; the completions API takes several (`n` choices each). */
   prompts: Prompt[];
   params: SamplingParams;
+  /** Choices per prompt, 1..MAX_N: choice prompt_index * n + k. */
+  n: number;
+  /** Completions only: each choice's text starts with its prompt's. */
+  echo: boolean;
   stream: boolean;
   includeUsage: boolean;
 }
 
 /** Accepted when absent or at their no-op value; anything else is "not supported" rather than ignored. */
 const NOOP: Record<string, (v: unknown) => boolean> = {
-  n: (v) => v === 1,
   frequency_penalty: (v) => v === 0,
   presence_penalty: (v) => v === 0,
   logprobs: (v) => v === false || v === null || v === 0,
-  echo: (v) => v === false,
   suffix: (v) => v === null,
   logit_bias: (v) => v === null || (typeof v === 'object' && Object.keys(v as object).length === 0),
   user: (v) => typeof v === 'string',
   parallel_tool_calls: () => true,
 };
+/** Chat has no `echo` (OpenAI's neither): false is taken as the no-op it is. */
+const CHAT_NOOP: Record<string, (v: unknown) => boolean> = { ...NOOP, echo: (v) => v === false };
 const COMMON = [
   'model',
+  'n',
   'temperature',
   'top_p',
   'max_tokens',
@@ -56,8 +64,8 @@ const COMMON = [
   'stream_options',
   ...Object.keys(NOOP),
 ];
-const CHAT_FIELDS = [...COMMON, 'messages', 'max_completion_tokens'];
-const COMPLETION_FIELDS = [...COMMON, 'prompt'];
+const CHAT_FIELDS = [...COMMON, 'echo', 'messages', 'max_completion_tokens'];
+const COMPLETION_FIELDS = [...COMMON, 'echo', 'prompt'];
 
 function number(body: Json, key: string, def: number, ok: (n: number) => boolean, range: string): number {
   const v = body[key];
@@ -123,11 +131,11 @@ function tokenIds(v: unknown[], where: string): number[] {
 
 /** Parses a chat/completions (`chat`) or completions body; defaultMaxTokens applies when max_tokens is absent. */
 export function parseInferenceRequest(body: Json, kind: 'chat' | 'completion'): InferenceRequest {
-  const known = kind === 'chat' ? CHAT_FIELDS : COMPLETION_FIELDS;
+  const [known, noop] = kind === 'chat' ? [CHAT_FIELDS, CHAT_NOOP] : [COMPLETION_FIELDS, NOOP];
   for (const k of Object.keys(body)) {
     if (!known.includes(k))
       throw new OpenAIError(400, `Unrecognized request argument supplied: ${k}`, k, 'unknown_parameter');
-    if (NOOP[k] && body[k] !== undefined && body[k] !== null && !NOOP[k](body[k]))
+    if (noop[k] && body[k] !== undefined && body[k] !== null && !noop[k](body[k]))
       // null: the default, as OpenAI's
       throw new OpenAIError(
         400,
@@ -148,6 +156,9 @@ export function parseInferenceRequest(body: Json, kind: 'chat' | 'completion'): 
       throw bad('stream_options', "'stream_options.include_usage' must be a boolean");
     if (body.stream !== true) throw bad('stream_options', "'stream_options' is only allowed when 'stream' is true");
   }
+  if (body.echo !== undefined && body.echo !== null && typeof body.echo !== 'boolean')
+    throw bad('echo', "'echo' must be a boolean");
+  const echo = kind === 'completion' && body.echo === true;
   const maxKey = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const params: SamplingParams = {
     temperature: number(body, 'temperature', 1, (n) => n >= 0 && n <= 2, 'a number from 0 to 2'),
@@ -156,12 +167,22 @@ export function parseInferenceRequest(body: Json, kind: 'chat' | 'completion'): 
       body,
       maxKey,
       kind === 'chat' ? Number.MAX_SAFE_INTEGER : 16,
-      (n) => Number.isInteger(n) && n >= 1,
-      'a positive integer',
+      // 0 with echo: the prompt alone, as OpenAI's (the way to read a prompt back).
+      (n) => Number.isInteger(n) && n >= (echo ? 0 : 1),
+      echo ? 'a non-negative integer' : 'a positive integer',
     ),
     seed: number(body, 'seed', randomInt(2 ** 31), (n) => Number.isSafeInteger(n), 'an integer'),
     stop: stopList(body.stop),
   };
   const prompts: Prompt[] = kind === 'chat' ? [{ messages: messages(body.messages) }] : completionPrompts(body.prompt);
-  return { model: body.model, prompts, params, stream: body.stream === true, includeUsage: so?.include_usage === true };
+  const n = number(body, 'n', 1, (v) => Number.isInteger(v) && v >= 1 && v <= MAX_N, `an integer from 1 to ${MAX_N}`);
+  return {
+    model: body.model,
+    prompts,
+    params,
+    n,
+    echo,
+    stream: body.stream === true,
+    includeUsage: so?.include_usage === true,
+  };
 }

@@ -263,7 +263,7 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       ['/chat/completions', { model: FT_A, messages: msg, temperature: 3 }, 400, 'invalid_value', 'temperature'],
       ['/chat/completions', { model: FT_A, messages: msg, top_p: 0 }, 400, 'invalid_value', 'top_p'],
       ['/chat/completions', { model: FT_A, messages: msg, max_tokens: 0 }, 400, 'invalid_value', 'max_tokens'],
-      ['/chat/completions', { model: FT_A, messages: msg, n: 2 }, 400, 'unsupported_value', 'n'],
+      ['/chat/completions', { model: FT_A, messages: msg, n: 17 }, 400, 'invalid_value', 'n'],
       ['/chat/completions', { model: FT_A, messages: msg, stop: [1] }, 400, 'invalid_value', 'stop'],
       ['/chat/completions', { model: FT_A, messages: msg, seed: 1.5 }, 400, 'invalid_value', 'seed'],
       ['/chat/completions', { model: FT_A, messages: msg, bogus: 1 }, 400, 'unknown_parameter', 'bogus'],
@@ -278,7 +278,7 @@ describe('deployments and the OpenAI-compatible API (real server process, offici
       ['/chat/completions', { messages: msg }, 400, 'invalid_value', 'model'],
       ['/chat/completions', '{"model":', 400, 'invalid_json', null],
       ['/completions', { model: FT_A, prompt: 5 }, 400, 'invalid_value', 'prompt'],
-      ['/completions', { model: FT_A, prompt: 'x', echo: true }, 400, 'unsupported_value', 'echo'],
+      ['/chat/completions', { model: FT_A, messages: msg, echo: true }, 400, 'unsupported_value', 'echo'],
       ['/embeddings', { model: FT_A, input: 'x' }, 404, 'unknown_url', null],
       // A prompt the model cannot take is refused before any stream starts (a 400, not an error event after a 200).
       ...[false, true].map((stream): [string, unknown, number, string, string] => [
