@@ -14,6 +14,7 @@ import {
   resolveConfig,
   type TrainConfig,
 } from '../train/config.ts';
+import { FIELDS } from '../train/config_fields.ts';
 import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
 import { readJob, TERMINAL_STATES } from '../train/job.ts';
 import { checkJobInputs, train } from '../train/train.ts';
@@ -211,17 +212,27 @@ async function resume(
       throw new UserError(
         `${out}: job ${job.name} was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`,
       );
-    const { backendUsed: _, ...saved } = readJsonObject(
-      rc,
-      'the resolved config of the job to resume',
-    ) as unknown as TrainConfig & { backendUsed?: unknown };
-    const cfg = resolveConfig(saved, cli, { outputModel: out });
+    const cfg = resolveConfig(readResolved(rc), cli, { outputModel: out });
     const r = await train(cfg, { resume: true });
     if (r.exitCode === 0) printFinished(out, cfg);
     return r.exitCode;
   } finally {
     release();
   }
+}
+
+/**
+ * The saved config of a job to resume: the config fields and `backendUsed`, what train writes (an older job's has
+ * fewer fields: defaults fill them). Any other key is a hand edit that would be ignored: refused, naming it.
+ */
+function readResolved(file: string): Partial<TrainConfig> {
+  const { backendUsed: _, ...saved } = readJsonObject(file, 'the resolved config of the job to resume');
+  const unknown = Object.keys(saved).find((k) => !(k in FIELDS));
+  if (unknown !== undefined)
+    throw new UserError(
+      `${file}: unknown key "${unknown}" (expected the fields lorasft writes there: ${Object.keys(FIELDS).join(', ')}, backendUsed)`,
+    );
+  return saved as Partial<TrainConfig>;
 }
 
 /**

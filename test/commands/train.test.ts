@@ -320,6 +320,32 @@ describe('lorasft train (CLI)', () => {
     expect(readJob(job).state).toBe('JOB_STATE_CANCELLED');
   });
 
+  it('--resume refuses a resolved_config.json with an unknown key in one line; every key train writes, and an older job missing some, resume', async () => {
+    const out = path.join(fx.root, 'rc-keys');
+    const killed = await stopAfter([...fixtureFlags(fx, 'rc-keys'), ...JOB], 2, 'SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    const rc = path.join(out, 'resolved_config.json');
+    const saved = JSON.parse(fs.readFileSync(rc, 'utf8'));
+    expect(Object.keys(saved)).toContain('backendUsed');
+    const files = () => snapshot(out).filter((f) => !f.startsWith('.lorasft.lock ')); // a stale lock is taken over
+    const before = files();
+    fs.writeFileSync(rc, JSON.stringify({ ...saved, learningRat: 1 }, null, 2) + '\n'); // a hand edit: was ignored
+    const edited = files();
+    const r = await cli(['--resume', out]);
+    expect(r.status, r.stdout).toBe(1);
+    const head = `error: ${rc}: unknown key "learningRat" (expected the fields lorasft writes there: dataset, `;
+    expect(r.stderr.startsWith(head) && r.stderr.endsWith(', backendUsed)\n'), r.stderr).toBe(true);
+    expect(r.stderr.split('\n')).toHaveLength(2);
+    expect(files()).toEqual(edited);
+    // An older job's resolved config: no backendUsed, precision or checkpointActivations (defaults fill them).
+    const { backendUsed: _b, precision: _p, checkpointActivations: _c, ...older } = saved;
+    fs.writeFileSync(rc, JSON.stringify(older, null, 2) + '\n');
+    expect(files()).not.toEqual(before);
+    const resumed = await cli(['--resume', out]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(readJob(out).state).toBe('JOB_STATE_COMPLETED');
+  });
+
   it('a resume on another thread count says that its adapter will not be byte-identical to an uninterrupted run', async () => {
     const out = path.join(fx.root, 'threads-change');
     const killed = await stopAfter([...fixtureFlags(fx, 'threads-change'), ...JOB, '--threads', '2'], 2, 'SIGKILL');
