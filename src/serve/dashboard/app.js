@@ -93,8 +93,9 @@ function progress(p) {
 }
 
 // ---- datasets ----
-async function datasetsView() {
-  const list = await api('GET', 'datasets?pageSize=200');
+async function datasetsView(signal) {
+  const list = await listAll('datasets', 'datasets');
+  if (signal.aborted) return [];
   const out = h('p', { id: 'upload-result', role: 'status' });
   const form = h('form', { class: 'grid', id: 'upload-form', 'aria-label': 'Upload a dataset' },
     h('label', {}, 'Dataset id', h('input', { name: 'id', required: true, pattern: ID_PATTERN, placeholder: 'my-dataset' }), h('small', {}, 'lowercase letters, digits, hyphens')),
@@ -115,35 +116,52 @@ async function datasetsView() {
       out.replaceChildren(errorBox(e));
     }
   });
-  const refresh = async () => {
-    const l = await api('GET', 'datasets?pageSize=200');
-    $('#datasets-table').replaceChildren(datasetTable(l.datasets ?? []));
-  };
-  return [h('h2', {}, 'Datasets'), h('div', { id: 'datasets-table' }, datasetTable(list.datasets ?? [])), h('h2', {}, 'Upload'), form, out];
+  const tableBox = h('div', { id: 'datasets-table' }, datasetTable(list));
+  const refresh = async () => tableBox.replaceChildren(datasetTable(await listAll('datasets', 'datasets')));
+  return [h('h2', {}, 'Datasets'), tableBox, h('h2', {}, 'Upload'), form, out];
 }
 const datasetTable = (rows) => table([['Dataset', (d) => id(d.name)], ['State', (d) => d.state], ['Examples', (d) => d.exampleCount ?? ''], ['Created', (d) => when(d.createTime)]], rows, 'Datasets');
 
 // ---- jobs ----
-let leaveView = null; // stops the open view's polling (the jobs list) and stream (a job page)
+/** Runs `stop` (ends a view's polling or stream) when the view of `signal` is left. */
+const onLeave = (signal, stop) => signal.addEventListener('abort', stop, { once: true });
 const jobTable = (rows) => table([['Job', (j) => h('a', { href: `#/jobs/${id(j.name)}` }, id(j.name))], ['State', (j) => j.state?.replace('JOB_STATE_', '')], ['Progress', (j) => progress(j.jobProgress)],
   ['Trained tokens', (j) => j.jobProgress?.outputTokens ?? ''], ['Created', (j) => when(j.createTime)], ['Updated', (j) => when(j.updateTime)]], rows, 'Jobs', (j) => j.name);
 
-async function jobsView() {
+const JOBS = 'supervisedFineTuningJobs';
+const FULL_EVERY = 15; // polls (30 s) between reloads of the whole jobs list
+
+/**
+ * The jobs list after one poll: its newest page fresh, then the rows of `shown` older than that page's last job, as
+ * they were loaded (a poll is one request however long the list; every FULL_EVERY-th poll reloads them all).
+ */
+async function pollJobs(shown) {
+  const j = await api('GET', `${JOBS}?pageSize=200`);
+  const first = j[JOBS] ?? [];
+  if (!j.nextPageToken) return first;
+  const at = shown.findIndex((x) => x.name === first.at(-1).name);
+  return at < 0 ? listAll(JOBS, JOBS) : first.concat(shown.slice(at + 1));
+}
+
+async function jobsView(signal) {
   // Every model a job can train from (baseModel, warmStartFrom): accounts/-/models lists those of every account.
-  const [list, fields, datasets, models] = await Promise.all([api('GET', 'supervisedFineTuningJobs?pageSize=200'), fetch('/ui/job-fields.json').then((r) => r.json()),
-    api('GET', 'datasets?pageSize=200').catch(() => ({})), listAll('/v1/accounts/-/models', 'models').catch(() => [])]);
+  const [list, fields, datasets, models] = await Promise.all([listAll(JOBS, JOBS), fetch('/ui/job-fields.json').then((r) => r.json()),
+    listAll('datasets', 'datasets').catch(() => []), listAll('/v1/accounts/-/models', 'models').catch(() => [])]);
+  if (signal.aborted) return [];
   // (aria-live off: <main> is a polite live region, and a screen reader need not read every progress step)
-  const jobs = h('div', { id: 'jobs-table', 'aria-live': 'off' }, jobTable(list.supervisedFineTuningJobs ?? []));
+  const jobs = h('div', { id: 'jobs-table', 'aria-live': 'off' }, jobTable(list));
   const note = h('p', { id: 'jobs-note', role: 'status' });
   // The list follows its jobs' state and progress while it is open (as the job page does), patched in place.
   let busy = false;
+  let shown = list;
+  let polls = 0;
   const refresh = async () => {
-    if (!jobs.isConnected) return clearInterval(poll); // a view replaced before it was shown
     if (busy || document.hidden) return;
     busy = true;
     try {
-      const l = await api('GET', 'supervisedFineTuningJobs?pageSize=200');
-      patchTable(jobs, jobTable(l.supervisedFineTuningJobs ?? []));
+      shown = ++polls % FULL_EVERY ? await pollJobs(shown) : await listAll(JOBS, JOBS);
+      if (signal.aborted) return;
+      patchTable(jobs, jobTable(shown));
       note.textContent = '';
     } catch (e) {
       if (e instanceof TypeError) note.textContent = 'The server is not answering; reconnecting…';
@@ -152,8 +170,8 @@ async function jobsView() {
     }
   };
   const poll = setInterval(refresh, 2000);
-  leaveView = () => clearInterval(poll);
-  return [h('h2', {}, 'Fine-tuning jobs'), jobs, note, h('h2', {}, 'Create a job'), jobForm(fields, datasets.datasets ?? [], models)];
+  onLeave(signal, () => clearInterval(poll));
+  return [h('h2', {}, 'Fine-tuning jobs'), jobs, note, h('h2', {}, 'Create a job'), jobForm(fields, datasets, models)];
 }
 
 function jobForm(fields, datasets, models) {
@@ -197,8 +215,9 @@ function jobForm(fields, datasets, models) {
 
 // ---- one job: state, live loss curves, hyperparameters, downloads ----
 const isActive = (state) => !/COMPLETED|FAILED|CANCELLED|EARLY_STOPPED|DELETED/.test(state ?? '');
-async function jobView(jobId) {
+async function jobView(jobId, signal) {
   const j = await api('GET', `supervisedFineTuningJobs/${jobId}`);
+  if (signal.aborted) return []; // left while loading: no poll, no stream
   const state = h('span', { id: 'job-state' }, j.state);
   const summary = h('dl', { class: 'kv' }, h('dt', {}, 'State'), h('dd', {}, state), h('dt', {}, 'Progress'), h('dd', { id: 'job-progress' }, progress(j.jobProgress)),
     h('dt', {}, 'Backend'), h('dd', { id: 'job-backend' }, '…'), h('dt', {}, 'Created'), h('dd', {}, when(j.createTime)),
@@ -251,7 +270,7 @@ async function jobView(jobId) {
     away,
     active: () => isActive(state.textContent),
   });
-  leaveView = () => { stopStream(); clearInterval(poll); };
+  onLeave(signal, () => { stopStream(); clearInterval(poll); });
   return [h('h2', {}, `Job ${jobId}`), summary, note, h('h2', {}, 'Loss'), chartBox, points, h('h2', {}, 'Adapter'), downloads, h('h2', {}, 'Hyperparameters'), params];
 }
 
@@ -336,7 +355,7 @@ async function readStream(jobId, on, signal) {
 
 // ---- models and deployments ----
 async function modelsView() {
-  const list = await api('GET', 'models?pageSize=200');
+  const list = await listAll('models', 'models');
   const result = h('p', { role: 'status' });
   const deploy = (m) => h('button', { class: 'secondary', type: 'button', onclick: async () => {
     try {
@@ -344,34 +363,39 @@ async function modelsView() {
       result.replaceChildren(h('span', { class: 'ok' }, `deployment ${id(d.name)} created (${d.state})`));
     } catch (e) { result.replaceChildren(errorBox(e)); }
   } }, 'Deploy');
-  return [h('h2', {}, 'Models'), table([['Model', (m) => m.name], ['Kind', (m) => m.kind], ['State', (m) => m.state], ['Created', (m) => when(m.createTime)], ['', deploy]], list.models ?? [], 'Models'), result];
+  return [h('h2', {}, 'Models'), table([['Model', (m) => m.name], ['Kind', (m) => m.kind], ['State', (m) => m.state], ['Created', (m) => when(m.createTime)], ['', deploy]], list, 'Models'), result];
 }
 
 async function deploymentsView() {
-  const [deps, dms] = await Promise.all([api('GET', 'deployments'), api('GET', 'deployedModels')]);
+  const [deps, dms] = await Promise.all([listAll('deployments', 'deployments'), listAll('deployedModels', 'deployedModels')]);
   const del = (d) => h('button', { class: 'secondary', type: 'button', onclick: async () => { await api('DELETE', `deployments/${id(d.name)}`).catch(() => {}); route(); } }, 'Delete');
-  return [h('h2', {}, 'Deployments'), table([['Deployment', (d) => id(d.name)], ['Model', (d) => d.baseModel], ['State', (d) => (d.state === 'FAILED' && d.status?.message ? `FAILED: ${d.status.message}` : d.state)], ['Created', (d) => when(d.createTime)], ['', del]], deps.deployments ?? [], 'Deployments'),
-    h('h2', {}, 'LoRA models loaded'), table([['Model', (d) => d.model], ['Deployment', (d) => id(d.deployment)], ['State', (d) => d.state]], dms.deployedModels ?? [], 'Deployed models'),
+  return [h('h2', {}, 'Deployments'), table([['Deployment', (d) => id(d.name)], ['Model', (d) => d.baseModel], ['State', (d) => (d.state === 'FAILED' && d.status?.message ? `FAILED: ${d.status.message}` : d.state)], ['Created', (d) => when(d.createTime)], ['', del]], deps, 'Deployments'),
+    h('h2', {}, 'LoRA models loaded'), table([['Model', (d) => d.model], ['Deployment', (d) => id(d.deployment)], ['State', (d) => d.state]], dms, 'Deployed models'),
     h('p', {}, 'Query them with any OpenAI client at ', h('code', {}, `${location.origin}/inference/v1`), '.')];
 }
 
 // ---- router ----
+let shownView = null; // the AbortController of the view shown or loading; aborted when the user moves on
+
+/** Shows the view of location.hash; a view still loading when route() runs again is dropped, never painted. */
 async function route() {
-  leaveView?.();
-  leaveView = null;
+  shownView?.abort();
+  const ac = (shownView = new AbortController());
   const hash = location.hash || '#/jobs';
   const [, section, arg] = hash.split('/');
   for (const a of document.querySelectorAll('nav a')) {
     if (a.getAttribute('href') === `#/${section}`) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const views = { datasets: datasetsView, jobs: arg ? () => jobView(arg) : jobsView, models: modelsView, deployments: deploymentsView };
+  const views = { datasets: datasetsView, jobs: arg ? (signal) => jobView(arg, signal) : jobsView, models: modelsView, deployments: deploymentsView };
   main.replaceChildren(h('p', {}, 'Loading…'));
+  let nodes;
   try {
-    main.replaceChildren(...(await (views[section] ?? jobsView)()));
+    nodes = await (views[section] ?? jobsView)(ac.signal);
   } catch (e) {
-    main.replaceChildren(errorBox(e));
+    nodes = [errorBox(e)];
   }
+  if (!ac.signal.aborted) main.replaceChildren(...nodes); // else another view is loading or shown: leave it be
 }
 // The skip link moves focus only: following its href would make the hash '#main', which route() reads as a route.
 $('a.skip').addEventListener('click', (ev) => { ev.preventDefault(); main.focus(); });
