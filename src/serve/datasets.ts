@@ -118,11 +118,13 @@ function get(c: Ctx): Json {
   return getDataset(c.svc, c.account, c.id).body;
 }
 
+/** `accounts/-/datasets` lists the datasets of every account (AIP-159's wildcard): all a job can train on. */
 function list(c: Ctx): Json {
   const q = queryParams(c.query, ['pageSize', 'pageToken', 'filter', 'orderBy', 'readMask']);
   if (q.filter) throw badRequest('datasets: filter is not supported');
   if (q.orderBy) throw badRequest('datasets: orderBy is not supported (lists are newest first)');
-  return pageBody('datasets', c.svc.store.list('dataset', { account: c.account, ...pageArgs(q) }));
+  const account = c.account === '-' ? undefined : c.account;
+  return pageBody('datasets', c.svc.store.list('dataset', { account, ...pageArgs(q) }));
 }
 
 function remove(c: Ctx): Json {

@@ -107,9 +107,13 @@ export async function dispatch(
 ): Promise<void> {
   const p = parsePath(rawPath);
   const route = matchRoute(req.method ?? 'GET', p);
-  // '-' is every account (AIP-159), which only a list of models takes: nothing is made in, or read from, '-'.
-  if (p.account === '-' && !(route.collection === 'models' && !route.item && route.method === 'GET'))
-    throw badRequest("account '-' means every account: only GET /v1/accounts/-/models takes it; name one account");
+  // '-' is every account (AIP-159), which only a list of models or datasets takes (a job may use any account's):
+  // nothing is made in, or read from, '-'.
+  const everyAccount = ['models', 'datasets'].includes(route.collection) && !route.item && route.method === 'GET';
+  if (p.account === '-' && !everyAccount)
+    throw badRequest(
+      "account '-' means every account: only GET /v1/accounts/-/models and /v1/accounts/-/datasets take it; name one account",
+    );
   const id = p.id === undefined ? '' : requireId(p.id, `${p.collection.replace(/s$/, '')} id`);
   const out = await route.handle({ svc, req, res, account: p.account, id, query });
   if (out !== undefined && !res.headersSent) sendJson(res, 200, out);

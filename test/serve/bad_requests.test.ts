@@ -78,7 +78,15 @@ const CASES: [string, string, string, Parameters<typeof request>[3] & { noKey?: 
   ['no API key', 'GET', `${A}/datasets`, { noKey: true }, 401, /API key/],
   ['wrong API key', 'GET', `${A}/datasets`, { key: 'nope' }, 401, /API key/],
   ['bad account id', 'GET', '/v1/accounts/Local/datasets', {}, 400, /invalid account id "Local"/],
-  ["account '-' outside a list of models", 'GET', '/v1/accounts/-/datasets', {}, 400, /account '-' means every/],
+  [
+    "account '-' outside a list of models or datasets",
+    'GET',
+    '/v1/accounts/-/supervisedFineTuningJobs',
+    {},
+    400,
+    /account '-' means every/,
+  ],
+  ["account '-' reading one dataset", 'GET', '/v1/accounts/-/datasets/x', {}, 400, /account '-' means every/],
   [
     "create in account '-'",
     'POST',

@@ -37,6 +37,9 @@ function seed(store: Store): void {
     store.insert({ kind: 'model', name: m, account: 'local', state: 'READY', body: mBody, meta: {} });
     seedJob(store, 'local', `job-${num(i)}`, i);
   }
+  const team = 'accounts/team/datasets/team-ds'; // a job of account local may train on it (by its full name)
+  const body = { name: team, state: 'READY', exampleCount: '1', createTime: time(N) };
+  store.insert({ kind: 'dataset', name: team, account: 'team', state: 'READY', body, meta: {} });
 }
 
 beforeAll(async () => {
@@ -66,9 +69,9 @@ async function open(hash: string): Promise<{ page: Page; check(): void }> {
 const rows = (page: Page, sel: string) => page.locator(`${sel} tbody tr`).count();
 
 describe('dashboard lists and routing (headless Chromium)', () => {
-  it('shows every dataset, model and job past the first page (was: the newest 200), and the job form offers every one', async () => {
+  it("shows every dataset, model and job past the first page (was: the newest 200), and the job form offers every account's datasets", async () => {
     const { page, check } = await open('#/datasets');
-    await expect.poll(() => rows(page, '#datasets-table')).toBe(N);
+    await expect.poll(() => rows(page, '#datasets-table')).toBe(N); // the account's own: not team-ds
     expect(await page.textContent('#datasets-table')).toContain('ds-000');
     await page.goto(`${srv.url}/#/models`);
     await expect.poll(() => page.locator('main tbody tr', { hasText: /m-\d{3}/ }).count()).toBe(N);
@@ -77,10 +80,26 @@ describe('dashboard lists and routing (headless Chromium)', () => {
     expect(await rows(page, '#jobs-table')).toBe(N);
     expect(await page.textContent('#jobs-table')).toContain('job-000');
     const datasets = await page.$$eval('#list-dataset option', (os) => os.map((o) => (o as HTMLOptionElement).value));
-    expect(datasets.length).toBe(N);
+    // Every account's, as for base models: a job takes any account's dataset (was: account local's only).
+    expect(datasets.length).toBe(N + 1);
     expect(datasets).toContain('accounts/local/datasets/ds-000');
+    expect(datasets).toContain('accounts/team/datasets/team-ds');
     check();
     await page.close();
+  });
+
+  it("GET /v1/accounts/-/datasets lists every account's datasets, page after page", async () => {
+    const names: string[] = [];
+    let token = '';
+    do {
+      const r = await fetch(`${srv.url}/v1/accounts/-/datasets?pageSize=200${token ? `&pageToken=${token}` : ''}`);
+      const j = await r.json();
+      expect(r.status, JSON.stringify(j)).toBe(200);
+      names.push(...j.datasets.map((d: { name: string }) => d.name));
+      token = j.nextPageToken;
+    } while (token);
+    expect(names.length).toBe(N + 1);
+    expect(names[0]).toBe('accounts/team/datasets/team-ds'); // newest first
   });
 
   it('the jobs list polls one page and keeps the older rows: a new job shows at the top, job-000 stays', async () => {

@@ -144,9 +144,9 @@ async function pollJobs(shown) {
 }
 
 async function jobsView(signal) {
-  // Every model a job can train from (baseModel, warmStartFrom): accounts/-/models lists those of every account.
+  // Every dataset and model a job can use (dataset, baseModel, ...): accounts/-/... lists those of every account.
   const [list, fields, datasets, models] = await Promise.all([listAll(JOBS, JOBS), fetch('/ui/job-fields.json').then((r) => r.json()),
-    listAll('datasets', 'datasets').catch(() => []), listAll('/v1/accounts/-/models', 'models').catch(() => [])]);
+    listAll('/v1/accounts/-/datasets', 'datasets').catch(() => []), listAll('/v1/accounts/-/models', 'models').catch(() => [])]);
   if (signal.aborted) return [];
   // (aria-live off: <main> is a polite live region, and a screen reader need not read every progress step)
   const jobs = h('div', { id: 'jobs-table', 'aria-live': 'off' }, jobTable(list));
