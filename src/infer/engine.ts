@@ -3,7 +3,7 @@
 // in one batched forward pass (batch_step.ts). The loop yields to the event loop after each step, so HTTP I/O,
 // new requests and cancellations are handled between steps.
 import * as tf from '@tensorflow/tfjs-core';
-import { createKVCache, disposeKVCache, forwardLogits, type BaseModel } from '../model/model.ts';
+import { createKVCache, disposeKVCache, forwardLogits, type BaseModel, type KVCache } from '../model/model.ts';
 import type { LoraWeights } from '../model/lora.ts';
 import { canBatch, decodeStep, type DecodeRow } from './batch_step.ts';
 import { Sequence, type Completion, type SamplingParams } from './sequence.ts';
@@ -36,6 +36,8 @@ export interface EngineStats {
   /** Sum over decoding steps of the batch size (tokens decoded in batched steps). */
   batchedTokens: number;
   maxBatchSeen: number;
+  /** Prompts run through the model (identical prompts admitted in one round, as a request's n choices, share one). */
+  prefills: number;
 }
 
 export class Engine {
@@ -46,7 +48,7 @@ export class Engine {
   readonly maxBatch: number;
   /** Settable while running (a tuning knob). */
   maxPrefillTokens: number;
-  readonly stats: EngineStats = { steps: 0, batchedTokens: 0, maxBatchSeen: 0 };
+  readonly stats: EngineStats = { steps: 0, batchedTokens: 0, maxBatchSeen: 0, prefills: 0 };
 
   constructor(
     readonly base: BaseModel,
@@ -111,6 +113,7 @@ export class Engine {
   step(): void {
     this.retire();
     let prefilled = 0;
+    const round = new Map<string, Prefilled>();
     while (
       this.waiting.length &&
       this.running.length < this.maxBatch &&
@@ -121,9 +124,8 @@ export class Engine {
         this.settle(e, e.seq.finish);
         continue;
       }
-      prefilled += e.seq.prompt.length;
       try {
-        this.prefill(e.seq);
+        if (this.prefill(e.seq, round)) prefilled += e.seq.prompt.length;
       } catch (err) {
         this.fail(e, err);
         continue;
@@ -146,13 +148,28 @@ export class Engine {
     this.retire();
   }
 
-  private prefill(seq: Sequence): void {
+  /**
+   * Runs the prompt through the model into the sequence's cache and picks its first token; a prompt already
+   * prefilled this round with the same adapter (a request's n choices) shares that one's cache and logits instead.
+   * Returns whether it ran the model.
+   */
+  private prefill(seq: Sequence, round: Map<string, Prefilled>): boolean {
+    const key = `${loraKey(seq.lora)}:${seq.prompt.join(',')}`;
+    const same = round.get(key);
+    if (same) {
+      shareCache(same.cache, seq.cache);
+      seq.accept(same.row);
+      return false;
+    }
     const logits = forwardLogits(this.base, seq.lora, Int32Array.from(seq.prompt), undefined, seq.cache, {
       lastOnly: true,
     });
     const row = logits.dataSync() as Float32Array;
     logits.dispose();
+    this.stats.prefills++;
+    round.set(key, { cache: seq.cache, row }); // dataSync's values are the caller's to keep
     seq.accept(row);
+    return true;
   }
 
   /** Fallback for models decodeStep does not cover: one forward pass per row. */
@@ -189,6 +206,19 @@ export class Engine {
     disposeKVCache(e.seq.cache);
     e.reject(err);
   }
+}
+
+/** A prompt prefilled in this scheduling round: its cache (untouched until the round's decoding step) and logits [V]. */
+interface Prefilled {
+  cache: KVCache;
+  row: Float32Array;
+}
+
+/** dst takes src's keys and values as tensors sharing their data (caches grow by new tensors, never in place). */
+function shareCache(src: KVCache, dst: KVCache): void {
+  src.k.forEach((t, l) => (dst.k[l] = t && tf.keep(tf.clone(t))));
+  src.v.forEach((t, l) => (dst.v[l] = t && tf.keep(tf.clone(t))));
+  dst.length = src.length;
 }
 
 const loraIds = new WeakMap<LoraWeights, number>();

@@ -186,6 +186,25 @@ describe('inference engine', () => {
     expect([1, 2, 3].map((k) => choiceSeed(42, k))).toEqual(seeds.slice(1));
   });
 
+  it("identical prompts admitted together share one prefill, each sampled as if alone (a request's n choices)", async () => {
+    const p = dep.encode({ messages: [{ role: 'user', content: PROMPTS[0] }] });
+    const runs: Array<[string, number]> = [
+      ['a', choiceSeed(5, 0)],
+      ['a', choiceSeed(5, 1)],
+      ['a', choiceSeed(5, 2)],
+      ['b', choiceSeed(5, 0)],
+    ];
+    const sampled = (seed: number) => greedy(4, { temperature: 1, seed });
+    const alone = [];
+    for (const [name, seed] of runs) alone.push((await dep.complete(p, name, sampled(seed))).ids);
+    const [before, tensors] = [dep.engine.stats.prefills, tf.memory().numTensors];
+    const together = await Promise.all(runs.map(([name, seed]) => dep.complete(p, name, sampled(seed))));
+    expect(together.map((c) => c.ids)).toEqual(alone);
+    expect(tf.memory().numTensors).toBe(tensors); // the shared caches are all freed
+    expect(new Set(alone.slice(0, 3).map((ids) => ids.join())).size).toBe(3);
+    expect(dep.engine.stats.prefills - before).toBe(2); // one for adapter a's three, one for b
+  });
+
   it('cancels on abort, and an adapter unloaded mid-request stays usable until that request ends', async () => {
     const p = dep.encode({ messages: [{ role: 'user', content: PROMPTS[0] }] });
     const ac = new AbortController();
