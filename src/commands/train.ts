@@ -16,7 +16,7 @@ import {
 } from '../train/config.ts';
 import { FIELDS } from '../train/config_fields.ts';
 import { DEMO_CONFIG, DEMO_DATASET, DEMO_OUT, ensureDemoModel } from '../train/demo.ts';
-import { readJob, TERMINAL_STATES } from '../train/job.ts';
+import { jobCommand, readJob, TERMINAL_STATES, type JobCommand } from '../train/job.ts';
 import { checkJobInputs, train } from '../train/train.ts';
 import {
   adapterBaseModel,
@@ -29,7 +29,7 @@ import { listCheckpoints } from '../train/checkpoint.ts';
 import { acquireJobLock, LOCK_FILE } from '../train/lock.ts';
 import { INPUTS_FILE } from '../train/fingerprint.ts';
 import { readJsonObject, requireDir, requireJsonlName } from '../util/files.ts';
-import { abs, lorasftCommand } from '../util/invocation.ts';
+import { abs, lorasftCommand, lorasftRerun, shellArgs } from '../util/invocation.ts';
 import { checkWarmStartBase } from '../train/warm_start.ts';
 import { checkAdapterBase, loadAdapter } from '../model/peft.ts';
 
@@ -117,13 +117,20 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   fs.mkdirSync(out, { recursive: true });
   const release = acquireJobLock(out, notice);
   try {
-    return await start(cfg, values.overwrite === true, notice);
+    const started = { command: shellArgs(['train', ...argv]), cwd: process.cwd() };
+    return await start(cfg, values.overwrite === true, notice, started);
   } finally {
     release();
   }
 });
 
-async function start(cfg: TrainConfig, overwrite: boolean, notice: (m: string) => void): Promise<number> {
+/** `started`: the command line, recorded in job.json. */
+async function start(
+  cfg: TrainConfig,
+  overwrite: boolean,
+  notice: (m: string) => void,
+  started: JobCommand,
+): Promise<number> {
   const out = cfg.outputModel;
   // The lock, and another run's lock being written (LOCK_FILE.PID, gone once that run is refused).
   const present = fs.readdirSync(out).filter((f) => f !== LOCK_FILE && !f.startsWith(`${LOCK_FILE}.`));
@@ -162,7 +169,7 @@ async function start(cfg: TrainConfig, overwrite: boolean, notice: (m: string) =
     ])
       fs.rmSync(path.join(out, f), { recursive: true, force: true });
   }
-  const r = await train(cfg);
+  const r = await train(cfg, { started });
   if (r.exitCode === 0) printFinished(out, cfg);
   return r.exitCode;
 }
@@ -208,10 +215,13 @@ async function resume(
       return 0;
     }
     const rc = path.join(out, 'resolved_config.json');
-    if (!fs.existsSync(rc))
+    if (!fs.existsSync(rc)) {
+      const cmd = jobCommand(job); // none in an older lorasft's job.json
+      const again = cmd ? ` (it replaces this job): ${lorasftRerun(cmd.command, cmd.cwd)}` : ': it replaces this job';
       throw new UserError(
-        `${out}: job ${job.name} was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`,
+        `${out}: job ${job.name} was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again${again}`,
       );
+    }
     const cfg = resolveConfig(readResolved(rc), cli, { outputModel: out });
     const r = await train(cfg, { resume: true });
     if (r.exitCode === 0) printFinished(out, cfg);

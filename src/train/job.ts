@@ -62,8 +62,17 @@ function jobName(jobId: string): string {
   return `accounts/local/supervisedFineTuningJobs/${jobId}`;
 }
 
-/** A new job in VALIDATING, echoing every request-body field of the config (local extras stay in resolved_config.json). */
-export function createJob(cfg: TrainConfig, now = new Date()): Job {
+/** The command line that started a job (shellArgs of the argv after `lorasft`) and its working dir. */
+export interface JobCommand {
+  command: string;
+  cwd: string;
+}
+
+/**
+ * A new job in VALIDATING, echoing every request-body field of the config (local extras stay in resolved_config.json);
+ * `local.command`: the command that started it, when known, so that a job stopped before it started can say it.
+ */
+export function createJob(cfg: TrainConfig, now = new Date(), started?: JobCommand): Job {
   const job: Job = {
     name: jobName(cfg.jobId),
     state: 'JOB_STATE_VALIDATING',
@@ -86,6 +95,7 @@ export function createJob(cfg: TrainConfig, now = new Date()): Job {
   };
   for (const [key, f] of Object.entries(FIELDS))
     if (f.rest) job[key] = (cfg as unknown as Record<string, unknown>)[key];
+  if (started) job.local = { ...started };
   return job;
 }
 
@@ -114,6 +124,12 @@ export function setJobState(
 
 export function writeJob(job: Job, outDir: string): void {
   writeFileAtomic(path.join(outDir, 'job.json'), JSON.stringify(job, null, 2) + '\n');
+}
+
+/** The command recorded in job.json `local` (a job of an older lorasft, or one not started by the CLI, has none). */
+export function jobCommand(job: Job): JobCommand | null {
+  const l = job.local as Partial<JobCommand> | undefined;
+  return typeof l?.command === 'string' && typeof l.cwd === 'string' ? { command: l.command, cwd: l.cwd } : null;
 }
 
 /** OUT_DIR/job.json (a missing, unreadable or corrupt file is a one-line UserError). */

@@ -22,7 +22,8 @@ import { requireJobInputs, requireOutputDir } from '../util/paths.ts';
 import { testHook, testPause } from '../util/testhooks.ts';
 import { absolutePaths, type TrainConfig } from './config.ts';
 import { checkpointsDir, loadLatestCheckpoint, recoverCheckpoints, type TrainerState } from './checkpoint.ts';
-import { createJob, readJob, setJobState, writeJob, type FailureCode, type Job, type JobState } from './job.ts';
+import { createJob, readJob, setJobState, writeJob } from './job.ts';
+import type { FailureCode, Job, JobCommand, JobState } from './job.ts';
 import {
   appendMetrics,
   backendChange,
@@ -74,6 +75,8 @@ export interface TrainOptions {
   log?: (msg: string) => void;
   /** Install SIGINT/SIGTERM handlers that checkpoint and cancel (default true). */
   handleSignals?: boolean;
+  /** A new job's command line and working dir, recorded in job.json (a job stopped before it started says it). */
+  started?: JobCommand;
 }
 
 export interface TrainResult {
@@ -152,7 +155,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   const log = opts.log ?? ((m: string) => console.log(m));
   const outDir = cfg.outputModel;
   const t0 = Date.now();
-  const opened = openJob(cfg, !!opts.resume, log); // resuming, precision 'auto' takes the job's resolved value
+  const opened = openJob(cfg, opts, log); // resuming, precision 'auto' takes the job's resolved value
   const { job, resumed } = opened;
   cfg = opened.cfg;
   const j: JobRun = { cfg, outDir, job, resumed, log, startStep: resumed?.ck.state.step ?? 0, t0, runStart: t0 };
@@ -203,11 +206,11 @@ function writeResolved(cfg: TrainConfig, backendUsed?: BackendUsed): void {
 /** job.json first (so a dir killed at any instant is a job dir), or the job in OUT_DIR with its latest checkpoint. */
 function openJob(
   cfg: TrainConfig,
-  resume: boolean,
+  { resume = false, started }: TrainOptions,
   log: (m: string) => void,
 ): { job: Job; resumed: Resumed; cfg: TrainConfig } {
   const outDir = cfg.outputModel;
-  const job = resume ? readJob(outDir) : createJob(cfg);
+  const job = resume ? readJob(outDir) : createJob(cfg, new Date(), started);
   if (resume && typeof job.outputModel === 'string') job.outputModel = outDir; // a moved or copied job dir
   if (resume) cfg = checkFingerprint(outDir, cfg, (m) => log(`notice: ${m}`)); // changed inputs: refused, nothing written
   if (resume) recoverCheckpoints(outDir); // a killed process's half-written checkpoint
@@ -244,7 +247,7 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   const change = j.resumed && backendChange(outDir, backendUsed); // before the resume records its own
   if (change) log(`notice: ${change}`);
   writeResolved(cfg, backendUsed);
-  job.local = { backend: backendUsed };
+  job.local = { ...(job.local as object | undefined), backend: backendUsed }; // after the command (createJob)
   const { trainEx, evalEx, requests } = await loadData(cfg, log);
   job.jobProgress.totalInputRequests = requests;
   const precision = modelPrecision(cfg.baseModel, cfg.precision);

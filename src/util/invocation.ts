@@ -33,9 +33,22 @@ export function lorasftProgram(): string {
   return lorasftOnPath() === fs.realpathSync(BIN) ? 'lorasft' : `node ${shellQuote(BIN)}`;
 }
 
+/** Arguments as one shell line: `train --dataset 'my data.jsonl'`. */
+export function shellArgs(args: string[]): string {
+  return args.map(shellQuote).join(' ');
+}
+
 /** A lorasft command line to print: `lorasft train --resume '/abs/my out'`. Path arguments: pass them resolved. */
 export function lorasftCommand(...args: string[]): string {
-  return [lorasftProgram(), ...args.map(shellQuote)].join(' ');
+  return [lorasftProgram(), shellArgs(args)].join(' ');
+}
+
+/**
+ * A recorded command (`args`: shellArgs of the argv after `lorasft`, as typed, relative paths and all) to run again
+ * as written: from `cwd`, the dir it was started in, with `cd` first when that is not this process's.
+ */
+export function lorasftRerun(args: string, cwd: string): string {
+  return `${path.resolve(cwd) === process.cwd() ? '' : `cd ${shellQuote(cwd)} && `}${lorasftProgram()} ${args}`;
 }
 
 /** An absolute path, for printed commands that must work from any directory. */

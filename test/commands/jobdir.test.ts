@@ -10,7 +10,7 @@ import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
 import { BIN, run, type RunResult } from '../helpers/run.ts';
-import { lorasftCommand } from '../../src/util/invocation.ts';
+import { lorasftCommand, shellArgs, shellQuote } from '../../src/util/invocation.ts';
 
 let fx: Fixture;
 const JOB = ['--epochs', '1', '--checkpoint-every-steps', '1', '--lora-dropout', '0.1'];
@@ -50,22 +50,35 @@ beforeAll(async () => {
 });
 
 describe('job dirs (issue 9)', () => {
-  it('7: killed between job.json and the config: --resume says so in one line, the original command replaces it', async () => {
-    const flags = [...fixtureFlags(fx, 'early-kill'), ...JOB];
-    const killed = await lorasft(['train', ...flags], { hooks: 'kill@after-job-json' });
+  it('7: killed between job.json and the config: --resume says so in one line with the command that started it, which replaces it', async () => {
+    // Started with relative paths from fx.root; the command it prints runs as written from any dir.
+    const rel = fixtureFlags({ root: '', model: 'model', train: 'train.jsonl', eval: 'eval.jsonl' }, 'early-kill', JOB);
+    const killed = await lorasft(['train', ...rel], { cwd: fx.root, hooks: 'kill@after-job-json' });
     expect(killed.signal).toBe('SIGKILL');
     expect(fs.readdirSync(at('early-kill')).sort()).toEqual(['.lorasft.lock', 'job.json']); // job.json is written first
-    const r = await lorasft(['train', '--resume', at('early-kill')]);
+    const job = readJob(at('early-kill'));
+    expect(job.local).toEqual({ command: shellArgs(['train', ...rel]), cwd: fx.root });
+    expect(job.state).toBe('JOB_STATE_VALIDATING'); // the REST object's fields as before
+    const stopped = `error: ${at('early-kill')}: job accounts/local/supervisedFineTuningJobs/early-kill was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again`;
+    const r = await lorasft(['train', '--resume', at('early-kill')], { cwd: tmpDir('cwd') });
     expect(r.status).toBe(1);
-    expect(errorLines(r)).toEqual([
-      `error: ${at('early-kill')}: job accounts/local/supervisedFineTuningJobs/early-kill was stopped before it started (no resolved_config.json, nothing trained); run the command that started it again: it replaces this job`,
-    ]);
-    const again = await lorasft(['train', ...flags]);
+    const cmd = `cd ${shellQuote(fx.root)} && ${lorasftCommand('train', ...rel)}`;
+    expect(errorLines(r)).toEqual([`${stopped} (it replaces this job): ${cmd}`]);
+    // A job.json of an older lorasft (no command recorded): the words of before.
+    const file = path.join(at('early-kill'), 'job.json');
+    const withCommand = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, JSON.stringify({ ...job, local: undefined }, null, 2) + '\n');
+    const older = await lorasft(['train', '--resume', at('early-kill')]);
+    expect(older.status).toBe(1);
+    expect(errorLines(older)).toEqual([`${stopped}: it replaces this job`]);
+    fs.writeFileSync(file, withCommand);
+    const again = await lorasft([], { cwd: tmpDir('cwd'), shell: cmd });
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toMatch(
       /replacing the previous job \(JOB_STATE_VALIDATING, no checkpoint to resume: it was stopped before it started\)/,
     );
     expect(adapter(at('early-kill')).equals(fullAdapter)).toBe(true);
+    expect(readJob(at('early-kill')).local).toMatchObject({ command: shellArgs(['train', ...rel]), backend: {} });
   });
 
   it('1: a copied or moved job dir resumes in place, from any working directory', async () => {
