@@ -1,10 +1,12 @@
 // Dnnl.cc: oneDNN bf16 matmul through dlopen (the C API entry points and structs declared below, from oneDNN 2.x
-// dnnl.h/dnnl_types.h), primitives cached per shape; fallback: W -> fp32 in blocks + OpenBLAS sgemm.
+// dnnl.h/dnnl_types.h), primitives cached per shape; on Intel CPUs without AMX the same products widened to fp32
+// (wideProducts below); fallback: W -> fp32 in blocks + OpenBLAS sgemm.
 #include "blas.h"
 #include "dnnl.h"
 #include <dlfcn.h>
 #include <array>
 #include <chrono>
+#include <cpuid.h>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -68,7 +70,7 @@ struct Prim { handle_t pd, prim; md_t src, wei, dst, scratch; size_t scratchByte
 // Layouts of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]). (Swapping roles for the lm_head, y^T = W x^T
 // with a transposed dst, was tried: oneDNN 2.6 has no fast kernel for a transposed dst.)
 enum Mode { XWT = 0, XW = 1 };
-using Key = std::array<int64_t, 18>;
+using Key = std::array<int64_t, 19>;
 std::map<Key, Prim> cache;
 uint64_t lastId = 0;  // Prim ids: never reused, so a thread's memory objects (execute) never outlive theirs
 std::mutex cacheLock;  // prim() may be called from several OpenMP threads
@@ -125,9 +127,11 @@ handle_t choosePd(const matmul_desc_t& op, handle_t attr, bool preferGemm) {
 // The matmul primitive for one batched product y[b] (+)= x[b] w[b] over nb batches (nb 1: a plain 2-D product),
 // each operand a strided view; created on first use (oneDNN picks the ISA, AMX/AVX512_BF16 here); acc: a sum
 // post-op (y +=); preferGemm: see choosePd.
-const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc, bool preferGemm = false) {
+// dt: the operands' type, DT_BF16 (x, w bf16) or DT_F32 (the widened products).
+const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16View& y, bool acc, bool preferGemm = false,
+                 int dt = DT_BF16) {
   const Key key = {nb, x.rows, x.cols, x.batch, x.row, x.col, w.rows, w.cols, w.batch,
-                   w.row, w.col, y.rows, y.cols, y.batch, y.row, y.col, acc, preferGemm};
+                   w.row, w.col, y.rows, y.cols, y.batch, y.row, y.col, acc, preferGemm, dt};
   std::lock_guard<std::mutex> hold(cacheLock);
   auto it = cache.find(key);
   if (it != cache.end()) return &it->second;
@@ -140,8 +144,7 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
   const int64_t xd[3] = {nb, x.rows, x.cols}, xs[3] = {x.batch, x.row, x.col}, wd[3] = {nb, w.rows, w.cols},
                 ws[3] = {w.batch, w.row, w.col}, yd[3] = {nb, y.rows, y.cols}, ys[3] = {y.batch, y.row, y.col};
   matmul_desc_t op;
-  if (api.md_init_by_strides(&p.src, nd, xd + o, DT_BF16, xs + o) ||
-      api.md_init_by_strides(&p.wei, nd, wd + o, DT_BF16, ws + o) ||
+  if (api.md_init_by_strides(&p.src, nd, xd + o, dt, xs + o) || api.md_init_by_strides(&p.wei, nd, wd + o, dt, ws + o) ||
       api.md_init_by_strides(&p.dst, nd, yd + o, DT_F32, ys + o) || api.matmul_desc_init(&op, &p.src, &p.wei, nullptr, &p.dst) ||
       !attr(acc) || !(p.pd = choosePd(op, attr(acc), preferGemm)))
     return nullptr;
@@ -149,16 +152,19 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
   if (!sp || api.prim_create(&p.prim, p.pd)) { api.pd_destroy(p.pd); return nullptr; }
   p.scratch = *sp;
   p.scratchBytes = api.md_get_size(sp);
-  g_bf16.impl = implName(p.pd);
+  if (dt == DT_BF16 || g_bf16.wide) g_bf16.impl = implName(p.pd);
   p.id = ++lastId;
   return &(cache[key] = p);
 }
 
 // The 2-D views of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]); lda, ldc: row strides of x and y.
-const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool acc = false) {
+// f32: fp32 operands (the widened products); for x W (W [K, N]) oneDNN 2.6's f32 brgemm is slow at N = 3072
+// (121 GFLOP/s at 512x1024 . 1024x3072 on 2 threads, gemm:jit 296), so f32 takes gemm:jit there at any K.
+const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool acc = false, bool f32 = false) {
   const Bf16View x{M, K, 0, lda > 0 ? lda : K, 1}, y{M, N, 0, ldc > 0 ? ldc : N, 1};
   const Bf16View w = mode == XW ? Bf16View{K, N, 0, N, 1} : Bf16View{K, N, 0, 1, K};
-  return prim(1, x, w, y, acc, mode == XW ? K >= 2048 : K >= 6144);
+  const bool gemm = mode == XW ? f32 || K >= 2048 : !f32 && K >= 6144;
+  return prim(1, x, w, y, acc, gemm, f32 ? DT_F32 : DT_BF16);
 }
 
 // One thread's memory objects for one primitive's four arguments, made once: each call only points them at its
@@ -194,8 +200,48 @@ bool execute(const Prim* p, const void* xb, const void* W, float* y) {
   return ok;
 }
 
+// The widened products (g_bf16.wide): y[M,N] (ldc) (+)= x[M,K] (lda, fp32 holding bf16 values) op(W), W bf16, on
+// oneDNN's f32 matmul. The products of bf16 values are exact in fp32, so this computes what the bf16 products do, in
+// another summation order. Each thread takes whole blocks of y's columns: it widens its block of W (about 1 MB of
+// fp32, so it stays in the core's L2) and multiplies it single-threaded; no full fp32 copy of W exists and the
+// threads never wait for each other between blocks. Timed as products (the widening included).
+bool runWide(Mode mode, int M, int N, int K, const float* x, int lda, const uint16_t* W, float* y, int ldc, bool acc) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int B = std::min(N, std::max(32, (int)((1 << 18) / std::max(1, K)) / 16 * 16));  // columns of y per block
+  const int blocks = (N + B - 1) / B;
+  bool ok = true;
+#pragma omp parallel num_threads(g_threads) reduction(&& : ok)
+  {
+    thread_local std::vector<float> wide;
+    float* wf = reuse(wide, (size_t)B * K);
+#pragma omp for schedule(static)
+    for (int b = 0; b < blocks; b++) {
+      const int n0 = b * B, nb = std::min(B, N - n0);
+      if (mode == XWT)  // W rows n0.. (each K long) as they are: [nb, K]
+        for (size_t i = 0; i < (size_t)nb * K; i++) wf[i] = fromBf16One(W[(size_t)n0 * K + i]);
+      else  // W [K, N]: columns n0.. of each row, packed [K, nb]
+        for (int k = 0; k < K; k++)
+          for (int j = 0; j < nb; j++) wf[(size_t)k * nb + j] = fromBf16One(W[(size_t)k * N + n0 + j]);
+      ok = ok && execute(prim(mode, M, nb, K, lda, ldc, acc, true), x, wf, y + n0);
+    }
+  }
+  g_bf16.productSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return ok;
+}
+
+// The bf16 rows xb [M, K] (row stride lda) as fp32 values, packed [M, K].
+const float* widenRows(const uint16_t* xb, int M, int K, int lda) {
+  static std::vector<float> xs;  // calls come from the one JS thread
+  float* x = reuse(xs, (size_t)M * K);
+#pragma omp parallel for num_threads(g_threads) schedule(static) if ((int64_t)M * K > (1 << 16))
+  for (int i = 0; i < M; i++)
+    for (int k = 0; k < K; k++) x[(size_t)i * K + k] = fromBf16One(xb[(size_t)i * lda + k]);
+  return x;
+}
+
 bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y, int lda = 0, int ldc = 0,
              bool acc = false) {
+  if (g_bf16.wide) return runWide(mode, M, N, K, widenRows(xb, M, K, lda > 0 ? lda : K), K, W, y, ldc > 0 ? ldc : N, acc);
   return execute(prim(mode, M, N, K, lda, ldc, acc), xb, W, y);
 }
 
@@ -263,6 +309,13 @@ void roundBf16(const float* src, float* dst, size_t n) {
 
 void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t* W, float* y) {
   if (M == 0 || N == 0) return;
+  if (g_bf16.dnnl && !g_bf16.forceFallback && K > 0 && g_bf16.wide) {
+    static std::vector<float> rounded;  // bf16-rounded x in fp32; calls come from the one JS thread
+    float* xr = reuse(rounded, (size_t)M * K);
+    roundBf16(x, xr, (size_t)M * K);
+    if (runWide(transW ? XWT : XW, M, N, K, xr, K, W, y, N, false)) return;
+    matmulFailed(M, N, K);
+  }
   if (g_bf16.dnnl && !g_bf16.forceFallback && K > 0) {
     static std::vector<uint16_t> scratch;  // bf16 x; calls come from the one JS thread
     uint16_t* xb = reuse(scratch, (size_t)M * K);
@@ -280,6 +333,20 @@ static std::string isaName(unsigned isa) {
   char b[32];
   std::snprintf(b, sizeof b, "isa 0x%x", isa);
   return b;
+}
+
+// Whether the products run faster widened to fp32 (runWide) than as bf16 dot products, by CPU: on Intel cores
+// without AMX (AMX absent or not enabled by the OS/hypervisor) VDPBF16PS retires half the FLOPs of the fp32 FMAs
+// (scripts/bench/dnnl_impls.cc here: 512x1024 . 1024x3072 at 154 GFLOP/s in bf16, 281 in f32, 2 threads), while
+// AMX, and AMD's Zen 4 (the bf16 issue's EPYC: 422 bf16, 196 f32), run bf16 faster. The rule is the CPU's, not a
+// timing, so a job and its resume take the same path. LORASFT_BF16_PRODUCTS=bf16|f32 overrides it.
+static bool widerIsFaster(bool amx) {
+  const char* forced = std::getenv("LORASFT_BF16_PRODUCTS");
+  if (forced && !std::strcmp(forced, "f32")) return true;
+  if (forced && !std::strcmp(forced, "bf16")) return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (amx || !__get_cpuid(0, &a, &b, &c, &d)) return false;
+  return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "GenuineIntel"
 }
 
 // LORASFT_DNNL names the library (or 'none' to skip it).
@@ -324,4 +391,6 @@ void loadDnnl() {
   }
   g_bf16.dnnl = prim(XWT, 16, 64, 64) != nullptr;  // one small bf16 matmul proves the path
   if (!g_bf16.dnnl) g_bf16.error = "oneDNN has no bf16 matmul for this CPU";
+  g_bf16.wide = g_bf16.wideByCpu = g_bf16.dnnl && widerIsFaster((isa & ISA_AVX512_CORE_AMX) == ISA_AVX512_CORE_AMX) &&
+                                   prim(XWT, 16, 64, 64, 0, 0, false, true) != nullptr;
 }

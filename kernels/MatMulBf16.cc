@@ -291,6 +291,7 @@ static Napi::Value Bf16Info(const Napi::CallbackInfo& info) {
   o.Set("dnnl", g_bf16.dnnl);
   o.Set("native", g_bf16.native);
   o.Set("path", g_bf16.dnnl && !g_bf16.forceFallback ? "onednn" : "fallback");
+  o.Set("products", g_bf16.wide ? "f32" : "bf16");
   o.Set("error", g_bf16.error);
   o.Set("version", g_bf16.version);
   o.Set("isa", g_bf16.isa);
@@ -299,9 +300,13 @@ static Napi::Value Bf16Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setBf16Path('onednn' | 'fallback'): pick the path at run time (parity tests and benchmarks compare both).
+// setBf16Path('onednn' | 'onednn-bf16' | 'onednn-f32' | 'fallback'): pick the path at run time (parity tests and
+// benchmarks compare them). 'onednn': oneDNN with the products this CPU runs fastest (Dnnl.cc widerIsFaster);
+// -bf16 / -f32 force bf16 or widened products.
 static Napi::Value SetBf16Path(const Napi::CallbackInfo& info) {
-  g_bf16.forceFallback = info[0].As<Napi::String>().Utf8Value() == "fallback";
+  const std::string p = info[0].As<Napi::String>().Utf8Value();
+  g_bf16.forceFallback = p == "fallback";
+  g_bf16.wide = g_bf16.dnnl && (p == "onednn-f32" || (p == "onednn" && g_bf16.wideByCpu));
   return info.Env().Undefined();
 }
 

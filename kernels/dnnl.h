@@ -18,6 +18,8 @@ struct Bf16Path {
   bool dnnl = false;     // oneDNN loaded and usable (matmul bf16 x bf16 -> f32 primitive created)
   bool native = false;   // CPU has AVX512_BF16 (oneDNN's effective ISA is avx512_core_bf16 or above)
   bool forceFallback = false;  // setBf16Path('fallback') (tests, benchmarks)
+  bool wideByCpu = false;  // the CPU's choice of wide (kept for setBf16Path('onednn'))
+  bool wide = false;     // products as fp32 on oneDNN, W widened per block (Intel without AMX: Dnnl.cc widerIsFaster)
   std::string error;     // why oneDNN is not used
   std::string version;   // "oneDNN 2.6.3 (libdnnl.so.2)"
   std::string isa;       // "avx512_core_amx", ...

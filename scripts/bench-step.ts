@@ -18,12 +18,22 @@ import { modelLoss, syncVars } from '../src/train/loop.ts';
 import { accumulateStep } from '../src/train/step.ts';
 import { profileKernels } from './bench-profile.ts';
 import { benchLora, flag, MODEL_SHAPES, randomBase, shapeFlag } from './bench-shapes.ts';
-/** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN or fallback) or fp32 sgemm, best of 5.
+/** GFLOP/s of one 2048x1024x1024 product through the addon: bf16 (oneDNN's bf16 dot products, the issue's and
+ * PyTorch's yardstick, even where the step runs them widened to fp32; or the fallback) or fp32 sgemm, best of 5.
  * Taken right before each step too: on a shared host the same product's rate moves 2-3x within minutes, so the
  * step's share of it is only meaningful against a peak measured next to it. */
 function matmulPeak(): number | undefined {
   const addon = loadAddon().addon as unknown as Record<string, (...a: unknown[]) => void> | null;
   if (backend.name !== 'native' || !addon) return undefined;
+  const onednn = precision === 'bf16' && loadAddon().addon!.bf16Info().path === 'onednn';
+  if (onednn) addon.setBf16Path('onednn-bf16');
+  try {
+    return productRate(addon);
+  } finally {
+    if (onednn) addon.setBf16Path('onednn');
+  }
+}
+function productRate(addon: Record<string, (...a: unknown[]) => void>): number {
   const [M, N, K] = [2048, 1024, 1024];
   const x = new Float32Array(M * K).fill(0.5),
     y = new Float32Array(M * N),
@@ -150,6 +160,8 @@ const result = {
   seq: T,
   layers: config.numLayers,
   precision,
+  // bf16 on oneDNN: the products as bf16 dot products, or widened to fp32 (Intel without AMX; kernels/Dnnl.cc).
+  products: precision === 'bf16' && backend.name === 'native' ? loadAddon().addon?.bf16Info().products : undefined,
   backend: backend.name,
   threads: backend.reason,
   steps_timed: times.length,

@@ -13,6 +13,8 @@ interface Bf16Info {
   dnnl: boolean;
   native: boolean;
   path: 'onednn' | 'fallback';
+  /** The products on oneDNN: bf16 dot products, or W widened to fp32 per block (Intel CPUs without AMX). */
+  products: 'bf16' | 'f32';
   error: string;
   version: string;
   isa: string;
@@ -242,7 +244,7 @@ export interface NativeAddon {
   ): void;
   bf16Info(): Bf16Info;
   /** Tests and benchmarks: force the oneDNN path or the fp32 fallback. */
-  setBf16Path(path: 'onednn' | 'fallback'): void;
+  setBf16Path(path: 'onednn' | 'onednn-bf16' | 'onednn-f32' | 'fallback'): void;
   /** Tests: the lm_head softmax's vector path (same bits) or its scalar loop; true if the vector path can run. */
   setSoftmaxPath(path: 'vector' | 'scalar'): boolean;
 }

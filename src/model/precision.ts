@@ -15,7 +15,7 @@ export interface Bf16Support {
   kernels: boolean;
   /** oneDNN runs the bf16 matmuls on AVX512_BF16/AMX (else bf16 -> fp32 per layer + sgemm). */
   native: boolean;
-  /** For the start-up line, e.g. 'oneDNN 2.6.3 (libdnnl.so.2), brg:avx512_core_amx_bf16'. */
+  /** For the start-up line, e.g. 'oneDNN 2.6.3 (libdnnl.so.2), brg:avx512_core_amx_bf16', or the widened products. */
   detail: string;
 }
 
@@ -28,6 +28,12 @@ export function bf16Support(): Bf16Support {
       kernels,
       native: false,
       detail: `bf16 -> fp32 per call on the '${tf.getBackend()}' backend (slow reference kernels)`,
+    };
+  if (info.path === 'onednn' && info.products === 'f32')
+    return {
+      kernels,
+      native: true,
+      detail: `${info.version}, run as f32 products of W widened per block (faster here than ${info.isa}'s bf16 dot products; no AMX)`,
     };
   if (info.path === 'onednn') return { kernels, native: true, detail: `${info.version}, ${info.impl}` };
   return {

@@ -180,7 +180,8 @@ describe.skipIf(!native.ok)(`bf16 kernels native vs cpu${native.ok ? '' : ' (SKI
   beforeAll(async () => {
     await initBackend({});
   });
-  for (const path of ['onednn', 'fallback']) {
+  // oneDNN with bf16 products, with products widened to fp32 (Intel CPUs without AMX take these), and the fallback.
+  for (const path of ['onednn-bf16', 'onednn-f32', 'fallback']) {
     for (const c of CASES) {
       it(`${c.name} (${path})`, async () => {
         const data = c.shapes.map((s, i) =>
@@ -193,13 +194,13 @@ describe.skipIf(!native.ok)(`bf16 kernels native vs cpu${native.ok ? '' : ' (SKI
         const ref = run(c.f, data, c.shapes);
         await tf.setBackend('native');
         const info = addon().bf16Info();
-        if (path === 'onednn' && !info.dnnl) return console.log(`${c.name}: oneDNN path SKIPPED (${info.error})`);
+        if (path !== 'fallback' && !info.dnnl) return console.log(`${c.name}: oneDNN path SKIPPED (${info.error})`);
         addon().setBf16Path(path);
         try {
           const got = run(c.f, data, c.shapes);
           const d = Math.max(...ref.map((v, i) => maxdiff(v, got[i])));
           console.log(
-            `${c.name} ${path}${path === 'onednn' ? ` (${addon().bf16Info().impl})` : ''} vs cpu reference (value + grads) maxdiff=${d.toExponential(2)}`,
+            `${c.name} ${path}${path !== 'fallback' ? ` (${addon().bf16Info().impl})` : ''} vs cpu reference (value + grads) maxdiff=${d.toExponential(2)}`,
           );
           expect(d).toBeLessThan(1e-5 * Math.max(1, scaleOf(ref)));
         } finally {
@@ -292,7 +293,7 @@ describe.skipIf(!native.ok)('oneDNN products while the primitive cache turns ove
         for (let M = 1; M <= 300; M++) {
           const [a, b] = tf.tidy(() => {
             const x = tf.tensor2d(rand(M * K, M), [M, K]);
-            addon().setBf16Path('onednn');
+            addon().setBf16Path(round ? 'onednn-f32' : 'onednn-bf16');
             const y = matMulBf16(x, W).dataSync().slice() as Float32Array;
             addon().setBf16Path('fallback');
             return [y, matMulBf16(x, W).dataSync().slice() as Float32Array];
