@@ -28,7 +28,8 @@ Loss and LoRA gradients of one batch, as HF transformers + PEFT would compute th
   --lora FILE|DIR      LoRA weights in PEFT naming (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight);
                        rank is read from the shapes, targets are the modules present. A PEFT adapter directory
                        (adapter_config.json + adapter_model.safetensors) also gives lora_alpha and use_rslora
-  --lora-alpha A       LoRA alpha (scale = alpha / rank); default: the adapter's lora_alpha, else 2 * rank
+  --lora-alpha A       LoRA alpha (scale = alpha / rank); default: an adapter dir's lora_alpha (8, PEFT's default,
+                       when its adapter_config.json has none), 2 * rank for a .safetensors file
   --rslora             rsLoRA scaling (alpha / sqrt(rank))
   --out-grads FILE     write d(loss)/dA, d(loss)/dB of the normalised loss, same PEFT names (F32 safetensors)
   --precision P        fp32 (default) | bf16 | auto: bf16 keeps the base weights 16-bit and runs their matmuls and

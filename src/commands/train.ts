@@ -31,7 +31,7 @@ import { INPUTS_FILE } from '../train/fingerprint.ts';
 import { readJsonObject, requireDir, requireJsonlName } from '../util/files.ts';
 import { abs, lorasftCommand, lorasftRerun, shellArgs } from '../util/invocation.ts';
 import { checkWarmStartBase } from '../train/warm_start.ts';
-import { checkAdapterBase, loadAdapter } from '../model/peft.ts';
+import { checkAdapterBase, loadAdapter, PEFT_DEFAULT_ALPHA } from '../model/peft.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
        lorasft train --config JOB.json [flags]        (the managed job's REST request body; flags override it)
@@ -258,12 +258,12 @@ function keepRunningOnClosedPipe(): void {
     });
 }
 
-/** A warm start keeps the adapter's rank and alpha (the resolved config records them). */
+/** A warm start keeps the adapter's rank and alpha (PEFT's 8 when it has none); the resolved config records them. */
 function adoptAdapterRank(cfg: TrainConfig, notice: (m: string) => void): void {
   requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
   const a = readJsonObject(path.join(cfg.warmStartFrom, 'adapter_config.json'), 'expected a PEFT adapter config');
   if (typeof a.r === 'number' && a.r !== cfg.loraRank)
     notice(`warm start: LoRA rank ${a.r} from ${cfg.warmStartFrom} (not ${cfg.loraRank})`);
   if (typeof a.r === 'number') cfg.loraRank = a.r;
-  if (typeof a.lora_alpha === 'number') cfg.loraAlpha = a.lora_alpha;
+  cfg.loraAlpha = typeof a.lora_alpha === 'number' ? a.lora_alpha : PEFT_DEFAULT_ALPHA;
 }

@@ -11,6 +11,8 @@ import { readSafetensors, writeSafetensors, type FloatTensor } from './safetenso
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+/** A missing lora_alpha means PEFT's LoraConfig default, 8 whatever r (peft/tuners/lora/config.py); not 2 * r. */
+export const PEFT_DEFAULT_ALPHA = 8;
 
 /** PEFT LoraConfig JSON for our config. */
 function adapterConfigJson(cfg: LoraConfig, baseModelPath: string): Record<string, unknown> {
@@ -101,7 +103,7 @@ export function loadAdapter(dir: string): {
   if (rank === undefined) throw new UserError(`${wfile}: no LoRA tensors`);
   if (j.r !== undefined && j.r !== rank)
     throw new UserError(`${cfile}: "r" is ${j.r} but ${ADAPTER_WEIGHTS} has rank ${rank}`);
-  const alpha = typeof j.lora_alpha === 'number' ? j.lora_alpha : 2 * rank;
+  const alpha = typeof j.lora_alpha === 'number' ? j.lora_alpha : PEFT_DEFAULT_ALPHA;
   const cfg: LoraConfig = {
     rank,
     alpha,

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.ts';
 import { readJsonObject } from '../util/files.ts';
+import { PEFT_DEFAULT_ALPHA } from '../model/peft.ts';
 
 /** config.json fields that do not change the weights' meaning (HF writes them per save). */
 const IGNORED = new Set(['_name_or_path', 'transformers_version', 'torch_dtype', 'architectures', 'use_cache']);
@@ -26,7 +27,7 @@ function configDiff(a: Record<string, unknown>, b: Record<string, unknown>): str
 export function checkWarmStartBase(adapterDir: string, baseModel: string): string {
   const a = readJsonObject(path.join(adapterDir, 'adapter_config.json'), 'expected a PEFT adapter config');
   const name = typeof a.base_model_name_or_path === 'string' ? a.base_model_name_or_path : '';
-  const what = `LoRA r=${a.r} alpha=${a.lora_alpha} on ${Array.isArray(a.target_modules) ? a.target_modules.join(',') : a.target_modules}`;
+  const what = `LoRA r=${a.r} alpha=${a.lora_alpha ?? PEFT_DEFAULT_ALPHA} on ${Array.isArray(a.target_modules) ? a.target_modules.join(',') : a.target_modules}`;
   const ours = path.resolve(baseModel);
   if (!name) return `${what}; the adapter does not name its base model (tensor shapes are checked)`;
   if (!fs.existsSync(path.join(name, 'config.json')))

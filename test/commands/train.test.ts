@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { tmpDir } from '../helpers/index.ts';
+import { randomLora, tmpDir } from '../helpers/index.ts';
 import { BIN, lorasft, run } from '../helpers/run.ts';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import { readJob } from '../../src/train/job.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { makeTinyModel } from '../../src/model/tiny.ts';
+import { initBackend } from '../../src/backend/index.ts';
+import { disposeBaseModel, loadBaseModel } from '../../src/model/model.ts';
+import { saveAdapter } from '../../src/model/peft.ts';
 import { fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
@@ -184,6 +187,26 @@ describe('lorasft train (CLI)', () => {
       'error: --output-model: OUT_DIR is empty; expected the dir to write the job to (or no --output-model)\n',
     );
     expect(fs.readdirSync(cwd)).toEqual([]);
+  });
+
+  it('a warm start from an adapter without lora_alpha trains with alpha 8, as PEFT reads it, and records it', async () => {
+    await initBackend({});
+    const base = await loadBaseModel(fx.model);
+    const lora = randomLora(base, 5, 0.5, 12, { rank: 16, alpha: 32 });
+    const from = path.join(fx.root, 'no-alpha');
+    saveAdapter(from, lora, lora.cfg, fx.model);
+    lora.dispose();
+    disposeBaseModel(base);
+    const acfg = path.join(from, 'adapter_config.json');
+    fs.writeFileSync(acfg, JSON.stringify({ ...JSON.parse(fs.readFileSync(acfg, 'utf8')), lora_alpha: undefined }));
+    const out = path.join(fx.root, 'no-alpha-out');
+    const r = await cli(['--warm-start-from', from, '--dataset', fx.train, '--output-model', out, '--max-steps', '1']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^warm start: loaded \d+ tensors from .*: LoRA r=16 alpha=8 on /m); // was alpha=undefined
+    expect(r.stdout).toMatch(/^model: .*; LoRA r=16 alpha=8 on /m); // was 32 (2 * r)
+    const json = (f: string) => JSON.parse(fs.readFileSync(path.join(out, f), 'utf8'));
+    expect([json('resolved_config.json').loraRank, json('resolved_config.json').loraAlpha]).toEqual([16, 8]); // was 16, 16
+    expect(json('adapter_config.json')).toMatchObject({ r: 16, lora_alpha: 8 });
   });
 
   it('warm-starting into the adapter dir itself (or a dir holding it) is one error line, and the adapter is kept', async () => {

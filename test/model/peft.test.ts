@@ -99,6 +99,9 @@ describe('PEFT adapter', () => {
       if (msg) expect(() => loadAdapter(dir)).toThrow(`${cfile}: ${msg}`);
       else expect(loadAdapter(dir).cfg.alpha).toBe(4);
     }
+    // No lora_alpha: PEFT's LoraConfig default, 8, whatever the rank (it was 2 * r, 4 here).
+    fs.writeFileSync(cfile, JSON.stringify({ ...saved, lora_alpha: undefined }));
+    expect(loadAdapter(dir).cfg.alpha).toBe(8);
     expect(() => loadAdapter(tmpDir('none'))).toThrow(
       /adapter_config.json: no such file \(expected a PEFT adapter directory\)/,
     );
