@@ -31,6 +31,7 @@ import { INPUTS_FILE } from '../train/fingerprint.ts';
 import { readJsonObject, requireDir, requireJsonlName } from '../util/files.ts';
 import { abs, lorasftCommand, lorasftRerun, shellArgs } from '../util/invocation.ts';
 import { checkWarmStartBase } from '../train/warm_start.ts';
+import type { WarmStart } from '../train/load.ts';
 import { checkAdapterBase, loadAdapter, PEFT_DEFAULT_ALPHA } from '../model/peft.ts';
 
 const HELP = `usage: lorasft train --base-model DIR --dataset FILE.jsonl [--output-model OUT_DIR] [flags]
@@ -97,12 +98,7 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   if (!cfg.dataset) throw new UserError('lorasft train: --dataset FILE.jsonl is required');
   if (!cfg.jobId) cfg.jobId = randomUUID();
   if (!cfg.outputModel) cfg.outputModel = path.join('out', cfg.jobId);
-  if (cfg.warmStartFrom) {
-    adoptAdapterRank(cfg, notice);
-    checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel); // a different base is refused before anything is written
-    // and an adapter of another family or of fewer layers, as merge and generate refuse it
-    checkAdapterBase(cfg.warmStartFrom, loadAdapter(cfg.warmStartFrom), cfg.baseModel);
-  }
+  const warmStart = cfg.warmStartFrom ? checkWarmStart(cfg, notice) : undefined;
 
   const out = cfg.outputModel;
   checkJobInputs(cfg); // before the output dir is created or an old job in it replaced
@@ -118,18 +114,18 @@ export const run = withFsErrors(async (argv: string[]): Promise<number> => {
   const release = acquireJobLock(out, notice);
   try {
     const started = { command: shellArgs(['train', ...argv]), cwd: process.cwd() };
-    return await start(cfg, values.overwrite === true, notice, started);
+    return await start(cfg, values.overwrite === true, notice, { started, warmStart });
   } finally {
     release();
   }
 });
 
-/** `started`: the command line, recorded in job.json. */
+/** `opts`: the command line, recorded in job.json, and the warm start's adapter, checked and loaded. */
 async function start(
   cfg: TrainConfig,
   overwrite: boolean,
   notice: (m: string) => void,
-  started: JobCommand,
+  opts: { started: JobCommand; warmStart?: WarmStart },
 ): Promise<number> {
   const out = cfg.outputModel;
   // The lock, and another run's lock being written (LOCK_FILE.PID, gone once that run is refused).
@@ -169,7 +165,7 @@ async function start(
     ])
       fs.rmSync(path.join(out, f), { recursive: true, force: true });
   }
-  const r = await train(cfg, { started });
+  const r = await train(cfg, opts);
   if (r.exitCode === 0) printFinished(out, cfg);
   return r.exitCode;
 }
@@ -258,10 +254,23 @@ function keepRunningOnClosedPipe(): void {
     });
 }
 
-/** A warm start keeps the adapter's rank and alpha (PEFT's 8 when it has none); the resolved config records them. */
-function adoptAdapterRank(cfg: TrainConfig, notice: (m: string) => void): void {
+/**
+ * --warm-start-from, before anything is written: the adapter's rank and alpha are adopted, an adapter of another
+ * base model is refused, and one of another family or of fewer layers, as merge and generate refuse it. Its
+ * adapter_config.json and tensors are read once, here, and handed to the job.
+ */
+function checkWarmStart(cfg: TrainConfig, notice: (m: string) => void): WarmStart {
   requireAdapterDir(cfg.warmStartFrom, '--warm-start-from');
   const a = readJsonObject(path.join(cfg.warmStartFrom, 'adapter_config.json'), 'expected a PEFT adapter config');
+  adoptAdapterRank(cfg, a, notice);
+  const about = checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel, a);
+  const adapter = loadAdapter(cfg.warmStartFrom, a);
+  checkAdapterBase(cfg.warmStartFrom, adapter, cfg.baseModel);
+  return { adapter, about };
+}
+
+/** A warm start keeps the adapter's rank and alpha (PEFT's 8 when it has none); the resolved config records them. */
+function adoptAdapterRank(cfg: TrainConfig, a: Record<string, unknown>, notice: (m: string) => void): void {
   if (typeof a.r === 'number' && a.r !== cfg.loraRank)
     notice(`warm start: LoRA rank ${a.r} from ${cfg.warmStartFrom} (not ${cfg.loraRank})`);
   if (typeof a.r === 'number') cfg.loraRank = a.r;

@@ -69,15 +69,22 @@ function refuseUnsupported(cfile: string, j: Record<string, unknown>): void {
   if (j.use_dora === true) throw new UserError(`${cfile}: "use_dora": true (DoRA) is not supported; expected LoRA`);
 }
 
-/** Read a PEFT LoRA adapter dir. Rank comes from the tensor shapes (and must agree with "r" when present). */
-export function loadAdapter(dir: string): {
+/** A PEFT adapter dir as read: its LoRA tensors, what they mean, and adapter_config.json itself (`config`). */
+export interface LoadedAdapter {
   lora: Map<string, FloatTensor>;
   cfg: LoraConfig;
   baseModelPath: string | null;
-} {
+  config: Record<string, unknown>;
+}
+
+/**
+ * Read a PEFT LoRA adapter dir. Rank comes from the tensor shapes (and must agree with "r" when present). `config`:
+ * its adapter_config.json when the caller has read it already.
+ */
+export function loadAdapter(dir: string, config?: Record<string, unknown>): LoadedAdapter {
   const cfile = path.join(dir, ADAPTER_CONFIG);
   requireDir(dir, 'a PEFT adapter directory (adapter_config.json + adapter_model.safetensors)');
-  const j = readJsonObject(cfile, 'expected a PEFT adapter directory');
+  const j = config ?? readJsonObject(cfile, 'expected a PEFT adapter directory');
   if (j.peft_type !== undefined && j.peft_type !== 'LORA')
     throw new UserError(`${cfile}: peft_type ${JSON.stringify(j.peft_type)} is not supported (expected "LORA")`);
   refuseUnsupported(cfile, j);
@@ -113,7 +120,8 @@ export function loadAdapter(dir: string): {
     dropout: typeof j.lora_dropout === 'number' ? j.lora_dropout : 0,
     useRslora: j.use_rslora === true,
   };
-  return { lora, cfg, baseModelPath: typeof j.base_model_name_or_path === 'string' ? j.base_model_name_or_path : null };
+  const baseModelPath = typeof j.base_model_name_or_path === 'string' ? j.base_model_name_or_path : null;
+  return { lora, cfg, baseModelPath, config: j };
 }
 
 /**
@@ -141,8 +149,12 @@ function checkFamily(adapterDir: string, baseModelPath: string | null, baseDir: 
  * config adapts a subset of layers on purpose (PEFT's layers_to_transform or exclude_modules, or target_modules naming
  * module paths).
  */
-function checkDepth(adapterDir: string, lora: Map<string, unknown>, numLayers: number): void {
-  const j = readJsonObject(path.join(adapterDir, ADAPTER_CONFIG));
+function checkDepth(
+  adapterDir: string,
+  j: Record<string, unknown>,
+  lora: Map<string, unknown>,
+  numLayers: number,
+): void {
   const targets = j.target_modules;
   const byPath =
     typeof targets === 'string' || (Array.isArray(targets) && targets.some((t) => String(t).includes('.')));
@@ -155,13 +167,17 @@ function checkDepth(adapterDir: string, lora: Map<string, unknown>, numLayers: n
   );
 }
 
-/** The adapter was trained on a model like `baseDir`: same family, and every layer adapted (see above). */
+/**
+ * The adapter was trained on a model like `baseDir`: same family, and every layer adapted (see above). Its
+ * adapter_config.json is read here unless `adapter.config` holds it (loadAdapter's result does).
+ */
 export function checkAdapterBase(
   adapterDir: string,
-  adapter: { lora: Map<string, unknown>; baseModelPath: string | null },
+  adapter: { lora: Map<string, unknown>; baseModelPath: string | null; config?: Record<string, unknown> },
   baseDir: string,
 ): void {
   const config = loadModelConfig(baseDir);
   checkFamily(adapterDir, adapter.baseModelPath, baseDir, config.modelType);
-  checkDepth(adapterDir, adapter.lora, config.numLayers);
+  const j = adapter.config ?? readJsonObject(path.join(adapterDir, ADAPTER_CONFIG));
+  checkDepth(adapterDir, j, adapter.lora, config.numLayers);
 }

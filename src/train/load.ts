@@ -7,7 +7,7 @@ import { buildExamples } from '../data/pipeline.ts';
 import type { DatasetExample, TokenizedExample } from '../data/types.ts';
 import type { BaseModel } from '../model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora, loraFromTensors, type LoraWeights } from '../model/lora.ts';
-import { loadAdapter } from '../model/peft.ts';
+import { loadAdapter, type LoadedAdapter } from '../model/peft.ts';
 import { testHook } from '../util/testhooks.ts';
 import type { TrainConfig } from './config.ts';
 import { carveOut } from './carveout.ts';
@@ -48,8 +48,26 @@ export async function loadData(
   return { trainEx: built.examples, evalEx, requests: trainRaw.length };
 }
 
-/** LoRA weights: from the checkpoint when resuming, else a warm-start adapter, else fresh (seeded). */
-export function loadLora(cfg: TrainConfig, base: BaseModel, resumed: Resumed, log: (m: string) => void): LoraWeights {
+/**
+ * A warm start's adapter as `lorasft train` checked and loaded it before the job was written, and what it is (the
+ * line checkWarmStartBase returns). loadLora takes the adapter (sets it to null): its tensors are not kept for the run.
+ */
+export interface WarmStart {
+  adapter: LoadedAdapter | null;
+  about: string;
+}
+
+/**
+ * LoRA weights: from the checkpoint when resuming, else a warm-start adapter (`warm`'s, or checked and read here),
+ * else fresh (seeded).
+ */
+export function loadLora(
+  cfg: TrainConfig,
+  base: BaseModel,
+  resumed: Resumed,
+  log: (m: string) => void,
+  warm?: WarmStart,
+): LoraWeights {
   const loraCfg = {
     rank: cfg.loraRank,
     alpha: cfg.loraAlpha,
@@ -59,8 +77,9 @@ export function loadLora(cfg: TrainConfig, base: BaseModel, resumed: Resumed, lo
   };
   if (resumed) return loraFromTensors(base, resumed.ck.params, loraCfg, resumed.dir);
   if (!cfg.warmStartFrom) return initLora(base, loraCfg, cfg.seed);
-  const about = checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel);
-  const a = loadAdapter(cfg.warmStartFrom);
+  const about = warm?.about ?? checkWarmStartBase(cfg.warmStartFrom, cfg.baseModel);
+  const a = warm?.adapter ?? loadAdapter(cfg.warmStartFrom);
+  if (warm) warm.adapter = null;
   const lora = loraFromTensors(
     base,
     a.lora,

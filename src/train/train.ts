@@ -50,7 +50,7 @@ import {
   type LoopParts,
   type StopFlag,
 } from './job_callbacks.ts';
-import { loadData, loadLora, yieldToSignals, type Resumed } from './load.ts';
+import { loadData, loadLora, yieldToSignals, type Resumed, type WarmStart } from './load.ts';
 import {
   evaluateAndTrack,
   modelLoss,
@@ -75,8 +75,8 @@ export interface TrainOptions {
   log?: (msg: string) => void;
   /** Install SIGINT/SIGTERM handlers that checkpoint and cancel (default true). */
   handleSignals?: boolean;
-  /** A new job's command line and working dir, recorded in job.json (a job stopped before it started says it). */
-  started?: JobCommand;
+  started?: JobCommand; // a new job's command line and working dir, recorded in job.json
+  warmStart?: WarmStart; // the --warm-start-from adapter, when the caller has checked and loaded it
 }
 
 export interface TrainResult {
@@ -170,7 +170,7 @@ async function runJob(cfg: TrainConfig, opts: TrainOptions, stop: StopFlag): Pro
   };
   let loaded: Loaded;
   try {
-    loaded = await load(j, !!opts.resume);
+    loaded = await load(j, opts);
   } catch (e) {
     // Found while VALIDATING: bad input is INVALID_ARGUMENT (and, with no checkpoint, a re-run may replace the job).
     if (e instanceof UserError) fail(e.message, 'INVALID_ARGUMENT');
@@ -231,7 +231,7 @@ function openJob(
 }
 
 /** Backend, data and model, with a line for each (the job stays VALIDATING throughout). */
-async function load(j: JobRun, resume: boolean): Promise<Loaded> {
+async function load(j: JobRun, { resume, warmStart }: TrainOptions): Promise<Loaded> {
   const { cfg, outDir, job, log } = j;
   if (!resume) writeFingerprint(outDir, fingerprint(cfg)); // a model dir without weights fails here
   const backend = await initBackend({ backend: cfg.backend || undefined, threads: cfg.threads || undefined });
@@ -261,7 +261,7 @@ async function load(j: JobRun, resume: boolean): Promise<Loaded> {
   log(`precision: ${precisionLine(precision)}`);
   const base = await loadBaseModel(cfg.baseModel, { precision });
   await yieldToSignals();
-  const lora = loadLora(cfg, base, j.resumed, log);
+  const lora = loadLora(cfg, base, j.resumed, log, warmStart);
   const c = base.config;
   log(
     `model: ${c.modelType} ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}; LoRA r=${lora.cfg.rank} alpha=${lora.cfg.alpha} on ${lora.cfg.targets.join(',')} (${[...lora.values()].reduce((n, v) => n + v.size, 0)} trainable params)`,

@@ -22,10 +22,14 @@ function configDiff(a: Record<string, unknown>, b: Record<string, unknown>): str
 
 /**
  * Check that the adapter in `adapterDir` was trained on `baseModel`; returns a one-line description of what it
- * is, throws UserError naming both models when it was trained on another one.
+ * is, throws UserError naming both models when it was trained on another one. `a`: its adapter_config.json when
+ * the caller has read it already.
  */
-export function checkWarmStartBase(adapterDir: string, baseModel: string): string {
-  const a = readJsonObject(path.join(adapterDir, 'adapter_config.json'), 'expected a PEFT adapter config');
+export function checkWarmStartBase(
+  adapterDir: string,
+  baseModel: string,
+  a = readJsonObject(path.join(adapterDir, 'adapter_config.json'), 'expected a PEFT adapter config'),
+): string {
   const name = typeof a.base_model_name_or_path === 'string' ? a.base_model_name_or_path : '';
   const what = `LoRA r=${a.r} alpha=${a.lora_alpha ?? PEFT_DEFAULT_ALPHA} on ${Array.isArray(a.target_modules) ? a.target_modules.join(',') : a.target_modules}`;
   const ours = path.resolve(baseModel);

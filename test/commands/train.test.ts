@@ -11,7 +11,7 @@ import { makeTinyModel } from '../../src/model/tiny.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { disposeBaseModel, loadBaseModel } from '../../src/model/model.ts';
 import { saveAdapter } from '../../src/model/peft.ts';
-import { fixtureFlags, makeFixture, type Fixture } from '../train/fixture.ts';
+import { fixtureFlags, makeFixture, randomAdapter, type Fixture } from '../train/fixture.ts';
 
 let fx: Fixture;
 beforeAll(() => {
@@ -207,6 +207,47 @@ describe('lorasft train (CLI)', () => {
     const json = (f: string) => JSON.parse(fs.readFileSync(path.join(out, f), 'utf8'));
     expect([json('resolved_config.json').loraRank, json('resolved_config.json').loraAlpha]).toEqual([16, 8]); // was 16, 16
     expect(json('adapter_config.json')).toMatchObject({ r: 16, lora_alpha: 8 });
+  });
+
+  it("a warm start reads the adapter's adapter_config.json once and its tensors once", async () => {
+    const from = await randomAdapter(fx, 'ws-reads', 4);
+    // Counts the reads of the adapter's files (its input fingerprint's hashing aside) in the trainer's process.
+    const preload = path.join(fx.root, 'count-reads.mjs');
+    fs.writeFileSync(
+      preload,
+      `import { createRequire, syncBuiltinESMExports } from 'node:module';
+const fs = createRequire(import.meta.url)('node:fs');
+const counts = {};
+for (const fn of ['readFileSync', 'openSync']) {
+  const orig = fs[fn];
+  fs[fn] = function (p, ...rest) {
+    if (String(p).startsWith(process.env.COUNT_UNDER) && !/at hashFile/.test(new Error().stack)) {
+      const k = fn + ' ' + String(p).split('/').pop();
+      counts[k] = (counts[k] ?? 0) + 1;
+    }
+    return orig.call(this, p, ...rest);
+  };
+}
+syncBuiltinESMExports();
+process.on('exit', () => fs.writeFileSync(process.env.COUNT_OUT, JSON.stringify(counts)));
+`,
+    );
+    const counts = path.join(fx.root, 'ws-reads.json');
+    const out = path.join(fx.root, 'ws-reads-out');
+    const args = ['--warm-start-from', from, '--base-model', fx.model, '--dataset', fx.train, '--output-model', out];
+    const r = await run(process.execPath, ['--import', preload, BIN, 'train', ...args, '--max-steps', '1'], {
+      env: { ...process.env, COUNT_UNDER: `${from}/`, COUNT_OUT: counts },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /^warm start: loaded \d+ tensors from .*: LoRA r=4 alpha=8 on .*, trained on this base model$/m,
+    );
+    // It read the config 6 times (rank, base and depth checks, loadAdapter, and the job's base check and
+    // loadAdapter again) and the tensors twice.
+    expect(JSON.parse(fs.readFileSync(counts, 'utf8'))).toEqual({
+      'readFileSync adapter_config.json': 1,
+      'openSync adapter_model.safetensors': 2, // one readSafetensors: its header, then its tensors
+    });
   });
 
   it('warm-starting into the adapter dir itself (or a dir holding it) is one error line, and the adapter is kept', async () => {
