@@ -172,7 +172,7 @@ const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool 
 // Never destroyed at exit (oneDNN may be torn down first); let go of with the rest when a thread holds too many.
 struct Args { handle_t m[4] = {}; };
 
-bool execute(const Prim* p, const void* xb, const void* W, float* y) {
+bool execute(const Prim* p, const void* xb, const void* W, float* y, bool clock = true) {
   if (!p) return false;
   thread_local std::vector<uint64_t> scratch;  // this thread's scratchpad, grown as needed (64-bit aligned)
   thread_local std::map<uint64_t, Args> argsOf;  // by Prim id
@@ -192,8 +192,9 @@ bool execute(const Prim* p, const void* xb, const void* W, float* y) {
     }
   const exec_arg_t args[4] = {{ARG_SRC, a.m[0]}, {ARG_WEIGHTS, a.m[1]}, {ARG_DST, a.m[2]}, {ARG_SCRATCHPAD, a.m[3]}};
   // Products on all threads (called outside a parallel region: the JS thread's) are timed for the bench's split
-  // of a step into products and the rest; the attention's per-thread ones are not.
-  const bool timed = !omp_in_parallel();
+  // of a step into products and the rest; the attention's per-thread ones are not, nor runWide's (it times its
+  // whole region: at 1 thread its products run outside an active parallel region too).
+  const bool timed = clock && !omp_in_parallel();
   const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   const bool ok = !api.prim_execute(p->prim, stream, 4, args) && !api.stream_wait(stream);
   if (timed) g_bf16.productSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -222,7 +223,7 @@ bool runWide(Mode mode, int M, int N, int K, const float* x, int lda, const uint
       else  // W [K, N]: columns n0.. of each row, packed [K, nb]
         for (int k = 0; k < K; k++)
           for (int j = 0; j < nb; j++) wf[(size_t)k * nb + j] = fromBf16One(W[(size_t)k * N + n0 + j]);
-      ok = ok && execute(prim(mode, M, nb, K, lda, ldc, acc, true), x, wf, y + n0);
+      ok = ok && execute(prim(mode, M, nb, K, lda, ldc, acc, true), x, wf, y + n0, false);
     }
   }
   g_bf16.productSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
