@@ -5,10 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { loadChatTokenizer } from '../../src/data/tokenizer.ts';
 import { makeFixture, type Fixture } from '../train/fixture.ts';
-import { startInferenceServer, until, type ServerProcess } from './server_process.ts';
+import { postJson, startDeployment, type ServerProcess } from './server_process.ts';
 
 const BASE = 'accounts/local/models/tiny';
-const API = '/v1/accounts/local';
 const TEXTS = ['The capital of France is', 'Two plus two'];
 const CHAT = [{ role: 'user' as const, content: 'Name a city in France.' }];
 
@@ -18,15 +17,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   fx = makeFixture(4, 3);
-  srv = await startInferenceServer(['--base', `${BASE}=${fx.model}`]);
-  client = new OpenAI({ baseURL: `${srv.url}/inference/v1`, apiKey: 'unused', timeout: 120_000, maxRetries: 0 });
-  const created = await post(`${API}/deployments?deploymentId=choices`, { baseModel: BASE });
-  expect(created.status, JSON.stringify(created.json)).toBe(200);
-  await until(async () => {
-    const r = await fetch(`${srv.url}${API}/deployments/choices`).then((x) => x.json());
-    if (r.state === 'FAILED') throw new Error(JSON.stringify(r));
-    return r.state === 'READY' ? true : undefined;
-  });
+  ({ srv, client } = await startDeployment(fx.model, BASE, 'choices'));
 });
 
 afterEach((ctx) => {
@@ -37,18 +28,8 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-interface ErrorJson {
-  error: { type: string; code: string; param: string | null; message: string };
-}
-
-async function post(p: string, body: unknown): Promise<{ status: number; json: ErrorJson }> {
-  const r = await fetch(`${srv.url}${p}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: r.status, json: await r.json() };
-}
+/** POST to the server's path `p`. */
+const post = (p: string, body: unknown) => postJson(`${srv.url}${p}`, body);
 
 type CompletionBody = Omit<OpenAI.CompletionCreateParamsNonStreaming, 'model'>;
 

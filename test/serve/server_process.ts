@@ -2,6 +2,7 @@
 // `listening on URL` line; stop() kills it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import OpenAI from 'openai';
 
 const ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
 
@@ -60,4 +61,41 @@ export async function until<T>(probe: () => Promise<T | undefined>, tries = 1800
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`condition not met after ${tries} polls`);
+}
+
+/** An OpenAI-style error body. */
+export interface ErrorJson {
+  error: { type: string; code: string; param: string | null; message: string };
+}
+
+/** POST `body` as JSON to `url`: the status and the parsed answer. */
+export async function postJson(url: string, body: unknown): Promise<{ status: number; json: ErrorJson }> {
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, json: await r.json() };
+}
+
+/**
+ * An inference server with `model` (a local model dir) as base model `base` of account `local`, one deployment
+ * `id` of it waited for until READY, and the official openai client on its inference API.
+ */
+export async function startDeployment(
+  model: string,
+  base: string,
+  id: string,
+): Promise<{ srv: ServerProcess; client: OpenAI }> {
+  const srv = await startInferenceServer(['--base', `${base}=${model}`]);
+  const client = new OpenAI({ baseURL: `${srv.url}/inference/v1`, apiKey: 'unused', timeout: 120_000, maxRetries: 0 });
+  const api = `${srv.url}/v1/accounts/local/deployments`;
+  const created = await postJson(`${api}?deploymentId=${id}`, { baseModel: base });
+  if (created.status !== 200) throw new Error(`deployment ${id}: ${JSON.stringify(created.json)}\n${srv.output()}`);
+  await until(async () => {
+    const r = await fetch(`${api}/${id}`).then((x) => x.json());
+    if (r.state === 'FAILED') throw new Error(JSON.stringify(r));
+    return r.state === 'READY' ? true : undefined;
+  });
+  return { srv, client };
 }
