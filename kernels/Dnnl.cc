@@ -1,6 +1,6 @@
 // Dnnl.cc: oneDNN bf16 matmul through dlopen (the C API entry points and structs declared below, from oneDNN 2.x
 // dnnl.h/dnnl_types.h), primitives cached per shape; on Intel CPUs without AMX the same products widened to fp32
-// (wideProducts below); fallback: W -> fp32 in blocks + OpenBLAS sgemm.
+// (runWide below); fallback: W -> fp32 in blocks + OpenBLAS sgemm.
 #include "blas.h"
 #include "dnnl.h"
 #include <dlfcn.h>
@@ -159,7 +159,8 @@ const Prim* prim(int64_t nb, const Bf16View& x, const Bf16View& w, const Bf16Vie
 
 // The 2-D views of y[M,N] = x[M,K] op(W): XWT (W [N,K]), XW (W [K,N]); lda, ldc: row strides of x and y.
 // f32: fp32 operands (the widened products); for x W (W [K, N]) oneDNN 2.6's f32 brgemm is slow at N = 3072
-// (121 GFLOP/s at 512x1024 . 1024x3072 on 2 threads, gemm:jit 296), so f32 takes gemm:jit there at any K.
+// (136 GFLOP/s at 512x1024 . 1024x3072 on 2 threads, gemm:jit 324: scripts/bench/dnnl_impls.cc ... bwd x 20 f32),
+// so f32 takes gemm:jit there at any K.
 const Prim* prim(Mode mode, int M, int N, int K, int lda = 0, int ldc = 0, bool acc = false, bool f32 = false) {
   const Bf16View x{M, K, 0, lda > 0 ? lda : K, 1}, y{M, N, 0, ldc > 0 ? ldc : N, 1};
   const Bf16View w = mode == XW ? Bf16View{K, N, 0, N, 1} : Bf16View{K, N, 0, 1, K};
@@ -336,11 +337,12 @@ static std::string isaName(unsigned isa) {
   return b;
 }
 
-// Whether the products run faster widened to fp32 (runWide) than as bf16 dot products, by CPU: on Intel cores
-// without AMX (AMX absent or not enabled by the OS/hypervisor) VDPBF16PS retires half the FLOPs of the fp32 FMAs
-// (scripts/bench/dnnl_impls.cc here: 512x1024 . 1024x3072 at 154 GFLOP/s in bf16, 281 in f32, 2 threads), while
-// AMX, and AMD's Zen 4 (the bf16 issue's EPYC: 422 bf16, 196 f32), run bf16 faster. The rule is the CPU's, not a
-// timing, so a job and its resume take the same path. LORASFT_BF16_PRODUCTS=bf16|f32 overrides it.
+// Whether the products run faster widened to fp32 (runWide) than as bf16 dot products, by CPU. On Intel cores
+// without AMX (absent, or not enabled by the OS or hypervisor) oneDNN's bf16 products run at about half the rate of
+// its f32 products on the same values (scripts/bench/dnnl_impls.cc on such a host: 512x1024 . 1024x3072 at 177
+// GFLOP/s in bf16, 309 in f32, 2 threads; docs/BENCHMARKS.md, runs w). AMX, and AMD's Zen 4 (the bf16 issue's
+// EPYC: 422 GFLOP/s in bf16 against 196 in fp32), run bf16 faster. The rule is the CPU's, not a timing, so a job
+// and its resume take the same path. LORASFT_BF16_PRODUCTS=bf16|f32 overrides it.
 static bool widerIsFaster(bool amx) {
   const char* forced = std::getenv("LORASFT_BF16_PRODUCTS");
   if (forced && !std::strcmp(forced, "f32")) return true;
