@@ -231,6 +231,12 @@ bool runWide(Mode mode, int M, int N, int K, const float* x, int lda, const uint
   return ok;
 }
 
+// Fewer rows than this stay bf16 products on the wide path: with few rows a product only streams W, and widening
+// it costs more than f32 saves (a generated token's products have M = the sequences decoded at once). Measured by
+// scripts/bench/wide_rows.ts (docs/BENCHMARKS.md, runs w), which sets LORASFT_WIDE_MIN_ROWS=1 to time both paths.
+int wideMinRows = 32;
+bool wideFor(int M) { return g_bf16.wide && M >= wideMinRows; }
+
 // The bf16 rows xb [M, K] (row stride lda) as fp32 values, packed [M, K].
 const float* widenRows(const uint16_t* xb, int M, int K, int lda) {
   static std::vector<float> xs;  // calls come from the one JS thread
@@ -243,7 +249,7 @@ const float* widenRows(const uint16_t* xb, int M, int K, int lda) {
 
 bool runDnnl(Mode mode, int M, int N, int K, const uint16_t* xb, const uint16_t* W, float* y, int lda = 0, int ldc = 0,
              bool acc = false) {
-  if (g_bf16.wide) return runWide(mode, M, N, K, widenRows(xb, M, K, lda > 0 ? lda : K), K, W, y, ldc > 0 ? ldc : N, acc);
+  if (wideFor(M)) return runWide(mode, M, N, K, widenRows(xb, M, K, lda > 0 ? lda : K), K, W, y, ldc > 0 ? ldc : N, acc);
   return execute(prim(mode, M, N, K, lda, ldc, acc), xb, W, y);
 }
 
@@ -311,7 +317,7 @@ void roundBf16(const float* src, float* dst, size_t n) {
 
 void matmulBf16(bool transW, int M, int N, int K, const float* x, const uint16_t* W, float* y) {
   if (M == 0 || N == 0) return;
-  if (g_bf16.dnnl && !g_bf16.forceFallback && K > 0 && g_bf16.wide) {
+  if (g_bf16.dnnl && !g_bf16.forceFallback && K > 0 && wideFor(M)) {
     static std::vector<float> rounded;  // bf16-rounded x in fp32; calls come from the one JS thread
     float* xr = reuse(rounded, (size_t)M * K);
     roundBf16(x, xr, (size_t)M * K);
@@ -394,6 +400,7 @@ void loadDnnl() {
   }
   g_bf16.dnnl = prim(XWT, 16, 64, 64) != nullptr;  // one small bf16 matmul proves the path
   if (!g_bf16.dnnl) g_bf16.error = "oneDNN has no bf16 matmul for this CPU";
+  if (const char* m = std::getenv("LORASFT_WIDE_MIN_ROWS")) wideMinRows = std::max(1, std::atoi(m));
   g_bf16.wide = g_bf16.wideByCpu = g_bf16.dnnl && widerIsFaster((isa & ISA_AVX512_CORE_AMX) == ISA_AVX512_CORE_AMX) &&
                                    prim(XWT, 16, 64, 64, 0, 0, false, true) != nullptr;
 }
