@@ -1,4 +1,5 @@
 import { describe, expect, it, beforeAll } from 'vitest';
+import { patchAdapterConfig } from '../helpers/index.ts';
 import { lorasft } from '../helpers/run.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -127,11 +128,7 @@ describe('merge', () => {
     );
     const remote = path.join(fx.root, 'remote-adapter');
     fs.cpSync(adapterDir, remote, { recursive: true });
-    const cfgFile = path.join(remote, 'adapter_config.json');
-    fs.writeFileSync(
-      cfgFile,
-      JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), base_model_name_or_path: 'Qwen/Qwen3-0.6B' }),
-    );
+    const cfgFile = patchAdapterConfig(remote, { base_model_name_or_path: 'Qwen/Qwen3-0.6B' });
     for (const cmd of [
       ['merge', '--adapter', remote, '--out', path.join(fx.root, 'y')],
       ['generate', '--adapter', remote, '--prompt', 'hi'],

@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { randomLora, tmpDir } from '../helpers/index.ts';
+import { patchAdapterConfig, randomLora, tmpDir } from '../helpers/index.ts';
 import { BIN, lorasft, run } from '../helpers/run.ts';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -197,8 +197,7 @@ describe('lorasft train (CLI)', () => {
     saveAdapter(from, lora, lora.cfg, fx.model);
     lora.dispose();
     disposeBaseModel(base);
-    const acfg = path.join(from, 'adapter_config.json');
-    fs.writeFileSync(acfg, JSON.stringify({ ...JSON.parse(fs.readFileSync(acfg, 'utf8')), lora_alpha: undefined }));
+    patchAdapterConfig(from, { lora_alpha: undefined });
     const out = path.join(fx.root, 'no-alpha-out');
     const r = await cli(['--warm-start-from', from, '--dataset', fx.train, '--output-model', out, '--max-steps', '1']);
     expect(r.status, r.stderr).toBe(0);
@@ -274,11 +273,7 @@ process.on('exit', () => fs.writeFileSync(process.env.COUNT_OUT, JSON.stringify(
     // before anything is written, as merge refuses it (it trained layer 0 of the 2 and wrote a 1-layer adapter).
     const hub = path.join(fx.root, 'ws-hub');
     fs.cpSync(ws, hub, { recursive: true });
-    const acfg = path.join(hub, 'adapter_config.json');
-    fs.writeFileSync(
-      acfg,
-      JSON.stringify({ ...JSON.parse(fs.readFileSync(acfg, 'utf8')), base_model_name_or_path: 'Qwen/Qwen3-0.6B' }),
-    );
+    patchAdapterConfig(hub, { base_model_name_or_path: 'Qwen/Qwen3-0.6B' });
     const deeper = path.join(fx.root, 'model-2-layers');
     makeTinyModel({
       family: 'qwen3',

@@ -10,6 +10,13 @@ import { forwardLogits, type BaseModel } from '../../src/model/model.ts';
 import { DEFAULT_LORA_TARGETS, initLora, type LoraConfig, type LoraWeights } from '../../src/model/lora.ts';
 import { mulberry32 } from '../../src/util/random.ts';
 
+/** Merges `patch` into adapter dir `dir`'s adapter_config.json (a key set to undefined is dropped); its path. */
+export function patchAdapterConfig(dir: string, patch: Record<string, unknown>): string {
+  const file = path.join(dir, 'adapter_config.json');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), ...patch }));
+  return file;
+}
+
 /** bin/lorasft.js, the CLI entry point. */
 export const BIN = new URL('../../bin/lorasft.js', import.meta.url).pathname;
 
